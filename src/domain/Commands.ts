@@ -1,0 +1,138 @@
+/**
+ * What can be asked of the planner. Everything non-deterministic (the time, a worker's id, what an LLM planned, what
+ * a compactor summarised) arrives inside the command, so `decide` stays pure and its events replay exactly.
+ */
+import { Schema } from "effect"
+import { defaultConfig, PlannerConfig } from "./Config.js"
+import { PlannerSource } from "./Events.js"
+import { Attachment, TaskId, TaskPlan, Timestamp } from "./Task.js"
+
+// --- What executors (and the people answering them) report: the seed's `ExecutorEvent` ---------------------------
+
+const attempt = Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { exact: true })
+
+/** The attempt succeeded. `attempt` defaults to the task's current attempt. */
+export class TaskCompleted extends Schema.TaggedClass<TaskCompleted>()("TaskCompleted", {
+  taskId: TaskId,
+  attempt,
+  result: Schema.String
+}) {}
+
+/** The attempt failed. `retryable: false` means trying again cannot help (for example a malformed command). */
+export class TaskFailed extends Schema.TaggedClass<TaskFailed>()("TaskFailed", {
+  taskId: TaskId,
+  attempt,
+  error: Schema.String,
+  retryable: Schema.optionalWith(Schema.Boolean, { default: () => true })
+}) {}
+
+/**
+ * The executor cannot go on without an answer. With `attachment`, the question is about that attachment (a file that
+ * cannot be read, a link that does not answer) and the answer replaces it.
+ */
+export class NeedsClarification extends Schema.TaggedClass<NeedsClarification>()("NeedsClarification", {
+  taskId: TaskId,
+  attempt,
+  question: Schema.NonEmptyString,
+  attachment: Schema.optionalWith(Attachment, { exact: true })
+}) {}
+
+/** Somebody answered the task's pending question. */
+export class ClarificationProvided extends Schema.TaggedClass<ClarificationProvided>()("ClarificationProvided", {
+  taskId: TaskId,
+  answer: Schema.NonEmptyString
+}) {}
+
+export const ExecutorEvent = Schema.Union(TaskCompleted, TaskFailed, NeedsClarification, ClarificationProvided)
+export type ExecutorEvent = typeof ExecutorEvent.Type
+
+// --- Commands -------------------------------------------------------------------------------------------------------
+
+/**
+ * Start a session. Without `tasks`, the deterministic parser plans `request`; with them (an LLM's plan), they are
+ * validated and recorded as given.
+ */
+export class Initialize extends Schema.TaggedClass<Initialize>()("Initialize", {
+  request: Schema.String,
+  attachments: Schema.optionalWith(Schema.Array(Attachment), { default: () => [] }),
+  tasks: Schema.optionalWith(Schema.Array(TaskPlan), { exact: true }),
+  source: Schema.optionalWith(PlannerSource, { exact: true }),
+  config: Schema.optionalWith(PlannerConfig, { default: () => defaultConfig }),
+  at: Timestamp
+}) {}
+
+export class HandleExecutorEvent extends Schema.TaggedClass<HandleExecutorEvent>()("HandleExecutorEvent", {
+  event: ExecutorEvent,
+  at: Timestamp
+}) {}
+
+/** A worker claims a dispatched attempt; its lease lasts `config.leaseMs` from `at`. */
+export class ClaimTask extends Schema.TaggedClass<ClaimTask>()("ClaimTask", {
+  taskId: TaskId,
+  attempt: Schema.Int.pipe(Schema.positive()),
+  workerId: Schema.NonEmptyString,
+  at: Timestamp
+}) {}
+
+/** The worker holding a task is still at it. */
+export class ExtendLease extends Schema.TaggedClass<ExtendLease>()("ExtendLease", {
+  taskId: TaskId,
+  attempt: Schema.Int.pipe(Schema.positive()),
+  workerId: Schema.NonEmptyString,
+  at: Timestamp
+}) {}
+
+/** The worker holding a task gives it back unfinished. */
+export class ReleaseTask extends Schema.TaggedClass<ReleaseTask>()("ReleaseTask", {
+  taskId: TaskId,
+  attempt: Schema.Int.pipe(Schema.positive()),
+  workerId: Schema.NonEmptyString,
+  at: Timestamp
+}) {}
+
+/**
+ * The worker holding a task is known to be gone (for example its process no longer exists), so its attempt is
+ * treated as failed now instead of when its lease runs out. Counts as a retryable failure.
+ */
+export class AbandonTask extends Schema.TaggedClass<AbandonTask>()("AbandonTask", {
+  taskId: TaskId,
+  attempt: Schema.Int.pipe(Schema.positive()),
+  workerId: Schema.NonEmptyString,
+  reason: Schema.String,
+  at: Timestamp
+}) {}
+
+/**
+ * Move the plan forward as of `at`: dispatch ready tasks, dispatch retries that are due, take back tasks whose
+ * lease expired, and end the plan when nothing is left. Idempotent: a second `Continue` at the same time does nothing.
+ */
+export class Continue extends Schema.TaggedClass<Continue>()("Continue", {
+  at: Timestamp
+}) {}
+
+/** Fold the results of `removedTaskIds` into `summary` (produced by a `Compactor`) under `maxTokens`. */
+export class CompactContext extends Schema.TaggedClass<CompactContext>()("CompactContext", {
+  maxTokens: Schema.Int.pipe(Schema.positive()),
+  summary: Schema.String,
+  removedTaskIds: Schema.Array(TaskId),
+  at: Timestamp
+}) {}
+
+/** Stop the plan: every unfinished task is cancelled and the plan ends. */
+export class Cancel extends Schema.TaggedClass<Cancel>()("Cancel", {
+  reason: Schema.optionalWith(Schema.String, { default: () => "cancelled by the user" }),
+  at: Timestamp
+}) {}
+
+export const PlannerCommand = Schema.Union(
+  Initialize,
+  HandleExecutorEvent,
+  ClaimTask,
+  ExtendLease,
+  ReleaseTask,
+  AbandonTask,
+  Continue,
+  CompactContext,
+  Cancel
+)
+export type PlannerCommand = typeof PlannerCommand.Type

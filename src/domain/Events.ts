@@ -1,0 +1,314 @@
+/**
+ * The planner's events: the only record of what happened. Each variant is stored under its own type name (the
+ * reference implementation stored every variant as "PlannerEvent", so subscriptions filtering on a type never fired)
+ * and with its own version.
+ *
+ * Versioning: events are always written with the current schema. Older versions are read through one-way upcasters
+ * chosen by the stored version; an upcaster refuses to encode, so an old format can never be written by accident.
+ */
+import { Either, ParseResult, Schema, type SchemaAST } from "effect"
+import { PlannerConfig } from "./Config.js"
+import { Attachment, AttachmentKind, Clarification, TaskId, TaskPlan, Timestamp } from "./Task.js"
+
+/** Which planner produced a plan: the deterministic parser (and why it was used), or an LLM. */
+export const PlannerSource = Schema.Union(
+  Schema.TaggedStruct("Parser", { reason: Schema.optionalWith(Schema.String, { exact: true }) }),
+  Schema.TaggedStruct("Llm", { model: Schema.String })
+).annotations({ identifier: "PlannerSource" })
+export type PlannerSource = typeof PlannerSource.Type
+
+export class TasksPlanned extends Schema.TaggedClass<TasksPlanned>()("TasksPlanned", {
+  /** The request exactly as the user gave it. */
+  request: Schema.String,
+  /** Attachments given for the whole request (the seed's `Initialize { attachments }`). */
+  attachments: Schema.Array(Attachment),
+  tasks: Schema.Array(TaskPlan),
+  config: PlannerConfig,
+  source: PlannerSource,
+  at: Timestamp
+}) {}
+
+/** A task is handed to executors. Carries everything an executor needs, including every answer given so far. */
+export class TaskDispatched extends Schema.TaggedClass<TaskDispatched>()("TaskDispatched", {
+  taskId: TaskId,
+  attempt: Schema.Int.pipe(Schema.positive()),
+  kind: TaskPlan.fields.kind,
+  description: Schema.String,
+  clarifications: Schema.Array(Clarification),
+  at: Timestamp
+}) {}
+
+/** A worker took a dispatched task; nobody else runs this attempt unless the lease expires. */
+export class TaskClaimed extends Schema.TaggedClass<TaskClaimed>()("TaskClaimed", {
+  taskId: TaskId,
+  attempt: Schema.Int.pipe(Schema.positive()),
+  workerId: Schema.String,
+  leaseExpiresAt: Timestamp,
+  at: Timestamp
+}) {}
+
+/** A worker still running a long task pushed its lease forward. */
+export class TaskLeaseExtended extends Schema.TaggedClass<TaskLeaseExtended>()("TaskLeaseExtended", {
+  taskId: TaskId,
+  attempt: Schema.Int.pipe(Schema.positive()),
+  workerId: Schema.String,
+  leaseExpiresAt: Timestamp,
+  at: Timestamp
+}) {}
+
+/** A worker gave a task back without running it to the end (for example on shutdown); it is dispatched again. */
+export class TaskReleased extends Schema.TaggedClass<TaskReleased>()("TaskReleased", {
+  taskId: TaskId,
+  attempt: Schema.Int.pipe(Schema.positive()),
+  workerId: Schema.String,
+  at: Timestamp
+}) {}
+
+/** A task reached a final status. */
+export class TaskStatusUpdated extends Schema.TaggedClass<TaskStatusUpdated>()("TaskStatusUpdated", {
+  taskId: TaskId,
+  status: Schema.Literal("Completed", "Failed", "Skipped", "Cancelled"),
+  attempt: Schema.Int.pipe(Schema.nonNegative()),
+  result: Schema.optionalWith(Schema.String, { exact: true }),
+  error: Schema.optionalWith(Schema.String, { exact: true }),
+  at: Timestamp
+}) {}
+
+/** An attempt failed but may succeed later: the task is dispatched again at `retryAt`. */
+export class TaskRetryScheduled extends Schema.TaggedClass<TaskRetryScheduled>()("TaskRetryScheduled", {
+  taskId: TaskId,
+  attempt: Schema.Int.pipe(Schema.positive()),
+  error: Schema.String,
+  retryAt: Timestamp,
+  at: Timestamp
+}) {}
+
+/**
+ * A task is paused until somebody answers `question`. Only it, and what depends on it, waits. With `attachment`, the
+ * question is about that attachment and the answer replaces it.
+ */
+export class ClarificationRequested extends Schema.TaggedClass<ClarificationRequested>()("ClarificationRequested", {
+  taskId: TaskId,
+  question: Schema.String,
+  attachment: Schema.optionalWith(Attachment, { exact: true }),
+  at: Timestamp
+}) {}
+
+/** The answer to a task's pending question; the task is dispatched again with it. */
+export class ClarificationReceived extends Schema.TaggedClass<ClarificationReceived>()("ClarificationReceived", {
+  taskId: TaskId,
+  answer: Schema.String,
+  at: Timestamp
+}) {}
+
+/** The results of `removedTaskIds` were folded into `summary`, the rolling context passed to later steps. */
+export class ContextCompacted extends Schema.TaggedClass<ContextCompacted>()("ContextCompacted", {
+  summary: Schema.String,
+  removedTaskIds: Schema.Array(TaskId),
+  tokenBudget: Schema.Int.pipe(Schema.positive()),
+  at: Timestamp
+}) {}
+
+export const PlanOutcome = Schema.Literal("Succeeded", "Failed", "Cancelled").annotations({ identifier: "PlanOutcome" })
+export type PlanOutcome = typeof PlanOutcome.Type
+
+/** The plan ended. Emitted exactly once per session, whatever the outcome. */
+export class PlanningCompleted extends Schema.TaggedClass<PlanningCompleted>()("PlanningCompleted", {
+  outcome: PlanOutcome,
+  summary: Schema.String,
+  at: Timestamp
+}) {}
+
+export const PlannerEvent = Schema.Union(
+  TasksPlanned,
+  TaskDispatched,
+  TaskClaimed,
+  TaskLeaseExtended,
+  TaskReleased,
+  TaskStatusUpdated,
+  TaskRetryScheduled,
+  ClarificationRequested,
+  ClarificationReceived,
+  ContextCompacted,
+  PlanningCompleted
+)
+export type PlannerEvent = typeof PlannerEvent.Type
+export type PlannerEventType = PlannerEvent["_tag"]
+
+// ---------------------------------------------------------------------------------------------------------------
+// Versions and upcasters
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Version 1 of `TasksPlanned`: the seed's shape, an ordered list of tasks with the three v1 kinds and nothing else.
+ * It is upcast to a chain (each task after the previous one) under the v1 policy, which is frozen here on purpose:
+ * an upcaster must give the same result forever, so it never reads today's defaults.
+ */
+const TasksPlannedV1 = Schema.Struct({
+  tasks: Schema.Array(
+    Schema.Struct({
+      id: TaskId,
+      description: Schema.NonEmptyString,
+      kind: Schema.Literal("Clarification", "ToolCall", "Processing"),
+      attachments: Schema.optionalWith(
+        Schema.Array(
+          Schema.Struct({
+            kind: AttachmentKind,
+            value: Schema.NonEmptyString,
+            label: Schema.optionalWith(Schema.NullOr(Schema.String), { exact: true })
+          })
+        ),
+        { default: () => [] }
+      )
+    })
+  )
+})
+
+const v1Config: PlannerConfig = {
+  maxParallel: 1,
+  maxAttempts: 1,
+  backoff: { initialDelayMs: 1_000, factor: 2, maxDelayMs: 60_000 },
+  onFailure: "continue",
+  leaseMs: 60_000,
+  tokenBudget: 2_000,
+  systemPrompt: "",
+  profile: "coding",
+  errorCharLimit: 2_000
+}
+
+const oneWay = (ast: SchemaAST.AST, actual: unknown) =>
+  ParseResult.fail(new ParseResult.Forbidden(ast, actual, "old event versions are read, never written"))
+
+const TasksPlannedFromV1 = Schema.transformOrFail(TasksPlannedV1, Schema.typeSchema(TasksPlanned), {
+  strict: true,
+  decode: (v1) =>
+    ParseResult.succeed(
+      new TasksPlanned({
+        request: v1.tasks.map((task) => task.description).join("\n"),
+        attachments: [],
+        tasks: v1.tasks.map((task, index) => ({
+          id: task.id,
+          description: task.description,
+          kind: task.kind,
+          dependsOn: index === 0 ? [] : [v1.tasks[index - 1]?.id ?? task.id - 1],
+          attachments: task.attachments.map(({ kind, label, value }) =>
+            label === undefined || label === null ? { kind, value } : { kind, value, label }
+          )
+        })),
+        config: v1Config,
+        source: { _tag: "Parser", reason: "imported from a version 1 TasksPlanned event" },
+        at: 0
+      })
+    ),
+  encode: (current, _, ast) => oneWay(ast, current)
+})
+
+type EventSchema = Schema.Schema<PlannerEvent, unknown>
+
+interface EventCodec {
+  readonly current: number
+  /** Decoders by stored version; the current version decodes with the event's own schema. */
+  readonly decoders: ReadonlyMap<number, EventSchema>
+}
+
+const codec = (schema: EventSchema, current = 1, older: ReadonlyArray<readonly [number, EventSchema]> = []) =>
+  ({ current, decoders: new Map([...older, [current, schema]]) }) satisfies EventCodec
+
+const codecs: { readonly [K in PlannerEventType]: EventCodec } = {
+  TasksPlanned: codec(TasksPlanned as EventSchema, 2, [[1, TasksPlannedFromV1 as EventSchema]]),
+  TaskDispatched: codec(TaskDispatched as EventSchema),
+  TaskClaimed: codec(TaskClaimed as EventSchema),
+  TaskLeaseExtended: codec(TaskLeaseExtended as EventSchema),
+  TaskReleased: codec(TaskReleased as EventSchema),
+  TaskStatusUpdated: codec(TaskStatusUpdated as EventSchema),
+  TaskRetryScheduled: codec(TaskRetryScheduled as EventSchema),
+  ClarificationRequested: codec(ClarificationRequested as EventSchema),
+  ClarificationReceived: codec(ClarificationReceived as EventSchema),
+  ContextCompacted: codec(ContextCompacted as EventSchema),
+  PlanningCompleted: codec(PlanningCompleted as EventSchema)
+}
+
+/** Every stored event type name, for subscriptions and filters. */
+export const eventTypes: ReadonlyArray<PlannerEventType> = Object.keys(codecs) as Array<PlannerEventType>
+
+export const isEventType = (type: string): type is PlannerEventType => Object.hasOwn(codecs, type)
+
+/** The version an event of this type is written with today. */
+export const currentVersion = (type: PlannerEventType): number => codecs[type].current
+
+/** An event as it is stored: its type name, its schema version, and its JSON-ready payload. */
+export interface EncodedEvent {
+  readonly type: PlannerEventType
+  readonly version: number
+  readonly data: unknown
+}
+
+const encodeCurrent = Schema.encodeSync(PlannerEvent)
+
+export const encodeEvent = (event: PlannerEvent): EncodedEvent => ({
+  type: event._tag,
+  version: codecs[event._tag].current,
+  data: encodeCurrent(event)
+})
+
+/** Why a stored event could not be read back. */
+export class UndecodableEvent extends Schema.TaggedError<UndecodableEvent>()("UndecodableEvent", {
+  type: Schema.String,
+  version: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `A stored ${this.type} event (version ${this.version}) cannot be read: ${this.reason}`
+  }
+}
+
+const decoderCache = new Map<EventSchema, (data: unknown) => Either.Either<PlannerEvent, ParseResult.ParseError>>()
+const decoderFor = (schema: EventSchema) => {
+  let decode = decoderCache.get(schema)
+  if (decode === undefined) {
+    decode = Schema.decodeUnknownEither(schema)
+    decoderCache.set(schema, decode)
+  }
+  return decode
+}
+
+/**
+ * Reads a stored event back, upcasting older versions. Unknown types and versions, and payloads that do not match
+ * their schema, are reported, never skipped.
+ */
+export const decodeEvent = (
+  type: string,
+  version: number | string,
+  data: unknown
+): Either.Either<PlannerEvent, UndecodableEvent> => {
+  const versionText = String(version)
+  if (!isEventType(type)) {
+    return Either.left(new UndecodableEvent({ type, version: versionText, reason: "unknown event type" }))
+  }
+  const schema = codecs[type].decoders.get(Number(version))
+  if (schema === undefined) {
+    return Either.left(
+      new UndecodableEvent({
+        type,
+        version: versionText,
+        reason: `unknown version (this build reads ${[...codecs[type].decoders.keys()].join(", ")})`
+      })
+    )
+  }
+  return decoderFor(schema)(data).pipe(
+    Either.flatMap((event) =>
+      event._tag === type
+        ? Either.right(event)
+        : Either.left(new UndecodableEvent({ type, version: versionText, reason: `payload is a ${event._tag}` }))
+    ),
+    Either.mapLeft((error) =>
+      error instanceof UndecodableEvent
+        ? error
+        : new UndecodableEvent({
+            type,
+            version: versionText,
+            reason: ParseResult.TreeFormatter.formatErrorSync(error)
+          })
+    )
+  )
+}
