@@ -1,0 +1,787 @@
+/**
+ * The planner as a decider: the whole lifecycle of a plan, top to bottom.
+ *
+ * - `decide(state, command)` says what happened, as events, or why the command is refused.
+ * - `evolve(state, event)` applies one event. Total and pure: it never fails and never looks anywhere else.
+ * - `fold(events)` rebuilds the state from a log: the live state and every past one (time travel).
+ *
+ * Every state change comes from an event, so `fold(log)` equals the live state at every point. Progress is tracked by
+ * task id and status, never by an index that compaction could move.
+ */
+import { type Effect, Either, Schema } from "effect"
+import {
+  type AbandonTask,
+  Cancel,
+  ClaimTask,
+  type ClarificationProvided,
+  CompactContext,
+  Continue,
+  ExtendLease,
+  HandleExecutorEvent,
+  Initialize,
+  type NeedsClarification,
+  type PlannerCommand,
+  ReleaseTask,
+  type TaskCompleted,
+  type TaskFailed
+} from "./Commands.js"
+import { backoffDelay, defaultConfig, PlannerConfig } from "./Config.js"
+import {
+  EmptyRequest,
+  InvalidCompaction,
+  InvalidTransition,
+  type PlannerError,
+  RequestTooLarge,
+  SessionAlreadyStarted,
+  SessionFinished,
+  SessionNotStarted,
+  StaleAttempt,
+  TaskAlreadyClaimed,
+  UnknownTask
+} from "./Errors.js"
+import {
+  ClarificationReceived,
+  ClarificationRequested,
+  ContextCompacted,
+  type PlannerEvent,
+  PlannerSource,
+  PlanningCompleted,
+  PlanOutcome,
+  TaskClaimed,
+  TaskDispatched,
+  TaskLeaseExtended,
+  TaskReleased,
+  TaskRetryScheduled,
+  TaskStatusUpdated,
+  TasksPlanned
+} from "./Events.js"
+import * as Graph from "./Graph.js"
+import * as Parser from "./Parser.js"
+import {
+  Attachment,
+  attachmentFromText,
+  isTerminal,
+  type TaskId,
+  TaskState,
+  type TaskStatus,
+  Timestamp
+} from "./Task.js"
+
+// ---------------------------------------------------------------------------------------------------------------
+// State
+// ---------------------------------------------------------------------------------------------------------------
+
+export const SessionStatus = Schema.Literal("NotStarted", "Running", ...PlanOutcome.literals).annotations({
+  identifier: "SessionStatus"
+})
+export type SessionStatus = typeof SessionStatus.Type
+
+export const PlannerState = Schema.Struct({
+  status: SessionStatus,
+  /** How many events have been folded: the session's sequence, which the next append must expect. */
+  version: Schema.Int,
+  request: Schema.String,
+  attachments: Schema.Array(Attachment),
+  config: PlannerConfig,
+  source: Schema.optionalWith(PlannerSource, { exact: true }),
+  /** Task n is at index n - 1. */
+  tasks: Schema.Array(TaskState),
+  /** The rolling context: what compaction made of earlier results. */
+  contextSummary: Schema.String,
+  startedAt: Schema.optionalWith(Timestamp, { exact: true }),
+  finishedAt: Schema.optionalWith(Timestamp, { exact: true }),
+  summary: Schema.optionalWith(Schema.String, { exact: true })
+}).annotations({ identifier: "PlannerState" })
+export type PlannerState = typeof PlannerState.Type
+
+export const initialState: PlannerState = {
+  status: "NotStarted",
+  version: 0,
+  request: "",
+  attachments: [],
+  config: defaultConfig,
+  tasks: [],
+  contextSummary: ""
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// evolve and fold
+// ---------------------------------------------------------------------------------------------------------------
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+interface Draft extends Mutable<Omit<PlannerState, "tasks">> {
+  tasks: Array<TaskState>
+}
+
+const thaw = (state: PlannerState): Draft => ({ ...state, tasks: [...state.tasks] })
+
+/** A task without the fields that only make sense while it is running or waiting to retry. */
+const idle = (task: TaskState): TaskState => {
+  const { lease: _lease, retryAt: _retryAt, ...rest } = task
+  return rest
+}
+
+const update = (draft: Draft, taskId: TaskId, change: (task: TaskState) => TaskState): void => {
+  const task = draft.tasks[taskId - 1]
+  // Events come from `decide`, which only names existing tasks; an unknown id in a foreign log changes nothing.
+  if (task !== undefined) draft.tasks[taskId - 1] = change(task)
+}
+
+/**
+ * Applies one event to a draft in place. Tasks are replaced, never mutated, so a thawed copy of a state shares its
+ * unchanged tasks safely; `fold` applies a whole log to one draft, which keeps replay linear in the log's length.
+ */
+const apply = (draft: Draft, event: PlannerEvent): void => {
+  draft.version += 1
+  switch (event._tag) {
+    case "TasksPlanned": {
+      draft.status = "Running"
+      draft.request = event.request
+      draft.attachments = event.attachments
+      draft.config = event.config
+      draft.source = event.source
+      draft.startedAt = event.at
+      draft.tasks = event.tasks.map((plan) => ({
+        ...plan,
+        status: "Planned",
+        attempt: 0,
+        failures: 0,
+        clarifications: [],
+        compacted: false
+      }))
+      return
+    }
+    case "TaskDispatched":
+      update(draft, event.taskId, (task) => ({ ...idle(task), status: "Dispatched", attempt: event.attempt }))
+      return
+    case "TaskClaimed":
+    case "TaskLeaseExtended":
+      update(draft, event.taskId, (task) => ({
+        ...task,
+        status: "Running",
+        lease: { workerId: event.workerId, expiresAt: event.leaseExpiresAt }
+      }))
+      return
+    case "TaskReleased":
+      update(draft, event.taskId, (task) => ({ ...idle(task), status: "Planned" }))
+      return
+    case "TaskStatusUpdated":
+      update(draft, event.taskId, (task) => {
+        const next: TaskState = { ...idle(task), status: event.status }
+        const failures = event.status === "Failed" ? task.failures + 1 : task.failures
+        const withResult = event.result === undefined ? next : { ...next, result: event.result }
+        return { ...withResult, failures, ...(event.error === undefined ? {} : { error: event.error }) }
+      })
+      return
+    case "TaskRetryScheduled":
+      update(draft, event.taskId, (task) => ({
+        ...idle(task),
+        status: "RetryScheduled",
+        failures: task.failures + 1,
+        error: event.error,
+        retryAt: event.retryAt
+      }))
+      return
+    case "ClarificationRequested":
+      update(draft, event.taskId, (task) => ({
+        ...idle(task),
+        status: "NeedsClarification",
+        clarifications: [
+          ...task.clarifications,
+          event.attachment === undefined
+            ? { question: event.question }
+            : { question: event.question, attachment: event.attachment }
+        ]
+      }))
+      return
+    case "ClarificationReceived":
+      update(draft, event.taskId, (task) => {
+        const pending = task.clarifications.at(-1)
+        if (pending === undefined || pending.answer !== undefined) {
+          return {
+            ...task,
+            status: "Planned",
+            clarifications: [...task.clarifications, { question: "", answer: event.answer }]
+          }
+        }
+        const clarifications = [...task.clarifications.slice(0, -1), { ...pending, answer: event.answer }]
+        // An answer about an attachment replaces it.
+        const replaced = pending.attachment
+        const attachments =
+          replaced === undefined
+            ? task.attachments
+            : task.attachments.map((a) =>
+                a.kind === replaced.kind && a.value === replaced.value ? attachmentFromText(event.answer) : a
+              )
+        return { ...task, status: "Planned", clarifications, attachments }
+      })
+      return
+    case "ContextCompacted": {
+      draft.contextSummary = event.summary
+      for (const id of event.removedTaskIds) update(draft, id, (task) => ({ ...task, compacted: true }))
+      return
+    }
+    case "PlanningCompleted": {
+      draft.status = event.outcome
+      draft.summary = event.summary
+      draft.finishedAt = event.at
+      return
+    }
+  }
+}
+
+/** The state after one more event. */
+export const evolve = (state: PlannerState, event: PlannerEvent): PlannerState => {
+  const draft = thaw(state)
+  apply(draft, event)
+  return draft
+}
+
+/** The state after a log of events, from the beginning or from `from`. */
+export const fold = (events: Iterable<PlannerEvent>, from: PlannerState = initialState): PlannerState => {
+  const draft = thaw(from)
+  for (const event of events) apply(draft, event)
+  return draft
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------------------------------------------------
+
+export const isFinished = (state: PlannerState): boolean => state.status !== "NotStarted" && state.status !== "Running"
+
+export const task = (state: PlannerState, id: TaskId): TaskState | undefined => state.tasks[id - 1]
+
+/** Tasks waiting for an answer, in id order. */
+export const pendingClarifications = (state: PlannerState): ReadonlyArray<TaskState> =>
+  state.tasks.filter((task) => task.status === "NeedsClarification")
+
+/**
+ * The earliest time at which `Continue` will change something without any other input: a retry falling due or a
+ * lease running out. The runner sets a durable timer for it.
+ */
+export const nextWakeUp = (state: PlannerState): Timestamp | undefined => {
+  if (state.status !== "Running") return undefined
+  let earliest: number | undefined
+  for (const task of state.tasks) {
+    const at =
+      task.status === "RetryScheduled" ? task.retryAt : task.status === "Running" ? task.lease?.expiresAt : undefined
+    if (at !== undefined && (earliest === undefined || at < earliest)) earliest = at
+  }
+  return earliest
+}
+
+/** Counts of tasks by status. */
+export const countByStatus = (state: PlannerState): Readonly<Record<TaskStatus, number>> => {
+  const counts: Record<TaskStatus, number> = {
+    Planned: 0,
+    Dispatched: 0,
+    Running: 0,
+    NeedsClarification: 0,
+    RetryScheduled: 0,
+    Completed: 0,
+    Failed: 0,
+    Skipped: 0,
+    Cancelled: 0
+  }
+  for (const task of state.tasks) counts[task.status] += 1
+  return counts
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// decide
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * A decision in progress: the events so far, applied to a private draft so each step of the decision sees the
+ * consequences of the previous ones (exactly as `fold` will).
+ */
+class Decision {
+  readonly events: Array<PlannerEvent> = []
+  readonly draft: Draft
+  constructor(state: PlannerState) {
+    this.draft = thaw(state)
+  }
+  emit(event: PlannerEvent): void {
+    this.events.push(event)
+    apply(this.draft, event)
+  }
+  get state(): PlannerState {
+    return this.draft
+  }
+}
+
+type Decided = Either.Either<ReadonlyArray<PlannerEvent>, PlannerError>
+const none: Decided = Either.right([])
+
+/** What the planner does with a command, as events; or why it refuses. Pure and deterministic. */
+export const decide = (
+  state: PlannerState,
+  command: PlannerCommand
+): Effect.Effect<ReadonlyArray<PlannerEvent>, PlannerError> => decideEither(state, command)
+
+/** `decide` for callers outside Effect. */
+export const decideEither = (state: PlannerState, command: PlannerCommand): Decided => {
+  if (command._tag === "Initialize") return initialize(state, command)
+  if (state.status === "NotStarted") return Either.left(new SessionNotStarted())
+  switch (command._tag) {
+    case "HandleExecutorEvent":
+      return handleExecutorEvent(state, command)
+    case "ClaimTask":
+      return claim(state, command)
+    case "ExtendLease":
+      return extendLease(state, command)
+    case "ReleaseTask":
+      return release(state, command)
+    case "AbandonTask":
+      return abandon(state, command)
+    case "Continue":
+      return isFinished(state) ? none : run(state, (decision) => continueAt(decision, command.at))
+    case "CompactContext":
+      return compact(state, command)
+    case "Cancel":
+      return cancel(state, command)
+  }
+}
+
+const run = (state: PlannerState, body: (decision: Decision) => PlannerError | undefined): Decided => {
+  const decision = new Decision(state)
+  const error = body(decision)
+  return error === undefined ? Either.right(decision.events) : Either.left(error)
+}
+
+const finished = (state: PlannerState) => new SessionFinished({ outcome: state.status })
+
+// --- Initialize -------------------------------------------------------------------------------------------------
+
+const initialize = (state: PlannerState, command: Initialize): Decided => {
+  if (state.status !== "NotStarted") return Either.left(new SessionAlreadyStarted())
+  if (command.request.length > Parser.MAX_REQUEST_CHARS) {
+    return Either.left(new RequestTooLarge({ size: command.request.length, limit: Parser.MAX_REQUEST_CHARS }))
+  }
+  if (command.request.trim().length === 0) return Either.left(new EmptyRequest())
+  const planned = command.tasks === undefined ? Parser.parse(command.request) : Either.right(command.tasks)
+  return Either.flatMap(planned, (tasks) =>
+    Either.flatMap(Graph.validate(tasks), () =>
+      run(state, (decision) => {
+        decision.emit(
+          new TasksPlanned({
+            request: command.request,
+            attachments: command.attachments,
+            tasks,
+            config: command.config,
+            source: command.source ?? { _tag: "Parser" },
+            at: command.at
+          })
+        )
+        return step(decision, command.at)
+      })
+    )
+  )
+}
+
+// --- Executor outcomes ------------------------------------------------------------------------------------------
+
+const handleExecutorEvent = (state: PlannerState, command: HandleExecutorEvent): Decided => {
+  const event = command.event
+  const current = task(state, event.taskId)
+  if (current === undefined) return Either.left(new UnknownTask({ taskId: event.taskId }))
+  switch (event._tag) {
+    case "TaskCompleted":
+      return completed(state, current, event, command.at)
+    case "TaskFailed":
+      return failed(state, current, event, command.at)
+    case "NeedsClarification":
+      return needsClarification(state, current, event, command.at)
+    case "ClarificationProvided":
+      return clarificationProvided(state, current, event, command.at)
+  }
+}
+
+/**
+ * Checks that an outcome is about the attempt in flight. Undefined means "go ahead"; otherwise the refusal. A missing
+ * `attempt` means the current one.
+ */
+const checkAttempt = (current: TaskState, attempt: number | undefined, action: string): PlannerError | undefined => {
+  if (attempt !== undefined && attempt < current.attempt) {
+    return new StaleAttempt({ taskId: current.id, attempt, current: current.attempt })
+  }
+  if (attempt !== undefined && attempt > current.attempt) {
+    return new InvalidTransition({
+      taskId: current.id,
+      status: current.status,
+      action: `${action} for attempt ${attempt}, which was never dispatched`
+    })
+  }
+  if (current.status !== "Dispatched" && current.status !== "Running") {
+    return new InvalidTransition({ taskId: current.id, status: current.status, action })
+  }
+  return undefined
+}
+
+/** An outcome that arrives after its task was cancelled or skipped, or after the plan ended, changes nothing. */
+const isLate = (state: PlannerState, current: TaskState): boolean =>
+  isFinished(state) || current.status === "Cancelled" || current.status === "Skipped"
+
+const sameAttempt = (current: TaskState, attempt: number | undefined) =>
+  attempt === undefined || attempt === current.attempt
+
+const completed = (state: PlannerState, current: TaskState, event: TaskCompleted, at: Timestamp): Decided => {
+  if (current.status === "Completed" && sameAttempt(current, event.attempt) && current.result === event.result)
+    return none
+  if (isLate(state, current)) return none
+  const refused = checkAttempt(current, event.attempt, "complete")
+  if (refused !== undefined) return Either.left(refused)
+  return run(state, (decision) => {
+    decision.emit(
+      new TaskStatusUpdated({
+        taskId: current.id,
+        status: "Completed",
+        attempt: current.attempt,
+        result: event.result,
+        at
+      })
+    )
+    return step(decision, at)
+  })
+}
+
+const failed = (state: PlannerState, current: TaskState, event: TaskFailed, at: Timestamp): Decided => {
+  const duplicate =
+    sameAttempt(current, event.attempt) &&
+    current.error === event.error &&
+    (current.status === "Failed" || current.status === "RetryScheduled")
+  if (duplicate || isLate(state, current)) return none
+  const refused = checkAttempt(current, event.attempt, "fail")
+  if (refused !== undefined) return Either.left(refused)
+  return run(state, (decision) => {
+    attemptFailed(decision, current, event.error, event.retryable, at)
+    return step(decision, at)
+  })
+}
+
+/** The retry policy, then the failure policy. */
+const attemptFailed = (
+  decision: Decision,
+  current: TaskState,
+  error: string,
+  retryable: boolean,
+  at: Timestamp
+): void => {
+  const { config } = decision.state
+  const failures = current.failures + 1
+  if (retryable && failures < config.maxAttempts) {
+    const retryAt = at + backoffDelay(config.backoff, failures)
+    decision.emit(new TaskRetryScheduled({ taskId: current.id, attempt: current.attempt, error, retryAt, at }))
+    return
+  }
+  decision.emit(new TaskStatusUpdated({ taskId: current.id, status: "Failed", attempt: current.attempt, error, at }))
+  if (config.onFailure === "abort") {
+    cancelUnfinished(decision, "Failed", `the plan was aborted because task ${current.id} failed`, at)
+    return
+  }
+  for (const id of Graph.dependentsOf(decision.state.tasks, current.id)) {
+    const dependent = task(decision.state, id)
+    if (dependent !== undefined && !isTerminal(dependent.status)) {
+      decision.emit(
+        new TaskStatusUpdated({
+          taskId: id,
+          status: "Skipped",
+          attempt: dependent.attempt,
+          error: `skipped because task ${current.id} failed`,
+          at
+        })
+      )
+    }
+  }
+}
+
+const needsClarification = (
+  state: PlannerState,
+  current: TaskState,
+  event: NeedsClarification,
+  at: Timestamp
+): Decided => {
+  const pending = current.clarifications.at(-1)
+  const duplicate =
+    current.status === "NeedsClarification" &&
+    sameAttempt(current, event.attempt) &&
+    pending?.answer === undefined &&
+    pending?.question === event.question
+  if (duplicate || isLate(state, current)) return none
+  const refused = checkAttempt(current, event.attempt, "ask for a clarification")
+  if (refused !== undefined) return Either.left(refused)
+  return run(state, (decision) => {
+    decision.emit(
+      new ClarificationRequested({
+        taskId: current.id,
+        question: event.question,
+        ...(event.attachment === undefined ? {} : { attachment: event.attachment }),
+        at
+      })
+    )
+    return step(decision, at)
+  })
+}
+
+const clarificationProvided = (
+  state: PlannerState,
+  current: TaskState,
+  event: ClarificationProvided,
+  at: Timestamp
+): Decided => {
+  if (isFinished(state)) return Either.left(finished(state))
+  if (current.status !== "NeedsClarification") {
+    // The same answer twice (a retried request, a double click) is a no-op; an answer nobody asked for is refused.
+    if (current.clarifications.at(-1)?.answer === event.answer) return none
+    return Either.left(
+      new InvalidTransition({
+        taskId: current.id,
+        status: current.status,
+        action: "take an answer: it has no question pending"
+      })
+    )
+  }
+  return run(state, (decision) => {
+    decision.emit(new ClarificationReceived({ taskId: current.id, answer: event.answer, at }))
+    // A Clarification task exists to ask the user; the answer is its result.
+    if (current.kind === "Clarification") {
+      decision.emit(
+        new TaskStatusUpdated({
+          taskId: current.id,
+          status: "Completed",
+          attempt: current.attempt,
+          result: event.answer,
+          at
+        })
+      )
+    }
+    return step(decision, at)
+  })
+}
+
+// --- Workers ----------------------------------------------------------------------------------------------------
+
+const lookup = (state: PlannerState, taskId: TaskId): Either.Either<TaskState, PlannerError> => {
+  if (isFinished(state)) return Either.left(finished(state))
+  const current = task(state, taskId)
+  return current === undefined ? Either.left(new UnknownTask({ taskId })) : Either.right(current)
+}
+
+const claim = (state: PlannerState, command: ClaimTask): Decided =>
+  Either.flatMap(lookup(state, command.taskId), (current) => {
+    if (command.attempt < current.attempt) {
+      return Either.left(new StaleAttempt({ taskId: current.id, attempt: command.attempt, current: current.attempt }))
+    }
+    if (current.status === "Running" && current.attempt === command.attempt) {
+      if (current.lease?.workerId === command.workerId) return none
+      return Either.left(new TaskAlreadyClaimed({ taskId: current.id, workerId: current.lease?.workerId ?? "unknown" }))
+    }
+    if (current.status !== "Dispatched" || command.attempt !== current.attempt) {
+      return Either.left(
+        new InvalidTransition({
+          taskId: current.id,
+          status: current.status,
+          action: `be claimed for attempt ${command.attempt}`
+        })
+      )
+    }
+    return Either.right([
+      new TaskClaimed({
+        taskId: current.id,
+        attempt: current.attempt,
+        workerId: command.workerId,
+        leaseExpiresAt: command.at + state.config.leaseMs,
+        at: command.at
+      })
+    ])
+  })
+
+/** Checks that `workerId` holds the lease on the attempt. */
+const holding = (
+  current: TaskState,
+  command: ExtendLease | ReleaseTask | AbandonTask,
+  action: string
+): PlannerError | undefined => {
+  if (command.attempt < current.attempt) {
+    return new StaleAttempt({ taskId: current.id, attempt: command.attempt, current: current.attempt })
+  }
+  if (current.status !== "Running" || command.attempt !== current.attempt) {
+    return new InvalidTransition({ taskId: current.id, status: current.status, action })
+  }
+  if (current.lease?.workerId !== command.workerId) {
+    return new TaskAlreadyClaimed({ taskId: current.id, workerId: current.lease?.workerId ?? "unknown" })
+  }
+  return undefined
+}
+
+const extendLease = (state: PlannerState, command: ExtendLease): Decided =>
+  Either.flatMap(lookup(state, command.taskId), (current) => {
+    const refused = holding(current, command, "have its lease extended")
+    if (refused !== undefined) return Either.left(refused)
+    return Either.right([
+      new TaskLeaseExtended({
+        taskId: current.id,
+        attempt: current.attempt,
+        workerId: command.workerId,
+        leaseExpiresAt: command.at + state.config.leaseMs,
+        at: command.at
+      })
+    ])
+  })
+
+const release = (state: PlannerState, command: ReleaseTask): Decided =>
+  Either.flatMap(lookup(state, command.taskId), (current) => {
+    const refused = holding(current, command, "be released")
+    if (refused !== undefined) return Either.left(refused)
+    return run(state, (decision) => {
+      decision.emit(
+        new TaskReleased({ taskId: current.id, attempt: current.attempt, workerId: command.workerId, at: command.at })
+      )
+      return step(decision, command.at)
+    })
+  })
+
+const abandon = (state: PlannerState, command: AbandonTask): Decided =>
+  Either.flatMap(lookup(state, command.taskId), (current) => {
+    // Abandoning what is no longer held (it finished, or was abandoned already) changes nothing.
+    if (current.status !== "Running" || current.attempt !== command.attempt) {
+      return command.attempt <= current.attempt
+        ? none
+        : Either.left(new StaleAttempt({ taskId: current.id, attempt: command.attempt, current: current.attempt }))
+    }
+    const refused = holding(current, command, "be abandoned")
+    if (refused !== undefined) return Either.left(refused)
+    return run(state, (decision) => {
+      attemptFailed(decision, current, command.reason, true, command.at)
+      return step(decision, command.at)
+    })
+  })
+
+// --- Continue, compaction, cancellation ---------------------------------------------------------------------------
+
+const continueAt = (decision: Decision, at: Timestamp): PlannerError | undefined => {
+  for (const current of decision.state.tasks) {
+    if (current.status === "Running" && current.lease !== undefined && current.lease.expiresAt <= at) {
+      const error = `worker ${current.lease.workerId} stopped answering: its lease on attempt ${current.attempt} expired`
+      attemptFailed(decision, current, error, true, at)
+      if (isFinished(decision.state)) return undefined
+    }
+  }
+  return step(decision, at)
+}
+
+const compact = (state: PlannerState, command: CompactContext): Decided => {
+  if (isFinished(state)) return Either.left(finished(state))
+  const seen = new Set<TaskId>()
+  for (const id of command.removedTaskIds) {
+    const current = task(state, id)
+    if (current === undefined) return Either.left(new UnknownTask({ taskId: id }))
+    if (seen.has(id)) return Either.left(new InvalidCompaction({ reason: `task ${id} is listed twice` }))
+    seen.add(id)
+    if (current.status !== "Completed") {
+      return Either.left(
+        new InvalidCompaction({ reason: `task ${id} is ${current.status} and has no result to fold in yet` })
+      )
+    }
+    if (current.compacted) return Either.left(new InvalidCompaction({ reason: `task ${id} was already compacted` }))
+  }
+  if (command.removedTaskIds.length === 0 && command.summary === state.contextSummary) return none
+  return Either.right([
+    new ContextCompacted({
+      summary: command.summary,
+      removedTaskIds: command.removedTaskIds,
+      tokenBudget: command.maxTokens,
+      at: command.at
+    })
+  ])
+}
+
+const cancel = (state: PlannerState, command: Cancel): Decided => {
+  if (state.status === "Cancelled") return none
+  if (isFinished(state)) return Either.left(finished(state))
+  return run(state, (decision) => {
+    cancelUnfinished(decision, "Cancelled", command.reason, command.at)
+    return undefined
+  })
+}
+
+/** Cancels every unfinished task and ends the plan: cancelled by request, or failed when a failure aborted it. */
+const cancelUnfinished = (decision: Decision, outcome: "Failed" | "Cancelled", reason: string, at: Timestamp): void => {
+  for (const current of decision.state.tasks) {
+    if (!isTerminal(current.status)) {
+      decision.emit(
+        new TaskStatusUpdated({ taskId: current.id, status: "Cancelled", attempt: current.attempt, error: reason, at })
+      )
+    }
+  }
+  decision.emit(new PlanningCompleted({ outcome, summary: `${summarize(decision.state)} ${capitalize(reason)}.`, at }))
+}
+
+// --- Moving the plan forward --------------------------------------------------------------------------------------
+
+/**
+ * Dispatches what can run (ready tasks and due retries, lowest ids first, within `maxParallel`), asks the questions
+ * of ready Clarification tasks, and ends the plan once every task is final.
+ */
+const step = (decision: Decision, at: Timestamp): undefined => {
+  if (decision.state.status !== "Running") return undefined
+  const { maxParallel } = decision.state.config
+  let inFlight = 0
+  for (const current of decision.state.tasks) {
+    if (current.status === "Dispatched" || current.status === "Running") inFlight += 1
+  }
+  for (const current of decision.state.tasks) {
+    const due = current.status === "RetryScheduled" && (current.retryAt ?? 0) <= at
+    const ready =
+      current.status === "Planned" &&
+      current.dependsOn.every((dep) => task(decision.state, dep)?.status === "Completed")
+    if (!due && !ready) continue
+    if (current.kind === "Clarification" && !current.clarifications.some((c) => c.answer !== undefined)) {
+      decision.emit(new ClarificationRequested({ taskId: current.id, question: current.description, at }))
+      continue
+    }
+    if (inFlight >= maxParallel) continue
+    inFlight += 1
+    decision.emit(
+      new TaskDispatched({
+        taskId: current.id,
+        attempt: current.attempt + 1,
+        kind: current.kind,
+        description: current.description,
+        clarifications: current.clarifications,
+        at
+      })
+    )
+  }
+  if (decision.state.tasks.every((current) => isTerminal(current.status))) {
+    const anyFailed = decision.state.tasks.some((current) => current.status === "Failed")
+    decision.emit(
+      new PlanningCompleted({ outcome: anyFailed ? "Failed" : "Succeeded", summary: summarize(decision.state), at })
+    )
+  }
+  return undefined
+}
+
+/** One deterministic line about how the plan went. */
+const summarize = (state: PlannerState): string => {
+  const counts = countByStatus(state)
+  const parts = [`${counts.Completed} of ${state.tasks.length} tasks completed`]
+  for (const current of state.tasks) {
+    if (current.status === "Failed")
+      parts.push(`task ${current.id} failed: ${firstLine(current.error ?? "unknown error")}`)
+  }
+  if (counts.Skipped > 0) parts.push(`${counts.Skipped} skipped`)
+  if (counts.Cancelled > 0) parts.push(`${counts.Cancelled} cancelled`)
+  return `${parts.join("; ")}.`
+}
+
+const firstLine = (text: string): string => {
+  const line = text.split("\n", 1)[0] ?? ""
+  return line.length > 200 ? `${line.slice(0, 199)}…` : line
+}
+
+const capitalize = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1)
+
+// Re-exported so users of the namespace find the command and event constructors in one place.
+export { Cancel, ClaimTask, CompactContext, Continue, ExtendLease, HandleExecutorEvent, Initialize, ReleaseTask }

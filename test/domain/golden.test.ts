@@ -1,0 +1,128 @@
+/**
+ * Golden event logs: committed logs that must keep replaying to their committed states. A change to the event
+ * schemas, the upcasters or `evolve` that breaks an old log fails here.
+ *
+ * The logs were recorded from the scenarios below. `UPDATE_GOLDEN=1` records a missing log; it never rewrites an
+ * existing one, because a log written by an old version is exactly what must keep working.
+ */
+
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import { Either, Schema } from "effect"
+import {
+  Cancel,
+  ClaimTask,
+  ClarificationProvided,
+  CompactContext,
+  Continue,
+  HandleExecutorEvent,
+  Initialize,
+  NeedsClarification,
+  type PlannerCommand,
+  TaskCompleted,
+  TaskFailed
+} from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
+import { decodeEvent, encodeEvent, type PlannerEvent } from "../../src/domain/Events.js"
+import * as Planner from "../../src/domain/Planner.js"
+
+const dir = path.join(import.meta.dirname, "..", "golden")
+const T0 = 1_750_000_000_000
+const report = (event: HandleExecutorEvent["event"], at: number) => new HandleExecutorEvent({ event, at })
+
+const seedRequest =
+  "Add login with session cookies. Use basic auth. Read API spec at https://example.com/spec.pdf. Then write unit tests."
+
+/** Scenarios: commands run through `decide` to record a log. */
+const scenarios: Record<string, ReadonlyArray<PlannerCommand>> = {
+  "seed-example-succeeds": [
+    new Initialize({ request: seedRequest, at: T0 }),
+    report(new TaskCompleted({ taskId: 1, result: "login endpoint added" }), T0 + 1_000),
+    report(new TaskCompleted({ taskId: 2, result: "basic auth configured" }), T0 + 2_000),
+    report(new TaskCompleted({ taskId: 3, result: "spec read: cookies expire in 24h" }), T0 + 3_000),
+    report(new TaskCompleted({ taskId: 4, result: "12 tests pass" }), T0 + 4_000)
+  ],
+  "clarification-retry-compaction": [
+    new Initialize({
+      request: "Design the schema\nWrite the migration\nDocument it",
+      config: { ...defaultConfig, maxAttempts: 3 },
+      at: T0
+    }),
+    new ClaimTask({ taskId: 1, attempt: 1, workerId: "worker-a", at: T0 + 10 }),
+    report(new NeedsClarification({ taskId: 1, question: "Which database?" }), T0 + 20),
+    report(new ClarificationProvided({ taskId: 1, answer: "PostgreSQL 16" }), T0 + 30),
+    report(new TaskCompleted({ taskId: 1, attempt: 2, result: "schema for PostgreSQL 16" }), T0 + 40),
+    report(new TaskFailed({ taskId: 2, error: "connection refused" }), T0 + 50),
+    new Continue({ at: T0 + 1_050 }),
+    report(new TaskCompleted({ taskId: 2, result: "migration 001 written" }), T0 + 1_100),
+    new CompactContext({
+      maxTokens: 200,
+      summary: "Schema and migration 001 for PostgreSQL 16.",
+      removedTaskIds: [1, 2],
+      at: T0 + 1_110
+    }),
+    report(new TaskCompleted({ taskId: 3, result: "README updated" }), T0 + 1_200)
+  ],
+  "failure-aborts": [
+    new Initialize({
+      request: "- Fetch data\n- Transform it\n- Publish it",
+      config: { ...defaultConfig, onFailure: "abort", maxAttempts: 1 },
+      at: T0
+    }),
+    report(new TaskFailed({ taskId: 1, error: "HTTP 503 from upstream", retryable: false }), T0 + 100)
+  ],
+  "cancelled-midway": [
+    new Initialize({ request: "1. Plan the release\n2. Tag it\n3. Announce it", at: T0 }),
+    report(new TaskCompleted({ taskId: 1, result: "release planned" }), T0 + 100),
+    new Cancel({ reason: "release postponed", at: T0 + 200 })
+  ]
+}
+
+interface GoldenLog {
+  readonly description: string
+  readonly events: ReadonlyArray<{ readonly type: string; readonly version: number; readonly data: unknown }>
+  readonly expected: unknown
+}
+
+const encodeState = Schema.encodeSync(Planner.PlannerState)
+
+const record = (commands: ReadonlyArray<PlannerCommand>): ReadonlyArray<PlannerEvent> => {
+  const log: Array<PlannerEvent> = []
+  for (const command of commands) {
+    const events = Either.getOrThrow(Planner.decideEither(Planner.fold(log), command))
+    log.push(...events)
+  }
+  return log
+}
+
+const replay = (golden: GoldenLog) =>
+  Planner.fold(golden.events.map((stored) => Either.getOrThrow(decodeEvent(stored.type, stored.version, stored.data))))
+
+const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((file) => file.endsWith(".json")) : []
+
+describe("golden event logs", () => {
+  if (process.env.UPDATE_GOLDEN === "1") {
+    it("records missing logs", () => {
+      fs.mkdirSync(dir, { recursive: true })
+      for (const [name, commands] of Object.entries(scenarios)) {
+        const file = path.join(dir, `${name}.json`)
+        if (fs.existsSync(file)) continue
+        const events = record(commands).map(encodeEvent)
+        const golden = { description: name, events, expected: null }
+        const expected = encodeState(replay(golden))
+        fs.writeFileSync(file, `${JSON.stringify({ ...golden, expected }, null, 2)}\n`)
+      }
+    })
+  }
+
+  it("every scenario has a committed log", () => {
+    for (const name of Object.keys(scenarios)) expect(files).toContain(`${name}.json`)
+  })
+
+  it.each(files)("%s replays to its committed state", (file) => {
+    const golden: GoldenLog = JSON.parse(fs.readFileSync(path.join(dir, file), "utf8"))
+    expect(golden.events.length).toBeGreaterThan(0)
+    expect(encodeState(replay(golden))).toEqual(golden.expected)
+  })
+})
