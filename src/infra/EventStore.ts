@@ -1,0 +1,184 @@
+/**
+ * The event store: an append-only log of encoded events, grouped into streams and aggregates, with a global order.
+ *
+ * This is the contract every layer (in-memory, SQLite, PostgreSQL) meets. It knows nothing of the planner: events
+ * arrive already encoded (`type`, `version`, JSON `data`). `PlannerStore` puts the planner's schemas on top.
+ *
+ * Guarantees, on every layer:
+ * - `sequence` is per aggregate, contiguous from 1; an append names the sequence it expects to follow, and fails
+ *   with `SequenceConflict` when another writer got there first. All events of one append commit together or not
+ *   at all.
+ * - `position` is global and strictly increasing in commit order: a subscriber that has seen position p will never
+ *   later be handed an event below p (no gaps, no duplicates, no skipped late commits).
+ * - Read bounds are inclusive: `toSequence: n` is the state "up to and including event n" (time travel).
+ */
+import type { Effect, Option, Stream } from "effect"
+import { Context, Schema } from "effect"
+
+// --- Data -----------------------------------------------------------------------------------------------------------
+
+/** Tracing data carried by every event. `extra` is free-form JSON. */
+export const EventMetadata = Schema.Struct({
+  eventId: Schema.String,
+  correlationId: Schema.optionalWith(Schema.String, { exact: true }),
+  causationId: Schema.optionalWith(Schema.String, { exact: true }),
+  extra: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { exact: true })
+}).annotations({ identifier: "EventMetadata" })
+export type EventMetadata = typeof EventMetadata.Type
+
+/** An event to append. `data` must be JSON-serialisable. */
+export interface NewEvent {
+  readonly type: string
+  readonly version: number
+  readonly data: unknown
+  readonly metadata: EventMetadata
+}
+
+/** An event as stored. */
+export interface StoredEvent {
+  /** Global position, unique and increasing in commit order across the whole store. */
+  readonly position: number
+  readonly streamId: string
+  readonly aggregateId: string
+  /** Position inside the aggregate: 1, 2, 3, ... without gaps. */
+  readonly sequence: number
+  readonly type: string
+  readonly version: number
+  readonly data: unknown
+  readonly metadata: EventMetadata
+  /** Epoch milliseconds when the event was stored. */
+  readonly createdAt: number
+}
+
+/**
+ * What an append expects the aggregate's last sequence to be: an exact number (0 means "no events yet"),
+ * `"no-stream"` (the same as 0), or `"any"` (no check: use only for events that commute).
+ */
+export type ExpectedSequence = number | "no-stream" | "any"
+
+export interface AppendResult {
+  /** The aggregate's sequence after the append: the sequence of the last appended event. */
+  readonly lastSequence: number
+  /** The global positions given to the appended events, in order. */
+  readonly positions: ReadonlyArray<number>
+}
+
+export interface LoadQuery {
+  readonly streamId: string
+  readonly aggregateId?: string
+  /** Only these event types. */
+  readonly eventTypes?: ReadonlyArray<string>
+  /** Inclusive lower bound on `sequence` (per-aggregate queries). */
+  readonly fromSequence?: number
+  /** Inclusive upper bound on `sequence`: "up to and including n". */
+  readonly toSequence?: number
+  /** Events strictly after this global position. */
+  readonly afterPosition?: number
+}
+
+export interface SubscribeQuery {
+  /** Omitted: every stream. */
+  readonly streamId?: string
+  readonly aggregateId?: string
+  readonly eventTypes?: ReadonlyArray<string>
+  /** Deliver events strictly after this global position; omitted or 0: from the very start. */
+  readonly afterPosition?: number
+}
+
+/** An aggregate known to the store, for listings. */
+export interface AggregateInfo {
+  readonly streamId: string
+  readonly aggregateId: string
+  readonly lastSequence: number
+  readonly firstCreatedAt: number
+  readonly lastCreatedAt: number
+}
+
+// --- Errors ---------------------------------------------------------------------------------------------------------
+
+/** Another writer appended to the aggregate first. Reload, decide again, retry. */
+export class SequenceConflict extends Schema.TaggedError<SequenceConflict>()("SequenceConflict", {
+  streamId: Schema.String,
+  aggregateId: Schema.String,
+  expected: Schema.Union(Schema.Number, Schema.Literal("no-stream", "any")),
+  actual: Schema.Number
+}) {
+  override get message() {
+    return `Aggregate ${this.aggregateId} in ${this.streamId} is at sequence ${this.actual}, not ${this.expected}: another writer appended first; reload and retry.`
+  }
+}
+
+/** The store could not be reached or refused an operation. */
+export class EventStoreError extends Schema.TaggedError<EventStoreError>()("EventStoreError", {
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `The event store failed to ${this.operation}: ${this.reason}`
+  }
+}
+
+/** A stored row that cannot be read back (malformed JSON or metadata). Names its position; nothing is skipped. */
+export class CorruptEvent extends Schema.TaggedError<CorruptEvent>()("CorruptEvent", {
+  position: Schema.Number,
+  streamId: Schema.String,
+  aggregateId: Schema.String,
+  sequence: Schema.Number,
+  type: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `The stored event at position ${this.position} (${this.type}, ${this.aggregateId}#${this.sequence}) cannot be read: ${this.reason}. Restore it from a backup or fork the session before it.`
+  }
+}
+
+export type ReadError = EventStoreError | CorruptEvent
+
+// --- The service ----------------------------------------------------------------------------------------------------
+
+export interface EventStoreService {
+  /** Appends events to one aggregate atomically, after checking `expected`. */
+  readonly append: (
+    streamId: string,
+    aggregateId: string,
+    events: ReadonlyArray<NewEvent>,
+    expected: ExpectedSequence
+  ) => Effect.Effect<AppendResult, SequenceConflict | EventStoreError>
+
+  /** Reads matching events in order (by sequence for one aggregate, by position otherwise), paging internally. */
+  readonly read: (query: LoadQuery) => Stream.Stream<StoredEvent, ReadError>
+
+  /** `read`, collected. */
+  readonly load: (query: LoadQuery) => Effect.Effect<ReadonlyArray<StoredEvent>, ReadError>
+
+  /** The aggregate's last sequence, 0 when it has no events. */
+  readonly lastSequence: (streamId: string, aggregateId: string) => Effect.Effect<number, EventStoreError>
+
+  /** The highest committed global position, 0 for an empty store. */
+  readonly headPosition: Effect.Effect<number, EventStoreError>
+
+  /** Aggregates of a stream, most recently written first. */
+  readonly aggregates: (streamId: string) => Effect.Effect<ReadonlyArray<AggregateInfo>, EventStoreError>
+
+  /**
+   * History, then live events, in global order, without gaps or duplicates. Never ends on its own; a failure to
+   * reach the store fails the stream after retries rather than stopping it silently.
+   */
+  readonly subscribe: (query: SubscribeQuery) => Stream.Stream<StoredEvent, ReadError>
+
+  /** A durable consumer's saved position (the last event it finished), if any. */
+  readonly checkpoint: (consumer: string) => Effect.Effect<Option.Option<number>, EventStoreError>
+
+  /**
+   * Runs `handle` for every matching event after the consumer's checkpoint, forever, saving the checkpoint after
+   * each event. On SQL layers the handler's own writes through the same `SqlClient` and the checkpoint commit in one
+   * transaction, so a handler's effects happen exactly once per event.
+   */
+  readonly consume: <E, R>(
+    consumer: string,
+    query: Omit<SubscribeQuery, "afterPosition">,
+    handle: (event: StoredEvent) => Effect.Effect<void, E, R>
+  ) => Effect.Effect<never, E | ReadError, R>
+}
+
+export class EventStore extends Context.Tag("event-sourced-planner/EventStore")<EventStore, EventStoreService>() {}
