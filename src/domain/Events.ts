@@ -10,10 +10,16 @@ import { Either, ParseResult, Schema, type SchemaAST } from "effect"
 import { PlannerConfig } from "./Config.js"
 import { Attachment, AttachmentKind, Clarification, TaskId, TaskPlan, Timestamp } from "./Task.js"
 
-/** Which planner produced a plan: the deterministic parser (and why it was used), or an LLM. */
+/**
+ * Which planner produced a plan: the deterministic parser (and why it was used), or an LLM (and what was corrected
+ * in its proposal, such as dependencies rejected for a cycle).
+ */
 export const PlannerSource = Schema.Union(
   Schema.TaggedStruct("Parser", { reason: Schema.optionalWith(Schema.String, { exact: true }) }),
-  Schema.TaggedStruct("Llm", { model: Schema.String })
+  Schema.TaggedStruct("Llm", {
+    model: Schema.String,
+    notes: Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
+  })
 ).annotations({ identifier: "PlannerSource" })
 export type PlannerSource = typeof PlannerSource.Type
 

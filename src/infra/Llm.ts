@@ -1,0 +1,669 @@
+/**
+ * The LLM port: what the planner asks a language model, with typed answers and typed errors.
+ *
+ * Layers: `OpenAiLlm.layer` (Responses API through `@effect/ai-openai`), `ChatCompletionsLlm.layer` (`/chat/completions`
+ * for servers without the Responses API, such as llama.cpp), `HeuristicLlm.layer` (no model at all), and
+ * `LlmConfig.layerFromEnv`, which picks one from the environment.
+ *
+ * Every remote call asks for structured output validated by a `Schema` (its JSON schema is sent to the model), gets
+ * one repair attempt when the answer is malformed, runs under a timeout, is retried with exponential backoff on 429
+ * and 5xx (honouring Retry-After), and passes through a circuit breaker. Callers decide what to fall back to: the
+ * methods here fail with `LlmError` rather than guessing.
+ */
+import type * as AiError from "@effect/ai/AiError"
+import type * as LanguageModel from "@effect/ai/LanguageModel"
+import type * as Prompt from "@effect/ai/Prompt"
+import {
+  Clock,
+  Context,
+  Data,
+  Duration,
+  Effect,
+  Either,
+  FiberRef,
+  Option,
+  ParseResult,
+  Redacted,
+  Schedule,
+  Schema
+} from "effect"
+import { globalValue } from "effect/GlobalValue"
+import type { Attachment, NodeKind, TaskId } from "../domain/Task.js"
+import { AttachmentKind, nodeKinds } from "../domain/Task.js"
+import * as CircuitBreaker from "./CircuitBreaker.js"
+import type { CompactionInput } from "./Compactor.js"
+import type { TaskContext } from "./Executor.js"
+import type { LlmSettings } from "./LlmConfig.js"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------------------------
+
+export const LlmErrorReason = Schema.Literal(
+  /** No answer within the request timeout. */
+  "Timeout",
+  /** 429 after every retry, or a Retry-After longer than the longest wait allowed. */
+  "RateLimited",
+  /** 5xx after every retry. */
+  "ServerError",
+  /** Any other 4xx (bad key, bad request, unknown model): retrying cannot help. */
+  "ClientError",
+  /** The endpoint could not be reached. */
+  "Transport",
+  /** The endpoint answered with something that is not the protocol's response. */
+  "InvalidResponse",
+  /** The circuit breaker is open: the call was not made. */
+  "CircuitOpen",
+  /** The model's answer did not match the schema, twice (the first answer and the repair). */
+  "MalformedOutput",
+  /** This layer has no model to do what was asked (the heuristic layer performing a step). */
+  "Unavailable"
+)
+export type LlmErrorReason = typeof LlmErrorReason.Type
+
+/** Why an LLM call failed. Never contains the API key: details are built from scrubbed text only. */
+export class LlmError extends Schema.TaggedError<LlmError>()("LlmError", {
+  reason: LlmErrorReason,
+  detail: Schema.String,
+  status: Schema.optionalWith(Schema.Int, { exact: true }),
+  /** What the server asked us to wait before trying again. */
+  retryAfterMs: Schema.optionalWith(Schema.Number, { exact: true })
+}) {
+  override get message() {
+    return `LLM ${describeReason[this.reason]}: ${this.detail}`
+  }
+  /** Whether trying the same request again can succeed. */
+  get retryable(): boolean {
+    return (
+      this.reason === "Timeout" ||
+      this.reason === "RateLimited" ||
+      this.reason === "ServerError" ||
+      this.reason === "Transport"
+    )
+  }
+  /** Whether the failure says the endpoint is unhealthy (and counts towards opening the circuit breaker). */
+  get endpointFailure(): boolean {
+    return this.retryable
+  }
+}
+
+const describeReason: Record<LlmErrorReason, string> = {
+  Timeout: "request timed out",
+  RateLimited: "rate limit reached",
+  ServerError: "server error",
+  ClientError: "request rejected",
+  Transport: "endpoint unreachable",
+  InvalidResponse: "answer was not understood",
+  CircuitOpen: "circuit breaker is open",
+  MalformedOutput: "output was malformed twice",
+  Unavailable: "unavailable"
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What the service answers
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * A task as the model proposed it. Ids are the model's own (any unique strings); the planner maps them to 1..n and
+ * checks the dependencies with the graph code before anything is recorded.
+ */
+export interface TaskDraft {
+  readonly id: string
+  readonly description: string
+  readonly kind: NodeKind
+  readonly dependsOn: ReadonlyArray<string>
+  readonly attachments: ReadonlyArray<Attachment>
+}
+
+/** `task` cannot start before `dependsOn` has completed. */
+export interface ProposedEdge {
+  readonly task: TaskId
+  readonly dependsOn: TaskId
+}
+
+/** A task given to `analyzeDependencies`. */
+export interface TaskSummary {
+  readonly id: TaskId
+  readonly description: string
+  readonly kind: NodeKind
+}
+
+/** What the model made of one step. */
+export type StepAnswer = Data.TaggedEnum<{
+  Completed: { readonly result: string }
+  NeedsClarification: { readonly question: string }
+  /** The model would not or could not do the step (a refusal, or missing means). */
+  Declined: { readonly reason: string }
+}>
+export const StepAnswer = Data.taggedEnum<StepAnswer>()
+
+export type Provider =
+  | { readonly _tag: "Heuristic" }
+  | { readonly _tag: "Remote"; readonly model: string; readonly api: "responses" | "chat" }
+
+export interface ParseTasksOptions {
+  /** The plan's system prompt (`PlannerConfig.systemPrompt`). */
+  readonly systemPrompt?: string
+  /** Attachments given for the whole request, so the model can refer to them. */
+  readonly attachments?: ReadonlyArray<Attachment>
+}
+
+export interface LlmService {
+  /** Which model answers, if any: `planRequest` records it as the plan's source. */
+  readonly provider: Provider
+  readonly parseTasks: (text: string, options?: ParseTasksOptions) => Effect.Effect<ReadonlyArray<TaskDraft>, LlmError>
+  readonly classifyNodeKind: (description: string) => Effect.Effect<NodeKind, LlmError>
+  /** Proposed edges only: whether they form a valid plan is decided by `Graph`, not by the model. */
+  readonly analyzeDependencies: (
+    tasks: ReadonlyArray<TaskSummary>
+  ) => Effect.Effect<ReadonlyArray<ProposedEdge>, LlmError>
+  /** The model's summary; it may overshoot the budget, which `LlmCompactor` enforces. */
+  readonly compactContext: (input: CompactionInput) => Effect.Effect<string, LlmError>
+  /** The model's shortened error; it may overshoot `limit`, which `LlmCompactor` enforces. */
+  readonly compactErrorMessage: (message: string, limit: number) => Effect.Effect<string, LlmError>
+  /** Performs one step of a plan. The context's idempotency key is sent with the request. */
+  readonly performStep: (context: TaskContext) => Effect.Effect<StepAnswer, LlmError>
+}
+
+export class Llm extends Context.Tag("event-sourced-planner/Llm")<Llm, LlmService>() {}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Structured output: what the model is asked to return
+// ---------------------------------------------------------------------------------------------------------------
+
+// Every field is required and every object closed, so the schemas work with OpenAI's strict structured outputs. The
+// fields are explained in the instructions rather than in annotations, which would also rename the types in the
+// validation errors the model is shown.
+const ModelId = Schema.Union(Schema.String, Schema.Int)
+const KindOutput = Schema.Literal(...nodeKinds)
+
+export const PlanOutput = Schema.Struct({
+  tasks: Schema.Array(
+    Schema.Struct({
+      id: ModelId,
+      description: Schema.String,
+      kind: KindOutput,
+      dependsOn: Schema.Array(ModelId),
+      attachments: Schema.Array(Schema.Struct({ kind: AttachmentKind, value: Schema.String }))
+    })
+  )
+})
+
+export const KindOutputSchema = Schema.Struct({ kind: KindOutput })
+
+export const EdgesOutput = Schema.Struct({
+  edges: Schema.Array(
+    Schema.Struct({
+      task: Schema.Int,
+      dependsOn: Schema.Int
+    })
+  )
+})
+
+export const SummaryOutput = Schema.Struct({ summary: Schema.String })
+export const ErrorOutput = Schema.Struct({ message: Schema.String })
+
+export const StepOutput = Schema.Struct({
+  outcome: Schema.Literal("completed", "needs_clarification", "cannot_complete"),
+  result: Schema.String,
+  question: Schema.String,
+  reason: Schema.String
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Retry-After, secrets, idempotency keys
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * How long the server asked us to wait, from `retry-after-ms` (OpenAI), or `Retry-After` in seconds or as an HTTP
+ * date. Undefined when there is no usable header.
+ */
+export const parseRetryAfter = (headers: Readonly<Record<string, string>>, nowMs: number): number | undefined => {
+  const header = (name: string) => {
+    for (const [key, value] of Object.entries(headers)) if (key.toLowerCase() === name) return value.trim()
+    return undefined
+  }
+  const millis = header("retry-after-ms")
+  if (millis !== undefined && /^\d+(\.\d+)?$/.test(millis)) return Number(millis)
+  const value = header("retry-after")
+  if (value === undefined || value.length === 0) return undefined
+  if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs)
+}
+
+/** Replaces every secret's value in `text`; applied to anything a server said before it reaches an error or a log. */
+export const scrubber =
+  (secrets: ReadonlyArray<Redacted.Redacted>) =>
+  (text: string): string => {
+    let scrubbed = text
+    for (const secret of secrets) {
+      const value = Redacted.value(secret)
+      if (value.length >= 4) scrubbed = scrubbed.split(value).join("<redacted>")
+    }
+    return scrubbed
+  }
+
+/**
+ * The idempotency key of the step being performed, sent as the `Idempotency-Key` header by both HTTP layers. A
+ * fiber-local, so it reaches the HTTP request without threading it through `@effect/ai`.
+ */
+export const currentIdempotencyKey: FiberRef.FiberRef<Option.Option<string>> = globalValue(
+  "event-sourced-planner/Llm/currentIdempotencyKey",
+  () => FiberRef.unsafeMake<Option.Option<string>>(Option.none())
+)
+
+/** What an error response said, in one line: OpenAI-style `{ error: { message } }`, or the body compacted. */
+const describeBody = (body: string | undefined): string => {
+  if (body === undefined || body === "undefined") return ""
+  let parsed: unknown = body
+  try {
+    parsed = JSON.parse(body)
+  } catch {
+    return body.replace(/\s+/g, " ").trim()
+  }
+  if (typeof parsed === "string") return parsed.replace(/\s+/g, " ").trim()
+  if (typeof parsed === "object" && parsed !== null && "error" in parsed) {
+    const inner: unknown = parsed.error
+    if (typeof inner === "string") return inner
+    if (typeof inner === "object" && inner !== null && "message" in inner && typeof inner.message === "string") {
+      return inner.message
+    }
+  }
+  return JSON.stringify(parsed)
+}
+
+const clip = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max - 1)}…`)
+
+// ---------------------------------------------------------------------------------------------------------------
+// A remote Llm over any @effect/ai LanguageModel
+// ---------------------------------------------------------------------------------------------------------------
+
+type Messages = ReadonlyArray<Prompt.MessageEncoded>
+
+/** A malformed answer: the text the model gave and what was wrong with it. */
+interface Malformed {
+  readonly raw: string
+  readonly problem: string
+}
+
+/**
+ * A parse error as the model should read it: one line per path, the members of a failed union merged, and long type
+ * descriptions and values shortened.
+ */
+const formatParseError = (error: ParseResult.ParseError): string => {
+  const byPath = new Map<string, { expected: Array<string>; actual: string; other: Array<string> }>()
+  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
+    const path = issue.path.map(String).join(".")
+    const entry = byPath.get(path) ?? { expected: [], actual: "", other: [] }
+    const mismatch = /^Expected ([\s\S]*), actual ([\s\S]*)$/.exec(issue.message)
+    if (mismatch !== null) {
+      entry.expected.push(mismatch[1] ?? "")
+      entry.actual = mismatch[2] ?? ""
+    } else if (!entry.other.includes(issue.message)) {
+      entry.other.push(issue.message)
+    }
+    byPath.set(path, entry)
+  }
+  return [...byPath.entries()]
+    .slice(0, 8)
+    .map(([path, entry]) => {
+      const messages = [...entry.other]
+      if (entry.expected.length > 0) {
+        const expected = entry.expected.join(" | ")
+        messages.push(
+          expected.length <= 160
+            ? `expected ${expected}, got ${clip(entry.actual, 80)}`
+            : `does not match the schema, got ${clip(entry.actual, 80)}`
+        )
+      }
+      return `${path.length > 0 ? `${path}: ` : ""}${messages.join("; ")}`
+    })
+    .join("; ")
+}
+
+/** The text the model produced, recovered from the decoding error (the JSON parser's input). */
+const rawOutputOf = (error: AiError.MalformedOutput): string => {
+  const cause = error.cause
+  if (ParseResult.isParseError(cause) && "actual" in cause.issue && typeof cause.issue.actual === "string") {
+    return cause.issue.actual
+  }
+  return ""
+}
+
+/** Whether a `MalformedOutput` is about the model's answer (repairable), not about the server's protocol. */
+const isModelOutputError = (error: AiError.AiError): error is AiError.MalformedOutput =>
+  error._tag === "MalformedOutput" && error.module === "LanguageModel"
+
+const kindList = nodeKinds.join(", ")
+
+const profileGuidance = (profile: string): string => {
+  switch (profile.trim().toLowerCase()) {
+    case "coding":
+      return "Keep file paths, function and type names, commands that were run, error messages, and decisions made (with their reasons). Drop code bodies and chatter."
+    case "analysis":
+      return "Keep findings, numbers with their units, sources and links, and open questions. Drop narration and restated context."
+    default:
+      return "Keep facts, decisions, names, numbers and open problems. Drop repetition and narration."
+  }
+}
+
+const withSystemPrompt = (systemPrompt: string | undefined, instructions: string): string =>
+  systemPrompt !== undefined && systemPrompt.trim().length > 0
+    ? `${systemPrompt.trim()}\n\n${instructions}`
+    : instructions
+
+const describeAttachments = (attachments: ReadonlyArray<Attachment>): string =>
+  attachments
+    .map((attachment) => `- ${attachment.kind}: ${attachment.value}${attachment.label ? ` (${attachment.label})` : ""}`)
+    .join("\n")
+
+/**
+ * Builds the `Llm` service over a `LanguageModel` (the Responses API one from `@effect/ai-openai`, or the
+ * chat-completions one). `secrets` are scrubbed from every error detail and log line.
+ */
+export const makeRemote = (
+  languageModel: LanguageModel.Service,
+  settings: LlmSettings,
+  secrets: ReadonlyArray<Redacted.Redacted>
+): Effect.Effect<LlmService> =>
+  Effect.gen(function* () {
+    const scrub = scrubber(secrets)
+    const breaker = yield* CircuitBreaker.make({
+      maxFailures: settings.breakerFailures,
+      cooldown: settings.breakerCooldown
+    })
+    const timeoutMs = Duration.toMillis(settings.requestTimeout)
+    const maxWaitMs = Duration.toMillis(settings.maxRetryDelay)
+
+    const fromAiError = (error: AiError.AiError): Effect.Effect<LlmError> =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        switch (error._tag) {
+          case "HttpResponseError": {
+            const status = error.response.status
+            const said = describeBody(error.body)
+            const body = said.length > 0 ? `: ${clip(scrub(said), 300)}` : ""
+            if (error.reason !== "StatusCode") {
+              return new LlmError({
+                reason: "InvalidResponse",
+                detail: `${error.reason} (HTTP ${status})${body}`,
+                status
+              })
+            }
+            const retryAfterMs = parseRetryAfter(error.response.headers, now)
+            const fields = { status, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }
+            if (status === 429) return new LlmError({ reason: "RateLimited", detail: `HTTP 429${body}`, ...fields })
+            if (status >= 500)
+              return new LlmError({ reason: "ServerError", detail: `HTTP ${status}${body}`, ...fields })
+            return new LlmError({ reason: "ClientError", detail: `HTTP ${status}${body}`, status })
+          }
+          case "HttpRequestError":
+            return new LlmError({
+              reason: error.reason === "Transport" ? "Transport" : "ClientError",
+              detail: scrub(
+                `${error.reason}: ${error.description ?? "the request could not be sent"} (${error.request.url})`
+              )
+            })
+          case "MalformedOutput":
+            return new LlmError({
+              reason: "InvalidResponse",
+              detail: scrub(clip(error.description ?? "undecodable answer", 300))
+            })
+          case "MalformedInput":
+            return new LlmError({
+              reason: "ClientError",
+              detail: scrub(error.description ?? "the request could not be built")
+            })
+          case "UnknownError":
+            return new LlmError({ reason: "InvalidResponse", detail: scrub(error.description ?? "unknown error") })
+        }
+      })
+
+    // Retry on 429, 5xx, timeouts and unreachable endpoints, with exponential backoff and jitter; a Retry-After from
+    // the server replaces the computed delay. A wait longer than `maxRetryDelay` is not attempted.
+    const retryPolicy = Schedule.identity<LlmError>().pipe(
+      Schedule.zipLeft(Schedule.jittered(Schedule.exponential(settings.retryBaseDelay, 2))),
+      Schedule.modifyDelay((error, delay) =>
+        error.retryAfterMs !== undefined
+          ? Duration.millis(error.retryAfterMs)
+          : Duration.min(delay, settings.maxRetryDelay)
+      ),
+      Schedule.whileInput(
+        (error: LlmError) => error.retryable && (error.retryAfterMs === undefined || error.retryAfterMs <= maxWaitMs)
+      ),
+      Schedule.zipLeft(Schedule.recurs(settings.maxRetries)),
+      Schedule.tapInput((error: LlmError) =>
+        error.retryable ? Effect.logWarning(`LLM call failed: ${error.message}`) : Effect.void
+      )
+    )
+
+    /** One model call: timeout per attempt, retries, circuit breaker. A malformed answer is a value, not an error. */
+    const call = <A, I extends Record<string, unknown>>(
+      operation: string,
+      schema: Schema.Schema<A, I>,
+      messages: Messages
+    ): Effect.Effect<Either.Either<A, Malformed>, LlmError> => {
+      const attempt = languageModel.generateObject({ prompt: messages, schema, objectName: operation }).pipe(
+        Effect.map((response): Either.Either<A, Malformed> => Either.right(response.value)),
+        Effect.catchIf(isModelOutputError, (error) =>
+          Effect.succeed(
+            Either.left({
+              raw: rawOutputOf(error),
+              problem: ParseResult.isParseError(error.cause)
+                ? formatParseError(error.cause)
+                : (error.description ?? "the answer was not a JSON object")
+            })
+          )
+        ),
+        Effect.catchAll((error) => Effect.flatMap(fromAiError(error), Effect.fail)),
+        Effect.timeoutFail({
+          duration: settings.requestTimeout,
+          onTimeout: () => new LlmError({ reason: "Timeout", detail: `no answer within ${timeoutMs} ms` })
+        })
+      )
+      return breaker
+        .protect(Effect.retry(attempt, retryPolicy), (error: LlmError) => error.endpointFailure)
+        .pipe(
+          Effect.catchTag("CircuitOpen", (open) =>
+            Effect.fail(new LlmError({ reason: "CircuitOpen", detail: open.message }))
+          )
+        )
+    }
+
+    /**
+     * Asks for `schema`, checks the answer with `check`, and on a malformed answer asks once more, showing the model
+     * its answer and what was wrong with it.
+     */
+    const structured = <A, I extends Record<string, unknown>, B>(
+      operation: string,
+      schema: Schema.Schema<A, I>,
+      messages: Messages,
+      check: (value: A) => Either.Either<B, string>
+    ): Effect.Effect<B, LlmError> =>
+      Effect.gen(function* () {
+        const evaluate = (answer: Either.Either<A, Malformed>): Either.Either<B, Malformed> =>
+          Either.flatMap(answer, (value) =>
+            Either.mapLeft(check(value), (problem): Malformed => ({ raw: JSON.stringify(value), problem }))
+          )
+        const first = evaluate(yield* call(operation, schema, messages))
+        if (Either.isRight(first)) return first.right
+        yield* Effect.logWarning(
+          `LLM ${operation} answer was malformed, asking for a repair: ${scrub(clip(first.left.problem, 300))}`
+        )
+        const repair: Messages = [
+          ...messages,
+          { role: "assistant", content: first.left.raw.length > 0 ? first.left.raw : "(empty answer)" },
+          {
+            role: "user",
+            content: `That answer is not valid: ${first.left.problem}. Answer again with only the JSON object, complete and matching the schema.`
+          }
+        ]
+        const repairKey = yield* FiberRef.get(currentIdempotencyKey)
+        const second = evaluate(
+          yield* call(operation, schema, repair).pipe(
+            // A repair is a different request: an idempotent server must not answer it with the first answer.
+            Effect.locally(
+              currentIdempotencyKey,
+              Option.map(repairKey, (key) => `${key}:repair`)
+            )
+          )
+        )
+        if (Either.isRight(second)) return second.right
+        return yield* new LlmError({
+          reason: "MalformedOutput",
+          detail: scrub(clip(second.left.problem, 400))
+        })
+      })
+
+    const system = (content: string): Prompt.MessageEncoded => ({ role: "system", content })
+    const user = (content: string): Prompt.MessageEncoded => ({ role: "user", content })
+
+    const parseTasks = Effect.fn("Llm.parseTasks")(function* (text: string, options?: ParseTasksOptions) {
+      const attachments = options?.attachments ?? []
+      const instructions = [
+        "Turn the user's request into a plan: a list of small, verifiable steps.",
+        "For each step give: `id`, a short id unique in the plan (t1, t2, ...); `description`, one self-contained imperative sentence that keeps file names, URLs and commands verbatim;",
+        `\`kind\`, one of ${kindList} (ToolCall: run a command or tool; Clarification: a question only the user can answer; UnitTest, Retrieval, Analysis, Refactor, CodeImplementation when they fit; Processing otherwise);`,
+        "`dependsOn`, the ids of the steps whose results this step needs (steps that do not need each other must not depend on each other, so they can run in parallel; never depend on a later step or on itself);",
+        "`attachments`, the URLs (Link), images (ImageRef) and files (FileRef) the step uses.",
+        "Answer with the JSON object only."
+      ].join("\n")
+      const request =
+        attachments.length > 0 ? `${text}\n\nAttached to the request:\n${describeAttachments(attachments)}` : text
+      return yield* structured(
+        "plan",
+        PlanOutput,
+        [system(withSystemPrompt(options?.systemPrompt, instructions)), user(request)],
+        (plan) => {
+          if (plan.tasks.length === 0) return Either.left("the plan has no steps; give at least one")
+          const blank = plan.tasks.findIndex((task) => task.description.trim().length === 0)
+          if (blank >= 0) return Either.left(`tasks.${blank}.description is empty`)
+          const badAttachment = plan.tasks.findIndex((task) =>
+            task.attachments.some((attachment) => attachment.value.trim().length === 0)
+          )
+          if (badAttachment >= 0) return Either.left(`tasks.${badAttachment}.attachments has an empty value`)
+          return Either.right(
+            plan.tasks.map(
+              (task): TaskDraft => ({
+                id: String(task.id).trim(),
+                description: task.description.trim().replace(/\s+/g, " "),
+                kind: task.kind,
+                dependsOn: task.dependsOn.map((dep) => String(dep).trim()),
+                attachments: task.attachments.map((attachment) => ({
+                  kind: attachment.kind,
+                  value: attachment.value.trim()
+                }))
+              })
+            )
+          )
+        }
+      )
+    })
+
+    const classifyNodeKind = Effect.fn("Llm.classifyNodeKind")(function* (description: string) {
+      const instructions = `Classify one step of a plan. Answer with its kind, one of ${kindList}: ToolCall runs a command or tool; Clarification is a question only the user can answer; UnitTest writes or runs tests; Retrieval fetches or looks up information; Analysis studies material and reports findings; Refactor restructures existing code; CodeImplementation writes new code; Processing is anything else.`
+      const answer = yield* structured(
+        "kind",
+        KindOutputSchema,
+        [system(instructions), user(description)],
+        Either.right
+      )
+      return answer.kind
+    })
+
+    const analyzeDependencies = Effect.fn("Llm.analyzeDependencies")(function* (tasks: ReadonlyArray<TaskSummary>) {
+      const instructions =
+        "List the dependencies between these steps: an edge {task, dependsOn} means step `task` needs the result of step `dependsOn`. Give only the edges that are really needed, so independent steps can run in parallel. Use the step ids as given."
+      const listing = tasks.map((task) => `${task.id}. [${task.kind}] ${task.description}`).join("\n")
+      const answer = yield* structured("dependencies", EdgesOutput, [system(instructions), user(listing)], Either.right)
+      return answer.edges.map((edge): ProposedEdge => ({ task: edge.task, dependsOn: edge.dependsOn }))
+    })
+
+    const compactContext = Effect.fn("Llm.compactContext")(function* (input: CompactionInput) {
+      const words = Math.max(1, Math.floor(input.budget * 0.7))
+      const instructions = withSystemPrompt(
+        input.systemPrompt,
+        `You maintain the rolling summary of a plan's progress, which later steps receive instead of the full history. Merge the new results into the summary. ${profileGuidance(input.profile)} The summary must stay under ${input.budget} tokens (about ${words} words); prefer the newest results when space is short. Answer with the summary only.`
+      )
+      const material = [
+        `Summary so far:\n${input.summary.trim().length > 0 ? input.summary.trim() : "(empty)"}`,
+        ...input.entries.map((entry) => `Result of task ${entry.taskId}:\n${entry.text}`)
+      ].join("\n\n")
+      const answer = yield* structured("summary", SummaryOutput, [system(instructions), user(material)], Either.right)
+      return answer.summary.trim()
+    })
+
+    const compactErrorMessage = Effect.fn("Llm.compactErrorMessage")(function* (message: string, limit: number) {
+      const instructions = `Shorten this error message to at most ${limit} characters. Keep the error types, file paths, line numbers and the failing command; drop repeated stack frames and library internals. Answer with the shortened message only.`
+      const answer = yield* structured("error", ErrorOutput, [system(instructions), user(message)], (output) =>
+        output.message.trim().length > 0 ? Either.right(output.message.trim()) : Either.left("message is empty")
+      )
+      return answer
+    })
+
+    const performStep = Effect.fn("Llm.performStep")(
+      function* (context: TaskContext) {
+        const instructions = withSystemPrompt(
+          undefined,
+          [
+            "You carry out one step of a larger plan and report its result.",
+            'Set `outcome` to "completed" with the result in `result` when you can do the step;',
+            'to "needs_clarification" with one precise question in `question` when you cannot go on without an answer from the user;',
+            'to "cannot_complete" with the reason in `reason` when you cannot do it at all. Leave the other fields empty.'
+          ].join("\n")
+        )
+        const sections = [
+          `The whole request:\n${context.request}`,
+          context.requestAttachments.length > 0
+            ? `Attached to the request:\n${describeAttachments(context.requestAttachments)}`
+            : "",
+          context.contextSummary.trim().length > 0
+            ? `What earlier steps produced (summary):\n${context.contextSummary}`
+            : "",
+          context.dependencyResults.length > 0
+            ? `Results of the steps this one needs:\n${context.dependencyResults.map((dep) => `- Step ${dep.taskId} (${dep.description}):\n${dep.result}`).join("\n")}`
+            : "",
+          `Your step (step ${context.taskId}, ${context.kind}, attempt ${context.attempt}):\n${context.description}`,
+          context.attachments.length > 0 ? `Attached to this step:\n${describeAttachments(context.attachments)}` : "",
+          context.clarifications.length > 0
+            ? `Questions asked so far and their answers:\n${context.clarifications.map((c) => `Q: ${c.question}\nA: ${c.answer ?? "(not answered yet)"}`).join("\n")}`
+            : ""
+        ].filter((section) => section.length > 0)
+        const answer = yield* structured(
+          "step",
+          StepOutput,
+          [system(instructions), user(sections.join("\n\n"))],
+          (output): Either.Either<StepAnswer, string> => {
+            switch (output.outcome) {
+              case "completed":
+                return output.result.trim().length > 0
+                  ? Either.right(StepAnswer.Completed({ result: output.result.trim() }))
+                  : Either.left("outcome is completed but result is empty")
+              case "needs_clarification":
+                return output.question.trim().length > 0
+                  ? Either.right(StepAnswer.NeedsClarification({ question: output.question.trim() }))
+                  : Either.left("outcome is needs_clarification but question is empty")
+              case "cannot_complete":
+                return Either.right(
+                  StepAnswer.Declined({
+                    reason: output.reason.trim().length > 0 ? output.reason.trim() : "no reason given"
+                  })
+                )
+            }
+          }
+        )
+        return answer
+      },
+      (effect, context) => Effect.locally(effect, currentIdempotencyKey, Option.some(context.idempotencyKey))
+    )
+
+    return Llm.of({
+      provider: { _tag: "Remote", model: settings.model, api: settings.api },
+      parseTasks,
+      classifyNodeKind,
+      analyzeDependencies,
+      compactContext,
+      compactErrorMessage,
+      performStep
+    })
+  })

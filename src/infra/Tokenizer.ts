@@ -1,0 +1,57 @@
+/**
+ * Token counting for budgets. The rolling context must stay under `tokenBudget`, so counting has to be a real BPE
+ * tokenizer, not a characters-divided-by-four guess. `gpt-tokenizer` knows OpenAI's encodings; for model names it
+ * does not know (llama3.1, qwen2.5, mistral, ...) `cl100k_base` is used as an approximation: those vocabularies are
+ * BPE vocabularies of a similar size, and a budget is a bound on context size, not an exact accounting.
+ */
+import cl100k from "gpt-tokenizer/encoding/cl100k_base"
+import o200k from "gpt-tokenizer/encoding/o200k_base"
+import { modelToEncodingMap } from "gpt-tokenizer/mapping"
+
+export type EncodingName = "cl100k_base" | "o200k_base"
+
+/** The encoding used for models `gpt-tokenizer` does not know. */
+export const fallbackEncoding: EncodingName = "cl100k_base"
+
+export interface TokenCounter {
+  readonly encoding: EncodingName
+  /** Whether the encoding is the model's own, or the fallback approximation. */
+  readonly exact: boolean
+  readonly count: (text: string) => number
+}
+
+// Text is counted as text: a result that happens to contain "<|endoftext|>" must not make counting throw.
+const asPlainText = { disallowedSpecial: new Set<string>() }
+
+const counters: Record<EncodingName, (text: string) => number> = {
+  cl100k_base: (text) => (text.length === 0 ? 0 : cl100k.countTokens(text, asPlainText)),
+  o200k_base: (text) => (text.length === 0 ? 0 : o200k.countTokens(text, asPlainText))
+}
+
+const o200kPrefixes = ["gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "chatgpt-4o", "o1", "o3", "o4", "codex-", "gpt-oss"]
+const cl100kPrefixes = ["gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada"]
+
+/**
+ * The encoding for a model name, and whether it is the model's own. Provider prefixes ("openai/gpt-4o") and tags
+ * ("gpt-oss:20b") are ignored.
+ */
+export const encodingFor = (
+  model: string | undefined
+): { readonly encoding: EncodingName; readonly exact: boolean } => {
+  if (model === undefined) return { encoding: fallbackEncoding, exact: false }
+  const name = (model.split("/").pop() ?? model).split(":")[0]?.toLowerCase() ?? ""
+  const known: string | undefined = (modelToEncodingMap as Record<string, string>)[name]
+  if (known === "o200k_base" || known === "cl100k_base") return { encoding: known, exact: true }
+  if (o200kPrefixes.some((prefix) => name.startsWith(prefix))) return { encoding: "o200k_base", exact: true }
+  if (cl100kPrefixes.some((prefix) => name.startsWith(prefix))) return { encoding: "cl100k_base", exact: true }
+  return { encoding: fallbackEncoding, exact: false }
+}
+
+/** A token counter for a model; the fallback encoding when the model is unknown or not given. */
+export const forModel = (model?: string): TokenCounter => {
+  const { encoding, exact } = encodingFor(model)
+  return { encoding, exact, count: counters[encoding] }
+}
+
+/** The counter used when no model is involved (the heuristic compactor). */
+export const fallback: TokenCounter = forModel(undefined)
