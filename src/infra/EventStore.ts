@@ -11,6 +11,9 @@
  * - `position` is global and strictly increasing in commit order: a subscriber that has seen position p will never
  *   later be handed an event below p (no gaps, no duplicates, no skipped late commits).
  * - Read bounds are inclusive: `toSequence: n` is the state "up to and including event n" (time travel).
+ * - Text containing U+0000 is refused with `EventStoreError` on every layer (PostgreSQL cannot store it).
+ * - The SQL layers also provide their `SqlClient`; a `consume` handler that writes through it commits with the
+ *   checkpoint.
  */
 import type { Effect, Option, Stream } from "effect"
 import { Context, Schema } from "effect"

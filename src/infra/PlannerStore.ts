@@ -1,0 +1,165 @@
+/**
+ * The planner's view of the event store: sessions are aggregates of the "planner" stream, and events go in and come
+ * out as `PlannerEvent`s. Each event is stored under its own type name and version (`encodeEvent`) and read back
+ * through its upcasters (`decodeEvent`); one that no longer decodes is a `CorruptEvent` naming its position.
+ */
+import { randomUUID } from "node:crypto"
+import { Chunk, Context, Effect, Either, Layer, Stream } from "effect"
+import { decodeEvent, encodeEvent, type PlannerEvent, type PlannerEventType } from "../domain/Events.js"
+import {
+  type AggregateInfo,
+  type AppendResult,
+  CorruptEvent,
+  type EventMetadata,
+  EventStore,
+  type EventStoreError,
+  type ExpectedSequence,
+  type ReadError,
+  type SequenceConflict,
+  type StoredEvent
+} from "./EventStore.js"
+
+export const plannerStreamId = "planner"
+
+/** A planner event as stored: decoded, with where and when it was stored. */
+export interface PlannerEventRecord {
+  readonly position: number
+  readonly sessionId: string
+  readonly sequence: number
+  readonly event: PlannerEvent
+  readonly metadata: EventMetadata
+  readonly createdAt: number
+}
+
+/** Tracing data for an append; every event also gets its own id. */
+export interface PlannerAppendMetadata {
+  readonly correlationId?: string
+  readonly causationId?: string
+  readonly extra?: Readonly<Record<string, unknown>>
+}
+
+/** Inclusive bounds: `toSequence: n` is the session as it was after event n. */
+export interface SessionRange {
+  readonly fromSequence?: number
+  readonly toSequence?: number
+}
+
+export interface PlannerSubscribeQuery {
+  /** Omitted: every session. */
+  readonly sessionId?: string
+  readonly eventTypes?: ReadonlyArray<PlannerEventType>
+  /** Strictly after this global position; omitted: from the start. */
+  readonly afterPosition?: number
+}
+
+export interface PlannerStoreService {
+  readonly append: (
+    sessionId: string,
+    events: ReadonlyArray<PlannerEvent>,
+    expected: ExpectedSequence,
+    metadata?: PlannerAppendMetadata
+  ) => Effect.Effect<AppendResult, SequenceConflict | EventStoreError>
+  readonly load: (
+    sessionId: string,
+    range?: SessionRange
+  ) => Effect.Effect<ReadonlyArray<PlannerEventRecord>, ReadError>
+  readonly read: (sessionId: string, range?: SessionRange) => Stream.Stream<PlannerEventRecord, ReadError>
+  readonly subscribe: (query?: PlannerSubscribeQuery) => Stream.Stream<PlannerEventRecord, ReadError>
+  readonly lastSequence: (sessionId: string) => Effect.Effect<number, EventStoreError>
+  /** Sessions, most recently written first. */
+  readonly sessions: Effect.Effect<ReadonlyArray<AggregateInfo>, EventStoreError>
+}
+
+export class PlannerStore extends Context.Tag("event-sourced-planner/PlannerStore")<
+  PlannerStore,
+  PlannerStoreService
+>() {}
+
+export const decodeRecord = (stored: StoredEvent): Either.Either<PlannerEventRecord, CorruptEvent> =>
+  decodeEvent(stored.type, stored.version, stored.data).pipe(
+    Either.map(
+      (event): PlannerEventRecord => ({
+        position: stored.position,
+        sessionId: stored.aggregateId,
+        sequence: stored.sequence,
+        event,
+        metadata: stored.metadata,
+        createdAt: stored.createdAt
+      })
+    ),
+    Either.mapLeft(
+      (error) =>
+        new CorruptEvent({
+          position: stored.position,
+          streamId: stored.streamId,
+          aggregateId: stored.aggregateId,
+          sequence: stored.sequence,
+          type: stored.type,
+          reason: error.message
+        })
+    )
+  )
+
+/** Decodes a chunk at a time; an undecodable event fails the stream after the events before it. */
+const decodeStream = <E>(stream: Stream.Stream<StoredEvent, E>): Stream.Stream<PlannerEventRecord, E | CorruptEvent> =>
+  Stream.chunks(stream).pipe(
+    Stream.flatMap((chunk) => {
+      const records: Array<PlannerEventRecord> = []
+      for (const stored of chunk) {
+        const decoded = decodeRecord(stored)
+        if (Either.isLeft(decoded)) {
+          return Stream.concat(Stream.fromIterable(records), Stream.fail(decoded.left))
+        }
+        records.push(decoded.right)
+      }
+      return Stream.fromChunk(Chunk.unsafeFromArray(records))
+    })
+  )
+
+const sessionQuery = (sessionId: string, range: SessionRange = {}) => ({
+  streamId: plannerStreamId,
+  aggregateId: sessionId,
+  ...(range.fromSequence === undefined ? {} : { fromSequence: range.fromSequence }),
+  ...(range.toSequence === undefined ? {} : { toSequence: range.toSequence })
+})
+
+export const make: Effect.Effect<PlannerStoreService, never, EventStore> = Effect.gen(function* () {
+  const store = yield* EventStore
+  return {
+    append: Effect.fn("PlannerStore.append")(function* (
+      sessionId: string,
+      events: ReadonlyArray<PlannerEvent>,
+      expected: ExpectedSequence,
+      metadata: PlannerAppendMetadata = {}
+    ) {
+      const encoded = yield* Effect.sync(() =>
+        events.map((event) => {
+          const { type, version, data } = encodeEvent(event)
+          return { type, version, data, metadata: { ...metadata, eventId: randomUUID() } }
+        })
+      )
+      return yield* store.append(plannerStreamId, sessionId, encoded, expected)
+    }),
+    load: Effect.fn("PlannerStore.load")(function* (sessionId: string, range?: SessionRange) {
+      const records: Array<PlannerEventRecord> = []
+      for (const stored of yield* store.load(sessionQuery(sessionId, range))) {
+        records.push(yield* decodeRecord(stored))
+      }
+      return records
+    }),
+    read: (sessionId, range) => decodeStream(store.read(sessionQuery(sessionId, range))),
+    subscribe: (query = {}) =>
+      decodeStream(
+        store.subscribe({
+          streamId: plannerStreamId,
+          ...(query.sessionId === undefined ? {} : { aggregateId: query.sessionId }),
+          ...(query.eventTypes === undefined ? {} : { eventTypes: query.eventTypes }),
+          ...(query.afterPosition === undefined ? {} : { afterPosition: query.afterPosition })
+        })
+      ),
+    lastSequence: (sessionId) => store.lastSequence(plannerStreamId, sessionId),
+    sessions: store.aggregates(plannerStreamId)
+  }
+})
+
+export const layer: Layer.Layer<PlannerStore, never, EventStore> = Layer.effect(PlannerStore, make)

@@ -1,0 +1,612 @@
+/**
+ * The `EventStore` over `@effect/sql`, for SQLite and PostgreSQL alike; dialect differences stay in this file, behind
+ * `sql.onDialectOrElse`. `SqliteEventStore` and `PgEventStore` build the clients and provide it.
+ *
+ * Appends: all events of an append go in with one multi-row `INSERT ... SELECT ... RETURNING` that reads the
+ * aggregate's last sequence and checks the expected one in the same statement, so a conflict costs no extra round
+ * trip and a refused append writes nothing. On SQLite that lone statement is its own transaction (appends over 500
+ * events take several statements in one transaction); on PostgreSQL it runs inside a transaction with the lock below.
+ * The unique constraint on (stream, aggregate, sequence) is the final guard; its violation is a `SequenceConflict`.
+ *
+ * Commit order (the PostgreSQL ordering trap). A subscriber reads "events after the last position I saw", so a
+ * position must never become visible after a higher one. On PostgreSQL an identity value is taken at insert time but
+ * becomes visible at commit, so two concurrent appends could commit out of order and a subscriber would skip the
+ * lower one for good. Appends therefore take `pg_advisory_xact_lock` first: appends are serialised, each takes its
+ * positions and commits before the next takes any, and positions become visible in order without gaps. It limits
+ * write concurrency to one append at a time, which the planner's write rate (a few events per decision) never
+ * notices; readers are never blocked. (The alternative, reading only below the oldest running transaction id as
+ * Emmett does, lets writers run in parallel but lets one long transaction hold every subscriber back.) SQLite has a
+ * single writer, and a write statement (or a `BEGIN IMMEDIATE` transaction) takes the write lock before it reads, so
+ * the same holds there.
+ *
+ * Live delivery: an append wakes this process's subscribers at once; on PostgreSQL it also sends `pg_notify` inside
+ * its transaction (delivered on commit) to wake other processes' subscribers, which `LISTEN` through
+ * `PgClient.listen`. A notification is only a wake-up, the events are always read from the table, and every
+ * subscriber also polls (`pollInterval`) as the safety net for lost notifications and for other SQLite processes.
+ *
+ * SQLite across processes: a busy timeout, then retries with backoff, so concurrent writers in several processes all
+ * succeed. Write transactions (long appends, consumers) start with `BEGIN IMMEDIATE`: a deferred `BEGIN` that reads
+ * first would fail outright (`SQLITE_BUSY_SNAPSHOT`) when another process commits between its read and its write.
+ */
+import { Migrator, SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import type { Fragment } from "@effect/sql/Statement"
+import { Chunk, Clock, Data, Duration, Effect, Either, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
+import {
+  type AggregateInfo,
+  type AppendResult,
+  CorruptEvent,
+  EventStore,
+  EventStoreError,
+  type EventStoreService,
+  type ExpectedSequence,
+  type LoadQuery,
+  type NewEvent,
+  type ReadError,
+  SequenceConflict,
+  type StoredEvent,
+  type SubscribeQuery
+} from "./EventStore.js"
+import {
+  checkExpected,
+  decodePage,
+  defaultPageSize,
+  type EncodedEvent,
+  encodeAppend,
+  liveRead,
+  makeWakeUp,
+  type Page,
+  pagedRead,
+  type RawEvent
+} from "./internal/eventStore.js"
+import { migrations, migrationsTable } from "./migrations/index.js"
+
+export interface SqlEventStoreOptions {
+  /** Rows per page of a read; defaults to 1,000. */
+  readonly pageSize?: number
+  /** How often an idle subscriber looks for events it was not woken for; defaults to 250 ms. */
+  readonly pollInterval?: Duration.DurationInput
+  /** SQLite: how long a statement waits for another connection's write lock before it is retried; defaults to 200 ms. */
+  readonly busyTimeout?: Duration.DurationInput
+  /** PostgreSQL: LISTEN for other processes' appends (`PgEventStore` passes `PgClient.listen`). */
+  readonly listen?: (channel: string) => Stream.Stream<string, SqlError>
+  /** PostgreSQL: the NOTIFY channel; defaults to "event_store_appended". */
+  readonly channel?: string
+}
+
+// --- Rows -----------------------------------------------------------------------------------------------------------
+
+/** PostgreSQL hands BIGINT back as a string, SQLite as a number. */
+const DbInt = Schema.Union(Schema.Number, Schema.NumberFromString)
+
+const EventRow = Schema.Struct({
+  position: DbInt,
+  stream_id: Schema.String,
+  aggregate_id: Schema.String,
+  sequence: DbInt,
+  event_type: Schema.String,
+  event_version: Schema.String,
+  data: Schema.Unknown,
+  metadata: Schema.Unknown,
+  created_at: DbInt
+})
+const decodeEventRow = Schema.decodeUnknownEither(EventRow)
+const decodeInts = Schema.decodeUnknownEither(Schema.Array(Schema.Struct({ value: DbInt })))
+const AggregateRow = Schema.Struct({
+  aggregate_id: Schema.String,
+  last_sequence: DbInt,
+  first_created_at: DbInt,
+  last_created_at: DbInt
+})
+const decodeAggregateRows = Schema.decodeUnknownEither(Schema.Array(AggregateRow))
+const decodeInserted = Schema.decodeUnknownEither(Schema.Array(Schema.Struct({ position: DbInt, sequence: DbInt })))
+
+const rowToRaw = (row: unknown): Either.Either<RawEvent, CorruptEvent> =>
+  decodeEventRow(row).pipe(
+    Either.map(
+      (r): RawEvent => ({
+        position: r.position,
+        streamId: r.stream_id,
+        aggregateId: r.aggregate_id,
+        sequence: r.sequence,
+        type: r.event_type,
+        version: r.event_version,
+        data: r.data,
+        metadata: r.metadata,
+        createdAt: r.created_at
+      })
+    ),
+    Either.mapLeft((error) => {
+      const field = (name: string) => (typeof row === "object" && row !== null ? Reflect.get(row, name) : undefined)
+      return new CorruptEvent({
+        position: Number(field("position") ?? -1),
+        streamId: String(field("stream_id") ?? ""),
+        aggregateId: String(field("aggregate_id") ?? ""),
+        sequence: Number(field("sequence") ?? -1),
+        type: String(field("event_type") ?? ""),
+        reason: `the row does not have the expected columns: ${error.message}`
+      })
+    })
+  )
+
+// --- Errors ---------------------------------------------------------------------------------------------------------
+
+const causeText = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause)
+
+export const toStoreError = (operation: string) => (error: SqlError) =>
+  new EventStoreError({
+    operation,
+    reason: error.cause === undefined ? error.message : `${error.message}: ${causeText(error.cause)}`
+  })
+
+const driverCode = (error: SqlError): string | undefined => {
+  const cause: unknown = error.cause
+  if (typeof cause !== "object" || cause === null) return undefined
+  const code: unknown = Reflect.get(cause, "code")
+  return typeof code === "string" ? code : undefined
+}
+
+/** Another SQLite connection (maybe another process) holds the write lock. */
+const isBusy = (error: SqlError) => driverCode(error)?.startsWith("SQLITE_BUSY") === true
+
+/** The (stream, aggregate, sequence) constraint refused the insert: another writer took the sequence. */
+const isUniqueViolation = (error: SqlError) => {
+  const code = driverCode(error)
+  return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE"
+}
+
+class UniqueViolation extends Data.TaggedError("UniqueViolation") {}
+
+/** The append's own check found another sequence than expected; nothing was written. */
+class Refused extends Data.TaggedError("Refused") {}
+
+/** A handler's own failure, carried through the transaction so that it rolls back and is then handed back as is. */
+class HandlerFailed<E> {
+  readonly _tag = "HandlerFailed"
+  constructor(readonly error: E) {}
+}
+
+/** SQLite waits for a busy lock in `busy_timeout` (blocking), then these retries (not blocking) take over. */
+const busyRetry = Schedule.exponential("10 millis").pipe(
+  Schedule.union(Schedule.spaced("250 millis")),
+  Schedule.jittered,
+  Schedule.upTo("30 seconds")
+)
+
+// --- Constants ------------------------------------------------------------------------------------------------------
+
+/** `pg_advisory_xact_lock` keys, arbitrary but fixed: one serialises appends, one migrations. */
+const appendLockKey = 7_243_150_001
+const migrationLockKey = 7_243_150_002
+const defaultChannel = "event_store_appended"
+/** Rows per INSERT statement: well under SQLite's and PostgreSQL's bound-parameter limits (8 per row). */
+const insertChunk = 500
+
+type Dialect = "pg" | "sqlite"
+
+const dialectOf = (sql: SqlClient.SqlClient): Effect.Effect<Dialect, EventStoreError> =>
+  sql.onDialectOrElse({
+    pg: () => Effect.succeed<Dialect>("pg"),
+    sqlite: () => Effect.succeed<Dialect>("sqlite"),
+    orElse: () =>
+      Effect.fail(new EventStoreError({ operation: "start", reason: "only SQLite and PostgreSQL are supported" }))
+  })
+
+/**
+ * A write transaction: `sql.withTransaction` on PostgreSQL; on SQLite the same machinery but opened with
+ * `BEGIN IMMEDIATE`, which takes the write lock (waiting `busy_timeout`) before anything is read. A ROLLBACK after a
+ * BEGIN that itself failed has no transaction to roll back; that is not an error.
+ */
+const makeWriteTransaction = (sql: SqlClient.SqlClient, dialect: Dialect) => {
+  if (dialect === "pg") return sql.withTransaction
+  return SqlClient.makeWithTransaction({
+    transactionTag: SqlClient.TransactionConnection,
+    spanAttributes: [["db.system.name", "sqlite"]],
+    acquireConnection: Effect.flatMap(Scope.make(), (scope) =>
+      Effect.map(Scope.extend(sql.reserve, scope), (connection) => [scope, connection] as const)
+    ),
+    begin: (connection) => connection.executeUnprepared("BEGIN IMMEDIATE", [], undefined),
+    savepoint: (connection, id) => connection.executeUnprepared(`SAVEPOINT effect_sql_${id}`, [], undefined),
+    commit: (connection) => connection.executeUnprepared("COMMIT", [], undefined),
+    rollback: (connection) =>
+      connection.executeUnprepared("ROLLBACK", [], undefined).pipe(
+        Effect.catchIf(
+          (error) => /no transaction is active/.test(causeText(error.cause)),
+          () => Effect.void
+        )
+      ),
+    rollbackSavepoint: (connection, id) =>
+      connection.executeUnprepared(`ROLLBACK TO SAVEPOINT effect_sql_${id}`, [], undefined)
+  })
+}
+
+// --- Migrations -----------------------------------------------------------------------------------------------------
+
+/**
+ * Brings the schema up to date. Safe when several processes start at once: PostgreSQL runs it under an advisory
+ * lock (with the migrations table created first, because the Migrator's own probe for it would abort the
+ * transaction), SQLite under its write lock.
+ */
+export const migrate: Effect.Effect<void, EventStoreError, SqlClient.SqlClient> = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const dialect = yield* dialectOf(sql)
+  const run = Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: migrationsTable })
+  const locked =
+    dialect === "pg"
+      ? Effect.zipRight(
+          sql`SELECT pg_advisory_xact_lock(${migrationLockKey})`.pipe(
+            Effect.zipRight(sql`CREATE TABLE IF NOT EXISTS ${sql(migrationsTable)} (
+              migration_id integer primary key,
+              created_at timestamp with time zone not null default now(),
+              name text not null
+            )`)
+          ),
+          run
+        )
+      : run
+  yield* makeWriteTransaction(
+    sql,
+    dialect
+  )(locked).pipe(Effect.retry({ schedule: busyRetry, while: (error) => error._tag === "SqlError" && isBusy(error) }))
+}).pipe(
+  Effect.catchTags({
+    SqlError: toStoreError("migrate"),
+    MigrationError: (error) => new EventStoreError({ operation: "migrate", reason: error.message })
+  }),
+  Effect.withSpan("EventStore.migrate")
+)
+
+// --- The service ----------------------------------------------------------------------------------------------------
+
+/**
+ * The store over the `SqlClient` in context, which must already be migrated (see `migrate`). Lives in the scope: the
+ * PostgreSQL LISTEN connection, once a subscriber starts it, is closed with it.
+ */
+export const make = (
+  options: SqlEventStoreOptions = {}
+): Effect.Effect<EventStoreService, EventStoreError, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const dialect = yield* dialectOf(sql)
+    const scope = yield* Effect.scope
+    const pageSize = options.pageSize ?? defaultPageSize
+    const pollInterval = options.pollInterval ?? Duration.millis(250)
+    const channel = options.channel ?? defaultChannel
+    const isPg = dialect === "pg"
+    const wakeUp = yield* makeWakeUp
+    const writeTransaction = makeWriteTransaction(sql, dialect)
+
+    if (!isPg) {
+      const busyMs = Math.max(0, Math.round(Duration.toMillis(options.busyTimeout ?? Duration.millis(200))))
+      yield* sql.unsafe(`PRAGMA busy_timeout = ${busyMs}`).pipe(Effect.mapError(toStoreError("start")))
+    }
+
+    /**
+     * Retries an effect that met another process's write lock (SQLite); a no-op on PostgreSQL. Not inside a caller's
+     * transaction: its snapshot is stale by then, so only the caller can start over. The retry schedule is only set
+     * up after a first failure: appends are hot, and most never meet a lock.
+     */
+    const retryBusy = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) => {
+      if (isPg) return effect
+      const busy = (error: E) => error._tag === "SqlError" && isBusy(error as unknown as SqlError)
+      return Effect.catchIf(effect, busy, (error) =>
+        Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) =>
+          Option.isSome(transaction) ? Effect.fail(error) : Effect.retry(effect, { schedule: busyRetry, while: busy })
+        )
+      )
+    }
+
+    /** Decodes a single integer column named `value` (COUNT/MAX come back as strings on PostgreSQL). */
+    const singleInt = (operation: string, rows: ReadonlyArray<unknown>) =>
+      decodeInts(rows).pipe(
+        Either.map((decoded) => decoded[0]?.value ?? 0),
+        Either.mapLeft((error) => new EventStoreError({ operation, reason: `unexpected result: ${error.message}` }))
+      )
+
+    const selectColumns = isPg
+      ? sql`position, stream_id, aggregate_id, sequence, event_type, event_version, data, metadata,
+          (extract(epoch from created_at) * 1000)::bigint AS created_at`
+      : sql`position, stream_id, aggregate_id, sequence, event_type, event_version, data, metadata, created_at`
+    const epochMs = (column: string) =>
+      isPg ? sql.literal(`(extract(epoch from ${column}) * 1000)::bigint`) : sql.literal(column)
+    const timestamp = (ms: number) => (isPg ? new Date(ms) : ms)
+
+    const fetchPage = (operation: string, where: ReadonlyArray<Fragment>, orderBy: string) =>
+      sql`SELECT ${selectColumns} FROM events WHERE ${sql.and(where)} ORDER BY ${sql.literal(orderBy)} LIMIT ${pageSize}`.pipe(
+        retryBusy,
+        Effect.mapError(toStoreError(operation)),
+        Effect.map((rows): Page => decodePage(rows, rowToRaw, pageSize, !isPg))
+      )
+
+    const filters = (query: {
+      readonly streamId?: string | undefined
+      readonly aggregateId?: string | undefined
+      readonly eventTypes?: ReadonlyArray<string> | undefined
+    }) => [
+      ...(query.streamId === undefined ? [] : [sql`stream_id = ${query.streamId}`]),
+      ...(query.aggregateId === undefined ? [] : [sql`aggregate_id = ${query.aggregateId}`]),
+      ...(query.eventTypes === undefined ? [] : [sql`event_type IN ${sql.in(query.eventTypes)}`])
+    ]
+
+    /**
+     * The aggregate's last sequence, as one index seek. (`max(sequence)` inside a subquery is not optimised by
+     * SQLite and scans the whole aggregate, which made appends slower the longer a session got.)
+     */
+    const lastSequenceOf = (streamId: string, aggregateId: string) =>
+      sql`coalesce((SELECT sequence FROM events WHERE stream_id = ${streamId} AND aggregate_id = ${aggregateId}
+                    ORDER BY sequence DESC LIMIT 1), 0)`
+
+    const currentSequence = (streamId: string, aggregateId: string) =>
+      sql`SELECT ${lastSequenceOf(streamId, aggregateId)} AS value`.pipe(
+        Effect.mapError(toStoreError("read the last sequence")),
+        Effect.flatMap((rows) => singleInt("read the last sequence", rows))
+      )
+
+    const lastSequence = Effect.fn("EventStore.lastSequence")((streamId: string, aggregateId: string) =>
+      retryBusy(currentSequence(streamId, aggregateId))
+    )
+
+    /**
+     * Inserts `events` as the next events of the aggregate in one statement, which reads the aggregate's last
+     * sequence and checks it against `expectedLast` itself (no check when undefined). Its RETURNING rows are empty
+     * when the check failed. On SQLite a lone statement is its own transaction and takes the write lock before it
+     * reads, so a single-statement append needs no BEGIN/COMMIT round trips.
+     */
+    const insertAfter = (
+      streamId: string,
+      aggregateId: string,
+      events: ReadonlyArray<EncodedEvent>,
+      expectedLast: number | undefined,
+      createdAt: number
+    ) => {
+      // PostgreSQL types the parameters of a SELECT list as text: say what they are.
+      const rows = events.map((event, index) =>
+        isPg
+          ? sql`(${index + 1}::bigint, ${event.type}, ${event.version}, ${event.data}::jsonb, ${event.metadata}::jsonb)`
+          : sql`(${index + 1}, ${event.type}, ${event.version}, ${event.data}, ${event.metadata})`
+      )
+      const created = isPg ? sql`${new Date(createdAt)}::timestamptz` : sql`${createdAt}`
+      const check = expectedLast === undefined ? sql`` : sql`WHERE head.last = ${expectedLast}`
+      return sql`INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
+        SELECT ${streamId}, v.column2, ${aggregateId}, head.last + v.column1, v.column3, v.column4, v.column5, ${created}
+        FROM (SELECT ${lastSequenceOf(streamId, aggregateId)} AS last) AS head,
+             (VALUES ${sql.csv(rows)}) AS v
+        ${check}
+        ORDER BY v.column1
+        RETURNING position, sequence`.pipe(
+        Effect.catchIf(isUniqueViolation, () => new UniqueViolation()),
+        Effect.flatMap((returned) =>
+          decodeInserted(returned).pipe(
+            Either.map((inserted) => [...inserted].sort((a, b) => a.sequence - b.sequence)),
+            Either.mapLeft(
+              (error) =>
+                new EventStoreError({ operation: "append", reason: `unexpected RETURNING rows: ${error.message}` })
+            )
+          )
+        )
+      )
+    }
+
+    /** Appends chunk after chunk, each checked against the last; `Refused` when the first check fails. */
+    const insertAll = (
+      streamId: string,
+      aggregateId: string,
+      events: ReadonlyArray<EncodedEvent>,
+      expected: ExpectedSequence,
+      createdAt: number
+    ) =>
+      Effect.gen(function* () {
+        const positions: Array<number> = []
+        let last = expected === "any" ? undefined : expected === "no-stream" ? 0 : expected
+        for (let start = 0; start < events.length; start += insertChunk) {
+          const chunk = events.slice(start, start + insertChunk)
+          const inserted = yield* insertAfter(streamId, aggregateId, chunk, last, createdAt)
+          const final = inserted[inserted.length - 1]
+          if (final === undefined || inserted.length !== chunk.length) return yield* new Refused()
+          for (const row of inserted) positions.push(row.position)
+          last = final.sequence
+        }
+        return { lastSequence: last ?? 0, positions } satisfies AppendResult
+      })
+
+    const append = Effect.fn("EventStore.append")(function* (
+      streamId: string,
+      aggregateId: string,
+      events: ReadonlyArray<NewEvent>,
+      expected: ExpectedSequence
+    ) {
+      const encoded = yield* encodeAppend(streamId, aggregateId, events, expected)
+      if (encoded.length === 0) {
+        const actual = yield* lastSequence(streamId, aggregateId)
+        const conflict = checkExpected(streamId, aggregateId, expected, actual)
+        if (conflict !== undefined) return yield* conflict
+        return { lastSequence: actual, positions: [] }
+      }
+      const createdAt = yield* Clock.currentTimeMillis
+      const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt)
+      const result = yield* (
+        isPg
+          ? writeTransaction(
+              Effect.gen(function* () {
+                yield* sql`SELECT pg_advisory_xact_lock(${appendLockKey})`
+                const result = yield* insert
+                const last = result.positions[result.positions.length - 1] ?? 0
+                yield* sql`SELECT pg_notify(${channel}, ${String(last)})`
+                return result
+              })
+            )
+          : encoded.length <= insertChunk
+            ? insert
+            : writeTransaction(insert)
+      ).pipe(
+        retryBusy,
+        Effect.catchTags({
+          // Refused: the expected sequence did not match. UniqueViolation: only a writer that bypassed this store's
+          // lock gets here. Either way, report where the aggregate really is.
+          Refused: () => conflictNow(streamId, aggregateId, expected),
+          UniqueViolation: () => conflictNow(streamId, aggregateId, expected),
+          SqlError: toStoreError("append")
+        })
+      )
+      yield* wakeUp.signal
+      return result
+    })
+
+    const conflictNow = (streamId: string, aggregateId: string, expected: ExpectedSequence) =>
+      Effect.flatMap(
+        lastSequence(streamId, aggregateId),
+        (actual) => new SequenceConflict({ streamId, aggregateId, expected, actual })
+      )
+
+    const read = (query: LoadQuery): Stream.Stream<StoredEvent, ReadError> => {
+      if (query.eventTypes !== undefined && query.eventTypes.length === 0) return Stream.empty
+      const bounds = [
+        ...(query.fromSequence === undefined ? [] : [sql`sequence >= ${query.fromSequence}`]),
+        ...(query.toSequence === undefined ? [] : [sql`sequence <= ${query.toSequence}`]),
+        ...(query.afterPosition === undefined ? [] : [sql`position > ${query.afterPosition}`])
+      ]
+      const where = [...filters(query), ...bounds]
+      const stream =
+        query.aggregateId === undefined
+          ? pagedRead(
+              query.afterPosition ?? 0,
+              (position) => fetchPage("read", [...where, sql`position > ${position}`], "position"),
+              (last) => last.position
+            )
+          : pagedRead(
+              0,
+              (sequence) => fetchPage("read", [...where, sql`sequence > ${sequence}`], "sequence"),
+              (last) => last.sequence
+            )
+      return Stream.withSpan(stream, "EventStore.read")
+    }
+
+    /** Starts LISTEN once, on the first subscription, for as long as the store lives. */
+    const startListening =
+      options.listen === undefined
+        ? Effect.void
+        : yield* Effect.cached(
+            options.listen(channel).pipe(
+              Stream.runForEach(() => wakeUp.signal),
+              Effect.catchAllCause((cause) =>
+                Effect.logDebug("event store LISTEN ended; polling until it is back", cause)
+              ),
+              Effect.zipRight(Effect.sleep(Duration.seconds(1))),
+              Effect.forever,
+              Effect.forkIn(scope),
+              Effect.asVoid
+            )
+          )
+
+    const subscribe = (query: SubscribeQuery): Stream.Stream<StoredEvent, ReadError> => {
+      if (query.eventTypes !== undefined && query.eventTypes.length === 0) return Stream.never
+      const where = filters(query)
+      return Stream.unwrap(
+        Effect.as(
+          startListening,
+          liveRead({
+            afterPosition: query.afterPosition ?? 0,
+            fetchAfter: (position) => fetchPage("subscribe", [...where, sql`position > ${position}`], "position"),
+            wakeUp,
+            pollInterval
+          })
+        )
+      ).pipe(Stream.withSpan("EventStore.subscribe"))
+    }
+
+    const checkpoint = Effect.fn("EventStore.checkpoint")((consumer: string) =>
+      sql`SELECT position AS value FROM event_checkpoints WHERE consumer = ${consumer}`.pipe(
+        retryBusy,
+        Effect.mapError(toStoreError("read a checkpoint")),
+        Effect.flatMap((rows) =>
+          rows.length === 0
+            ? Effect.succeed(Option.none())
+            : Effect.map(singleInt("read a checkpoint", rows), Option.some)
+        )
+      )
+    )
+
+    const saveCheckpoint = (consumer: string, position: number) =>
+      Effect.flatMap(
+        Clock.currentTimeMillis,
+        (now) =>
+          sql`INSERT INTO event_checkpoints (consumer, position, updated_at) VALUES (${consumer}, ${position}, ${timestamp(now)})
+              ON CONFLICT (consumer) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`
+      )
+
+    const consume = <E, R>(
+      consumer: string,
+      query: Omit<SubscribeQuery, "afterPosition">,
+      handle: (event: StoredEvent) => Effect.Effect<void, E, R>
+    ): Effect.Effect<never, E | ReadError, R> => {
+      const handleOne = (event: StoredEvent) =>
+        writeTransaction(
+          handle(event).pipe(
+            Effect.mapError((error) => new HandlerFailed(error)),
+            Effect.zipRight(saveCheckpoint(consumer, event.position))
+          )
+        ).pipe(
+          retryBusy,
+          Effect.catchTags({
+            HandlerFailed: (failed: HandlerFailed<E>) => Effect.fail(failed.error),
+            SqlError: (error: SqlError) => Effect.fail(toStoreError("save a checkpoint")(error))
+          })
+        )
+      return Effect.gen(function* () {
+        const after = Option.getOrElse(yield* checkpoint(consumer), () => 0)
+        yield* Stream.runForEach(subscribe({ ...query, afterPosition: after }), handleOne)
+        return yield* Effect.dieMessage("a subscription ended")
+      }).pipe(Effect.withSpan("EventStore.consume", { attributes: { consumer } }))
+    }
+
+    return {
+      append,
+      read,
+      load: Effect.fn("EventStore.load")(function* (query: LoadQuery) {
+        return Chunk.toReadonlyArray(yield* Stream.runCollect(read(query)))
+      }),
+      lastSequence,
+      headPosition: sql`SELECT coalesce(max(position), 0) AS value FROM events`.pipe(
+        retryBusy,
+        Effect.mapError(toStoreError("read the head position")),
+        Effect.flatMap((rows) => singleInt("read the head position", rows)),
+        Effect.withSpan("EventStore.headPosition")
+      ),
+      aggregates: Effect.fn("EventStore.aggregates")((streamId: string) =>
+        sql`SELECT aggregate_id, max(sequence) AS last_sequence,
+              ${epochMs("min(created_at)")} AS first_created_at, ${epochMs("max(created_at)")} AS last_created_at
+            FROM events WHERE stream_id = ${streamId}
+            GROUP BY aggregate_id ORDER BY max(position) DESC`.pipe(
+          retryBusy,
+          Effect.mapError(toStoreError("list aggregates")),
+          Effect.flatMap((rows) =>
+            decodeAggregateRows(rows).pipe(
+              Either.map((decoded) =>
+                decoded.map(
+                  (row): AggregateInfo => ({
+                    streamId,
+                    aggregateId: row.aggregate_id,
+                    lastSequence: row.last_sequence,
+                    firstCreatedAt: row.first_created_at,
+                    lastCreatedAt: row.last_created_at
+                  })
+                )
+              ),
+              Either.mapLeft(
+                (error) =>
+                  new EventStoreError({ operation: "list aggregates", reason: `unexpected rows: ${error.message}` })
+              )
+            )
+          )
+        )
+      ),
+      subscribe,
+      checkpoint,
+      consume
+    }
+  })
+
+/** Migrates, then provides the store over the `SqlClient` in context. */
+export const layer = (options?: SqlEventStoreOptions): Layer.Layer<EventStore, EventStoreError, SqlClient.SqlClient> =>
+  Layer.scoped(EventStore, Effect.zipRight(migrate, make(options)))

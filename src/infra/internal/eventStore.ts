@@ -1,0 +1,304 @@
+/**
+ * What every `EventStore` layer shares: checking and encoding appends, decoding stored rows, the wake-up signal and
+ * the paging and subscription loops. Keeping one copy is what makes the layers behave the same.
+ *
+ * @internal
+ */
+import {
+  Chunk,
+  Deferred,
+  type Duration,
+  Effect,
+  Either,
+  Option,
+  ParseResult,
+  Ref,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
+import {
+  CorruptEvent,
+  EventMetadata,
+  EventStoreError,
+  type ExpectedSequence,
+  type NewEvent,
+  type ReadError,
+  SequenceConflict,
+  type StoredEvent
+} from "../EventStore.js"
+
+export const defaultPageSize = 1_000
+
+// --- Appends --------------------------------------------------------------------------------------------------------
+
+/** An event ready for a row: JSON text for `data` and `metadata`, the version as the text the column holds. */
+export interface EncodedEvent {
+  readonly type: string
+  readonly version: string
+  readonly data: string
+  readonly metadata: string
+}
+
+/**
+ * PostgreSQL cannot store U+0000 in `text` or `jsonb`. Every layer refuses it the same way, so code that works on the
+ * in-memory store does not break on PostgreSQL. In JSON text it appears as `\u0000` after an even run of backslashes
+ * (an odd run would make it an escaped backslash followed by the letters "u0000").
+ */
+const jsonNul = /(?:^|[^\\])(?:\\\\)*\\u0000/
+const hasNul = (text: string) => text.includes("\u0000")
+
+const refuse = (reason: string) => new EventStoreError({ operation: "append", reason })
+
+const checkId = (label: string, value: string): EventStoreError | undefined =>
+  value.length === 0
+    ? refuse(`the ${label} is empty`)
+    : hasNul(value)
+      ? refuse(`the ${label} contains the NUL character (U+0000), which PostgreSQL cannot store`)
+      : undefined
+
+const toJson = (label: string, value: unknown): Either.Either<string, EventStoreError> => {
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch (cause) {
+    return Either.left(refuse(`the ${label} is not JSON-serialisable: ${String(cause)}`))
+  }
+  if (text === undefined) return Either.left(refuse(`the ${label} is not JSON-serialisable (it is ${typeof value})`))
+  if (text.includes("\\u0000") && jsonNul.test(text)) {
+    return Either.left(refuse(`the ${label} contains the NUL character (U+0000), which PostgreSQL cannot store`))
+  }
+  return Either.right(text)
+}
+
+const encodeMetadata = Schema.encodeUnknownEither(EventMetadata)
+
+/** Checks ids, versions and payloads before anything is written, so a refused append stores nothing anywhere. */
+export const encodeAppend = (
+  streamId: string,
+  aggregateId: string,
+  events: ReadonlyArray<NewEvent>,
+  expected: ExpectedSequence
+): Either.Either<ReadonlyArray<EncodedEvent>, EventStoreError> => {
+  const badId = checkId("stream id", streamId) ?? checkId("aggregate id", aggregateId)
+  if (badId !== undefined) return Either.left(badId)
+  if (typeof expected === "number" && !(Number.isSafeInteger(expected) && expected >= 0)) {
+    return Either.left(refuse(`the expected sequence ${expected} is not a non-negative integer`))
+  }
+  const encoded: Array<EncodedEvent> = []
+  for (const [index, event] of events.entries()) {
+    const label = `event #${index + 1} (${event.type})`
+    const badType = checkId(`type of event #${index + 1}`, event.type)
+    if (badType !== undefined) return Either.left(badType)
+    if (!(Number.isSafeInteger(event.version) && event.version >= 0)) {
+      return Either.left(refuse(`the version ${event.version} of ${label} is not a non-negative integer`))
+    }
+    const metadata = encodeMetadata(event.metadata)
+    if (Either.isLeft(metadata)) {
+      return Either.left(
+        refuse(`the metadata of ${label} is invalid: ${ParseResult.TreeFormatter.formatErrorSync(metadata.left)}`)
+      )
+    }
+    const data = toJson(`data of ${label}`, event.data)
+    if (Either.isLeft(data)) return Either.left(data.left)
+    const metadataJson = toJson(`metadata of ${label}`, metadata.right)
+    if (Either.isLeft(metadataJson)) return Either.left(metadataJson.left)
+    encoded.push({ type: event.type, version: String(event.version), data: data.right, metadata: metadataJson.right })
+  }
+  return Either.right(encoded)
+}
+
+/** The conflict, if the aggregate's last sequence is not what the append expects. */
+export const checkExpected = (
+  streamId: string,
+  aggregateId: string,
+  expected: ExpectedSequence,
+  actual: number
+): SequenceConflict | undefined => {
+  if (expected === "any") return undefined
+  const wanted = expected === "no-stream" ? 0 : expected
+  return wanted === actual ? undefined : new SequenceConflict({ streamId, aggregateId, expected, actual })
+}
+
+// --- Reads ----------------------------------------------------------------------------------------------------------
+
+/** A row as the database hands it back, before its JSON and version are checked. */
+export interface RawEvent {
+  readonly position: number
+  readonly streamId: string
+  readonly aggregateId: string
+  readonly sequence: number
+  readonly type: string
+  readonly version: string
+  /** JSON text, or the already parsed value when the driver parses JSON itself (PostgreSQL `jsonb`). */
+  readonly data: unknown
+  readonly metadata: unknown
+  readonly createdAt: number
+}
+
+const decodeMetadata = Schema.decodeUnknownEither(EventMetadata)
+const integerText = /^(?:0|[1-9][0-9]*)$/
+
+const corrupt = (raw: RawEvent, reason: string) =>
+  new CorruptEvent({
+    position: raw.position,
+    streamId: raw.streamId,
+    aggregateId: raw.aggregateId,
+    sequence: raw.sequence,
+    type: raw.type,
+    reason
+  })
+
+const parseJson = (raw: RawEvent, column: string, value: unknown): Either.Either<unknown, CorruptEvent> => {
+  if (typeof value !== "string") return Either.left(corrupt(raw, `${column} is not JSON text`))
+  try {
+    return Either.right(JSON.parse(value))
+  } catch (cause) {
+    return Either.left(corrupt(raw, `${column} is not valid JSON (${cause instanceof Error ? cause.message : cause})`))
+  }
+}
+
+/** Checks a stored row; anything unreadable is a `CorruptEvent` naming its position, never a silent skip. */
+export const decodeRaw = (raw: RawEvent, jsonIsText: boolean): Either.Either<StoredEvent, CorruptEvent> => {
+  if (!integerText.test(raw.version) || !Number.isSafeInteger(Number(raw.version))) {
+    return Either.left(corrupt(raw, `event_version ${JSON.stringify(raw.version)} is not an integer`))
+  }
+  const data = jsonIsText ? parseJson(raw, "data", raw.data) : Either.right(raw.data)
+  if (Either.isLeft(data)) return Either.left(data.left)
+  const metadataValue = jsonIsText ? parseJson(raw, "metadata", raw.metadata) : Either.right(raw.metadata)
+  if (Either.isLeft(metadataValue)) return Either.left(metadataValue.left)
+  const metadata = decodeMetadata(metadataValue.right)
+  if (Either.isLeft(metadata)) {
+    return Either.left(
+      corrupt(raw, `metadata does not match EventMetadata: ${ParseResult.TreeFormatter.formatErrorSync(metadata.left)}`)
+    )
+  }
+  return Either.right({
+    position: raw.position,
+    streamId: raw.streamId,
+    aggregateId: raw.aggregateId,
+    sequence: raw.sequence,
+    type: raw.type,
+    version: Number(raw.version),
+    data: data.right,
+    metadata: metadata.right,
+    createdAt: raw.createdAt
+  })
+}
+
+/** One page of a read: the readable prefix, the first unreadable row if any, and whether more rows may follow. */
+export interface Page {
+  readonly events: ReadonlyArray<StoredEvent>
+  readonly corrupt: CorruptEvent | undefined
+  readonly full: boolean
+}
+
+export const decodePage = <Row>(
+  rows: ReadonlyArray<Row>,
+  toRaw: (row: Row) => Either.Either<RawEvent, CorruptEvent>,
+  pageSize: number,
+  jsonIsText: boolean
+): Page => {
+  const events: Array<StoredEvent> = []
+  for (const row of rows) {
+    const decoded = Either.flatMap(toRaw(row), (raw) => decodeRaw(raw, jsonIsText))
+    if (Either.isLeft(decoded)) return { events, corrupt: decoded.left, full: false }
+    events.push(decoded.right)
+  }
+  return { events, corrupt: undefined, full: rows.length >= pageSize }
+}
+
+type PagingState<C> =
+  | { readonly _tag: "Next"; readonly cursor: C }
+  | { readonly _tag: "Failed"; readonly error: ReadError }
+
+/**
+ * A read, a page at a time: memory stays flat however long the result. The readable events before a corrupt row are
+ * emitted, then the stream fails with it.
+ */
+export const pagedRead = <C>(
+  start: C,
+  fetch: (cursor: C) => Effect.Effect<Page, EventStoreError>,
+  cursorAfter: (last: StoredEvent) => C
+): Stream.Stream<StoredEvent, ReadError> =>
+  Stream.paginateChunkEffect<PagingState<C>, StoredEvent, ReadError, never>({ _tag: "Next", cursor: start }, (state) =>
+    state._tag === "Failed"
+      ? Effect.fail(state.error)
+      : Effect.map(fetch(state.cursor), (page) => {
+          const chunk = Chunk.unsafeFromArray(page.events)
+          const last = page.events[page.events.length - 1]
+          if (page.corrupt !== undefined) return [chunk, Option.some({ _tag: "Failed", error: page.corrupt })]
+          if (!page.full || last === undefined) return [chunk, Option.none()]
+          return [chunk, Option.some({ _tag: "Next", cursor: cursorAfter(last) })]
+        })
+  )
+
+// --- Live delivery --------------------------------------------------------------------------------------------------
+
+/**
+ * A signal that new events may be there. `next` hands out the wake-up for the *next* signal, taken before a read, so
+ * a signal that arrives between the read and the wait is not lost.
+ */
+export interface WakeUp {
+  readonly signal: Effect.Effect<void>
+  readonly next: Effect.Effect<Effect.Effect<void>>
+}
+
+export const makeWakeUp: Effect.Effect<WakeUp> = Effect.gen(function* () {
+  const current = yield* Ref.make(yield* Deferred.make<void>())
+  return {
+    signal: Deferred.make<void>().pipe(
+      Effect.flatMap((fresh) => Ref.getAndSet(current, fresh)),
+      Effect.flatMap((previous) => Deferred.succeed(previous, undefined)),
+      Effect.asVoid
+    ),
+    next: Effect.map(Ref.get(current), Deferred.await)
+  }
+})
+
+/** Failing reads are retried with backoff (about 3 s in all), then the subscription fails: it never dies silently. */
+export const readRetry = Schedule.exponential("50 millis").pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(6))
+)
+
+/**
+ * History then live events after `afterPosition`, in global order. `fetchAfter` returns the next page of matching
+ * events strictly after a position; when it is empty the loop waits for a wake-up, or `pollInterval` at most (the
+ * safety net for writers it cannot hear, such as other processes).
+ */
+export const liveRead = (options: {
+  readonly afterPosition: number
+  readonly fetchAfter: (position: number) => Effect.Effect<Page, EventStoreError>
+  readonly wakeUp: WakeUp
+  readonly pollInterval: Duration.DurationInput
+}): Stream.Stream<StoredEvent, ReadError> => {
+  const fetch = (position: number) =>
+    options
+      .fetchAfter(position)
+      .pipe(Effect.retry({ schedule: readRetry, while: (error) => error._tag === "EventStoreError" }))
+  const nextPage = (position: number): Effect.Effect<Page, EventStoreError> =>
+    Effect.gen(function* () {
+      for (;;) {
+        const woken = yield* options.wakeUp.next
+        const page = yield* fetch(position)
+        if (page.events.length > 0 || page.corrupt !== undefined) return page
+        yield* woken.pipe(Effect.timeoutOption(options.pollInterval))
+      }
+    })
+  return Stream.paginateChunkEffect<PagingState<number>, StoredEvent, ReadError, never>(
+    { _tag: "Next", cursor: options.afterPosition },
+    (state) =>
+      state._tag === "Failed"
+        ? Effect.fail(state.error)
+        : Effect.map(nextPage(state.cursor), (page) => {
+            const chunk = Chunk.unsafeFromArray(page.events)
+            const last = page.events[page.events.length - 1]
+            const next: PagingState<number> =
+              page.corrupt !== undefined
+                ? { _tag: "Failed", error: page.corrupt }
+                : { _tag: "Next", cursor: last?.position ?? state.cursor }
+            return [chunk, Option.some(next)]
+          })
+  )
+}

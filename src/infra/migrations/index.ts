@@ -1,0 +1,16 @@
+/**
+ * The event store's migrations, in order. Keys are `<id>_<name>` as `Migrator.fromRecord` expects; a released
+ * migration is never edited or renumbered.
+ */
+import type { SqlClient } from "@effect/sql"
+import type { Effect } from "effect"
+import createEvents from "./0001_create_events.js"
+import createCheckpoints from "./0002_create_checkpoints.js"
+
+export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
+  "0001_create_events": createEvents,
+  "0002_create_checkpoints": createCheckpoints
+}
+
+/** The table recording which migrations ran; its own name so the app's other migrations cannot collide with it. */
+export const migrationsTable = "event_store_migrations"

@@ -1,0 +1,60 @@
+import { SqlClient } from "@effect/sql"
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Layer } from "effect"
+import { EventStore, EventStoreError } from "../../src/infra/EventStore.js"
+import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { eventStoreContract, newEvent, type SqlTarget, sqlEventStoreContract } from "./EventStoreContract.js"
+import { freshSqliteFile } from "./fixtures/databases.js"
+
+const target: SqlTarget<string> = {
+  freshDatabase: freshSqliteFile,
+  // Rare polling: every writer in these tests is in this process, so live delivery must come from the wake-up.
+  layer: (filename, options) => SqliteEventStore.layer({ filename, pollInterval: options?.pollInterval ?? "1 minute" })
+}
+
+eventStoreContract("SqliteEventStore", target)
+sqlEventStoreContract("SqliteEventStore", target)
+
+describe("SqliteEventStore", () => {
+  it.live("opens files in WAL mode and migrates them once", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const filename = yield* freshSqliteFile
+        for (const run of [1, 2]) {
+          yield* Effect.scoped(
+            Effect.gen(function* () {
+              const context = yield* Layer.build(SqliteEventStore.layer({ filename }))
+              const sql = Context.get(context, SqlClient.SqlClient)
+              const [mode] = yield* sql<{ journal_mode: string }>`PRAGMA journal_mode`
+              expect(mode?.journal_mode).toBe("wal")
+              const migrations = yield* sql<{ migration_id: number }>`SELECT migration_id FROM event_store_migrations`
+              expect(migrations.map((row) => row.migration_id)).toEqual([1, 2])
+              const store = Context.get(context, EventStore)
+              yield* store.append("s", "a", [newEvent("Run", { run })], run - 1)
+            })
+          )
+        }
+      })
+    )
+  )
+
+  it.live("works on :memory:", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const store = Context.get(yield* Layer.build(SqliteEventStore.layer({ filename: ":memory:" })), EventStore)
+        yield* store.append("s", "a", [newEvent("A", {}), newEvent("B", {})], 0)
+        expect((yield* store.load({ streamId: "s" })).map((event) => event.type)).toEqual(["A", "B"])
+      })
+    )
+  )
+
+  it.live("a file that cannot be opened is an EventStoreError, not a crash", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Effect.scoped(Layer.build(SqliteEventStore.layer({ filename: "/nonexistent-folder/events.db" })))
+      )
+      expect(error).toBeInstanceOf(EventStoreError)
+      expect(error.message).toContain("/nonexistent-folder/events.db")
+    })
+  )
+})
