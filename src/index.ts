@@ -5,7 +5,10 @@
  * and configuration. The infrastructure: `EventStore` and its layers.
  */
 
+export * as PlannerService from "./app/PlannerService.js"
 export * as Planning from "./app/Planning.js"
+export * as Runner from "./app/Runner.js"
+export * as Worker from "./app/Worker.js"
 export * as Commands from "./domain/Commands.js"
 export * as Config from "./domain/Config.js"
 export * as Errors from "./domain/Errors.js"
@@ -27,7 +30,12 @@ export * as Llm from "./infra/Llm.js"
 export * as LlmCompactor from "./infra/LlmCompactor.js"
 export * as LlmConfig from "./infra/LlmConfig.js"
 export * as LlmExecutor from "./infra/LlmExecutor.js"
+export * as MemoryEventStore from "./infra/MemoryEventStore.js"
 export * as OpenAiLlm from "./infra/OpenAiLlm.js"
+export * as PgEventStore from "./infra/PgEventStore.js"
+export * as PlannerStore from "./infra/PlannerStore.js"
 export * as ScriptExecutor from "./infra/ScriptExecutor.js"
 export * as ShellExecutor from "./infra/ShellExecutor.js"
+export * as SqlEventStore from "./infra/SqlEventStore.js"
+export * as SqliteEventStore from "./infra/SqliteEventStore.js"
 export * as Tokenizer from "./infra/Tokenizer.js"

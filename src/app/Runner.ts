@@ -1,0 +1,222 @@
+/**
+ * Running plans: the programmatic API behind the CLI and the dashboard.
+ *
+ * - `start` plans a request (with the LLM when one is configured, else the parser) and records `Initialize`.
+ * - `run` drives one session in this process: a worker serving it, progress as it happens, until the plan ends or
+ *   waits for answers nobody here can give. `resume` is the same for a session that stopped or crashed: its log says
+ *   where it was, a task whose worker died is retried, and retries fall due at the times recorded.
+ * - `answer`, `cancel`, `observe` (progress as a `Stream`), `state` and `stateAt` (time travel).
+ */
+import { randomUUID } from "node:crypto"
+import { Clock, Effect, Option, Queue, Schema, Stream } from "effect"
+import { Cancel, ClarificationProvided, Continue, HandleExecutorEvent, Initialize } from "../domain/Commands.js"
+import { defaultConfig, type PlannerConfig } from "../domain/Config.js"
+import type { PlannerEvent } from "../domain/Events.js"
+import * as Planner from "../domain/Planner.js"
+import type { Attachment, TaskState } from "../domain/Task.js"
+import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
+import { PlannerService } from "./PlannerService.js"
+import { planRequest } from "./Planning.js"
+import * as Worker from "./Worker.js"
+
+/** A new session id: sortable by creation time, short enough to type. */
+export const newSessionId = (now: number): string =>
+  `${new Date(now).toISOString().slice(0, 19).replace(/[-:]/g, "").replace("T", "-")}-${randomUUID().slice(0, 6)}`
+
+export interface StartOptions {
+  readonly attachments?: ReadonlyArray<Attachment>
+  readonly config?: Partial<PlannerConfig>
+  readonly sessionId?: string
+}
+
+/** Plans `request` and records the plan as a new session. */
+export const start = (request: string, options: StartOptions = {}) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const at = yield* Clock.currentTimeMillis
+    const config: PlannerConfig = { ...defaultConfig, ...options.config }
+    const plan = yield* planRequest(request, options.attachments ?? [], { systemPrompt: config.systemPrompt })
+    const sessionId = options.sessionId ?? newSessionId(at)
+    const handled = yield* service.execute(
+      sessionId,
+      new Initialize({
+        request,
+        attachments: options.attachments ?? [],
+        tasks: plan.tasks,
+        source: plan.source,
+        config,
+        at
+      }),
+      { correlationId: sessionId }
+    )
+    return { sessionId, state: handled.state }
+  }).pipe(Effect.withSpan("Runner.start"))
+
+/** Records a person's answer to a task's question; the task is dispatched again with it. */
+export const answer = (sessionId: string, taskId: number, text: string) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const at = yield* Clock.currentTimeMillis
+    return yield* service.execute(
+      sessionId,
+      new HandleExecutorEvent({ event: new ClarificationProvided({ taskId, answer: text }), at })
+    )
+  }).pipe(Effect.withSpan("Runner.answer", { attributes: { sessionId, taskId } }))
+
+export const cancel = (sessionId: string, reason = "cancelled by the user") =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const at = yield* Clock.currentTimeMillis
+    return yield* service.execute(sessionId, new Cancel({ reason, at }))
+  }).pipe(Effect.withSpan("Runner.cancel", { attributes: { sessionId } }))
+
+/** One step of a session's progress: an event as stored, and the session right after it. */
+export interface Progress {
+  readonly record: PlannerEventRecord
+  readonly state: Planner.PlannerState
+}
+
+/**
+ * A session's progress: its history, then its events as they happen, each with the state after it. Ends after the
+ * event that finishes the plan.
+ */
+export const observe = (sessionId: string, options: { readonly afterSequence?: number } = {}) =>
+  Stream.unwrap(
+    Effect.gen(function* () {
+      const store = yield* PlannerStore
+      return store.subscribe({ sessionId }).pipe(
+        Stream.mapAccum(Planner.initialState, (state, record): [Planner.PlannerState, Progress] => {
+          const next = Planner.evolve(state, record.event)
+          return [next, { record, state: next }]
+        }),
+        Stream.filter((progress) => progress.record.sequence > (options.afterSequence ?? 0)),
+        Stream.takeUntil((progress) => Planner.isFinished(progress.state))
+      )
+    })
+  )
+
+/**
+ * True when nothing can move without an answer: no task is dispatched, running or waiting to retry, and some task
+ * waits for a clarification.
+ */
+export const isWaiting = (state: Planner.PlannerState): boolean =>
+  state.status === "Running" &&
+  state.tasks.some((task) => task.status === "NeedsClarification") &&
+  !state.tasks.some(
+    (task) => task.status === "Dispatched" || task.status === "Running" || task.status === "RetryScheduled"
+  )
+
+export interface RunOptions extends Omit<Worker.WorkerOptions, "sessionId"> {
+  /** Called for each step of progress, in order (the CLI prints them). */
+  readonly onProgress?: (progress: Progress) => Effect.Effect<void>
+  /**
+   * Asked for the answer to a pending question. `None` means nobody here can answer: when every remaining task
+   * waits for an answer, `run` returns the waiting state. Without it, `run` returns as soon as it is waiting.
+   */
+  readonly onClarification?: (task: TaskState, question: string) => Effect.Effect<Option.Option<string>>
+  /** Serve the session with a worker in this process. Default true; false to only watch remote workers. */
+  readonly localWorker?: boolean
+}
+
+/** How a run ended: the plan finished, or it waits for answers. */
+export interface RunResult {
+  readonly sessionId: string
+  readonly state: Planner.PlannerState
+  readonly waiting: boolean
+}
+
+/** There is no session with that id in the store. */
+export class UnknownSession extends Schema.TaggedError<UnknownSession>()("UnknownSession", {
+  sessionId: Schema.String
+}) {
+  override get message() {
+    return `There is no session ${this.sessionId} in this store: list sessions with \`planner sessions\`, or check --db.`
+  }
+}
+
+/** The session's state, failing with `UnknownSession` when it has no events. */
+export const existing = (sessionId: string) =>
+  Effect.flatMap(PlannerService, (service) => service.state(sessionId)).pipe(
+    Effect.filterOrFail(
+      (state) => state.status !== "NotStarted",
+      () => new UnknownSession({ sessionId })
+    )
+  )
+
+/** Drives a session until its plan ends or it waits for answers nobody here can give. */
+export const run = (sessionId: string, options: RunOptions = {}) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const initial = yield* existing(sessionId)
+    if (options.localWorker ?? true) {
+      yield* Effect.forkScoped(Worker.run({ ...options, sessionId }))
+    }
+    if (!Planner.isFinished(initial)) {
+      // Take back anything due now: a retry that fell due while nothing ran, a lease that ran out.
+      yield* service.execute(sessionId, new Continue({ at: yield* Clock.currentTimeMillis }))
+    }
+
+    // Progress and "a question got no answer" both arrive here, so the loop re-checks whenever either happens. Only
+    // events after the state the run started from count: replayed history must not look like a pause.
+    const signals = yield* Queue.unbounded<Progress | "unanswered">()
+    yield* observe(sessionId, { afterSequence: initial.version }).pipe(
+      Stream.runForEach((progress) => Queue.offer(signals, progress)),
+      Effect.forkScoped
+    )
+    const asked = new Set<string>()
+    let open = 0
+    const askPending = (state: Planner.PlannerState) =>
+      Effect.gen(function* () {
+        if (options.onClarification === undefined) return
+        for (const task of state.tasks) {
+          const pending = task.clarifications.at(-1)
+          const id = `${task.id}:${task.clarifications.length}`
+          if (task.status !== "NeedsClarification" || pending === undefined || pending.answer !== undefined) continue
+          if (asked.has(id)) continue
+          asked.add(id)
+          open += 1
+          const ask = options.onClarification(task, pending.question).pipe(
+            Effect.flatMap(
+              Option.match({
+                onNone: () => Queue.offer(signals, "unanswered"),
+                onSome: (text) =>
+                  answer(sessionId, task.id, text).pipe(
+                    Effect.zipRight(Effect.sync(() => (open -= 1))),
+                    Effect.catchAll((error) =>
+                      Effect.logWarning(`the answer to task ${task.id} was not recorded: ${error.message}`).pipe(
+                        Effect.zipRight(Queue.offer(signals, "unanswered"))
+                      )
+                    )
+                  )
+              })
+            )
+          )
+          yield* Effect.forkScoped(ask)
+        }
+      })
+
+    let state = initial
+    yield* askPending(state)
+    while (!Planner.isFinished(state)) {
+      // Waiting, and nobody here is still being asked: stop and say so.
+      if (isWaiting(state) && open === 0) return { sessionId, state, waiting: true } satisfies RunResult
+      const signal = yield* Queue.take(signals)
+      if (signal === "unanswered") {
+        open -= 1
+        continue
+      }
+      state = signal.state
+      if (options.onProgress !== undefined) yield* options.onProgress(signal)
+      yield* askPending(state)
+    }
+    return { sessionId, state, waiting: false } satisfies RunResult
+  }).pipe(Effect.scoped, Effect.withSpan("Runner.run", { attributes: { sessionId } }))
+
+/** Continues a session that stopped: paused for answers, interrupted, or crashed. */
+export const resume = run
+
+/** The events of a session, for history listings. */
+export const history = (sessionId: string) => Effect.flatMap(PlannerStore, (store) => store.load(sessionId))
+
+/** The event types that move a plan, for progress filters. */
+export type { PlannerEvent }
