@@ -1,0 +1,501 @@
+/**
+ * `planner serve`: the dashboard and its JSON API, over the same store the CLI uses.
+ *
+ * Everything is read from the event log: the session list and boards are folds of it, time travel folds a prefix of
+ * it, and the live view is the store's subscription sent as server-sent events (resumable with `Last-Event-ID`,
+ * which is the event's sequence). The dashboard's pages are static files from `./dashboard/` (copied next to the
+ * compiled server by `npm run build`); they render every string from users and LLMs as text, never as markup.
+ *
+ * It binds 127.0.0.1 by default. It has no authentication, so on loopback it also refuses requests whose `Host` is
+ * not a loopback name (a DNS-rebinding page cannot read it), sends no CORS headers, and takes POSTs only as JSON
+ * (a cross-origin page cannot send those without a preflight this server never grants).
+ */
+import { createHash } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as http from "node:http"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Console, Data, Effect, ParseResult, Schema, Stream } from "effect"
+import { encodeEvent } from "../domain/Events.js"
+import * as Planner from "../domain/Planner.js"
+import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
+import { PlannerService } from "./PlannerService.js"
+import * as Runner from "./Runner.js"
+
+export interface ServeOptions {
+  readonly host: string
+  readonly port: number
+}
+
+export const defaultHost = "127.0.0.1"
+export const defaultPort = 4780
+
+/** The server could not start: the address is taken or not ours, or the dashboard's files are missing. */
+export class ServeError extends Schema.TaggedError<ServeError>()("ServeError", {
+  host: Schema.String,
+  port: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `Cannot serve the dashboard on ${this.host}:${this.port}: ${this.reason}`
+  }
+}
+
+/** A request the API cannot take as it is: malformed (400), not allowed from where it came (403), not JSON (415). */
+class BadRequest extends Data.TaggedError("BadRequest")<{ readonly status: 400 | 403 | 415; readonly reason: string }> {
+  override get message() {
+    return this.reason
+  }
+}
+
+const refusalTags = { 400: "BadRequest", 403: "Forbidden", 415: "UnsupportedMediaType" } as const
+
+// ---------------------------------------------------------------------------------------------------------------
+// JSON views
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The first words of a request, for the session list; "…" when there is more. */
+const requestPreview = (request: string): string => {
+  const lines = request.trim().split("\n")
+  const words = (lines[0] ?? "").split(/\s+/).filter((word) => word !== "")
+  const preview = words.slice(0, 16).join(" ")
+  if (preview.length > 120) return `${preview.slice(0, 119)}…`
+  return words.length > 16 || lines.length > 1 ? `${preview}…` : preview
+}
+
+const sessionView = (sessionId: string, state: Planner.PlannerState) => ({
+  id: sessionId,
+  lastSequence: state.version,
+  waiting: Runner.isWaiting(state),
+  counts: Planner.countByStatus(state),
+  state
+})
+
+const eventView = (record: PlannerEventRecord) => {
+  const { type, version, data } = encodeEvent(record.event)
+  return {
+    sequence: record.sequence,
+    position: record.position,
+    type,
+    version,
+    createdAt: record.createdAt,
+    metadata: record.metadata,
+    data
+  }
+}
+
+const errorJson = (status: number, tag: string, message: string) =>
+  HttpServerResponse.unsafeJson({ error: { tag, message } }, { status })
+
+/** Every failure of a handler, as the JSON error the API documents. */
+const errorResponse = (error: {
+  readonly _tag: string
+  readonly message: string
+}): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+  switch (error._tag) {
+    case "UnknownSession":
+      return Effect.succeed(errorJson(404, error._tag, error.message))
+    case "BadRequest":
+      return Effect.succeed(
+        error instanceof BadRequest
+          ? errorJson(error.status, refusalTags[error.status], error.message)
+          : errorJson(400, "BadRequest", error.message)
+      )
+    case "RequestError":
+      return Effect.succeed(errorJson(400, "BadRequest", "The request body could not be read."))
+    case "EventStoreError":
+    case "CorruptEvent":
+      return Effect.logError("the dashboard API could not read the store", error).pipe(
+        Effect.as(errorJson(500, error._tag, error.message))
+      )
+    default:
+      // The planner refused the command (or lost every retry of a race): the state does not allow it now.
+      return Effect.succeed(errorJson(409, error._tag, error.message))
+  }
+}
+
+const withErrors = <E extends { readonly _tag: string; readonly message: string }, R>(
+  handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+) => Effect.catchAll(handler, errorResponse)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Request parsing
+// ---------------------------------------------------------------------------------------------------------------
+
+const sessionIdParam = Effect.map(HttpRouter.params, (params) => params.id ?? "")
+
+/** A non-negative integer query parameter, or `fallback` when it is absent. */
+const integerParam = (name: string, fallback: number | undefined, bounds: { min: number; max: number }) =>
+  Effect.flatMap(HttpServerRequest.ParsedSearchParams, (params) => {
+    const raw = params[name]
+    if (raw === undefined) return Effect.succeed(fallback)
+    const text = Array.isArray(raw) ? raw[0] : raw
+    const value = typeof text === "string" && /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN
+    if (!Number.isSafeInteger(value) || value < bounds.min || value > bounds.max) {
+      return Effect.fail(
+        new BadRequest({
+          status: 400,
+          reason: `${name} must be a whole number from ${bounds.min} to ${bounds.max}, not ${JSON.stringify(text)}.`
+        })
+      )
+    }
+    return Effect.succeed(value)
+  })
+
+/** The JSON body of a POST; an empty body is `{}`. Anything but `application/json` is refused before reading. */
+const jsonBody = <A, I>(schema: Schema.Schema<A, I>) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const contentType = (request.headers["content-type"] ?? "").split(";", 1)[0]?.trim().toLowerCase()
+    if (contentType !== "application/json") {
+      return yield* new BadRequest({
+        status: 415,
+        reason: "Send the request body as JSON (Content-Type: application/json)."
+      })
+    }
+    const text = yield* request.text
+    const json = yield* Effect.try({
+      try: (): unknown => (text.trim() === "" ? {} : JSON.parse(text)),
+      catch: () => new BadRequest({ status: 400, reason: "The request body is not valid JSON." })
+    })
+    return yield* Schema.decodeUnknown(schema, { onExcessProperty: "error" })(json).pipe(
+      Effect.mapError(
+        (error) =>
+          new BadRequest({
+            status: 400,
+            reason: `The request body is not what this endpoint takes: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
+          })
+      )
+    )
+  })
+
+const AnswerBody = Schema.Struct({
+  taskId: Schema.Int.pipe(Schema.positive()),
+  answer: Schema.String.pipe(Schema.maxLength(50_000))
+})
+
+const CancelBody = Schema.Struct({
+  reason: Schema.optional(Schema.String.pipe(Schema.maxLength(2_000)))
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// API handlers
+// ---------------------------------------------------------------------------------------------------------------
+
+const listSessions = Effect.gen(function* () {
+  const store = yield* PlannerStore
+  const service = yield* PlannerService
+  const limit = (yield* integerParam("limit", 100, { min: 1, max: 1_000 })) ?? 100
+  const infos = (yield* store.sessions).slice(0, limit)
+  const sessions = yield* Effect.forEach(
+    infos,
+    (info) =>
+      Effect.map(service.state(info.aggregateId), (state) => ({
+        id: info.aggregateId,
+        createdAt: info.firstCreatedAt,
+        updatedAt: info.lastCreatedAt,
+        lastSequence: info.lastSequence,
+        status: state.status,
+        waiting: Runner.isWaiting(state),
+        counts: Planner.countByStatus(state),
+        taskCount: state.tasks.length,
+        request: requestPreview(state.request)
+      })),
+    { concurrency: 4 }
+  )
+  return HttpServerResponse.unsafeJson({ sessions })
+})
+
+const currentSession = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  const state = yield* Runner.existing(sessionId)
+  return HttpServerResponse.unsafeJson(sessionView(sessionId, state))
+})
+
+/** The session as it was right after event `at` (time travel); without `at`, as it is now. */
+const sessionAt = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  const service = yield* PlannerService
+  const current = yield* Runner.existing(sessionId)
+  const at = yield* integerParam("at", undefined, { min: 1, max: current.version })
+  const state = at === undefined || at === current.version ? current : yield* service.stateAt(sessionId, at)
+  return HttpServerResponse.unsafeJson({ ...sessionView(sessionId, state), at: state.version, latest: current.version })
+})
+
+const sessionEvents = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  const store = yield* PlannerStore
+  const last = yield* store.lastSequence(sessionId)
+  if (last === 0) return yield* new Runner.UnknownSession({ sessionId })
+  const after = (yield* integerParam("after", 0, { min: 0, max: Number.MAX_SAFE_INTEGER })) ?? 0
+  const limit = (yield* integerParam("limit", 100, { min: 1, max: 1_000 })) ?? 100
+  const records =
+    after >= last ? [] : yield* store.load(sessionId, { fromSequence: after + 1, toSequence: after + limit })
+  const lastReturned = records.at(-1)?.sequence ?? after
+  return HttpServerResponse.unsafeJson({
+    events: records.map(eventView),
+    lastSequence: last,
+    next: lastReturned < last ? lastReturned : null
+  })
+})
+
+const answerTask = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  const body = yield* jsonBody(AnswerBody)
+  const answer = body.answer.trim()
+  if (answer === "") return yield* new BadRequest({ status: 400, reason: "The answer is empty." })
+  yield* Runner.existing(sessionId)
+  const handled = yield* Runner.answer(sessionId, body.taskId, answer)
+  return HttpServerResponse.unsafeJson({ ...sessionView(sessionId, handled.state), appended: handled.events.length })
+})
+
+const cancelSession = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  const body = yield* jsonBody(CancelBody)
+  yield* Runner.existing(sessionId)
+  const reason = body.reason?.trim()
+  const handled = yield* Runner.cancel(sessionId, reason === undefined || reason === "" ? undefined : reason)
+  return HttpServerResponse.unsafeJson({ ...sessionView(sessionId, handled.state), appended: handled.events.length })
+})
+
+const encoder = new TextEncoder()
+
+/**
+ * The session's events after a sequence, as server-sent events: `id` is the sequence, so a browser that reconnects
+ * sends `Last-Event-ID` and misses nothing. The position is taken from the header, else from `?after=`, else the
+ * session's current end (only new events). Fed by the store's subscription, so it also sees events other processes
+ * append.
+ */
+const sessionStream = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  const store = yield* PlannerStore
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const last = yield* store.lastSequence(sessionId)
+  if (last === 0) return yield* new Runner.UnknownSession({ sessionId })
+  const lastEventId = request.headers["last-event-id"]
+  const fromHeader =
+    lastEventId !== undefined && /^\d{1,15}$/.test(lastEventId.trim()) ? Number(lastEventId.trim()) : undefined
+  const after =
+    fromHeader ?? (yield* integerParam("after", undefined, { min: 0, max: Number.MAX_SAFE_INTEGER })) ?? last
+  // Subscribing after the global position of event `after` skips the history the client already has.
+  const from = after === 0 ? [] : yield* store.load(sessionId, { fromSequence: after, toSequence: after })
+  const afterPosition = from[0]?.position
+  const events = store.subscribe({ sessionId, ...(afterPosition === undefined ? {} : { afterPosition }) }).pipe(
+    Stream.filter((record) => record.sequence > after),
+    Stream.map(
+      (record) => `id: ${record.sequence}\nevent: planner-event\ndata: ${JSON.stringify(eventView(record))}\n\n`
+    ),
+    // A store failure ends the response; the browser reconnects with Last-Event-ID and resumes.
+    Stream.catchAll((error) =>
+      Stream.fromEffect(Effect.logWarning("a dashboard event stream stopped", error)).pipe(Stream.drain)
+    )
+  )
+  // Comments keep idle connections from being dropped by proxies and let the server notice closed ones.
+  const keepAlive = Stream.tick("15 seconds").pipe(Stream.map(() => ": keep-alive\n\n"))
+  const body = Stream.concat(Stream.make("retry: 1000\n\n"), Stream.merge(events, keepAlive, { haltStrategy: "left" }))
+  return HttpServerResponse.stream(
+    Stream.map(body, (text) => encoder.encode(text)),
+    {
+      contentType: "text/event-stream",
+      headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+    }
+  )
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// The dashboard's files
+// ---------------------------------------------------------------------------------------------------------------
+
+interface Asset {
+  readonly body: Uint8Array
+  readonly contentType: string
+  readonly etag: string
+}
+
+const contentTypes: Readonly<Record<string, string>> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml"
+}
+
+/** Beside this module: `src/app/dashboard` when run from the sources, `dist/app/dashboard` once built. */
+export const assetsDirectory = fileURLToPath(new URL("./dashboard/", import.meta.url))
+
+const loadAssets = (options: ServeOptions) =>
+  Effect.tryPromise({
+    try: async () => {
+      const assets = new Map<string, Asset>()
+      for (const name of await fs.readdir(assetsDirectory)) {
+        const contentType = contentTypes[path.extname(name)]
+        if (contentType === undefined) continue
+        const body = await fs.readFile(path.join(assetsDirectory, name))
+        const etag = `"${createHash("sha1").update(body).digest("base64url").slice(0, 20)}"`
+        assets.set(name, { body, contentType, etag })
+      }
+      if (!assets.has("index.html")) throw new Error("index.html is missing")
+      return assets
+    },
+    catch: (error) =>
+      new ServeError({
+        host: options.host,
+        port: options.port,
+        reason: `the dashboard's files are not in ${assetsDirectory} (${error instanceof Error ? error.message : String(error)}): run \`npm run build\`.`
+      })
+  })
+
+const assetResponse = (asset: Asset) =>
+  Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
+    request.headers["if-none-match"] === asset.etag
+      ? HttpServerResponse.empty({ status: 304, headers: { etag: asset.etag } })
+      : HttpServerResponse.uint8Array(asset.body, {
+          contentType: asset.contentType,
+          // Revalidated on every load (cheap with the ETag), so a rebuilt dashboard is never served stale.
+          headers: { etag: asset.etag, "cache-control": "no-cache" }
+        })
+  )
+
+// ---------------------------------------------------------------------------------------------------------------
+// The application
+// ---------------------------------------------------------------------------------------------------------------
+
+const securityHeaders = {
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+  "cross-origin-resource-policy": "same-origin"
+}
+
+const isLoopback = (host: string): boolean => {
+  const bare = host.replace(/^\[|\]$/g, "").toLowerCase()
+  return bare === "localhost" || bare === "::1" || /^127(?:\.\d{1,3}){3}$/.test(bare)
+}
+
+/** The host name of a `Host` header, without its port. */
+const hostName = (header: string): string =>
+  header.startsWith("[") ? header.slice(0, header.indexOf("]") + 1) : (header.split(":", 1)[0] ?? "")
+
+/** The checks every request passes first; see the module comment. */
+const checkRequest = (loopbackOnly: boolean) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const host = request.headers.host
+    if (loopbackOnly && host !== undefined && !isLoopback(hostName(host))) {
+      return yield* new BadRequest({
+        status: 403,
+        reason: `This dashboard only answers to a loopback host name, not ${JSON.stringify(host)}.`
+      })
+    }
+    const origin = request.headers.origin
+    if (request.method !== "GET" && request.method !== "HEAD" && origin !== undefined) {
+      const sameOrigin = host !== undefined && (origin === `http://${host}` || origin === `https://${host}`)
+      if (!sameOrigin) {
+        return yield* new BadRequest({ status: 403, reason: "Cross-origin requests are not accepted." })
+      }
+    }
+  })
+
+export const router = HttpRouter.empty.pipe(
+  HttpRouter.get("/api/sessions", withErrors(listSessions)),
+  HttpRouter.get("/api/sessions/:id", withErrors(currentSession)),
+  HttpRouter.get("/api/sessions/:id/state", withErrors(sessionAt)),
+  HttpRouter.get("/api/sessions/:id/events", withErrors(sessionEvents)),
+  HttpRouter.get("/api/sessions/:id/stream", withErrors(sessionStream)),
+  // A command that reached the store is not abandoned halfway because the browser went away.
+  HttpRouter.post("/api/sessions/:id/answer", withErrors(answerTask), { uninterruptible: true }),
+  HttpRouter.post("/api/sessions/:id/cancel", withErrors(cancelSession), { uninterruptible: true })
+)
+
+/** The whole application: the API, the pages and their files, behind the request checks. */
+export const makeApp = (assets: ReadonlyMap<string, Asset>, options: { readonly loopbackOnly: boolean }) => {
+  const index = assets.get("index.html")
+  const page =
+    index === undefined ? Effect.succeed(HttpServerResponse.text("Not found", { status: 404 })) : assetResponse(index)
+  const withPages = router.pipe(
+    HttpRouter.get("/", page),
+    HttpRouter.get("/sessions/:id", page),
+    HttpRouter.get(
+      "/assets/:name",
+      Effect.flatMap(HttpRouter.params, (params) => {
+        const asset = params.name === undefined || params.name === "index.html" ? undefined : assets.get(params.name)
+        return asset === undefined
+          ? Effect.succeed(HttpServerResponse.text("Not found", { status: 404 }))
+          : assetResponse(asset)
+      })
+    )
+  )
+  return Effect.gen(function* () {
+    yield* checkRequest(options.loopbackOnly)
+    return yield* withPages
+  }).pipe(
+    Effect.catchTags({
+      BadRequest: errorResponse,
+      RouteNotFound: (error) =>
+        Effect.succeed(
+          error.request.url.startsWith("/api/")
+            ? errorJson(
+                404,
+                "NotFound",
+                `There is no ${error.request.method} ${error.request.url.split("?", 1)[0]} in this API.`
+              )
+            : HttpServerResponse.text("Not found", { status: 404 })
+        )
+    }),
+    Effect.map(HttpServerResponse.setHeaders(securityHeaders))
+  )
+}
+
+const formatUrl = (address: HttpServer.Address): string =>
+  address._tag === "UnixAddress"
+    ? `unix:${address.path}`
+    : `http://${address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname}:${address.port}`
+
+/**
+ * Starts the server in the current scope and returns its URL (port 0 picks a free port). Closing the scope closes
+ * every connection, live streams included.
+ */
+export const start = (options: ServeOptions) =>
+  Effect.gen(function* () {
+    const assets = yield* loadAssets(options)
+    const nodeServer = http.createServer()
+    const server = yield* NodeHttpServer.make(() => nodeServer, { host: options.host, port: options.port }).pipe(
+      Effect.mapError(
+        (error) =>
+          new ServeError({
+            host: options.host,
+            port: options.port,
+            reason: error.cause instanceof Error ? error.cause.message : String(error.cause)
+          })
+      )
+    )
+    // Runs before the server's own close, which would otherwise wait forever for open event streams.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        nodeServer.close()
+        nodeServer.closeAllConnections()
+      })
+    )
+    const app = makeApp(assets, { loopbackOnly: isLoopback(options.host) })
+    yield* HttpServer.serveEffect(app).pipe(Effect.provideService(HttpServer.HttpServer, server))
+    return { url: formatUrl(server.address) }
+  })
+
+/** Serves the dashboard until interrupted, after printing where. */
+export const serve = (options: ServeOptions): Effect.Effect<never, ServeError, PlannerService | PlannerStore> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const { url } = yield* start(options)
+      yield* Console.log(`Dashboard: ${url}/`)
+      if (!isLoopback(options.host)) {
+        yield* Console.log(
+          `Listening on ${options.host}: anyone who can reach it can read every session and answer or cancel them (there is no authentication).`
+        )
+      }
+      return yield* Effect.never
+    })
+  ).pipe(Effect.withSpan("Server.serve", { attributes: { host: options.host, port: options.port } }))

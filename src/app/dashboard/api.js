@@ -1,0 +1,52 @@
+/** The dashboard's calls to the JSON API. A failure is an `ApiError` carrying the API's `{ error: { tag, message } }`. */
+
+export class ApiError extends Error {
+  /** @param {number} status @param {string} tag @param {string} message */
+  constructor(status, tag, message) {
+    super(message)
+    this.status = status
+    this.tag = tag
+  }
+}
+
+async function request(path, init) {
+  let response
+  try {
+    response = await fetch(path, { ...init, headers: { accept: "application/json", ...init?.headers } })
+  } catch {
+    throw new ApiError(0, "Unreachable", "The planner server cannot be reached. Is `planner serve` still running?")
+  }
+  const body = await response.json().catch(() => undefined)
+  if (!response.ok) {
+    const error = body?.error
+    throw new ApiError(response.status, error?.tag ?? "HttpError", error?.message ?? `HTTP ${response.status}`)
+  }
+  return body
+}
+
+const sessionPath = (id) => `/api/sessions/${encodeURIComponent(id)}`
+
+const post = (path, body) =>
+  request(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+
+export const listSessions = () => request("/api/sessions")
+export const getSession = (id) => request(sessionPath(id))
+export const getStateAt = (id, sequence) => request(`${sessionPath(id)}/state?at=${sequence}`)
+export const getEvents = (id, after, limit = 1000) => request(`${sessionPath(id)}/events?after=${after}&limit=${limit}`)
+export const answer = (id, taskId, text) => post(`${sessionPath(id)}/answer`, { taskId, answer: text })
+export const cancel = (id) => post(`${sessionPath(id)}/cancel`, {})
+
+/** Every event of a session after `after`, page by page. */
+export async function getAllEvents(id, after = 0) {
+  const events = []
+  let next = after
+  for (;;) {
+    const page = await getEvents(id, next)
+    events.push(...page.events)
+    if (page.next === null || page.events.length === 0) return events
+    next = page.next
+  }
+}
+
+/** The session's live event stream (server-sent events), starting after `after`. */
+export const openStream = (id, after) => new EventSource(`${sessionPath(id)}/stream?after=${after}`)

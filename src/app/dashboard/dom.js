@@ -1,0 +1,136 @@
+/**
+ * Building the page. Every piece of data goes into the DOM as a text node or an attribute value, never through
+ * `innerHTML`: task descriptions, results, questions and answers come from people and LLMs and may hold markup.
+ */
+
+/**
+ * An element. `props` sets attributes (`class`, `data-*`, ...), `on<event>` listeners, `text` and `style` (an object of
+ * CSSOM properties); children are nodes
+ * or strings (strings become text nodes). `null`, `undefined` and `false` children are skipped.
+ *
+ * @param {string} tag
+ * @param {Record<string, unknown> | null} [props]
+ * @param {...unknown} children
+ * @returns {HTMLElement}
+ */
+export function h(tag, props, ...children) {
+  const element = document.createElement(tag)
+  for (const [key, value] of Object.entries(props ?? {})) {
+    if (value === undefined || value === null || value === false) continue
+    if (key === "text") element.textContent = String(value)
+    // Through the CSSOM: the page's CSP forbids inline style attributes.
+    else if (key === "style" && typeof value === "object") Object.assign(element.style, value)
+    else if (key.startsWith("on") && typeof value === "function") element.addEventListener(key.slice(2), value)
+    else element.setAttribute(key, value === true ? "" : String(value))
+  }
+  appendChildren(element, children)
+  return element
+}
+
+/** @param {Node} parent @param {unknown[]} children */
+function appendChildren(parent, children) {
+  for (const child of children) {
+    if (child === undefined || child === null || child === false) continue
+    if (Array.isArray(child)) appendChildren(parent, child)
+    else parent.appendChild(child instanceof Node ? child : document.createTextNode(String(child)))
+  }
+}
+
+/** Replaces a node's children only when they differ, so a focused field inside keeps its focus and caret. */
+export function setChildren(parent, children) {
+  const current = parent.childNodes
+  const same = current.length === children.length && children.every((child, index) => current[index] === child)
+  if (!same) parent.replaceChildren(...children)
+}
+
+/** The first line of a text, cut to `max` characters. */
+export function firstLine(text, max = 90) {
+  const line = String(text ?? "")
+    .trim()
+    .split("\n", 1)[0]
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line
+}
+
+const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" })
+const dayAndTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" })
+
+/** @param {number} epochMs */
+export const formatClock = (epochMs) => clock.format(new Date(epochMs))
+
+/** @param {number} epochMs */
+export const formatDate = (epochMs) => dayAndTime.format(new Date(epochMs))
+
+/** "12 s ago", "5 min ago", "3 h ago", "2 days ago". */
+export function formatAge(epochMs, now = Date.now()) {
+  const seconds = Math.max(0, Math.round((now - epochMs) / 1000))
+  if (seconds < 60) return `${seconds} s ago`
+  const minutes = Math.round(seconds / 60)
+  if (minutes < 60) return `${minutes} min ago`
+  const hours = Math.round(minutes / 60)
+  if (hours < 48) return `${hours} h ago`
+  return `${Math.round(hours / 24)} days ago`
+}
+
+/** "850 ms", "4.2 s", "3 min 10 s". */
+export function formatDuration(ms) {
+  if (ms < 1000) return `${Math.round(ms)} ms`
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`
+  const minutes = Math.floor(ms / 60_000)
+  if (minutes < 60) return `${minutes} min ${Math.round((ms % 60_000) / 1000)} s`
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`
+}
+
+/** Task statuses in board order, with their labels. */
+export const taskStatusLabels = {
+  Planned: "Planned",
+  Dispatched: "Dispatched",
+  Running: "Running",
+  NeedsClarification: "Needs answer",
+  RetryScheduled: "Retry scheduled",
+  Completed: "Completed",
+  Failed: "Failed",
+  Skipped: "Skipped",
+  Cancelled: "Cancelled"
+}
+
+/** The order of the progress bar's segments: finished work first. */
+const progressOrder = [
+  "Completed",
+  "Failed",
+  "Skipped",
+  "Cancelled",
+  "Running",
+  "Dispatched",
+  "RetryScheduled",
+  "NeedsClarification",
+  "Planned"
+]
+
+/** A stacked bar of task counts by status, with "done of total" beside it. */
+export function progressBar(counts, total) {
+  const done = (counts.Completed ?? 0) + (counts.Failed ?? 0) + (counts.Skipped ?? 0) + (counts.Cancelled ?? 0)
+  const segments = progressOrder
+    .filter((status) => (counts[status] ?? 0) > 0)
+    .map((status) =>
+      h("span", {
+        class: `segment s-${status}`,
+        style: { flexGrow: String(counts[status]) },
+        title: `${taskStatusLabels[status]}: ${counts[status]}`
+      })
+    )
+  return h(
+    "div",
+    { class: "progress" },
+    h("div", { class: "progress-bar", role: "img", "aria-label": `${done} of ${total} tasks finished` }, segments),
+    h("span", { class: "progress-text" }, `${done}/${total}`)
+  )
+}
+
+/** The status of a session as shown: a plan that waits for an answer says so. */
+export function sessionStatus(status, waiting) {
+  if (status === "Running" && waiting) return { key: "Waiting", label: "Waiting for an answer" }
+  return { key: status, label: status === "NotStarted" ? "Not started" : status }
+}
+
+/** @param {string} status @param {string} label */
+export const pill = (status, label) => h("span", { class: `pill s-${status}`, "data-status": status }, label)

@@ -1,0 +1,716 @@
+/**
+ * One session: its task board, live from the session's event stream, and a timeline to see the board as it was after
+ * any event (time travel). The board of the past comes from the API's state-at endpoint, which folds the log on the
+ * server with the planner's own `fold`, so the dashboard never reimplements the planner.
+ */
+import * as api from "./api.js"
+import {
+  firstLine,
+  formatClock,
+  formatDate,
+  formatDuration,
+  h,
+  pill,
+  progressBar,
+  sessionStatus,
+  setChildren,
+  taskStatusLabels
+} from "./dom.js"
+
+const boardColumns = [
+  { key: "planned", title: "Planned", statuses: ["Planned"] },
+  { key: "active", title: "In progress", statuses: ["Dispatched", "Running", "RetryScheduled"] },
+  { key: "waiting", title: "Needs your answer", statuses: ["NeedsClarification"] },
+  { key: "done", title: "Done", statuses: ["Completed", "Failed", "Skipped", "Cancelled"] }
+]
+
+const finishedStatuses = new Set(["Succeeded", "Failed", "Cancelled"])
+
+/** `host/pid/random` worker ids, shown as `host/pid`. */
+const shortWorker = (workerId) => workerId.split("/").slice(0, 2).join("/")
+
+const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`
+
+/** One line about an event, for the timeline. */
+function describeEvent(record) {
+  const data = record.data
+  switch (record.type) {
+    case "TasksPlanned": {
+      const source = data.source._tag === "Llm" ? `LLM ${data.source.model}` : "the parser"
+      return `Planned ${plural(data.tasks.length, "task")} with ${source}`
+    }
+    case "TaskDispatched":
+      return `#${data.taskId} dispatched, attempt ${data.attempt}`
+    case "TaskClaimed":
+      return `#${data.taskId} claimed by ${shortWorker(data.workerId)}`
+    case "TaskLeaseExtended":
+      return `#${data.taskId} lease extended`
+    case "TaskReleased":
+      return `#${data.taskId} released by ${shortWorker(data.workerId)}`
+    case "TaskStatusUpdated": {
+      const detail = data.result ?? data.error
+      return `#${data.taskId} ${data.status.toLowerCase()}${detail === undefined ? "" : `: ${firstLine(detail, 70)}`}`
+    }
+    case "TaskRetryScheduled":
+      return `#${data.taskId} failed, retry at ${formatClock(data.retryAt)}: ${firstLine(data.error, 50)}`
+    case "ClarificationRequested":
+      return `#${data.taskId} asks: ${firstLine(data.question, 80)}`
+    case "ClarificationReceived":
+      return `#${data.taskId} answered: ${firstLine(data.answer, 80)}`
+    case "ContextCompacted":
+      return data.removedTaskIds.length === 0
+        ? "Context summary updated"
+        : `Context compacted: ${data.removedTaskIds.map((id) => `#${id}`).join(", ")}`
+    case "PlanningCompleted":
+      return `Plan ${data.outcome.toLowerCase()}: ${firstLine(data.summary, 80)}`
+    default:
+      return record.type
+  }
+}
+
+const eventLabels = {
+  TasksPlanned: "planned",
+  TaskDispatched: "dispatched",
+  TaskClaimed: "claimed",
+  TaskLeaseExtended: "lease",
+  TaskReleased: "released",
+  TaskStatusUpdated: "status",
+  TaskRetryScheduled: "retry",
+  ClarificationRequested: "question",
+  ClarificationReceived: "answer",
+  ContextCompacted: "context",
+  PlanningCompleted: "finished"
+}
+
+/** @param {HTMLElement} root @param {string} sessionId */
+export function mountSession(root, sessionId) {
+  document.title = `${sessionId} · planner`
+
+  const model = {
+    /** The latest view of the session from the API: `{ id, lastSequence, waiting, counts, state }`. */
+    live: null,
+    /** Every event so far, in sequence order. */
+    events: [],
+    /** `null` while live; otherwise the sequence whose board is shown. */
+    viewing: null,
+    /** Past boards by sequence. A past never changes, so they are kept. */
+    past: new Map(),
+    connection: "connecting"
+  }
+  /** Answers being typed, by task and question, so a re-render never loses one. */
+  const drafts = new Map()
+  /** Cards by task id, reused while their task is unchanged, so a half-typed answer keeps its focus. */
+  const cards = new Map()
+  let stream = null
+
+  // --- Layout ------------------------------------------------------------------------------------------------------
+
+  const title = h("h1", { class: "session-title" })
+  const statusSlot = h("div", { class: "status-slot" })
+  const progressSlot = h("div", { class: "progress-slot" })
+  const facts = h("div", { class: "facts" })
+  const cancelButton = h("button", { type: "button", class: "danger", id: "cancel-plan", hidden: true }, "Cancel plan")
+  const head = h(
+    "section",
+    { class: "session-head panel" },
+    h("nav", { class: "crumbs" }, h("a", { href: "/" }, "Sessions"), " / ", h("code", null, sessionId)),
+    title,
+    h("div", { class: "head-row" }, statusSlot, progressSlot, facts, h("div", { class: "spacer" }), cancelButton)
+  )
+
+  const slider = h("input", {
+    type: "range",
+    id: "timeline-slider",
+    min: 1,
+    max: 1,
+    value: 1,
+    step: 1,
+    "aria-label": "Event in the session's history"
+  })
+  const stepButton = (id, label, text) =>
+    h("button", { type: "button", class: "step", id, title: label, "aria-label": label }, text)
+  const firstButton = stepButton("step-first", "First event", "«")
+  const previousButton = stepButton("step-back", "Previous event", "‹")
+  const nextButton = stepButton("step-forward", "Next event", "›")
+  const positionLabel = h("div", { class: "position", id: "timeline-position", "aria-live": "polite" })
+  const liveDot = h("span", { class: "live-dot" })
+  const liveButton = h(
+    "button",
+    { type: "button", id: "go-live", class: "live-button" },
+    liveDot,
+    h("span", { class: "live-text" }, "Live")
+  )
+  const timeline = h(
+    "section",
+    { class: "timeline panel" },
+    h("div", { class: "steps" }, firstButton, previousButton, nextButton),
+    h("div", { class: "slider-wrap" }, slider, positionLabel),
+    liveButton
+  )
+
+  const bannerText = h("span")
+  const banner = h(
+    "div",
+    { class: "banner", id: "time-travel-banner", hidden: true, role: "status" },
+    h("span", { class: "banner-icon", "aria-hidden": "true" }, "⟲"),
+    bannerText,
+    h("button", { type: "button", class: "link-button", onclick: () => goLive() }, "Back to live")
+  )
+
+  const columnLists = new Map()
+  const columnCounts = new Map()
+  const columnElements = new Map()
+  const wideScreen = window.matchMedia("(min-width: 1100px)")
+  wideScreen.addEventListener("change", () => render())
+  const board = h(
+    "section",
+    { class: "board", id: "board" },
+    boardColumns.map((column) => {
+      const list = h("div", { class: "column-cards" })
+      const count = h("span", { class: "column-count" })
+      columnLists.set(column.key, list)
+      columnCounts.set(column.key, count)
+      const element = h(
+        "div",
+        { class: `column column-${column.key}`, "data-column": column.key },
+        h("h2", { class: "column-title" }, column.title, count),
+        list
+      )
+      columnElements.set(column.key, element)
+      return element
+    })
+  )
+
+  const contextBody = h("div", { class: "context-body" })
+  const eventList = h("ol", { class: "events", id: "event-list" })
+  const eventCount = h("span", { class: "muted" })
+  const lower = h(
+    "section",
+    { class: "lower" },
+    h("div", { class: "panel context-panel" }, contextBody),
+    h(
+      "div",
+      { class: "panel events-panel" },
+      h("h2", null, "Events ", eventCount),
+      h("div", { class: "events-scroll" }, eventList)
+    )
+  )
+  const notice = h("p", { class: "notice error-text", role: "alert", hidden: true })
+
+  root.replaceChildren(h("p", { class: "loading" }, "Loading the session…"))
+
+  // --- Showing a board -----------------------------------------------------------------------------------------------
+
+  const latestSequence = () => Math.max(model.live?.lastSequence ?? 0, model.events.at(-1)?.sequence ?? 0)
+
+  /** The view on screen: the live one, or the past one being looked at once it has arrived. */
+  const shownView = () => (model.viewing === null ? model.live : (model.past.get(model.viewing) ?? null))
+
+  function showError(error) {
+    notice.textContent = error instanceof Error ? error.message : String(error)
+    notice.hidden = false
+  }
+
+  function renderHead(view, mode) {
+    const state = view.state
+    title.textContent = firstLine(state.request, 300) || "(empty request)"
+    title.title = state.request
+    const status = sessionStatus(state.status, view.waiting)
+    statusSlot.replaceChildren(pill(status.key, status.label))
+    progressSlot.replaceChildren(progressBar(view.counts, state.tasks.length))
+    const bits = []
+    if (state.startedAt !== undefined) {
+      const today = new Date(state.startedAt).toDateString() === new Date().toDateString()
+      bits.push(
+        h(
+          "span",
+          { title: formatDate(state.startedAt) },
+          `started ${today ? formatClock(state.startedAt) : formatDate(state.startedAt)}`
+        )
+      )
+      const end = state.finishedAt ?? (mode === "live" ? Date.now() : undefined)
+      if (end !== undefined) {
+        bits.push(
+          h(
+            "span",
+            null,
+            `${state.finishedAt === undefined ? "running for" : "took"} ${formatDuration(end - state.startedAt)}`
+          )
+        )
+      }
+    }
+    if (state.source !== undefined) {
+      bits.push(
+        h("span", null, state.source._tag === "Llm" ? `planned by ${state.source.model}` : "planned by the parser")
+      )
+    }
+    bits.push(h("span", null, `${state.config.maxParallel} in parallel`))
+    facts.replaceChildren(
+      ...bits.flatMap((bit, index) => (index === 0 ? [bit] : [h("span", { class: "dot" }, "·"), bit]))
+    )
+    cancelButton.hidden = mode !== "live" || state.status !== "Running"
+  }
+
+  function dependencyChips(task, state) {
+    if (task.dependsOn.length === 0) return null
+    return h(
+      "span",
+      { class: "deps" },
+      "after ",
+      task.dependsOn.map((dep) => {
+        const status = state.tasks[dep - 1]?.status ?? "Planned"
+        return h(
+          "span",
+          {
+            class: `dep s-${status}`,
+            title: `Task ${dep}: ${taskStatusLabels[status] ?? status}`,
+            onmouseenter: () => highlight(dep, true),
+            onmouseleave: () => highlight(dep, false)
+          },
+          `#${dep}`
+        )
+      })
+    )
+  }
+
+  function highlight(taskId, on) {
+    board.querySelector(`[data-task-id="${taskId}"]`)?.classList.toggle("highlight", on)
+  }
+
+  function textBlock(kind, label, text) {
+    return h(
+      "div",
+      { class: `block ${kind}` },
+      h("div", { class: "block-label" }, label),
+      h("pre", { class: "block-text" }, text)
+    )
+  }
+
+  function answerForm(task, question) {
+    const key = `${task.id}:${task.clarifications.length}`
+    const fieldId = `answer-${task.id}`
+    const field = h("textarea", {
+      id: fieldId,
+      name: "answer",
+      rows: 2,
+      required: true,
+      placeholder: "Type your answer…",
+      oninput: () => drafts.set(key, field.value),
+      onkeydown: (event) => {
+        if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit()
+      }
+    })
+    field.value = drafts.get(key) ?? ""
+    const submit = h("button", { type: "submit", class: "primary" }, "Send answer")
+    const status = h("span", { class: "form-status", role: "status" })
+    const form = h(
+      "form",
+      {
+        class: "answer-form",
+        "data-task-id": task.id,
+        onsubmit: async (event) => {
+          event.preventDefault()
+          const text = field.value.trim()
+          if (text === "") {
+            status.textContent = "Type an answer first."
+            return
+          }
+          submit.disabled = true
+          status.textContent = "Sending…"
+          status.classList.remove("error-text")
+          try {
+            const view = await api.answer(sessionId, task.id, text)
+            drafts.delete(key)
+            acceptLive(view)
+          } catch (error) {
+            submit.disabled = false
+            status.textContent = error instanceof Error ? error.message : String(error)
+            status.classList.add("error-text")
+          }
+        }
+      },
+      h(
+        "label",
+        { for: fieldId, class: "form-label" },
+        question.attachment === undefined ? "Your answer" : "Where is it?"
+      ),
+      field,
+      h("div", { class: "form-row" }, submit, status)
+    )
+    return form
+  }
+
+  function taskCard(task, state, mode) {
+    const pending = task.clarifications.at(-1)
+    const asking =
+      mode === "live" && task.status === "NeedsClarification" && pending !== undefined && pending.answer === undefined
+    const meta = []
+    if (task.attempt > 1 || task.failures > 0) {
+      meta.push(h("span", null, `attempt ${task.attempt}`))
+      if (task.failures > 0) meta.push(h("span", { class: "warn" }, plural(task.failures, "failure")))
+    }
+    if (task.status === "Dispatched") meta.push(h("span", null, "waiting for a worker"))
+    if (task.lease !== undefined)
+      meta.push(h("span", { title: task.lease.workerId }, `on ${shortWorker(task.lease.workerId)}`))
+    if (task.retryAt !== undefined) meta.push(h("span", { class: "warn" }, `retry at ${formatClock(task.retryAt)}`))
+    if (task.compacted) {
+      meta.push(h("span", { class: "badge", title: "Its result was folded into the rolling context" }, "in context"))
+    }
+    return h(
+      "article",
+      { class: `card s-${task.status}`, "data-task-id": task.id, "data-status": task.status },
+      h(
+        "header",
+        { class: "card-head" },
+        h("span", { class: "task-id" }, `#${task.id}`),
+        h("span", { class: "kind" }, task.kind),
+        h("span", { class: "spacer" }),
+        pill(task.status, taskStatusLabels[task.status] ?? task.status)
+      ),
+      h("p", { class: "description" }, task.description),
+      task.dependsOn.length > 0 || meta.length > 0
+        ? h("div", { class: "card-meta" }, dependencyChips(task, state), meta)
+        : null,
+      task.attachments.length > 0
+        ? h(
+            "ul",
+            { class: "attachments" },
+            task.attachments.map((attachment) =>
+              h("li", null, h("span", { class: "attachment-kind" }, attachment.kind), h("code", null, attachment.value))
+            )
+          )
+        : null,
+      task.clarifications.map((clarification) =>
+        h(
+          "div",
+          { class: "qa" },
+          clarification.question === "" ? null : h("p", { class: "question" }, clarification.question),
+          clarification.answer === undefined ? null : h("p", { class: "answer" }, clarification.answer)
+        )
+      ),
+      task.result === undefined ? null : textBlock("result", "Result", task.result),
+      task.error === undefined ? null : textBlock("error", task.status === "Skipped" ? "Why" : "Error", task.error),
+      asking ? answerForm(task, pending) : null
+    )
+  }
+
+  function renderBoard(view, mode) {
+    const state = view.state
+    board.classList.toggle("past", mode === "past")
+    const byColumn = new Map(boardColumns.map((column) => [column.key, []]))
+    for (const task of state.tasks) {
+      const column = boardColumns.find((candidate) => candidate.statuses.includes(task.status)) ?? boardColumns[0]
+      const dependencies = task.dependsOn.map((dep) => state.tasks[dep - 1]?.status)
+      const signature = JSON.stringify([mode, task, dependencies])
+      let cached = cards.get(task.id)
+      if (cached === undefined || cached.signature !== signature) {
+        cached = { signature, element: taskCard(task, state, mode) }
+        cards.set(task.id, cached)
+      }
+      byColumn.get(column.key).push(cached.element)
+    }
+    // Columns share the width by how many cards they hold, so a busy column lays its cards side by side; an ended
+    // plan has no use for empty columns at all.
+    const ended = finishedStatuses.has(state.status)
+    const tracks = []
+    for (const column of boardColumns) {
+      const elements = byColumn.get(column.key)
+      setChildren(columnLists.get(column.key), elements.length > 0 ? elements : [emptyColumn(column.key)])
+      columnCounts.get(column.key).textContent = String(elements.length)
+      const hidden = ended && elements.length === 0
+      columnElements.get(column.key).hidden = hidden
+      if (!hidden)
+        tracks.push(
+          elements.length === 0 ? "minmax(150px, 0.45fr)" : `minmax(250px, ${Math.min(elements.length, 3)}fr)`
+        )
+    }
+    board.style.gridTemplateColumns = wideScreen.matches ? tracks.join(" ") : ""
+  }
+
+  const emptyColumns = new Map()
+  function emptyColumn(key) {
+    let element = emptyColumns.get(key)
+    if (element === undefined) {
+      element = h("p", { class: "column-empty" }, "Nothing here")
+      emptyColumns.set(key, element)
+    }
+    return element
+  }
+
+  function renderContext(view) {
+    const state = view.state
+    const compacted = state.tasks.filter((task) => task.compacted).map((task) => `#${task.id}`)
+    const sections = [
+      h("h2", null, "Rolling context"),
+      state.contextSummary === ""
+        ? h("p", { class: "muted" }, "Nothing compacted yet: each task sees the earlier results in full.")
+        : h("pre", { class: "context-text" }, state.contextSummary),
+      compacted.length > 0 ? h("p", { class: "muted" }, `Folded in: ${compacted.join(", ")}`) : null
+    ]
+    if (state.summary !== undefined)
+      sections.push(h("h2", null, "Outcome"), h("p", { class: "outcome" }, state.summary))
+    sections.push(h("h2", null, "Request"), h("pre", { class: "request-text" }, state.request))
+    if (state.attachments.length > 0) {
+      sections.push(
+        h(
+          "ul",
+          { class: "attachments" },
+          state.attachments.map((attachment) =>
+            h("li", null, h("span", { class: "attachment-kind" }, attachment.kind), h("code", null, attachment.value))
+          )
+        )
+      )
+    }
+    const config = state.config
+    sections.push(
+      h(
+        "dl",
+        { class: "config" },
+        h("dt", null, "Parallel"),
+        h("dd", null, String(config.maxParallel)),
+        h("dt", null, "Attempts"),
+        h("dd", null, String(config.maxAttempts)),
+        h("dt", null, "On failure"),
+        h("dd", null, config.onFailure),
+        h("dt", null, "Token budget"),
+        h("dd", null, String(config.tokenBudget))
+      )
+    )
+    contextBody.replaceChildren(...sections.filter((section) => section !== null))
+  }
+
+  function renderTimeline() {
+    const latest = latestSequence()
+    const position = model.viewing ?? latest
+    slider.max = String(Math.max(latest, 1))
+    slider.value = String(position)
+    slider.disabled = latest <= 1
+    firstButton.disabled = previousButton.disabled = position <= 1
+    nextButton.disabled = model.viewing === null || position >= latest
+    const record = model.events[position - 1]
+    const when = record === undefined ? "" : ` · ${formatClock(record.data.at ?? record.createdAt)}`
+    positionLabel.textContent =
+      model.viewing === null
+        ? `Live · event ${latest}${when}`
+        : `Event ${position} of ${latest}${when}${record === undefined ? "" : ` · ${record.type}`}`
+    liveButton.classList.toggle("active", model.viewing === null)
+    liveButton.dataset.connection = model.connection
+    liveButton.title =
+      model.connection === "live"
+        ? "Receiving events as they happen"
+        : model.connection === "finished"
+          ? "The plan has ended"
+          : "Reconnecting to the event stream…"
+    banner.hidden = model.viewing === null
+    if (model.viewing !== null) {
+      bannerText.textContent = `You are looking at the board as it was after event ${position} of ${latest}${
+        record === undefined ? "" : ` (${record.type}, ${formatClock(record.data.at ?? record.createdAt)})`
+      }. New events keep arriving in the timeline.`
+    }
+    for (const item of eventList.children) {
+      const sequence = Number(item.dataset.sequence)
+      item.classList.toggle("current", sequence === position)
+      item.classList.toggle("future", sequence > position)
+    }
+    const current = eventList.children[position - 1]
+    if (current !== undefined) keepInView(current)
+  }
+
+  function keepInView(item) {
+    const scroller = eventList.parentElement
+    if (scroller === null) return
+    const top = item.offsetTop - scroller.offsetTop
+    if (top < scroller.scrollTop) scroller.scrollTop = top
+    else if (top + item.offsetHeight > scroller.scrollTop + scroller.clientHeight) {
+      scroller.scrollTop = top + item.offsetHeight - scroller.clientHeight
+    }
+  }
+
+  function render() {
+    const view = shownView()
+    if (view !== null) {
+      const mode = model.viewing === null ? "live" : "past"
+      renderHead(view, mode)
+      renderBoard(view, mode)
+      renderContext(view)
+    }
+    renderTimeline()
+  }
+
+  // --- Events and time travel ----------------------------------------------------------------------------------------
+
+  function addEvent(record) {
+    if (record.sequence <= (model.events.at(-1)?.sequence ?? 0)) return
+    model.events.push(record)
+    const item = h(
+      "li",
+      { class: `event t-${record.type}`, "data-sequence": record.sequence },
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: () => showAt(record.sequence),
+          title: `Show the board after event ${record.sequence}`
+        },
+        h("span", { class: "event-seq" }, String(record.sequence)),
+        h("span", { class: "event-time" }, formatClock(record.data.at ?? record.createdAt)),
+        h("span", { class: "event-type" }, eventLabels[record.type] ?? record.type),
+        h("span", { class: "event-text" }, describeEvent(record))
+      )
+    )
+    eventList.appendChild(item)
+    eventCount.textContent = `(${model.events.length})`
+  }
+
+  function showAt(sequence) {
+    const latest = latestSequence()
+    const target = Math.min(Math.max(1, Math.round(sequence)), latest)
+    if (target >= latest) {
+      goLive()
+      return
+    }
+    model.viewing = target
+    if (!model.past.has(target)) {
+      api
+        .getStateAt(sessionId, target)
+        .then((view) => {
+          model.past.set(target, view)
+          if (model.viewing === target) render()
+        })
+        .catch(showError)
+    }
+    render()
+  }
+
+  function goLive() {
+    model.viewing = null
+    render()
+  }
+
+  /** Takes a newer view of the session; an older answer that arrives late is ignored. */
+  function acceptLive(view) {
+    if (model.live === null || view.lastSequence >= model.live.lastSequence) model.live = view
+    model.past.set(view.lastSequence, view)
+    render()
+    closeStreamWhenDone()
+  }
+
+  // Several events in a burst cause one request at a time, and one more after it.
+  let refreshing = false
+  let refreshAgain = false
+  async function refreshLive() {
+    if (refreshing) {
+      refreshAgain = true
+      return
+    }
+    refreshing = true
+    try {
+      acceptLive(await api.getSession(sessionId))
+    } catch (error) {
+      showError(error)
+    } finally {
+      refreshing = false
+    }
+    if (refreshAgain) {
+      refreshAgain = false
+      refreshLive()
+    }
+  }
+
+  function setConnection(connection) {
+    model.connection = connection
+    renderTimeline()
+  }
+
+  /** A finished plan changes no more; the stream closes once every event up to the end is in the timeline. */
+  function closeStreamWhenDone() {
+    const live = model.live
+    if (stream === null || live === null || !finishedStatuses.has(live.state.status)) return
+    if ((model.events.at(-1)?.sequence ?? 0) < live.lastSequence) return
+    stream.close()
+    stream = null
+    setConnection("finished")
+  }
+
+  function connect() {
+    stream = api.openStream(sessionId, model.events.at(-1)?.sequence ?? 0)
+    stream.addEventListener("open", () => setConnection("live"))
+    stream.addEventListener("planner-event", (message) => {
+      addEvent(JSON.parse(message.data))
+      if (model.connection !== "live") setConnection("live")
+      refreshLive()
+    })
+    // The browser reconnects by itself, sending the last event's id, so nothing is missed meanwhile.
+    stream.addEventListener("error", () => {
+      if (stream !== null) setConnection("reconnecting")
+    })
+  }
+
+  // --- Controls ------------------------------------------------------------------------------------------------------
+
+  slider.addEventListener("input", () => showAt(Number(slider.value)))
+  firstButton.addEventListener("click", () => showAt(1))
+  previousButton.addEventListener("click", () => showAt((model.viewing ?? latestSequence()) - 1))
+  nextButton.addEventListener("click", () => showAt((model.viewing ?? latestSequence()) + 1))
+  liveButton.addEventListener("click", () => goLive())
+  document.addEventListener("keydown", (event) => {
+    if (event.target instanceof HTMLTextAreaElement || event.target instanceof HTMLInputElement) return
+    if (event.key === "ArrowLeft") previousButton.click()
+    else if (event.key === "ArrowRight" && model.viewing !== null) nextButton.click()
+    else if (event.key === "Escape") goLive()
+  })
+
+  let confirmTimer
+  cancelButton.addEventListener("click", async () => {
+    if (cancelButton.dataset.confirm !== "yes") {
+      cancelButton.dataset.confirm = "yes"
+      cancelButton.textContent = "Click again to cancel"
+      confirmTimer = setTimeout(() => {
+        delete cancelButton.dataset.confirm
+        cancelButton.textContent = "Cancel plan"
+      }, 4000)
+      return
+    }
+    clearTimeout(confirmTimer)
+    delete cancelButton.dataset.confirm
+    cancelButton.textContent = "Cancel plan"
+    try {
+      acceptLive(await api.cancel(sessionId))
+    } catch (error) {
+      showError(error)
+    }
+  })
+
+  // Ages and "running for" move on even when nothing happens.
+  setInterval(() => {
+    if (model.viewing === null && model.live !== null && !document.hidden) renderHead(model.live, "live")
+  }, 5000)
+
+  // --- Start ---------------------------------------------------------------------------------------------------------
+  ;(async () => {
+    try {
+      const view = await api.getSession(sessionId)
+      for (const record of await api.getAllEvents(sessionId)) addEvent(record)
+      root.replaceChildren(head, timeline, banner, notice, board, lower)
+      acceptLive(view)
+      if (!finishedStatuses.has(view.state.status) || (model.events.at(-1)?.sequence ?? 0) < view.lastSequence) {
+        connect()
+        closeStreamWhenDone()
+      } else {
+        setConnection("finished")
+      }
+      keepInView(eventList.lastElementChild ?? eventList)
+    } catch (error) {
+      const unknown = error instanceof api.ApiError && error.status === 404
+      root.replaceChildren(
+        h(
+          "div",
+          { class: "empty" },
+          h("h1", null, unknown ? "No such session" : "This session cannot be shown"),
+          h("p", null, error instanceof Error ? error.message : String(error)),
+          h("p", null, h("a", { href: "/" }, "See all sessions"))
+        )
+      )
+    }
+  })()
+}

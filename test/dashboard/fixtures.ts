@@ -1,0 +1,75 @@
+/**
+ * The dashboard under test: the real server on a free port of 127.0.0.1, over a fresh SQLite file, with the
+ * planner's real services and the script executor, so plans really run while the page or the API watches.
+ */
+import { Clock, Effect, Layer } from "effect"
+import * as PlannerService from "../../src/app/PlannerService.js"
+import * as Runner from "../../src/app/Runner.js"
+import * as Server from "../../src/app/Server.js"
+import { Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
+import type { TaskPlan } from "../../src/domain/Task.js"
+import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
+import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { fast, runtime } from "../app/runnerSuite.js"
+import { freshSqliteFile } from "../infra/fixtures/databases.js"
+
+/** The planner's services over a fresh SQLite file, with a script executor for `script` (its JSON form). */
+export const plannerWithScript = (script: unknown) =>
+  Layer.unwrapScoped(
+    Effect.gen(function* () {
+      const filename = yield* freshSqliteFile
+      const executor = ScriptExecutor.make(yield* ScriptExecutor.parse(JSON.stringify(script), "dashboard-script.json"))
+      return runtime(SqliteEventStore.layer({ filename }), executor)
+    })
+  )
+
+/** The dashboard in the current scope, on a free port. */
+export const startServer = Server.start({ host: "127.0.0.1", port: 0 })
+
+/** A session with exactly these tasks (an LLM's plan, bypassing the parser). */
+export const startPlan = (request: string, tasks: ReadonlyArray<TaskPlan>, config: Partial<PlannerConfig> = {}) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService.PlannerService
+    const at = yield* Clock.currentTimeMillis
+    const sessionId = Runner.newSessionId(at)
+    yield* service.execute(
+      sessionId,
+      new Initialize({
+        request,
+        tasks,
+        source: { _tag: "Llm", model: "script-demo" },
+        config: { ...defaultConfig, ...fast, ...config },
+        at
+      })
+    )
+    return sessionId
+  })
+
+export const task = (
+  id: number,
+  kind: TaskPlan["kind"],
+  description: string,
+  dependsOn: ReadonlyArray<number> = []
+): TaskPlan => ({ id, kind, description, dependsOn, attachments: [] })
+
+/** A JSON request to the server, answered as status and parsed body. */
+export const fetchJson = (url: string, init: RequestInit = {}) =>
+  Effect.promise(async () => {
+    const response = await fetch(url, init)
+    const text = await response.text()
+    let body: unknown
+    try {
+      body = JSON.parse(text)
+    } catch {
+      body = text
+    }
+    return { status: response.status, headers: response.headers, body }
+  })
+
+export const postJson = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetchJson(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body)
+  })
