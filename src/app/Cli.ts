@@ -1,81 +1,459 @@
 /**
- * The `planner` command line. For now it plans: `planner plan "<text>"` prints the tasks the deterministic parser
- * makes of a request, without running or storing anything. Running plans comes with the runner.
+ * The `planner` command line: the commands, their options and their help. Each command's work lives in a module of
+ * `./cli/`, loaded when that command runs, so a command that only reads the store does not load the runner, the
+ * workers or the LLM clients.
+ *
+ * Exit codes: 0 completed; 1 the plan failed or was cancelled; 2 bad usage or input; 3 waiting for answers; 4 the
+ * store or another required service cannot be reached. See `./cli/Failure.ts`.
  */
-import { Args, Command, Options } from "@effect/cli"
-import { FileSystem } from "@effect/platform"
-import { Console, Data, Effect, Option } from "effect"
-import * as Parser from "../domain/Parser.js"
-import type { TaskPlan } from "../domain/Task.js"
+import { createRequire } from "node:module"
+import { Args, Command, HelpDoc, Options } from "@effect/cli"
+import * as Span from "@effect/cli/HelpDoc/Span"
+import * as Usage from "@effect/cli/Usage"
+import { Effect } from "effect"
+import { defaultConfig } from "../domain/Config.js"
+import { nodeKinds } from "../domain/Task.js"
 
-/** A failure that ends the process with a specific exit code after one line on standard error. */
-export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly code: number; readonly message: string }> {}
+export { CliExit, CliFailure, ExitCode } from "./cli/Failure.js"
 
-/** Exit codes, documented in the README. */
-export const ExitCode = { ok: 0, planFailed: 1, usage: 2, waiting: 3, unavailable: 4 } as const
+const version = (() => {
+  try {
+    const manifest: unknown = createRequire(import.meta.url)("../../package.json")
+    return typeof manifest === "object" && manifest !== null && "version" in manifest
+      ? String(manifest.version)
+      : "unknown"
+  } catch {
+    return "unknown"
+  }
+})()
 
-const readStdin = Effect.async<string>((resume) => {
-  const chunks: Array<Buffer> = []
-  process.stdin.on("data", (chunk: Buffer) => chunks.push(chunk))
-  process.stdin.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
-  process.stdin.resume()
-})
+/** A command's help: what it does, then examples. */
+const help = (summary: string, details: ReadonlyArray<string>, examples: ReadonlyArray<string>) =>
+  HelpDoc.blocks([
+    HelpDoc.p(summary),
+    ...details.map((detail) => HelpDoc.p(detail)),
+    HelpDoc.p(Span.strong("Examples")),
+    ...examples.map((example) => HelpDoc.p(Span.code(`  ${example}`)))
+  ])
 
-/** The request text: an argument, `-` for standard input, or `--file PATH`. */
-const requestText = (text: Option.Option<string>, file: Option.Option<string>) =>
-  Effect.gen(function* () {
-    if (Option.isSome(file)) {
-      const fs = yield* FileSystem.FileSystem
-      return yield* fs
-        .readFileString(file.value)
-        .pipe(
-          Effect.mapError(
-            (error) => new CliFailure({ code: ExitCode.usage, message: `Cannot read ${file.value}: ${error.message}` })
-          )
-        )
-    }
-    if (Option.isNone(text)) {
-      return yield* new CliFailure({
-        code: ExitCode.usage,
-        message: 'No request given: pass it as an argument, as "-" to read standard input, or with --file PATH.'
-      })
-    }
-    return text.value === "-" ? yield* readStdin : text.value
-  })
+// --- Options shared by commands -------------------------------------------------------------------------------------
 
-export const renderPlan = (tasks: ReadonlyArray<TaskPlan>): string =>
-  tasks
-    .map((task) => {
-      const after = task.dependsOn.length === 0 ? "" : `  (after ${task.dependsOn.join(", ")})`
-      const attachments = task.attachments.map((a) => `\n     ${a.kind}: ${a.value}`).join("")
-      return `${String(task.id).padStart(3)}. [${task.kind}] ${task.description}${after}${attachments}`
-    })
-    .join("\n")
+const db = Options.text("db").pipe(
+  Options.withPseudoName("PATH|URL"),
+  Options.withDescription(
+    "The store: a SQLite file, or a postgres://user:password@host/db URL. Default: $PLANNER_DATABASE_URL, else ./.planner/planner.db (created on first use)."
+  ),
+  Options.optional
+)
+const json = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of text"))
+const plain = Options.boolean("plain").pipe(
+  Options.withDescription(
+    "One line per event instead of the live view (also when NO_COLOR is set or output is not a terminal)"
+  )
+)
+const verbose = Options.boolean("verbose").pipe(
+  Options.withDescription("More detail: worker ids, dispatches, debug logs, and stack traces on errors")
+)
+const executor = Options.text("executor").pipe(
+  Options.withPseudoName("auto|echo|script:PATH"),
+  Options.withDescription(
+    "Who does the tasks. auto: shell commands for ToolCall tasks, the LLM for the others when one is configured, otherwise you (each step is asked as a question). echo: every task completes with its own description. script:PATH: outcomes from a JSON script file. Default: what the session ran with, else auto."
+  ),
+  Options.optional
+)
+const allowShell = Options.boolean("allow-shell").pipe(
+  Options.withDescription("Run ToolCall tasks' shell commands without asking for approval of each one first")
+)
+const answers = Options.text("answer").pipe(
+  Options.withPseudoName("TASK_ID=TEXT"),
+  Options.withDescription("Answer a task's question in advance: used the first time that task asks. Repeatable."),
+  Options.repeated
+)
+const nonInteractive = Options.boolean("non-interactive").pipe(
+  Options.withDescription("Never ask at the terminal: stop with exit code 3 when answers are needed")
+)
+const noCheckLinks = Options.boolean("no-check-links").pipe(
+  Options.withDescription("Do not check that linked URLs answer before a task runs (offline use)")
+)
+const noLocalWorker = Options.boolean("no-local-worker").pipe(
+  Options.withDescription("Run no tasks in this process: wait for `planner worker` processes to run them")
+)
+const execution = {
+  db,
+  json,
+  plain,
+  verbose,
+  executor,
+  allowShell,
+  answers,
+  nonInteractive,
+  noCheckLinks,
+  noLocalWorker
+}
 
-const text = Args.text({ name: "request" }).pipe(
-  Args.withDescription('The request in plain text, or "-" for standard input'),
+const session = Args.text({ name: "session" }).pipe(Args.withDescription("The session id (see `planner sessions`)"))
+const requestText = Args.text({ name: "request" }).pipe(
+  Args.withDescription('The request in plain text (in quotes), or "-" to read it from standard input'),
   Args.optional
 )
-const file = Options.file("file").pipe(Options.withDescription("Read the request from this file"), Options.optional)
-const json = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of text"))
+const file = Options.file("file").pipe(
+  Options.withPseudoName("PATH"),
+  Options.withDescription("Read the request from this file"),
+  Options.optional
+)
 
-const plan = Command.make("plan", { text, file, json }, ({ file, json, text }) =>
-  Effect.gen(function* () {
-    const request = yield* requestText(text, file)
-    const tasks = yield* Parser.parse(request).pipe(
-      Effect.mapError((error) => new CliFailure({ code: ExitCode.usage, message: error.message }))
-    )
-    yield* Console.log(json ? JSON.stringify({ tasks }) : renderPlan(tasks))
-  })
+// --- Commands -------------------------------------------------------------------------------------------------------
+
+const plan = Command.make("plan", { request: requestText, file, json }, (flags) =>
+  Effect.flatMap(
+    Effect.promise(() => import("./cli/PlanCommand.js")),
+    (module) => module.plan(flags)
+  )
 ).pipe(
   Command.withDescription(
-    'Print the plan the parser makes of a request, without running or storing anything.\nExample: planner plan "Add login. Then write unit tests."'
+    help(
+      "Print the plan a request gets (tasks, kinds, dependencies, attachments) without running or storing anything.",
+      [],
+      [
+        'planner plan "Add login with session cookies. Read the spec at https://example.com/spec.pdf. Then write unit tests."',
+        'planner plan --json "Fetch the data. Then summarise it."',
+        "planner plan --file request.txt",
+        'echo "Write the code. Then test it." | planner plan -'
+      ]
+    )
+  )
+)
+
+const run = Command.make(
+  "run",
+  {
+    ...execution,
+    request: requestText,
+    file,
+    attach: Options.text("attach").pipe(
+      Options.withPseudoName("PATH|URL"),
+      Options.withDescription("Attach a file or link to the whole request. Repeatable."),
+      Options.repeated
+    ),
+    maxParallel: Options.integer("max-parallel").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription("How many tasks may run at once"),
+      Options.withDefault(defaultConfig.maxParallel)
+    ),
+    maxAttempts: Options.integer("max-attempts").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription("How many times a task is tried before it fails for good"),
+      Options.withDefault(defaultConfig.maxAttempts)
+    ),
+    onFailure: Options.choice("on-failure", ["continue", "abort"]).pipe(
+      Options.withDescription(
+        "After a task fails for good: continue skips what depends on it and runs the rest; abort cancels everything unfinished"
+      ),
+      Options.withDefault(defaultConfig.onFailure)
+    )
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/RunCommands.js")),
+      (module) => module.run(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Plan a request, record it as a new session and run it, showing each task as it starts, finishes, fails, retries or waits; then a summary with the session id.",
+      [
+        "Questions are asked at the terminal; without one (or with --non-interactive) the run stops with exit code 3 and prints the `planner answer` command for each question. Exit codes: 0 completed, 1 failed or cancelled, 2 bad usage or input, 3 waiting for answers, 4 store unreachable."
+      ],
+      [
+        'planner run --executor script:examples/demo.json "Add a login page. Then write tests for it."',
+        'planner run --executor echo --json "Write the code. Then test it."',
+        'planner run --allow-shell "Run `npm test`. Then summarise the failures."',
+        'planner run --non-interactive --answer 3="staging" --executor script:examples/demo.json "Add a login page. Then write tests for it. Finally deploy it."',
+        'planner run --db postgres://planner@localhost/planner --max-parallel 2 --on-failure abort "..."'
+      ]
+    )
+  )
+)
+
+const answer = Command.make(
+  "answer",
+  {
+    ...execution,
+    sessionId: session,
+    taskId: Args.integer({ name: "task" }).pipe(Args.withDescription("The id of the task that asked")),
+    text: Args.text({ name: "text" }).pipe(Args.withDescription("The answer, in quotes"))
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/RunCommands.js")),
+      (module) => module.answer(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Record the answer to a task's question and continue the session, like resume.",
+      [
+        'A person executor\'s question ("Do this step and report the result: ...") takes the result as its answer; start it with "failed:" to report that the step failed.'
+      ],
+      [
+        'planner answer 20250101-120000-abc123 3 "staging"',
+        'planner answer 20250101-120000-abc123 2 "done, 14 tests pass" --json'
+      ]
+    )
+  )
+)
+
+const resume = Command.make("resume", { ...execution, sessionId: session }, (flags) =>
+  Effect.flatMap(
+    Effect.promise(() => import("./cli/RunCommands.js")),
+    (module) => module.resume(flags)
+  )
+).pipe(
+  Command.withDescription(
+    help(
+      "Continue a session that stopped: paused for answers, interrupted, or crashed. A task whose worker died runs again.",
+      [],
+      ["planner resume 20250101-120000-abc123", "planner resume 20250101-120000-abc123 --executor echo --plain"]
+    )
+  )
+)
+
+const fork = Command.make(
+  "fork",
+  {
+    ...execution,
+    sessionId: session,
+    at: Options.integer("at").pipe(
+      Options.withPseudoName("SEQ"),
+      Options.withDescription("Copy the events up to and including this sequence number (see `planner history`)")
+    )
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/RunCommands.js")),
+      (module) => module.fork(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Start a new session from the first SEQ events of another and run it like resume: to retry a plan from a point, or to give a different answer. The new session records where it came from; tasks that were running at that point run again.",
+      [],
+      ["planner fork 20250101-120000-abc123 --at 7", "planner fork 20250101-120000-abc123 --at 7 --answer 3=production"]
+    )
+  )
+)
+
+const cancel = Command.make(
+  "cancel",
+  {
+    db,
+    json,
+    sessionId: session,
+    reason: Options.text("reason").pipe(Options.withDescription("Why, recorded with the session"), Options.optional)
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/InspectCommands.js")),
+      (module) => module.cancel(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Cancel a session: every unfinished task is cancelled and the plan ends. A run of it in another terminal stops with exit code 1.",
+      [],
+      ["planner cancel 20250101-120000-abc123", 'planner cancel 20250101-120000-abc123 --reason "wrong branch"']
+    )
+  )
+)
+
+const sessions = Command.make(
+  "sessions",
+  {
+    db,
+    json,
+    limit: Options.integer("limit").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription("Show at most N sessions, newest first"),
+      Options.withDefault(50)
+    )
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/InspectCommands.js")),
+      (module) => module.sessions(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "List sessions, newest first: id, when created, status, task counts and the first words of the request.",
+      [],
+      [
+        "planner sessions",
+        "planner sessions --json --limit 5",
+        "planner sessions --db postgres://planner@localhost/planner"
+      ]
+    )
+  )
+)
+
+const history = Command.make("history", { db, json, sessionId: session }, (flags) =>
+  Effect.flatMap(
+    Effect.promise(() => import("./cli/InspectCommands.js")),
+    (module) => module.history(flags)
+  )
+).pipe(
+  Command.withDescription(
+    help(
+      "Print a session's event log: sequence, time, event type and a one-line gist of each event.",
+      [],
+      ["planner history 20250101-120000-abc123", "planner history 20250101-120000-abc123 --json"]
+    )
+  )
+)
+
+const replay = Command.make(
+  "replay",
+  {
+    db,
+    json,
+    sessionId: session,
+    at: Options.integer("at").pipe(
+      Options.withPseudoName("SEQ"),
+      Options.withDescription("Show the state right after this event (see `planner history`)")
+    )
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/InspectCommands.js")),
+      (module) => module.replay(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Time travel: print a session as it was right after event SEQ, rebuilt from its log.",
+      [],
+      ["planner replay 20250101-120000-abc123 --at 5", "planner replay 20250101-120000-abc123 --at 5 --json"]
+    )
+  )
+)
+
+const show = Command.make("show", { db, json, sessionId: session }, (flags) =>
+  Effect.flatMap(
+    Effect.promise(() => import("./cli/InspectCommands.js")),
+    (module) => module.show(flags)
+  )
+).pipe(
+  Command.withDescription(
+    help(
+      "Print a session's current state: its request, each task with its status and result, error or question, and the summary.",
+      [],
+      ["planner show 20250101-120000-abc123", "planner show 20250101-120000-abc123 --json"]
+    )
+  )
+)
+
+const worker = Command.make(
+  "worker",
+  {
+    db,
+    json,
+    verbose,
+    executor,
+    allowShell,
+    noCheckLinks,
+    kinds: Options.text("kinds").pipe(
+      Options.withPseudoName("KIND,..."),
+      Options.withDescription(`The task kinds to serve, comma-separated: ${nodeKinds.join(", ")}. Default: all.`),
+      Options.optional
+    ),
+    concurrency: Options.integer("concurrency").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription("How many tasks it runs at once"),
+      Options.withDefault(4)
+    )
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/WorkerCommand.js")),
+      (module) => module.worker(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Run a long-lived worker against the store: it takes dispatched tasks of the given kinds from any session and runs them. SIGINT or SIGTERM stop it cleanly (exit code 0): the tasks it holds are given back.",
+      [],
+      [
+        "planner worker --kinds ToolCall --allow-shell",
+        "planner worker --kinds Processing,Analysis --concurrency 2 --db postgres://planner@db-host/planner",
+        "planner worker --executor script:examples/demo.json --json"
+      ]
+    )
   )
 )
 
 export const planner = Command.make("planner").pipe(
-  Command.withDescription("An event-sourced AI planner: plain text in, tasks out, every step recorded."),
-  Command.withSubcommands([plan])
+  Command.withSubcommands([plan, run, answer, resume, fork, cancel, sessions, history, replay, show, worker])
 )
 
-export const cli = Command.run(planner, { name: "planner", version: "0.1.0" })
+const usages: Readonly<Record<string, Usage.Usage>> = {
+  plan: Command.getUsage(plan),
+  run: Command.getUsage(run),
+  answer: Command.getUsage(answer),
+  resume: Command.getUsage(resume),
+  fork: Command.getUsage(fork),
+  cancel: Command.getUsage(cancel),
+  sessions: Command.getUsage(sessions),
+  history: Command.getUsage(history),
+  replay: Command.getUsage(replay),
+  show: Command.getUsage(show),
+  worker: Command.getUsage(worker)
+}
+
+export const commandNames: ReadonlyArray<string> = Object.keys(usages)
+
+/** Options every command accepts besides its own. */
+const builtInOptions = ["--help", "-h", "--version", "--wizard", "--completions", "--log-level"]
+
+/**
+ * The options `command` takes, read from its usage. @effect/cli hands an unknown `--option` to an optional text
+ * argument (`run --bogus "text"` would plan "--bogus"), so unknown options are refused before it parses.
+ */
+export const optionNames = (command: string): ReadonlySet<string> | undefined => {
+  const found = Object.hasOwn(usages, command) ? usages[command] : undefined
+  if (found === undefined) return undefined
+  const usage = HelpDoc.toAnsiText(Usage.getHelp(found))
+  return new Set([...builtInOptions, ...(usage.match(/--[a-z][a-z-]*/g) ?? [])])
+}
+
+/** `planner` and `planner --help`: the commands in one screen (each command's own help has its options). */
+export const rootHelp = `planner ${version}: an event-sourced AI planner. Plain text in, tasks planned, dispatched and run, every
+step recorded as an event, so any past state can be replayed and a stopped run resumed.
+
+Usage: planner COMMAND [options]          planner COMMAND --help   (options and examples)
+
+Running plans
+  plan "<text>"                 print the plan a request gets, without running or storing anything
+  run "<text>"                  plan a request, record it as a session and run it
+  answer SESSION TASK "<text>"  answer a task's question and continue the session
+  resume SESSION                continue a session that paused, was interrupted or crashed
+  fork SESSION --at SEQ         a new session from the first SEQ events of another, run like resume
+  cancel SESSION                cancel a session
+  worker                        a long-lived worker running tasks from the store (Ctrl-C stops it)
+
+Reading sessions
+  sessions                      list sessions: id, created, status, task counts, request
+  history SESSION               the event log: sequence, time, type, gist
+  replay SESSION --at SEQ       the state right after event SEQ (time travel)
+  show SESSION                  the current state
+
+Every command takes --db PATH|postgres://URL (default: $PLANNER_DATABASE_URL, else ./.planner/planner.db) and
+--json. Exit codes: 0 completed, 1 failed or cancelled, 2 bad usage or input, 3 waiting for answers, 4 store or
+service unreachable, 130 interrupted.
+
+Examples
+  planner run --executor script:examples/demo.json "Add a login page. Then write tests for it."
+  planner sessions
+  planner replay SESSION --at 5
+  planner --version`
+
+export const cli = Command.run(planner, { name: "planner", version })

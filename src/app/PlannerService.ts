@@ -86,6 +86,29 @@ export const make = (options: PlannerServiceOptions = {}) =>
         return state
       })
 
+    /**
+     * Commands on one session from this process run one at a time. Only one of several concurrent deciders can win
+     * each sequence, so letting this process's own fibers race each other only produced conflicts: under a busy
+     * worker (claims, reports and heartbeats for many tasks of one plan) most appends failed and were retried.
+     * Writers in other processes are still handled by the expected sequence.
+     */
+    const sessionLocks = new Map<string, { readonly semaphore: Effect.Semaphore; users: number }>()
+    const oneAtATime = <A, E>(sessionId: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => {
+          const entry = sessionLocks.get(sessionId) ?? { semaphore: Effect.unsafeMakeSemaphore(1), users: 0 }
+          entry.users += 1
+          sessionLocks.set(sessionId, entry)
+          return entry
+        }),
+        (entry) => entry.semaphore.withPermits(1)(effect),
+        (entry) =>
+          Effect.sync(() => {
+            entry.users -= 1
+            if (entry.users === 0) sessionLocks.delete(sessionId)
+          })
+      )
+
     const attemptOnce = (
       sessionId: string,
       command: PlannerCommand | ((state: Planner.PlannerState) => PlannerCommand),
@@ -102,7 +125,10 @@ export const make = (options: PlannerServiceOptions = {}) =>
         return { events, state: next }
       })
 
+    // Capped: under heavy competition for one session (many workers claiming and reporting), an uncapped exponential
+    // left commands sleeping for seconds, long enough for leases to run out while their holders were waiting.
     const retryConflicts = Schedule.exponential(Duration.millis(2), 2).pipe(
+      Schedule.union(Schedule.spaced(Duration.millis(50))),
       Schedule.jittered,
       Schedule.intersect(Schedule.recurs(options.maxConflictRetries ?? 20))
     )
@@ -112,7 +138,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
         correlationId: tracing.correlationId ?? sessionId,
         causationId: tracing.causationId ?? randomUUID()
       }
-      return attemptOnce(sessionId, command, metadata).pipe(
+      return oneAtATime(sessionId, attemptOnce(sessionId, command, metadata)).pipe(
         Effect.retry({ schedule: retryConflicts, while: (error) => error instanceof SequenceConflict }),
         Effect.withSpan("PlannerService.execute", {
           attributes: { sessionId, command: typeof command === "function" ? "computed" : command._tag }

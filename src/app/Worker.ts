@@ -260,6 +260,12 @@ export const run = (options: WorkerOptions = {}) =>
     /** Claims an attempt and, if this worker wins it, runs it to an outcome. */
     const work = (candidate: Candidate) =>
       Effect.gen(function* () {
+        // The followed state is never ahead of the store: when it already shows the attempt taken (by another
+        // worker) or gone, a claim could only be refused, so skip it without touching the store. Under competition
+        // this spares most losing claims, which would otherwise contend with everybody's appends.
+        const followed = sessions.get(candidate.sessionId)
+        const seen = followed === undefined ? undefined : Planner.task(followed, candidate.taskId)
+        if (followed !== undefined && (seen?.status !== "Dispatched" || seen.attempt !== candidate.attempt)) return
         const at = yield* now
         const tracing = candidate.causationId === undefined ? {} : { causationId: candidate.causationId }
         const claimed = yield* service

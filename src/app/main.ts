@@ -1,26 +1,152 @@
-/** The `planner` executable. */
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit, Option } from "effect"
-import { CliFailure, cli } from "./Cli.js"
+/**
+ * The `planner` executable: runs the command line, and turns how it ended into an exit code with at most one line on
+ * standard error (a stack trace only with --verbose). Known secrets (database passwords, API keys) are scrubbed from
+ * everything it prints there.
+ */
+import { CliConfig, ValidationError } from "@effect/cli"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
+import { Cause, Console, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
+import { cli, commandNames, optionNames, rootHelp } from "./Cli.js"
+import { CliExit, CliFailure, ExitCode, exitCodeOnInterrupt, toFailure, usage } from "./cli/Failure.js"
+import {
+  colourDisabled,
+  isPostgresUrl,
+  registerEnvironmentSecrets,
+  registerUrlSecret,
+  scrub,
+  stripAnsi
+} from "./cli/Output.js"
 
-const program = Effect.suspend(() => cli(process.argv)).pipe(
-  Effect.tapErrorCause((cause) => {
+const args = process.argv.slice(2)
+const verbose = args.includes("--verbose")
+
+registerEnvironmentSecrets()
+for (const arg of args) if (isPostgresUrl(arg) || arg.includes("://")) registerUrlSecret(arg.replace(/^--db=/, ""))
+
+const oneLine = (text: string) => text.replace(/\s+/g, " ").trim()
+const line = (text: string) => process.stderr.write(`${scrub(text)}\n`)
+
+/** What @effect/cli said about bad usage; printed by the teardown as one line. */
+let usageMessage = ""
+
+/**
+ * @effect/cli prints help with ANSI styles and its usage errors as several lines: keep the styles for terminals only,
+ * and keep usage errors for the one line the teardown prints.
+ */
+const cliConsole = Effect.map(Effect.console, (console): Console.Console => {
+  const plainOutput = colourDisabled() || process.stdout.isTTY !== true
+  return {
+    ...console,
+    log: (...items: ReadonlyArray<unknown>) =>
+      Effect.sync(() => {
+        const text = items.map(String).join(" ")
+        process.stdout.write(`${plainOutput ? stripAnsi(text) : text}\n`)
+      }),
+    error: (...items: ReadonlyArray<unknown>) =>
+      Effect.sync(() => {
+        usageMessage = oneLine(stripAnsi(items.map(String).join(" ")))
+      })
+  }
+})
+
+/** Logs go to standard error, one line each: warnings and errors by default, everything with --verbose. */
+const stderrLogger = Logger.make(({ cause, logLevel, message }) => {
+  const text = (Array.isArray(message) ? message : [message]).map(String).join(" ")
+  const detail = verbose && !Cause.isEmpty(cause) ? `\n${Cause.pretty(cause)}` : ""
+  line(`${logLevel.label.toLowerCase()}: ${text}${detail}`)
+})
+
+const logging = Layer.merge(
+  Logger.replace(Logger.defaultLogger, stderrLogger),
+  Logger.minimumLogLevel(verbose ? LogLevel.Debug : LogLevel.Warning)
+)
+
+const environment = Layer.mergeAll(
+  NodeFileSystem.layer,
+  NodePath.layer,
+  NodeTerminal.layer,
+  CliConfig.layer({ showBuiltIns: false, showTypes: false }),
+  logging
+)
+
+/** The subcommand named on the command line, for "see planner run --help". */
+const subcommand = args.find((arg) => commandNames.includes(arg))
+
+/** An option the subcommand does not take, if the command line has one. */
+const unknownOption = (): string | undefined => {
+  if (subcommand === undefined) return undefined
+  const known = optionNames(subcommand)
+  if (known === undefined) return undefined
+  const rest = args.slice(args.indexOf(subcommand) + 1)
+  const end = rest.indexOf("--")
+  return (end < 0 ? rest : rest.slice(0, end))
+    .filter((arg) => /^--?[A-Za-z]/.test(arg))
+    .map((arg) => arg.split("=")[0] ?? arg)
+    .find((name) => !known.has(name))
+}
+
+const report = (cause: Cause.Cause<unknown>) =>
+  Effect.sync(() => {
+    if (Cause.isInterruptedOnly(cause)) return
     const failure = Cause.failureOption(cause)
-    if (Option.isSome(failure) && failure.value instanceof CliFailure) return Console.error(failure.value.message)
-    // @effect/cli reports its own validation errors (unknown flags, missing arguments) before failing.
-    return Option.isSome(failure) ? Effect.void : Console.error(Cause.pretty(cause))
-  }),
-  Effect.provide(NodeContext.layer)
+    if (Option.isSome(failure)) {
+      const error = failure.value
+      if (error instanceof CliExit) return
+      if (ValidationError.isValidationError(error)) {
+        const said = usageMessage.length > 0 ? usageMessage : "Invalid usage"
+        const isHelp = error._tag === "HelpRequested"
+        if (!isHelp)
+          line(`planner: ${said}. See \`planner${subcommand === undefined ? "" : ` ${subcommand}`} --help\`.`)
+        return
+      }
+      const mapped = error instanceof CliFailure ? error : toFailure(error)
+      if (mapped instanceof CliFailure) line(`planner: ${mapped.message}`)
+      if (verbose && !(error instanceof CliFailure)) line(Cause.pretty(cause))
+      return
+    }
+    const defect = Cause.dieOption(cause)
+    const what = Option.match(defect, {
+      onNone: () => "unexpected failure",
+      onSome: (value) => (value instanceof Error ? value.message : String(value))
+    })
+    line(`planner: ${oneLine(what)}${verbose ? "" : " (run again with --verbose for details)"}`)
+    if (verbose) line(Cause.pretty(cause))
+  })
+
+const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
+  if (Exit.isSuccess(exit)) return ExitCode.ok
+  const cause = exit.cause
+  if (Cause.isInterruptedOnly(cause)) return exitCodeOnInterrupt()
+  const failure = Cause.failureOption(cause)
+  if (Option.isNone(failure)) return ExitCode.planFailed
+  const error = failure.value
+  if (error instanceof CliExit || error instanceof CliFailure) return error.code
+  if (ValidationError.isValidationError(error)) return error._tag === "HelpRequested" ? ExitCode.ok : ExitCode.usage
+  return toFailure(error).code
+}
+
+const wantsRootHelp = args.length === 0 || (args.length === 1 && (args[0] === "--help" || args[0] === "-h"))
+
+const start = Effect.suspend(() => {
+  if (wantsRootHelp) return Console.log(rootHelp)
+  const unknown = unknownOption()
+  if (unknown !== undefined) {
+    return Effect.fail(
+      usage(`Unknown option ${unknown} for \`planner ${subcommand}\`. See \`planner ${subcommand} --help\`.`)
+    )
+  }
+  return cli(process.argv)
+})
+
+const program = Effect.flatMap(cliConsole, (console) =>
+  start.pipe(Effect.tapErrorCause(report), Effect.provide(environment), Effect.withConsole(console))
 )
 
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
-  teardown: (exit, onExit) => {
-    if (Exit.isSuccess(exit)) return onExit(0)
-    const failure = Cause.failureOption(exit.cause)
-    if (Option.isSome(failure) && failure.value instanceof CliFailure) return onExit(failure.value.code)
-    // A validation error from @effect/cli (bad usage).
-    if (Option.isSome(failure)) return onExit(2)
-    onExit(Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
-  }
+  // Exit explicitly: an open handle (standard input, a database pool) must not keep a finished command alive.
+  teardown: (exit) => process.exit(exitCode(exit))
 })

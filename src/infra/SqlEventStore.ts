@@ -29,7 +29,7 @@
  * first would fail outright (`SQLITE_BUSY_SNAPSHOT`) when another process commits between its read and its write.
  */
 import { Migrator, SqlClient } from "@effect/sql"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
 import { Chunk, Clock, Data, Duration, Effect, Either, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
 import {
@@ -60,6 +60,8 @@ import {
   type RawEvent
 } from "./internal/eventStore.js"
 import { migrations, migrationsTable } from "./migrations/index.js"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import Sqlite from "better-sqlite3"
 
 export interface SqlEventStoreOptions {
   /** Rows per page of a read; defaults to 1,000. */
@@ -99,7 +101,29 @@ const AggregateRow = Schema.Struct({
   last_created_at: DbInt
 })
 const decodeAggregateRows = Schema.decodeUnknownEither(Schema.Array(AggregateRow))
-const decodeInserted = Schema.decodeUnknownEither(Schema.Array(Schema.Struct({ position: DbInt, sequence: DbInt })))
+const InsertedRows = Schema.Array(Schema.Struct({ position: DbInt, sequence: DbInt }))
+const decodeInsertedRows = Schema.decodeUnknownEither(InsertedRows)
+type Inserted = (typeof InsertedRows.Type)[number]
+
+/** An append's RETURNING rows, by sequence. Plain numbers (SQLite) need no schema; anything else goes through it. */
+const decodeInserted = (rows: ReadonlyArray<unknown>): Either.Either<ReadonlyArray<Inserted>, EventStoreError> => {
+  const inserted: Array<Inserted> = []
+  for (const row of rows) {
+    const position: unknown = typeof row === "object" && row !== null ? Reflect.get(row, "position") : undefined
+    const sequence: unknown = typeof row === "object" && row !== null ? Reflect.get(row, "sequence") : undefined
+    if (typeof position !== "number" || typeof sequence !== "number") {
+      return decodeInsertedRows(rows).pipe(
+        Either.map((decoded) => [...decoded].sort((a, b) => a.sequence - b.sequence)),
+        Either.mapLeft(
+          (error) => new EventStoreError({ operation: "append", reason: `unexpected RETURNING rows: ${error.message}` })
+        )
+      )
+    }
+    inserted.push({ position, sequence })
+  }
+  // RETURNING order is not guaranteed.
+  return Either.right(inserted.length > 1 ? inserted.sort((a, b) => a.sequence - b.sequence) : inserted)
+}
 
 const rowToRaw = (row: unknown): Either.Either<RawEvent, CorruptEvent> =>
   decodeEventRow(row).pipe(
@@ -149,6 +173,11 @@ const driverCode = (error: SqlError): string | undefined => {
 
 /** Another SQLite connection (maybe another process) holds the write lock. */
 const isBusy = (error: SqlError) => driverCode(error)?.startsWith("SQLITE_BUSY") === true
+
+const isBusyCause = (cause: unknown) => {
+  const code: unknown = typeof cause === "object" && cause !== null ? Reflect.get(cause, "code") : undefined
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY")
+}
 
 /** The (stream, aggregate, sequence) constraint refused the insert: another writer took the sequence. */
 const isUniqueViolation = (error: SqlError) => {
@@ -221,6 +250,24 @@ const makeWriteTransaction = (sql: SqlClient.SqlClient, dialect: Dialect) => {
   })
 }
 
+/**
+ * SQLite: a second connection to the store's file, for appends made outside any transaction (see "Appends on SQLite"
+ * above). Only for a file (":memory:" and "" are private to their connection) opened through `SqliteClient`, whose
+ * config names it. Its busy timeout is 0: when this very process holds the write lock on the other connection (a
+ * consumer's transaction), waiting would block the thread that has to release it; such an append goes through the
+ * client instead, which waits its turn.
+ */
+const openAppendConnection: Effect.Effect<Sqlite.Database | undefined, never, Scope.Scope> = Effect.gen(function* () {
+  const client = yield* Effect.serviceOption(SqliteClient.SqliteClient)
+  if (Option.isNone(client)) return undefined
+  const { filename, readonly } = client.value.config
+  if (readonly === true || filename === "" || filename === ":memory:" || filename.startsWith("file:")) return undefined
+  return yield* Effect.acquireRelease(
+    Effect.try(() => new Sqlite(filename, { timeout: 0 })),
+    (db) => Effect.sync(() => db.close())
+  ).pipe(Effect.orElseSucceed(() => undefined))
+})
+
 // --- Migrations -----------------------------------------------------------------------------------------------------
 
 /**
@@ -276,6 +323,7 @@ export const make = (
     const isPg = dialect === "pg"
     const wakeUp = yield* makeWakeUp
     const writeTransaction = makeWriteTransaction(sql, dialect)
+    const appendConnection = isPg ? undefined : yield* openAppendConnection
 
     if (!isPg) {
       const busyMs = Math.max(0, Math.round(Duration.toMillis(options.busyTimeout ?? Duration.millis(200))))
@@ -347,11 +395,80 @@ export const make = (
       retryBusy(currentSequence(streamId, aggregateId))
     )
 
+    /** The append connection's prepared statements, by text (one per event count). */
+    const prepared = new Map<string, Sqlite.Statement>()
+
+    /** Runs a statement on the append connection: its rows, or undefined when another connection holds the lock. */
+    const runOnAppendConnection = (
+      db: Sqlite.Database,
+      text: string,
+      params: ReadonlyArray<unknown>
+    ): Effect.Effect<ReadonlyArray<unknown> | undefined, SqlError> => {
+      try {
+        let statement = prepared.get(text)
+        if (statement === undefined) {
+          statement = db.prepare(text)
+          prepared.set(text, statement)
+        }
+        return Effect.succeed(statement.all(...params))
+      } catch (cause) {
+        return isBusyCause(cause)
+          ? Effect.succeed(undefined)
+          : Effect.fail(new SqlError({ cause, message: "Failed to execute statement" }))
+      }
+    }
+
+    /**
+     * Runs one statement given as SQL text: in the caller's transaction if there is one; else on SQLite's append
+     * connection, synchronously, with a statement prepared once; else on a connection of the client reserved for just
+     * this statement. The hot path of appends: `sql\`...\`` would rebuild and recompile the statement and open a span
+     * for every call, and the client's statement cache and connection semaphore cost as much again; on SQLite that
+     * was as much as the insert itself.
+     */
+    const runStatement = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<unknown>, SqlError> =>
+      Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) => {
+        if (Option.isSome(transaction)) return transaction.value[0].execute(text, params, undefined)
+        const throughClient = Effect.scoped(
+          Effect.flatMap(sql.reserve, (connection) => connection.execute(text, params, undefined))
+        )
+        if (appendConnection === undefined) return throughClient
+        return Effect.flatMap(runOnAppendConnection(appendConnection, text, params), (rows) =>
+          rows === undefined ? throughClient : Effect.succeed(rows)
+        )
+      })
+
+    /** The text of `insertAfter`'s statement for `count` events, built once per count. */
+    const insertTexts = new Map<number, string>()
+    const insertText = (count: number, checked: boolean): string => {
+      const key = checked ? count : -count
+      const cached = insertTexts.get(key)
+      if (cached !== undefined) return cached
+      // Parameters: stream, aggregate, created_at, stream, aggregate, then five per event, then the expected sequence.
+      // PostgreSQL types the parameters of a SELECT list as text: say what they are.
+      const at = (n: number) => (isPg ? `$${n}` : "?")
+      const values = Array.from({ length: count }, (_, index) => {
+        const first = 6 + index * 5
+        return isPg
+          ? `(${at(first)}::bigint, ${at(first + 1)}, ${at(first + 2)}, ${at(first + 3)}::jsonb, ${at(first + 4)}::jsonb)`
+          : "(?, ?, ?, ?, ?)"
+      })
+      const text = `INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
+        SELECT ${at(1)}, v.column2, ${at(2)}, head.last + v.column1, v.column3, v.column4, v.column5, ${at(3)}${isPg ? "::timestamptz" : ""}
+        FROM (SELECT coalesce((SELECT sequence FROM events WHERE stream_id = ${at(4)} AND aggregate_id = ${at(5)}
+                      ORDER BY sequence DESC LIMIT 1), 0) AS last) AS head,
+             (VALUES ${values.join(", ")}) AS v
+        ${checked ? `WHERE head.last = ${at(6 + count * 5)}` : ""}
+        ORDER BY v.column1
+        RETURNING position, sequence`
+      insertTexts.set(key, text)
+      return text
+    }
+
     /**
      * Inserts `events` as the next events of the aggregate in one statement, which reads the aggregate's last
-     * sequence and checks it against `expectedLast` itself (no check when undefined). Its RETURNING rows are empty
-     * when the check failed. On SQLite a lone statement is its own transaction and takes the write lock before it
-     * reads, so a single-statement append needs no BEGIN/COMMIT round trips.
+     * sequence (one index seek) and checks it against `expectedLast` itself (no check when undefined). Its RETURNING
+     * rows are empty when the check failed. On SQLite a lone statement is its own transaction and takes the write
+     * lock before it reads, so a single-statement append needs no BEGIN/COMMIT round trips.
      */
     const insertAfter = (
       streamId: string,
@@ -359,99 +476,109 @@ export const make = (
       events: ReadonlyArray<EncodedEvent>,
       expectedLast: number | undefined,
       createdAt: number
-    ) => {
-      // PostgreSQL types the parameters of a SELECT list as text: say what they are.
-      const rows = events.map((event, index) =>
-        isPg
-          ? sql`(${index + 1}::bigint, ${event.type}, ${event.version}, ${event.data}::jsonb, ${event.metadata}::jsonb)`
-          : sql`(${index + 1}, ${event.type}, ${event.version}, ${event.data}, ${event.metadata})`
-      )
-      const created = isPg ? sql`${new Date(createdAt)}::timestamptz` : sql`${createdAt}`
-      const check = expectedLast === undefined ? sql`` : sql`WHERE head.last = ${expectedLast}`
-      return sql`INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
-        SELECT ${streamId}, v.column2, ${aggregateId}, head.last + v.column1, v.column3, v.column4, v.column5, ${created}
-        FROM (SELECT ${lastSequenceOf(streamId, aggregateId)} AS last) AS head,
-             (VALUES ${sql.csv(rows)}) AS v
-        ${check}
-        ORDER BY v.column1
-        RETURNING position, sequence`.pipe(
+    ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | EventStoreError | SqlError> => {
+      const params: Array<unknown> = [streamId, aggregateId, isPg ? new Date(createdAt) : createdAt, streamId, aggregateId]
+      for (let index = 0; index < events.length; index++) {
+        const event = events[index] as EncodedEvent
+        params.push(index + 1, event.type, event.version, event.data, event.metadata)
+      }
+      if (expectedLast !== undefined) params.push(expectedLast)
+      return runStatement(insertText(events.length, expectedLast !== undefined), params).pipe(
         Effect.catchIf(isUniqueViolation, () => new UniqueViolation()),
-        Effect.flatMap((returned) =>
-          decodeInserted(returned).pipe(
-            Either.map((inserted) => [...inserted].sort((a, b) => a.sequence - b.sequence)),
-            Either.mapLeft(
-              (error) =>
-                new EventStoreError({ operation: "append", reason: `unexpected RETURNING rows: ${error.message}` })
-            )
-          )
-        )
+        Effect.flatMap(decodeInserted)
       )
     }
 
-    /** Appends chunk after chunk, each checked against the last; `Refused` when the first check fails. */
+    /** Appends chunk after chunk, each checked against the last; `Refused` when a check fails. */
     const insertAll = (
       streamId: string,
       aggregateId: string,
       events: ReadonlyArray<EncodedEvent>,
       expected: ExpectedSequence,
       createdAt: number
-    ) =>
-      Effect.gen(function* () {
+    ): Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> => {
+      const first = expected === "any" ? undefined : expected === "no-stream" ? 0 : expected
+      const complete = (inserted: ReadonlyArray<Inserted>, count: number) => {
+        const final = inserted[inserted.length - 1]
+        return final === undefined || inserted.length !== count ? undefined : final.sequence
+      }
+      if (events.length <= insertChunk) {
+        // The usual case, kept free of generators: one statement.
+        return Effect.flatMap(insertAfter(streamId, aggregateId, events, first, createdAt), (inserted) => {
+          const last = complete(inserted, events.length)
+          return last === undefined
+            ? Effect.fail(new Refused())
+            : Effect.succeed({ lastSequence: last, positions: inserted.map((row) => row.position) })
+        })
+      }
+      return Effect.gen(function* () {
         const positions: Array<number> = []
-        let last = expected === "any" ? undefined : expected === "no-stream" ? 0 : expected
+        let last = first
         for (let start = 0; start < events.length; start += insertChunk) {
           const chunk = events.slice(start, start + insertChunk)
           const inserted = yield* insertAfter(streamId, aggregateId, chunk, last, createdAt)
-          const final = inserted[inserted.length - 1]
-          if (final === undefined || inserted.length !== chunk.length) return yield* new Refused()
+          const final = complete(inserted, chunk.length)
+          if (final === undefined) return yield* new Refused()
           for (const row of inserted) positions.push(row.position)
-          last = final.sequence
+          last = final
         }
         return { lastSequence: last ?? 0, positions } satisfies AppendResult
       })
+    }
 
-    const append = Effect.fn("EventStore.append")(function* (
+    /** PostgreSQL: the insert under the append lock, with the wake-up for other processes sent on commit. */
+    const pgAppend = (insert: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError>) =>
+      writeTransaction(
+        sql`SELECT pg_advisory_xact_lock(${appendLockKey})`.pipe(
+          Effect.zipRight(insert),
+          Effect.tap((result) =>
+            sql`SELECT pg_notify(${channel}, ${String(result.positions[result.positions.length - 1] ?? 0)})`
+          )
+        )
+      )
+
+    const appendEncoded = (
+      streamId: string,
+      aggregateId: string,
+      encoded: ReadonlyArray<EncodedEvent>,
+      expected: ExpectedSequence
+    ): Effect.Effect<AppendResult, SequenceConflict | EventStoreError> => {
+      if (encoded.length === 0) {
+        return Effect.flatMap(lastSequence(streamId, aggregateId), (actual) => {
+          const conflict = checkExpected(streamId, aggregateId, expected, actual)
+          return conflict === undefined ? Effect.succeed({ lastSequence: actual, positions: [] }) : Effect.fail(conflict)
+        })
+      }
+      return Effect.flatMap(Clock.currentTimeMillis, (createdAt) => {
+        const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt)
+        return (isPg ? pgAppend(insert) : encoded.length <= insertChunk ? insert : writeTransaction(insert)).pipe(
+          retryBusy,
+          Effect.catchTags({
+            // Refused: the expected sequence did not match. UniqueViolation: only a writer that bypassed this store's
+            // lock gets here. Either way, report where the aggregate really is.
+            Refused: () => conflictNow(streamId, aggregateId, expected),
+            UniqueViolation: () => conflictNow(streamId, aggregateId, expected),
+            SqlError: toStoreError("append")
+          }),
+          Effect.zipLeft(wakeUp.signal)
+        )
+      })
+    }
+
+    // No generator and no call-site stack trace here: on SQLite an append is a few tens of microseconds of work, and
+    // each of those cost a noticeable share of it.
+    const append = (
       streamId: string,
       aggregateId: string,
       events: ReadonlyArray<NewEvent>,
       expected: ExpectedSequence
-    ) {
-      const encoded = yield* encodeAppend(streamId, aggregateId, events, expected)
-      if (encoded.length === 0) {
-        const actual = yield* lastSequence(streamId, aggregateId)
-        const conflict = checkExpected(streamId, aggregateId, expected, actual)
-        if (conflict !== undefined) return yield* conflict
-        return { lastSequence: actual, positions: [] }
-      }
-      const createdAt = yield* Clock.currentTimeMillis
-      const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt)
-      const result = yield* (
-        isPg
-          ? writeTransaction(
-              Effect.gen(function* () {
-                yield* sql`SELECT pg_advisory_xact_lock(${appendLockKey})`
-                const result = yield* insert
-                const last = result.positions[result.positions.length - 1] ?? 0
-                yield* sql`SELECT pg_notify(${channel}, ${String(last)})`
-                return result
-              })
-            )
-          : encoded.length <= insertChunk
-            ? insert
-            : writeTransaction(insert)
-      ).pipe(
-        retryBusy,
-        Effect.catchTags({
-          // Refused: the expected sequence did not match. UniqueViolation: only a writer that bypassed this store's
-          // lock gets here. Either way, report where the aggregate really is.
-          Refused: () => conflictNow(streamId, aggregateId, expected),
-          UniqueViolation: () => conflictNow(streamId, aggregateId, expected),
-          SqlError: toStoreError("append")
-        })
-      )
-      yield* wakeUp.signal
-      return result
-    })
+    ): Effect.Effect<AppendResult, SequenceConflict | EventStoreError> =>
+      Effect.suspend(() => {
+        const encoded = encodeAppend(streamId, aggregateId, events, expected)
+        return Either.isLeft(encoded)
+          ? Effect.fail(encoded.left)
+          : appendEncoded(streamId, aggregateId, encoded.right, expected)
+      }).pipe(Effect.withSpan("EventStore.append", { captureStackTrace: false }))
 
     const conflictNow = (streamId: string, aggregateId: string, expected: ExpectedSequence) =>
       Effect.flatMap(

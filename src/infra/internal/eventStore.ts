@@ -10,9 +10,10 @@ import {
   type Duration,
   Effect,
   Either,
+  Exit,
+  FiberId,
   Option,
   ParseResult,
-  Ref,
   Schedule,
   Schema,
   Stream
@@ -73,6 +74,36 @@ const toJson = (label: string, value: unknown): Either.Either<string, EventStore
 
 const encodeMetadata = Schema.encodeUnknownEither(EventMetadata)
 
+/** An object literal (or `Object.create(null)`): not an array, a `Date` or any other class instance. */
+const isPlainObject = (value: unknown): value is Readonly<Record<string, unknown>> => {
+  if (typeof value !== "object" || value === null) return false
+  const prototype: unknown = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
+}
+
+/**
+ * True when `metadata` is already exactly what `EventMetadata` encodes to: its own fields only, each of the right type.
+ * Appends of well-formed metadata (nearly all) then skip the schema, which cost more than the rest of the encoding;
+ * anything else still goes through it, so the result and the error messages are the schema's.
+ */
+const isEncodedMetadata = (metadata: unknown): boolean => {
+  if (!isPlainObject(metadata) || typeof metadata.eventId !== "string") return false
+  let fields = 1
+  if (Object.hasOwn(metadata, "correlationId")) {
+    if (typeof metadata.correlationId !== "string") return false
+    fields++
+  }
+  if (Object.hasOwn(metadata, "causationId")) {
+    if (typeof metadata.causationId !== "string") return false
+    fields++
+  }
+  if (Object.hasOwn(metadata, "extra")) {
+    if (!isPlainObject(metadata.extra) || Object.getOwnPropertySymbols(metadata.extra).length > 0) return false
+    fields++
+  }
+  return Object.keys(metadata).length === fields && Object.getOwnPropertySymbols(metadata).length === 0
+}
+
 /** Checks ids, versions and payloads before anything is written, so a refused append stores nothing anywhere. */
 export const encodeAppend = (
   streamId: string,
@@ -93,7 +124,7 @@ export const encodeAppend = (
     if (!(Number.isSafeInteger(event.version) && event.version >= 0)) {
       return Either.left(refuse(`the version ${event.version} of ${label} is not a non-negative integer`))
     }
-    const metadata = encodeMetadata(event.metadata)
+    const metadata = isEncodedMetadata(event.metadata) ? Either.right(event.metadata) : encodeMetadata(event.metadata)
     if (Either.isLeft(metadata)) {
       return Either.left(
         refuse(`the metadata of ${label} is invalid: ${ParseResult.TreeFormatter.formatErrorSync(metadata.left)}`)
@@ -244,15 +275,24 @@ export interface WakeUp {
   readonly next: Effect.Effect<Effect.Effect<void>>
 }
 
-export const makeWakeUp: Effect.Effect<WakeUp> = Effect.gen(function* () {
-  const current = yield* Ref.make(yield* Deferred.make<void>())
+export const makeWakeUp: Effect.Effect<WakeUp> = Effect.sync(() => {
+  // Every append signals, so a signal is one synchronous step (nothing interleaves inside `Effect.sync`, which is what
+  // makes plain variables safe here), and it replaces the deferred only when somebody took it: with no subscriber
+  // waiting, a signal costs nothing.
+  let current = Deferred.unsafeMake<void>(FiberId.none)
+  let taken = false
   return {
-    signal: Deferred.make<void>().pipe(
-      Effect.flatMap((fresh) => Ref.getAndSet(current, fresh)),
-      Effect.flatMap((previous) => Deferred.succeed(previous, undefined)),
-      Effect.asVoid
-    ),
-    next: Effect.map(Ref.get(current), Deferred.await)
+    signal: Effect.sync(() => {
+      if (!taken) return
+      const previous = current
+      current = Deferred.unsafeMake<void>(FiberId.none)
+      taken = false
+      Deferred.unsafeDone(previous, Exit.void)
+    }),
+    next: Effect.sync(() => {
+      taken = true
+      return Deferred.await(current)
+    })
   }
 })
 
