@@ -5,13 +5,13 @@
  * machines: two workers deciding on the same state cannot both append.
  */
 import { randomUUID } from "node:crypto"
-import { Context, Duration, Effect, Layer, Schedule } from "effect"
+import { Context, Deferred, Duration, Effect, Either, Layer, Option } from "effect"
 import type { PlannerCommand } from "../domain/Commands.js"
 import type { PlannerError } from "../domain/Errors.js"
-import type { PlannerEvent } from "../domain/Events.js"
+import { encodeEvent, type PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
-import { type ReadError, SequenceConflict } from "../infra/EventStore.js"
-import { type PlannerAppendMetadata, PlannerStore } from "../infra/PlannerStore.js"
+import { EventStore, type NewEvent, type ReadError, type SequenceConflict } from "../infra/EventStore.js"
+import { type PlannerAppendMetadata, PlannerStore, plannerStreamId } from "../infra/PlannerStore.js"
 
 export interface Handled {
   /** The events the command produced; empty when it changed nothing (an idempotent repeat). */
@@ -57,13 +57,35 @@ export interface PlannerServiceOptions {
   readonly maxConflictRetries?: number
 }
 
+/** A command waiting for its session's turn, and where its outcome goes. */
+interface Pending {
+  readonly command: PlannerCommand | ((state: Planner.PlannerState) => PlannerCommand)
+  readonly metadata: PlannerAppendMetadata
+  readonly outcome: Deferred.Deferred<Handled, HandleError>
+}
+
+/** One session's commands in this process: taken in turn, and in batches. */
+interface SessionQueue {
+  readonly turn: Effect.Semaphore
+  readonly waiting: Array<Pending>
+  users: number
+}
+
+/** The wait before deciding again after conflict number `conflicts`: 2 ms doubling, at most 50 ms, jittered. */
+const conflictDelay = (conflicts: number) =>
+  Duration.millis(Math.min(50, 2 * 2 ** (conflicts - 1)) * (0.8 + Math.random() * 0.4))
+
 export const make = (options: PlannerServiceOptions = {}) =>
   Effect.gen(function* () {
     const store = yield* PlannerStore
+    const events = yield* EventStore
     const cacheSize = options.cacheSize ?? 1_000
+    const maxConflictRetries = options.maxConflictRetries ?? 20
     // Insertion-ordered: re-inserting on use makes the first key the least recently used.
     const cache = new Map<string, Planner.PlannerState>()
     const remember = (sessionId: string, state: Planner.PlannerState) => {
+      // Concurrent readers may finish out of order: never replace a newer state with an older one.
+      if ((cache.get(sessionId)?.version ?? -1) > state.version) return
       cache.delete(sessionId)
       cache.set(sessionId, state)
       if (cache.size > cacheSize) {
@@ -87,59 +109,120 @@ export const make = (options: PlannerServiceOptions = {}) =>
       })
 
     /**
-     * Commands on one session from this process run one at a time. Only one of several concurrent deciders can win
-     * each sequence, so letting this process's own fibers race each other only produced conflicts: under a busy
-     * worker (claims, reports and heartbeats for many tasks of one plan) most appends failed and were retried.
-     * Writers in other processes are still handled by the expected sequence.
+     * Commands on one session from this process take turns, and whoever has the turn decides every command waiting
+     * at that moment, each on the state the previous ones left, and appends all their events at once (a group
+     * commit). Only one of several concurrent deciders can win each sequence: letting this process's own fibers race
+     * each other only produced conflicts, and under a busy worker (claims, outcomes and heartbeats for many tasks of
+     * one plan) most appends failed and were retried. Writers in other processes are still kept apart by the
+     * expected sequence.
      */
-    const sessionLocks = new Map<string, { readonly semaphore: Effect.Semaphore; users: number }>()
-    const oneAtATime = <A, E>(sessionId: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.acquireUseRelease(
-        Effect.sync(() => {
-          const entry = sessionLocks.get(sessionId) ?? { semaphore: Effect.unsafeMakeSemaphore(1), users: 0 }
-          entry.users += 1
-          sessionLocks.set(sessionId, entry)
-          return entry
-        }),
-        (entry) => entry.semaphore.withPermits(1)(effect),
-        (entry) =>
-          Effect.sync(() => {
-            entry.users -= 1
-            if (entry.users === 0) sessionLocks.delete(sessionId)
-          })
-      )
+    const queues = new Map<string, SessionQueue>()
 
-    const attemptOnce = (
-      sessionId: string,
-      command: PlannerCommand | ((state: Planner.PlannerState) => PlannerCommand),
-      metadata: PlannerAppendMetadata
-    ): Effect.Effect<Handled, HandleError> =>
+    /** Decides a batch and appends its events, deciding again after conflicts. Completes every command's outcome. */
+    const decideAndAppend = (sessionId: string, batch: ReadonlyArray<Pending>) =>
       Effect.gen(function* () {
-        const state = yield* current(sessionId)
-        const concrete = typeof command === "function" ? command(state) : command
-        const events = yield* Planner.decide(state, concrete)
-        if (events.length === 0) return { events, state }
-        yield* store.append(sessionId, events, state.version, metadata)
-        const next = Planner.fold(events, state)
-        remember(sessionId, next)
-        return { events, state: next }
+        for (let conflicts = 0; ; conflicts++) {
+          const state = yield* current(sessionId)
+          let working = state
+          const decided: Array<Either.Either<Handled, PlannerError>> = []
+          const appended: Array<NewEvent> = []
+          for (const pending of batch) {
+            const concrete = typeof pending.command === "function" ? pending.command(working) : pending.command
+            const outcome = Planner.decideEither(working, concrete)
+            if (Either.isLeft(outcome)) {
+              decided.push(Either.left(outcome.left))
+              continue
+            }
+            working = Planner.fold(outcome.right, working)
+            decided.push(Either.right({ events: outcome.right, state: working }))
+            for (const event of outcome.right) {
+              appended.push({ ...encodeEvent(event), metadata: { ...pending.metadata, eventId: randomUUID() } })
+            }
+          }
+          const settle = Effect.sync(() => {
+            remember(sessionId, working)
+            batch.forEach((pending, index) => {
+              const outcome = decided[index]
+              if (outcome !== undefined) Deferred.unsafeDone(pending.outcome, outcome)
+            })
+          })
+          if (appended.length === 0) return yield* settle
+          // Not interrupted midway: whether an append that was cut off committed would be unknown, to the callers
+          // and to the cache. (On PostgreSQL, interrupting a statement also costs a cancel request elsewhere.)
+          const conflict = yield* Effect.uninterruptible(
+            events.append(plannerStreamId, sessionId, appended, state.version).pipe(
+              Effect.zipRight(settle),
+              Effect.as(Option.none<SequenceConflict>()),
+              Effect.catchTag("SequenceConflict", (error) => Effect.succeed(Option.some(error))),
+              Effect.withSpan("PlannerService.append", {
+                attributes: { sessionId, commands: batch.length, events: appended.length }
+              })
+            )
+          )
+          if (Option.isNone(conflict)) return
+          if (conflicts >= maxConflictRetries) return yield* conflict.value
+          yield* Effect.sleep(conflictDelay(conflicts + 1))
+        }
       })
 
-    // Capped: under heavy competition for one session (many workers claiming and reporting), an uncapped exponential
-    // left commands sleeping for seconds, long enough for leases to run out while their holders were waiting.
-    const retryConflicts = Schedule.exponential(Duration.millis(2), 2).pipe(
-      Schedule.union(Schedule.spaced(Duration.millis(50))),
-      Schedule.jittered,
-      Schedule.intersect(Schedule.recurs(options.maxConflictRetries ?? 20))
-    )
+    /** Takes every command waiting for the session and handles them; with the session's turn held. */
+    const drain = (sessionId: string, queue: SessionQueue, own: Pending) =>
+      Effect.gen(function* () {
+        const batch = queue.waiting.splice(0)
+        if (batch.length === 0) return
+        yield* decideAndAppend(sessionId, batch).pipe(
+          // A store failure fails every command of the batch: none of them was recorded.
+          Effect.catchAll((error) =>
+            Effect.sync(() => {
+              for (const pending of batch) Deferred.unsafeDone(pending.outcome, Effect.fail(error))
+            })
+          ),
+          // Interrupted before anything was recorded: the others go back to the queue for whoever takes the turn
+          // next; this caller's own command is dropped with it.
+          Effect.onInterrupt(() =>
+            Effect.sync(() => queue.waiting.unshift(...batch.filter((pending) => pending !== own)))
+          )
+        )
+      })
 
     const execute: PlannerServiceShape["execute"] = (sessionId, command, tracing = {}) => {
       const metadata: PlannerAppendMetadata = {
         correlationId: tracing.correlationId ?? sessionId,
         causationId: tracing.causationId ?? randomUUID()
       }
-      return oneAtATime(sessionId, attemptOnce(sessionId, command, metadata)).pipe(
-        Effect.retry({ schedule: retryConflicts, while: (error) => error instanceof SequenceConflict }),
+      return Effect.acquireUseRelease(
+        Effect.sync(() => {
+          const queue = queues.get(sessionId) ?? { turn: Effect.unsafeMakeSemaphore(1), waiting: [], users: 0 }
+          queue.users += 1
+          queues.set(sessionId, queue)
+          return queue
+        }),
+        (queue) =>
+          Effect.gen(function* () {
+            const pending: Pending = { command, metadata, outcome: yield* Deferred.make<Handled, HandleError>() }
+            queue.waiting.push(pending)
+            yield* queue.turn.withPermits(1)(drain(sessionId, queue, pending)).pipe(
+              Effect.onInterrupt(() =>
+                Effect.sync(() => {
+                  const index = queue.waiting.indexOf(pending)
+                  if (index >= 0) queue.waiting.splice(index, 1)
+                })
+              )
+            )
+            // Handled by now: by this caller's turn, or by an earlier one that took it along.
+            const handled = yield* Deferred.await(pending.outcome)
+            if (typeof command === "function") {
+              const concrete = handled.events[0]
+              if (concrete !== undefined) yield* Effect.annotateCurrentSpan("events", concrete._tag)
+            }
+            return handled
+          }),
+        (queue) =>
+          Effect.sync(() => {
+            queue.users -= 1
+            if (queue.users === 0) queues.delete(sessionId)
+          })
+      ).pipe(
         Effect.withSpan("PlannerService.execute", {
           attributes: { sessionId, command: typeof command === "function" ? "computed" : command._tag }
         })
@@ -158,5 +241,6 @@ export const make = (options: PlannerServiceOptions = {}) =>
     } satisfies PlannerServiceShape
   })
 
-export const layer = (options: PlannerServiceOptions = {}): Layer.Layer<PlannerService, never, PlannerStore> =>
-  Layer.effect(PlannerService, make(options))
+export const layer = (
+  options: PlannerServiceOptions = {}
+): Layer.Layer<PlannerService, never, PlannerStore | EventStore> => Layer.effect(PlannerService, make(options))

@@ -8,12 +8,13 @@
  * - `answer`, `cancel`, `observe` (progress as a `Stream`), `state` and `stateAt` (time travel).
  */
 import { randomUUID } from "node:crypto"
-import { Clock, Effect, Option, Queue, Schema, Stream } from "effect"
+import { Cause, Clock, Deferred, Effect, Option, Queue, Schema, Stream } from "effect"
 import { Cancel, ClarificationProvided, Continue, HandleExecutorEvent, Initialize } from "../domain/Commands.js"
 import { defaultConfig, type PlannerConfig } from "../domain/Config.js"
 import type { PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
 import type { Attachment, TaskState } from "../domain/Task.js"
+import type { ReadError } from "../infra/EventStore.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import { PlannerService } from "./PlannerService.js"
 import { planRequest } from "./Planning.js"
@@ -148,8 +149,23 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
     const initial = yield* existing(sessionId)
-    if (options.localWorker ?? true) {
-      yield* Effect.forkScoped(Worker.run({ ...options, sessionId }))
+    // The local worker and the progress subscription run beside the loop below. When either fails (the store cannot
+    // be read, the log holds an event that no longer decodes), the run fails with that error: waiting on would wait
+    // for progress that can never come.
+    const broken = yield* Deferred.make<never, Worker.WorkerError | ReadError>()
+    const failRunOnError = <A, E extends Worker.WorkerError | ReadError, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.catchAllCause(effect, (cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.void : Deferred.failCause(broken, cause)
+      )
+    const localWorker = options.localWorker ?? true
+    const {
+      onProgress: _onProgress,
+      onClarification: _onClarification,
+      localWorker: _localWorker,
+      ...workerOptions
+    } = options
+    if (localWorker) {
+      yield* Effect.forkScoped(failRunOnError(Worker.run({ ...workerOptions, sessionId })))
     }
     if (!Planner.isFinished(initial)) {
       // Take back anything due now: a retry that fell due while nothing ran, a lease that ran out.
@@ -161,8 +177,10 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
     const signals = yield* Queue.unbounded<Progress | "unanswered">()
     yield* observe(sessionId, { afterSequence: initial.version }).pipe(
       Stream.runForEach((progress) => Queue.offer(signals, progress)),
+      failRunOnError,
       Effect.forkScoped
     )
+    const nextSignal = Effect.raceFirst(Queue.take(signals), Deferred.await(broken))
     const asked = new Set<string>()
     let open = 0
     const askPending = (state: Planner.PlannerState) =>
@@ -200,7 +218,7 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
     while (!Planner.isFinished(state)) {
       // Waiting, and nobody here is still being asked: stop and say so.
       if (isWaiting(state) && open === 0) return { sessionId, state, waiting: true } satisfies RunResult
-      const signal = yield* Queue.take(signals)
+      const signal = yield* nextSignal
       if (signal === "unanswered") {
         open -= 1
         continue

@@ -9,14 +9,17 @@
  *   it is harmless);
  * - compaction: after a completion, when the rolling context is over the plan's token budget, it asks the
  *   `Compactor` and records `ContextCompacted`;
- * - crash recovery: a task held by a worker of this machine whose process no longer exists is abandoned at once
- *   instead of waiting for its lease to run out.
+ * - crash recovery: a task held by a worker of this machine whose process no longer exists is abandoned as soon as
+ *   that is noticed (when a session is first seen, then every `livenessCheckInterval`) instead of waiting for its
+ *   lease to run out;
+ * - store outages: a claim, an outcome or a timer that the store refused (it could not be reached, or too many other
+ *   writers got in first) is tried again later; none is dropped, so no task is left dispatched with nobody to take it.
  *
  * On interruption (SIGINT/SIGTERM in the CLI) it releases the tasks it holds, so others pick them up at once.
  */
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
-import { Cause, Clock, Duration, Effect, Fiber, FiberSet, Option, Queue, Stream } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Fiber, FiberSet, Option, Queue, Schedule, Stream } from "effect"
 import {
   AbandonTask,
   ClaimTask,
@@ -34,7 +37,7 @@ import * as Planner from "../domain/Planner.js"
 import { type NodeKind, nodeKinds, type TaskState } from "../domain/Task.js"
 import { AttachmentChecker } from "../infra/AttachmentChecker.js"
 import { Compactor } from "../infra/Compactor.js"
-import { EventStore } from "../infra/EventStore.js"
+import { EventStore, type EventStoreError, type ReadError } from "../infra/EventStore.js"
 import { ExecutorRegistry, Outcome, type TaskContext } from "../infra/Executor.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as Tokenizer from "../infra/Tokenizer.js"
@@ -53,7 +56,12 @@ export interface WorkerOptions {
   readonly workingDirectory?: string
   /** Whether to check attachments before running a task. Default true. */
   readonly checkAttachments?: boolean
+  /** How often to look for tasks held by workers of this host whose process is gone. Default 1 second. */
+  readonly livenessCheckInterval?: Duration.DurationInput
 }
+
+/** Why a worker stopped: the store could not be read (after the subscription's own retries). */
+export type WorkerError = ReadError | EventStoreError
 
 /** A worker id that names this host and process, so a later process can tell when it is gone. */
 export const makeWorkerId = (): string => `${os.hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`
@@ -77,9 +85,24 @@ interface Candidate {
   readonly taskId: number
   readonly attempt: number
   readonly causationId: string | undefined
+  /** How many claims of this attempt the store refused so far (not counting lost races). */
+  readonly refusals?: number
 }
 
-const key = (sessionId: string, taskId: number) => `${sessionId}#${taskId}`
+/** The wait before trying a refused claim again: 100 ms, doubling, at most 5 s. */
+const claimRetryDelay = (refusals: number) => Duration.millis(Math.min(5_000, 100 * 2 ** Math.max(0, refusals - 1)))
+
+/** Recording an outcome the store refused: tried again until it is recorded or the lease is lost. */
+const reportRetry = Schedule.exponential(Duration.millis(100)).pipe(
+  Schedule.union(Schedule.spaced(Duration.seconds(2))),
+  Schedule.jittered
+)
+
+/** A timer whose `Continue` the store refused is tried again after this. */
+const timerRetryDelay = Duration.seconds(1)
+
+/** Names one attempt of one task of one session. */
+const attemptKey = (sessionId: string, taskId: number, attempt: number) => `${sessionId}#${taskId}#${attempt}`
 
 /** Refusals that mean "somebody else has it, or it is no longer wanted": skip quietly. */
 const lostRace = (error: { readonly _tag: string }) =>
@@ -133,8 +156,9 @@ const uncompacted = (state: Planner.PlannerState) =>
     .filter((task) => task.status === "Completed" && !task.compacted)
     .map((task) => ({ taskId: task.id, text: `Task ${task.id} (${task.description}): ${task.result ?? ""}` }))
 
-export const run = (options: WorkerOptions = {}) =>
-  Effect.gen(function* () {
+export const run = (options: WorkerOptions = {}) => {
+  const workerId = options.workerId ?? makeWorkerId()
+  return Effect.gen(function* () {
     const service = yield* PlannerService
     const store = yield* PlannerStore
     const events = yield* EventStore
@@ -143,24 +167,36 @@ export const run = (options: WorkerOptions = {}) =>
     const compactor = yield* Compactor
     const counter = Tokenizer.fallback
 
-    const workerId = options.workerId ?? makeWorkerId()
     const kinds = new Set((options.kinds ?? nodeKinds).filter((kind) => registry.executorFor(kind) !== undefined))
     const concurrency = Math.max(1, options.concurrency ?? 4)
     const workingDirectory = options.workingDirectory ?? process.cwd()
     const checkAttachments = options.checkAttachments ?? true
+    const livenessCheckInterval = options.livenessCheckInterval ?? Duration.seconds(1)
     const now = Clock.currentTimeMillis
+    // A worker serving every session lives long: each attempt is then its own trace rather than a child of whatever
+    // span started the worker. A worker serving one session (`Runner.run`) stays inside that run's trace.
+    const rootSpans = options.sessionId === undefined
 
     /**
      * Running sessions this worker follows. Only the subscription (and the first load) writes here, never the results
      * of the worker's own commands: every event must pass through `react` exactly once, in order.
      */
     const sessions = new Map<string, Planner.PlannerState>()
-    /** Attempts running here, to interrupt when their task is cancelled. */
-    const running = new Map<string, Fiber.RuntimeFiber<void, unknown>>()
+    /** Attempts running here (by `attemptKey`), to interrupt when the planner no longer wants them. */
+    const running = new Map<
+      string,
+      {
+        readonly sessionId: string
+        readonly taskId: number
+        readonly attempt: number
+        readonly fiber: Fiber.RuntimeFiber<void, unknown>
+      }
+    >()
+    /** Attempts interrupted because the planner ended them: they give nothing back. */
     const cancelled = new Set<string>()
     const candidates = yield* Queue.unbounded<Candidate>()
     const poke = yield* Queue.sliding<void>(1)
-    const fibers = yield* FiberSet.make()
+    const fibers = yield* FiberSet.make<void, never>()
 
     yield* Effect.annotateLogsScoped({ workerId })
 
@@ -168,6 +204,33 @@ export const run = (options: WorkerOptions = {}) =>
       if (Planner.isFinished(state)) sessions.delete(sessionId)
       else sessions.set(sessionId, state)
     }
+
+    /** Fails the attempt of a task whose holder is a worker of this host whose process is gone. */
+    const abandonIfDead = (sessionId: string, task: TaskState) =>
+      Effect.gen(function* () {
+        const holder = task.lease?.workerId
+        if (task.status !== "Running" || holder === undefined || holder === workerId || !isDeadLocalWorker(holder)) {
+          return
+        }
+        const at = yield* now
+        yield* service
+          .execute(
+            sessionId,
+            new AbandonTask({
+              taskId: task.id,
+              attempt: task.attempt,
+              workerId: holder,
+              reason: `worker ${holder} died while running attempt ${task.attempt} (its process is gone)`,
+              at
+            })
+          )
+          .pipe(
+            Effect.catchIf(lostRace, () => Effect.void),
+            Effect.catchAll((error) =>
+              Effect.logWarning(`could not take back task ${task.id} from dead worker ${holder}: ${error.message}`)
+            )
+          )
+      })
 
     /** Work a session offers when first seen: dispatched attempts to claim, and leases of dead local workers. */
     const adopt = (sessionId: string, state: Planner.PlannerState) =>
@@ -183,25 +246,21 @@ export const run = (options: WorkerOptions = {}) =>
               causationId: undefined
             })
           }
-          const holder = task.lease?.workerId
-          if (task.status === "Running" && holder !== undefined && isDeadLocalWorker(holder)) {
-            const at = yield* now
-            yield* service
-              .execute(
-                sessionId,
-                new AbandonTask({
-                  taskId: task.id,
-                  attempt: task.attempt,
-                  workerId: holder,
-                  reason: `worker ${holder} died while running attempt ${task.attempt} (its process is gone)`,
-                  at
-                })
-              )
-              .pipe(Effect.catchIf(lostRace, () => Effect.void))
-          }
+          yield* abandonIfDead(sessionId, task)
         }
         yield* Queue.offer(poke, undefined)
       })
+
+    /**
+     * Looks again, every `livenessCheckInterval`, for tasks held by dead local workers in the sessions followed: a
+     * sibling process that crashed while the worker was already following its sessions is noticed here, not only
+     * when its lease runs out.
+     */
+    const livenessChecks = Effect.gen(function* () {
+      for (const [sessionId, state] of [...sessions]) {
+        for (const task of state.tasks) yield* abandonIfDead(sessionId, task)
+      }
+    }).pipe(Effect.repeat(Schedule.spaced(livenessCheckInterval)), Effect.asVoid)
 
     /** Applies one stored event to the followed state, reloading when the worker missed some. */
     const observe = (record: PlannerEventRecord) =>
@@ -215,10 +274,11 @@ export const run = (options: WorkerOptions = {}) =>
         }
         const before = known ?? Planner.initialState
         if (record.sequence <= before.version) return
-        const after =
-          record.sequence === before.version + 1
-            ? Planner.evolve(before, record.event)
-            : yield* service.state(record.sessionId)
+        if (record.sequence !== before.version + 1) {
+          // Events were missed: take the session as it is now, as when first seen.
+          return yield* adopt(record.sessionId, yield* service.state(record.sessionId))
+        }
+        const after = Planner.evolve(before, record.event)
         follow(record.sessionId, after)
         yield* react(record, record.event, after)
         yield* Queue.offer(poke, undefined)
@@ -238,23 +298,32 @@ export const run = (options: WorkerOptions = {}) =>
             }
             return
           case "TaskStatusUpdated":
-            if (event.status === "Cancelled") yield* stop(key(record.sessionId, event.taskId))
+            if (event.status === "Cancelled") yield* stop(record.sessionId, event.taskId)
+            else if (event.status !== "Completed") yield* stop(record.sessionId, event.taskId, event.attempt)
+            return
+          // The attempt was taken from this worker (its lease ran out, or it was given back): stop working on it now
+          // rather than at the next heartbeat, a third of a lease later, while another worker may run it already.
+          case "TaskRetryScheduled":
+          case "TaskReleased":
+            yield* stop(record.sessionId, event.taskId, event.attempt)
             return
           case "PlanningCompleted":
-            for (const task of state.tasks) yield* stop(key(record.sessionId, task.id))
+            for (const task of state.tasks) yield* stop(record.sessionId, task.id)
             return
           default:
             return
         }
       })
 
-    /** Interrupts an attempt running here because the planner no longer wants it. */
-    const stop = (taskKey: string) =>
+    /** Interrupts an attempt running here (only `attempt`, when given) because the planner no longer wants it. */
+    const stop = (sessionId: string, taskId: number, attempt?: number) =>
       Effect.gen(function* () {
-        const fiber = running.get(taskKey)
-        if (fiber === undefined) return
-        cancelled.add(taskKey)
-        yield* Fiber.interruptFork(fiber)
+        for (const [runningKey, current] of running) {
+          if (current.sessionId !== sessionId || current.taskId !== taskId) continue
+          if (attempt !== undefined && current.attempt !== attempt) continue
+          cancelled.add(runningKey)
+          yield* Fiber.interruptFork(current.fiber)
+        }
       })
 
     /** Claims an attempt and, if this worker wins it, runs it to an outcome. */
@@ -265,7 +334,12 @@ export const run = (options: WorkerOptions = {}) =>
         // this spares most losing claims, which would otherwise contend with everybody's appends.
         const followed = sessions.get(candidate.sessionId)
         const seen = followed === undefined ? undefined : Planner.task(followed, candidate.taskId)
-        if (followed !== undefined && (seen?.status !== "Dispatched" || seen.attempt !== candidate.attempt)) return
+        // (A claim of ours whose answer was lost shows as held by this worker: claiming again picks it up.)
+        const claimable =
+          seen?.attempt === candidate.attempt &&
+          (seen.status === "Dispatched" || (seen.status === "Running" && seen.lease?.workerId === workerId))
+        if (followed !== undefined && !claimable) return
+        if (running.has(attemptKey(candidate.sessionId, candidate.taskId, candidate.attempt))) return
         const at = yield* now
         const tracing = candidate.causationId === undefined ? {} : { causationId: candidate.causationId }
         const claimed = yield* service
@@ -276,35 +350,105 @@ export const run = (options: WorkerOptions = {}) =>
           )
           .pipe(
             Effect.map(Option.some),
-            Effect.catchIf(lostRace, () => Effect.succeedNone)
+            Effect.catchIf(lostRace, () => Effect.succeedNone),
+            Effect.catchAll((error) => {
+              // Nobody has the task yet and it has no lease that could run out: dropping the claim here would leave
+              // it dispatched for good. Try again later, from the queue, without holding a slot meanwhile.
+              const refusals = (candidate.refusals ?? 0) + 1
+              const delay = claimRetryDelay(refusals)
+              return Effect.logWarning(
+                `claiming task ${candidate.taskId} of session ${candidate.sessionId} failed (${error.message}); trying again in ${Duration.format(delay)}`
+              ).pipe(
+                Effect.zipRight(
+                  FiberSet.run(
+                    fibers,
+                    Effect.sleep(delay).pipe(Effect.zipRight(Queue.offer(candidates, { ...candidate, refusals })))
+                  )
+                ),
+                Effect.as(Option.none())
+              )
+            })
           )
         if (Option.isNone(claimed)) return
         const state = claimed.value.state
         const task = Planner.task(state, candidate.taskId)
         if (task === undefined || task.status !== "Running" || task.lease?.workerId !== workerId) return
-        const taskKey = key(candidate.sessionId, task.id)
+        const runningKey = attemptKey(candidate.sessionId, task.id, task.attempt)
         const fiber = yield* Effect.fork(attempt(candidate.sessionId, state, task, tracing))
-        running.set(taskKey, fiber)
+        // Registered and checked in one step: an event that ends the attempt (a cancellation right after the claim)
+        // was either applied to the followed state already, and is seen here, or comes later and finds it registered.
+        const stillWanted = yield* Effect.sync(() => {
+          running.set(runningKey, { sessionId: candidate.sessionId, taskId: task.id, attempt: task.attempt, fiber })
+          const followedNow = sessions.get(candidate.sessionId)
+          const seen = followedNow === undefined ? undefined : Planner.task(followedNow, task.id)
+          return (
+            seen?.attempt === task.attempt &&
+            (seen.status === "Dispatched" || (seen.status === "Running" && seen.lease?.workerId === workerId))
+          )
+        })
+        if (!stillWanted) yield* stop(candidate.sessionId, task.id, task.attempt)
         yield* Fiber.join(fiber).pipe(
           Effect.ensuring(
             Effect.sync(() => {
-              running.delete(taskKey)
-              cancelled.delete(taskKey)
+              running.delete(runningKey)
+              cancelled.delete(runningKey)
             })
           )
         )
       }).pipe(
-        // A store that cannot be reached mid-attempt must not stop the worker: the attempt's lease runs out and the
-        // task is retried, by this worker or another.
+        // Whatever else goes wrong, the worker goes on: a claimed attempt's lease runs out and the task is retried,
+        // by this worker or another.
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause)
             ? Effect.void
             : Effect.logError(`task ${candidate.taskId} of session ${candidate.sessionId} was left to its lease`, cause)
         ),
-        Effect.withSpan("Worker.work", { attributes: { sessionId: candidate.sessionId, taskId: candidate.taskId } })
+        Effect.withSpan("Worker.work", {
+          attributes: {
+            workerId,
+            sessionId: candidate.sessionId,
+            taskId: candidate.taskId,
+            attempt: candidate.attempt
+          },
+          kind: "consumer",
+          root: rootSpans
+        })
       )
 
-    /** One attempt: check attachments, execute under a renewed lease, report the outcome. */
+    /**
+     * Keeps the lease on an attempt until it is refused (the task was cancelled, or the lease ran out and the task was
+     * taken back). Returns then; a store that cannot be reached is retried on the next beat.
+     */
+    const heartbeat = (sessionId: string, task: TaskState, leaseMs: number) =>
+      Effect.gen(function* () {
+        const every = Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))
+        for (;;) {
+          yield* Effect.sleep(every)
+          const at = yield* now
+          const refused = yield* service
+            .execute(sessionId, new ExtendLease({ taskId: task.id, attempt: task.attempt, workerId, at }))
+            .pipe(
+              Effect.as(Option.none<string>()),
+              Effect.catchAll((error) =>
+                lostRace(error)
+                  ? Effect.succeed(Option.some(error.message))
+                  : Effect.logWarning(`could not extend the lease on task ${task.id}: ${error.message}`).pipe(
+                      Effect.as(Option.none<string>())
+                    )
+              )
+            )
+          if (Option.isSome(refused)) {
+            return yield* Effect.logWarning(
+              `lost the lease on task ${task.id} attempt ${task.attempt} (${refused.value}); stopped it`
+            )
+          }
+        }
+      })
+
+    /**
+     * One attempt: check attachments, execute, report the outcome; all under a lease kept by a heartbeat. When the
+     * lease is lost the attempt stops wherever it is: somebody else owns the task now.
+     */
     const attempt = (
       sessionId: string,
       state: Planner.PlannerState,
@@ -312,28 +456,54 @@ export const run = (options: WorkerOptions = {}) =>
       tracing: { causationId?: string }
     ) =>
       Effect.gen(function* () {
-        const taskKey = key(sessionId, task.id)
+        const taskKey = `${sessionId}#${task.id}`
+        const leaseLost = yield* Deferred.make<void>()
+        yield* Effect.forkScoped(
+          heartbeat(sessionId, task, state.config.leaseMs).pipe(Effect.zipRight(Deferred.succeed(leaseLost, undefined)))
+        )
+        const whileLeased = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Option.Option<A>, E> =>
+          Effect.raceFirst(Effect.map(effect, Option.some), Effect.as(Deferred.await(leaseLost), Option.none()))
+
         const context = taskContext(state, task, sessionId, workingDirectory)
-        const problem = checkAttachments
-          ? yield* checker.firstProblem(task.attachments, workingDirectory)
-          : Option.none()
+        const checked = checkAttachments
+          ? yield* whileLeased(checker.firstProblem(task.attachments, workingDirectory))
+          : Option.some(Option.none())
+        if (Option.isNone(checked)) return
+        const problem = checked.value
         const outcome = Option.isSome(problem)
           ? Option.some(Outcome.NeedsClarification({ question: problem.value.question }))
-          : yield* execute(sessionId, state, task, context)
+          : yield* whileLeased(execute(sessionId, task, context))
         if (Option.isNone(outcome)) return
+
         const at = yield* now
         const report = (event: HandleExecutorEvent["event"]) =>
-          service
-            .execute(sessionId, new HandleExecutorEvent({ event, at }), tracing)
-            .pipe(
-              Effect.catchIf(lostRace, (error) =>
-                Effect.logDebug(`outcome of ${taskKey} attempt ${task.attempt} discarded: ${error.message}`)
+          service.execute(sessionId, new HandleExecutorEvent({ event, at }), tracing).pipe(
+            // The outcome is tried until it is recorded: dropping it would cost the task an attempt when its lease
+            // runs out. A repeat after an append whose answer got lost is recognised by the planner as a no-op.
+            Effect.tapError((error) =>
+              lostRace(error)
+                ? Effect.void
+                : Effect.logWarning(`recording the outcome of ${taskKey} failed (${error.message}); trying again`)
+            ),
+            Effect.retry({ schedule: reportRetry, while: (error) => !lostRace(error) }),
+            Effect.map(Option.some),
+            Effect.catchIf(lostRace, (error) =>
+              Effect.logDebug(`outcome of ${taskKey} attempt ${task.attempt} discarded: ${error.message}`).pipe(
+                Effect.as(Option.none())
               )
-            )
+            ),
+            whileLeased,
+            Effect.map(Option.flatten)
+          )
         yield* Outcome.$match(outcome.value, {
           Completed: ({ result }) =>
             report(new TaskCompleted({ taskId: task.id, attempt: task.attempt, result })).pipe(
-              Effect.zipRight(compactIfOverBudget(sessionId))
+              Effect.flatMap(
+                Option.match({
+                  onNone: () => Effect.void,
+                  onSome: (handled) => compactIfOverBudget(sessionId, handled.state)
+                })
+              )
             ),
           Failed: ({ error, retryable }) =>
             Effect.gen(function* () {
@@ -352,10 +522,11 @@ export const run = (options: WorkerOptions = {}) =>
             )
         })
       }).pipe(
+        Effect.scoped,
         Effect.onInterrupt(() =>
           // Interrupted because the planner cancelled it: nothing to say. Interrupted because this worker is
           // stopping: give the task back so another worker takes it now rather than after the lease.
-          cancelled.has(key(sessionId, task.id))
+          cancelled.has(attemptKey(sessionId, task.id, task.attempt))
             ? Effect.void
             : Effect.flatMap(now, (at) =>
                 service
@@ -369,58 +540,38 @@ export const run = (options: WorkerOptions = {}) =>
         )
       )
 
-    /** Runs the executor while a heartbeat keeps the lease; stops it if the lease is lost. Never fails. */
-    const execute = (sessionId: string, state: Planner.PlannerState, task: TaskState, context: TaskContext) =>
-      Effect.gen(function* () {
-        const executor = registry.executorFor(task.kind)
-        if (executor === undefined) {
-          return Option.some(Outcome.Failed({ error: `no executor serves ${task.kind} tasks here`, retryable: true }))
-        }
-        const every = Duration.millis(Math.max(50, Math.floor(state.config.leaseMs / 3)))
-        // The heartbeat ends only when the planner refuses to extend the lease: the task was cancelled, or the lease
-        // expired and another worker took the task. A store that cannot be reached is retried on the next beat.
-        const heartbeat = Effect.gen(function* () {
-          yield* Effect.sleep(every)
-          const at = yield* now
-          yield* service
-            .execute(sessionId, new ExtendLease({ taskId: task.id, attempt: task.attempt, workerId, at }))
-            .pipe(
-              Effect.catchIf(
-                (error) => !lostRace(error),
-                (error) => Effect.logWarning(`could not extend the lease on task ${task.id}: ${error.message}`)
+    /** Runs the executor; a defect or an unexpected error becomes a retryable failure. */
+    const execute = (sessionId: string, task: TaskState, context: TaskContext): Effect.Effect<Outcome> => {
+      const executor = registry.executorFor(task.kind)
+      if (executor === undefined) {
+        return Effect.succeed(Outcome.Failed({ error: `no executor serves ${task.kind} tasks here`, retryable: true }))
+      }
+      return executor.execute(context).pipe(
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.succeed(
+                Outcome.Failed({
+                  error: `the ${executor.name} executor crashed: ${Cause.pretty(cause)}`,
+                  retryable: true
+                })
               )
-            )
-        }).pipe(
-          Effect.forever,
-          Effect.catchAll((error) =>
-            Effect.logWarning(
-              `lost the lease on task ${task.id} attempt ${task.attempt} (${error.message}); stopped it`
-            )
-          ),
-          Effect.as(Option.none<Outcome>())
-        )
-        const outcome = yield* executor.execute(context).pipe(
-          Effect.withSpan("Executor.execute", {
-            attributes: { executor: executor.name, sessionId, taskId: task.id, attempt: task.attempt }
-          }),
-          Effect.catchAllCause((cause) =>
-            Effect.succeed(
-              Outcome.Failed({
-                error: `the ${executor.name} executor crashed: ${Cause.pretty(cause)}`,
-                retryable: true
-              })
-            )
-          ),
-          Effect.map(Option.some),
-          Effect.raceFirst(heartbeat)
-        )
-        return outcome
-      })
+        ),
+        Effect.withSpan("Executor.execute", {
+          attributes: {
+            executor: executor.name,
+            sessionId,
+            taskId: task.id,
+            attempt: task.attempt,
+            idempotencyKey: context.idempotencyKey
+          }
+        })
+      )
+    }
 
     /** Folds completed results into the summary when the rolling context is over the plan's budget. */
-    const compactIfOverBudget = (sessionId: string) =>
+    const compactIfOverBudget = (sessionId: string, state: Planner.PlannerState) =>
       Effect.gen(function* () {
-        const state = yield* service.state(sessionId)
         if (state.status !== "Running") return
         const entries = uncompacted(state)
         const { tokenBudget, profile, systemPrompt } = state.config
@@ -459,20 +610,24 @@ export const run = (options: WorkerOptions = {}) =>
       while (true) {
         const at = yield* now
         let next: number | undefined
+        const wakeAt = (time: number) => {
+          if (next === undefined || time < next) next = time
+        }
         for (const [sessionId, state] of [...sessions]) {
           const wake = Planner.nextWakeUp(state)
           if (wake === undefined) continue
-          if (wake <= at) {
-            yield* service
-              .execute(sessionId, new Continue({ at }))
-              .pipe(
-                Effect.catchAll((error) =>
-                  Effect.logWarning(`could not continue session ${sessionId}: ${error.message}`)
-                )
-              )
-          } else if (next === undefined || wake < next) {
-            next = wake
+          if (wake > at) {
+            wakeAt(wake)
+            continue
           }
+          const failed = yield* service.execute(sessionId, new Continue({ at })).pipe(
+            Effect.as(false),
+            Effect.catchAll((error) =>
+              Effect.logWarning(`could not continue session ${sessionId}: ${error.message}`).pipe(Effect.as(true))
+            )
+          )
+          // The timer is still due; without a new event to wake this loop it would wait for good.
+          if (failed) wakeAt(at + Duration.toMillis(timerRetryDelay))
         }
         const sleep = next === undefined ? Effect.never : Effect.sleep(Duration.millis(Math.max(1, next - at)))
         yield* Effect.raceFirst(Queue.take(poke), sleep)
@@ -490,6 +645,7 @@ export const run = (options: WorkerOptions = {}) =>
     }
 
     yield* FiberSet.run(fibers, timers)
+    yield* FiberSet.run(fibers, livenessChecks)
     yield* FiberSet.run(
       fibers,
       Stream.fromQueue(candidates).pipe(Stream.mapEffect(work, { concurrency, unordered: true }), Stream.runDrain)
@@ -499,4 +655,11 @@ export const run = (options: WorkerOptions = {}) =>
       .subscribe({ afterPosition: head, ...(options.sessionId === undefined ? {} : { sessionId: options.sessionId }) })
       .pipe(Stream.runForEach(observe))
     return yield* Effect.raceFirst(subscription, FiberSet.join(fibers)).pipe(Effect.zipRight(Effect.never))
-  }).pipe(Effect.scoped, Effect.withSpan("Worker.run"))
+  }).pipe(Effect.scoped, (worker) =>
+    // Serving one session, the worker is a part of that run's trace. Serving all of them, it runs for days: a span
+    // around it would never end, so what it does (each attempt, each timer) is traced on its own instead.
+    options.sessionId === undefined
+      ? worker
+      : Effect.withSpan(worker, "Worker.run", { attributes: { workerId, sessionId: options.sessionId } })
+  )
+}

@@ -1,0 +1,187 @@
+/**
+ * Crash safety: a process running a plan (with a retry, a question answered during the run, and compaction between
+ * steps) is killed with SIGKILL at random points; each time, `resume` here finishes the plan, and the log must hold
+ * every invariant: one completion per task, one `PlanningCompleted` and nothing after it, contiguous sequences, no
+ * attempt claimed twice, no task dispatched before what it depends on completed, and a replay equal to the result.
+ *
+ * The kill points come from a seeded generator; the seed and every kill delay are logged, and `CRASH_SEED=<n>`
+ * replays a failing sequence.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Duration, Effect, Fiber, Layer, Option } from "effect"
+import * as Runner from "../../src/app/Runner.js"
+import type { PlannerConfig } from "../../src/domain/Config.js"
+import * as Planner from "../../src/domain/Planner.js"
+import { type PlannerEventRecord, PlannerStore } from "../../src/infra/PlannerStore.js"
+import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
+import { freshSqliteFile } from "../infra/fixtures/databases.js"
+import { spawnFixture } from "./fixtures/child.js"
+import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
+
+const request =
+  "Fetch the sales data. Ask which output format to use. Then transform the data. Index the documents. Finally write the report."
+
+const script = {
+  rules: [
+    {
+      match: "fetch",
+      delayMs: 60,
+      outcomes: [{ fail: "connection reset by peer", retryable: true }, { complete: "rows fetched" }]
+    },
+    { match: "format", delayMs: 40, outcomes: [{ ask: "Which output format?" }, { complete: "format {answer}" }] },
+    { match: "transform", delayMs: 60, outcomes: [{ complete: "transformed" }] },
+    { match: "index", delayMs: 60, outcomes: [{ complete: "indexed" }] },
+    { match: "report", delayMs: 60, outcomes: [{ complete: "report written" }] }
+  ],
+  default: { complete: "done" }
+}
+
+const config: Partial<PlannerConfig> = {
+  backoff: { initialDelayMs: 30, factor: 2, maxDelayMs: 200 },
+  maxAttempts: 6,
+  leaseMs: 5_000,
+  // Small enough that the context is compacted between steps: kills also land around compactions.
+  tokenBudget: 12
+}
+
+const answer = "parquet"
+const iterations = 12
+/** Kill delays are drawn from [0, this) after the plan is recorded; the plan itself takes about this long. */
+const maxKillDelayMs = 900
+
+/** mulberry32: a small seeded generator, so a failing sequence of kill points can be replayed. */
+const seeded = (seed: number) => {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
+  }
+}
+
+const within = (seconds: number, what: string) =>
+  Effect.timeoutFail({ duration: Duration.seconds(seconds), onTimeout: () => new Error(`timed out: ${what}`) })
+
+/** Every invariant the log of a finished plan must hold; `where` says which kill it was after. */
+const checkLog = (records: ReadonlyArray<PlannerEventRecord>, final: Planner.PlannerState, where: string) => {
+  const events = records.map((record) => record.event)
+  expect(
+    records.map((record) => record.sequence),
+    `${where}: contiguous sequences`
+  ).toEqual(records.map((_, index) => index + 1))
+  expect(Planner.fold(events), `${where}: replay equals the resumed state`).toEqual(final)
+  expect(final.status, where).toBe("Succeeded")
+
+  const completions = new Map<number, number>()
+  const claimed = new Set<string>()
+  let state = Planner.initialState
+  for (const [index, event] of events.entries()) {
+    switch (event._tag) {
+      case "TaskDispatched": {
+        const task = Planner.task(state, event.taskId)
+        const waitingFor = (task?.dependsOn ?? []).filter((id) => Planner.task(state, id)?.status !== "Completed")
+        expect(
+          waitingFor,
+          `${where}: task ${event.taskId} dispatched at #${index + 1} before its dependencies`
+        ).toEqual([])
+        break
+      }
+      case "TaskClaimed": {
+        const attempt = `${event.taskId}/${event.attempt}`
+        expect(claimed.has(attempt), `${where}: attempt ${attempt} claimed twice`).toBe(false)
+        claimed.add(attempt)
+        expect(Planner.task(state, event.taskId)?.status, `${where}: claim of ${attempt}`).toBe("Dispatched")
+        break
+      }
+      case "TaskStatusUpdated":
+        if (event.status === "Completed") completions.set(event.taskId, (completions.get(event.taskId) ?? 0) + 1)
+        break
+      case "PlanningCompleted":
+        expect(index, `${where}: PlanningCompleted is the last event`).toBe(events.length - 1)
+        break
+      default:
+        break
+    }
+    state = Planner.evolve(state, event)
+  }
+  expect(state, `${where}: event by event replay`).toEqual(final)
+  expect(
+    final.tasks.map((task) => completions.get(task.id) ?? 0),
+    `${where}: one completion per task`
+  ).toEqual(final.tasks.map(() => 1))
+  expect(events.filter((event) => event._tag === "PlanningCompleted").length, where).toBe(1)
+  // The answer reached the step that asked for it.
+  if (events.some((event) => event._tag === "ClarificationReceived")) {
+    expect(final.tasks[1]?.result, where).toBe(`format ${answer}`)
+  }
+}
+
+describe("crash safety", () => {
+  it.live(
+    "a run killed with SIGKILL at random points is finished by resume, and its log holds every invariant",
+    () =>
+      Effect.gen(function* () {
+        const seed = Number(process.env.CRASH_SEED ?? 20_261_124)
+        const random = seeded(seed)
+        const delays = Array.from({ length: iterations }, () => Math.floor(random() * maxKillDelayMs))
+        yield* Effect.logInfo(`crash test seed ${seed}: kills after ${delays.join(", ")} ms`)
+        const executor = ScriptExecutor.make(yield* ScriptExecutor.parse(JSON.stringify(script), "crash-script.json"))
+        const killedAt: Array<number> = []
+
+        // Each child starts (about 1.5 s here) while the previous iteration is still being resumed and checked.
+        const prepare = (iteration: number) =>
+          Effect.gen(function* () {
+            const filename = yield* freshSqliteFile
+            const sessionId = `crash-${iteration}`
+            const child = yield* spawnFixture("./crashRun.ts", [
+              filename,
+              sessionId,
+              JSON.stringify(script),
+              request,
+              JSON.stringify(config)
+            ])
+            yield* child
+              .waitFor((line) => line === "ready")
+              .pipe(within(60, `iteration ${iteration}: the child's start`))
+            return { filename, sessionId, child }
+          })
+
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            let next = yield* Effect.fork(prepare(0))
+            for (const [iteration, delay] of delays.entries()) {
+              const where = `seed ${seed}, iteration ${iteration}, kill after ${delay} ms`
+              const { filename, sessionId, child } = yield* Fiber.join(next)
+              if (iteration + 1 < iterations) next = yield* Effect.fork(prepare(iteration + 1))
+              yield* child.send("go")
+              yield* child.waitFor((line) => line === "started").pipe(within(30, `${where}: the plan's start`))
+              yield* Effect.sleep(Duration.millis(delay))
+              yield* child.kill("SIGKILL")
+              const code = yield* child.exited.pipe(within(10, `${where}: the child's exit`))
+
+              yield* Effect.scoped(
+                Effect.gen(function* () {
+                  const context = yield* Layer.build(plannerRuntime(storeLayer(filename), executor))
+                  const store = Context.get(context, PlannerStore)
+                  killedAt.push(code === 0 ? -1 : yield* store.lastSequence(sessionId))
+                  const result = yield* Runner.resume(sessionId, {
+                    onClarification: () => Effect.succeed(Option.some(answer))
+                  }).pipe(Effect.provide(context), within(20, `${where}: resume`))
+                  expect(result.waiting, where).toBe(false)
+                  checkLog(yield* store.load(sessionId), result.state, where)
+                })
+              )
+            }
+          })
+        )
+        yield* Effect.logInfo(`crash test seed ${seed}: the log was at sequence ${killedAt.join(", ")} (-1: finished)`)
+        // Most kills must have landed inside the plan, at different points, or the test proves little.
+        const inside = killedAt.filter((sequence) => sequence > 0)
+        expect(inside.length).toBeGreaterThanOrEqual(iterations / 2)
+        expect(new Set(inside).size).toBeGreaterThanOrEqual(iterations / 3)
+      }),
+    120_000
+  )
+})

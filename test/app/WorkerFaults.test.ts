@@ -1,0 +1,236 @@
+/**
+ * The worker when the store refuses writes for a while (an outage injected in the SQLite database by a trigger; see
+ * `fixtures/outage.ts`). A claim, an outcome or a timer that could not be recorded must be tried again: dropping any
+ * of them used to leave a plan stuck for good (a dispatched task nobody claims, a retry nobody dispatches) or cost a
+ * task an attempt.
+ */
+import type { SqlClient } from "@effect/sql"
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option } from "effect"
+import * as PlannerService from "../../src/app/PlannerService.js"
+import * as Runner from "../../src/app/Runner.js"
+import { ClaimTask, Continue, Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
+import * as Planner from "../../src/domain/Planner.js"
+import type { TaskPlan } from "../../src/domain/Task.js"
+import { EventStore } from "../../src/infra/EventStore.js"
+import type { ExecutorService } from "../../src/infra/Executor.js"
+import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
+import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { freshSqliteFile } from "../infra/fixtures/databases.js"
+import * as Outage from "./fixtures/outage.js"
+import { plannerRuntime } from "./fixtures/runtime.js"
+
+const script = (json: unknown) =>
+  ScriptExecutor.parse(JSON.stringify(json), "faults.json").pipe(Effect.map(ScriptExecutor.make))
+
+const config = (overrides: Partial<PlannerConfig> = {}): PlannerConfig => ({
+  ...defaultConfig,
+  backoff: { initialDelayMs: 50, factor: 2, maxDelayMs: 200 },
+  leaseMs: 2_000,
+  ...overrides
+})
+
+const oneTask = (description: string): ReadonlyArray<TaskPlan> => [
+  { id: 1, description, kind: "Processing", dependsOn: [], attachments: [] }
+]
+
+const within = (seconds: number, what: string) =>
+  Effect.timeoutFail({ duration: Duration.seconds(seconds), onTimeout: () => new Error(`timed out: ${what}`) })
+
+/** A SQLite store with the outage trigger installed, and the planner's services over it. */
+const withFaultyStore = <A, E>(
+  executor: ExecutorService,
+  body: Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof plannerRuntime>> | SqlClient.SqlClient>,
+  options: PlannerService.PlannerServiceOptions = {}
+) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const filename = yield* freshSqliteFile
+      const store = yield* Layer.build(SqliteEventStore.layer({ filename }))
+      yield* Outage.install.pipe(Effect.provide(store))
+      const runtime = yield* Layer.build(plannerRuntime(Layer.succeedContext(store), executor, options))
+      return yield* Effect.provide(body, Context.merge(store, runtime))
+    })
+  )
+
+const start = (sessionId: string, tasks: ReadonlyArray<TaskPlan>, overrides: Partial<PlannerConfig> = {}) =>
+  Effect.flatMap(PlannerService.PlannerService, (service) =>
+    Effect.flatMap(Clock.currentTimeMillis, (at) =>
+      service.execute(sessionId, new Initialize({ request: "faults", tasks, config: config(overrides), at }))
+    )
+  )
+
+const history = (sessionId: string) =>
+  Effect.flatMap(PlannerService.PlannerService, (service) => service.stateAt(sessionId, Number.MAX_SAFE_INTEGER))
+
+describe("the worker while the store refuses writes", () => {
+  it.live("a claim the store refused is tried again, and the task runs", () =>
+    Effect.gen(function* () {
+      const executor = yield* script({ rules: [], default: { complete: "indexed" } })
+      yield* withFaultyStore(
+        executor,
+        Effect.gen(function* () {
+          yield* start("claim-outage", oneTask("index the repository"))
+          yield* Outage.refuse("TaskClaimed", "800 millis")
+          const result = yield* Runner.run("claim-outage").pipe(within(15, "the run"))
+          expect(result.state.status).toBe("Succeeded")
+          // The claim was retried, not the attempt: the task ran once.
+          expect(result.state.tasks[0]?.attempt).toBe(1)
+          expect(result.state.tasks[0]?.failures).toBe(0)
+        })
+      )
+    })
+  )
+
+  it.live("an outcome the store refused is recorded once it can, under a lease kept meanwhile", () =>
+    Effect.gen(function* () {
+      const executor = yield* script({ rules: [], default: { complete: "built" } })
+      yield* withFaultyStore(
+        executor,
+        Effect.gen(function* () {
+          // The outage outlasts the lease: without the heartbeat going on while the outcome waits, the lease would
+          // run out and the finished work be thrown away and done again.
+          yield* start("report-outage", oneTask("build the site"), { leaseMs: 600 })
+          yield* Outage.refuse("TaskStatusUpdated", "1500 millis")
+          const result = yield* Runner.run("report-outage").pipe(within(15, "the run"))
+          expect(result.state.status).toBe("Succeeded")
+          expect(result.state.tasks[0]?.result).toBe("built")
+          expect(result.state.tasks[0]?.attempt).toBe(1)
+          expect(result.state.tasks[0]?.failures).toBe(0)
+          const final = yield* history("report-outage")
+          expect(final).toEqual(result.state)
+          const events = yield* Effect.flatMap(EventStore, (store) =>
+            store.load({ streamId: "planner", aggregateId: "report-outage" })
+          )
+          expect(events.some((event) => event.type === "TaskLeaseExtended")).toBe(true)
+          expect(events.some((event) => event.type === "TaskRetryScheduled")).toBe(false)
+        })
+      )
+    })
+  )
+
+  it.live("a retry whose timer the store refused is dispatched once the store takes it", () =>
+    Effect.gen(function* () {
+      const executor = yield* script({
+        rules: [
+          { match: "fetch", outcomes: [{ fail: "upstream timed out", retryable: true }, { complete: "fetched" }] }
+        ],
+        default: { complete: "ok" }
+      })
+      yield* withFaultyStore(
+        executor,
+        Effect.gen(function* () {
+          // The first dispatch is recorded by Initialize; the outage then refuses the retry's dispatch, which only
+          // the worker's timer sends. Nothing else happens in this plan that could wake the timer again.
+          yield* start("timer-outage", oneTask("fetch the data"))
+          yield* Outage.refuse("TaskDispatched", "700 millis")
+          const result = yield* Runner.run("timer-outage").pipe(within(15, "the run"))
+          expect(result.state.status).toBe("Succeeded")
+          expect(result.state.tasks[0]?.attempt).toBe(2)
+          expect(result.state.tasks[0]?.result).toBe("fetched")
+        })
+      )
+    })
+  )
+})
+
+describe("runs and the command handler", () => {
+  it.live("a run whose log can no longer be read fails with the reason instead of waiting forever", () =>
+    Effect.gen(function* () {
+      const executor = yield* script({
+        rules: [{ match: "slow", delayMs: 30_000, outcomes: [{ complete: "too late" }] }],
+        default: { complete: "ok" }
+      })
+      yield* withFaultyStore(
+        executor,
+        Effect.gen(function* () {
+          const service = yield* PlannerService.PlannerService
+          yield* start("corrupted", oneTask("slow migration"))
+          const running = yield* Effect.fork(Runner.run("corrupted"))
+          yield* Effect.gen(function* () {
+            const state = yield* service.state("corrupted")
+            if (state.tasks[0]?.status !== "Running") return yield* Effect.fail("not running yet")
+          }).pipe(Effect.retry({ times: 400 }), Effect.delay("5 millis"), Effect.eventually)
+          // Somebody writes an event this build cannot read into the session.
+          const store = yield* EventStore
+          yield* store.append(
+            "planner",
+            "corrupted",
+            [{ type: "TaskDispatched", version: 1, data: { unexpected: true }, metadata: { eventId: "bad" } }],
+            "any"
+          )
+          const exit = yield* Fiber.await(running).pipe(within(10, "the run to fail"))
+          expect(exit._tag).toBe("Failure")
+          const error = exit._tag === "Failure" ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+          expect(error?._tag).toBe("CorruptEvent")
+        })
+      )
+    })
+  )
+
+  it.live("commands on one session from one process never conflict with each other", () =>
+    Effect.gen(function* () {
+      const executor = yield* script({ rules: [], default: { complete: "ok" } })
+      yield* withFaultyStore(
+        executor,
+        Effect.gen(function* () {
+          const service = yield* PlannerService.PlannerService
+          const count = 30
+          const tasks = Array.from({ length: count }, (_, index) => ({
+            id: index + 1,
+            description: `step ${index + 1}`,
+            kind: "Processing" as const,
+            dependsOn: [],
+            attachments: []
+          }))
+          yield* start("in-process", tasks, { maxParallel: count })
+          // No conflict retries at all: any two of these racing each other would fail one of them.
+          const at = yield* Clock.currentTimeMillis
+          const claims = yield* Effect.forEach(
+            tasks,
+            (task) =>
+              service.execute("in-process", new ClaimTask({ taskId: task.id, attempt: 1, workerId: "w/1/a", at })),
+            { concurrency: "unbounded" }
+          )
+          expect(claims.every((handled) => handled.events.length === 1)).toBe(true)
+          const state = yield* service.state("in-process")
+          expect(Planner.countByStatus(state).Running).toBe(count)
+        }),
+        { maxConflictRetries: 0 }
+      )
+    })
+  )
+})
+
+describe("leases", () => {
+  it.live("an attempt whose lease ran out is stopped as soon as the worker sees the task taken back", () =>
+    Effect.gen(function* () {
+      const interrupted = yield* Deferred.make<number>()
+      const hangs: ExecutorService = {
+        name: "hangs",
+        execute: (context) =>
+          Effect.never.pipe(Effect.onInterrupt(() => Deferred.succeed(interrupted, context.attempt)))
+      }
+      yield* withFaultyStore(
+        hangs,
+        Effect.gen(function* () {
+          const service = yield* PlannerService.PlannerService
+          // A long lease: the next heartbeat, the other way to notice, is 20 s away.
+          yield* start("lease-lost", oneTask("long analysis"), { leaseMs: 60_000 })
+          const running = yield* Effect.fork(Runner.run("lease-lost"))
+          yield* Effect.gen(function* () {
+            const state = yield* service.state("lease-lost")
+            if (state.tasks[0]?.status !== "Running") return yield* Effect.fail("not running yet")
+          }).pipe(Effect.retry({ times: 400 }), Effect.delay("5 millis"), Effect.eventually)
+          // Another worker's timer finds the lease run out, as when this worker's heartbeats stopped reaching the
+          // store for a while: the task is taken back, to be run again by whoever claims it next.
+          const later = (yield* Clock.currentTimeMillis) + 61_000
+          yield* service.execute("lease-lost", new Continue({ at: later }))
+          expect(yield* Deferred.await(interrupted).pipe(within(5, "the stale attempt to stop"))).toBe(1)
+          yield* Fiber.interrupt(running)
+        })
+      )
+    })
+  )
+})
