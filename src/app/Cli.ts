@@ -6,26 +6,17 @@
  * Exit codes: 0 completed; 1 the plan failed or was cancelled; 2 bad usage or input; 3 waiting for answers; 4 the
  * store or another required service cannot be reached. See `./cli/Failure.ts`.
  */
-import { createRequire } from "node:module"
-import { Args, Command, HelpDoc, Options } from "@effect/cli"
+import { Args, CliConfig, Command, HelpDoc, Options } from "@effect/cli"
 import * as Span from "@effect/cli/HelpDoc/Span"
 import * as Usage from "@effect/cli/Usage"
 import { Effect } from "effect"
 import { defaultConfig } from "../domain/Config.js"
 import { nodeKinds } from "../domain/Task.js"
+import { version } from "./cli/RootHelp.js"
 
 export { CliExit, CliFailure, ExitCode } from "./cli/Failure.js"
 
-const version = (() => {
-  try {
-    const manifest: unknown = createRequire(import.meta.url)("../../package.json")
-    return typeof manifest === "object" && manifest !== null && "version" in manifest
-      ? String(manifest.version)
-      : "unknown"
-  } catch {
-    return "unknown"
-  }
-})()
+export { rootHelp } from "./cli/RootHelp.js"
 
 /** A command's help: what it does, then examples. */
 const help = (summary: string, details: ReadonlyArray<string>, examples: ReadonlyArray<string>) =>
@@ -391,25 +382,74 @@ const worker = Command.make(
   )
 )
 
-export const planner = Command.make("planner").pipe(
-  Command.withSubcommands([plan, run, answer, resume, fork, cancel, sessions, history, replay, show, worker])
+const serve = Command.make(
+  "serve",
+  {
+    db,
+    host: Options.text("host").pipe(
+      Options.withPseudoName("ADDRESS"),
+      Options.withDescription(
+        "The address to listen on. Default 127.0.0.1; another address lets anyone who can reach it read and answer every session (there is no authentication)."
+      ),
+      Options.withDefault("127.0.0.1")
+    ),
+    port: Options.integer("port").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription("The port to listen on; 0 picks a free one"),
+      Options.withDefault(4780)
+    )
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/ServeCommand.js")),
+      (module) => module.serve(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Serve the dashboard: the sessions, their task boards live, their history and any past state, over the same store as the other commands. SIGINT or SIGTERM stop it (exit code 0).",
+      [],
+      ["planner serve", "planner serve --port 8080", "planner serve --db postgres://planner@db-host/planner"]
+    )
+  )
 )
 
-const usages: Readonly<Record<string, Usage.Usage>> = {
-  plan: Command.getUsage(plan),
-  run: Command.getUsage(run),
-  answer: Command.getUsage(answer),
-  resume: Command.getUsage(resume),
-  fork: Command.getUsage(fork),
-  cancel: Command.getUsage(cancel),
-  sessions: Command.getUsage(sessions),
-  history: Command.getUsage(history),
-  replay: Command.getUsage(replay),
-  show: Command.getUsage(show),
-  worker: Command.getUsage(worker)
+export const planner = Command.make("planner").pipe(
+  Command.withSubcommands([plan, run, answer, resume, fork, cancel, sessions, history, replay, show, worker, serve])
+)
+
+/** Each command's usage and help, for refusing unknown options and for tests. */
+const described = <Name extends string, R, E, A>(command: Command.Command<Name, R, E, A>) => ({
+  usage: Command.getUsage(command),
+  help: () => stripStyles(HelpDoc.toAnsiText(Command.getHelp(command, helpConfig)))
+})
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: removing terminal escape sequences
+const stripStyles = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, "")
+
+/** How help is shown: the commands' own options, without @effect/cli's type notes and built-in options. */
+export const helpConfig = CliConfig.make({ showBuiltIns: false, showTypes: false })
+
+const commands = {
+  plan: described(plan),
+  run: described(run),
+  answer: described(answer),
+  resume: described(resume),
+  fork: described(fork),
+  cancel: described(cancel),
+  sessions: described(sessions),
+  history: described(history),
+  replay: described(replay),
+  show: described(show),
+  worker: described(worker),
+  serve: described(serve)
 }
 
-export const commandNames: ReadonlyArray<string> = Object.keys(usages)
+/** A command's help as plain text. */
+export const commandHelp = (command: string): string | undefined =>
+  Object.hasOwn(commands, command) ? commands[command as keyof typeof commands].help() : undefined
+
+export const commandNames: ReadonlyArray<string> = Object.keys(commands)
 
 /** Options every command accepts besides its own. */
 const builtInOptions = ["--help", "-h", "--version", "--wizard", "--completions", "--log-level"]
@@ -419,41 +459,9 @@ const builtInOptions = ["--help", "-h", "--version", "--wizard", "--completions"
  * argument (`run --bogus "text"` would plan "--bogus"), so unknown options are refused before it parses.
  */
 export const optionNames = (command: string): ReadonlySet<string> | undefined => {
-  const found = Object.hasOwn(usages, command) ? usages[command] : undefined
-  if (found === undefined) return undefined
-  const usage = HelpDoc.toAnsiText(Usage.getHelp(found))
+  if (!Object.hasOwn(commands, command)) return undefined
+  const usage = HelpDoc.toAnsiText(Usage.getHelp(commands[command as keyof typeof commands].usage))
   return new Set([...builtInOptions, ...(usage.match(/--[a-z][a-z-]*/g) ?? [])])
 }
-
-/** `planner` and `planner --help`: the commands in one screen (each command's own help has its options). */
-export const rootHelp = `planner ${version}: an event-sourced AI planner. Plain text in, tasks planned, dispatched and run, every
-step recorded as an event, so any past state can be replayed and a stopped run resumed.
-
-Usage: planner COMMAND [options]          planner COMMAND --help   (options and examples)
-
-Running plans
-  plan "<text>"                 print the plan a request gets, without running or storing anything
-  run "<text>"                  plan a request, record it as a session and run it
-  answer SESSION TASK "<text>"  answer a task's question and continue the session
-  resume SESSION                continue a session that paused, was interrupted or crashed
-  fork SESSION --at SEQ         a new session from the first SEQ events of another, run like resume
-  cancel SESSION                cancel a session
-  worker                        a long-lived worker running tasks from the store (Ctrl-C stops it)
-
-Reading sessions
-  sessions                      list sessions: id, created, status, task counts, request
-  history SESSION               the event log: sequence, time, type, gist
-  replay SESSION --at SEQ       the state right after event SEQ (time travel)
-  show SESSION                  the current state
-
-Every command takes --db PATH|postgres://URL (default: $PLANNER_DATABASE_URL, else ./.planner/planner.db) and
---json. Exit codes: 0 completed, 1 failed or cancelled, 2 bad usage or input, 3 waiting for answers, 4 store or
-service unreachable, 130 interrupted.
-
-Examples
-  planner run --executor script:examples/demo.json "Add a login page. Then write tests for it."
-  planner sessions
-  planner replay SESSION --at 5
-  planner --version`
 
 export const cli = Command.run(planner, { name: "planner", version })

@@ -9,7 +9,7 @@ import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import { Cause, Console, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
-import { cli, commandNames, optionNames, rootHelp } from "./Cli.js"
+import { cli, commandNames, helpConfig, optionNames, rootHelp } from "./Cli.js"
 import { CliExit, CliFailure, ExitCode, exitCodeOnInterrupt, toFailure, usage } from "./cli/Failure.js"
 import {
   colourDisabled,
@@ -42,7 +42,7 @@ const cliConsole = Effect.map(Effect.console, (console): Console.Console => {
     ...console,
     log: (...items: ReadonlyArray<unknown>) =>
       Effect.sync(() => {
-        const text = items.map(String).join(" ")
+        const text = items.map(String).join(" ").replace(/\n+$/, "")
         process.stdout.write(`${plainOutput ? stripAnsi(text) : text}\n`)
       }),
     error: (...items: ReadonlyArray<unknown>) =>
@@ -68,7 +68,7 @@ const environment = Layer.mergeAll(
   NodeFileSystem.layer,
   NodePath.layer,
   NodeTerminal.layer,
-  CliConfig.layer({ showBuiltIns: false, showTypes: false }),
+  Layer.succeed(CliConfig.CliConfig, helpConfig),
   logging
 )
 
@@ -147,6 +147,7 @@ const program = Effect.flatMap(cliConsole, (console) =>
 
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
+  disablePrettyLogger: true,
   // Exit explicitly: an open handle (standard input, a database pool) must not keep a finished command alive.
   teardown: (exit) => process.exit(exitCode(exit))
 })

@@ -1,0 +1,84 @@
+/**
+ * Running a session from the command line, the same way for `run`, `answer`, `resume` and `fork`: progress as it
+ * happens, questions asked at the terminal one at a time (or answered from `--answer`, or left for `planner answer`),
+ * and an exit code from how it ended: 0 completed, 1 failed or cancelled, 3 waiting for answers.
+ */
+import { Effect, Option } from "effect"
+import type { PlannerState } from "../../domain/Planner.js"
+import type { TaskState } from "../../domain/Task.js"
+import * as Runner from "../Runner.js"
+import { CliExit, ExitCode } from "./Failure.js"
+import { clip, err, type OutputMode } from "./Output.js"
+import { type Hints, makeReporter, resumeCommand } from "./Progress.js"
+import * as Prompt from "./Prompt.js"
+
+export interface DriveOptions {
+  readonly mode: OutputMode
+  /** A person can be asked at this terminal (standard input is one, and `--non-interactive` was not given). */
+  readonly interactive: boolean
+  /** Answers given in advance with `--answer TASK_ID=TEXT`: each is used the first time its task asks. */
+  readonly presets: ReadonlyMap<number, string>
+  readonly hints: Hints
+  readonly verbose: boolean
+  /** Run tasks in this process (default); false leaves them to `planner worker` processes. */
+  readonly localWorker: boolean
+}
+
+const questionLines = (task: TaskState, question: string): ReadonlyArray<string> =>
+  question.includes(task.description)
+    ? [`? Task ${task.id} asks: ${question}`]
+    : [`? Task ${task.id} (${clip(task.description, 80)}) asks: ${question}`]
+
+/** The exit code a session's state ends a run-like command with. */
+export const exitCodeOf = (state: PlannerState, waiting: boolean): number =>
+  waiting ? ExitCode.waiting : state.status === "Succeeded" ? ExitCode.ok : ExitCode.planFailed
+
+/** Runs `sessionId` (whose state is `initial`) until it ends or waits, reporting as it goes; fails with `CliExit` for a non-zero exit code. */
+export const drive = (sessionId: string, initial: PlannerState, options: DriveOptions) =>
+  Effect.gen(function* () {
+    const reporter = yield* makeReporter({
+      mode: options.mode,
+      sessionId,
+      hints: options.hints,
+      verbose: options.verbose
+    })
+    yield* reporter.begin(initial)
+
+    // Runner.run asks about each pending question as it appears, concurrently; a person answers one at a time.
+    const oneAtATime = yield* Effect.makeSemaphore(1)
+    const presetUsed = new Set<number>()
+    let inputEnded = false
+    const onClarification = (task: TaskState, question: string) =>
+      oneAtATime.withPermits(1)(
+        Effect.gen(function* () {
+          const preset = options.presets.get(task.id)
+          if (preset !== undefined && !presetUsed.has(task.id)) {
+            presetUsed.add(task.id)
+            return Option.some(preset)
+          }
+          if (!options.interactive || inputEnded) return Option.none<string>()
+          yield* reporter.suspend
+          const answer = yield* Prompt.ask(questionLines(task, question), "  answer> ").pipe(
+            Effect.ensuring(reporter.restore)
+          )
+          if (Option.isNone(answer)) inputEnded = true
+          return answer
+        })
+      )
+
+    const result = yield* Runner.run(sessionId, {
+      onProgress: reporter.progress,
+      onClarification,
+      localWorker: options.localWorker,
+      concurrency: Math.max(1, initial.config.maxParallel)
+    }).pipe(
+      Effect.onInterrupt(() =>
+        options.mode === "json"
+          ? Effect.void
+          : err(`Stopped. Session ${sessionId} goes on with: ${resumeCommand(options.hints, sessionId)}`)
+      )
+    )
+    yield* reporter.finish(result.state)
+    const code = exitCodeOf(result.state, result.waiting)
+    if (code !== ExitCode.ok) return yield* new CliExit({ code })
+  }).pipe(Effect.scoped)

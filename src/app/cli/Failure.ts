@@ -1,0 +1,108 @@
+/**
+ * How the command line ends: exit codes, and the one line on standard error that says what was wrong and what to do.
+ *
+ * Errors from the layers below are classified here by their tag, so this module does not load them (the commands
+ * that only read the store start faster without the runner and the LLM clients).
+ */
+import { ConfigError, Data } from "effect"
+
+/** Exit codes, documented in the README's "Command line" section. */
+export const ExitCode = {
+  /** The plan completed, or the command did what it was asked. */
+  ok: 0,
+  /** The plan failed or was cancelled. */
+  planFailed: 1,
+  /** Bad usage or input: an empty request, an unknown session or task, a malformed script file, ... */
+  usage: 2,
+  /** The plan waits for answers nobody here gave. */
+  waiting: 3,
+  /** The store, or another service the command needs, cannot be reached or used. */
+  unavailable: 4,
+  /** Stopped by SIGINT or SIGTERM. */
+  interrupted: 130
+} as const
+
+/** A failure that ends the process with `code` after `message`, one line on standard error. */
+export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly code: number; readonly message: string }> {}
+
+/** Ends the process with `code` and nothing more to say (what happened was already printed). */
+export class CliExit extends Data.TaggedError("CliExit")<{ readonly code: number }> {}
+
+export const usage = (message: string) => new CliFailure({ code: ExitCode.usage, message })
+export const unavailable = (message: string) => new CliFailure({ code: ExitCode.unavailable, message })
+
+const usageTags: ReadonlySet<string> = new Set([
+  "UnknownSession",
+  "UnknownTask",
+  "EmptyRequest",
+  "RequestTooLarge",
+  "InvalidPlan",
+  "SessionNotStarted",
+  "SessionAlreadyStarted",
+  "SessionFinished",
+  "InvalidTransition",
+  "StaleAttempt",
+  "TaskAlreadyClaimed",
+  "InvalidCompaction",
+  "ScriptFileError"
+])
+
+const storeTags: ReadonlySet<string> = new Set(["EventStoreError", "CorruptEvent", "SequenceConflict", "SqlError"])
+
+/** Services other than the store that a command cannot do without: the dashboard's address. */
+const serviceTags: ReadonlySet<string> = new Set(["ServeError"])
+
+const oneLine = (text: string) => text.replace(/\s*\n\s*/g, " ").trim()
+
+/** The messages of a `ConfigError`, without its `(Invalid data at ...)` wrapping. */
+export const configMessage = (error: ConfigError.ConfigError): string => {
+  switch (error._op) {
+    case "And":
+    case "Or":
+      return `${configMessage(error.left)}; ${configMessage(error.right)}`
+    default: {
+      const where = error.path.join(".")
+      return where.length === 0 || error.message.includes(where) ? error.message : `${where}: ${error.message}`
+    }
+  }
+}
+
+const tagOf = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+    ? error._tag
+    : undefined
+
+const messageOf = (error: unknown): string =>
+  error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
+    ? String((error as { message: unknown }).message)
+    : String(error)
+
+/** The failure an error from any layer ends the command with. */
+export const toFailure = (error: unknown): CliFailure | CliExit => {
+  if (error instanceof CliFailure || error instanceof CliExit) return error
+  if (ConfigError.isConfigError(error)) {
+    return usage(
+      `The LLM settings in the environment are invalid: ${configMessage(error)}. Fix or unset the PLANNER_LLM_* variables.`
+    )
+  }
+  const tag = tagOf(error)
+  const message = oneLine(messageOf(error))
+  if (tag !== undefined && usageTags.has(tag)) return usage(message)
+  if (tag !== undefined && serviceTags.has(tag)) return unavailable(message)
+  if (tag !== undefined && storeTags.has(tag)) {
+    return unavailable(`${message} Check that the store is reachable (--db or PLANNER_DATABASE_URL).`)
+  }
+  return new CliFailure({
+    code: ExitCode.planFailed,
+    message: `${message.length > 0 ? message : "unexpected error"} (run again with --verbose for details)`
+  })
+}
+
+let interruptExitCode: number = ExitCode.interrupted
+
+/** The exit code for a stop by SIGINT or SIGTERM: 130, or what the running command set. */
+export const exitCodeOnInterrupt = (): number => interruptExitCode
+
+export const setInterruptExitCode = (code: number): void => {
+  interruptExitCode = code
+}

@@ -1,0 +1,183 @@
+/**
+ * The commands that read sessions, and `cancel`: `sessions`, `history`, `replay --at`, `show`. They load only the
+ * store and the command handler, so they start quickly.
+ */
+import { Clock, Effect, type Option } from "effect"
+import { Cancel } from "../../domain/Commands.js"
+import * as Planner from "../../domain/Planner.js"
+import { PlannerStore } from "../../infra/PlannerStore.js"
+import { PlannerService } from "../PlannerService.js"
+import { toFailure, usage } from "./Failure.js"
+import { out } from "./Output.js"
+import {
+  historyJson,
+  historyText,
+  resultJson,
+  type SessionRow,
+  sessionsJson,
+  sessionsText,
+  stateJson,
+  stateText
+} from "./Render.js"
+import { existingState, programName, sessionFacts } from "./Session.js"
+import { plannerLayer, resolveStore, type StoreTarget } from "./Store.js"
+
+export interface ReadFlags {
+  readonly db: Option.Option<string>
+  readonly json: boolean
+}
+
+const withStore = <A, E, R>(flags: ReadFlags, body: (store: StoreTarget) => Effect.Effect<A, E, R>) => {
+  const store = resolveStore(flags.db)
+  return body(store).pipe(Effect.provide(plannerLayer(store)), Effect.mapError(toFailure))
+}
+
+const print = (json: boolean, value: () => unknown, text: () => string) => out(json ? JSON.stringify(value()) : text())
+
+export interface SessionsFlags extends ReadFlags {
+  readonly limit: number
+}
+
+export const sessions = (flags: SessionsFlags) =>
+  withStore(flags, (store) =>
+    Effect.gen(function* () {
+      if (!Number.isInteger(flags.limit) || flags.limit < 1)
+        return yield* usage("--limit must be a positive whole number.")
+      const plannerStore = yield* PlannerStore
+      const all = yield* plannerStore.sessions
+      const shown = all.slice(0, flags.limit)
+      const rows = yield* Effect.forEach(
+        shown,
+        (info) =>
+          plannerStore.load(info.aggregateId).pipe(
+            Effect.map(
+              (records): SessionRow => ({
+                sessionId: info.aggregateId,
+                createdAt: info.firstCreatedAt,
+                updatedAt: info.lastCreatedAt,
+                events: info.lastSequence,
+                state: Planner.fold(records.map((record) => record.event))
+              })
+            ),
+            // One unreadable session must not hide the others.
+            Effect.catchTag("CorruptEvent", (error) =>
+              Effect.succeed<SessionRow>({
+                sessionId: info.aggregateId,
+                createdAt: info.firstCreatedAt,
+                updatedAt: info.lastCreatedAt,
+                events: info.lastSequence,
+                state: undefined,
+                problem: `event ${error.sequence} cannot be read`
+              })
+            )
+          ),
+        { concurrency: 4 }
+      )
+      if (flags.json) return yield* out(JSON.stringify(sessionsJson(rows)))
+      if (rows.length === 0) {
+        return yield* out(
+          `No sessions in ${store.label} yet. Start one with: ${programName()} run "Write the code. Then test it."${store.flag}`
+        )
+      }
+      const more =
+        all.length > shown.length
+          ? `\n(${shown.length} of ${all.length} sessions, newest first; --limit N for more)`
+          : ""
+      yield* out(`${sessionsText(rows)}${more}`)
+    })
+  )
+
+export interface SessionFlags extends ReadFlags {
+  readonly sessionId: string
+}
+
+export const history = (flags: SessionFlags) =>
+  withStore(flags, (store) =>
+    Effect.gen(function* () {
+      yield* existingState(flags.sessionId, store)
+      const records = yield* Effect.flatMap(PlannerStore, (s) => s.load(flags.sessionId))
+      yield* print(
+        flags.json,
+        () => historyJson(flags.sessionId, records),
+        () => historyText(flags.sessionId, records)
+      )
+    })
+  )
+
+export const show = (flags: SessionFlags) =>
+  withStore(flags, (store) =>
+    Effect.gen(function* () {
+      const state = yield* existingState(flags.sessionId, store)
+      const facts = yield* sessionFacts(flags.sessionId)
+      const header = {
+        sessionId: flags.sessionId,
+        events: state.version,
+        ...(facts.createdAt === undefined ? {} : { createdAt: facts.createdAt }),
+        ...(facts.forkedFrom === undefined ? {} : { forkedFrom: facts.forkedFrom })
+      }
+      yield* print(
+        flags.json,
+        () => stateJson(state, header),
+        () => stateText(state, header)
+      )
+    })
+  )
+
+export interface ReplayFlags extends SessionFlags {
+  readonly at: number
+}
+
+export const replay = (flags: ReplayFlags) =>
+  withStore(flags, (store) =>
+    Effect.gen(function* () {
+      const current = yield* existingState(flags.sessionId, store)
+      const last = current.version
+      if (!Number.isInteger(flags.at) || flags.at < 1 || flags.at > last) {
+        return yield* usage(
+          `--at ${flags.at} is out of range: session ${flags.sessionId} has events 1 to ${last} (see \`planner history ${flags.sessionId}${store.flag}\`).`
+        )
+      }
+      const service = yield* PlannerService
+      const state = yield* service.stateAt(flags.sessionId, flags.at)
+      const [record] = yield* Effect.flatMap(PlannerStore, (s) =>
+        s.load(flags.sessionId, { fromSequence: flags.at, toSequence: flags.at })
+      )
+      const facts = yield* sessionFacts(flags.sessionId)
+      const header = {
+        sessionId: flags.sessionId,
+        events: last,
+        at: { sequence: flags.at, record },
+        ...(facts.forkedFrom === undefined ? {} : { forkedFrom: facts.forkedFrom })
+      }
+      yield* print(
+        flags.json,
+        () => stateJson(state, header),
+        () => stateText(state, header)
+      )
+    })
+  )
+
+export interface CancelFlags extends SessionFlags {
+  readonly reason: Option.Option<string>
+}
+
+export const cancel = (flags: CancelFlags) =>
+  withStore(flags, (store) =>
+    Effect.gen(function* () {
+      const before = yield* existingState(flags.sessionId, store)
+      if (Planner.isFinished(before) && before.status !== "Cancelled") {
+        return yield* usage(
+          `Session ${flags.sessionId} has already finished (${before.status}): there is nothing to cancel.`
+        )
+      }
+      const service = yield* PlannerService
+      const at = yield* Clock.currentTimeMillis
+      const reason = flags.reason._tag === "Some" ? flags.reason.value : "cancelled by the user"
+      const { state } = yield* service.execute(flags.sessionId, new Cancel({ reason, at }))
+      yield* print(
+        flags.json,
+        () => resultJson(flags.sessionId, state),
+        () => `Cancelled session ${flags.sessionId}: ${state.summary ?? ""}`.trim()
+      )
+    })
+  )

@@ -1,0 +1,27 @@
+/**
+ * Which LLM a command talks to: the one the environment configures (see `LlmConfig`), or the heuristics. Both are
+ * loaded on demand, so commands that fail early, or never plan, do not pay for loading them.
+ */
+import { Effect, Layer } from "effect"
+import type { Llm } from "../../infra/Llm.js"
+import { type CliExit, type CliFailure, toFailure } from "./Failure.js"
+
+/** True when the environment names an LLM; only then are the LLM clients loaded. */
+export const llmConfigured = (env: NodeJS.ProcessEnv = process.env): boolean =>
+  ["PLANNER_LLM_BASE_URL", "PLANNER_LLM_MODEL"].some((name) => (env[name] ?? "").trim() !== "")
+
+/** The LLM the environment configures, or the heuristics; invalid settings fail with exit code 2. */
+export const llmLayer = (): Layer.Layer<Llm, CliFailure | CliExit> =>
+  llmConfigured()
+    ? Layer.unwrapEffect(
+        Effect.map(
+          Effect.promise(() => import("../../infra/LlmConfig.js")),
+          (LlmConfig) => LlmConfig.layerFromEnv.pipe(Layer.mapError(toFailure))
+        )
+      )
+    : Layer.unwrapEffect(
+        Effect.map(
+          Effect.promise(() => import("../../infra/HeuristicLlm.js")),
+          (HeuristicLlm) => HeuristicLlm.layer
+        )
+      )

@@ -1,0 +1,45 @@
+/**
+ * `planner plan`: the plan a request would get, printed without running or storing anything. With an LLM configured
+ * it is the model's plan (the same `planRequest` as `run`); without one, the deterministic parser's.
+ */
+import { Effect, Either, Layer, type Option } from "effect"
+import * as Parser from "../../domain/Parser.js"
+import type { TaskPlan } from "../../domain/Task.js"
+import { toFailure, usage } from "./Failure.js"
+import { llmConfigured, llmLayer } from "./LlmChoice.js"
+import { out } from "./Output.js"
+import { readRequest } from "./Request.js"
+
+export interface PlanFlags {
+  readonly request: Option.Option<string>
+  readonly file: Option.Option<string>
+  readonly json: boolean
+}
+
+export const renderPlan = (tasks: ReadonlyArray<TaskPlan>): string =>
+  tasks
+    .map((task) => {
+      const after = task.dependsOn.length === 0 ? "" : `  (after ${task.dependsOn.join(", ")})`
+      const attachments = task.attachments.map((a) => `\n     ${a.kind}: ${a.value}`).join("")
+      return `${String(task.id).padStart(3)}. [${task.kind}] ${task.description}${after}${attachments}`
+    })
+    .join("\n")
+
+const planned = (request: string) =>
+  llmConfigured()
+    ? Effect.gen(function* () {
+        const Planning = yield* Effect.promise(() => import("../Planning.js"))
+        const plan = yield* Planning.planRequest(request)
+        return plan.tasks
+      }).pipe(Effect.provide(Layer.suspend(llmLayer)))
+    : Either.match(Parser.parse(request), {
+        onLeft: (error) => Effect.fail(usage(error.message)),
+        onRight: (tasks) => Effect.succeed(tasks)
+      })
+
+export const plan = (flags: PlanFlags) =>
+  Effect.gen(function* () {
+    const request = yield* readRequest(flags.request, flags.file)
+    const tasks = yield* planned(request)
+    yield* out(flags.json ? JSON.stringify({ tasks }) : renderPlan(tasks))
+  }).pipe(Effect.mapError(toFailure))

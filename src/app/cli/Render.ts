@@ -1,0 +1,319 @@
+/**
+ * What the commands print: task lines, a session's state, the event log, the session list, and the JSON shapes of
+ * all of them. Pure functions of the state, so `show`, `replay` and the end of a run print the same way.
+ */
+import type { PlannerEvent } from "../../domain/Events.js"
+import * as Planner from "../../domain/Planner.js"
+import type { TaskState, TaskStatus } from "../../domain/Task.js"
+import type { PlannerEventRecord } from "../../infra/PlannerStore.js"
+import { clip, clock, dateTime, firstLine, firstWords, isoTime } from "./Output.js"
+
+/** Short words for statuses in text; JSON keeps the planner's names. */
+export const statusLabel: Readonly<Record<TaskStatus, string>> = {
+  Planned: "planned",
+  Dispatched: "queued",
+  Running: "running",
+  NeedsClarification: "waiting",
+  RetryScheduled: "retrying",
+  Completed: "done",
+  Failed: "failed",
+  Skipped: "skipped",
+  Cancelled: "cancelled"
+}
+
+/** The question a task waits on, if it waits on one. */
+export const pendingQuestion = (task: TaskState): string | undefined => {
+  const latest = task.clarifications.at(-1)
+  return task.status === "NeedsClarification" && latest !== undefined && latest.answer === undefined
+    ? latest.question
+    : undefined
+}
+
+/**
+ * True when nothing can move without an answer: no task is dispatched, running or waiting to retry, and some task
+ * waits for a clarification (the same test as `Runner.isWaiting`, without loading the runner).
+ */
+export const isWaiting = (state: Planner.PlannerState): boolean =>
+  state.status === "Running" &&
+  state.tasks.some((task) => task.status === "NeedsClarification") &&
+  !state.tasks.some(
+    (task) => task.status === "Dispatched" || task.status === "Running" || task.status === "RetryScheduled"
+  )
+
+const list = (ids: ReadonlyArray<number>) =>
+  ids.length <= 1 ? ids.join("") : `${ids.slice(0, -1).join(", ")} and ${ids.at(-1)}`
+
+/** One line about where a session stands. */
+export const summaryOf = (state: Planner.PlannerState): string => {
+  if (state.summary !== undefined) return state.summary
+  if (state.status === "NotStarted") return "Not started."
+  const waiting = state.tasks.filter((task) => pendingQuestion(task) !== undefined).map((task) => task.id)
+  const done = Planner.countByStatus(state).Completed
+  const progress = `${done} of ${state.tasks.length} tasks completed`
+  if (waiting.length > 0)
+    return `${progress}; waiting for answers to task${waiting.length > 1 ? "s" : ""} ${list(waiting)}.`
+  return `${progress} so far.`
+}
+
+/** The status word for a session: its outcome, or Waiting / Running. */
+export const sessionStatus = (state: Planner.PlannerState): string =>
+  isWaiting(state) ? "Waiting" : state.status === "NotStarted" ? "Empty" : state.status
+
+// --- Text -----------------------------------------------------------------------------------------------------------
+
+/** Where a task stands, for the detail line under it. */
+export const taskDetail = (task: TaskState): string | undefined => {
+  const question = pendingQuestion(task)
+  if (question !== undefined) return `asks: ${firstLine(question, 200)}`
+  switch (task.status) {
+    case "Completed":
+      return task.result === undefined || task.result.trim() === "" ? undefined : firstLine(task.result)
+    case "Failed":
+    case "Skipped":
+    case "Cancelled":
+      return task.error === undefined ? undefined : firstLine(task.error)
+    case "RetryScheduled":
+      return `${task.retryAt === undefined ? "retry" : `retry at ${clock(task.retryAt)}`} after: ${firstLine(task.error ?? "an error")}`
+    default:
+      return undefined
+  }
+}
+
+/** A task as two lines: its status, kind and description; then its result, error or question. */
+export const taskLines = (task: TaskState): ReadonlyArray<string> => {
+  const notes: Array<string> = []
+  if (task.dependsOn.length > 0) notes.push(`after ${task.dependsOn.join(", ")}`)
+  if (task.attempt > 1) notes.push(`attempt ${task.attempt}`)
+  const head = `${String(task.id).padStart(3)}. ${statusLabel[task.status].padEnd(9)} [${task.kind}] ${task.description}${
+    notes.length > 0 ? `  (${notes.join("; ")})` : ""
+  }`
+  const detail = taskDetail(task)
+  return detail === undefined ? [head] : [head, `${" ".repeat(16)}${detail}`]
+}
+
+export interface SessionHeader {
+  readonly sessionId: string
+  readonly createdAt?: number
+  readonly events?: number
+  readonly forkedFrom?: ForkOrigin
+  /** For `replay`: the event the state is shown after. */
+  readonly at?: { readonly sequence: number; readonly record: PlannerEventRecord | undefined }
+}
+
+export interface ForkOrigin {
+  readonly sessionId: string
+  readonly sequence: number
+}
+
+const sourceText = (state: Planner.PlannerState): string | undefined => {
+  const source = state.source
+  if (source === undefined) return undefined
+  return source._tag === "Llm" ? `planned by ${source.model}` : "planned by the parser"
+}
+
+/** A whole session as text: header, request, tasks, summary. */
+export const stateText = (state: Planner.PlannerState, header: SessionHeader): string => {
+  const lines: Array<string> = []
+  const at = header.at
+  lines.push(
+    at === undefined
+      ? `Session ${header.sessionId}: ${sessionStatus(state)}`
+      : `Session ${header.sessionId} as it was after event ${at.sequence}${
+          header.events === undefined ? "" : ` of ${header.events}`
+        }: ${sessionStatus(state)}`
+  )
+  if (at?.record !== undefined) {
+    lines.push(
+      `Event ${at.sequence}: ${at.record.event._tag} at ${dateTime(at.record.createdAt)}, ${gist(at.record.event)}`
+    )
+  }
+  lines.push(`Request: ${clip(state.request, 300)}`)
+  const facts: Array<string> = []
+  if (state.startedAt !== undefined) facts.push(`started ${dateTime(state.startedAt)}`)
+  if (state.finishedAt !== undefined) facts.push(`finished ${dateTime(state.finishedAt)}`)
+  if (header.events !== undefined && at === undefined) facts.push(`${header.events} events`)
+  const source = sourceText(state)
+  if (source !== undefined) facts.push(source)
+  if (facts.length > 0) lines.push(capitalize(facts.join("; ")))
+  if (header.forkedFrom !== undefined) {
+    lines.push(`Forked from session ${header.forkedFrom.sessionId} at event ${header.forkedFrom.sequence}`)
+  }
+  if (state.attachments.length > 0) {
+    lines.push(`Attachments: ${state.attachments.map((a) => `${a.kind} ${a.value}`).join(", ")}`)
+  }
+  lines.push("")
+  for (const task of state.tasks) lines.push(...taskLines(task))
+  lines.push("")
+  lines.push(summaryOf(state))
+  return lines.join("\n")
+}
+
+const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1)
+
+/** One line about an event, for the history. */
+export const gist = (event: PlannerEvent): string => {
+  switch (event._tag) {
+    case "TasksPlanned":
+      return `${event.tasks.length} task${event.tasks.length === 1 ? "" : "s"} planned by ${
+        event.source._tag === "Llm" ? event.source.model : "the parser"
+      }: ${clip(event.request, 60)}`
+    case "TaskDispatched":
+      return `task ${event.taskId} attempt ${event.attempt} dispatched (${event.kind})`
+    case "TaskClaimed":
+      return `task ${event.taskId} attempt ${event.attempt} claimed by ${event.workerId}`
+    case "TaskLeaseExtended":
+      return `task ${event.taskId} lease extended to ${clock(event.leaseExpiresAt)}`
+    case "TaskReleased":
+      return `task ${event.taskId} attempt ${event.attempt} released by ${event.workerId}`
+    case "TaskStatusUpdated": {
+      const text = event.result ?? event.error
+      return `task ${event.taskId} ${event.status.toLowerCase()}${text === undefined ? "" : `: ${clip(text, 100)}`}`
+    }
+    case "TaskRetryScheduled":
+      return `task ${event.taskId} attempt ${event.attempt} failed, retry at ${clock(event.retryAt)}: ${clip(event.error, 80)}`
+    case "ClarificationRequested":
+      return `task ${event.taskId} asks: ${clip(event.question, 100)}`
+    case "ClarificationReceived":
+      return `task ${event.taskId} answered: ${clip(event.answer, 100)}`
+    case "ContextCompacted":
+      return `context compacted: task${event.removedTaskIds.length === 1 ? "" : "s"} ${event.removedTaskIds.join(", ")} folded into the summary`
+    case "PlanningCompleted":
+      return `plan ${event.outcome.toLowerCase()}: ${clip(event.summary, 100)}`
+  }
+}
+
+export const historyText = (sessionId: string, records: ReadonlyArray<PlannerEventRecord>): string => {
+  const width = String(records.length).length
+  const typeWidth = Math.max(4, ...records.map((record) => record.event._tag.length))
+  const lines = [`Session ${sessionId}: ${records.length} events`, ""]
+  lines.push(`${"SEQ".padStart(Math.max(3, width))}  ${"TIME".padEnd(19)}  ${"TYPE".padEnd(typeWidth)}  WHAT`)
+  for (const record of records) {
+    lines.push(
+      `${String(record.sequence).padStart(Math.max(3, width))}  ${dateTime(record.createdAt)}  ${record.event._tag.padEnd(typeWidth)}  ${gist(record.event)}`
+    )
+  }
+  return lines.join("\n")
+}
+
+export interface SessionRow {
+  readonly sessionId: string
+  readonly createdAt: number
+  readonly updatedAt: number
+  readonly events: number
+  /** Undefined when the session's events cannot be read. */
+  readonly state: Planner.PlannerState | undefined
+  readonly problem?: string
+}
+
+/** "3/4 done, 1 waiting". */
+export const taskCounts = (state: Planner.PlannerState): string => {
+  const counts = Planner.countByStatus(state)
+  const parts = [`${counts.Completed}/${state.tasks.length} done`]
+  const extra: ReadonlyArray<[TaskStatus, string]> = [
+    ["Running", "running"],
+    ["NeedsClarification", "waiting"],
+    ["RetryScheduled", "retrying"],
+    ["Failed", "failed"],
+    ["Skipped", "skipped"],
+    ["Cancelled", "cancelled"]
+  ]
+  for (const [status, word] of extra) if (counts[status] > 0) parts.push(`${counts[status]} ${word}`)
+  return parts.join(", ")
+}
+
+export const sessionsText = (rows: ReadonlyArray<SessionRow>): string => {
+  const cells = rows.map((row) => [
+    row.sessionId,
+    dateTime(row.createdAt),
+    row.state === undefined ? "Unreadable" : sessionStatus(row.state),
+    row.state === undefined ? (row.problem ?? "") : taskCounts(row.state),
+    row.state === undefined ? "" : firstWords(row.state.request)
+  ])
+  const header = ["SESSION", "CREATED", "STATUS", "TASKS", "REQUEST"]
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...cells.map((row) => (row[column] ?? "").length))
+  )
+  const format = (row: ReadonlyArray<string>) =>
+    row
+      .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
+      .join("  ")
+      .trimEnd()
+  return [format(header), ...cells.map(format)].join("\n")
+}
+
+// --- JSON -----------------------------------------------------------------------------------------------------------
+
+export interface TaskJson {
+  readonly id: number
+  readonly description: string
+  readonly kind: string
+  readonly status: TaskStatus
+  readonly attempts: number
+  readonly result?: string
+  readonly error?: string
+  readonly question?: string
+}
+
+export const taskJson = (task: TaskState): TaskJson => {
+  const question = pendingQuestion(task)
+  return {
+    id: task.id,
+    description: task.description,
+    kind: task.kind,
+    status: task.status,
+    attempts: task.attempt,
+    ...(task.result === undefined ? {} : { result: task.result }),
+    ...(task.error === undefined || task.status === "Completed" ? {} : { error: task.error }),
+    ...(question === undefined ? {} : { question })
+  }
+}
+
+/** The object `run`, `answer`, `resume` and `fork` print with `--json`. */
+export const resultJson = (sessionId: string, state: Planner.PlannerState) => ({
+  sessionId,
+  status: state.status,
+  waiting: isWaiting(state),
+  tasks: state.tasks.map(taskJson),
+  summary: summaryOf(state)
+})
+
+/** `show` and `replay`: the same, with what the session is and where it came from. */
+export const stateJson = (state: Planner.PlannerState, header: SessionHeader) => ({
+  ...resultJson(header.sessionId, state),
+  request: state.request,
+  attachments: state.attachments,
+  version: state.version,
+  ...(header.at === undefined ? {} : { at: header.at.sequence }),
+  ...(header.events === undefined ? {} : { events: header.events }),
+  ...(state.startedAt === undefined ? {} : { startedAt: isoTime(state.startedAt) }),
+  ...(state.finishedAt === undefined ? {} : { finishedAt: isoTime(state.finishedAt) }),
+  ...(state.source === undefined ? {} : { source: state.source }),
+  ...(header.forkedFrom === undefined ? {} : { forkedFrom: header.forkedFrom })
+})
+
+export const historyJson = (sessionId: string, records: ReadonlyArray<PlannerEventRecord>) => ({
+  sessionId,
+  events: records.map((record) => ({
+    sequence: record.sequence,
+    position: record.position,
+    time: isoTime(record.createdAt),
+    type: record.event._tag,
+    gist: gist(record.event),
+    data: record.event,
+    metadata: record.metadata
+  }))
+})
+
+export const sessionsJson = (rows: ReadonlyArray<SessionRow>) => ({
+  sessions: rows.map((row) => ({
+    sessionId: row.sessionId,
+    createdAt: isoTime(row.createdAt),
+    updatedAt: isoTime(row.updatedAt),
+    events: row.events,
+    status: row.state === undefined ? "Unreadable" : row.state.status,
+    waiting: row.state === undefined ? false : isWaiting(row.state),
+    tasks: row.state === undefined ? {} : { total: row.state.tasks.length, ...Planner.countByStatus(row.state) },
+    request: row.state?.request ?? "",
+    ...(row.problem === undefined ? {} : { problem: row.problem })
+  }))
+})

@@ -1,0 +1,37 @@
+/** The request text of `plan` and `run`: an argument, `-` for standard input, or `--file PATH`. */
+import * as Fs from "node:fs"
+import { Effect, Option } from "effect"
+import { usage } from "./Failure.js"
+
+/** Everything on standard input until it ends; empty at once when there is nothing to read. */
+const readStdin = Effect.async<string>((resume) => {
+  const chunks: Array<Buffer> = []
+  process.stdin.on("data", (chunk: Buffer) => chunks.push(chunk))
+  process.stdin.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
+  process.stdin.on("error", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
+  process.stdin.resume()
+})
+
+export const readRequest = (text: Option.Option<string>, file: Option.Option<string>) =>
+  Effect.gen(function* () {
+    if (Option.isSome(file)) {
+      if (Option.isSome(text)) return yield* usage("Give the request either as text or with --file, not both.")
+      const path = file.value
+      return yield* Effect.try({
+        try: () => Fs.readFileSync(path, "utf8"),
+        catch: (error) =>
+          usage(`Cannot read the request file ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)}).`)
+      })
+    }
+    if (Option.isNone(text)) {
+      return yield* usage(
+        'No request given: pass it as an argument in quotes, as "-" to read standard input, or with --file PATH.'
+      )
+    }
+    const given = text.value
+    // @effect/cli hands an unknown option to the optional text argument; say what it is instead of planning it.
+    if (/^--?[A-Za-z]/.test(given)) {
+      return yield* usage(`Unknown option ${given.split("=")[0]}: see --help for the options.`)
+    }
+    return given === "-" ? yield* readStdin : given
+  })

@@ -1,0 +1,221 @@
+/**
+ * The commands that run plans: `run` (plan a request and run it), `answer` (record an answer and go on), `resume`
+ * (go on after a pause, an interruption or a crash) and `fork` (a new session from the first events of another, run
+ * like `resume`). They take the same execution options and end the same way (see `Drive`).
+ *
+ * Each checks its input first, with only the store loaded, so a mistake is reported at once; the runner, the workers
+ * and the executors (`Running`) are loaded after that.
+ */
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
+import { Effect, Either, Option } from "effect"
+import { defaultConfig, type FailurePolicy, type PlannerConfig } from "../../domain/Config.js"
+import * as Parser from "../../domain/Parser.js"
+import * as Planner from "../../domain/Planner.js"
+import { type Attachment, attachmentFromText } from "../../domain/Task.js"
+import { type ExecutorSpec, parseExecutorSpec, recordedSpec } from "./Executors.js"
+import { toFailure, usage } from "./Failure.js"
+import { llmConfigured } from "./LlmChoice.js"
+import { outputMode } from "./Output.js"
+import { checkPresets, parsePresets } from "./Presets.js"
+import * as Prompt from "./Prompt.js"
+import { readRequest } from "./Request.js"
+import type { RunSettings } from "./Running.js"
+import { existingState, programName, sessionFacts } from "./Session.js"
+import { plannerLayer, resolveStore, type StoreTarget } from "./Store.js"
+
+/** The options every run-like command takes. */
+export interface ExecutionFlags {
+  readonly db: Option.Option<string>
+  readonly json: boolean
+  readonly plain: boolean
+  readonly verbose: boolean
+  readonly executor: Option.Option<string>
+  readonly allowShell: boolean
+  readonly answers: ReadonlyArray<string>
+  readonly nonInteractive: boolean
+  readonly noCheckLinks: boolean
+  readonly noLocalWorker: boolean
+}
+
+export interface RunFlags extends ExecutionFlags {
+  readonly request: Option.Option<string>
+  readonly file: Option.Option<string>
+  readonly attach: ReadonlyArray<string>
+  readonly maxParallel: number
+  readonly maxAttempts: number
+  readonly onFailure: FailurePolicy
+}
+
+const running = Effect.promise(() => import("./Running.js"))
+
+/** Runs a command body with the store, every error ending as an exit code and one line. */
+const withStore = <A, E, R>(flags: ExecutionFlags, body: (store: StoreTarget) => Effect.Effect<A, E, R>) => {
+  const store = resolveStore(flags.db)
+  return body(store).pipe(Effect.provide(plannerLayer(store)), Effect.mapError(toFailure))
+}
+
+/** `--executor` as given, or else the one the session recorded, or else `auto`; a script file is checked now. */
+const chooseSpec = (flag: Option.Option<string>, recorded: Option.Option<string>) =>
+  Effect.gen(function* () {
+    const spec = Option.isSome(flag)
+      ? yield* Either.match(parseExecutorSpec(flag.value), { onLeft: Effect.fail, onRight: Effect.succeed })
+      : Option.getOrElse(
+          Option.flatMap(recorded, (text) => recordedSpec({ executor: text })),
+          (): ExecutorSpec => ({ _tag: "Auto" })
+        )
+    if (spec._tag === "Script") {
+      const ScriptExecutor = yield* Effect.promise(() => import("../../infra/ScriptExecutor.js"))
+      const text = yield* Effect.try({
+        try: () => Fs.readFileSync(spec.path, "utf8"),
+        catch: (error) =>
+          usage(
+            `The script file ${spec.path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}): check the path after script:.`
+          )
+      })
+      yield* ScriptExecutor.parse(text, spec.path).pipe(
+        Effect.mapError((error) => usage(`${error.message}. Fix the file or choose another --executor.`))
+      )
+    }
+    return spec
+  })
+
+const settings = (
+  flags: ExecutionFlags,
+  store: StoreTarget,
+  spec: ExecutorSpec,
+  presets: ReadonlyMap<number, string>
+): RunSettings => ({
+  spec,
+  allowShell: flags.allowShell,
+  checkLinks: !flags.noCheckLinks,
+  drive: {
+    mode: outputMode(flags),
+    interactive: !flags.nonInteractive && Prompt.canPrompt(),
+    verbose: flags.verbose,
+    localWorker: !flags.noLocalWorker,
+    presets,
+    hints: {
+      program: programName(),
+      flags: `${store.flag}${flags.allowShell ? " --allow-shell" : ""}${flags.noCheckLinks ? " --no-check-links" : ""}`
+    }
+  }
+})
+
+const checkRange = (name: string, value: number, min: number, max: number) =>
+  Number.isInteger(value) && value >= min && value <= max
+    ? Effect.void
+    : Effect.fail(usage(`${name} must be a whole number from ${min} to ${max}; got ${value}.`))
+
+/** `--attach` values as attachments: URLs as links, anything else a file that must exist. */
+const requestAttachments = (values: ReadonlyArray<string>) =>
+  Effect.forEach(values, (value) => {
+    const attachment = attachmentFromText(value.trim())
+    if (attachment.value.length === 0) return Effect.fail(usage("--attach needs a path or a URL."))
+    if (attachment.kind !== "Link" && !/^(https?|data):/i.test(attachment.value)) {
+      if (!Fs.existsSync(NodePath.resolve(attachment.value))) {
+        return Effect.fail(
+          usage(`--attach ${attachment.value}: there is no such file; give an existing path or a URL.`)
+        )
+      }
+    }
+    return Effect.succeed<Attachment>(attachment)
+  })
+
+export const run = (flags: RunFlags) =>
+  withStore(flags, (store) =>
+    Effect.gen(function* () {
+      yield* checkRange("--max-parallel", flags.maxParallel, 1, 1024)
+      yield* checkRange("--max-attempts", flags.maxAttempts, 1, 100)
+      const request = yield* readRequest(flags.request, flags.file)
+      const attachments = yield* requestAttachments(flags.attach)
+      const presets = yield* parsePresets(flags.answers)
+      const spec = yield* chooseSpec(flags.executor, Option.none())
+      if (!llmConfigured()) {
+        // Without an LLM the plan is the parser's: check the request and the answers against it now.
+        const tasks = yield* Either.match(Parser.parse(request), {
+          onLeft: (error) => Effect.fail(usage(error.message)),
+          onRight: Effect.succeed
+        })
+        yield* checkPresets(presets, tasks.length, "the plan")
+      }
+      const config: PlannerConfig = {
+        ...defaultConfig,
+        maxParallel: flags.maxParallel,
+        maxAttempts: flags.maxAttempts,
+        onFailure: flags.onFailure
+      }
+      const { start } = yield* running
+      yield* start(request, attachments, config, settings(flags, store, spec, presets))
+    })
+  )
+
+export interface AnswerFlags extends ExecutionFlags {
+  readonly sessionId: string
+  readonly taskId: number
+  readonly text: string
+}
+
+/** Checks what a command continuing `sessionId` was given; the session's state and the settings to run it with. */
+const prepareContinue = (flags: ExecutionFlags, store: StoreTarget, sessionId: string) =>
+  Effect.gen(function* () {
+    const state = yield* existingState(sessionId, store)
+    const presets = yield* parsePresets(flags.answers)
+    yield* checkPresets(presets, state.tasks.length, `session ${sessionId}`)
+    const facts = yield* sessionFacts(sessionId)
+    const spec = yield* chooseSpec(flags.executor, facts.executor)
+    return { state, run: settings(flags, store, spec, presets) }
+  })
+
+export const answer = (flags: AnswerFlags) =>
+  withStore(flags, (store) =>
+    Effect.gen(function* () {
+      const { state, run } = yield* prepareContinue(flags, store, flags.sessionId)
+      const text = flags.text.trim()
+      if (text.length === 0) return yield* usage("The answer is empty: give the text to answer with.")
+      if (Planner.isFinished(state)) {
+        return yield* usage(
+          `Session ${flags.sessionId} has already finished (${state.status}): there is no question to answer; fork it to run part of it again.`
+        )
+      }
+      if (Planner.task(state, flags.taskId) === undefined) {
+        return yield* usage(
+          `Session ${flags.sessionId} has no task ${flags.taskId}: its tasks are numbered 1 to ${state.tasks.length} (see \`planner show ${flags.sessionId}${store.flag}\`).`
+        )
+      }
+      const { answerAndContinue } = yield* running
+      yield* answerAndContinue(flags.sessionId, flags.taskId, text, run)
+    })
+  )
+
+export interface ResumeFlags extends ExecutionFlags {
+  readonly sessionId: string
+}
+
+export const resume = (flags: ResumeFlags) =>
+  withStore(flags, (store) =>
+    Effect.gen(function* () {
+      const { run } = yield* prepareContinue(flags, store, flags.sessionId)
+      const { continueSession } = yield* running
+      yield* continueSession(flags.sessionId, run)
+    })
+  )
+
+export interface ForkFlags extends ExecutionFlags {
+  readonly sessionId: string
+  readonly at: number
+}
+
+export const fork = (flags: ForkFlags) =>
+  withStore(flags, (store) =>
+    Effect.gen(function* () {
+      const { state, run } = yield* prepareContinue(flags, store, flags.sessionId)
+      if (!Number.isInteger(flags.at) || flags.at < 1 || flags.at > state.version) {
+        return yield* usage(
+          `--at must be between 1 and ${state.version}: session ${flags.sessionId} has ${state.version} events (see \`planner history ${flags.sessionId}${store.flag}\`).`
+        )
+      }
+      const { forkAndContinue } = yield* running
+      yield* forkAndContinue(flags.sessionId, flags.at, run)
+    })
+  )

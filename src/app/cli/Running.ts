@@ -1,0 +1,132 @@
+/**
+ * The work of the run-like commands, once their input is checked (see `RunCommands`): record a new session, an
+ * answer or a fork, then drive the session with the chosen executors. Loaded only when there is work to do.
+ */
+import { randomUUID } from "node:crypto"
+import { Clock, Effect } from "effect"
+import { AbandonTask, ClarificationProvided, HandleExecutorEvent, Initialize } from "../../domain/Commands.js"
+import type { PlannerConfig } from "../../domain/Config.js"
+import * as Planner from "../../domain/Planner.js"
+import type { Attachment } from "../../domain/Task.js"
+import { EventStore } from "../../infra/EventStore.js"
+import { ExecutorRegistry } from "../../infra/Executor.js"
+import { PlannerStore, plannerStreamId } from "../../infra/PlannerStore.js"
+import { PlannerService } from "../PlannerService.js"
+import { planRequest } from "../Planning.js"
+import { newSessionId } from "../Runner.js"
+import { type DriveOptions, drive } from "./Drive.js"
+import { type ExecutorSpec, makeExecutors, specText } from "./Executors.js"
+import { out } from "./Output.js"
+import { checkPresets } from "./Presets.js"
+import { runServices } from "./Services.js"
+
+/** How a session is run: who does its tasks, and how progress and questions are handled. */
+export interface RunSettings {
+  readonly spec: ExecutorSpec
+  readonly allowShell: boolean
+  readonly checkLinks: boolean
+  readonly drive: DriveOptions
+}
+
+/** Runs `body` with the LLM, compactor, attachment checker and the executors of `settings`. */
+const withRunServices =
+  (settings: RunSettings) =>
+  <A, E, R>(body: Effect.Effect<A, E, R>) =>
+    Effect.gen(function* () {
+      const registry = yield* makeExecutors({ spec: settings.spec, allowShell: settings.allowShell })
+      return yield* Effect.provideService(body, ExecutorRegistry, registry)
+    }).pipe(Effect.provide(runServices({ checkLinks: settings.checkLinks })))
+
+const driveSession = (sessionId: string, settings: RunSettings) =>
+  Effect.gen(function* () {
+    const state = yield* Effect.flatMap(PlannerService, (service) => service.state(sessionId))
+    yield* drive(sessionId, state, settings.drive)
+  })
+
+/** Plans the request and records the new session, with the executor it runs with in its first event's metadata. */
+export const start = (
+  request: string,
+  attachments: ReadonlyArray<Attachment>,
+  config: PlannerConfig,
+  settings: RunSettings
+) =>
+  Effect.gen(function* () {
+    const store = yield* PlannerStore
+    const at = yield* Clock.currentTimeMillis
+    const plan = yield* planRequest(request, attachments, { systemPrompt: config.systemPrompt })
+    yield* checkPresets(settings.drive.presets, plan.tasks.length, "the plan")
+    const sessionId = newSessionId(at)
+    const events = yield* Planner.decide(
+      Planner.initialState,
+      new Initialize({ request, attachments, tasks: plan.tasks, source: plan.source, config, at })
+    )
+    yield* store.append(sessionId, events, 0, {
+      correlationId: sessionId,
+      extra: { executor: specText(settings.spec) }
+    })
+    yield* drive(sessionId, Planner.fold(events), settings.drive)
+  }).pipe(withRunServices(settings))
+
+/** Continues a session that stopped. */
+export const continueSession = (sessionId: string, settings: RunSettings) =>
+  driveSession(sessionId, settings).pipe(withRunServices(settings))
+
+/** Records a person's answer to a task's question, then continues the session. */
+export const answerAndContinue = (sessionId: string, taskId: number, text: string, settings: RunSettings) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const at = yield* Clock.currentTimeMillis
+    yield* service.execute(
+      sessionId,
+      new HandleExecutorEvent({ event: new ClarificationProvided({ taskId, answer: text }), at })
+    )
+    if (settings.drive.mode !== "json") yield* out(`Recorded the answer to task ${taskId}.`)
+    yield* driveSession(sessionId, settings)
+  }).pipe(withRunServices(settings))
+
+/**
+ * Copies the first `at` events of `sourceId` into a new session, as stored (types, versions, data), each with its
+ * origin in its metadata; gives up the attempts that were running at that point, so they run again; then runs it.
+ */
+export const forkAndContinue = (sourceId: string, at: number, settings: RunSettings) =>
+  Effect.gen(function* () {
+    const events = yield* EventStore
+    const service = yield* PlannerService
+    const now = yield* Clock.currentTimeMillis
+    const sessionId = newSessionId(now)
+    const forkedFrom = { sessionId: sourceId, sequence: at }
+    const stored = yield* events.load({ streamId: plannerStreamId, aggregateId: sourceId, toSequence: at })
+    yield* events.append(
+      plannerStreamId,
+      sessionId,
+      stored.map((event) => ({
+        type: event.type,
+        version: event.version,
+        data: event.data,
+        metadata: {
+          eventId: randomUUID(),
+          correlationId: sessionId,
+          causationId: event.metadata.eventId,
+          extra: { ...event.metadata.extra, forkedFrom }
+        }
+      })),
+      0
+    )
+    const copied = yield* service.state(sessionId)
+    for (const task of copied.tasks) {
+      const holder = task.lease?.workerId
+      if (task.status !== "Running" || holder === undefined) continue
+      yield* service.execute(
+        sessionId,
+        new AbandonTask({
+          taskId: task.id,
+          attempt: task.attempt,
+          workerId: holder,
+          reason: `forked from ${sourceId} at ${at}`,
+          at: now
+        })
+      )
+    }
+    if (settings.drive.mode !== "json") yield* out(`Forked session ${sourceId} at event ${at} into ${sessionId}.`)
+    yield* driveSession(sessionId, settings)
+  }).pipe(withRunServices(settings))

@@ -1,0 +1,62 @@
+/**
+ * Looking a session up for a command: its state (or a clear "no such session" naming the store), what it recorded
+ * about itself in the metadata of its first event (the executor it ran with, the session it was forked from), and how
+ * to print follow-up commands for it.
+ */
+import { Effect, Option } from "effect"
+import type * as Planner from "../../domain/Planner.js"
+import { PlannerStore } from "../../infra/PlannerStore.js"
+import { PlannerService } from "../PlannerService.js"
+import { usage } from "./Failure.js"
+import type { ForkOrigin } from "./Render.js"
+import type { StoreTarget } from "./Store.js"
+
+/** The session's current state; exit code 2 when the store has no such session. */
+export const existingState = (sessionId: string, store: StoreTarget) =>
+  Effect.flatMap(PlannerService, (service) => service.state(sessionId)).pipe(
+    Effect.filterOrFail(
+      (state): state is Planner.PlannerState => state.status !== "NotStarted",
+      () =>
+        usage(
+          `There is no session ${sessionId} in ${store.label}: list the sessions with \`planner sessions${store.flag}\`, or check --db.`
+        )
+    )
+  )
+
+export interface SessionFacts {
+  /** When its first event was stored. */
+  readonly createdAt: number | undefined
+  /** The executor spec it was run with (`auto`, `echo`, `script:/abs/path`). */
+  readonly executor: Option.Option<string>
+  readonly forkedFrom: ForkOrigin | undefined
+  /** The metadata `extra` of its first event, carried over when it is forked. */
+  readonly extra: Readonly<Record<string, unknown>> | undefined
+}
+
+const isForkOrigin = (value: unknown): value is ForkOrigin =>
+  typeof value === "object" &&
+  value !== null &&
+  "sessionId" in value &&
+  typeof value.sessionId === "string" &&
+  "sequence" in value &&
+  typeof value.sequence === "number"
+
+/** What a session recorded about itself with its first event. */
+export const sessionFacts = (sessionId: string) =>
+  Effect.gen(function* () {
+    const store = yield* PlannerStore
+    const [first] = yield* store.load(sessionId, { toSequence: 1 })
+    const extra = first?.metadata.extra
+    const executor = extra?.executor
+    const forkedFrom = extra?.forkedFrom
+    return {
+      createdAt: first?.createdAt,
+      executor: typeof executor === "string" ? Option.some(executor) : Option.none(),
+      forkedFrom: isForkOrigin(forkedFrom) ? forkedFrom : undefined,
+      extra
+    } satisfies SessionFacts
+  })
+
+/** `planner`, or `npx planner` when this process was started by `npx`, so printed commands can be pasted as they are. */
+export const programName = (env: NodeJS.ProcessEnv = process.env): string =>
+  env.npm_command === "exec" ? "npx planner" : "planner"

@@ -1,0 +1,114 @@
+/**
+ * Which event store a command uses: `--db postgres://...` or `--db PATH`, else `PLANNER_DATABASE_URL`, else the
+ * embedded SQLite file `./.planner/planner.db`, created on first use. The store's layer is loaded on demand, so a
+ * SQLite command never loads the PostgreSQL driver and the reverse.
+ */
+import * as Fs from "node:fs"
+import * as NodePath from "node:path"
+import { Effect, Layer, Option, Redacted } from "effect"
+import type { EventStore } from "../../infra/EventStore.js"
+import * as PlannerStore from "../../infra/PlannerStore.js"
+import * as PlannerService from "../PlannerService.js"
+import { type CliFailure, unavailable } from "./Failure.js"
+import { isPostgresUrl, maskUrl, registerUrlSecret, shellQuote } from "./Output.js"
+
+export const defaultDatabase = "./.planner/planner.db"
+export const databaseVariable = "PLANNER_DATABASE_URL"
+
+export type StoreTarget =
+  | {
+      readonly _tag: "Sqlite"
+      readonly filename: string
+      /** How to name it in messages: the path as given. */
+      readonly label: string
+      /** The `--db` flag to repeat in printed commands; empty for the default and the environment variable. */
+      readonly flag: string
+    }
+  | {
+      readonly _tag: "Postgres"
+      readonly url: Redacted.Redacted
+      /** The URL with its password masked. */
+      readonly label: string
+      readonly flag: string
+    }
+
+/** The store a command uses, from `--db` and the environment. */
+export const resolveStore = (db: Option.Option<string>, env: NodeJS.ProcessEnv = process.env): StoreTarget => {
+  const fromEnv = env[databaseVariable]
+  const given =
+    Option.getOrUndefined(db) ?? (fromEnv !== undefined && fromEnv.trim() !== "" ? fromEnv.trim() : undefined)
+  const explicit = Option.isSome(db)
+  if (given !== undefined && isPostgresUrl(given)) {
+    registerUrlSecret(given)
+    const label = maskUrl(given)
+    return { _tag: "Postgres", url: Redacted.make(given), label, flag: explicit ? ` --db ${shellQuote(label)}` : "" }
+  }
+  const filename = given ?? defaultDatabase
+  return { _tag: "Sqlite", filename, label: filename, flag: explicit ? ` --db ${shellQuote(filename)}` : "" }
+}
+
+const folderProblem = (error: unknown): string => {
+  const code = (error as NodeJS.ErrnoException).code
+  switch (code) {
+    case "EACCES":
+    case "EPERM":
+      return "permission denied"
+    case "EEXIST":
+    case "ENOTDIR":
+      return "a file is in the way"
+    case "EROFS":
+      return "read-only file system"
+    default:
+      return code ?? String(error)
+  }
+}
+
+/** Creates the folder of a SQLite file, so the default `./.planner/` (or any new `--db` path) works on first use. */
+const ensureFolder = (filename: string) =>
+  Effect.try({
+    try: () => {
+      if (filename === ":memory:") return
+      Fs.mkdirSync(NodePath.dirname(NodePath.resolve(filename)), { recursive: true })
+    },
+    catch: (error) =>
+      unavailable(
+        `Cannot create the folder for the database ${filename} (${folderProblem(error)}): choose a writable path with --db.`
+      )
+  })
+
+/** The event store layer for a target. Opening and connection errors fail with exit code 4 and one clear line. */
+export const storeLayer = (target: StoreTarget): Layer.Layer<EventStore, CliFailure> => {
+  switch (target._tag) {
+    case "Sqlite":
+      return Layer.unwrapEffect(
+        Effect.gen(function* () {
+          yield* ensureFolder(target.filename)
+          const SqliteEventStore = yield* Effect.promise(() => import("../../infra/SqliteEventStore.js"))
+          return SqliteEventStore.layer({ filename: target.filename }).pipe(
+            Layer.mapError((error) =>
+              unavailable(
+                `Cannot use the SQLite database ${target.label}: ${error.reason}. Check the path and its permissions, or choose another with --db.`
+              )
+            )
+          )
+        })
+      )
+    case "Postgres":
+      return Layer.unwrapEffect(
+        Effect.gen(function* () {
+          const PgEventStore = yield* Effect.promise(() => import("../../infra/PgEventStore.js"))
+          return PgEventStore.layer({ url: target.url }).pipe(
+            Layer.mapError((error) =>
+              unavailable(
+                `Cannot reach PostgreSQL at ${target.label}: ${error.reason}. Check that the server is running and the URL (--db or ${databaseVariable}).`
+              )
+            )
+          )
+        })
+      )
+  }
+}
+
+/** The event store, `PlannerStore` and `PlannerService` for a target. */
+export const plannerLayer = (target: StoreTarget) =>
+  PlannerService.layer().pipe(Layer.provideMerge(PlannerStore.layer), Layer.provideMerge(storeLayer(target)))

@@ -1,0 +1,144 @@
+/**
+ * `planner worker`: a long-lived worker against the same store as the other commands, for running executors on other
+ * machines (or in another terminal). It prints a line for each task it takes and for how that task ends. SIGINT or
+ * SIGTERM stop it cleanly: the attempts it holds are given back, so other workers take them at once.
+ */
+import { Effect, Either, Option, Stream } from "effect"
+import * as Planner from "../../domain/Planner.js"
+import { type NodeKind, nodeKinds } from "../../domain/Task.js"
+import { EventStore } from "../../infra/EventStore.js"
+import { ExecutorRegistry } from "../../infra/Executor.js"
+import { type PlannerEventRecord, PlannerStore } from "../../infra/PlannerStore.js"
+import { PlannerService } from "../PlannerService.js"
+import * as Worker from "../Worker.js"
+import { makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
+import { ExitCode, setInterruptExitCode, toFailure, usage } from "./Failure.js"
+import { clip, clock, err, firstLine, out } from "./Output.js"
+import { runServices } from "./Services.js"
+import { plannerLayer, resolveStore } from "./Store.js"
+
+export interface WorkerFlags {
+  readonly db: Option.Option<string>
+  readonly json: boolean
+  readonly verbose: boolean
+  readonly kinds: Option.Option<string>
+  readonly concurrency: number
+  readonly executor: Option.Option<string>
+  readonly allowShell: boolean
+  readonly noCheckLinks: boolean
+}
+
+/** Parses `--kinds ToolCall,Processing` (names as in the plan, case-insensitive). */
+export const parseKinds = (text: string) =>
+  Effect.gen(function* () {
+    const kinds: Array<NodeKind> = []
+    for (const part of text
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0)) {
+      const kind = nodeKinds.find((known) => known.toLowerCase() === part.toLowerCase())
+      if (kind === undefined) {
+        return yield* usage(`Unknown task kind ${JSON.stringify(part)} in --kinds: use ${nodeKinds.join(", ")}.`)
+      }
+      if (!kinds.includes(kind)) kinds.push(kind)
+    }
+    if (kinds.length === 0) return yield* usage(`--kinds needs at least one of ${nodeKinds.join(", ")}.`)
+    return kinds
+  })
+
+export const worker = (flags: WorkerFlags) => {
+  const store = resolveStore(flags.db)
+  return Effect.gen(function* () {
+    if (!Number.isInteger(flags.concurrency) || flags.concurrency < 1 || flags.concurrency > 256) {
+      return yield* usage("--concurrency must be a whole number from 1 to 256.")
+    }
+    const kinds = Option.isSome(flags.kinds) ? yield* parseKinds(flags.kinds.value) : nodeKinds
+    const spec = Option.isSome(flags.executor)
+      ? yield* Either.match(parseExecutorSpec(flags.executor.value), { onLeft: Effect.fail, onRight: Effect.succeed })
+      : ({ _tag: "Auto" } as const)
+    const registry = yield* makeExecutors({ spec, allowShell: flags.allowShell })
+    const workerId = Worker.makeWorkerId()
+    const served = kinds.filter((kind) => registry.executorFor(kind) !== undefined)
+    // Stopping is how a worker is meant to end: a stop by signal exits with 0.
+    setInterruptExitCode(ExitCode.ok)
+
+    const say = (json: Record<string, unknown>, text: string) =>
+      flags.json ? out(JSON.stringify({ workerId, ...json })) : out(text)
+
+    yield* say(
+      { event: "ready", kinds: served, concurrency: flags.concurrency, executor: specText(spec), store: store.label },
+      `Worker ${workerId} serving ${served.join(", ")} (${specText(spec)}, up to ${flags.concurrency} at once) on ${store.label}. Stop it with Ctrl-C.`
+    )
+
+    // Follow what happens to the tasks this worker claims, from now on.
+    const plannerStore = yield* PlannerStore
+    const service = yield* PlannerService
+    const head = yield* Effect.flatMap(EventStore, (events) => events.headPosition)
+    const mine = new Map<string, string>()
+    const key = (record: PlannerEventRecord, taskId: number) => `${record.sessionId}#${taskId}`
+    const report = (record: PlannerEventRecord) =>
+      Effect.gen(function* () {
+        const event = record.event
+        switch (event._tag) {
+          case "TaskClaimed": {
+            if (event.workerId !== workerId) return
+            const state = yield* service.state(record.sessionId)
+            const description = clip(Planner.task(state, event.taskId)?.description ?? "", 100)
+            mine.set(key(record, event.taskId), description)
+            return yield* say(
+              {
+                event: "started",
+                sessionId: record.sessionId,
+                taskId: event.taskId,
+                attempt: event.attempt,
+                description
+              },
+              `session ${record.sessionId} task ${event.taskId} started: ${description}${event.attempt > 1 ? ` (attempt ${event.attempt})` : ""}`
+            )
+          }
+          case "TaskStatusUpdated":
+          case "TaskRetryScheduled":
+          case "ClarificationRequested":
+          case "TaskReleased": {
+            const taskKey = key(record, event.taskId)
+            if (!mine.has(taskKey)) return
+            mine.delete(taskKey)
+            // The event's name in JSON, the words for it in text, and what it carries.
+            const [name, words, text] =
+              event._tag === "TaskStatusUpdated"
+                ? [event.status.toLowerCase(), event.status.toLowerCase(), event.result ?? event.error ?? ""]
+                : event._tag === "TaskRetryScheduled"
+                  ? ["retry-scheduled", `failed, retry at ${clock(event.retryAt)}`, event.error]
+                  : event._tag === "ClarificationRequested"
+                    ? ["waiting", "waits for an answer", event.question]
+                    : ["released", "was given back", ""]
+            return yield* say(
+              { event: name, sessionId: record.sessionId, taskId: event.taskId, detail: text },
+              `session ${record.sessionId} task ${event.taskId} ${words}${text === "" ? "" : `: ${firstLine(text)}`}`
+            )
+          }
+          default:
+            return
+        }
+      })
+    yield* plannerStore.subscribe({ afterPosition: head }).pipe(
+      Stream.runForEach((record) => report(record).pipe(Effect.catchAll(() => Effect.void))),
+      Effect.catchAll((error) => err(`warning: stopped following the store: ${error.message}`)),
+      Effect.forkScoped
+    )
+
+    yield* Worker.run({ workerId, kinds: served, concurrency: flags.concurrency }).pipe(
+      Effect.provideService(ExecutorRegistry, registry),
+      Effect.onInterrupt(() =>
+        flags.json
+          ? out(JSON.stringify({ workerId, event: "stopped" }))
+          : out(`Worker ${workerId} stopped; the tasks it held were given back.`)
+      )
+    )
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(runServices({ checkLinks: !flags.noCheckLinks })),
+    Effect.provide(plannerLayer(store)),
+    Effect.mapError(toFailure)
+  )
+}

@@ -1,0 +1,162 @@
+/** The built `planner` command: help, version, `plan`, and bad usage, as a child process. */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { beforeAll, describe, expect, it } from "@effect/vitest"
+import { commandHelp, commandNames, optionNames } from "../../src/app/Cli.js"
+import { cli, ensureBuilt, oneLine, parseJson, root, tempFolder } from "./cli.js"
+
+const commands = [
+  "plan",
+  "run",
+  "answer",
+  "resume",
+  "fork",
+  "cancel",
+  "sessions",
+  "history",
+  "replay",
+  "show",
+  "worker",
+  "serve"
+]
+
+let cwd = ""
+beforeAll(() => {
+  ensureBuilt()
+  cwd = tempFolder()
+}, 180_000)
+
+describe.concurrent("planner basics", { timeout: 300_000 }, () => {
+  it("--version prints the package version", async () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }
+    const result = await cli(["--version"], { cwd })
+    expect(result).toMatchObject({ code: 0, stdout: `${version}\n`, stderr: "" })
+  })
+
+  it("planner and planner --help list every command", async () => {
+    const help = await cli(["--help"], { cwd })
+    expect(help.code).toBe(0)
+    for (const command of commands) expect(help.stdout).toMatch(new RegExp(`^  ${command} `, "m"))
+    expect(help.stdout).toContain("Exit codes: 0 completed, 1 failed or cancelled, 2 bad usage or input, 3 waiting")
+  })
+
+  it("every command's help has a description and examples", () => {
+    expect(commandNames).toEqual(commands)
+    for (const command of commands) {
+      const help = commandHelp(command) ?? ""
+      expect(help, command).toContain("DESCRIPTION")
+      expect(help, command).toContain("Examples")
+      expect(help, command).toMatch(new RegExp(`^ +planner ${command}\\b`, "m"))
+    }
+    // Options shared by every command that runs plans.
+    for (const command of ["run", "answer", "resume", "fork"]) {
+      expect([...(optionNames(command) ?? [])], command).toEqual(
+        expect.arrayContaining([
+          "--db",
+          "--json",
+          "--plain",
+          "--verbose",
+          "--executor",
+          "--allow-shell",
+          "--answer",
+          "--non-interactive",
+          "--no-check-links",
+          "--no-local-worker"
+        ])
+      )
+    }
+    expect([...(optionNames("run") ?? [])]).toEqual(
+      expect.arrayContaining(["--file", "--attach", "--max-parallel", "--max-attempts", "--on-failure"])
+    )
+    expect([...(optionNames("worker") ?? [])]).toEqual(expect.arrayContaining(["--kinds", "--concurrency"]))
+    for (const command of ["sessions", "history", "replay", "show", "cancel"]) {
+      expect([...(optionNames(command) ?? [])], command).toEqual(expect.arrayContaining(["--db", "--json"]))
+    }
+  })
+
+  it("--help through the built command, without terminal styles when piped", async () => {
+    const [run, worker] = await Promise.all([cli(["run", "--help"], { cwd }), cli(["worker", "-h"], { cwd })])
+    for (const result of [run, worker]) {
+      expect(result.code).toBe(0)
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: checking that no escape sequence was printed
+      expect(result.stdout).not.toMatch(/\u001b\[/)
+    }
+    expect(run.stdout.trim()).toContain(commandHelp("run")?.trim().split("\n")[0])
+    expect(run.stdout).toContain("--executor auto|echo|script:PATH")
+    expect(run.stdout).toContain(
+      'planner run --executor script:examples/demo.json "Add a login page. Then write tests for it."'
+    )
+    expect(worker.stdout).toContain("--kinds KIND,...")
+  })
+
+  it("plan prints the parser's tasks, or JSON", async () => {
+    const request =
+      "Add login with session cookies. Read the spec at https://example.com/spec.pdf. Then write unit tests."
+    const [text, json] = await Promise.all([cli(["plan", request], { cwd }), cli(["plan", "--json", request], { cwd })])
+    expect(text.code).toBe(0)
+    expect(text.stdout).toBe(
+      [
+        "  1. [CodeImplementation] Add login with session cookies",
+        "  2. [Retrieval] Read the spec at https://example.com/spec.pdf  (after 1)",
+        "     Link: https://example.com/spec.pdf",
+        "  3. [UnitTest] write unit tests  (after 2)",
+        ""
+      ].join("\n")
+    )
+    expect(parseJson(json)).toEqual({
+      tasks: [
+        {
+          id: 1,
+          description: "Add login with session cookies",
+          kind: "CodeImplementation",
+          dependsOn: [],
+          attachments: []
+        },
+        {
+          id: 2,
+          description: "Read the spec at https://example.com/spec.pdf",
+          kind: "Retrieval",
+          dependsOn: [1],
+          attachments: [{ kind: "Link", value: "https://example.com/spec.pdf" }]
+        },
+        { id: 3, description: "write unit tests", kind: "UnitTest", dependsOn: [2], attachments: [] }
+      ]
+    })
+    // Nothing was stored.
+    expect(fs.existsSync(path.join(cwd, ".planner"))).toBe(false)
+  })
+
+  it("plan reads the request from standard input with - and from --file", async () => {
+    const file = path.join(cwd, "request.txt")
+    fs.writeFileSync(file, "- write the code\n- test it\n")
+    const [stdin, fromFile] = await Promise.all([
+      cli(["plan", "--json", "-"], { cwd, input: "Write the code. Then test it." }),
+      cli(["plan", "--json", "--file", file], { cwd })
+    ])
+    const descriptions = (result: typeof stdin) =>
+      parseJson<{ tasks: Array<{ description: string }> }>(result).tasks.map((task) => task.description)
+    expect(descriptions(stdin)).toEqual(["Write the code", "test it"])
+    expect(descriptions(fromFile)).toEqual(["write the code", "test it"])
+  })
+
+  it("bad usage exits with 2 and one line on standard error", async () => {
+    const cases: ReadonlyArray<[ReadonlyArray<string>, RegExp]> = [
+      [["plan", "   "], /^planner: The request is empty/],
+      [
+        ["plan", "--file", path.join(cwd, "missing.txt")],
+        /^planner: Cannot read the request file .*missing\.txt \(ENOENT\)/
+      ],
+      [["run", "--bogus", "Do it"], /^planner: Unknown option --bogus for `planner run`\. See `planner run --help`/],
+      [["frobnicate"], /^planner: Invalid subcommand .* See `planner --help`/],
+      [["replay", "some-session"], /^planner: Expected to find option: '--at'/],
+      [["answer", "some-session", "one", "text"], /^planner: .*integer.* See `planner answer --help`/]
+    ]
+    const results = await Promise.all(cases.map(([args]) => cli(args, { cwd })))
+    for (const [index, result] of results.entries()) {
+      const [args, pattern] = cases[index] ?? [[], /$/]
+      expect(result.code, args.join(" ")).toBe(2)
+      expect(oneLine(result.stderr), args.join(" ")).toMatch(pattern)
+      expect(result.stdout, args.join(" ")).toBe("")
+    }
+  })
+})

@@ -1,0 +1,167 @@
+/**
+ * Several `planner` processes at once against one SQLite file, and processes that stop abruptly: a run killed with
+ * SIGKILL and resumed, a run stopped with SIGINT, a `cancel` from another terminal, long-lived workers serving a run
+ * started with --no-local-worker and stopped with SIGINT/SIGTERM.
+ */
+import { beforeAll, describe, expect, it } from "@effect/vitest"
+import {
+  cli,
+  ensureBuilt,
+  oneLine,
+  parseJson,
+  type ResultJson,
+  sessionIdIn,
+  startCli,
+  tempFolder,
+  writeScript
+} from "./cli.js"
+import { defaultDb, readSession } from "./store.js"
+
+beforeAll(() => ensureBuilt(), 180_000)
+
+const script = {
+  rules: [
+    { match: "slow", delayMs: 3000, outcomes: [{ complete: "slow step done" }] },
+    { match: "long job", delayMs: 600_000, outcomes: [{ complete: "long job done" }] }
+  ],
+  default: { complete: "done: {description}" }
+}
+
+const setUp = () => {
+  const cwd = tempFolder()
+  return { cwd, executor: `script:${writeScript(cwd, "script.json", script)}` }
+}
+
+describe.concurrent("planner processes", { timeout: 300_000 }, () => {
+  it("a run killed with SIGKILL is resumed: the task its worker held runs again", async () => {
+    const { cwd, executor } = setUp()
+    const running = startCli(
+      ["run", "--executor", executor, "Prepare the data. Then run the slow step. Then report."],
+      {
+        cwd
+      }
+    )
+    await running.waitFor(/^task 2 started/m)
+    running.child.kill("SIGKILL")
+    expect((await running.result).code).toBe(137)
+    const sessionId = sessionIdIn(running.stdout())
+
+    const resumed = await cli(["resume", sessionId, "--json"], { cwd })
+    expect(resumed.code, resumed.stderr).toBe(0)
+    const json = parseJson<ResultJson>(resumed)
+    expect(json.tasks.map((task) => [task.status, task.attempts])).toEqual([
+      ["Completed", 1],
+      ["Completed", 2],
+      ["Completed", 1]
+    ])
+    const { records } = await readSession(defaultDb(cwd), sessionId)
+    const retry = records.find((record) => record.event._tag === "TaskRetryScheduled")?.event
+    // Retried because the killed worker's process is gone (seen at resume) or, on a slow machine where resume starts
+    // late, because its lease ran out first: either way as a failed attempt of that worker.
+    expect(retry?._tag === "TaskRetryScheduled" && retry.error).toMatch(
+      /^worker .* (died while running attempt 1 \(its process is gone\)|stopped answering: its lease on attempt 1 expired)$/
+    )
+  })
+
+  it("SIGINT stops a run with exit code 130 and gives its task back; resume finishes it", async () => {
+    const { cwd, executor } = setUp()
+    const running = startCli(["run", "--executor", executor, "Run the slow step. Then report."], { cwd })
+    await running.waitFor(/^task 1 started/m)
+    running.child.kill("SIGINT")
+    const stopped = await running.result
+    expect(stopped.code).toBe(130)
+    const sessionId = sessionIdIn(stopped.stdout)
+    expect(oneLine(stopped.stderr)).toBe(`Stopped. Session ${sessionId} goes on with: planner resume ${sessionId}`)
+    const resumed = await cli(["resume", sessionId], { cwd })
+    expect(resumed.code, resumed.stderr).toBe(0)
+    expect(resumed.stdout).toContain("task 1 completed: slow step done")
+    expect((await readSession(defaultDb(cwd), sessionId)).types).toContain("TaskReleased")
+  })
+
+  it("two terminals: sessions, show, another run and a cancel while a run is in progress", async () => {
+    const { cwd, executor } = setUp()
+    const first = startCli(["run", "--executor", executor, "Run the long job. Then report."], { cwd })
+    await first.waitFor(/^task 1 started/m)
+    const sessionId = sessionIdIn(first.stdout())
+
+    const [listed, shown, second] = await Promise.all([
+      cli(["sessions", "--json"], { cwd }),
+      cli(["show", sessionId, "--json"], { cwd }),
+      cli(["run", "--executor", "echo", "--json", "Write the notes. Then file them."], { cwd })
+    ])
+    expect(parseJson<{ sessions: Array<{ sessionId: string; status: string }> }>(listed).sessions).toContainEqual(
+      expect.objectContaining({ sessionId, status: "Running" })
+    )
+    expect(parseJson<ResultJson>(shown).tasks[0]?.status).toBe("Running")
+    expect(second.code, second.stderr).toBe(0)
+    expect(parseJson<ResultJson>(second).status).toBe("Succeeded")
+
+    const cancelled = await cli(["cancel", sessionId], { cwd })
+    expect(cancelled.code, cancelled.stderr).toBe(0)
+    expect(cancelled.stdout).toBe(
+      `Cancelled session ${sessionId}: 0 of 2 tasks completed; 2 cancelled. Cancelled by the user.\n`
+    )
+    const ended = await first.result
+    expect(ended.code).toBe(1)
+    expect(ended.stdout).toContain("task 1 cancelled")
+    expect(ended.stdout).toContain("Cancelled: 0 of 2 tasks completed; 2 cancelled. Cancelled by the user.")
+  })
+
+  it("workers run a session started with --no-local-worker; SIGINT gives a task back, SIGTERM stops cleanly", async () => {
+    const { cwd, executor } = setUp()
+    const first = startCli(["worker", "--executor", executor, "--concurrency", "2"], { cwd })
+    const ready = await first.waitFor(
+      /^Worker (\S+) serving (.+) \(script:.*, up to 2 at once\) on \.\/\.planner\/planner\.db\./m
+    )
+    const firstId = ready[1] ?? ""
+    expect(ready[2]).toContain("Processing")
+
+    const run = startCli(["run", "--no-local-worker", "--json", "Run the long job. Then report."], { cwd })
+    await first.waitFor(/ task 1 started: Run the long job$/m)
+    first.child.kill("SIGINT")
+    const stoppedFirst = await first.result
+    expect(stoppedFirst.code).toBe(0)
+    expect(stoppedFirst.stdout).toContain(`Worker ${firstId} stopped; the tasks it held were given back.`)
+
+    // Another worker, with another executor and only some kinds, takes the task given back.
+    const second = startCli(["worker", "--executor", "echo", "--kinds", "toolcall,Processing"], { cwd })
+    const secondReady = await second.waitFor(/^Worker (\S+) serving ToolCall, Processing \(echo/m)
+    const finished = await run.result
+    expect(finished.code, finished.stderr).toBe(0)
+    const json = parseJson<ResultJson>(finished)
+    expect(json.tasks.map((task) => [task.result, task.attempts])).toEqual([
+      ["Run the long job", 2],
+      ["report", 1]
+    ])
+    await second.waitFor(/ task 2 completed: report$/m)
+    second.child.kill("SIGTERM")
+    expect((await second.result).code).toBe(0)
+
+    const { records, types } = await readSession(defaultDb(cwd), json.sessionId)
+    const claims = records.flatMap((record) => (record.event._tag === "TaskClaimed" ? [record.event.workerId] : []))
+    expect(claims).toEqual([firstId, secondReady[1], secondReady[1]])
+    expect(types).toContain("TaskReleased")
+
+    const badKinds = await cli(["worker", "--kinds", "Cooking"], { cwd })
+    expect(badKinds.code).toBe(2)
+    expect(oneLine(badKinds.stderr)).toContain('Unknown task kind "Cooking" in --kinds')
+  })
+
+  it("serve shows the store's sessions until SIGTERM; a port in use exits with 4", async () => {
+    const { cwd } = setUp()
+    const run = await cli(["run", "--executor", "echo", "--json", "Write the code."], { cwd })
+    const { sessionId } = parseJson<ResultJson>(run)
+    const server = startCli(["serve", "--port", "0"], { cwd })
+    const [, url, port] = await server.waitFor(/^Dashboard: (http:\/\/127\.0\.0\.1:(\d+))\/$/m)
+    const response = await fetch(`${url}/api/sessions`)
+    expect(response.status).toBe(200)
+    expect(JSON.stringify(await response.json())).toContain(sessionId)
+    const taken = await cli(["serve", "--port", String(port)], { cwd })
+    expect(taken.code).toBe(4)
+    expect(oneLine(taken.stderr)).toMatch(
+      new RegExp(`^planner: Cannot serve the dashboard on 127\\.0\\.0\\.1:${port}: `)
+    )
+    server.child.kill("SIGTERM")
+    expect((await server.result).code).toBe(0)
+  })
+})
