@@ -8,6 +8,11 @@
  * events take several statements in one transaction); on PostgreSQL it runs inside a transaction with the lock below.
  * The unique constraint on (stream, aggregate, sequence) is the final guard; its violation is a `SequenceConflict`.
  *
+ * Cost: the append statement's text is built once per event count and sent straight to a reserved connection, and
+ * metadata and result rows of the usual shape skip their schemas; on SQLite, `sql\`...\`` (fragments compiled on every
+ * call, a span per statement) and the schemas cost more than the insert itself. Reads collect pages without a stream
+ * for `load`, and decode rows field by field. The `EventStore.*` spans stay; see docs/performance.md for the figures.
+ *
  * Commit order (the PostgreSQL ordering trap). A subscriber reads "events after the last position I saw", so a
  * position must never become visible after a higher one. On PostgreSQL an identity value is taken at insert time but
  * becomes visible at commit, so two concurrent appends could commit out of order and a subscriber would skip the
@@ -29,9 +34,9 @@
  * first would fail outright (`SQLITE_BUSY_SNAPSHOT`) when another process commits between its read and its write.
  */
 import { Migrator, SqlClient } from "@effect/sql"
-import { SqlError } from "@effect/sql/SqlError"
+import type { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
-import { Chunk, Clock, Data, Duration, Effect, Either, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
+import { Clock, Data, Duration, Effect, Either, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
 import {
   type AggregateInfo,
   type AppendResult,
@@ -56,12 +61,11 @@ import {
   liveRead,
   makeWakeUp,
   type Page,
+  pagedLoad,
   pagedRead,
   type RawEvent
 } from "./internal/eventStore.js"
 import { migrations, migrationsTable } from "./migrations/index.js"
-import { SqliteClient } from "@effect/sql-sqlite-node"
-import Sqlite from "better-sqlite3"
 
 export interface SqlEventStoreOptions {
   /** Rows per page of a read; defaults to 1,000. */
@@ -125,7 +129,53 @@ const decodeInserted = (rows: ReadonlyArray<unknown>): Either.Either<ReadonlyArr
   return Either.right(inserted.length > 1 ? inserted.sort((a, b) => a.sequence - b.sequence) : inserted)
 }
 
-const rowToRaw = (row: unknown): Either.Either<RawEvent, CorruptEvent> =>
+/** An integer column: a number (SQLite), or the decimal text PostgreSQL gives for BIGINT. */
+const dbInt = (value: unknown): number | undefined =>
+  typeof value === "number"
+    ? value
+    : typeof value === "string" && /^-?\d{1,15}$/.test(value)
+      ? Number(value)
+      : undefined
+
+/**
+ * A row as a `RawEvent`. Rows of the expected shape (all of them, unless the table was tampered with) are read field
+ * by field; the schema only runs for the others, to say what is wrong. Replays read every row through here, and the
+ * schema cost more than the database.
+ */
+const rowToRaw = (row: unknown): Either.Either<RawEvent, CorruptEvent> => {
+  if (typeof row === "object" && row !== null) {
+    const r = row as Readonly<Record<string, unknown>>
+    const position = dbInt(r.position)
+    const sequence = dbInt(r.sequence)
+    const createdAt = dbInt(r.created_at)
+    if (
+      position !== undefined &&
+      sequence !== undefined &&
+      createdAt !== undefined &&
+      typeof r.stream_id === "string" &&
+      typeof r.aggregate_id === "string" &&
+      typeof r.event_type === "string" &&
+      typeof r.event_version === "string" &&
+      "data" in r &&
+      "metadata" in r
+    ) {
+      return Either.right({
+        position,
+        streamId: r.stream_id,
+        aggregateId: r.aggregate_id,
+        sequence,
+        type: r.event_type,
+        version: r.event_version,
+        data: r.data,
+        metadata: r.metadata,
+        createdAt
+      })
+    }
+  }
+  return rowToRawChecked(row)
+}
+
+const rowToRawChecked = (row: unknown): Either.Either<RawEvent, CorruptEvent> =>
   decodeEventRow(row).pipe(
     Either.map(
       (r): RawEvent => ({
@@ -173,11 +223,6 @@ const driverCode = (error: SqlError): string | undefined => {
 
 /** Another SQLite connection (maybe another process) holds the write lock. */
 const isBusy = (error: SqlError) => driverCode(error)?.startsWith("SQLITE_BUSY") === true
-
-const isBusyCause = (cause: unknown) => {
-  const code: unknown = typeof cause === "object" && cause !== null ? Reflect.get(cause, "code") : undefined
-  return typeof code === "string" && code.startsWith("SQLITE_BUSY")
-}
 
 /** The (stream, aggregate, sequence) constraint refused the insert: another writer took the sequence. */
 const isUniqueViolation = (error: SqlError) => {
@@ -250,24 +295,6 @@ const makeWriteTransaction = (sql: SqlClient.SqlClient, dialect: Dialect) => {
   })
 }
 
-/**
- * SQLite: a second connection to the store's file, for appends made outside any transaction (see "Appends on SQLite"
- * above). Only for a file (":memory:" and "" are private to their connection) opened through `SqliteClient`, whose
- * config names it. Its busy timeout is 0: when this very process holds the write lock on the other connection (a
- * consumer's transaction), waiting would block the thread that has to release it; such an append goes through the
- * client instead, which waits its turn.
- */
-const openAppendConnection: Effect.Effect<Sqlite.Database | undefined, never, Scope.Scope> = Effect.gen(function* () {
-  const client = yield* Effect.serviceOption(SqliteClient.SqliteClient)
-  if (Option.isNone(client)) return undefined
-  const { filename, readonly } = client.value.config
-  if (readonly === true || filename === "" || filename === ":memory:" || filename.startsWith("file:")) return undefined
-  return yield* Effect.acquireRelease(
-    Effect.try(() => new Sqlite(filename, { timeout: 0 })),
-    (db) => Effect.sync(() => db.close())
-  ).pipe(Effect.orElseSucceed(() => undefined))
-})
-
 // --- Migrations -----------------------------------------------------------------------------------------------------
 
 /**
@@ -323,7 +350,6 @@ export const make = (
     const isPg = dialect === "pg"
     const wakeUp = yield* makeWakeUp
     const writeTransaction = makeWriteTransaction(sql, dialect)
-    const appendConnection = isPg ? undefined : yield* openAppendConnection
 
     if (!isPg) {
       const busyMs = Math.max(0, Math.round(Duration.toMillis(options.busyTimeout ?? Duration.millis(200))))
@@ -395,47 +421,20 @@ export const make = (
       retryBusy(currentSequence(streamId, aggregateId))
     )
 
-    /** The append connection's prepared statements, by text (one per event count). */
-    const prepared = new Map<string, Sqlite.Statement>()
-
-    /** Runs a statement on the append connection: its rows, or undefined when another connection holds the lock. */
-    const runOnAppendConnection = (
-      db: Sqlite.Database,
+    /**
+     * Runs one statement given as SQL text, in the caller's transaction if there is one, else on a connection of the
+     * client reserved for just this statement. Unlike `sql\`...\``, it neither rebuilds and recompiles the statement
+     * nor opens a span per call: on SQLite those cost as much as the insert itself.
+     */
+    const runStatement = (
       text: string,
       params: ReadonlyArray<unknown>
-    ): Effect.Effect<ReadonlyArray<unknown> | undefined, SqlError> => {
-      try {
-        let statement = prepared.get(text)
-        if (statement === undefined) {
-          statement = db.prepare(text)
-          prepared.set(text, statement)
-        }
-        return Effect.succeed(statement.all(...params))
-      } catch (cause) {
-        return isBusyCause(cause)
-          ? Effect.succeed(undefined)
-          : Effect.fail(new SqlError({ cause, message: "Failed to execute statement" }))
-      }
-    }
-
-    /**
-     * Runs one statement given as SQL text: in the caller's transaction if there is one; else on SQLite's append
-     * connection, synchronously, with a statement prepared once; else on a connection of the client reserved for just
-     * this statement. The hot path of appends: `sql\`...\`` would rebuild and recompile the statement and open a span
-     * for every call, and the client's statement cache and connection semaphore cost as much again; on SQLite that
-     * was as much as the insert itself.
-     */
-    const runStatement = (text: string, params: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<unknown>, SqlError> =>
-      Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) => {
-        if (Option.isSome(transaction)) return transaction.value[0].execute(text, params, undefined)
-        const throughClient = Effect.scoped(
-          Effect.flatMap(sql.reserve, (connection) => connection.execute(text, params, undefined))
-        )
-        if (appendConnection === undefined) return throughClient
-        return Effect.flatMap(runOnAppendConnection(appendConnection, text, params), (rows) =>
-          rows === undefined ? throughClient : Effect.succeed(rows)
-        )
-      })
+    ): Effect.Effect<ReadonlyArray<unknown>, SqlError> =>
+      Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) =>
+        Option.isSome(transaction)
+          ? transaction.value[0].execute(text, params, undefined)
+          : Effect.scoped(Effect.flatMap(sql.reserve, (connection) => connection.execute(text, params, undefined)))
+      )
 
     /** The text of `insertAfter`'s statement for `count` events, built once per count. */
     const insertTexts = new Map<number, string>()
@@ -476,17 +475,35 @@ export const make = (
       events: ReadonlyArray<EncodedEvent>,
       expectedLast: number | undefined,
       createdAt: number
-    ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | EventStoreError | SqlError> => {
-      const params: Array<unknown> = [streamId, aggregateId, isPg ? new Date(createdAt) : createdAt, streamId, aggregateId]
+    ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | EventStoreError | SqlError> =>
+      runStatement(
+        insertText(events.length, expectedLast !== undefined),
+        insertParams(streamId, aggregateId, events, expectedLast, createdAt)
+      ).pipe(
+        Effect.catchIf(isUniqueViolation, () => new UniqueViolation()),
+        Effect.flatMap(decodeInserted)
+      )
+
+    const insertParams = (
+      streamId: string,
+      aggregateId: string,
+      events: ReadonlyArray<EncodedEvent>,
+      expectedLast: number | undefined,
+      createdAt: number
+    ): Array<unknown> => {
+      const params: Array<unknown> = [
+        streamId,
+        aggregateId,
+        isPg ? new Date(createdAt) : createdAt,
+        streamId,
+        aggregateId
+      ]
       for (let index = 0; index < events.length; index++) {
         const event = events[index] as EncodedEvent
         params.push(index + 1, event.type, event.version, event.data, event.metadata)
       }
       if (expectedLast !== undefined) params.push(expectedLast)
-      return runStatement(insertText(events.length, expectedLast !== undefined), params).pipe(
-        Effect.catchIf(isUniqueViolation, () => new UniqueViolation()),
-        Effect.flatMap(decodeInserted)
-      )
+      return params
     }
 
     /** Appends chunk after chunk, each checked against the last; `Refused` when a check fails. */
@@ -531,8 +548,8 @@ export const make = (
       writeTransaction(
         sql`SELECT pg_advisory_xact_lock(${appendLockKey})`.pipe(
           Effect.zipRight(insert),
-          Effect.tap((result) =>
-            sql`SELECT pg_notify(${channel}, ${String(result.positions[result.positions.length - 1] ?? 0)})`
+          Effect.tap(
+            (result) => sql`SELECT pg_notify(${channel}, ${String(result.positions[result.positions.length - 1] ?? 0)})`
           )
         )
       )
@@ -546,7 +563,9 @@ export const make = (
       if (encoded.length === 0) {
         return Effect.flatMap(lastSequence(streamId, aggregateId), (actual) => {
           const conflict = checkExpected(streamId, aggregateId, expected, actual)
-          return conflict === undefined ? Effect.succeed({ lastSequence: actual, positions: [] }) : Effect.fail(conflict)
+          return conflict === undefined
+            ? Effect.succeed({ lastSequence: actual, positions: [] })
+            : Effect.fail(conflict)
         })
       }
       return Effect.flatMap(Clock.currentTimeMillis, (createdAt) => {
@@ -586,27 +605,37 @@ export const make = (
         (actual) => new SequenceConflict({ streamId, aggregateId, expected, actual })
       )
 
-    const read = (query: LoadQuery): Stream.Stream<StoredEvent, ReadError> => {
-      if (query.eventTypes !== undefined && query.eventTypes.length === 0) return Stream.empty
+    /** Where a read starts, how it fetches the page after a cursor, and the cursor after an event. */
+    const paging = (query: LoadQuery) => {
       const bounds = [
         ...(query.fromSequence === undefined ? [] : [sql`sequence >= ${query.fromSequence}`]),
         ...(query.toSequence === undefined ? [] : [sql`sequence <= ${query.toSequence}`]),
         ...(query.afterPosition === undefined ? [] : [sql`position > ${query.afterPosition}`])
       ]
       const where = [...filters(query), ...bounds]
-      const stream =
-        query.aggregateId === undefined
-          ? pagedRead(
-              query.afterPosition ?? 0,
-              (position) => fetchPage("read", [...where, sql`position > ${position}`], "position"),
-              (last) => last.position
-            )
-          : pagedRead(
-              0,
-              (sequence) => fetchPage("read", [...where, sql`sequence > ${sequence}`], "sequence"),
-              (last) => last.sequence
-            )
-      return Stream.withSpan(stream, "EventStore.read")
+      return query.aggregateId === undefined
+        ? {
+            start: query.afterPosition ?? 0,
+            fetch: (position: number) => fetchPage("read", [...where, sql`position > ${position}`], "position"),
+            cursorAfter: (last: StoredEvent) => last.position
+          }
+        : {
+            start: 0,
+            fetch: (sequence: number) => fetchPage("read", [...where, sql`sequence > ${sequence}`], "sequence"),
+            cursorAfter: (last: StoredEvent) => last.sequence
+          }
+    }
+
+    const read = (query: LoadQuery): Stream.Stream<StoredEvent, ReadError> => {
+      if (query.eventTypes !== undefined && query.eventTypes.length === 0) return Stream.empty
+      const { start, fetch, cursorAfter } = paging(query)
+      return Stream.withSpan(pagedRead(start, fetch, cursorAfter), "EventStore.read")
+    }
+
+    const load = (query: LoadQuery): Effect.Effect<ReadonlyArray<StoredEvent>, ReadError> => {
+      if (query.eventTypes !== undefined && query.eventTypes.length === 0) return Effect.succeed([])
+      const { start, fetch, cursorAfter } = paging(query)
+      return Effect.withSpan(pagedLoad(start, fetch, cursorAfter), "EventStore.load", { captureStackTrace: false })
     }
 
     /** Starts LISTEN once, on the first subscription, for as long as the store lives. */
@@ -690,9 +719,7 @@ export const make = (
     return {
       append,
       read,
-      load: Effect.fn("EventStore.load")(function* (query: LoadQuery) {
-        return Chunk.toReadonlyArray(yield* Stream.runCollect(read(query)))
-      }),
+      load,
       lastSequence,
       headPosition: sql`SELECT coalesce(max(position), 0) AS value FROM events`.pipe(
         retryBusy,

@@ -58,16 +58,17 @@ const checkId = (label: string, value: string): EventStoreError | undefined =>
       ? refuse(`the ${label} contains the NUL character (U+0000), which PostgreSQL cannot store`)
       : undefined
 
-const toJson = (label: string, value: unknown): Either.Either<string, EventStoreError> => {
+/** `label` is only built for an error: appends of many events call this twice per event. */
+const toJson = (label: () => string, value: unknown): Either.Either<string, EventStoreError> => {
   let text: string | undefined
   try {
     text = JSON.stringify(value)
   } catch (cause) {
-    return Either.left(refuse(`the ${label} is not JSON-serialisable: ${String(cause)}`))
+    return Either.left(refuse(`the ${label()} is not JSON-serialisable: ${String(cause)}`))
   }
-  if (text === undefined) return Either.left(refuse(`the ${label} is not JSON-serialisable (it is ${typeof value})`))
+  if (text === undefined) return Either.left(refuse(`the ${label()} is not JSON-serialisable (it is ${typeof value})`))
   if (text.includes("\\u0000") && jsonNul.test(text)) {
-    return Either.left(refuse(`the ${label} contains the NUL character (U+0000), which PostgreSQL cannot store`))
+    return Either.left(refuse(`the ${label()} contains the NUL character (U+0000), which PostgreSQL cannot store`))
   }
   return Either.right(text)
 }
@@ -86,7 +87,7 @@ const isPlainObject = (value: unknown): value is Readonly<Record<string, unknown
  * Appends of well-formed metadata (nearly all) then skip the schema, which cost more than the rest of the encoding;
  * anything else still goes through it, so the result and the error messages are the schema's.
  */
-const isEncodedMetadata = (metadata: unknown): boolean => {
+const isEncodedMetadata = (metadata: unknown): metadata is EventMetadata => {
   if (!isPlainObject(metadata) || typeof metadata.eventId !== "string") return false
   let fields = 1
   if (Object.hasOwn(metadata, "correlationId")) {
@@ -117,22 +118,24 @@ export const encodeAppend = (
     return Either.left(refuse(`the expected sequence ${expected} is not a non-negative integer`))
   }
   const encoded: Array<EncodedEvent> = []
-  for (const [index, event] of events.entries()) {
-    const label = `event #${index + 1} (${event.type})`
-    const badType = checkId(`type of event #${index + 1}`, event.type)
+  for (let index = 0; index < events.length; index++) {
+    const event = events[index] as NewEvent
+    const label = () => `event #${index + 1} (${event.type})`
+    const badType =
+      event.type.length > 0 && !hasNul(event.type) ? undefined : checkId(`type of event #${index + 1}`, event.type)
     if (badType !== undefined) return Either.left(badType)
     if (!(Number.isSafeInteger(event.version) && event.version >= 0)) {
-      return Either.left(refuse(`the version ${event.version} of ${label} is not a non-negative integer`))
+      return Either.left(refuse(`the version ${event.version} of ${label()} is not a non-negative integer`))
     }
     const metadata = isEncodedMetadata(event.metadata) ? Either.right(event.metadata) : encodeMetadata(event.metadata)
     if (Either.isLeft(metadata)) {
       return Either.left(
-        refuse(`the metadata of ${label} is invalid: ${ParseResult.TreeFormatter.formatErrorSync(metadata.left)}`)
+        refuse(`the metadata of ${label()} is invalid: ${ParseResult.TreeFormatter.formatErrorSync(metadata.left)}`)
       )
     }
-    const data = toJson(`data of ${label}`, event.data)
+    const data = toJson(() => `data of ${label()}`, event.data)
     if (Either.isLeft(data)) return Either.left(data.left)
-    const metadataJson = toJson(`metadata of ${label}`, metadata.right)
+    const metadataJson = toJson(() => `metadata of ${label()}`, metadata.right)
     if (Either.isLeft(metadataJson)) return Either.left(metadataJson.left)
     encoded.push({ type: event.type, version: String(event.version), data: data.right, metadata: metadataJson.right })
   }
@@ -198,7 +201,10 @@ export const decodeRaw = (raw: RawEvent, jsonIsText: boolean): Either.Either<Sto
   if (Either.isLeft(data)) return Either.left(data.left)
   const metadataValue = jsonIsText ? parseJson(raw, "metadata", raw.metadata) : Either.right(raw.metadata)
   if (Either.isLeft(metadataValue)) return Either.left(metadataValue.left)
-  const metadata = decodeMetadata(metadataValue.right)
+  // Well-formed metadata (nearly all) is taken as parsed; the schema only sees the rest, for its error message.
+  const metadata = isEncodedMetadata(metadataValue.right)
+    ? Either.right(metadataValue.right)
+    : decodeMetadata(metadataValue.right)
   if (Either.isLeft(metadata)) {
     return Either.left(
       corrupt(raw, `metadata does not match EventMetadata: ${ParseResult.TreeFormatter.formatErrorSync(metadata.left)}`)
@@ -264,6 +270,27 @@ export const pagedRead = <C>(
         })
   )
 
+/**
+ * `pagedRead`, collected, without a stream: a load is usually one short page (a command handler catching up on the
+ * few events since its cached state), and a stream's machinery cost several times what the page itself did.
+ */
+export const pagedLoad = <C>(
+  start: C,
+  fetch: (cursor: C) => Effect.Effect<Page, EventStoreError>,
+  cursorAfter: (last: StoredEvent) => C
+): Effect.Effect<ReadonlyArray<StoredEvent>, ReadError> =>
+  Effect.suspend(() => {
+    const events: Array<StoredEvent> = []
+    const from = (cursor: C): Effect.Effect<ReadonlyArray<StoredEvent>, ReadError> =>
+      Effect.flatMap(fetch(cursor), (page) => {
+        if (page.corrupt !== undefined) return Effect.fail(page.corrupt)
+        for (const event of page.events) events.push(event)
+        const last = page.events[page.events.length - 1]
+        return page.full && last !== undefined ? from(cursorAfter(last)) : Effect.succeed(events)
+      })
+    return from(start)
+  })
+
 // --- Live delivery --------------------------------------------------------------------------------------------------
 
 /**
@@ -313,31 +340,46 @@ export const liveRead = (options: {
   readonly wakeUp: WakeUp
   readonly pollInterval: Duration.DurationInput
 }): Stream.Stream<StoredEvent, ReadError> => {
+  const isStoreError = (error: EventStoreError) => error._tag === "EventStoreError"
+  // The retry schedule is only set up after a failure: this runs on every wake-up of every subscriber.
   const fetch = (position: number) =>
-    options
-      .fetchAfter(position)
-      .pipe(Effect.retry({ schedule: readRetry, while: (error) => error._tag === "EventStoreError" }))
-  const nextPage = (position: number): Effect.Effect<Page, EventStoreError> =>
+    Effect.catchIf(options.fetchAfter(position), isStoreError, () =>
+      Effect.retry(options.fetchAfter(position), { schedule: readRetry, while: isStoreError })
+    )
+  /**
+   * The next page with something in it. `pending` is a wake-up taken before the previous read, when that read found
+   * everything there was: waiting on it first spares a read that would come back empty, and a signal that arrived
+   * since that read began has already released it.
+   */
+  const nextPage = (
+    position: number,
+    pending: Effect.Effect<void> | undefined
+  ): Effect.Effect<readonly [Page, Effect.Effect<void>], EventStoreError> =>
     Effect.gen(function* () {
+      let woken = pending
       for (;;) {
-        const woken = yield* options.wakeUp.next
+        if (woken !== undefined) yield* woken.pipe(Effect.timeoutOption(options.pollInterval))
+        woken = yield* options.wakeUp.next
         const page = yield* fetch(position)
-        if (page.events.length > 0 || page.corrupt !== undefined) return page
-        yield* woken.pipe(Effect.timeoutOption(options.pollInterval))
+        if (page.events.length > 0 || page.corrupt !== undefined) return [page, woken] as const
       }
     })
-  return Stream.paginateChunkEffect<PagingState<number>, StoredEvent, ReadError, never>(
-    { _tag: "Next", cursor: options.afterPosition },
+  type LiveState =
+    | { readonly _tag: "Next"; readonly cursor: number; readonly pending: Effect.Effect<void> | undefined }
+    | { readonly _tag: "Failed"; readonly error: ReadError }
+  return Stream.paginateChunkEffect<LiveState, StoredEvent, ReadError, never>(
+    { _tag: "Next", cursor: options.afterPosition, pending: undefined },
     (state) =>
       state._tag === "Failed"
         ? Effect.fail(state.error)
-        : Effect.map(nextPage(state.cursor), (page) => {
+        : Effect.map(nextPage(state.cursor, state.pending), ([page, woken]) => {
             const chunk = Chunk.unsafeFromArray(page.events)
             const last = page.events[page.events.length - 1]
-            const next: PagingState<number> =
+            const next: LiveState =
               page.corrupt !== undefined
                 ? { _tag: "Failed", error: page.corrupt }
-                : { _tag: "Next", cursor: last?.position ?? state.cursor }
+                : // A full page may have more behind it: read again at once.
+                  { _tag: "Next", cursor: last?.position ?? state.cursor, pending: page.full ? undefined : woken }
             return [chunk, Option.some(next)]
           })
   )

@@ -1,0 +1,168 @@
+/**
+ * Horizontal scale: a plan of 400 independent tasks of 20 ms each (the script executor sleeping) on PostgreSQL,
+ * served by 1, 2 and 4 worker processes (`Worker.run` with its default concurrency of 4, in child processes). The
+ * wall time runs from the moment the plan is recorded (every worker already serving) to the moment this process sees
+ * `PlanningCompleted`; the speedup is that of 1 worker divided by that of N.
+ *
+ * The CPU time every process spent per task is reported beside it (the workers, the PostgreSQL server, this process
+ * recording the plan and following it): on a machine with few cores, that is what bounds the throughput.
+ */
+import { Deferred, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
+import * as PlannerService from "../../src/app/PlannerService.js"
+import * as Runner from "../../src/app/Runner.js"
+import * as Planner from "../../src/domain/Planner.js"
+import * as PgEventStore from "../../src/infra/PgEventStore.js"
+import * as PlannerStore from "../../src/infra/PlannerStore.js"
+import { type Child, log, nowMs, parseJson, processCpuMs, type Row, row, spawnScript } from "./common.js"
+import { plan, startSession } from "./runtime.js"
+
+export interface ScaleOptions {
+  readonly runs: number
+  readonly freshPgUrl: (prefix: string) => Promise<string>
+  /** CPU milliseconds the PostgreSQL server has used so far (0 when it cannot be known). */
+  readonly serverCpuMs: () => number
+  readonly quick: boolean
+}
+
+const isReady = (line: string) => {
+  const message = parseJson(line)
+  return typeof message === "object" && message !== null && "ready" in message
+}
+
+/** Runs one plan and returns the milliseconds from recording it to seeing it completed. */
+const runPlan = (tasks: number) =>
+  Effect.gen(function* () {
+    const completed = yield* Deferred.make<Planner.PlannerState>()
+    const started = nowMs()
+    const sessionId = yield* startSession(plan(tasks, false), { maxParallel: 1_024 })
+    // Progress from the log, as `planner run` shows it, until the plan has ended.
+    yield* Runner.observe(sessionId).pipe(
+      Stream.runForEach((progress) =>
+        Planner.isFinished(progress.state) ? Deferred.succeed(completed, progress.state) : Effect.void
+      ),
+      Effect.forkScoped
+    )
+    const state = yield* Deferred.await(completed).pipe(
+      Effect.timeoutFail({ duration: "300 seconds", onTimeout: () => new Error("the plan did not finish in 300 s") })
+    )
+    const elapsed = nowMs() - started
+    if (state.status !== "Succeeded") return yield* Effect.dieMessage(`the plan ended ${state.status}`)
+    return elapsed
+  }).pipe(Effect.scoped)
+
+interface Measured {
+  readonly wallMs: number
+  readonly workersCpuMs: number
+  readonly serverCpuMs: number
+  readonly selfCpuMs: number
+}
+
+export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
+  const tasks = options.quick ? 100 : 400
+  const url = await options.freshPgUrl("bench_scale")
+  const scope = Effect.runSync(Scope.make())
+  const layer = PlannerService.layer().pipe(
+    Layer.provideMerge(PlannerStore.layer),
+    Layer.provideMerge(PgEventStore.layer({ url: Redacted.make(url) }))
+  )
+  const rows: Array<Row> = []
+  try {
+    const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
+    const run = (count: number) => Effect.runPromise(runPlan(count).pipe(Effect.provide(context)))
+    const measured = new Map<number, Array<Measured>>()
+    for (const workers of [1, 2, 4]) {
+      const children: Array<Child> = []
+      try {
+        for (let index = 0; index < workers; index++) children.push(spawnScript("./workerChild.ts", [url]))
+        await Promise.all(children.map((child) => child.waitFor(isReady, 90_000)))
+        log(`scale: ${workers} worker process(es): warm-up plan of 20 tasks`)
+        await run(20)
+        for (let attempt = 0; attempt < options.runs; attempt++) {
+          log(`scale: ${workers} worker process(es): ${tasks} tasks of 20 ms, run ${attempt + 1} of ${options.runs}`)
+          const workersCpu = () => children.reduce((sum, child) => sum + processCpuMs(child.process.pid ?? 0), 0)
+          const before = { workers: workersCpu(), server: options.serverCpuMs(), self: process.cpuUsage() }
+          const wallMs = await run(tasks)
+          const self = process.cpuUsage(before.self)
+          measured.set(workers, [
+            ...(measured.get(workers) ?? []),
+            {
+              wallMs,
+              workersCpuMs: workersCpu() - before.workers,
+              serverCpuMs: options.serverCpuMs() - before.server,
+              selfCpuMs: (self.user + self.system) / 1_000
+            }
+          ])
+        }
+      } finally {
+        await Promise.all(children.map((child) => child.stop()))
+      }
+    }
+
+    const scenario = `horizontal scale, ${tasks} x 20 ms tasks`
+    const single = measured.get(1) ?? []
+    for (const workers of [1, 2, 4]) {
+      const runs = measured.get(workers) ?? []
+      const label = `${workers} worker${workers === 1 ? "" : "s"}`
+      rows.push(
+        row({
+          scenario,
+          backend: "PostgreSQL",
+          metric: `${label}, wall time`,
+          unit: "s",
+          samples: runs.map((r) => r.wallMs / 1_000)
+        })
+      )
+      if (workers > 1) {
+        rows.push(
+          row({
+            scenario,
+            backend: "PostgreSQL",
+            metric: `${label}, speedup vs 1 worker`,
+            unit: "x",
+            // Run i against run i of 1 worker: the runs of a series are alike; pairing keeps the spread honest.
+            samples: runs.map((r, index) => (single[index]?.wallMs ?? Number.NaN) / r.wallMs),
+            ...(workers === 4 ? { target: { kind: "min", value: 3 } } : {})
+          })
+        )
+      }
+      rows.push(
+        row({
+          scenario,
+          backend: "PostgreSQL",
+          metric: `${label}, CPU per task: workers + PostgreSQL + planner process`,
+          unit: "ms",
+          samples: runs.map((r) => (r.workersCpuMs + r.serverCpuMs + r.selfCpuMs) / tasks),
+          note: "summed over every process; the machine's cores bound throughput at cores / this"
+        })
+      )
+    }
+    const worker = single.map((r) => r.workersCpuMs / tasks)
+    const server = single.map((r) => r.serverCpuMs / tasks)
+    rows.push(
+      row({
+        scenario,
+        backend: "PostgreSQL",
+        metric: "1 worker, CPU per task in the worker",
+        unit: "ms",
+        samples: worker
+      }),
+      row({
+        scenario,
+        backend: "PostgreSQL",
+        metric: "1 worker, CPU per task in PostgreSQL",
+        unit: "ms",
+        samples: server
+      }),
+      row({
+        scenario,
+        backend: "PostgreSQL",
+        metric: "ideal wall time, 1 worker (tasks x 20 ms / concurrency 4)",
+        unit: "s",
+        samples: [(tasks * 20) / 4 / 1_000]
+      })
+    )
+  } finally {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+  return rows
+}

@@ -1,0 +1,43 @@
+/**
+ * A worker process for the horizontal-scale benchmark: `Worker.run` over a PostgreSQL store, serving every session
+ * with its default concurrency, the script executor taking 20 ms per task.
+ *
+ * Usage: workerChild.ts <database url>. Prints {"ready": true} once the worker serves; runs until killed.
+ */
+import { Effect, Logger, Redacted } from "effect"
+import * as Worker from "../../src/app/Worker.js"
+import * as PgEventStore from "../../src/infra/PgEventStore.js"
+import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
+import { runtime } from "./runtime.js"
+
+const [url = ""] = process.argv.slice(2)
+
+const script = JSON.stringify({
+  rules: [{ match: ".", delayMs: 20, outcomes: [{ complete: "done: {description}" }] }],
+  default: { complete: "done" }
+})
+
+// The worker says it serves with a log line once it is set up; that is the moment to report ready. Other log lines
+// go to stderr, so stdout carries only what the benchmark reads.
+const logger = Logger.make(({ message }) => {
+  const text = Array.isArray(message) ? message.join(" ") : String(message)
+  if (text.includes(" serving ")) process.stdout.write(`${JSON.stringify({ ready: true })}\n`)
+  else process.stderr.write(`${text}\n`)
+})
+
+const program = Effect.gen(function* () {
+  const executor = ScriptExecutor.make(yield* ScriptExecutor.parse(script, "bench-script.json"))
+  const layer = runtime(PgEventStore.layer({ url: Redacted.make(url) }), executor)
+  return yield* Worker.run({ checkAttachments: false }).pipe(Effect.provide(layer))
+}).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+
+Effect.runPromise(program as Effect.Effect<unknown, unknown>).then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error)
+    process.exit(1)
+  }
+)
+
+// Stop promptly when the benchmark is done with this worker.
+for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => process.exit(0))
