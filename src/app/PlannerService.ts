@@ -201,14 +201,16 @@ export const make = (options: PlannerServiceOptions = {}) =>
           Effect.gen(function* () {
             const pending: Pending = { command, metadata, outcome: yield* Deferred.make<Handled, HandleError>() }
             queue.waiting.push(pending)
-            yield* queue.turn.withPermits(1)(drain(sessionId, queue, pending)).pipe(
-              Effect.onInterrupt(() =>
-                Effect.sync(() => {
-                  const index = queue.waiting.indexOf(pending)
-                  if (index >= 0) queue.waiting.splice(index, 1)
-                })
+            yield* queue.turn
+              .withPermits(1)(drain(sessionId, queue, pending))
+              .pipe(
+                Effect.onInterrupt(() =>
+                  Effect.sync(() => {
+                    const index = queue.waiting.indexOf(pending)
+                    if (index >= 0) queue.waiting.splice(index, 1)
+                  })
+                )
               )
-            )
             // Handled by now: by this caller's turn, or by an earlier one that took it along.
             const handled = yield* Deferred.await(pending.outcome)
             if (typeof command === "function") {
