@@ -10,7 +10,8 @@ export type FailurePolicy = typeof FailurePolicy.Type
 /** Exponential backoff: attempt n waits `min(maxDelayMs, initialDelayMs * factor^(n-1))`. */
 export const Backoff = Schema.Struct({
   initialDelayMs: Schema.Int.pipe(Schema.nonNegative()),
-  factor: Schema.Number.pipe(Schema.greaterThanOrEqualTo(1)),
+  // Finite: an infinite factor cannot be stored as JSON (it would read back as null).
+  factor: Schema.Number.pipe(Schema.finite(), Schema.between(1, 100)),
   maxDelayMs: Schema.Int.pipe(Schema.nonNegative())
 }).annotations({ identifier: "Backoff" })
 export type Backoff = typeof Backoff.Type
