@@ -126,7 +126,7 @@ describe("OpenTelemetry export", () => {
         "Worker.run",
         "Worker.work",
         "PlannerService.execute",
-        "PlannerStore.append",
+        "PlannerService.append",
         "EventStore.append",
         "Executor.execute",
         "ScriptExecutor.execute"
@@ -141,7 +141,7 @@ describe("OpenTelemetry export", () => {
         expect(named("ScriptExecutor.execute").some((child) => child.parentSpanId === span.spanId)).toBe(true)
       }
       for (const span of named("EventStore.append")) {
-        expect(ancestry(spans, span).slice(0, 2)).toEqual(["PlannerStore.append", "PlannerService.execute"])
+        expect(ancestry(spans, span).slice(0, 2)).toEqual(["PlannerService.append", "PlannerService.execute"])
       }
       // A claim and a report per attempt, under the attempt's span; the plan itself under Runner.start.
       for (const work of named("Worker.work")) {
