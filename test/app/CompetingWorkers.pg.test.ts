@@ -84,7 +84,7 @@ describe("competing worker processes on PostgreSQL", () => {
           const finished = yield* Runner.observe(sessionId).pipe(
             Stream.runLast,
             Effect.provideService(PlannerStore, store),
-            within(60, "the plan")
+            within(240, "the plan")
           )
           for (const worker of [first, second]) yield* worker.child.send("stop")
           yield* Effect.all([first.child.success, second.child.success], { concurrency: "unbounded" }).pipe(
@@ -153,7 +153,7 @@ describe("competing worker processes on PostgreSQL", () => {
           yield* Effect.logInfo(summarise(records))
         })
       ),
-    120_000
+    360_000
   )
 })
 

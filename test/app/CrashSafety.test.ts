@@ -182,6 +182,6 @@ describe("crash safety", () => {
         expect(inside.length).toBeGreaterThanOrEqual(iterations / 2)
         expect(new Set(inside).size).toBeGreaterThanOrEqual(iterations / 3)
       }),
-    120_000
+    360_000
   )
 })
