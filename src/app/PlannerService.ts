@@ -5,7 +5,7 @@
  * machines: two workers deciding on the same state cannot both append.
  */
 import { randomUUID } from "node:crypto"
-import { Context, Deferred, Duration, Effect, Either, Layer, Option } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Either, Layer, Option } from "effect"
 import type { PlannerCommand } from "../domain/Commands.js"
 import type { PlannerError } from "../domain/Errors.js"
 import { encodeEvent, type PlannerEvent } from "../domain/Events.js"
@@ -71,6 +71,19 @@ interface SessionQueue {
   users: number
 }
 
+/** A command's name for traces; one computed from the state is named by what it makes of `state`. */
+const commandName = (
+  command: PlannerCommand | ((state: Planner.PlannerState) => PlannerCommand),
+  state: Planner.PlannerState
+): string => {
+  if (typeof command !== "function") return command._tag
+  try {
+    return command(state)._tag
+  } catch {
+    return "computed"
+  }
+}
+
 /** The wait before deciding again after conflict number `conflicts`: 2 ms doubling, at most 50 ms, jittered. */
 const conflictDelay = (conflicts: number) =>
   Duration.millis(Math.min(50, 2 * 2 ** (conflicts - 1)) * (0.8 + Math.random() * 0.4))
@@ -118,17 +131,27 @@ export const make = (options: PlannerServiceOptions = {}) =>
      */
     const queues = new Map<string, SessionQueue>()
 
-    /** Decides a batch and appends its events, deciding again after conflicts. Completes every command's outcome. */
-    const decideAndAppend = (sessionId: string, batch: ReadonlyArray<Pending>) =>
+    /**
+     * Decides a batch and appends its events, deciding again after conflicts. Completes every command's outcome (and
+     * calls `settled`) in the step that records them, so an interruption either comes before or finds all done.
+     */
+    const decideAndAppend = (sessionId: string, batch: ReadonlyArray<Pending>, settled: () => void) =>
       Effect.gen(function* () {
         for (let conflicts = 0; ; conflicts++) {
           const state = yield* current(sessionId)
           let working = state
-          const decided: Array<Either.Either<Handled, PlannerError>> = []
+          const decided: Array<Effect.Effect<Handled, PlannerError>> = []
           const appended: Array<NewEvent> = []
           for (const pending of batch) {
-            const concrete = typeof pending.command === "function" ? pending.command(working) : pending.command
-            const outcome = Planner.decideEither(working, concrete)
+            let outcome: Either.Either<ReadonlyArray<PlannerEvent>, PlannerError>
+            try {
+              const concrete = typeof pending.command === "function" ? pending.command(working) : pending.command
+              outcome = Planner.decideEither(working, concrete)
+            } catch (defect) {
+              // A command function that throws is its caller's bug: it fails that caller alone.
+              decided.push(Effect.die(defect))
+              continue
+            }
             if (Either.isLeft(outcome)) {
               decided.push(Either.left(outcome.left))
               continue
@@ -140,6 +163,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
             }
           }
           const settle = Effect.sync(() => {
+            settled()
             remember(sessionId, working)
             batch.forEach((pending, index) => {
               const outcome = decided[index]
@@ -170,17 +194,25 @@ export const make = (options: PlannerServiceOptions = {}) =>
       Effect.gen(function* () {
         const batch = queue.waiting.splice(0)
         if (batch.length === 0) return
-        yield* decideAndAppend(sessionId, batch).pipe(
-          // A store failure fails every command of the batch: none of them was recorded.
-          Effect.catchAll((error) =>
-            Effect.sync(() => {
-              for (const pending of batch) Deferred.unsafeDone(pending.outcome, Effect.fail(error))
-            })
+        let done = false
+        yield* decideAndAppend(sessionId, batch, () => {
+          done = true
+        }).pipe(
+          // A store failure (or a defect) fails every command of the batch: none of them was recorded.
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.failCause(cause)
+              : Effect.sync(() => {
+                  done = true
+                  for (const pending of batch) Deferred.unsafeDone(pending.outcome, Effect.failCause(cause))
+                })
           ),
           // Interrupted before anything was recorded: the others go back to the queue for whoever takes the turn
           // next; this caller's own command is dropped with it.
           Effect.onInterrupt(() =>
-            Effect.sync(() => queue.waiting.unshift(...batch.filter((pending) => pending !== own)))
+            Effect.sync(() => {
+              if (!done) queue.waiting.unshift(...batch.filter((pending) => pending !== own))
+            })
           )
         )
       })
@@ -212,12 +244,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
                 )
               )
             // Handled by now: by this caller's turn, or by an earlier one that took it along.
-            const handled = yield* Deferred.await(pending.outcome)
-            if (typeof command === "function") {
-              const concrete = handled.events[0]
-              if (concrete !== undefined) yield* Effect.annotateCurrentSpan("events", concrete._tag)
-            }
-            return handled
+            return yield* Deferred.await(pending.outcome)
           }),
         (queue) =>
           Effect.sync(() => {
@@ -226,7 +253,10 @@ export const make = (options: PlannerServiceOptions = {}) =>
           })
       ).pipe(
         Effect.withSpan("PlannerService.execute", {
-          attributes: { sessionId, command: typeof command === "function" ? "computed" : command._tag }
+          attributes: {
+            sessionId,
+            command: commandName(command, cache.get(sessionId) ?? Planner.initialState)
+          }
         })
       )
     }

@@ -92,6 +92,9 @@ interface Candidate {
 /** The wait before trying a refused claim again: 100 ms, doubling, at most 5 s. */
 const claimRetryDelay = (refusals: number) => Duration.millis(Math.min(5_000, 100 * 2 ** Math.max(0, refusals - 1)))
 
+/** What a heartbeat made of the lease: lost, or extended until (undefined: the store did not answer). */
+type Beat = { readonly lost: string } | { readonly expiresAt: number | undefined }
+
 /** Recording an outcome the store refused: tried again until it is recorded or the lease is lost. */
 const reportRetry = Schedule.exponential(Duration.millis(100)).pipe(
   Schedule.union(Schedule.spaced(Duration.seconds(2))),
@@ -173,6 +176,7 @@ export const run = (options: WorkerOptions = {}) => {
     const checkAttachments = options.checkAttachments ?? true
     const livenessCheckInterval = options.livenessCheckInterval ?? Duration.seconds(1)
     const now = Clock.currentTimeMillis
+    const clock = yield* Effect.clock
     // A worker serving every session lives long: each attempt is then its own trace rather than a child of whatever
     // span started the worker. A worker serving one session (`Runner.run`) stays inside that run's trace.
     const rootSpans = options.sessionId === undefined
@@ -340,12 +344,19 @@ export const run = (options: WorkerOptions = {}) => {
           (seen.status === "Dispatched" || (seen.status === "Running" && seen.lease?.workerId === workerId))
         if (followed !== undefined && !claimable) return
         if (running.has(attemptKey(candidate.sessionId, candidate.taskId, candidate.attempt))) return
-        const at = yield* now
         const tracing = candidate.causationId === undefined ? {} : { causationId: candidate.causationId }
         const claimed = yield* service
           .execute(
             candidate.sessionId,
-            new ClaimTask({ taskId: candidate.taskId, attempt: candidate.attempt, workerId, at }),
+            // The lease runs from when the claim is decided, not from when it was asked for: a claim that waited
+            // for its turn or lost races for a while would otherwise get a lease already partly or wholly run out.
+            () =>
+              new ClaimTask({
+                taskId: candidate.taskId,
+                attempt: candidate.attempt,
+                workerId,
+                at: clock.unsafeCurrentTimeMillis()
+              }),
             tracing
           )
           .pipe(
@@ -418,30 +429,45 @@ export const run = (options: WorkerOptions = {}) => {
     /**
      * Keeps the lease on an attempt until it is refused (the task was cancelled, or the lease ran out and the task was
      * taken back). Returns then; a store that cannot be reached is retried on the next beat.
+     *
+     * Each beat comes when two thirds of the lease as recorded are left, so a lease that was recorded late (its
+     * claim waited for a slow store) is extended at once instead of a fixed interval after the claim returned.
      */
     const heartbeat = (sessionId: string, task: TaskState, leaseMs: number) =>
       Effect.gen(function* () {
-        const every = Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))
+        const third = Math.max(50, Math.floor(leaseMs / 3))
+        let expiresAt = task.lease?.expiresAt ?? (yield* now) + leaseMs
         for (;;) {
-          yield* Effect.sleep(every)
-          const at = yield* now
-          const refused = yield* service
-            .execute(sessionId, new ExtendLease({ taskId: task.id, attempt: task.attempt, workerId, at }))
+          const wait = expiresAt - 2 * third - (yield* now)
+          yield* Effect.sleep(Duration.millis(Math.max(wait, third / 10)))
+          const beat: Beat = yield* service
+            .execute(
+              sessionId,
+              () =>
+                new ExtendLease({
+                  taskId: task.id,
+                  attempt: task.attempt,
+                  workerId,
+                  at: clock.unsafeCurrentTimeMillis()
+                })
+            )
             .pipe(
-              Effect.as(Option.none<string>()),
+              Effect.map((handled): Beat => ({ expiresAt: Planner.task(handled.state, task.id)?.lease?.expiresAt })),
               Effect.catchAll((error) =>
                 lostRace(error)
-                  ? Effect.succeed(Option.some(error.message))
+                  ? Effect.succeed<Beat>({ lost: error.message })
                   : Effect.logWarning(`could not extend the lease on task ${task.id}: ${error.message}`).pipe(
-                      Effect.as(Option.none<string>())
+                      Effect.as<Beat>({ expiresAt: undefined })
                     )
               )
             )
-          if (Option.isSome(refused)) {
+          if ("lost" in beat) {
             return yield* Effect.logWarning(
-              `lost the lease on task ${task.id} attempt ${task.attempt} (${refused.value}); stopped it`
+              `lost the lease on task ${task.id} attempt ${task.attempt} (${beat.lost}); stopped it`
             )
           }
+          // Not recorded (the store could not be reached): try again a third of a lease later.
+          expiresAt = beat.expiresAt ?? (yield* now) + 2 * third
         }
       })
 

@@ -4,12 +4,12 @@
  * of them used to leave a plan stuck for good (a dispatched task nobody claims, a retry nobody dispatches) or cost a
  * task an attempt.
  */
-import type { SqlClient } from "@effect/sql"
+import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
-import { ClaimTask, Continue, Initialize } from "../../src/domain/Commands.js"
+import { ClaimTask, CompactContext, Continue, Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
@@ -41,7 +41,7 @@ const within = (seconds: number, what: string) =>
 /** A SQLite store with the outage trigger installed, and the planner's services over it. */
 const withFaultyStore = <A, E>(
   executor: ExecutorService,
-  body: Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof plannerRuntime>> | SqlClient.SqlClient>,
+  body: Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof plannerRuntime>> | SqlClient.SqlClient | Database>,
   options: PlannerService.PlannerServiceOptions = {}
 ) =>
   Effect.scoped(
@@ -50,9 +50,12 @@ const withFaultyStore = <A, E>(
       const store = yield* Layer.build(SqliteEventStore.layer({ filename }))
       yield* Outage.install.pipe(Effect.provide(store))
       const runtime = yield* Layer.build(plannerRuntime(Layer.succeedContext(store), executor, options))
-      return yield* Effect.provide(body, Context.merge(store, runtime))
+      return yield* Effect.provide(body, Context.merge(store, runtime).pipe(Context.add(Database, { filename })))
     })
   )
+
+/** Which file the store of `withFaultyStore` uses. */
+class Database extends Context.Tag("test/Database")<Database, { readonly filename: string }>() {}
 
 const start = (sessionId: string, tasks: ReadonlyArray<TaskPlan>, overrides: Partial<PlannerConfig> = {}) =>
   Effect.flatMap(PlannerService.PlannerService, (service) =>
@@ -201,6 +204,64 @@ describe("runs and the command handler", () => {
       )
     })
   )
+
+  it.live("commands handled together keep their own outcomes, refusals and causation ids", () =>
+    Effect.gen(function* () {
+      const executor = yield* script({ rules: [], default: { complete: "ok" } })
+      yield* withFaultyStore(
+        executor,
+        Effect.gen(function* () {
+          const service = yield* PlannerService.PlannerService
+          const tasks = [1, 2, 3, 4].map((id) => ({
+            id,
+            description: `step ${id}`,
+            kind: "Processing" as const,
+            dependsOn: [],
+            attachments: []
+          }))
+          yield* start("together", tasks, { maxParallel: 4 })
+          const at = yield* Clock.currentTimeMillis
+          // Sent at once: a claim of each task, a second claim of task 1 by somebody else, and a claim of a task
+          // that does not exist. The refusals are each caller's own; the others are recorded as if sent one by one.
+          const commands = [
+            ...tasks.map((task) => ({ taskId: task.id, workerId: "w/1/a" })),
+            { taskId: 1, workerId: "w/2/b" },
+            { taskId: 9, workerId: "w/1/a" }
+          ]
+          const outcomes = yield* Effect.forEach(
+            commands,
+            ({ taskId, workerId }, index) =>
+              service
+                .execute("together", new ClaimTask({ taskId, attempt: 1, workerId, at }), {
+                  causationId: `cause-${index}`
+                })
+                .pipe(Effect.either),
+            { concurrency: "unbounded" }
+          )
+          expect(outcomes.map((outcome) => (outcome._tag === "Right" ? "claimed" : outcome.left._tag))).toEqual([
+            "claimed",
+            "claimed",
+            "claimed",
+            "claimed",
+            "TaskAlreadyClaimed",
+            "UnknownTask"
+          ])
+          const events = yield* Effect.flatMap(EventStore, (store) =>
+            store.load({ streamId: "planner", aggregateId: "together", eventTypes: ["TaskClaimed"] })
+          )
+          expect(
+            events.map((event) => [(event.data as { taskId: number }).taskId, event.metadata.causationId])
+          ).toEqual(tasks.map((task) => [task.id, `cause-${task.id - 1}`]))
+          // Each caller sees the session right after its own command.
+          for (const [index, outcome] of outcomes.slice(0, 4).entries()) {
+            const handled = outcome._tag === "Right" ? outcome.right : undefined
+            expect(handled?.state.tasks[index]?.status).toBe("Running")
+            expect(handled?.state.version).toBe(events[index]?.sequence)
+          }
+        })
+      )
+    })
+  )
 })
 
 describe("leases", () => {
@@ -230,6 +291,45 @@ describe("leases", () => {
           expect(yield* Deferred.await(interrupted).pipe(within(5, "the stale attempt to stop"))).toBe(1)
           yield* Fiber.interrupt(running)
         })
+      )
+    })
+  )
+  it.live("a claim that had to wait for its turn still gets a whole lease", () =>
+    Effect.gen(function* () {
+      const executor = yield* script({
+        rules: [{ match: "analysis", delayMs: 400, outcomes: [{ complete: "analysed" }] }],
+        default: { complete: "ok" }
+      })
+      yield* withFaultyStore(
+        executor,
+        Effect.scoped(
+          Effect.gen(function* () {
+            const service = yield* PlannerService.PlannerService
+            const { filename } = yield* Database
+            yield* start("late-claim", oneTask("long analysis"), { leaseMs: 600 })
+            // Another connection holds the database's write lock for a while. A command of this process is stuck in
+            // its append meanwhile, and the worker's claim, asked for now, waits behind it for its turn.
+            const other = yield* Layer.build(SqliteEventStore.clientLayer({ filename }))
+            const blocker = Context.get(other, SqlClient.SqlClient)
+            yield* blocker.unsafe("BEGIN IMMEDIATE")
+            const at = yield* Clock.currentTimeMillis
+            const stuck = yield* Effect.fork(
+              service.execute(
+                "late-claim",
+                new CompactContext({ maxTokens: 100, summary: "notes from earlier work", removedTaskIds: [], at })
+              )
+            )
+            const running = yield* Effect.fork(Runner.run("late-claim"))
+            yield* Effect.sleep("1200 millis")
+            yield* blocker.unsafe("COMMIT")
+            yield* Fiber.join(stuck)
+            const result = yield* Fiber.join(running).pipe(within(15, "the run"))
+            // The lease ran from when the claim was decided: no lease ran out, the task ran once.
+            expect(result.state.status).toBe("Succeeded")
+            expect(result.state.tasks[0]?.attempt).toBe(1)
+            expect(result.state.tasks[0]?.failures).toBe(0)
+          })
+        )
       )
     })
   )

@@ -71,13 +71,32 @@ export const ensureBuilt = (): void => {
     // tsc emits even with type errors elsewhere in the tree; the typecheck step of `npm test` reports those.
     if (!fs.existsSync(builtEntry)) throw new Error(`npm run build failed:\n${built.stdout}${built.stderr}`)
   } finally {
+    // Markers of earlier runs are no use: remove those older than a day.
+    const cache = path.dirname(checkedMarker)
+    for (const name of fs.readdirSync(cache)) {
+      const file = path.join(cache, name)
+      if (name.startsWith("planner-cli-built-for-") && Date.now() - fs.statSync(file).mtimeMs > 86_400_000)
+        fs.rmSync(file)
+    }
     fs.writeFileSync(checkedMarker, "")
     fs.rmSync(lockDir, { recursive: true, force: true })
   }
 }
 
-/** A fresh working folder (the default store `./.planner/planner.db` lands in it). */
-export const tempFolder = (prefix = "planner-cli-"): string => fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+/** Processes and folders this test file made, removed when it ends however it ends (a failed test included). */
+const children = new Set<ChildProcess>()
+const folders = new Set<string>()
+process.on("exit", () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+  for (const folder of folders) fs.rmSync(folder, { recursive: true, force: true })
+})
+
+/** A fresh working folder (the default store `./.planner/planner.db` lands in it), removed when the file ends. */
+export const tempFolder = (prefix = "planner-cli-"): string => {
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  folders.add(folder)
+  return folder
+}
 
 /** The environment for the command: this one without anything that would change how the CLI behaves. */
 export const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
@@ -121,6 +140,8 @@ const start = (command: string, args: ReadonlyArray<string>, options: CliOptions
     env: cleanEnv(options.env),
     stdio: [pipeInput || options.input !== undefined ? "pipe" : "ignore", "pipe", "pipe"]
   })
+  children.add(child)
+  child.on("exit", () => children.delete(child))
   let stdout = ""
   let stderr = ""
   const listeners = new Set<() => void>()
@@ -132,7 +153,7 @@ const start = (command: string, args: ReadonlyArray<string>, options: CliOptions
     stderr += chunk
   })
   if (options.input !== undefined) child.stdin?.end(options.input)
-  const timeoutMs = options.timeoutMs ?? 100_000
+  const timeoutMs = options.timeoutMs ?? 280_000
   const result = new Promise<CliResult>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL")
@@ -158,7 +179,7 @@ const start = (command: string, args: ReadonlyArray<string>, options: CliOptions
     child,
     stdout: () => stdout,
     stderr: () => stderr,
-    waitFor: (pattern, waitMs = 60_000) =>
+    waitFor: (pattern, waitMs = 200_000) =>
       new Promise((resolve, reject) => {
         const check = () => {
           const match = stdout.match(pattern)

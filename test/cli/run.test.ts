@@ -339,7 +339,16 @@ describe.concurrent("planner run", { timeout: 300_000 }, () => {
     )
   })
 
-  it("records --attach and the policy options with the plan; --verbose shows dispatches and workers", async () => {
+  it("--allow-shell runs a ToolCall task's command without asking", async () => {
+    const cwd = tempFolder()
+    const run = await cli(["run", "--allow-shell", "--json", "Run `echo hello from the shell`"], { cwd })
+    expect(run.code, run.stderr).toBe(0)
+    const [task] = parseJson<ResultJson>(run).tasks
+    expect(task?.kind).toBe("ToolCall")
+    expect(task?.result).toMatch(/^\$ echo hello from the shell \(exit 0, [\d.]+ s\)\nhello from the shell$/)
+  })
+
+  it("records --attach and the policy options with the plan; --no-check-links skips the unreachable link; --verbose shows dispatches and workers", async () => {
     const cwd = tempFolder()
     fs.writeFileSync(path.join(cwd, "notes.md"), "# notes")
     const run = await cli(
@@ -359,13 +368,15 @@ describe.concurrent("planner run", { timeout: 300_000 }, () => {
         "abort",
         "--no-check-links",
         "--verbose",
-        "Summarise the notes. Then file them."
+        "Summarise the notes at http://127.0.0.1:9/notes.md. Then file them."
       ],
       { cwd }
     )
     expect(run.code, run.stderr).toBe(0)
     expect(run.stdout).toMatch(/^task 2 attempt 1 dispatched$/m)
-    expect(run.stdout).toMatch(/^task 1 started: Summarise the notes \[worker [^\]]+\/\d+\/[0-9a-f]+\]$/m)
+    expect(run.stdout).toMatch(
+      /^task 1 started: Summarise the notes at http:\/\/127\.0\.0\.1:9\/notes\.md \[worker [^\]]+\/\d+\/[0-9a-f]+\]$/m
+    )
     const { state } = await readSession(defaultDb(cwd), sessionIdIn(run.stdout))
     expect(state.config).toMatchObject({ maxParallel: 2, maxAttempts: 5, onFailure: "abort" })
     expect(state.attachments).toEqual([
