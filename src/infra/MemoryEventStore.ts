@@ -11,6 +11,7 @@ import {
   type AggregateInfo,
   type AppendResult,
   EventStore,
+  type EventStoreError,
   type EventStoreService,
   type ExpectedSequence,
   type LoadQuery,
@@ -32,6 +33,7 @@ import {
   type RawEvent,
   type WakeUp
 } from "./internal/eventStore.js"
+import { hotSpan } from "./internal/tracing.js"
 
 /**
  * The events, aggregates and checkpoints of one in-memory store. Plain mutable structures: every change happens
@@ -73,49 +75,53 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
     storage.streams.get(streamId)?.get(aggregateId) ?? []
   const page = (rows: ReadonlyArray<RawEvent>) => decodePage(rows, Either.right, pageSize, true)
 
-  const append = Effect.fn("EventStore.append")(function* (
+  const append = (
     streamId: string,
     aggregateId: string,
     events: ReadonlyArray<NewEvent>,
     expected: ExpectedSequence
-  ) {
-    yield* Effect.annotateCurrentSpan({ streamId, aggregateId, events: events.length })
-    const encoded = yield* encodeAppend(streamId, aggregateId, events, expected)
-    const createdAt = yield* Clock.currentTimeMillis
-    const result = yield* Effect.suspend((): Effect.Effect<AppendResult, SequenceConflict> => {
-      let aggregates = storage.streams.get(streamId)
-      const existing = aggregates?.get(aggregateId) ?? []
-      const conflict = checkExpected(streamId, aggregateId, expected, existing.length)
-      if (conflict !== undefined) return Effect.fail(conflict)
-      if (encoded.length === 0) return Effect.succeed({ lastSequence: existing.length, positions: [] })
-      if (aggregates === undefined) {
-        aggregates = new Map()
-        storage.streams.set(streamId, aggregates)
-      }
-      const rows = aggregates.get(aggregateId) ?? []
-      aggregates.set(aggregateId, rows)
-      const positions: Array<number> = []
-      for (const event of encoded) {
-        const row: RawEvent = {
-          position: storage.rows.length + 1,
-          streamId,
-          aggregateId,
-          sequence: rows.length + 1,
-          type: event.type,
-          version: event.version,
-          data: event.data,
-          metadata: event.metadata,
-          createdAt
-        }
-        storage.rows.push(row)
-        rows.push(row)
-        positions.push(row.position)
-      }
-      return Effect.succeed({ lastSequence: rows.length, positions })
-    })
-    if (result.positions.length > 0) yield* storage.wakeUp.signal
-    return result
-  })
+  ): Effect.Effect<AppendResult, SequenceConflict | EventStoreError> =>
+    hotSpan(
+      Effect.gen(function* () {
+        const encoded = yield* encodeAppend(streamId, aggregateId, events, expected)
+        const createdAt = yield* Clock.currentTimeMillis
+        const result = yield* Effect.suspend((): Effect.Effect<AppendResult, SequenceConflict> => {
+          let aggregates = storage.streams.get(streamId)
+          const existing = aggregates?.get(aggregateId) ?? []
+          const conflict = checkExpected(streamId, aggregateId, expected, existing.length)
+          if (conflict !== undefined) return Effect.fail(conflict)
+          if (encoded.length === 0) return Effect.succeed({ lastSequence: existing.length, positions: [] })
+          if (aggregates === undefined) {
+            aggregates = new Map()
+            storage.streams.set(streamId, aggregates)
+          }
+          const rows = aggregates.get(aggregateId) ?? []
+          aggregates.set(aggregateId, rows)
+          const positions: Array<number> = []
+          for (const event of encoded) {
+            const row: RawEvent = {
+              position: storage.rows.length + 1,
+              streamId,
+              aggregateId,
+              sequence: rows.length + 1,
+              type: event.type,
+              version: event.version,
+              data: event.data,
+              metadata: event.metadata,
+              createdAt
+            }
+            storage.rows.push(row)
+            rows.push(row)
+            positions.push(row.position)
+          }
+          return Effect.succeed({ lastSequence: rows.length, positions })
+        })
+        if (result.positions.length > 0) yield* storage.wakeUp.signal
+        return result
+      }),
+      "EventStore.append",
+      () => ({ streamId, aggregateId, events: events.length })
+    )
 
   const inBounds = (query: LoadQuery) => (row: RawEvent) =>
     (query.fromSequence === undefined || row.sequence >= query.fromSequence) &&

@@ -8,10 +8,12 @@
  * events take several statements in one transaction); on PostgreSQL it runs inside a transaction with the lock below.
  * The unique constraint on (stream, aggregate, sequence) is the final guard; its violation is a `SequenceConflict`.
  *
- * Cost: the append statement's text is built once per event count and sent straight to a reserved connection, and
- * metadata and result rows of the usual shape skip their schemas; on SQLite, `sql\`...\`` (fragments compiled on every
- * call, a span per statement) and the schemas cost more than the insert itself. Reads collect pages without a stream
- * for `load`, and decode rows field by field. The `EventStore.*` spans stay; see docs/performance.md for the figures.
+ * Cost: the append statement's text is built once per event count, and metadata and result rows of the usual shape
+ * skip their schemas. On SQLite, `sql\`...\`` (fragments compiled on every call, a span per statement, an Effect
+ * cache lookup for the prepared statement) costs more than the insert itself, so an append outside a transaction
+ * runs its prepared statement straight on the connection (`options.direct`, see `internal/sqliteClient.ts`), and
+ * the `EventStore.append` span is only made when a tracer that exports spans is installed (`internal/tracing.ts`).
+ * Reads collect pages without a stream for `load`, and decode rows field by field. See docs/performance.md.
  *
  * Commit order (the PostgreSQL ordering trap). A subscriber reads "events after the last position I saw", so a
  * position must never become visible after a higher one. On PostgreSQL an identity value is taken at insert time but
@@ -34,9 +36,9 @@
  * first would fail outright (`SQLITE_BUSY_SNAPSHOT`) when another process commits between its read and its write.
  */
 import { Migrator, SqlClient } from "@effect/sql"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
-import { Clock, Data, Duration, Effect, Either, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
+import { Clock, Context, Data, Duration, Effect, Either, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
 import {
   type AggregateInfo,
   type AppendResult,
@@ -65,6 +67,7 @@ import {
   pagedRead,
   type RawEvent
 } from "./internal/eventStore.js"
+import { hotSpan } from "./internal/tracing.js"
 import { migrations, migrationsTable } from "./migrations/index.js"
 
 export interface SqlEventStoreOptions {
@@ -78,6 +81,11 @@ export interface SqlEventStoreOptions {
   readonly listen?: (channel: string) => Stream.Stream<string, SqlError>
   /** PostgreSQL: the NOTIFY channel; defaults to "event_store_appended". */
   readonly channel?: string
+  /**
+   * SQLite: runs an append's statement at once, outside any transaction, or returns `undefined` when it cannot (a
+   * transaction holds the connection); `SqliteEventStore` passes its connection's. Throws what the driver throws.
+   */
+  readonly direct?: (text: string, params: ReadonlyArray<unknown>) => ReadonlyArray<unknown> | undefined
 }
 
 // --- Rows -----------------------------------------------------------------------------------------------------------
@@ -348,6 +356,7 @@ export const make = (
     const pollInterval = options.pollInterval ?? Duration.millis(250)
     const channel = options.channel ?? defaultChannel
     const isPg = dialect === "pg"
+    const direct = options.direct
     const wakeUp = yield* makeWakeUp
     const writeTransaction = makeWriteTransaction(sql, dialect)
 
@@ -430,11 +439,19 @@ export const make = (
       text: string,
       params: ReadonlyArray<unknown>
     ): Effect.Effect<ReadonlyArray<unknown>, SqlError> =>
-      Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) =>
-        Option.isSome(transaction)
-          ? transaction.value[0].execute(text, params, undefined)
-          : Effect.scoped(Effect.flatMap(sql.reserve, (connection) => connection.execute(text, params, undefined)))
-      )
+      Effect.withFiberRuntime((fiber) => {
+        const transaction = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
+        if (Option.isSome(transaction)) return transaction.value[0].execute(text, params, undefined)
+        if (direct !== undefined) {
+          try {
+            const rows = direct(text, params)
+            if (rows !== undefined) return Effect.succeed(rows)
+          } catch (cause) {
+            return Effect.fail(new SqlError({ cause, message: "Failed to execute statement" }))
+          }
+        }
+        return Effect.scoped(Effect.flatMap(sql.reserve, (connection) => connection.execute(text, params, undefined)))
+      })
 
     /** The text of `insertAfter`'s statement for `count` events, built once per count. */
     const insertTexts = new Map<number, string>()
@@ -597,7 +614,9 @@ export const make = (
         return Either.isLeft(encoded)
           ? Effect.fail(encoded.left)
           : appendEncoded(streamId, aggregateId, encoded.right, expected)
-      }).pipe(Effect.withSpan("EventStore.append", { captureStackTrace: false }))
+      }).pipe((effect) =>
+        hotSpan(effect, "EventStore.append", () => ({ streamId, aggregateId, events: events.length }))
+      )
 
     const conflictNow = (streamId: string, aggregateId: string, expected: ExpectedSequence) =>
       Effect.flatMap(

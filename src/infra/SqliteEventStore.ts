@@ -9,7 +9,8 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Context, Effect, Layer } from "effect"
-import { type EventStore, EventStoreError } from "./EventStore.js"
+import { EventStore, EventStoreError } from "./EventStore.js"
+import * as sqliteClient from "./internal/sqliteClient.js"
 import * as SqlEventStore from "./SqlEventStore.js"
 
 export interface SqliteEventStoreConfig extends SqlEventStoreOptions {
@@ -21,27 +22,43 @@ export interface SqliteEventStoreConfig extends SqlEventStoreOptions {
 
 type SqlEventStoreOptions = SqlEventStore.SqlEventStoreOptions
 
-/** The SQLite client alone, with opening errors (a missing folder, a file that is not a database) as `EventStoreError`. */
+/** Opens the database, with opening errors (a missing folder, a file that is not a database) as `EventStoreError`. */
+const open = (config: Pick<SqliteEventStoreConfig, "filename" | "disableWAL">) =>
+  sqliteClient.make({ filename: config.filename, disableWAL: config.disableWAL }).pipe(
+    // better-sqlite3 throws while opening.
+    Effect.catchAllDefect(
+      (defect) =>
+        new EventStoreError({
+          operation: "open",
+          reason: `cannot open SQLite database ${config.filename}: ${defect instanceof Error ? defect.message : String(defect)}`
+        })
+    )
+  )
+
+const clients = (client: SqliteClient.SqliteClient) =>
+  Context.make(SqliteClient.SqliteClient, client).pipe(Context.add(SqlClient.SqlClient, client))
+
+/** The SQLite client alone. */
 export const clientLayer = (
   config: Pick<SqliteEventStoreConfig, "filename" | "disableWAL">
 ): Layer.Layer<SqliteClient.SqliteClient | SqlClient.SqlClient, EventStoreError> =>
-  Layer.scopedContext(
-    SqliteClient.make({ filename: config.filename, disableWAL: config.disableWAL }).pipe(
-      // better-sqlite3 throws while opening, which the client turns into a defect.
-      Effect.catchAllDefect(
-        (defect) =>
-          new EventStoreError({
-            operation: "open",
-            reason: `cannot open SQLite database ${config.filename}: ${defect instanceof Error ? defect.message : String(defect)}`
-          })
-      ),
-      Effect.map((client) =>
-        Context.make(SqliteClient.SqliteClient, client).pipe(Context.add(SqlClient.SqlClient, client))
-      )
-    )
-  ).pipe(Layer.provide(Reactivity.layer))
+  Layer.scopedContext(Effect.map(open(config), ({ client }) => clients(client))).pipe(Layer.provide(Reactivity.layer))
 
+/**
+ * The store, and the client it opened. Appends outside a transaction run straight on the better-sqlite3 connection
+ * (see `internal/sqliteClient.ts`); everything else goes through the client.
+ */
 export const layer = (
   config: SqliteEventStoreConfig
 ): Layer.Layer<EventStore | SqliteClient.SqliteClient | SqlClient.SqlClient, EventStoreError> =>
-  SqlEventStore.layer(config).pipe(Layer.provideMerge(clientLayer(config)))
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const { client, direct } = yield* open(config)
+      const context = clients(client)
+      const store = yield* Effect.provide(
+        Effect.zipRight(SqlEventStore.migrate, SqlEventStore.make({ ...config, direct: direct.run })),
+        context
+      )
+      return Context.add(context, EventStore, store)
+    })
+  ).pipe(Layer.provide(Reactivity.layer))

@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Option } from "effect"
 import { EventStore, EventStoreError } from "../../src/infra/EventStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import { eventStoreContract, newEvent, type SqlTarget, sqlEventStoreContract } from "./EventStoreContract.js"
@@ -56,5 +56,39 @@ describe("SqliteEventStore", () => {
       expect(error).toBeInstanceOf(EventStoreError)
       expect(error.message).toContain("/nonexistent-folder/events.db")
     })
+  )
+
+  it.live("an append waits for another fiber's open transaction and never lands inside it", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const filename = yield* freshSqliteFile
+        const context = yield* Layer.build(SqliteEventStore.layer({ filename }))
+        const sql = Context.get(context, SqlClient.SqlClient)
+        const store = Context.get(context, EventStore)
+        const inside = yield* Deferred.make<void>()
+        const finish = yield* Deferred.make<void>()
+        // A transaction that writes, then waits while the append below is tried, then rolls back.
+        const transaction = yield* sql
+          .withTransaction(
+            Effect.gen(function* () {
+              yield* sql`INSERT INTO event_checkpoints (consumer, position, updated_at) VALUES ('doomed', 1, 0)`
+              yield* Deferred.succeed(inside, undefined)
+              yield* Deferred.await(finish)
+              return yield* Effect.fail("roll back" as const)
+            })
+          )
+          .pipe(Effect.flip, Effect.fork)
+        yield* Deferred.await(inside)
+        const append = yield* Effect.fork(store.append("s", "a", [newEvent("Kept", {})], 0))
+        yield* Effect.sleep("50 millis")
+        expect(yield* Fiber.poll(append)).toEqual(Option.none())
+        yield* Deferred.succeed(finish, undefined)
+        expect(yield* Fiber.join(transaction)).toBe("roll back")
+        expect((yield* Fiber.join(append)).lastSequence).toBe(1)
+        // The rollback took the transaction's own write and nothing else.
+        expect((yield* store.load({ streamId: "s" })).map((event) => event.type)).toEqual(["Kept"])
+        expect(yield* sql`SELECT consumer FROM event_checkpoints`).toEqual([])
+      })
+    )
   )
 })

@@ -1,0 +1,164 @@
+/**
+ * The SQLite client the event store runs on: the same client as `@effect/sql-sqlite-node`'s `SqliteClient.make`
+ * (one better-sqlite3 connection behind a one-permit semaphore, WAL by default, the same compiler, transactions and
+ * span attributes), plus a way to run one statement at once when no transaction holds the connection.
+ *
+ * Why not the package's own client: it does not expose its better-sqlite3 handle, and on the hot path its
+ * per-statement machinery (an Effect `Cache` lookup for the prepared statement, the semaphore, a scope) costs about
+ * as much as SQLite's own work for a single-row insert. A second connection to the same file for the fast path is no
+ * way out: better-sqlite3 waits for a lock synchronously, so a second connection in the same process waiting for
+ * the first one's open transaction would block the very event loop that has to finish that transaction.
+ *
+ * @internal
+ */
+import type * as Reactivity from "@effect/experimental/Reactivity"
+import { SqlClient } from "@effect/sql"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { SqlError } from "@effect/sql/SqlError"
+import * as Statement from "@effect/sql/Statement"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import Sqlite from "better-sqlite3"
+import { Context, Effect, Scope, Stream } from "effect"
+
+/** Prepared statements kept per connection; the least recently used one is dropped beyond this. */
+const preparedCapacity = 200
+
+export interface DirectSqlite {
+  /**
+   * Runs one statement now, outside any transaction, and returns its rows (none for a statement that returns none);
+   * `undefined` when another fiber's transaction holds the connection, so the caller must go through the client.
+   * Throws what better-sqlite3 throws.
+   */
+  readonly run: (text: string, params: ReadonlyArray<unknown>) => ReadonlyArray<unknown> | undefined
+}
+
+export interface OpenedSqlite {
+  readonly client: SqliteClient.SqliteClient
+  readonly direct: DirectSqlite
+}
+
+const fail = (message: string) => (cause: unknown) => new SqlError({ cause, message })
+
+/** Opens the database (throwing what better-sqlite3 throws) and closes it with the scope. */
+export const make = (options: {
+  readonly filename: string
+  readonly disableWAL?: boolean | undefined
+}): Effect.Effect<OpenedSqlite, never, Scope.Scope | Reactivity.Reactivity> =>
+  Effect.gen(function* () {
+    const db = new Sqlite(options.filename)
+    yield* Effect.addFinalizer(() => Effect.sync(() => db.close()))
+    if (options.disableWAL !== true) db.pragma("journal_mode = WAL")
+
+    // A Map keeps insertion order: re-inserting on use makes its first key the least recently used.
+    const prepared = new Map<string, Sqlite.Statement>()
+    const prepare = (text: string): Sqlite.Statement => {
+      const cached = prepared.get(text)
+      if (cached !== undefined) {
+        prepared.delete(text)
+        prepared.set(text, cached)
+        return cached
+      }
+      const statement = db.prepare(text)
+      prepared.set(text, statement)
+      if (prepared.size > preparedCapacity) {
+        const oldest = prepared.keys().next()
+        if (oldest.done !== true) prepared.delete(oldest.value)
+      }
+      return statement
+    }
+
+    /** Rows are objects, or the run's info object itself for `executeRaw` (as the package's client does). */
+    const runNow = (
+      statement: Sqlite.Statement,
+      params: ReadonlyArray<unknown>,
+      raw: boolean
+    ): ReadonlyArray<object> => {
+      if (statement.reader) return statement.all(...params) as ReadonlyArray<object>
+      const result = statement.run(...params)
+      return raw ? (result as unknown as ReadonlyArray<object>) : []
+    }
+
+    const run = (text: string | Sqlite.Statement, params: ReadonlyArray<unknown>, raw: boolean) =>
+      Effect.withFiberRuntime<ReadonlyArray<object>, SqlError>((fiber) => {
+        try {
+          const statement = typeof text === "string" ? prepare(text) : text
+          // Statements are cached, so the flag must be set either way.
+          statement.safeIntegers(Context.get(fiber.currentContext, SqlClient.SafeIntegers))
+          return Effect.succeed(runNow(statement, params, raw))
+        } catch (cause) {
+          return Effect.fail(fail("Failed to execute statement")(cause))
+        }
+      })
+
+    const connection: Connection = {
+      execute: (text, params, transformRows) =>
+        transformRows === undefined ? run(text, params, false) : Effect.map(run(text, params, false), transformRows),
+      executeRaw: (text, params) => run(text, params, true),
+      executeValues: (text, params) =>
+        Effect.try({
+          try: () => {
+            const statement = prepare(text)
+            if (!statement.reader) {
+              statement.run(...params)
+              return []
+            }
+            try {
+              return statement.raw(true).all(...params) as ReadonlyArray<ReadonlyArray<unknown>>
+            } finally {
+              statement.raw(false)
+            }
+          },
+          catch: fail("Failed to execute statement")
+        }),
+      executeUnprepared: (text, params, transformRows) =>
+        Effect.flatMap(
+          Effect.try({ try: () => db.prepare(text), catch: fail("Failed to prepare statement") }),
+          (statement) => {
+            const rows = run(statement, params ?? [], false)
+            return transformRows === undefined ? rows : Effect.map(rows, transformRows)
+          }
+        ),
+      executeStream: () => Stream.dieMessage("executeStream is not implemented for SQLite")
+    }
+
+    // One connection: a statement waits while a transaction holds it, and a transaction holds it until it ends.
+    const semaphore = yield* Effect.makeSemaphore(1)
+    const acquirer = semaphore.withPermits(1)(Effect.succeed(connection))
+    const transactionAcquirer = Effect.uninterruptibleMask((restore) =>
+      Effect.as(
+        Effect.zipRight(
+          restore(semaphore.take(1)),
+          Effect.tap(Effect.scope, (scope) => Scope.addFinalizer(scope, semaphore.release(1)))
+        ),
+        connection
+      )
+    )
+    const sql = yield* SqlClient.make({
+      acquirer,
+      transactionAcquirer,
+      compiler: Statement.makeCompilerSqlite(),
+      spanAttributes: [["db.system.name", "sqlite"]]
+    })
+
+    const client = Object.assign(sql, {
+      [SqliteClient.TypeId]: SqliteClient.TypeId,
+      config: { filename: options.filename, disableWAL: options.disableWAL },
+      export: Effect.try({ try: () => db.serialize(), catch: fail("Failed to export database") }),
+      backup: (destination: string) =>
+        Effect.tryPromise({ try: () => db.backup(destination), catch: fail("Failed to backup database") }),
+      loadExtension: (path: string) =>
+        Effect.try({
+          try: () => {
+            db.loadExtension(path)
+            prepared.clear()
+          },
+          catch: fail("Failed to load extension")
+        })
+    }) as unknown as SqliteClient.SqliteClient
+
+    const direct: DirectSqlite = {
+      // `inTransaction` is exact here: this is the only connection, and every transaction on it starts with BEGIN.
+      run: (text, params) => (db.inTransaction ? undefined : runNow(prepare(text), params, false))
+    }
+    return { client, direct }
+  })
