@@ -6,7 +6,7 @@
  * commands made from the command schema are mixed in to exercise refusals of impossible, late and unknown input.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, Either, FastCheck as fc } from "effect"
+import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
 import {
   AbandonTask,
   Cancel,
@@ -24,7 +24,7 @@ import {
   TaskFailed
 } from "../../src/domain/Commands.js"
 import { PlannerConfig } from "../../src/domain/Config.js"
-import { decodeEvent, encodeEvent, PlannerEvent } from "../../src/domain/Events.js"
+import { currentVersion, decodeEvent, encodeEvent, PlannerEvent } from "../../src/domain/Events.js"
 import * as Planner from "../../src/domain/Planner.js"
 import { Attachment, NodeKind, type TaskPlan, type TaskState } from "../../src/domain/Task.js"
 
@@ -260,6 +260,39 @@ const roundTrip = (event: PlannerEvent) => {
   return decodeEvent(stored.type, stored.version, stored.data)
 }
 
+/** Marks a value to remove in `replaceAt`. */
+const dropped = Symbol("dropped")
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+type JsonPath = ReadonlyArray<string | number>
+/** Every path in a JSON value, the empty path (the value itself) included. */
+const jsonPaths = (value: unknown, path: JsonPath = []): Array<JsonPath> => [
+  path,
+  ...(Array.isArray(value)
+    ? value.flatMap((item, index) => jsonPaths(item, [...path, index]))
+    : isObject(value)
+      ? Object.entries(value).flatMap(([key, item]) => jsonPaths(item, [...path, key]))
+      : [])
+]
+const valueAt = (value: unknown, path: JsonPath): unknown =>
+  path.reduce<unknown>((current, key) => (current as Record<string | number, unknown>)[key], value)
+/** A copy of `value` with the value at `path` replaced (or removed, for `dropped`). */
+const replaceAt = (value: unknown, path: JsonPath, replacement: unknown): unknown => {
+  const [key, ...rest] = path
+  if (key === undefined) return replacement
+  if (Array.isArray(value) && typeof key === "number") {
+    const next = replaceAt(value[key], rest, replacement)
+    return rest.length === 0 && next === dropped
+      ? value.filter((_, index) => index !== key)
+      : value.map((item, index) => (index === key ? next : item))
+  }
+  const record = value as Record<string, unknown>
+  const next = replaceAt(record[key], rest, replacement)
+  return rest.length === 0 && next === dropped
+    ? Object.fromEntries(Object.entries(record).filter(([name]) => name !== key))
+    : { ...record, [key]: next }
+}
+
 describe("Planner properties", () => {
   it.prop(
     "fold of the log equals the live state after every command, and every prefix replays to the state of its time",
@@ -289,6 +322,38 @@ describe("Planner properties", () => {
   it.prop("every event made from the schemas survives a JSON round trip", [Arbitrary.make(PlannerEvent)], ([event]) => {
     expect(Either.getOrThrow(roundTrip(event))).toEqual(event)
   })
+
+  it.prop(
+    "decoding a stored event gives what the event's own schema gives: the same class instance, or a failure",
+    [
+      Arbitrary.make(PlannerEvent).chain((event) => {
+        const data: unknown = JSON.parse(JSON.stringify(encodeEvent(event).data))
+        // Also the payload with one value anywhere in it (a field, an array element) dropped, replaced by a value
+        // of another type or an out-of-range number, or given a key no schema names.
+        const paths = jsonPaths(data)
+        return fc.oneof(
+          fc.constant({ type: event._tag, data }),
+          fc
+            .tuple(fc.constantFrom(...paths), fc.constantFrom<unknown>(dropped, null, "text", true, -1, 0, 1.5, [], {}))
+            .map(([path, value]) => ({ type: event._tag, data: replaceAt(data, path, value) })),
+          fc
+            .constantFrom(...paths.filter((path) => isObject(valueAt(data, path))))
+            .map((path) => ({ type: event._tag, data: replaceAt(data, [...path, "unexpected"], 1) }))
+        )
+      })
+    ],
+    ([{ type, data }]) => {
+      const ours = decodeEvent(type, currentVersion(type), data)
+      const schema = Schema.decodeUnknownEither(PlannerEvent)(data)
+      expect(Either.isRight(ours), JSON.stringify(data)).toBe(Either.isRight(schema))
+      if (Either.isRight(ours) && Either.isRight(schema)) {
+        expect(ours.right).toStrictEqual(schema.right)
+        expect(Object.getPrototypeOf(ours.right)).toBe(Object.getPrototypeOf(schema.right))
+        expect(Object.keys(ours.right)).toEqual(Object.keys(schema.right))
+      }
+    },
+    { fastCheck: { numRuns: 2_000 } }
+  )
 
   it.prop(
     "a plan that is driven to the end completes exactly once, with every task final",
