@@ -168,7 +168,7 @@ export const run = (options: WorkerOptions = {}) => {
     const registry = yield* ExecutorRegistry
     const checker = yield* AttachmentChecker
     const compactor = yield* Compactor
-    const counter = Tokenizer.fallback
+    const counter = Tokenizer.memoized(Tokenizer.fallback)
 
     const kinds = new Set((options.kinds ?? nodeKinds).filter((kind) => registry.executorFor(kind) !== undefined))
     const concurrency = Math.max(1, options.concurrency ?? 4)

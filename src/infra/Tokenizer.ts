@@ -55,3 +55,32 @@ export const forModel = (model?: string): TokenCounter => {
 
 /** The counter used when no model is involved (the heuristic compactor). */
 export const fallback: TokenCounter = forModel(undefined)
+
+/**
+ * `counter` with the counts of the last `capacity` texts remembered. A worker checks the rolling context against its
+ * budget after every completion, and the context is mostly the same entries each time: counting them all again cost
+ * more than the rest of handling the completion.
+ */
+export const memoized = (counter: TokenCounter, capacity = 4_096): TokenCounter => {
+  // Insertion-ordered: re-inserting on use makes the first key the least recently used.
+  const counts = new Map<string, number>()
+  return {
+    encoding: counter.encoding,
+    exact: counter.exact,
+    count: (text) => {
+      const known = counts.get(text)
+      if (known !== undefined) {
+        counts.delete(text)
+        counts.set(text, known)
+        return known
+      }
+      const count = counter.count(text)
+      counts.set(text, count)
+      if (counts.size > capacity) {
+        const oldest = counts.keys().next()
+        if (oldest.done !== true) counts.delete(oldest.value)
+      }
+      return count
+    }
+  }
+}

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { FastCheck as fc } from "effect"
 import * as Tokenizer from "../../src/infra/Tokenizer.js"
 
 describe("Tokenizer", () => {
@@ -28,4 +29,18 @@ describe("Tokenizer", () => {
     expect(counter.count("a <|endoftext|> b")).toBeGreaterThan(3)
     expect(Tokenizer.forModel("gpt-4").count("internationalization")).toBeLessThan("internationalization".length / 2)
   })
+
+  it.prop(
+    "a memoized counter counts like the counter it wraps, however texts repeat and are evicted",
+    [
+      fc.array(fc.constantFrom("", "a", "Hello, world!", "naïve café", "<|endoftext|>", "x".repeat(50)), {
+        maxLength: 40
+      }),
+      fc.integer({ min: 1, max: 4 })
+    ],
+    ([texts, capacity]) => {
+      const memo = Tokenizer.memoized(Tokenizer.fallback, capacity)
+      for (const text of texts) expect(memo.count(text)).toBe(Tokenizer.fallback.count(text))
+    }
+  )
 })
