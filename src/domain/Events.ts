@@ -326,20 +326,18 @@ export const decodeEvent = (
       })
     )
   }
-  return decode(data).pipe(
-    Either.flatMap((event) =>
-      event._tag === type
-        ? Either.right(event)
-        : Either.left(new UndecodableEvent({ type, version: versionText, reason: `payload is a ${event._tag}` }))
-    ),
-    Either.mapLeft((error) =>
-      error instanceof UndecodableEvent
-        ? error
-        : new UndecodableEvent({
-            type,
-            version: versionText,
-            reason: ParseResult.TreeFormatter.formatErrorSync(error)
-          })
+  // Written out rather than piped: replays call this for every event.
+  const decoded = decode(data)
+  if (Either.isLeft(decoded)) {
+    return Either.left(
+      new UndecodableEvent({
+        type,
+        version: versionText,
+        reason: ParseResult.TreeFormatter.formatErrorSync(decoded.left)
+      })
     )
-  )
+  }
+  return decoded.right._tag === type
+    ? Either.right(decoded.right)
+    : Either.left(new UndecodableEvent({ type, version: versionText, reason: `payload is a ${decoded.right._tag}` }))
 }

@@ -4,7 +4,7 @@
  * through its upcasters (`decodeEvent`); one that no longer decodes is a `CorruptEvent` naming its position.
  */
 import { randomUUID } from "node:crypto"
-import { Chunk, Context, Effect, Either, Layer, Stream } from "effect"
+import { Channel, Chunk, Context, Effect, Either, Layer, Stream } from "effect"
 import { decodeEvent, encodeEvent, type PlannerEvent, type PlannerEventType } from "../domain/Events.js"
 import {
   type AggregateInfo,
@@ -75,46 +75,65 @@ export class PlannerStore extends Context.Tag("event-sourced-planner/PlannerStor
   PlannerStoreService
 >() {}
 
-export const decodeRecord = (stored: StoredEvent): Either.Either<PlannerEventRecord, CorruptEvent> =>
-  decodeEvent(stored.type, stored.version, stored.data).pipe(
-    Either.map(
-      (event): PlannerEventRecord => ({
+export const decodeRecord = (stored: StoredEvent): Either.Either<PlannerEventRecord, CorruptEvent> => {
+  // Written out rather than piped: replays call this for every event.
+  const decoded = decodeEvent(stored.type, stored.version, stored.data)
+  if (Either.isLeft(decoded)) {
+    return Either.left(
+      new CorruptEvent({
         position: stored.position,
-        sessionId: stored.aggregateId,
+        streamId: stored.streamId,
+        aggregateId: stored.aggregateId,
         sequence: stored.sequence,
-        event,
-        metadata: stored.metadata,
-        createdAt: stored.createdAt
+        type: stored.type,
+        reason: decoded.left.message
       })
-    ),
-    Either.mapLeft(
-      (error) =>
-        new CorruptEvent({
-          position: stored.position,
-          streamId: stored.streamId,
-          aggregateId: stored.aggregateId,
-          sequence: stored.sequence,
-          type: stored.type,
-          reason: error.message
-        })
     )
-  )
+  }
+  return Either.right({
+    position: stored.position,
+    sessionId: stored.aggregateId,
+    sequence: stored.sequence,
+    event: decoded.right,
+    metadata: stored.metadata,
+    createdAt: stored.createdAt
+  })
+}
 
-/** Decodes a chunk at a time; an undecodable event fails the stream after the events before it. */
-const decodeStream = <E>(stream: Stream.Stream<StoredEvent, E>): Stream.Stream<PlannerEventRecord, E | CorruptEvent> =>
-  Stream.chunks(stream).pipe(
-    Stream.flatMap((chunk) => {
+/**
+ * Decodes a chunk at a time, in one channel stage (a stream per chunk cost more than the decoding); an undecodable
+ * event fails the stream after the events before it.
+ */
+const decodeStream = <E>(
+  stream: Stream.Stream<StoredEvent, E>
+): Stream.Stream<PlannerEventRecord, E | CorruptEvent> => {
+  const decodeChunks: Channel.Channel<
+    Chunk.Chunk<PlannerEventRecord>,
+    Chunk.Chunk<StoredEvent>,
+    E | CorruptEvent,
+    E,
+    unknown,
+    unknown
+  > = Channel.readWithCause({
+    onInput: (chunk: Chunk.Chunk<StoredEvent>) => {
       const records: Array<PlannerEventRecord> = []
       for (const stored of chunk) {
         const decoded = decodeRecord(stored)
         if (Either.isLeft(decoded)) {
-          return Stream.concat(Stream.fromIterable(records), Stream.fail(decoded.left))
+          return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(records)), Channel.fail(decoded.left))
         }
         records.push(decoded.right)
       }
-      return Stream.fromChunk(Chunk.unsafeFromArray(records))
-    })
-  )
+      return Channel.zipRight(
+        Channel.write(Chunk.unsafeFromArray(records)),
+        Channel.suspend(() => decodeChunks)
+      )
+    },
+    onFailure: Channel.failCause,
+    onDone: () => Channel.void
+  })
+  return Stream.pipeThroughChannel(stream, decodeChunks)
+}
 
 const sessionQuery = (sessionId: string, range: SessionRange = {}) => ({
   streamId: plannerStreamId,
