@@ -164,9 +164,8 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
       : liveRead({
           afterPosition: query.afterPosition ?? 0,
           fetchAfter: (position) => Effect.sync(() => scan(storage.rows, position, (row) => matches(row, query))),
-          wakeUp: storage.wakeUp,
-          // Every writer is in this process and signals, so polling is only a last resort.
-          pollInterval: "1 second"
+          // Every writer is in this process and signals: nothing to poll for.
+          wakeUp: storage.wakeUp
         })
 
   const checkpoint = Effect.fn("EventStore.checkpoint")((consumer: string) =>

@@ -358,6 +358,8 @@ export const make = (
     const isPg = dialect === "pg"
     const direct = options.direct
     const wakeUp = yield* makeWakeUp
+    // The polling safety net: waiting subscribers look again every `pollInterval` (one timer for all of them).
+    yield* Effect.forkIn(Effect.repeat(wakeUp.signal, Schedule.spaced(pollInterval)), scope)
     const writeTransaction = makeWriteTransaction(sql, dialect)
 
     if (!isPg) {
@@ -395,12 +397,28 @@ export const make = (
       isPg ? sql.literal(`(extract(epoch from ${column}) * 1000)::bigint`) : sql.literal(column)
     const timestamp = (ms: number) => (isPg ? new Date(ms) : ms)
 
-    const fetchPage = (operation: string, where: ReadonlyArray<Fragment>, orderBy: string) =>
-      sql`SELECT ${selectColumns} FROM events WHERE ${sql.and(where)} ORDER BY ${sql.literal(orderBy)} LIMIT ${pageSize}`.pipe(
-        retryBusy,
-        Effect.mapError(toStoreError(operation)),
-        Effect.map((rows): Page => decodePage(rows, rowToRaw, pageSize, !isPg))
-      )
+    /**
+     * The page after a cursor (a position or a sequence, by `cursorColumn`) of the rows matching `where`, as one
+     * statement compiled once per read or subscription and then run with only the cursor changed: a subscriber runs it
+     * on every wake-up, and compiling the fragments and opening a span for each run cost more than the query.
+     */
+    const pageQuery = (operation: string, where: ReadonlyArray<Fragment>, cursorColumn: "position" | "sequence") => {
+      const marker = -7_243_150_003
+      const [text, params] =
+        sql`SELECT ${selectColumns} FROM events WHERE ${sql.and([...where, sql`${sql.literal(cursorColumn)} > ${marker}`])}
+          ORDER BY ${sql.literal(cursorColumn)} LIMIT ${pageSize}`.compile()
+      const cursorIndex = params.indexOf(marker)
+      return (cursor: number): Effect.Effect<Page, EventStoreError> =>
+        Effect.suspend(() => {
+          const bound = [...params]
+          bound[cursorIndex] = cursor
+          return runStatement(text, bound)
+        }).pipe(
+          retryBusy,
+          Effect.mapError(toStoreError(operation)),
+          Effect.map((rows): Page => decodePage(rows, rowToRaw, pageSize, !isPg))
+        )
+    }
 
     const filters = (query: {
       readonly streamId?: string | undefined
@@ -635,12 +653,12 @@ export const make = (
       return query.aggregateId === undefined
         ? {
             start: query.afterPosition ?? 0,
-            fetch: (position: number) => fetchPage("read", [...where, sql`position > ${position}`], "position"),
+            fetch: pageQuery("read", where, "position"),
             cursorAfter: (last: StoredEvent) => last.position
           }
         : {
             start: 0,
-            fetch: (sequence: number) => fetchPage("read", [...where, sql`sequence > ${sequence}`], "sequence"),
+            fetch: pageQuery("read", where, "sequence"),
             cursorAfter: (last: StoredEvent) => last.sequence
           }
     }
@@ -682,9 +700,8 @@ export const make = (
           startListening,
           liveRead({
             afterPosition: query.afterPosition ?? 0,
-            fetchAfter: (position) => fetchPage("subscribe", [...where, sql`position > ${position}`], "position"),
-            wakeUp,
-            pollInterval
+            fetchAfter: pageQuery("subscribe", where, "position"),
+            wakeUp
           })
         )
       ).pipe(Stream.withSpan("EventStore.subscribe"))

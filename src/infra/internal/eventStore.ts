@@ -4,20 +4,7 @@
  *
  * @internal
  */
-import {
-  Chunk,
-  Deferred,
-  type Duration,
-  Effect,
-  Either,
-  Exit,
-  FiberId,
-  Option,
-  ParseResult,
-  Schedule,
-  Schema,
-  Stream
-} from "effect"
+import { Chunk, Deferred, Effect, Either, Exit, FiberId, Option, ParseResult, Schedule, Schema, Stream } from "effect"
 import {
   CorruptEvent,
   EventMetadata,
@@ -331,14 +318,14 @@ export const readRetry = Schedule.exponential("50 millis").pipe(
 
 /**
  * History then live events after `afterPosition`, in global order. `fetchAfter` returns the next page of matching
- * events strictly after a position; when it is empty the loop waits for a wake-up, or `pollInterval` at most (the
- * safety net for writers it cannot hear, such as other processes).
+ * events strictly after a position; when it is empty the loop waits for a wake-up. Every append of the store signals
+ * one; a store with writers it cannot hear (other processes) also signals on a timer, the polling safety net, so that
+ * one timer serves every subscriber instead of a timeout on every wait.
  */
 export const liveRead = (options: {
   readonly afterPosition: number
   readonly fetchAfter: (position: number) => Effect.Effect<Page, EventStoreError>
   readonly wakeUp: WakeUp
-  readonly pollInterval: Duration.DurationInput
 }): Stream.Stream<StoredEvent, ReadError> => {
   const isStoreError = (error: EventStoreError) => error._tag === "EventStoreError"
   // The retry schedule is only set up after a failure: this runs on every wake-up of every subscriber.
@@ -358,7 +345,7 @@ export const liveRead = (options: {
     Effect.gen(function* () {
       let woken = pending
       for (;;) {
-        if (woken !== undefined) yield* woken.pipe(Effect.timeoutOption(options.pollInterval))
+        if (woken !== undefined) yield* woken
         woken = yield* options.wakeUp.next
         const page = yield* fetch(position)
         if (page.events.length > 0 || page.corrupt !== undefined) return [page, woken] as const
