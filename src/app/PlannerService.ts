@@ -1,7 +1,7 @@
 /**
- * The command handler: one command, end to end. Load the session (from a cache kept current by catching up from the
- * store), `decide`, append the events at the sequence the decision was made on, and when another writer got there
- * first, catch up and decide again. This optimistic concurrency is what makes claims safe across workers and
+ * The command handler: one command, end to end. Take the session's state (cached; caught up from the store when it
+ * may be behind), `decide`, append the events at the sequence the decision was made on, and when another writer got
+ * there first, catch up and decide again. This optimistic concurrency is what makes claims safe across workers and
  * machines: two workers deciding on the same state cannot both append.
  */
 import { randomUUID } from "node:crypto"
@@ -12,6 +12,7 @@ import { encodeEvent, type PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
 import { EventStore, type NewEvent, type ReadError, type SequenceConflict } from "../infra/EventStore.js"
 import { type PlannerAppendMetadata, PlannerStore, plannerStreamId } from "../infra/PlannerStore.js"
+import { hotSpanWith } from "../infra/Tracing.js"
 
 export interface Handled {
   /** The events the command produced; empty when it changed nothing (an idempotent repeat). */
@@ -132,14 +133,35 @@ export const make = (options: PlannerServiceOptions = {}) =>
     const queues = new Map<string, SessionQueue>()
 
     /**
+     * Sessions whose cached state was recently found behind the store (another process appends to them): their next
+     * commands catch up first instead of appending at the cached sequence, by how many commands are left to do so.
+     */
+    const contended = new Map<string, number>()
+    const catchUpFirst = 16
+
+    /**
      * Decides a batch and appends its events, deciding again after conflicts. Completes every command's outcome (and
      * calls `settled`) in the step that records them, so an interruption either comes before or finds all done.
+     *
+     * The batch is first decided on the cached state, without reading the store: in the usual case (this process is
+     * the session's only writer, or the others are idle) the cache is current and the append at its sequence
+     * succeeds. When another writer got there first, the append is refused with nothing written and the batch is
+     * decided again on the caught-up state. A refusal or a no-op decided on the cache is not trusted either: the
+     * store may hold what makes the command valid (a task another process dispatched), so it is decided again on the
+     * caught-up state before anybody is told.
      */
     const decideAndAppend = (sessionId: string, batch: ReadonlyArray<Pending>, settled: () => void) =>
       Effect.gen(function* () {
-        for (let conflicts = 0; ; conflicts++) {
-          const state = yield* current(sessionId)
+        const left = contended.get(sessionId) ?? 0
+        if (left > 0) contended.set(sessionId, left - 1)
+        else contended.delete(sessionId)
+        let trustCache = left === 0
+        for (let conflicts = 0; ; ) {
+          const cached = trustCache ? cache.get(sessionId) : undefined
+          const state = cached ?? (yield* current(sessionId))
+          const unverified = cached !== undefined
           let working = state
+          let allAppend = true
           const decided: Array<Effect.Effect<Handled, PlannerError>> = []
           const appended: Array<NewEvent> = []
           for (const pending of batch) {
@@ -150,17 +172,24 @@ export const make = (options: PlannerServiceOptions = {}) =>
             } catch (defect) {
               // A command function that throws is its caller's bug: it fails that caller alone.
               decided.push(Effect.die(defect))
+              allAppend = false
               continue
             }
             if (Either.isLeft(outcome)) {
               decided.push(Either.left(outcome.left))
+              allAppend = false
               continue
             }
+            if (outcome.right.length === 0) allAppend = false
             working = Planner.fold(outcome.right, working)
             decided.push(Either.right({ events: outcome.right, state: working }))
             for (const event of outcome.right) {
               appended.push({ ...encodeEvent(event), metadata: { ...pending.metadata, eventId: randomUUID() } })
             }
+          }
+          if (unverified && !allAppend) {
+            trustCache = false
+            continue
           }
           const settle = Effect.sync(() => {
             settled()
@@ -174,18 +203,27 @@ export const make = (options: PlannerServiceOptions = {}) =>
           // Not interrupted midway: whether an append that was cut off committed would be unknown, to the callers
           // and to the cache. (On PostgreSQL, interrupting a statement also costs a cancel request elsewhere.)
           const conflict = yield* Effect.uninterruptible(
-            events.append(plannerStreamId, sessionId, appended, state.version).pipe(
-              Effect.zipRight(settle),
-              Effect.as(Option.none<SequenceConflict>()),
-              Effect.catchTag("SequenceConflict", (error) => Effect.succeed(Option.some(error))),
-              Effect.withSpan("PlannerService.append", {
-                attributes: { sessionId, commands: batch.length, events: appended.length }
-              })
+            hotSpanWith(
+              events.append(plannerStreamId, sessionId, appended, state.version).pipe(
+                Effect.zipRight(settle),
+                Effect.as(Option.none<SequenceConflict>()),
+                Effect.catchTag("SequenceConflict", (error) => Effect.succeed(Option.some(error)))
+              ),
+              "PlannerService.append",
+              () => ({ sessionId, commands: batch.length, events: appended.length })
             )
           )
           if (Option.isNone(conflict)) return
-          if (conflicts >= maxConflictRetries) return yield* conflict.value
-          yield* Effect.sleep(conflictDelay(conflicts + 1))
+          trustCache = false
+          // The cache was behind: catch up and decide again at once. Somebody else writes to this session, so catch
+          // up first for a while.
+          if (unverified) {
+            contended.set(sessionId, catchUpFirst)
+            continue
+          }
+          conflicts += 1
+          if (conflicts > maxConflictRetries) return yield* conflict.value
+          yield* Effect.sleep(conflictDelay(conflicts))
         }
       })
 
@@ -251,13 +289,11 @@ export const make = (options: PlannerServiceOptions = {}) =>
             queue.users -= 1
             if (queue.users === 0) queues.delete(sessionId)
           })
-      ).pipe(
-        Effect.withSpan("PlannerService.execute", {
-          attributes: {
-            sessionId,
-            command: commandName(command, cache.get(sessionId) ?? Planner.initialState)
-          }
-        })
+      ).pipe((effect) =>
+        hotSpanWith(effect, "PlannerService.execute", () => ({
+          sessionId,
+          command: commandName(command, cache.get(sessionId) ?? Planner.initialState)
+        }))
       )
     }
 

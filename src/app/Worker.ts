@@ -41,6 +41,7 @@ import { EventStore, type EventStoreError, type ReadError } from "../infra/Event
 import { ExecutorRegistry, Outcome, type TaskContext } from "../infra/Executor.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as Tokenizer from "../infra/Tokenizer.js"
+import { hotSpan, hotSpanWith } from "../infra/Tracing.js"
 import { PlannerService } from "./PlannerService.js"
 
 export interface WorkerOptions {
@@ -414,16 +415,17 @@ export const run = (options: WorkerOptions = {}) => {
             ? Effect.void
             : Effect.logError(`task ${candidate.taskId} of session ${candidate.sessionId} was left to its lease`, cause)
         ),
-        Effect.withSpan("Worker.work", {
-          attributes: {
-            workerId,
-            sessionId: candidate.sessionId,
-            taskId: candidate.taskId,
-            attempt: candidate.attempt
-          },
-          kind: "consumer",
-          root: rootSpans
-        })
+        (effect) =>
+          hotSpan(effect, "Worker.work", () => ({
+            attributes: {
+              workerId,
+              sessionId: candidate.sessionId,
+              taskId: candidate.taskId,
+              attempt: candidate.attempt
+            },
+            kind: "consumer",
+            root: rootSpans
+          }))
       )
 
     /**
@@ -583,15 +585,14 @@ export const run = (options: WorkerOptions = {}) => {
                 })
               )
         ),
-        Effect.withSpan("Executor.execute", {
-          attributes: {
+        (effect) =>
+          hotSpanWith(effect, "Executor.execute", () => ({
             executor: executor.name,
             sessionId,
             taskId: task.id,
             attempt: task.attempt,
             idempotencyKey: context.idempotencyKey
-          }
-        })
+          }))
       )
     }
 
@@ -628,7 +629,7 @@ export const run = (options: WorkerOptions = {}) => {
           )
       }).pipe(
         Effect.catchAll((error) => Effect.logWarning(`context compaction skipped: ${error.message}`)),
-        Effect.withSpan("Worker.compact", { attributes: { sessionId } })
+        (effect) => hotSpanWith(effect, "Worker.compact", () => ({ sessionId }))
       )
 
     /** Sends `Continue` to every followed session whose next timer is due, then sleeps until the next one. */

@@ -192,15 +192,13 @@ export const make = (
         )
     )
 
-    const firstProblem = Effect.fn("AttachmentChecker.firstProblem")(function* (
-      attachments: ReadonlyArray<Attachment>,
-      workingDirectory: string
-    ) {
-      const results = yield* Effect.forEach(attachments, (attachment) => check(attachment, workingDirectory), {
-        concurrency: concurrentChecks
-      })
-      return Option.firstSomeOf(results)
-    })
+    const firstProblem = (attachments: ReadonlyArray<Attachment>, workingDirectory: string) =>
+      // Most tasks have no attachments: they cost nothing, not even a span.
+      attachments.length === 0
+        ? Effect.succeedNone
+        : Effect.forEach(attachments, (attachment) => check(attachment, workingDirectory), {
+            concurrency: concurrentChecks
+          }).pipe(Effect.map(Option.firstSomeOf), Effect.withSpan("AttachmentChecker.firstProblem"))
 
     return { check, firstProblem } satisfies AttachmentCheckerService
   })

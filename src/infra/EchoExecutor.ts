@@ -4,11 +4,14 @@
  */
 import { Effect } from "effect"
 import { type ExecutorService, Outcome, type TaskContext } from "./Executor.js"
+import { hotSpanWith } from "./Tracing.js"
 
 export const echo: ExecutorService = {
   name: "echo",
   execute: (context: TaskContext) =>
-    Effect.succeed(Outcome.Completed({ result: context.description })).pipe(Effect.withSpan("EchoExecutor.execute"))
+    hotSpanWith(Effect.succeed(Outcome.Completed({ result: context.description })), "EchoExecutor.execute", () => ({
+      taskId: context.taskId
+    }))
 }
 
 /** The `echo` executor (the same value as `echo`, for symmetry with the other executors' `make`). */

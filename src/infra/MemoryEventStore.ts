@@ -29,11 +29,12 @@ import {
   liveRead,
   makeWakeUp,
   type Page,
+  pagedLoad,
   pagedRead,
   type RawEvent,
   type WakeUp
 } from "./internal/eventStore.js"
-import { hotSpan } from "./internal/tracing.js"
+import { hotSpanWith } from "./Tracing.js"
 
 /**
  * The events, aggregates and checkpoints of one in-memory store. Plain mutable structures: every change happens
@@ -81,7 +82,7 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
     events: ReadonlyArray<NewEvent>,
     expected: ExpectedSequence
   ): Effect.Effect<AppendResult, SequenceConflict | EventStoreError> =>
-    hotSpan(
+    hotSpanWith(
       Effect.gen(function* () {
         const encoded = yield* encodeAppend(streamId, aggregateId, events, expected)
         const createdAt = yield* Clock.currentTimeMillis
@@ -139,23 +140,35 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
     return page(found)
   }
 
-  const read = (query: LoadQuery): Stream.Stream<StoredEvent, ReadError> => {
+  /** Where a read starts, how it fetches the page after a cursor, and the cursor after an event. */
+  const paging = (query: LoadQuery) => {
     const keep = inBounds(query)
     if (query.aggregateId !== undefined) {
       const aggregateId = query.aggregateId
       // Per aggregate, the cursor is the last sequence read: `rows[sequence]` is the next event.
-      return pagedRead(
-        Math.max(0, (query.fromSequence ?? 1) - 1),
-        (sequence) => Effect.sync(() => scan(aggregateRows(query.streamId, aggregateId), sequence, keep)),
-        (last) => last.sequence
-      ).pipe(Stream.withSpan("EventStore.read"))
+      return {
+        start: Math.max(0, (query.fromSequence ?? 1) - 1),
+        fetch: (sequence: number) =>
+          Effect.sync(() => scan(aggregateRows(query.streamId, aggregateId), sequence, keep)),
+        cursorAfter: (last: StoredEvent) => last.sequence
+      }
     }
     const keepInStream = (row: RawEvent) => row.streamId === query.streamId && keep(row)
-    return pagedRead(
-      query.afterPosition ?? 0,
-      (position) => Effect.sync(() => scan(storage.rows, position, keepInStream)),
-      (last) => last.position
-    ).pipe(Stream.withSpan("EventStore.read"))
+    return {
+      start: query.afterPosition ?? 0,
+      fetch: (position: number) => Effect.sync(() => scan(storage.rows, position, keepInStream)),
+      cursorAfter: (last: StoredEvent) => last.position
+    }
+  }
+
+  const read = (query: LoadQuery): Stream.Stream<StoredEvent, ReadError> => {
+    const { start, fetch, cursorAfter } = paging(query)
+    return pagedRead(start, fetch, cursorAfter).pipe(Stream.withSpan("EventStore.read"))
+  }
+
+  const load = (query: LoadQuery): Effect.Effect<ReadonlyArray<StoredEvent>, ReadError> => {
+    const { start, fetch, cursorAfter } = paging(query)
+    return hotSpanWith(pagedLoad(start, fetch, cursorAfter), "EventStore.load", () => ({ ...query }))
   }
 
   const subscribe = (query: SubscribeQuery) =>
@@ -175,9 +188,7 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
   return {
     append,
     read,
-    load: Effect.fn("EventStore.load")(function* (query: LoadQuery) {
-      return Array.from(yield* Stream.runCollect(read(query)))
-    }),
+    load,
     lastSequence: Effect.fn("EventStore.lastSequence")((streamId: string, aggregateId: string) =>
       Effect.sync(() => aggregateRows(streamId, aggregateId).length)
     ),

@@ -18,6 +18,7 @@ import {
   type SequenceConflict,
   type StoredEvent
 } from "./EventStore.js"
+import { hotSpanWith } from "./Tracing.js"
 
 export const plannerStreamId = "planner"
 
@@ -145,27 +146,36 @@ const sessionQuery = (sessionId: string, range: SessionRange = {}) => ({
 export const make: Effect.Effect<PlannerStoreService, never, EventStore> = Effect.gen(function* () {
   const store = yield* EventStore
   return {
-    append: Effect.fn("PlannerStore.append")(function* (
-      sessionId: string,
-      events: ReadonlyArray<PlannerEvent>,
-      expected: ExpectedSequence,
-      metadata: PlannerAppendMetadata = {}
-    ) {
-      const encoded = yield* Effect.sync(() =>
-        events.map((event) => {
-          const { type, version, data } = encodeEvent(event)
-          return { type, version, data, metadata: { ...metadata, eventId: randomUUID() } }
-        })
-      )
-      return yield* store.append(plannerStreamId, sessionId, encoded, expected)
-    }),
-    load: Effect.fn("PlannerStore.load")(function* (sessionId: string, range?: SessionRange) {
-      const records: Array<PlannerEventRecord> = []
-      for (const stored of yield* store.load(sessionQuery(sessionId, range))) {
-        records.push(yield* decodeRecord(stored))
-      }
-      return records
-    }),
+    append: (sessionId, events, expected, metadata = {}) =>
+      hotSpanWith(
+        Effect.suspend(() =>
+          store.append(
+            plannerStreamId,
+            sessionId,
+            events.map((event) => {
+              const { type, version, data } = encodeEvent(event)
+              return { type, version, data, metadata: { ...metadata, eventId: randomUUID() } }
+            }),
+            expected
+          )
+        ),
+        "PlannerStore.append",
+        () => ({ sessionId, events: events.length })
+      ),
+    load: (sessionId, range) =>
+      hotSpanWith(
+        Effect.flatMap(store.load(sessionQuery(sessionId, range)), (stored) => {
+          const records: Array<PlannerEventRecord> = []
+          for (const event of stored) {
+            const decoded = decodeRecord(event)
+            if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
+            records.push(decoded.right)
+          }
+          return Effect.succeed(records)
+        }),
+        "PlannerStore.load",
+        () => ({ sessionId, ...range })
+      ),
     read: (sessionId, range) => decodeStream(store.read(sessionQuery(sessionId, range))),
     subscribe: (query = {}) =>
       decodeStream(

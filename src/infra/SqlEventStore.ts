@@ -67,8 +67,8 @@ import {
   pagedRead,
   type RawEvent
 } from "./internal/eventStore.js"
-import { hotSpan } from "./internal/tracing.js"
 import { migrations, migrationsTable } from "./migrations/index.js"
+import { hotSpanWith } from "./Tracing.js"
 
 export interface SqlEventStoreOptions {
   /** Rows per page of a read; defaults to 1,000. */
@@ -633,7 +633,7 @@ export const make = (
           ? Effect.fail(encoded.left)
           : appendEncoded(streamId, aggregateId, encoded.right, expected)
       }).pipe((effect) =>
-        hotSpan(effect, "EventStore.append", () => ({ streamId, aggregateId, events: events.length }))
+        hotSpanWith(effect, "EventStore.append", () => ({ streamId, aggregateId, events: events.length }))
       )
 
     const conflictNow = (streamId: string, aggregateId: string, expected: ExpectedSequence) =>
@@ -672,7 +672,7 @@ export const make = (
     const load = (query: LoadQuery): Effect.Effect<ReadonlyArray<StoredEvent>, ReadError> => {
       if (query.eventTypes !== undefined && query.eventTypes.length === 0) return Effect.succeed([])
       const { start, fetch, cursorAfter } = paging(query)
-      return Effect.withSpan(pagedLoad(start, fetch, cursorAfter), "EventStore.load", { captureStackTrace: false })
+      return hotSpanWith(pagedLoad(start, fetch, cursorAfter), "EventStore.load", () => ({ ...query }))
     }
 
     /** Starts LISTEN once, on the first subscription, for as long as the store lives. */

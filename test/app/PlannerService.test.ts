@@ -1,0 +1,104 @@
+/**
+ * The command handler decides on its cached state and appends at the cached sequence without reading the store. These
+ * tests give it a second writer (a second `PlannerService` over the same store, as another process would be) and
+ * check that a cache left behind never produces a wrong answer: a refusal decided on it is checked against the store,
+ * and an append decided on it is refused by the store and decided again.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either } from "effect"
+import * as PlannerService from "../../src/app/PlannerService.js"
+import { ClaimTask, ExtendLease, HandleExecutorEvent, Initialize, TaskCompleted } from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
+import * as Planner from "../../src/domain/Planner.js"
+import { EventStore, type EventStoreService } from "../../src/infra/EventStore.js"
+import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
+import * as PlannerStore from "../../src/infra/PlannerStore.js"
+
+const sessionId = "two-writers"
+const tasks = [1, 2].map((id) => ({
+  id,
+  description: `task ${id}`,
+  kind: "Processing" as const,
+  dependsOn: [],
+  attachments: []
+}))
+
+/** Two handlers ("processes") over one store, and how many reads each made of it. */
+const twoWriters = Effect.gen(function* () {
+  const storage = yield* MemoryEventStore.makeStorage
+  const handler = (reads: { count: number }) => {
+    const inner = MemoryEventStore.make(storage)
+    const counted: EventStoreService = {
+      ...inner,
+      load: (query) =>
+        Effect.suspend(() => {
+          reads.count += 1
+          return inner.load(query)
+        })
+    }
+    return PlannerService.make().pipe(
+      Effect.provideServiceEffect(
+        PlannerStore.PlannerStore,
+        Effect.provideService(PlannerStore.make, EventStore, counted)
+      ),
+      Effect.provideService(EventStore, counted)
+    )
+  }
+  const readsA = { count: 0 }
+  const readsB = { count: 0 }
+  return { a: yield* handler(readsA), b: yield* handler(readsB), readsA, readsB, store: MemoryEventStore.make(storage) }
+})
+
+const claim = (taskId: number, workerId: string, at: number) => new ClaimTask({ taskId, attempt: 1, workerId, at })
+
+describe("PlannerService with another writer", () => {
+  it.live("a command refused on a cache left behind is decided again on the store's state", () =>
+    Effect.gen(function* () {
+      const { a, b } = yield* twoWriters
+      // One task at a time: task 2 is dispatched only when task 1 is done.
+      yield* a.execute(
+        sessionId,
+        new Initialize({ request: "two tasks", tasks, config: { ...defaultConfig, maxParallel: 1 }, at: 1 })
+      )
+      // The other writer runs task 1, which dispatches task 2; this handler's cache still shows task 2 planned.
+      yield* b.execute(sessionId, claim(1, "b", 2))
+      yield* b.execute(
+        sessionId,
+        new HandleExecutorEvent({ event: new TaskCompleted({ taskId: 1, attempt: 1, result: "done" }), at: 3 })
+      )
+      const claimed = yield* a.execute(sessionId, claim(2, "a", 4))
+      expect(Planner.task(claimed.state, 2)).toMatchObject({ status: "Running", lease: { workerId: "a" } })
+      // Planned and dispatched, claimed, completed and the next dispatched, claimed.
+      expect(claimed.state.version).toBe(6)
+    })
+  )
+
+  it.live("an append decided on a cache left behind is refused by the store and decided again", () =>
+    Effect.gen(function* () {
+      const { a, b, store } = yield* twoWriters
+      yield* a.execute(sessionId, new Initialize({ request: "two tasks", tasks, at: 1 }))
+      yield* b.execute(sessionId, claim(1, "b", 2))
+      // On its cache task 1 is still dispatched, so this handler would claim it; the store says it is taken.
+      const refused = yield* Effect.either(a.execute(sessionId, claim(1, "a", 3)))
+      expect(Either.isLeft(refused) && refused.left._tag).toBe("TaskAlreadyClaimed")
+      const claims = (yield* store.load({ streamId: PlannerStore.plannerStreamId, aggregateId: sessionId })).filter(
+        (event) => event.type === "TaskClaimed"
+      )
+      expect(claims.map((event) => (event.data as { workerId: string }).workerId)).toEqual(["b"])
+    })
+  )
+
+  it.live("the only writer of a session does not read the store for each command", () =>
+    Effect.gen(function* () {
+      const { a, readsA } = yield* twoWriters
+      yield* a.execute(sessionId, new Initialize({ request: "two tasks", tasks, at: 1 }))
+      const claimed = yield* a.execute(sessionId, claim(1, "a", 2))
+      const before = readsA.count
+      for (let at = 3; at < 13; at++) {
+        yield* a.execute(sessionId, new ExtendLease({ taskId: 1, attempt: 1, workerId: "a", at }))
+      }
+      expect(readsA.count).toBe(before)
+      expect((yield* a.state(sessionId)).version).toBe(claimed.state.version + 10)
+    })
+  )
+})
