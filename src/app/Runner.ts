@@ -8,7 +8,7 @@
  * - `answer`, `cancel`, `observe` (progress as a `Stream`), `state` and `stateAt` (time travel).
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Clock, Deferred, Effect, Option, Queue, Schema, Stream } from "effect"
+import { Cause, Clock, Effect, Option, Queue, Schema, Stream } from "effect"
 import { Cancel, ClarificationProvided, Continue, HandleExecutorEvent, Initialize } from "../domain/Commands.js"
 import { defaultConfig, type PlannerConfig } from "../domain/Config.js"
 import type { PlannerEvent } from "../domain/Events.js"
@@ -119,6 +119,12 @@ export interface RunOptions extends Omit<Worker.WorkerOptions, "sessionId"> {
   readonly localWorker?: boolean
 }
 
+/** The local worker or the progress subscription failed: the run fails with it. */
+interface Broken {
+  readonly _tag: "Broken"
+  readonly cause: Cause.Cause<Worker.WorkerError | ReadError>
+}
+
 /** How a run ended: the plan finished, or it waits for answers. */
 export interface RunResult {
   readonly sessionId: string
@@ -152,10 +158,12 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
     // The local worker and the progress subscription run beside the loop below. When either fails (the store cannot
     // be read, the log holds an event that no longer decodes), the run fails with that error: waiting on would wait
     // for progress that can never come.
-    const broken = yield* Deferred.make<never, Worker.WorkerError | ReadError>()
+    // Progress, "a question got no answer" and such a failure all arrive in one queue, so the loop below re-checks
+    // whenever any of them happens.
+    const signals = yield* Queue.unbounded<Progress | "unanswered" | Broken>()
     const failRunOnError = <A, E extends Worker.WorkerError | ReadError, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.catchAllCause(effect, (cause) =>
-        Cause.isInterruptedOnly(cause) ? Effect.void : Deferred.failCause(broken, cause)
+        Cause.isInterruptedOnly(cause) ? Effect.void : Queue.offer(signals, { _tag: "Broken", cause })
       )
     const localWorker = options.localWorker ?? true
     const {
@@ -172,15 +180,12 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
       yield* service.execute(sessionId, new Continue({ at: yield* Clock.currentTimeMillis }))
     }
 
-    // Progress and "a question got no answer" both arrive here, so the loop re-checks whenever either happens. Only
-    // events after the state the run started from count: replayed history must not look like a pause.
-    const signals = yield* Queue.unbounded<Progress | "unanswered">()
+    // Only events after the state the run started from count: replayed history must not look like a pause.
     yield* observe(sessionId, { afterSequence: initial.version }).pipe(
       Stream.runForEach((progress) => Queue.offer(signals, progress)),
       failRunOnError,
       Effect.forkScoped
     )
-    const nextSignal = Effect.raceFirst(Queue.take(signals), Deferred.await(broken))
     const asked = new Set<string>()
     let open = 0
     const askPending = (state: Planner.PlannerState) =>
@@ -218,11 +223,12 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
     while (!Planner.isFinished(state)) {
       // Waiting, and nobody here is still being asked: stop and say so.
       if (isWaiting(state) && open === 0) return { sessionId, state, waiting: true } satisfies RunResult
-      const signal = yield* nextSignal
+      const signal = yield* Queue.take(signals)
       if (signal === "unanswered") {
         open -= 1
         continue
       }
+      if ("_tag" in signal) return yield* Effect.failCause(signal.cause)
       state = signal.state
       if (options.onProgress !== undefined) yield* options.onProgress(signal)
       yield* askPending(state)

@@ -19,7 +19,7 @@
  */
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
-import { Cause, Clock, Deferred, Duration, Effect, Fiber, FiberSet, Option, Queue, Schedule, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Fiber, FiberSet, Option, Queue, Schedule, Stream } from "effect"
 import {
   AbandonTask,
   ClaimTask,
@@ -42,7 +42,7 @@ import { ExecutorRegistry, Outcome, type TaskContext } from "../infra/Executor.j
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as Tokenizer from "../infra/Tokenizer.js"
 import { hotSpan, hotSpanWith } from "../infra/Tracing.js"
-import { PlannerService } from "./PlannerService.js"
+import { type Handled, PlannerService } from "./PlannerService.js"
 
 export interface WorkerOptions {
   /** Unique per worker; defaults to `host/pid/random`, which lets a later process on this host see it died. */
@@ -485,23 +485,19 @@ export const run = (options: WorkerOptions = {}) => {
     ) =>
       Effect.gen(function* () {
         const taskKey = `${sessionId}#${task.id}`
-        const leaseLost = yield* Deferred.make<void>()
-        yield* Effect.forkScoped(
-          heartbeat(sessionId, task, state.config.leaseMs).pipe(Effect.zipRight(Deferred.succeed(leaseLost, undefined)))
+        // When the lease is lost the attempt stops wherever it is, as when the planner cancels it (`stop`): somebody
+        // else owns the task now, and nothing is given back.
+        const heartbeatFiber = yield* Effect.forkScoped(
+          heartbeat(sessionId, task, state.config.leaseMs).pipe(Effect.zipRight(stop(sessionId, task.id, task.attempt)))
         )
-        const whileLeased = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<Option.Option<A>, E> =>
-          Effect.raceFirst(Effect.map(effect, Option.some), Effect.as(Deferred.await(leaseLost), Option.none()))
 
         const context = taskContext(state, task, sessionId, workingDirectory)
-        const checked = checkAttachments
-          ? yield* whileLeased(checker.firstProblem(task.attachments, workingDirectory))
-          : Option.some(Option.none())
-        if (Option.isNone(checked)) return
-        const problem = checked.value
+        const problem = checkAttachments
+          ? yield* checker.firstProblem(task.attachments, workingDirectory)
+          : Option.none()
         const outcome = Option.isSome(problem)
-          ? Option.some(Outcome.NeedsClarification({ question: problem.value.question }))
-          : yield* whileLeased(execute(sessionId, task, context))
-        if (Option.isNone(outcome)) return
+          ? Outcome.NeedsClarification({ question: problem.value.question })
+          : yield* execute(sessionId, task, context)
 
         const at = yield* now
         const report = (event: HandleExecutorEvent["event"]) =>
@@ -517,13 +513,13 @@ export const run = (options: WorkerOptions = {}) => {
             Effect.map(Option.some),
             Effect.catchIf(lostRace, (error) =>
               Effect.logDebug(`outcome of ${taskKey} attempt ${task.attempt} discarded: ${error.message}`).pipe(
-                Effect.as(Option.none())
+                Effect.as(Option.none<Handled>())
               )
             ),
-            whileLeased,
-            Effect.map(Option.flatten)
+            // Recorded or discarded, the attempt is over: no more heartbeats.
+            Effect.zipLeft(Fiber.interrupt(heartbeatFiber))
           )
-        yield* Outcome.$match(outcome.value, {
+        yield* Outcome.$match(outcome, {
           Completed: ({ result }) =>
             report(new TaskCompleted({ taskId: task.id, attempt: task.attempt, result })).pipe(
               Effect.flatMap(
