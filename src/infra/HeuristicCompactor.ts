@@ -104,12 +104,27 @@ export const compactContext = (
   const everything = blocks.map((block) => block.full).join("\n")
   if (counter.count(everything) <= budget) return { summary: everything, removedTaskIds }
 
+  // What the chosen blocks cost: each block counted once, plus a token for each newline between them. Counting the
+  // assembled text after every choice made compaction quadratic in the number of entries; a newline starts a new
+  // piece for the tokenizer, so the sum is at least what the joined text costs, and the result is checked whole at
+  // the end.
+  const blockCounter = Tokenizer.memoized(counter)
+  const used = () => {
+    let tokens = 0
+    let parts = 0
+    for (const block of blocks) {
+      if (block.chosen.length === 0) continue
+      tokens += blockCounter.count(block.chosen)
+      parts += 1
+    }
+    return tokens + Math.max(0, parts - 1)
+  }
   // Newest first: the latest results matter most to the next step; the old summary is the oldest material.
   const byPriority = [...blocks].reverse()
   const tryChoose = (block: Block, text: string): boolean => {
     const before = block.chosen
     block.chosen = text
-    if (counter.count(assemble()) <= budget) return true
+    if (used() <= budget) return true
     block.chosen = before
     return false
   }
@@ -117,7 +132,7 @@ export const compactContext = (
   for (const block of byPriority) {
     if (tryChoose(block, block.condensed)) continue
     block.chosen = ""
-    const room = budget - counter.count(assemble()) - 1
+    const room = budget - used() - 1
     if (room > 0) {
       const cut = truncateToTokens(block.condensed, room, counter)
       if (cut.length > 0) tryChoose(block, cut)

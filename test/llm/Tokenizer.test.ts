@@ -43,4 +43,25 @@ describe("Tokenizer", () => {
       for (const text of texts) expect(memo.count(text)).toBe(Tokenizer.fallback.count(text))
     }
   )
+
+  it.prop(
+    "texts joined by newlines cost no more than their counts plus one token per newline",
+    [
+      fc.array(
+        fc.oneof(
+          fc.string({ minLength: 1 }),
+          fc.stringMatching(/^[A-Za-z0-9 .,:;!?'"()[\]{}<>_-]{1,40}$/),
+          fc.constantFrom("Task 3: done.", "Error: boom!", "a.b()", "  x  ", "'s", "123456", "naïve — café")
+        ),
+        { minLength: 1, maxLength: 6 }
+      )
+    ],
+    ([parts]) => {
+      const texts = parts.map((part) => part.trim()).filter((part) => part.length > 0)
+      const counter = Tokenizer.fallback
+      const sum = texts.reduce((total, text) => total + counter.count(text), 0)
+      expect(counter.count(texts.join("\n"))).toBeLessThanOrEqual(sum + Math.max(0, texts.length - 1))
+    },
+    { fastCheck: { numRuns: 500 } }
+  )
 })
