@@ -628,8 +628,14 @@ export const run = (options: WorkerOptions = {}) => {
         (effect) => hotSpanWith(effect, "Worker.compact", () => ({ sessionId }))
       )
 
-    /** Sends `Continue` to every followed session whose next timer is due, then sleeps until the next one. */
+    /**
+     * Sends `Continue` to every followed session whose next timer is due, then waits for the next one or for an
+     * event. One sleeping fiber (the alarm) pokes this loop when the earliest timer is due; it is only replaced when
+     * an earlier timer appears, not after every event (leases move forward with every heartbeat), and one that goes
+     * off early costs a look at the timers.
+     */
     const timers = Effect.gen(function* () {
+      let alarm: { readonly at: number; readonly fiber: Fiber.RuntimeFiber<void> } | undefined
       while (true) {
         const at = yield* now
         let next: number | undefined
@@ -652,8 +658,16 @@ export const run = (options: WorkerOptions = {}) => {
           // The timer is still due; without a new event to wake this loop it would wait for good.
           if (failed) wakeAt(at + Duration.toMillis(timerRetryDelay))
         }
-        const sleep = next === undefined ? Effect.never : Effect.sleep(Duration.millis(Math.max(1, next - at)))
-        yield* Effect.raceFirst(Queue.take(poke), sleep)
+        if (alarm !== undefined && alarm.at <= at) alarm = undefined
+        if (next !== undefined && (alarm === undefined || next < alarm.at)) {
+          if (alarm !== undefined) yield* Fiber.interruptFork(alarm.fiber)
+          const wait = Duration.millis(Math.max(1, next - at))
+          alarm = {
+            at: next,
+            fiber: yield* Effect.fork(Effect.asVoid(Effect.zipRight(Effect.sleep(wait), Queue.offer(poke, undefined))))
+          }
+        }
+        yield* Queue.take(poke)
       }
     })
 
@@ -669,10 +683,10 @@ export const run = (options: WorkerOptions = {}) => {
 
     yield* FiberSet.run(fibers, timers)
     yield* FiberSet.run(fibers, livenessChecks)
-    yield* FiberSet.run(
-      fibers,
-      Stream.fromQueue(candidates).pipe(Stream.mapEffect(work, { concurrency, unordered: true }), Stream.runDrain)
-    )
+    // `concurrency` attempts at a time: each of these loops takes the next candidate when its attempt is over.
+    for (let slot = 0; slot < concurrency; slot++) {
+      yield* FiberSet.run(fibers, Effect.forever(Effect.flatMap(Queue.take(candidates), work)))
+    }
     yield* Effect.logInfo(`worker ${workerId} serving ${[...kinds].join(", ")}`)
     const subscription = store
       .subscribe({ afterPosition: head, ...(options.sessionId === undefined ? {} : { sessionId: options.sessionId }) })
