@@ -635,7 +635,7 @@ export const run = (options: WorkerOptions = {}) => {
      * off early costs a look at the timers.
      */
     const timers = Effect.gen(function* () {
-      let alarm: { readonly at: number; readonly fiber: Fiber.RuntimeFiber<void> } | undefined
+      let alarm: { readonly at: number; readonly token: object; readonly fiber: Fiber.RuntimeFiber<void> } | undefined
       while (true) {
         const at = yield* now
         let next: number | undefined
@@ -658,14 +658,16 @@ export const run = (options: WorkerOptions = {}) => {
           // The timer is still due; without a new event to wake this loop it would wait for good.
           if (failed) wakeAt(at + Duration.toMillis(timerRetryDelay))
         }
-        if (alarm !== undefined && alarm.at <= at) alarm = undefined
         if (next !== undefined && (alarm === undefined || next < alarm.at)) {
           if (alarm !== undefined) yield* Fiber.interruptFork(alarm.fiber)
           const wait = Duration.millis(Math.max(1, next - at))
-          alarm = {
-            at: next,
-            fiber: yield* Effect.fork(Effect.asVoid(Effect.zipRight(Effect.sleep(wait), Queue.offer(poke, undefined))))
-          }
+          const token = {}
+          // The alarm clears itself when it goes off (a timer may go off a moment early by the clock, and the next
+          // look must then set a new one), then pokes.
+          const ring = Effect.sync(() => {
+            if (alarm?.token === token) alarm = undefined
+          }).pipe(Effect.zipRight(Queue.offer(poke, undefined)), Effect.asVoid)
+          alarm = { at: next, token, fiber: yield* Effect.fork(Effect.zipRight(Effect.sleep(wait), ring)) }
         }
         yield* Queue.take(poke)
       }

@@ -334,3 +334,41 @@ describe("leases", () => {
     })
   )
 })
+
+describe("the worker's timers", () => {
+  it.live("a timer that goes off a moment early by the clock is set again, not lost", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        // A clock whose timers go off 5 ms before they are due by its own reading (real timers can, by a
+        // millisecond or so).
+        const real = Clock.make()
+        const early: Clock.Clock = {
+          [Clock.ClockTypeId]: Clock.ClockTypeId,
+          unsafeCurrentTimeMillis: () => real.unsafeCurrentTimeMillis(),
+          currentTimeMillis: real.currentTimeMillis,
+          unsafeCurrentTimeNanos: () => real.unsafeCurrentTimeNanos(),
+          currentTimeNanos: real.currentTimeNanos,
+          sleep: (duration) =>
+            real.sleep(Duration.subtract(duration, Duration.millis(Math.min(5, Duration.toMillis(duration)))))
+        }
+        const executor = yield* script({
+          rules: [{ match: "flaky", outcomes: [{ fail: "try again", retryable: true }, { complete: "done" }] }],
+          default: { complete: "done" }
+        })
+        const filename = yield* freshSqliteFile
+        const result = yield* Effect.gen(function* () {
+          yield* start("early-timer", oneTask("flaky step"), {
+            backoff: { initialDelayMs: 100, factor: 2, maxDelayMs: 200 }
+          })
+          return yield* Runner.run("early-timer")
+        }).pipe(
+          Effect.provide(plannerRuntime(SqliteEventStore.layer({ filename }), executor)),
+          Effect.withClock(early),
+          within(15, "the run")
+        )
+        expect(result.state.status).toBe("Succeeded")
+        expect(result.state.tasks[0]?.attempt).toBe(2)
+      })
+    )
+  )
+})
