@@ -21,17 +21,19 @@ import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
 const request =
   "Fetch the sales data. Ask which output format to use. Then transform the data. Index the documents. Finally write the report."
 
+// The steps take their time so that the plan lasts longer than the longest kill delay whatever the planner's own
+// speed: a kill after the plan finished proves nothing.
 const script = {
   rules: [
     {
       match: "fetch",
-      delayMs: 60,
+      delayMs: 150,
       outcomes: [{ fail: "connection reset by peer", retryable: true }, { complete: "rows fetched" }]
     },
-    { match: "format", delayMs: 40, outcomes: [{ ask: "Which output format?" }, { complete: "format {answer}" }] },
-    { match: "transform", delayMs: 60, outcomes: [{ complete: "transformed" }] },
-    { match: "index", delayMs: 60, outcomes: [{ complete: "indexed" }] },
-    { match: "report", delayMs: 60, outcomes: [{ complete: "report written" }] }
+    { match: "format", delayMs: 100, outcomes: [{ ask: "Which output format?" }, { complete: "format {answer}" }] },
+    { match: "transform", delayMs: 150, outcomes: [{ complete: "transformed" }] },
+    { match: "index", delayMs: 150, outcomes: [{ complete: "indexed" }] },
+    { match: "report", delayMs: 150, outcomes: [{ complete: "report written" }] }
   ],
   default: { complete: "done" }
 }
@@ -46,7 +48,7 @@ const config: Partial<PlannerConfig> = {
 
 const answer = "parquet"
 const iterations = 12
-/** Kill delays are drawn from [0, this) after the plan is recorded; the plan itself takes about this long. */
+/** Kill delays are drawn from [0, this) after the plan is recorded; the plan itself takes longer (about 1 s). */
 const maxKillDelayMs = 900
 
 /** mulberry32: a small seeded generator, so a failing sequence of kill points can be replayed. */
