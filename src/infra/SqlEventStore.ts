@@ -61,7 +61,9 @@ import {
   type EncodedEvent,
   encodeAppend,
   liveRead,
+  makeRecentEvents,
   makeWakeUp,
+  matchesQuery,
   type Page,
   pagedLoad,
   pagedRead,
@@ -358,6 +360,7 @@ export const make = (
     const isPg = dialect === "pg"
     const direct = options.direct
     const wakeUp = yield* makeWakeUp
+    const recent = makeRecentEvents()
     // The polling safety net: waiting subscribers look again every `pollInterval` (one timer for all of them).
     yield* Effect.forkIn(Effect.repeat(wakeUp.signal, Schedule.spaced(pollInterval)), scope)
     const writeTransaction = makeWriteTransaction(sql, dialect)
@@ -614,10 +617,43 @@ export const make = (
             UniqueViolation: () => conflictNow(streamId, aggregateId, expected),
             SqlError: toStoreError("append")
           }),
+          Effect.tap((result) => remember(streamId, aggregateId, encoded, result, createdAt)),
           Effect.zipLeft(wakeUp.signal)
         )
       })
     }
+
+    /**
+     * Hands a committed append to this process's subscribers (see `RecentEvents`). Not inside a caller's transaction:
+     * it has not committed yet, and may not.
+     */
+    const remember = (
+      streamId: string,
+      aggregateId: string,
+      encoded: ReadonlyArray<EncodedEvent>,
+      result: AppendResult,
+      createdAt: number
+    ) =>
+      Effect.withFiberRuntime<void>((fiber) => {
+        if (Option.isSome(Context.getOption(fiber.currentContext, SqlClient.TransactionConnection))) return Effect.void
+        const first = result.lastSequence - encoded.length + 1
+        recent.add(
+          encoded.map(
+            (event, index): RawEvent => ({
+              position: result.positions[index] ?? 0,
+              streamId,
+              aggregateId,
+              sequence: first + index,
+              type: event.type,
+              version: event.version,
+              data: event.data,
+              metadata: event.metadata,
+              createdAt
+            })
+          )
+        )
+        return Effect.void
+      })
 
     // No generator and no call-site stack trace here: on SQLite an append is a few tens of microseconds of work, and
     // each of those cost a noticeable share of it.
@@ -701,7 +737,8 @@ export const make = (
           liveRead({
             afterPosition: query.afterPosition ?? 0,
             fetchAfter: pageQuery("subscribe", where, "position"),
-            wakeUp
+            wakeUp,
+            recent: { events: recent, matches: matchesQuery(query) }
           })
         )
       ).pipe(Stream.withSpan("EventStore.subscribe"))

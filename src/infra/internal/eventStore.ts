@@ -310,6 +310,75 @@ export const makeWakeUp: Effect.Effect<WakeUp> = Effect.sync(() => {
   }
 })
 
+/** A subscription's filter, applied to events handed over in memory. */
+export const matchesQuery =
+  (query: { readonly streamId?: string; readonly aggregateId?: string; readonly eventTypes?: ReadonlyArray<string> }) =>
+  (event: { readonly streamId: string; readonly aggregateId: string; readonly type: string }): boolean =>
+    (query.streamId === undefined || event.streamId === query.streamId) &&
+    (query.aggregateId === undefined || event.aggregateId === query.aggregateId) &&
+    (query.eventTypes === undefined || query.eventTypes.includes(event.type))
+
+/**
+ * The events this process appended last, kept so that its own subscribers take them from memory: a wake-up after an
+ * append of this process usually asks for exactly those, and reading them back cost a query and a decode per
+ * subscriber. Only committed appends go in (never one inside a caller's transaction, which could still roll back),
+ * and a subscriber is only served from here when the position right after its cursor is here and for as long as the
+ * positions run on without a gap; anything else (another process's events, a position lost to a rolled-back
+ * transaction, older events) is read from the database as before.
+ */
+export interface RecentEvents {
+  /** Adds a committed append's rows, in position order. */
+  readonly add: (rows: ReadonlyArray<RawEvent>) => void
+  /**
+   * The events right after `position` that are here, the position they run up to, and whether that is the last
+   * position here (if not, the database has a row in the gap after it); undefined if the next position is not here.
+   */
+  readonly after: (
+    position: number
+  ) => { readonly events: ReadonlyArray<StoredEvent>; readonly through: number; readonly last: boolean } | undefined
+}
+
+export const makeRecentEvents = (capacity = 4_096): RecentEvents => {
+  // Rows by position, oldest first, each decoded once when first asked for.
+  const entries: Array<{ readonly raw: RawEvent; stored: StoredEvent | undefined }> = []
+  const index = new Map<number, number>()
+  let dropped = 0
+  return {
+    add: (rows) => {
+      for (const raw of rows) {
+        index.set(raw.position, dropped + entries.length)
+        entries.push({ raw, stored: undefined })
+      }
+      if (entries.length > 2 * capacity) {
+        const cut = entries.length - capacity
+        for (const entry of entries.splice(0, cut)) index.delete(entry.raw.position)
+        // The map holds absolute indexes (dropped entries counted), so the rest stay valid.
+        dropped += cut
+      }
+    },
+    after: (position) => {
+      const first = index.get(position + 1)
+      if (first === undefined) return undefined
+      const events: Array<StoredEvent> = []
+      let through = position
+      for (let i = first - dropped; i < entries.length; i++) {
+        const entry = entries[i]
+        if (entry === undefined || entry.raw.position !== through + 1) break
+        if (entry.stored === undefined) {
+          const decoded = decodeRaw(entry.raw, true)
+          // Written by this process moments ago, so it decodes; if it did not, the database read reports it.
+          if (Either.isLeft(decoded)) break
+          entry.stored = decoded.right
+        }
+        events.push(entry.stored)
+        through = entry.raw.position
+      }
+      const newest = entries[entries.length - 1]
+      return through === position ? undefined : { events, through, last: through === newest?.raw.position }
+    }
+  }
+}
+
 /** Failing reads are retried with backoff (about 3 s in all), then the subscription fails: it never dies silently. */
 export const readRetry = Schedule.exponential("50 millis").pipe(
   Schedule.jittered,
@@ -326,6 +395,8 @@ export const liveRead = (options: {
   readonly afterPosition: number
   readonly fetchAfter: (position: number) => Effect.Effect<Page, EventStoreError>
   readonly wakeUp: WakeUp
+  /** This process's latest appends, and the subscription's filter to apply to them. */
+  readonly recent?: { readonly events: RecentEvents; readonly matches: (event: StoredEvent) => boolean }
 }): Stream.Stream<StoredEvent, ReadError> => {
   const isStoreError = (error: EventStoreError) => error._tag === "EventStoreError"
   // The retry schedule is only set up after a failure: this runs on every wake-up of every subscriber.
@@ -334,21 +405,35 @@ export const liveRead = (options: {
       Effect.retry(options.fetchAfter(position), { schedule: readRetry, while: isStoreError })
     )
   /**
-   * The next page with something in it. `pending` is a wake-up taken before the previous read, when that read found
-   * everything there was: waiting on it first spares a read that would come back empty, and a signal that arrived
-   * since that read began has already released it.
+   * The next page with something in it, and the position it runs up to. `pending` is a wake-up taken before the
+   * previous read, when that read found everything there was: waiting on it first spares a read that would come
+   * back empty, and a signal that arrived since that read began has already released it.
    */
   const nextPage = (
     position: number,
     pending: Effect.Effect<void> | undefined
-  ): Effect.Effect<readonly [Page, Effect.Effect<void>], EventStoreError> =>
+  ): Effect.Effect<readonly [Page, Effect.Effect<void>, number], EventStoreError> =>
     Effect.gen(function* () {
       let woken = pending
+      let cursor = position
       for (;;) {
         if (woken !== undefined) yield* woken
         woken = yield* options.wakeUp.next
-        const page = yield* fetch(position)
-        if (page.events.length > 0 || page.corrupt !== undefined) return [page, woken] as const
+        const recent = options.recent?.events.after(cursor)
+        if (recent !== undefined && options.recent !== undefined) {
+          cursor = recent.through
+          const events = recent.events.filter(options.recent.matches)
+          // Short of the last position here, the database has a row in the gap: read on at once (as after a full
+          // page). Up to it, the rest can only come from other writers, who signal or are polled for.
+          if (events.length > 0) return [{ events, corrupt: undefined, full: !recent.last }, woken, cursor] as const
+          // None of them is for this subscriber: wait for more, or look on at once past a gap.
+          if (!recent.last) woken = undefined
+          continue
+        }
+        const page = yield* fetch(cursor)
+        if (page.events.length > 0 || page.corrupt !== undefined) {
+          return [page, woken, page.events[page.events.length - 1]?.position ?? cursor] as const
+        }
       }
     })
   type LiveState =
@@ -359,14 +444,13 @@ export const liveRead = (options: {
     (state) =>
       state._tag === "Failed"
         ? Effect.fail(state.error)
-        : Effect.map(nextPage(state.cursor, state.pending), ([page, woken]) => {
+        : Effect.map(nextPage(state.cursor, state.pending), ([page, woken, cursor]) => {
             const chunk = Chunk.unsafeFromArray(page.events)
-            const last = page.events[page.events.length - 1]
             const next: LiveState =
               page.corrupt !== undefined
                 ? { _tag: "Failed", error: page.corrupt }
                 : // A full page may have more behind it: read again at once.
-                  { _tag: "Next", cursor: last?.position ?? state.cursor, pending: page.full ? undefined : woken }
+                  { _tag: "Next", cursor, pending: page.full ? undefined : woken }
             return [chunk, Option.some(next)]
           })
   )
