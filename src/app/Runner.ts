@@ -181,8 +181,19 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
     }
 
     // Only events after the state the run started from count: replayed history must not look like a pause.
-    yield* observe(sessionId, { afterSequence: initial.version }).pipe(
-      Stream.runForEach((progress) => Queue.offer(signals, progress)),
+    // What `observe` gives, a chunk at a time: the run follows every event, and a stream stage per step cost more
+    // than the step.
+    const store = yield* PlannerStore
+    let followed = Planner.initialState
+    yield* store.subscribe({ sessionId }).pipe(
+      Stream.runForEachChunk((chunk) => {
+        const steps: Array<Progress> = []
+        for (const record of chunk) {
+          followed = Planner.evolve(followed, record.event)
+          if (record.sequence > initial.version) steps.push({ record, state: followed })
+        }
+        return Queue.offerAll(signals, steps)
+      }),
       failRunOnError,
       Effect.forkScoped
     )
