@@ -689,7 +689,7 @@ export const run = (options: WorkerOptions = {}) => {
     for (let slot = 0; slot < concurrency; slot++) {
       yield* FiberSet.run(fibers, Effect.forever(Effect.flatMap(Queue.take(candidates), work)))
     }
-    yield* Effect.logInfo(`worker ${workerId} serving ${[...kinds].join(", ")}`)
+    yield* Effect.logDebug(`worker ${workerId} serving ${[...kinds].join(", ")}`)
     const subscription = store
       .subscribe({ afterPosition: head, ...(options.sessionId === undefined ? {} : { sessionId: options.sessionId }) })
       .pipe(Stream.runForEach(observe))
