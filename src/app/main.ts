@@ -64,12 +64,26 @@ const logging = Layer.merge(
   Logger.minimumLogLevel(verbose ? LogLevel.Debug : LogLevel.Warning)
 )
 
+/**
+ * OpenTelemetry export, configured by the standard `OTEL_*` variables (see `Telemetry.ts`). The exporter's modules are
+ * only loaded when an OTLP endpoint is set: most commands never trace, and start-up time counts for every command.
+ */
+const telemetry = Layer.unwrapEffect(
+  Object.keys(process.env).some((name) => name.startsWith("OTEL_EXPORTER_OTLP") && name.endsWith("ENDPOINT"))
+    ? Effect.map(
+        Effect.promise(() => import("./Telemetry.js")),
+        (Telemetry) => Telemetry.layerFromEnv
+      )
+    : Effect.succeed(Layer.empty)
+)
+
 const environment = Layer.mergeAll(
   NodeFileSystem.layer,
   NodePath.layer,
   NodeTerminal.layer,
   Layer.succeed(CliConfig.CliConfig, helpConfig),
-  logging
+  logging,
+  telemetry.pipe(Layer.provide(logging))
 )
 
 /** The subcommand named on the command line, for "see planner run --help". */

@@ -102,7 +102,7 @@ export const tempFolder = (prefix = "planner-cli-"): string => {
 export const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = {}
   for (const [name, value] of Object.entries(process.env)) {
-    if (/^(PLANNER_|OPENAI_|NO_COLOR$|FORCE_COLOR$|npm_)/.test(name)) continue
+    if (/^(PLANNER_|OPENAI_|OTEL_|NO_COLOR$|FORCE_COLOR$|npm_)/.test(name)) continue
     env[name] = value
   }
   return { ...env, ...extra }
