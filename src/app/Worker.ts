@@ -267,58 +267,57 @@ export const run = (options: WorkerOptions = {}) => {
       }
     }).pipe(Effect.repeat(Schedule.spaced(livenessCheckInterval)), Effect.asVoid)
 
-    /** Applies one stored event to the followed state, reloading when the worker missed some. */
-    const observe = (record: PlannerEventRecord) =>
-      Effect.gen(function* () {
-        const known = sessions.get(record.sessionId)
-        if (known === undefined && record.sequence !== 1) {
-          // A session the worker did not follow yet (it finished before, or began before the worker started).
-          if (record.event._tag !== "TaskDispatched") return
-          const state = yield* service.state(record.sessionId)
-          return yield* adopt(record.sessionId, state)
-        }
-        const before = known ?? Planner.initialState
-        if (record.sequence <= before.version) return
-        if (record.sequence !== before.version + 1) {
-          // Events were missed: take the session as it is now, as when first seen.
-          return yield* adopt(record.sessionId, yield* service.state(record.sessionId))
-        }
-        const after = Planner.evolve(before, record.event)
-        follow(record.sessionId, after)
-        yield* react(record, record.event, after)
-        yield* Queue.offer(poke, undefined)
-      })
+    /**
+     * Applies one stored event to the followed state, reloading when the worker missed some. Written without a
+     * generator, and with nothing to run for most events: the worker sees every event of the sessions it follows.
+     */
+    const observe = (record: PlannerEventRecord): Effect.Effect<void, ReadError> => {
+      const known = sessions.get(record.sessionId)
+      if (known === undefined && record.sequence !== 1) {
+        // A session the worker did not follow yet (it finished before, or began before the worker started).
+        if (record.event._tag !== "TaskDispatched") return Effect.void
+        return Effect.flatMap(service.state(record.sessionId), (state) => adopt(record.sessionId, state))
+      }
+      const before = known ?? Planner.initialState
+      if (record.sequence <= before.version) return Effect.void
+      if (record.sequence !== before.version + 1) {
+        // Events were missed: take the session as it is now, as when first seen.
+        return Effect.flatMap(service.state(record.sessionId), (state) => adopt(record.sessionId, state))
+      }
+      const after = Planner.evolve(before, record.event)
+      follow(record.sessionId, after)
+      return react(record, record.event, after)
+    }
 
-    const react = (record: PlannerEventRecord, event: PlannerEvent, state: Planner.PlannerState) =>
-      Effect.gen(function* () {
-        switch (event._tag) {
-          case "TaskDispatched":
-            if (kinds.has(event.kind)) {
-              yield* Queue.offer(candidates, {
+    const react = (
+      record: PlannerEventRecord,
+      event: PlannerEvent,
+      state: Planner.PlannerState
+    ): Effect.Effect<void> => {
+      switch (event._tag) {
+        case "TaskDispatched":
+          return kinds.has(event.kind)
+            ? Queue.offer(candidates, {
                 sessionId: record.sessionId,
                 taskId: event.taskId,
                 attempt: event.attempt,
                 causationId: record.metadata.eventId
               })
-            }
-            return
-          case "TaskStatusUpdated":
-            if (event.status === "Cancelled") yield* stop(record.sessionId, event.taskId)
-            else if (event.status !== "Completed") yield* stop(record.sessionId, event.taskId, event.attempt)
-            return
-          // The attempt was taken from this worker (its lease ran out, or it was given back): stop working on it now
-          // rather than at the next heartbeat, a third of a lease later, while another worker may run it already.
-          case "TaskRetryScheduled":
-          case "TaskReleased":
-            yield* stop(record.sessionId, event.taskId, event.attempt)
-            return
-          case "PlanningCompleted":
-            for (const task of state.tasks) yield* stop(record.sessionId, task.id)
-            return
-          default:
-            return
-        }
-      })
+            : Effect.void
+        case "TaskStatusUpdated":
+          if (event.status === "Cancelled") return stop(record.sessionId, event.taskId)
+          return event.status === "Completed" ? Effect.void : stop(record.sessionId, event.taskId, event.attempt)
+        // The attempt was taken from this worker (its lease ran out, or it was given back): stop working on it now
+        // rather than at the next heartbeat, a third of a lease later, while another worker may run it already.
+        case "TaskRetryScheduled":
+        case "TaskReleased":
+          return stop(record.sessionId, event.taskId, event.attempt)
+        case "PlanningCompleted":
+          return Effect.forEach(state.tasks, (task) => stop(record.sessionId, task.id), { discard: true })
+        default:
+          return Effect.void
+      }
+    }
 
     /** Interrupts an attempt running here (only `attempt`, when given) because the planner no longer wants it. */
     const stop = (sessionId: string, taskId: number, attempt?: number) =>
@@ -694,7 +693,12 @@ export const run = (options: WorkerOptions = {}) => {
     yield* Effect.logDebug(`worker ${workerId} serving ${[...kinds].join(", ")}`)
     const subscription = store
       .subscribe({ afterPosition: head, ...(options.sessionId === undefined ? {} : { sessionId: options.sessionId }) })
-      .pipe(Stream.runForEach(observe))
+      .pipe(
+        // A chunk at a time, and the timers looked at once per chunk.
+        Stream.runForEachChunk((chunk) =>
+          Effect.zipRight(Effect.forEach(chunk, observe, { discard: true }), Queue.offer(poke, undefined))
+        )
+      )
     return yield* Effect.raceFirst(subscription, FiberSet.join(fibers)).pipe(Effect.zipRight(Effect.never))
   }).pipe(Effect.scoped, (worker) =>
     // Serving one session, the worker is a part of that run's trace. Serving all of them, it runs for days: a span

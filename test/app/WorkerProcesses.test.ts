@@ -4,7 +4,7 @@
  * its lease (which here would last ten minutes).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Logger } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Logger, LogLevel } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import { Initialize } from "../../src/domain/Commands.js"
@@ -57,8 +57,10 @@ describe("worker processes on one SQLite file", () => {
           const watcher = Logger.make(({ message }) => {
             if (String(message).includes(" serving ")) Deferred.unsafeDone(following, Effect.void)
           })
+          // (The worker says it is serving in a debug line.)
           const run = yield* Runner.run(sessionId).pipe(
-            Effect.provide(Logger.add(watcher)),
+            Logger.withMinimumLogLevel(LogLevel.Debug),
+            Effect.provide(Logger.replace(Logger.defaultLogger, watcher)),
             Effect.provide(context),
             Effect.fork
           )
