@@ -100,12 +100,16 @@ export const observe = (sessionId: string, options: { readonly afterSequence?: n
  * True when nothing can move without an answer: no task is dispatched, running or waiting to retry, and some task
  * waits for a clarification.
  */
-export const isWaiting = (state: Planner.PlannerState): boolean =>
-  state.status === "Running" &&
-  state.tasks.some((task) => task.status === "NeedsClarification") &&
-  !state.tasks.some(
-    (task) => task.status === "Dispatched" || task.status === "Running" || task.status === "RetryScheduled"
-  )
+export const isWaiting = (state: Planner.PlannerState): boolean => {
+  if (state.status !== "Running") return false
+  // One pass: the run checks this after every event.
+  let asking = false
+  for (const task of state.tasks) {
+    if (task.status === "Dispatched" || task.status === "Running" || task.status === "RetryScheduled") return false
+    if (task.status === "NeedsClarification") asking = true
+  }
+  return asking
+}
 
 export interface RunOptions extends Omit<Worker.WorkerOptions, "sessionId"> {
   /** Called for each step of progress, in order (the CLI prints them). */

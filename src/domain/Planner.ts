@@ -724,6 +724,14 @@ const cancelUnfinished = (decision: Decision, outcome: "Failed" | "Cancelled", r
  * Dispatches what can run (ready tasks and due retries, lowest ids first, within `maxParallel`), asks the questions
  * of ready Clarification tasks, and ends the plan once every task is final.
  */
+/** Whether every task `current` depends on is completed. (A loop, not `every`: `step` asks it of every task.) */
+const dependenciesCompleted = (state: PlannerState, current: TaskState): boolean => {
+  for (const dependency of current.dependsOn) {
+    if (task(state, dependency)?.status !== "Completed") return false
+  }
+  return true
+}
+
 const step = (decision: Decision, at: Timestamp): undefined => {
   if (decision.state.status !== "Running") return undefined
   const { maxParallel } = decision.state.config
@@ -733,9 +741,7 @@ const step = (decision: Decision, at: Timestamp): undefined => {
   }
   for (const current of decision.state.tasks) {
     const due = current.status === "RetryScheduled" && (current.retryAt ?? 0) <= at
-    const ready =
-      current.status === "Planned" &&
-      current.dependsOn.every((dep) => task(decision.state, dep)?.status === "Completed")
+    const ready = current.status === "Planned" && dependenciesCompleted(decision.state, current)
     if (!due && !ready) continue
     if (current.kind === "Clarification" && !current.clarifications.some((c) => c.answer !== undefined)) {
       decision.emit(new ClarificationRequested({ taskId: current.id, question: current.description, at }))
