@@ -4,7 +4,7 @@
  *
  * Usage: workerChild.ts <database url>. Prints {"ready": true} once the worker serves; runs until killed.
  */
-import { Effect, Logger, Redacted } from "effect"
+import { Effect, Logger, LogLevel, Redacted } from "effect"
 import * as Worker from "../../src/app/Worker.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
@@ -17,19 +17,19 @@ const script = JSON.stringify({
   default: { complete: "done" }
 })
 
-// The worker says it serves with a log line once it is set up; that is the moment to report ready. Other log lines
-// go to stderr, so stdout carries only what the benchmark reads.
-const logger = Logger.make(({ message }) => {
+// The worker says it serves with a debug line once it is set up; that is the moment to report ready. Other lines of
+// level info and above go to stderr, so stdout carries only what the benchmark reads.
+const logger = Logger.make(({ logLevel, message }) => {
   const text = Array.isArray(message) ? message.join(" ") : String(message)
   if (text.includes(" serving ")) process.stdout.write(`${JSON.stringify({ ready: true })}\n`)
-  else process.stderr.write(`${text}\n`)
+  else if (LogLevel.greaterThanEqual(logLevel, LogLevel.Info)) process.stderr.write(`${text}\n`)
 })
 
 const program = Effect.gen(function* () {
   const executor = ScriptExecutor.make(yield* ScriptExecutor.parse(script, "bench-script.json"))
   const layer = runtime(PgEventStore.layer({ url: Redacted.make(url) }), executor)
   return yield* Worker.run({ checkAttachments: false }).pipe(Effect.provide(layer))
-}).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+}).pipe(Logger.withMinimumLogLevel(LogLevel.Debug), Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
 
 Effect.runPromise(program as Effect.Effect<unknown, unknown>).then(
   () => process.exit(0),
