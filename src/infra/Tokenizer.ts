@@ -4,8 +4,7 @@
  * does not know (llama3.1, qwen2.5, mistral, ...) `cl100k_base` is used as an approximation: those vocabularies are
  * BPE vocabularies of a similar size, and a budget is a bound on context size, not an exact accounting.
  */
-import cl100k from "gpt-tokenizer/encoding/cl100k_base"
-import o200k from "gpt-tokenizer/encoding/o200k_base"
+import { createRequire } from "node:module"
 import { modelToEncodingMap } from "gpt-tokenizer/mapping"
 
 export type EncodingName = "cl100k_base" | "o200k_base"
@@ -23,9 +22,29 @@ export interface TokenCounter {
 // Text is counted as text: a result that happens to contain "<|endoftext|>" must not make counting throw.
 const asPlainText = { disallowedSpecial: new Set<string>() }
 
+interface Encoding {
+  readonly countTokens: (text: string, options: typeof asPlainText) => number
+}
+
+/**
+ * An encoding's tables are loaded when a text is first counted, not when this module is: loading one takes most of a
+ * second here, and most commands (listing sessions, answering a question) never count a token. `require` keeps
+ * counting synchronous; the package ships CommonJS builds of its encodings for that.
+ */
+const require = createRequire(import.meta.url)
+const loaded = new Map<EncodingName, Encoding>()
+const encoding = (name: EncodingName): Encoding => {
+  let found = loaded.get(name)
+  if (found === undefined) {
+    found = require(`gpt-tokenizer/encoding/${name}`) as Encoding
+    loaded.set(name, found)
+  }
+  return found
+}
+
 const counters: Record<EncodingName, (text: string) => number> = {
-  cl100k_base: (text) => (text.length === 0 ? 0 : cl100k.countTokens(text, asPlainText)),
-  o200k_base: (text) => (text.length === 0 ? 0 : o200k.countTokens(text, asPlainText))
+  cl100k_base: (text) => (text.length === 0 ? 0 : encoding("cl100k_base").countTokens(text, asPlainText)),
+  o200k_base: (text) => (text.length === 0 ? 0 : encoding("o200k_base").countTokens(text, asPlainText))
 }
 
 const o200kPrefixes = ["gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "chatgpt-4o", "o1", "o3", "o4", "codex-", "gpt-oss"]
