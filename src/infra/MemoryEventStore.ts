@@ -28,6 +28,7 @@ import {
   encodeAppend,
   liveRead,
   makeWakeUp,
+  matchesQuery,
   type Page,
   pagedLoad,
   pagedRead,
@@ -61,14 +62,6 @@ export interface MemoryEventStoreOptions {
   /** Rows per page of a read; defaults to 1,000. */
   readonly pageSize?: number
 }
-
-const matches = (
-  row: RawEvent,
-  query: { readonly streamId?: string; readonly aggregateId?: string; readonly eventTypes?: ReadonlyArray<string> }
-) =>
-  (query.streamId === undefined || row.streamId === query.streamId) &&
-  (query.aggregateId === undefined || row.aggregateId === query.aggregateId) &&
-  (query.eventTypes === undefined || query.eventTypes.includes(row.type))
 
 export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStoreOptions = {}): EventStoreService => {
   const pageSize = options.pageSize ?? defaultPageSize
@@ -176,7 +169,7 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
       ? Stream.never
       : liveRead({
           afterPosition: query.afterPosition ?? 0,
-          fetchAfter: (position) => Effect.sync(() => scan(storage.rows, position, (row) => matches(row, query))),
+          fetchAfter: (position) => Effect.sync(() => scan(storage.rows, position, matchesQuery(query))),
           // Every writer is in this process and signals: nothing to poll for.
           wakeUp: storage.wakeUp
         })

@@ -6,6 +6,7 @@
  */
 import { createRequire } from "node:module"
 import { modelToEncodingMap } from "gpt-tokenizer/mapping"
+import { recentlyUsed } from "./internal/recentlyUsed.js"
 
 export type EncodingName = "cl100k_base" | "o200k_base"
 
@@ -81,25 +82,6 @@ export const fallback: TokenCounter = forModel(undefined)
  * more than the rest of handling the completion.
  */
 export const memoized = (counter: TokenCounter, capacity = 4_096): TokenCounter => {
-  // Insertion-ordered: re-inserting on use makes the first key the least recently used.
-  const counts = new Map<string, number>()
-  return {
-    encoding: counter.encoding,
-    exact: counter.exact,
-    count: (text) => {
-      const known = counts.get(text)
-      if (known !== undefined) {
-        counts.delete(text)
-        counts.set(text, known)
-        return known
-      }
-      const count = counter.count(text)
-      counts.set(text, count)
-      if (counts.size > capacity) {
-        const oldest = counts.keys().next()
-        if (oldest.done !== true) counts.delete(oldest.value)
-      }
-      return count
-    }
-  }
+  const counts = recentlyUsed(capacity, counter.count)
+  return { encoding: counter.encoding, exact: counter.exact, count: counts.get }
 }

@@ -19,6 +19,7 @@ import * as Statement from "@effect/sql/Statement"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import Sqlite from "better-sqlite3"
 import { Context, Effect, Scope, Stream } from "effect"
+import { recentlyUsed } from "./recentlyUsed.js"
 
 /** Prepared statements kept per connection; the least recently used one is dropped beyond this. */
 const preparedCapacity = 200
@@ -49,23 +50,8 @@ export const make = (options: {
     yield* Effect.addFinalizer(() => Effect.sync(() => db.close()))
     if (options.disableWAL !== true) db.pragma("journal_mode = WAL")
 
-    // A Map keeps insertion order: re-inserting on use makes its first key the least recently used.
-    const prepared = new Map<string, Sqlite.Statement>()
-    const prepare = (text: string): Sqlite.Statement => {
-      const cached = prepared.get(text)
-      if (cached !== undefined) {
-        prepared.delete(text)
-        prepared.set(text, cached)
-        return cached
-      }
-      const statement = db.prepare(text)
-      prepared.set(text, statement)
-      if (prepared.size > preparedCapacity) {
-        const oldest = prepared.keys().next()
-        if (oldest.done !== true) prepared.delete(oldest.value)
-      }
-      return statement
-    }
+    const prepared = recentlyUsed(preparedCapacity, (text: string) => db.prepare(text))
+    const prepare = prepared.get
 
     /** Rows are objects, or the run's info object itself for `executeRaw` (as the package's client does). */
     const runNow = (
