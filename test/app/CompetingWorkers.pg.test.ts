@@ -14,7 +14,7 @@ import type { TaskPlan } from "../../src/domain/Task.js"
 import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import { type PlannerEventRecord, PlannerStore } from "../../src/infra/PlannerStore.js"
 import { freshPgDatabase } from "../infra/fixtures/databases.js"
-import { spawnFixture } from "./fixtures/child.js"
+import { spawnFixture } from "../support/child.js"
 import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
 
 const taskCount = 200
@@ -50,7 +50,12 @@ describe("competing worker processes on PostgreSQL", () => {
 
           const spawn = (mode: "normal" | "victim") =>
             Effect.gen(function* () {
-              const child = yield* spawnFixture("./workerProcess.ts", [url, mode, "5", "4"])
+              const child = yield* spawnFixture(new URL("./fixtures/workerProcess.ts", import.meta.url), [
+                url,
+                mode,
+                "5",
+                "4"
+              ])
               const ready = yield* child.waitFor((line) => line.startsWith("ready ")).pipe(within(60, "a worker start"))
               return { child, workerId: ready.slice("ready ".length) }
             })

@@ -15,7 +15,7 @@ import * as Planner from "../../src/domain/Planner.js"
 import { type PlannerEventRecord, PlannerStore } from "../../src/infra/PlannerStore.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
-import { spawnFixture } from "./fixtures/child.js"
+import { spawnFixture } from "../support/child.js"
 import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
 
 const request =
@@ -137,7 +137,7 @@ describe("crash safety", () => {
           Effect.gen(function* () {
             const filename = yield* freshSqliteFile
             const sessionId = `crash-${iteration}`
-            const child = yield* spawnFixture("./crashRun.ts", [
+            const child = yield* spawnFixture(new URL("./fixtures/crashRun.ts", import.meta.url), [
               filename,
               sessionId,
               JSON.stringify(script),

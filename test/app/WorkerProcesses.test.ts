@@ -12,7 +12,7 @@ import { defaultConfig } from "../../src/domain/Config.js"
 import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
-import { spawnFixture } from "./fixtures/child.js"
+import { spawnFixture } from "../support/child.js"
 import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
 
 const within = (seconds: number, what: string) =>
@@ -46,7 +46,12 @@ describe("worker processes on one SQLite file", () => {
           )
 
           // Another process claims the task and hangs on it.
-          const victim = yield* spawnFixture("./workerProcess.ts", [filename, "victim", "0", "1"])
+          const victim = yield* spawnFixture(new URL("./fixtures/workerProcess.ts", import.meta.url), [
+            filename,
+            "victim",
+            "0",
+            "1"
+          ])
           const victimId = (yield* victim
             .waitFor((line) => line.startsWith("ready "))
             .pipe(within(60, "the victim"))).slice("ready ".length)

@@ -2,8 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Redacted } from "effect"
 import { EventStore } from "../../src/infra/EventStore.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
+import { spawnFixture } from "../support/child.js"
 import { newEvent, within } from "./EventStoreContract.js"
-import { spawnFixture } from "./fixtures/child.js"
 import { freshPgDatabase } from "./fixtures/databases.js"
 
 interface Printed {
@@ -24,7 +24,10 @@ describe("PgEventStore across processes", () => {
           const url = yield* freshPgDatabase
           const store = Context.get(yield* Layer.build(PgEventStore.layer({ url: Redacted.make(url) })), EventStore)
           const count = 20
-          const child = yield* spawnFixture("./pgSubscriber.ts", [url, String(count)])
+          const child = yield* spawnFixture(new URL("./fixtures/pgSubscriber.ts", import.meta.url), [
+            url,
+            String(count)
+          ])
           const printed = (line: string): Printed | undefined => {
             try {
               return JSON.parse(line) as Printed

@@ -2,8 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Effect, Fiber, Layer, Stream } from "effect"
 import { EventStore } from "../../src/infra/EventStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { spawnFixture } from "../support/child.js"
 import { within } from "./EventStoreContract.js"
-import { spawnFixture } from "./fixtures/child.js"
 import { freshSqliteFile } from "./fixtures/databases.js"
 
 describe("SqliteEventStore across processes", () => {
@@ -21,7 +21,7 @@ describe("SqliteEventStore across processes", () => {
             .subscribe({ streamId: "shared" })
             .pipe(Stream.take(2 * count), Stream.runCollect, Effect.map(Chunk.toReadonlyArray), Effect.fork)
           const writers = yield* Effect.forEach(["one", "two"], (writer) =>
-            spawnFixture("./sqliteAppender.ts", [filename, writer, String(count)])
+            spawnFixture(new URL("./fixtures/sqliteAppender.ts", import.meta.url), [filename, writer, String(count)])
           )
           yield* Effect.forEach(writers, (writer) => writer.waitFor((line) => line === "ready"), {
             concurrency: "unbounded"
