@@ -10,8 +10,9 @@ import * as Runner from "../../src/app/Runner.js"
 import { echo } from "../../src/infra/EchoExecutor.js"
 import type { ExecutorService } from "../../src/infra/Executor.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { plannerRuntime } from "../../test/app/fixtures/runtime.js"
 import { log, nowMs, type Row, row, tempDir } from "./common.js"
-import { plan, runtime, startSession } from "./runtime.js"
+import { plan, startSession } from "./runtime.js"
 
 export interface OrchestrationOptions {
   readonly runs: number
@@ -45,7 +46,7 @@ const chainRun = async (tasks: number): Promise<ChainRun> => {
       })
   }
   try {
-    const layer = runtime(SqliteEventStore.layer({ filename: path.join(folder.dir, "events.db") }), timedEcho)
+    const layer = plannerRuntime(SqliteEventStore.layer({ filename: path.join(folder.dir, "events.db") }), timedEcho)
     return await Effect.runPromise(
       Effect.gen(function* () {
         const sessionId = yield* startSession(plan(tasks, true))

@@ -8,7 +8,7 @@ import { Effect, Logger, LogLevel, Redacted } from "effect"
 import * as Worker from "../../src/app/Worker.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
-import { runtime } from "./runtime.js"
+import { plannerRuntime } from "../../test/app/fixtures/runtime.js"
 
 const [url = ""] = process.argv.slice(2)
 
@@ -27,7 +27,7 @@ const logger = Logger.make(({ logLevel, message }) => {
 
 const program = Effect.gen(function* () {
   const executor = ScriptExecutor.make(yield* ScriptExecutor.parse(script, "bench-script.json"))
-  const layer = runtime(PgEventStore.layer({ url: Redacted.make(url) }), executor)
+  const layer = plannerRuntime(PgEventStore.layer({ url: Redacted.make(url) }), executor)
   return yield* Worker.run({ checkAttachments: false }).pipe(Effect.provide(layer))
 }).pipe(Logger.withMinimumLogLevel(LogLevel.Debug), Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
 

@@ -6,20 +6,17 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, Layer, Option, Ref } from "effect"
+import { Clock, Deferred, Effect, type Layer, Option, Ref } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import { ClaimTask, Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
-import * as AttachmentChecker from "../../src/infra/AttachmentChecker.js"
 import type { EventStore } from "../../src/infra/EventStore.js"
-import { ExecutorRegistry, type ExecutorService, makeRegistry, Outcome } from "../../src/infra/Executor.js"
-import * as HeuristicCompactor from "../../src/infra/HeuristicCompactor.js"
-import * as HeuristicLlm from "../../src/infra/HeuristicLlm.js"
-import * as PlannerStore from "../../src/infra/PlannerStore.js"
+import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
+import { plannerRuntime } from "./fixtures/runtime.js"
 
 /** Fast retries, so scenarios with failures take milliseconds. */
 export const fast: Partial<PlannerConfig> = {
@@ -29,16 +26,6 @@ export const fast: Partial<PlannerConfig> = {
 
 const script = (json: unknown) =>
   ScriptExecutor.parse(JSON.stringify(json), "test-script.json").pipe(Effect.map(ScriptExecutor.make))
-
-/** The planner's services over `store`, with executors routed as given (everything else to `fallback`). */
-export const runtime = (store: Layer.Layer<EventStore, unknown>, fallback: ExecutorService) =>
-  Layer.mergeAll(
-    PlannerService.layer().pipe(Layer.provideMerge(PlannerStore.layer)),
-    Layer.succeed(ExecutorRegistry, makeRegistry({}, fallback)),
-    AttachmentChecker.layerNode({ checkLinks: false }),
-    HeuristicCompactor.layer,
-    HeuristicLlm.layer
-  ).pipe(Layer.provideMerge(store))
 
 const statuses = (state: Planner.PlannerState) => state.tasks.map((task) => task.status)
 
@@ -68,7 +55,7 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
   const withScript =
     (json: unknown) =>
     <A, E, R>(body: Effect.Effect<A, E, R>) =>
-      Effect.flatMap(script(json), (executor) => Effect.provide(body, runtime(makeStore(), executor)))
+      Effect.flatMap(script(json), (executor) => Effect.provide(body, plannerRuntime(makeStore(), executor)))
 
   describe(`running plans on ${name}`, () => {
     it.live("a multi-task plan runs to completion with every result recorded", () =>
@@ -251,7 +238,7 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
         const result = yield* Effect.gen(function* () {
           const sessionId = yield* startWith(independent(8), { maxParallel: 3 })
           return yield* Runner.run(sessionId, { concurrency: 8 })
-        }).pipe(Effect.provide(runtime(makeStore(), counting)))
+        }).pipe(Effect.provide(plannerRuntime(makeStore(), counting)))
         expect(result.state.status).toBe("Succeeded")
         expect((yield* Ref.get(inFlight)).max).toBe(3)
       })

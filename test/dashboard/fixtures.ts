@@ -11,7 +11,8 @@ import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
-import { fast, runtime } from "../app/runnerSuite.js"
+import { plannerRuntime } from "../app/fixtures/runtime.js"
+import { fast } from "../app/runnerSuite.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
 
 /** The planner's services over a fresh SQLite file, with a script executor for `script` (its JSON form). */
@@ -20,7 +21,7 @@ export const plannerWithScript = (script: unknown) =>
     Effect.gen(function* () {
       const filename = yield* freshSqliteFile
       const executor = ScriptExecutor.make(yield* ScriptExecutor.parse(JSON.stringify(script), "dashboard-script.json"))
-      return runtime(SqliteEventStore.layer({ filename }), executor)
+      return plannerRuntime(SqliteEventStore.layer({ filename }), executor)
     })
   )
 
