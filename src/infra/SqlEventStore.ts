@@ -410,7 +410,8 @@ export const make = (
       const [text, params] =
         sql`SELECT ${selectColumns} FROM events WHERE ${sql.and([...where, sql`${sql.literal(cursorColumn)} > ${marker}`])}
           ORDER BY ${sql.literal(cursorColumn)} LIMIT ${pageSize}`.compile()
-      const cursorIndex = params.indexOf(marker)
+      // The cursor is the last condition: a bound of the query that happened to equal the marker comes before it.
+      const cursorIndex = params.lastIndexOf(marker)
       return (cursor: number): Effect.Effect<Page, EventStoreError> =>
         Effect.suspend(() => {
           const bound = [...params]
