@@ -399,6 +399,7 @@ export const liveRead = (options: {
   readonly recent?: { readonly events: RecentEvents; readonly matches: (event: StoredEvent) => boolean }
 }): Stream.Stream<StoredEvent, ReadError> => {
   const isStoreError = (error: EventStoreError) => error._tag === "EventStoreError"
+  const matches = options.recent?.matches ?? (() => true)
   // The retry schedule is only set up after a failure: this runs on every wake-up of every subscriber.
   const fetch = (position: number) =>
     Effect.catchIf(options.fetchAfter(position), isStoreError, () =>
@@ -420,9 +421,9 @@ export const liveRead = (options: {
         if (woken !== undefined) yield* woken
         woken = yield* options.wakeUp.next
         const recent = options.recent?.events.after(cursor)
-        if (recent !== undefined && options.recent !== undefined) {
+        if (recent !== undefined) {
           cursor = recent.through
-          const events = recent.events.filter(options.recent.matches)
+          const events = recent.events.filter(matches)
           // Short of the last position here, the database has a row in the gap: read on at once (as after a full
           // page). Up to it, the rest can only come from other writers, who signal or are polled for.
           if (events.length > 0) return [{ events, corrupt: undefined, full: !recent.last }, woken, cursor] as const
