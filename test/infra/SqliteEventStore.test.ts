@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Fiber, Layer, Option } from "effect"
+import { Chunk, Context, Deferred, Effect, Fiber, Layer, Option, Stream } from "effect"
 import { EventStore, EventStoreError } from "../../src/infra/EventStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import { eventStoreContract, newEvent, type SqlTarget, sqlEventStoreContract } from "./EventStoreContract.js"
@@ -88,6 +88,30 @@ describe("SqliteEventStore", () => {
         // The rollback took the transaction's own write and nothing else.
         expect((yield* store.load({ streamId: "s" })).map((event) => event.type)).toEqual(["Kept"])
         expect(yield* sql`SELECT consumer FROM event_checkpoints`).toEqual([])
+      })
+    )
+  )
+
+  it.live("a subscriber never sees an append made inside a transaction that rolled back", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const filename = yield* freshSqliteFile
+        const context = yield* Layer.build(SqliteEventStore.layer({ filename, pollInterval: "1 minute" }))
+        const sql = Context.get(context, SqlClient.SqlClient)
+        const store = Context.get(context, EventStore)
+        const received = yield* Effect.fork(Stream.runCollect(Stream.take(store.subscribe({ streamId: "s" }), 1)))
+        yield* Effect.sleep("20 millis")
+        // The append succeeds inside the transaction, which then rolls back: the event never existed.
+        yield* sql
+          .withTransaction(
+            Effect.zipRight(store.append("s", "a", [newEvent("RolledBack", {})], 0), Effect.fail("undo"))
+          )
+          .pipe(Effect.flip)
+        // Time for the subscriber to look, woken by that append, before anything else is written.
+        yield* Effect.sleep("100 millis")
+        yield* store.append("s", "a", [newEvent("Kept", {})], 0)
+        const events = yield* Fiber.join(received).pipe(Effect.timeout("10 seconds"))
+        expect(Chunk.toReadonlyArray(events).map((event) => event.type)).toEqual(["Kept"])
       })
     )
   )
