@@ -96,21 +96,6 @@ export const observe = (sessionId: string, options: { readonly afterSequence?: n
     })
   )
 
-/**
- * True when nothing can move without an answer: no task is dispatched, running or waiting to retry, and some task
- * waits for a clarification.
- */
-export const isWaiting = (state: Planner.PlannerState): boolean => {
-  if (state.status !== "Running") return false
-  // One pass: the run checks this after every event.
-  let asking = false
-  for (const task of state.tasks) {
-    if (task.status === "Dispatched" || task.status === "Running" || task.status === "RetryScheduled") return false
-    if (task.status === "NeedsClarification") asking = true
-  }
-  return asking
-}
-
 export interface RunOptions extends Omit<Worker.WorkerOptions, "sessionId"> {
   /** Called for each step of progress, in order (the CLI prints them). */
   readonly onProgress?: (progress: Progress) => Effect.Effect<void>
@@ -237,16 +222,22 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
     yield* askPending(state)
     while (!Planner.isFinished(state)) {
       // Waiting, and nobody here is still being asked: stop and say so.
-      if (isWaiting(state) && open === 0) return { sessionId, state, waiting: true } satisfies RunResult
-      const signal = yield* Queue.take(signals)
-      if (signal === "unanswered") {
-        open -= 1
-        continue
+      if (Planner.isWaiting(state) && open === 0) return { sessionId, state, waiting: true } satisfies RunResult
+      // Everything that happened since the last look, at once: the state is looked at once per batch, not per event.
+      const batch = yield* Queue.takeBetween(signals, 1, Number.POSITIVE_INFINITY)
+      let asking = false
+      for (const signal of batch) {
+        if (signal === "unanswered") {
+          open -= 1
+          continue
+        }
+        if ("_tag" in signal) return yield* Effect.failCause(signal.cause)
+        state = signal.state
+        if (options.onProgress !== undefined) yield* options.onProgress(signal)
+        if (signal.record.event._tag === "ClarificationRequested") asking = true
+        if (Planner.isFinished(state)) break
       }
-      if ("_tag" in signal) return yield* Effect.failCause(signal.cause)
-      state = signal.state
-      if (options.onProgress !== undefined) yield* options.onProgress(signal)
-      yield* askPending(state)
+      if (asking) yield* askPending(state)
     }
     return { sessionId, state, waiting: false } satisfies RunResult
   }).pipe(Effect.scoped, Effect.withSpan("Runner.run", { attributes: { sessionId } }))

@@ -68,7 +68,7 @@ const requestPreview = (request: string): string => {
 const sessionView = (sessionId: string, state: Planner.PlannerState) => ({
   id: sessionId,
   lastSequence: state.version,
-  waiting: Runner.isWaiting(state),
+  waiting: Planner.isWaiting(state),
   counts: Planner.countByStatus(state),
   state
 })
@@ -198,7 +198,7 @@ const listSessions = Effect.gen(function* () {
         updatedAt: info.lastCreatedAt,
         lastSequence: info.lastSequence,
         status: state.status,
-        waiting: Runner.isWaiting(state),
+        waiting: Planner.isWaiting(state),
         counts: Planner.countByStatus(state),
         taskCount: state.tasks.length,
         request: requestPreview(state.request)

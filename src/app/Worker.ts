@@ -201,6 +201,16 @@ export const run = (options: WorkerOptions = {}) => {
     const cancelled = new Set<string>()
     const candidates = yield* Queue.unbounded<Candidate>()
     const poke = yield* Queue.sliding<void>(1)
+    /** The sleeping fiber that pokes the timer loop when the earliest timer it knows of is due. */
+    let alarm: { readonly at: number; readonly token: object; readonly fiber: Fiber.RuntimeFiber<void> } | undefined
+    /**
+     * Whether an event sets a timer earlier than the alarm: only then must the timer loop look again. Most events set
+     * none, and a claim's lease usually runs out after the alarm already set (leases have one length per plan).
+     */
+    let earlierTimer = false
+    const timerAt = (at: number) => {
+      if (alarm === undefined || at < alarm.at) earlierTimer = true
+    }
     const fibers = yield* FiberSet.make<void, never>()
 
     yield* Effect.annotateLogsScoped({ workerId })
@@ -286,15 +296,15 @@ export const run = (options: WorkerOptions = {}) => {
       }
       const after = Planner.evolve(before, record.event)
       follow(record.sessionId, after)
-      return react(record, record.event, after)
+      return react(record, record.event)
     }
 
-    const react = (
-      record: PlannerEventRecord,
-      event: PlannerEvent,
-      state: Planner.PlannerState
-    ): Effect.Effect<void> => {
+    const react = (record: PlannerEventRecord, event: PlannerEvent): Effect.Effect<void> => {
       switch (event._tag) {
+        case "TaskClaimed":
+        case "TaskLeaseExtended":
+          timerAt(event.leaseExpiresAt)
+          return Effect.void
         case "TaskDispatched":
           return kinds.has(event.kind)
             ? Queue.offer(candidates, {
@@ -310,20 +320,25 @@ export const run = (options: WorkerOptions = {}) => {
         // The attempt was taken from this worker (its lease ran out, or it was given back): stop working on it now
         // rather than at the next heartbeat, a third of a lease later, while another worker may run it already.
         case "TaskRetryScheduled":
+          timerAt(event.retryAt)
+          return stop(record.sessionId, event.taskId, event.attempt)
         case "TaskReleased":
           return stop(record.sessionId, event.taskId, event.attempt)
         case "PlanningCompleted":
-          return Effect.forEach(state.tasks, (task) => stop(record.sessionId, task.id), { discard: true })
+          return stop(record.sessionId, undefined)
         default:
           return Effect.void
       }
     }
 
-    /** Interrupts an attempt running here (only `attempt`, when given) because the planner no longer wants it. */
-    const stop = (sessionId: string, taskId: number, attempt?: number) =>
+    /**
+     * Interrupts attempts running here because the planner no longer wants them: of `taskId` (only `attempt`, when
+     * given), or of every task of the session when `taskId` is undefined.
+     */
+    const stop = (sessionId: string, taskId: number | undefined, attempt?: number) =>
       Effect.gen(function* () {
         for (const [runningKey, current] of running) {
-          if (current.sessionId !== sessionId || current.taskId !== taskId) continue
+          if (current.sessionId !== sessionId || (taskId !== undefined && current.taskId !== taskId)) continue
           if (attempt !== undefined && current.attempt !== attempt) continue
           cancelled.add(runningKey)
           yield* Fiber.interruptFork(current.fiber)
@@ -636,7 +651,6 @@ export const run = (options: WorkerOptions = {}) => {
      * off early costs a look at the timers.
      */
     const timers = Effect.gen(function* () {
-      let alarm: { readonly at: number; readonly token: object; readonly fiber: Fiber.RuntimeFiber<void> } | undefined
       while (true) {
         const at = yield* now
         let next: number | undefined
@@ -696,7 +710,14 @@ export const run = (options: WorkerOptions = {}) => {
       .pipe(
         // A chunk at a time, and the timers looked at once per chunk.
         Stream.runForEachChunk((chunk) =>
-          Effect.zipRight(Effect.forEach(chunk, observe, { discard: true }), Queue.offer(poke, undefined))
+          Effect.zipRight(
+            Effect.forEach(chunk, observe, { discard: true }),
+            Effect.suspend(() => {
+              if (!earlierTimer) return Effect.void
+              earlierTimer = false
+              return Queue.offer(poke, undefined)
+            })
+          )
         )
       )
     return yield* Effect.raceFirst(subscription, FiberSet.join(fibers)).pipe(Effect.zipRight(Effect.never))

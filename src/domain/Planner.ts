@@ -271,6 +271,21 @@ export const nextWakeUp = (state: PlannerState): Timestamp | undefined => {
   return earliest
 }
 
+/**
+ * True when nothing can move without an answer: no task is dispatched, running or waiting to retry, and some task
+ * waits for a clarification.
+ */
+export const isWaiting = (state: PlannerState): boolean => {
+  if (state.status !== "Running") return false
+  // One pass: a run asks this after every batch of events.
+  let asking = false
+  for (const task of state.tasks) {
+    if (task.status === "Dispatched" || task.status === "Running" || task.status === "RetryScheduled") return false
+    if (task.status === "NeedsClarification") asking = true
+  }
+  return asking
+}
+
 /** Counts of tasks by status. */
 export const countByStatus = (state: PlannerState): Readonly<Record<TaskStatus, number>> => {
   const counts: Record<TaskStatus, number> = {

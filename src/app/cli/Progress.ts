@@ -12,7 +12,7 @@ import * as Planner from "../../domain/Planner.js"
 import type { TaskState, TaskStatus } from "../../domain/Task.js"
 import type { Progress } from "../Runner.js"
 import { clip, clock, duration, firstLine, type OutputMode, out } from "./Output.js"
-import { isWaiting, pendingQuestion, resultJson, summaryOf, taskDetail } from "./Render.js"
+import { pendingQuestion, resultJson, summaryOf, taskDetail } from "./Render.js"
 
 /** How to print commands the user can run next: `planner` or `npx planner`, and the flags that must be repeated. */
 export interface Hints {
@@ -89,7 +89,7 @@ export const eventLine = (
 /** The summary and, when waiting, each question with the command that answers it. */
 export const closingLines = (state: Planner.PlannerState, sessionId: string, hints: Hints): ReadonlyArray<string> => {
   const lines: Array<string> = []
-  if (isWaiting(state)) {
+  if (Planner.isWaiting(state)) {
     lines.push(`Waiting for answers: ${summaryOf(state)}`)
     for (const task of state.tasks) {
       const question = pendingQuestion(task)
@@ -197,7 +197,7 @@ const liveReporter = (options: ReporterOptions): Effect.Effect<Reporter, never, 
     const board = (): ReadonlyArray<string> => {
       const now = Date.now()
       const counts = Planner.countByStatus(current)
-      const status = isWaiting(current)
+      const status = Planner.isWaiting(current)
         ? "waiting for answers"
         : Planner.isFinished(current)
           ? current.status.toLowerCase()

@@ -29,17 +29,6 @@ export const pendingQuestion = (task: TaskState): string | undefined => {
     : undefined
 }
 
-/**
- * True when nothing can move without an answer: no task is dispatched, running or waiting to retry, and some task
- * waits for a clarification (the same test as `Runner.isWaiting`, without loading the runner).
- */
-export const isWaiting = (state: Planner.PlannerState): boolean =>
-  state.status === "Running" &&
-  state.tasks.some((task) => task.status === "NeedsClarification") &&
-  !state.tasks.some(
-    (task) => task.status === "Dispatched" || task.status === "Running" || task.status === "RetryScheduled"
-  )
-
 const list = (ids: ReadonlyArray<number>) =>
   ids.length <= 1 ? ids.join("") : `${ids.slice(0, -1).join(", ")} and ${ids.at(-1)}`
 
@@ -57,7 +46,7 @@ export const summaryOf = (state: Planner.PlannerState): string => {
 
 /** The status word for a session: its outcome, or Waiting / Running. */
 export const sessionStatus = (state: Planner.PlannerState): string =>
-  isWaiting(state) ? "Waiting" : state.status === "NotStarted" ? "Empty" : state.status
+  Planner.isWaiting(state) ? "Waiting" : state.status === "NotStarted" ? "Empty" : state.status
 
 // --- Text -----------------------------------------------------------------------------------------------------------
 
@@ -272,7 +261,7 @@ export const taskJson = (task: TaskState): TaskJson => {
 export const resultJson = (sessionId: string, state: Planner.PlannerState) => ({
   sessionId,
   status: state.status,
-  waiting: isWaiting(state),
+  waiting: Planner.isWaiting(state),
   tasks: state.tasks.map(taskJson),
   summary: summaryOf(state)
 })
@@ -311,7 +300,7 @@ export const sessionsJson = (rows: ReadonlyArray<SessionRow>) => ({
     updatedAt: isoTime(row.updatedAt),
     events: row.events,
     status: row.state === undefined ? "Unreadable" : row.state.status,
-    waiting: row.state === undefined ? false : isWaiting(row.state),
+    waiting: row.state === undefined ? false : Planner.isWaiting(row.state),
     tasks: row.state === undefined ? {} : { total: row.state.tasks.length, ...Planner.countByStatus(row.state) },
     request: row.state?.request ?? "",
     ...(row.problem === undefined ? {} : { problem: row.problem })
