@@ -123,9 +123,7 @@ export const taskContext = (
   workingDirectory: string
 ): TaskContext => {
   const dependencies = new Set(task.dependsOn)
-  const recent = state.tasks.filter(
-    (other) => other.status === "Completed" && !other.compacted && !dependencies.has(other.id) && other.id !== task.id
-  )
+  const recent = Planner.rollingTasks(state).filter((other) => !dependencies.has(other.id) && other.id !== task.id)
   const contextSummary = [
     state.contextSummary,
     ...recent.map((other) => `Task ${other.id} (${other.description}): ${other.result ?? ""}`)
@@ -156,9 +154,10 @@ export const taskContext = (
 
 /** The rolling context's entries: completed results not yet folded into the summary, in task order. */
 const uncompacted = (state: Planner.PlannerState) =>
-  state.tasks
-    .filter((task) => task.status === "Completed" && !task.compacted)
-    .map((task) => ({ taskId: task.id, text: `Task ${task.id} (${task.description}): ${task.result ?? ""}` }))
+  Planner.rollingTasks(state).map((task) => ({
+    taskId: task.id,
+    text: `Task ${task.id} (${task.description}): ${task.result ?? ""}`
+  }))
 
 export const run = (options: WorkerOptions = {}) => {
   const workerId = options.workerId ?? makeWorkerId()
@@ -273,7 +272,11 @@ export const run = (options: WorkerOptions = {}) => {
      */
     const livenessChecks = Effect.gen(function* () {
       for (const [sessionId, state] of [...sessions]) {
-        for (const task of state.tasks) yield* abandonIfDead(sessionId, task)
+        // Only running tasks have a holder: the timed ones.
+        for (const id of state.index.timed) {
+          const task = Planner.task(state, id)
+          if (task !== undefined) yield* abandonIfDead(sessionId, task)
+        }
       }
     }).pipe(Effect.repeat(Schedule.spaced(livenessCheckInterval)), Effect.asVoid)
 

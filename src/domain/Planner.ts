@@ -57,15 +57,7 @@ import {
 } from "./Events.js"
 import * as Graph from "./Graph.js"
 import * as Parser from "./Parser.js"
-import {
-  Attachment,
-  attachmentFromText,
-  isTerminal,
-  type TaskId,
-  TaskState,
-  type TaskStatus,
-  Timestamp
-} from "./Task.js"
+import { Attachment, attachmentFromText, isTerminal, type TaskId, TaskState, TaskStatus, Timestamp } from "./Task.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // State
@@ -76,6 +68,7 @@ export const SessionStatus = Schema.Literal("NotStarted", "Running", ...PlanOutc
 })
 export type SessionStatus = typeof SessionStatus.Type
 
+/** A session's state as it is encoded (the golden files, the dashboard); the live state adds its `index`. */
 export const PlannerState = Schema.Struct({
   status: SessionStatus,
   /** How many events have been folded: the session's sequence, which the next append must expect. */
@@ -92,7 +85,75 @@ export const PlannerState = Schema.Struct({
   finishedAt: Schema.optionalWith(Timestamp, { exact: true }),
   summary: Schema.optionalWith(Schema.String, { exact: true })
 }).annotations({ identifier: "PlannerState" })
-export type PlannerState = typeof PlannerState.Type
+
+/**
+ * What is asked of a state after every event, kept up to date by `evolve` so that the answers cost what changed, not a
+ * pass over every task: with passes, a plan of n tasks cost O(n) per event and O(n²) per run. Derived from `tasks`
+ * alone (`indexTasks` builds it from scratch, and a property test checks that the two always agree); never encoded.
+ */
+export interface TaskIndex {
+  /** How many tasks are in each status. */
+  readonly counts: Readonly<Record<TaskStatus, number>>
+  /** For the task at index id - 1, the tasks that depend on it directly. Fixed when the plan is made. */
+  readonly dependents: ReadonlyArray<ReadonlyArray<TaskId>>
+  /** What `step` may dispatch, in id order: tasks planned with every dependency completed, or waiting to retry. */
+  readonly ready: ReadonlyArray<TaskId>
+  /** Tasks with a timer, in id order: running (a lease runs out) or waiting to retry. */
+  readonly timed: ReadonlyArray<TaskId>
+  /** Completed tasks whose results are not compacted yet (the rolling context), in id order. */
+  readonly rolling: ReadonlyArray<TaskId>
+}
+
+export type PlannerState = typeof PlannerState.Type & { readonly index: TaskIndex }
+
+const noCounts = (): Record<TaskStatus, number> => ({
+  Planned: 0,
+  Dispatched: 0,
+  Running: 0,
+  NeedsClarification: 0,
+  RetryScheduled: 0,
+  Completed: 0,
+  Failed: 0,
+  Skipped: 0,
+  Cancelled: 0
+})
+
+const dependenciesCompleted = (tasks: ReadonlyArray<TaskState>, current: TaskState): boolean => {
+  for (const dependency of current.dependsOn) {
+    if (tasks[dependency - 1]?.status !== "Completed") return false
+  }
+  return true
+}
+const isReady = (tasks: ReadonlyArray<TaskState>, current: TaskState): boolean =>
+  current.status === "RetryScheduled" || (current.status === "Planned" && dependenciesCompleted(tasks, current))
+const isTimed = (current: TaskState): boolean => current.status === "Running" || current.status === "RetryScheduled"
+const isRolling = (current: TaskState): boolean => current.status === "Completed" && !current.compacted
+
+interface DraftIndex {
+  counts: Record<TaskStatus, number>
+  readonly dependents: ReadonlyArray<ReadonlyArray<TaskId>>
+  ready: Array<TaskId>
+  timed: Array<TaskId>
+  rolling: Array<TaskId>
+}
+
+const buildIndex = (tasks: ReadonlyArray<TaskState>): DraftIndex => {
+  const dependents: Array<Array<TaskId>> = tasks.map(() => [])
+  for (const current of tasks) {
+    for (const dependency of current.dependsOn) dependents[dependency - 1]?.push(current.id)
+  }
+  const index: DraftIndex = { counts: noCounts(), dependents, ready: [], timed: [], rolling: [] }
+  for (const current of tasks) {
+    index.counts[current.status] += 1
+    if (isReady(tasks, current)) index.ready.push(current.id)
+    if (isTimed(current)) index.timed.push(current.id)
+    if (isRolling(current)) index.rolling.push(current.id)
+  }
+  return index
+}
+
+/** The index of a task list, built from scratch (`evolve` keeps it up to date instead). */
+export const indexTasks = (tasks: ReadonlyArray<TaskState>): TaskIndex => buildIndex(tasks)
 
 export const initialState: PlannerState = {
   status: "NotStarted",
@@ -101,7 +162,8 @@ export const initialState: PlannerState = {
   attachments: [],
   config: defaultConfig,
   tasks: [],
-  contextSummary: ""
+  contextSummary: "",
+  index: indexTasks([])
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -109,11 +171,55 @@ export const initialState: PlannerState = {
 // ---------------------------------------------------------------------------------------------------------------
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
-interface Draft extends Mutable<Omit<PlannerState, "tasks">> {
+interface Draft extends Mutable<Omit<PlannerState, "tasks" | "index">> {
   tasks: Array<TaskState>
+  index: DraftIndex
 }
 
-const thaw = (state: PlannerState): Draft => ({ ...state, tasks: [...state.tasks] })
+const thaw = (state: PlannerState): Draft => ({
+  ...state,
+  tasks: [...state.tasks],
+  index: {
+    counts: { ...state.index.counts },
+    dependents: state.index.dependents,
+    ready: [...state.index.ready],
+    timed: [...state.index.timed],
+    rolling: [...state.index.rolling]
+  }
+})
+
+/** Puts `id` into a list of ids in ascending order, or takes it out; in place. */
+const setMember = (ids: Array<TaskId>, id: TaskId, member: boolean): void => {
+  let low = 0
+  let high = ids.length
+  while (low < high) {
+    const middle = (low + high) >>> 1
+    if ((ids[middle] ?? id) < id) low = middle + 1
+    else high = middle
+  }
+  const present = ids[low] === id
+  if (member && !present) ids.splice(low, 0, id)
+  else if (!member && present) ids.splice(low, 1)
+}
+
+/** Brings the index up to date after task `before` became `after`. */
+const reindex = (draft: Draft, before: TaskState, after: TaskState): void => {
+  const { index, tasks } = draft
+  if (before.status !== after.status) {
+    index.counts[before.status] -= 1
+    index.counts[after.status] += 1
+  }
+  setMember(index.ready, after.id, isReady(tasks, after))
+  setMember(index.timed, after.id, isTimed(after))
+  setMember(index.rolling, after.id, isRolling(after))
+  // Whether its dependents may start changes only when it becomes, or stops being, completed.
+  if ((before.status === "Completed") !== (after.status === "Completed")) {
+    for (const id of index.dependents[after.id - 1] ?? []) {
+      const dependent = tasks[id - 1]
+      if (dependent !== undefined) setMember(index.ready, id, isReady(tasks, dependent))
+    }
+  }
+}
 
 /** A task without the fields that only make sense while it is running or waiting to retry. */
 const idle = (task: TaskState): TaskState => {
@@ -122,9 +228,12 @@ const idle = (task: TaskState): TaskState => {
 }
 
 const update = (draft: Draft, taskId: TaskId, change: (task: TaskState) => TaskState): void => {
-  const task = draft.tasks[taskId - 1]
+  const before = draft.tasks[taskId - 1]
   // Events come from `decide`, which only names existing tasks; an unknown id in a foreign log changes nothing.
-  if (task !== undefined) draft.tasks[taskId - 1] = change(task)
+  if (before === undefined) return
+  const after = change(before)
+  draft.tasks[taskId - 1] = after
+  reindex(draft, before, after)
 }
 
 /**
@@ -149,6 +258,7 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
         clarifications: [],
         compacted: false
       }))
+      draft.index = buildIndex(draft.tasks)
       return
     }
     case "TaskDispatched":
@@ -263,7 +373,9 @@ export const pendingClarifications = (state: PlannerState): ReadonlyArray<TaskSt
 export const nextWakeUp = (state: PlannerState): Timestamp | undefined => {
   if (state.status !== "Running") return undefined
   let earliest: number | undefined
-  for (const task of state.tasks) {
+  for (const id of state.index.timed) {
+    const task = state.tasks[id - 1]
+    if (task === undefined) continue
     const at =
       task.status === "RetryScheduled" ? task.retryAt : task.status === "Running" ? task.lease?.expiresAt : undefined
     if (at !== undefined && (earliest === undefined || at < earliest)) earliest = at
@@ -276,31 +388,25 @@ export const nextWakeUp = (state: PlannerState): Timestamp | undefined => {
  * waits for a clarification.
  */
 export const isWaiting = (state: PlannerState): boolean => {
-  if (state.status !== "Running") return false
-  // One pass: a run asks this after every batch of events.
-  let asking = false
-  for (const task of state.tasks) {
-    if (task.status === "Dispatched" || task.status === "Running" || task.status === "RetryScheduled") return false
-    if (task.status === "NeedsClarification") asking = true
-  }
-  return asking
+  const { counts } = state.index
+  return (
+    state.status === "Running" &&
+    counts.NeedsClarification > 0 &&
+    counts.Dispatched + counts.Running + counts.RetryScheduled === 0
+  )
 }
 
 /** Counts of tasks by status. */
-export const countByStatus = (state: PlannerState): Readonly<Record<TaskStatus, number>> => {
-  const counts: Record<TaskStatus, number> = {
-    Planned: 0,
-    Dispatched: 0,
-    Running: 0,
-    NeedsClarification: 0,
-    RetryScheduled: 0,
-    Completed: 0,
-    Failed: 0,
-    Skipped: 0,
-    Cancelled: 0
+export const countByStatus = (state: PlannerState): Readonly<Record<TaskStatus, number>> => state.index.counts
+
+/** Completed tasks whose results are not compacted yet: the rolling context, in id order. */
+export const rollingTasks = (state: PlannerState): ReadonlyArray<TaskState> => {
+  const found: Array<TaskState> = []
+  for (const id of state.index.rolling) {
+    const current = state.tasks[id - 1]
+    if (current !== undefined) found.push(current)
   }
-  for (const task of state.tasks) counts[task.status] += 1
-  return counts
+  return found
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -676,8 +782,10 @@ const abandon = (state: PlannerState, command: AbandonTask): Decided =>
 // --- Continue, compaction, cancellation ---------------------------------------------------------------------------
 
 const continueAt = (decision: Decision, at: Timestamp): PlannerError | undefined => {
-  for (const current of decision.state.tasks) {
-    if (current.status === "Running" && current.lease !== undefined && current.lease.expiresAt <= at) {
+  // The list as it was: a failure below changes it. Each task is looked at as it is now.
+  for (const id of [...decision.state.index.timed]) {
+    const current = task(decision.state, id)
+    if (current?.status === "Running" && current.lease !== undefined && current.lease.expiresAt <= at) {
       const error = `worker ${current.lease.workerId} stopped answering: its lease on attempt ${current.attempt} expired`
       attemptFailed(decision, current, error, true, at)
       if (isFinished(decision.state)) return undefined
@@ -739,25 +847,17 @@ const cancelUnfinished = (decision: Decision, outcome: "Failed" | "Cancelled", r
  * Dispatches what can run (ready tasks and due retries, lowest ids first, within `maxParallel`), asks the questions
  * of ready Clarification tasks, and ends the plan once every task is final.
  */
-/** Whether every task `current` depends on is completed. (A loop, not `every`: `step` asks it of every task.) */
-const dependenciesCompleted = (state: PlannerState, current: TaskState): boolean => {
-  for (const dependency of current.dependsOn) {
-    if (task(state, dependency)?.status !== "Completed") return false
-  }
-  return true
-}
-
 const step = (decision: Decision, at: Timestamp): undefined => {
   if (decision.state.status !== "Running") return undefined
   const { maxParallel } = decision.state.config
-  let inFlight = 0
-  for (const current of decision.state.tasks) {
-    if (current.status === "Dispatched" || current.status === "Running") inFlight += 1
-  }
-  for (const current of decision.state.tasks) {
-    const due = current.status === "RetryScheduled" && (current.retryAt ?? 0) <= at
-    const ready = current.status === "Planned" && dependenciesCompleted(decision.state, current)
-    if (!due && !ready) continue
+  const { counts } = decision.state.index
+  let inFlight = counts.Dispatched + counts.Running
+  // The list as it was: dispatching takes tasks off it (and nothing done here makes another task ready).
+  for (const id of [...decision.state.index.ready]) {
+    const current = task(decision.state, id)
+    if (current === undefined) continue
+    // On the list, a planned task has every dependency completed; a retry must also be due.
+    if (current.status === "RetryScheduled" && (current.retryAt ?? 0) > at) continue
     if (current.kind === "Clarification" && !current.clarifications.some((c) => c.answer !== undefined)) {
       decision.emit(new ClarificationRequested({ taskId: current.id, question: current.description, at }))
       continue
@@ -775,14 +875,21 @@ const step = (decision: Decision, at: Timestamp): undefined => {
       })
     )
   }
-  if (decision.state.tasks.every((current) => isTerminal(current.status))) {
-    const anyFailed = decision.state.tasks.some((current) => current.status === "Failed")
+  let final = 0
+  for (const status of taskStatuses) if (isTerminal(status)) final += counts[status]
+  if (final === decision.state.tasks.length) {
     decision.emit(
-      new PlanningCompleted({ outcome: anyFailed ? "Failed" : "Succeeded", summary: summarize(decision.state), at })
+      new PlanningCompleted({
+        outcome: counts.Failed > 0 ? "Failed" : "Succeeded",
+        summary: summarize(decision.state),
+        at
+      })
     )
   }
   return undefined
 }
+
+const taskStatuses = TaskStatus.literals
 
 /** One deterministic line about how the plan went. */
 const summarize = (state: PlannerState): string => {

@@ -23,8 +23,8 @@ import {
   TaskCompleted,
   TaskFailed
 } from "../../src/domain/Commands.js"
-import { PlannerConfig } from "../../src/domain/Config.js"
-import { currentVersion, decodeEvent, encodeEvent, PlannerEvent } from "../../src/domain/Events.js"
+import { defaultConfig, PlannerConfig } from "../../src/domain/Config.js"
+import { currentVersion, decodeEvent, encodeEvent, PlannerEvent, TasksPlanned } from "../../src/domain/Events.js"
 import * as Planner from "../../src/domain/Planner.js"
 import { Attachment, NodeKind, type TaskPlan, type TaskState } from "../../src/domain/Task.js"
 
@@ -245,6 +245,8 @@ const checkEvent = (before: Planner.PlannerState, event: PlannerEvent, log: Read
 }
 
 const checkState = (state: Planner.PlannerState) => {
+  // The index `evolve` keeps up to date is the one built from the tasks themselves.
+  expect(state.index).toEqual(Planner.indexTasks(state.tasks))
   const running = state.tasks.filter(inFlight).length
   expect(running).toBeLessThanOrEqual(state.config.maxParallel)
   if (Planner.isFinished(state)) {
@@ -303,6 +305,42 @@ describe("Planner properties", () => {
         expect(Planner.fold(log.slice(0, length))).toEqual(state)
       }
       expect(Planner.fold(log)).toEqual(snapshots.at(-1)?.state)
+    },
+    { fastCheck: { numRuns: 300 } }
+  )
+
+  it.prop(
+    "the task index stays the one built from the tasks under any events, in any order (a foreign log included)",
+    [
+      planArb,
+      fc.array(
+        fc.tuple(
+          Arbitrary.make(PlannerEvent).filter((event) => "taskId" in event),
+          fc.nat()
+        ),
+        { maxLength: 80 }
+      )
+    ],
+    ([plan, events]) => {
+      let state = Planner.evolve(
+        Planner.initialState,
+        new TasksPlanned({
+          request: "generated",
+          attachments: [],
+          tasks: plan,
+          config: defaultConfig,
+          source: { _tag: "Parser" },
+          at: T0
+        })
+      )
+      for (const [event, pick] of events) {
+        // Aimed at the plan's own tasks: an event about a task that does not exist changes nothing.
+        const aimed = Object.assign(Object.create(Object.getPrototypeOf(event)), event, {
+          taskId: (pick % plan.length) + 1
+        }) as PlannerEvent
+        state = Planner.evolve(state, aimed)
+        expect(state.index).toEqual(Planner.indexTasks(state.tasks))
+      }
     },
     { fastCheck: { numRuns: 300 } }
   )
