@@ -165,10 +165,10 @@ export const make = (options: PlannerServiceOptions = {}) =>
           const decided: Array<Effect.Effect<Handled, PlannerError>> = []
           const appended: Array<NewEvent> = []
           for (const pending of batch) {
-            let outcome: Either.Either<ReadonlyArray<PlannerEvent>, PlannerError>
+            let outcome: ReturnType<typeof Planner.decideAndEvolve>
             try {
               const concrete = typeof pending.command === "function" ? pending.command(working) : pending.command
-              outcome = Planner.decideEither(working, concrete)
+              outcome = Planner.decideAndEvolve(working, concrete)
             } catch (defect) {
               // A command function that throws is its caller's bug: it fails that caller alone.
               decided.push(Effect.die(defect))
@@ -180,10 +180,10 @@ export const make = (options: PlannerServiceOptions = {}) =>
               allAppend = false
               continue
             }
-            if (outcome.right.length === 0) allAppend = false
-            working = Planner.fold(outcome.right, working)
-            decided.push(Either.right({ events: outcome.right, state: working }))
-            for (const event of outcome.right) {
+            if (outcome.right.events.length === 0) allAppend = false
+            working = outcome.right.state
+            decided.push(Either.right(outcome.right))
+            for (const event of outcome.right.events) {
               appended.push({ ...encodeEvent(event), metadata: { ...pending.metadata, eventId: randomUUID() } })
             }
           }

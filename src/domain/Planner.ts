@@ -129,20 +129,20 @@ const isReady = (tasks: ReadonlyArray<TaskState>, current: TaskState): boolean =
 const isTimed = (current: TaskState): boolean => current.status === "Running" || current.status === "RetryScheduled"
 const isRolling = (current: TaskState): boolean => current.status === "Completed" && !current.compacted
 
-interface DraftIndex {
-  counts: Record<TaskStatus, number>
+interface BuiltIndex {
+  readonly counts: Record<TaskStatus, number>
   readonly dependents: ReadonlyArray<ReadonlyArray<TaskId>>
-  ready: Array<TaskId>
-  timed: Array<TaskId>
-  rolling: Array<TaskId>
+  readonly ready: Array<TaskId>
+  readonly timed: Array<TaskId>
+  readonly rolling: Array<TaskId>
 }
 
-const buildIndex = (tasks: ReadonlyArray<TaskState>): DraftIndex => {
+const buildIndex = (tasks: ReadonlyArray<TaskState>): BuiltIndex => {
   const dependents: Array<Array<TaskId>> = tasks.map(() => [])
   for (const current of tasks) {
     for (const dependency of current.dependsOn) dependents[dependency - 1]?.push(current.id)
   }
-  const index: DraftIndex = { counts: noCounts(), dependents, ready: [], timed: [], rolling: [] }
+  const index: BuiltIndex = { counts: noCounts(), dependents, ready: [], timed: [], rolling: [] }
   for (const current of tasks) {
     index.counts[current.status] += 1
     if (isReady(tasks, current)) index.ready.push(current.id)
@@ -171,52 +171,81 @@ export const initialState: PlannerState = {
 // ---------------------------------------------------------------------------------------------------------------
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
-interface Draft extends Mutable<Omit<PlannerState, "tasks" | "index">> {
-  tasks: Array<TaskState>
-  index: DraftIndex
-}
+type IdList = "ready" | "timed" | "rolling"
 
-const thaw = (state: PlannerState): Draft => ({
-  ...state,
-  tasks: [...state.tasks],
-  index: {
-    counts: { ...state.index.counts },
-    dependents: state.index.dependents,
-    ready: [...state.index.ready],
-    timed: [...state.index.timed],
-    rolling: [...state.index.rolling]
+/**
+ * A state being changed in place by `apply`, copy-on-write: its task array and id lists are shared with the state it
+ * came from until the first change to each, so applying one event copies only what the event changes. Tasks are
+ * replaced, never mutated, so a copied array shares its unchanged tasks safely. `fold` applies a whole log to one
+ * draft, which keeps replay linear in the log's length.
+ */
+class Draft {
+  readonly state: Mutable<Omit<PlannerState, "index">> & { index: Mutable<TaskIndex> }
+  private ownTasks: Array<TaskState> | undefined
+  private readonly ownLists: { ready?: Array<TaskId>; timed?: Array<TaskId>; rolling?: Array<TaskId> } = {}
+  constructor(from: PlannerState) {
+    this.state = { ...from, index: { ...from.index, counts: { ...from.index.counts } } }
   }
-})
-
-/** Puts `id` into a list of ids in ascending order, or takes it out; in place. */
-const setMember = (ids: Array<TaskId>, id: TaskId, member: boolean): void => {
-  let low = 0
-  let high = ids.length
-  while (low < high) {
-    const middle = (low + high) >>> 1
-    if ((ids[middle] ?? id) < id) low = middle + 1
-    else high = middle
+  get tasks(): ReadonlyArray<TaskState> {
+    return this.state.tasks
   }
-  const present = ids[low] === id
-  if (member && !present) ids.splice(low, 0, id)
-  else if (!member && present) ids.splice(low, 1)
+  get counts(): Record<TaskStatus, number> {
+    return this.state.index.counts
+  }
+  setTask(taskId: TaskId, task: TaskState): void {
+    if (this.ownTasks === undefined) {
+      this.ownTasks = [...this.state.tasks]
+      this.state.tasks = this.ownTasks
+    }
+    this.ownTasks[taskId - 1] = task
+  }
+  /** A new plan: its tasks and their index. */
+  plan(tasks: Array<TaskState>): void {
+    this.ownTasks = tasks
+    this.state.tasks = tasks
+    const index = buildIndex(tasks)
+    this.ownLists.ready = index.ready
+    this.ownLists.timed = index.timed
+    this.ownLists.rolling = index.rolling
+    this.state.index = index
+  }
+  /** Puts `id` into one of the index's lists (kept in ascending order), or takes it out. */
+  setMember(list: IdList, id: TaskId, member: boolean): void {
+    const ids = this.state.index[list]
+    let low = 0
+    let high = ids.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if ((ids[middle] ?? id) < id) low = middle + 1
+      else high = middle
+    }
+    if ((ids[low] === id) === member) return
+    let own = this.ownLists[list]
+    if (own === undefined) {
+      own = [...ids]
+      this.ownLists[list] = own
+      this.state.index[list] = own
+    }
+    if (member) own.splice(low, 0, id)
+    else own.splice(low, 1)
+  }
 }
 
 /** Brings the index up to date after task `before` became `after`. */
 const reindex = (draft: Draft, before: TaskState, after: TaskState): void => {
-  const { index, tasks } = draft
+  const { tasks, counts } = draft
   if (before.status !== after.status) {
-    index.counts[before.status] -= 1
-    index.counts[after.status] += 1
+    counts[before.status] -= 1
+    counts[after.status] += 1
   }
-  setMember(index.ready, after.id, isReady(tasks, after))
-  setMember(index.timed, after.id, isTimed(after))
-  setMember(index.rolling, after.id, isRolling(after))
+  draft.setMember("ready", after.id, isReady(tasks, after))
+  draft.setMember("timed", after.id, isTimed(after))
+  draft.setMember("rolling", after.id, isRolling(after))
   // Whether its dependents may start changes only when it becomes, or stops being, completed.
   if ((before.status === "Completed") !== (after.status === "Completed")) {
-    for (const id of index.dependents[after.id - 1] ?? []) {
+    for (const id of draft.state.index.dependents[after.id - 1] ?? []) {
       const dependent = tasks[id - 1]
-      if (dependent !== undefined) setMember(index.ready, id, isReady(tasks, dependent))
+      if (dependent !== undefined) draft.setMember("ready", id, isReady(tasks, dependent))
     }
   }
 }
@@ -232,33 +261,32 @@ const update = (draft: Draft, taskId: TaskId, change: (task: TaskState) => TaskS
   // Events come from `decide`, which only names existing tasks; an unknown id in a foreign log changes nothing.
   if (before === undefined) return
   const after = change(before)
-  draft.tasks[taskId - 1] = after
+  draft.setTask(taskId, after)
   reindex(draft, before, after)
 }
 
-/**
- * Applies one event to a draft in place. Tasks are replaced, never mutated, so a thawed copy of a state shares its
- * unchanged tasks safely; `fold` applies a whole log to one draft, which keeps replay linear in the log's length.
- */
+/** Applies one event to a draft. */
 const apply = (draft: Draft, event: PlannerEvent): void => {
-  draft.version += 1
+  const state = draft.state
+  state.version += 1
   switch (event._tag) {
     case "TasksPlanned": {
-      draft.status = "Running"
-      draft.request = event.request
-      draft.attachments = event.attachments
-      draft.config = event.config
-      draft.source = event.source
-      draft.startedAt = event.at
-      draft.tasks = event.tasks.map((plan) => ({
-        ...plan,
-        status: "Planned",
-        attempt: 0,
-        failures: 0,
-        clarifications: [],
-        compacted: false
-      }))
-      draft.index = buildIndex(draft.tasks)
+      state.status = "Running"
+      state.request = event.request
+      state.attachments = event.attachments
+      state.config = event.config
+      state.source = event.source
+      state.startedAt = event.at
+      draft.plan(
+        event.tasks.map((plan) => ({
+          ...plan,
+          status: "Planned",
+          attempt: 0,
+          failures: 0,
+          clarifications: [],
+          compacted: false
+        }))
+      )
       return
     }
     case "TaskDispatched":
@@ -327,14 +355,14 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       })
       return
     case "ContextCompacted": {
-      draft.contextSummary = event.summary
+      state.contextSummary = event.summary
       for (const id of event.removedTaskIds) update(draft, id, (task) => ({ ...task, compacted: true }))
       return
     }
     case "PlanningCompleted": {
-      draft.status = event.outcome
-      draft.summary = event.summary
-      draft.finishedAt = event.at
+      state.status = event.outcome
+      state.summary = event.summary
+      state.finishedAt = event.at
       return
     }
   }
@@ -342,16 +370,16 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
 
 /** The state after one more event. */
 export const evolve = (state: PlannerState, event: PlannerEvent): PlannerState => {
-  const draft = thaw(state)
+  const draft = new Draft(state)
   apply(draft, event)
-  return draft
+  return draft.state
 }
 
 /** The state after a log of events, from the beginning or from `from`. */
 export const fold = (events: Iterable<PlannerEvent>, from: PlannerState = initialState): PlannerState => {
-  const draft = thaw(from)
+  const draft = new Draft(from)
   for (const event of events) apply(draft, event)
-  return draft
+  return draft.state
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -421,14 +449,14 @@ class Decision {
   readonly events: Array<PlannerEvent> = []
   readonly draft: Draft
   constructor(state: PlannerState) {
-    this.draft = thaw(state)
+    this.draft = new Draft(state)
   }
   emit(event: PlannerEvent): void {
     this.events.push(event)
     apply(this.draft, event)
   }
   get state(): PlannerState {
-    return this.draft
+    return this.draft.state
   }
 }
 
@@ -465,11 +493,29 @@ export const decideEither = (state: PlannerState, command: PlannerCommand): Deci
   }
 }
 
+/**
+ * The state each decision left, by the array of its events (a new array per decision, which is what `decideEither`
+ * returns): a command handler that needs the state after its events gets it without applying them again.
+ */
+const decidedStates = new WeakMap<ReadonlyArray<PlannerEvent>, PlannerState>()
+
 const run = (state: PlannerState, body: (decision: Decision) => PlannerError | undefined): Decided => {
   const decision = new Decision(state)
   const error = body(decision)
-  return error === undefined ? Either.right(decision.events) : Either.left(error)
+  if (error !== undefined) return Either.left(error)
+  decidedStates.set(decision.events, decision.state)
+  return Either.right(decision.events)
 }
+
+/** `decideEither`, with the state after the events: what `fold(events, state)` gives, without applying them again. */
+export const decideAndEvolve = (
+  state: PlannerState,
+  command: PlannerCommand
+): Either.Either<{ readonly events: ReadonlyArray<PlannerEvent>; readonly state: PlannerState }, PlannerError> =>
+  Either.map(decideEither(state, command), (events) => ({
+    events,
+    state: events.length === 0 ? state : (decidedStates.get(events) ?? fold(events, state))
+  }))
 
 const finished = (state: PlannerState) => new SessionFinished({ outcome: state.status })
 

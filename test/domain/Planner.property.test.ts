@@ -201,11 +201,15 @@ const execute = (plan: ReadonlyArray<TaskPlan>, config: PlannerConfig, intents: 
       expect(outcome.left.message.length).toBeGreaterThan(0)
       return
     }
+    const withState = Either.getOrThrow(Planner.decideAndEvolve(live, command))
     for (const event of outcome.right) {
       checkEvent(live, event, log)
       live = Planner.evolve(live, event)
       log.push(event)
     }
+    // The state a decision hands back is the one its events fold to.
+    expect(withState.events).toEqual(outcome.right)
+    expect(withState.state).toEqual(live)
     checkState(live)
     snapshots.push({ length: log.length, state: live })
   }
