@@ -5,7 +5,7 @@
  * machines: two workers deciding on the same state cannot both append.
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Context, Deferred, Duration, Effect, Either, Layer, Option } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Either, FiberId, Layer } from "effect"
 import type { PlannerCommand } from "../domain/Commands.js"
 import type { PlannerError } from "../domain/Errors.js"
 import { encodeEvent, type PlannerEvent } from "../domain/Events.js"
@@ -69,7 +69,6 @@ interface Pending {
 interface SessionQueue {
   readonly turn: Effect.Semaphore
   readonly waiting: Array<Pending>
-  users: number
 }
 
 /** A command's name for traces; one computed from the state is named by what it makes of `state`. */
@@ -150,90 +149,100 @@ export const make = (options: PlannerServiceOptions = {}) =>
      * store may hold what makes the command valid (a task another process dispatched), so it is decided again on the
      * caught-up state before anybody is told.
      */
-    const decideAndAppend = (sessionId: string, batch: ReadonlyArray<Pending>, settled: () => void) =>
-      Effect.gen(function* () {
-        const left = contended.get(sessionId) ?? 0
-        if (left > 0) contended.set(sessionId, left - 1)
-        else contended.delete(sessionId)
-        let trustCache = left === 0
-        for (let conflicts = 0; ; ) {
-          const cached = trustCache ? cache.get(sessionId) : undefined
-          const state = cached ?? (yield* current(sessionId))
-          const unverified = cached !== undefined
-          let working = state
-          let allAppend = true
-          const decided: Array<Effect.Effect<Handled, PlannerError>> = []
-          const appended: Array<NewEvent> = []
-          for (const pending of batch) {
-            let outcome: ReturnType<typeof Planner.decideAndEvolve>
-            try {
-              const concrete = typeof pending.command === "function" ? pending.command(working) : pending.command
-              outcome = Planner.decideAndEvolve(working, concrete)
-            } catch (defect) {
-              // A command function that throws is its caller's bug: it fails that caller alone.
-              decided.push(Effect.die(defect))
-              allAppend = false
-              continue
-            }
-            if (Either.isLeft(outcome)) {
-              decided.push(Either.left(outcome.left))
-              allAppend = false
-              continue
-            }
-            if (outcome.right.events.length === 0) allAppend = false
-            working = outcome.right.state
-            decided.push(Either.right(outcome.right))
-            for (const event of outcome.right.events) {
-              appended.push({ ...encodeEvent(event), metadata: { ...pending.metadata, eventId: randomUUID() } })
-            }
-          }
-          if (unverified && !allAppend) {
-            trustCache = false
+    const decideAndAppend = (
+      sessionId: string,
+      batch: ReadonlyArray<Pending>,
+      settled: () => void
+    ): Effect.Effect<void, HandleError> => {
+      // Written without a generator: every command passes through here.
+      const attempt = (conflicts: number, trustCache: boolean): Effect.Effect<void, HandleError> => {
+        const cached = trustCache ? cache.get(sessionId) : undefined
+        return cached !== undefined
+          ? decideOn(cached, true, conflicts)
+          : Effect.flatMap(current(sessionId), (state) => decideOn(state, false, conflicts))
+      }
+      const decideOn = (
+        state: Planner.PlannerState,
+        unverified: boolean,
+        conflicts: number
+      ): Effect.Effect<void, HandleError> => {
+        let working = state
+        let allAppend = true
+        const decided: Array<Effect.Effect<Handled, PlannerError>> = []
+        const appended: Array<NewEvent> = []
+        for (const pending of batch) {
+          let outcome: ReturnType<typeof Planner.decideAndEvolve>
+          try {
+            const concrete = typeof pending.command === "function" ? pending.command(working) : pending.command
+            outcome = Planner.decideAndEvolve(working, concrete)
+          } catch (defect) {
+            // A command function that throws is its caller's bug: it fails that caller alone.
+            decided.push(Effect.die(defect))
+            allAppend = false
             continue
           }
-          const settle = Effect.sync(() => {
-            settled()
-            remember(sessionId, working)
-            batch.forEach((pending, index) => {
-              const outcome = decided[index]
-              if (outcome !== undefined) Deferred.unsafeDone(pending.outcome, outcome)
-            })
+          if (Either.isLeft(outcome)) {
+            decided.push(Either.left(outcome.left))
+            allAppend = false
+            continue
+          }
+          if (outcome.right.events.length === 0) allAppend = false
+          working = outcome.right.state
+          decided.push(Either.right(outcome.right))
+          for (const event of outcome.right.events) {
+            appended.push({ ...encodeEvent(event), metadata: { ...pending.metadata, eventId: randomUUID() } })
+          }
+        }
+        if (unverified && !allAppend) return attempt(conflicts, false)
+        const settle = Effect.sync(() => {
+          settled()
+          remember(sessionId, working)
+          batch.forEach((pending, index) => {
+            const outcome = decided[index]
+            if (outcome !== undefined) Deferred.unsafeDone(pending.outcome, outcome)
           })
-          if (appended.length === 0) return yield* settle
-          // Not interrupted midway: whether an append that was cut off committed would be unknown, to the callers
-          // and to the cache. (On PostgreSQL, interrupting a statement also costs a cancel request elsewhere.)
-          const conflict = yield* Effect.uninterruptible(
-            hotSpanWith(
-              events.append(plannerStreamId, sessionId, appended, state.version).pipe(
-                Effect.zipRight(settle),
-                Effect.as(Option.none<SequenceConflict>()),
-                Effect.catchTag("SequenceConflict", (error) => Effect.succeed(Option.some(error)))
-              ),
-              "PlannerService.append",
-              () => ({ sessionId, commands: batch.length, events: appended.length })
-            )
+        })
+        if (appended.length === 0) return settle
+        // Not interrupted midway: whether an append that was cut off committed would be unknown, to the callers
+        // and to the cache. (On PostgreSQL, interrupting a statement also costs a cancel request elsewhere.)
+        const appendOrConflict = Effect.uninterruptible(
+          hotSpanWith(
+            events.append(plannerStreamId, sessionId, appended, state.version).pipe(
+              Effect.zipRight(settle),
+              Effect.as<SequenceConflict | undefined>(undefined),
+              Effect.catchTag("SequenceConflict", (error) => Effect.succeed(error))
+            ),
+            "PlannerService.append",
+            () => ({ sessionId, commands: batch.length, events: appended.length })
           )
-          if (Option.isNone(conflict)) return
-          trustCache = false
+        )
+        return Effect.flatMap(appendOrConflict, (conflict) => {
+          if (conflict === undefined) return Effect.void
           // The cache was behind: catch up and decide again at once. Somebody else writes to this session, so catch
           // up first for a while.
           if (unverified) {
             contended.set(sessionId, catchUpFirst)
-            continue
+            return attempt(conflicts, false)
           }
-          conflicts += 1
-          if (conflicts > maxConflictRetries) return yield* conflict.value
-          yield* Effect.sleep(conflictDelay(conflicts))
-        }
+          if (conflicts + 1 > maxConflictRetries) return Effect.fail(conflict)
+          return Effect.zipRight(Effect.sleep(conflictDelay(conflicts + 1)), attempt(conflicts + 1, false))
+        })
+      }
+      return Effect.suspend(() => {
+        const left = contended.get(sessionId) ?? 0
+        if (left > 0) contended.set(sessionId, left - 1)
+        else contended.delete(sessionId)
+        return attempt(0, left === 0)
       })
+    }
 
     /** Takes every command waiting for the session and handles them; with the session's turn held. */
-    const drain = (sessionId: string, queue: SessionQueue, own: Pending) =>
-      Effect.gen(function* () {
+    const drain = (sessionId: string, queue: SessionQueue, own: Pending): Effect.Effect<void, HandleError> =>
+      Effect.suspend(() => {
         const batch = queue.waiting.splice(0)
-        if (batch.length === 0) return
+        if (batch.length === 0) return Effect.void
         let done = false
-        yield* decideAndAppend(sessionId, batch, () => {
+        return decideAndAppend(sessionId, batch, () => {
           done = true
         }).pipe(
           // A store failure (or a defect) fails every command of the batch: none of them was recorded.
@@ -245,6 +254,13 @@ export const make = (options: PlannerServiceOptions = {}) =>
                   for (const pending of batch) Deferred.unsafeDone(pending.outcome, Effect.failCause(cause))
                 })
           ),
+          // Nothing is left for this session's turn to do: forget the queue. Only the holder of the turn does this,
+          // and only with nothing waiting, so a queue made afresh by the next command never overlaps an append.
+          Effect.zipRight(
+            Effect.sync(() => {
+              if (queue.waiting.length === 0 && queues.get(sessionId) === queue) queues.delete(sessionId)
+            })
+          ),
           // Interrupted before anything was recorded: the others go back to the queue for whoever takes the turn
           // next; this caller's own command is dropped with it.
           Effect.onInterrupt(() =>
@@ -255,47 +271,37 @@ export const make = (options: PlannerServiceOptions = {}) =>
         )
       })
 
-    const execute: PlannerServiceShape["execute"] = (sessionId, command, tracing = {}) => {
-      const metadata: PlannerAppendMetadata = {
-        correlationId: tracing.correlationId ?? sessionId,
-        causationId: tracing.causationId ?? randomUUID()
-      }
-      return Effect.acquireUseRelease(
-        Effect.sync(() => {
-          const queue = queues.get(sessionId) ?? { turn: Effect.unsafeMakeSemaphore(1), waiting: [], users: 0 }
-          queue.users += 1
-          queues.set(sessionId, queue)
-          return queue
+    const execute: PlannerServiceShape["execute"] = (sessionId, command, tracing = {}) =>
+      hotSpanWith(
+        Effect.suspend(() => {
+          const metadata: PlannerAppendMetadata = {
+            correlationId: tracing.correlationId ?? sessionId,
+            causationId: tracing.causationId ?? randomUUID()
+          }
+          let queue = queues.get(sessionId)
+          if (queue === undefined) {
+            queue = { turn: Effect.unsafeMakeSemaphore(1), waiting: [] }
+            queues.set(sessionId, queue)
+          }
+          const pending: Pending = { command, metadata, outcome: Deferred.unsafeMake(FiberId.none) }
+          const waiting = queue.waiting
+          waiting.push(pending)
+          return queue.turn
+            .withPermits(1)(drain(sessionId, queue, pending))
+            .pipe(
+              Effect.onInterrupt(() =>
+                Effect.sync(() => {
+                  const index = waiting.indexOf(pending)
+                  if (index >= 0) waiting.splice(index, 1)
+                })
+              ),
+              // Handled by now: by this caller's turn, or by an earlier one that took it along.
+              Effect.zipRight(Deferred.await(pending.outcome))
+            )
         }),
-        (queue) =>
-          Effect.gen(function* () {
-            const pending: Pending = { command, metadata, outcome: yield* Deferred.make<Handled, HandleError>() }
-            queue.waiting.push(pending)
-            yield* queue.turn
-              .withPermits(1)(drain(sessionId, queue, pending))
-              .pipe(
-                Effect.onInterrupt(() =>
-                  Effect.sync(() => {
-                    const index = queue.waiting.indexOf(pending)
-                    if (index >= 0) queue.waiting.splice(index, 1)
-                  })
-                )
-              )
-            // Handled by now: by this caller's turn, or by an earlier one that took it along.
-            return yield* Deferred.await(pending.outcome)
-          }),
-        (queue) =>
-          Effect.sync(() => {
-            queue.users -= 1
-            if (queue.users === 0) queues.delete(sessionId)
-          })
-      ).pipe((effect) =>
-        hotSpanWith(effect, "PlannerService.execute", () => ({
-          sessionId,
-          command: commandName(command, cache.get(sessionId) ?? Planner.initialState)
-        }))
+        "PlannerService.execute",
+        () => ({ sessionId, command: commandName(command, cache.get(sessionId) ?? Planner.initialState) })
       )
-    }
 
     return {
       execute,
