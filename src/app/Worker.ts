@@ -115,6 +115,9 @@ const lostRace = (error: { readonly _tag: string }) =>
   error._tag === "InvalidTransition" ||
   error._tag === "SessionFinished"
 
+/** A completed task's entry in the rolling context. */
+const entryText = (task: TaskState) => `Task ${task.id} (${task.description}): ${task.result ?? ""}`
+
 /** Everything an executor gets for one attempt, and nothing more. */
 export const taskContext = (
   state: Planner.PlannerState,
@@ -124,12 +127,7 @@ export const taskContext = (
 ): TaskContext => {
   const dependencies = new Set(task.dependsOn)
   const recent = Planner.rollingTasks(state).filter((other) => !dependencies.has(other.id) && other.id !== task.id)
-  const contextSummary = [
-    state.contextSummary,
-    ...recent.map((other) => `Task ${other.id} (${other.description}): ${other.result ?? ""}`)
-  ]
-    .filter((part) => part.length > 0)
-    .join("\n")
+  const contextSummary = [state.contextSummary, ...recent.map(entryText)].filter((part) => part.length > 0).join("\n")
   return {
     sessionId,
     taskId: task.id,
@@ -152,13 +150,6 @@ export const taskContext = (
   }
 }
 
-/** The rolling context's entries: completed results not yet folded into the summary, in task order. */
-const uncompacted = (state: Planner.PlannerState) =>
-  Planner.rollingTasks(state).map((task) => ({
-    taskId: task.id,
-    text: `Task ${task.id} (${task.description}): ${task.result ?? ""}`
-  }))
-
 export const run = (options: WorkerOptions = {}) => {
   const workerId = options.workerId ?? makeWorkerId()
   return Effect.gen(function* () {
@@ -169,6 +160,18 @@ export const run = (options: WorkerOptions = {}) => {
     const checker = yield* AttachmentChecker
     const compactor = yield* Compactor
     const counter = Tokenizer.memoized(Tokenizer.fallback)
+    // The budget is checked after every completion, over every entry of the rolling context. A completed task's
+    // state stays the same object until it is compacted, so each entry is counted once, by the task it is made from,
+    // without building its text again.
+    const entryCounts = new WeakMap<TaskState, number>()
+    const entryTokens = (task: TaskState) => {
+      let tokens = entryCounts.get(task)
+      if (tokens === undefined) {
+        tokens = counter.count(entryText(task))
+        entryCounts.set(task, tokens)
+      }
+      return tokens
+    }
 
     const kinds = new Set((options.kinds ?? nodeKinds).filter((kind) => registry.executorFor(kind) !== undefined))
     const concurrency = Math.max(1, options.concurrency ?? 4)
@@ -615,11 +618,12 @@ export const run = (options: WorkerOptions = {}) => {
     const compactIfOverBudget = (sessionId: string, state: Planner.PlannerState) =>
       Effect.gen(function* () {
         if (state.status !== "Running") return
-        const entries = uncompacted(state)
+        const rolling = Planner.rollingTasks(state)
         const { tokenBudget, profile, systemPrompt } = state.config
-        const used =
-          counter.count(state.contextSummary) + entries.reduce((sum, entry) => sum + counter.count(entry.text), 0)
-        if (used <= tokenBudget || entries.length === 0) return
+        let used = counter.count(state.contextSummary)
+        for (const task of rolling) used += entryTokens(task)
+        if (used <= tokenBudget || rolling.length === 0) return
+        const entries = rolling.map((task) => ({ taskId: task.id, text: entryText(task) }))
         const result = yield* compactor.compact({
           summary: state.contextSummary,
           entries,
