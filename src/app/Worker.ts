@@ -42,7 +42,7 @@ import { ExecutorRegistry, Outcome, type TaskContext } from "../infra/Executor.j
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as Tokenizer from "../infra/Tokenizer.js"
 import { hotSpan, hotSpanWith } from "../infra/Tracing.js"
-import { type Handled, PlannerService } from "./PlannerService.js"
+import { type Handled, type HandleError, PlannerService } from "./PlannerService.js"
 
 export interface WorkerOptions {
   /** Unique per worker; defaults to `host/pid/random`, which lets a later process on this host see it died. */
@@ -520,18 +520,35 @@ export const run = (options: WorkerOptions = {}) => {
           : yield* execute(sessionId, task, context)
 
         const at = yield* now
-        const report = (event: HandleExecutorEvent["event"]) =>
+        const report = (event: HandleExecutorEvent["event"]) => {
           // The event was checked when it was made; checking the command around it again (its schema is a union
           // of the event classes) cost 50 µs per outcome, more than deciding it.
-          service.execute(sessionId, new HandleExecutorEvent({ event, at }, true), tracing).pipe(
-            // The outcome is tried until it is recorded: dropping it would cost the task an attempt when its lease
-            // runs out. A repeat after an append whose answer got lost is recognised by the planner as a no-op.
-            Effect.tapError((error) =>
-              lostRace(error)
-                ? Effect.void
-                : Effect.logWarning(`recording the outcome of ${taskKey} failed (${error.message}); trying again`)
-            ),
-            Effect.retry({ schedule: reportRetry, while: (error) => !lostRace(error) }),
+          const record = service.execute(sessionId, new HandleExecutorEvent({ event, at }, true), tracing)
+          const warn = (error: HandleError) =>
+            Effect.logWarning(`recording the outcome of ${taskKey} failed (${error.message}); trying again`)
+          // The outcome is tried until it is recorded: dropping it would cost the task an attempt when its lease
+          // runs out. A repeat after an append whose answer got lost is recognised by the planner as a no-op. (The
+          // retry schedule is only set up after a first failure: it cost more than the rest of the report.)
+          return Effect.catchIf(
+            record,
+            (error) => !lostRace(error),
+            (error) => {
+              // The retry starts from the failure in hand, so the schedule's first delay comes before the next try.
+              let inHand: HandleError | undefined = error
+              const again = Effect.suspend(() => {
+                const failed = inHand
+                inHand = undefined
+                return failed === undefined ? record : Effect.fail(failed)
+              })
+              return Effect.retry(
+                Effect.tapError(again, (next) => (lostRace(next) ? Effect.void : warn(next))),
+                {
+                  schedule: reportRetry,
+                  while: (next) => !lostRace(next)
+                }
+              )
+            }
+          ).pipe(
             Effect.map(Option.some),
             Effect.catchIf(lostRace, (error) =>
               Effect.logDebug(`outcome of ${taskKey} attempt ${task.attempt} discarded: ${error.message}`).pipe(
@@ -541,6 +558,7 @@ export const run = (options: WorkerOptions = {}) => {
             // Recorded or discarded, the attempt is over: no more heartbeats.
             Effect.zipLeft(Fiber.interrupt(heartbeatFiber))
           )
+        }
         yield* Outcome.$match(outcome, {
           Completed: ({ result }) =>
             report(new TaskCompleted({ taskId: task.id, attempt: task.attempt, result })).pipe(
