@@ -475,14 +475,24 @@ export const make = (
         return Effect.scoped(Effect.flatMap(sql.reserve, (connection) => connection.execute(text, params, undefined)))
       })
 
-    /** The text of `insertAfter`'s statement for `count` events, built once per count. */
-    const insertTexts = new Map<number, string>()
-    const insertText = (count: number, checked: boolean): string => {
-      const key = checked ? count : -count
+    /**
+     * The text of `insertAfter`'s statement for `count` events, built once per shape. `standalone` (PostgreSQL): the
+     * statement is the whole append, outside any transaction of ours. It takes the append lock itself, in a CTE the
+     * rows are selected from, so the lock is held before any position is taken and until the statement's implicit
+     * transaction commits; and it sends the wake-up, which PostgreSQL delivers on that commit. One round trip instead
+     * of five (BEGIN, the lock, the insert, the notify, COMMIT), which were most of an append's time. The statement's
+     * snapshot may predate a commit it waited for; the aggregate's last sequence read from it can then be stale, but
+     * only by appends its caller had not seen, and the unique constraint refuses the insert, which is reported as the
+     * conflict it is.
+     */
+    const insertTexts = new Map<string, string>()
+    const insertText = (count: number, checked: boolean, standalone: boolean): string => {
+      const key = `${count}/${checked}/${standalone}`
       const cached = insertTexts.get(key)
       if (cached !== undefined) return cached
-      // Parameters: stream, aggregate, created_at, stream, aggregate, then five per event, then the expected sequence.
-      // PostgreSQL types the parameters of a SELECT list as text: say what they are.
+      // Parameters: stream, aggregate, created_at, stream, aggregate, then five per event, then the expected sequence,
+      // then (standalone) the lock key and the channel. PostgreSQL types the parameters of a SELECT list as text: say
+      // what they are.
       const at = (n: number) => (isPg ? `$${n}` : "?")
       const values = Array.from({ length: count }, (_, index) => {
         const first = 6 + index * 5
@@ -490,14 +500,21 @@ export const make = (
           ? `(${at(first)}::bigint, ${at(first + 1)}, ${at(first + 2)}, ${at(first + 3)}::jsonb, ${at(first + 4)}::jsonb)`
           : "(?, ?, ?, ?, ?)"
       })
-      const text = `INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
+      const after = 6 + count * 5 + (checked ? 1 : 0)
+      const insert = `INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
         SELECT ${at(1)}, v.column2, ${at(2)}, head.last + v.column1, v.column3, v.column4, v.column5, ${at(3)}${isPg ? "::timestamptz" : ""}
-        FROM (SELECT coalesce((SELECT sequence FROM events WHERE stream_id = ${at(4)} AND aggregate_id = ${at(5)}
+        FROM ${standalone ? "append_lock, " : ""}(SELECT coalesce((SELECT sequence FROM events WHERE stream_id = ${at(4)} AND aggregate_id = ${at(5)}
                       ORDER BY sequence DESC LIMIT 1), 0) AS last) AS head,
              (VALUES ${values.join(", ")}) AS v
         ${checked ? `WHERE head.last = ${at(6 + count * 5)}` : ""}
         ORDER BY v.column1
         RETURNING position, sequence`
+      const text = standalone
+        ? `WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(${at(after)}::bigint)),
+             inserted AS (${insert})
+           SELECT position, sequence
+           FROM inserted, (SELECT pg_notify(${at(after + 1)}, (SELECT max(position) FROM inserted)::text)) AS wake_up`
+        : insert
       insertTexts.set(key, text)
       return text
     }
@@ -513,15 +530,16 @@ export const make = (
       aggregateId: string,
       events: ReadonlyArray<EncodedEvent>,
       expectedLast: number | undefined,
-      createdAt: number
-    ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | EventStoreError | SqlError> =>
-      runStatement(
-        insertText(events.length, expectedLast !== undefined),
-        insertParams(streamId, aggregateId, events, expectedLast, createdAt)
-      ).pipe(
+      createdAt: number,
+      standalone: boolean
+    ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | EventStoreError | SqlError> => {
+      const params = insertParams(streamId, aggregateId, events, expectedLast, createdAt)
+      if (standalone) params.push(appendLockKey, channel)
+      return runStatement(insertText(events.length, expectedLast !== undefined, standalone), params).pipe(
         Effect.catchIf(isUniqueViolation, () => new UniqueViolation()),
         Effect.flatMap(decodeInserted)
       )
+    }
 
     const insertParams = (
       streamId: string,
@@ -551,7 +569,8 @@ export const make = (
       aggregateId: string,
       events: ReadonlyArray<EncodedEvent>,
       expected: ExpectedSequence,
-      createdAt: number
+      createdAt: number,
+      standalone: boolean
     ): Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> => {
       const first = expected === "any" ? undefined : expected === "no-stream" ? 0 : expected
       const complete = (inserted: ReadonlyArray<Inserted>, count: number) => {
@@ -560,7 +579,7 @@ export const make = (
       }
       if (events.length <= insertChunk) {
         // The usual case, kept free of generators: one statement.
-        return Effect.flatMap(insertAfter(streamId, aggregateId, events, first, createdAt), (inserted) => {
+        return Effect.flatMap(insertAfter(streamId, aggregateId, events, first, createdAt, standalone), (inserted) => {
           const last = complete(inserted, events.length)
           return last === undefined
             ? Effect.fail(new Refused())
@@ -572,7 +591,7 @@ export const make = (
         let last = first
         for (let start = 0; start < events.length; start += insertChunk) {
           const chunk = events.slice(start, start + insertChunk)
-          const inserted = yield* insertAfter(streamId, aggregateId, chunk, last, createdAt)
+          const inserted = yield* insertAfter(streamId, aggregateId, chunk, last, createdAt, false)
           const final = complete(inserted, chunk.length)
           if (final === undefined) return yield* new Refused()
           for (const row of inserted) positions.push(row.position)
@@ -582,7 +601,10 @@ export const make = (
       })
     }
 
-    /** PostgreSQL: the insert under the append lock, with the wake-up for other processes sent on commit. */
+    /**
+     * PostgreSQL, an append of several statements: the inserts under the append lock, with the wake-up for other
+     * processes sent on commit.
+     */
     const pgAppend = (insert: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError>) =>
       writeTransaction(
         sql`SELECT pg_advisory_xact_lock(${appendLockKey})`.pipe(
@@ -608,12 +630,31 @@ export const make = (
         })
       }
       return Effect.flatMap(Clock.currentTimeMillis, (createdAt) => {
-        const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt)
-        return (isPg ? pgAppend(insert) : encoded.length <= insertChunk ? insert : writeTransaction(insert)).pipe(
+        const single = encoded.length <= insertChunk
+        return Effect.withFiberRuntime<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError>(
+          (fiber) => {
+            if (!isPg) {
+              const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt, false)
+              // A lone statement is its own transaction (or runs in the caller's).
+              return single ? insert : writeTransaction(insert)
+            }
+            // On PostgreSQL a lone statement outside any transaction takes the lock and sends the wake-up itself (see
+            // `insertText`). Inside a caller's transaction the append keeps its savepoint: a refused insert must not
+            // abort the caller's transaction. An append at "any" sequence keeps its transaction too: reading the last
+            // sequence after the lock, never from an older snapshot, is what lets it always succeed.
+            const inTransaction = Option.isSome(
+              Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
+            )
+            const standalone = single && !inTransaction && expected !== "any"
+            const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt, standalone)
+            return standalone ? insert : pgAppend(insert)
+          }
+        ).pipe(
           retryBusy,
           Effect.catchTags({
-            // Refused: the expected sequence did not match. UniqueViolation: only a writer that bypassed this store's
-            // lock gets here. Either way, report where the aggregate really is.
+            // Refused: the expected sequence did not match. UniqueViolation: a writer that bypassed this store's lock,
+            // or (PostgreSQL, one statement) a sequence read from a snapshot older than an append it waited for.
+            // Either way, report where the aggregate really is.
             Refused: () => conflictNow(streamId, aggregateId, expected),
             UniqueViolation: () => conflictNow(streamId, aggregateId, expected),
             SqlError: toStoreError("append")

@@ -109,6 +109,41 @@ describe("PgEventStore", () => {
     )
   )
 
+  it.live(
+    "an append that waited behind another to the same aggregate at the same sequence is refused as a conflict",
+    () =>
+      withStore(target, (store, _, context) =>
+        Effect.gen(function* () {
+          const sql = Context.get(context, SqlClient.SqlClient)
+          // The first append holds the lock in an open transaction. The second is a statement of its own, whose
+          // snapshot is taken before the first commits: it must still be refused, with where the aggregate really is.
+          const appended = yield* Deferred.make<void>()
+          const release = yield* Deferred.make<void>()
+          const first = yield* sql
+            .withTransaction(
+              store
+                .append("s", "contested", [newEvent("First", {})], 0)
+                .pipe(Effect.zipRight(Deferred.succeed(appended, undefined)), Effect.zipRight(Deferred.await(release)))
+            )
+            .pipe(Effect.fork)
+          yield* Deferred.await(appended).pipe(within(10))
+          const second = yield* store
+            .append("s", "contested", [newEvent("Second", {})], 0)
+            .pipe(Effect.flip, Effect.fork)
+          yield* Effect.sleep("300 millis")
+          expect(yield* Fiber.poll(second)).toEqual(Option.none())
+          yield* Deferred.succeed(release, undefined)
+          yield* Fiber.join(first)
+          const refused = yield* Fiber.join(second).pipe(within(10))
+          expect(refused._tag).toBe("SequenceConflict")
+          expect(refused).toMatchObject({ expected: 0, actual: 1 })
+          expect((yield* store.load({ streamId: "s", aggregateId: "contested" })).map((event) => event.type)).toEqual([
+            "First"
+          ])
+        })
+      )
+  )
+
   it.live("the unique constraint is the final guard: a writer that bypasses the store's lock still conflicts", () =>
     withStore(target, (store, _, context) =>
       Effect.gen(function* () {
