@@ -9,6 +9,7 @@ import type { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Config, type ConfigError, Effect, Layer, type Redacted } from "effect"
 import { EventStore, type EventStoreError } from "./EventStore.js"
+import * as PgPool from "./internal/pgPool.js"
 import * as SqlEventStore from "./SqlEventStore.js"
 
 export interface PgEventStoreConfig extends SqlEventStore.SqlEventStoreOptions {
@@ -30,13 +31,30 @@ export const layerWithClient = (
     })
   )
 
+/**
+ * The store and the `PgClient` it opens. Both run on one pool (`internal/pgPool.ts`): the client for everything it
+ * does, the store's appends as prepared statements.
+ */
 export const layer = (
   config: PgEventStoreConfig
 ): Layer.Layer<EventStore | PgClient.PgClient | SqlClient.SqlClient, EventStoreError> => {
-  const { client, url, ...options } = config
-  return layerWithClient(options).pipe(
-    Layer.provideMerge(
-      PgClient.layer({ ...client, url }).pipe(Layer.mapError(SqlEventStore.toStoreError("connect to PostgreSQL")))
+  const { client = {}, url, ...options } = config
+  const connectError = SqlEventStore.toStoreError("connect to PostgreSQL")
+  return Layer.unwrapScoped(
+    Effect.map(Effect.mapError(PgPool.open({ ...client, url }), connectError), (pool) =>
+      layerWithClient({ prepared: PgPool.prepared(pool), ...options }).pipe(
+        Layer.provideMerge(
+          PgClient.layerFromPool({
+            acquire: Effect.succeed(pool),
+            applicationName: client.applicationName,
+            spanAttributes: client.spanAttributes,
+            transformResultNames: client.transformResultNames,
+            transformQueryNames: client.transformQueryNames,
+            transformJson: client.transformJson,
+            types: client.types
+          }).pipe(Layer.mapError(connectError))
+        )
+      )
     )
   )
 }

@@ -88,6 +88,15 @@ export interface SqlEventStoreOptions {
    * transaction holds the connection); `SqliteEventStore` passes its connection's. Throws what the driver throws.
    */
   readonly direct?: (text: string, params: ReadonlyArray<unknown>) => ReadonlyArray<unknown> | undefined
+  /**
+   * PostgreSQL: runs an append's statement, outside any transaction, as a named prepared statement (`name` always
+   * comes with the same text); `PgEventStore` passes its pool's. Without it the statement runs unnamed.
+   */
+  readonly prepared?: (
+    name: string,
+    text: string,
+    params: ReadonlyArray<unknown>
+  ) => Effect.Effect<ReadonlyArray<unknown>, SqlError>
 }
 
 // --- Rows -----------------------------------------------------------------------------------------------------------
@@ -359,6 +368,7 @@ export const make = (
     const channel = options.channel ?? defaultChannel
     const isPg = dialect === "pg"
     const direct = options.direct
+    const prepared = options.prepared
     const wakeUp = yield* makeWakeUp
     const recent = makeRecentEvents()
     // The polling safety net: waiting subscribers look again every `pollInterval` (one timer for all of them).
@@ -459,11 +469,13 @@ export const make = (
      */
     const runStatement = (
       text: string,
-      params: ReadonlyArray<unknown>
+      params: ReadonlyArray<unknown>,
+      name?: string
     ): Effect.Effect<ReadonlyArray<unknown>, SqlError> =>
       Effect.withFiberRuntime((fiber) => {
         const transaction = Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
         if (Option.isSome(transaction)) return transaction.value[0].execute(text, params, undefined)
+        if (prepared !== undefined && name !== undefined) return prepared(name, text, params)
         if (direct !== undefined) {
           try {
             const rows = direct(text, params)
@@ -485,9 +497,13 @@ export const make = (
      * only by appends its caller had not seen, and the unique constraint refuses the insert, which is reported as the
      * conflict it is.
      */
-    const insertTexts = new Map<string, string>()
-    const insertText = (count: number, checked: boolean, standalone: boolean): string => {
-      const key = `${count}/${checked}/${standalone}`
+    const insertTexts = new Map<string, { readonly name: string; readonly text: string }>()
+    const insertText = (
+      count: number,
+      checked: boolean,
+      standalone: boolean
+    ): { readonly name: string; readonly text: string } => {
+      const key = `${count}_${checked ? "checked" : "any"}${standalone ? "_standalone" : ""}`
       const cached = insertTexts.get(key)
       if (cached !== undefined) return cached
       // Parameters: stream, aggregate, created_at, stream, aggregate, then five per event, then the expected sequence,
@@ -515,8 +531,9 @@ export const make = (
            SELECT position, sequence
            FROM inserted, (SELECT pg_notify(${at(after + 1)}, (SELECT max(position) FROM inserted)::text)) AS wake_up`
         : insert
-      insertTexts.set(key, text)
-      return text
+      const statement = { name: `event_store_append_${key}`, text }
+      insertTexts.set(key, statement)
+      return statement
     }
 
     /**
@@ -535,7 +552,8 @@ export const make = (
     ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | EventStoreError | SqlError> => {
       const params = insertParams(streamId, aggregateId, events, expectedLast, createdAt)
       if (standalone) params.push(appendLockKey, channel)
-      return runStatement(insertText(events.length, expectedLast !== undefined, standalone), params).pipe(
+      const { name, text } = insertText(events.length, expectedLast !== undefined, standalone)
+      return runStatement(text, params, name).pipe(
         Effect.catchIf(isUniqueViolation, () => new UniqueViolation()),
         Effect.flatMap(decodeInserted)
       )

@@ -123,7 +123,7 @@ describe.concurrent("planner on PostgreSQL", { timeout: 300_000 }, () => {
     ])
     expect(plain.code).toBe(4)
     expect(oneLine(plain.stderr)).toBe(
-      "planner: Cannot reach PostgreSQL at postgres://planner:***@127.0.0.1:1/planner: PgClient: Failed to connect: connect ECONNREFUSED 127.0.0.1:1. Check that the server is running and the URL (--db or PLANNER_DATABASE_URL)."
+      "planner: Cannot reach PostgreSQL at postgres://planner:***@127.0.0.1:1/planner: could not connect: connect ECONNREFUSED 127.0.0.1:1. Check that the server is running and the URL (--db or PLANNER_DATABASE_URL)."
     )
     expect(verbose.code).toBe(4)
     for (const text of [plain.stdout, plain.stderr, verbose.stdout, verbose.stderr]) {

@@ -2,6 +2,7 @@ import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Deferred, Effect, Either, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { EventStore, SequenceConflict, type StoredEvent } from "../../src/infra/EventStore.js"
+import * as PgPool from "../../src/infra/internal/pgPool.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import {
   eventStoreContract,
@@ -209,6 +210,47 @@ describe("PgEventStore", () => {
         yield* Fiber.join(subscriber)
       })
     )
+  )
+
+  it.live(
+    "appends at a known sequence run as the prepared statement; at any sequence or in a transaction they do not",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const url = yield* freshPgDatabase
+          const pool = yield* PgPool.open({ url: Redacted.make(url) })
+          const names: Array<string> = []
+          const run = PgPool.prepared(pool)
+          const layer = PgEventStore.layer({
+            url: Redacted.make(url),
+            prepared: (name, text, params) =>
+              Effect.zipRight(
+                Effect.sync(() => names.push(name)),
+                run(name, text, params)
+              )
+          })
+          const context = yield* Layer.build(layer)
+          const store = Context.get(context, EventStore)
+          const sql = Context.get(context, SqlClient.SqlClient)
+          yield* store.append("s", "a", [newEvent("One", {})], 0)
+          yield* store.append("s", "a", [newEvent("Two", {}), newEvent("Three", {})], 1)
+          expect(names).toEqual(["event_store_append_1_checked_standalone", "event_store_append_2_checked_standalone"])
+          yield* store.append("s", "a", [newEvent("Four", {})], "any")
+          yield* sql.withTransaction(store.append("s", "a", [newEvent("Five", {})], 4))
+          expect(names).toHaveLength(2)
+          // A refused prepared append writes nothing and reports where the aggregate is.
+          const refused = yield* store.append("s", "a", [newEvent("Late", {})], 3).pipe(Effect.flip)
+          expect(refused).toMatchObject({ _tag: "SequenceConflict", expected: 3, actual: 5 })
+          const loaded = yield* store.load({ streamId: "s", aggregateId: "a" })
+          expect(loaded.map((event) => [event.type, event.sequence])).toEqual([
+            ["One", 1],
+            ["Two", 2],
+            ["Three", 3],
+            ["Four", 4],
+            ["Five", 5]
+          ])
+        })
+      )
   )
 
   it.live("two store instances starting at once on a new database migrate it once", () =>
