@@ -8,7 +8,8 @@
  * library adds (Effect, @effect/sql, validation, encoding), not a different design:
  * - SQLite: one prepared `INSERT ... SELECT ... WHERE last = expected RETURNING` per append (a lone statement is its
  *   own transaction in SQLite, and takes the write lock before it reads the last sequence);
- * - PostgreSQL: BEGIN, `pg_advisory_xact_lock`, the same INSERT, `pg_notify`, COMMIT;
+ * - PostgreSQL: the same single statement, prepared once per connection under a name: a CTE takes
+ *   `pg_advisory_xact_lock`, the INSERT selects its rows from it, and `pg_notify` goes out on the implicit commit;
  * - memory: a Map of arrays, the expected length checked, the payload serialised to JSON, rows pushed.
  */
 import { randomUUID } from "node:crypto"
@@ -100,9 +101,10 @@ const insertParams = (
   aggregateId: string,
   batch: ReadonlyArray<NewEvent>,
   expected: number,
-  createdAt: number | Date
+  createdAt: number | Date,
+  stream = streamId
 ): Array<unknown> => {
-  const params: Array<unknown> = [streamId, aggregateId, createdAt, streamId, aggregateId]
+  const params: Array<unknown> = [stream, aggregateId, createdAt, stream, aggregateId]
   batch.forEach((event, index) => {
     params.push(
       index + 1,
@@ -141,51 +143,65 @@ const sqliteBaseline = (db: Database.Database): Appender => {
 
 const appendLockKey = 7_243_150_001
 
-/** The SQL the store sends for an append of `count` events (PostgreSQL). */
-const pgInsert = (count: number) => {
+/** The SQL the store sends for an append of `count` events at a known sequence (PostgreSQL). */
+const pgAppendStatement = (count: number) => {
   const rows = Array.from(
     { length: count },
     (_, i) => `($${6 + i * 5}::bigint, $${7 + i * 5}, $${8 + i * 5}, $${9 + i * 5}::jsonb, $${10 + i * 5}::jsonb)`
   )
-  return `INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
-  SELECT $1, v.column2, $2, head.last + v.column1, v.column3, v.column4, v.column5, $3::timestamptz
-  FROM (SELECT coalesce((SELECT sequence FROM events WHERE stream_id = $4 AND aggregate_id = $5
-                ORDER BY sequence DESC LIMIT 1), 0) AS last) AS head,
-       (VALUES ${rows.join(", ")}) AS v
-  WHERE head.last = $${6 + count * 5}
-  ORDER BY v.column1
-  RETURNING position, sequence`
+  const after = 6 + count * 5 + 1
+  return `WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($${after}::bigint)),
+  inserted AS (
+    INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
+    SELECT $1, v.column2, $2, head.last + v.column1, v.column3, v.column4, v.column5, $3::timestamptz
+    FROM append_lock, (SELECT coalesce((SELECT sequence FROM events WHERE stream_id = $4 AND aggregate_id = $5
+                  ORDER BY sequence DESC LIMIT 1), 0) AS last) AS head,
+         (VALUES ${rows.join(", ")}) AS v
+    WHERE head.last = $${6 + count * 5}
+    ORDER BY v.column1
+    RETURNING position, sequence)
+  SELECT position, sequence
+  FROM inserted, (SELECT pg_notify($${after + 1}, (SELECT max(position) FROM inserted)::text)) AS wake_up`
 }
 
-const pgBaseline = (client: pg.Client): Appender => {
-  const texts = new Map<number, string>()
-  return async (aggregateId, batches, from) => {
+const pgStatements = new Map<number, string>()
+
+/**
+ * One append by hand on PostgreSQL, as the store sends it (the statement above, prepared under a name); also the
+ * latency scenario's baseline.
+ */
+export const pgAppendByHand = async (
+  client: pg.Client,
+  stream: string,
+  aggregateId: string,
+  events: ReadonlyArray<NewEvent>,
+  expected: number
+): Promise<void> => {
+  let text = pgStatements.get(events.length)
+  if (text === undefined) {
+    text = pgAppendStatement(events.length)
+    pgStatements.set(events.length, text)
+  }
+  const values = [
+    ...insertParams(aggregateId, events, expected, new Date(), stream),
+    appendLockKey,
+    "event_store_appended"
+  ]
+  const inserted = await client.query({ name: `baseline_append_${events.length}`, text, values })
+  if (inserted.rows.length !== events.length) throw new Conflict(`conflict at ${expected}`)
+}
+
+const pgBaseline =
+  (client: pg.Client): Appender =>
+  async (aggregateId, batches, from) => {
     const start = nowMs()
     let expected = from
     for (const batch of batches) {
-      let text = texts.get(batch.length)
-      if (text === undefined) {
-        text = pgInsert(batch.length)
-        texts.set(batch.length, text)
-      }
-      const params = insertParams(aggregateId, batch, expected, new Date())
-      await client.query("BEGIN")
-      try {
-        await client.query("SELECT pg_advisory_xact_lock($1)", [appendLockKey])
-        const inserted = await client.query(text, params)
-        if (inserted.rows.length !== batch.length) throw new Conflict(`conflict at ${expected}`)
-        const last = inserted.rows[inserted.rows.length - 1] as { position: string }
-        await client.query("SELECT pg_notify($1, $2)", ["event_store_appended", last.position])
-        await client.query("COMMIT")
-      } catch (error) {
-        await client.query("ROLLBACK")
-        throw error
-      }
+      await pgAppendByHand(client, streamId, aggregateId, batch, expected)
       expected += batch.length
     }
     return nowMs() - start
   }
-}
 
 interface MemoryRow {
   readonly position: number

@@ -11,9 +11,11 @@
  */
 import * as path from "node:path"
 import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Redacted, Scope, Stream } from "effect"
+import pg from "pg"
 import { EventStore, type EventStoreService } from "../../src/infra/EventStore.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { pgAppendByHand } from "./appends.js"
 import { log, nowMs, parseJson, quantile, type Row, row, sleep, spawnScript, tempDir } from "./common.js"
 
 export interface LatencyOptions {
@@ -144,6 +146,49 @@ const inProcess = async (
   }
 }
 
+/**
+ * The floor under the in-process PostgreSQL figures: the same appends, spaced the same way, sent by hand with `pg`
+ * (the store's own statement, prepared), with nobody subscribed. Whatever the append alone takes here, append to
+ * delivery cannot take less.
+ */
+const pgAppendFloor = async (url: string, runs: number, count: number): Promise<Array<Row>> => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const samples: Array<{ p50: number; p99: number }> = []
+    for (let run = 0; run <= runs; run++) {
+      log(`latency, PostgreSQL append by hand: ${count} appends, run ${run} of ${runs}${run === 0 ? " (warm-up)" : ""}`)
+      const times: Array<number> = []
+      for (let index = 0; index < count; index++) {
+        const start = nowMs()
+        await pgAppendByHand(client, streamId, `by-hand-${run}`, [probeEvent(run, index)], index)
+        times.push(nowMs() - start)
+        await sleep(Duration.toMillis(spacing(index)))
+      }
+      if (run > 0) samples.push({ p50: quantile(times, 0.5), p99: quantile(times, 0.99) })
+    }
+    const scenario = "subscription latency, in-process"
+    return [
+      row({
+        scenario,
+        backend: "PostgreSQL",
+        metric: "floor: the append by hand (pg), p50",
+        unit: "ms",
+        samples: samples.map((s) => s.p50)
+      }),
+      row({
+        scenario,
+        backend: "PostgreSQL",
+        metric: "floor: the append by hand (pg), p99",
+        unit: "ms",
+        samples: samples.map((s) => s.p99)
+      })
+    ]
+  } finally {
+    await client.end()
+  }
+}
+
 interface Received {
   readonly type: string
   readonly run: number
@@ -221,6 +266,7 @@ export const latency = async (options: LatencyOptions): Promise<Array<Row>> => {
   if (options.freshPgUrl !== undefined) {
     const url = await options.freshPgUrl("bench_latency")
     rows.push(...(await inProcess("PostgreSQL", PgEventStore.layer({ url: Redacted.make(url) }), options.runs, count)))
+    rows.push(...(await pgAppendFloor(url, options.runs, count)))
     rows.push(...(await acrossProcesses(url, options.runs, count)))
   }
   return rows
