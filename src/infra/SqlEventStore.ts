@@ -254,6 +254,9 @@ class UniqueViolation extends Data.TaggedError("UniqueViolation") {}
 /** The append's own check found another sequence than expected; nothing was written. */
 class Refused extends Data.TaggedError("Refused") {}
 
+/** PostgreSQL: a one-statement append found the append lock taken and wrote nothing (see `insertText`). */
+class LockBusy extends Data.TaggedError("LockBusy") {}
+
 /** A handler's own failure, carried through the transaction so that it rolls back and is then handed back as is. */
 class HandlerFailed<E> {
   readonly _tag = "HandlerFailed"
@@ -489,13 +492,14 @@ export const make = (
 
     /**
      * The text of `insertAfter`'s statement for `count` events, built once per shape. `standalone` (PostgreSQL): the
-     * statement is the whole append, outside any transaction of ours. It takes the append lock itself, in a CTE the
-     * rows are selected from, so the lock is held before any position is taken and until the statement's implicit
-     * transaction commits; and it sends the wake-up, which PostgreSQL delivers on that commit. One round trip instead
-     * of five (BEGIN, the lock, the insert, the notify, COMMIT), which were most of an append's time. The statement's
-     * snapshot may predate a commit it waited for; the aggregate's last sequence read from it can then be stale, but
-     * only by appends its caller had not seen, and the unique constraint refuses the insert, which is reported as the
-     * conflict it is.
+     * statement is the whole append, outside any transaction of ours: one round trip instead of five (BEGIN, the lock,
+     * the insert, the notify, COMMIT). It takes the append lock in a CTE the rows are selected from, so the lock is
+     * held before any position is taken and until the statement's implicit transaction commits, and it sends the
+     * wake-up, which PostgreSQL delivers on that commit. It only tries the lock: a statement that waited for it would
+     * read the aggregate's last sequence from a snapshot taken before the append it waited for, and under contention
+     * (workers racing to claim one task) most such inserts then failed on the unique constraint, which costs far more
+     * than a refusal. When the lock is taken it writes nothing and returns one row with `held` false, and the append
+     * goes the transaction way, which waits for the lock and then reads afresh.
      */
     const insertTexts = new Map<string, { readonly name: string; readonly text: string }>()
     const insertText = (
@@ -522,14 +526,16 @@ export const make = (
         FROM ${standalone ? "append_lock, " : ""}(SELECT coalesce((SELECT sequence FROM events WHERE stream_id = ${at(4)} AND aggregate_id = ${at(5)}
                       ORDER BY sequence DESC LIMIT 1), 0) AS last) AS head,
              (VALUES ${values.join(", ")}) AS v
-        ${checked ? `WHERE head.last = ${at(6 + count * 5)}` : ""}
+        ${[...(checked ? [`head.last = ${at(6 + count * 5)}`] : []), ...(standalone ? ["append_lock.held"] : [])].reduce((where, condition, index) => `${where}${index === 0 ? "WHERE" : " AND"} ${condition}`, "")}
         ORDER BY v.column1
         RETURNING position, sequence`
       const text = standalone
-        ? `WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(${at(after)}::bigint)),
+        ? `WITH append_lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(${at(after)}::bigint) AS held),
              inserted AS (${insert})
-           SELECT position, sequence
-           FROM inserted, (SELECT pg_notify(${at(after + 1)}, (SELECT max(position) FROM inserted)::text)) AS wake_up`
+           SELECT position, sequence, true AS held
+           FROM inserted, (SELECT pg_notify(${at(after + 1)}, (SELECT max(position) FROM inserted)::text)) AS wake_up
+           UNION ALL
+           SELECT NULL, NULL, false FROM append_lock WHERE NOT held`
         : insert
       const statement = { name: `event_store_append_${key}`, text }
       insertTexts.set(key, statement)
@@ -549,13 +555,19 @@ export const make = (
       expectedLast: number | undefined,
       createdAt: number,
       standalone: boolean
-    ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | EventStoreError | SqlError> => {
+    ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | LockBusy | EventStoreError | SqlError> => {
       const params = insertParams(streamId, aggregateId, events, expectedLast, createdAt)
       if (standalone) params.push(appendLockKey, channel)
       const { name, text } = insertText(events.length, expectedLast !== undefined, standalone)
       return runStatement(text, params, name).pipe(
         Effect.catchIf(isUniqueViolation, () => new UniqueViolation()),
-        Effect.flatMap(decodeInserted)
+        Effect.flatMap((rows): Effect.Effect<ReadonlyArray<Inserted>, LockBusy | EventStoreError> => {
+          const first = rows[0]
+          const held: unknown = typeof first === "object" && first !== null ? Reflect.get(first, "held") : undefined
+          if (standalone && rows.length === 1 && held === false) return Effect.fail(new LockBusy())
+          const decoded = decodeInserted(rows)
+          return Either.isLeft(decoded) ? Effect.fail(decoded.left) : Effect.succeed(decoded.right)
+        })
       )
     }
 
@@ -589,7 +601,7 @@ export const make = (
       expected: ExpectedSequence,
       createdAt: number,
       standalone: boolean
-    ): Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> => {
+    ): Effect.Effect<AppendResult, Refused | UniqueViolation | LockBusy | EventStoreError | SqlError> => {
       const first = expected === "any" ? undefined : expected === "no-stream" ? 0 : expected
       const complete = (inserted: ReadonlyArray<Inserted>, count: number) => {
         const final = inserted[inserted.length - 1]
@@ -651,28 +663,33 @@ export const make = (
         const single = encoded.length <= insertChunk
         return Effect.withFiberRuntime<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError>(
           (fiber) => {
-            if (!isPg) {
-              const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt, false)
-              // A lone statement is its own transaction (or runs in the caller's).
-              return single ? insert : writeTransaction(insert)
-            }
-            // On PostgreSQL a lone statement outside any transaction takes the lock and sends the wake-up itself (see
-            // `insertText`). Inside a caller's transaction the append keeps its savepoint: a refused insert must not
-            // abort the caller's transaction. An append at "any" sequence keeps its transaction too: reading the last
-            // sequence after the lock, never from an older snapshot, is what lets it always succeed.
+            // (Only a standalone statement can find the lock busy: this one waits for it.)
+            const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt, false).pipe(
+              Effect.catchTag("LockBusy", Effect.die)
+            )
+            // On SQLite a lone statement is its own transaction (or runs in the caller's).
+            if (!isPg) return single ? insert : writeTransaction(insert)
+            // On PostgreSQL a lone statement outside any transaction takes the lock and sends the wake-up itself, or
+            // finds the lock taken and leaves the append to the transaction way (see `insertText`). Inside a caller's
+            // transaction the append keeps its savepoint: a refused insert must not abort the caller's transaction. An
+            // append at "any" sequence keeps its transaction too: reading the last sequence after the lock, never from
+            // an older snapshot, is what lets it always succeed.
             const inTransaction = Option.isSome(
               Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
             )
-            const standalone = single && !inTransaction && expected !== "any"
-            const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt, standalone)
-            return standalone ? insert : pgAppend(insert)
+            if (!single || inTransaction || expected === "any") return pgAppend(insert)
+            return Effect.catchTag(
+              insertAll(streamId, aggregateId, encoded, expected, createdAt, true),
+              "LockBusy",
+              () => pgAppend(insert)
+            )
           }
         ).pipe(
           retryBusy,
           Effect.catchTags({
             // Refused: the expected sequence did not match. UniqueViolation: a writer that bypassed this store's lock,
-            // or (PostgreSQL, one statement) a sequence read from a snapshot older than an append it waited for.
-            // Either way, report where the aggregate really is.
+            // or (PostgreSQL, one statement) a sequence read from a snapshot older than an append that committed just
+            // before the statement took the lock. Either way, report where the aggregate really is.
             Refused: () => conflictNow(streamId, aggregateId, expected),
             UniqueViolation: () => conflictNow(streamId, aggregateId, expected),
             SqlError: toStoreError("append")
