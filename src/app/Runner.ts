@@ -14,7 +14,7 @@ import { defaultConfig, type PlannerConfig } from "../domain/Config.js"
 import type { PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
 import type { Attachment, TaskState } from "../domain/Task.js"
-import type { ReadError } from "../infra/EventStore.js"
+import { EventStore, type ReadError } from "../infra/EventStore.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import { PlannerService } from "./PlannerService.js"
 import { planRequest } from "./Planning.js"
@@ -143,6 +143,9 @@ export const existing = (sessionId: string) =>
 export const run = (sessionId: string, options: RunOptions = {}) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
+    const store = yield* PlannerStore
+    // Taken before the state, so that every event after that state comes after this position.
+    const head = yield* Effect.flatMap(EventStore, (events) => events.headPosition)
     const initial = yield* existing(sessionId)
     // The local worker and the progress subscription run beside the loop below. When either fails (the store cannot
     // be read, the log holds an event that no longer decodes), the run fails with that error: waiting on would wait
@@ -162,30 +165,43 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
       ...workerOptions
     } = options
     if (localWorker) {
-      yield* Effect.forkScoped(failRunOnError(Worker.run({ ...workerOptions, sessionId })))
+      // The worker starts from the state the run started from and reports every event after it with the state after
+      // it: following the session a second time here cost as much as the worker's own following.
+      yield* Effect.forkScoped(
+        failRunOnError(
+          Worker.run({
+            ...workerOptions,
+            sessionId,
+            from: { state: initial, afterPosition: head },
+            onEvent: (record, state) => Queue.offer(signals, { record, state })
+          })
+        )
+      )
     }
     if (!Planner.isFinished(initial)) {
       // Take back anything due now: a retry that fell due while nothing ran, a lease that ran out.
       yield* service.execute(sessionId, new Continue({ at: yield* Clock.currentTimeMillis }))
     }
 
-    // Only events after the state the run started from count: replayed history must not look like a pause.
-    // What `observe` gives, a chunk at a time: the run follows every event, and a stream stage per step cost more
-    // than the step.
-    const store = yield* PlannerStore
-    let followed = Planner.initialState
-    yield* store.subscribe({ sessionId }).pipe(
-      Stream.runForEachChunk((chunk) => {
-        const steps: Array<Progress> = []
-        for (const record of chunk) {
-          followed = Planner.evolve(followed, record.event)
-          if (record.sequence > initial.version) steps.push({ record, state: followed })
-        }
-        return Queue.offerAll(signals, steps)
-      }),
-      failRunOnError,
-      Effect.forkScoped
-    )
+    if (!localWorker) {
+      // Only events after the state the run started from count: replayed history must not look like a pause.
+      // What `observe` gives, a chunk at a time: the run follows every event, and a stream stage per step cost more
+      // than the step.
+      let followed = initial
+      yield* store.subscribe({ sessionId, afterPosition: head }).pipe(
+        Stream.runForEachChunk((chunk) => {
+          const steps: Array<Progress> = []
+          for (const record of chunk) {
+            if (record.sequence <= followed.version) continue
+            followed = Planner.evolve(followed, record.event)
+            steps.push({ record, state: followed })
+          }
+          return Queue.offerAll(signals, steps)
+        }),
+        failRunOnError,
+        Effect.forkScoped
+      )
+    }
     const asked = new Set<string>()
     let open = 0
     const askPending = (state: Planner.PlannerState) =>

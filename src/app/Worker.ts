@@ -59,6 +59,17 @@ export interface WorkerOptions {
   readonly checkAttachments?: boolean
   /** How often to look for tasks held by workers of this host whose process is gone. Default 1 second. */
   readonly livenessCheckInterval?: Duration.DurationInput
+  /**
+   * Serving one session: the state to start from instead of loading it, and the global position its later events are
+   * read after (taken before the state was). `Runner.run` passes the state it began from, so that every later event
+   * reaches `onEvent`.
+   */
+  readonly from?: { readonly state: Planner.PlannerState; readonly afterPosition: number }
+  /**
+   * Called with each event of the sessions followed, in order, and the session's state right after it: `Runner.run`
+   * reports progress from the worker's own view instead of following the session a second time.
+   */
+  readonly onEvent?: (record: PlannerEventRecord, state: Planner.PlannerState) => Effect.Effect<void>
 }
 
 /** Why a worker stopped: the store could not be read (after the subscription's own retries). */
@@ -297,12 +308,30 @@ export const run = (options: WorkerOptions = {}) => {
       const before = known ?? Planner.initialState
       if (record.sequence <= before.version) return Effect.void
       if (record.sequence !== before.version + 1) {
-        // Events were missed: take the session as it is now, as when first seen.
-        return Effect.flatMap(service.state(record.sessionId), (state) => adopt(record.sessionId, state))
+        // Events were missed: read them from the store and take each in turn, as if it had come.
+        return Effect.flatMap(
+          store.load(record.sessionId, { fromSequence: before.version + 1, toSequence: record.sequence }),
+          (missed) =>
+            Effect.forEach(
+              missed,
+              (next) =>
+                next.sequence === (sessions.get(next.sessionId)?.version ?? 0) + 1
+                  ? apply(next)
+                  : // Not there after all (it cannot be): take the session as it is now, as when first seen.
+                    Effect.flatMap(service.state(next.sessionId), (state) => adopt(next.sessionId, state)),
+              { discard: true }
+            )
+        )
       }
-      const after = Planner.evolve(before, record.event)
+      return apply(record)
+    }
+
+    /** The next event of a followed session: folded, reported, and reacted to. */
+    const apply = (record: PlannerEventRecord): Effect.Effect<void> => {
+      const after = Planner.evolve(sessions.get(record.sessionId) ?? Planner.initialState, record.event)
       follow(record.sessionId, after)
-      return react(record, record.event)
+      const reaction = react(record, record.event)
+      return options.onEvent === undefined ? reaction : Effect.zipRight(options.onEvent(record, after), reaction)
     }
 
     const react = (record: PlannerEventRecord, event: PlannerEvent): Effect.Effect<void> => {
@@ -715,11 +744,12 @@ export const run = (options: WorkerOptions = {}) => {
 
     // Start from a consistent point: everything up to `head` is read by loading sessions, everything after it
     // arrives through the subscription; events seen both ways are applied once (by sequence).
-    const head = yield* events.headPosition
+    const from = options.sessionId === undefined ? undefined : options.from
+    const head = from?.afterPosition ?? (yield* events.headPosition)
     const initial =
       options.sessionId === undefined ? (yield* store.sessions).map((s) => s.aggregateId) : [options.sessionId]
     for (const sessionId of initial) {
-      const state = yield* service.state(sessionId)
+      const state = from?.state ?? (yield* service.state(sessionId))
       yield* adopt(sessionId, state)
     }
 

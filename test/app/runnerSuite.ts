@@ -175,6 +175,39 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
       )
     )
 
+    it.live(
+      "progress reports every event after the state a run began from, once and in order, with the state after it",
+      () =>
+        Effect.gen(function* () {
+          const { sessionId } = yield* Runner.start("Set the cookie expiry. Then write tests.", { config: fast })
+          // A run that pauses, then a resume that begins from where the first one stopped.
+          for (const run of [Runner.run, Runner.resume]) {
+            const before = yield* Runner.existing(sessionId)
+            const seen: Array<Runner.Progress> = []
+            const result = yield* run(sessionId, { onProgress: (progress) => Effect.sync(() => seen.push(progress)) })
+            const log = (yield* Runner.history(sessionId)).map((record) => record.event)
+            expect(seen.map((progress) => progress.record.sequence)).toEqual(
+              Array.from({ length: result.state.version - before.version }, (_, index) => before.version + index + 1)
+            )
+            for (const progress of seen) {
+              expect(progress.state).toEqual(Planner.fold(log.slice(0, progress.record.sequence)))
+            }
+            if (result.waiting) yield* Runner.answer(sessionId, 1, "24 hours")
+          }
+          expect((yield* Runner.existing(sessionId)).status).toBe("Succeeded")
+        }).pipe(
+          withScript({
+            rules: [
+              {
+                match: "expiry",
+                outcomes: [{ ask: "How long should cookies live?" }, { complete: "expiry set to {answer}" }]
+              }
+            ],
+            default: { complete: "ok" }
+          })
+        )
+    )
+
     it.live("a question answered by a handler during the run does not stop it", () =>
       Effect.gen(function* () {
         const { sessionId } = yield* Runner.start("Pick a colour. Then paint.", { config: fast })
