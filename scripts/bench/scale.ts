@@ -133,26 +133,25 @@ export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
           unit: "ms",
           samples: runs.map((r) => (r.workersCpuMs + r.serverCpuMs + r.selfCpuMs) / tasks),
           note: "summed over every process; the machine's cores bound throughput at cores / this"
-        })
+        }),
+        ...(
+          [
+            ["in the worker processes", (r: Measured) => r.workersCpuMs],
+            ["in PostgreSQL", (r: Measured) => r.serverCpuMs],
+            ["in the planner process", (r: Measured) => r.selfCpuMs]
+          ] as const
+        ).map(([where, of]) =>
+          row({
+            scenario,
+            backend: "PostgreSQL",
+            metric: `${label}, CPU per task ${where}`,
+            unit: "ms",
+            samples: runs.map((r) => of(r) / tasks)
+          })
+        )
       )
     }
-    const worker = single.map((r) => r.workersCpuMs / tasks)
-    const server = single.map((r) => r.serverCpuMs / tasks)
     rows.push(
-      row({
-        scenario,
-        backend: "PostgreSQL",
-        metric: "1 worker, CPU per task in the worker",
-        unit: "ms",
-        samples: worker
-      }),
-      row({
-        scenario,
-        backend: "PostgreSQL",
-        metric: "1 worker, CPU per task in PostgreSQL",
-        unit: "ms",
-        samples: server
-      }),
       row({
         scenario,
         backend: "PostgreSQL",

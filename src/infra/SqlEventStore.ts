@@ -794,7 +794,9 @@ export const make = (
         ? Effect.void
         : yield* Effect.cached(
             options.listen(channel).pipe(
-              Stream.runForEach(() => wakeUp.signal),
+              // The payload is the append's last position. One of this process's own appends woke the subscribers
+              // when it returned; its notification would only make each of them read the database for nothing.
+              Stream.runForEach((payload) => (recent.has(Number(payload)) ? Effect.void : wakeUp.signal)),
               Effect.catchAllCause((cause) =>
                 Effect.logDebug("event store LISTEN ended; polling until it is back", cause)
               ),

@@ -336,6 +336,8 @@ export interface RecentEvents {
   readonly after: (
     position: number
   ) => { readonly events: ReadonlyArray<StoredEvent>; readonly through: number; readonly last: boolean } | undefined
+  /** Whether the event at `position` is here: this process appended it (lately). */
+  readonly has: (position: number) => boolean
 }
 
 export const makeRecentEvents = (capacity = 4_096): RecentEvents => {
@@ -375,7 +377,8 @@ export const makeRecentEvents = (capacity = 4_096): RecentEvents => {
       }
       const newest = entries[entries.length - 1]
       return through === position ? undefined : { events, through, last: through === newest?.raw.position }
-    }
+    },
+    has: (position) => index.has(position)
   }
 }
 
