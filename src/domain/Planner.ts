@@ -124,6 +124,8 @@ const dependenciesCompleted = (tasks: ReadonlyArray<TaskState>, current: TaskSta
   }
   return true
 }
+/** The statuses in which a task can be on the `ready` list. */
+const mayBeReady = (status: TaskStatus): boolean => status === "Planned" || status === "RetryScheduled"
 const isReady = (tasks: ReadonlyArray<TaskState>, current: TaskState): boolean =>
   current.status === "RetryScheduled" || (current.status === "Planned" && dependenciesCompleted(tasks, current))
 const isTimed = (current: TaskState): boolean => current.status === "Running" || current.status === "RetryScheduled"
@@ -182,7 +184,12 @@ type IdList = "ready" | "timed" | "rolling"
 class Draft {
   readonly state: Mutable<Omit<PlannerState, "index">> & { index: Mutable<TaskIndex> }
   private ownTasks: Array<TaskState> | undefined
-  private readonly ownLists: { ready?: Array<TaskId>; timed?: Array<TaskId>; rolling?: Array<TaskId> } = {}
+  // Every key from the start: an object that gains keys later changes shape, and slows every access to it.
+  private readonly ownLists: Record<IdList, Array<TaskId> | undefined> = {
+    ready: undefined,
+    timed: undefined,
+    rolling: undefined
+  }
   constructor(from: PlannerState) {
     this.state = { ...from, index: { ...from.index, counts: { ...from.index.counts } } }
   }
@@ -233,14 +240,15 @@ class Draft {
 
 /** Brings the index up to date after task `before` became `after`. */
 const reindex = (draft: Draft, before: TaskState, after: TaskState): void => {
+  // A task's place in the index follows from its status and whether it is compacted (its dependencies did not change
+  // in this step). Most events change neither (a lease extended), and replays apply every event: leave early.
+  if (before.status === after.status && before.compacted === after.compacted) return
   const { tasks, counts } = draft
-  if (before.status !== after.status) {
-    counts[before.status] -= 1
-    counts[after.status] += 1
-  }
-  draft.setMember("ready", after.id, isReady(tasks, after))
-  draft.setMember("timed", after.id, isTimed(after))
-  draft.setMember("rolling", after.id, isRolling(after))
+  counts[before.status] -= 1
+  counts[after.status] += 1
+  if (mayBeReady(before.status) || mayBeReady(after.status)) draft.setMember("ready", after.id, isReady(tasks, after))
+  if (isTimed(before) !== isTimed(after)) draft.setMember("timed", after.id, isTimed(after))
+  if (isRolling(before) !== isRolling(after)) draft.setMember("rolling", after.id, isRolling(after))
   // Whether its dependents may start changes only when it becomes, or stops being, completed.
   if ((before.status === "Completed") !== (after.status === "Completed")) {
     for (const id of draft.state.index.dependents[after.id - 1] ?? []) {
