@@ -601,39 +601,64 @@ const isLate = (state: PlannerState, current: TaskState): boolean =>
 const sameAttempt = (current: TaskState, attempt: number | undefined) =>
   attempt === undefined || attempt === current.attempt
 
-const completed = (state: PlannerState, current: TaskState, event: TaskCompleted, at: Timestamp): Decided => {
-  if (current.status === "Completed" && sameAttempt(current, event.attempt) && current.result === event.result)
-    return none
-  if (isLate(state, current)) return none
-  const refused = checkAttempt(current, event.attempt, "complete")
+/**
+ * The gate every outcome of an attempt passes. A repeat of what is already recorded, and an outcome that arrives after
+ * its task or the plan ended, change nothing; an outcome for another attempt, or for a task not in flight, is refused.
+ * Otherwise `record` emits what the outcome means, and the plan moves on.
+ */
+const acceptOutcome = (
+  state: PlannerState,
+  current: TaskState,
+  outcome: { readonly attempt?: number | undefined; readonly action: string; readonly isRepeat: boolean },
+  at: Timestamp,
+  record: (decision: Decision) => void
+): Decided => {
+  if (outcome.isRepeat || isLate(state, current)) return none
+  const refused = checkAttempt(current, outcome.attempt, outcome.action)
   if (refused !== undefined) return Either.left(refused)
   return run(state, (decision) => {
-    decision.emit(
-      new TaskStatusUpdated({
-        taskId: current.id,
-        status: "Completed",
-        attempt: current.attempt,
-        result: event.result,
-        at
-      })
-    )
+    record(decision)
     return step(decision, at)
   })
 }
 
-const failed = (state: PlannerState, current: TaskState, event: TaskFailed, at: Timestamp): Decided => {
-  const duplicate =
-    sameAttempt(current, event.attempt) &&
-    current.error === event.error &&
-    (current.status === "Failed" || current.status === "RetryScheduled")
-  if (duplicate || isLate(state, current)) return none
-  const refused = checkAttempt(current, event.attempt, "fail")
-  if (refused !== undefined) return Either.left(refused)
-  return run(state, (decision) => {
-    attemptFailed(decision, current, event.error, event.retryable, at)
-    return step(decision, at)
-  })
-}
+const completed = (state: PlannerState, current: TaskState, event: TaskCompleted, at: Timestamp): Decided =>
+  acceptOutcome(
+    state,
+    current,
+    {
+      attempt: event.attempt,
+      action: "complete",
+      isRepeat: current.status === "Completed" && sameAttempt(current, event.attempt) && current.result === event.result
+    },
+    at,
+    (decision) =>
+      decision.emit(
+        new TaskStatusUpdated({
+          taskId: current.id,
+          status: "Completed",
+          attempt: current.attempt,
+          result: event.result,
+          at
+        })
+      )
+  )
+
+const failed = (state: PlannerState, current: TaskState, event: TaskFailed, at: Timestamp): Decided =>
+  acceptOutcome(
+    state,
+    current,
+    {
+      attempt: event.attempt,
+      action: "fail",
+      isRepeat:
+        sameAttempt(current, event.attempt) &&
+        current.error === event.error &&
+        (current.status === "Failed" || current.status === "RetryScheduled")
+    },
+    at,
+    (decision) => attemptFailed(decision, current, event.error, event.retryable, at)
+  )
 
 /** The retry policy, then the failure policy. */
 const attemptFailed = (
@@ -678,25 +703,29 @@ const needsClarification = (
   at: Timestamp
 ): Decided => {
   const pending = current.clarifications.at(-1)
-  const duplicate =
-    current.status === "NeedsClarification" &&
-    sameAttempt(current, event.attempt) &&
-    pending?.answer === undefined &&
-    pending?.question === event.question
-  if (duplicate || isLate(state, current)) return none
-  const refused = checkAttempt(current, event.attempt, "ask for a clarification")
-  if (refused !== undefined) return Either.left(refused)
-  return run(state, (decision) => {
-    decision.emit(
-      new ClarificationRequested({
-        taskId: current.id,
-        question: event.question,
-        ...(event.attachment === undefined ? {} : { attachment: event.attachment }),
-        at
-      })
-    )
-    return step(decision, at)
-  })
+  return acceptOutcome(
+    state,
+    current,
+    {
+      attempt: event.attempt,
+      action: "ask for a clarification",
+      isRepeat:
+        current.status === "NeedsClarification" &&
+        sameAttempt(current, event.attempt) &&
+        pending?.answer === undefined &&
+        pending?.question === event.question
+    },
+    at,
+    (decision) =>
+      decision.emit(
+        new ClarificationRequested({
+          taskId: current.id,
+          question: event.question,
+          ...(event.attachment === undefined ? {} : { attachment: event.attachment }),
+          at
+        })
+      )
+  )
 }
 
 const clarificationProvided = (
