@@ -317,6 +317,88 @@ const makeWriteTransaction = (sql: SqlClient.SqlClient, dialect: Dialect) => {
   })
 }
 
+// --- Notifications (PostgreSQL) --------------------------------------------------------------------------------------
+
+/**
+ * An append's notification carries its rows when they fit, so that other processes' subscribers take them from memory
+ * instead of reading them back (`RecentEvents`); otherwise it carries the last position alone, as a wake-up. Rows go
+ * as a JSON array of objects with one-letter keys, data and metadata as JSON text.
+ */
+const notificationLimit = 7_900 // bytes; PostgreSQL refuses payloads of 8,000 and more
+
+interface NotifiedRow {
+  readonly p: number
+  readonly s: string
+  readonly a: string
+  readonly q: number
+  readonly t: string
+  readonly v: string
+  readonly d: string
+  readonly m: string
+  readonly c: number
+}
+
+const isNotifiedRow = (value: unknown): value is NotifiedRow => {
+  if (typeof value !== "object" || value === null) return false
+  const row = value as Record<string, unknown>
+  return (
+    typeof row.p === "number" &&
+    typeof row.s === "string" &&
+    typeof row.a === "string" &&
+    typeof row.q === "number" &&
+    typeof row.t === "string" &&
+    typeof row.v === "string" &&
+    typeof row.d === "string" &&
+    typeof row.m === "string" &&
+    typeof row.c === "number"
+  )
+}
+
+/** The rows a notification carries; undefined for a bare position, or for anything this store did not write. */
+const notifiedRows = (payload: string): ReadonlyArray<RawEvent> | undefined => {
+  if (!payload.startsWith("[")) return undefined
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(payload)
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every(isNotifiedRow)) return undefined
+  return parsed.map(
+    (row: NotifiedRow): RawEvent => ({
+      position: row.p,
+      streamId: row.s,
+      aggregateId: row.a,
+      sequence: row.q,
+      type: row.t,
+      version: row.v,
+      data: row.d,
+      metadata: row.m,
+      createdAt: row.c
+    })
+  )
+}
+
+/** The notification of an append made in a transaction: its rows, or its last position when they do not fit. */
+const notificationOf = (rows: ReadonlyArray<RawEvent>): string => {
+  const text = JSON.stringify(
+    rows.map(
+      (row): NotifiedRow => ({
+        p: row.position,
+        s: row.streamId,
+        a: row.aggregateId,
+        q: row.sequence,
+        t: row.type,
+        v: row.version,
+        d: String(row.data),
+        m: String(row.metadata),
+        c: row.createdAt
+      })
+    )
+  )
+  return Buffer.byteLength(text) <= notificationLimit ? text : String(rows[rows.length - 1]?.position ?? 0)
+}
+
 // --- Migrations -----------------------------------------------------------------------------------------------------
 
 /**
@@ -528,12 +610,20 @@ export const make = (
              (VALUES ${values.join(", ")}) AS v
         ${[...(checked ? [`head.last = ${at(6 + count * 5)}`] : []), ...(standalone ? ["append_lock.held"] : [])].reduce((where, condition, index) => `${where}${index === 0 ? "WHERE" : " AND"} ${condition}`, "")}
         ORDER BY v.column1
-        RETURNING position, sequence`
+        RETURNING ${standalone ? "position, sequence, stream_id, aggregate_id, event_type, event_version, data, metadata, created_at" : "position, sequence"}`
       const text = standalone
         ? `WITH append_lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(${at(after)}::bigint) AS held),
-             inserted AS (${insert})
+             inserted AS (${insert}),
+             notified AS (
+               SELECT json_agg(json_build_object('p', position, 's', stream_id, 'a', aggregate_id, 'q', sequence,
+                 't', event_type, 'v', event_version, 'd', data::text, 'm', metadata::text,
+                 'c', (extract(epoch FROM created_at) * 1000)::bigint) ORDER BY position)::text AS rows,
+                 max(position)::text AS last
+               FROM inserted)
            SELECT position, sequence, true AS held
-           FROM inserted, (SELECT pg_notify(${at(after + 1)}, (SELECT max(position) FROM inserted)::text)) AS wake_up
+           FROM inserted,
+             (SELECT pg_notify(${at(after + 1)}, CASE WHEN octet_length(rows) <= ${notificationLimit} THEN rows ELSE last END)
+              FROM notified WHERE last IS NOT NULL) AS wake_up
            UNION ALL
            SELECT NULL, NULL, false FROM append_lock WHERE NOT held`
         : insert
@@ -635,15 +725,40 @@ export const make = (
      * PostgreSQL, an append of several statements: the inserts under the append lock, with the wake-up for other
      * processes sent on commit.
      */
-    const pgAppend = (insert: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError>) =>
+    const pgAppend = (
+      insert: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError>,
+      rows: (result: AppendResult) => ReadonlyArray<RawEvent>
+    ) =>
       writeTransaction(
         sql`SELECT pg_advisory_xact_lock(${appendLockKey})`.pipe(
           Effect.zipRight(insert),
-          Effect.tap(
-            (result) => sql`SELECT pg_notify(${channel}, ${String(result.positions[result.positions.length - 1] ?? 0)})`
-          )
+          Effect.tap((result) => sql`SELECT pg_notify(${channel}, ${notificationOf(rows(result))})`)
         )
       )
+
+    /** An append's rows as they were stored. */
+    const appendedRows = (
+      streamId: string,
+      aggregateId: string,
+      encoded: ReadonlyArray<EncodedEvent>,
+      result: AppendResult,
+      createdAt: number
+    ): ReadonlyArray<RawEvent> => {
+      const first = result.lastSequence - encoded.length + 1
+      return encoded.map(
+        (event, index): RawEvent => ({
+          position: result.positions[index] ?? 0,
+          streamId,
+          aggregateId,
+          sequence: first + index,
+          type: event.type,
+          version: event.version,
+          data: event.data,
+          metadata: event.metadata,
+          createdAt
+        })
+      )
+    }
 
     const appendEncoded = (
       streamId: string,
@@ -677,11 +792,12 @@ export const make = (
             const inTransaction = Option.isSome(
               Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
             )
-            if (!single || inTransaction || expected === "any") return pgAppend(insert)
+            const rows = (result: AppendResult) => appendedRows(streamId, aggregateId, encoded, result, createdAt)
+            if (!single || inTransaction || expected === "any") return pgAppend(insert, rows)
             return Effect.catchTag(
               insertAll(streamId, aggregateId, encoded, expected, createdAt, true),
               "LockBusy",
-              () => pgAppend(insert)
+              () => pgAppend(insert, rows)
             )
           }
         ).pipe(
@@ -713,22 +829,7 @@ export const make = (
     ) =>
       Effect.withFiberRuntime<void>((fiber) => {
         if (Option.isSome(Context.getOption(fiber.currentContext, SqlClient.TransactionConnection))) return Effect.void
-        const first = result.lastSequence - encoded.length + 1
-        recent.add(
-          encoded.map(
-            (event, index): RawEvent => ({
-              position: result.positions[index] ?? 0,
-              streamId,
-              aggregateId,
-              sequence: first + index,
-              type: event.type,
-              version: event.version,
-              data: event.data,
-              metadata: event.metadata,
-              createdAt
-            })
-          )
-        )
+        recent.add(appendedRows(streamId, aggregateId, encoded, result, createdAt))
         return Effect.void
       })
 
@@ -794,9 +895,15 @@ export const make = (
         ? Effect.void
         : yield* Effect.cached(
             options.listen(channel).pipe(
-              // The payload is the append's last position. One of this process's own appends woke the subscribers
-              // when it returned; its notification would only make each of them read the database for nothing.
-              Stream.runForEach((payload) => (recent.has(Number(payload)) ? Effect.void : wakeUp.signal)),
+              Stream.runForEach((payload) => {
+                // The append's rows, or its last position (see `notifiedRows`). One of this process's own appends
+                // woke the subscribers when it returned: its notification would only wake them for nothing.
+                const rows = notifiedRows(payload)
+                const first = rows === undefined ? Number(payload) : (rows[0]?.position ?? 0)
+                if (recent.has(first)) return Effect.void
+                if (rows !== undefined) recent.add(rows)
+                return wakeUp.signal
+              }),
               Effect.catchAllCause((cause) =>
                 Effect.logDebug("event store LISTEN ended; polling until it is back", cause)
               ),

@@ -1,6 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Deferred, Effect, Either, Fiber, Layer, Option, Redacted, Stream } from "effect"
+import pg from "pg"
 import { EventStore, SequenceConflict, type StoredEvent } from "../../src/infra/EventStore.js"
 import * as PgPool from "../../src/infra/internal/pgPool.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
@@ -251,6 +252,56 @@ describe("PgEventStore", () => {
           ])
         })
       )
+  )
+
+  it.live("an append's notification carries its rows; one too large for a notification carries its last position", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const url = yield* freshPgDatabase
+        const { store, sql } = yield* storeOn(url)
+        const listener = new pg.Client({ connectionString: url })
+        yield* Effect.acquireRelease(
+          Effect.promise(() => listener.connect()),
+          () => Effect.promise(() => listener.end())
+        )
+        const payloads: Array<string> = []
+        listener.on("notification", (message) => payloads.push(message.payload ?? ""))
+        yield* Effect.promise(() => listener.query("LISTEN event_store_appended"))
+
+        // One statement (a known sequence, no transaction), the transaction way, and one too large to carry.
+        const single = yield* store.append("s", "single", [newEvent("Single", { n: 1 })], 0)
+        const inTransaction = yield* sql.withTransaction(
+          store.append("s", "in-transaction", [newEvent("First", { n: 2 }), newEvent("Second", { n: 3 })], 0)
+        )
+        const large = yield* store.append("s", "large", [newEvent("Large", { text: "x".repeat(10_000) })], 0)
+        while (payloads.length < 3) yield* Effect.sleep("20 millis").pipe(within(10))
+
+        const rows = (payload: string | undefined) =>
+          (JSON.parse(payload ?? "") as Array<Record<string, unknown>>).map((row) => ({
+            ...row,
+            d: JSON.parse(String(row.d)),
+            m: JSON.parse(String(row.m))
+          }))
+        const stored = yield* store.load({ streamId: "s" })
+        const expected = (position: number | undefined) => {
+          const event = stored.find((candidate) => candidate.position === position)
+          return {
+            p: event?.position,
+            s: "s",
+            a: event?.aggregateId,
+            q: event?.sequence,
+            t: event?.type,
+            v: "1",
+            d: event?.data,
+            m: event?.metadata,
+            c: event?.createdAt
+          }
+        }
+        expect(rows(payloads[0])).toEqual([expected(single.positions[0])])
+        expect(rows(payloads[1])).toEqual(inTransaction.positions.map(expected))
+        expect(payloads[2]).toBe(String(large.positions[0]))
+      })
+    )
   )
 
   it.live("two store instances starting at once on a new database migrate it once", () =>

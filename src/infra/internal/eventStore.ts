@@ -319,15 +319,16 @@ export const matchesQuery =
     (query.eventTypes === undefined || query.eventTypes.includes(event.type))
 
 /**
- * The events this process appended last, kept so that its own subscribers take them from memory: a wake-up after an
- * append of this process usually asks for exactly those, and reading them back cost a query and a decode per
- * subscriber. Only committed appends go in (never one inside a caller's transaction, which could still roll back),
- * and a subscriber is only served from here when the position right after its cursor is here and for as long as the
- * positions run on without a gap; anything else (another process's events, a position lost to a rolled-back
- * transaction, older events) is read from the database as before.
+ * The events appended last, kept so that subscribers take them from memory: a wake-up after an append usually asks
+ * for exactly those, and reading them back cost a query and a decode per subscriber. This process's own appends go in
+ * when they return, and on PostgreSQL other processes' appends go in as their notifications bring them. Only
+ * committed appends go in (never one inside a caller's transaction, which could still roll back; a notification is
+ * delivered on commit), and a subscriber is only served from here when the position right after its cursor is here
+ * and for as long as the positions run on without a gap; anything else (a position lost to a rolled-back
+ * transaction, an append too large for a notification, older events) is read from the database as before.
  */
 export interface RecentEvents {
-  /** Adds a committed append's rows, in position order. */
+  /** Adds committed rows, in any order; a position already here is kept as it was. */
   readonly add: (rows: ReadonlyArray<RawEvent>) => void
   /**
    * The events right after `position` that are here, the position they run up to, and whether that is the last
@@ -341,15 +342,20 @@ export interface RecentEvents {
 }
 
 export const makeRecentEvents = (capacity = 4_096): RecentEvents => {
-  // Rows by position, oldest first, each decoded once when first asked for.
+  // Rows in the order they came, each decoded once when first asked for, and found by position: rows of other
+  // processes (from notifications) and this process's own may come in any order, so runs are followed by position.
   const entries: Array<{ readonly raw: RawEvent; stored: StoredEvent | undefined }> = []
   const index = new Map<number, number>()
   let dropped = 0
+  let highest = 0
   return {
     add: (rows) => {
       for (const raw of rows) {
+        // The same row twice (an append's own notification after the append remembered it, or before): keep one.
+        if (index.has(raw.position)) continue
         index.set(raw.position, dropped + entries.length)
         entries.push({ raw, stored: undefined })
+        if (raw.position > highest) highest = raw.position
       }
       if (entries.length > 2 * capacity) {
         const cut = entries.length - capacity
@@ -359,24 +365,22 @@ export const makeRecentEvents = (capacity = 4_096): RecentEvents => {
       }
     },
     after: (position) => {
-      const first = index.get(position + 1)
-      if (first === undefined) return undefined
       const events: Array<StoredEvent> = []
       let through = position
-      for (let i = first - dropped; i < entries.length; i++) {
-        const entry = entries[i]
-        if (entry === undefined || entry.raw.position !== through + 1) break
+      for (;;) {
+        const at = index.get(through + 1)
+        const entry = at === undefined ? undefined : entries[at - dropped]
+        if (entry === undefined) break
         if (entry.stored === undefined) {
           const decoded = decodeRaw(entry.raw, true)
-          // Written by this process moments ago, so it decodes; if it did not, the database read reports it.
+          // Written moments ago by a writer of this store, so it decodes; if it did not, the database read reports it.
           if (Either.isLeft(decoded)) break
           entry.stored = decoded.right
         }
         events.push(entry.stored)
         through = entry.raw.position
       }
-      const newest = entries[entries.length - 1]
-      return through === position ? undefined : { events, through, last: through === newest?.raw.position }
+      return through === position ? undefined : { events, through, last: through >= highest }
     },
     has: (position) => index.has(position)
   }
