@@ -8,8 +8,9 @@
  * library adds (Effect, @effect/sql, validation, encoding), not a different design:
  * - SQLite: one prepared `INSERT ... SELECT ... WHERE last = expected RETURNING` per append (a lone statement is its
  *   own transaction in SQLite, and takes the write lock before it reads the last sequence);
- * - PostgreSQL: the same single statement, prepared once per connection under a name: a CTE takes
- *   `pg_advisory_xact_lock`, the INSERT selects its rows from it, and `pg_notify` goes out on the implicit commit;
+ * - PostgreSQL: the same single statement, prepared once per connection under a name: a CTE tries
+ *   `pg_advisory_xact_lock`, the INSERT selects its rows from it, and `pg_notify` carries the rows out on the implicit
+ *   commit (nothing else holds the lock here, so the store never takes its transaction way either);
  * - memory: a Map of arrays, the expected length checked, the payload serialised to JSON, rows pushed.
  */
 import { randomUUID } from "node:crypto"
@@ -150,18 +151,26 @@ const pgAppendStatement = (count: number) => {
     (_, i) => `($${6 + i * 5}::bigint, $${7 + i * 5}, $${8 + i * 5}, $${9 + i * 5}::jsonb, $${10 + i * 5}::jsonb)`
   )
   const after = 6 + count * 5 + 1
-  return `WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($${after}::bigint)),
+  return `WITH append_lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($${after}::bigint) AS held),
   inserted AS (
     INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
     SELECT $1, v.column2, $2, head.last + v.column1, v.column3, v.column4, v.column5, $3::timestamptz
     FROM append_lock, (SELECT coalesce((SELECT sequence FROM events WHERE stream_id = $4 AND aggregate_id = $5
                   ORDER BY sequence DESC LIMIT 1), 0) AS last) AS head,
          (VALUES ${rows.join(", ")}) AS v
-    WHERE head.last = $${6 + count * 5}
+    WHERE head.last = $${6 + count * 5} AND append_lock.held
     ORDER BY v.column1
-    RETURNING position, sequence)
+    RETURNING position, sequence, stream_id, aggregate_id, event_type, event_version, data, metadata, created_at),
+  notified AS (
+    SELECT json_agg(json_build_object('p', position, 's', stream_id, 'a', aggregate_id, 'q', sequence,
+      't', event_type, 'v', event_version, 'd', data::text, 'm', metadata::text,
+      'c', (extract(epoch FROM created_at) * 1000)::bigint) ORDER BY position)::text AS rows,
+      max(position)::text AS last
+    FROM inserted)
   SELECT position, sequence
-  FROM inserted, (SELECT pg_notify($${after + 1}, (SELECT max(position) FROM inserted)::text)) AS wake_up`
+  FROM inserted,
+    (SELECT pg_notify($${after + 1}, CASE WHEN octet_length(rows) <= 7900 THEN rows ELSE last END)
+     FROM notified WHERE last IS NOT NULL) AS wake_up`
 }
 
 const pgStatements = new Map<number, string>()
