@@ -4,8 +4,9 @@
  * store and its baseline run in the same process, one after the other, their order swapped every run, so that noise
  * hits both; the ratio of the two is the figure that matters.
  *
- * The baselines keep the store's guarantees and run the store's own statements, so the ratio measures what the
- * library adds (Effect, @effect/sql, validation, encoding), not a different design:
+ * The baselines keep the store's guarantees and send the store's own statements (the very text, from
+ * `appendStatement`), so the ratio measures what the library adds (Effect, @effect/sql, validation, encoding), not a
+ * different design:
  * - SQLite: one prepared `INSERT ... SELECT ... WHERE last = expected RETURNING` per append (a lone statement is its
  *   own transaction in SQLite, and takes the write lock before it reads the last sequence);
  * - PostgreSQL: the same single statement, prepared once per connection under a name: a CTE tries
@@ -19,6 +20,7 @@ import Database from "better-sqlite3"
 import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import pg from "pg"
 import { EventStore, type EventStoreService, type NewEvent } from "../../src/infra/EventStore.js"
+import { appendLockKey, appendStatement } from "../../src/infra/internal/appendStatement.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
@@ -85,19 +87,7 @@ const storeAppender =
 
 class Conflict extends Error {}
 
-/** The SQL the store sends for an append of `count` events, with `?` placeholders (SQLite). */
-const sqliteInsert = (
-  count: number
-) => `INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
-  SELECT ?, v.column2, ?, head.last + v.column1, v.column3, v.column4, v.column5, ?
-  FROM (SELECT coalesce((SELECT sequence FROM events WHERE stream_id = ? AND aggregate_id = ?
-                ORDER BY sequence DESC LIMIT 1), 0) AS last) AS head,
-       (VALUES ${Array.from({ length: count }, () => "(?, ?, ?, ?, ?)").join(", ")}) AS v
-  WHERE head.last = ?
-  ORDER BY v.column1
-  RETURNING position, sequence`
-
-/** The parameters of the insert statement below, for both baselines: encoding JSON is part of the work measured. */
+/** The parameters of the store's append statement, for both baselines: encoding JSON is part of the work measured. */
 const insertParams = (
   aggregateId: string,
   batch: ReadonlyArray<NewEvent>,
@@ -124,7 +114,7 @@ const sqliteBaseline = (db: Database.Database): Appender => {
   const prepared = (count: number) => {
     let statement = statements.get(count)
     if (statement === undefined) {
-      statement = db.prepare(sqliteInsert(count))
+      statement = db.prepare(appendStatement("sqlite", count, true, false).text)
       statements.set(count, statement)
     }
     return statement
@@ -142,42 +132,12 @@ const sqliteBaseline = (db: Database.Database): Appender => {
   }
 }
 
-const appendLockKey = 7_243_150_001
-
-/** The SQL the store sends for an append of `count` events at a known sequence (PostgreSQL). */
-const pgAppendStatement = (count: number) => {
-  const rows = Array.from(
-    { length: count },
-    (_, i) => `($${6 + i * 5}::bigint, $${7 + i * 5}, $${8 + i * 5}, $${9 + i * 5}::jsonb, $${10 + i * 5}::jsonb)`
-  )
-  const after = 6 + count * 5 + 1
-  return `WITH append_lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock($${after}::bigint) AS held),
-  inserted AS (
-    INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
-    SELECT $1, v.column2, $2, head.last + v.column1, v.column3, v.column4, v.column5, $3::timestamptz
-    FROM append_lock, (SELECT coalesce((SELECT sequence FROM events WHERE stream_id = $4 AND aggregate_id = $5
-                  ORDER BY sequence DESC LIMIT 1), 0) AS last) AS head,
-         (VALUES ${rows.join(", ")}) AS v
-    WHERE head.last = $${6 + count * 5} AND append_lock.held
-    ORDER BY v.column1
-    RETURNING position, sequence, stream_id, aggregate_id, event_type, event_version, data, metadata, created_at),
-  notified AS (
-    SELECT json_agg(json_build_object('p', position, 's', stream_id, 'a', aggregate_id, 'q', sequence,
-      't', event_type, 'v', event_version, 'd', data::text, 'm', metadata::text,
-      'c', (extract(epoch FROM created_at) * 1000)::bigint) ORDER BY position)::text AS rows,
-      max(position)::text AS last
-    FROM inserted)
-  SELECT position, sequence
-  FROM inserted,
-    (SELECT pg_notify($${after + 1}, CASE WHEN octet_length(rows) <= 7900 THEN rows ELSE last END)
-     FROM notified WHERE last IS NOT NULL) AS wake_up`
-}
-
+/** The store's one-statement append (at a known sequence) for each event count, built once, as the store does. */
 const pgStatements = new Map<number, string>()
 
 /**
- * One append by hand on PostgreSQL, as the store sends it (the statement above, prepared under a name); also the
- * latency scenario's baseline.
+ * One append by hand on PostgreSQL, as the store sends it (its own statement, prepared under a name); also the latency
+ * scenario's baseline.
  */
 export const pgAppendByHand = async (
   client: pg.Client,
@@ -188,7 +148,7 @@ export const pgAppendByHand = async (
 ): Promise<void> => {
   let text = pgStatements.get(events.length)
   if (text === undefined) {
-    text = pgAppendStatement(events.length)
+    text = appendStatement("pg", events.length, true, true).text
     pgStatements.set(events.length, text)
   }
   const values = [

@@ -55,6 +55,13 @@ import {
   type SubscribeQuery
 } from "./EventStore.js"
 import {
+  type AppendStatement,
+  appendLockKey,
+  appendStatement,
+  appendStatementName,
+  notificationLimit
+} from "./internal/appendStatement.js"
+import {
   checkExpected,
   decodePage,
   defaultPageSize,
@@ -272,8 +279,7 @@ const busyRetry = Schedule.exponential("10 millis").pipe(
 
 // --- Constants ------------------------------------------------------------------------------------------------------
 
-/** `pg_advisory_xact_lock` keys, arbitrary but fixed: one serialises appends, one migrations. */
-const appendLockKey = 7_243_150_001
+/** The `pg_advisory_xact_lock` key for migrations (appends have theirs, `appendLockKey`). */
 const migrationLockKey = 7_243_150_002
 const defaultChannel = "event_store_appended"
 /** Rows per INSERT statement: well under SQLite's and PostgreSQL's bound-parameter limits (8 per row). */
@@ -322,10 +328,9 @@ const makeWriteTransaction = (sql: SqlClient.SqlClient, dialect: Dialect) => {
 /**
  * An append's notification carries its rows when they fit, so that other processes' subscribers take them from memory
  * instead of reading them back (`RecentEvents`); otherwise it carries the last position alone, as a wake-up. Rows go
- * as a JSON array of objects with one-letter keys, data and metadata as JSON text.
+ * as a JSON array of objects with one-letter keys, data and metadata as JSON text (`appendStatement` builds the same
+ * in SQL for a one-statement append).
  */
-const notificationLimit = 7_900 // bytes; PostgreSQL refuses payloads of 8,000 and more
-
 interface NotifiedRow {
   readonly p: number
   readonly s: string
@@ -572,63 +577,15 @@ export const make = (
         return Effect.scoped(Effect.flatMap(sql.reserve, (connection) => connection.execute(text, params, undefined)))
       })
 
-    /**
-     * The text of `insertAfter`'s statement for `count` events, built once per shape. `standalone` (PostgreSQL): the
-     * statement is the whole append, outside any transaction of ours: one round trip instead of five (BEGIN, the lock,
-     * the insert, the notify, COMMIT). It takes the append lock in a CTE the rows are selected from, so the lock is
-     * held before any position is taken and until the statement's implicit transaction commits, and it sends the
-     * wake-up, which PostgreSQL delivers on that commit. It only tries the lock: a statement that waited for it would
-     * read the aggregate's last sequence from a snapshot taken before the append it waited for, and under contention
-     * (workers racing to claim one task) most such inserts then failed on the unique constraint, which costs far more
-     * than a refusal. When the lock is taken it writes nothing and returns one row with `held` false, and the append
-     * goes the transaction way, which waits for the lock and then reads afresh.
-     */
-    const insertTexts = new Map<string, { readonly name: string; readonly text: string }>()
-    const insertText = (
-      count: number,
-      checked: boolean,
-      standalone: boolean
-    ): { readonly name: string; readonly text: string } => {
-      const key = `${count}_${checked ? "checked" : "any"}${standalone ? "_standalone" : ""}`
-      const cached = insertTexts.get(key)
-      if (cached !== undefined) return cached
-      // Parameters: stream, aggregate, created_at, stream, aggregate, then five per event, then the expected sequence,
-      // then (standalone) the lock key and the channel. PostgreSQL types the parameters of a SELECT list as text: say
-      // what they are.
-      const at = (n: number) => (isPg ? `$${n}` : "?")
-      const values = Array.from({ length: count }, (_, index) => {
-        const first = 6 + index * 5
-        return isPg
-          ? `(${at(first)}::bigint, ${at(first + 1)}, ${at(first + 2)}, ${at(first + 3)}::jsonb, ${at(first + 4)}::jsonb)`
-          : "(?, ?, ?, ?, ?)"
-      })
-      const after = 6 + count * 5 + (checked ? 1 : 0)
-      const insert = `INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
-        SELECT ${at(1)}, v.column2, ${at(2)}, head.last + v.column1, v.column3, v.column4, v.column5, ${at(3)}${isPg ? "::timestamptz" : ""}
-        FROM ${standalone ? "append_lock, " : ""}(SELECT coalesce((SELECT sequence FROM events WHERE stream_id = ${at(4)} AND aggregate_id = ${at(5)}
-                      ORDER BY sequence DESC LIMIT 1), 0) AS last) AS head,
-             (VALUES ${values.join(", ")}) AS v
-        ${[...(checked ? [`head.last = ${at(6 + count * 5)}`] : []), ...(standalone ? ["append_lock.held"] : [])].reduce((where, condition, index) => `${where}${index === 0 ? "WHERE" : " AND"} ${condition}`, "")}
-        ORDER BY v.column1
-        RETURNING ${standalone ? "position, sequence, stream_id, aggregate_id, event_type, event_version, data, metadata, created_at" : "position, sequence"}`
-      const text = standalone
-        ? `WITH append_lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(${at(after)}::bigint) AS held),
-             inserted AS (${insert}),
-             notified AS (
-               SELECT json_agg(json_build_object('p', position, 's', stream_id, 'a', aggregate_id, 'q', sequence,
-                 't', event_type, 'v', event_version, 'd', data::text, 'm', metadata::text,
-                 'c', (extract(epoch FROM created_at) * 1000)::bigint) ORDER BY position)::text AS rows,
-                 max(position)::text AS last
-               FROM inserted)
-           SELECT position, sequence, true AS held
-           FROM inserted,
-             (SELECT pg_notify(${at(after + 1)}, CASE WHEN octet_length(rows) <= ${notificationLimit} THEN rows ELSE last END)
-              FROM notified WHERE last IS NOT NULL) AS wake_up
-           UNION ALL
-           SELECT NULL, NULL, false FROM append_lock WHERE NOT held`
-        : insert
-      const statement = { name: `event_store_append_${key}`, text }
-      insertTexts.set(key, statement)
+    /** `insertAfter`'s statement for each shape, built once (see `appendStatement`). */
+    const insertTexts = new Map<string, AppendStatement>()
+    const insertText = (count: number, checked: boolean, standalone: boolean): AppendStatement => {
+      const key = appendStatementName(count, checked, standalone)
+      let statement = insertTexts.get(key)
+      if (statement === undefined) {
+        statement = appendStatement(dialect, count, checked, standalone)
+        insertTexts.set(key, statement)
+      }
       return statement
     }
 

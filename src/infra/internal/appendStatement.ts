@@ -1,0 +1,89 @@
+/**
+ * The SQL of an append: one `INSERT ... SELECT ... RETURNING` that reads the aggregate's last sequence and checks the
+ * expected one in the same statement. The store sends it, and the benchmark's hand-written baselines send the very
+ * same text with the driver alone.
+ *
+ * @internal
+ */
+
+/** The `pg_advisory_xact_lock` key that serialises appends on PostgreSQL (arbitrary but fixed). */
+export const appendLockKey = 7_243_150_001
+
+/** Bytes a notification may carry; PostgreSQL refuses payloads of 8,000 and more. */
+export const notificationLimit = 7_900
+
+export interface AppendStatement {
+  /** The name it is prepared under (PostgreSQL): one per text. */
+  readonly name: string
+  readonly text: string
+}
+
+/**
+ * The statement for `count` events; `checked` compares the aggregate's last sequence with an expected one.
+ *
+ * Parameters: stream, aggregate, created_at, stream, aggregate, then five per event (index, type, version, data,
+ * metadata), then the expected sequence when `checked`, then (`standalone`) the lock key and the channel. PostgreSQL
+ * types the parameters of a SELECT list as text: the text says what they are.
+ *
+ * `standalone` (PostgreSQL): the statement is the whole append, outside any transaction of ours: one round trip
+ * instead of five (BEGIN, the lock, the insert, the notify, COMMIT). It takes the append lock in a CTE the rows are
+ * selected from, so the lock is held before any position is taken and until the statement's implicit transaction
+ * commits, and it sends the notification (the rows, when they fit: see `notificationLimit`), which PostgreSQL
+ * delivers on that commit. It only tries the lock: a statement that waited for it would read the aggregate's last
+ * sequence from a snapshot taken before the append it waited for, and under contention (workers racing to claim one
+ * task) most such inserts then failed on the unique constraint, which costs far more than a refusal. When the lock is
+ * taken it writes nothing and returns one row with `held` false, and the append goes the transaction way, which waits
+ * for the lock and then reads afresh.
+ */
+export const appendStatement = (
+  dialect: "pg" | "sqlite",
+  count: number,
+  checked: boolean,
+  standalone: boolean
+): AppendStatement => {
+  const isPg = dialect === "pg"
+  const at = (n: number) => (isPg ? `$${n}` : "?")
+  const values = Array.from({ length: count }, (_, index) => {
+    const first = 6 + index * 5
+    return isPg
+      ? `(${at(first)}::bigint, ${at(first + 1)}, ${at(first + 2)}, ${at(first + 3)}::jsonb, ${at(first + 4)}::jsonb)`
+      : "(?, ?, ?, ?, ?)"
+  })
+  const conditions = [
+    ...(checked ? [`head.last = ${at(6 + count * 5)}`] : []),
+    ...(standalone ? ["append_lock.held"] : [])
+  ]
+  const returning = standalone
+    ? "position, sequence, stream_id, aggregate_id, event_type, event_version, data, metadata, created_at"
+    : "position, sequence"
+  const insert = `INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
+    SELECT ${at(1)}, v.column2, ${at(2)}, head.last + v.column1, v.column3, v.column4, v.column5, ${at(3)}${isPg ? "::timestamptz" : ""}
+    FROM ${standalone ? "append_lock, " : ""}(SELECT coalesce((SELECT sequence FROM events WHERE stream_id = ${at(4)} AND aggregate_id = ${at(5)}
+                  ORDER BY sequence DESC LIMIT 1), 0) AS last) AS head,
+         (VALUES ${values.join(", ")}) AS v
+    ${conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`}
+    ORDER BY v.column1
+    RETURNING ${returning}`
+  const after = 6 + count * 5 + (checked ? 1 : 0)
+  const text = standalone
+    ? `WITH append_lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(${at(after)}::bigint) AS held),
+         inserted AS (${insert}),
+         notified AS (
+           SELECT json_agg(json_build_object('p', position, 's', stream_id, 'a', aggregate_id, 'q', sequence,
+             't', event_type, 'v', event_version, 'd', data::text, 'm', metadata::text,
+             'c', (extract(epoch FROM created_at) * 1000)::bigint) ORDER BY position)::text AS rows,
+             max(position)::text AS last
+           FROM inserted)
+       SELECT position, sequence, true AS held
+       FROM inserted,
+         (SELECT pg_notify(${at(after + 1)}, CASE WHEN octet_length(rows) <= ${notificationLimit} THEN rows ELSE last END)
+          FROM notified WHERE last IS NOT NULL) AS wake_up
+       UNION ALL
+       SELECT NULL, NULL, false FROM append_lock WHERE NOT held`
+    : insert
+  return { name: appendStatementName(count, checked, standalone), text }
+}
+
+/** The name of `appendStatement`'s statement of that shape, one per text. */
+export const appendStatementName = (count: number, checked: boolean, standalone: boolean): string =>
+  `event_store_append_${count}_${checked ? "checked" : "any"}${standalone ? "_standalone" : ""}`
