@@ -42,6 +42,17 @@ const startWith = (tasks: ReadonlyArray<TaskPlan>, config: Partial<PlannerConfig
     return sessionId
   })
 
+/** A script whose "expiry" task asks how long cookies live, then completes with the answer. */
+const asksForExpiry = {
+  rules: [
+    {
+      match: "expiry",
+      outcomes: [{ ask: "How long should cookies live?" }, { complete: "expiry set to {answer}" }]
+    }
+  ],
+  default: { complete: "ok" }
+}
+
 const independent = (count: number): ReadonlyArray<TaskPlan> =>
   Array.from({ length: count }, (_, index) => ({
     id: index + 1,
@@ -162,17 +173,7 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
         const done = yield* Runner.resume(sessionId)
         expect(done.state.status).toBe("Succeeded")
         expect(done.state.tasks[0]?.result).toBe("expiry set to 24 hours")
-      }).pipe(
-        withScript({
-          rules: [
-            {
-              match: "expiry",
-              outcomes: [{ ask: "How long should cookies live?" }, { complete: "expiry set to {answer}" }]
-            }
-          ],
-          default: { complete: "ok" }
-        })
-      )
+      }).pipe(withScript(asksForExpiry))
     )
 
     it.live(
@@ -195,17 +196,7 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
             if (result.waiting) yield* Runner.answer(sessionId, 1, "24 hours")
           }
           expect((yield* Runner.existing(sessionId)).status).toBe("Succeeded")
-        }).pipe(
-          withScript({
-            rules: [
-              {
-                match: "expiry",
-                outcomes: [{ ask: "How long should cookies live?" }, { complete: "expiry set to {answer}" }]
-              }
-            ],
-            default: { complete: "ok" }
-          })
-        )
+        }).pipe(withScript(asksForExpiry))
     )
 
     it.live("a question answered by a handler during the run does not stop it", () =>
