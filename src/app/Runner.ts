@@ -96,7 +96,8 @@ export const observe = (sessionId: string, options: { readonly afterSequence?: n
     })
   )
 
-export interface RunOptions extends Omit<Worker.WorkerOptions, "sessionId"> {
+/** A run's worker options: the session, where its worker starts and where its events go are the run's own. */
+export interface RunOptions extends Omit<Worker.WorkerOptions, "sessionId" | "from" | "onEvent"> {
   /** Called for each step of progress, in order (the CLI prints them). */
   readonly onProgress?: (progress: Progress) => Effect.Effect<void>
   /**
