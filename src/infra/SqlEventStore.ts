@@ -261,7 +261,7 @@ class UniqueViolation extends Data.TaggedError("UniqueViolation") {}
 /** The append's own check found another sequence than expected; nothing was written. */
 class Refused extends Data.TaggedError("Refused") {}
 
-/** PostgreSQL: a one-statement append found the append lock taken and wrote nothing (see `insertText`). */
+/** PostgreSQL: a one-statement append found the append lock taken and wrote nothing (see `appendStatement`). */
 class LockBusy extends Data.TaggedError("LockBusy") {}
 
 /** A handler's own failure, carried through the transaction so that it rolls back and is then handed back as is. */
@@ -733,31 +733,33 @@ export const make = (
       }
       return Effect.flatMap(Clock.currentTimeMillis, (createdAt) => {
         const single = encoded.length <= insertChunk
-        return Effect.withFiberRuntime<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError>(
-          (fiber) => {
-            // (Only a standalone statement can find the lock busy: this one waits for it.)
-            const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt, false).pipe(
-              Effect.catchTag("LockBusy", Effect.die)
-            )
-            // On SQLite a lone statement is its own transaction (or runs in the caller's).
-            if (!isPg) return single ? insert : writeTransaction(insert)
-            // On PostgreSQL a lone statement outside any transaction takes the lock and sends the wake-up itself, or
-            // finds the lock taken and leaves the append to the transaction way (see `insertText`). Inside a caller's
-            // transaction the append keeps its savepoint: a refused insert must not abort the caller's transaction. An
-            // append at "any" sequence keeps its transaction too: reading the last sequence after the lock, never from
-            // an older snapshot, is what lets it always succeed.
-            const inTransaction = Option.isSome(
-              Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
-            )
-            const rows = (result: AppendResult) => appendedRows(streamId, aggregateId, encoded, result, createdAt)
-            if (!single || inTransaction || expected === "any") return pgAppend(insert, rows)
-            return Effect.catchTag(
-              insertAll(streamId, aggregateId, encoded, expected, createdAt, true),
-              "LockBusy",
-              () => pgAppend(insert, rows)
-            )
-          }
-        ).pipe(
+        // (Only a standalone statement can find the lock busy: this one waits for it.)
+        const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt, false).pipe(
+          Effect.catchTag("LockBusy", Effect.die)
+        )
+        // On SQLite a lone statement is its own transaction (or runs in the caller's).
+        const written: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> = !isPg
+          ? single
+            ? insert
+            : writeTransaction(insert)
+          : Effect.withFiberRuntime((fiber) => {
+              // On PostgreSQL a lone statement outside any transaction takes the lock and sends the notification
+              // itself, or finds the lock taken and leaves the append to the transaction way (see `appendStatement`).
+              // Inside a caller's transaction the append keeps its savepoint: a refused insert must not abort the
+              // caller's transaction. An append at "any" sequence keeps its transaction too: reading the last sequence
+              // after the lock, never from an older snapshot, is what lets it always succeed.
+              const inTransaction = Option.isSome(
+                Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
+              )
+              const rows = (result: AppendResult) => appendedRows(streamId, aggregateId, encoded, result, createdAt)
+              if (!single || inTransaction || expected === "any") return pgAppend(insert, rows)
+              return Effect.catchTag(
+                insertAll(streamId, aggregateId, encoded, expected, createdAt, true),
+                "LockBusy",
+                () => pgAppend(insert, rows)
+              )
+            })
+        return written.pipe(
           retryBusy,
           Effect.catchTags({
             // Refused: the expected sequence did not match. UniqueViolation: a writer that bypassed this store's lock,
