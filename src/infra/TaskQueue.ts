@@ -1,0 +1,114 @@
+/**
+ * The task queue hands out work. A job is one attempt of one task: the writer enqueues it when it records
+ * `TaskDispatched` (on SQL layers in the same transaction as the append), a worker takes it under a lease, runs the
+ * executor, reports the outcome through the writer, and completes the job.
+ *
+ * The event log stays the record of every decision; the queue is a projection of it (`Jobs.jobsFromState` says which
+ * jobs a session's state implies, `Jobs.rebuild` puts them back), so a lost or damaged queue is rebuilt from the log.
+ *
+ * Guarantees, on every layer (the contract suite in test/infra/TaskQueueContract.ts checks them):
+ * - A job is identified by (sessionId, taskId, attempt); enqueueing it again changes nothing.
+ * - `take` hands a job to exactly one taker at a time: while its lease is live nobody else gets it; once the lease
+ *   has run out (by the `Clock`, so TestClock drives it in tests) it is takeable again.
+ * - A job is never taken before its `runAt`: retry backoff lives in the row, so no worker runs a timer loop.
+ * - A completed job is never handed out again.
+ * - Leases are columns of the job row, never events; `extendLeases` renews all of a worker's leases at once.
+ *
+ * Layers: `MemoryTaskQueue.layer` (one process) and `SqlTaskQueue.layer` (SQLite and PostgreSQL, on the event
+ * store's `SqlClient`).
+ */
+import { Context, Effect, Schema } from "effect"
+import type { NodeKind } from "../domain/Task.js"
+
+// --- Data -----------------------------------------------------------------------------------------------------------
+
+export interface Job {
+  readonly sessionId: string
+  readonly taskId: number
+  readonly attempt: number
+  readonly kind: NodeKind
+  /** Not taken before this time (epoch ms): retry backoff lives here, so no worker runs a timer loop. */
+  readonly runAt: number
+  /** What the executor needs, built by the writer from the state at dispatch (JSON-serialisable). */
+  readonly payload: unknown
+}
+
+export interface TakenJob extends Job {
+  readonly workerId: string
+  readonly leaseExpiresAt: number
+  /** How many times this job has been taken (1 on the first take; more after lease expiry or release). */
+  readonly takes: number
+}
+
+/** An unfinished job as `list` shows it: with its holder while a worker has it. */
+export type ListedJob = Job & { readonly workerId?: string; readonly leaseExpiresAt?: number }
+
+export type JobKey = { readonly sessionId: string; readonly taskId: number; readonly attempt: number }
+
+export interface TakeOptions {
+  readonly workerId: string
+  /** Only jobs of these kinds; omitted: every kind. */
+  readonly kinds?: ReadonlyArray<NodeKind>
+  readonly limit: number
+  /** The lease given to each job taken, from now. */
+  readonly leaseMs: number
+  /** Only jobs of this session. */
+  readonly sessionId?: string
+}
+
+/** A stable text for a job's key, for maps and logs. */
+export const jobKeyString = (key: JobKey): string => `${key.sessionId}/${key.taskId}/${key.attempt}`
+
+// --- Errors ---------------------------------------------------------------------------------------------------------
+
+/** The queue could not be reached or refused an operation. */
+export class TaskQueueError extends Schema.TaggedError<TaskQueueError>()("TaskQueueError", {
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `The task queue failed to ${this.operation}: ${this.reason}`
+  }
+}
+
+// --- The service ----------------------------------------------------------------------------------------------------
+
+export interface TaskQueueService {
+  /** Idempotent on (sessionId, taskId, attempt). On SQL layers it uses the same SqlClient as the event store, so a
+   *  caller can run it inside `sql.withTransaction` together with the event append (dispatch atomic with the log). */
+  readonly enqueue: (jobs: ReadonlyArray<Job>) => Effect.Effect<void, TaskQueueError>
+  /** Takes up to `limit` due jobs (runAt <= now, not held under a live lease, not completed) of these kinds,
+   *  oldest runAt first; PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: one short UPDATE ... RETURNING. */
+  readonly take: (options: TakeOptions) => Effect.Effect<ReadonlyArray<TakenJob>, TaskQueueError>
+  /** One statement extends every lease this worker holds. Returns how many. */
+  readonly extendLeases: (workerId: string, leaseMs: number) => Effect.Effect<number, TaskQueueError>
+  /** The job's outcome was recorded: it is never handed out again. Idempotent. */
+  readonly complete: (key: JobKey) => Effect.Effect<void, TaskQueueError>
+  /** Give a job back (shutdown): takeable again at once (or at runAt). Only the worker holding it can. */
+  readonly release: (key: JobKey, workerId: string) => Effect.Effect<void, TaskQueueError>
+  /** Remove the unfinished jobs of a session (cancel), or of some of its tasks. */
+  readonly remove: (sessionId: string, taskIds?: ReadonlyArray<number>) => Effect.Effect<void, TaskQueueError>
+  /** Resolves when a job may be waiting (LISTEN/NOTIFY on PostgreSQL, in-process signal otherwise; a slow poll
+   *  of a few seconds only as a safety net); the caller then calls `take`. */
+  readonly awaitWork: (kinds?: ReadonlyArray<NodeKind>) => Effect.Effect<void, TaskQueueError>
+  /** Every unfinished job (optionally of one session), in (sessionId, taskId, attempt) order: for the rebuild check,
+   *  liveness ("a live worker holds a job of this session") and `planner doctor`. */
+  readonly list: (sessionId?: string) => Effect.Effect<ReadonlyArray<ListedJob>, TaskQueueError>
+  /** Replace a session's unfinished jobs with these (the rebuild from the log). */
+  readonly replace: (sessionId: string, jobs: ReadonlyArray<Job>) => Effect.Effect<void, TaskQueueError>
+}
+
+export class TaskQueue extends Context.Tag("event-sourced-planner/TaskQueue")<TaskQueue, TaskQueueService>() {}
+
+/** Fails with a clear error when a job given to `replace` is of another session (a caller's bug). */
+export const checkSession = (sessionId: string, jobs: ReadonlyArray<Job>): Effect.Effect<void, TaskQueueError> => {
+  const stray = jobs.find((job) => job.sessionId !== sessionId)
+  return stray === undefined
+    ? Effect.void
+    : Effect.fail(
+        new TaskQueueError({
+          operation: "replace",
+          reason: `job ${jobKeyString(stray)} is not of session ${sessionId}; pass only that session's jobs`
+        })
+      )
+}
