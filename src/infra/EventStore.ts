@@ -97,6 +97,12 @@ export interface AggregateInfo {
   readonly lastCreatedAt: number
 }
 
+/** A slice of a listing: skip `offset` entries, then at most `limit`. */
+export interface AggregatePage {
+  readonly limit: number
+  readonly offset: number
+}
+
 // --- Errors ---------------------------------------------------------------------------------------------------------
 
 /** Another writer appended to the aggregate first. Reload, decide again, retry. */
@@ -160,8 +166,14 @@ export interface EventStoreService {
   /** The highest committed global position, 0 for an empty store. */
   readonly headPosition: Effect.Effect<number, EventStoreError>
 
-  /** Aggregates of a stream, most recently written first. */
-  readonly aggregates: (streamId: string) => Effect.Effect<ReadonlyArray<AggregateInfo>, EventStoreError>
+  /** Aggregates of a stream, most recently written first; with `page`, only that slice (paged in the store). */
+  readonly aggregates: (
+    streamId: string,
+    page?: AggregatePage
+  ) => Effect.Effect<ReadonlyArray<AggregateInfo>, EventStoreError>
+
+  /** How many aggregates a stream has: the total beside a page of `aggregates`. */
+  readonly aggregateCount: (streamId: string) => Effect.Effect<number, EventStoreError>
 
   /**
    * History, then live events, in global order, without gaps or duplicates. Never ends on its own; a failure to

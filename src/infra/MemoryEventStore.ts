@@ -9,6 +9,7 @@
 import { Clock, Effect, Either, Layer, Option, Stream } from "effect"
 import {
   type AggregateInfo,
+  type AggregatePage,
   type AppendResult,
   EventStore,
   type EventStoreError,
@@ -186,7 +187,7 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
       Effect.sync(() => aggregateRows(streamId, aggregateId).length)
     ),
     headPosition: Effect.sync(() => storage.rows.length).pipe(Effect.withSpan("EventStore.headPosition")),
-    aggregates: Effect.fn("EventStore.aggregates")((streamId: string) =>
+    aggregates: Effect.fn("EventStore.aggregates")((streamId: string, page?: AggregatePage) =>
       Effect.sync(() => {
         const infos: Array<AggregateInfo & { readonly lastPosition: number }> = []
         for (const [aggregateId, rows] of storage.streams.get(streamId) ?? []) {
@@ -202,9 +203,17 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
             lastPosition: last.position
           })
         }
-        return infos
-          .sort((a, b) => b.lastPosition - a.lastPosition)
-          .map(({ lastPosition: _, ...info }): AggregateInfo => info)
+        const sorted = infos.sort((a, b) => b.lastPosition - a.lastPosition)
+        return (page === undefined ? sorted : sorted.slice(page.offset, page.offset + page.limit)).map(
+          ({ lastPosition: _, ...info }): AggregateInfo => info
+        )
+      })
+    ),
+    aggregateCount: Effect.fn("EventStore.aggregateCount")((streamId: string) =>
+      Effect.sync(() => {
+        let count = 0
+        for (const rows of storage.streams.get(streamId)?.values() ?? []) if (rows.length > 0) count++
+        return count
       })
     ),
     subscribe,

@@ -69,6 +69,20 @@ export interface PlannerStoreService {
   readonly lastSequence: (sessionId: string) => Effect.Effect<number, EventStoreError>
   /** Sessions, most recently written first. */
   readonly sessions: Effect.Effect<ReadonlyArray<AggregateInfo>, EventStoreError>
+  /** One page of `sessions` (paged in the store, not in memory), with how many sessions there are in all. */
+  readonly sessionPage: (page: SessionPageQuery) => Effect.Effect<SessionPage, EventStoreError>
+}
+
+/** Which slice of the session list: skip `offset` sessions (newest first), then at most `limit`. */
+export interface SessionPageQuery {
+  readonly limit: number
+  readonly offset: number
+}
+
+export interface SessionPage {
+  /** How many sessions the store has, whatever the page. */
+  readonly total: number
+  readonly sessions: ReadonlyArray<AggregateInfo>
 }
 
 export class PlannerStore extends Context.Tag("event-sourced-planner/PlannerStore")<
@@ -102,12 +116,39 @@ export const decodeRecord = (stored: StoredEvent): Either.Either<PlannerEventRec
 }
 
 /**
+ * A session's events are numbered 1, 2, 3, ... without holes: a row missing from the middle (or the start) of a read
+ * is a corrupt log, reported like an undecodable event, at the first event after the hole. (A missing last row cannot
+ * be told from a shorter log here.)
+ */
+export const sequenceGap = (stored: StoredEvent, expected: number): CorruptEvent | undefined =>
+  stored.sequence === expected
+    ? undefined
+    : new CorruptEvent({
+        position: stored.position,
+        streamId: stored.streamId,
+        aggregateId: stored.aggregateId,
+        sequence: stored.sequence,
+        type: stored.type,
+        reason:
+          stored.sequence > expected
+            ? `the session's log has a gap: ${
+                stored.sequence - expected === 1
+                  ? `event ${expected} is`
+                  : `events ${expected} to ${stored.sequence - 1} are`
+              } missing before it`
+            : `the session's log is out of order: expected event ${expected}`
+      })
+
+/**
  * Decodes a chunk at a time, in one channel stage (a stream per chunk cost more than the decoding); an undecodable
  * event fails the stream after the events before it.
  */
 const decodeStream = <E>(
-  stream: Stream.Stream<StoredEvent, E>
+  stream: Stream.Stream<StoredEvent, E>,
+  /** For one session's read: the sequence its first event must have; later ones follow without gaps. */
+  firstSequence?: number
 ): Stream.Stream<PlannerEventRecord, E | CorruptEvent> => {
+  let expected = firstSequence
   const decodeChunks: Channel.Channel<
     Chunk.Chunk<PlannerEventRecord>,
     Chunk.Chunk<StoredEvent>,
@@ -119,10 +160,12 @@ const decodeStream = <E>(
     onInput: (chunk: Chunk.Chunk<StoredEvent>) => {
       const records: Array<PlannerEventRecord> = []
       for (const stored of chunk) {
-        const decoded = decodeRecord(stored)
+        const gap = expected === undefined ? undefined : sequenceGap(stored, expected)
+        const decoded = gap === undefined ? decodeRecord(stored) : Either.left(gap)
         if (Either.isLeft(decoded)) {
           return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(records)), Channel.fail(decoded.left))
         }
+        if (expected !== undefined) expected++
         records.push(decoded.right)
       }
       return Channel.zipRight(
@@ -166,7 +209,10 @@ export const make: Effect.Effect<PlannerStoreService, never, EventStore> = Effec
       hotSpanWith(
         Effect.flatMap(store.load(sessionQuery(sessionId, range)), (stored) => {
           const records: Array<PlannerEventRecord> = []
+          let expected = Math.max(1, range?.fromSequence ?? 1)
           for (const event of stored) {
+            const gap = sequenceGap(event, expected++)
+            if (gap !== undefined) return Effect.fail(gap)
             const decoded = decodeRecord(event)
             if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
             records.push(decoded.right)
@@ -176,7 +222,8 @@ export const make: Effect.Effect<PlannerStoreService, never, EventStore> = Effec
         "PlannerStore.load",
         () => ({ sessionId, ...range })
       ),
-    read: (sessionId, range) => decodeStream(store.read(sessionQuery(sessionId, range))),
+    read: (sessionId, range) =>
+      decodeStream(store.read(sessionQuery(sessionId, range)), Math.max(1, range?.fromSequence ?? 1)),
     subscribe: (query = {}) =>
       decodeStream(
         store.subscribe({
@@ -187,7 +234,12 @@ export const make: Effect.Effect<PlannerStoreService, never, EventStore> = Effec
         })
       ),
     lastSequence: (sessionId) => store.lastSequence(plannerStreamId, sessionId),
-    sessions: store.aggregates(plannerStreamId)
+    sessions: store.aggregates(plannerStreamId),
+    sessionPage: (page) =>
+      Effect.map(
+        Effect.all([store.aggregateCount(plannerStreamId), store.aggregates(plannerStreamId, page)]),
+        ([total, sessions]): SessionPage => ({ total, sessions })
+      ).pipe(Effect.withSpan("PlannerStore.sessionPage", { attributes: { ...page } }))
   }
 })
 

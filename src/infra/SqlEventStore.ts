@@ -41,6 +41,7 @@ import type { Fragment } from "@effect/sql/Statement"
 import { Clock, Context, Data, Duration, Effect, Either, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
 import {
   type AggregateInfo,
+  type AggregatePage,
   type AppendResult,
   CorruptEvent,
   EventStore,
@@ -945,11 +946,15 @@ export const make = (
         Effect.flatMap((rows) => singleInt("read the head position", rows)),
         Effect.withSpan("EventStore.headPosition")
       ),
-      aggregates: Effect.fn("EventStore.aggregates")((streamId: string) =>
+      aggregates: Effect.fn("EventStore.aggregates")((streamId: string, page?: AggregatePage) =>
         sql`SELECT aggregate_id, max(sequence) AS last_sequence,
               ${epochMs("min(created_at)")} AS first_created_at, ${epochMs("max(created_at)")} AS last_created_at
             FROM events WHERE stream_id = ${streamId}
-            GROUP BY aggregate_id ORDER BY max(position) DESC`.pipe(
+            GROUP BY aggregate_id ORDER BY max(position) DESC${
+              page === undefined
+                ? sql``
+                : sql` LIMIT ${Math.max(0, Math.floor(page.limit))} OFFSET ${Math.max(0, Math.floor(page.offset))}`
+            }`.pipe(
           retryBusy,
           Effect.mapError(toStoreError("list aggregates")),
           Effect.flatMap((rows) =>
@@ -971,6 +976,13 @@ export const make = (
               )
             )
           )
+        )
+      ),
+      aggregateCount: Effect.fn("EventStore.aggregateCount")((streamId: string) =>
+        sql`SELECT count(DISTINCT aggregate_id) AS value FROM events WHERE stream_id = ${streamId}`.pipe(
+          retryBusy,
+          Effect.mapError(toStoreError("count aggregates")),
+          Effect.flatMap((rows) => singleInt("count aggregates", rows))
         )
       ),
       subscribe,
