@@ -104,21 +104,15 @@ export const compactContext = (
   const everything = blocks.map((block) => block.full).join("\n")
   if (counter.count(everything) <= budget) return { summary: everything, removedTaskIds }
 
-  // What the chosen blocks cost: each block counted once, plus a token for each newline between them. Counting the
-  // assembled text after every choice made compaction quadratic in the number of entries; a newline starts a new
-  // piece for the tokenizer, so the sum is at least what the joined text costs, and the result is checked whole at
-  // the end.
+  // What the chosen blocks cost, each block counted once with the newline after it (exactly the joined text's
+  // count, see `Tokenizer.countJoinedLines`). Counting the assembled text after every choice made compaction
+  // quadratic in the number of entries; the memoized counter recounts only the blocks that changed.
   const blockCounter = Tokenizer.memoized(counter)
-  const used = () => {
-    let tokens = 0
-    let parts = 0
-    for (const block of blocks) {
-      if (block.chosen.length === 0) continue
-      tokens += blockCounter.count(block.chosen)
-      parts += 1
-    }
-    return tokens + Math.max(0, parts - 1)
-  }
+  const used = () =>
+    Tokenizer.countJoinedLines(
+      blockCounter,
+      blocks.map((block) => block.chosen).filter((chosen) => chosen.length > 0)
+    )
   // Newest first: the latest results matter most to the next step; the old summary is the oldest material.
   const byPriority = [...blocks].reverse()
   const tryChoose = (block: Block, text: string): boolean => {

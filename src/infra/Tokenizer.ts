@@ -77,6 +77,29 @@ export const forModel = (model?: string): TokenCounter => {
 export const fallback: TokenCounter = forModel(undefined)
 
 /**
+ * What `texts.join("\n")` costs, counted text by text so that a caller with a memoized counter recounts only the texts
+ * that changed. BPE counts do not add up: a newline joins a run of punctuation before it into one piece, and that
+ * piece can cost more than its parts (`':{'` is 1 token and `!` is 1, but `':{'\n!` is 4), so "each text plus a
+ * token per newline" is not a bound. What does hold: no piece of the split continues past a newline into a character
+ * that is not whitespace, and nothing in the split looks behind. So each text is counted with the newline after it,
+ * and a text that is empty or starts with whitespace is counted together with the one before it; the total is exactly
+ * the count of the joined text.
+ */
+export const countJoinedLines = (counter: TokenCounter, texts: ReadonlyArray<string>): number => {
+  let total = 0
+  let group: string | undefined
+  for (const text of texts) {
+    if (group === undefined) group = text
+    else if (text.length === 0 || /^\s/u.test(text)) group = `${group}\n${text}`
+    else {
+      total += counter.count(`${group}\n`)
+      group = text
+    }
+  }
+  return group === undefined ? 0 : total + counter.count(group)
+}
+
+/**
  * `counter` with the counts of the last `capacity` texts remembered. A worker checks the rolling context against its
  * budget after every completion, and the context is mostly the same entries each time: counting them all again cost
  * more than the rest of handling the completion.
