@@ -16,10 +16,11 @@ import * as http from "node:http"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { Console, Data, Effect, ParseResult, Schema, Stream } from "effect"
 import { encodeEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
+import type { AggregateInfo } from "../infra/EventStore.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
@@ -43,14 +44,34 @@ export class ServeError extends Schema.TaggedError<ServeError>()("ServeError", {
   }
 }
 
-/** A request the API cannot take as it is: malformed (400), not allowed from where it came (403), not JSON (415). */
-class BadRequest extends Data.TaggedError("BadRequest")<{ readonly status: 400 | 403 | 415; readonly reason: string }> {
+/**
+ * A request the API cannot take as it is: malformed (400), not allowed from where it came (403), too large (413), not
+ * JSON (415).
+ */
+class BadRequest extends Data.TaggedError("BadRequest")<{
+  readonly status: 400 | 403 | 413 | 415
+  readonly reason: string
+}> {
   override get message() {
     return this.reason
   }
 }
 
-const refusalTags = { 400: "BadRequest", 403: "Forbidden", 415: "UnsupportedMediaType" } as const
+const refusalTags = {
+  400: "BadRequest",
+  403: "Forbidden",
+  413: "PayloadTooLarge",
+  415: "UnsupportedMediaType"
+} as const
+
+/** The largest request body taken (answers are at most 50,000 characters; a body is a few of those at most). */
+export const maxBodyBytes = 1024 * 1024
+
+const tooLarge = () =>
+  new BadRequest({
+    status: 413,
+    reason: `The request body is larger than ${maxBodyBytes / 1024 / 1024} MiB: send less (an answer is at most 50,000 characters).`
+  })
 
 // ---------------------------------------------------------------------------------------------------------------
 // JSON views
@@ -87,7 +108,11 @@ const eventView = (record: PlannerEventRecord) => {
 }
 
 const errorJson = (status: number, tag: string, message: string) =>
-  HttpServerResponse.unsafeJson({ error: { tag, message } }, { status })
+  HttpServerResponse.unsafeJson(
+    { error: { tag, message } },
+    // The body of a refused upload is not read: the connection closes instead of waiting for the rest.
+    status === 413 ? { status, headers: { connection: "close" } } : { status }
+  )
 
 /** Every failure of a handler, as the JSON error the API documents. */
 const errorResponse = (error: {
@@ -144,8 +169,74 @@ const integerParam = (name: string, fallback: number | undefined, bounds: { min:
     return Effect.succeed(value)
   })
 
-/** The JSON body of a POST; an empty body is `{}`. Anything but `application/json` is refused before reading. */
-const jsonBody = <A, I>(schema: Schema.Schema<A, I>) =>
+/**
+ * Reads a request body of at most `maxBodyBytes`, stopping at the first byte over (413). Bodies that declare a larger
+ * `Content-Length` never get here (see `checkRequest`); this catches chunked ones that grow past it.
+ */
+const readBody = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.async<string, BadRequest>((resume) => {
+    const source = NodeHttpServerRequest.toIncomingMessage(request)
+    const chunks: Array<Buffer> = []
+    let size = 0
+    let done = false
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > maxBodyBytes) {
+        finish(Effect.fail(tooLarge()))
+        // The rest is drained and dropped, never kept: the 413 goes out and the connection closes.
+        source.resume()
+      } else chunks.push(chunk)
+    }
+    const onEnd = () => finish(Effect.succeed(Buffer.concat(chunks).toString("utf8")))
+    const onError = () =>
+      finish(Effect.fail(new BadRequest({ status: 400, reason: "The request body could not be read." })))
+    const cleanup = () => {
+      source.off("data", onData)
+      source.off("end", onEnd)
+      source.off("error", onError)
+    }
+    const finish = (result: Effect.Effect<string, BadRequest>) => {
+      if (done) return
+      done = true
+      cleanup()
+      chunks.length = 0
+      resume(result)
+    }
+    source.on("data", onData)
+    source.once("end", onEnd)
+    source.once("error", onError)
+    return Effect.sync(cleanup)
+  })
+
+/**
+ * Where a JSON value holds text no store keeps as it is: a NUL (PostgreSQL refuses it) or a lone UTF-16 surrogate
+ * (SQLite turns it into U+FFFD). The path of the first such string, or undefined.
+ */
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+export const unstorableText = (value: unknown, path: ReadonlyArray<string | number> = []): string | undefined => {
+  if (typeof value === "string") {
+    return value.includes("\u0000") || loneSurrogate.test(value) ? path.join(".") || "the body" : undefined
+  }
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = unstorableText(item, [...path, index])
+      if (found !== undefined) return found
+    }
+  } else if (typeof value === "object" && value !== null) {
+    for (const [key, item] of Object.entries(value)) {
+      const found = unstorableText(item, [...path, key])
+      if (found !== undefined) return found
+    }
+  }
+  return undefined
+}
+
+/**
+ * The JSON body of a POST; an empty body is `{}`. Anything but `application/json` is refused before reading. The
+ * refusals say what is wrong and where, never repeating the body (which may be large or not the sender's own).
+ */
+const jsonBody = <A, I>(schema: Schema.Schema<A, I>, expected: string) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const contentType = (request.headers["content-type"] ?? "").split(";", 1)[0]?.trim().toLowerCase()
@@ -155,19 +246,27 @@ const jsonBody = <A, I>(schema: Schema.Schema<A, I>) =>
         reason: "Send the request body as JSON (Content-Type: application/json)."
       })
     }
-    const text = yield* request.text
+    const text = yield* readBody(request)
     const json = yield* Effect.try({
       try: (): unknown => (text.trim() === "" ? {} : JSON.parse(text)),
-      catch: () => new BadRequest({ status: 400, reason: "The request body is not valid JSON." })
+      catch: () => new BadRequest({ status: 400, reason: `The request body is not valid JSON: send ${expected}.` })
     })
+    const unstorable = unstorableText(json)
+    if (unstorable !== undefined) {
+      return yield* new BadRequest({
+        status: 400,
+        reason: `The text at ${unstorable} holds a NUL character or a lone UTF-16 surrogate, which cannot be stored: remove it and send it again.`
+      })
+    }
     return yield* Schema.decodeUnknown(schema, { onExcessProperty: "error" })(json).pipe(
-      Effect.mapError(
-        (error) =>
-          new BadRequest({
-            status: 400,
-            reason: `The request body is not what this endpoint takes: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
-          })
-      )
+      Effect.mapError((error) => {
+        const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+        const where = issue === undefined || issue.path.length === 0 ? "" : ` (at ${issue.path.join(".")})`
+        return new BadRequest({
+          status: 400,
+          reason: `The request body is not what this endpoint takes${where}: send ${expected}.`
+        })
+      })
     )
   })
 
@@ -184,29 +283,171 @@ const CancelBody = Schema.Struct({
 // API handlers
 // ---------------------------------------------------------------------------------------------------------------
 
-const listSessions = Effect.gen(function* () {
-  const store = yield* PlannerStore
-  const service = yield* PlannerService
-  const limit = (yield* integerParam("limit", 100, { min: 1, max: 1_000 })) ?? 100
-  const infos = (yield* store.sessions).slice(0, limit)
-  const sessions = yield* Effect.forEach(
-    infos,
-    (info) =>
-      Effect.map(service.state(info.aggregateId), (state) => ({
+/** A session as the list shows it; `problem` when its log cannot be read (it is listed, not skipped). */
+interface SessionSummary {
+  readonly id: string
+  readonly createdAt: number
+  readonly updatedAt: number
+  readonly lastSequence: number
+  readonly status: Planner.SessionStatus | "Unreadable"
+  readonly waiting: boolean
+  readonly counts: Readonly<Record<string, number>>
+  readonly taskCount: number
+  readonly request: string
+  readonly problem?: string
+}
+
+/** The list's status filter: a session status, `Waiting` (running, waiting for an answer) or `Unreadable`. */
+const statusFilters = ["Running", "Waiting", "Succeeded", "Failed", "Cancelled", "Unreadable"] as const
+const sortOrders = ["newest", "oldest", "updated"] as const
+
+/** One of `allowed`, or `fallback` when the parameter is absent. */
+const choiceParam = <const T extends string>(name: string, allowed: ReadonlyArray<T>, fallback: T | undefined) =>
+  Effect.flatMap(HttpServerRequest.ParsedSearchParams, (params) => {
+    const raw = params[name]
+    const text = Array.isArray(raw) ? raw[0] : raw
+    if (text === undefined || text === "") return Effect.succeed(fallback)
+    const found = allowed.find((choice) => choice.toLowerCase() === String(text).toLowerCase())
+    return found === undefined
+      ? Effect.fail(
+          new BadRequest({
+            status: 400,
+            reason: `${name} must be one of ${allowed.join(", ")}${String(text).length > 40 ? "" : `, not ${JSON.stringify(text)}`}.`
+          })
+        )
+      : Effect.succeed(found)
+  })
+
+const textParam = (name: string, maxLength: number) =>
+  Effect.flatMap(HttpServerRequest.ParsedSearchParams, (params) => {
+    const raw = params[name]
+    const text = (Array.isArray(raw) ? raw[0] : raw) ?? ""
+    if (text.length > maxLength) {
+      return Effect.fail(new BadRequest({ status: 400, reason: `${name} must be at most ${maxLength} characters.` }))
+    }
+    const unstorable = unstorableText(text)
+    return unstorable === undefined
+      ? Effect.succeed(text.trim())
+      : Effect.fail(
+          new BadRequest({
+            status: 400,
+            reason: `${name} holds a NUL character or a lone UTF-16 surrogate: remove it.`
+          })
+        )
+  })
+
+/**
+ * Summaries of the sessions, kept while a session's last sequence is unchanged: filtering or searching the list folds
+ * only the sessions that moved since the last request, not all of them.
+ */
+const makeSummaries = () => {
+  const cache = new Map<string, { readonly summary: SessionSummary; readonly request: string }>()
+  const summarize = (info: AggregateInfo) =>
+    Effect.gen(function* () {
+      const cached = cache.get(info.aggregateId)
+      if (cached !== undefined && cached.summary.lastSequence === info.lastSequence) return cached
+      const service = yield* PlannerService
+      const base = {
         id: info.aggregateId,
         createdAt: info.firstCreatedAt,
         updatedAt: info.lastCreatedAt,
-        lastSequence: info.lastSequence,
-        status: state.status,
-        waiting: Planner.isWaiting(state),
-        counts: Planner.countByStatus(state),
-        taskCount: state.tasks.length,
-        request: requestPreview(state.request)
-      })),
-    { concurrency: 4 }
-  )
-  return HttpServerResponse.unsafeJson({ sessions })
-})
+        lastSequence: info.lastSequence
+      }
+      const entry = yield* service.state(info.aggregateId).pipe(
+        Effect.map((state) => ({
+          request: state.request.toLowerCase(),
+          summary: {
+            ...base,
+            status: state.status,
+            waiting: Planner.isWaiting(state),
+            counts: Planner.countByStatus(state),
+            taskCount: state.tasks.length,
+            request: requestPreview(state.request)
+          } satisfies SessionSummary
+        })),
+        // One unreadable session must not hide the others (the CLI's `sessions` lists it the same way).
+        Effect.catchTag("CorruptEvent", (error) =>
+          Effect.as(Effect.logWarning("the session list skipped an unreadable session", error), {
+            request: "",
+            summary: {
+              ...base,
+              status: "Unreadable",
+              waiting: false,
+              counts: {},
+              taskCount: 0,
+              request: "",
+              problem: `event ${error.sequence} cannot be read: ${error.reason}`
+            } satisfies SessionSummary
+          })
+        )
+      )
+      cache.set(info.aggregateId, entry)
+      return entry
+    })
+  return {
+    summarize,
+    forget: (live: ReadonlySet<string>) => {
+      for (const id of cache.keys()) if (!live.has(id)) cache.delete(id)
+    }
+  }
+}
+
+type Summaries = ReturnType<typeof makeSummaries>
+
+const matchesStatus = (summary: SessionSummary, status: (typeof statusFilters)[number] | undefined): boolean => {
+  if (status === undefined) return true
+  if (status === "Waiting") return summary.status === "Running" && summary.waiting
+  if (status === "Running") return summary.status === "Running" && !summary.waiting
+  return summary.status === status
+}
+
+/**
+ * `GET /api/sessions?limit=&offset=&status=&q=&sort=`: one page of the sessions that match, and how many match
+ * (`total`) out of how many there are (`all`).
+ */
+const listSessions = (summaries: Summaries) =>
+  Effect.gen(function* () {
+    const store = yield* PlannerStore
+    const limit = (yield* integerParam("limit", 100, { min: 1, max: 1_000 })) ?? 100
+    const offset = (yield* integerParam("offset", 0, { min: 0, max: Number.MAX_SAFE_INTEGER })) ?? 0
+    const status = yield* choiceParam("status", statusFilters, undefined)
+    const sort = (yield* choiceParam("sort", sortOrders, "newest")) ?? "newest"
+    const query = (yield* textParam("q", 500)).toLowerCase()
+    const infos = [...(yield* store.sessions)]
+    summaries.forget(new Set(infos.map((info) => info.aggregateId)))
+    const key =
+      sort === "updated"
+        ? (info: AggregateInfo) => -info.lastCreatedAt
+        : sort === "oldest"
+          ? (info: AggregateInfo) => info.firstCreatedAt
+          : (info: AggregateInfo) => -info.firstCreatedAt
+    infos.sort((a, b) => key(a) - key(b) || (a.aggregateId < b.aggregateId ? 1 : -1))
+    const summarizeAll = (list: ReadonlyArray<AggregateInfo>) =>
+      Effect.forEach(list, summaries.summarize, { concurrency: 4 })
+    if (status === undefined && query === "") {
+      // Nothing to match: only the page is read.
+      const page = yield* summarizeAll(infos.slice(offset, offset + limit))
+      return HttpServerResponse.unsafeJson({
+        sessions: page.map((entry) => entry.summary),
+        total: infos.length,
+        all: infos.length,
+        offset,
+        limit
+      })
+    }
+    const matching = (yield* summarizeAll(infos)).filter(
+      (entry) =>
+        matchesStatus(entry.summary, status) &&
+        (query === "" || entry.request.includes(query) || entry.summary.id.toLowerCase().includes(query))
+    )
+    return HttpServerResponse.unsafeJson({
+      sessions: matching.slice(offset, offset + limit).map((entry) => entry.summary),
+      total: matching.length,
+      all: infos.length,
+      offset,
+      limit
+    })
+  })
 
 const currentSession = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
@@ -243,7 +484,7 @@ const sessionEvents = Effect.gen(function* () {
 
 const answerTask = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
-  const body = yield* jsonBody(AnswerBody)
+  const body = yield* jsonBody(AnswerBody, '{ "taskId": a task number, "answer": text of at most 50,000 characters }')
   const answer = body.answer.trim()
   if (answer === "") return yield* new BadRequest({ status: 400, reason: "The answer is empty." })
   yield* Runner.existing(sessionId)
@@ -253,7 +494,7 @@ const answerTask = Effect.gen(function* () {
 
 const cancelSession = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
-  const body = yield* jsonBody(CancelBody)
+  const body = yield* jsonBody(CancelBody, '{} or { "reason": text of at most 2,000 characters }')
   yield* Runner.existing(sessionId)
   const reason = body.reason?.trim()
   const handled = yield* Runner.cancel(sessionId, reason === undefined || reason === "" ? undefined : reason)
@@ -391,6 +632,10 @@ const checkRequest = (loopbackOnly: boolean) =>
         reason: `This dashboard only answers to a loopback host name, not ${JSON.stringify(host)}.`
       })
     }
+    const declared = request.headers["content-length"]
+    if (declared !== undefined && (!/^\d{1,15}$/.test(declared.trim()) || Number(declared) > maxBodyBytes)) {
+      return yield* tooLarge()
+    }
     const origin = request.headers.origin
     if (request.method !== "GET" && request.method !== "HEAD" && origin !== undefined) {
       const sameOrigin = host !== undefined && (origin === `http://${host}` || origin === `https://${host}`)
@@ -400,23 +645,25 @@ const checkRequest = (loopbackOnly: boolean) =>
     }
   })
 
-export const router = HttpRouter.empty.pipe(
-  HttpRouter.get("/api/sessions", withErrors(listSessions)),
-  HttpRouter.get("/api/sessions/:id", withErrors(currentSession)),
-  HttpRouter.get("/api/sessions/:id/state", withErrors(sessionAt)),
-  HttpRouter.get("/api/sessions/:id/events", withErrors(sessionEvents)),
-  HttpRouter.get("/api/sessions/:id/stream", withErrors(sessionStream)),
-  // A command that reached the store is not abandoned halfway because the browser went away.
-  HttpRouter.post("/api/sessions/:id/answer", withErrors(answerTask), { uninterruptible: true }),
-  HttpRouter.post("/api/sessions/:id/cancel", withErrors(cancelSession), { uninterruptible: true })
-)
+/** The API's routes; each server has its own (the session list's summaries are kept per server). */
+export const makeRouter = () =>
+  HttpRouter.empty.pipe(
+    HttpRouter.get("/api/sessions", withErrors(listSessions(makeSummaries()))),
+    HttpRouter.get("/api/sessions/:id", withErrors(currentSession)),
+    HttpRouter.get("/api/sessions/:id/state", withErrors(sessionAt)),
+    HttpRouter.get("/api/sessions/:id/events", withErrors(sessionEvents)),
+    HttpRouter.get("/api/sessions/:id/stream", withErrors(sessionStream)),
+    // A command that reached the store is not abandoned halfway because the browser went away.
+    HttpRouter.post("/api/sessions/:id/answer", withErrors(answerTask), { uninterruptible: true }),
+    HttpRouter.post("/api/sessions/:id/cancel", withErrors(cancelSession), { uninterruptible: true })
+  )
 
 /** The whole application: the API, the pages and their files, behind the request checks. */
 export const makeApp = (assets: ReadonlyMap<string, Asset>, options: { readonly loopbackOnly: boolean }) => {
   const index = assets.get("index.html")
   const page =
     index === undefined ? Effect.succeed(HttpServerResponse.text("Not found", { status: 404 })) : assetResponse(index)
-  const withPages = router.pipe(
+  const withPages = makeRouter().pipe(
     HttpRouter.get("/", page),
     HttpRouter.get("/sessions/:id", page),
     HttpRouter.get(
