@@ -14,6 +14,7 @@ import type { RequestError } from "../domain/Errors.js"
 import type { PlannerSource } from "../domain/Events.js"
 import * as Graph from "../domain/Graph.js"
 import * as Parser from "../domain/Parser.js"
+import { findUnstorableText } from "../domain/SchemaGuard.js"
 import type { Attachment, NodeKind, TaskId, TaskPlan } from "../domain/Task.js"
 import { Llm, type LlmError, type ProposedEdge, type TaskDraft } from "../infra/Llm.js"
 
@@ -156,6 +157,13 @@ export const planRequest: (
   }
   if (drafts.right.length > Graph.MAX_TASKS) {
     return byParser(`the LLM proposed ${drafts.right.length} tasks, over the limit of ${Graph.MAX_TASKS}`)
+  }
+  // Text no store keeps (a NUL, a lone surrogate) is the model's fault, not the request's: plan with the parser.
+  const unstorable = findUnstorableText(drafts.right)
+  if (unstorable !== undefined) {
+    const reason = `the LLM's plan holds ${unstorable.problem} (in tasks${unstorable.path})`
+    yield* Effect.logWarning(`Planning with the parser instead of ${model}: ${reason}`)
+    return byParser(reason)
   }
   const planned = fromDrafts(drafts.right)
   const notes = planned.rejected === undefined ? [] : [dependencyNote(planned.rejected)]

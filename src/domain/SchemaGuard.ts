@@ -149,3 +149,61 @@ export const compile = (ast: AST.AST): Guard | undefined => {
       return undefined
   }
 }
+
+// --- Text every store keeps as it is --------------------------------------------------------------------------------
+
+/**
+ * What makes `text` unstorable, or `undefined` when it is fine: a NUL character (PostgreSQL refuses U+0000 in text and
+ * JSON) or a lone UTF-16 surrogate (which SQLite would silently store as U+FFFD, and JSON cannot carry faithfully).
+ * Such text is bad input, refused at the edge where it arrives (the command line, files, standard input, answers,
+ * HTTP bodies, a model's output) with one clear line, so no store sees it and every store behaves alike.
+ */
+const surrogate = /[\uD800-\uDFFF]/
+
+export const unstorableText = (text: string): string | undefined => {
+  const nul = text.indexOf("\u0000")
+  if (nul >= 0) return `a NUL character (U+0000) at character ${nul + 1}`
+  if (!surrogate.test(text)) return undefined
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index)
+    if (code >= 0xd800 && code <= 0xdbff) {
+      const next = text.charCodeAt(index + 1)
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        index++
+        continue
+      }
+    } else if (code < 0xdc00 || code > 0xdfff) {
+      continue
+    }
+    return `a lone UTF-16 surrogate (U+${code.toString(16).toUpperCase()}) at character ${index + 1}`
+  }
+  return undefined
+}
+
+/** Where in a JSON-like value (strings, arrays, plain objects, their keys) unstorable text is, and what it is. */
+export const findUnstorableText = (
+  value: unknown,
+  path: ReadonlyArray<string | number> = []
+): { readonly path: string; readonly problem: string } | undefined => {
+  const where = () => path.map((part) => (typeof part === "number" ? `[${part}]` : `.${part}`)).join("")
+  if (typeof value === "string") {
+    const problem = unstorableText(value)
+    return problem === undefined ? undefined : { path: where(), problem }
+  }
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) {
+      const found = findUnstorableText(value[index], [...path, index])
+      if (found !== undefined) return found
+    }
+    return undefined
+  }
+  if (typeof value === "object" && value !== null) {
+    for (const [key, item] of Object.entries(value)) {
+      const keyProblem = unstorableText(key)
+      if (keyProblem !== undefined) return { path: where(), problem: `a key with ${keyProblem}` }
+      const found = findUnstorableText(item, [...path, key])
+      if (found !== undefined) return found
+    }
+  }
+  return undefined
+}
