@@ -542,7 +542,7 @@ export const run = (options: WorkerOptions = {}) => {
 
         const context = taskContext(state, task, sessionId, workingDirectory)
         const problem = checkAttachments
-          ? yield* checker.firstProblem(task.attachments, workingDirectory)
+          ? yield* checker.firstProblem(task.attachments, workingDirectory, task)
           : Option.none()
         const outcome = Option.isSome(problem)
           ? Outcome.NeedsClarification({ question: problem.value.question })

@@ -11,13 +11,17 @@
  *
  * The result is the first attachment (in the order given) that fails, with a question whose answer replaces it
  * (`attachmentFromText` in the domain turns the answer into the new attachment). Checking never fails.
+ *
+ * Paths inside a command are the command's business: in a `ToolCall` task, an attachment named only inside backticks
+ * (`` `mkdir ./build` ``, `` `touch ./new.txt` ``) is not checked, since the command may well be what creates it. One
+ * the description also names outside the backticks ("Run `wc -l data.csv` on data.csv") is still checked.
  */
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { FetchHttpClient, FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Context, Duration, Effect, Layer, Option } from "effect"
-import type { Attachment } from "../domain/Task.js"
+import type { Attachment, NodeKind } from "../domain/Task.js"
 
 export interface AttachmentProblem {
   readonly attachment: Attachment
@@ -30,11 +34,91 @@ export interface AttachmentProblem {
 export interface AttachmentCheckerService {
   /** The problem with one attachment, if it has one. */
   readonly check: (attachment: Attachment, workingDirectory: string) => Effect.Effect<Option.Option<AttachmentProblem>>
-  /** The first attachment, in the order given, that has a problem. All are checked concurrently. */
+  /**
+   * The first attachment, in the order given, that has a problem. All are checked concurrently. With the task the
+   * attachments belong to, those only its command names are left to the command (see `attachmentsToCheck`).
+   */
   readonly firstProblem: (
     attachments: ReadonlyArray<Attachment>,
-    workingDirectory: string
+    workingDirectory: string,
+    task?: AttachmentOwner
   ) => Effect.Effect<Option.Option<AttachmentProblem>>
+}
+
+/** What the checker needs to know of the task the attachments belong to. */
+export interface AttachmentOwner {
+  readonly kind: NodeKind
+  readonly description: string
+}
+
+/**
+ * The text of `description` with every code span and fenced block blanked out, and the text of the code alone:
+ * Markdown's rules as the shell executor reads them (a run of n backticks closed by the next run of exactly n; an
+ * unmatched run is literal text).
+ */
+const splitCode = (description: string): { readonly prose: string; readonly code: string } => {
+  let prose = ""
+  let code = ""
+  let position = 0
+  while (position < description.length) {
+    const open = description.indexOf("`", position)
+    if (open < 0) break
+    let afterOpen = open
+    while (description[afterOpen] === "`") afterOpen += 1
+    const run = afterOpen - open
+    const close = closingRun(description, afterOpen, run)
+    if (close < 0) {
+      prose += description.slice(position, afterOpen)
+      position = afterOpen
+      continue
+    }
+    prose += `${description.slice(position, open)} `
+    code += ` ${description.slice(afterOpen, close)} `
+    position = close + run
+  }
+  return { prose: prose + description.slice(position), code }
+}
+
+const closingRun = (text: string, from: number, run: number): number => {
+  let position = from
+  while (position < text.length) {
+    const start = text.indexOf("`", position)
+    if (start < 0) return -1
+    let end = start
+    while (text[end] === "`") end += 1
+    if (end - start === run) return start
+    position = end
+  }
+  return -1
+}
+
+/** Whether `value` occurs in `text` as a whole token (not as part of a longer path or word). */
+const mentions = (text: string, value: string): boolean => {
+  let from = 0
+  for (;;) {
+    const at = text.indexOf(value, from)
+    if (at < 0) return false
+    const before = text.charAt(at - 1)
+    const after = text.charAt(at + value.length)
+    const boundary = (char: string) => char === "" || !/[\p{L}\p{N}_./~@+-]/u.test(char)
+    if (boundary(before) && (boundary(after) || (after === "." && boundary(text.charAt(at + value.length + 1))))) {
+      return true
+    }
+    from = at + 1
+  }
+}
+
+/**
+ * The attachments worth checking before `task` runs: all of them, except in a `ToolCall`, whose attachments named only
+ * inside its backticks belong to the command (it may create them). Whatever else names them stays checked.
+ */
+export const attachmentsToCheck = (
+  attachments: ReadonlyArray<Attachment>,
+  task: AttachmentOwner | undefined
+): ReadonlyArray<Attachment> => {
+  if (task === undefined || task.kind !== "ToolCall" || !task.description.includes("`")) return attachments
+  const { prose, code } = splitCode(task.description)
+  return attachments.filter((attachment) => !(mentions(code, attachment.value) && !mentions(prose, attachment.value)))
 }
 
 export class AttachmentChecker extends Context.Tag("event-sourced-planner/AttachmentChecker")<
@@ -192,13 +276,19 @@ export const make = (
         )
     )
 
-    const firstProblem = (attachments: ReadonlyArray<Attachment>, workingDirectory: string) =>
+    const firstProblem = (
+      attachments: ReadonlyArray<Attachment>,
+      workingDirectory: string,
+      task?: AttachmentOwner
+    ): Effect.Effect<Option.Option<AttachmentProblem>> => {
+      const checked = attachmentsToCheck(attachments, task)
       // Most tasks have no attachments: they cost nothing, not even a span.
-      attachments.length === 0
+      return checked.length === 0
         ? Effect.succeedNone
-        : Effect.forEach(attachments, (attachment) => check(attachment, workingDirectory), {
+        : Effect.forEach(checked, (attachment) => check(attachment, workingDirectory), {
             concurrency: concurrentChecks
           }).pipe(Effect.map(Option.firstSomeOf), Effect.withSpan("AttachmentChecker.firstProblem"))
+    }
 
     return { check, firstProblem } satisfies AttachmentCheckerService
   })
