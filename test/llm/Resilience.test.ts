@@ -1,38 +1,59 @@
 /**
  * Timeouts, retries and the circuit breaker against a real HTTP server: what the server saw (how many requests, and
- * when) is the evidence.
+ * which ones the client gave up on) is the evidence. Waits run on the `TestClock`: a test lets the client's request
+ * reach the server (real I/O), reads how long the client then sleeps, and moves the clock; nothing depends on how
+ * long anything took on this machine.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Fiber, TestClock } from "effect"
 import * as Planning from "../../src/app/Planning.js"
 import { Llm } from "../../src/infra/Llm.js"
 import { makeSettings } from "../../src/infra/LlmConfig.js"
 import * as OpenAiLlm from "../../src/infra/OpenAiLlm.js"
+import { advanceToNextSleep, eventually, nextSleep } from "./support/clock.js"
 import * as FakeOpenAiServer from "./support/FakeOpenAiServer.js"
 import { Reply } from "./support/FakeOpenAiServer.js"
 import { apis, goodPlan, llmLayer, model, request, settingsFor } from "./support/layers.js"
 
 const reasonOf = (plan: Planning.PlanResult) => (plan.source._tag === "Parser" ? (plan.source.reason ?? "") : "")
 
-const gaps = (server: FakeOpenAiServer.FakeOpenAiServer) => {
-  const times = server.modelRequests().map((recorded) => recorded.receivedAt)
-  return times.slice(1).map((time, index) => time - (times[index] ?? time))
-}
+/**
+ * Long enough that a pending request timeout is never mistaken for a retry wait: a timed-out race leaves its sleep in
+ * the TestClock's list.
+ */
+const requestTimeout = Duration.seconds(60)
+const retryWaitsBelow = Duration.seconds(30)
+
+/**
+ * After the client's request `n` has reached the server and failed: how long the client waits before retrying. The
+ * clock is moved to just before that moment (no retry yet), then to it, and the retry must arrive.
+ */
+const retryWaitAfter = (server: FakeOpenAiServer.FakeOpenAiServer, n: number) =>
+  Effect.gen(function* () {
+    yield* server.received(n)
+    const wait = yield* nextSleep(retryWaitsBelow)
+    yield* TestClock.adjust(Duration.millis(wait.delay - 1))
+    expect(server.modelRequests()).toHaveLength(n)
+    yield* TestClock.setTime(wait.wake)
+    yield* server.received(n + 1)
+    return wait.delay
+  })
 
 describe.each(apis)("retries over the %s protocol", (api) => {
-  it.scopedLive(
-    "a 429 with Retry-After in seconds is waited for, then the call succeeds",
-    () =>
-      Effect.gen(function* () {
-        const server = yield* FakeOpenAiServer.make
-        server.enqueue(Reply.status(429, { "retry-after": "1" }), Reply.json(goodPlan))
-        const plan = yield* Planning.planRequest(request).pipe(Effect.provide(llmLayer(api, settingsFor(server))))
-        expect(plan.source).toEqual({ _tag: "Llm", model })
-        expect(server.modelRequests()).toHaveLength(2)
-        // The backoff alone would have waited about 20 ms.
-        expect(gaps(server)[0]).toBeGreaterThanOrEqual(950)
-      }),
-    10_000
+  it.scoped("a 429 with Retry-After in seconds is waited for, then the call succeeds", () =>
+    Effect.gen(function* () {
+      const server = yield* FakeOpenAiServer.make
+      server.enqueue(Reply.status(429, { "retry-after": "1" }), Reply.json(goodPlan))
+      const call = yield* Planning.planRequest(request).pipe(
+        Effect.provide(llmLayer(api, settingsFor(server, { requestTimeout }))),
+        Effect.fork
+      )
+      // The backoff alone would have waited about 20 ms.
+      expect(yield* retryWaitAfter(server, 1)).toBe(1_000)
+      const plan = yield* Fiber.join(call)
+      expect(plan.source).toEqual({ _tag: "Llm", model })
+      expect(server.modelRequests()).toHaveLength(2)
+    })
   )
 
   it.scopedLive("a 500 is retried with backoff and the second answer is used", () =>
@@ -63,13 +84,16 @@ describe.each(apis)("retries over the %s protocol", (api) => {
 })
 
 describe("retries and timeouts", () => {
-  it.scopedLive("retry-after-ms (OpenAI's header) is honoured", () =>
+  it.scoped("retry-after-ms (OpenAI's header) is honoured", () =>
     Effect.gen(function* () {
       const server = yield* FakeOpenAiServer.make
       server.enqueue(Reply.status(429, { "retry-after-ms": "300" }), Reply.json(goodPlan))
-      const plan = yield* Planning.planRequest(request).pipe(Effect.provide(llmLayer("responses", settingsFor(server))))
-      expect(plan.source._tag).toBe("Llm")
-      expect(gaps(server)[0]).toBeGreaterThanOrEqual(290)
+      const call = yield* Planning.planRequest(request).pipe(
+        Effect.provide(llmLayer("responses", settingsFor(server, { requestTimeout }))),
+        Effect.fork
+      )
+      expect(yield* retryWaitAfter(server, 1)).toBe(300)
+      expect((yield* Fiber.join(call)).source._tag).toBe("Llm")
     })
   )
 
@@ -85,42 +109,70 @@ describe("retries and timeouts", () => {
     })
   )
 
-  it.scopedLive("5xx on every attempt: maxRetries + 1 requests, then the parser plans and says why", () =>
-    Effect.gen(function* () {
-      const server = yield* FakeOpenAiServer.make
-      server.enqueue(Reply.status(500), Reply.status(502), Reply.status(500))
-      const plan = yield* Planning.planRequest(request).pipe(Effect.provide(llmLayer("chat", settingsFor(server))))
-      expect(server.modelRequests()).toHaveLength(3)
-      expect(reasonOf(plan)).toMatch(/^LLM request failed \(ServerError\): HTTP 500/)
-      // Exponential: the second wait is longer than the first (20 ms base, factor 2, jittered by at most +-20%).
-      const [first = 0, second = 0] = gaps(server)
-      expect(first).toBeGreaterThanOrEqual(14)
-      expect(second).toBeGreaterThanOrEqual(28)
-    })
+  it.scoped(
+    "5xx on every attempt: maxRetries + 1 requests with growing waits, then the parser plans and says why",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* FakeOpenAiServer.make
+        server.enqueue(Reply.status(500), Reply.status(502), Reply.status(500))
+        const call = yield* Planning.planRequest(request).pipe(
+          Effect.provide(llmLayer("chat", settingsFor(server, { requestTimeout }))),
+          Effect.fork
+        )
+        // Exponential: 20 ms, then 40 ms, each jittered by at most +-20%.
+        const first = yield* retryWaitAfter(server, 1)
+        const second = yield* retryWaitAfter(server, 2)
+        expect(first).toBeGreaterThanOrEqual(16)
+        expect(first).toBeLessThanOrEqual(24)
+        expect(second).toBeGreaterThanOrEqual(32)
+        expect(second).toBeLessThanOrEqual(48)
+        const plan = yield* Fiber.join(call)
+        expect(server.modelRequests()).toHaveLength(3)
+        expect(reasonOf(plan)).toMatch(/^LLM request failed \(ServerError\): HTTP 500/)
+      })
   )
 
-  it.scopedLive("an answer slower than the timeout is abandoned and the call retried", () =>
+  it.scoped("an answer slower than the timeout is abandoned and the call retried", () =>
     Effect.gen(function* () {
       const server = yield* FakeOpenAiServer.make
-      server.enqueue(Reply.delay(3_000, Reply.json(goodPlan)), Reply.json(goodPlan))
-      const started = Date.now()
-      const plan = yield* Planning.planRequest(request).pipe(
-        Effect.provide(llmLayer("responses", settingsFor(server, { requestTimeout: Duration.millis(300) })))
+      server.enqueue(Reply.hang(), Reply.json(goodPlan))
+      const call = yield* Planning.planRequest(request).pipe(
+        Effect.provide(llmLayer("responses", settingsFor(server, { requestTimeout: Duration.millis(300) }))),
+        Effect.fork
       )
+      yield* server.received(1)
+      // The client waits for the answer exactly as long as its timeout, then gives up on the request.
+      expect((yield* nextSleep()).delay).toBe(300)
+      yield* TestClock.adjust(Duration.millis(299))
+      expect(server.abandoned()).toHaveLength(0)
+      yield* TestClock.adjust(Duration.millis(1))
+      yield* eventually(
+        "the client closes the unanswered request",
+        Effect.sync(() => server.abandoned().length === 1)
+      )
+      // Then backs off (about 20 ms) and asks again; the second answer is used.
+      yield* advanceToNextSleep(Duration.millis(300))
+      const plan = yield* Fiber.join(call)
       expect(plan.source._tag).toBe("Llm")
       expect(server.modelRequests()).toHaveLength(2)
-      expect(gaps(server)[0]).toBeGreaterThanOrEqual(290)
-      expect(Date.now() - started).toBeLessThan(2_500)
+      expect(server.abandoned()).toEqual([server.modelRequests()[0]])
     })
   )
 
-  it.scopedLive("timeouts on every attempt fall back to the parser with the reason", () =>
+  it.scoped("timeouts on every attempt fall back to the parser with the reason", () =>
     Effect.gen(function* () {
       const server = yield* FakeOpenAiServer.make
-      server.enqueue(Reply.delay(2_000, Reply.json(goodPlan)), Reply.delay(2_000, Reply.json(goodPlan)))
-      const plan = yield* Planning.planRequest(request).pipe(
-        Effect.provide(llmLayer("chat", settingsFor(server, { requestTimeout: Duration.millis(200), maxRetries: 1 })))
+      server.enqueue(Reply.hang(), Reply.hang())
+      const call = yield* Planning.planRequest(request).pipe(
+        Effect.provide(llmLayer("chat", settingsFor(server, { requestTimeout: Duration.millis(200), maxRetries: 1 }))),
+        Effect.fork
       )
+      yield* server.received(1)
+      expect(yield* advanceToNextSleep()).toBe(200)
+      yield* advanceToNextSleep(Duration.millis(200))
+      yield* server.received(2)
+      expect(yield* advanceToNextSleep()).toBe(200)
+      const plan = yield* Fiber.join(call)
       expect(server.modelRequests()).toHaveLength(2)
       expect(reasonOf(plan)).toBe("LLM request failed (Timeout): no answer within 200 ms")
     })
@@ -151,7 +203,7 @@ describe("retries and timeouts", () => {
 })
 
 describe("the circuit breaker", () => {
-  it.scopedLive("opens after consecutive failures, fails fast while open, and probes after the cool-down", () =>
+  it.scoped("opens after consecutive failures, fails fast while open, and probes after the cool-down", () =>
     Effect.gen(function* () {
       const server = yield* FakeOpenAiServer.make
       const settings = settingsFor(server, {
@@ -175,8 +227,13 @@ describe("the circuit breaker", () => {
         const direct = yield* llm.classifyNodeKind("Deploy the site").pipe(Effect.flip)
         expect(direct.reason).toBe("CircuitOpen")
 
+        // Open until the cool-down has passed, to the millisecond.
+        yield* TestClock.adjust(Duration.millis(399))
+        expect(reasonOf(yield* Planning.planRequest(request))).toMatch(/^LLM circuit breaker is open/)
+        expect(server.modelRequests()).toHaveLength(2)
+
         // After the cool-down one probe goes through; it succeeds and closes the breaker.
-        yield* Effect.sleep(Duration.millis(450))
+        yield* TestClock.adjust(Duration.millis(1))
         server.enqueue(Reply.json(goodPlan), Reply.json({ kind: "ToolCall" }))
         const probed = yield* Planning.planRequest(request)
         expect(probed.source).toEqual({ _tag: "Llm", model })
@@ -186,17 +243,23 @@ describe("the circuit breaker", () => {
     })
   )
 
-  it.scopedLive("a failed probe opens the breaker for another cool-down", () =>
+  it.scoped("a failed probe opens the breaker for another cool-down", () =>
     Effect.gen(function* () {
       const server = yield* FakeOpenAiServer.make
       const settings = settingsFor(server, { maxRetries: 0, breakerFailures: 1, breakerCooldown: Duration.millis(300) })
       yield* Effect.gen(function* () {
-        server.enqueue(Reply.status(503), Reply.status(503))
+        server.enqueue(Reply.status(503), Reply.status(503), Reply.json(goodPlan))
         yield* Planning.planRequest(request)
-        yield* Effect.sleep(Duration.millis(350))
+        yield* TestClock.adjust(Duration.millis(300))
         expect(reasonOf(yield* Planning.planRequest(request))).toContain("ServerError")
         expect(reasonOf(yield* Planning.planRequest(request))).toMatch(/^LLM circuit breaker is open/)
         expect(server.modelRequests()).toHaveLength(2)
+        // Another whole cool-down, counted from the failed probe.
+        yield* TestClock.adjust(Duration.millis(299))
+        expect(reasonOf(yield* Planning.planRequest(request))).toMatch(/^LLM circuit breaker is open/)
+        yield* TestClock.adjust(Duration.millis(1))
+        expect((yield* Planning.planRequest(request)).source._tag).toBe("Llm")
+        expect(server.modelRequests()).toHaveLength(3)
       }).pipe(Effect.provide(llmLayer("chat", settings)))
     })
   )

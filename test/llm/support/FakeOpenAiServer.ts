@@ -2,8 +2,9 @@
  * A real HTTP server on 127.0.0.1 that speaks both OpenAI protocols the planner uses: the Responses API
  * (`POST /responses`, in the shape `@effect/ai-openai` 0.41 decodes) and chat completions (`POST /chat/completions`).
  * Each test scripts the answers in order (good JSON, malformed or truncated JSON, a refusal, 429 with Retry-After,
- * 500, a delay longer than the client's timeout) and reads back every request it received, with headers and arrival
- * times, to count retries and check what was sent.
+ * 500, no answer at all) and reads back every request it received, with headers, to count retries and check what was
+ * sent. `received(n)` tells a test driving the client's clock (`TestClock`) that the client's n-th request is here,
+ * and `abandoned()` which requests the client gave up on before they were answered.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -22,7 +23,10 @@ export type Reply =
     }
   /** Any status and body, sent as given (a protocol-level mistake). */
   | { readonly _tag: "Raw"; readonly status: number; readonly contentType: string; readonly body: string }
+  /** Answers after `ms` of real time (the client may give up first). */
   | { readonly _tag: "Delay"; readonly ms: number; readonly then: Reply }
+  /** Never answers: the request stays open until the client gives up or the server closes. */
+  | { readonly _tag: "Hang" }
   /** Decides from the request (for echoing what was sent). */
   | { readonly _tag: "Dynamic"; readonly respond: (request: RecordedRequest) => Reply }
 
@@ -38,6 +42,7 @@ export const Reply = {
   }),
   raw: (status: number, contentType: string, body: string): Reply => ({ _tag: "Raw", status, contentType, body }),
   delay: (ms: number, then: Reply): Reply => ({ _tag: "Delay", ms, then }),
+  hang: (): Reply => ({ _tag: "Hang" }),
   dynamic: (respond: (request: RecordedRequest) => Reply): Reply => ({ _tag: "Dynamic", respond })
 }
 
@@ -49,7 +54,7 @@ export interface RecordedRequest {
   /** The parsed JSON body, or the raw text when it is not JSON. */
   readonly body: unknown
   readonly rawBody: string
-  /** `Date.now()` when the request arrived. */
+  /** `Date.now()` when the request arrived: for ordering requests, never for measuring waits. */
   readonly receivedAt: number
 }
 
@@ -61,6 +66,10 @@ export interface FakeOpenAiServer {
   readonly requests: ReadonlyArray<RecordedRequest>
   /** Requests that asked for a model answer (`/responses` or `/chat/completions`). */
   readonly modelRequests: () => ReadonlyArray<RecordedRequest>
+  /** Completes once `count` model requests have arrived: the signal a test driving the client's clock waits for. */
+  readonly received: (count: number) => Effect.Effect<void>
+  /** Model requests whose connection the client closed before they were answered. */
+  readonly abandoned: () => ReadonlyArray<RecordedRequest>
   readonly pending: () => number
 }
 
@@ -189,6 +198,18 @@ export const make: Effect.Effect<FakeOpenAiServer, never, Scope.Scope> = Effect.
   const queue: Array<Reply> = []
   const requests: Array<RecordedRequest> = []
   const timers = new Set<NodeJS.Timeout>()
+  const abandoned: Array<RecordedRequest> = []
+  let modelRequestCount = 0
+  const waiting = new Set<{ readonly count: number; readonly resume: () => void }>()
+  const signalReceived = () => {
+    modelRequestCount += 1
+    for (const waiter of waiting) {
+      if (modelRequestCount >= waiter.count) {
+        waiting.delete(waiter)
+        waiter.resume()
+      }
+    }
+  }
 
   const answer = (recorded: RecordedRequest, response: ServerResponse, reply: Reply): void => {
     const model = isRecord(recorded.body) && typeof recorded.body.model === "string" ? recorded.body.model : "unknown"
@@ -218,6 +239,8 @@ export const make: Effect.Effect<FakeOpenAiServer, never, Scope.Scope> = Effect.
         })
         return
       }
+      case "Hang":
+        return
       case "Dynamic":
         answer(recorded, response, reply.respond(recorded))
         return
@@ -247,6 +270,10 @@ export const make: Effect.Effect<FakeOpenAiServer, never, Scope.Scope> = Effect.
             error: { message: `FakeOpenAiServer: no route for ${request.method} ${recorded.path}` }
           })
         }
+        response.on("close", () => {
+          if (!response.writableEnded) abandoned.push(recorded)
+        })
+        signalReceived()
         const next = queue.shift()
         if (next === undefined) {
           return sendJson(response, 400, { error: { message: "FakeOpenAiServer: no scripted reply left" } })
@@ -276,6 +303,14 @@ export const make: Effect.Effect<FakeOpenAiServer, never, Scope.Scope> = Effect.
     },
     requests,
     modelRequests: () => requests.filter((request) => modelPaths.has(request.path)),
+    received: (count) =>
+      Effect.async<void>((resume) => {
+        if (modelRequestCount >= count) return resume(Effect.void)
+        const waiter = { count, resume: () => resume(Effect.void) }
+        waiting.add(waiter)
+        return Effect.sync(() => waiting.delete(waiter))
+      }),
+    abandoned: () => [...abandoned],
     pending: () => queue.length
   } satisfies FakeOpenAiServer
 })
