@@ -2,22 +2,28 @@
  * The `shell` executor, for `ToolCall` tasks: it runs the command a person wrote in backticks in the task (an inline
  * `` `npm test` `` or a fenced block), with a timeout, in a working directory, and records its exit code and output.
  *
- * Safety: task text never reaches a shell. The command is split into words the way a POSIX shell splits them (single
- * and double quotes, backslash escapes, backslash-newline continuations) but nothing is expanded, and the words are
- * handed to the program directly (`spawn` without a shell). So `$(...)`, backquotes, `;`, `|`, `&&`, `>`, `*`, `~` and
- * `$VAR` inside a command are literal arguments. A task that needs pipes, redirection or several commands says so
- * explicitly in its backticks: `` `sh -c 'npm test | tee test.log'` ``. A command spans one line (a fenced block with
- * several commands is sent back as a question).
+ * What runs is exactly the code in the backticks, never anything outside them, and it runs the way a shell would run
+ * it (see `invocationOf`):
+ * - a command a shell would only split into words (`npm test`, `git commit -m "fix it"`) is split the same way (single
+ *   and double quotes, backslash escapes, backslash-newline continuations) and the words are handed to the program
+ *   directly (`spawn` without a shell);
+ * - one line with shell syntax (`rm -f a.txt && echo done`, `ls -1 / | wc -l`, `echo $HOME`, `ls *.txt`, `cd x`,
+ *   `A=1 make`) runs as `/bin/sh -c '<the line>'`;
+ * - several lines (a fenced block) run as `/bin/sh -e -c '<the lines>'`: one after another, as written, stopping at the
+ *   first command that fails. Lines are never joined into one command.
+ * The approval question says which of these it will be and shows the code exactly (a block as a fenced block).
  *
  * Permission: unless the executor is built with `allow: true`, every command needs approval first. The task asks
- * "Run `npm test` in /path? ..."; "yes" (or y, approve, allow, ok) as the answer to that latest question runs that one
- * command for that task, retries included; "no" (or n, deny, decline, reject, refuse, cancel) fails the task; any other
- * answer that holds a command (in backticks, or a bare one-line command) replaces the command and is asked about
- * again. The decision is a function of the task's description and clarifications only, so it survives restarts and
+ * "Run `npm test` in /path? ..." ("Run `a && b` with sh -c in /path? ...", "Run these 2 lines with sh -e -c in /path,
+ * ..." and the block); "yes" (or y, approve, allow, ok) as the answer to that latest question runs that one command,
+ * that way, in that directory, for that task, retries included; "no" (or n, deny, decline, reject, refuse, cancel)
+ * fails the task; any other answer that holds a command (in backticks, or a bare one-line command) replaces the
+ * command and is asked about again. The decision is a function of the task's description and clarifications only, so it survives restarts and
  * is the same on every worker.
  *
  * Outcomes, for a command `npm test`:
- * - exit 0: `Completed` with `$ npm test (exit 0, 1.2 s)` on the first line, then the output;
+ * - exit 0: `Completed` with `$ npm test (exit 0, 1.2 s)` on the first line (`(with sh -c, exit 0, 1.2 s)` for a shell
+ *   command; a block shows its first line and `…`), then the output;
  * - exit N: `Failed { retryable: false }` with `exit code N: $ npm test (1.2 s)`, then the tail of the output;
  * - timeout: the process group is stopped and `Failed { retryable: true }` with `timed out after 30.0 s: $ npm test`;
  * - killed by a signal from elsewhere (the OOM killer, an operator): `Failed { retryable: true }`;
@@ -228,6 +234,159 @@ const inlineCode = (text: string): string => {
   return `${fence} ${text} ${fence}`
 }
 
+/** `text` as a Markdown fenced block, with a fence longer than any run of backquotes in it. */
+const fencedCode = (text: string): string => {
+  const longestRun = Math.max(0, ...Array.from(text.matchAll(/`+/g), (match) => match[0].length))
+  const fence = "`".repeat(Math.max(3, longestRun + 1))
+  return `${fence}sh\n${text}\n${fence}`
+}
+
+// --- Shell or not ---------------------------------------------------------------------------------------------------
+
+/** Characters a shell acts on outside quotes: operators, redirections, substitutions and a line break. */
+const operatorCharacters = new Set(["|", "&", ";", "<", ">", "(", ")", "$", "`", "\n"])
+/** Characters a shell expands as a pattern (globbing) outside quotes. */
+const patternCharacters = new Set(["*", "?", "["])
+/**
+ * First words a shell handles itself: reserved words, and builtins that have no program of their own (or one that
+ * cannot do what the builtin does, like `/usr/bin/cd`).
+ */
+const shellFirstWords = new Set([
+  "!",
+  "{",
+  "}",
+  "if",
+  "then",
+  "else",
+  "elif",
+  "fi",
+  "case",
+  "esac",
+  "for",
+  "while",
+  "until",
+  "do",
+  "done",
+  ".",
+  ":",
+  "alias",
+  "bg",
+  "break",
+  "cd",
+  "continue",
+  "eval",
+  "exec",
+  "exit",
+  "export",
+  "fg",
+  "getopts",
+  "hash",
+  "jobs",
+  "local",
+  "read",
+  "readonly",
+  "return",
+  "set",
+  "shift",
+  "source",
+  "times",
+  "trap",
+  "ulimit",
+  "umask",
+  "unalias",
+  "unset",
+  "wait"
+])
+
+/**
+ * Whether a shell would do anything to `command` beyond splitting it into words: an operator, a redirection, a
+ * substitution or variable (also inside double quotes), a wildcard, a `~` or `#` starting a word, a second line, a
+ * leading `NAME=value`, or a reserved word or builtin as the program. Quoted and backslash-escaped characters are
+ * literal, as in the shell. When this is false, running the words directly is exactly what `sh -c` would run.
+ */
+export const needsShell = (command: string): boolean => {
+  if (/^\s*[A-Za-z_][A-Za-z0-9_]*=/.test(command)) return true
+  let wordStart = true
+  let index = 0
+  while (index < command.length) {
+    const char = command.charAt(index)
+    if (char === " " || char === "\t" || char === "\r") {
+      wordStart = true
+      index += 1
+      continue
+    }
+    if (char === "\\") {
+      index += 2
+      wordStart = false
+      continue
+    }
+    if (char === "'") {
+      const close = command.indexOf("'", index + 1)
+      // An unterminated quote: `splitShellWords` reports it.
+      if (close < 0) return false
+      index = close + 1
+      wordStart = false
+      continue
+    }
+    if (char === '"') {
+      index += 1
+      while (index < command.length && command.charAt(index) !== '"') {
+        const inner = command.charAt(index)
+        if (inner === "$" || inner === "`") return true
+        index += inner === "\\" ? 2 : 1
+      }
+      index += 1
+      wordStart = false
+      continue
+    }
+    if (operatorCharacters.has(char) || patternCharacters.has(char)) return true
+    if (wordStart && (char === "~" || char === "#")) return true
+    wordStart = false
+    index += 1
+  }
+  const first = Either.getOrUndefined(splitShellWords(command))?.[0]
+  return first !== undefined && shellFirstWords.has(first)
+}
+
+/**
+ * How a command runs. `Direct`: its words are handed to the program (`spawn` without a shell), for a command a shell
+ * would only split into words. `Shell`: one line with shell syntax, handed to `/bin/sh -c` as written. `Script`:
+ * several lines, handed to `/bin/sh -e -c` as written, so they run one after another and the first command that fails
+ * stops the rest. Never anything else: lines are never joined, and nothing outside the backticks takes part.
+ */
+export type Invocation = Data.TaggedEnum<{
+  Direct: { readonly argv: ReadonlyArray<string> }
+  Shell: { readonly script: string }
+  Script: { readonly script: string; readonly lines: number }
+}>
+export const Invocation = Data.taggedEnum<Invocation>()
+
+/** The shell `Shell` and `Script` commands run with: the system's POSIX shell, by absolute path. */
+export const shellPath = "/bin/sh"
+
+/** The program and arguments an invocation spawns. */
+export const argvOf = (invocation: Invocation): ReadonlyArray<string> =>
+  Invocation.$match(invocation, {
+    Direct: ({ argv }) => argv,
+    Shell: ({ script }) => [shellPath, "-c", script],
+    Script: ({ script }) => [shellPath, "-e", "-c", script]
+  })
+
+const codeLines = (command: string): number => command.split("\n").filter((line) => line.trim() !== "").length
+
+/** How `command` runs, or why it cannot (an unterminated quote on a single line). */
+export const invocationOf = (command: string): Either.Either<Invocation, ShellWordsError> => {
+  const words = splitShellWords(command)
+  if (Either.isRight(words) && !needsShell(command)) return Either.right(Invocation.Direct({ argv: words.right }))
+  if (Either.isLeft(words) && words.left.reason !== "SeveralLines") return Either.left(words.left)
+  // `SeveralLines`, or one line a shell acts on. A line break inside quotes is still one line for the question.
+  return Either.isLeft(words) || codeLines(command) > 1
+    ? Either.right(Invocation.Script({ script: command, lines: codeLines(command) }))
+    : Either.right(Invocation.Shell({ script: command }))
+}
+
+// --- Permission -----------------------------------------------------------------------------------------------------
+
 const approvalWords = new Set(["yes", "y", "approve", "approved", "allow", "ok"])
 const refusalWords = new Set(["no", "n", "deny", "decline", "reject", "refuse", "cancel"])
 const bareWord = (answer: string) =>
@@ -236,9 +395,32 @@ const bareWord = (answer: string) =>
     .replace(/[.!]+$/, "")
     .toLowerCase()
 
-const approvalQuestionPrefix = (command: string) => `Run ${inlineCode(command)} in `
-const approvalQuestion = (command: string, directory: string) =>
-  `${approvalQuestionPrefix(command)}${directory}? Answer yes to run it once, or give another command.`
+/**
+ * The part of the approval question that says exactly what will run, and where: an answer approves a command only
+ * when the question it answers starts with this. A `Direct` command's head is the same as before shell commands
+ * existed, so approvals recorded then still count; a shell command's head says it goes to `sh`, so an approval given
+ * to the same text run without a shell does not carry over.
+ */
+const approvalHead = (command: string, invocation: Invocation, directory: string): string =>
+  `${approvalLead(command, invocation)}${directory}${approvalTail(command, invocation)}`
+const approvalLead = (command: string, invocation: Invocation): string =>
+  Invocation.$match(invocation, {
+    Direct: () => `Run ${inlineCode(command)} in `,
+    Shell: () => `Run ${inlineCode(command)} with sh -c in `,
+    Script: ({ lines }) => `Run these ${lines} lines with sh -e -c in `
+  })
+const approvalTail = (command: string, invocation: Invocation): string =>
+  invocation._tag === "Script"
+    ? `, one after another, stopping at the first command that fails?\n${fencedCode(command)}\n`
+    : "?"
+/** Whether `question` asked to approve this command run this way, in whichever directory: a refusal holds anywhere. */
+const asksAbout = (question: string, command: string, invocation: Invocation): boolean =>
+  question.startsWith(approvalLead(command, invocation)) &&
+  (invocation._tag !== "Script" || question.includes(approvalTail(command, invocation)))
+const approvalQuestion = (command: string, invocation: Invocation, directory: string) =>
+  `${approvalHead(command, invocation, directory)}${invocation._tag === "Script" ? "" : " "}Answer yes to run ${
+    invocation._tag === "Script" ? "them" : "it"
+  } once, or give another command.`
 const commandQuestion =
   "Which command should this task run? Answer with the command in backticks, for example `npm test`."
 
@@ -254,7 +436,7 @@ const commandInAnswer = (answer: string): string | undefined => {
 }
 
 type Decision = Data.TaggedEnum<{
-  Run: { readonly command: string; readonly argv: ReadonlyArray<string> }
+  Run: { readonly command: string; readonly invocation: Invocation }
   Ask: { readonly question: string }
   Refused: { readonly command: string }
 }>
@@ -280,19 +462,26 @@ const decide = (context: TaskContext, allow: boolean, directory: string): Decisi
           : `I found no command in your answer. ${commandQuestion}`
     })
   }
-  const words = splitShellWords(command)
-  if (Either.isLeft(words)) {
+  const invocation = invocationOf(command)
+  if (Either.isLeft(invocation)) {
     return Decision.Ask({
-      question: `The command ${inlineCode(command)} cannot be run: ${words.left.message}. Give the corrected command in backticks (use \`sh -c '...'\` for several commands).`
+      question: `The command ${inlineCode(command)} cannot be run: ${invocation.left.message}. Give the corrected command in backticks.`
     })
   }
-  if (words.right.length === 0) return Decision.Ask({ question: commandQuestion })
-  // Only an answer to the question about this very command approves or refuses it.
-  const verdict = latest?.question.startsWith(approvalQuestionPrefix(command)) ? bareWord(latest.answer) : undefined
+  if (invocation.right._tag === "Direct" && invocation.right.argv.length === 0) {
+    return Decision.Ask({ question: commandQuestion })
+  }
+  // Only an answer to the question about this very command, run this very way, refuses it; and only in this very
+  // directory approves it.
+  const verdict =
+    latest !== undefined && asksAbout(latest.question, command, invocation.right) ? bareWord(latest.answer) : undefined
   if (verdict !== undefined && refusalWords.has(verdict)) return Decision.Refused({ command })
-  const approved = verdict !== undefined && approvalWords.has(verdict)
-  if (!allow && !approved) return Decision.Ask({ question: approvalQuestion(command, directory) })
-  return Decision.Run({ command, argv: words.right })
+  const approved =
+    verdict !== undefined &&
+    approvalWords.has(verdict) &&
+    latest?.question.startsWith(approvalHead(command, invocation.right, directory)) === true
+  if (!allow && !approved) return Decision.Ask({ question: approvalQuestion(command, invocation.right, directory) })
+  return Decision.Run({ command, invocation: invocation.right })
 }
 
 // --- The child's environment ----------------------------------------------------------------------------------------
@@ -530,6 +719,12 @@ const spawnFailure = (command: string, program: string, code: string, message: s
   }
 }
 
+/** The command on the one line that heads a result: a script shows its first line and how many there are. */
+const shownCommand = (command: string, invocation: Invocation): string => {
+  if (invocation._tag !== "Script") return command
+  const first = command.split("\n").find((line) => line.trim() !== "") ?? ""
+  return `${first.trim()} …`
+}
 /** A `shell` executor with the given options. */
 export const make = (options: ShellExecutorOptions): ExecutorService => {
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs
@@ -538,12 +733,20 @@ export const make = (options: ShellExecutorOptions): ExecutorService => {
 
   const run = Effect.fn("ShellExecutor.run")(function* (
     command: string,
-    argv: ReadonlyArray<string>,
+    invocation: Invocation,
     cwd: string,
     context: TaskContext
   ) {
-    yield* Effect.annotateCurrentSpan({ command, cwd })
+    const argv = argvOf(invocation)
+    yield* Effect.annotateCurrentSpan({ command, cwd, invocation: invocation._tag })
     const program = argv[0] ?? command
+    const shown = shownCommand(command, invocation)
+    // "with sh -c, " before the exit code and time when a shell ran it.
+    const how = Invocation.$match(invocation, {
+      Direct: () => "",
+      Shell: () => "with sh -c, ",
+      Script: ({ lines }) => `${lines} lines with sh -e -c, `
+    })
     const output = new OutputTail(maxOutputBytes)
     const startedAt = yield* Clock.currentTimeMillis
     const ended = yield* runProcess(argv, {
@@ -556,20 +759,26 @@ export const make = (options: ShellExecutorOptions): ExecutorService => {
     const text = output.text()
     if (Option.isNone(ended)) {
       return Outcome.Failed({
-        error: withOutput(`timed out after ${seconds(timeoutMs)}: $ ${command}`, text),
+        error: withOutput(
+          `timed out after ${seconds(timeoutMs)}: $ ${shown}${how === "" ? "" : ` (${how.slice(0, -2)})`}`,
+          text
+        ),
         retryable: true
       })
     }
     return ProcessEnd.$match(ended.value, {
       Exited: ({ code }) =>
         code === 0
-          ? Outcome.Completed({ result: withOutput(`$ ${command} (exit 0, ${elapsed})`, text) })
+          ? Outcome.Completed({ result: withOutput(`$ ${shown} (${how}exit 0, ${elapsed})`, text) })
           : Outcome.Failed({
-              error: withOutput(`exit code ${code}: $ ${command} (${elapsed})`, text),
+              error: withOutput(`exit code ${code}: $ ${shown} (${how}${elapsed})`, text),
               retryable: false
             }),
       Signalled: ({ signal }) =>
-        Outcome.Failed({ error: withOutput(`killed by ${signal}: $ ${command} (${elapsed})`, text), retryable: true }),
+        Outcome.Failed({
+          error: withOutput(`killed by ${signal}: $ ${shown} (${how}${elapsed})`, text),
+          retryable: true
+        }),
       SpawnFailed: ({ code, message }) => spawnFailure(command, program, code, message)
     })
   })
@@ -593,7 +802,7 @@ export const make = (options: ShellExecutorOptions): ExecutorService => {
             if (problem !== undefined) {
               return Outcome.Failed({ error: `the working directory ${directory} ${problem}`, retryable: false })
             }
-            return yield* run(decision.command, decision.argv, directory, context)
+            return yield* run(decision.command, decision.invocation, directory, context)
           }
         }
       },

@@ -331,37 +331,33 @@ describe("ShellExecutor", () => {
     })
   )
 
-  it.live("commands it cannot split are sent back as a question", () =>
+  it.live("a command with an unterminated quote is sent back as a question", () =>
     Effect.gen(function* () {
       const unterminated = question(yield* allowed().execute(taskContext({ description: "Run `echo 'oops`" })))
       expect(unterminated).toContain("single quote that is never closed")
-      const twoLines = question(
-        yield* allowed().execute(taskContext({ description: "Run:\n```\nnpm install\nnpm test\n```" }))
-      )
-      expect(twoLines).toContain("several lines")
-      expect(twoLines).toContain("sh -c")
     })
   )
 
-  it.live("task text with quotes, $(), backquotes and ; never runs as shell, inside or outside the backticks", () =>
+  it.live("task text outside the backticks never runs, and quotes inside them keep their meaning", () =>
     Effect.gen(function* () {
-      const marker = (n: number) => `/tmp/PWNED-${randomUUID()}-${n}`
-      const markers = Array.from({ length: 10 }, (_, n) => marker(n))
-      const [m0, m1, m2, m3, m4, m5, m6, m7, m8, m9] = markers
-      const inside = `echo "it's quoted" 'single $(touch ${m3})' $(touch ${m4}) \`touch ${m5}\` ; touch ${m6} && touch ${m7} | touch ${m8} > ${m9} *`
+      const marker = (n: number) => NodePath.join(directory, `PWNED-${randomUUID()}-${n}`)
+      const markers = Array.from({ length: 5 }, (_, n) => marker(n))
+      const [m0, m1, m2, m3, m4] = markers
+      // No shell syntax outside quotes: the words go to `echo` as they are, `$(...)` inside single quotes included.
+      const inside = `echo "it's quoted" 'single $(touch ${m3})' 'and; touch ${m4}'`
       const description = `Say "hello" $(touch ${m0}) and 'quote' then run \`\` ${inside} \`\`; touch ${m1} \`touch ${m2}\``
       const result = completed(yield* allowed().execute(taskContext({ description, workingDirectory: directory })))
-      expect(result.split("\n")[1]).toBe(
-        `it's quoted single $(touch ${m3}) $(touch ${m4}) \`touch ${m5}\` ; touch ${m6} && touch ${m7} | touch ${m8} > ${m9} *`
-      )
+      expect(result.split("\n")[0]).toMatch(/^\$ echo .* \(exit 0, /)
+      expect(result.split("\n")[1]).toBe(`it's quoted single $(touch ${m3}) and; touch ${m4}`)
       // The same text in a fenced block, and the approval question quoting it.
       const fenced = completed(
-        yield* allowed().execute(taskContext({ description: `Run:\n\`\`\`sh\n${inside}\n\`\`\`\n$(touch ${m0})` }))
+        yield* allowed().execute(
+          taskContext({ description: `Run:\n\`\`\`sh\n${inside}\n\`\`\`\n$(touch ${m0})`, workingDirectory: directory })
+        )
       )
-      expect(fenced.split("\n")[1]).toContain(`$(touch ${m4}) \`touch ${m5}\` ; touch ${m6}`)
+      expect(fenced.split("\n")[1]).toBe(`it's quoted single $(touch ${m3}) and; touch ${m4}`)
       const asked = question(yield* ShellExecutor.make({ allow: false }).execute(taskContext({ description })))
       expect(asked).toContain(inside)
-      yield* Effect.sleep("100 millis")
       for (const file of markers) expect(Fs.existsSync(file), file).toBe(false)
     })
   )
