@@ -27,6 +27,11 @@ export type Reply =
   | { readonly _tag: "Delay"; readonly ms: number; readonly then: Reply }
   /** Never answers: the request stays open until the client gives up or the server closes. */
   | { readonly _tag: "Hang" }
+  /**
+   * Answers when `signal` settles: with `then` when it resolves, with a 500 naming the reason when it rejects. For
+   * holding requests open until something else has happened (for example, until a parallel request has arrived).
+   */
+  | { readonly _tag: "After"; readonly signal: Promise<unknown>; readonly then: Reply }
   /** Decides from the request (for echoing what was sent). */
   | { readonly _tag: "Dynamic"; readonly respond: (request: RecordedRequest) => Reply }
 
@@ -43,6 +48,11 @@ export const Reply = {
   raw: (status: number, contentType: string, body: string): Reply => ({ _tag: "Raw", status, contentType, body }),
   delay: (ms: number, then: Reply): Reply => ({ _tag: "Delay", ms, then }),
   hang: (): Reply => ({ _tag: "Hang" }),
+  after: (signal: Promise<unknown>, then: Reply): Reply => {
+    // Settled by the server when the reply is used; never an unhandled rejection when it is not.
+    signal.catch(() => undefined)
+    return { _tag: "After", signal, then }
+  },
   dynamic: (respond: (request: RecordedRequest) => Reply): Reply => ({ _tag: "Dynamic", respond })
 }
 
@@ -240,6 +250,15 @@ export const make: Effect.Effect<FakeOpenAiServer, never, Scope.Scope> = Effect.
         return
       }
       case "Hang":
+        return
+      case "After":
+        reply.signal.then(
+          () => answer(recorded, response, reply.then),
+          (error: unknown) =>
+            sendJson(response, 500, {
+              error: { message: `FakeOpenAiServer: held reply released by failure: ${String(error)}` }
+            })
+        )
         return
       case "Dynamic":
         answer(recorded, response, reply.respond(recorded))
