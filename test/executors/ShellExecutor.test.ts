@@ -119,17 +119,19 @@ describe("findCommand", () => {
 describe("ShellExecutor", () => {
   it.live("completes with the header line and stdout and stderr in the order they were written", () =>
     Effect.gen(function* () {
-      const outcome = yield* allowed().execute(
-        taskContext({
-          description: "Print: `sh -c 'echo first; sleep 0.05; echo second >&2; sleep 0.05; echo third'`",
-          workingDirectory: directory
-        })
+      // Each line is followed, on its own stream, by more blank lines than a pipe holds (64 KiB on Linux): the write
+      // returns only once the executor has read what came before, so the next line, on the other stream, is written
+      // after the previous one was read. No sleeps: the order is forced, however loaded the machine is.
+      const fill = (stream: string) => `yes "" | head -n 262144${stream}`
+      const script = `echo first; ${fill("")}; echo second >&2; ${fill(" >&2")}; echo third`
+      const outcome = yield* allowed({ maxOutputBytes: 1024 * 1024 }).execute(
+        taskContext({ description: `Print: \`sh -c '${script}'\``, workingDirectory: directory })
       )
       const result = completed(outcome)
-      expect(result).toMatch(
-        /^\$ sh -c 'echo first; sleep 0\.05; echo second >&2; sleep 0\.05; echo third' \(exit 0, \d+\.\d s\)\n/
-      )
-      expect(result.split("\n").slice(1)).toEqual(["first", "second", "third"])
+      const [header = "", ...lines] = result.split("\n")
+      expect(header).toMatch(/^\$ sh -c 'echo first; yes "" \| head .*; echo third' \(exit 0, \d+\.\d s\)$/)
+      expect(lines.filter((line) => line.length > 0)).toEqual(["first", "second", "third"])
+      expect(lines.length).toBeGreaterThan(2 * 262144)
     })
   )
 
