@@ -7,16 +7,29 @@
  */
 import type { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Config, type ConfigError, Effect, Layer, type Redacted } from "effect"
+import { Config, type ConfigError, Duration, Effect, Layer, type Redacted } from "effect"
 import { EventStore, type EventStoreError } from "./EventStore.js"
 import * as PgPool from "./internal/pgPool.js"
 import * as SqlEventStore from "./SqlEventStore.js"
 
 export interface PgEventStoreConfig extends SqlEventStore.SqlEventStoreOptions {
   readonly url: Redacted.Redacted
-  /** Pool settings and the like; `url` is given above. */
+  /** Pool settings and the like; `url` is given above. `connectTimeout` defaults to `defaultConnectTimeout`. */
   readonly client?: Omit<PgClient.PgClientConfig, "url">
+  /**
+   * How long a statement may wait for the server's answer before it fails with `EventStoreError`. Default:
+   * `defaultStatementTimeout`. A `query_timeout` parameter in the URL (milliseconds) overrides it.
+   */
+  readonly statementTimeout?: Duration.DurationInput
 }
+
+/**
+ * A server that accepts connections but never answers must end a command with an error, not hang it: connecting
+ * gives up after this long (it used to wait forever)...
+ */
+export const defaultConnectTimeout = Duration.seconds(10)
+/** ...and so does each statement. Generous: an append may wait its turn behind other writers' appends. */
+export const defaultStatementTimeout = Duration.seconds(60)
 
 /** The store over the `PgClient` in context, migrated first. */
 export const layerWithClient = (
@@ -38,10 +51,11 @@ export const layerWithClient = (
 export const layer = (
   config: PgEventStoreConfig
 ): Layer.Layer<EventStore | PgClient.PgClient | SqlClient.SqlClient, EventStoreError> => {
-  const { client = {}, url, ...options } = config
+  const { client: given = {}, url, statementTimeout = defaultStatementTimeout, ...options } = config
+  const client = { ...given, connectTimeout: given.connectTimeout ?? defaultConnectTimeout }
   const connectError = SqlEventStore.toStoreError("connect to PostgreSQL")
   return Layer.unwrapScoped(
-    Effect.map(Effect.mapError(PgPool.open({ ...client, url }), connectError), (pool) =>
+    Effect.map(Effect.mapError(PgPool.open({ ...client, url }, { statementTimeout }), connectError), (pool) =>
       layerWithClient({ prepared: PgPool.prepared(pool), ...options }).pipe(
         Layer.provideMerge(
           PgClient.layerFromPool({

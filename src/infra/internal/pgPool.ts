@@ -15,11 +15,22 @@ import type { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Redacted, type Scope } from "effect"
 import Pg from "pg"
 
+export interface PoolTimeouts {
+  /**
+   * How long one statement may wait for the server's answer before it fails (pg's client-side `query_timeout`): a
+   * server that accepts connections but never answers must not hang a command. Off when omitted.
+   */
+  readonly statementTimeout?: Duration.DurationInput
+}
+
 /**
  * A pool made from `PgClient` settings, the way `PgClient.layer` makes its own, checked with one query (within the
  * connect timeout) and ended with the scope.
  */
-export const open = (config: PgClient.PgClientConfig): Effect.Effect<Pg.Pool, SqlError, Scope.Scope> =>
+export const open = (
+  config: PgClient.PgClientConfig,
+  timeouts: PoolTimeouts = {}
+): Effect.Effect<Pg.Pool, SqlError, Scope.Scope> =>
   Effect.gen(function* () {
     const pool = new Pg.Pool({
       connectionString: config.url ? Redacted.value(config.url) : undefined,
@@ -36,17 +47,21 @@ export const open = (config: PgClient.PgClientConfig): Effect.Effect<Pg.Pool, Sq
       min: config.minConnections,
       maxLifetimeSeconds: config.connectionTTL ? Duration.toSeconds(config.connectionTTL) : undefined,
       application_name: config.applicationName ?? "event-sourced-planner",
-      types: config.types
+      types: config.types,
+      ...(timeouts.statementTimeout === undefined
+        ? {}
+        : { query_timeout: Duration.toMillis(Duration.decode(timeouts.statementTimeout)) })
     })
     // An idle connection that the server dropped is only reported here; the pool replaces it on the next checkout.
     pool.on("error", () => {})
-    yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () => pool.query("SELECT 1"),
-        catch: (cause) => new SqlError({ cause, message: "could not connect" })
-      }),
-      () => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1_000))
-    ).pipe(
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1_000))
+    )
+    // Outside the acquisition, so that the timeout (and a signal) can interrupt a connection that never answers.
+    yield* Effect.tryPromise({
+      try: () => pool.query("SELECT 1"),
+      catch: (cause) => new SqlError({ cause, message: "could not connect" })
+    }).pipe(
       Effect.timeoutFail({
         duration: config.connectTimeout ?? Duration.seconds(5),
         onTimeout: () => new SqlError({ cause: new Error("connection timed out"), message: "could not connect" })
