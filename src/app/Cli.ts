@@ -10,7 +10,7 @@ import { Args, CliConfig, Command, HelpDoc, Options } from "@effect/cli"
 import * as Span from "@effect/cli/HelpDoc/Span"
 import * as Usage from "@effect/cli/Usage"
 import { Effect } from "effect"
-import { defaultConfig } from "../domain/Config.js"
+import { type CompactionProfile, compactionProfiles, defaultConfig } from "../domain/Config.js"
 import { nodeKinds } from "../domain/Task.js"
 import { version } from "./cli/RootHelp.js"
 
@@ -128,19 +128,46 @@ const run = Command.make(
     ),
     maxParallel: Options.integer("max-parallel").pipe(
       Options.withPseudoName("N"),
-      Options.withDescription("How many tasks may run at once"),
+      Options.withDescription(`How many tasks may run at once. Default: ${defaultConfig.maxParallel}.`),
       Options.withDefault(defaultConfig.maxParallel)
     ),
     maxAttempts: Options.integer("max-attempts").pipe(
       Options.withPseudoName("N"),
-      Options.withDescription("How many times a task is tried before it fails for good"),
+      Options.withDescription(
+        `How many times a task is tried before it fails for good. Default: ${defaultConfig.maxAttempts}.`
+      ),
       Options.withDefault(defaultConfig.maxAttempts)
     ),
     onFailure: Options.choice("on-failure", ["continue", "abort"]).pipe(
       Options.withDescription(
-        "After a task fails for good: continue skips what depends on it and runs the rest; abort cancels everything unfinished"
+        `After a task fails for good: continue skips what depends on it and runs the rest; abort cancels everything unfinished. Default: ${defaultConfig.onFailure}.`
       ),
       Options.withDefault(defaultConfig.onFailure)
+    ),
+    tokenBudget: Options.integer("token-budget").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription(
+        `The rolling context passed between steps is compacted to stay under N tokens. Default: ${defaultConfig.tokenBudget}.`
+      ),
+      Options.withDefault(defaultConfig.tokenBudget)
+    ),
+    profile: Options.choice("profile", compactionProfiles).pipe(
+      Options.withDescription(
+        `What compaction keeps: coding (paths, names, commands, errors, decisions), analysis (findings, numbers, sources), general. Default: ${defaultConfig.profile}.`
+      ),
+      Options.withDefault(defaultConfig.profile as CompactionProfile)
+    ),
+    systemPrompt: Options.text("system-prompt").pipe(
+      Options.withPseudoName("TEXT"),
+      Options.withDescription(`Guides the LLM's planning and compaction. Default: "${defaultConfig.systemPrompt}"`),
+      Options.optional
+    ),
+    errorCharLimit: Options.integer("error-char-limit").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription(
+        `Error messages are compacted to at most N characters before they are recorded. Default: ${defaultConfig.errorCharLimit}.`
+      ),
+      Options.withDefault(defaultConfig.errorCharLimit)
     )
   },
   (flags) =>
@@ -153,14 +180,16 @@ const run = Command.make(
     help(
       "Plan a request, record it as a new session and run it, showing each task as it starts, finishes, fails, retries or waits; then a summary with the session id.",
       [
-        "Questions are asked at the terminal; without one (or with --non-interactive) the run stops with exit code 3 and prints the `planner answer` command for each question. Exit codes: 0 completed, 1 failed or cancelled, 2 bad usage or input, 3 waiting for answers, 4 store unreachable."
+        "Questions are asked at the terminal; without one (or with --non-interactive) the run stops with exit code 3 and prints the `planner answer` command for each question. Exit codes: 0 completed, 1 failed or cancelled, 2 bad usage or input, 3 waiting for answers, 4 store unreachable.",
+        "--max-parallel, --max-attempts, --on-failure and the compaction settings (--token-budget, --profile, --system-prompt, --error-char-limit) are recorded with the plan: resume and fork keep them, show prints them."
       ],
       [
         'planner run --executor script:examples/demo.json "Add a login page. Then write tests for it."',
         'planner run --executor echo --json "Write the code. Then test it."',
-        'planner run --allow-shell "Run `npm test`. Then summarise the failures."',
+        "planner run --allow-shell 'Run `npm test`. Then summarise the failures.'",
         'planner run --non-interactive --answer 3="staging" --executor script:examples/demo.json "Add a login page. Then write tests for it. Finally deploy it."',
-        'planner run --db postgres://planner@localhost/planner --max-parallel 2 --on-failure abort "..."'
+        'planner run --db postgres://planner@localhost/planner --max-parallel 2 --on-failure abort "..."',
+        'planner run --token-budget 4000 --profile analysis --system-prompt "You plan data work." "Fetch the data. Then summarise it."'
       ]
     )
   )
@@ -264,8 +293,13 @@ const sessions = Command.make(
     json,
     limit: Options.integer("limit").pipe(
       Options.withPseudoName("N"),
-      Options.withDescription("Show at most N sessions, newest first"),
+      Options.withDescription("Show at most N sessions, newest first. Default: 50."),
       Options.withDefault(50)
+    ),
+    offset: Options.integer("offset").pipe(
+      Options.withPseudoName("M"),
+      Options.withDescription("Skip the M newest sessions first, for the next page. Default: 0."),
+      Options.withDefault(0)
     )
   },
   (flags) =>
@@ -277,10 +311,13 @@ const sessions = Command.make(
   Command.withDescription(
     help(
       "List sessions, newest first: id, when created, status, task counts and the first words of the request.",
-      [],
+      [
+        'One page at a time: --limit sessions after skipping --offset. The text ends with "showing X-Y of TOTAL"; --json prints {"total","offset","limit","sessions":[...]}.'
+      ],
       [
         "planner sessions",
         "planner sessions --json --limit 5",
+        "planner sessions --limit 20 --offset 20",
         "planner sessions --db postgres://planner@localhost/planner"
       ]
     )
@@ -359,7 +396,7 @@ const worker = Command.make(
     ),
     concurrency: Options.integer("concurrency").pipe(
       Options.withPseudoName("N"),
-      Options.withDescription("How many tasks it runs at once"),
+      Options.withDescription("How many tasks it runs at once. Default: 4."),
       Options.withDefault(4)
     )
   },
@@ -395,7 +432,7 @@ const serve = Command.make(
     ),
     port: Options.integer("port").pipe(
       Options.withPseudoName("N"),
-      Options.withDescription("The port to listen on; 0 picks a free one"),
+      Options.withDescription("The port to listen on; 0 picks a free one. Default: 4780."),
       Options.withDefault(4780)
     )
   },
@@ -427,8 +464,8 @@ const described = <Name extends string, R, E, A>(command: Command.Command<Name, 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: removing terminal escape sequences
 const stripStyles = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, "")
 
-/** How help is shown: the commands' own options, without @effect/cli's type notes and built-in options. */
-export const helpConfig = CliConfig.make({ showBuiltIns: false, showTypes: false })
+/** How help is shown: the commands' own options without @effect/cli's built-in ones; usage lines name each option's value (`--at SEQ`). */
+export const helpConfig = CliConfig.make({ showBuiltIns: false, showTypes: true })
 
 const commands = {
   plan: described(plan),

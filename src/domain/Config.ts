@@ -37,6 +37,13 @@ export const PlannerConfig = Schema.Struct({
 }).annotations({ identifier: "PlannerConfig" })
 export type PlannerConfig = typeof PlannerConfig.Type
 
+/**
+ * The compaction profiles with their own guidance. `profile` stays a free string in the schema, so events recorded
+ * with any other word keep decoding (it gets the general guidance); new plans choose one of these.
+ */
+export const compactionProfiles = ["coding", "analysis", "general"] as const
+export type CompactionProfile = (typeof compactionProfiles)[number]
+
 export const defaultConfig: PlannerConfig = {
   maxParallel: 4,
   maxAttempts: 3,

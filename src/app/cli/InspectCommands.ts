@@ -19,6 +19,7 @@ import {
   stateJson,
   stateText
 } from "./Render.js"
+import { storable } from "./Request.js"
 import { existingState, programName, sessionFacts } from "./Session.js"
 import { plannerLayer, resolveStore, type StoreTarget } from "./Store.js"
 
@@ -36,18 +37,20 @@ const print = (json: boolean, value: () => unknown, text: () => string) => out(j
 
 export interface SessionsFlags extends ReadFlags {
   readonly limit: number
+  readonly offset: number
 }
 
 export const sessions = (flags: SessionsFlags) =>
   withStore(flags, (store) =>
     Effect.gen(function* () {
-      if (!Number.isInteger(flags.limit) || flags.limit < 1)
-        return yield* usage("--limit must be a positive whole number.")
+      if (!Number.isInteger(flags.limit) || flags.limit < 1 || flags.limit > 10_000)
+        return yield* usage(`--limit must be a whole number from 1 to 10000; got ${flags.limit}.`)
+      if (!Number.isInteger(flags.offset) || flags.offset < 0)
+        return yield* usage(`--offset must be a whole number, 0 or more; got ${flags.offset}.`)
       const plannerStore = yield* PlannerStore
-      const all = yield* plannerStore.sessions
-      const shown = all.slice(0, flags.limit)
+      const page = yield* plannerStore.sessionPage({ limit: flags.limit, offset: flags.offset })
       const rows = yield* Effect.forEach(
-        shown,
+        page.sessions,
         (info) =>
           plannerStore.load(info.aggregateId).pipe(
             Effect.map(
@@ -67,25 +70,42 @@ export const sessions = (flags: SessionsFlags) =>
                 updatedAt: info.lastCreatedAt,
                 events: info.lastSequence,
                 state: undefined,
-                problem: `event ${error.sequence} cannot be read`
+                problem: `event ${error.sequence} cannot be read${error.reason.includes("gap") ? " (a gap in the log)" : ""}`
               })
             )
           ),
         { concurrency: 4 }
       )
-      if (flags.json) return yield* out(JSON.stringify(sessionsJson(rows)))
-      if (rows.length === 0) {
+      const range = { total: page.total, limit: flags.limit, offset: flags.offset }
+      if (flags.json) return yield* out(JSON.stringify(sessionsJson(rows, range)))
+      if (page.total === 0) {
         return yield* out(
           `No sessions in ${store.label} yet. Start one with: ${programName()} run "Write the code. Then test it."${store.flag}`
         )
       }
-      const more =
-        all.length > shown.length
-          ? `\n(${shown.length} of ${all.length} sessions, newest first; --limit N for more)`
-          : ""
-      yield* out(`${sessionsText(rows)}${more}`)
+      if (rows.length === 0) {
+        return yield* out(
+          `No sessions at offset ${flags.offset}: ${store.label} has ${page.total}. Try \`${programName()} sessions --offset ${Math.max(0, page.total - flags.limit)}${store.flag}\`.`
+        )
+      }
+      yield* out(`${sessionsText(rows)}\n${pageLine(range, rows.length, `${programName()} sessions`, store.flag)}`)
     })
   )
+
+/** "showing 1-50 of 105 sessions, newest first; more: planner sessions --offset 50" */
+export const pageLine = (
+  range: { readonly total: number; readonly limit: number; readonly offset: number },
+  shown: number,
+  command: string,
+  flag: string
+): string => {
+  const next = range.offset + shown
+  const more =
+    next < range.total
+      ? `; more with \`${command} --offset ${next}${range.limit === 50 ? "" : ` --limit ${range.limit}`}${flag}\``
+      : ""
+  return `(showing ${range.offset + 1}-${next} of ${range.total} session${range.total === 1 ? "" : "s"}, newest first${more})`
+}
 
 export interface SessionFlags extends ReadFlags {
   readonly sessionId: string
@@ -172,7 +192,10 @@ export const cancel = (flags: CancelFlags) =>
       }
       const service = yield* PlannerService
       const at = yield* Clock.currentTimeMillis
-      const reason = flags.reason._tag === "Some" ? flags.reason.value : "cancelled by the user"
+      const reason = yield* storable(
+        "--reason",
+        flags.reason._tag === "Some" ? flags.reason.value : "cancelled by the user"
+      )
       const { state } = yield* service.execute(flags.sessionId, new Cancel({ reason, at }))
       yield* print(
         flags.json,

@@ -1,6 +1,7 @@
 /** Answers given in advance: `--answer TASK_ID=TEXT`, repeatable. */
 import { Effect } from "effect"
 import { usage } from "./Failure.js"
+import { storable } from "./Request.js"
 
 /** Parses `--answer TASK_ID=TEXT` values. */
 export const parsePresets = (values: ReadonlyArray<string>) =>
@@ -16,6 +17,7 @@ export const parsePresets = (values: ReadonlyArray<string>) =>
         )
       }
       if (presets.has(taskId)) return yield* usage(`--answer gives task ${taskId} two answers: keep one.`)
+      yield* storable(`--answer ${taskId}=...`, text)
       presets.set(taskId, text)
     }
     return presets

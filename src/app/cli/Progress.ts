@@ -12,21 +12,28 @@ import * as Planner from "../../domain/Planner.js"
 import type { TaskState, TaskStatus } from "../../domain/Task.js"
 import type { Progress } from "../Runner.js"
 import { clip, clock, duration, firstLine, type OutputMode, out } from "./Output.js"
-import { pendingQuestion, resultJson, summaryOf, taskDetail } from "./Render.js"
+import { commandOutput, pendingQuestion, resultJson, summaryOf, taskDetail } from "./Render.js"
 
-/** How to print commands the user can run next: `planner` or `npx planner`, and the flags that must be repeated. */
+/**
+ * How to print commands the user can run next: `planner` or `npx planner`, and the flags that must be repeated. Each
+ * printed command carries only flags that command takes: `show` takes the store's, `answer` and `resume` also the
+ * execution flags (`--allow-shell`, ...).
+ */
 export interface Hints {
   readonly program: string
-  /** `--db ...` and other flags a follow-up command needs to see the same session the same way; may be empty. */
-  readonly flags: string
+  /** ` --db ...` when the store was named on the command line; may be empty. */
+  readonly store: string
+  /** Execution flags the run-like commands take, to run the session on the same way (` --allow-shell`); may be empty. */
+  readonly execution: string
 }
 
 export const answerCommand = (hints: Hints, sessionId: string, taskId: number) =>
-  `${hints.program} answer ${sessionId} ${taskId} "<text>"${hints.flags}`
+  `${hints.program} answer ${sessionId} ${taskId} "<text>"${hints.store}${hints.execution}`
 
-export const showCommand = (hints: Hints, sessionId: string) => `${hints.program} show ${sessionId}${hints.flags}`
+export const showCommand = (hints: Hints, sessionId: string) => `${hints.program} show ${sessionId}${hints.store}`
 
-export const resumeCommand = (hints: Hints, sessionId: string) => `${hints.program} resume ${sessionId}${hints.flags}`
+export const resumeCommand = (hints: Hints, sessionId: string) =>
+  `${hints.program} resume ${sessionId}${hints.store}${hints.execution}`
 
 export interface Reporter {
   /** Shows where the session starts from. */
@@ -133,13 +140,24 @@ const plainReporter = (options: ReporterOptions): Reporter => {
       Effect.suspend(() => {
         current = progress.state
         const line = eventLine(progress, options.verbose, describe)
-        return line === undefined ? Effect.void : out(line)
+        if (line === undefined) return Effect.void
+        return out([line, ...shellOutput(progress, "    ")].join("\n"))
       }),
     note: (line) => out(line),
     suspend: Effect.void,
     restore: Effect.void,
     finish: (state) => out(closingLines(state, options.sessionId, options.hints).join("\n"))
   }
+}
+
+/** A finished or failed shell step's output, indented, to print under the line that says so. */
+const shellOutput = (progress: Progress, indent: string): ReadonlyArray<string> => {
+  const event = progress.record.event
+  if (event._tag !== "TaskStatusUpdated" && event._tag !== "TaskRetryScheduled") return []
+  const task = Planner.task(progress.state, event.taskId)
+  if (task === undefined) return []
+  const text = event._tag === "TaskRetryScheduled" ? event.error : (event.result ?? event.error)
+  return commandOutput(task, text).map((line) => `${indent}${line}`)
 }
 
 // --- The live view ----------------------------------------------------------------------------------------------
@@ -238,6 +256,14 @@ const liveReporter = (options: ReporterOptions): Effect.Effect<Reporter, never, 
       progress: (progress) =>
         Effect.sync(() => {
           track(progress)
+          const output = shellOutput(progress, "    ")
+          if (output.length > 0) {
+            // A shell step's output goes above the board, under a line naming the step, and stays there.
+            const event = progress.record.event as { readonly taskId: number }
+            const heading = `task ${event.taskId} output (${clip(Planner.task(current, event.taskId)?.description ?? "", 80)}):`
+            process.stdout.write(`${clear()}${[heading, ...output].join("\n")}\n`)
+            drawn = 0
+          }
           draw()
         }),
       note: (line) =>

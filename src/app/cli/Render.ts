@@ -2,6 +2,7 @@
  * What the commands print: task lines, a session's state, the event log, the session list, and the JSON shapes of
  * all of them. Pure functions of the state, so `show`, `replay` and the end of a run print the same way.
  */
+import type { PlannerConfig } from "../../domain/Config.js"
 import type { PlannerEvent } from "../../domain/Events.js"
 import * as Planner from "../../domain/Planner.js"
 import type { TaskState, TaskStatus } from "../../domain/Task.js"
@@ -68,6 +69,41 @@ export const taskDetail = (task: TaskState): string | undefined => {
   }
 }
 
+/** How much of a command's output text shows: the head and the tail of longer output, each line clipped. */
+const outputHead = 8
+const outputTail = 12
+const outputLineWidth = 200
+
+/**
+ * The output lines of a shell step's result or error (a `ToolCall` task's text after its `$ command (exit 0, 0.1 s)`
+ * line), trimmed for a terminal: blank edges dropped, long lines clipped, and for long output the first and last
+ * lines with a count of those left out (`show --json` has it all). Empty for other tasks and for one-line text.
+ */
+export const commandOutput = (task: Pick<TaskState, "kind">, text: string | undefined): ReadonlyArray<string> => {
+  if (task.kind !== "ToolCall" || text === undefined) return []
+  const lines = text.replace(/\r\n?/g, "\n").split("\n").slice(1)
+  while (lines.length > 0 && (lines[0] ?? "").trim() === "") lines.shift()
+  while (lines.length > 0 && (lines.at(-1) ?? "").trim() === "") lines.pop()
+  const clipLine = (line: string) => {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: a command's escapes and control characters stay out
+    const plain = line.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, "").replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, "")
+    return plain.length > outputLineWidth ? `${plain.slice(0, outputLineWidth - 1)}…` : plain.trimEnd()
+  }
+  if (lines.length <= outputHead + outputTail + 1) return lines.map(clipLine)
+  const left = lines.length - outputHead - outputTail
+  return [
+    ...lines.slice(0, outputHead).map(clipLine),
+    `… ${left} more lines …`,
+    ...lines.slice(-outputTail).map(clipLine)
+  ]
+}
+
+/** The output lines of a task's result (or error), indented under it; see `commandOutput`. */
+export const taskOutputLines = (task: TaskState, indent = " ".repeat(18)): ReadonlyArray<string> => {
+  const text = task.status === "Completed" ? task.result : (task.error ?? task.result)
+  return commandOutput(task, text).map((line) => `${indent}${line}`)
+}
+
 /** A task as two lines: its status, kind and description; then its result, error or question. */
 export const taskLines = (task: TaskState): ReadonlyArray<string> => {
   const notes: Array<string> = []
@@ -77,7 +113,7 @@ export const taskLines = (task: TaskState): ReadonlyArray<string> => {
     notes.length > 0 ? `  (${notes.join("; ")})` : ""
   }`
   const detail = taskDetail(task)
-  return detail === undefined ? [head] : [head, `${" ".repeat(16)}${detail}`]
+  return detail === undefined ? [head] : [head, `${" ".repeat(16)}${detail}`, ...taskOutputLines(task)]
 }
 
 export interface SessionHeader {
@@ -130,12 +166,20 @@ export const stateText = (state: Planner.PlannerState, header: SessionHeader): s
   if (state.attachments.length > 0) {
     lines.push(`Attachments: ${state.attachments.map((a) => `${a.kind} ${a.value}`).join(", ")}`)
   }
+  if (state.status !== "NotStarted") lines.push(...settingsLines(state.config))
   lines.push("")
   for (const task of state.tasks) lines.push(...taskLines(task))
   lines.push("")
   lines.push(summaryOf(state))
   return lines.join("\n")
 }
+
+/** The settings a plan was recorded with: how it runs, and how its context is compacted. */
+export const settingsLines = (config: PlannerConfig): ReadonlyArray<string> => [
+  `Settings: max parallel ${config.maxParallel}, max attempts ${config.maxAttempts}, on failure ${config.onFailure}`,
+  `Compaction: token budget ${config.tokenBudget}, profile ${config.profile}, error char limit ${config.errorCharLimit}`,
+  `System prompt: ${config.systemPrompt.trim() === "" ? "(none)" : clip(config.systemPrompt, 200)}`
+]
 
 const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1)
 
@@ -277,7 +321,8 @@ export const stateJson = (state: Planner.PlannerState, header: SessionHeader) =>
   ...(state.startedAt === undefined ? {} : { startedAt: isoTime(state.startedAt) }),
   ...(state.finishedAt === undefined ? {} : { finishedAt: isoTime(state.finishedAt) }),
   ...(state.source === undefined ? {} : { source: state.source }),
-  ...(header.forkedFrom === undefined ? {} : { forkedFrom: header.forkedFrom })
+  ...(header.forkedFrom === undefined ? {} : { forkedFrom: header.forkedFrom }),
+  ...(state.status === "NotStarted" ? {} : { config: state.config })
 })
 
 export const historyJson = (sessionId: string, records: ReadonlyArray<PlannerEventRecord>) => ({
@@ -293,7 +338,14 @@ export const historyJson = (sessionId: string, records: ReadonlyArray<PlannerEve
   }))
 })
 
-export const sessionsJson = (rows: ReadonlyArray<SessionRow>) => ({
+/** `sessions --json`: one page of the list, with how many sessions there are in all. */
+export const sessionsJson = (
+  rows: ReadonlyArray<SessionRow>,
+  range: { readonly total: number; readonly limit: number; readonly offset: number }
+) => ({
+  total: range.total,
+  offset: range.offset,
+  limit: range.limit,
   sessions: rows.map((row) => ({
     sessionId: row.sessionId,
     createdAt: isoTime(row.createdAt),

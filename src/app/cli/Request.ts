@@ -1,7 +1,19 @@
 /** The request text of `plan` and `run`: an argument, `-` for standard input, or `--file PATH`. */
 import * as Fs from "node:fs"
 import { Effect, Option } from "effect"
+import { unstorableText } from "../../domain/SchemaGuard.js"
 import { usage } from "./Failure.js"
+
+/**
+ * `text` when every store can keep it; otherwise exit code 2 saying what holds what (a NUL character, a lone UTF-16
+ * surrogate) and where. Every piece of text a command records goes through this first.
+ */
+export const storable = (what: string, text: string) => {
+  const problem = unstorableText(text)
+  return problem === undefined
+    ? Effect.succeed(text)
+    : Effect.fail(usage(`${what} holds ${problem}, which cannot be stored: remove it and try again.`))
+}
 
 /** Everything on standard input until it ends; empty at once when there is nothing to read. */
 const readStdin = Effect.async<string>((resume) => {
@@ -17,11 +29,12 @@ export const readRequest = (text: Option.Option<string>, file: Option.Option<str
     if (Option.isSome(file)) {
       if (Option.isSome(text)) return yield* usage("Give the request either as text or with --file, not both.")
       const path = file.value
-      return yield* Effect.try({
+      const content = yield* Effect.try({
         try: () => Fs.readFileSync(path, "utf8"),
         catch: (error) =>
           usage(`Cannot read the request file ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)}).`)
       })
+      return yield* storable(`The request file ${path}`, content)
     }
     if (Option.isNone(text)) {
       return yield* usage(
@@ -33,5 +46,7 @@ export const readRequest = (text: Option.Option<string>, file: Option.Option<str
     if (/^--?[A-Za-z]/.test(given)) {
       return yield* usage(`Unknown option ${given.split("=")[0]}: see --help for the options.`)
     }
-    return given === "-" ? yield* readStdin : given
+    return given === "-"
+      ? yield* Effect.flatMap(readStdin, (input) => storable("The request on standard input", input))
+      : yield* storable("The request", given)
   })

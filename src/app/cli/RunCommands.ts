@@ -12,6 +12,7 @@ import { Effect, Either, Option } from "effect"
 import { defaultConfig, type FailurePolicy, type PlannerConfig } from "../../domain/Config.js"
 import * as Parser from "../../domain/Parser.js"
 import * as Planner from "../../domain/Planner.js"
+import { findUnstorableText, unstorableText } from "../../domain/SchemaGuard.js"
 import { type Attachment, attachmentFromText } from "../../domain/Task.js"
 import { type ExecutorSpec, parseExecutorSpec, recordedSpec } from "./Executors.js"
 import { toFailure, usage } from "./Failure.js"
@@ -19,7 +20,7 @@ import { llmConfigured } from "./LlmChoice.js"
 import { outputMode } from "./Output.js"
 import { checkPresets, parsePresets } from "./Presets.js"
 import * as Prompt from "./Prompt.js"
-import { readRequest } from "./Request.js"
+import { readRequest, storable } from "./Request.js"
 import type { RunSettings } from "./Running.js"
 import { existingState, programName, sessionFacts } from "./Session.js"
 import { plannerLayer, resolveStore, type StoreTarget } from "./Store.js"
@@ -45,6 +46,10 @@ export interface RunFlags extends ExecutionFlags {
   readonly maxParallel: number
   readonly maxAttempts: number
   readonly onFailure: FailurePolicy
+  readonly tokenBudget: number
+  readonly profile: string
+  readonly systemPrompt: Option.Option<string>
+  readonly errorCharLimit: number
 }
 
 const running = Effect.promise(() => import("./Running.js"))
@@ -76,6 +81,12 @@ const chooseSpec = (flag: Option.Option<string>, recorded: Option.Option<string>
       yield* ScriptExecutor.parse(text, spec.path).pipe(
         Effect.mapError((error) => usage(`${error.message}. Fix the file or choose another --executor.`))
       )
+      const unstorable = findUnstorableText(JSON.parse(text))
+      if (unstorable !== undefined) {
+        return yield* usage(
+          `The script file ${spec.path} holds ${unstorable.problem} at ${unstorable.path || "its top level"}, which cannot be stored: remove it, or choose another --executor.`
+        )
+      }
     }
     return spec
   })
@@ -97,7 +108,8 @@ const settings = (
     presets,
     hints: {
       program: programName(),
-      flags: `${store.flag}${flags.allowShell ? " --allow-shell" : ""}${flags.noCheckLinks ? " --no-check-links" : ""}`
+      store: store.flag,
+      execution: `${flags.allowShell ? " --allow-shell" : ""}${flags.noCheckLinks ? " --no-check-links" : ""}`
     }
   }
 })
@@ -112,6 +124,11 @@ const requestAttachments = (values: ReadonlyArray<string>) =>
   Effect.forEach(values, (value) => {
     const attachment = attachmentFromText(value.trim())
     if (attachment.value.length === 0) return Effect.fail(usage("--attach needs a path or a URL."))
+    const problem = unstorableText(attachment.value)
+    if (problem !== undefined)
+      return Effect.fail(
+        usage(`--attach ${JSON.stringify(attachment.value)} holds ${problem}: give a plain path or URL.`)
+      )
     if (attachment.kind !== "Link" && !/^(https?|data):/i.test(attachment.value)) {
       if (!Fs.existsSync(NodePath.resolve(attachment.value))) {
         return Effect.fail(
@@ -127,6 +144,14 @@ export const run = (flags: RunFlags) =>
     Effect.gen(function* () {
       yield* checkRange("--max-parallel", flags.maxParallel, 1, 1024)
       yield* checkRange("--max-attempts", flags.maxAttempts, 1, 100)
+      yield* checkRange("--token-budget", flags.tokenBudget, 1, 10_000_000)
+      yield* checkRange("--error-char-limit", flags.errorCharLimit, 1, 10_000_000)
+      const systemPrompt = Option.isSome(flags.systemPrompt)
+        ? yield* storable("--system-prompt", flags.systemPrompt.value.trim())
+        : defaultConfig.systemPrompt
+      if (systemPrompt.length > 20_000) {
+        return yield* usage(`--system-prompt is ${systemPrompt.length} characters long: keep it under 20000.`)
+      }
       const request = yield* readRequest(flags.request, flags.file)
       const attachments = yield* requestAttachments(flags.attach)
       const presets = yield* parsePresets(flags.answers)
@@ -143,7 +168,11 @@ export const run = (flags: RunFlags) =>
         ...defaultConfig,
         maxParallel: flags.maxParallel,
         maxAttempts: flags.maxAttempts,
-        onFailure: flags.onFailure
+        onFailure: flags.onFailure,
+        tokenBudget: flags.tokenBudget,
+        profile: flags.profile,
+        systemPrompt,
+        errorCharLimit: flags.errorCharLimit
       }
       const { start } = yield* running
       yield* start(request, attachments, config, settings(flags, store, spec, presets))
@@ -171,7 +200,7 @@ export const answer = (flags: AnswerFlags) =>
   withStore(flags, (store) =>
     Effect.gen(function* () {
       const { state, run } = yield* prepareContinue(flags, store, flags.sessionId)
-      const text = flags.text.trim()
+      const text = yield* storable("The answer", flags.text.trim())
       if (text.length === 0) return yield* usage("The answer is empty: give the text to answer with.")
       if (Planner.isFinished(state)) {
         return yield* usage(

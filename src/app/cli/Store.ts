@@ -9,13 +9,20 @@ import { Effect, Layer, Option, Redacted } from "effect"
 import type { EventStore } from "../../infra/EventStore.js"
 import * as PlannerStore from "../../infra/PlannerStore.js"
 import * as PlannerService from "../PlannerService.js"
-import { type CliFailure, unavailable } from "./Failure.js"
+import { type CliFailure, unavailable, usage } from "./Failure.js"
 import { isPostgresUrl, maskUrl, registerUrlSecret, shellQuote } from "./Output.js"
 
 export const defaultDatabase = "./.planner/planner.db"
 export const databaseVariable = "PLANNER_DATABASE_URL"
 
 export type StoreTarget =
+  | {
+      /** `--db` or the environment variable names no usable store: refused with exit code 2 when it is opened. */
+      readonly _tag: "Invalid"
+      readonly problem: string
+      readonly label: string
+      readonly flag: string
+    }
   | {
       readonly _tag: "Sqlite"
       readonly filename: string
@@ -32,12 +39,34 @@ export type StoreTarget =
       readonly flag: string
     }
 
+/** `scheme://` at the start of a value: a URL, not a path. */
+const urlScheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//
+
+/** Why `given` (from `where`) names no store, or undefined when it is a PostgreSQL URL or a SQLite path. */
+const storeProblem = (given: string, where: string): string | undefined => {
+  if (given.trim() === "") {
+    return `${where} is empty: give a SQLite file path (for example ./.planner/planner.db) or a postgres://user:password@host/db URL.`
+  }
+  const scheme = urlScheme.exec(given)?.[1]
+  if (scheme !== undefined && !isPostgresUrl(given)) {
+    registerUrlSecret(given)
+    const hint = /^postg/i.test(scheme) ? " (did you mean postgres://?)" : ""
+    return `${where} ${maskUrl(given)} has the unknown URL scheme ${scheme}://${hint}: give a postgres:// URL, or a SQLite file path without a scheme.`
+  }
+  if (given.includes("\u0000")) return `${where} holds a NUL character: give a plain path or URL.`
+  return undefined
+}
+
 /** The store a command uses, from `--db` and the environment. */
 export const resolveStore = (db: Option.Option<string>, env: NodeJS.ProcessEnv = process.env): StoreTarget => {
   const fromEnv = env[databaseVariable]
-  const given =
-    Option.getOrUndefined(db) ?? (fromEnv !== undefined && fromEnv.trim() !== "" ? fromEnv.trim() : undefined)
   const explicit = Option.isSome(db)
+  // An unset variable means the default store; one set to a blank value is a mistake like `--db ""`.
+  const given = Option.getOrUndefined(db) ?? fromEnv?.trim()
+  if (given !== undefined) {
+    const problem = storeProblem(given, explicit ? "--db" : databaseVariable)
+    if (problem !== undefined) return { _tag: "Invalid", problem, label: maskUrl(given), flag: "" }
+  }
   if (given !== undefined && isPostgresUrl(given)) {
     registerUrlSecret(given)
     const label = maskUrl(given)
@@ -58,8 +87,30 @@ const folderProblem = (error: unknown): string => {
       return "a file is in the way"
     case "EROFS":
       return "read-only file system"
+    case "ENOENT":
+      return "its parent cannot hold folders"
     default:
       return code ?? String(error)
+  }
+}
+
+/**
+ * Creates `folder` and the missing folders above it, one at a time. Not `mkdirSync(..., { recursive: true })`: on a
+ * file system such as /proc, where mkdir answers ENOENT for a folder whose parent exists, Node's recursive mkdir
+ * retries forever at full CPU (`--db /proc/nope/x.db` never ended).
+ */
+const makeFolders = (folder: string): void => {
+  const missing: Array<string> = []
+  let current = folder
+  while (!Fs.existsSync(current)) {
+    missing.push(current)
+    const parent = NodePath.dirname(current)
+    if (parent === current) break
+    current = parent
+  }
+  for (const path of missing.reverse()) Fs.mkdirSync(path)
+  if (!Fs.statSync(folder).isDirectory()) {
+    throw Object.assign(new Error(`${folder} is not a folder`), { code: "ENOTDIR" })
   }
 }
 
@@ -68,7 +119,7 @@ const ensureFolder = (filename: string) =>
   Effect.try({
     try: () => {
       if (filename === ":memory:") return
-      Fs.mkdirSync(NodePath.dirname(NodePath.resolve(filename)), { recursive: true })
+      makeFolders(NodePath.dirname(NodePath.resolve(filename)))
     },
     catch: (error) =>
       unavailable(
@@ -79,6 +130,8 @@ const ensureFolder = (filename: string) =>
 /** The event store layer for a target. Opening and connection errors fail with exit code 4 and one clear line. */
 export const storeLayer = (target: StoreTarget): Layer.Layer<EventStore, CliFailure> => {
   switch (target._tag) {
+    case "Invalid":
+      return Layer.fail(usage(target.problem))
     case "Sqlite":
       return Layer.unwrapEffect(
         Effect.gen(function* () {
