@@ -293,8 +293,10 @@ describe("Parser.parse: a single paragraph", () => {
     expect(descriptions("Upgrade to v1.2.3 and Node 20.1 at 3.5 GHz")).toHaveLength(1)
     expect(descriptions("See No. 5 and Fig. 3 for details")).toHaveLength(1)
     expect(descriptions("Read spec.pdf and docs/api.md from https://example.com/v1.2/spec.pdf?x=1.5")).toHaveLength(1)
+    // An action list splits at "and", but never at the abbreviation: "etc." stays with its list of objects.
     expect(descriptions("Install deps, tools, etc. and run the build")).toEqual([
-      "Install deps, tools, etc. and run the build"
+      "Install deps, tools, etc.",
+      "run the build"
     ])
     expect(descriptions("Install deps, tools, etc. Then run the build")).toEqual([
       "Install deps, tools, etc.",

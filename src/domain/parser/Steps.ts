@@ -1,0 +1,226 @@
+/**
+ * Steps: the request cut into the steps it asks for, each with its description and how it relates to the steps
+ * before it (in order after them, listed beside them, independent of them, or needed before them). The dependencies
+ * themselves are worked out from these relations in ./Dependencies.ts.
+ */
+import { isAction, isContext, splitActions, splitCondition, withoutFiller } from "./Actions.js"
+import { type Block, blockText, toBlocks, toLines } from "./Blocks.js"
+import { hasFirstStep, isOnlyConnectors, withoutLeadingConnectors } from "./Connectors.js"
+import { protectedMask } from "./ProtectedText.js"
+import { clauses, paragraphIntro, sentences, splitEnumeration } from "./Sentences.js"
+import { collapse, hasContent, isAbbreviation, trimEndWhere, wordBefore } from "./Text.js"
+
+/**
+ * How a step relates to the steps before it:
+ * - `sequence`: after them (an ordering word such as "then" or "finally", or simply a new sentence or line: when
+ *   nothing says otherwise, steps run in the order they are written);
+ * - `list`: an item of an action list, beside the other items (it waits for what the list's first item waits for);
+ * - `parallel`: "meanwhile", "at the same time", "in parallel": beside the step just before it;
+ * - `independent`: "also", "additionally", "in addition", "separately": needs nothing before it;
+ * - `prerequisite`: "..., but first X", "Before that, X": the step before it waits for it.
+ */
+export type Relation = "sequence" | "list" | "parallel" | "independent" | "prerequisite"
+
+/** A time clause that names another step: "After booking the flight, send ...", "... before you deploy". */
+export interface Temporal {
+  readonly kind: "after" | "before"
+  /** What the clause names ("booking the flight"); empty for "once done", which means the step just before. */
+  readonly target: string
+  /** The description without the clause, used when the clause is resolved to a step. */
+  readonly without: string
+}
+
+export interface Step {
+  readonly description: string
+  readonly relation: Relation
+  readonly temporal?: Temporal
+}
+
+// --- Descriptions -------------------------------------------------------------------------------------------------
+
+/** Drops one final sentence period, but never an ellipsis or the period of an abbreviation. */
+const dropSentencePeriod = (text: string): string => {
+  if (!text.endsWith(".") || text.endsWith("..")) return text
+  return isAbbreviation(wordBefore(text, text.length - 1)) ? text : text.slice(0, -1).trimEnd()
+}
+
+/** The index of the first comma outside quotes, code, URLs and brackets, or -1. */
+const firstOpenComma = (text: string): number => {
+  const mask = protectedMask(text)
+  for (let index = 0; index < text.length; index++) if (text.charAt(index) === "," && mask[index] !== 1) return index
+  return -1
+}
+
+/**
+ * A piece as a command: filler removed at its start ("I want to", "Please", "Also,"), and after a leading condition
+ * or adverbial ("If the weather is good, I want to book" gives "If the weather is good, book").
+ */
+const commandForm = (text: string): string => {
+  // Only what leaves an action is filler: "Just one item" and "I want a pizza" stay as written.
+  const stripped = withoutFiller(text)
+  const command = isAction(stripped) ? stripped : text
+  const comma = firstOpenComma(command)
+  if (comma <= 0) return command
+  const head = command.slice(0, comma)
+  const tail = command.slice(comma + 1).trimStart()
+  if (isAction(head)) return command
+  const rest = withoutFiller(tail)
+  return rest === tail || !isAction(rest) ? command : `${head}, ${rest}`
+}
+
+/** A piece of the request as a task description, or `undefined` when it says nothing. */
+const describe = (piece: string, ordinals: boolean): string | undefined => {
+  const collapsed = collapse(piece)
+  const stripped = withoutLeadingConnectors(collapsed, ordinals)
+  const commanded = commandForm(stripped)
+  let text = hasContent(commanded) ? commanded : hasContent(stripped) ? stripped : collapsed
+  for (;;) {
+    const trimmed = trimEndWhere(text, /[\s,;]/u).replace(/\s(?:and then|and|then)$/iu, "")
+    if (trimmed === text || !hasContent(trimmed)) break
+    text = trimmed
+  }
+  const description = dropSentencePeriod(text).trim()
+  return hasContent(description) ? description : undefined
+}
+
+// --- Time clauses -------------------------------------------------------------------------------------------------
+
+const leadingTime = /^(after|once|as soon as|before)\s+/iu
+const trailingTime =
+  /\s+(after|once|before)\s+((?:\p{L}+ing|the|you|i|we|it|they|my|your|our|this|that|these|those|having)\b.*)$/iu
+/** Targets that name no step: "once done", "after that's finished" mean the step just before. */
+const noTarget =
+  /^(?:(?:it|that|this|everything|all)(?: is|'s| has been| have been)?\s*)?(?:done|finished|complete|completed|over|ready)$/iu
+
+const temporalOf = (description: string): Temporal | undefined => {
+  const leading = leadingTime.exec(description)
+  if (leading !== null) {
+    const comma = firstOpenComma(description)
+    if (comma > 0) {
+      const target = description.slice(leading[0].length, comma).trim()
+      const rest = commandForm(description.slice(comma + 1).trim())
+      if (hasContent(rest)) {
+        return {
+          kind: (leading[1] ?? "").toLowerCase() === "before" ? "before" : "after",
+          target: noTarget.test(target) ? "" : target,
+          without: rest
+        }
+      }
+    }
+  }
+  const mask = protectedMask(description)
+  const trailing = trailingTime.exec(description)
+  if (trailing !== null && mask[trailing.index] !== 1) {
+    const without = description.slice(0, trailing.index).trim()
+    if (isAction(without)) {
+      const target = (trailing[2] ?? "").trim()
+      return {
+        kind: (trailing[1] ?? "").toLowerCase() === "before" ? "before" : "after",
+        target: noTarget.test(target) ? "" : target,
+        without
+      }
+    }
+  }
+  return undefined
+}
+
+// --- Relations ----------------------------------------------------------------------------------------------------
+
+const parallelOpening = /^(?:and\s+)?(?:meanwhile|in the meantime|at the same time|in parallel|simultaneously)\b/iu
+const independentOpening =
+  /^(?:and\s+)?(?:also|additionally|in addition|besides|separately|independently|on top of that|as well)\b/iu
+const prerequisiteOpening = /^(?:but\s+)?(?:before that|beforehand|first of all, before that|but first)\b/iu
+const orderingOpening = /^(?:and\s+)?(?:then|next|after that|afterwards?|finally|lastly|subsequently)\b/iu
+
+/** How a sentence's first clause relates to what came before, from the words it opens with. */
+const openingRelation = (clause: string): Relation => {
+  const text = clause.trimStart()
+  if (orderingOpening.test(text)) return "sequence"
+  if (parallelOpening.test(text)) return "parallel"
+  if (prerequisiteOpening.test(text)) return "prerequisite"
+  // "I also want to", "Please also": the speaker adds something that needs nothing before it.
+  if (independentOpening.test(text) || /^(?:(?:i|we) also|please also)\b/iu.test(text)) return "independent"
+  return "sequence"
+}
+
+interface Piece {
+  readonly text: string
+  readonly relation: Relation
+  /** Whether the piece only sets the scene and is dropped when other steps remain. */
+  readonly context: boolean
+}
+
+const paragraphPieces = (paragraph: string): { readonly pieces: ReadonlyArray<Piece>; readonly ordinals: boolean } => {
+  const intro = paragraphIntro.exec(paragraph)
+  const body =
+    intro !== null && hasContent(paragraph.slice(intro[0].length)) ? paragraph.slice(intro[0].length) : paragraph
+  const enumerated = splitEnumeration(body)
+  if (enumerated !== undefined) {
+    return { pieces: enumerated.map((text) => ({ text, relation: "sequence", context: false })), ordinals: false }
+  }
+  const ordinals = hasFirstStep(body)
+  const pieces: Array<Piece> = []
+  for (const sentence of sentences(body)) {
+    for (const [position, clause] of clauses(sentence, ordinals).entries()) {
+      // Clauses after the first were cut at an ordering word: they come after what is before them.
+      const relation = position === 0 ? openingRelation(clause) : "sequence"
+      const unconnected = withoutLeadingConnectors(clause, ordinals)
+      const items = splitActions(hasContent(unconnected) ? unconnected : clause)
+      for (const [index, item] of items.entries()) {
+        pieces.push({
+          text: item.text,
+          relation: index === 0 ? relation : item.joint === "prerequisite" ? "prerequisite" : "list",
+          context: items.length === 1 && isContext(withoutLeadingConnectors(item.text, ordinals))
+        })
+      }
+    }
+  }
+  return { pieces, ordinals }
+}
+
+const blockPieces = (blocks: ReadonlyArray<Block>): ReadonlyArray<Piece> =>
+  blocks.map((block) => {
+    const text = blockText(block)
+    const relation = openingRelation(text)
+    // Lists already say what a step is: a line is never split, and only a word that makes it independent or parallel
+    // changes the default order.
+    return { text, relation: relation === "prerequisite" ? "sequence" : relation, context: false }
+  })
+
+/** The steps of a request, in the order written (see the module comment of ../Parser.ts for the rules). */
+export const stepsOf = (text: string): ReadonlyArray<Step> => {
+  const blocks = toBlocks(toLines(text)).filter((block) => hasContent(blockText(block)))
+  // An introduction ("Here is the plan:", "# Backend") is not a task, unless the request is nothing but those.
+  const isIntro = (block: Block) => block.kind === "heading" || blockText(block).endsWith(":")
+  const tasks = blocks.filter((block) => !isIntro(block))
+  const kept = tasks.length > 0 ? tasks : blocks
+  const only = kept.length === 1 ? kept[0] : undefined
+  let pieces: ReadonlyArray<Piece>
+  let ordinals = false
+  if (only?.kind === "line") {
+    const paragraph = paragraphPieces(blockText(only))
+    pieces = paragraph.pieces
+    ordinals = paragraph.ordinals
+  } else if (only?.kind === "item") {
+    // "1. Add login. 2. Write tests." on one line is an inline enumeration, not one item.
+    const enumerated = splitEnumeration(collapse([only.first, ...only.parts.slice(1)].join(" ")))
+    pieces = (enumerated ?? [blockText(only)]).map((piece) => ({ text: piece, relation: "sequence", context: false }))
+  } else pieces = blockPieces(kept)
+  // A piece that is only a connector ("Add login. Then.") is dropped, unless it is all the request says; so is a piece
+  // that only sets the scene ("I am planning a trip.", "Thank you."), unless nothing else is left.
+  const meaningful = pieces.filter((piece) => !isOnlyConnectors(piece.text))
+  const usable = meaningful.length > 0 ? meaningful : pieces
+  const actions = usable.filter((piece) => !piece.context)
+  const chosen = actions.length > 0 ? actions : usable
+  const steps: Array<Step> = []
+  for (const [index, piece] of chosen.entries()) {
+    const description = describe(piece.text, ordinals)
+    if (description === undefined) continue
+    // A dropped first piece leaves the next one first: its relation then means nothing.
+    const relation = index === 0 && piece.relation === "prerequisite" ? "sequence" : piece.relation
+    const condition = splitCondition(description)
+    const temporal = condition === undefined ? temporalOf(description) : undefined
+    steps.push(temporal === undefined ? { description, relation } : { description, relation, temporal })
+  }
+  return steps
+}
