@@ -1,0 +1,439 @@
+/**
+ * The `TaskQueue` over `@effect/sql`, for SQLite and PostgreSQL alike, on the event store's `SqlClient` and its
+ * `planner_jobs` table (migration 0003, run by the event store's `migrate`). Dialect differences stay in this file,
+ * behind `sql.onDialectOrElse`.
+ *
+ * Why not `@effect/sql`'s `SqlPersistedQueue`: it has the right bones (`FOR UPDATE SKIP LOCKED`, one statement that
+ * refreshes all of a worker's locks) but not the semantics this queue needs. It polls (every second by default) with
+ * no LISTEN/NOTIFY, so a job would wait up to a poll interval on the hot path; its lock times come from the database's
+ * `NOW()`, so neither lease expiry nor backoff can be driven by a test clock; it has no `run_at`, so retry backoff
+ * would need a timer in every worker; it creates its table when its layer starts instead of through the store's
+ * migrations; one worker id per process, and its elements are handed out through an in-process mailbox rather than
+ * taken by the caller in one statement. The statements here follow its style.
+ *
+ * Taking: PostgreSQL picks due rows with `FOR UPDATE SKIP LOCKED` and stamps the lease in the same statement;
+ * SQLite does it in one `UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING`, its own short write transaction.
+ * Times are epoch milliseconds from the `Clock`, passed as parameters.
+ *
+ * Wake-ups: an enqueue (or a release) signals this process's waiters at once. On PostgreSQL it also sends
+ * `SELECT pg_notify(...)` in the same statement, so when it runs inside the writer's transaction the notification is
+ * delivered on commit, and every process LISTENs (`PgClient.notify` is broken in this stack, hence `pg_notify`). A
+ * waiter first looks whether a job is due or when the next one falls due (a backoff's `run_at`, a lease running out),
+ * and sleeps until then, until woken, or until the slow safety-net poll: on PostgreSQL that poll only covers lost
+ * notifications; on SQLite it is how a process learns of another process's jobs.
+ *
+ * SQLite across processes: the busy timeout, then retries with backoff, as the event store does.
+ */
+import { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Clock, Deferred, Duration, Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
+import type { NodeKind } from "../domain/Task.js"
+import { makeWakeUp } from "./internal/eventStore.js"
+import {
+  checkSession,
+  type Job,
+  type JobKey,
+  jobKeyString,
+  type ListedJob,
+  type TakenJob,
+  type TakeOptions,
+  TaskQueue,
+  TaskQueueError,
+  type TaskQueueService
+} from "./TaskQueue.js"
+
+export interface SqlTaskQueueOptions {
+  /** PostgreSQL: LISTEN for other processes' enqueues. Defaults to the `PgClient`'s own `listen` when the client is one. */
+  readonly listen?: (channel: string) => Stream.Stream<string, SqlError>
+  /** The safety-net poll of `awaitWork`; defaults to 3 seconds on PostgreSQL and 1 second on SQLite. */
+  readonly pollInterval?: Duration.DurationInput
+  /** The NOTIFY channel; defaults to "planner_jobs". */
+  readonly channel?: string
+}
+
+const defaultChannel = "planner_jobs"
+const liveClock = Clock.make()
+/** Rows per INSERT statement: well under both databases' bound-parameter limits (6 per row). */
+const insertChunk = 500
+
+interface JobRow {
+  readonly id: number | string
+  readonly session_id: string
+  readonly task_id: number
+  readonly attempt: number
+  readonly kind: NodeKind
+  readonly run_at: number | string
+  readonly payload: string
+  readonly worker_id: string | null
+  readonly lease_expires_at: number | string | null
+  readonly takes: number
+}
+
+const causeText = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause)
+
+const toQueueError = (operation: string) => (error: SqlError) =>
+  new TaskQueueError({
+    operation,
+    reason: error.cause === undefined ? error.message : `${error.message}: ${causeText(error.cause)}`
+  })
+
+const isBusy = (error: SqlError): boolean => {
+  const cause: unknown = error.cause
+  if (typeof cause !== "object" || cause === null) return false
+  const code: unknown = Reflect.get(cause, "code")
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY")
+}
+
+/** SQLite waits for a busy lock in `busy_timeout` (blocking), then these retries (not blocking) take over. */
+const busyRetry = Schedule.exponential("10 millis").pipe(
+  Schedule.union(Schedule.spaced("250 millis")),
+  Schedule.jittered,
+  Schedule.upTo("30 seconds")
+)
+
+const run = <A>(operation: string, statement: Effect.Effect<A, SqlError>): Effect.Effect<A, TaskQueueError> =>
+  statement.pipe(
+    // The retry schedule is only set up after a failure.
+    Effect.catchIf(isBusy, () => Effect.retry(statement, { schedule: busyRetry, while: isBusy })),
+    Effect.mapError(toQueueError(operation))
+  )
+
+const encodePayload = (operation: string, job: Job): Effect.Effect<string, TaskQueueError> =>
+  Effect.try({
+    try: () => {
+      const text = JSON.stringify(job.payload ?? null)
+      if (text === undefined) throw new Error("it is not JSON")
+      return text
+    },
+    catch: (cause) =>
+      new TaskQueueError({
+        operation,
+        reason: `the payload of job ${jobKeyString(job)} cannot be stored as JSON (${causeText(cause)}); pass plain data`
+      })
+  })
+
+const decodeRow = (operation: string, row: JobRow): Effect.Effect<ListedJob, TaskQueueError> =>
+  Effect.try({
+    try: (): ListedJob => ({
+      sessionId: row.session_id,
+      taskId: Number(row.task_id),
+      attempt: Number(row.attempt),
+      kind: row.kind,
+      runAt: Number(row.run_at),
+      payload: JSON.parse(row.payload),
+      ...(row.worker_id === null ? {} : { workerId: row.worker_id }),
+      ...(row.lease_expires_at === null ? {} : { leaseExpiresAt: Number(row.lease_expires_at) })
+    }),
+    catch: (cause) =>
+      new TaskQueueError({
+        operation,
+        reason: `the stored payload of job ${row.session_id}/${row.task_id}/${row.attempt} is not JSON (${causeText(cause)}); rebuild the session's jobs from its log`
+      })
+  })
+
+const chunks = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> => {
+  const result: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += size) result.push(items.slice(i, i + size))
+  return result
+}
+
+const hasListen = (
+  client: SqlClient.SqlClient
+): client is SqlClient.SqlClient & { listen: (channel: string) => Stream.Stream<string, SqlError> } =>
+  typeof Reflect.get(client, "listen") === "function"
+
+/**
+ * The queue over the `SqlClient` in context, which must already be migrated (the event store's layers do it). Lives in
+ * the scope: the PostgreSQL LISTEN connection, once a waiter starts it, is closed with it.
+ */
+export const make = (
+  options: SqlTaskQueueOptions = {}
+): Effect.Effect<TaskQueueService, TaskQueueError, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function* () {
+    const client = yield* SqlClient.SqlClient
+    const sql = client.withoutTransforms()
+    const dialect = yield* sql.onDialectOrElse({
+      pg: () => Effect.succeed("pg" as const),
+      sqlite: () => Effect.succeed("sqlite" as const),
+      orElse: () =>
+        Effect.fail(new TaskQueueError({ operation: "start", reason: "only SQLite and PostgreSQL are supported" }))
+    })
+    const pg = dialect === "pg"
+    const channel = options.channel ?? defaultChannel
+    const pollInterval = Duration.decode(options.pollInterval ?? (pg ? "3 seconds" : "1 second"))
+    const listen = options.listen ?? (pg && hasListen(client) ? client.listen : undefined)
+    const scope = yield* Effect.scope
+    const wakeUp = yield* makeWakeUp
+    const instanceId = crypto.randomUUID()
+
+    const columns = sql.literal(
+      "id, session_id, task_id, attempt, kind, run_at, payload, worker_id, lease_expires_at, takes"
+    )
+    const kindFilter = (kinds: ReadonlyArray<NodeKind> | undefined) =>
+      kinds === undefined ? sql.literal("") : sql`AND kind IN ${sql.in(kinds)}`
+    const sessionFilter = (sessionId: string | undefined) =>
+      sessionId === undefined ? sql.literal("") : sql`AND session_id = ${sessionId}`
+    /** A notification (PostgreSQL) of jobs that became takeable, delivered when the surrounding transaction commits. */
+    const notify = (origin: string, kinds: ReadonlyArray<string>): Effect.Effect<unknown, SqlError> =>
+      pg && kinds.length > 0
+        ? sql`SELECT pg_notify(${channel}, ${`${origin} ${[...new Set(kinds)].join(",")}`})`
+        : Effect.void
+    /**
+     * Who wakes this process's waiters after a write. Outside a transaction the write is committed when it returns:
+     * this instance signals them itself, and ignores its own notification when it comes back (`origin` is its id). In
+     * the caller's transaction on PostgreSQL the rows are not visible before the commit, so the notification, which is
+     * delivered on commit, wakes every process, this one included. (SQLite has one connection per process: a waiter's
+     * look waits for the transaction to end, so signalling at once is right there.)
+     */
+    const wakeOrigin = Effect.map(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) =>
+      pg && Option.isSome(transaction) ? "commit" : instanceId
+    )
+    const wakeHere = (origin: string) => (origin === instanceId ? wakeUp.signal : Effect.void)
+
+    const enqueue = Effect.fn("SqlTaskQueue.enqueue")(function* (jobs: ReadonlyArray<Job>) {
+      if (jobs.length === 0) return
+      const rows = yield* Effect.forEach(jobs, (job) =>
+        Effect.map(encodePayload("enqueue", job), (payload) => ({
+          session_id: job.sessionId,
+          task_id: job.taskId,
+          attempt: job.attempt,
+          kind: job.kind,
+          run_at: job.runAt,
+          payload
+        }))
+      )
+      const origin = yield* wakeOrigin
+      const inserted: Array<string> = []
+      for (const chunk of chunks(rows, insertChunk)) {
+        const kinds = yield* run(
+          "enqueue",
+          pg
+            ? sql<{ kind: string }>`
+                WITH inserted AS (
+                  INSERT INTO planner_jobs ${sql.insert(chunk)} ON CONFLICT (session_id, task_id, attempt) DO NOTHING
+                  RETURNING kind
+                )
+                SELECT pg_notify(${channel}, ${`${origin} `} || string_agg(DISTINCT kind, ',')) AS kind
+                FROM inserted HAVING count(*) > 0`
+            : sql<{ kind: string }>`
+                INSERT INTO planner_jobs ${sql.insert(chunk)} ON CONFLICT (session_id, task_id, attempt) DO NOTHING
+                RETURNING kind`
+        )
+        for (const row of kinds) inserted.push(row.kind)
+      }
+      if (inserted.length > 0) yield* wakeHere(origin)
+    })
+
+    const take = Effect.fn("SqlTaskQueue.take")(function* (options: TakeOptions) {
+      if (options.limit <= 0 || options.kinds?.length === 0) return []
+      const now = yield* Clock.currentTimeMillis
+      const limit = Math.floor(options.limit)
+      const due = sql`
+        completed_at IS NULL AND run_at <= ${now} AND (lease_expires_at IS NULL OR lease_expires_at <= ${now})
+        ${kindFilter(options.kinds)} ${sessionFilter(options.sessionId)}`
+      const rows = yield* run(
+        "take jobs",
+        pg
+          ? sql<JobRow & { takes: number }>`
+              WITH picked AS (
+                SELECT id FROM planner_jobs WHERE ${due} ORDER BY run_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED
+              )
+              UPDATE planner_jobs SET worker_id = ${options.workerId}, lease_expires_at = ${now + options.leaseMs},
+                takes = planner_jobs.takes + 1
+              FROM picked WHERE planner_jobs.id = picked.id
+              RETURNING planner_jobs.id, session_id, task_id, attempt, kind, run_at, payload, worker_id,
+                lease_expires_at, takes`
+          : sql<JobRow>`
+              UPDATE planner_jobs SET worker_id = ${options.workerId}, lease_expires_at = ${now + options.leaseMs},
+                takes = takes + 1
+              WHERE id IN (SELECT id FROM planner_jobs WHERE ${due} ORDER BY run_at, id LIMIT ${limit})
+              RETURNING ${columns}`
+      )
+      const sorted = [...rows].sort((a, b) => Number(a.run_at) - Number(b.run_at) || Number(a.id) - Number(b.id))
+      return yield* Effect.forEach(sorted, (row) =>
+        Effect.map(
+          decodeRow("take jobs", row),
+          (job): TakenJob => ({
+            ...job,
+            workerId: options.workerId,
+            leaseExpiresAt: now + options.leaseMs,
+            takes: Number(row.takes)
+          })
+        )
+      )
+    })
+
+    const extendLeases = Effect.fn("SqlTaskQueue.extendLeases")(function* (workerId: string, leaseMs: number) {
+      const now = yield* Clock.currentTimeMillis
+      // A lease that already ran out is not this worker's any more: another taker may have the job.
+      const rows = yield* run(
+        "extend leases",
+        sql`
+          UPDATE planner_jobs SET lease_expires_at = ${now + leaseMs}
+          WHERE worker_id = ${workerId} AND completed_at IS NULL AND lease_expires_at > ${now}
+          RETURNING id`
+      )
+      return rows.length
+    })
+
+    const complete = Effect.fn("SqlTaskQueue.complete")(function* (key: JobKey) {
+      const now = yield* Clock.currentTimeMillis
+      yield* run(
+        "complete a job",
+        sql`
+          UPDATE planner_jobs SET completed_at = ${now}, worker_id = NULL, lease_expires_at = NULL
+          WHERE session_id = ${key.sessionId} AND task_id = ${key.taskId} AND attempt = ${key.attempt}
+            AND completed_at IS NULL`
+      )
+    })
+
+    const release = Effect.fn("SqlTaskQueue.release")(function* (key: JobKey, workerId: string) {
+      const rows = yield* run(
+        "release a job",
+        sql<{ kind: string }>`
+          UPDATE planner_jobs SET worker_id = NULL, lease_expires_at = NULL
+          WHERE session_id = ${key.sessionId} AND task_id = ${key.taskId} AND attempt = ${key.attempt}
+            AND worker_id = ${workerId} AND completed_at IS NULL
+          RETURNING kind`
+      )
+      if (rows.length === 0) return
+      const origin = yield* wakeOrigin
+      yield* run(
+        "release a job",
+        notify(
+          origin,
+          rows.map((row) => row.kind)
+        )
+      )
+      yield* wakeHere(origin)
+    })
+
+    const remove = Effect.fn("SqlTaskQueue.remove")(function* (sessionId: string, taskIds?: ReadonlyArray<number>) {
+      if (taskIds?.length === 0) return
+      yield* run(
+        "remove jobs",
+        sql`
+          DELETE FROM planner_jobs WHERE session_id = ${sessionId} AND completed_at IS NULL
+          ${taskIds === undefined ? sql.literal("") : sql`AND task_id IN ${sql.in(taskIds)}`}`
+      )
+    })
+
+    const list = Effect.fn("SqlTaskQueue.list")(function* (sessionId?: string) {
+      const rows = yield* run(
+        "list jobs",
+        sql<JobRow>`
+          SELECT ${columns} FROM planner_jobs WHERE completed_at IS NULL ${sessionFilter(sessionId)}
+          ORDER BY session_id, task_id, attempt`
+      )
+      return yield* Effect.forEach(rows, (row) => decodeRow("list jobs", row))
+    })
+
+    const replace = Effect.fn("SqlTaskQueue.replace")(function* (sessionId: string, jobs: ReadonlyArray<Job>) {
+      yield* checkSession(sessionId, jobs)
+      const rows = yield* Effect.forEach(jobs, (job) =>
+        Effect.map(encodePayload("replace", job), (payload) => ({
+          session_id: job.sessionId,
+          task_id: job.taskId,
+          attempt: job.attempt,
+          kind: job.kind,
+          run_at: job.runAt,
+          payload
+        }))
+      )
+      const wanted = new Set(jobs.map(jobKeyString))
+      const origin = yield* wakeOrigin
+      // Writes first, then the read: on SQLite a deferred transaction that read first could not upgrade to a write
+      // once another process had committed in between.
+      yield* Effect.gen(function* () {
+        for (const chunk of chunks(rows, insertChunk)) {
+          // The log is the record: an attempt it has unfinished is unfinished, with the log's runAt and payload. A
+          // worker holding it keeps its lease, and its outcome still goes through the writer.
+          yield* sql`
+            INSERT INTO planner_jobs ${sql.insert(chunk)}
+            ON CONFLICT (session_id, task_id, attempt) DO UPDATE SET
+              completed_at = NULL, kind = excluded.kind, run_at = excluded.run_at, payload = excluded.payload`
+        }
+        const present = yield* sql<{ id: number | string; task_id: number; attempt: number }>`
+          SELECT id, task_id, attempt FROM planner_jobs WHERE session_id = ${sessionId} AND completed_at IS NULL`
+        const stale = present
+          .filter((row) => !wanted.has(jobKeyString({ sessionId, taskId: row.task_id, attempt: row.attempt })))
+          .map((row) => Number(row.id))
+        for (const ids of chunks(stale, insertChunk)) yield* sql`DELETE FROM planner_jobs WHERE id IN ${sql.in(ids)}`
+        yield* notify(
+          origin,
+          rows.map((row) => row.kind)
+        )
+      }).pipe(sql.withTransaction, (effect) => run("replace jobs", effect))
+      yield* wakeHere(origin)
+    })
+
+    /**
+     * Starts LISTEN once, on the first wait, for as long as the queue lives, and waits until it is active: a
+     * notification this queue sends to itself comes back (an enqueue notified before that would be missed until the
+     * poll). Real time, whatever clock the caller runs with: this is the network, not the queue's time.
+     */
+    const probe = `ready:${crypto.randomUUID()}`
+    const startListening =
+      listen === undefined
+        ? Effect.void
+        : yield* Effect.cached(
+            Effect.gen(function* () {
+              const ready = yield* Deferred.make<void>()
+              yield* listen(channel).pipe(
+                Stream.runForEach((payload) =>
+                  payload === probe
+                    ? Deferred.succeed(ready, undefined)
+                    : payload.startsWith("ready:") || payload.startsWith(`${instanceId} `)
+                      ? Effect.void
+                      : wakeUp.signal
+                ),
+                Effect.catchAllCause((cause) =>
+                  Effect.logDebug("task queue LISTEN ended; polling until it is back", cause)
+                ),
+                Effect.zipRight(Effect.sleep(Duration.seconds(1))),
+                Effect.forever,
+                Effect.forkIn(scope)
+              )
+              yield* sql`SELECT pg_notify(${channel}, ${probe})`.pipe(
+                Effect.zipRight(
+                  Deferred.await(ready).pipe(Effect.timeoutFail({ duration: "100 millis", onTimeout: () => "not yet" }))
+                ),
+                Effect.retry({ times: 50 }),
+                Effect.catchAll(() => Effect.logDebug("task queue LISTEN is not active yet; polling until it is"))
+              )
+            }).pipe(Effect.withClock(liveClock))
+          )
+
+    const nextDue = (kinds: ReadonlyArray<NodeKind> | undefined) =>
+      run(
+        "wait for work",
+        pg
+          ? sql<{ next: number | string | null }>`
+              SELECT MIN(GREATEST(run_at, COALESCE(lease_expires_at, 0))) AS next FROM planner_jobs
+              WHERE completed_at IS NULL ${kindFilter(kinds)}`
+          : sql<{ next: number | string | null }>`
+              SELECT MIN(MAX(run_at, COALESCE(lease_expires_at, 0))) AS next FROM planner_jobs
+              WHERE completed_at IS NULL ${kindFilter(kinds)}`
+      ).pipe(Effect.map((rows) => (rows[0]?.next == null ? undefined : Number(rows[0].next))))
+
+    const awaitWork = Effect.fn("SqlTaskQueue.awaitWork")(function* (kinds?: ReadonlyArray<NodeKind>) {
+      yield* startListening
+      // The wake-up is taken before looking, so an enqueue between the look and the wait is not missed.
+      const woken = yield* wakeUp.next
+      const next = kinds?.length === 0 ? undefined : yield* nextDue(kinds)
+      const now = yield* Clock.currentTimeMillis
+      if (next !== undefined && next <= now) return
+      const wait = Duration.min(
+        pollInterval,
+        Duration.millis(next === undefined ? Number.POSITIVE_INFINITY : next - now)
+      )
+      yield* Effect.raceFirst(woken, Effect.sleep(wait))
+    })
+
+    return { enqueue, take, extendLeases, complete, release, remove, awaitWork, list, replace }
+  })
+
+/** The queue over the event store's `SqlClient` (build it after the store, which runs the migrations). */
+export const layer = (options?: SqlTaskQueueOptions): Layer.Layer<TaskQueue, TaskQueueError, SqlClient.SqlClient> =>
+  Layer.scoped(TaskQueue, make(options))

@@ -1,0 +1,57 @@
+import { SqlClient } from "@effect/sql"
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Fiber, Layer, Redacted } from "effect"
+import * as PgEventStore from "../../src/infra/PgEventStore.js"
+import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
+import { freshPgDatabase } from "./fixtures/databases.js"
+import {
+  job,
+  sqlTaskQueueContract,
+  type TaskQueueTarget,
+  taskQueueContract,
+  untilAsleep,
+  within,
+  withQueue
+} from "./TaskQueueContract.js"
+
+const pgTarget: TaskQueueTarget<string, SqlClient.SqlClient> = {
+  freshDatabase: freshPgDatabase,
+  // The event store's layer runs the migrations; each instance has its own pool and its own LISTEN connection.
+  layer: (url) => SqlTaskQueue.layer().pipe(Layer.provideMerge(PgEventStore.layer({ url: Redacted.make(url) }))),
+  wakesOtherInstances: true
+}
+
+taskQueueContract("SqlTaskQueue on PostgreSQL", pgTarget)
+sqlTaskQueueContract("SqlTaskQueue on PostgreSQL", pgTarget)
+
+describe("SqlTaskQueue on PostgreSQL", () => {
+  it.effect("another process's waiter is woken by the commit of a transaction that enqueued, through NOTIFY", () =>
+    withQueue(pgTarget, (queue, { context, second }) =>
+      Effect.gen(function* () {
+        const sql = Context.get(context, SqlClient.SqlClient)
+        const other = yield* second
+        yield* queue.enqueue([job("later", 1, { runAt: 3_600_000 })])
+        const waiting = yield* Effect.fork(other.awaitWork())
+        yield* untilAsleep()
+        yield* sql.withTransaction(
+          Effect.gen(function* () {
+            yield* queue.enqueue([job("s1", 1)])
+            // Not committed: nobody else can see or take it yet.
+            // (This fiber runs in the transaction; the other instance's take runs outside it, as another process.)
+            const outside = other
+              .take({ workerId: "w", limit: 10, leaseMs: 1_000 })
+              .pipe(
+                Effect.mapInputContext((context: Context.Context<never>) =>
+                  Context.omit(SqlClient.TransactionConnection)(context)
+                )
+              )
+            expect(yield* outside).toEqual([])
+          })
+        )
+        yield* Fiber.join(waiting).pipe(within(10))
+        const taken = yield* other.take({ workerId: "w", limit: 10, leaseMs: 1_000 })
+        expect(taken.map((taken) => taken.taskId)).toEqual([1])
+      })
+    )
+  )
+})
