@@ -7,75 +7,13 @@
  * missing or `PLANNER_UPDATE_SCREENSHOTS=1`.
  */
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { expect, layer } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Option, Schedule } from "effect"
-import { type BrowserContext, chromium, type Page } from "playwright-core"
+import { Effect, Fiber, Option, Schedule } from "effect"
+import type { Page } from "playwright-core"
 import * as Runner from "../../src/app/Runner.js"
+import { Browser, BrowserLive, openPage, repoRoot, run, showView, waitFor } from "./browserSupport.js"
 import { fetchJson, plannerWithScript, startPlan, startServer, task } from "./fixtures.js"
-
-const chromiumPath = "/usr/bin/chromium"
-const repoRoot = fileURLToPath(new URL("../..", import.meta.url))
-
-/** One browser for the file (it takes seconds to start here): a fresh profile, removed at the end. */
-class Browser extends Context.Tag("test/dashboard/Browser")<Browser, BrowserContext>() {}
-
-const launchBrowser = Effect.acquireRelease(
-  Effect.gen(function* () {
-    if (!fs.existsSync(chromiumPath)) {
-      return yield* Effect.fail(
-        new Error(
-          `Chromium is not installed at ${chromiumPath}: the dashboard's browser tests need Debian's chromium package ` +
-            "(apt-get update && apt-get install -y chromium). .ci/run installs it when missing."
-        )
-      )
-    }
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), "planner-chromium-"))
-    const context = yield* Effect.tryPromise(() =>
-      chromium.launchPersistentContext(profile, {
-        executablePath: chromiumPath,
-        headless: true,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync"
-        ],
-        viewport: { width: 1440, height: 900 },
-        colorScheme: "light",
-        locale: "en-GB",
-        timezoneId: "UTC"
-      })
-    )
-    return { context, profile }
-  }),
-  ({ context, profile }) =>
-    Effect.promise(async () => {
-      await context.close()
-      fs.rmSync(profile, { recursive: true, force: true })
-    })
-).pipe(Effect.map(({ context }) => context))
-
-const BrowserLive = Layer.scoped(Browser, launchBrowser)
-
-/** A page whose script errors (including CSP violations) are collected, to assert there were none. */
-const openPage = (context: BrowserContext, url: string) =>
-  Effect.promise(async () => {
-    const page = await context.newPage()
-    const errors: Array<string> = []
-    page.on("pageerror", (error) => errors.push(error.message))
-    page.on("console", (message) => {
-      if (message.type() === "error") errors.push(message.text())
-    })
-    await page.goto(url)
-    return { page, errors }
-  }).pipe(Effect.tap(({ page }) => Effect.addFinalizer(() => Effect.promise(() => page.close()))))
-
-const run = <A>(body: () => Promise<A>) => Effect.promise(body)
 
 const cardStatus = (page: Page, taskId: number) =>
   run(() => page.getAttribute(`#board [data-task-id="${taskId}"]`, "data-status"))
@@ -119,9 +57,6 @@ const recordStatuses = `(() => {
   window.__seen = seen
   window.__sameDocument = true
 })()`
-
-const waitFor = (page: Page, selector: string, timeout = 20_000) =>
-  run(() => page.waitForSelector(selector, { timeout, state: "attached" }))
 
 /** Task statuses according to the API's state-at endpoint. */
 const statusesAt = (url: string, sessionId: string, sequence: number) =>
@@ -181,6 +116,7 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the dashboar
         const sessionId = yield* startPlan(request, plan, { maxParallel: 2 })
         const { url } = yield* startServer
         const { page, errors } = yield* openPage(context, `${url}/sessions/${encodeURIComponent(sessionId)}`)
+        yield* showView(page, "board")
         yield* waitFor(page, '#board [data-task-id="6"]')
         // Every status each card shows, as it shows it; and a flag a reload would lose.
         yield* run(() => page.evaluate(recordStatuses))
@@ -297,6 +233,7 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the dashboar
         const context = yield* Browser
 
         const { page, errors } = yield* openPage(context, `${url}/sessions/${sessionId}`)
+        yield* showView(page, "board")
         yield* waitFor(page, '#board [data-task-id="2"][data-status="Completed"]')
         expect(yield* run(() => page.textContent('#board [data-task-id="1"] .description'))).toBe(
           `Render ${hostile} safely`

@@ -4,6 +4,7 @@
  * server with the planner's own `fold`, so the dashboard never reimplements the planner.
  */
 import * as api from "./api.js"
+import { eventDetail } from "./detail.js"
 import {
   firstLine,
   formatClock,
@@ -16,6 +17,9 @@ import {
   setChildren,
   taskStatusLabels
 } from "./dom.js"
+import { renderGantt } from "./gantt.js"
+import { renderGraph } from "./graph.js"
+import { taskDuration, taskSegments } from "./timing.js"
 
 const boardColumns = [
   { key: "planned", title: "Planned", statuses: ["Planned"] },
@@ -95,7 +99,13 @@ export function mountSession(root, sessionId) {
     viewing: null,
     /** Past boards by sequence. A past never changes, so they are kept. */
     past: new Map(),
-    connection: "connecting"
+    connection: "connecting",
+    /** The view shown: the plan's graph, the board of cards, or the timeline of attempts. */
+    view: ["graph", "board", "timeline"].includes(localStorage.getItem("planner.view"))
+      ? localStorage.getItem("planner.view")
+      : "graph",
+    /** The task picked in the graph, shown in full beside it. */
+    selectedTask: null
   }
   /** Answers being typed, by task and question, so a re-render never loses one. */
   const drafts = new Map()
@@ -164,7 +174,7 @@ export function mountSession(root, sessionId) {
   wideScreen.addEventListener("change", () => render())
   const board = h(
     "section",
-    { class: "board", id: "board" },
+    { class: "board", id: "board", role: "tabpanel", "aria-labelledby": "view-board" },
     boardColumns.map((column) => {
       const list = h("div", { class: "column-cards" })
       const count = h("span", { class: "column-count" })
@@ -181,19 +191,82 @@ export function mountSession(root, sessionId) {
     })
   )
 
+  const views = [
+    { key: "graph", label: "Graph" },
+    { key: "board", label: "Board" },
+    { key: "timeline", label: "Timeline" }
+  ]
+  const viewTabs = new Map()
+  const tabList = h(
+    "div",
+    { class: "view-tabs", role: "tablist", "aria-label": "How to show the plan" },
+    views.map((view) => {
+      const tab = h(
+        "button",
+        {
+          type: "button",
+          role: "tab",
+          id: `view-${view.key}`,
+          "aria-controls": view.key === "timeline" ? "gantt" : view.key,
+          onclick: () => setView(view.key),
+          onkeydown: (event) => {
+            const index = views.findIndex((candidate) => candidate.key === view.key)
+            const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0
+            if (step === 0) return
+            event.preventDefault()
+            event.stopPropagation()
+            const next = views[(index + step + views.length) % views.length].key
+            setView(next)
+            viewTabs.get(next).focus()
+          }
+        },
+        view.label
+      )
+      viewTabs.set(view.key, tab)
+      return tab
+    })
+  )
+  const graphCanvas = h("div", { class: "graph-canvas", tabindex: -1 })
+  const graphSide = h("div", { class: "graph-side", id: "graph-task", "aria-live": "polite" })
+  const graphPanel = h(
+    "section",
+    { class: "graph panel", id: "graph", role: "tabpanel", "aria-labelledby": "view-graph" },
+    h(
+      "div",
+      { class: "graph-legend" },
+      h("span", { class: "legend-item" }, h("span", { class: "swatch critical-swatch" }), "critical path"),
+      h(
+        "span",
+        { class: "legend-item" },
+        h("span", { class: "swatch parallel-swatch" }),
+        "tasks that may run in parallel"
+      ),
+      h("span", { class: "muted" }, "Select a task to see it in full.")
+    ),
+    h("div", { class: "graph-layout" }, graphCanvas, graphSide)
+  )
+  const ganttPanel = h("section", {
+    class: "panel gantt-panel",
+    id: "gantt",
+    role: "tabpanel",
+    "aria-labelledby": "view-timeline"
+  })
+
   const contextBody = h("div", { class: "context-body" })
+  const detailBody = h("div", { class: "detail-body", id: "event-detail" })
   const eventList = h("ol", { class: "events", id: "event-list" })
   const eventCount = h("span", { class: "muted" })
   const lower = h(
     "section",
     { class: "lower" },
-    h("div", { class: "panel context-panel" }, contextBody),
     h(
       "div",
       { class: "panel events-panel" },
       h("h2", null, "Events ", eventCount),
       h("div", { class: "events-scroll" }, eventList)
-    )
+    ),
+    h("div", { class: "panel detail-panel" }, detailBody),
+    h("div", { class: "panel context-panel" }, contextBody)
   )
   const notice = h("p", { class: "notice error-text", role: "alert", hidden: true })
 
@@ -394,20 +467,25 @@ export function mountSession(root, sessionId) {
     )
   }
 
+  /** A task's card, reused while its task is unchanged (so a half-typed answer keeps its focus). */
+  function cardFor(task, state, mode) {
+    const dependencies = task.dependsOn.map((dep) => state.tasks[dep - 1]?.status)
+    const signature = JSON.stringify([mode, task, dependencies])
+    let cached = cards.get(task.id)
+    if (cached === undefined || cached.signature !== signature) {
+      cached = { signature, element: taskCard(task, state, mode) }
+      cards.set(task.id, cached)
+    }
+    return cached.element
+  }
+
   function renderBoard(view, mode) {
     const state = view.state
     board.classList.toggle("past", mode === "past")
     const byColumn = new Map(boardColumns.map((column) => [column.key, []]))
     for (const task of state.tasks) {
       const column = boardColumns.find((candidate) => candidate.statuses.includes(task.status)) ?? boardColumns[0]
-      const dependencies = task.dependsOn.map((dep) => state.tasks[dep - 1]?.status)
-      const signature = JSON.stringify([mode, task, dependencies])
-      let cached = cards.get(task.id)
-      if (cached === undefined || cached.signature !== signature) {
-        cached = { signature, element: taskCard(task, state, mode) }
-        cards.set(task.id, cached)
-      }
-      byColumn.get(column.key).push(cached.element)
+      byColumn.get(column.key).push(cardFor(task, state, mode))
     }
     // Columns share the width by how many cards they hold, so a busy column lays its cards side by side; an ended
     // plan has no use for empty columns at all.
@@ -526,15 +604,124 @@ export function mountSession(root, sessionId) {
     }
   }
 
+  /** Each task's segments from the events up to the one shown. */
+  function timingShown() {
+    const position = model.viewing ?? latestSequence()
+    return taskSegments(model.events.slice(0, position))
+  }
+
+  function renderGraphView(view, mode) {
+    const state = view.state
+    const timing = timingShown()
+    const now = mode === "live" ? Date.now() : (timing.end ?? Date.now())
+    const hadFocus = graphCanvas.contains(document.activeElement)
+      ? document.activeElement?.getAttribute("data-node")
+      : null
+    graphCanvas.replaceChildren(
+      renderGraph(state, {
+        selected: model.selectedTask,
+        durationOf: (id) => taskDuration(timing.tasks.get(id), now),
+        onSelect: (id) => {
+          model.selectedTask = model.selectedTask === id ? null : id
+          render()
+        }
+      })
+    )
+    graphCanvas.querySelector(".graph-svg").classList.toggle("past", mode === "past")
+    if (hadFocus !== null && hadFocus !== undefined) graphCanvas.querySelector(`[data-node="${hadFocus}"]`)?.focus()
+    const selected =
+      model.selectedTask === null ? undefined : state.tasks.find((task) => task.id === model.selectedTask)
+    if (selected === undefined) {
+      const asking = state.tasks.filter((task) => task.status === "NeedsClarification")
+      setChildren(graphSide, [
+        h(
+          "p",
+          { class: "muted graph-hint" },
+          asking.length > 0
+            ? `${asking.map((task) => `#${task.id}`).join(", ")} ${asking.length === 1 ? "waits" : "wait"} for your answer: select ${asking.length === 1 ? "it" : "one"} to answer.`
+            : "Select a task in the graph to see its description, result and questions."
+        )
+      ])
+    } else {
+      // The board's card, with its answer form when the task asks.
+      setChildren(graphSide, [cardFor(selected, state, mode)])
+    }
+  }
+
+  function renderGanttView(view, mode) {
+    const timing = timingShown()
+    ganttPanel.replaceChildren(
+      h("h2", null, "Where the time went"),
+      renderGantt(view.state, timing, mode === "live" ? Date.now() : (timing.end ?? Date.now()))
+    )
+  }
+
+  function setView(key) {
+    model.view = key
+    localStorage.setItem("planner.view", key)
+    render()
+  }
+
+  function renderViews() {
+    for (const [key, tab] of viewTabs) {
+      const active = key === model.view
+      tab.setAttribute("aria-selected", active ? "true" : "false")
+      tab.tabIndex = active ? 0 : -1
+    }
+    graphPanel.hidden = model.view !== "graph"
+    board.hidden = model.view !== "board"
+    ganttPanel.hidden = model.view !== "timeline"
+  }
+
+  /** The detail of the event the timeline is on, with the states around it (fetched once each). */
+  function renderDetail() {
+    const position = model.viewing ?? latestSequence()
+    const record = model.events[position - 1]
+    if (record === undefined) {
+      detailBody.replaceChildren(h("p", { class: "muted" }, "No events yet."))
+      return
+    }
+    const stateAfter = (sequence) => {
+      if (sequence === 0) return null
+      if (model.live !== null && model.live.lastSequence === sequence) return model.live
+      const known = model.past.get(sequence)
+      if (known === undefined) fetchPast(sequence)
+      return known
+    }
+    const after = stateAfter(position)
+    const before = stateAfter(position - 1)
+    if (detailBody.dataset.shown === `${position}:${after !== undefined}:${before !== undefined}`) return
+    detailBody.dataset.shown = `${position}:${after !== undefined}:${before !== undefined}`
+    detailBody.replaceChildren(eventDetail(record, after ?? undefined, before === undefined ? undefined : before))
+  }
+
+  const fetching = new Set()
+  function fetchPast(sequence) {
+    if (fetching.has(sequence) || model.past.has(sequence)) return
+    fetching.add(sequence)
+    api
+      .getStateAt(sessionId, sequence)
+      .then((view) => {
+        model.past.set(sequence, view)
+        render()
+      })
+      .catch(showError)
+      .finally(() => fetching.delete(sequence))
+  }
+
   function render() {
     const view = shownView()
+    renderViews()
     if (view !== null) {
       const mode = model.viewing === null ? "live" : "past"
       renderHead(view, mode)
-      renderBoard(view, mode)
+      if (model.view === "board") renderBoard(view, mode)
+      else if (model.view === "graph") renderGraphView(view, mode)
+      else renderGanttView(view, mode)
       renderContext(view)
     }
     renderTimeline()
+    renderDetail()
   }
 
   // --- Events and time travel ----------------------------------------------------------------------------------------
@@ -550,7 +737,8 @@ export function mountSession(root, sessionId) {
         {
           type: "button",
           onclick: () => showAt(record.sequence),
-          title: `Show the board after event ${record.sequence}`
+          title: `Show event ${record.sequence} in full, and the plan right after it`,
+          "aria-label": `Event ${record.sequence}: ${describeEvent(record)}`
         },
         h("span", { class: "event-seq" }, String(record.sequence)),
         h("span", { class: "event-time" }, formatClock(record.data.at ?? record.createdAt)),
@@ -691,7 +879,7 @@ export function mountSession(root, sessionId) {
     try {
       const view = await api.getSession(sessionId)
       for (const record of await api.getAllEvents(sessionId)) addEvent(record)
-      root.replaceChildren(head, timeline, banner, notice, board, lower)
+      root.replaceChildren(head, timeline, banner, notice, tabList, graphPanel, board, ganttPanel, lower)
       acceptLive(view)
       if (!finishedStatuses.has(view.state.status) || (model.events.at(-1)?.sequence ?? 0) < view.lastSequence) {
         connect()

@@ -1,0 +1,171 @@
+/**
+ * The session page's views in a real browser (Debian's Chromium through playwright-core), against the real server,
+ * store, worker and script executor: the plan as a graph that follows the run live, the event detail, and the
+ * timeline of attempts. Screenshots of each view go to `test-output/`, and to `docs/` (the README's) when they are
+ * missing or `PLANNER_UPDATE_SCREENSHOTS=1`.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { expect, layer } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import type { Page } from "playwright-core"
+import * as Runner from "../../src/app/Runner.js"
+import { Browser, BrowserLive, openPage, repoRoot, run, showView, waitFor } from "./browserSupport.js"
+import { plannerWithScript, startPlan, startServer, task } from "./fixtures.js"
+
+/** A screenshot to test-output/, and to docs/ when that one is missing or screenshots are being updated. */
+export const screenshot = (page: Page, name: string, options: { fullPage?: boolean } = {}) =>
+  run(async () => {
+    fs.mkdirSync(path.join(repoRoot, "test-output"), { recursive: true })
+    await page.screenshot({ path: path.join(repoRoot, "test-output", name), fullPage: options.fullPage ?? true })
+    const docs = path.join(repoRoot, "docs", name)
+    if (!fs.existsSync(docs) || process.env.PLANNER_UPDATE_SCREENSHOTS === "1")
+      fs.copyFileSync(path.join(repoRoot, "test-output", name), docs)
+  })
+
+const nodeStatuses = (page: Page) =>
+  run(() =>
+    page.$$eval("#graph [data-node]", (nodes) =>
+      nodes
+        .map((node) => [Number(node.getAttribute("data-node")), node.getAttribute("data-status")] as const)
+        .sort((a, b) => a[0] - b[0])
+        .map(([, status]) => status)
+    )
+  )
+
+/** Records, in the page, every status each graph node shows as the DOM changes (nodes are redrawn, not kept). */
+const recordNodes = `(() => {
+  const seen = {}
+  const record = () => {
+    for (const node of document.querySelectorAll("#graph [data-node]")) {
+      const id = node.getAttribute("data-node")
+      const list = seen[id] ?? (seen[id] = [])
+      const status = node.getAttribute("data-status")
+      if (list.at(-1) !== status) list.push(status)
+    }
+  }
+  record()
+  new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true })
+  window.__nodes = seen
+  window.__sameDocument = true
+})()`
+
+const diamondScript = {
+  rules: [
+    { match: "Fetch", delayMs: 300, outcomes: [{ complete: "Fetched 120 rows." }] },
+    { match: "Clean", delayMs: 900, outcomes: [{ fail: "the cleaner crashed" }, { complete: "Cleaned 118 rows." }] },
+    { match: "Count", delayMs: 200, outcomes: [{ complete: "7 distinct values." }] },
+    { match: "Report", delayMs: 200, outcomes: [{ complete: "Report written to report.md." }] }
+  ],
+  default: { complete: "done" }
+}
+
+const diamond = [
+  task(1, "Retrieval", "Fetch the rows from the export"),
+  task(2, "Processing", "Clean the rows", [1]),
+  task(3, "Analysis", "Count the distinct values", [1]),
+  task(4, "Processing", "Report on the cleaned rows and the counts", [2, 3])
+]
+
+layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the session page's views in a browser", (it) => {
+  it.scoped(
+    "draws a diamond plan as four nodes and four edges that follow the run live; an event shows in full",
+    () =>
+      Effect.gen(function* () {
+        const context = yield* Browser
+        const sessionId = yield* startPlan("Fetch the rows, clean them and count them, then report.", diamond, {
+          maxParallel: 2,
+          maxAttempts: 2
+        })
+        const { url } = yield* startServer
+        const { page, errors } = yield* openPage(context, `${url}/sessions/${sessionId}`)
+        yield* showView(page, "graph")
+        yield* waitFor(page, '#graph [data-node="4"]')
+        expect(yield* run(() => page.$$eval("#graph [data-node]", (nodes) => nodes.length))).toBe(4)
+        const edges = yield* run(() =>
+          page.$$eval("#graph [data-edge]", (paths) => paths.map((edge) => edge.getAttribute("data-edge")).sort())
+        )
+        expect(edges).toEqual(["1-2", "1-3", "2-4", "3-4"])
+        // Left to right by depth: 1, then 2 and 3 in one column (a parallel group), then 4.
+        const x = (id: number) =>
+          run(() => page.$eval(`#graph [data-node="${id}"]`, (node) => Math.round(node.getBoundingClientRect().left)))
+        const [x1, x2, x3, x4] = [yield* x(1), yield* x(2), yield* x(3), yield* x(4)]
+        expect(x1).toBeLessThan(x2)
+        expect(x2).toBe(x3)
+        expect(x3).toBeLessThan(x4)
+        expect(yield* run(() => page.$$eval("#graph .band.parallel", (bands) => bands.length))).toBe(1)
+        expect(yield* run(() => page.textContent("#graph .band.parallel .band-label"))).toContain("2 in parallel")
+        expect(yield* nodeStatuses(page)).toEqual(["Dispatched", "Planned", "Planned", "Planned"])
+        yield* run(() => page.evaluate(recordNodes))
+
+        const running = yield* Effect.fork(Runner.run(sessionId))
+        yield* waitFor(page, '#graph [data-node="4"][data-status="Completed"]', 30_000)
+        const result = yield* Fiber.join(running)
+        expect(result.state.status).toBe("Succeeded")
+        expect(yield* nodeStatuses(page)).toEqual(["Completed", "Completed", "Completed", "Completed"])
+        const seen = (yield* run(() => page.evaluate("window.__nodes"))) as Record<string, ReadonlyArray<string>>
+        expect(seen["1"]).toEqual(["Dispatched", "Running", "Completed"])
+        expect(seen["2"]).toEqual(expect.arrayContaining(["Planned", "Running", "Completed"]))
+        expect(seen["4"]?.[0]).toBe("Planned")
+        expect(seen["4"]?.at(-1)).toBe("Completed")
+        expect(yield* run(() => page.evaluate("'__sameDocument' in window"))).toBe(true)
+        // The critical path runs through the slow, retried task 2, not the quick task 3.
+        const critical = yield* run(() =>
+          page.$$eval("#graph .node.critical", (nodes) => nodes.map((node) => node.getAttribute("data-node")).sort())
+        )
+        expect(critical).toEqual(["1", "2", "4"])
+        expect(yield* run(() => page.$$eval("#graph .edge.critical", (paths) => paths.length))).toBe(2)
+
+        // A node is reachable by keyboard and shows its task in full.
+        yield* run(() => page.focus('#graph [data-node="2"]'))
+        yield* run(() => page.keyboard.press("Enter"))
+        yield* waitFor(page, '#graph-task [data-task-id="2"]')
+        expect(yield* run(() => page.textContent('#graph-task [data-task-id="2"] .result .block-text'))).toBe(
+          "Cleaned 118 rows."
+        )
+        yield* screenshot(page, "dashboard-graph.png")
+
+        // Selecting an event shows its JSON, its ids, and what it changed.
+        const lastSequence = result.state.version
+        yield* waitFor(page, `#event-list [data-sequence="${lastSequence}"]`)
+        const retry = yield* run(() =>
+          page.$eval("#event-list .t-TaskRetryScheduled", (item) => Number(item.getAttribute("data-sequence")))
+        )
+        yield* run(() => page.click(`#event-list [data-sequence="${retry}"] button`))
+        yield* waitFor(page, `#event-detail .event-detail[data-sequence="${retry}"] .diff`)
+        const shown = JSON.parse((yield* run(() => page.textContent("#event-json"))) ?? "{}")
+        expect(shown).toMatchObject({ sequence: retry, type: "TaskRetryScheduled", data: { taskId: 2, attempt: 1 } })
+        expect(shown.metadata.eventId).toEqual(expect.any(String))
+        expect(yield* run(() => page.textContent("#event-detail .event-facts"))).toContain(shown.metadata.eventId)
+        const diff = yield* run(() =>
+          page.$$eval("#event-detail .diff tbody tr", (rows) =>
+            rows.map((row) => [...row.querySelectorAll("td")].map((cell) => cell.textContent))
+          )
+        )
+        expect(diff).toContainEqual(["#2", "status", "Running", "Retry scheduled"])
+        expect(diff).toContainEqual(["#2", "error", "—", "the cleaner crashed"])
+        // The state right after it, as the API folds it.
+        yield* run(() => page.click("#event-detail details:not([open]) summary"))
+        const after = JSON.parse((yield* run(() => page.textContent("#state-json"))) ?? "{}")
+        expect(after.version).toBe(retry)
+        expect(after.tasks[1].status).toBe("RetryScheduled")
+        // The graph shows that moment too.
+        yield* waitFor(page, '#graph .graph-svg.past [data-node="2"][data-status="RetryScheduled"]')
+        yield* screenshot(page, "dashboard-event.png")
+
+        // The timeline of attempts: task 2 ran twice with a backoff between.
+        yield* run(() => page.click("#go-live"))
+        yield* showView(page, "timeline")
+        yield* waitFor(page, '#gantt .gantt-row[data-task-id="2"] .seg-backoff')
+        const kinds = yield* run(() =>
+          page.$$eval('#gantt .gantt-row[data-task-id="2"] .seg', (segments) =>
+            segments.map((segment) => `${segment.getAttribute("data-kind")}:${segment.getAttribute("data-attempt")}`)
+          )
+        )
+        expect(kinds).toEqual(["queued:1", "running:1", "backoff:1", "queued:2", "running:2"])
+        yield* screenshot(page, "dashboard-timeline.png")
+        expect(errors).toEqual([])
+      }).pipe(Effect.provide(plannerWithScript(diamondScript))),
+    90_000
+  )
+})
