@@ -159,9 +159,49 @@ const program = Effect.flatMap(cliConsole, (console) =>
   start.pipe(Effect.tapErrorCause(report), Effect.provide(environment), Effect.withConsole(console))
 )
 
+/**
+ * Signals, beside the runtime's own handlers (the first one interrupts the command): a second signal, or one that
+ * comes while the output drains, ends the process at once, as a signal without handlers would.
+ */
+let signalled = false
+let draining = false
+const onSignal = () => {
+  if (signalled || draining) process.exit(exitCodeOnInterrupt())
+  signalled = true
+}
+process.on("SIGINT", onSignal)
+process.on("SIGTERM", onSignal)
+
+/**
+ * Exits once everything written to standard output and error has left the process. On Linux a write to a pipe that is
+ * full (64 KiB unread) is queued, and `process.exit` drops the queue: a piped `--json` answer was cut. An empty write's
+ * callback runs after every earlier write of that stream. A reader that went away (EPIPE) takes nothing more, so that
+ * stream counts as done. A command stopped by a signal exits at once.
+ */
+const exitWhenWritten = (exit: Exit.Exit<unknown, unknown>) => {
+  const code = exitCode(exit)
+  // A command that finished as the signal came ends as stopped: what it wrote may not have been read.
+  if (signalled) return process.exit(Exit.isSuccess(exit) ? exitCodeOnInterrupt() : code)
+  if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) return process.exit(code)
+  draining = true
+  let pending = 2
+  for (const stream of [process.stdout, process.stderr]) {
+    let done = false
+    const finish = () => {
+      if (done) return
+      done = true
+      pending -= 1
+      if (pending === 0) process.exit(code)
+    }
+    stream.once("error", finish)
+    if (stream.destroyed || !stream.writable) finish()
+    else stream.write("", finish)
+  }
+}
+
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
   disablePrettyLogger: true,
   // Exit explicitly: an open handle (standard input, a database pool) must not keep a finished command alive.
-  teardown: (exit) => process.exit(exitCode(exit))
+  teardown: exitWhenWritten
 })
