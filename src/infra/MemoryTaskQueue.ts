@@ -185,12 +185,12 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
       }
     }).pipe(Effect.withSpan("MemoryTaskQueue.remove"))
 
-  const awaitWork = (kinds?: ReadonlyArray<NodeKind>) =>
+  const awaitWork = (kinds?: ReadonlyArray<NodeKind>, sessionId?: string) =>
     Effect.gen(function* () {
       // The wake-up is taken before looking, so an enqueue between the look and the wait is not missed.
       const woken = yield* wakeUp.next
       const now = yield* Clock.currentTimeMillis
-      const matches = matching(kinds)
+      const matches = matching(kinds, sessionId)
       let next = Number.POSITIVE_INFINITY
       for (const row of rows.values()) {
         if (row.completed || !matches(row)) continue

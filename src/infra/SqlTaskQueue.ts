@@ -405,23 +405,26 @@ export const make = (
             }).pipe(Effect.withClock(liveClock))
           )
 
-    const nextDue = (kinds: ReadonlyArray<NodeKind> | undefined) =>
+    const nextDue = (kinds: ReadonlyArray<NodeKind> | undefined, sessionId: string | undefined) =>
       run(
         "wait for work",
         pg
           ? sql<{ next: number | string | null }>`
               SELECT MIN(GREATEST(run_at, COALESCE(lease_expires_at, 0))) AS next FROM planner_jobs
-              WHERE completed_at IS NULL ${kindFilter(kinds)}`
+              WHERE completed_at IS NULL ${kindFilter(kinds)} ${sessionFilter(sessionId)}`
           : sql<{ next: number | string | null }>`
               SELECT MIN(MAX(run_at, COALESCE(lease_expires_at, 0))) AS next FROM planner_jobs
-              WHERE completed_at IS NULL ${kindFilter(kinds)}`
+              WHERE completed_at IS NULL ${kindFilter(kinds)} ${sessionFilter(sessionId)}`
       ).pipe(Effect.map((rows) => (rows[0]?.next == null ? undefined : Number(rows[0].next))))
 
-    const awaitWork = Effect.fn("SqlTaskQueue.awaitWork")(function* (kinds?: ReadonlyArray<NodeKind>) {
+    const awaitWork = Effect.fn("SqlTaskQueue.awaitWork")(function* (
+      kinds?: ReadonlyArray<NodeKind>,
+      sessionId?: string
+    ) {
       yield* startListening
       // The wake-up is taken before looking, so an enqueue between the look and the wait is not missed.
       const woken = yield* wakeUp.next
-      const next = kinds?.length === 0 ? undefined : yield* nextDue(kinds)
+      const next = kinds?.length === 0 ? undefined : yield* nextDue(kinds, sessionId)
       const now = yield* Clock.currentTimeMillis
       if (next !== undefined && next <= now) return
       const wait = Duration.min(

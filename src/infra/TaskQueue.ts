@@ -88,9 +88,10 @@ export interface TaskQueueService {
   readonly release: (key: JobKey, workerId: string) => Effect.Effect<void, TaskQueueError>
   /** Remove the unfinished jobs of a session (cancel), or of some of its tasks. */
   readonly remove: (sessionId: string, taskIds?: ReadonlyArray<number>) => Effect.Effect<void, TaskQueueError>
-  /** Resolves when a job may be waiting (LISTEN/NOTIFY on PostgreSQL, in-process signal otherwise; a slow poll
-   *  of a few seconds only as a safety net); the caller then calls `take`. */
-  readonly awaitWork: (kinds?: ReadonlyArray<NodeKind>) => Effect.Effect<void, TaskQueueError>
+  /** Resolves when a job (of these kinds, of this session) may be waiting: at once when one is due, else on a wake-up
+   *  (LISTEN/NOTIFY on PostgreSQL, in-process signal otherwise), when the next one falls due, or after a slow poll of
+   *  a few seconds, only a safety net; the caller then calls `take` with the same filters. */
+  readonly awaitWork: (kinds?: ReadonlyArray<NodeKind>, sessionId?: string) => Effect.Effect<void, TaskQueueError>
   /** Every unfinished job (optionally of one session), in (sessionId, taskId, attempt) order: for the rebuild check,
    *  liveness ("a live worker holds a job of this session") and `planner doctor`. */
   readonly list: (sessionId?: string) => Effect.Effect<ReadonlyArray<ListedJob>, TaskQueueError>

@@ -374,6 +374,25 @@ export const taskQueueContract = <Db, Extra>(name: string, target: TaskQueueTarg
       )
     )
 
+    it.effect("awaitWork looks only at jobs of the kinds and session asked for", () =>
+      withQueue(target, (queue) =>
+        Effect.gen(function* () {
+          yield* queue.enqueue([
+            job("other", 1, { kind: "UnitTest" }),
+            job("mine", 1, { kind: "Analysis" }),
+            job("mine", 2, { kind: "UnitTest", runAt: 1_000 })
+          ])
+          const waiting = yield* Effect.fork(queue.awaitWork(["UnitTest"], "mine"))
+          yield* untilAsleep()
+          expect(waiting.unsafePoll()).toBeNull()
+          yield* TestClock.adjust(1_000)
+          yield* Fiber.join(waiting).pipe(within(10))
+          yield* queue.awaitWork(["Analysis"], "mine").pipe(within(10))
+          yield* queue.awaitWork(undefined, "other").pipe(within(10))
+        })
+      )
+    )
+
     it.effect("awaitWork is woken by an enqueue, not by its poll", () =>
       withQueue(target, (queue) =>
         Effect.gen(function* () {
