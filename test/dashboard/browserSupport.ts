@@ -76,3 +76,13 @@ export const waitFor = (page: Page, selector: string, timeout = 20_000) =>
 /** Shows one of the session page's views (graph, board, timeline). */
 export const showView = (page: Page, view: "graph" | "board" | "timeline") =>
   run(() => page.click(`#view-${view}`)).pipe(Effect.zipRight(waitFor(page, `#view-${view}[aria-selected="true"]`)))
+
+/** A screenshot to test-output/, and to docs/ when that one is missing or screenshots are being updated. */
+export const screenshot = (page: Page, name: string, options: { fullPage?: boolean } = {}) =>
+  run(async () => {
+    fs.mkdirSync(path.join(repoRoot, "test-output"), { recursive: true })
+    await page.screenshot({ path: path.join(repoRoot, "test-output", name), fullPage: options.fullPage ?? true })
+    const docs = path.join(repoRoot, "docs", name)
+    if (!fs.existsSync(docs) || process.env.PLANNER_UPDATE_SCREENSHOTS === "1")
+      fs.copyFileSync(path.join(repoRoot, "test-output", name), docs)
+  })

@@ -4,24 +4,12 @@
  * timeline of attempts. Screenshots of each view go to `test-output/`, and to `docs/` (the README's) when they are
  * missing or `PLANNER_UPDATE_SCREENSHOTS=1`.
  */
-import * as fs from "node:fs"
-import * as path from "node:path"
 import { expect, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import type { Page } from "playwright-core"
 import * as Runner from "../../src/app/Runner.js"
-import { Browser, BrowserLive, openPage, repoRoot, run, showView, waitFor } from "./browserSupport.js"
+import { Browser, BrowserLive, openPage, run, screenshot, showView, waitFor } from "./browserSupport.js"
 import { plannerWithScript, startPlan, startServer, task } from "./fixtures.js"
-
-/** A screenshot to test-output/, and to docs/ when that one is missing or screenshots are being updated. */
-export const screenshot = (page: Page, name: string, options: { fullPage?: boolean } = {}) =>
-  run(async () => {
-    fs.mkdirSync(path.join(repoRoot, "test-output"), { recursive: true })
-    await page.screenshot({ path: path.join(repoRoot, "test-output", name), fullPage: options.fullPage ?? true })
-    const docs = path.join(repoRoot, "docs", name)
-    if (!fs.existsSync(docs) || process.env.PLANNER_UPDATE_SCREENSHOTS === "1")
-      fs.copyFileSync(path.join(repoRoot, "test-output", name), docs)
-  })
 
 const nodeStatuses = (page: Page) =>
   run(() =>

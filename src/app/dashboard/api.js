@@ -29,7 +29,15 @@ const sessionPath = (id) => `/api/sessions/${encodeURIComponent(id)}`
 const post = (path, body) =>
   request(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
 
-export const listSessions = () => request("/api/sessions")
+/** One page of the sessions: `{ sessions, total, all, offset, limit }`; `query` holds limit, offset, status, q, sort. */
+export const listSessions = (query = {}) => {
+  const params = new URLSearchParams()
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== "") params.set(key, String(value))
+  }
+  const text = params.toString()
+  return request(`/api/sessions${text === "" ? "" : `?${text}`}`)
+}
 export const getSession = (id) => request(sessionPath(id))
 export const getStateAt = (id, sequence) => request(`${sessionPath(id)}/state?at=${sequence}`)
 export const getEvents = (id, after, limit = 1000) => request(`${sessionPath(id)}/events?after=${after}&limit=${limit}`)

@@ -118,8 +118,8 @@ export function eventDetail(record, after, before) {
                     h(
                       "tr",
                       { "data-subject": row.subject, "data-field": row.field },
-                      h("td", null, row.subject),
-                      h("td", null, row.field),
+                      h("td", { class: "diff-cell" }, row.subject),
+                      h("td", { class: "diff-cell" }, row.field),
                       valueCell(row.before, "before"),
                       valueCell(row.after, "after")
                     )

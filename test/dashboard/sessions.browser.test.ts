@@ -1,0 +1,78 @@
+/**
+ * The session list in a real browser: more than 100 sessions, paged with a correct count, filtered by status, searched
+ * and sorted, against the real server and a real SQLite store.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Runner from "../../src/app/Runner.js"
+import { Browser, BrowserLive, openPage, run, screenshot, waitFor } from "./browserSupport.js"
+import { plannerWithScript, startPlan, startServer, task } from "./fixtures.js"
+
+layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the session list in a browser", (it) => {
+  it.scoped(
+    "pages past 100 sessions with a correct count, filters by status and searches the requests",
+    () =>
+      Effect.gen(function* () {
+        const ids: Array<string> = []
+        for (let index = 0; index < 105; index++) {
+          const topic = index % 20 === 0 ? "the billing export" : `chore ${index}`
+          ids.push(yield* startPlan(`Look into ${topic}`, [task(1, "Processing", `Handle ${topic}`)]))
+        }
+        for (const id of ids.slice(0, 3)) expect((yield* Runner.run(id)).state.status).toBe("Succeeded")
+        const { url } = yield* startServer
+        const context = yield* Browser
+        const { page, errors } = yield* openPage(context, `${url}/`)
+        const summary = () => run(() => page.textContent("#sessions-summary"))
+        const rows = () => run(() => page.$$eval("table.sessions tbody tr", (items) => items.length))
+        const summaryIs = (text: string) => waitFor(page, `#sessions-summary:has-text("${text}")`)
+
+        yield* summaryIs("Showing 1–50 of 105 sessions")
+        expect(yield* rows()).toBe(50)
+        yield* run(() => page.click("#page-next"))
+        yield* summaryIs("Showing 51–100 of 105")
+        yield* run(() => page.click("#page-next"))
+        yield* summaryIs("Showing 101–105 of 105")
+        expect(yield* rows()).toBe(5)
+        expect(yield* run(() => page.textContent("#page-label"))).toBe("Page 3 of 3")
+        expect(yield* run(() => page.isDisabled("#page-next"))).toBe(true)
+        // Every session was on exactly one page: the last page holds the oldest five.
+        const lastPage = yield* run(() =>
+          page.$$eval("table.sessions tbody tr", (items) => items.map((item) => item.getAttribute("data-session-id")))
+        )
+        expect(new Set(lastPage)).toEqual(new Set(ids.slice(0, 5)))
+        expect(page.url()).toContain("page=3")
+
+        // Filter: the three that finished.
+        yield* run(() => page.selectOption("#filter-status", "Succeeded"))
+        yield* summaryIs("Showing 3 of 3 sessions that match (105 in the store)")
+        expect(yield* rows()).toBe(3)
+        expect(page.url()).toContain("status=Succeeded")
+
+        // Search, with every status.
+        yield* run(() => page.selectOption("#filter-status", ""))
+        yield* run(() => page.fill("#search-requests", "billing EXPORT"))
+        yield* summaryIs("Showing 6 of 6 sessions that match")
+        const found = yield* run(() =>
+          page.$$eval("table.sessions tbody .request-link", (links) => links.map((link) => link.textContent))
+        )
+        expect(found.every((text) => text?.includes("the billing export"))).toBe(true)
+        yield* run(() => page.fill("#search-requests", "nothing like this"))
+        yield* waitFor(page, '.empty:has-text("No session matches.")')
+
+        // Oldest first, and a reload keeps the choices.
+        yield* run(() => page.fill("#search-requests", ""))
+        yield* run(() => page.selectOption("#sort-order", "oldest"))
+        yield* summaryIs("Showing 1–50 of 105 sessions")
+        expect(yield* run(() => page.getAttribute("table.sessions tbody tr", "data-session-id"))).toBe(ids[0])
+        yield* run(() => page.reload())
+        yield* summaryIs("Showing 1–50 of 105 sessions")
+        expect(yield* run(() => page.inputValue("#sort-order"))).toBe("oldest")
+        yield* run(() => page.selectOption("#sort-order", "newest"))
+        yield* summaryIs("Showing 1–50 of 105")
+        expect(yield* summary()).toContain("of 105")
+        yield* screenshot(page, "dashboard-sessions.png", { fullPage: false })
+        expect(errors).toEqual([])
+      }).pipe(Effect.provide(plannerWithScript({ rules: [], default: { complete: "done" } }))),
+    120_000
+  )
+})
