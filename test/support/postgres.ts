@@ -62,10 +62,11 @@ export const startPostgres = async (options: StartPostgresOptions = {}): Promise
     return { url: external, dataDir: undefined, stop: async () => {} }
   }
 
-  const binaries = await serverBinaries()
+  const installed = await serverBinaries()
   const osUser = await ensurePostgresOsUser()
   const base = os.tmpdir()
   if (osUser !== undefined) await assertTraversable(base, osUser)
+  const binaries = osUser === undefined ? installed : await binariesReachableBy(installed, osUser, base)
   await reapOrphanedServers(base)
 
   // One folder per server: the password file for initdb and the data folder initdb creates beside it. Owned by the
@@ -247,7 +248,7 @@ const serverFlags = (durable: boolean): Array<string> => {
   return settings.flatMap((setting) => ["-c", setting])
 }
 
-interface OsUser {
+export interface OsUser {
   readonly uid: number
   readonly gid: number
 }
@@ -257,7 +258,7 @@ interface OsUser {
  * is created when missing: a fresh image has none unless a PostgreSQL package was installed. Returns undefined when
  * not root (the server then runs as the current user).
  */
-const ensurePostgresOsUser = async (): Promise<OsUser | undefined> => {
+export const ensurePostgresOsUser = async (): Promise<OsUser | undefined> => {
   if (process.getuid?.() !== 0) return undefined
   const existing = await lookUpOsUser("postgres")
   if (existing !== undefined) return existing
@@ -301,22 +302,92 @@ const lookUpOsUser = async (name: string): Promise<OsUser | undefined> => {
   }
 }
 
-/** The postgres user must be able to reach the server's folder in the temp dir. */
-const assertTraversable = async (folder: string, user: OsUser): Promise<void> => {
+/** The first folder on the way to `folder` (itself included) that `user` may not enter, with its mode. */
+const firstBlockedFolder = async (
+  folder: string,
+  user: OsUser
+): Promise<{ readonly folder: string; readonly mode: string } | undefined> => {
+  let blocked: { readonly folder: string; readonly mode: string } | undefined
   let current = path.resolve(folder)
   for (;;) {
     const { uid, gid, mode } = await fs.stat(current)
     const searchBit = uid === user.uid ? 0o100 : gid === user.gid ? 0o010 : 0o001
-    if ((mode & searchBit) === 0) {
-      throw new Error(
-        `The postgres OS user cannot enter ${current} (mode ${(mode & 0o777).toString(8)}), which holds the temp dir ` +
-          `${folder}. Point TMPDIR at a folder it can reach, e.g. TMPDIR=/tmp.`
-      )
-    }
+    // The one nearest the root is reported: that is the one to change.
+    if ((mode & searchBit) === 0) blocked = { folder: current, mode: (mode & 0o777).toString(8) }
     const parent = path.dirname(current)
-    if (parent === current) return
+    if (parent === current) return blocked
     current = parent
   }
+}
+
+/** The postgres user must be able to reach the server's folder in the temp dir. */
+const assertTraversable = async (folder: string, user: OsUser): Promise<void> => {
+  const blocked = await firstBlockedFolder(folder, user)
+  if (blocked !== undefined) {
+    throw new Error(
+      `The postgres OS user cannot enter ${blocked.folder} (mode ${blocked.mode}), which holds the temp dir ` +
+        `${folder}. Point TMPDIR at a folder it can reach, e.g. TMPDIR=/tmp.`
+    )
+  }
+}
+
+/**
+ * The server binaries, where the postgres OS user can run them. As root, the server runs as that user, and a checkout
+ * in a folder it cannot enter (anywhere under /root, mode 0700) left `initdb` failing with a bare `spawn EACCES`. Then
+ * the binaries (bin, lib, share: about 60 MB) are copied once into the temp dir, as
+ * `planner-pg-binaries-<version>`, and run from there; later runs reuse the copy. The copy is made in a private
+ * folder and renamed into place, so a copy that exists is complete, and one owned by anyone else, or writable by
+ * others, is never used.
+ */
+export const binariesReachableBy = async (
+  binaries: ServerBinaries,
+  user: OsUser,
+  base: string
+): Promise<ServerBinaries> => {
+  const nativeDir = path.dirname(path.dirname(binaries.initdb))
+  const blocked = await firstBlockedFolder(path.dirname(binaries.initdb), user)
+  if (blocked === undefined) return binaries
+  const inCopy = (copy: string): ServerBinaries => ({
+    initdb: path.join(copy, path.relative(nativeDir, binaries.initdb)),
+    postgres: path.join(copy, path.relative(nativeDir, binaries.postgres))
+  })
+  const version = await fs
+    .readFile(path.join(nativeDir, "..", "package.json"), "utf8")
+    .then((text) => String((JSON.parse(text) as { version?: unknown }).version ?? "unknown"))
+    .catch(() => "unknown")
+  const copy = path.join(base, `planner-pg-binaries-${version.replace(/[^\w.-]+/g, "_")}`)
+  const cannot = (why: string) =>
+    new Error(
+      `The postgres OS user cannot enter ${blocked.folder} (mode ${blocked.mode}), which holds the PostgreSQL ` +
+        `binaries, and ${why}. Clone the project into a folder that user can enter (e.g. under /home or /tmp), run ` +
+        `the tests as a non-root user, or set ${databaseUrlVariable} to an existing server.`
+    )
+  const usable = async (folder: string): Promise<boolean> => {
+    const stat = await fs.lstat(folder).catch(() => undefined)
+    if (stat === undefined) return false
+    if (!stat.isDirectory() || stat.uid !== process.getuid?.() || (stat.mode & 0o022) !== 0) {
+      throw cannot(`${folder}, where they are copied, exists but is not a private copy made by this user`)
+    }
+    return true
+  }
+  if (!(await usable(copy))) {
+    const staging = await fs.mkdtemp(path.join(base, "planner-pg-binaries-staging-"))
+    try {
+      await fs.cp(nativeDir, staging, { recursive: true, verbatimSymlinks: true })
+      await fs.chmod(staging, 0o755)
+      await fs.rename(staging, copy)
+    } catch (error) {
+      await fs.rm(staging, { recursive: true, force: true })
+      // Another run may have put its copy in place first.
+      if (!(await usable(copy))) {
+        throw cannot(`copying them to ${copy} failed (${error instanceof Error ? error.message : String(error)})`)
+      }
+    }
+  }
+  if ((await firstBlockedFolder(path.dirname(inCopy(copy).initdb), user)) !== undefined) {
+    throw cannot(`their copy in ${copy} is not reachable either`)
+  }
+  return inCopy(copy)
 }
 
 const freePort = (): Promise<number> =>
@@ -347,7 +418,7 @@ const checkedDatabaseName = (name: string): string => {
   return pg.escapeIdentifier(name)
 }
 
-interface ServerBinaries {
+export interface ServerBinaries {
   readonly initdb: string
   readonly postgres: string
 }
