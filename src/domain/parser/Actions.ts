@@ -35,7 +35,7 @@ export const actionVerbs: ReadonlySet<string> = new Set(
     "take talk tell test text track train transcribe transfer translate transform tweet type undo uninstall unlock " +
     "unsubscribe update upgrade upload use validate verify view visit vote wake warn wash watch withdraw write " +
     "know see hear remember try leave arrive come travel fly hold bring cook eat drink feed walk ride turn finish " +
-    "begin buy figure calculate celebrate apologize thank greet introduce"
+    "begin figure"
   ).split(" ")
 )
 
@@ -49,8 +49,8 @@ const filler = new RegExp(
     "(?:in addition|on top of that|at the same time|in parallel|meanwhile|simultaneously|separately|as well)\\b[\\s,:]*",
     "(?:can|could|would|will) you (?:please |kindly )?(?:help me (?:to )?)?",
     "(?:please |kindly )?help me (?:to )?",
-    "(?:i|we) (?:also |really |just |then |now |first |still |additionally )?(?:want|wanna|need|wish|would like|'d like|d like|would love|'d love|would also like|am going|'m going|plan|intend|hope|have) (?:you )?to ",
-    "(?:i|we) (?:want|need|would like|'d like) you to ",
+    "(?:i|we)(?: also| really| just| then| now| first| still| additionally)?(?: want| wanna| need| wish| would like| would also like|['’]d like|['’]d also like| would love|['’]d love| am going|['’]m going| plan| intend| hope| have) (?:you )?to ",
+    "(?:i|we)(?: want| need| would like|['’]d like) you to ",
     "i'?d appreciate (?:it )?if you (?:could |would )?",
     "(?:let'?s|let us|go ahead and|make sure to|try to) "
   ]
@@ -92,8 +92,22 @@ const conditionOpening =
   /^(?:if|when|whenever|in case|unless|provided(?: that)?|as long as|assuming(?: that)?|should|depending on)\b/iu
 
 /** A statement that sets the scene rather than asking for something: it is not a task of its own. */
-const contextStatement =
-  /^(?:thank(?:s| you)\b|(?:i|we) (?:am|'m|are|'re) (?:a|an|the|planning|currently|about to|new|traveling|travelling|going on|on)\b|(?:i|we) (?:have |'ve )?(?:just|already|recently) \p{L}+ed\b|here (?:is|are|'s)\b|this is\b|(?:i|we) (?:need|want|would like|'d like) (?:your|some) (?:help|assistance)\b|(?:i|we) (?:have|'ve got) (?:a|some) (?:few|couple|series|number|list)\b)/iu
+const contextStatement = new RegExp(
+  [
+    "thank(?:s| you)\\b",
+    "(?:i|we)(?: am|['’]m| are|['’]re) (?:a|an|the|planning|currently|about to|new|traveling|travelling|going on|on)\\b",
+    "(?:i|we)(?: have|['’]ve)? (?:just|already|recently) \\p{L}+ed\\b",
+    "here(?: is| are|['’]s)\\b",
+    "this is\\b",
+    "(?:i|we)(?: need| want| would like|['’]d like) (?:your|some) (?:help|assistance)\\b",
+    "(?:i|we)(?: have|['’]ve got) (?:a|some) (?:few|couple|series|number|list)\\b"
+  ]
+    .map((part) => `(?:${part})`)
+    .join("|")
+    .replace(/^/, "^(?:")
+    .concat(")"),
+  "iu"
+)
 
 /** Whether a clause only sets the scene ("I am planning a trip", "Here is my voice command", "Thank you"). */
 export const isContext = (clause: string): boolean => contextStatement.test(clause.trim()) && !isAction(clause)

@@ -1,10 +1,14 @@
 /**
  * Dependencies: which steps wait for which, from the words of the request.
  *
- * - Each step starts from its relation (./Steps.ts): a `sequence` step waits for every step so far that nothing else
- *   waits for (so "A, B, and then C" has C wait for both A and B); a `list` item waits for what its list's first item
- *   waits for; a `parallel` step for what the step before it waits for; an `independent` step for nothing; a
- *   `prerequisite` ("..., but first B") takes the place of the step before it, which then waits for it.
+ * - Each step starts from its relation (./Steps.ts): an `ordered` or `sequence` step waits for every step so far that
+ *   nothing else waits for (so "A, B, and then C" has C wait for both A and B); a `parallel` step waits for what the
+ *   step before it waits for; an `independent` step for nothing; a `prerequisite` ("..., but first B") takes the place
+ *   of the step before it, which then waits for it.
+ * - The items of an action list run beside each other (each waits for what the list's first item waits for) when the
+ *   step after the list is marked as coming after it ("then", "finally", "after X"): the request says where order
+ *   matters, so the items it lists without an ordering word are independent. A list nothing marks keeps the written
+ *   order, the safe default.
  * - A time clause that names another step decides instead: "After booking the flight, send ..." waits for the step
  *   that books the flight; "Before you deploy, run the tests" makes the deploying step wait. "Once done" names the step
  *   just before. A clause that names no step stays in the description as a condition on the world.
@@ -214,6 +218,21 @@ const stableOrder = (deps: ReadonlyArray<ReadonlySet<number>>): ReadonlyArray<nu
   return order
 }
 
+/** Whether each step is an item of an action list whose items run beside each other (see the module comment). */
+const parallelListItems = (steps: ReadonlyArray<Step>): ReadonlyArray<boolean> => {
+  const parallel = steps.map(() => false)
+  let first = 0
+  while (first < steps.length) {
+    let last = first
+    while (steps[last + 1]?.relation === "list") last += 1
+    const after = steps[last + 1]
+    const marked = after !== undefined && (after.relation === "ordered" || after.temporal?.kind === "after")
+    if (last > first && marked) for (let index = first + 1; index <= last; index++) parallel[index] = true
+    first = last + 1
+  }
+  return parallel
+}
+
 /** The steps with their dependencies, in an order where every dependency comes first (see the module comment). */
 export const dependenciesOf = (steps: ReadonlyArray<Step>): ReadonlyArray<Ordered> => {
   const deps: Array<Set<number>> = []
@@ -221,6 +240,7 @@ export const dependenciesOf = (steps: ReadonlyArray<Step>): ReadonlyArray<Ordere
   const stems: Array<ReadonlySet<string>> = []
   const before: Array<readonly [number, string]> = []
   let listBase = new Set<number>()
+  const parallelItem = parallelListItems(steps)
   /** Steps so far that no other step waits for. */
   const sinks = new Set<number>()
   for (const [index, step] of steps.entries()) {
@@ -232,7 +252,7 @@ export const dependenciesOf = (steps: ReadonlyArray<Step>): ReadonlyArray<Ordere
         own = new Set()
         break
       case "list":
-        own = new Set(listBase)
+        own = parallelItem[index] === true ? new Set(listBase) : new Set(sinks)
         break
       case "parallel":
         own = new Set(deps[index - 1] ?? [])
@@ -246,6 +266,8 @@ export const dependenciesOf = (steps: ReadonlyArray<Step>): ReadonlyArray<Ordere
     }
     if (step.relation !== "list" || index === 0) listBase = new Set(own)
     const temporal = step.temporal
+    // A prerequisite is waited for by the step it comes before; every other step is, for now, waited for by nothing.
+    let waitedFor = index > 0 && step.relation === "prerequisite"
     if (temporal?.kind === "after") {
       const earlier = Array.from({ length: index }, (_, position) => index - 1 - position)
       const target =
@@ -255,21 +277,28 @@ export const dependenciesOf = (steps: ReadonlyArray<Step>): ReadonlyArray<Ordere
         description = temporal.without
       }
     } else if (temporal?.kind === "before") {
-      before.push([index, temporal.target])
+      // "Deploy the app. Before you deploy, run the tests": the tests take the deploy's place and it waits for them.
+      const earlier = Array.from({ length: index }, (_, position) => index - 1 - position)
+      const target = temporal.target === "" ? undefined : resolveTarget(temporal.target, earlier, stems)
+      if (target !== undefined) {
+        own = new Set(deps[target] ?? [])
+        deps[target]?.add(index)
+        waitedFor = true
+        description = temporal.without
+      } else before.push([index, temporal.target])
     }
     for (const reference of backReferences(description, stems)) {
       if (!reaches(deps, reference, index)) own.add(reference)
     }
     deps.push(own)
     for (const dep of own) sinks.delete(dep)
-    // A prerequisite is waited for by the step before it; every other step is, for now, waited for by nothing.
-    if (index === 0 || step.relation !== "prerequisite") sinks.add(index)
+    if (!waitedFor) sinks.add(index)
     descriptions.push(description)
     stems.push(contentStems(description))
   }
-  // "Before X, do A": the step that does X waits for A, when there is one and the wait makes no cycle.
+  // "Before X, do A" with X later in the request: the step that does X waits for A, unless that makes a cycle.
   for (const [index, target] of before) {
-    const others = Array.from({ length: steps.length }, (_, position) => position).filter((other) => other !== index)
+    const others = Array.from({ length: steps.length - index - 1 }, (_, position) => index + 1 + position)
     const resolved = target === "" ? undefined : resolveTarget(target, others, stems)
     if (resolved === undefined || reaches(deps, index, resolved)) continue
     deps[resolved]?.add(index)

@@ -12,14 +12,16 @@ import { collapse, hasContent, isAbbreviation, trimEndWhere, wordBefore } from "
 
 /**
  * How a step relates to the steps before it:
- * - `sequence`: after them (an ordering word such as "then" or "finally", or simply a new sentence or line: when
- *   nothing says otherwise, steps run in the order they are written);
- * - `list`: an item of an action list, beside the other items (it waits for what the list's first item waits for);
+ * - `ordered`: after them, as an ordering word says ("then", "next", "after that", "finally", "lastly");
+ * - `sequence`: after them, because nothing says otherwise (a new sentence or line): steps run in the order written;
+ * - `list`: an item of an action list: beside the other items when the request marks where order matters ("enroll in
+ *   the course, order a pizza, and then drive to the campus": the first two are listed without an ordering word,
+ *   the drive comes after both); in the order written when nothing in the request says (the safe default);
  * - `parallel`: "meanwhile", "at the same time", "in parallel": beside the step just before it;
  * - `independent`: "also", "additionally", "in addition", "separately": needs nothing before it;
  * - `prerequisite`: "..., but first X", "Before that, X": the step before it waits for it.
  */
-export type Relation = "sequence" | "list" | "parallel" | "independent" | "prerequisite"
+export type Relation = "sequence" | "ordered" | "list" | "parallel" | "independent" | "prerequisite"
 
 /** A time clause that names another step: "After booking the flight, send ...", "... before you deploy". */
 export interface Temporal {
@@ -135,7 +137,7 @@ const orderingOpening = /^(?:and\s+)?(?:then|next|after that|afterwards?|finally
 /** How a sentence's first clause relates to what came before, from the words it opens with. */
 const openingRelation = (clause: string): Relation => {
   const text = clause.trimStart()
-  if (orderingOpening.test(text)) return "sequence"
+  if (orderingOpening.test(text)) return "ordered"
   if (parallelOpening.test(text)) return "parallel"
   if (prerequisiteOpening.test(text)) return "prerequisite"
   // "I also want to", "Please also": the speaker adds something that needs nothing before it.
@@ -163,7 +165,7 @@ const paragraphPieces = (paragraph: string): { readonly pieces: ReadonlyArray<Pi
   for (const sentence of sentences(body)) {
     for (const [position, clause] of clauses(sentence, ordinals).entries()) {
       // Clauses after the first were cut at an ordering word: they come after what is before them.
-      const relation = position === 0 ? openingRelation(clause) : "sequence"
+      const relation = position === 0 ? openingRelation(clause) : "ordered"
       const unconnected = withoutLeadingConnectors(clause, ordinals)
       const items = splitActions(hasContent(unconnected) ? unconnected : clause)
       for (const [index, item] of items.entries()) {
