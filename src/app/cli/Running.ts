@@ -2,15 +2,14 @@
  * The work of the run-like commands, once their input is checked (see `RunCommands`): record a new session, an
  * answer or a fork, then drive the session with the chosen executors. Loaded only when there is work to do.
  */
-import { randomUUID } from "node:crypto"
 import { Clock, Effect } from "effect"
-import { AbandonTask, ClarificationProvided, HandleExecutorEvent, Initialize } from "../../domain/Commands.js"
+import { ClarificationProvided, HandleExecutorEvent, Initialize } from "../../domain/Commands.js"
 import type { PlannerConfig } from "../../domain/Config.js"
 import * as Planner from "../../domain/Planner.js"
 import type { Attachment } from "../../domain/Task.js"
-import { EventStore } from "../../infra/EventStore.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
-import { PlannerStore, plannerStreamId } from "../../infra/PlannerStore.js"
+import { PlannerStore } from "../../infra/PlannerStore.js"
+import { fork } from "../Fork.js"
 import { PlannerService } from "../PlannerService.js"
 import { planRequest } from "../Planning.js"
 import { newSessionId } from "../Runner.js"
@@ -85,48 +84,12 @@ export const answerAndContinue = (sessionId: string, taskId: number, text: strin
   }).pipe(withRunServices(settings))
 
 /**
- * Copies the first `at` events of `sourceId` into a new session, as stored (types, versions, data), each with its
- * origin in its metadata; gives up the attempts that were running at that point, so they run again; then runs it.
+ * Copies the first `at` events of `sourceId` into a new session (see `Fork.fork`: each with its origin in its
+ * metadata, the attempts running at that point given up so they run again); then runs it.
  */
 export const forkAndContinue = (sourceId: string, at: number, settings: RunSettings) =>
   Effect.gen(function* () {
-    const events = yield* EventStore
-    const service = yield* PlannerService
-    const now = yield* Clock.currentTimeMillis
-    const sessionId = newSessionId(now)
-    const forkedFrom = { sessionId: sourceId, sequence: at }
-    const stored = yield* events.load({ streamId: plannerStreamId, aggregateId: sourceId, toSequence: at })
-    yield* events.append(
-      plannerStreamId,
-      sessionId,
-      stored.map((event) => ({
-        type: event.type,
-        version: event.version,
-        data: event.data,
-        metadata: {
-          eventId: randomUUID(),
-          correlationId: sessionId,
-          causationId: event.metadata.eventId,
-          extra: { ...event.metadata.extra, forkedFrom }
-        }
-      })),
-      0
-    )
-    const copied = yield* service.state(sessionId)
-    for (const task of copied.tasks) {
-      const holder = task.lease?.workerId
-      if (task.status !== "Running" || holder === undefined) continue
-      yield* service.execute(
-        sessionId,
-        new AbandonTask({
-          taskId: task.id,
-          attempt: task.attempt,
-          workerId: holder,
-          reason: `forked from ${sourceId} at ${at}`,
-          at: now
-        })
-      )
-    }
+    const { sessionId } = yield* fork(sourceId, at)
     if (settings.drive.mode !== "json") yield* out(`Forked session ${sourceId} at event ${at} into ${sessionId}.`)
     yield* driveSession(sessionId, settings)
   }).pipe(withRunServices(settings))
