@@ -29,6 +29,14 @@ for (const arg of args) if (isPostgresUrl(arg) || arg.includes("://")) registerU
 const oneLine = (text: string) => text.replace(/\s+/g, " ").trim()
 const line = (text: string) => process.stderr.write(`${scrub(text)}\n`)
 
+/**
+ * Under --json an error is JSON too: one object on standard error, `{"error":{"code":2,"message":"..."}}`, with the
+ * same exit code. (A stack trace from --verbose stays text, after it.)
+ */
+const json = args.includes("--json")
+const failureLine = (text: string, code: number) =>
+  json ? line(JSON.stringify({ error: { code, message: text.replace(/^planner: /, "") } })) : line(text)
+
 /** What @effect/cli said about bad usage; printed by the teardown as one line. */
 let usageMessage = ""
 
@@ -113,11 +121,14 @@ const report = (cause: Cause.Cause<unknown>) =>
         const said = usageMessage.length > 0 ? usageMessage : "Invalid usage"
         const isHelp = error._tag === "HelpRequested"
         if (!isHelp)
-          line(`planner: ${said}. See \`planner${subcommand === undefined ? "" : ` ${subcommand}`} --help\`.`)
+          failureLine(
+            `planner: ${said}. See \`planner${subcommand === undefined ? "" : ` ${subcommand}`} --help\`.`,
+            ExitCode.usage
+          )
         return
       }
       const mapped = error instanceof CliFailure ? error : toFailure(error)
-      if (mapped instanceof CliFailure) line(`planner: ${mapped.message}`)
+      if (mapped instanceof CliFailure) failureLine(`planner: ${mapped.message}`, mapped.code)
       if (verbose && !(error instanceof CliFailure)) line(Cause.pretty(cause))
       return
     }
@@ -126,7 +137,10 @@ const report = (cause: Cause.Cause<unknown>) =>
       onNone: () => "unexpected failure",
       onSome: (value) => (value instanceof Error ? value.message : String(value))
     })
-    line(`planner: ${oneLine(what)}${verbose ? "" : " (run again with --verbose for details)"}`)
+    failureLine(
+      `planner: ${oneLine(what)}${verbose ? "" : " (run again with --verbose for details)"}`,
+      ExitCode.planFailed
+    )
     if (verbose) line(Cause.pretty(cause))
   })
 
@@ -165,9 +179,12 @@ const program = Effect.flatMap(cliConsole, (console) =>
  */
 let signalled = false
 let draining = false
+/** After the first signal the command has this long to stop; stuck where it cannot be interrupted, it is ended. */
+const stopWithinMs = 5_000
 const onSignal = () => {
   if (signalled || draining) process.exit(exitCodeOnInterrupt())
   signalled = true
+  setTimeout(() => process.exit(exitCodeOnInterrupt()), stopWithinMs).unref()
 }
 process.on("SIGINT", onSignal)
 process.on("SIGTERM", onSignal)
