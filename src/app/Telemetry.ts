@@ -19,6 +19,7 @@ import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
 import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
 import { FetchHttpClient } from "@effect/platform"
 import { Config, ConfigError, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import * as Tracing from "../infra/Tracing.js"
 
 export const defaultServiceName = "event-sourced-planner"
 
@@ -124,15 +125,25 @@ export const fromEnv: Config.Config<Option.Option<TelemetrySettings>> = Config.a
   })
 )
 
-/** Exports every span over OTLP/HTTP as `settings` say. */
+/**
+ * Exports every span over OTLP/HTTP as `settings` say. Registered secrets (the LLM API key, see `Secrets.register`) and
+ * their echoed fragments are scrubbed from every span before it is exported: names, attributes, events and errors.
+ */
 export const layer = (settings: TelemetrySettings): Layer.Layer<never> =>
-  OtlpTracer.layer({
-    url: settings.tracesUrl,
-    resource: { serviceName: settings.serviceName },
-    headers: Object.fromEntries(Object.entries(settings.headers).map(([key, value]) => [key, Redacted.value(value)])),
-    exportInterval: settings.exportInterval,
-    shutdownTimeout: settings.shutdownTimeout
-  }).pipe(
+  Layer.unwrapScoped(
+    Effect.map(
+      OtlpTracer.make({
+        url: settings.tracesUrl,
+        resource: { serviceName: settings.serviceName },
+        headers: Object.fromEntries(
+          Object.entries(settings.headers).map(([key, value]) => [key, Redacted.value(value)])
+        ),
+        exportInterval: settings.exportInterval,
+        shutdownTimeout: settings.shutdownTimeout
+      }),
+      (tracer) => Layer.setTracer(Tracing.scrubbing(tracer))
+    )
+  ).pipe(
     Layer.provide(settings.protocol === "http/json" ? OtlpSerialization.layerJson : OtlpSerialization.layerProtobuf),
     Layer.provide(FetchHttpClient.layer)
   )

@@ -15,7 +15,7 @@ import { FetchHttpClient, HttpClient, HttpClientRequest, HttpClientResponse } fr
 import { Effect, Layer, Option, Schema, type Scope, Stream } from "effect"
 import { Llm, type LlmService, makeRemote } from "./Llm.js"
 import type { LlmSettings } from "./LlmConfig.js"
-import { withIdempotencyKey } from "./OpenAiLlm.js"
+import { withIdempotencyKey, withScrubbedResponses } from "./OpenAiLlm.js"
 
 const ChatCompletion = Schema.Struct({
   id: Schema.optional(Schema.String),
@@ -204,7 +204,8 @@ export const make = (settings: LlmSettings): Effect.Effect<LlmService, never, Ht
           HttpClientRequest.acceptJson
         )
       ),
-      withIdempotencyKey
+      withIdempotencyKey,
+      withScrubbedResponses(Option.toArray(settings.apiKey))
     )
     const languageModel = yield* makeLanguageModel(client, settings)
     return yield* makeRemote(languageModel, { ...settings, api: "chat" }, Option.toArray(settings.apiKey))

@@ -23,7 +23,7 @@ import {
   FiberRef,
   Option,
   ParseResult,
-  Redacted,
+  type Redacted,
   Schedule,
   Schema
 } from "effect"
@@ -34,6 +34,7 @@ import * as CircuitBreaker from "./CircuitBreaker.js"
 import type { CompactionInput } from "./Compactor.js"
 import type { TaskContext } from "./Executor.js"
 import type { LlmSettings } from "./LlmConfig.js"
+import * as Secrets from "./Secrets.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
@@ -232,17 +233,12 @@ export const parseRetryAfter = (headers: Readonly<Record<string, string>>, nowMs
   return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs)
 }
 
-/** Replaces every secret's value in `text`; applied to anything a server said before it reaches an error or a log. */
-export const scrubber =
-  (secrets: ReadonlyArray<Redacted.Redacted>) =>
-  (text: string): string => {
-    let scrubbed = text
-    for (const secret of secrets) {
-      const value = Redacted.value(secret)
-      if (value.length >= 4) scrubbed = scrubbed.split(value).join("<redacted>")
-    }
-    return scrubbed
-  }
+/**
+ * Replaces every secret, and every fragment of one a server might echo (`sk-...abcd`, `sk-proj-****abcd`, a run of its
+ * characters), in `text`; applied to anything a server said before it reaches an error or a log.
+ */
+export const scrubber = (secrets: ReadonlyArray<Redacted.Redacted>): ((text: string) => string) =>
+  Secrets.scrubWith(secrets)
 
 /**
  * The idempotency key of the step being performed, sent as the `Idempotency-Key` header by both HTTP layers. A
@@ -368,6 +364,8 @@ export const makeRemote = (
   secrets: ReadonlyArray<Redacted.Redacted>
 ): Effect.Effect<LlmService> =>
   Effect.gen(function* () {
+    // Known process-wide, so the telemetry layer scrubs the key from every span (an HTTP span records response headers).
+    Secrets.register(...secrets)
     const scrub = scrubber(secrets)
     const breaker = yield* CircuitBreaker.make({
       maxFailures: settings.breakerFailures,
