@@ -1,5 +1,6 @@
 /** Splitting a paragraph: inline enumerations, sentences, and clauses at sequencing connectors. */
 
+import { actionVerbs } from "./Actions.js"
 import {
   conditionAtStart,
   conditionInside,
@@ -60,7 +61,28 @@ export const splitEnumeration = (text: string): ReadonlyArray<string> | undefine
 /** Whether the text from `index` on starts a new sentence: a capital, a digit, an opening quote, or a connector. */
 const startsSentence = (text: string, index: number): boolean => {
   const rest = text.slice(index, index + 40).trimStart()
-  return /^[\p{Lu}\p{N}"'“‘([`]/u.test(rest) || new RegExp(`^(?:and\\s+)?(?:${connectorWords})\\b`, "iu").test(rest)
+  return /^[\p{Lu}\p{N}"'“‘([`]/u.test(rest) || startsWithConnector(rest)
+}
+
+const connectorStart = new RegExp(`^(?:and\\s+)?(?:${connectorWords})\\b`, "iu")
+const startsWithConnector = (rest: string): boolean => connectorStart.test(rest)
+
+/**
+ * After an abbreviation that may end a sentence ("etc.", "Inc.", "U.S."), only a capitalised word or a connector
+ * starts the next one: "Apple Inc. (AAPL)" goes on.
+ */
+const startsSentenceAfterAbbreviation = (text: string, index: number): boolean => {
+  const rest = text.slice(index, index + 40).trimStart()
+  return /^\p{Lu}/u.test(rest) || startsWithConnector(rest)
+}
+
+/**
+ * After an initial ("J. R. R. Tolkien", "vitamin C."), a sentence starts only with a connector or a verb that starts
+ * a request ("vitamin C. Book a car"), not with a name.
+ */
+const startsSentenceAfterInitial = (text: string, index: number): boolean => {
+  const rest = text.slice(index, index + 40).trimStart()
+  return startsWithConnector(rest) || actionVerbs.has((/^\p{L}+/u.exec(rest)?.[0] ?? "").toLowerCase())
 }
 
 export const sentences = (text: string): ReadonlyArray<string> => {
@@ -78,8 +100,10 @@ export const sentences = (text: string): ReadonlyArray<string> => {
     else if (punctuation !== ".") ends = startsSentence(text, after)
     else if (neverTerminal.has(word)) ends = false
     else if (beforeNumber.has(word) && /^\d/.test(nextWord)) ends = false
-    else if (maybeTerminal.has(word) || isDottedAbbreviation(word)) ends = startsSentence(text, after)
-    else ends = true
+    else if (maybeTerminal.has(word) || isDottedAbbreviation(word)) ends = startsSentenceAfterAbbreviation(text, after)
+    else if (/^\p{Lu}$/u.test(text.charAt(match.index - 1)) && word.length === 1) {
+      ends = startsSentenceAfterInitial(text, after)
+    } else ends = true
     if (!ends) continue
     pieces.push(text.slice(start, after))
     start = after

@@ -81,8 +81,17 @@ const describe = (piece: string, ordinals: boolean): string | undefined => {
     if (trimmed === text || !hasContent(trimmed)) break
     text = trimmed
   }
-  const description = dropSentencePeriod(text).trim()
+  const description = withoutTrailingCourtesy(dropSentencePeriod(text).trim())
   return hasContent(description) ? description : undefined
+}
+
+/** Courtesy at the end of a request: ", please assist me", "for me", "thank you". */
+const trailingCourtesy =
+  /(?:,?\s+(?:please(?:\s+(?:assist|help)\s+me)?|for me|thanks?(?: you)?(?: very much)?|if possible|if you can|asap))+[.!]*$/iu
+
+const withoutTrailingCourtesy = (text: string): string => {
+  const trimmed = text.replace(trailingCourtesy, "")
+  return trimmed !== text && isAction(trimmed) ? trimmed : text
 }
 
 // --- Time clauses -------------------------------------------------------------------------------------------------
