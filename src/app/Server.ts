@@ -17,11 +17,13 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
-import { Console, Data, Effect, ParseResult, Schema, Stream } from "effect"
+import { Clock, Console, Data, Effect, ParseResult, Schema, Stream } from "effect"
+import { Continue } from "../domain/Commands.js"
 import { encodeEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
-import type { AggregateInfo } from "../infra/EventStore.js"
+import type { AggregateInfo, EventStore } from "../infra/EventStore.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
+import * as Fork from "./Fork.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
 
@@ -122,6 +124,8 @@ const errorResponse = (error: {
   switch (error._tag) {
     case "UnknownSession":
       return Effect.succeed(errorJson(404, error._tag, error.message))
+    case "ForkOutOfRange":
+      return Effect.succeed(errorJson(400, error._tag, error.message))
     case "BadRequest":
       return Effect.succeed(
         error instanceof BadRequest
@@ -278,6 +282,12 @@ const AnswerBody = Schema.Struct({
 const CancelBody = Schema.Struct({
   reason: Schema.optional(Schema.String.pipe(Schema.maxLength(2_000)))
 })
+
+const ResumeBody = Schema.Struct({})
+
+const RetryBody = Schema.Struct({ taskId: Schema.Int.pipe(Schema.positive()) })
+
+const ForkBody = Schema.Struct({ at: Schema.Int.pipe(Schema.positive()) })
 
 // ---------------------------------------------------------------------------------------------------------------
 // API handlers
@@ -501,6 +511,81 @@ const cancelSession = Effect.gen(function* () {
   return HttpServerResponse.unsafeJson({ ...sessionView(sessionId, handled.state), appended: handled.events.length })
 })
 
+/**
+ * Moves a session forward as `planner resume` does before it runs anything: records `Continue`, which dispatches what
+ * is ready and the retries that fell due. The tasks then run in whichever worker serves the session (this server's,
+ * with `serve --worker`, or a `planner worker` / `planner resume` elsewhere).
+ */
+const moveOn = (sessionId: string) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const at = yield* Clock.currentTimeMillis
+    return yield* service.execute(sessionId, new Continue({ at }))
+  })
+
+const resumeSession = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  yield* jsonBody(ResumeBody, "{}")
+  const state = yield* Runner.existing(sessionId)
+  if (Planner.isFinished(state)) {
+    return yield* new BadRequest({
+      status: 400,
+      reason: `This session has already finished (${state.status}): fork it to run part of it again.`
+    })
+  }
+  const handled = yield* moveOn(sessionId)
+  return HttpServerResponse.unsafeJson({ ...sessionView(sessionId, handled.state), appended: handled.events.length })
+})
+
+/** A fork's answer: the new session, where it came from, and its state. */
+const forkedResponse = (forked: Fork.Forked, appended: number) =>
+  HttpServerResponse.unsafeJson(
+    { ...sessionView(forked.sessionId, forked.state), forkedFrom: forked.forkedFrom, appended },
+    { status: 201 }
+  )
+
+/** `POST /fork { at }`: a new session from the first `at` events (see `Fork`), moved forward at once. */
+const forkSession = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  const body = yield* jsonBody(ForkBody, '{ "at": the number of the last event to keep }')
+  const forked = yield* Fork.fork(sessionId, body.at)
+  const handled = yield* moveOn(forked.sessionId)
+  return forkedResponse({ ...forked, state: handled.state }, handled.events.length)
+})
+
+/**
+ * `POST /retry { taskId }`: a failed task runs again, in a fork of the session from just before the task was first
+ * dispatched (a finished log is never changed; its attempts and failures start afresh there). Tasks that ran after
+ * that point run again too.
+ */
+const retryTask = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  const body = yield* jsonBody(RetryBody, '{ "taskId": the number of a failed task }')
+  const state = yield* Runner.existing(sessionId)
+  const task = Planner.task(state, body.taskId)
+  if (task === undefined) {
+    return yield* new BadRequest({
+      status: 400,
+      reason: `This session has no task ${body.taskId}: its tasks are numbered 1 to ${state.tasks.length}.`
+    })
+  }
+  if (task.status !== "Failed") {
+    return yield* new BadRequest({
+      status: 400,
+      reason: `Task ${body.taskId} is ${task.status}, not Failed: only a failed task can be retried.`
+    })
+  }
+  const store = yield* PlannerStore
+  const records = yield* store.load(sessionId)
+  const firstDispatch = records.find(
+    (record) => record.event._tag === "TaskDispatched" && record.event.taskId === body.taskId
+  )
+  const at = Math.max(1, (firstDispatch?.sequence ?? 2) - 1)
+  const forked = yield* Fork.fork(sessionId, at, { reason: `retrying task ${body.taskId} of ${sessionId}` })
+  const handled = yield* moveOn(forked.sessionId)
+  return forkedResponse({ ...forked, state: handled.state }, handled.events.length)
+})
+
 const encoder = new TextEncoder()
 
 /**
@@ -655,7 +740,10 @@ export const makeRouter = () =>
     HttpRouter.get("/api/sessions/:id/stream", withErrors(sessionStream)),
     // A command that reached the store is not abandoned halfway because the browser went away.
     HttpRouter.post("/api/sessions/:id/answer", withErrors(answerTask), { uninterruptible: true }),
-    HttpRouter.post("/api/sessions/:id/cancel", withErrors(cancelSession), { uninterruptible: true })
+    HttpRouter.post("/api/sessions/:id/cancel", withErrors(cancelSession), { uninterruptible: true }),
+    HttpRouter.post("/api/sessions/:id/resume", withErrors(resumeSession), { uninterruptible: true }),
+    HttpRouter.post("/api/sessions/:id/retry", withErrors(retryTask), { uninterruptible: true }),
+    HttpRouter.post("/api/sessions/:id/fork", withErrors(forkSession), { uninterruptible: true })
   )
 
 /** The whole application: the API, the pages and their files, behind the request checks. */
@@ -733,7 +821,9 @@ export const start = (options: ServeOptions) =>
   })
 
 /** Serves the dashboard until interrupted, after printing where. */
-export const serve = (options: ServeOptions): Effect.Effect<never, ServeError, PlannerService | PlannerStore> =>
+export const serve = (
+  options: ServeOptions
+): Effect.Effect<never, ServeError, PlannerService | PlannerStore | EventStore> =>
   Effect.scoped(
     Effect.gen(function* () {
       const { url } = yield* start(options)

@@ -43,6 +43,9 @@ export const getStateAt = (id, sequence) => request(`${sessionPath(id)}/state?at
 export const getEvents = (id, after, limit = 1000) => request(`${sessionPath(id)}/events?after=${after}&limit=${limit}`)
 export const answer = (id, taskId, text) => post(`${sessionPath(id)}/answer`, { taskId, answer: text })
 export const cancel = (id) => post(`${sessionPath(id)}/cancel`, {})
+export const resume = (id) => post(`${sessionPath(id)}/resume`, {})
+export const retry = (id, taskId) => post(`${sessionPath(id)}/retry`, { taskId })
+export const fork = (id, at) => post(`${sessionPath(id)}/fork`, { at })
 
 /** Every event of a session after `after`, page by page. */
 export async function getAllEvents(id, after = 0) {

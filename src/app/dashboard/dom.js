@@ -134,3 +134,39 @@ export function sessionStatus(status, waiting) {
 
 /** @param {string} status @param {string} label */
 export const pill = (status, label) => h("span", { class: `pill s-${status}`, "data-status": status }, label)
+
+/**
+ * Asks to confirm an action in a modal dialog (keyboard: Tab between the buttons, Escape cancels). Resolves true when
+ * confirmed.
+ *
+ * @param {{ title: string, body: string, confirm: string, danger?: boolean }} options
+ * @returns {Promise<boolean>}
+ */
+export function confirmAction(options) {
+  return new Promise((resolve) => {
+    const yes = h(
+      "button",
+      { type: "submit", class: options.danger ? "danger solid" : "primary", value: "yes", id: "confirm-yes" },
+      options.confirm
+    )
+    const no = h("button", { type: "submit", value: "no", id: "confirm-no" }, "Keep as it is")
+    const dialog = h(
+      "dialog",
+      { class: "confirm", "aria-labelledby": "confirm-title", "aria-describedby": "confirm-body" },
+      h(
+        "form",
+        { method: "dialog" },
+        h("h2", { id: "confirm-title", class: "confirm-title" }, options.title),
+        h("p", { id: "confirm-body" }, options.body),
+        h("div", { class: "form-row" }, yes, no)
+      )
+    )
+    dialog.addEventListener("close", () => {
+      resolve(dialog.returnValue === "yes")
+      dialog.remove()
+    })
+    document.body.appendChild(dialog)
+    dialog.showModal()
+    no.focus()
+  })
+}

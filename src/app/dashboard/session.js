@@ -6,6 +6,7 @@
 import * as api from "./api.js"
 import { eventDetail } from "./detail.js"
 import {
+  confirmAction,
   firstLine,
   formatClock,
   formatDate,
@@ -120,12 +121,41 @@ export function mountSession(root, sessionId) {
   const progressSlot = h("div", { class: "progress-slot" })
   const facts = h("div", { class: "facts" })
   const cancelButton = h("button", { type: "button", class: "danger", id: "cancel-plan", hidden: true }, "Cancel plan")
+  const resumeButton = h(
+    "button",
+    {
+      type: "button",
+      id: "resume-plan",
+      hidden: true,
+      title: "Record a Continue, as `planner resume` does: ready tasks and due retries are dispatched"
+    },
+    "Resume"
+  )
+  const forkButton = h("button", { type: "button", id: "fork-plan" }, "Fork")
+  const actionStatus = h("p", { class: "action-status", id: "action-status", role: "status", hidden: true })
+  const servedSlot = h("div", { class: "served", id: "served", role: "status" })
   const head = h(
     "section",
     { class: "session-head panel" },
     h("nav", { class: "crumbs" }, h("a", { href: "/" }, "Sessions"), " / ", h("code", null, sessionId)),
     title,
-    h("div", { class: "head-row" }, statusSlot, progressSlot, facts, h("div", { class: "spacer" }), cancelButton)
+    h(
+      "div",
+      { class: "head-row" },
+      statusSlot,
+      progressSlot,
+      facts,
+      h("div", { class: "spacer" }),
+      h(
+        "div",
+        { class: "actions", role: "group", "aria-label": "Act on this session" },
+        resumeButton,
+        forkButton,
+        cancelButton
+      )
+    ),
+    servedSlot,
+    actionStatus
   )
 
   const slider = h("input", {
@@ -322,6 +352,10 @@ export function mountSession(root, sessionId) {
       ...bits.flatMap((bit, index) => (index === 0 ? [bit] : [h("span", { class: "dot" }, "·"), bit]))
     )
     cancelButton.hidden = mode !== "live" || state.status !== "Running"
+    resumeButton.hidden = mode !== "live" || state.status !== "Running" || view.waiting
+    const position = model.viewing ?? latestSequence()
+    forkButton.textContent = `Fork from event ${position}`
+    forkButton.title = `A new session from events 1 to ${position} of this one, as \`planner fork ${sessionId} --at ${position}\` makes`
   }
 
   function dependencyChips(task, state) {
@@ -463,7 +497,23 @@ export function mountSession(root, sessionId) {
       ),
       task.result === undefined ? null : textBlock("result", "Result", task.result),
       task.error === undefined ? null : textBlock("error", task.status === "Skipped" ? "Why" : "Error", task.error),
-      asking ? answerForm(task, pending) : null
+      asking ? answerForm(task, pending) : null,
+      mode === "live" && task.status === "Failed"
+        ? h(
+            "div",
+            { class: "form-row" },
+            h(
+              "button",
+              {
+                type: "button",
+                class: "retry-task",
+                "data-task-id": task.id,
+                onclick: () => retryTask(task)
+              },
+              `Retry task #${task.id}`
+            )
+          )
+        : null
     )
   }
 
@@ -848,26 +898,90 @@ export function mountSession(root, sessionId) {
     else if (event.key === "Escape") goLive()
   })
 
-  let confirmTimer
+  function said(text, link) {
+    actionStatus.replaceChildren(text, ...(link === undefined ? [] : [" ", link]))
+    actionStatus.classList.remove("error-text")
+    actionStatus.hidden = false
+  }
+
+  function failed(error) {
+    actionStatus.textContent = error instanceof Error ? error.message : String(error)
+    actionStatus.classList.add("error-text")
+    actionStatus.hidden = false
+  }
+
+  const sessionLink = (id) =>
+    h("a", { href: `/sessions/${encodeURIComponent(id)}`, class: "new-session" }, `Open ${id}`)
+
   cancelButton.addEventListener("click", async () => {
-    if (cancelButton.dataset.confirm !== "yes") {
-      cancelButton.dataset.confirm = "yes"
-      cancelButton.textContent = "Click again to cancel"
-      confirmTimer = setTimeout(() => {
-        delete cancelButton.dataset.confirm
-        cancelButton.textContent = "Cancel plan"
-      }, 4000)
-      return
-    }
-    clearTimeout(confirmTimer)
-    delete cancelButton.dataset.confirm
-    cancelButton.textContent = "Cancel plan"
+    const ok = await confirmAction({
+      title: "Cancel this plan?",
+      body: "Running tasks are stopped and nothing more is dispatched, as `planner cancel` does. A cancelled plan can be forked, not resumed.",
+      confirm: "Cancel the plan",
+      danger: true
+    })
+    if (!ok) return
     try {
       acceptLive(await api.cancel(sessionId))
+      said("Cancelled: a Cancel was recorded in the log.")
     } catch (error) {
-      showError(error)
+      failed(error)
     }
   })
+
+  resumeButton.addEventListener("click", async () => {
+    const ok = await confirmAction({
+      title: "Resume this plan?",
+      body: "Ready tasks and retries that fell due are dispatched, as `planner resume` does before it runs them. They run in whichever worker serves this session.",
+      confirm: "Resume"
+    })
+    if (!ok) return
+    try {
+      const view = await api.resume(sessionId)
+      acceptLive(view)
+      said(
+        view.appended === 0
+          ? "Nothing was waiting to be dispatched."
+          : `Resumed: ${view.appended} event${view.appended === 1 ? "" : "s"} recorded.`
+      )
+    } catch (error) {
+      failed(error)
+    }
+  })
+
+  forkButton.addEventListener("click", async () => {
+    const at = model.viewing ?? latestSequence()
+    const ok = await confirmAction({
+      title: `Fork from event ${at}?`,
+      body: `A new session starts from events 1 to ${at} of this one (this one is not changed), as \`planner fork ${sessionId} --at ${at}\` does. Tasks running at that point run again.`,
+      confirm: "Fork"
+    })
+    if (!ok) return
+    try {
+      const forked = await api.fork(sessionId, at)
+      said(`Forked at event ${at} into ${forked.id}.`, sessionLink(forked.id))
+    } catch (error) {
+      failed(error)
+    }
+  })
+
+  async function retryTask(task) {
+    const ok = await confirmAction({
+      title: `Retry task #${task.id}?`,
+      body: "It runs again in a new session forked from just before it was first dispatched (this session's log is not changed). Tasks that ran after that point run again too.",
+      confirm: `Retry task #${task.id}`
+    })
+    if (!ok) return
+    try {
+      const forked = await api.retry(sessionId, task.id)
+      said(
+        `Task #${task.id} is retried in ${forked.id} (forked at event ${forked.forkedFrom.sequence}).`,
+        sessionLink(forked.id)
+      )
+    } catch (error) {
+      failed(error)
+    }
+  }
 
   // Ages and "running for" move on even when nothing happens.
   setInterval(() => {

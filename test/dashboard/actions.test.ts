@@ -1,0 +1,139 @@
+/**
+ * Acting on a session through the dashboard's API: resume, retry a failed task, fork from an event and cancel, each
+ * recorded in the log as the CLI's commands record it, against the real server and a real SQLite store.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Fork from "../../src/app/Fork.js"
+import * as Runner from "../../src/app/Runner.js"
+import { PlannerStore } from "../../src/infra/PlannerStore.js"
+import { fetchJson, plannerWithScript, postJson, startPlan, startServer, task } from "./fixtures.js"
+
+const script = {
+  rules: [
+    { match: "expiry", outcomes: [{ ask: "How long should cookies live?" }, { complete: "set to {answer}" }] },
+    { match: "flaky", outcomes: [{ fail: "the disk is full", retryable: false }] }
+  ],
+  default: { complete: "done: {description}" }
+}
+
+const errorOf = (body: unknown) => (body as { error: { tag: string; message: string } }).error
+
+interface View {
+  readonly id: string
+  readonly lastSequence: number
+  readonly appended: number
+  readonly forkedFrom?: { readonly sessionId: string; readonly sequence: number }
+  readonly state: {
+    readonly status: string
+    readonly tasks: ReadonlyArray<{ readonly status: string; readonly attempt: number; readonly failures: number }>
+  }
+}
+
+describe("acting on a session through the API", () => {
+  it.scopedLive(
+    "fork copies the first events with their origin, as the CLI's fork does, and leaves the source alone",
+    () =>
+      Effect.gen(function* () {
+        const sessionId = yield* startPlan("Read the notes. Set the cookie expiry.", [
+          task(1, "Retrieval", "Read the notes"),
+          task(2, "Analysis", "Set the cookie expiry", [1])
+        ])
+        const paused = yield* Runner.run(sessionId)
+        const { url } = yield* startServer
+        const at = paused.state.version - 1
+        const response = yield* postJson(`${url}/api/sessions/${sessionId}/fork`, { at })
+        expect(response.status).toBe(201)
+        const forked = response.body as View
+        expect(forked.forkedFrom).toEqual({ sessionId, sequence: at })
+        expect(forked.id).not.toBe(sessionId)
+        const store = yield* PlannerStore
+        const source = yield* store.load(sessionId)
+        const copy = yield* store.load(forked.id)
+        expect(source).toHaveLength(paused.state.version)
+        // The copied events: the same events, each caused by the one it copies, with the origin in its metadata.
+        expect(copy.slice(0, at).map((record) => record.event)).toEqual(
+          source.slice(0, at).map((record) => record.event)
+        )
+        for (const [index, record] of copy.slice(0, at).entries()) {
+          expect(record.metadata.causationId).toBe(source[index]?.metadata.eventId)
+          expect(record.metadata.correlationId).toBe(forked.id)
+          expect(record.metadata.extra?.forkedFrom).toEqual({ sessionId, sequence: at })
+        }
+        // The library function the CLI calls gives the same copy.
+        const viaLibrary = yield* Fork.fork(sessionId, at)
+        const libraryCopy = yield* store.load(viaLibrary.sessionId)
+        expect(libraryCopy.slice(0, at).map((record) => record.event)).toEqual(copy.slice(0, at).map((r) => r.event))
+
+        const outOfRange = yield* postJson(`${url}/api/sessions/${sessionId}/fork`, { at: 999 })
+        expect([outOfRange.status, errorOf(outOfRange.body).tag]).toEqual([400, "ForkOutOfRange"])
+        const unknown = yield* postJson(`${url}/api/sessions/nope/fork`, { at: 1 })
+        expect(unknown.status).toBe(404)
+      }).pipe(Effect.provide(plannerWithScript(script))),
+    30_000
+  )
+
+  it.scopedLive(
+    "retry forks a failed task's session from before its first dispatch, so it runs afresh; only failed tasks",
+    () =>
+      Effect.gen(function* () {
+        const sessionId = yield* startPlan(
+          "Read the notes. Run the flaky step. Then report.",
+          [task(1, "Retrieval", "Read the notes"), task(2, "Processing", "Run the flaky step", [1])],
+          { maxAttempts: 1 }
+        )
+        const ended = yield* Runner.run(sessionId)
+        expect(ended.state.tasks.map((t) => t.status)).toEqual(["Completed", "Failed"])
+        const { url } = yield* startServer
+        const notFailed = yield* postJson(`${url}/api/sessions/${sessionId}/retry`, { taskId: 1 })
+        expect(notFailed.status).toBe(400)
+        expect(errorOf(notFailed.body).message).toContain("only a failed task can be retried")
+        const noTask = yield* postJson(`${url}/api/sessions/${sessionId}/retry`, { taskId: 9 })
+        expect(noTask.status).toBe(400)
+
+        const retried = yield* postJson(`${url}/api/sessions/${sessionId}/retry`, { taskId: 2 })
+        expect(retried.status).toBe(201)
+        const view = retried.body as View
+        const store = yield* PlannerStore
+        const source = yield* store.load(sessionId)
+        const dispatched = source.find((r) => r.event._tag === "TaskDispatched" && r.event.taskId === 2)
+        expect(view.forkedFrom).toEqual({ sessionId, sequence: (dispatched?.sequence ?? 0) - 1 })
+        // Task 1's result is kept; task 2 is dispatched again with a clean slate.
+        expect(view.state.status).toBe("Running")
+        expect(view.state.tasks[0]?.status).toBe("Completed")
+        expect(view.state.tasks[1]).toMatchObject({ status: "Dispatched", attempt: 1, failures: 0 })
+        // The source is unchanged.
+        expect((yield* store.load(sessionId)).length).toBe(source.length)
+      }).pipe(Effect.provide(plannerWithScript(script))),
+    30_000
+  )
+
+  it.scopedLive(
+    "resume records a Continue when there is something to move on, refuses a finished session; cancel ends it",
+    () =>
+      Effect.gen(function* () {
+        const sessionId = yield* startPlan("Read the notes. Set the cookie expiry.", [
+          task(1, "Retrieval", "Read the notes"),
+          task(2, "Analysis", "Set the cookie expiry", [1])
+        ])
+        const { url } = yield* startServer
+        const resumed = yield* postJson(`${url}/api/sessions/${sessionId}/resume`, {})
+        expect(resumed.status).toBe(200)
+        // Task 1 was dispatched at the start already: nothing more to record.
+        expect((resumed.body as View).appended).toBe(0)
+        const cancelled = yield* postJson(`${url}/api/sessions/${sessionId}/cancel`, { reason: "from the page" })
+        expect(cancelled.status).toBe(200)
+        const store = yield* PlannerStore
+        const last = (yield* store.load(sessionId)).at(-1)
+        expect(last?.event).toMatchObject({ _tag: "PlanningCompleted", outcome: "Cancelled" })
+        const finished = yield* postJson(`${url}/api/sessions/${sessionId}/resume`, {})
+        expect(finished.status).toBe(400)
+        expect(errorOf(finished.body).message).toContain("fork it")
+        const extra = yield* postJson(`${url}/api/sessions/${sessionId}/resume`, { now: true })
+        expect(extra.status).toBe(400)
+        const state = yield* fetchJson(`${url}/api/sessions/${sessionId}`)
+        expect((state.body as View).state.status).toBe("Cancelled")
+      }).pipe(Effect.provide(plannerWithScript(script))),
+    30_000
+  )
+})
