@@ -14,6 +14,7 @@ import { PlannerService } from "../PlannerService.js"
 import { planRequest } from "../Planning.js"
 import { newSessionId } from "../Runner.js"
 import { type DriveOptions, drive } from "./Drive.js"
+import { withEventLoopTurns } from "./EventLoop.js"
 import { type ExecutorSpec, makeExecutors, specText } from "./Executors.js"
 import { out } from "./Output.js"
 import { checkPresets } from "./Presets.js"
@@ -27,14 +28,17 @@ export interface RunSettings {
   readonly drive: DriveOptions
 }
 
-/** Runs `body` with the LLM, compactor, attachment checker and the executors of `settings`. */
+/**
+ * Runs `body` with the LLM, compactor, attachment checker and the executors of `settings`, on a scheduler that lets
+ * the event loop turn (see `EventLoop`), so a signal stops even a run whose tasks all complete at once.
+ */
 const withRunServices =
   (settings: RunSettings) =>
   <A, E, R>(body: Effect.Effect<A, E, R>) =>
     Effect.gen(function* () {
       const registry = yield* makeExecutors({ spec: settings.spec, allowShell: settings.allowShell })
       return yield* Effect.provideService(body, ExecutorRegistry, registry)
-    }).pipe(Effect.provide(runServices({ checkLinks: settings.checkLinks })))
+    }).pipe(Effect.provide(runServices({ checkLinks: settings.checkLinks })), withEventLoopTurns())
 
 const driveSession = (sessionId: string, settings: RunSettings) =>
   Effect.gen(function* () {
