@@ -11,6 +11,7 @@ import { ExecutorRegistry } from "../../infra/Executor.js"
 import { type PlannerEventRecord, PlannerStore } from "../../infra/PlannerStore.js"
 import { PlannerService } from "../PlannerService.js"
 import * as Worker from "../Worker.js"
+import { withEventLoopTurns } from "./EventLoop.js"
 import { makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
 import { ExitCode, setInterruptExitCode, toFailure, usage } from "./Failure.js"
 import { clip, clock, err, firstLine, out } from "./Output.js"
@@ -139,6 +140,8 @@ export const worker = (flags: WorkerFlags) => {
     Effect.scoped,
     Effect.provide(runServices({ checkLinks: !flags.noCheckLinks })),
     Effect.provide(plannerLayer(store)),
-    Effect.mapError(toFailure)
+    Effect.mapError(toFailure),
+    // Tasks that complete at once must not keep Node from its event loop (and from SIGTERM): see `EventLoop`.
+    withEventLoopTurns()
   )
 }
