@@ -99,7 +99,8 @@ export const findCommand = (text: string): string | undefined => {
         const trimmed = line.trim()
         return trimmed.length >= run && /^`+$/.test(trimmed)
       })
-      const code = (closing < 0 ? lines : lines.slice(0, closing)).join("\n").trim()
+      // Windows line ends: a shell would take each "\r" as part of the last word of its line.
+      const code = (closing < 0 ? lines : lines.slice(0, closing)).join("\n").replace(/\r+\n/g, "\n").trim()
       if (code.length > 0) return code
       if (closing < 0) return undefined
       position = infoEnd + 1 + lines.slice(0, closing + 1).join("\n").length
@@ -385,6 +386,28 @@ export const invocationOf = (command: string): Either.Either<Invocation, ShellWo
     : Either.right(Invocation.Shell({ script: command }))
 }
 
+// --- What you see is what runs --------------------------------------------------------------------------------------
+
+/**
+ * Characters that show as nothing, or rearrange what is shown, in a terminal or a browser: control characters other
+ * than tab and line break (escape sequences), and format characters (bidirectional overrides, zero-width spaces and
+ * joiners, the byte order mark). A command holding one could be approved for what it looks like and run as something
+ * else.
+ */
+const hiddenCharacters = /(?![\t\n])[\p{Cc}\p{Cf}]/u
+
+const codePoint = (char: string) => `U+${(char.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`
+
+/** "an invisible character (U+202E)", or `undefined` when every character of `command` shows as itself. */
+const hiddenCharacter = (command: string): string | undefined => {
+  const found = hiddenCharacters.exec(command)
+  return found === null ? undefined : `an invisible character (${codePoint(found[0])})`
+}
+
+/** `command` with its hidden characters written as `<U+202E>`, so a question can show where they are. */
+const visibly = (command: string): string =>
+  command.replace(new RegExp(hiddenCharacters.source, "gu"), (char) => `<${codePoint(char)}>`)
+
 // --- Permission -----------------------------------------------------------------------------------------------------
 
 const approvalWords = new Set(["yes", "y", "approve", "approved", "allow", "ok"])
@@ -460,6 +483,12 @@ const decide = (context: TaskContext, allow: boolean, directory: string): Decisi
         latest === undefined
           ? `This task has no command in backticks. ${commandQuestion}`
           : `I found no command in your answer. ${commandQuestion}`
+    })
+  }
+  const hidden = hiddenCharacter(command)
+  if (hidden !== undefined) {
+    return Decision.Ask({
+      question: `The command ${inlineCode(visibly(command))} holds ${hidden}, which would make what you approve look different from what runs. Give the command again without it, in backticks.`
     })
   }
   const invocation = invocationOf(command)
@@ -545,6 +574,8 @@ class OutputTail {
       .toString("utf8")
       .replace(/^(?:[ \t\r]*\n)+/, "")
       .trimEnd()
+      // No store keeps a NUL (PostgreSQL refuses it), and an outcome that cannot be recorded would be retried forever.
+      .replaceAll("\u0000", "\u2400")
     return this.dropped > 0 ? `[${this.dropped} earlier bytes of output omitted]\n${text}` : text
   }
 }
