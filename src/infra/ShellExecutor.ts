@@ -33,8 +33,8 @@
  *
  * Processes: each command runs in its own process group (`detached`). When it times out, when the effect is interrupted
  * (the runner cancels the task) and when the command exits but left processes behind, the whole group gets SIGTERM,
- * then SIGKILL after `killGraceMs`. The child gets the parent's environment without secrets (the planner's API keys
- * and database URL, anything ending in _KEY, _TOKEN, _SECRET or PASSWORD), plus `PLANNER_IDEMPOTENCY_KEY`,
+ * then SIGKILL after `killGraceMs`. The child gets the parent's environment without secrets (the planner's API keys,
+ * database URL and OTLP headers, anything ending in _KEY, _TOKEN, _SECRET or PASSWORD), plus `PLANNER_IDEMPOTENCY_KEY`,
  * `PLANNER_SESSION_ID` and `PLANNER_TASK_ID`, and no standard input. POSIX only.
  *
  * Why not `@effect/platform`'s `Command`: it kills the process group with SIGTERM only and then waits for the exit
@@ -515,7 +515,14 @@ const decide = (context: TaskContext, allow: boolean, directory: string): Decisi
 
 // --- The child's environment ----------------------------------------------------------------------------------------
 
-const secretNames = new Set(["PLANNER_LLM_API_KEY", "OPENAI_API_KEY", "PLANNER_DATABASE_URL"])
+const secretNames = new Set([
+  "PLANNER_LLM_API_KEY",
+  "OPENAI_API_KEY",
+  "PLANNER_DATABASE_URL",
+  // The collector's authorization.
+  "OTEL_EXPORTER_OTLP_HEADERS",
+  "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+])
 const secretPattern = /(_KEY|_TOKEN|_SECRET|PASSWORD)$/i
 
 /** True for variables a command must not see: the planner's own credentials and anything named like a secret. */

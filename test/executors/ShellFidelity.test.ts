@@ -82,4 +82,21 @@ describe("ShellExecutor: what you see is what runs", () => {
       expect(result).not.toContain("\u0000")
     })
   )
+
+  it.live("the collector's authorization headers are not passed to the command", () =>
+    Effect.gen(function* () {
+      const saved = { ...process.env }
+      Object.assign(process.env, {
+        OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer%20otlp-secret-1",
+        OTEL_EXPORTER_OTLP_TRACES_HEADERS: "authorization=Bearer%20otlp-secret-2"
+      })
+      const output = completed(
+        yield* allowed
+          .execute(taskContext({ description: "`env`", workingDirectory: folder }))
+          .pipe(Effect.ensuring(Effect.sync(() => (process.env = saved))))
+      )
+      expect(output).toContain("\nPATH=")
+      expect(output).not.toContain("otlp-secret")
+    })
+  )
 })
