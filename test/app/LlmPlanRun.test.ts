@@ -13,10 +13,10 @@ import * as HeuristicCompactor from "../../src/infra/HeuristicCompactor.js"
 import * as LlmExecutor from "../../src/infra/LlmExecutor.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as PlannerStore from "../../src/infra/PlannerStore.js"
-import { eventually } from "../llm/support/clock.js"
 import * as FakeOpenAiServer from "../llm/support/FakeOpenAiServer.js"
 import { messagesOf, type RecordedRequest, Reply } from "../llm/support/FakeOpenAiServer.js"
 import { apis, llmLayer, model, settingsFor } from "../llm/support/layers.js"
+import { eventually } from "../support/clock.js"
 
 const request =
   "Plan the export feature: collect the requirements, then draft the export API and the export screen, then review both drafts together."

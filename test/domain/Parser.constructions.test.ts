@@ -181,6 +181,15 @@ describe("given a step that refers back", () => {
     ])
   })
 
+  it("when listed steps use the same pronoun, then they refer to the same step and run beside each other", () => {
+    expect(shape("Fetch the rows, clean them and count them, then report.")).toEqual([
+      ["Fetch the rows", []],
+      ["clean them", [1]],
+      ["count them", [1]],
+      ["report", [2, 3]]
+    ])
+  })
+
   it("when it names what an earlier step made, then it waits for that step even in a list", () => {
     expect(
       shape(

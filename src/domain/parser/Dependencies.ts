@@ -108,12 +108,21 @@ const pronoun = /\b(?:it|them|its)\b/iu
 /** "the booking details", "these files", "the consultation's audio": up to three words after the article. */
 const definite = /\b(?:the|these|those)\s+([\p{L}\p{N}'’-]+(?:\s+[\p{L}\p{N}'’-]+){0,2})/giu
 
-/** The earlier steps a description refers back to, as positions in `earlier` (nearest first). */
-const backReferences = (description: string, earlier: ReadonlyArray<ReadonlySet<string>>): ReadonlyArray<number> => {
+/**
+ * The earlier steps a description refers back to, as positions in `earlier`. A pronoun means the step just before,
+ * unless `pronounTargets` says what the same pronoun meant in an earlier item of the same list ("Fetch the rows, clean
+ * them and count them": both "them" are the rows).
+ */
+const backReferences = (
+  description: string,
+  earlier: ReadonlyArray<ReadonlySet<string>>,
+  pronounTargets?: ReadonlyMap<string, number>
+): ReadonlyArray<number> => {
   if (earlier.length === 0) return []
   const text = unquoted(description)
   const found = new Set<number>()
-  if (pronoun.test(text)) found.add(earlier.length - 1)
+  const said = pronoun.exec(text)?.[0]?.toLowerCase()
+  if (said !== undefined) found.add(pronounTargets?.get(said) ?? earlier.length - 1)
   for (const match of text.matchAll(definite)) {
     const core: Array<string> = []
     let results = false
@@ -241,6 +250,8 @@ export const dependenciesOf = (steps: ReadonlyArray<Step>): ReadonlyArray<Ordere
   const before: Array<readonly [number, string]> = []
   let listBase = new Set<number>()
   const parallelItem = parallelListItems(steps)
+  /** What each pronoun referred to in the current parallel list's earlier items. */
+  const listPronouns = new Map<string, number>()
   /** Steps so far that no other step waits for. */
   const sinks = new Set<number>()
   for (const [index, step] of steps.entries()) {
@@ -287,9 +298,12 @@ export const dependenciesOf = (steps: ReadonlyArray<Step>): ReadonlyArray<Ordere
         description = temporal.without
       } else before.push([index, temporal.target])
     }
-    for (const reference of backReferences(description, stems)) {
+    if (step.relation !== "list" || parallelItem[index] !== true) listPronouns.clear()
+    for (const reference of backReferences(description, stems, listPronouns)) {
       if (!reaches(deps, reference, index)) own.add(reference)
     }
+    const said = pronoun.exec(unquoted(description))?.[0]?.toLowerCase()
+    if (said !== undefined && !listPronouns.has(said)) listPronouns.set(said, index - 1)
     deps.push(own)
     for (const dep of own) sinks.delete(dep)
     if (!waitedFor) sinks.add(index)
