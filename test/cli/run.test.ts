@@ -192,7 +192,7 @@ describe.concurrent("planner run", { timeout: 300_000 }, () => {
     ])
     expect(shown.stdout).toContain(`Forked from session ${sessionId} at event ${asked}`)
     expect(newest.stdout).toMatch(
-      /^SESSION +CREATED +STATUS +TASKS +REQUEST\n\S+ .*\n\(1 of 2 sessions, newest first; --limit N for more\)\n$/
+      /^SESSION +CREATED +STATUS +TASKS +REQUEST\n\S+ .*\n\(showing 1-1 of 2 sessions, newest first; more with `planner sessions --offset 1 --limit 1`\)\n$/
     )
     const [original, copy] = await Promise.all([
       readSession(defaultDb(cwd), sessionId),
