@@ -1,6 +1,10 @@
 /**
- * The deterministic request parser: plain text in, a chain of tasks out, with no model and no I/O. The same request
- * always gives the same plan, so a recorded `TasksPlanned` can be explained from its request alone.
+ * The deterministic request parser: plain text in, tasks and their dependencies out, with no model and no I/O. The
+ * same request always gives the same plan, so a recorded `TasksPlanned` can be explained from its request alone. The
+ * work is split by job under ./parser/: Blocks (lines, list items, code), Sentences (sentences and connector clauses),
+ * Actions (action lists, filler, conditions), Steps (steps and how each relates to the ones before), Dependencies
+ * (who waits for whom), Attachments, Classify; this module puts them together. Quality is measured by `npm run eval`
+ * (docs/planning.md).
  *
  * Limits. A raw request longer than `MAX_REQUEST_CHARS` (counted as `String.length`, UTF-16 code units, the measure
  * the planner's own check uses) fails with `RequestTooLarge`; a request with nothing to do in it (empty, blank, only
@@ -26,19 +30,35 @@
  * - at an inline enumeration starting the paragraph or following a colon: `1) a 2) b`, `(1) a, (2) b`,
  *   `Step 1: a Step 2: b` (numbered 1, 2, 3... in one style); its items are not split further;
  * - otherwise at sentence ends (`.`, `!`, `?`, `...` followed by whitespace), never inside a URL, a backtick span, a
- *   double-quoted string or parentheses, and never after an abbreviation ("e.g.", "i.e.", "Dr.", "vs."; "etc.",
- *   "a.m." only before a capital or a connector; "No.", "Fig.", "v." before a number). Periods without whitespace
- *   after them (`spec.pdf`, `v1.2`, `3.14`, URLs) never split;
+ *   single- or double-quoted string ('Paid, thanks.'; an apostrophe inside a word opens none) or parentheses, and
+ *   never after an abbreviation ("e.g.", "i.e.", "Dr.", "vs."; "etc.", "Inc.", "U.S.", "a.m." only before a capital
+ *   or a connector; "No.", "Fig.", "v." before a number; an initial such as "J. R. R. Tolkien" only before a
+ *   connector or a verb). Periods without whitespace after them (`spec.pdf`, `v1.2`, `3.14`, URLs) never split;
  * - and within a sentence, where a clause begins with a sequencing connector: "then", "and then", "next",
  *   "after that", "afterwards", "finally", "lastly", "subsequently", "firstly"/"secondly"/"thirdly", after a comma,
  *   semicolon or dash ("Add login, then write tests"); "and then", "and finally" and the like also without one; a
  *   bare "then" ("Build it then deploy") too, except after words that make it part of the clause ("only then",
  *   "was then", "will then"). After a comma, "first" splits only when a comma follows it, "second" and "third" also
  *   in a paragraph that has a "first" step ("First add login, second write tests"). A "then" that answers a
- *   condition ("If the build fails, then roll back") never splits.
+ *   condition ("If the build fails, then roll back") never splits;
+ * - and each clause at an action list (./parser/Actions.ts): commas, semicolons, "and", "as well as" split it only
+ *   into actions, parts that start with a verb and say more than it ("pay the bill, book a car and buy stocks" are
+ *   three tasks, "buy apples, pears and milk" one). A condition opening the list ("If I get the job, book a hotel and
+ *   show me the news") is kept on every action. A clause that only sets the scene ("I am planning a trip to Oslo",
+ *   "Here is my voice command", "Thank you") is not a task when the request has others.
+ *
+ * Dependencies (./parser/Dependencies.ts). Steps run in the order written unless the words say otherwise: actions
+ * listed before an ordering word ("enroll, order a pizza, and then drive") run in parallel and the next step waits for
+ * all of them; "also", "additionally" make a step independent; "meanwhile", "at the same time", "in parallel" put it
+ * beside the step before; "after X"/"once X" make it wait for the step that does X; "before X" and "but first" put it
+ * before the step it names; "it", "them", "the results", "the booking details" make it wait for the step referred to.
+ * Tasks are numbered so every dependency comes first.
  *
  * Descriptions keep their text, including URLs and paths, minus the list marker and a leading connector (and its
  * comma), whatever the shape of the request: "Then write tests" becomes "write tests" (the case is kept as written).
+ * Filler that leaves a command is dropped too ("Also, I want to book a car", "Kindly help me book a car" give "book a
+ * car"; "If it rains, I'd like to stay" gives "If it rains, stay"), and so is trailing courtesy ("for me", ", please
+ * assist me"); the request itself is recorded whole with the plan.
  * "second"/"third" are connectors at the start only before a comma, or in a paragraph that has a "first" step. A
  * connector is kept when nothing would be left without it. Dangling ", and" / "and then" at the end are dropped, and
  * so is one final sentence period (never "...", and never the period of an abbreviation such as "etc."); "?" and "!"
