@@ -35,7 +35,7 @@ export const actionVerbs: ReadonlySet<string> = new Set(
     "take talk tell test text track train transcribe transfer translate transform tweet type undo uninstall unlock " +
     "unsubscribe update upgrade upload use validate verify view visit vote wake warn wash watch withdraw write " +
     "know see hear remember try leave arrive come travel fly hold bring cook eat drink feed walk ride turn finish " +
-    "begin figure bake boil fry grill wrap mow vacuum iron fold hang sweep tidy charge refill"
+    "begin figure stay wait bake boil fry grill wrap mow vacuum iron fold hang sweep tidy charge refill"
   ).split(" ")
 )
 
