@@ -57,8 +57,8 @@
  * Descriptions keep their text, including URLs and paths, minus the list marker and a leading connector (and its
  * comma), whatever the shape of the request: "Then write tests" becomes "write tests" (the case is kept as written).
  * Filler that leaves a command is dropped too ("Also, I want to book a car", "Kindly help me book a car" give "book a
- * car"; "If it rains, I'd like to book a taxi" gives "If it rains, book a taxi"), and so is trailing courtesy ("for me", ", please
- * assist me"); the request itself is recorded whole with the plan.
+ * car"; "If it rains, I'd like to book a taxi" gives "If it rains, book a taxi"), and so is trailing courtesy ("for
+ * me", ", please assist me"); the request itself is recorded whole with the plan.
  * "second"/"third" are connectors at the start only before a comma, or in a paragraph that has a "first" step. A
  * connector is kept when nothing would be left without it. Dangling ", and" / "and then" at the end are dropped, and
  * so is one final sentence period (never "...", and never the period of an abbreviation such as "etc."); "?" and "!"
