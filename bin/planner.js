@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `planner` command. The compiled program lives in dist/ (built by `npm run build`, which `npm install` runs
-// through the `prepare` script). `--version` and the top-level help are answered without loading the rest.
+// The `planner` command. The program is bundled into dist/cli/ (built by `npm run build`, which `npm install` runs
+// through the `prepare` script; see scripts/build.mjs). `--version` and the top-level help are answered without
+// loading the rest.
 const args = process.argv.slice(2)
 const topLevel = args.length === 0 || (args.length === 1 && ["--help", "-h", "--version"].includes(args[0]))
 
@@ -17,5 +18,5 @@ if (topLevel) {
     process.stdout.write(`${args[0] === "--version" ? version : rootHelp}\n`)
   }, notBuilt)
 } else {
-  import("../dist/app/main.js").catch(notBuilt)
+  import("../dist/cli/main.js").catch(notBuilt)
 }
