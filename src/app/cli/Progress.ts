@@ -101,7 +101,10 @@ export const closingLines = (state: Planner.PlannerState, sessionId: string, hin
     for (const task of state.tasks) {
       const question = pendingQuestion(task)
       if (question === undefined) continue
-      lines.push(`Task ${task.id} asks: ${firstLine(question, 300)}`)
+      // Every line: a shell step's approval question shows the block of commands it asks about below its first line.
+      const [head = "", ...rest] = question.trim().split("\n")
+      lines.push(`Task ${task.id} asks: ${firstLine(head, 300)}`)
+      for (const line of rest) lines.push(`  ${line.trimEnd()}`)
       lines.push(`  ${answerCommand(hints, sessionId, task.id)}`)
     }
     lines.push(`Session ${sessionId} stops here until then (exit code 3).`)
