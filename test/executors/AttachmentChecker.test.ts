@@ -234,7 +234,7 @@ describe("AttachmentChecker files", () => {
       expect(Option.map(first, (found) => found.attachment)).toEqual(Option.some(link("/hang")))
       const none = yield* Effect.flatMap(checker, (service) =>
         service.firstProblem([file("present.txt"), link("/ok")], directory)
-      ).pipe(Effect.provide(AttachmentChecker.layerNode({ timeoutMs: 300 })))
+      ).pipe(Effect.provide(AttachmentChecker.layerNode(generousTimeout)))
       expect(none).toEqual(Option.none())
     })
   )
