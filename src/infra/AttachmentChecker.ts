@@ -19,7 +19,8 @@
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { FetchHttpClient, FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
-import { NodeFileSystem } from "@effect/platform-node"
+// The module, not the package index: the index also loads undici and ws (1.5 MB) into every command that runs plans.
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Context, Duration, Effect, Layer, Option } from "effect"
 import type { Attachment, NodeKind } from "../domain/Task.js"
 
