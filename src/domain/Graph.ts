@@ -130,6 +130,63 @@ export const criticalPath = (
   return path.reverse()
 }
 
+/**
+ * How urgent each task is for a scheduler that can run only some of the ready tasks: whether it is on the critical
+ * path, and the cost of the longest chain of tasks from it to the end of the plan (itself included). Assumes a valid
+ * graph.
+ */
+export interface Priority {
+  readonly critical: boolean
+  readonly remaining: number
+}
+
+/** Every task's `Priority`, computed once per plan (linear in tasks and dependencies). */
+export const priorities = (
+  nodes: ReadonlyArray<Node>,
+  cost: (id: TaskId) => number = () => 1
+): ReadonlyMap<TaskId, Priority> => {
+  const dependents = new Map<TaskId, Array<TaskId>>()
+  for (const node of nodes) {
+    for (const dep of node.dependsOn) {
+      const list = dependents.get(dep)
+      if (list === undefined) dependents.set(dep, [node.id])
+      else list.push(node.id)
+    }
+  }
+  const remaining = new Map<TaskId, number>()
+  const order = topologicalOrder(nodes)
+  for (let index = order.length - 1; index >= 0; index--) {
+    const id = order[index]
+    if (id === undefined) continue
+    let after = 0
+    for (const next of dependents.get(id) ?? []) after = Math.max(after, remaining.get(next) ?? 0)
+    remaining.set(id, after + cost(id))
+  }
+  const critical = new Set(criticalPath(nodes, cost))
+  return new Map(
+    nodes.map((node) => [node.id, { critical: critical.has(node.id), remaining: remaining.get(node.id) ?? 0 }])
+  )
+}
+
+/**
+ * The order in which to start `ready` tasks when not all of them can run (`--max-parallel`): critical-path tasks
+ * first, then the ones with the longest chain of work after them, then lower ids. Longest-remaining-path first is the
+ * classic list-scheduling rule: it starts early what would otherwise delay the end of the plan. Pass `priority` from
+ * `priorities(nodes)` to avoid recomputing it for every decision.
+ */
+export const orderReady = (
+  ready: ReadonlyArray<TaskId>,
+  priority: ReadonlyMap<TaskId, Priority>
+): ReadonlyArray<TaskId> =>
+  [...ready].sort((a, b) => {
+    const pa = priority.get(a)
+    const pb = priority.get(b)
+    const critical = Number(pb?.critical ?? false) - Number(pa?.critical ?? false)
+    if (critical !== 0) return critical
+    const remaining = (pb?.remaining ?? 0) - (pa?.remaining ?? 0)
+    return remaining !== 0 ? remaining : a - b
+  })
+
 /** Every task that depends on `id`, directly or through others, in id order. */
 export const dependentsOf = (nodes: ReadonlyArray<Node>, id: TaskId): ReadonlyArray<TaskId> => {
   const direct = new Map<TaskId, Array<TaskId>>()

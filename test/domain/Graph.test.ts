@@ -64,6 +64,41 @@ describe("Graph", () => {
     expect(Graph.dependentsOf(diamond, 3)).toEqual([4, 5])
   })
 
+  it("orders ready tasks for a scheduler: critical path first, then the longest work after them, then ids", () => {
+    // 1 -> 3 -> 4 -> 5 is the critical path; 2 and 6 are ready beside 1; 6 has more work after it than 2.
+    const plan = [
+      { id: 1, dependsOn: [] },
+      { id: 2, dependsOn: [] },
+      { id: 3, dependsOn: [1] },
+      { id: 4, dependsOn: [3] },
+      { id: 5, dependsOn: [4] },
+      { id: 6, dependsOn: [] },
+      { id: 7, dependsOn: [6] }
+    ]
+    const priority = Graph.priorities(plan)
+    expect(priority.get(1)).toEqual({ critical: true, remaining: 4 })
+    expect(priority.get(6)).toEqual({ critical: false, remaining: 2 })
+    expect(Graph.orderReady([2, 6, 1], priority)).toEqual([1, 6, 2])
+    // A tie (one unit of work after each) goes to the lower id.
+    expect(Graph.orderReady([7, 2], priority)).toEqual([2, 7])
+    expect(Graph.orderReady([], priority)).toEqual([])
+    // Costs change what is critical: with task 2 taking 10 units, it goes first.
+    expect(
+      Graph.orderReady(
+        [1, 2, 6],
+        Graph.priorities(plan, (id) => (id === 2 ? 10 : 1))
+      )
+    ).toEqual([2, 1, 6])
+  })
+
+  it.prop("orderReady puts a critical-path task first whenever one is ready", [dagArb], ([nodes]) => {
+    const priority = Graph.priorities(nodes)
+    const roots = nodes.filter((node) => node.dependsOn.length === 0).map((node) => node.id)
+    const ordered = Graph.orderReady(roots, priority)
+    expect([...ordered].sort((a, b) => a - b)).toEqual(roots)
+    expect(ordered[0]).toBe(Graph.criticalPath(nodes)[0])
+  })
+
   it.prop("a DAG is valid, and its groups and order respect every dependency", [dagArb], ([nodes]) => {
     expect(Either.isRight(Graph.validate(nodes))).toBe(true)
     const groups = Graph.parallelGroups(nodes)
