@@ -1,22 +1,49 @@
 /**
- * The command handler: one command, end to end. Take the session's state (cached; caught up from the store when it
- * may be behind), `decide`, append the events at the sequence the decision was made on, and when another writer got
- * there first, catch up and decide again. This optimistic concurrency is what makes claims safe across workers and
- * machines: two workers deciding on the same state cannot both append.
+ * The writer: the one module that appends planner events. One command, end to end: take the session's state (cached;
+ * caught up from the store when it may be behind), `decide`, append the events at the sequence the decision was made
+ * on, and when another writer got there first, catch up and decide again. The CLI, the server, the workers, fork and
+ * the tests all record what happens through it.
+ *
+ * Dispatch is atomic with the log: the jobs of the attempts an append dispatches go into the task queue, and the jobs
+ * of the attempts it ends are completed, in the append's own transaction (`EventStore.append`'s `alongside`). So the
+ * queue always holds exactly the jobs the log implies (`jobsOf`): never a dispatched task without its job, nor a job
+ * without its event.
+ *
+ * Causation: every event records what caused it. A worker's command names the event that led to it (a claim, the
+ * task's dispatch; an outcome, the attempt's claim), found by the writer itself in the session it keeps; a command of
+ * a person or a program (a request, an answer, a cancel) names the first event it produced, so every chain ends at an
+ * event of the log.
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Context, Deferred, Duration, Effect, Either, FiberId, Layer } from "effect"
+import { Cause, Context, Deferred, Duration, Effect, Either, FiberId, Layer, Option } from "effect"
 import type { PlannerCommand } from "../domain/Commands.js"
 import type { PlannerError } from "../domain/Errors.js"
 import { encodeEvent, type PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
-import { EventStore, type NewEvent, type ReadError, type SequenceConflict } from "../infra/EventStore.js"
-import { type PlannerAppendMetadata, PlannerStore, plannerStreamId } from "../infra/PlannerStore.js"
+import type { TaskState } from "../domain/Task.js"
+import {
+  type AppendAlongside,
+  EventStore,
+  EventStoreError,
+  type NewEvent,
+  type ReadError,
+  type SequenceConflict
+} from "../infra/EventStore.js"
+import * as MemoryTaskQueue from "../infra/MemoryTaskQueue.js"
+import {
+  type PlannerAppendMetadata,
+  type PlannerEventRecord,
+  PlannerStore,
+  plannerStreamId
+} from "../infra/PlannerStore.js"
+import { type Job, type JobKey, TaskQueue, type TaskQueueError, type TaskQueueService } from "../infra/TaskQueue.js"
 import { hotSpanWith } from "../infra/Tracing.js"
 
 export interface Handled {
   /** The events the command produced; empty when it changed nothing (an idempotent repeat). */
   readonly events: ReadonlyArray<PlannerEvent>
+  /** The ids the events were stored with, in the same order: what a command they lead to names as its cause. */
+  readonly eventIds: ReadonlyArray<string>
   /** The session after the command. `state.version` is its last sequence. */
   readonly state: Planner.PlannerState
 }
@@ -24,8 +51,29 @@ export interface Handled {
 export interface Tracing {
   /** Ties together everything one request caused; defaults to the session id. */
   readonly correlationId?: string
-  /** The event or command that caused this one. */
+  /**
+   * The id of the event that led to the command. Omitted: the writer finds it (a worker's command about an attempt
+   * names the attempt's claim or dispatch), or else the command is its own cause and names its first event.
+   */
   readonly causationId?: string
+}
+
+/** The job of a task's current attempt, as the task queue holds it while the task is dispatched or running. */
+export const jobOf = (sessionId: string, task: TaskState): Job => ({
+  sessionId,
+  taskId: task.id,
+  attempt: task.attempt,
+  kind: task.kind,
+  runAt: Planner.jobRunAt(task),
+  payload: { description: task.description }
+})
+
+/** Every job a session's state implies: one per task dispatched or running. What the queue holds for the session. */
+export const jobsOf = (sessionId: string, state: Planner.PlannerState): ReadonlyArray<Job> => {
+  if (state.status !== "Running") return []
+  const jobs: Array<Job> = []
+  for (const task of state.tasks) if (Planner.hasJob(task)) jobs.push(jobOf(sessionId, task))
+  return jobs
 }
 
 export type HandleError = PlannerError | ReadError | SequenceConflict
@@ -44,6 +92,13 @@ export interface PlannerServiceShape {
   readonly state: (sessionId: string) => Effect.Effect<Planner.PlannerState, ReadError>
   /** The session as it was right after event `sequence`, folded from the log (time travel). */
   readonly stateAt: (sessionId: string, sequence: number) => Effect.Effect<Planner.PlannerState, ReadError>
+  /** The task queue the writer keeps in step with the log; workers take their jobs from it. */
+  readonly queue: TaskQueueService
+  /**
+   * Puts back the jobs the session's log implies that the queue lacks (a queue lost or damaged, an in-memory queue of
+   * a process that ended, a log written before the queue existed). True when it had to.
+   */
+  readonly rebuildJobs: (sessionId: string) => Effect.Effect<boolean, ReadError | TaskQueueError>
 }
 
 export class PlannerService extends Context.Tag("event-sourced-planner/PlannerService")<
@@ -57,6 +112,89 @@ export interface PlannerServiceOptions {
   /** How many times to decide again after losing a race. */
   readonly maxConflictRetries?: number
 }
+
+/** What led to an attempt's commands: the ids of its dispatch and of its latest claim. */
+interface AttemptCauses {
+  dispatched?: string
+  claimed?: string
+}
+
+/** The cause the writer finds for a worker's command about an attempt; undefined: the command is its own cause. */
+const causeOf = (
+  command: PlannerCommand,
+  causes: ReadonlyMap<number, AttemptCauses> | undefined
+): string | undefined => {
+  if (causes === undefined) return undefined
+  switch (command._tag) {
+    case "ClaimTask":
+      return causes.get(command.taskId)?.dispatched
+    case "ExtendLease":
+    case "ReleaseTask":
+    case "AbandonTask": {
+      const known = causes.get(command.taskId)
+      return known?.claimed ?? known?.dispatched
+    }
+    case "HandleExecutorEvent": {
+      if (command.event._tag === "ClarificationProvided") return undefined
+      const known = causes.get(command.event.taskId)
+      return known?.claimed ?? known?.dispatched
+    }
+    default:
+      return undefined
+  }
+}
+
+/** Notes the dispatches and claims among `events` (stored under `ids`). */
+const noteCauses = (
+  causes: Map<number, AttemptCauses>,
+  events: ReadonlyArray<PlannerEvent>,
+  ids: ReadonlyArray<string | undefined>
+) => {
+  events.forEach((event, index) => {
+    const id = ids[index]
+    if (id === undefined) return
+    if (event._tag === "TaskDispatched") causes.set(event.taskId, { dispatched: id })
+    else if (event._tag === "TaskClaimed") {
+      const known = causes.get(event.taskId) ?? {}
+      known.claimed = id
+      causes.set(event.taskId, known)
+    }
+  })
+}
+
+/** Task ids an event is about. */
+const taskIdOf = (event: PlannerEvent): number | undefined => ("taskId" in event ? event.taskId : undefined)
+
+/**
+ * How the queue must change for the log to go from `before` to `after`: the jobs of attempts that ended, to complete,
+ * and of attempts dispatched, to enqueue. Only the tasks `events` are about can have changed.
+ */
+const jobChanges = (
+  sessionId: string,
+  before: Planner.PlannerState,
+  after: Planner.PlannerState,
+  events: ReadonlyArray<PlannerEvent>
+): { readonly ended: ReadonlyArray<JobKey>; readonly dispatched: ReadonlyArray<Job> } => {
+  const ended: Array<JobKey> = []
+  const dispatched: Array<Job> = []
+  const seen = new Set<number>()
+  for (const event of events) {
+    const id = taskIdOf(event)
+    if (id === undefined || seen.has(id)) continue
+    seen.add(id)
+    const was = Planner.task(before, id)
+    const now = Planner.task(after, id)
+    const hadJob = was !== undefined && before.status === "Running" && Planner.hasJob(was)
+    const hasJob = now !== undefined && after.status === "Running" && Planner.hasJob(now)
+    if (hadJob && !(hasJob && now.attempt === was.attempt)) {
+      ended.push({ sessionId, taskId: was.id, attempt: was.attempt })
+    }
+    if (hasJob && !(hadJob && now.attempt === was.attempt)) dispatched.push(jobOf(sessionId, now))
+  }
+  return { ended, dispatched }
+}
+
+const queueFailed = (error: TaskQueueError) => new EventStoreError({ operation: "append", reason: error.message })
 
 /** A command waiting for its session's turn, and where its outcome goes. */
 interface Pending {
@@ -92,10 +230,15 @@ export const make = (options: PlannerServiceOptions = {}) =>
   Effect.gen(function* () {
     const store = yield* PlannerStore
     const events = yield* EventStore
+    // The task queue of the store when it has one (SQL stores do, on their own client); otherwise one of this
+    // process's own, which serves the workers of this process (the in-memory store).
+    const queue = Option.getOrUndefined(yield* Effect.serviceOption(TaskQueue)) ?? (yield* MemoryTaskQueue.makeFresh)
     const cacheSize = options.cacheSize ?? 1_000
     const maxConflictRetries = options.maxConflictRetries ?? 20
     // Insertion-ordered: re-inserting on use makes the first key the least recently used.
     const cache = new Map<string, Planner.PlannerState>()
+    /** By session (kept and dropped with its cached state): what led to each task's current attempt. */
+    const causes = new Map<string, Map<number, AttemptCauses>>()
     const remember = (sessionId: string, state: Planner.PlannerState) => {
       // Concurrent readers may finish out of order: never replace a newer state with an older one.
       if ((cache.get(sessionId)?.version ?? -1) > state.version) return
@@ -103,20 +246,41 @@ export const make = (options: PlannerServiceOptions = {}) =>
       cache.set(sessionId, state)
       if (cache.size > cacheSize) {
         const oldest = cache.keys().next()
-        if (!oldest.done) cache.delete(oldest.value)
+        if (!oldest.done) {
+          cache.delete(oldest.value)
+          causes.delete(oldest.value)
+        }
       }
     }
+    const causesOf = (sessionId: string) => {
+      let known = causes.get(sessionId)
+      if (known === undefined) {
+        known = new Map()
+        causes.set(sessionId, known)
+      }
+      return known
+    }
+    const noteRecords = (sessionId: string, records: ReadonlyArray<PlannerEventRecord>) =>
+      noteCauses(
+        causesOf(sessionId),
+        records.map((record) => record.event),
+        records.map((record) => record.metadata.eventId)
+      )
 
     /** The cached state brought up to date with whatever the store has after it. */
     const current = (sessionId: string): Effect.Effect<Planner.PlannerState, ReadError> =>
       Effect.gen(function* () {
-        const known = cache.get(sessionId) ?? Planner.initialState
+        const cached = cache.get(sessionId)
+        // A session read from the start has its causes read with it.
+        if (cached === undefined) causes.delete(sessionId)
+        const known = cached ?? Planner.initialState
         const newer = yield* store.load(sessionId, { fromSequence: known.version + 1 })
         if (newer.length === 0) return known
         const state = Planner.fold(
           newer.map((record) => record.event),
           known
         )
+        if ((cache.get(sessionId)?.version ?? -1) < state.version) noteRecords(sessionId, newer)
         remember(sessionId, state)
         return state
       })
@@ -170,10 +334,13 @@ export const make = (options: PlannerServiceOptions = {}) =>
         let allAppend = true
         const decided: Array<Effect.Effect<Handled, PlannerError>> = []
         const appended: Array<NewEvent> = []
+        const appendedEvents: Array<PlannerEvent> = []
+        const known = causes.get(sessionId)
         for (const pending of batch) {
           let outcome: ReturnType<typeof Planner.decideAndEvolve>
+          let concrete: PlannerCommand
           try {
-            const concrete = typeof pending.command === "function" ? pending.command(working) : pending.command
+            concrete = typeof pending.command === "function" ? pending.command(working) : pending.command
             outcome = Planner.decideAndEvolve(working, concrete)
           } catch (defect) {
             // A command function that throws is its caller's bug: it fails that caller alone.
@@ -188,14 +355,28 @@ export const make = (options: PlannerServiceOptions = {}) =>
           }
           if (outcome.right.events.length === 0) allAppend = false
           working = outcome.right.state
-          decided.push(Either.right(outcome.right))
-          for (const event of outcome.right.events) {
-            appended.push({ ...encodeEvent(event), metadata: { ...pending.metadata, eventId: randomUUID() } })
-          }
+          const eventIds = outcome.right.events.map(() => randomUUID())
+          decided.push(Either.right({ ...outcome.right, eventIds }))
+          // The cause the caller named, else the event that led to this command, else its own first event.
+          const causationId = pending.metadata.causationId ?? causeOf(concrete, known) ?? eventIds[0] ?? ""
+          outcome.right.events.forEach((event, index) => {
+            appended.push({
+              ...encodeEvent(event),
+              metadata: { ...pending.metadata, causationId, eventId: eventIds[index] ?? randomUUID() }
+            })
+            appendedEvents.push(event)
+          })
         }
         if (unverified && !allAppend) return attempt(conflicts, false)
         const settle = Effect.sync(() => {
           settled()
+          if (appendedEvents.length > 0 && (cache.get(sessionId)?.version ?? -1) < working.version) {
+            noteCauses(
+              causesOf(sessionId),
+              appendedEvents,
+              appended.map((event) => event.metadata.eventId)
+            )
+          }
           remember(sessionId, working)
           batch.forEach((pending, index) => {
             const outcome = decided[index]
@@ -205,9 +386,22 @@ export const make = (options: PlannerServiceOptions = {}) =>
         if (appended.length === 0) return settle
         // Not interrupted midway: whether an append that was cut off committed would be unknown, to the callers
         // and to the cache. (On PostgreSQL, interrupting a statement also costs a cancel request elsewhere.)
+        // The queue changes with the log, in the append's transaction.
+        const changes = jobChanges(sessionId, state, working, appendedEvents)
+        const alongside: AppendAlongside | undefined =
+          changes.ended.length === 0 && changes.dispatched.length === 0
+            ? undefined
+            : () =>
+                Effect.mapError(
+                  Effect.zipRight(
+                    Effect.forEach(changes.ended, queue.complete, { discard: true }),
+                    changes.dispatched.length === 0 ? Effect.void : queue.enqueue(changes.dispatched)
+                  ),
+                  queueFailed
+                )
         const appendOrConflict = Effect.uninterruptible(
           hotSpanWith(
-            events.append(plannerStreamId, sessionId, appended, state.version).pipe(
+            events.append(plannerStreamId, sessionId, appended, state.version, alongside).pipe(
               Effect.zipRight(settle),
               Effect.as<SequenceConflict | undefined>(undefined),
               Effect.catchTag("SequenceConflict", (error) => Effect.succeed(error))
@@ -276,7 +470,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
         Effect.suspend(() => {
           const metadata: PlannerAppendMetadata = {
             correlationId: tracing.correlationId ?? sessionId,
-            causationId: tracing.causationId ?? randomUUID()
+            ...(tracing.causationId === undefined ? {} : { causationId: tracing.causationId })
           }
           let queue = queues.get(sessionId)
           if (queue === undefined) {
@@ -303,8 +497,22 @@ export const make = (options: PlannerServiceOptions = {}) =>
         () => ({ sessionId, command: commandName(command, cache.get(sessionId) ?? Planner.initialState) })
       )
 
+    const rebuildJobs = (sessionId: string) =>
+      Effect.gen(function* () {
+        const state = yield* current(sessionId)
+        const held = new Set((yield* queue.list(sessionId)).map((job) => `${job.taskId}/${job.attempt}`))
+        // Only what is missing is put back: a job the queue holds beyond this state may be a dispatch that committed
+        // after the state was read, and must stay.
+        const missing = jobsOf(sessionId, state).filter((job) => !held.has(`${job.taskId}/${job.attempt}`))
+        if (missing.length === 0) return false
+        yield* queue.enqueue(missing)
+        return true
+      }).pipe(Effect.withSpan("PlannerService.rebuildJobs", { attributes: { sessionId } }))
+
     return {
       execute,
+      queue,
+      rebuildJobs,
       state: (sessionId) =>
         current(sessionId).pipe(Effect.withSpan("PlannerService.state", { attributes: { sessionId } })),
       stateAt: (sessionId, sequence) =>

@@ -14,10 +14,11 @@ import { defaultConfig, type PlannerConfig } from "../domain/Config.js"
 import type { PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
 import type { Attachment, TaskState } from "../domain/Task.js"
-import { EventStore, type ReadError } from "../infra/EventStore.js"
-import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
+import type { ReadError } from "../infra/EventStore.js"
+import { PlannerStore } from "../infra/PlannerStore.js"
 import { PlannerService } from "./PlannerService.js"
 import { planRequest } from "./Planning.js"
+import * as SessionFollower from "./SessionFollower.js"
 import * as Worker from "./Worker.js"
 
 /** A new session id: sortable by creation time, short enough to type. */
@@ -72,10 +73,7 @@ export const cancel = (sessionId: string, reason = "cancelled by the user") =>
   }).pipe(Effect.withSpan("Runner.cancel", { attributes: { sessionId } }))
 
 /** One step of a session's progress: an event as stored, and the session right after it. */
-export interface Progress {
-  readonly record: PlannerEventRecord
-  readonly state: Planner.PlannerState
-}
+export type Progress = SessionFollower.Progress
 
 /**
  * A session's progress: its history, then its events as they happen, each with the state after it. Ends after the
@@ -96,8 +94,8 @@ export const observe = (sessionId: string, options: { readonly afterSequence?: n
     })
   )
 
-/** A run's worker options: the session, where its worker starts and where its events go are the run's own. */
-export interface RunOptions extends Omit<Worker.WorkerOptions, "sessionId" | "from" | "onEvent"> {
+/** A run's worker options: the session is the run's own. */
+export interface RunOptions extends Omit<Worker.WorkerOptions, "sessionId"> {
   /** Called for each step of progress, in order (the CLI prints them). */
   readonly onProgress?: (progress: Progress) => Effect.Effect<void>
   /**
@@ -144,10 +142,9 @@ export const existing = (sessionId: string) =>
 export const run = (sessionId: string, options: RunOptions = {}) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
-    const store = yield* PlannerStore
-    // Taken before the state, so that every event after that state comes after this position.
-    const head = yield* Effect.flatMap(EventStore, (events) => events.headPosition)
-    const initial = yield* existing(sessionId)
+    // The session's stream is followed from a position taken before its state was read: nothing falls between.
+    const from = yield* SessionFollower.startingPoint(existing(sessionId))
+    const initial = from.state
     // The local worker and the progress subscription run beside the loop below. When either fails (the store cannot
     // be read, the log holds an event that no longer decodes), the run fails with that error: waiting on would wait
     // for progress that can never come.
@@ -158,6 +155,19 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
       Effect.catchAllCause(effect, (cause) =>
         Cause.isInterruptedOnly(cause) ? Effect.void : Queue.offer(signals, { _tag: "Broken", cause })
       )
+    // Progress comes from the session's own stream, a chunk at a time: the run looks at the state once per chunk.
+    yield* SessionFollower.follow(sessionId, from).pipe(
+      Stream.runForEach((steps) => Queue.offerAll(signals, steps)),
+      failRunOnError,
+      Effect.forkScoped
+    )
+    if (!Planner.isFinished(initial)) {
+      // The queue holds the jobs the log implies; a log from before the queue existed, or a queue that lost them (an
+      // in-memory one of a process that ended), gets them back.
+      yield* service.rebuildJobs(sessionId)
+      // Dispatch what an older log left waiting to retry.
+      yield* service.execute(sessionId, new Continue({ at: yield* Clock.currentTimeMillis }))
+    }
     const localWorker = options.localWorker ?? true
     const {
       onProgress: _onProgress,
@@ -165,44 +175,7 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
       localWorker: _localWorker,
       ...workerOptions
     } = options
-    if (localWorker) {
-      // The worker starts from the state the run started from and reports every event after it with the state after
-      // it: following the session a second time here cost as much as the worker's own following.
-      yield* Effect.forkScoped(
-        failRunOnError(
-          Worker.run({
-            ...workerOptions,
-            sessionId,
-            from: { state: initial, afterPosition: head },
-            onEvent: (record, state) => Queue.offer(signals, { record, state })
-          })
-        )
-      )
-    }
-    if (!Planner.isFinished(initial)) {
-      // Take back anything due now: a retry that fell due while nothing ran, a lease that ran out.
-      yield* service.execute(sessionId, new Continue({ at: yield* Clock.currentTimeMillis }))
-    }
-
-    if (!localWorker) {
-      // Only events after the state the run started from count: replayed history must not look like a pause.
-      // What `observe` gives, a chunk at a time: the run follows every event, and a stream stage per step cost more
-      // than the step.
-      let followed = initial
-      yield* store.subscribe({ sessionId, afterPosition: head }).pipe(
-        Stream.runForEachChunk((chunk) => {
-          const steps: Array<Progress> = []
-          for (const record of chunk) {
-            if (record.sequence <= followed.version) continue
-            followed = Planner.evolve(followed, record.event)
-            steps.push({ record, state: followed })
-          }
-          return Queue.offerAll(signals, steps)
-        }),
-        failRunOnError,
-        Effect.forkScoped
-      )
-    }
+    if (localWorker) yield* Effect.forkScoped(failRunOnError(Worker.run({ ...workerOptions, sessionId })))
     const asked = new Set<string>()
     let open = 0
     const askPending = (state: Planner.PlannerState) =>

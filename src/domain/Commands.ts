@@ -61,12 +61,25 @@ export class Initialize extends Schema.TaggedClass<Initialize>()("Initialize", {
   at: Timestamp
 }) {}
 
+/**
+ * A draw in [0, 1) that spreads a retry's backoff (see `Config.jitteredDelay`), so that after an outage the retries of
+ * every session do not all land at the same moment. It arrives inside the command (the domain draws no random
+ * numbers) and the `TaskRetryScheduled` it leads to records it, so replay is deterministic. Omitted: no jitter.
+ */
+export const Jitter = Schema.Number.pipe(Schema.greaterThanOrEqualTo(0), Schema.lessThan(1))
+
 export class HandleExecutorEvent extends Schema.TaggedClass<HandleExecutorEvent>()("HandleExecutorEvent", {
   event: ExecutorEvent,
+  /** Spreads the backoff of the retry a failure leads to. */
+  jitter: Schema.optionalWith(Jitter, { exact: true }),
   at: Timestamp
 }) {}
 
-/** A worker claims a dispatched attempt; its lease lasts `config.leaseMs` from `at`. */
+/**
+ * A worker took the attempt's job from the task queue and starts it: the log's record of which worker ran each attempt
+ * and when. The queue gives a job to one taker at a time; when a taker's lease in the queue runs out, the job goes to
+ * a new taker, and the planner accepts that new taker's claim of the same attempt.
+ */
 export class ClaimTask extends Schema.TaggedClass<ClaimTask>()("ClaimTask", {
   taskId: TaskId,
   attempt: Schema.Int.pipe(Schema.positive()),
@@ -99,12 +112,14 @@ export class AbandonTask extends Schema.TaggedClass<AbandonTask>()("AbandonTask"
   attempt: Schema.Int.pipe(Schema.positive()),
   workerId: Schema.NonEmptyString,
   reason: Schema.String,
+  jitter: Schema.optionalWith(Jitter, { exact: true }),
   at: Timestamp
 }) {}
 
 /**
- * Move the plan forward as of `at`: dispatch ready tasks, dispatch retries that are due, take back tasks whose
- * lease expired, and end the plan when nothing is left. Idempotent: a second `Continue` at the same time does nothing.
+ * Move the plan forward as of `at`: dispatch ready tasks (and retries an older log left waiting, with the job's
+ * `runAt` at their retry time), and end the plan when nothing is left. Idempotent: a second `Continue` at the same
+ * time does nothing. Leases live in the task queue: a lease that runs out hands the job to another worker.
  */
 export class Continue extends Schema.TaggedClass<Continue>()("Continue", {
   at: Timestamp

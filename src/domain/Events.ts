@@ -35,13 +35,18 @@ export class TasksPlanned extends Schema.TaggedClass<TasksPlanned>()("TasksPlann
   at: Timestamp
 }) {}
 
-/** A task is handed to executors. Carries everything an executor needs, including every answer given so far. */
+/**
+ * A task is handed to executors: its job goes into the task queue in the same transaction. Carries everything an
+ * executor needs, including every answer given so far. `runAt`, when given, is when the job may be taken (a retry's
+ * backoff); omitted, at once. (Logs written before the task queue never have it.)
+ */
 export class TaskDispatched extends Schema.TaggedClass<TaskDispatched>()("TaskDispatched", {
   taskId: TaskId,
   attempt: Schema.Int.pipe(Schema.positive()),
   kind: TaskPlan.fields.kind,
   description: Schema.String,
   clarifications: Schema.Array(Clarification),
+  runAt: Schema.optionalWith(Timestamp, { exact: true }),
   at: Timestamp
 }) {}
 
@@ -81,12 +86,16 @@ export class TaskStatusUpdated extends Schema.TaggedClass<TaskStatusUpdated>()("
   at: Timestamp
 }) {}
 
-/** An attempt failed but may succeed later: the task is dispatched again at `retryAt`. */
+/**
+ * An attempt failed but may succeed later: the next attempt runs at `retryAt` (dispatched at once, its job not taken
+ * before then). `jitter` is the draw that spread the backoff, when the command carried one.
+ */
 export class TaskRetryScheduled extends Schema.TaggedClass<TaskRetryScheduled>()("TaskRetryScheduled", {
   taskId: TaskId,
   attempt: Schema.Int.pipe(Schema.positive()),
   error: Schema.String,
   retryAt: Timestamp,
+  jitter: Schema.optionalWith(Schema.Number, { exact: true }),
   at: Timestamp
 }) {}
 

@@ -25,7 +25,7 @@ import {
   type TaskCompleted,
   type TaskFailed
 } from "./Commands.js"
-import { backoffDelay, defaultConfig, PlannerConfig } from "./Config.js"
+import { type Backoff, backoffDelay, defaultConfig, PlannerConfig } from "./Config.js"
 import {
   EmptyRequest,
   InvalidCompaction,
@@ -298,7 +298,12 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       return
     }
     case "TaskDispatched":
-      update(draft, event.taskId, (task) => ({ ...idle(task), status: "Dispatched", attempt: event.attempt }))
+      update(draft, event.taskId, (task) =>
+        // A retry dispatched ahead of its time keeps that time: its job is not taken before it.
+        event.runAt === undefined
+          ? { ...idle(task), status: "Dispatched", attempt: event.attempt }
+          : { ...idle(task), status: "Dispatched", attempt: event.attempt, retryAt: event.runAt }
+      )
       return
     case "TaskClaimed":
     case "TaskLeaseExtended":
@@ -527,6 +532,22 @@ export const decideAndEvolve = (
 
 const finished = (state: PlannerState) => new SessionFinished({ outcome: state.status })
 
+/**
+ * `backoffDelay` spread by `jitter` (a draw in [0, 1) that arrived inside the command): from three quarters to five
+ * quarters of the delay, never over `maxDelayMs`. Without a draw, the plain delay (as before jitter existed).
+ */
+export const jitteredDelay = (backoff: Backoff, failures: number, jitter: number | undefined): number => {
+  const delay = backoffDelay(backoff, failures)
+  if (jitter === undefined) return delay
+  return Math.min(backoff.maxDelayMs, Math.round(delay * (0.75 + jitter / 2)))
+}
+
+/** When the job of a task in flight may be taken: a retry's time, or at once (0). What the task queue holds. */
+export const jobRunAt = (current: TaskState): number => current.retryAt ?? 0
+
+/** Whether a task's current attempt has a job in the task queue: dispatched or running. */
+export const hasJob = (current: TaskState): boolean => current.status === "Dispatched" || current.status === "Running"
+
 // --- Initialize -------------------------------------------------------------------------------------------------
 
 const initialize = (state: PlannerState, command: Initialize): Decided => {
@@ -565,7 +586,7 @@ const handleExecutorEvent = (state: PlannerState, command: HandleExecutorEvent):
     case "TaskCompleted":
       return completed(state, current, event, command.at)
     case "TaskFailed":
-      return failed(state, current, event, command.at)
+      return failed(state, current, event, command.at, command.jitter)
     case "NeedsClarification":
       return needsClarification(state, current, event, command.at)
     case "ClarificationProvided":
@@ -644,7 +665,13 @@ const completed = (state: PlannerState, current: TaskState, event: TaskCompleted
       )
   )
 
-const failed = (state: PlannerState, current: TaskState, event: TaskFailed, at: Timestamp): Decided =>
+const failed = (
+  state: PlannerState,
+  current: TaskState,
+  event: TaskFailed,
+  at: Timestamp,
+  jitter: number | undefined
+): Decided =>
   acceptOutcome(
     state,
     current,
@@ -657,7 +684,7 @@ const failed = (state: PlannerState, current: TaskState, event: TaskFailed, at: 
         (current.status === "Failed" || current.status === "RetryScheduled")
     },
     at,
-    (decision) => attemptFailed(decision, current, event.error, event.retryable, at)
+    (decision) => attemptFailed(decision, current, event.error, event.retryable, at, jitter)
   )
 
 /** The retry policy, then the failure policy. */
@@ -666,13 +693,23 @@ const attemptFailed = (
   current: TaskState,
   error: string,
   retryable: boolean,
-  at: Timestamp
+  at: Timestamp,
+  jitter?: number
 ): void => {
   const { config } = decision.state
   const failures = current.failures + 1
   if (retryable && failures < config.maxAttempts) {
-    const retryAt = at + backoffDelay(config.backoff, failures)
-    decision.emit(new TaskRetryScheduled({ taskId: current.id, attempt: current.attempt, error, retryAt, at }))
+    const retryAt = at + jitteredDelay(config.backoff, failures, jitter)
+    decision.emit(
+      new TaskRetryScheduled({
+        taskId: current.id,
+        attempt: current.attempt,
+        error,
+        retryAt,
+        ...(jitter === undefined ? {} : { jitter }),
+        at
+      })
+    )
     return
   }
   decision.emit(new TaskStatusUpdated({ taskId: current.id, status: "Failed", attempt: current.attempt, error, at }))
@@ -777,11 +814,11 @@ const claim = (state: PlannerState, command: ClaimTask): Decided =>
     if (command.attempt < current.attempt) {
       return Either.left(new StaleAttempt({ taskId: current.id, attempt: command.attempt, current: current.attempt }))
     }
+    // The task queue gives a job to one taker at a time: a claim of the attempt by another worker than the one on
+    // record means that worker's lease in the queue ran out, and the job went to this one. The new taker is accepted.
     if (current.status === "Running" && current.attempt === command.attempt) {
       if (current.lease?.workerId === command.workerId) return none
-      return Either.left(new TaskAlreadyClaimed({ taskId: current.id, workerId: current.lease?.workerId ?? "unknown" }))
-    }
-    if (current.status !== "Dispatched" || command.attempt !== current.attempt) {
+    } else if (current.status !== "Dispatched" || command.attempt !== current.attempt) {
       return Either.left(
         new InvalidTransition({
           taskId: current.id,
@@ -857,25 +894,18 @@ const abandon = (state: PlannerState, command: AbandonTask): Decided =>
     const refused = holding(current, command, "be abandoned")
     if (refused !== undefined) return Either.left(refused)
     return run(state, (decision) => {
-      attemptFailed(decision, current, command.reason, true, command.at)
+      attemptFailed(decision, current, command.reason, true, command.at, command.jitter)
       return step(decision, command.at)
     })
   })
 
 // --- Continue, compaction, cancellation ---------------------------------------------------------------------------
 
-const continueAt = (decision: Decision, at: Timestamp): PlannerError | undefined => {
-  // The list as it was: a failure below changes it. Each task is looked at as it is now.
-  for (const id of [...decision.state.index.timed]) {
-    const current = task(decision.state, id)
-    if (current?.status === "Running" && current.lease !== undefined && current.lease.expiresAt <= at) {
-      const error = `worker ${current.lease.workerId} stopped answering: its lease on attempt ${current.attempt} expired`
-      attemptFailed(decision, current, error, true, at)
-      if (isFinished(decision.state)) return undefined
-    }
-  }
-  return step(decision, at)
-}
+/**
+ * Leases are the task queue's: a lease that runs out there hands the job to another worker, whose claim the planner
+ * accepts. So `Continue` only moves the plan on; a lease recorded in the log never fails an attempt by itself.
+ */
+const continueAt = (decision: Decision, at: Timestamp): PlannerError | undefined => step(decision, at)
 
 const compact = (state: PlannerState, command: CompactContext): Decided => {
   if (isFinished(state)) return Either.left(finished(state))
@@ -939,8 +969,9 @@ const step = (decision: Decision, at: Timestamp): undefined => {
   for (const id of [...decision.state.index.ready]) {
     const current = task(decision.state, id)
     if (current === undefined) continue
-    // On the list, a planned task has every dependency completed; a retry must also be due.
-    if (current.status === "RetryScheduled" && (current.retryAt ?? 0) > at) continue
+    // On the list, a planned task has every dependency completed. A retry is dispatched at once; its job is not taken
+    // before its time (`runAt`), so nobody needs a timer for it.
+    const runAt = current.status === "RetryScheduled" && (current.retryAt ?? 0) > at ? current.retryAt : undefined
     if (current.kind === "Clarification" && !current.clarifications.some((c) => c.answer !== undefined)) {
       decision.emit(new ClarificationRequested({ taskId: current.id, question: current.description, at }))
       continue
@@ -954,6 +985,7 @@ const step = (decision: Decision, at: Timestamp): undefined => {
         kind: current.kind,
         description: current.description,
         clarifications: current.clarifications,
+        ...(runAt === undefined ? {} : { runAt }),
         at
       })
     )

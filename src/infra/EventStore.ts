@@ -145,13 +145,23 @@ export type ReadError = EventStoreError | CorruptEvent
 
 // --- The service ----------------------------------------------------------------------------------------------------
 
+/** What commits together with an append (see `EventStoreService.append`), given where the events went. */
+export type AppendAlongside = (result: AppendResult) => Effect.Effect<void, EventStoreError>
+
 export interface EventStoreService {
-  /** Appends events to one aggregate atomically, after checking `expected`. */
+  /**
+   * Appends events to one aggregate atomically, after checking `expected`. With `alongside`, that effect commits
+   * together with the events: on SQL stores it runs after the insert in the same transaction (on the same
+   * `SqlClient`), and its failure rolls the append back; in memory it runs right after the events are written, with
+   * nothing in between that can fail (a failure of its own is a defect). The planner's writer enqueues the jobs of
+   * the tasks an append dispatches this way, so a dispatched task never lacks its job, nor a job its event.
+   */
   readonly append: (
     streamId: string,
     aggregateId: string,
     events: ReadonlyArray<NewEvent>,
-    expected: ExpectedSequence
+    expected: ExpectedSequence,
+    alongside?: AppendAlongside
   ) => Effect.Effect<AppendResult, SequenceConflict | EventStoreError>
 
   /** Reads matching events in order (by sequence for one aggregate, by position otherwise), paging internally. */

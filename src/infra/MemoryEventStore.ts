@@ -10,6 +10,7 @@ import { Clock, Effect, Either, Layer, Option, Stream } from "effect"
 import {
   type AggregateInfo,
   type AggregatePage,
+  type AppendAlongside,
   type AppendResult,
   EventStore,
   type EventStoreError,
@@ -74,7 +75,8 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
     streamId: string,
     aggregateId: string,
     events: ReadonlyArray<NewEvent>,
-    expected: ExpectedSequence
+    expected: ExpectedSequence,
+    alongside?: AppendAlongside
   ): Effect.Effect<AppendResult, SequenceConflict | EventStoreError> =>
     hotSpanWith(
       Effect.gen(function* () {
@@ -111,6 +113,8 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
           }
           return Effect.succeed({ lastSequence: rows.length, positions })
         })
+        // Nothing that can fail comes between the events and what commits with them.
+        if (alongside !== undefined) yield* Effect.orDie(alongside(result))
         if (result.positions.length > 0) yield* storage.wakeUp.signal
         return result
       }),

@@ -7,10 +7,12 @@
  */
 import type { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Config, type ConfigError, Duration, Effect, Layer, type Redacted } from "effect"
-import { EventStore, type EventStoreError } from "./EventStore.js"
+import { Config, type ConfigError, Context, Duration, Effect, Layer, type Redacted } from "effect"
+import { EventStore, EventStoreError } from "./EventStore.js"
 import * as PgPool from "./internal/pgPool.js"
 import * as SqlEventStore from "./SqlEventStore.js"
+import * as SqlTaskQueue from "./SqlTaskQueue.js"
+import { TaskQueue } from "./TaskQueue.js"
 
 export interface PgEventStoreConfig extends SqlEventStore.SqlEventStoreOptions {
   readonly url: Redacted.Redacted
@@ -31,16 +33,22 @@ export const defaultConnectTimeout = Duration.seconds(10)
 /** ...and so does each statement. Generous: an append may wait its turn behind other writers' appends. */
 export const defaultStatementTimeout = Duration.seconds(60)
 
-/** The store over the `PgClient` in context, migrated first. */
+/**
+ * The store over the `PgClient` in context, migrated first, and the task queue on the same client (the planner's
+ * writer enqueues a dispatched task's job in the dispatch's transaction).
+ */
 export const layerWithClient = (
   options: SqlEventStore.SqlEventStoreOptions = {}
-): Layer.Layer<EventStore, EventStoreError, PgClient.PgClient | SqlClient.SqlClient> =>
-  Layer.scoped(
-    EventStore,
+): Layer.Layer<EventStore | TaskQueue, EventStoreError, PgClient.PgClient | SqlClient.SqlClient> =>
+  Layer.scopedContext(
     Effect.gen(function* () {
       const pg = yield* PgClient.PgClient
       yield* SqlEventStore.migrate
-      return yield* SqlEventStore.make({ listen: pg.listen, ...options })
+      const store = yield* SqlEventStore.make({ listen: pg.listen, ...options })
+      const queue = yield* SqlTaskQueue.make({ listen: pg.listen }).pipe(
+        Effect.mapError((error) => new EventStoreError({ operation: "open", reason: error.message }))
+      )
+      return Context.make(EventStore, store).pipe(Context.add(TaskQueue, queue))
     })
   )
 
@@ -50,7 +58,7 @@ export const layerWithClient = (
  */
 export const layer = (
   config: PgEventStoreConfig
-): Layer.Layer<EventStore | PgClient.PgClient | SqlClient.SqlClient, EventStoreError> => {
+): Layer.Layer<EventStore | TaskQueue | PgClient.PgClient | SqlClient.SqlClient, EventStoreError> => {
   const { client: given = {}, url, statementTimeout = defaultStatementTimeout, ...options } = config
   const client = { ...given, connectTimeout: given.connectTimeout ?? defaultConnectTimeout }
   const connectError = SqlEventStore.toStoreError("connect to PostgreSQL")
@@ -76,5 +84,7 @@ export const layer = (
 /** Reads the database URL from `PLANNER_DATABASE_URL` (kept redacted). */
 export const layerConfig = (
   options: Omit<PgEventStoreConfig, "url"> = {}
-): Layer.Layer<EventStore | PgClient.PgClient | SqlClient.SqlClient, EventStoreError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.redacted("PLANNER_DATABASE_URL"), (url) => layer({ ...options, url })))
+): Layer.Layer<
+  EventStore | TaskQueue | PgClient.PgClient | SqlClient.SqlClient,
+  EventStoreError | ConfigError.ConfigError
+> => Layer.unwrapEffect(Effect.map(Config.redacted("PLANNER_DATABASE_URL"), (url) => layer({ ...options, url })))

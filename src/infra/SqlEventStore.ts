@@ -42,6 +42,7 @@ import { Clock, Context, Data, Duration, Effect, Either, Layer, Option, Schedule
 import {
   type AggregateInfo,
   type AggregatePage,
+  type AppendAlongside,
   type AppendResult,
   CorruptEvent,
   EventStore,
@@ -722,14 +723,15 @@ export const make = (
       streamId: string,
       aggregateId: string,
       encoded: ReadonlyArray<EncodedEvent>,
-      expected: ExpectedSequence
+      expected: ExpectedSequence,
+      alongside: AppendAlongside | undefined
     ): Effect.Effect<AppendResult, SequenceConflict | EventStoreError> => {
       if (encoded.length === 0) {
         return Effect.flatMap(lastSequence(streamId, aggregateId), (actual) => {
           const conflict = checkExpected(streamId, aggregateId, expected, actual)
-          return conflict === undefined
-            ? Effect.succeed({ lastSequence: actual, positions: [] })
-            : Effect.fail(conflict)
+          if (conflict !== undefined) return Effect.fail<SequenceConflict | EventStoreError>(conflict)
+          const result: AppendResult = { lastSequence: actual, positions: [] }
+          return alongside === undefined ? Effect.succeed(result) : Effect.as(alongside(result), result)
         })
       }
       return Effect.flatMap(Clock.currentTimeMillis, (createdAt) => {
@@ -738,28 +740,39 @@ export const make = (
         const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt, false).pipe(
           Effect.catchTag("LockBusy", Effect.die)
         )
+        // With something to commit alongside, the insert and it share one transaction (see `EventStoreService.append`).
+        const insertThen = alongside === undefined ? insert : Effect.tap(insert, (result) => alongside(result))
+        const together =
+          alongside === undefined
+            ? undefined
+            : isPg
+              ? pgAppend(insertThen, (result) => appendedRows(streamId, aggregateId, encoded, result, createdAt))
+              : writeTransaction(insertThen)
         // On SQLite a lone statement is its own transaction (or runs in the caller's).
-        const written: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> = !isPg
-          ? single
-            ? insert
-            : writeTransaction(insert)
-          : Effect.withFiberRuntime((fiber) => {
-              // On PostgreSQL a lone statement outside any transaction takes the lock and sends the notification
-              // itself, or finds the lock taken and leaves the append to the transaction way (see `appendStatement`).
-              // Inside a caller's transaction the append keeps its savepoint: a refused insert must not abort the
-              // caller's transaction. An append at "any" sequence keeps its transaction too: reading the last sequence
-              // after the lock, never from an older snapshot, is what lets it always succeed.
-              const inTransaction = Option.isSome(
-                Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
-              )
-              const rows = (result: AppendResult) => appendedRows(streamId, aggregateId, encoded, result, createdAt)
-              if (!single || inTransaction || expected === "any") return pgAppend(insert, rows)
-              return Effect.catchTag(
-                insertAll(streamId, aggregateId, encoded, expected, createdAt, true),
-                "LockBusy",
-                () => pgAppend(insert, rows)
-              )
-            })
+        const written: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> =
+          together !== undefined
+            ? together
+            : !isPg
+              ? single
+                ? insert
+                : writeTransaction(insert)
+              : Effect.withFiberRuntime((fiber) => {
+                  // On PostgreSQL a lone statement outside any transaction takes the lock and sends the notification
+                  // itself, or finds the lock taken and leaves the append to the transaction way (see `appendStatement`).
+                  // Inside a caller's transaction the append keeps its savepoint: a refused insert must not abort the
+                  // caller's transaction. An append at "any" sequence keeps its transaction too: reading the last sequence
+                  // after the lock, never from an older snapshot, is what lets it always succeed.
+                  const inTransaction = Option.isSome(
+                    Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
+                  )
+                  const rows = (result: AppendResult) => appendedRows(streamId, aggregateId, encoded, result, createdAt)
+                  if (!single || inTransaction || expected === "any") return pgAppend(insert, rows)
+                  return Effect.catchTag(
+                    insertAll(streamId, aggregateId, encoded, expected, createdAt, true),
+                    "LockBusy",
+                    () => pgAppend(insert, rows)
+                  )
+                })
         return written.pipe(
           retryBusy,
           Effect.catchTags({
@@ -799,13 +812,14 @@ export const make = (
       streamId: string,
       aggregateId: string,
       events: ReadonlyArray<NewEvent>,
-      expected: ExpectedSequence
+      expected: ExpectedSequence,
+      alongside?: AppendAlongside
     ): Effect.Effect<AppendResult, SequenceConflict | EventStoreError> =>
       Effect.suspend(() => {
         const encoded = encodeAppend(streamId, aggregateId, events, expected)
         return Either.isLeft(encoded)
           ? Effect.fail(encoded.left)
-          : appendEncoded(streamId, aggregateId, encoded.right, expected)
+          : appendEncoded(streamId, aggregateId, encoded.right, expected, alongside)
       }).pipe((effect) =>
         hotSpanWith(effect, "EventStore.append", () => ({ streamId, aggregateId, events: events.length }))
       )

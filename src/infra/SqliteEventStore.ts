@@ -3,7 +3,8 @@
  * processes may append to the same file; see `SqlEventStore` for how they stay consistent.
  *
  * The layer also provides the `SqlClient` it opened: a durable consumer's handler that writes through it commits
- * its writes together with the consumer's checkpoint.
+ * its writes together with the consumer's checkpoint. And it provides the `TaskQueue` on that client, so the planner's
+ * writer enqueues a dispatched task's job in the same transaction as the dispatch.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient } from "@effect/sql"
@@ -12,6 +13,8 @@ import { Context, Effect, Layer } from "effect"
 import { EventStore, EventStoreError } from "./EventStore.js"
 import * as sqliteClient from "./internal/sqliteClient.js"
 import * as SqlEventStore from "./SqlEventStore.js"
+import * as SqlTaskQueue from "./SqlTaskQueue.js"
+import { TaskQueue } from "./TaskQueue.js"
 
 export interface SqliteEventStoreConfig extends SqlEventStoreOptions {
   /** A file path, or ":memory:". */
@@ -45,12 +48,12 @@ export const clientLayer = (
   Layer.scopedContext(Effect.map(open(config), ({ client }) => clients(client))).pipe(Layer.provide(Reactivity.layer))
 
 /**
- * The store, and the client it opened. Appends outside a transaction run straight on the better-sqlite3 connection
- * (see `internal/sqliteClient.ts`); everything else goes through the client.
+ * The store, the client it opened and the task queue on that client. Appends outside a transaction run straight on
+ * the better-sqlite3 connection (see `internal/sqliteClient.ts`); everything else goes through the client.
  */
 export const layer = (
   config: SqliteEventStoreConfig
-): Layer.Layer<EventStore | SqliteClient.SqliteClient | SqlClient.SqlClient, EventStoreError> =>
+): Layer.Layer<EventStore | TaskQueue | SqliteClient.SqliteClient | SqlClient.SqlClient, EventStoreError> =>
   Layer.scopedContext(
     Effect.gen(function* () {
       const { client, direct } = yield* open(config)
@@ -59,6 +62,9 @@ export const layer = (
         Effect.zipRight(SqlEventStore.migrate, SqlEventStore.make({ ...config, direct: direct.run })),
         context
       )
-      return Context.add(context, EventStore, store)
+      const queue = yield* Effect.provide(SqlTaskQueue.make(), context).pipe(
+        Effect.mapError((error) => new EventStoreError({ operation: "open", reason: error.message }))
+      )
+      return Context.add(context, EventStore, store).pipe(Context.add(TaskQueue, queue))
     })
   ).pipe(Layer.provide(Reactivity.layer))

@@ -77,14 +77,18 @@ describe("PlannerService with another writer", () => {
     Effect.gen(function* () {
       const { a, b, store } = yield* twoWriters
       yield* a.execute(sessionId, new Initialize({ request: "two tasks", tasks, at: 1 }))
-      yield* b.execute(sessionId, claim(1, "b", 2))
-      // On its cache task 1 is still dispatched, so this handler would claim it; the store says it is taken.
-      const refused = yield* Effect.either(a.execute(sessionId, claim(1, "a", 3)))
-      expect(Either.isLeft(refused) && refused.left._tag).toBe("TaskAlreadyClaimed")
-      const claims = (yield* store.load({ streamId: PlannerStore.plannerStreamId, aggregateId: sessionId })).filter(
-        (event) => event.type === "TaskClaimed"
-      )
-      expect(claims.map((event) => (event.data as { workerId: string }).workerId)).toEqual(["b"])
+      const outcome = (result: string, at: number) =>
+        new HandleExecutorEvent({ event: new TaskCompleted({ taskId: 1, attempt: 1, result }), at })
+      yield* b.execute(sessionId, outcome("done by b", 2))
+      // On its cache task 1 is still dispatched, so this handler would record its result; the store says the attempt
+      // ended with another one.
+      const refused = yield* Effect.either(a.execute(sessionId, outcome("done by a", 3)))
+      expect(Either.isLeft(refused) && refused.left._tag).toBe("InvalidTransition")
+      const completions = (yield* store.load({
+        streamId: PlannerStore.plannerStreamId,
+        aggregateId: sessionId
+      })).filter((event) => event.type === "TaskStatusUpdated")
+      expect(completions.map((event) => (event.data as { result: string }).result)).toEqual(["done by b"])
     })
   )
 

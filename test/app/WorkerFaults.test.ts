@@ -9,7 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Option } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
-import { ClaimTask, CompactContext, Continue, Initialize } from "../../src/domain/Commands.js"
+import { ClaimTask, CompactContext, Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
@@ -86,17 +86,17 @@ describe("the worker while the store refuses writes", () => {
     })
   )
 
-  it.live("an outcome the store refused is recorded once it can, under a lease kept meanwhile", () =>
+  it.live("an outcome the store refused is recorded once it can, under a queue lease kept meanwhile", () =>
     Effect.gen(function* () {
       const executor = yield* script({ rules: [], default: { complete: "built" } })
       yield* withFaultyStore(
         executor,
         Effect.gen(function* () {
-          // The outage outlasts the lease: without the heartbeat going on while the outcome waits, the lease would
-          // run out and the finished work be thrown away and done again.
-          yield* start("report-outage", oneTask("build the site"), { leaseMs: 600 })
+          // The outage outlasts the worker's lease in the queue: without the lease keeper renewing it while the
+          // outcome waits, the job would go to another taker and the finished work be done again.
+          yield* start("report-outage", oneTask("build the site"))
           yield* Outage.refuse("TaskStatusUpdated", "1500 millis")
-          const result = yield* Runner.run("report-outage").pipe(within(15, "the run"))
+          const result = yield* Runner.run("report-outage", { leaseMs: 600 }).pipe(within(15, "the run"))
           expect(result.state.status).toBe("Succeeded")
           expect(result.state.tasks[0]?.result).toBe("built")
           expect(result.state.tasks[0]?.attempt).toBe(1)
@@ -106,8 +106,12 @@ describe("the worker while the store refuses writes", () => {
           const events = yield* Effect.flatMap(EventStore, (store) =>
             store.load({ streamId: "planner", aggregateId: "report-outage" })
           )
-          expect(events.some((event) => event.type === "TaskLeaseExtended")).toBe(true)
+          // Leases are the queue's columns, never events; the one start of the attempt is the only claim.
+          expect(events.some((event) => event.type === "TaskLeaseExtended")).toBe(false)
+          expect(events.filter((event) => event.type === "TaskClaimed")).toHaveLength(1)
           expect(events.some((event) => event.type === "TaskRetryScheduled")).toBe(false)
+          const service = yield* PlannerService.PlannerService
+          expect(yield* service.queue.list("report-outage")).toEqual([])
         })
       )
     })
@@ -221,18 +225,19 @@ describe("runs and the command handler", () => {
           }))
           yield* start("together", tasks, { maxParallel: 4 })
           const at = yield* Clock.currentTimeMillis
-          // Sent at once: a claim of each task, a second claim of task 1 by somebody else, and a claim of a task
-          // that does not exist. The refusals are each caller's own; the others are recorded as if sent one by one.
+          // Sent at once: a claim of each task, a claim of an attempt of task 1 never dispatched, and a claim of a
+          // task that does not exist. The refusals are each caller's own; the others are recorded as if sent one by
+          // one.
           const commands = [
-            ...tasks.map((task) => ({ taskId: task.id, workerId: "w/1/a" })),
-            { taskId: 1, workerId: "w/2/b" },
-            { taskId: 9, workerId: "w/1/a" }
+            ...tasks.map((task) => ({ taskId: task.id, attempt: 1, workerId: "w/1/a" })),
+            { taskId: 1, attempt: 2, workerId: "w/2/b" },
+            { taskId: 9, attempt: 1, workerId: "w/1/a" }
           ]
           const outcomes = yield* Effect.forEach(
             commands,
-            ({ taskId, workerId }, index) =>
+            ({ taskId, attempt, workerId }, index) =>
               service
-                .execute("together", new ClaimTask({ taskId, attempt: 1, workerId, at }), {
+                .execute("together", new ClaimTask({ taskId, attempt, workerId, at }), {
                   causationId: `cause-${index}`
                 })
                 .pipe(Effect.either),
@@ -243,7 +248,7 @@ describe("runs and the command handler", () => {
             "claimed",
             "claimed",
             "claimed",
-            "TaskAlreadyClaimed",
+            "InvalidTransition",
             "UnknownTask"
           ])
           const events = yield* Effect.flatMap(EventStore, (store) =>
@@ -265,7 +270,7 @@ describe("runs and the command handler", () => {
 })
 
 describe("leases", () => {
-  it.live("an attempt whose lease ran out is stopped as soon as the worker sees the task taken back", () =>
+  it.live("an attempt whose job is no longer the worker's is stopped by its lease keeper, and gives nothing back", () =>
     Effect.gen(function* () {
       const interrupted = yield* Deferred.make<number>()
       const hangs: ExecutorService = {
@@ -277,19 +282,23 @@ describe("leases", () => {
         hangs,
         Effect.gen(function* () {
           const service = yield* PlannerService.PlannerService
-          // A long lease: the next heartbeat, the other way to notice, is 20 s away.
-          yield* start("lease-lost", oneTask("long analysis"), { leaseMs: 60_000 })
-          const running = yield* Effect.fork(Runner.run("lease-lost"))
+          yield* start("lease-lost", oneTask("long analysis"))
+          // Leases of 600 ms, renewed every 200 ms.
+          const running = yield* Effect.fork(Runner.run("lease-lost", { leaseMs: 600 }))
           yield* Effect.gen(function* () {
             const state = yield* service.state("lease-lost")
             if (state.tasks[0]?.status !== "Running") return yield* Effect.fail("not running yet")
           }).pipe(Effect.retry({ times: 400 }), Effect.delay("5 millis"), Effect.eventually)
-          // Another worker's timer finds the lease run out, as when this worker's heartbeats stopped reaching the
-          // store for a while: the task is taken back, to be run again by whoever claims it next.
-          const later = (yield* Clock.currentTimeMillis) + 61_000
-          yield* service.execute("lease-lost", new Continue({ at: later }))
+          // The job is no longer held by this worker (here: completed, as when its attempt ended elsewhere): the
+          // next renewal renews nothing, and the keeper stops the attempt.
+          yield* service.queue.complete({ sessionId: "lease-lost", taskId: 1, attempt: 1 })
           expect(yield* Deferred.await(interrupted).pipe(within(5, "the stale attempt to stop"))).toBe(1)
           yield* Fiber.interrupt(running)
+          // Dropped, not given back: no release was recorded.
+          const events = yield* Effect.flatMap(EventStore, (store) =>
+            store.load({ streamId: "planner", aggregateId: "lease-lost" })
+          )
+          expect(events.some((event) => event.type === "TaskReleased")).toBe(false)
         })
       )
     })

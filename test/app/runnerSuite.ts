@@ -98,13 +98,17 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
         expect(retry?.event._tag === "TaskRetryScheduled" && retry.event.error).toBe("upstream timed out")
         const task = result.state.tasks[0]
         expect([task?.attempt, task?.failures, task?.result]).toEqual([2, 1, "data fetched"])
-        // The retry was dispatched no earlier than the time recorded in its event.
+        // The retry was dispatched at once, its job to run at the time recorded in its event, and no worker started
+        // it earlier: the backoff lives in the queue, not in a timer.
+        const retryAt = retry?.event._tag === "TaskRetryScheduled" ? retry.event.retryAt : Infinity
         const redispatch = records.find(
           (r) => r.event._tag === "TaskDispatched" && r.event.taskId === 1 && r.event.attempt === 2
         )
-        expect(redispatch?.event.at).toBeGreaterThanOrEqual(
-          retry?.event._tag === "TaskRetryScheduled" ? retry.event.retryAt : Infinity
+        expect(redispatch?.event._tag === "TaskDispatched" && redispatch.event.runAt).toBe(retryAt)
+        const restart = records.find(
+          (r) => r.event._tag === "TaskClaimed" && r.event.taskId === 1 && r.event.attempt === 2
         )
+        expect(restart?.event.at).toBeGreaterThanOrEqual(retryAt)
       }).pipe(
         withScript({
           rules: [
@@ -305,8 +309,10 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
       Effect.gen(function* () {
         const service = yield* PlannerService.PlannerService
         const { sessionId } = yield* Runner.start("Index the repository", { config: { ...fast, leaseMs: 600_000 } })
-        // A worker of this host with a pid that does not exist claimed the task and died.
+        // A worker of this host with a pid that does not exist took the task's job, started it and died.
         const dead = `${os.hostname()}/2147483646/dead`
+        const taken = yield* service.queue.take({ workerId: dead, limit: 1, leaseMs: 600_000, sessionId })
+        expect(taken.map((job) => [job.taskId, job.attempt])).toEqual([[1, 1]])
         yield* service.execute(
           sessionId,
           (state) => new ClaimTask({ taskId: 1, attempt: state.tasks[0]?.attempt ?? 1, workerId: dead, at: Date.now() })

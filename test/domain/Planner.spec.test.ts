@@ -287,19 +287,50 @@ describe("TaskCompleted", () => {
 })
 
 describe("TaskFailed", () => {
-  it("schedules a retry with exponential backoff while attempts remain", () => {
+  it("schedules a retry with exponential backoff while attempts remain, dispatched at once to run at its time", () => {
     const backoff = { initialDelayMs: 1_000, factor: 2, maxDelayMs: 60_000 }
     const history = [planned(twoStep, { maxAttempts: 3, backoff }), dispatched(1, "Write the code")]
-    given(history)
+    const state = given(history)
       .when(report(new TaskFailed({ taskId: 1, error: "network down" }), T0 + 10))
-      .then(new TaskRetryScheduled({ taskId: 1, attempt: 1, error: "network down", retryAt: T0 + 1_010, at: T0 + 10 }))
+      .then(
+        new TaskRetryScheduled({ taskId: 1, attempt: 1, error: "network down", retryAt: T0 + 1_010, at: T0 + 10 }),
+        dispatched(1, "Write the code", 2, T0 + 10, { runAt: T0 + 1_010 })
+      )
+    // The next attempt's job is not taken before the retry's time.
+    expect(state.tasks[0]).toMatchObject({ status: "Dispatched", attempt: 2, failures: 1, retryAt: T0 + 1_010 })
+    expect(state.tasks.map(Planner.jobRunAt)).toEqual([T0 + 1_010, 0])
     given(
       history,
       new TaskRetryScheduled({ taskId: 1, attempt: 1, error: "network down", retryAt: T0 + 1_010, at: T0 + 10 }),
-      dispatched(1, "Write the code", 2, T0 + 1_010)
+      dispatched(1, "Write the code", 2, T0 + 10, { runAt: T0 + 1_010 })
     )
-      .when(report(new TaskFailed({ taskId: 1, error: "still down" }), T0 + 1_100))
-      .then(new TaskRetryScheduled({ taskId: 1, attempt: 2, error: "still down", retryAt: T0 + 3_100, at: T0 + 1_100 }))
+      .when(report(new TaskFailed({ taskId: 1, attempt: 2, error: "still down" }), T0 + 1_100))
+      .then(
+        new TaskRetryScheduled({ taskId: 1, attempt: 2, error: "still down", retryAt: T0 + 3_100, at: T0 + 1_100 }),
+        dispatched(1, "Write the code", 3, T0 + 1_100, { runAt: T0 + 3_100 })
+      )
+  })
+
+  it("spreads the backoff by the jitter the command carries, and records it", () => {
+    const backoff = { initialDelayMs: 1_000, factor: 2, maxDelayMs: 60_000 }
+    const history = [planned(twoStep, { maxAttempts: 3, backoff }), dispatched(1, "Write the code")]
+    // 0.75 + 0.9 / 2 = 1.2 times the delay.
+    given(history)
+      .when(new HandleExecutorEvent({ event: new TaskFailed({ taskId: 1, error: "down" }), jitter: 0.9, at: T0 }))
+      .then(
+        new TaskRetryScheduled({ taskId: 1, attempt: 1, error: "down", retryAt: T0 + 1_200, jitter: 0.9, at: T0 }),
+        dispatched(1, "Write the code", 2, T0, { runAt: T0 + 1_200 })
+      )
+    // Never over the maximum delay.
+    given(
+      planned(twoStep, { maxAttempts: 3, backoff: { ...backoff, maxDelayMs: 1_100 } }),
+      dispatched(1, "Write the code")
+    )
+      .when(new HandleExecutorEvent({ event: new TaskFailed({ taskId: 1, error: "down" }), jitter: 0.99, at: T0 }))
+      .then(
+        new TaskRetryScheduled({ taskId: 1, attempt: 1, error: "down", retryAt: T0 + 1_100, jitter: 0.99, at: T0 }),
+        dispatched(1, "Write the code", 2, T0, { runAt: T0 + 1_100 })
+      )
   })
 
   it("fails the task when attempts run out, skips what depends on it, and runs the rest (continue policy)", () => {
@@ -501,10 +532,11 @@ describe("workers and leases", () => {
       .then(claimed)
   })
 
-  it("a second worker loses the claim; the same worker claiming again is a no-op", () => {
-    given(twoStepStarted, claimed)
+  it("a new taker of the same attempt is accepted (its holder's lease in the queue ran out); the same worker claiming again is a no-op", () => {
+    const state = given(twoStepStarted, claimed)
       .when(new ClaimTask({ taskId: 1, attempt: 1, workerId: "w2", at: T0 + 2 }))
-      .thenFails(new TaskAlreadyClaimed({ taskId: 1, workerId: "w1" }))
+      .then(new TaskClaimed({ taskId: 1, attempt: 1, workerId: "w2", leaseExpiresAt: T0 + 2 + 60_000, at: T0 + 2 }))
+    expect(state.tasks[0]).toMatchObject({ status: "Running", attempt: 1, lease: { workerId: "w2" } })
     given(twoStepStarted, claimed)
       .when(new ClaimTask({ taskId: 1, attempt: 1, workerId: "w1", at: T0 + 2 }))
       .thenNothing()
@@ -542,18 +574,25 @@ describe("workers and leases", () => {
     expect(state.tasks[0]?.failures).toBe(0)
   })
 
-  it("a task whose lease expired is retried when the plan continues", () => {
+  it("a lease recorded in the log never fails an attempt by itself: leases are the task queue's", () => {
     given(twoStepStarted, claimed)
       .when(new Continue({ at: T0 + 70_000 }))
-      .then(
-        new TaskRetryScheduled({
-          taskId: 1,
-          attempt: 1,
-          error: "worker w1 stopped answering: its lease on attempt 1 expired",
-          retryAt: T0 + 71_000,
-          at: T0 + 70_000
-        })
-      )
+      .thenNothing()
+  })
+
+  it("the first outcome of an attempt wins: a late outcome of a former taker changes nothing or is refused", () => {
+    const retaken = new TaskClaimed({ taskId: 1, attempt: 1, workerId: "w2", leaseExpiresAt: T0 + 60_002, at: T0 + 2 })
+    // The former holder finishes first: accepted, whoever holds the task now.
+    given(twoStepStarted, claimed, retaken)
+      .when(report(new TaskCompleted({ taskId: 1, attempt: 1, result: "done by w1" }), T0 + 3))
+      .then(completed(1, "done by w1", 1, T0 + 3), dispatched(2, "Write the tests", 1, T0 + 3))
+    // The new taker's outcome afterwards: the same result is a repeat, another result is refused.
+    given(twoStepStarted, claimed, retaken, completed(1, "done", 1, T0 + 3))
+      .when(report(new TaskCompleted({ taskId: 1, attempt: 1, result: "done" }), T0 + 4))
+      .thenNothing()
+    given(twoStepStarted, claimed, retaken, completed(1, "done", 1, T0 + 3))
+      .when(report(new TaskCompleted({ taskId: 1, attempt: 1, result: "other" }), T0 + 4))
+      .thenFails(new InvalidTransition({ taskId: 1, status: "Completed", action: "complete" }))
   })
 
   it("a task held by a worker known to be gone is retried at once", () => {
@@ -574,7 +613,8 @@ describe("workers and leases", () => {
           error: "worker w1's process 123 is gone",
           retryAt: T0 + 1_010,
           at: T0 + 10
-        })
+        }),
+        dispatched(1, "Write the code", 2, T0 + 10, { runAt: T0 + 1_010 })
       )
     // Abandoning what already moved on changes nothing.
     given(twoStepStarted, claimed, completed(1, "ok"), dispatched(2, "Write the tests"))
@@ -601,11 +641,11 @@ describe("Continue", () => {
       .thenNothing()
   })
 
-  it("dispatches a retry once it is due, not before", () => {
+  it("dispatches a retry an older log left waiting: at once, its job to run at the retry's time", () => {
     const retry = new TaskRetryScheduled({ taskId: 1, attempt: 1, error: "boom", retryAt: T0 + 1_000, at: T0 })
     given(twoStepStarted, retry)
       .when(new Continue({ at: T0 + 999 }))
-      .thenNothing()
+      .then(dispatched(1, "Write the code", 2, T0 + 999, { runAt: T0 + 1_000 }))
     given(twoStepStarted, retry)
       .when(new Continue({ at: T0 + 1_000 }))
       .then(dispatched(1, "Write the code", 2, T0 + 1_000))

@@ -1,0 +1,55 @@
+/**
+ * Follows one session: its events as they are stored, each with the session's state right after it. It subscribes to
+ * that session's stream alone (the store filters by session), never to the whole store. `Runner.run`, `planner
+ * worker`'s output and the dashboard show progress from it.
+ */
+import { Effect, Stream } from "effect"
+import * as Planner from "../domain/Planner.js"
+import { EventStore, type ReadError } from "../infra/EventStore.js"
+import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
+
+/** One step of a session's progress: an event as stored, and the session right after it. */
+export interface Progress {
+  readonly record: PlannerEventRecord
+  readonly state: Planner.PlannerState
+}
+
+/** Where following starts: a state of the session, and a global position taken before that state was read. */
+export interface FollowFrom {
+  readonly state: Planner.PlannerState
+  readonly afterPosition: number
+}
+
+/**
+ * The session's steps after `from.state`, a chunk at a time (the runner looks at the state once per chunk). Events
+ * the state already holds are skipped by sequence.
+ */
+export const follow = (
+  sessionId: string,
+  from: FollowFrom
+): Stream.Stream<ReadonlyArray<Progress>, ReadError, PlannerStore> =>
+  Stream.unwrap(
+    Effect.map(PlannerStore, (store) => {
+      let followed = from.state
+      return store.subscribe({ sessionId, afterPosition: from.afterPosition }).pipe(
+        Stream.chunks,
+        Stream.map((chunk) => {
+          const steps: Array<Progress> = []
+          for (const record of chunk) {
+            if (record.sequence <= followed.version) continue
+            followed = Planner.evolve(followed, record.event)
+            steps.push({ record, state: followed })
+          }
+          return steps
+        }),
+        Stream.filter((steps) => steps.length > 0)
+      )
+    })
+  )
+
+/** A consistent starting point: the store's head position, then the session's state (so nothing falls between). */
+export const startingPoint = <E, R>(state: Effect.Effect<Planner.PlannerState, E, R>) =>
+  Effect.gen(function* () {
+    const afterPosition = yield* Effect.flatMap(EventStore, (events) => events.headPosition)
+    return { afterPosition, state: yield* state } satisfies FollowFrom
+  })

@@ -1,0 +1,319 @@
+/**
+ * Runs one job taken from the task queue, start to end: records the start through the writer (`ClaimTask`: the log
+ * says which worker ran each attempt and when), builds the executor's context from the session as the writer has it,
+ * checks attachments, runs the executor, and reports the outcome through the writer, which completes the job in the
+ * outcome's transaction. A worker reads no event of a task it does not run: everything it needs comes from its job and
+ * from the writer's answer to its own commands.
+ *
+ * Stopped because the worker stops (SIGINT/SIGTERM), it gives the task back (`ReleaseTask`, or the queue's `release`
+ * when the store cannot be reached), so another worker takes it at once; stopped because the planner no longer wants
+ * the attempt (noticed by the lease keeper), it gives nothing back.
+ */
+import { Cause, Clock, Duration, Effect, Option, Random, Schedule } from "effect"
+import {
+  ClaimTask,
+  HandleExecutorEvent,
+  NeedsClarification,
+  ReleaseTask,
+  TaskCompleted,
+  TaskFailed
+} from "../../domain/Commands.js"
+import * as Planner from "../../domain/Planner.js"
+import type { TaskState } from "../../domain/Task.js"
+import { AttachmentChecker } from "../../infra/AttachmentChecker.js"
+import { Compactor } from "../../infra/Compactor.js"
+import { ExecutorRegistry, Outcome, type TaskContext } from "../../infra/Executor.js"
+import type { JobKey, TakenJob } from "../../infra/TaskQueue.js"
+import { hotSpan, hotSpanWith } from "../../infra/Tracing.js"
+import { type Handled, type HandleError, PlannerService } from "../PlannerService.js"
+import * as CompactionTrigger from "./CompactionTrigger.js"
+
+/** What the worker tells about the attempts it runs (`planner worker` prints them). */
+export type AttemptReport =
+  | {
+      readonly _tag: "Started"
+      readonly sessionId: string
+      readonly taskId: number
+      readonly attempt: number
+      readonly description: string
+    }
+  | {
+      readonly _tag: "Finished"
+      readonly sessionId: string
+      readonly taskId: number
+      readonly attempt: number
+      /** What became of it: the outcome as recorded, or why it was dropped. */
+      readonly outcome: "completed" | "failed" | "retry-scheduled" | "waiting" | "released" | "discarded"
+      readonly detail: string
+    }
+
+export interface AttemptSettings {
+  readonly workerId: string
+  readonly workingDirectory: string
+  readonly checkAttachments: boolean
+  /** Each attempt its own trace (a long-lived worker) or a part of the caller's (`Runner.run`). */
+  readonly rootSpans: boolean
+  readonly onReport?: ((report: AttemptReport) => Effect.Effect<void>) | undefined
+  /** Called when an outcome this worker recorded dispatched tasks: their jobs may be takeable now. */
+  readonly dispatched?: Effect.Effect<void>
+}
+
+/** Refusals that mean "somebody else finished it, or it is no longer wanted": drop it quietly. */
+export const lostRace = (error: { readonly _tag: string }) =>
+  error._tag === "TaskAlreadyClaimed" ||
+  error._tag === "StaleAttempt" ||
+  error._tag === "InvalidTransition" ||
+  error._tag === "SessionFinished"
+
+/** Recording an outcome the store refused: tried again until it is recorded or refused for good. */
+const reportRetry = Schedule.exponential(Duration.millis(100)).pipe(
+  Schedule.union(Schedule.spaced(Duration.seconds(2))),
+  Schedule.jittered
+)
+
+/** A claim the store refused (it could not be reached): the job goes back to the queue after this. */
+const claimRetryDelay = Duration.seconds(1)
+
+/** Everything an executor gets for one attempt, and nothing more. */
+export const taskContext = (
+  state: Planner.PlannerState,
+  task: TaskState,
+  sessionId: string,
+  workingDirectory: string
+): TaskContext => {
+  const dependencies = new Set(task.dependsOn)
+  const recent = Planner.rollingTasks(state).filter((other) => !dependencies.has(other.id) && other.id !== task.id)
+  const contextSummary = [state.contextSummary, ...recent.map(CompactionTrigger.entryText)]
+    .filter((part) => part.length > 0)
+    .join("\n")
+  return {
+    sessionId,
+    taskId: task.id,
+    kind: task.kind,
+    description: task.description,
+    attachments: task.attachments,
+    attempt: task.attempt,
+    clarifications: task.clarifications,
+    request: state.request,
+    requestAttachments: state.attachments,
+    contextSummary,
+    dependencyResults: task.dependsOn.flatMap((id) => {
+      const dependency = Planner.task(state, id)
+      return dependency?.status === "Completed"
+        ? [{ taskId: id, description: dependency.description, result: dependency.result ?? "" }]
+        : []
+    }),
+    idempotencyKey: `${sessionId}/${task.id}/${task.attempt}`,
+    workingDirectory
+  }
+}
+
+/** Makes the runner of one job: `(job, cancelled)` runs it; `cancelled()` says the planner dropped it meanwhile. */
+export const make = (settings: AttemptSettings) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const registry = yield* ExecutorRegistry
+    const checker = yield* AttachmentChecker
+    const compactor = yield* Compactor
+    const compactIfOverBudget = yield* CompactionTrigger.make
+    const clock = yield* Effect.clock
+    const { workerId, workingDirectory } = settings
+    const queue = service.queue
+    const tell = (report: AttemptReport) => (settings.onReport === undefined ? Effect.void : settings.onReport(report))
+
+    /** Runs the executor; a defect or an unexpected error becomes a retryable failure. */
+    const execute = (sessionId: string, task: TaskState, context: TaskContext): Effect.Effect<Outcome> => {
+      const executor = registry.executorFor(task.kind)
+      if (executor === undefined) {
+        return Effect.succeed(Outcome.Failed({ error: `no executor serves ${task.kind} tasks here`, retryable: true }))
+      }
+      return executor.execute(context).pipe(
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.succeed(
+                Outcome.Failed({
+                  error: `the ${executor.name} executor crashed: ${Cause.pretty(cause)}`,
+                  retryable: true
+                })
+              )
+        ),
+        (effect) =>
+          hotSpanWith(effect, "Executor.execute", () => ({
+            executor: executor.name,
+            sessionId,
+            taskId: task.id,
+            attempt: task.attempt,
+            idempotencyKey: context.idempotencyKey
+          }))
+      )
+    }
+
+    /** Records an outcome, trying again while the store refuses it; `None` when the planner refused it for good. */
+    const report = (sessionId: string, command: HandleExecutorEvent): Effect.Effect<Option.Option<Handled>> => {
+      const record = service.execute(sessionId, command)
+      const warn = (error: HandleError) =>
+        Effect.logWarning(
+          `recording the outcome of ${sessionId}#${command.event.taskId} failed (${error.message}); trying again`
+        )
+      // The retry schedule is only set up after a first failure: it cost more than the rest of the report.
+      return Effect.catchIf(
+        record,
+        (error) => !lostRace(error),
+        (error) => {
+          let inHand: HandleError | undefined = error
+          const again = Effect.suspend(() => {
+            const failed = inHand
+            inHand = undefined
+            return failed === undefined ? record : Effect.fail(failed)
+          })
+          return Effect.retry(
+            Effect.tapError(again, (next) => (lostRace(next) ? Effect.void : warn(next))),
+            { schedule: reportRetry, while: (next) => !lostRace(next) }
+          )
+        }
+      ).pipe(
+        Effect.tap((handled) =>
+          settings.dispatched !== undefined && handled.events.some((event) => event._tag === "TaskDispatched")
+            ? settings.dispatched
+            : Effect.void
+        ),
+        Effect.map(Option.some),
+        Effect.catchAll((error) =>
+          Effect.logDebug(`outcome of ${sessionId}#${command.event.taskId} discarded: ${error.message}`).pipe(
+            Effect.as(Option.none<Handled>())
+          )
+        )
+      )
+    }
+
+    /** The attempt itself, once claimed. */
+    const attempt = (sessionId: string, state: Planner.PlannerState, task: TaskState) =>
+      Effect.gen(function* () {
+        yield* tell({
+          _tag: "Started",
+          sessionId,
+          taskId: task.id,
+          attempt: task.attempt,
+          description: task.description
+        })
+        const context = taskContext(state, task, sessionId, workingDirectory)
+        const problem = settings.checkAttachments
+          ? yield* checker.firstProblem(task.attachments, workingDirectory, task)
+          : Option.none()
+        const outcome = Option.isSome(problem)
+          ? Outcome.NeedsClarification({ question: problem.value.question })
+          : yield* execute(sessionId, task, context)
+        const at = yield* Clock.currentTimeMillis
+        const finished = (what: Extract<AttemptReport, { _tag: "Finished" }>["outcome"], detail: string) =>
+          tell({ _tag: "Finished", sessionId, taskId: task.id, attempt: task.attempt, outcome: what, detail })
+        return yield* Outcome.$match(outcome, {
+          Completed: ({ result }) =>
+            Effect.gen(function* () {
+              // The event was checked when it was made: checking the command around it again cost more than deciding.
+              const command = new HandleExecutorEvent(
+                { event: new TaskCompleted({ taskId: task.id, attempt: task.attempt, result }), at },
+                true
+              )
+              const handled = yield* report(sessionId, command)
+              if (Option.isNone(handled)) return yield* Effect.as(finished("discarded", ""), false)
+              yield* finished("completed", result)
+              yield* compactIfOverBudget(sessionId, handled.value.state, handled.value.eventIds[0])
+              return true
+            }),
+          Failed: ({ error, retryable }) =>
+            Effect.gen(function* () {
+              const limit = state.config.errorCharLimit
+              const compacted = error.length > limit ? yield* compactor.compactError(error, limit) : error
+              const jitter = yield* Random.next
+              const event = new TaskFailed({ taskId: task.id, attempt: task.attempt, error: compacted, retryable })
+              const handled = yield* report(sessionId, new HandleExecutorEvent({ event, jitter, at }, true))
+              if (Option.isNone(handled)) return yield* Effect.as(finished("discarded", compacted), false)
+              const retried = handled.value.events.some((recorded) => recorded._tag === "TaskRetryScheduled")
+              yield* finished(retried ? "retry-scheduled" : "failed", compacted)
+              return true
+            }),
+          NeedsClarification: ({ question }) =>
+            Effect.gen(function* () {
+              const event = new NeedsClarification({
+                taskId: task.id,
+                attempt: task.attempt,
+                question,
+                ...(Option.isSome(problem) ? { attachment: problem.value.attachment } : {})
+              })
+              const handled = yield* report(sessionId, new HandleExecutorEvent({ event, at }, true))
+              yield* finished(Option.isNone(handled) ? "discarded" : "waiting", question)
+              return Option.isSome(handled)
+            })
+        })
+      })
+
+    /** Gives a task back on shutdown: through the writer (it is dispatched again), else to the queue. */
+    const giveBack = (key: JobKey) =>
+      Effect.gen(function* () {
+        const at = yield* Clock.currentTimeMillis
+        const released = yield* service
+          .execute(key.sessionId, new ReleaseTask({ taskId: key.taskId, attempt: key.attempt, workerId, at }))
+          .pipe(
+            Effect.as(true),
+            Effect.catchAll((error) => Effect.succeed(lostRace(error)))
+          )
+        if (!released) yield* Effect.ignoreLogged(queue.release(key, workerId))
+        yield* tell({ _tag: "Finished", ...key, outcome: "released", detail: "" })
+      })
+
+    return (job: TakenJob, cancelled: () => boolean): Effect.Effect<void> => {
+      const key: JobKey = { sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }
+      return Effect.gen(function* () {
+        const claimed = yield* service
+          .execute(
+            job.sessionId,
+            () =>
+              new ClaimTask({
+                taskId: job.taskId,
+                attempt: job.attempt,
+                workerId,
+                at: clock.unsafeCurrentTimeMillis()
+              })
+          )
+          .pipe(
+            Effect.map(Option.some),
+            // The attempt ended already (its job was completed with it): make sure the queue knows.
+            Effect.catchIf(lostRace, () => Effect.as(Effect.ignoreLogged(queue.complete(key)), Option.none<Handled>())),
+            Effect.catchAll((error) =>
+              // The store could not be reached: give the job back after a while rather than spin on it.
+              Effect.logWarning(
+                `starting task ${job.taskId} of session ${job.sessionId} failed (${error.message}); giving it back`
+              ).pipe(
+                Effect.zipRight(Effect.sleep(claimRetryDelay)),
+                Effect.zipRight(Effect.ignoreLogged(queue.release(key, workerId))),
+                Effect.as(Option.none<Handled>())
+              )
+            )
+          )
+        if (Option.isNone(claimed)) return
+        const state = claimed.value.state
+        const task = Planner.task(state, job.taskId)
+        if (task === undefined || task.status !== "Running" || task.attempt !== job.attempt) return
+        const recorded = yield* attempt(job.sessionId, state, task).pipe(
+          Effect.onInterrupt(() => (cancelled() ? Effect.void : giveBack(key)))
+        )
+        // A recorded outcome completed the job in its transaction. One the planner refused (the attempt ended
+        // otherwise, and that completed the job) is made sure of here.
+        if (!recorded) yield* Effect.ignoreLogged(queue.complete(key))
+      }).pipe(
+        // Whatever else goes wrong, the worker goes on: the job's lease runs out and it is taken again.
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.void
+            : Effect.logError(`task ${job.taskId} of session ${job.sessionId} was left to its lease`, cause)
+        ),
+        (effect) =>
+          hotSpan(effect, "Worker.work", () => ({
+            attributes: { workerId, sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt },
+            kind: "consumer",
+            root: settings.rootSpans
+          }))
+      )
+    }
+  })

@@ -1,0 +1,70 @@
+/**
+ * After a completion, when the rolling context of the session is over the plan's token budget, asks the `Compactor`
+ * to fold results into the summary and records `ContextCompacted` through the writer.
+ */
+import { Clock, Effect } from "effect"
+import { CompactContext } from "../../domain/Commands.js"
+import * as Planner from "../../domain/Planner.js"
+import type { TaskState } from "../../domain/Task.js"
+import { Compactor } from "../../infra/Compactor.js"
+import * as Tokenizer from "../../infra/Tokenizer.js"
+import { hotSpanWith } from "../../infra/Tracing.js"
+import { PlannerService } from "../PlannerService.js"
+
+/** A completed task's entry in the rolling context. */
+export const entryText = (task: TaskState) => `Task ${task.id} (${task.description}): ${task.result ?? ""}`
+
+/** Makes the trigger: `compactIfOverBudget(sessionId, state, causationId)` after each completion. */
+export const make = Effect.gen(function* () {
+  const service = yield* PlannerService
+  const compactor = yield* Compactor
+  const counter = Tokenizer.memoized(Tokenizer.fallback)
+  // The budget is checked after every completion, over every entry of the rolling context. A completed task's state
+  // stays the same object until it is compacted, so each entry is counted once, by the task it is made from.
+  const entryCounts = new WeakMap<TaskState, number>()
+  const entryTokens = (task: TaskState) => {
+    let tokens = entryCounts.get(task)
+    if (tokens === undefined) {
+      tokens = counter.count(entryText(task))
+      entryCounts.set(task, tokens)
+    }
+    return tokens
+  }
+
+  return (sessionId: string, state: Planner.PlannerState, causationId: string | undefined) =>
+    Effect.gen(function* () {
+      if (state.status !== "Running") return
+      const rolling = Planner.rollingTasks(state)
+      const { tokenBudget, profile, systemPrompt } = state.config
+      let used = counter.count(state.contextSummary)
+      for (const task of rolling) used += entryTokens(task)
+      if (used <= tokenBudget || rolling.length === 0) return
+      const entries = rolling.map((task) => ({ taskId: task.id, text: entryText(task) }))
+      const result = yield* compactor.compact({
+        summary: state.contextSummary,
+        entries,
+        budget: tokenBudget,
+        profile,
+        systemPrompt
+      })
+      const at = yield* Clock.currentTimeMillis
+      yield* service
+        .execute(
+          sessionId,
+          new CompactContext({
+            maxTokens: tokenBudget,
+            summary: result.summary,
+            removedTaskIds: result.removedTaskIds,
+            at
+          }),
+          causationId === undefined ? {} : { causationId }
+        )
+        .pipe(
+          // Another worker may have compacted the same results first.
+          Effect.catchTag("InvalidCompaction", () => Effect.void)
+        )
+    }).pipe(
+      Effect.catchAll((error) => Effect.logWarning(`context compaction skipped: ${error.message}`)),
+      (effect) => hotSpanWith(effect, "Worker.compact", () => ({ sessionId }))
+    )
+})
