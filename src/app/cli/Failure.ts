@@ -89,6 +89,8 @@ export const toFailure = (error: unknown): CliFailure | CliExit => {
   const message = oneLine(messageOf(error))
   if (tag !== undefined && usageTags.has(tag)) return usage(message)
   if (tag !== undefined && serviceTags.has(tag)) return unavailable(message)
+  // A corrupt log (an undecodable event, a gap in a session's sequence) says what to do itself.
+  if (tag === "CorruptEvent") return unavailable(message)
   if (tag !== undefined && storeTags.has(tag)) {
     return unavailable(`${message} Check that the store is reachable (--db or PLANNER_DATABASE_URL).`)
   }
