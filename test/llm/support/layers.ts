@@ -13,13 +13,17 @@ export const model = "test-model"
 
 export const apis: ReadonlyArray<LlmApi> = ["responses", "chat"]
 
-/** Fast settings for tests: short backoff, a short timeout, the breaker out of the way unless a test wants it. */
+/**
+ * Settings for tests: short backoff, the breaker out of the way unless a test wants it, and a timeout no answer from
+ * the local server comes near on a loaded machine. A test about timeouts sets its own, and drives it with the
+ * TestClock or points it at requests that are never answered.
+ */
 export const settingsFor = (server: FakeOpenAiServer, overrides: Partial<LlmSettings> = {}): LlmSettings =>
   makeSettings({
     baseUrl: server.url,
     model,
     apiKey: Option.some(Redacted.make(apiKey)),
-    requestTimeout: Duration.seconds(3),
+    requestTimeout: Duration.seconds(20),
     maxRetries: 2,
     retryBaseDelay: Duration.millis(20),
     maxRetryDelay: Duration.seconds(5),
