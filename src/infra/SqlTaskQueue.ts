@@ -28,7 +28,7 @@ import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Deferred, Duration, Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
 import type { NodeKind } from "../domain/Task.js"
-import { makeWakeUp } from "./internal/eventStore.js"
+import { makeWakeUp, type WakeUp } from "./internal/eventStore.js"
 import {
   checkSession,
   type Job,
@@ -53,6 +53,7 @@ export interface SqlTaskQueueOptions {
 
 const defaultChannel = "planner_jobs"
 const liveClock = Clock.make()
+const wakeUps = new WeakMap<SqlClient.SqlClient, WakeUp>()
 /** Rows per INSERT statement: well under both databases' bound-parameter limits (6 per row). */
 const insertChunk = 500
 
@@ -164,7 +165,10 @@ export const make = (
     const pollInterval = Duration.decode(options.pollInterval ?? (pg ? "3 seconds" : "1 second"))
     const listen = options.listen ?? (pg && hasListen(client) ? client.listen : undefined)
     const scope = yield* Effect.scope
-    const wakeUp = yield* makeWakeUp
+    // Queues built over one client in one process share their wake-ups: a second `make` on the event store's client
+    // must not leave its waiters to the poll.
+    const wakeUp =
+      wakeUps.get(client) ?? (yield* Effect.tap(makeWakeUp, (made) => Effect.sync(() => wakeUps.set(client, made))))
     const instanceId = crypto.randomUUID()
 
     const columns = sql.literal(
