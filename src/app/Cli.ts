@@ -434,7 +434,15 @@ const serve = Command.make(
       Options.withPseudoName("N"),
       Options.withDescription("The port to listen on; 0 picks a free one. Default: 4780."),
       Options.withDefault(4780)
-    )
+    ),
+    worker: Options.boolean("worker").pipe(
+      Options.withDescription(
+        "Also run tasks in this process, from every session (as `planner worker` does), with the executor options below: plans can then be driven from the browser alone"
+      )
+    ),
+    executor,
+    allowShell,
+    noCheckLinks
   },
   (flags) =>
     Effect.flatMap(
@@ -446,7 +454,12 @@ const serve = Command.make(
     help(
       "Serve the dashboard: the sessions, their task boards live, their history and any past state, over the same store as the other commands. SIGINT or SIGTERM stop it (exit code 0).",
       [],
-      ["planner serve", "planner serve --port 8080", "planner serve --db postgres://planner@db-host/planner"]
+      [
+        "planner serve",
+        "planner serve --port 8080",
+        "planner serve --worker --executor script:examples/demo.json",
+        "planner serve --db postgres://planner@db-host/planner"
+      ]
     )
   )
 )

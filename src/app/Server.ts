@@ -17,7 +17,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
-import { Clock, Console, Data, Effect, ParseResult, Schema, Stream } from "effect"
+import { Clock, Console, Context, Data, Effect, ParseResult, Schema, Stream } from "effect"
 import { Continue } from "../domain/Commands.js"
 import { encodeEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
@@ -26,10 +26,13 @@ import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as Fork from "./Fork.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
+import * as Worker from "./Worker.js"
 
 export interface ServeOptions {
   readonly host: string
   readonly port: number
+  /** The worker this process runs beside the server (`serve --worker`), which serves every session. */
+  readonly workerId?: string
 }
 
 export const defaultHost = "127.0.0.1"
@@ -88,11 +91,67 @@ const requestPreview = (request: string): string => {
   return words.length > 16 || lines.length > 1 ? `${preview}…` : preview
 }
 
-const sessionView = (sessionId: string, state: Planner.PlannerState) => ({
+/** What a session's state says about who works on it: what liveness is judged from. */
+interface Activity {
+  readonly finished: boolean
+  readonly waiting: boolean
+  /** The leases of its running attempts. */
+  readonly leases: ReadonlyArray<{ readonly taskId: number; readonly workerId: string; readonly expiresAt: number }>
+  /** How many of its tasks wait for a worker to take them (dispatched, or due to retry). */
+  readonly queued: number
+}
+
+const activityOf = (state: Planner.PlannerState): Activity => ({
+  finished: Planner.isFinished(state),
+  waiting: Planner.isWaiting(state),
+  leases: state.tasks.flatMap((task) =>
+    task.status === "Running" && task.lease !== undefined
+      ? [{ taskId: task.id, workerId: task.lease.workerId, expiresAt: task.lease.expiresAt }]
+      : []
+  ),
+  queued: state.tasks.filter((task) => task.status === "Dispatched" || task.status === "RetryScheduled").length
+})
+
+/**
+ * Whether a live process serves a session, as the page shows it:
+ * - `held`: a worker holds one of its tasks under a lease that has not run out (and, on this host, whose process
+ *   exists);
+ * - `stalled`: its running tasks' workers are gone (lease run out, or process ended) and nobody else took them;
+ * - `waiting`: everything left waits for a person's answer;
+ * - `server`: this server's own worker (`serve --worker`) serves it;
+ * - `unserved`: tasks wait for a worker, and none is known to serve it;
+ * - `finished`.
+ */
+export type Serving =
+  | { readonly kind: "finished" | "waiting" | "unserved" }
+  | { readonly kind: "held" | "stalled"; readonly workers: ReadonlyArray<string> }
+  | { readonly kind: "server"; readonly workers: ReadonlyArray<string> }
+
+export const serving = (activity: Activity, now: number, serverWorker: string | undefined): Serving => {
+  if (activity.finished) return { kind: "finished" }
+  const live = activity.leases.filter((lease) => lease.expiresAt > now && !Worker.isDeadLocalWorker(lease.workerId))
+  if (live.length > 0) return { kind: "held", workers: [...new Set(live.map((lease) => lease.workerId))] }
+  if (activity.waiting) return { kind: "waiting" }
+  if (serverWorker !== undefined) return { kind: "server", workers: [serverWorker] }
+  if (activity.leases.length > 0) {
+    return { kind: "stalled", workers: [...new Set(activity.leases.map((lease) => lease.workerId))] }
+  }
+  return activity.queued > 0 ? { kind: "unserved" } : { kind: "waiting" }
+}
+
+/** What the server knows of itself: the worker it runs, if any (`serve --worker`). */
+class ServerInfo extends Context.Reference<ServerInfo>()("event-sourced-planner/Server/ServerInfo", {
+  defaultValue: (): { readonly workerId: string | undefined } => ({ workerId: undefined })
+}) {}
+
+const serverWorker = Effect.map(ServerInfo, (info) => info.workerId)
+
+const sessionView = (sessionId: string, state: Planner.PlannerState, worker: string | undefined, now = Date.now()) => ({
   id: sessionId,
   lastSequence: state.version,
   waiting: Planner.isWaiting(state),
   counts: Planner.countByStatus(state),
+  served: serving(activityOf(state), now, worker),
   state
 })
 
@@ -351,7 +410,10 @@ const textParam = (name: string, maxLength: number) =>
  * only the sessions that moved since the last request, not all of them.
  */
 const makeSummaries = () => {
-  const cache = new Map<string, { readonly summary: SessionSummary; readonly request: string }>()
+  const cache = new Map<
+    string,
+    { readonly summary: SessionSummary; readonly request: string; readonly activity: Activity | undefined }
+  >()
   const summarize = (info: AggregateInfo) =>
     Effect.gen(function* () {
       const cached = cache.get(info.aggregateId)
@@ -366,6 +428,7 @@ const makeSummaries = () => {
       const entry = yield* service.state(info.aggregateId).pipe(
         Effect.map((state) => ({
           request: state.request.toLowerCase(),
+          activity: activityOf(state) as Activity | undefined,
           summary: {
             ...base,
             status: state.status,
@@ -379,6 +442,7 @@ const makeSummaries = () => {
         Effect.catchTag("CorruptEvent", (error) =>
           Effect.as(Effect.logWarning("the session list skipped an unreadable session", error), {
             request: "",
+            activity: undefined,
             summary: {
               ...base,
               status: "Unreadable",
@@ -434,11 +498,17 @@ const listSessions = (summaries: Summaries) =>
     infos.sort((a, b) => key(a) - key(b) || (a.aggregateId < b.aggregateId ? 1 : -1))
     const summarizeAll = (list: ReadonlyArray<AggregateInfo>) =>
       Effect.forEach(list, summaries.summarize, { concurrency: 4 })
+    const now = yield* Clock.currentTimeMillis
+    const worker = yield* serverWorker
+    const shown = (entry: { readonly summary: SessionSummary; readonly activity: Activity | undefined }) => ({
+      ...entry.summary,
+      served: entry.activity === undefined ? undefined : serving(entry.activity, now, worker)
+    })
     if (status === undefined && query === "") {
       // Nothing to match: only the page is read.
       const page = yield* summarizeAll(infos.slice(offset, offset + limit))
       return HttpServerResponse.unsafeJson({
-        sessions: page.map((entry) => entry.summary),
+        sessions: page.map(shown),
         total: infos.length,
         all: infos.length,
         offset,
@@ -451,7 +521,7 @@ const listSessions = (summaries: Summaries) =>
         (query === "" || entry.request.includes(query) || entry.summary.id.toLowerCase().includes(query))
     )
     return HttpServerResponse.unsafeJson({
-      sessions: matching.slice(offset, offset + limit).map((entry) => entry.summary),
+      sessions: matching.slice(offset, offset + limit).map(shown),
       total: matching.length,
       all: infos.length,
       offset,
@@ -462,7 +532,7 @@ const listSessions = (summaries: Summaries) =>
 const currentSession = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
   const state = yield* Runner.existing(sessionId)
-  return HttpServerResponse.unsafeJson(sessionView(sessionId, state))
+  return HttpServerResponse.unsafeJson(sessionView(sessionId, state, yield* serverWorker))
 })
 
 /** The session as it was right after event `at` (time travel); without `at`, as it is now. */
@@ -472,7 +542,11 @@ const sessionAt = Effect.gen(function* () {
   const current = yield* Runner.existing(sessionId)
   const at = yield* integerParam("at", undefined, { min: 1, max: current.version })
   const state = at === undefined || at === current.version ? current : yield* service.stateAt(sessionId, at)
-  return HttpServerResponse.unsafeJson({ ...sessionView(sessionId, state), at: state.version, latest: current.version })
+  return HttpServerResponse.unsafeJson({
+    ...sessionView(sessionId, state, yield* serverWorker),
+    at: state.version,
+    latest: current.version
+  })
 })
 
 const sessionEvents = Effect.gen(function* () {
@@ -499,7 +573,10 @@ const answerTask = Effect.gen(function* () {
   if (answer === "") return yield* new BadRequest({ status: 400, reason: "The answer is empty." })
   yield* Runner.existing(sessionId)
   const handled = yield* Runner.answer(sessionId, body.taskId, answer)
-  return HttpServerResponse.unsafeJson({ ...sessionView(sessionId, handled.state), appended: handled.events.length })
+  return HttpServerResponse.unsafeJson({
+    ...sessionView(sessionId, handled.state, yield* serverWorker),
+    appended: handled.events.length
+  })
 })
 
 const cancelSession = Effect.gen(function* () {
@@ -508,7 +585,10 @@ const cancelSession = Effect.gen(function* () {
   yield* Runner.existing(sessionId)
   const reason = body.reason?.trim()
   const handled = yield* Runner.cancel(sessionId, reason === undefined || reason === "" ? undefined : reason)
-  return HttpServerResponse.unsafeJson({ ...sessionView(sessionId, handled.state), appended: handled.events.length })
+  return HttpServerResponse.unsafeJson({
+    ...sessionView(sessionId, handled.state, yield* serverWorker),
+    appended: handled.events.length
+  })
 })
 
 /**
@@ -534,14 +614,19 @@ const resumeSession = Effect.gen(function* () {
     })
   }
   const handled = yield* moveOn(sessionId)
-  return HttpServerResponse.unsafeJson({ ...sessionView(sessionId, handled.state), appended: handled.events.length })
+  return HttpServerResponse.unsafeJson({
+    ...sessionView(sessionId, handled.state, yield* serverWorker),
+    appended: handled.events.length
+  })
 })
 
 /** A fork's answer: the new session, where it came from, and its state. */
 const forkedResponse = (forked: Fork.Forked, appended: number) =>
-  HttpServerResponse.unsafeJson(
-    { ...sessionView(forked.sessionId, forked.state), forkedFrom: forked.forkedFrom, appended },
-    { status: 201 }
+  Effect.map(serverWorker, (worker) =>
+    HttpServerResponse.unsafeJson(
+      { ...sessionView(forked.sessionId, forked.state, worker), forkedFrom: forked.forkedFrom, appended },
+      { status: 201 }
+    )
   )
 
 /** `POST /fork { at }`: a new session from the first `at` events (see `Fork`), moved forward at once. */
@@ -550,7 +635,7 @@ const forkSession = Effect.gen(function* () {
   const body = yield* jsonBody(ForkBody, '{ "at": the number of the last event to keep }')
   const forked = yield* Fork.fork(sessionId, body.at)
   const handled = yield* moveOn(forked.sessionId)
-  return forkedResponse({ ...forked, state: handled.state }, handled.events.length)
+  return yield* forkedResponse({ ...forked, state: handled.state }, handled.events.length)
 })
 
 /**
@@ -583,7 +668,7 @@ const retryTask = Effect.gen(function* () {
   const at = Math.max(1, (firstDispatch?.sequence ?? 2) - 1)
   const forked = yield* Fork.fork(sessionId, at, { reason: `retrying task ${body.taskId} of ${sessionId}` })
   const handled = yield* moveOn(forked.sessionId)
-  return forkedResponse({ ...forked, state: handled.state }, handled.events.length)
+  return yield* forkedResponse({ ...forked, state: handled.state }, handled.events.length)
 })
 
 const encoder = new TextEncoder()
@@ -747,7 +832,10 @@ export const makeRouter = () =>
   )
 
 /** The whole application: the API, the pages and their files, behind the request checks. */
-export const makeApp = (assets: ReadonlyMap<string, Asset>, options: { readonly loopbackOnly: boolean }) => {
+export const makeApp = (
+  assets: ReadonlyMap<string, Asset>,
+  options: { readonly loopbackOnly: boolean; readonly workerId?: string }
+) => {
   const index = assets.get("index.html")
   const page =
     index === undefined ? Effect.succeed(HttpServerResponse.text("Not found", { status: 404 })) : assetResponse(index)
@@ -781,7 +869,8 @@ export const makeApp = (assets: ReadonlyMap<string, Asset>, options: { readonly 
             : HttpServerResponse.text("Not found", { status: 404 })
         )
     }),
-    Effect.map(HttpServerResponse.setHeaders(securityHeaders))
+    Effect.map(HttpServerResponse.setHeaders(securityHeaders)),
+    Effect.provideService(ServerInfo, { workerId: options.workerId })
   )
 }
 
@@ -815,7 +904,10 @@ export const start = (options: ServeOptions) =>
         nodeServer.closeAllConnections()
       })
     )
-    const app = makeApp(assets, { loopbackOnly: isLoopback(options.host) })
+    const app = makeApp(assets, {
+      loopbackOnly: isLoopback(options.host),
+      ...(options.workerId === undefined ? {} : { workerId: options.workerId })
+    })
     yield* HttpServer.serveEffect(app).pipe(Effect.provideService(HttpServer.HttpServer, server))
     return { url: formatUrl(server.address) }
   })

@@ -1,16 +1,44 @@
 /**
  * `planner serve`: the dashboard (see `Server`) over the same store as the other commands, until SIGINT or SIGTERM,
- * which end it with exit code 0.
+ * which end it with exit code 0. With `--worker` it also runs tasks of every session in this process (a worker as
+ * `planner worker` runs, with the same executor options as `run`), so plans can be driven from the browser alone.
  */
-import { Effect, type Option } from "effect"
+import { Effect, Either, Option } from "effect"
+import { ExecutorRegistry } from "../../infra/Executor.js"
+import { makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
 import { ExitCode, setInterruptExitCode, toFailure, usage } from "./Failure.js"
+import { out } from "./Output.js"
+import { runServices } from "./Services.js"
 import { plannerLayer, resolveStore } from "./Store.js"
 
 export interface ServeFlags {
   readonly db: Option.Option<string>
   readonly host: string
   readonly port: number
+  readonly worker: boolean
+  readonly executor: Option.Option<string>
+  readonly allowShell: boolean
+  readonly noCheckLinks: boolean
 }
+
+/** The worker `serve --worker` runs beside the server: every session, every kind its executors serve. */
+const serverWorker = (flags: ServeFlags) =>
+  Effect.gen(function* () {
+    const spec = Option.isSome(flags.executor)
+      ? yield* Either.match(parseExecutorSpec(flags.executor.value), { onLeft: Effect.fail, onRight: Effect.succeed })
+      : ({ _tag: "Auto" } as const)
+    const registry = yield* makeExecutors({ spec, allowShell: flags.allowShell })
+    const Worker = yield* Effect.promise(() => import("../Worker.js"))
+    const workerId = Worker.makeWorkerId()
+    yield* out(`Worker ${workerId} runs tasks in this process (${specText(spec)}).`)
+    return {
+      workerId,
+      run: Worker.run({ workerId }).pipe(
+        Effect.provideService(ExecutorRegistry, registry),
+        Effect.provide(runServices({ checkLinks: !flags.noCheckLinks }))
+      )
+    }
+  })
 
 export const serve = (flags: ServeFlags) => {
   const store = resolveStore(flags.db)
@@ -19,9 +47,18 @@ export const serve = (flags: ServeFlags) => {
       return yield* usage(`--port must be a port number from 0 (any free port) to 65535; got ${flags.port}.`)
     }
     if (flags.host.trim() === "") return yield* usage("--host needs an address, for example 127.0.0.1.")
+    if (!flags.worker && (Option.isSome(flags.executor) || flags.allowShell || flags.noCheckLinks)) {
+      return yield* usage("--executor, --allow-shell and --no-check-links go with --worker, which runs the tasks.")
+    }
     const Server = yield* Effect.promise(() => import("../Server.js"))
     // Stopping is how a server is meant to end: a stop by signal exits with 0.
     setInterruptExitCode(ExitCode.ok)
-    return yield* Server.serve({ host: flags.host, port: flags.port })
+    if (!flags.worker) return yield* Server.serve({ host: flags.host, port: flags.port })
+    const worker = yield* serverWorker(flags)
+    // Either ending ends both: a worker that lost its store takes the server down with its error.
+    return yield* Effect.raceFirst(
+      Server.serve({ host: flags.host, port: flags.port, workerId: worker.workerId }),
+      Effect.andThen(worker.run, Effect.never)
+    )
   }).pipe(Effect.provide(plannerLayer(store)), Effect.mapError(toFailure))
 }

@@ -127,9 +127,37 @@ export function progressBar(counts, total) {
 }
 
 /** The status of a session as shown: a plan that waits for an answer says so. */
-export function sessionStatus(status, waiting) {
+export function sessionStatus(status, waiting, served) {
   if (status === "Running" && waiting) return { key: "Waiting", label: "Waiting for an answer" }
+  // A run whose worker died, or that no worker serves, is not shown as running.
+  if (status === "Running" && served?.kind === "stalled") return { key: "Stalled", label: "Stalled: worker gone" }
+  if (status === "Running" && served?.kind === "unserved") return { key: "Idle", label: "No worker" }
   return { key: status, label: status === "NotStarted" ? "Not started" : status }
+}
+
+/** `host/pid/random` worker ids, shown as `host/pid`. */
+export const shortWorker = (workerId) => workerId.split("/").slice(0, 2).join("/")
+
+/**
+ * One sentence on whether a live process serves a session (see the server's `serving`), or undefined when there is
+ * nothing to say (finished).
+ */
+export function servedText(served, sessionId) {
+  const workers = (served.workers ?? []).map(shortWorker).join(", ")
+  switch (served.kind) {
+    case "held":
+      return `Served: a live worker holds its running task${served.workers.length > 1 ? "s" : ""} (${workers}).`
+    case "server":
+      return `Served by this dashboard's own worker (${workers}): answers given here are acted on at once.`
+    case "waiting":
+      return "Waiting for an answer: nothing runs until a question is answered."
+    case "stalled":
+      return `No live worker: the worker that held its running task (${workers}) is gone. Resume it with \`planner resume ${sessionId}\`, a \`planner worker\`, or \`planner serve --worker\`.`
+    case "unserved":
+      return `No worker is serving this session: its tasks wait. Run \`planner resume ${sessionId}\`, a \`planner worker\`, or \`planner serve --worker\`.`
+    default:
+      return undefined
+  }
 }
 
 /** @param {string} status @param {string} label */

@@ -14,8 +14,10 @@ import {
   h,
   pill,
   progressBar,
+  servedText,
   sessionStatus,
   setChildren,
+  shortWorker,
   taskStatusLabels
 } from "./dom.js"
 import { renderGantt } from "./gantt.js"
@@ -30,9 +32,6 @@ const boardColumns = [
 ]
 
 const finishedStatuses = new Set(["Succeeded", "Failed", "Cancelled"])
-
-/** `host/pid/random` worker ids, shown as `host/pid`. */
-const shortWorker = (workerId) => workerId.split("/").slice(0, 2).join("/")
 
 const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`
 
@@ -314,12 +313,26 @@ export function mountSession(root, sessionId) {
     notice.hidden = false
   }
 
+  /** When the latest question was asked, from the events shown. */
+  function lastQuestionAt() {
+    const position = model.viewing ?? latestSequence()
+    for (let index = Math.min(position, model.events.length) - 1; index >= 0; index--) {
+      const record = model.events[index]
+      if (record.type === "ClarificationRequested") return record.data.at ?? record.createdAt
+    }
+    return undefined
+  }
+
   function renderHead(view, mode) {
     const state = view.state
     title.textContent = firstLine(state.request, 300) || "(empty request)"
     title.title = state.request
-    const status = sessionStatus(state.status, view.waiting)
+    const status = sessionStatus(state.status, view.waiting, mode === "live" ? view.served : undefined)
     statusSlot.replaceChildren(pill(status.key, status.label))
+    const served = mode === "live" && view.served !== undefined ? servedText(view.served, sessionId) : undefined
+    servedSlot.hidden = served === undefined
+    servedSlot.textContent = served ?? ""
+    servedSlot.dataset.served = view.served?.kind ?? ""
     progressSlot.replaceChildren(progressBar(view.counts, state.tasks.length))
     const bits = []
     if (state.startedAt !== undefined) {
@@ -332,7 +345,10 @@ export function mountSession(root, sessionId) {
         )
       )
       const end = state.finishedAt ?? (mode === "live" ? Date.now() : undefined)
-      if (end !== undefined) {
+      const asked = view.waiting ? lastQuestionAt() : undefined
+      if (asked !== undefined && state.finishedAt === undefined) {
+        bits.push(h("span", { title: formatDate(asked) }, `waiting for an answer since ${formatClock(asked)}`))
+      } else if (end !== undefined) {
         bits.push(
           h(
             "span",
@@ -983,9 +999,11 @@ export function mountSession(root, sessionId) {
     }
   }
 
-  // Ages and "running for" move on even when nothing happens.
+  // Ages and "running for" move on even when nothing happens, and so does liveness: a lease runs out without an event.
   setInterval(() => {
-    if (model.viewing === null && model.live !== null && !document.hidden) renderHead(model.live, "live")
+    if (model.viewing !== null || model.live === null || document.hidden) return
+    if (finishedStatuses.has(model.live.state.status)) renderHead(model.live, "live")
+    else refreshLive()
   }, 5000)
 
   // --- Start ---------------------------------------------------------------------------------------------------------

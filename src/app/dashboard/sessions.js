@@ -119,12 +119,21 @@ export function mountSessions(root) {
 
   const row = (session) => {
     const unreadable = session.status === "Unreadable"
-    const status = unreadable ? { key: "Failed", label: "Unreadable" } : sessionStatus(session.status, session.waiting)
+    const status = unreadable
+      ? { key: "Failed", label: "Unreadable" }
+      : sessionStatus(session.status, session.waiting, session.served)
     const href = `/sessions/${encodeURIComponent(session.id)}`
     return h(
       "tr",
       { "data-session-id": session.id, "data-status": session.status },
-      h("td", null, pill(status.key, status.label)),
+      h(
+        "td",
+        { class: "status-cell" },
+        pill(status.key, status.label),
+        session.served?.kind === "held" || session.served?.kind === "server"
+          ? h("div", { class: "served-note", title: (session.served.workers ?? []).join(", ") }, "worker live")
+          : null
+      ),
       h(
         "td",
         { class: "request-cell" },
