@@ -3,11 +3,12 @@
  * it; a block of several lines runs line by line with `sh -e`, never joined into one command; a command a shell would
  * only split into words keeps running without a shell. Real processes on real files in a temp dir.
  */
+import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as NodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Either } from "effect"
+import { Effect, Either, FastCheck } from "effect"
 import * as Parser from "../../src/domain/Parser.js"
 import type { Outcome } from "../../src/infra/Executor.js"
 import * as ShellExecutor from "../../src/infra/ShellExecutor.js"
@@ -101,6 +102,65 @@ describe("needsShell and invocationOf", () => {
     ])
     expect(of("rm -f victim1\n\ntouch keepme")).toMatchObject({ _tag: "Script", lines: 2 })
     expect(Either.isLeft(ShellExecutor.invocationOf("echo 'open && x"))).toBe(true)
+  })
+})
+
+describe("needsShell against the real shell", () => {
+  const alphabet = [
+    ..."ab -_./=,:@%+",
+    " ",
+    "\t",
+    "'",
+    '"',
+    "\\",
+    "$",
+    "*",
+    "?",
+    "[",
+    "]",
+    ";",
+    "|",
+    "&",
+    "<",
+    ">",
+    "(",
+    ")",
+    "#",
+    "~",
+    "`",
+    "{",
+    "}",
+    "!",
+    "\n"
+  ]
+  // Plain characters more often than special ones, so that many commands need no shell and get compared.
+  const character = FastCheck.oneof(
+    { arbitrary: FastCheck.constantFrom(..."abc-_./=,:@%+ "), weight: 8 },
+    { arbitrary: FastCheck.constantFrom(...alphabet), weight: 1 }
+  )
+  const commands = FastCheck.array(character, { minLength: 1, maxLength: 24 }).map((chars) => chars.join(""))
+
+  it("whenever it says no shell is needed, the words are exactly those sh would pass", () => {
+    let compared = 0
+    FastCheck.assert(
+      FastCheck.property(commands, (command) => {
+        const words = ShellExecutor.splitShellWords(command)
+        if (ShellExecutor.needsShell(command) || Either.isLeft(words)) return
+        // The words sh makes of the command, NUL-separated: the arguments a function called with them receives.
+        const shell = spawnSync(
+          "/bin/sh",
+          ["-c", `f() { for word in "$@"; do printf '%s\\0' "$word"; done; }\nf ${command}`],
+          { encoding: "utf8" }
+        )
+        expect(shell.status, `${JSON.stringify(command)}: ${shell.stderr}`).toBe(0)
+        const fromShell = shell.stdout === "" ? [] : shell.stdout.slice(0, -1).split("\u0000")
+        expect(words.right, JSON.stringify(command)).toEqual(fromShell)
+        compared += 1
+      }),
+      { numRuns: 150 }
+    )
+    // The property compared something, not only commands it sent to the shell.
+    expect(compared).toBeGreaterThan(60)
   })
 })
 
