@@ -8,6 +8,13 @@
  *   in `notes`) and the tasks run as a chain, each after the one before.
  * - When the model fails (malformed twice, circuit open, timeouts, ...) the parser plans instead and the source says
  *   why: `{ _tag: "Parser", reason: "LLM output was malformed twice: ..." }`.
+ * - The model may attach only links and files the request names or `--attach` gave: anything else it attaches (or
+ *   writes into a description) is dropped, and the drop is recorded in the source's notes, so an executor never
+ *   fetches a URL the user did not give.
+ *
+ * The plan call returns kinds and dependencies with the tasks, checked here by the graph code, so the `Llm` port's
+ * separate classification and dependency-analysis calls are not used for planning (a second round trip per plan
+ * would only repeat what the plan already says).
  */
 import { Effect, Either } from "effect"
 import type { RequestError } from "../domain/Errors.js"
@@ -15,8 +22,8 @@ import type { PlannerSource } from "../domain/Events.js"
 import * as Graph from "../domain/Graph.js"
 import * as Parser from "../domain/Parser.js"
 import { findUnstorableText } from "../domain/SchemaGuard.js"
-import type { Attachment, NodeKind, TaskId, TaskPlan } from "../domain/Task.js"
-import { Llm, type LlmError, type ProposedEdge, type TaskDraft } from "../infra/Llm.js"
+import type { Attachment, TaskId, TaskPlan } from "../domain/Task.js"
+import { Llm, type LlmError, type TaskDraft } from "../infra/Llm.js"
 
 export interface PlanResult {
   readonly tasks: ReadonlyArray<TaskPlan>
@@ -47,13 +54,33 @@ export const fallbackReason = (error: LlmError): string => {
 
 const sameAttachment = (a: Attachment, b: Attachment) => a.kind === b.kind && a.value === b.value
 
+/** What a plan may attach: the request's text (anything it names) and the attachments given with it. */
+export interface AttachmentScope {
+  readonly request: string
+  readonly attachments: ReadonlyArray<Attachment>
+}
+
+/** Whether an attachment is one the user gave: named in the request, or given with `--attach`. */
+const allowedBy =
+  (scope: AttachmentScope) =>
+  (attachment: Attachment): boolean =>
+    scope.request.includes(attachment.value) || scope.attachments.some((given) => given.value === attachment.value)
+
+export interface FromDrafts {
+  readonly tasks: ReadonlyArray<TaskPlan>
+  /** Why the proposed dependencies were replaced by a chain, if they were. */
+  readonly rejected: string | undefined
+  /** One note per attachment dropped because the user never gave it (empty without a scope). */
+  readonly dropped: ReadonlyArray<string>
+}
+
 /**
  * Turns the model's drafts into tasks 1..n. Dependencies are kept when they form a valid graph, otherwise replaced by
- * a chain; `rejected` says why.
+ * a chain; `rejected` says why. With a `scope`, attachments the user did not give are dropped; `dropped` says which.
  */
-export const fromDrafts = (
-  drafts: ReadonlyArray<TaskDraft>
-): { readonly tasks: ReadonlyArray<TaskPlan>; readonly rejected: string | undefined } => {
+export const fromDrafts = (drafts: ReadonlyArray<TaskDraft>, scope?: AttachmentScope): FromDrafts => {
+  const dropped: Array<string> = []
+  const allowed = scope === undefined ? () => true : allowedBy(scope)
   const idOf = new Map<string, TaskId>()
   let rejected: string | undefined
   for (const [index, draft] of drafts.entries()) {
@@ -77,11 +104,16 @@ export const fromDrafts = (
     }
     const attachments: Array<Attachment> = []
     for (const attachment of [...draft.attachments, ...Parser.extractAttachments(draft.description)]) {
-      if (!attachments.some((kept) => sameAttachment(kept, attachment))) attachments.push(attachment)
+      if (attachments.some((kept) => sameAttachment(kept, attachment))) continue
+      if (allowed(attachment)) attachments.push(attachment)
+      else
+        dropped.push(
+          `attachment dropped from task ${id}: ${attachment.kind} ${attachment.value} (not in the request or --attach)`
+        )
     }
     return { id, description: draft.description, kind: draft.kind, dependsOn, attachments }
   })
-  return withEdgesChecked(tasks, rejected)
+  return { ...withEdgesChecked(tasks, rejected), dropped }
 }
 
 /** Keeps the tasks' dependencies when the graph is valid; otherwise a chain, with the reason. */
@@ -94,27 +126,6 @@ const withEdgesChecked = (
   return Either.isRight(valid)
     ? { tasks, rejected: undefined }
     : { tasks: Graph.chain(tasks), rejected: valid.left.reason }
-}
-
-/** Replaces the tasks' dependencies with `edges` when they form a valid graph, otherwise with a chain. */
-export const applyEdges = (
-  tasks: ReadonlyArray<TaskPlan>,
-  edges: ReadonlyArray<ProposedEdge>
-): { readonly tasks: ReadonlyArray<TaskPlan>; readonly rejected: string | undefined } => {
-  const known = new Set(tasks.map((task) => task.id))
-  const unknown = edges.find((edge) => !known.has(edge.task) || !known.has(edge.dependsOn))
-  if (unknown !== undefined) {
-    const missing = known.has(unknown.task) ? unknown.dependsOn : unknown.task
-    return {
-      tasks: Graph.chain(tasks),
-      rejected: `the edge ${unknown.task} -> ${unknown.dependsOn} names unknown task ${missing}`
-    }
-  }
-  const proposed = tasks.map((task) => ({
-    ...task,
-    dependsOn: [...new Set(edges.filter((edge) => edge.task === task.id).map((edge) => edge.dependsOn))]
-  }))
-  return withEdgesChecked(proposed, undefined)
 }
 
 const dependencyNote = (reason: string) =>
@@ -165,55 +176,9 @@ export const planRequest: (
     yield* Effect.logWarning(`Planning with the parser instead of ${model}: ${reason}`)
     return byParser(reason)
   }
-  const planned = fromDrafts(drafts.right)
-  const notes = planned.rejected === undefined ? [] : [dependencyNote(planned.rejected)]
+  const planned = fromDrafts(drafts.right, { request, attachments })
+  const notes = [...(planned.rejected === undefined ? [] : [dependencyNote(planned.rejected)]), ...planned.dropped]
   for (const note of notes) yield* Effect.logWarning(note)
   const source = notes.length === 0 ? { _tag: "Llm" as const, model } : { _tag: "Llm" as const, model, notes }
   return { tasks: planned.tasks, source, notes } satisfies PlanResult
-})
-
-export interface DependencyAnalysis {
-  readonly tasks: ReadonlyArray<TaskPlan>
-  /** Tasks that may run at the same time, group by group (from `Graph`, not from the model). */
-  readonly parallelGroups: ReadonlyArray<ReadonlyArray<TaskId>>
-  readonly criticalPath: ReadonlyArray<TaskId>
-  readonly notes: ReadonlyArray<string>
-}
-
-/**
- * Asks the model which tasks depend on which, and lets the graph code judge: valid edges replace the tasks'
- * dependencies; invalid ones give a chain; a failed call keeps the dependencies the tasks had.
- */
-export const analyzeDependencies: (tasks: ReadonlyArray<TaskPlan>) => Effect.Effect<DependencyAnalysis, never, Llm> =
-  Effect.fn("Planning.analyzeDependencies")(function* (tasks: ReadonlyArray<TaskPlan>) {
-    const llm = yield* Llm
-    const proposed = yield* llm
-      .analyzeDependencies(tasks.map((task) => ({ id: task.id, description: task.description, kind: task.kind })))
-      .pipe(Effect.either)
-    let result: ReadonlyArray<TaskPlan> = tasks
-    const notes: Array<string> = []
-    if (Either.isLeft(proposed)) {
-      notes.push(`dependencies kept as planned: ${proposed.left.message}`)
-    } else {
-      const applied = applyEdges(tasks, proposed.right)
-      result = applied.tasks
-      if (applied.rejected !== undefined) notes.push(dependencyNote(applied.rejected))
-    }
-    if (Either.isLeft(Graph.validate(result))) result = Graph.chain(result)
-    for (const note of notes) yield* Effect.logWarning(note)
-    return {
-      tasks: result,
-      parallelGroups: Graph.parallelGroups(result),
-      criticalPath: Graph.criticalPath(result),
-      notes
-    } satisfies DependencyAnalysis
-  })
-
-/** The model's classification of a step, or the parser's rules when the model cannot answer. */
-export const classifyTask: (description: string) => Effect.Effect<NodeKind, never, Llm> = Effect.fn(
-  "Planning.classifyTask"
-)(function* (description: string) {
-  const llm = yield* Llm
-  const kind = yield* llm.classifyNodeKind(description).pipe(Effect.orElseSucceed(() => Parser.classify(description)))
-  return kind
 })

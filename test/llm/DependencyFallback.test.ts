@@ -1,10 +1,10 @@
 /**
  * Whatever dependencies a model proposes, the plan that comes out is valid: the proposal itself when the graph code
- * accepts it, otherwise a chain, with the reason.
+ * accepts it, otherwise a chain, with the reason. And it attaches only what the user gave.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
-import { applyEdges, fromDrafts } from "../../src/app/Planning.js"
+import { fromDrafts } from "../../src/app/Planning.js"
 import * as Graph from "../../src/domain/Graph.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
 import type { TaskDraft } from "../../src/infra/Llm.js"
@@ -52,34 +52,6 @@ describe("dependency fallback", () => {
     { fastCheck: { numRuns: 300 } }
   )
 
-  it.prop(
-    "any proposed edges over a plan give either exactly those edges or a chain",
-    [
-      fc.integer({ min: 1, max: 8 }),
-      fc.array(fc.record({ task: fc.integer({ min: 0, max: 9 }), dependsOn: fc.integer({ min: 0, max: 9 }) }), {
-        maxLength: 12
-      })
-    ],
-    ([count, edges]) => {
-      const plan: ReadonlyArray<TaskPlan> = Array.from({ length: count }, (_, index) => ({
-        id: index + 1,
-        description: `Step ${index + 1}`,
-        kind: "Processing",
-        dependsOn: [],
-        attachments: []
-      }))
-      const { tasks, rejected } = applyEdges(plan, edges)
-      expect(Either.isRight(Graph.validate(tasks))).toBe(true)
-      if (rejected === undefined) {
-        const kept = tasks.flatMap((task) => task.dependsOn.map((dep) => `${task.id}<-${dep}`)).sort()
-        expect(kept).toEqual([...new Set(edges.map((edge) => `${edge.task}<-${edge.dependsOn}`))].sort())
-      } else {
-        expect(isChain(tasks)).toBe(true)
-      }
-    },
-    { fastCheck: { numRuns: 300 } }
-  )
-
   it("says which id is repeated, which dependency is unknown, which tasks form a cycle", () => {
     const draft = (id: string, dependsOn: ReadonlyArray<string> = []): TaskDraft => ({
       id,
@@ -92,9 +64,6 @@ describe("dependency fallback", () => {
     expect(fromDrafts([draft("a"), draft("b", ["q"])]).rejected).toBe('task 2 depends on unknown task "q"')
     expect(fromDrafts([draft("a", ["b"]), draft("b", ["a"])]).rejected).toBe("tasks 1 -> 2 -> 1 form a cycle")
     expect(fromDrafts([draft("a", ["a"])]).rejected).toBe("task 1 depends on itself")
-    expect(applyEdges(fromDrafts([draft("a"), draft("b")]).tasks, [{ task: 2, dependsOn: 7 }]).rejected).toBe(
-      "the edge 2 -> 7 names unknown task 7"
-    )
   })
 
   it("adds the URLs in a description to the model's attachments, once", () => {
@@ -113,6 +82,38 @@ describe("dependency fallback", () => {
     expect(tasks[0]?.attachments).toEqual([
       { kind: "Link", value: "https://example.com/spec.pdf" },
       { kind: "FileRef", value: "docs/notes.md" }
+    ])
+  })
+
+  it("drops attachments the user never gave, and says which; keeps what the request names or --attach gave", () => {
+    const { tasks, dropped } = fromDrafts(
+      [
+        {
+          id: "a",
+          description: "Read https://example.com/spec.pdf and https://invented.example/extra",
+          kind: "Retrieval",
+          dependsOn: [],
+          attachments: [
+            { kind: "Link", value: "https://example.com/spec.pdf" },
+            { kind: "FileRef", value: "docs/notes.md" },
+            { kind: "ImageRef", value: "shot.png" },
+            { kind: "FileRef", value: "/etc/passwd" }
+          ]
+        }
+      ],
+      {
+        request: "Summarise https://example.com/spec.pdf and the screenshot shot.png",
+        attachments: [{ kind: "FileRef", value: "docs/notes.md" }]
+      }
+    )
+    expect(tasks[0]?.attachments).toEqual([
+      { kind: "Link", value: "https://example.com/spec.pdf" },
+      { kind: "FileRef", value: "docs/notes.md" },
+      { kind: "ImageRef", value: "shot.png" }
+    ])
+    expect(dropped).toEqual([
+      "attachment dropped from task 1: FileRef /etc/passwd (not in the request or --attach)",
+      "attachment dropped from task 1: Link https://invented.example/extra (not in the request or --attach)"
     ])
   })
 })

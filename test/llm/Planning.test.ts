@@ -193,41 +193,45 @@ describe("dependencies proposed by the model", () => {
       )
     })
   )
+})
 
-  it.scopedLive("analyzeDependencies keeps a valid proposal and computes groups with the graph code", () =>
+describe("attachments an LLM plan may carry", () => {
+  it.scopedLive("only what the request names or --attach gave; the rest is dropped and the drop recorded", () =>
     Effect.gen(function* () {
       const server = yield* FakeOpenAiServer.make
-      const tasks = [1, 2, 3, 4].map((id) => ({
-        id,
-        description: `Step ${id}`,
-        kind: "Processing" as const,
-        dependsOn: id === 1 ? [] : [id - 1],
-        attachments: []
-      }))
-      server.enqueue(
-        Reply.json({
-          edges: [
-            { task: 2, dependsOn: 1 },
-            { task: 3, dependsOn: 1 },
-            { task: 4, dependsOn: 3 }
-          ]
-        }),
-        Reply.json({
-          edges: [
-            { task: 1, dependsOn: 2 },
-            { task: 2, dependsOn: 1 }
-          ]
-        })
+      const invented = {
+        tasks: [
+          {
+            id: "t1",
+            description: "Read the spec at https://example.com/spec.pdf",
+            kind: "Retrieval",
+            dependsOn: [],
+            attachments: [
+              { kind: "Link", value: "https://example.com/spec.pdf" },
+              { kind: "Link", value: "https://tracker.example.net/collect" },
+              { kind: "FileRef", value: "notes/brief.md" }
+            ]
+          },
+          { id: "t2", description: "Summarise ~/.ssh/id_rsa", kind: "Processing", dependsOn: ["t1"], attachments: [] }
+        ]
+      }
+      server.enqueue(Reply.json(invented))
+      const plan = yield* Planning.planRequest(request, [{ kind: "FileRef", value: "notes/brief.md" }]).pipe(
+        withLlm("chat", server)
       )
-      const analysis = yield* Planning.analyzeDependencies(tasks).pipe(withLlm("chat", server))
-      expect(analysis.tasks.map((task) => task.dependsOn)).toEqual([[], [1], [1], [3]])
-      expect(analysis.parallelGroups).toEqual([[1], [2, 3], [4]])
-      expect(analysis.criticalPath).toEqual([1, 3, 4])
-      expect(analysis.notes).toEqual([])
-
-      const cyclic = yield* Planning.analyzeDependencies(tasks).pipe(withLlm("chat", server))
-      expect(cyclic.tasks.map((task) => task.dependsOn)).toEqual([[], [1], [2], [3]])
-      expect(cyclic.notes[0]).toContain("form a cycle")
+      expect(plan.tasks.map((task) => task.attachments)).toEqual([
+        [
+          { kind: "Link", value: "https://example.com/spec.pdf" },
+          { kind: "FileRef", value: "notes/brief.md" }
+        ],
+        []
+      ])
+      const notes = [
+        "attachment dropped from task 1: Link https://tracker.example.net/collect (not in the request or --attach)",
+        "attachment dropped from task 2: FileRef ~/.ssh/id_rsa (not in the request or --attach)"
+      ]
+      expect(plan.notes).toEqual(notes)
+      expect(plan.source).toEqual({ _tag: "Llm", model, notes })
     })
   )
 })
@@ -238,7 +242,6 @@ describe("planning without a model", () => {
       const plan = yield* Planning.planRequest(request).pipe(Effect.provide(HeuristicLlm.layer))
       expect(plan.source).toEqual({ _tag: "Parser", reason: "no LLM configured" })
       expect(plan.tasks.length).toBeGreaterThan(1)
-      expect(yield* Planning.classifyTask("Run `npm test`").pipe(Effect.provide(HeuristicLlm.layer))).toBe("ToolCall")
     })
   )
 

@@ -70,4 +70,4 @@ export const goodPlan = {
 }
 
 export const request =
-  "Read the spec at https://example.com/spec.pdf. Then implement the login endpoint and the login form. Then write and run the tests."
+  "Read the spec at https://example.com/spec.pdf. Then implement the login endpoint in src/auth.ts and the login form. Then write and run the tests."
