@@ -520,10 +520,11 @@ export const makeRemote = (
       const attachments = options?.attachments ?? []
       const instructions = [
         "Turn the user's request into a plan: a list of small, verifiable steps.",
-        "For each step give: `id`, a short id unique in the plan (t1, t2, ...); `description`, one self-contained imperative sentence that keeps file names, URLs and commands verbatim;",
+        "Steps: one step per action the user asks for. A list of actions (joined by commas, 'and', 'as well as', semicolons) gives one step each; a list of objects stays one step ('buy apples, pears and milk' is one step). Never split inside quoted text, code, URLs or after an abbreviation (e.g., U.S., Inc., Dr.). Sentences that only set the scene ('I am planning a trip', 'Thank you') are not steps. A condition ('If I get the job, book a hotel and show me the news') is kept in the description of every step it governs.",
+        "For each step give: `id`, a short id unique in the plan (t1, t2, ...); `description`, one self-contained imperative sentence that keeps file names, URLs and commands verbatim, without filler ('I want to', 'Please', 'Also,', 'Kindly help me');",
         `\`kind\`, one of ${kindList} (ToolCall: run a command or tool; Clarification: a question only the user can answer; UnitTest, Retrieval, Analysis, Refactor, CodeImplementation when they fit; Processing otherwise);`,
-        "`dependsOn`, the ids of the steps whose results this step needs (steps that do not need each other must not depend on each other, so they can run in parallel; never depend on a later step or on itself);",
-        "`attachments`, the URLs (Link), images (ImageRef) and files (FileRef) the step uses.",
+        "`dependsOn`, the ids of the steps whose results this step needs, from what the request says: 'then', 'after that', 'next', 'finally', 'once X', 'after X' order a step after the one(s) before it; 'before X' and 'but first' put a step before the one it names; a step that refers back to another ('it', 'them', 'the results', 'the report', 'the booking details') depends on that step; 'also', 'meanwhile', 'at the same time', 'in parallel', and actions listed before an ordering word ('enroll in the course, order a pizza, and then drive to the campus') are independent of each other and must not depend on each other, so they run in parallel; when the request says nothing about order, keep the order written. Never depend on a later step or on itself;",
+        "`attachments`, the URLs (Link), images (ImageRef) and files (FileRef) the step uses, only ones that appear in the request or in its attached list (never invent one; anything else is dropped).",
         "Answer with the JSON object only."
       ].join("\n")
       const request =
