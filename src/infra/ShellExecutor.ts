@@ -436,10 +436,14 @@ const approvalTail = (command: string, invocation: Invocation): string =>
   invocation._tag === "Script"
     ? `, one after another, stopping at the first command that fails?\n${fencedCode(command)}\n`
     : "?"
-/** Whether `question` asked to approve this command run this way, in whichever directory: a refusal holds anywhere. */
+/**
+ * Whether `question` asked to approve this command, in whichever directory and in whichever way it was to run then (a
+ * log written before shell commands existed asked about `a && b` as words): a refusal holds anywhere.
+ */
 const asksAbout = (question: string, command: string, invocation: Invocation): boolean =>
-  question.startsWith(approvalLead(command, invocation)) &&
-  (invocation._tag !== "Script" || question.includes(approvalTail(command, invocation)))
+  (question.startsWith(approvalLead(command, invocation)) &&
+    (invocation._tag !== "Script" || question.includes(approvalTail(command, invocation)))) ||
+  question.startsWith(`Run ${inlineCode(command)} in `)
 const approvalQuestion = (command: string, invocation: Invocation, directory: string) =>
   `${approvalHead(command, invocation, directory)}${invocation._tag === "Script" ? "" : " "}Answer yes to run ${
     invocation._tag === "Script" ? "them" : "it"

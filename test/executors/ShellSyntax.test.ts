@@ -232,6 +232,13 @@ describe("ShellExecutor with shell syntax", () => {
         )
       )
       expect(again).toContain("with sh -c")
+      // A refusal given then still holds.
+      const refusedThen = failed(
+        yield* asking.execute(
+          taskContext({ description, workingDirectory: folder, attempt: 2, clarifications: [answered(old, "no")] })
+        )
+      )
+      expect(refusedThen).toBe("not run: the user declined `rm -f a.txt && echo done`")
       const askedHere = question(yield* asking.execute(taskContext({ description, workingDirectory: folder })))
       const movedAway = question(
         yield* asking.execute(
