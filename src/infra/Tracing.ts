@@ -7,7 +7,7 @@
  *
  * `scrubbing` wraps a tracer so that no registered secret reaches what it exports.
  */
-import { Cause, Effect, Exit, Tracer } from "effect"
+import { Cause, Effect, Exit, Inspectable, Tracer } from "effect"
 import * as Secrets from "./Secrets.js"
 
 /** The tracer every fiber has unless one is provided. */
@@ -35,7 +35,12 @@ const scrubValue = (value: unknown, depth = 0): unknown => {
   if (typeof value === "string") return Secrets.scrub(value)
   if (depth > 4 || value === null || typeof value !== "object") return value
   if (Array.isArray(value)) return value.map((item) => scrubValue(item, depth + 1))
-  if (Object.getPrototypeOf(value) !== Object.prototype) return Secrets.scrub(String(value))
+  if (Object.getPrototypeOf(value) !== Object.prototype) {
+    // Exporters write other objects as text: scrub that text, and keep the object when there was nothing to scrub.
+    const text = Inspectable.toStringUnknown(value)
+    const scrubbed = Secrets.scrub(text)
+    return scrubbed === text ? value : scrubbed
+  }
   return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, scrubValue(item, depth + 1)]))
 }
 
