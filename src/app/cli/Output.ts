@@ -3,6 +3,7 @@
  * JSON object), the small text helpers every command shares, and how to show secrets (never).
  */
 import { Effect } from "effect"
+import * as Secrets from "../../infra/Secrets.js"
 
 /** How a command reports: a redrawn task board, one line per event, or one JSON object at the end. */
 export type OutputMode = "live" | "plain" | "json"
@@ -108,9 +109,15 @@ export const maskUrl = (value: string): string => {
 /** Secrets that must never reach the terminal, collected as they become known. */
 const secrets = new Set<string>()
 
-/** Remembers a secret so `scrub` removes it from anything printed. */
+/**
+ * Remembers a secret so `scrub` removes it from anything printed, and registers it process-wide (`Secrets`), so the
+ * tracer scrubs it from exported spans too (a database password in a failed connection's error, for example).
+ */
 export const registerSecret = (secret: string | undefined): void => {
-  if (secret !== undefined && secret.length >= 4) secrets.add(secret)
+  if (secret !== undefined && secret.length >= 4) {
+    secrets.add(secret)
+    Secrets.register(secret)
+  }
 }
 
 /** Registers the password of a database URL and the LLM keys in the environment. */
