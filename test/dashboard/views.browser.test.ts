@@ -7,7 +7,9 @@
 import { expect, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import type { Page } from "playwright-core"
+import { PlannerService } from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
+import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import { Browser, BrowserLive, openPage, run, screenshot, showView, waitFor } from "./browserSupport.js"
 import { plannerWithScript, startPlan, startServer, task } from "./fixtures.js"
 
@@ -154,6 +156,82 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the session 
         yield* screenshot(page, "dashboard-timeline.png")
         expect(errors).toEqual([])
       }).pipe(Effect.provide(plannerWithScript(diamondScript))),
+    90_000
+  )
+
+  it.scoped(
+    "resume, retry, fork and cancel from the page, each confirmed first, change the log as the CLI's commands do",
+    () =>
+      Effect.gen(function* () {
+        const context = yield* Browser
+        const store = yield* PlannerStore
+        const { url } = yield* startServer
+        const confirm = (page: Page, button: string) =>
+          Effect.gen(function* () {
+            yield* run(() => page.click(button))
+            yield* waitFor(page, "dialog.confirm[open]")
+            yield* run(() => page.click("#confirm-yes"))
+            yield* waitFor(page, "#action-status:not([hidden])")
+          })
+
+        // Retry: task 2 failed for good; retrying it forks the session from before its first dispatch.
+        const failing = yield* startPlan("Fetch the rows, then break.", [
+          task(1, "Retrieval", "Fetch the rows"),
+          task(2, "Processing", "Break for good", [1])
+        ])
+        expect((yield* Runner.run(failing)).state.status).toBe("Failed")
+        const { page, errors } = yield* openPage(context, `${url}/sessions/${failing}`)
+        yield* showView(page, "board")
+        yield* waitFor(page, '#board [data-task-id="2"][data-status="Failed"] .retry-task')
+        // A refusal in the dialog changes nothing.
+        yield* run(() => page.click('#board [data-task-id="2"] .retry-task'))
+        yield* waitFor(page, "dialog.confirm[open]")
+        yield* run(() => page.keyboard.press("Escape"))
+        expect(yield* run(() => page.$$("dialog.confirm"))).toHaveLength(0)
+        const sessionsBefore = (yield* store.sessions).length
+        yield* confirm(page, '#board [data-task-id="2"] .retry-task')
+        yield* waitFor(page, "#action-status a.new-session")
+        const retriedId =
+          (yield* run(() => page.textContent("#action-status a.new-session")))?.replace("Open ", "") ?? ""
+        expect((yield* store.sessions).length).toBe(sessionsBefore + 1)
+        const retried = yield* Effect.flatMap(PlannerService, (service) => service.state(retriedId))
+        expect(retried.tasks.map((t) => t.status)).toEqual(["Completed", "Dispatched"])
+        const retriedFirst = (yield* store.load(retriedId, { toSequence: 1 }))[0]
+        expect(retriedFirst?.metadata.extra?.forkedFrom).toMatchObject({ sessionId: failing })
+
+        // Fork from the event the slider is on.
+        yield* run(() => page.fill("#timeline-slider", "2"))
+        yield* waitFor(page, '#fork-plan:has-text("Fork from event 2")')
+        yield* confirm(page, "#fork-plan")
+        yield* waitFor(page, "#action-status a.new-session")
+        const forkedId =
+          (yield* run(() => page.textContent("#action-status a.new-session")))?.replace("Open ", "") ?? ""
+        const forked = yield* store.load(forkedId)
+        const source = yield* store.load(failing)
+        expect(forked.slice(0, 2).map((r) => r.event)).toEqual(source.slice(0, 2).map((r) => r.event))
+        expect(forked[0]?.metadata.extra?.forkedFrom).toEqual({ sessionId: failing, sequence: 2 })
+        expect(forked[1]?.metadata.causationId).toBe(source[1]?.metadata.eventId)
+
+        // Resume and cancel a running session (nothing serves it, so it stays where it is).
+        const idle = yield* startPlan("Wait for a worker.", [task(1, "Processing", "Wait")])
+        const other = yield* openPage(context, `${url}/sessions/${idle}`)
+        yield* waitFor(other.page, "#resume-plan:not([hidden])")
+        yield* confirm(other.page, "#resume-plan")
+        expect(yield* run(() => other.page.textContent("#action-status"))).toContain("Nothing was waiting")
+        yield* confirm(other.page, "#cancel-plan")
+        yield* waitFor(other.page, '.status-slot .pill[data-status="Cancelled"]')
+        const last = (yield* store.load(idle)).at(-1)
+        expect(last?.event).toMatchObject({ _tag: "PlanningCompleted", outcome: "Cancelled" })
+        expect(yield* run(() => other.page.isHidden("#resume-plan"))).toBe(true)
+        expect([...errors, ...other.errors]).toEqual([])
+      }).pipe(
+        Effect.provide(
+          plannerWithScript({
+            rules: [{ match: "Break", outcomes: [{ fail: "broken", retryable: false }] }],
+            default: { complete: "done" }
+          })
+        )
+      ),
     90_000
   )
 })
