@@ -190,15 +190,24 @@ const reaches = (deps: ReadonlyArray<ReadonlySet<number>>, from: number, to: num
   return false
 }
 
-/** Only the direct dependencies: one that another dependency already waits for, directly or not, is dropped. */
-const reduce = (deps: ReadonlyArray<ReadonlySet<number>>): ReadonlyArray<ReadonlySet<number>> =>
+/**
+ * Only the direct dependencies: one that another dependency already waits for, directly or not, is dropped. `position`
+ * is a topological order: a step's ancestors all come before it there, so the search stops below the earliest
+ * dependency (which keeps long requests linear).
+ */
+const reduce = (
+  deps: ReadonlyArray<ReadonlySet<number>>,
+  position: ReadonlyMap<number, number>
+): ReadonlyArray<ReadonlySet<number>> =>
   deps.map((own) => {
     if (own.size < 2) return own
+    let floor = Number.POSITIVE_INFINITY
+    for (const dep of own) floor = Math.min(floor, position.get(dep) ?? 0)
     const implied = new Set<number>()
     const pending: Array<number> = []
     for (const dep of own) for (const further of deps[dep] ?? []) pending.push(further)
     for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-      if (implied.has(next)) continue
+      if (implied.has(next) || (position.get(next) ?? 0) < floor) continue
       implied.add(next)
       for (const further of deps[next] ?? []) pending.push(further)
     }
@@ -300,7 +309,8 @@ export const dependenciesOf = (steps: ReadonlyArray<Step>): ReadonlyArray<Ordere
     }
     if (step.relation !== "list" || parallelItem[index] !== true) listPronouns.clear()
     for (const reference of backReferences(description, stems, listPronouns)) {
-      if (!reaches(deps, reference, index)) own.add(reference)
+      // Only a step that something already waits for (a prerequisite) can close a cycle through a reference.
+      if (!waitedFor || !reaches(deps, reference, index)) own.add(reference)
     }
     const said = pronoun.exec(unquoted(description))?.[0]?.toLowerCase()
     if (said !== undefined && !listPronouns.has(said)) listPronouns.set(said, index - 1)
@@ -319,9 +329,10 @@ export const dependenciesOf = (steps: ReadonlyArray<Step>): ReadonlyArray<Ordere
     const step = steps[index]
     if (step?.temporal !== undefined) descriptions[index] = step.temporal.without
   }
-  const reduced = reduce(deps)
-  const order = stableOrder(reduced)
+  // Reducing keeps what waits for what, so the order is the same before and after.
+  const order = stableOrder(deps)
   const position = new Map(order.map((original, at) => [original, at]))
+  const reduced = reduce(deps, position)
   return order.map((original) => ({
     description: descriptions[original] ?? "",
     dependsOn: [...(reduced[original] ?? [])].map((dep) => position.get(dep) ?? 0).sort((a, b) => a - b)
