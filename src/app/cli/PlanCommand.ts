@@ -3,6 +3,7 @@
  * it is the model's plan (the same `planRequest` as `run`); without one, the deterministic parser's.
  */
 import { Effect, Either, Layer, type Option } from "effect"
+import * as Graph from "../../domain/Graph.js"
 import * as Parser from "../../domain/Parser.js"
 import type { TaskPlan } from "../../domain/Task.js"
 import { toFailure, usage } from "./Failure.js"
@@ -16,14 +17,25 @@ export interface PlanFlags {
   readonly json: boolean
 }
 
-export const renderPlan = (tasks: ReadonlyArray<TaskPlan>): string =>
-  tasks
-    .map((task) => {
-      const after = task.dependsOn.length === 0 ? "" : `  (after ${task.dependsOn.join(", ")})`
-      const attachments = task.attachments.map((a) => `\n     ${a.kind}: ${a.value}`).join("")
-      return `${String(task.id).padStart(3)}. [${task.kind}] ${task.description}${after}${attachments}`
-    })
-    .join("\n")
+/**
+ * The plan as text: one line per task; then, when some tasks can run at the same time, the parallel groups and the
+ * critical path (the chain of tasks that bounds how soon the plan can finish).
+ */
+export const renderPlan = (tasks: ReadonlyArray<TaskPlan>): string => {
+  const lines = tasks.map((task) => {
+    const after = task.dependsOn.length === 0 ? "" : `  (after ${task.dependsOn.join(", ")})`
+    const attachments = task.attachments.map((a) => `\n     ${a.kind}: ${a.value}`).join("")
+    return `${String(task.id).padStart(3)}. [${task.kind}] ${task.description}${after}${attachments}`
+  })
+  const groups = Graph.parallelGroups(tasks)
+  if (groups.length === tasks.length) return lines.join("\n")
+  return [
+    ...lines,
+    "",
+    `Parallel groups: ${groups.map((group) => group.join(", ")).join(" | ")}`,
+    `Critical path: ${Graph.criticalPath(tasks).join(" -> ")}`
+  ].join("\n")
+}
 
 const planned = (request: string) =>
   llmConfigured()
