@@ -1,6 +1,7 @@
 /** The request text of `plan` and `run`: an argument, `-` for standard input, or `--file PATH`. */
 import * as Fs from "node:fs"
 import { Effect, Option } from "effect"
+import { type PlanFile, parsePlanFile } from "../../domain/PlanFile.js"
 import { unstorableText } from "../../domain/SchemaGuard.js"
 import { usage } from "./Failure.js"
 
@@ -49,4 +50,24 @@ export const readRequest = (text: Option.Option<string>, file: Option.Option<str
     return given === "-"
       ? yield* Effect.flatMap(readStdin, (input) => storable("The request on standard input", input))
       : yield* storable("The request", given)
+  })
+
+/**
+ * The plan of `run --plan PATH` (`-` for standard input): read, checked as storable text, and validated by
+ * `PlanFile.parsePlanFile`; exit code 2 with the reason when it cannot be run.
+ */
+export const readPlan = (path: string): Effect.Effect<PlanFile, ReturnType<typeof usage>> =>
+  Effect.gen(function* () {
+    const source = path === "-" ? "standard input" : path
+    const text =
+      path === "-"
+        ? yield* readStdin
+        : yield* Effect.try({
+            try: () => Fs.readFileSync(path, "utf8"),
+            catch: (error) =>
+              usage(`Cannot read the plan file ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)}).`)
+          })
+    const checked = yield* storable(`The plan on ${source}`, text)
+    const plan = parsePlanFile(checked, source)
+    return plan._tag === "Right" ? plan.right : yield* Effect.fail(usage(plan.left.message))
   })
