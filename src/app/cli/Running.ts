@@ -5,8 +5,9 @@
 import { Clock, Effect } from "effect"
 import { ClarificationProvided, HandleExecutorEvent, Initialize } from "../../domain/Commands.js"
 import type { PlannerConfig } from "../../domain/Config.js"
+import type { PlannerSource } from "../../domain/Events.js"
 import * as Planner from "../../domain/Planner.js"
-import type { Attachment } from "../../domain/Task.js"
+import type { Attachment, TaskPlan } from "../../domain/Task.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
 import { PlannerStore } from "../../infra/PlannerStore.js"
 import { fork } from "../Fork.js"
@@ -51,12 +52,14 @@ export const start = (
   request: string,
   attachments: ReadonlyArray<Attachment>,
   config: PlannerConfig,
-  settings: RunSettings
+  settings: RunSettings,
+  /** A plan already made (`run --plan FILE`): recorded as it is, without planning the request. */
+  given?: { readonly tasks: ReadonlyArray<TaskPlan>; readonly source: PlannerSource }
 ) =>
   Effect.gen(function* () {
     const store = yield* PlannerStore
     const at = yield* Clock.currentTimeMillis
-    const plan = yield* planRequest(request, attachments, { systemPrompt: config.systemPrompt })
+    const plan = given ?? (yield* planRequest(request, attachments, { systemPrompt: config.systemPrompt }))
     yield* checkPresets(settings.drive.presets, plan.tasks.length, "the plan")
     const sessionId = newSessionId(at)
     const events = yield* Planner.decide(
