@@ -235,6 +235,37 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
 /** Continues a session that stopped: paused for answers, interrupted, or crashed. */
 export const resume = run
 
+/** Whether a live process serves a session, as its jobs in the task queue tell. */
+export interface Liveness {
+  /** Some worker holds a job of the session under a lease that has not run out. */
+  readonly served: boolean
+  /** The workers holding its jobs under live leases. */
+  readonly workers: ReadonlyArray<string>
+  /** Jobs of the session not yet finished: held, or waiting to be taken. */
+  readonly jobs: number
+  /** Of those, jobs waiting with no live holder (takeable now, or at their `runAt`). */
+  readonly waiting: number
+}
+
+/**
+ * Whether a live worker serves the session: a worker holds one of its jobs under a lease it keeps renewing. A session
+ * whose runner was killed has jobs with no live holder (or none at all): it is not served, however "Running" its log
+ * says it is.
+ */
+export const liveness = (sessionId: string) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const now = yield* Clock.currentTimeMillis
+    const jobs = yield* service.queue.list(sessionId)
+    const workers = new Set<string>()
+    let waiting = 0
+    for (const job of jobs) {
+      if (job.workerId !== undefined && (job.leaseExpiresAt ?? 0) > now) workers.add(job.workerId)
+      else waiting += 1
+    }
+    return { served: workers.size > 0, workers: [...workers], jobs: jobs.length, waiting } satisfies Liveness
+  }).pipe(Effect.withSpan("Runner.liveness", { attributes: { sessionId } }))
+
 /** The events of a session, for history listings. */
 export const history = (sessionId: string) => Effect.flatMap(PlannerStore, (store) => store.load(sessionId))
 

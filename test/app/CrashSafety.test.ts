@@ -9,6 +9,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Fiber, Layer, Option } from "effect"
+import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import type { PlannerConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
@@ -167,12 +168,23 @@ describe("crash safety", () => {
                 Effect.gen(function* () {
                   const context = yield* Layer.build(plannerRuntime(storeLayer(filename), executor))
                   const store = Context.get(context, PlannerStore)
+                  const service = Context.get(context, PlannerService.PlannerService)
                   killedAt.push(code === 0 ? -1 : yield* store.lastSequence(sessionId))
+                  // Wherever the kill landed, the queue holds exactly the jobs the log implies: a dispatch and its
+                  // job, an outcome and its job's completion, committed together or not at all.
+                  const logged = yield* service.state(sessionId)
+                  const jobKey = (job: { taskId: number; attempt: number; kind: string; runAt: number }) =>
+                    `${job.taskId}/${job.attempt}/${job.kind}/${job.runAt}`
+                  expect(
+                    (yield* service.queue.list(sessionId)).map(jobKey),
+                    `${where}: the queue equals its rebuild from the log`
+                  ).toEqual(PlannerService.jobsOf(sessionId, logged).map(jobKey))
                   const result = yield* Runner.resume(sessionId, {
                     onClarification: () => Effect.succeed(Option.some(answer))
                   }).pipe(Effect.provide(context), within(20, `${where}: resume`))
                   expect(result.waiting, where).toBe(false)
                   checkLog(yield* store.load(sessionId), result.state, where)
+                  expect(yield* service.queue.list(sessionId), `${where}: no job left`).toEqual([])
                 })
               )
             }

@@ -325,6 +325,19 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
       }).pipe(withScript({ rules: [], default: { complete: "indexed" } }))
     )
 
+    it.live("whether a live worker serves a session is told by its jobs in the queue, not by its log", () =>
+      Effect.gen(function* () {
+        const service = yield* PlannerService.PlannerService
+        const { sessionId } = yield* Runner.start("Index the repository", { config: fast })
+        // Recorded as running, but nobody has taken its job: not served (as after its runner was killed).
+        expect(yield* Runner.liveness(sessionId)).toEqual({ served: false, workers: [], jobs: 1, waiting: 1 })
+        const [job] = yield* service.queue.take({ workerId: "w/1/live", limit: 1, leaseMs: 600_000, sessionId })
+        expect(yield* Runner.liveness(sessionId)).toEqual({ served: true, workers: ["w/1/live"], jobs: 1, waiting: 0 })
+        if (job !== undefined) yield* service.queue.release(job, "w/1/live")
+        expect((yield* Runner.liveness(sessionId)).served).toBe(false)
+      }).pipe(withScript({ rules: [], default: { complete: "indexed" } }))
+    )
+
     it.live("resuming an unknown session is a clear error", () =>
       Effect.gen(function* () {
         const error = yield* Effect.flip(Runner.resume("no-such-session"))

@@ -72,6 +72,26 @@ const scenarios: Record<string, ReadonlyArray<PlannerCommand>> = {
     }),
     report(new TaskFailed({ taskId: 1, error: "HTTP 503 from upstream", retryable: false }), T0 + 100)
   ],
+  // The task-queue flow: a start recorded per take (a new taker of the same attempt after a lease ran out in the
+  // queue), a retry dispatched at once with its job's runAt and the jitter it was spread by, no lease events.
+  "queue-new-taker-and-jittered-retry": [
+    new Initialize({
+      request: "Fetch the feed\nPublish the digest",
+      config: { ...defaultConfig, maxAttempts: 3 },
+      at: T0
+    }),
+    new ClaimTask({ taskId: 1, attempt: 1, workerId: "host-a/101/w1", at: T0 + 10 }),
+    new ClaimTask({ taskId: 1, attempt: 1, workerId: "host-b/202/w2", at: T0 + 70_000 }),
+    new HandleExecutorEvent({
+      event: new TaskFailed({ taskId: 1, attempt: 1, error: "feed timed out" }),
+      jitter: 0.25,
+      at: T0 + 70_100
+    }),
+    new ClaimTask({ taskId: 1, attempt: 2, workerId: "host-b/202/w2", at: T0 + 71_000 }),
+    report(new TaskCompleted({ taskId: 1, attempt: 2, result: "42 items" }), T0 + 71_100),
+    new ClaimTask({ taskId: 2, attempt: 1, workerId: "host-a/101/w1", at: T0 + 71_200 }),
+    report(new TaskCompleted({ taskId: 2, attempt: 1, result: "digest published" }), T0 + 71_300)
+  ],
   "cancelled-midway": [
     new Initialize({ request: "1. Plan the release\n2. Tag it\n3. Announce it", at: T0 }),
     report(new TaskCompleted({ taskId: 1, result: "release planned" }), T0 + 100),

@@ -3,18 +3,14 @@
  * machines (or in another terminal). It prints a line for each task it takes and for how that task ends. SIGINT or
  * SIGTERM stop it cleanly: the attempts it holds are given back, so other workers take them at once.
  */
-import { Effect, Either, Option, Stream } from "effect"
-import * as Planner from "../../domain/Planner.js"
+import { Effect, Either, Option } from "effect"
 import { type NodeKind, nodeKinds } from "../../domain/Task.js"
-import { EventStore } from "../../infra/EventStore.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
-import { type PlannerEventRecord, PlannerStore } from "../../infra/PlannerStore.js"
-import { PlannerService } from "../PlannerService.js"
 import * as Worker from "../Worker.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
 import { ExitCode, setInterruptExitCode, toFailure, usage } from "./Failure.js"
-import { clip, clock, err, firstLine, out } from "./Output.js"
+import { clip, clock, firstLine, out } from "./Output.js"
 import { runServices } from "./Services.js"
 import { plannerLayer, resolveStore } from "./Store.js"
 
@@ -71,64 +67,39 @@ export const worker = (flags: WorkerFlags) => {
       `Worker ${workerId} serving ${served.join(", ")} (${specText(spec)}, up to ${flags.concurrency} at once) on ${store.label}. Stop it with Ctrl-C.`
     )
 
-    // Follow what happens to the tasks this worker claims, from now on.
-    const plannerStore = yield* PlannerStore
-    const service = yield* PlannerService
-    const head = yield* Effect.flatMap(EventStore, (events) => events.headPosition)
-    const mine = new Map<string, string>()
-    const key = (record: PlannerEventRecord, taskId: number) => `${record.sessionId}#${taskId}`
-    const report = (record: PlannerEventRecord) =>
-      Effect.gen(function* () {
-        const event = record.event
-        switch (event._tag) {
-          case "TaskClaimed": {
-            if (event.workerId !== workerId) return
-            const state = yield* service.state(record.sessionId)
-            const description = clip(Planner.task(state, event.taskId)?.description ?? "", 100)
-            mine.set(key(record, event.taskId), description)
-            return yield* say(
-              {
-                event: "started",
-                sessionId: record.sessionId,
-                taskId: event.taskId,
-                attempt: event.attempt,
-                description
-              },
-              `session ${record.sessionId} task ${event.taskId} started: ${description}${event.attempt > 1 ? ` (attempt ${event.attempt})` : ""}`
-            )
-          }
-          case "TaskStatusUpdated":
-          case "TaskRetryScheduled":
-          case "ClarificationRequested":
-          case "TaskReleased": {
-            const taskKey = key(record, event.taskId)
-            if (!mine.has(taskKey)) return
-            mine.delete(taskKey)
-            // The event's name in JSON, the words for it in text, and what it carries.
-            const [name, words, text] =
-              event._tag === "TaskStatusUpdated"
-                ? [event.status.toLowerCase(), event.status.toLowerCase(), event.result ?? event.error ?? ""]
-                : event._tag === "TaskRetryScheduled"
-                  ? ["retry-scheduled", `failed, retry at ${clock(event.retryAt)}`, event.error]
-                  : event._tag === "ClarificationRequested"
-                    ? ["waiting", "waits for an answer", event.question]
-                    : ["released", "was given back", ""]
-            return yield* say(
-              { event: name, sessionId: record.sessionId, taskId: event.taskId, detail: text },
-              `session ${record.sessionId} task ${event.taskId} ${words}${text === "" ? "" : `: ${firstLine(text)}`}`
-            )
-          }
-          default:
-            return
-        }
-      })
-    yield* plannerStore.subscribe({ afterPosition: head }).pipe(
-      Stream.runForEach((record) => report(record).pipe(Effect.catchAll(() => Effect.void))),
-      Effect.catchAll((error) => err(`warning: stopped following the store: ${error.message}`)),
-      Effect.forkScoped
-    )
+    // What happens to the tasks this worker runs, told by the worker itself: it follows no session.
+    const report = (attempt: Worker.AttemptReport) => {
+      if (attempt._tag === "Started") {
+        const description = clip(attempt.description, 100)
+        return say(
+          {
+            event: "started",
+            sessionId: attempt.sessionId,
+            taskId: attempt.taskId,
+            attempt: attempt.attempt,
+            description
+          },
+          `session ${attempt.sessionId} task ${attempt.taskId} started: ${description}${attempt.attempt > 1 ? ` (attempt ${attempt.attempt})` : ""}`
+        )
+      }
+      if (attempt.outcome === "discarded") return Effect.void
+      // The outcome's name in JSON, the words for it in text, and what it carries.
+      const [name, words] =
+        attempt.outcome === "retry-scheduled"
+          ? ["retry-scheduled", `failed, retry at ${clock(attempt.retryAt ?? 0)}`]
+          : attempt.outcome === "waiting"
+            ? ["waiting", "waits for an answer"]
+            : attempt.outcome === "released"
+              ? ["released", "was given back"]
+              : [attempt.outcome, attempt.outcome]
+      const text = attempt.detail
+      return say(
+        { event: name, sessionId: attempt.sessionId, taskId: attempt.taskId, detail: text },
+        `session ${attempt.sessionId} task ${attempt.taskId} ${words}${text === "" ? "" : `: ${firstLine(text)}`}`
+      )
+    }
 
-    yield* Worker.run({ workerId, kinds: served, concurrency: flags.concurrency }).pipe(
+    yield* Worker.run({ workerId, kinds: served, concurrency: flags.concurrency, onAttempt: report }).pipe(
       Effect.provideService(ExecutorRegistry, registry),
       Effect.onInterrupt(() =>
         flags.json

@@ -45,6 +45,8 @@ export type AttemptReport =
       /** What became of it: the outcome as recorded, or why it was dropped. */
       readonly outcome: "completed" | "failed" | "retry-scheduled" | "waiting" | "released" | "discarded"
       readonly detail: string
+      /** When the next attempt runs (`retry-scheduled`). */
+      readonly retryAt?: number
     }
 
 export interface AttemptSettings {
@@ -205,8 +207,20 @@ export const make = (settings: AttemptSettings) =>
           ? Outcome.NeedsClarification({ question: problem.value.question })
           : yield* execute(sessionId, task, context)
         const at = yield* Clock.currentTimeMillis
-        const finished = (what: Extract<AttemptReport, { _tag: "Finished" }>["outcome"], detail: string) =>
-          tell({ _tag: "Finished", sessionId, taskId: task.id, attempt: task.attempt, outcome: what, detail })
+        const finished = (
+          what: Extract<AttemptReport, { _tag: "Finished" }>["outcome"],
+          detail: string,
+          retryAt?: number
+        ) =>
+          tell({
+            _tag: "Finished",
+            sessionId,
+            taskId: task.id,
+            attempt: task.attempt,
+            outcome: what,
+            detail,
+            ...(retryAt === undefined ? {} : { retryAt })
+          })
         return yield* Outcome.$match(outcome, {
           Completed: ({ result }) =>
             Effect.gen(function* () {
@@ -229,8 +243,10 @@ export const make = (settings: AttemptSettings) =>
               const event = new TaskFailed({ taskId: task.id, attempt: task.attempt, error: compacted, retryable })
               const handled = yield* report(sessionId, new HandleExecutorEvent({ event, jitter, at }, true))
               if (Option.isNone(handled)) return yield* Effect.as(finished("discarded", compacted), false)
-              const retried = handled.value.events.some((recorded) => recorded._tag === "TaskRetryScheduled")
-              yield* finished(retried ? "retry-scheduled" : "failed", compacted)
+              const retry = handled.value.events.find((recorded) => recorded._tag === "TaskRetryScheduled")
+              yield* retry?._tag === "TaskRetryScheduled"
+                ? finished("retry-scheduled", compacted, retry.retryAt)
+                : finished("failed", compacted)
               return true
             }),
           NeedsClarification: ({ question }) =>
