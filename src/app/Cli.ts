@@ -121,6 +121,13 @@ const run = Command.make(
     ...execution,
     request: requestText,
     file,
+    plan: Options.text("plan").pipe(
+      Options.withPseudoName("FILE"),
+      Options.withDescription(
+        "Run this plan instead of planning a request: the JSON `planner plan --json` prints, edited or written by hand (ids 1..n, kinds, dependsOn; no cycles). - reads standard input."
+      ),
+      Options.optional
+    ),
     attach: Options.text("attach").pipe(
       Options.withPseudoName("PATH|URL"),
       Options.withDescription("Attach a file or link to the whole request. Repeatable."),
@@ -189,7 +196,8 @@ const run = Command.make(
         "planner run --allow-shell 'Run `npm test`. Then summarise the failures.'",
         'planner run --non-interactive --answer 3="staging" --executor script:examples/demo.json "Add a login page. Then write tests for it. Finally deploy it."',
         'planner run --db postgres://planner@localhost/planner --max-parallel 2 --on-failure abort "..."',
-        'planner run --token-budget 4000 --profile analysis --system-prompt "You plan data work." "Fetch the data. Then summarise it."'
+        'planner run --token-budget 4000 --profile analysis --system-prompt "You plan data work." "Fetch the data. Then summarise it."',
+        'planner plan --json "Fetch the data. Then summarise it." > plan.json && planner run --plan plan.json'
       ]
     )
   )

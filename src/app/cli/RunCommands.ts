@@ -20,7 +20,7 @@ import { llmConfigured } from "./LlmChoice.js"
 import { outputMode } from "./Output.js"
 import { checkPresets, parsePresets } from "./Presets.js"
 import * as Prompt from "./Prompt.js"
-import { readRequest, storable } from "./Request.js"
+import { readPlan, readRequest, storable } from "./Request.js"
 import type { RunSettings } from "./Running.js"
 import { existingState, programName, sessionFacts } from "./Session.js"
 import { plannerLayer, resolveStore, type StoreTarget } from "./Store.js"
@@ -42,6 +42,8 @@ export interface ExecutionFlags {
 export interface RunFlags extends ExecutionFlags {
   readonly request: Option.Option<string>
   readonly file: Option.Option<string>
+  /** `--plan FILE`: run this plan (the `planner plan --json` format) instead of planning a request. */
+  readonly plan: Option.Option<string>
   readonly attach: ReadonlyArray<string>
   readonly maxParallel: number
   readonly maxAttempts: number
@@ -152,11 +154,16 @@ export const run = (flags: RunFlags) =>
       if (systemPrompt.length > 20_000) {
         return yield* usage(`--system-prompt is ${systemPrompt.length} characters long: keep it under 20000.`)
       }
-      const request = yield* readRequest(flags.request, flags.file)
+      if (Option.isSome(flags.plan) && (Option.isSome(flags.request) || Option.isSome(flags.file))) {
+        return yield* usage("Give either a request or --plan FILE, not both: the plan file holds its request.")
+      }
+      const planFile = Option.isSome(flags.plan) ? yield* readPlan(flags.plan.value) : undefined
+      const request = planFile?.request ?? (yield* readRequest(flags.request, flags.file))
       const attachments = yield* requestAttachments(flags.attach)
       const presets = yield* parsePresets(flags.answers)
       const spec = yield* chooseSpec(flags.executor, Option.none())
-      if (!llmConfigured()) {
+      if (planFile !== undefined) yield* checkPresets(presets, planFile.tasks.length, "the plan")
+      else if (!llmConfigured()) {
         // Without an LLM the plan is the parser's: check the request and the answers against it now.
         const tasks = yield* Either.match(Parser.parse(request), {
           onLeft: (error) => Effect.fail(usage(error.message)),
@@ -175,7 +182,17 @@ export const run = (flags: RunFlags) =>
         errorCharLimit: flags.errorCharLimit
       }
       const { start } = yield* running
-      yield* start(request, attachments, config, settings(flags, store, spec, presets))
+      const given =
+        planFile === undefined || Option.isNone(flags.plan)
+          ? undefined
+          : {
+              tasks: planFile.tasks,
+              source: {
+                _tag: "Parser" as const,
+                reason: `plan file ${flags.plan.value === "-" ? "from standard input" : flags.plan.value}`
+              }
+            }
+      yield* start(request, attachments, config, settings(flags, store, spec, presets), given)
     })
   )
 
