@@ -965,8 +965,12 @@ const step = (decision: Decision, at: Timestamp): undefined => {
   const { maxParallel } = decision.state.config
   const { counts } = decision.state.index
   let inFlight = counts.Dispatched + counts.Running
-  // The list as it was: dispatching takes tasks off it (and nothing done here makes another task ready).
-  for (const id of [...decision.state.index.ready]) {
+  // The list as it was: dispatching takes tasks off it (and nothing done here makes another task ready). When
+  // `maxParallel` leaves fewer slots than there are ready tasks, the critical path and the longest chains go first.
+  const ready = decision.state.index.ready
+  const order =
+    ready.length > maxParallel - inFlight ? Graph.orderReady(ready, prioritiesOf(decision.state)) : [...ready]
+  for (const id of order) {
     const current = task(decision.state, id)
     if (current === undefined) continue
     // On the list, a planned task has every dependency completed. A retry is dispatched at once; its job is not taken
@@ -1005,6 +1009,18 @@ const step = (decision: Decision, at: Timestamp): undefined => {
 }
 
 const taskStatuses = TaskStatus.literals
+
+/** Each plan's task priorities (critical path, longest remaining chain), computed once: keyed by its fixed graph. */
+const planPriorities = new WeakMap<ReadonlyArray<ReadonlyArray<TaskId>>, ReadonlyMap<TaskId, Graph.Priority>>()
+const prioritiesOf = (state: PlannerState): ReadonlyMap<TaskId, Graph.Priority> => {
+  const key = state.index.dependents
+  let known = planPriorities.get(key)
+  if (known === undefined) {
+    known = Graph.priorities(state.tasks)
+    planPriorities.set(key, known)
+  }
+  return known
+}
 
 /** One deterministic line about how the plan went. */
 const summarize = (state: PlannerState): string => {

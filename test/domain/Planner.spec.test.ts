@@ -143,6 +143,18 @@ describe("Initialize", () => {
       )
   })
 
+  it("when maxParallel leaves fewer slots than ready tasks, starts the critical path and the longest chains first", () => {
+    // Task 3 heads the longest chain (3 -> 4 -> 5), then task 2 (2 -> 6); task 1 leads nowhere.
+    const plan = tasks(["Lint", []], ["Build", []], ["Migrate", []], ["Seed", [3]], ["Verify", [4]], ["Package", [2]])
+    given(planned(plan, { maxParallel: 2 }))
+      .when(new Continue({ at: T0 }))
+      .then(dispatched(3, "Migrate"), dispatched(2, "Build"))
+    // With a slot for everything ready, the order is the plain id order.
+    given(planned(plan, { maxParallel: 3 }))
+      .when(new Continue({ at: T0 }))
+      .then(dispatched(1, "Lint"), dispatched(2, "Build"), dispatched(3, "Migrate"))
+  })
+
   it("keeps attachments given for the whole request", () => {
     const plan = tasks(["Review it"])
     const attachments = [{ kind: "FileRef" as const, value: "docs/spec.md" }]
