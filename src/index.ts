@@ -1,13 +1,20 @@
 /**
  * event-sourced-planner: the public entry for Effect programs.
  *
- * The domain (pure): `Planner` (decide, evolve, fold), `Parser`, `Graph`, and the schemas of commands, events, tasks
- * and configuration. The infrastructure: `EventStore` and its layers.
+ * Start here: `PlannerRuntime` gives a ready layer per store (`memory`, `sqlite`, `postgres`) with everything `Runner`
+ * (start, run, observe, answer, cancel) and `Fork` need, with your own executors (`Executor`). `Telemetry` exports
+ * traces over OTLP. The domain (pure): `Planner` (decide, evolve, fold), `Parser`, `Graph`, and the schemas of
+ * commands, events, tasks and configuration. The infrastructure: `EventStore` and its layers.
+ *
+ * Effect line: v3 (`effect` ^3.22 and the `@effect/*` packages of that line, as peer dependencies).
  */
 
+export * as Fork from "./app/Fork.js"
+export * as PlannerRuntime from "./app/PlannerRuntime.js"
 export * as PlannerService from "./app/PlannerService.js"
 export * as Planning from "./app/Planning.js"
 export * as Runner from "./app/Runner.js"
+export * as Telemetry from "./app/Telemetry.js"
 export * as Worker from "./app/Worker.js"
 export * as Commands from "./domain/Commands.js"
 export * as Config from "./domain/Config.js"
