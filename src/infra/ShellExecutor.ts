@@ -534,7 +534,10 @@ export const isSecretVariable = (name: string): boolean =>
   secretNames.has(name.toUpperCase()) || secretPattern.test(name)
 
 /** `parent` without its secrets, plus the ids of the attempt. */
-export const childEnvironment = (parent: NodeJS.ProcessEnv, context: TaskContext): Record<string, string> => {
+export const childEnvironment = (
+  parent: Readonly<Record<string, string | undefined>>,
+  context: TaskContext
+): Record<string, string> => {
   const environment: Record<string, string> = {}
   for (const [name, value] of Object.entries(parent)) {
     if (value !== undefined && !isSecretVariable(name)) environment[name] = value
