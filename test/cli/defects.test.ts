@@ -161,6 +161,38 @@ describe.concurrent("planner refuses text no store keeps", { timeout: 300_000 },
     expect(stored).toEqual([])
   })
 
+  it("a request file that is not UTF-8 is exit code 2, not stored as U+FFFD", async () => {
+    const cwd = tempFolder()
+    const file = path.join(cwd, "request.txt")
+    // A UTF-16 surrogate encoded as if it were a character (CESU-8): not UTF-8.
+    fs.writeFileSync(file, Buffer.concat([Buffer.from("Write the code "), Buffer.from([0xed, 0xa0, 0x80])]))
+    const fromFile = await cli(["run", "--executor", "echo", "--file", file], { cwd })
+    expect(fromFile.code).toBe(2)
+    expect(oneLine(fromFile.stderr)).toBe(
+      `planner: The request file ${file} is not UTF-8 text: save it as UTF-8 and try again.`
+    )
+    const stored = fs.existsSync(defaultDb(cwd)) ? await sessionIds(defaultDb(cwd)) : []
+    expect(stored).toEqual([])
+  })
+
+  it("a NUL or a lone surrogate written as a JSON escape in a plan file is exit code 2, naming where", async () => {
+    const cwd = tempFolder()
+    const nul = path.join(cwd, "nul.json")
+    fs.writeFileSync(nul, '{"tasks":[{"id":1,"description":"Write it"},{"id":2,"description":"Test \\u0000 it"}]}')
+    const surrogate = path.join(cwd, "surrogate.json")
+    fs.writeFileSync(surrogate, '{"request":"Write \\ud800 it","tasks":[{"id":1,"description":"Write it"}]}')
+    const [withNul, withSurrogate] = await Promise.all([
+      cli(["run", "--executor", "echo", "--plan", nul], { cwd }),
+      cli(["run", "--executor", "echo", "--plan", surrogate], { cwd })
+    ])
+    expect(withNul.code).toBe(2)
+    expect(oneLine(withNul.stderr)).toBe(
+      `planner: The plan on ${nul} holds a NUL character (U+0000) at character 6 at .tasks[1].description, which cannot be stored: remove it and try again.`
+    )
+    expect(withSurrogate.code).toBe(2)
+    expect(oneLine(withSurrogate.stderr)).toContain("a lone UTF-16 surrogate (U+D800) at character 7 at .request")
+  })
+
   it("a NUL or a lone surrogate in a script file is exit code 2, naming where", async () => {
     const cwd = tempFolder()
     const nul = writeScript(cwd, "nul.json", { rules: [], default: { complete: "done\u0000" } })

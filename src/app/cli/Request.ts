@@ -2,7 +2,7 @@
 import * as Fs from "node:fs"
 import { Effect, Option } from "effect"
 import { type PlanFile, parsePlanFile } from "../../domain/PlanFile.js"
-import { unstorableText } from "../../domain/SchemaGuard.js"
+import { findUnstorableText, unstorableText } from "../../domain/SchemaGuard.js"
 import { usage } from "./Failure.js"
 
 /**
@@ -17,24 +17,41 @@ export const storable = (what: string, text: string) => {
 }
 
 /** Everything on standard input until it ends; empty at once when there is nothing to read. */
-const readStdin = Effect.async<string>((resume) => {
+const readStdinBytes = Effect.async<Buffer>((resume) => {
   const chunks: Array<Buffer> = []
   process.stdin.on("data", (chunk: Buffer) => chunks.push(chunk))
-  process.stdin.on("end", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
-  process.stdin.on("error", () => resume(Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
+  process.stdin.on("end", () => resume(Effect.succeed(Buffer.concat(chunks))))
+  process.stdin.on("error", () => resume(Effect.succeed(Buffer.concat(chunks))))
   process.stdin.resume()
 })
+
+/**
+ * Bytes as UTF-8 text, or exit code 2: bytes that are not UTF-8 would otherwise become U+FFFD without a word, and be
+ * stored that way. A leading byte-order mark is dropped.
+ */
+const utf8 = (what: string, bytes: Buffer) =>
+  Effect.try({
+    try: () => new TextDecoder("utf-8", { fatal: true }).decode(bytes),
+    catch: () => usage(`${what} is not UTF-8 text: save it as UTF-8 and try again.`)
+  })
+
+const readStdin = (what: string) => Effect.flatMap(readStdinBytes, (bytes) => utf8(what, bytes))
+
+const readTextFile = (path: string, what: string) =>
+  Effect.flatMap(
+    Effect.try({
+      try: () => Fs.readFileSync(path),
+      catch: (error) => usage(`Cannot read ${what} (${(error as NodeJS.ErrnoException).code ?? String(error)}).`)
+    }),
+    (bytes) => utf8(`${what.charAt(0).toUpperCase()}${what.slice(1)}`, bytes)
+  )
 
 export const readRequest = (text: Option.Option<string>, file: Option.Option<string>) =>
   Effect.gen(function* () {
     if (Option.isSome(file)) {
       if (Option.isSome(text)) return yield* usage("Give the request either as text or with --file, not both.")
       const path = file.value
-      const content = yield* Effect.try({
-        try: () => Fs.readFileSync(path, "utf8"),
-        catch: (error) =>
-          usage(`Cannot read the request file ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)}).`)
-      })
+      const content = yield* readTextFile(path, `the request file ${path}`)
       return yield* storable(`The request file ${path}`, content)
     }
     if (Option.isNone(text)) {
@@ -48,7 +65,9 @@ export const readRequest = (text: Option.Option<string>, file: Option.Option<str
       return yield* usage(`Unknown option ${given.split("=")[0]}: see --help for the options.`)
     }
     return given === "-"
-      ? yield* Effect.flatMap(readStdin, (input) => storable("The request on standard input", input))
+      ? yield* Effect.flatMap(readStdin("The request on standard input"), (input) =>
+          storable("The request on standard input", input)
+        )
       : yield* storable("The request", given)
   })
 
@@ -60,14 +79,17 @@ export const readPlan = (path: string): Effect.Effect<PlanFile, ReturnType<typeo
   Effect.gen(function* () {
     const source = path === "-" ? "standard input" : path
     const text =
-      path === "-"
-        ? yield* readStdin
-        : yield* Effect.try({
-            try: () => Fs.readFileSync(path, "utf8"),
-            catch: (error) =>
-              usage(`Cannot read the plan file ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)}).`)
-          })
+      path === "-" ? yield* readStdin("The plan on standard input") : yield* readTextFile(path, `the plan file ${path}`)
     const checked = yield* storable(`The plan on ${source}`, text)
     const plan = parsePlanFile(checked, source)
-    return plan._tag === "Right" ? plan.right : yield* Effect.fail(usage(plan.left.message))
+    if (plan._tag === "Left") return yield* Effect.fail(usage(plan.left.message))
+    // JSON escapes (`\u0000`, a lone `\ud800`) only become such text once parsed.
+    const unstorable =
+      findUnstorableText(plan.right.tasks, ["tasks"]) ?? findUnstorableText(plan.right.request, ["request"])
+    if (unstorable !== undefined) {
+      return yield* usage(
+        `The plan on ${source} holds ${unstorable.problem} at ${unstorable.path}, which cannot be stored: remove it and try again.`
+      )
+    }
+    return plan.right
   })
