@@ -6,6 +6,9 @@
  * traces over OTLP. The domain (pure): `Planner` (decide, evolve, fold), `Parser`, `Graph`, and the schemas of
  * commands, events, tasks and configuration. The infrastructure: `EventStore` and its layers.
  *
+ * `PgEventStore` (the PostgreSQL store with its `PgClient`) is its own entry, `event-sourced-planner/PgEventStore`:
+ * its types come from `pg`, so using it takes `@types/pg` and `@types/node`. `PlannerRuntime.postgres` needs neither.
+ *
  * Effect line: v3 (`effect` ^3.22 and the `@effect/*` packages of that line, as peer dependencies).
  */
 
@@ -39,7 +42,6 @@ export * as LlmConfig from "./infra/LlmConfig.js"
 export * as LlmExecutor from "./infra/LlmExecutor.js"
 export * as MemoryEventStore from "./infra/MemoryEventStore.js"
 export * as OpenAiLlm from "./infra/OpenAiLlm.js"
-export * as PgEventStore from "./infra/PgEventStore.js"
 export * as PlannerStore from "./infra/PlannerStore.js"
 export * as ScriptExecutor from "./infra/ScriptExecutor.js"
 export * as ShellExecutor from "./infra/ShellExecutor.js"
