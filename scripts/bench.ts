@@ -3,9 +3,11 @@
  * process. Prints a table (median, min and max over several runs) and writes `bench-results.json`.
  *
  * Options (after `npm run bench --`):
- *   --only=appends,replay,latency,orchestration,scale   run only these scenarios
+ *   --only=appends,replay,latency,orchestration,scale,cli   run only these scenarios (cli: the command's
+ *                                                      start-up, `planner --version`, `plan` and a two-task `run`,
+ *                                                      beside `node -e 1`; needs `npm run build`)
  *   --runs=N                                           runs per scenario (default 5 for appends, 3 for replay,
- *                                                      latency and orchestration, 2 for scale)
+ *                                                      latency and orchestration, 2 for scale, 7 for cli)
  *   --quick                                            smaller workloads, for a smoke run
  *   --no-postgres                                      skip everything that needs PostgreSQL
  *
@@ -17,6 +19,7 @@ import { writeFileSync } from "node:fs"
 import * as path from "node:path"
 import { createDatabase, type RunningPostgres, startPostgres, uniqueDatabaseName } from "../test/support/postgres.js"
 import { appends } from "./bench/appends.js"
+import { cli } from "./bench/cli.js"
 import { log, postgresCpuMs, type Row, root, runExitCleanups, table } from "./bench/common.js"
 import { latency } from "./bench/latency.js"
 import { machine } from "./bench/machine.js"
@@ -24,7 +27,7 @@ import { orchestration } from "./bench/orchestration.js"
 import { replay } from "./bench/replay.js"
 import { scale } from "./bench/scale.js"
 
-const scenarios = ["appends", "replay", "latency", "orchestration", "scale"] as const
+const scenarios = ["appends", "replay", "latency", "orchestration", "scale", "cli"] as const
 type Scenario = (typeof scenarios)[number]
 
 const argument = (name: string): string | undefined => {
@@ -71,7 +74,9 @@ const main = async (): Promise<boolean> => {
     [
       "scale",
       () => scale({ runs: runsOption === undefined ? Math.min(slowRuns, 2) : runs, freshPgUrl, serverCpuMs, quick })
-    ]
+    ],
+    // Whole processes of well under a second each: enough rounds for a steady median.
+    ["cli", () => cli({ runs: runsOption === undefined ? (quick ? 3 : 7) : runs })]
   ]
   try {
     for (const [scenario, measure] of plans) {
