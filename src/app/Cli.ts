@@ -36,7 +36,11 @@ const db = Options.text("db").pipe(
   ),
   Options.optional
 )
-const json = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of text"))
+const json = Options.boolean("json").pipe(
+  Options.withDescription(
+    'Print JSON instead of text. An error is then one JSON object on standard error, {"error":{"code":2,"message":"..."}}, with the same exit code.'
+  )
+)
 const plain = Options.boolean("plain").pipe(
   Options.withDescription(
     "One line per event instead of the live view (also when NO_COLOR is set or output is not a terminal)"
