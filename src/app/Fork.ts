@@ -3,18 +3,16 @@
  * a failure, with another answer, or with other executors). The CLI's `fork` and the dashboard's "Fork from here" both
  * use it.
  *
- * The first `at` events are copied as stored (types, versions, data), each with a new event id, the new session as
- * its correlation, the event it copies as its causation, and `forkedFrom` in its metadata's `extra` (the source
- * session and sequence; any other `extra` of the source, such as the executor it ran with, is carried over). The
- * attempts that were running at that point are then given up (`AbandonTask`), so they run again. Nothing is run here:
+ * The first `at` events are copied through the writer (`PlannerService.fork`), each with a new event id, the new
+ * session as its correlation, and `forkedFrom` in its metadata's `extra` (any other `extra` of the source, such as the
+ * executor it ran with, is carried over); a `SessionForked` event records where they came from, and the attempts
+ * that were running at that point are given up, so they run again. Nothing is run here:
  * the caller drives the new session (the CLI with its executors, the dashboard with its worker, if it has one).
  */
-import { randomUUID } from "node:crypto"
 import { Clock, Effect, Schema } from "effect"
-import { AbandonTask } from "../domain/Commands.js"
 import type * as Planner from "../domain/Planner.js"
 import { EventStore } from "../infra/EventStore.js"
-import { plannerStreamId } from "../infra/PlannerStore.js"
+import { PlannerStore, plannerStreamId } from "../infra/PlannerStore.js"
 import { PlannerService } from "./PlannerService.js"
 import { newSessionId, UnknownSession } from "./Runner.js"
 
@@ -53,6 +51,7 @@ export interface Forked {
 export const fork = (sourceId: string, at: number, options: ForkOptions = {}) =>
   Effect.gen(function* () {
     const events = yield* EventStore
+    const store = yield* PlannerStore
     const service = yield* PlannerService
     const lastSequence = yield* events.lastSequence(plannerStreamId, sourceId)
     if (lastSequence === 0) return yield* new UnknownSession({ sessionId: sourceId })
@@ -62,38 +61,12 @@ export const fork = (sourceId: string, at: number, options: ForkOptions = {}) =>
     const now = yield* Clock.currentTimeMillis
     const sessionId = options.sessionId ?? newSessionId(now)
     const forkedFrom: ForkOrigin = { sessionId: sourceId, sequence: at }
-    const stored = yield* events.load({ streamId: plannerStreamId, aggregateId: sourceId, toSequence: at })
-    yield* events.append(
-      plannerStreamId,
-      sessionId,
-      stored.map((event) => ({
-        type: event.type,
-        version: event.version,
-        data: event.data,
-        metadata: {
-          eventId: randomUUID(),
-          correlationId: sessionId,
-          causationId: event.metadata.eventId,
-          extra: { ...event.metadata.extra, forkedFrom }
-        }
-      })),
-      0
-    )
-    let state = yield* service.state(sessionId)
-    for (const task of state.tasks) {
-      const holder = task.lease?.workerId
-      if (task.status !== "Running" || holder === undefined) continue
-      const handled = yield* service.execute(
-        sessionId,
-        new AbandonTask({
-          taskId: task.id,
-          attempt: task.attempt,
-          workerId: holder,
-          reason: options.reason ?? `forked from ${sourceId} at ${at}`,
-          at: now
-        })
-      )
-      state = handled.state
-    }
+    // Through the writer: the copies, `SessionForked` and the given-up attempts in one append, with their jobs.
+    const source = yield* store.load(sourceId, { toSequence: at })
+    const { state } = yield* service.fork(sessionId, source, {
+      fromSessionId: sourceId,
+      atSequence: at,
+      ...(options.reason === undefined ? {} : { reason: options.reason })
+    })
     return { sessionId, forkedFrom, state } satisfies Forked
   }).pipe(Effect.withSpan("Fork.fork", { attributes: { sourceId, at } }))

@@ -15,7 +15,7 @@
  * event of the log.
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Context, Deferred, Duration, Effect, Either, FiberId, Layer, Option } from "effect"
+import { Cause, Clock, Context, Deferred, Duration, Effect, Either, FiberId, Layer, Option, Random } from "effect"
 import type { PlannerCommand } from "../domain/Commands.js"
 import type { PlannerError } from "../domain/Errors.js"
 import { encodeEvent, type PlannerEvent } from "../domain/Events.js"
@@ -56,6 +56,8 @@ export interface Tracing {
    * names the attempt's claim or dispatch), or else the command is its own cause and names its first event.
    */
   readonly causationId?: string
+  /** Free-form metadata recorded with each event (for example the executor, which older readers find there). */
+  readonly extra?: Readonly<Record<string, unknown>>
 }
 
 /** The job of a task's current attempt, as the task queue holds it while the task is dispatched or running. */
@@ -92,6 +94,18 @@ export interface PlannerServiceShape {
   readonly state: (sessionId: string) => Effect.Effect<Planner.PlannerState, ReadError>
   /** The session as it was right after event `sequence`, folded from the log (time travel). */
   readonly stateAt: (sessionId: string, sequence: number) => Effect.Effect<Planner.PlannerState, ReadError>
+  /**
+   * Starts session `into` as a fork of another: `source` (that session's first events, as read) is copied, then
+   * `SessionForked` records where they came from, and the attempts running at that point are given up so they run
+   * again (`Planner.forkEvents`); the jobs the new session implies are enqueued in the same transaction. Each copy
+   * keeps its source's metadata `extra` and gets `forkedFrom` in it; causation ids are mapped onto the copies, so
+   * every chain stays inside the new session's log.
+   */
+  readonly fork: (
+    into: string,
+    source: ReadonlyArray<PlannerEventRecord>,
+    origin: { readonly fromSessionId: string; readonly atSequence: number; readonly reason?: string }
+  ) => Effect.Effect<Handled, HandleError>
   /** The task queue the writer keeps in step with the log; workers take their jobs from it. */
   readonly queue: TaskQueueService
   /**
@@ -470,7 +484,8 @@ export const make = (options: PlannerServiceOptions = {}) =>
         Effect.suspend(() => {
           const metadata: PlannerAppendMetadata = {
             correlationId: tracing.correlationId ?? sessionId,
-            ...(tracing.causationId === undefined ? {} : { causationId: tracing.causationId })
+            ...(tracing.causationId === undefined ? {} : { causationId: tracing.causationId }),
+            ...(tracing.extra === undefined ? {} : { extra: tracing.extra })
           }
           let queue = queues.get(sessionId)
           if (queue === undefined) {
@@ -509,8 +524,52 @@ export const make = (options: PlannerServiceOptions = {}) =>
         return true
       }).pipe(Effect.withSpan("PlannerService.rebuildJobs", { attributes: { sessionId } }))
 
+    const fork: PlannerServiceShape["fork"] = (into, source, origin) =>
+      Effect.gen(function* () {
+        const at = yield* Clock.currentTimeMillis
+        const jitter = yield* Random.next
+        const reason = origin.reason ?? `forked from ${origin.fromSessionId} at ${origin.atSequence}`
+        const forked = Planner.forkEvents(
+          source.map((record) => record.event),
+          { fromSessionId: origin.fromSessionId, atSequence: origin.atSequence, reason },
+          at,
+          jitter
+        )
+        const eventIds = forked.map(() => randomUUID())
+        const copiedIds = new Map(source.map((record, index) => [record.metadata.eventId, eventIds[index] ?? ""]))
+        const forkedFrom = { sessionId: origin.fromSessionId, sequence: origin.atSequence }
+        const ownRoot = eventIds[source.length] ?? ""
+        const appended: Array<NewEvent> = forked.map((event, index) => {
+          const eventId = eventIds[index] ?? randomUUID()
+          const copy = source[index]
+          const causationId = copy === undefined ? ownRoot : (copiedIds.get(copy.metadata.causationId ?? "") ?? eventId)
+          return {
+            ...encodeEvent(event),
+            metadata: {
+              eventId,
+              correlationId: into,
+              causationId,
+              extra: { ...copy?.metadata.extra, forkedFrom }
+            }
+          }
+        })
+        const state = Planner.fold(forked)
+        const jobs = jobsOf(into, state)
+        yield* events.append(
+          plannerStreamId,
+          into,
+          appended,
+          0,
+          jobs.length === 0 ? undefined : () => Effect.mapError(queue.enqueue(jobs), queueFailed)
+        )
+        noteCauses(causesOf(into), forked, eventIds)
+        remember(into, state)
+        return { events: forked, eventIds, state } satisfies Handled
+      }).pipe(Effect.withSpan("PlannerService.fork", { attributes: { into, from: origin.fromSessionId } }))
+
     return {
       execute,
+      fork,
       queue,
       rebuildJobs,
       state: (sessionId) =>

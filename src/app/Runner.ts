@@ -29,6 +29,8 @@ export interface StartOptions {
   readonly attachments?: ReadonlyArray<Attachment>
   readonly config?: Partial<PlannerConfig>
   readonly sessionId?: string
+  /** The executor the session runs with, as the user named it: recorded in the plan's event. */
+  readonly executor?: string
 }
 
 /** Plans `request` and records the plan as a new session. */
@@ -46,6 +48,7 @@ export const start = (request: string, options: StartOptions = {}) =>
         attachments: options.attachments ?? [],
         tasks: plan.tasks,
         source: plan.source,
+        ...(options.executor === undefined ? {} : { executor: options.executor }),
         config,
         at
       }),

@@ -57,6 +57,8 @@ export class Initialize extends Schema.TaggedClass<Initialize>()("Initialize", {
   attachments: Schema.optionalWith(Schema.Array(Attachment), { default: () => [] }),
   tasks: Schema.optionalWith(Schema.Array(TaskPlan), { exact: true }),
   source: Schema.optionalWith(PlannerSource, { exact: true }),
+  /** The executor the session runs with, as the user named it; recorded in `TasksPlanned`. */
+  executor: Schema.optionalWith(Schema.String, { exact: true }),
   config: Schema.optionalWith(PlannerConfig, { default: () => defaultConfig }),
   at: Timestamp
 }) {}

@@ -32,6 +32,8 @@ export class TasksPlanned extends Schema.TaggedClass<TasksPlanned>()("TasksPlann
   tasks: Schema.Array(TaskPlan),
   config: PlannerConfig,
   source: PlannerSource,
+  /** The executor the session runs with, as the user named it (`--executor`); absent in logs from before. */
+  executor: Schema.optionalWith(Schema.String, { exact: true }),
   at: Timestamp
 }) {}
 
@@ -95,7 +97,7 @@ export class TaskRetryScheduled extends Schema.TaggedClass<TaskRetryScheduled>()
   attempt: Schema.Int.pipe(Schema.positive()),
   error: Schema.String,
   retryAt: Timestamp,
-  jitter: Schema.optionalWith(Schema.Number, { exact: true }),
+  jitter: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThanOrEqualTo(0), Schema.lessThan(1)), { exact: true }),
   at: Timestamp
 }) {}
 
@@ -125,6 +127,16 @@ export class ContextCompacted extends Schema.TaggedClass<ContextCompacted>()("Co
   at: Timestamp
 }) {}
 
+/**
+ * This session is a fork: the events before this one were copied from `fromSessionId`'s first `atSequence` events
+ * (the copies keep their types and payloads). What follows is this session's own.
+ */
+export class SessionForked extends Schema.TaggedClass<SessionForked>()("SessionForked", {
+  fromSessionId: Schema.String,
+  atSequence: Schema.Int.pipe(Schema.positive()),
+  at: Timestamp
+}) {}
+
 export const PlanOutcome = Schema.Literal("Succeeded", "Failed", "Cancelled").annotations({ identifier: "PlanOutcome" })
 export type PlanOutcome = typeof PlanOutcome.Type
 
@@ -146,6 +158,7 @@ export const PlannerEvent = Schema.Union(
   ClarificationRequested,
   ClarificationReceived,
   ContextCompacted,
+  SessionForked,
   PlanningCompleted
 )
 export type PlannerEvent = typeof PlannerEvent.Type
@@ -275,6 +288,7 @@ const codecs: { readonly [K in PlannerEventType]: EventCodec } = {
   ClarificationRequested: codec(ClarificationRequested),
   ClarificationReceived: codec(ClarificationReceived),
   ContextCompacted: codec(ContextCompacted),
+  SessionForked: codec(SessionForked),
   PlanningCompleted: codec(PlanningCompleted)
 }
 

@@ -47,6 +47,7 @@ import {
   PlannerSource,
   PlanningCompleted,
   PlanOutcome,
+  SessionForked,
   TaskClaimed,
   TaskDispatched,
   TaskLeaseExtended,
@@ -77,6 +78,10 @@ export const PlannerState = Schema.Struct({
   attachments: Schema.Array(Attachment),
   config: PlannerConfig,
   source: Schema.optionalWith(PlannerSource, { exact: true }),
+  /** The executor the session runs with, when its plan recorded one. */
+  executor: Schema.optionalWith(Schema.String, { exact: true }),
+  /** Where this session was forked from: the source session and the last of its events copied. */
+  forkedFrom: Schema.optionalWith(Schema.Struct({ sessionId: Schema.String, sequence: Schema.Int }), { exact: true }),
   /** Task n is at index n - 1. */
   tasks: Schema.Array(TaskState),
   /** The rolling context: what compaction made of earlier results. */
@@ -284,6 +289,7 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       state.attachments = event.attachments
       state.config = event.config
       state.source = event.source
+      if (event.executor !== undefined) state.executor = event.executor
       state.startedAt = event.at
       draft.plan(
         event.tasks.map((plan) => ({
@@ -372,6 +378,9 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       for (const id of event.removedTaskIds) update(draft, id, (task) => ({ ...task, compacted: true }))
       return
     }
+    case "SessionForked":
+      state.forkedFrom = { sessionId: event.fromSessionId, sequence: event.atSequence }
+      return
     case "PlanningCompleted": {
       state.status = event.outcome
       state.summary = event.summary
@@ -567,6 +576,7 @@ const initialize = (state: PlannerState, command: Initialize): Decided => {
             tasks,
             config: command.config,
             source: command.source ?? { _tag: "Parser" },
+            ...(command.executor === undefined ? {} : { executor: command.executor }),
             at: command.at
           })
         )
@@ -1041,6 +1051,36 @@ const firstLine = (text: string): string => {
 }
 
 const capitalize = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fork
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * The events that start a fork: the source's first events as they are, `SessionForked` saying where they came from,
+ * and the attempts running at that point given up (each a retryable failure, so it runs again in the fork). Pure:
+ * `at` is the time of the fork, `jitters` a draw per attempt given up (see `jitteredDelay`).
+ */
+export const forkEvents = (
+  copied: ReadonlyArray<PlannerEvent>,
+  origin: { readonly fromSessionId: string; readonly atSequence: number; readonly reason: string },
+  at: Timestamp,
+  jitter?: number
+): ReadonlyArray<PlannerEvent> => {
+  const decision = new Decision(initialState)
+  for (const event of copied) decision.emit(event)
+  decision.emit(new SessionForked({ fromSessionId: origin.fromSessionId, atSequence: origin.atSequence, at }))
+  if (!isFinished(decision.state)) {
+    for (const current of [...decision.state.tasks]) {
+      const now = task(decision.state, current.id)
+      if (now?.status !== "Running") continue
+      attemptFailed(decision, now, origin.reason, true, at, jitter)
+      if (isFinished(decision.state)) break
+    }
+    if (!isFinished(decision.state)) step(decision, at)
+  }
+  return decision.events
+}
 
 // Re-exported so users of the namespace find the command and event constructors in one place.
 export { Cancel, ClaimTask, CompactContext, Continue, ExtendLease, HandleExecutorEvent, Initialize, ReleaseTask }

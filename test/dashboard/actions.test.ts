@@ -51,12 +51,16 @@ describe("acting on a session through the API", () => {
         const source = yield* store.load(sessionId)
         const copy = yield* store.load(forked.id)
         expect(source).toHaveLength(paused.state.version)
-        // The copied events: the same events, each caused by the one it copies, with the origin in its metadata.
+        // The copied events: the same events, with the origin in their metadata and a SessionForked event after them;
+        // causation ids are mapped onto the copies, so every chain stays inside the new session's log.
         expect(copy.slice(0, at).map((record) => record.event)).toEqual(
           source.slice(0, at).map((record) => record.event)
         )
+        expect(copy[at]?.event).toMatchObject({ _tag: "SessionForked", fromSessionId: sessionId, atSequence: at })
+        const copyOf = new Map(source.slice(0, at).map((record, index) => [record.metadata.eventId, copy[index]]))
         for (const [index, record] of copy.slice(0, at).entries()) {
-          expect(record.metadata.causationId).toBe(source[index]?.metadata.eventId)
+          const cause = copyOf.get(source[index]?.metadata.causationId ?? "")
+          expect(record.metadata.causationId).toBe(cause?.metadata.eventId ?? record.metadata.eventId)
           expect(record.metadata.correlationId).toBe(forked.id)
           expect(record.metadata.extra?.forkedFrom).toEqual({ sessionId, sequence: at })
         }

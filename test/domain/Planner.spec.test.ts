@@ -33,6 +33,7 @@ import {
   ClarificationRequested,
   ContextCompacted,
   PlanningCompleted,
+  SessionForked,
   TaskClaimed,
   TaskDispatched,
   TaskLeaseExtended,
@@ -643,6 +644,54 @@ describe("workers and leases", () => {
     )
       .when(new ClaimTask({ taskId: 1, attempt: 1, workerId: "w1", at: T0 }))
       .thenFails(new SessionFinished({ outcome: "Succeeded" }))
+  })
+})
+
+describe("fork", () => {
+  it("copies the source's events, records where they came from, and gives up the attempts running there", () => {
+    const claimed = new TaskClaimed({ taskId: 1, attempt: 1, workerId: "w1", leaseExpiresAt: T0 + 60_000, at: T0 })
+    const copied = [planned(twoStep, { maxAttempts: 3 }), dispatched(1, "Write the code"), claimed]
+    const events = Planner.forkEvents(
+      copied,
+      { fromSessionId: "source", atSequence: 3, reason: "forked from source at 3" },
+      T0 + 10,
+      0.5
+    )
+    expect(events).toEqual([
+      ...copied,
+      new SessionForked({ fromSessionId: "source", atSequence: 3, at: T0 + 10 }),
+      new TaskRetryScheduled({
+        taskId: 1,
+        attempt: 1,
+        error: "forked from source at 3",
+        retryAt: T0 + 10 + 1_000,
+        jitter: 0.5,
+        at: T0 + 10
+      }),
+      dispatched(1, "Write the code", 2, T0 + 10, { runAt: T0 + 1_010 })
+    ])
+    const state = Planner.fold(events)
+    expect(state.forkedFrom).toEqual({ sessionId: "source", sequence: 3 })
+    expect(state.tasks[0]).toMatchObject({ status: "Dispatched", attempt: 2, failures: 1 })
+  })
+
+  it("a plan records the executor it runs with", () => {
+    const plan = tasks(["Summarise the report"])
+    const state = given()
+      .when(new Initialize({ request: "Summarise the report", tasks: plan, executor: "echo", at: T0 }))
+      .then(
+        new TasksPlanned({
+          request: "Summarise the report",
+          attachments: [],
+          tasks: plan,
+          config: defaultConfig,
+          source: { _tag: "Parser" },
+          executor: "echo",
+          at: T0
+        }),
+        dispatched(1, "Summarise the report")
+      )
+    expect(state.executor).toBe("echo")
   })
 })
 

@@ -6,10 +6,8 @@ import { Clock, Effect } from "effect"
 import { ClarificationProvided, HandleExecutorEvent, Initialize } from "../../domain/Commands.js"
 import type { PlannerConfig } from "../../domain/Config.js"
 import type { PlannerSource } from "../../domain/Events.js"
-import * as Planner from "../../domain/Planner.js"
 import type { Attachment, TaskPlan } from "../../domain/Task.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
-import { PlannerStore } from "../../infra/PlannerStore.js"
 import { fork } from "../Fork.js"
 import { PlannerService } from "../PlannerService.js"
 import { planRequest } from "../Planning.js"
@@ -57,20 +55,19 @@ export const start = (
   given?: { readonly tasks: ReadonlyArray<TaskPlan>; readonly source: PlannerSource }
 ) =>
   Effect.gen(function* () {
-    const store = yield* PlannerStore
+    const service = yield* PlannerService
     const at = yield* Clock.currentTimeMillis
     const plan = given ?? (yield* planRequest(request, attachments, { systemPrompt: config.systemPrompt }))
     yield* checkPresets(settings.drive.presets, plan.tasks.length, "the plan")
     const sessionId = newSessionId(at)
-    const events = yield* Planner.decide(
-      Planner.initialState,
-      new Initialize({ request, attachments, tasks: plan.tasks, source: plan.source, config, at })
+    // Through the writer: the plan records the executor, and the jobs of what it dispatches go in with it.
+    const executor = specText(settings.spec)
+    const handled = yield* service.execute(
+      sessionId,
+      new Initialize({ request, attachments, tasks: plan.tasks, source: plan.source, executor, config, at }),
+      { correlationId: sessionId, extra: { executor } }
     )
-    yield* store.append(sessionId, events, 0, {
-      correlationId: sessionId,
-      extra: { executor: specText(settings.spec) }
-    })
-    yield* drive(sessionId, Planner.fold(events), settings.drive)
+    yield* drive(sessionId, handled.state, settings.drive)
   }).pipe(withRunServices(settings))
 
 /** Continues a session that stopped. */
