@@ -22,6 +22,13 @@
  * and sleeps until then, until woken, or until the slow safety-net poll: on PostgreSQL that poll only covers lost
  * notifications; on SQLite it is how a process learns of another process's jobs.
  *
+ * Leases need not be durable. A take or a lease extension outside a caller's transaction commits on PostgreSQL with
+ * `synchronous_commit` off for that transaction alone (`set_config(..., true)` inside the statement): its commit is
+ * visible at once but does not wait for the WAL flush, which on a busy disk is most of a take's time. A server crash
+ * can lose the last few hundred milliseconds of such commits; a lost take leaves the job takeable again, as an expired
+ * lease would, so nothing is lost that the queue's at-least-once delivery (and the writer accepting one outcome per
+ * attempt) does not already cover. Enqueue, complete, release and replace stay durable. `durableLeases` turns it off.
+ *
  * SQLite across processes: the busy timeout, then retries with backoff, as the event store does.
  */
 import { SqlClient } from "@effect/sql"
@@ -49,6 +56,11 @@ export interface SqlTaskQueueOptions {
   readonly pollInterval?: Duration.DurationInput
   /** The NOTIFY channel; defaults to "planner_jobs". */
   readonly channel?: string
+  /**
+   * PostgreSQL: make takes and lease extensions wait for the disk like every other commit. Off by default: a lease
+   * lost to a server crash only lets the job be taken again, which an expired lease does anyway.
+   */
+  readonly durableLeases?: boolean
 }
 
 const defaultChannel = "planner_jobs"
@@ -194,6 +206,16 @@ export const make = (
       pg && Option.isSome(transaction) ? "commit" : instanceId
     )
     const wakeHere = (origin: string) => (origin === instanceId ? wakeUp.signal : Effect.void)
+    const empty = sql.literal("")
+    /**
+     * Whether a lease's write (a take, an extension) may commit without waiting for the disk: on PostgreSQL, outside a
+     * caller's transaction (whose other writes must stay durable), unless `durableLeases`. See the module comment.
+     */
+    const relaxLease = Effect.map(
+      Effect.serviceOption(SqlClient.TransactionConnection),
+      (transaction) => pg && options.durableLeases !== true && Option.isNone(transaction)
+    )
+    const relaxed = sql.literal("(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed")
 
     const enqueue = Effect.fn("SqlTaskQueue.enqueue")(function* (jobs: ReadonlyArray<Job>) {
       if (jobs.length === 0) return
@@ -245,7 +267,7 @@ export const make = (
               )
               UPDATE planner_jobs SET worker_id = ${options.workerId}, lease_expires_at = ${now + options.leaseMs},
                 takes = planner_jobs.takes + 1
-              FROM picked WHERE planner_jobs.id = picked.id
+              FROM picked${(yield* relaxLease) ? sql`, ${relaxed}` : empty} WHERE planner_jobs.id = picked.id
               RETURNING planner_jobs.id, session_id, task_id, attempt, kind, run_at, payload, worker_id,
                 lease_expires_at, takes`
           : sql<JobRow>`
@@ -274,7 +296,7 @@ export const make = (
       const rows = yield* run(
         "extend leases",
         sql`
-          UPDATE planner_jobs SET lease_expires_at = ${now + leaseMs}
+          UPDATE planner_jobs SET lease_expires_at = ${now + leaseMs}${(yield* relaxLease) ? sql` FROM ${relaxed}` : empty}
           WHERE worker_id = ${workerId} AND completed_at IS NULL AND lease_expires_at > ${now}
           RETURNING id`
       )
