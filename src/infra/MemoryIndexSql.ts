@@ -1,0 +1,138 @@
+/**
+ * The memory index on the event store's `SqlClient` (tables of migration 0004, run by the store's `migrate`).
+ *
+ * SQLite: the text goes into the FTS5 table `memory_fts` (porter stemming, unicode61 tokens) under the document's id,
+ * and a search is `MATCH '"w1" OR "w2" ...'` ranked by `bm25`. PostgreSQL: the generated `tsvector` column under a
+ * GIN index, queried with `to_tsquery('english', 'w1 | w2 ...')` and ranked by `ts_rank`. Query words reach both
+ * engines only as letters and digits, so no query syntax of either can be injected.
+ *
+ * Writes go through the client, so a durable consumer's handler that puts records commits them with its checkpoint.
+ */
+import { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect, Layer } from "effect"
+import type { MemoryRecord } from "../domain/Memory.js"
+import {
+  type DocFilter,
+  type Embedder,
+  type MemoryBackend,
+  type MemoryDoc,
+  MemoryIndex,
+  MemoryIndexError,
+  type MemoryIndexService,
+  makeIndex
+} from "./MemoryIndex.js"
+
+const failWith =
+  (operation: string) =>
+  (error: SqlError): MemoryIndexError =>
+    new MemoryIndexError({ operation, reason: error.message })
+
+const parse = (text: string): MemoryRecord => JSON.parse(text) as MemoryRecord
+
+/** Only letters and digits reach the engines' query languages. */
+const safeTerms = (terms: ReadonlyArray<string>): ReadonlyArray<string> =>
+  [...new Set(terms.map((term) => term.replace(/[^\p{L}\p{N}]/gu, "")).filter((term) => term.length > 0))].slice(0, 64)
+
+export const makeBackend: Effect.Effect<MemoryBackend, never, SqlClient.SqlClient> = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const isPg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+
+  const writeOne = (doc: MemoryDoc) => {
+    const embedding = doc.embedding === undefined ? null : JSON.stringify(doc.embedding)
+    const record = JSON.stringify(doc.record)
+    const ok = doc.ok ? 1 : 0
+    return isPg
+      ? sql`INSERT INTO memory_docs (doc_key, session_id, doc_type, kind, ok, finished_at, body, record, embedding)
+            VALUES (${doc.key}, ${doc.sessionId}, ${doc.type}, ${doc.kind}, ${ok}, ${doc.finishedAt}, ${doc.body}, ${record}, ${embedding})
+            ON CONFLICT (doc_key) DO UPDATE SET session_id = excluded.session_id, doc_type = excluded.doc_type,
+              kind = excluded.kind, ok = excluded.ok, finished_at = excluded.finished_at, body = excluded.body,
+              record = excluded.record, embedding = excluded.embedding`.pipe(Effect.asVoid)
+      : Effect.gen(function* () {
+          const rows = yield* sql<{ id: number }>`
+            INSERT INTO memory_docs (doc_key, session_id, doc_type, kind, ok, finished_at, body, record, embedding)
+            VALUES (${doc.key}, ${doc.sessionId}, ${doc.type}, ${doc.kind}, ${ok}, ${doc.finishedAt}, ${doc.body}, ${record}, ${embedding})
+            ON CONFLICT (doc_key) DO UPDATE SET session_id = excluded.session_id, doc_type = excluded.doc_type,
+              kind = excluded.kind, ok = excluded.ok, finished_at = excluded.finished_at, body = excluded.body,
+              record = excluded.record, embedding = excluded.embedding
+            RETURNING id`
+          const id = rows[0]?.id
+          if (id === undefined) return
+          yield* sql`DELETE FROM memory_fts WHERE rowid = ${id}`
+          yield* sql`INSERT INTO memory_fts (rowid, body) VALUES (${id}, ${doc.body})`
+        })
+  }
+
+  const where = (filter: DocFilter) =>
+    sql`(${filter.type} = '' OR doc_type = ${filter.type}) AND (${filter.kind} = '' OR kind = ${filter.kind}) AND (${filter.okOnly ? 1 : 0} = 0 OR ok = 1)`
+
+  const backend: MemoryBackend = {
+    write: (docs) =>
+      sql
+        .withTransaction(Effect.forEach(docs, writeOne, { discard: true }))
+        .pipe(Effect.mapError(failWith("store records"))),
+    textSearch: (terms, filter, limit) => {
+      const words = safeTerms(terms)
+      if (words.length === 0) return Effect.succeed([])
+      const rows = isPg
+        ? sql<{ key: string }>`
+            SELECT doc_key AS key FROM memory_docs, to_tsquery('english', ${words.join(" | ")}) AS query
+            WHERE body_tsv @@ query AND ${where(filter)}
+            ORDER BY ts_rank(body_tsv, query) DESC, doc_key LIMIT ${limit}`
+        : sql<{ key: string }>`
+            SELECT memory_docs.doc_key AS key FROM memory_fts JOIN memory_docs ON memory_docs.id = memory_fts.rowid
+            WHERE memory_fts MATCH ${words.map((word) => `"${word}"`).join(" OR ")} AND ${where(filter)}
+            ORDER BY bm25(memory_fts), memory_docs.doc_key LIMIT ${limit}`
+      return rows.pipe(
+        Effect.map((found) => found.map((row) => row.key)),
+        Effect.mapError(failWith("search"))
+      )
+    },
+    vectors: (filter) =>
+      sql<{ key: string; embedding: string }>`
+        SELECT doc_key AS key, embedding FROM memory_docs WHERE embedding IS NOT NULL AND ${where(filter)}`.pipe(
+        Effect.map((rows) =>
+          rows.map((row) => ({ key: row.key, embedding: JSON.parse(row.embedding) as ReadonlyArray<number> }))
+        ),
+        Effect.mapError(failWith("read embeddings"))
+      ),
+    records: (keys) =>
+      keys.length === 0
+        ? Effect.succeed(new Map())
+        : sql<{ key: string; record: string }>`
+            SELECT doc_key AS key, record FROM memory_docs WHERE ${sql.in("doc_key", keys)}`.pipe(
+            Effect.map((rows) => new Map(rows.map((row) => [row.key, parse(row.record)] as const))),
+            Effect.mapError(failWith("read records"))
+          ),
+    removeSession: (sessionId) =>
+      sql
+        .withTransaction(
+          isPg
+            ? sql`DELETE FROM memory_docs WHERE session_id = ${sessionId}`.pipe(Effect.asVoid)
+            : Effect.zipRight(
+                sql`DELETE FROM memory_fts WHERE rowid IN (SELECT id FROM memory_docs WHERE session_id = ${sessionId})`,
+                sql`DELETE FROM memory_docs WHERE session_id = ${sessionId}`
+              ).pipe(Effect.asVoid)
+        )
+        .pipe(Effect.mapError(failWith("remove a session"))),
+    all: sql<{ record: string }>`SELECT record FROM memory_docs ORDER BY doc_key`.pipe(
+      Effect.map((rows) => rows.map((row) => parse(row.record))),
+      Effect.mapError(failWith("read records"))
+    ),
+    clear: sql
+      .withTransaction(
+        isPg
+          ? sql`DELETE FROM memory_docs`.pipe(Effect.asVoid)
+          : Effect.zipRight(sql`DELETE FROM memory_fts`, sql`DELETE FROM memory_docs`).pipe(Effect.asVoid)
+      )
+      .pipe(Effect.mapError(failWith("clear")))
+  }
+  return backend
+})
+
+export const make = (embedder?: Embedder): Effect.Effect<MemoryIndexService, never, SqlClient.SqlClient> =>
+  Effect.map(makeBackend, (backend) => makeIndex(backend, embedder))
+
+/** The index on the store's client (`SqliteEventStore.layer` / `PgEventStore.layer` provide it and run 0004). */
+export const layer = (embedder?: Embedder): Layer.Layer<MemoryIndex, never, SqlClient.SqlClient> =>
+  Layer.effect(MemoryIndex, make(embedder))

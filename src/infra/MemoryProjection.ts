@@ -1,0 +1,176 @@
+/**
+ * Keeps the memory index a projection of the log.
+ *
+ * `run` is a durable consumer of the planner stream (the store's `consume`, with its saved position under
+ * `consumerName`): when a task ends its record goes into the index, when a session finishes its record and all its
+ * tasks' records do; a fork's copied prefix is taken back out when `SessionForked` arrives. On the SQL stores the
+ * index's writes commit with the checkpoint, so each event is projected exactly once, across restarts.
+ *
+ * `catchUp` runs the same consumer until it has seen every event already in the log, then stops: what a command
+ * that reads the index (recall, stats, planning with memory) runs first. `rebuild` forgets the index and recomputes
+ * it from every session's events with the same pure function (`Memory.recordsOf`), so a rebuild equals the live index.
+ */
+import { Effect, Either, Option, Ref } from "effect"
+import type { PlannerEvent } from "../domain/Events.js"
+import { isMemoryEvent, type MemoryRecord, memoryEventTypes, recordsOf } from "../domain/Memory.js"
+import { EventStore, type ReadError, type StoredEvent } from "./EventStore.js"
+import { MemoryIndex, type MemoryIndexError } from "./MemoryIndex.js"
+import { decodeRecord, plannerStreamId } from "./PlannerStore.js"
+
+/** The durable consumer's name: its saved position is the last event the index has seen. */
+export const consumerName = "memory-index"
+
+const query = { streamId: plannerStreamId, eventTypes: memoryEventTypes }
+
+const decodeAll = (stored: ReadonlyArray<StoredEvent>): Effect.Effect<ReadonlyArray<PlannerEvent>, ReadError> =>
+  Effect.suspend(() => {
+    const events: Array<PlannerEvent> = []
+    for (const event of stored) {
+      const decoded = decodeRecord(event)
+      if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
+      events.push(decoded.right.event)
+    }
+    return Effect.succeed(events)
+  })
+
+/** A session's memory events up to and including `toSequence` (all of them when omitted). */
+export const sessionEvents = (sessionId: string, toSequence?: number) =>
+  Effect.flatMap(EventStore, (store) =>
+    Effect.flatMap(
+      store.load({
+        ...query,
+        aggregateId: sessionId,
+        ...(toSequence === undefined ? {} : { toSequence })
+      }),
+      decodeAll
+    )
+  )
+
+/** A session's records, from its log. */
+export const sessionRecords = (sessionId: string) =>
+  Effect.map(sessionEvents(sessionId), (events) => recordsOf(sessionId, events))
+
+interface Cached {
+  readonly events: Array<PlannerEvent>
+  lastSequence: number
+}
+
+/**
+ * The handler of the consumer: the events of each session seen so far (memory types only) are kept while the
+ * session runs, loaded from the log the first time a session is met (after a restart, say), and dropped when it ends.
+ */
+const makeHandler = Effect.gen(function* () {
+  const index = yield* MemoryIndex
+  const store = yield* EventStore
+  const sessions = new Map<string, Cached>()
+  return (stored: StoredEvent): Effect.Effect<void, ReadError | MemoryIndexError> =>
+    Effect.gen(function* () {
+      const decoded = decodeRecord(stored)
+      if (Either.isLeft(decoded)) return yield* Effect.fail(decoded.left)
+      const event = decoded.right.event
+      if (!isMemoryEvent(event)) return
+      const sessionId = stored.aggregateId
+      let cached = sessions.get(sessionId)
+      if (cached === undefined) {
+        const events = yield* Effect.provideService(sessionEvents(sessionId, stored.sequence), EventStore, store)
+        cached = { events: [...events], lastSequence: stored.sequence }
+        sessions.set(sessionId, cached)
+      } else if (stored.sequence > cached.lastSequence) {
+        // A retried handler (a busy SQLite) sees the same event again: keep it once.
+        cached.events.push(event)
+        cached.lastSequence = stored.sequence
+      }
+      switch (event._tag) {
+        case "TaskStatusUpdated": {
+          if (event.status !== "Completed" && event.status !== "Failed") return
+          const record = recordsOf(sessionId, cached.events).find(
+            (record) => record._tag === "Task" && record.taskId === event.taskId
+          )
+          if (record !== undefined) yield* index.put([record])
+          return
+        }
+        case "SessionForked":
+          yield* index.removeSession(sessionId)
+          yield* index.put(recordsOf(sessionId, cached.events))
+          return
+        case "PlanningCompleted":
+          yield* index.put(recordsOf(sessionId, cached.events))
+          sessions.delete(sessionId)
+          return
+        default:
+          return
+      }
+    })
+})
+
+/** The durable consumer, forever. */
+export const run: Effect.Effect<never, ReadError | MemoryIndexError, EventStore | MemoryIndex> = Effect.gen(
+  function* () {
+    const store = yield* EventStore
+    const handle = yield* makeHandler
+    return yield* store.consume(consumerName, query, handle)
+  }
+)
+
+/**
+ * Runs the consumer until it has projected every memory event in the log when called, then stops. Returns how many
+ * events it projected.
+ */
+export const catchUp: Effect.Effect<number, ReadError | MemoryIndexError, EventStore | MemoryIndex> = Effect.gen(
+  function* () {
+    const store = yield* EventStore
+    const after = Option.getOrElse(yield* store.checkpoint(consumerName), () => 0)
+    const pending = yield* store.load({ ...query, afterPosition: after })
+    const target = pending.at(-1)?.position
+    if (target === undefined) return 0
+    const handle = yield* makeHandler
+    const seen = yield* Ref.make(0)
+    const done = yield* Effect.makeLatch(false)
+    // The handler sees the last event before its checkpoint commits: stop only once the checkpoint is there.
+    const committed: Effect.Effect<void, ReadError> = Effect.zipRight(
+      done.await,
+      Effect.iterate(0, {
+        while: (position) => position < target,
+        body: () =>
+          Effect.zipRight(
+            Effect.yieldNow(),
+            Effect.map(
+              store.checkpoint(consumerName),
+              Option.getOrElse(() => 0)
+            )
+          )
+      })
+    )
+    yield* store
+      .consume(consumerName, query, (event) =>
+        Effect.zipRight(
+          handle(event),
+          Effect.flatMap(
+            Ref.updateAndGet(seen, (n) => n + 1),
+            () => (event.position >= target ? done.open : Effect.void)
+          )
+        )
+      )
+      .pipe(Effect.raceFirst(committed))
+    return yield* Ref.get(seen)
+  }
+)
+
+/** Forgets the index and recomputes it from the log. Returns how many sessions and records it holds now. */
+export const rebuild: Effect.Effect<
+  { readonly sessions: number; readonly records: number },
+  ReadError | MemoryIndexError,
+  EventStore | MemoryIndex
+> = Effect.gen(function* () {
+  const store = yield* EventStore
+  const index = yield* MemoryIndex
+  const sessions = yield* store.aggregates(plannerStreamId)
+  yield* index.clear
+  let records = 0
+  for (const session of sessions) {
+    const found: ReadonlyArray<MemoryRecord> = yield* sessionRecords(session.aggregateId)
+    yield* index.put(found)
+    records += found.length
+  }
+  return { sessions: sessions.length, records }
+})
