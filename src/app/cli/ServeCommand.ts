@@ -33,10 +33,7 @@ const serverWorker = (flags: ServeFlags) =>
     yield* out(`Worker ${workerId} runs tasks in this process (${specText(spec)}).`)
     return {
       workerId,
-      run: Worker.run({ workerId }).pipe(
-        Effect.provideService(ExecutorRegistry, registry),
-        Effect.provide(runServices({ checkLinks: !flags.noCheckLinks }))
-      )
+      run: Worker.run({ workerId }).pipe(Effect.provideService(ExecutorRegistry, registry))
     }
   })
 
@@ -54,11 +51,14 @@ export const serve = (flags: ServeFlags) => {
     // Stopping is how a server is meant to end: a stop by signal exits with 0.
     setInterruptExitCode(ExitCode.ok)
     if (!flags.worker) return yield* Server.serve({ host: flags.host, port: flags.port })
-    const worker = yield* serverWorker(flags)
-    // Either ending ends both: a worker that lost its store takes the server down with its error.
-    return yield* Effect.raceFirst(
-      Server.serve({ host: flags.host, port: flags.port, workerId: worker.workerId }),
-      Effect.andThen(worker.run, Effect.never)
-    )
+    // The executors and the worker share one set of run services (the LLM, the compactor, the attachment checker).
+    return yield* Effect.gen(function* () {
+      const worker = yield* serverWorker(flags)
+      // Either ending ends both: a worker that lost its store takes the server down with its error.
+      return yield* Effect.raceFirst(
+        Server.serve({ host: flags.host, port: flags.port, workerId: worker.workerId }),
+        Effect.andThen(worker.run, Effect.never)
+      )
+    }).pipe(Effect.provide(runServices({ checkLinks: !flags.noCheckLinks })))
   }).pipe(Effect.provide(plannerLayer(store)), Effect.mapError(toFailure))
 }
