@@ -26,7 +26,6 @@ import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as Fork from "./Fork.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
-import * as Worker from "./Worker.js"
 
 export interface ServeOptions {
   readonly host: string
@@ -91,53 +90,67 @@ const requestPreview = (request: string): string => {
   return words.length > 16 || lines.length > 1 ? `${preview}…` : preview
 }
 
-/** What a session's state says about who works on it: what liveness is judged from. */
+/** What a session's state says about who works on it, beside what the task queue says (`Live`). */
 interface Activity {
   readonly finished: boolean
   readonly waiting: boolean
-  /** The leases of its running attempts. */
-  readonly leases: ReadonlyArray<{ readonly taskId: number; readonly workerId: string; readonly expiresAt: number }>
-  /** How many of its tasks wait for a worker to take them (dispatched, or due to retry). */
-  readonly queued: number
+  /** Its tasks the log has as running, with the worker that took each (to name a worker that is gone). */
+  readonly running: ReadonlyArray<{ readonly taskId: number; readonly workerId: string | undefined }>
 }
 
 const activityOf = (state: Planner.PlannerState): Activity => ({
   finished: Planner.isFinished(state),
   waiting: Planner.isWaiting(state),
-  leases: state.tasks.flatMap((task) =>
-    task.status === "Running" && task.lease !== undefined
-      ? [{ taskId: task.id, workerId: task.lease.workerId, expiresAt: task.lease.expiresAt }]
-      : []
-  ),
-  queued: state.tasks.filter((task) => task.status === "Dispatched" || task.status === "RetryScheduled").length
+  running: state.tasks.flatMap((task) =>
+    task.status === "Running" ? [{ taskId: task.id, workerId: task.lease?.workerId }] : []
+  )
 })
+
+/** What the task queue says: the workers that hold a job of the session under a live lease (see `Runner.liveness`). */
+interface Live {
+  readonly workers: ReadonlyArray<string>
+}
 
 /**
  * Whether a live process serves a session, as the page shows it:
- * - `held`: a worker holds one of its tasks under a lease that has not run out (and, on this host, whose process
- *   exists);
- * - `stalled`: its running tasks' workers are gone (lease run out, or process ended) and nobody else took them;
+ * - `held`: a worker holds one of its jobs under a lease it keeps renewing;
  * - `waiting`: everything left waits for a person's answer;
  * - `server`: this server's own worker (`serve --worker`) serves it;
- * - `unserved`: tasks wait for a worker, and none is known to serve it;
+ * - `stalled`: the log has tasks running, but no live worker holds them (the runner was killed);
+ * - `unserved`: its tasks wait for a worker, and none is known to serve it;
  * - `finished`.
  */
 export type Serving =
   | { readonly kind: "finished" | "waiting" | "unserved" }
-  | { readonly kind: "held" | "stalled"; readonly workers: ReadonlyArray<string> }
-  | { readonly kind: "server"; readonly workers: ReadonlyArray<string> }
+  | { readonly kind: "held" | "stalled" | "server"; readonly workers: ReadonlyArray<string> }
 
-export const serving = (activity: Activity, now: number, serverWorker: string | undefined): Serving => {
+export const serving = (activity: Activity, live: Live, serverWorker: string | undefined): Serving => {
   if (activity.finished) return { kind: "finished" }
-  const live = activity.leases.filter((lease) => lease.expiresAt > now && !Worker.isDeadLocalWorker(lease.workerId))
-  if (live.length > 0) return { kind: "held", workers: [...new Set(live.map((lease) => lease.workerId))] }
+  if (live.workers.length > 0) return { kind: "held", workers: live.workers }
   if (activity.waiting) return { kind: "waiting" }
   if (serverWorker !== undefined) return { kind: "server", workers: [serverWorker] }
-  if (activity.leases.length > 0) {
-    return { kind: "stalled", workers: [...new Set(activity.leases.map((lease) => lease.workerId))] }
+  if (activity.running.length > 0) {
+    const gone = activity.running.flatMap((task) => (task.workerId === undefined ? [] : [task.workerId]))
+    return { kind: "stalled", workers: [...new Set(gone)] }
   }
-  return activity.queued > 0 ? { kind: "unserved" } : { kind: "waiting" }
+  return { kind: "unserved" }
 }
+
+/** The workers holding a live lease on a job, by session, from one look at the queue (all sessions, or one). */
+const liveWorkers = (sessionId?: string) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const now = yield* Clock.currentTimeMillis
+    const jobs = yield* service.queue.list(sessionId)
+    const bySession = new Map<string, Set<string>>()
+    for (const job of jobs) {
+      if (job.workerId === undefined || (job.leaseExpiresAt ?? 0) <= now) continue
+      const workers = bySession.get(job.sessionId) ?? new Set<string>()
+      workers.add(job.workerId)
+      bySession.set(job.sessionId, workers)
+    }
+    return (id: string): Live => ({ workers: [...(bySession.get(id) ?? [])] })
+  })
 
 /** What the server knows of itself: the worker it runs, if any (`serve --worker`). */
 class ServerInfo extends Context.Reference<ServerInfo>()("event-sourced-planner/Server/ServerInfo", {
@@ -146,14 +159,22 @@ class ServerInfo extends Context.Reference<ServerInfo>()("event-sourced-planner/
 
 const serverWorker = Effect.map(ServerInfo, (info) => info.workerId)
 
-const sessionView = (sessionId: string, state: Planner.PlannerState, worker: string | undefined, now = Date.now()) => ({
+const sessionView = (sessionId: string, state: Planner.PlannerState, worker: string | undefined, live: Live) => ({
   id: sessionId,
   lastSequence: state.version,
   waiting: Planner.isWaiting(state),
   counts: Planner.countByStatus(state),
-  served: serving(activityOf(state), now, worker),
+  served: serving(activityOf(state), live, worker),
   state
 })
+
+/** The session as the API shows it, with whether a live process serves it. */
+const viewOf = (sessionId: string, state: Planner.PlannerState) =>
+  Effect.gen(function* () {
+    const worker = yield* serverWorker
+    const live = Planner.isFinished(state) ? { workers: [] } : (yield* liveWorkers(sessionId))(sessionId)
+    return sessionView(sessionId, state, worker, live)
+  })
 
 const eventView = (record: PlannerEventRecord) => {
   const { type, version, data } = encodeEvent(record.event)
@@ -194,6 +215,7 @@ const errorResponse = (error: {
     case "RequestError":
       return Effect.succeed(errorJson(400, "BadRequest", "The request body could not be read."))
     case "EventStoreError":
+    case "TaskQueueError":
     case "CorruptEvent":
       return Effect.logError("the dashboard API could not read the store", error).pipe(
         Effect.as(errorJson(500, error._tag, error.message))
@@ -498,11 +520,11 @@ const listSessions = (summaries: Summaries) =>
     infos.sort((a, b) => key(a) - key(b) || (a.aggregateId < b.aggregateId ? 1 : -1))
     const summarizeAll = (list: ReadonlyArray<AggregateInfo>) =>
       Effect.forEach(list, summaries.summarize, { concurrency: 4 })
-    const now = yield* Clock.currentTimeMillis
     const worker = yield* serverWorker
+    const live = yield* liveWorkers()
     const shown = (entry: { readonly summary: SessionSummary; readonly activity: Activity | undefined }) => ({
       ...entry.summary,
-      served: entry.activity === undefined ? undefined : serving(entry.activity, now, worker)
+      served: entry.activity === undefined ? undefined : serving(entry.activity, live(entry.summary.id), worker)
     })
     if (status === undefined && query === "") {
       // Nothing to match: only the page is read.
@@ -532,7 +554,7 @@ const listSessions = (summaries: Summaries) =>
 const currentSession = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
   const state = yield* Runner.existing(sessionId)
-  return HttpServerResponse.unsafeJson(sessionView(sessionId, state, yield* serverWorker))
+  return HttpServerResponse.unsafeJson(yield* viewOf(sessionId, state))
 })
 
 /** The session as it was right after event `at` (time travel); without `at`, as it is now. */
@@ -543,7 +565,7 @@ const sessionAt = Effect.gen(function* () {
   const at = yield* integerParam("at", undefined, { min: 1, max: current.version })
   const state = at === undefined || at === current.version ? current : yield* service.stateAt(sessionId, at)
   return HttpServerResponse.unsafeJson({
-    ...sessionView(sessionId, state, yield* serverWorker),
+    ...(yield* viewOf(sessionId, state)),
     at: state.version,
     latest: current.version
   })
@@ -574,7 +596,7 @@ const answerTask = Effect.gen(function* () {
   yield* Runner.existing(sessionId)
   const handled = yield* Runner.answer(sessionId, body.taskId, answer)
   return HttpServerResponse.unsafeJson({
-    ...sessionView(sessionId, handled.state, yield* serverWorker),
+    ...(yield* viewOf(sessionId, handled.state)),
     appended: handled.events.length
   })
 })
@@ -586,19 +608,21 @@ const cancelSession = Effect.gen(function* () {
   const reason = body.reason?.trim()
   const handled = yield* Runner.cancel(sessionId, reason === undefined || reason === "" ? undefined : reason)
   return HttpServerResponse.unsafeJson({
-    ...sessionView(sessionId, handled.state, yield* serverWorker),
+    ...(yield* viewOf(sessionId, handled.state)),
     appended: handled.events.length
   })
 })
 
 /**
- * Moves a session forward as `planner resume` does before it runs anything: records `Continue`, which dispatches what
- * is ready and the retries that fell due. The tasks then run in whichever worker serves the session (this server's,
+ * Moves a session forward as `planner resume` does before it runs anything: puts back the jobs its log implies, then
+ * records `Continue`, which dispatches what is ready and the retries that fell due. The tasks then run in whichever worker serves the session (this server's,
  * with `serve --worker`, or a `planner worker` / `planner resume` elsewhere).
  */
 const moveOn = (sessionId: string) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
+    // As `Runner.run` does first: jobs the log implies that the queue lacks (a killed runner's memory queue) come back.
+    yield* service.rebuildJobs(sessionId)
     const at = yield* Clock.currentTimeMillis
     return yield* service.execute(sessionId, new Continue({ at }))
   })
@@ -615,18 +639,15 @@ const resumeSession = Effect.gen(function* () {
   }
   const handled = yield* moveOn(sessionId)
   return HttpServerResponse.unsafeJson({
-    ...sessionView(sessionId, handled.state, yield* serverWorker),
+    ...(yield* viewOf(sessionId, handled.state)),
     appended: handled.events.length
   })
 })
 
 /** A fork's answer: the new session, where it came from, and its state. */
 const forkedResponse = (forked: Fork.Forked, appended: number) =>
-  Effect.map(serverWorker, (worker) =>
-    HttpServerResponse.unsafeJson(
-      { ...sessionView(forked.sessionId, forked.state, worker), forkedFrom: forked.forkedFrom, appended },
-      { status: 201 }
-    )
+  Effect.map(viewOf(forked.sessionId, forked.state), (view) =>
+    HttpServerResponse.unsafeJson({ ...view, forkedFrom: forked.forkedFrom, appended }, { status: 201 })
   )
 
 /** `POST /fork { at }`: a new session from the first `at` events (see `Fork`), moved forward at once. */

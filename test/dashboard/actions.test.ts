@@ -3,9 +3,11 @@
  * recorded in the log as the CLI's commands record it, against the real server and a real SQLite store.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Clock, Effect, Schedule } from "effect"
 import * as Fork from "../../src/app/Fork.js"
+import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
+import { ClaimTask } from "../../src/domain/Commands.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import { fetchJson, plannerWithScript, postJson, startPlan, startServer, task } from "./fixtures.js"
 
@@ -137,6 +139,49 @@ describe("acting on a session through the API", () => {
         expect(extra.status).toBe(400)
         const state = yield* fetchJson(`${url}/api/sessions/${sessionId}`)
         expect((state.body as View).state.status).toBe("Cancelled")
+      }).pipe(Effect.provide(plannerWithScript(script))),
+    30_000
+  )
+})
+
+describe("whether a live process serves a session", () => {
+  it.scopedLive(
+    "unserved while nobody takes its tasks; held while a worker keeps its lease; stalled once that worker is gone",
+    () =>
+      Effect.gen(function* () {
+        const sessionId = yield* startPlan("Build it.", [task(1, "Processing", "Build it")])
+        const { url } = yield* startServer
+        const served = Effect.map(fetchJson(`${url}/api/sessions/${sessionId}`), (response) => {
+          expect(response.status).toBe(200)
+          return (response.body as { served: { kind: string; workers?: Array<string> } }).served
+        })
+        const listed = Effect.map(fetchJson(`${url}/api/sessions`), (response) => {
+          const sessions = (response.body as { sessions: Array<{ id: string; served?: { kind: string } }> }).sessions
+          return sessions.find((session) => session.id === sessionId)?.served?.kind
+        })
+        expect((yield* served).kind).toBe("unserved")
+        expect(yield* listed).toBe("unserved")
+
+        // A worker takes the task, as `Worker.run` does: the job under a lease, and the claim in the log.
+        const service = yield* PlannerService.PlannerService
+        const workerId = "some-host/999999/gone"
+        const taken = yield* service.queue.take({ workerId, limit: 1, leaseMs: 5_000, sessionId })
+        expect(taken).toHaveLength(1)
+        const now = yield* Clock.currentTimeMillis
+        yield* service.execute(sessionId, new ClaimTask({ taskId: 1, attempt: 1, workerId, at: now }))
+        expect(yield* served).toEqual({ kind: "held", workers: [workerId] })
+        expect(yield* listed).toBe("held")
+
+        // Nobody renews the lease (the process was killed): once it runs out the session is stalled, not Running.
+        const stalled = yield* served.pipe(
+          Effect.filterOrFail(
+            (value) => value.kind === "stalled",
+            (value) => new Error(`still ${value.kind}`)
+          ),
+          Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 100 })
+        )
+        expect(stalled.workers).toEqual([workerId])
+        expect(yield* listed).toBe("stalled")
       }).pipe(Effect.provide(plannerWithScript(script))),
     30_000
   )
