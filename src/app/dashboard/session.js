@@ -67,6 +67,8 @@ function describeEvent(record) {
         : `Context compacted: ${data.removedTaskIds.map((id) => `#${id}`).join(", ")}`
     case "PlanningCompleted":
       return `Plan ${data.outcome.toLowerCase()}: ${firstLine(data.summary, 80)}`
+    case "SessionForked":
+      return `Forked from ${data.fromSessionId} at event ${data.atSequence}`
     default:
       return record.type
   }
@@ -83,6 +85,7 @@ const eventLabels = {
   ClarificationRequested: "question",
   ClarificationReceived: "answer",
   ContextCompacted: "context",
+  SessionForked: "forked",
   PlanningCompleted: "finished"
 }
 
@@ -364,6 +367,18 @@ export function mountSession(root, sessionId) {
       )
     }
     bits.push(h("span", null, `${state.config.maxParallel} in parallel`))
+    if (state.executor !== undefined) bits.push(h("span", null, `runs with ${state.executor}`))
+    if (state.forkedFrom !== undefined) {
+      bits.push(
+        h(
+          "span",
+          null,
+          "forked from ",
+          h("a", { href: `/sessions/${encodeURIComponent(state.forkedFrom.sessionId)}` }, state.forkedFrom.sessionId),
+          ` at event ${state.forkedFrom.sequence}`
+        )
+      )
+    }
     facts.replaceChildren(
       ...bits.flatMap((bit, index) => (index === 0 ? [bit] : [h("span", { class: "dot" }, "·"), bit]))
     )
