@@ -289,6 +289,16 @@ describe("given connectors and filler", () => {
     ).toEqual(["install the app", "set an alarm", "book a taxi", "order a pizza", "rent a car"])
   })
 
+  it("when a polite question asks for actions, then they are commands, not questions", () => {
+    expect(plan("Can you help me find a recipe for lasagna and then order the ingredients online?")).toMatchObject([
+      { description: "find a recipe for lasagna", kind: "Processing" },
+      { description: "order the ingredients online", kind: "Processing" }
+    ])
+    expect(plan("Is the cookie secure?")).toMatchObject([
+      { description: "Is the cookie secure?", kind: "Clarification" }
+    ])
+  })
+
   it("when what follows the filler is not an action, then the text stays as written", () => {
     expect(descriptions("Just one more thing")).toEqual(["Just one more thing"])
     expect(descriptions("I want a pizza")).toEqual(["I want a pizza"])

@@ -161,6 +161,15 @@ interface Piece {
   readonly context: boolean
 }
 
+/** "Can you find a recipe and order the ingredients?" asks for actions, not for an answer: it ends like a command. */
+const politeQuestion = /^\s*(?:(?:please|so|and|also)[\s,]+)?(?:can|could|would|will) you\b/iu
+const politeRequestAsCommand = (sentence: string): string => {
+  const trimmed = sentence.trimEnd()
+  return politeQuestion.test(sentence) && trimmed.endsWith("?") && isAction(trimmed.slice(0, -1))
+    ? `${trimmed.slice(0, -1)}.`
+    : sentence
+}
+
 const paragraphPieces = (paragraph: string): { readonly pieces: ReadonlyArray<Piece>; readonly ordinals: boolean } => {
   const intro = paragraphIntro.exec(paragraph)
   const body =
@@ -171,7 +180,7 @@ const paragraphPieces = (paragraph: string): { readonly pieces: ReadonlyArray<Pi
   }
   const ordinals = hasFirstStep(body)
   const pieces: Array<Piece> = []
-  for (const sentence of sentences(body)) {
+  for (const sentence of sentences(body).map(politeRequestAsCommand)) {
     for (const [position, clause] of clauses(sentence, ordinals).entries()) {
       // Clauses after the first were cut at an ordering word: they come after what is before them.
       const relation = position === 0 ? openingRelation(clause) : "ordered"
