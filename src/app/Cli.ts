@@ -476,8 +476,85 @@ const serve = Command.make(
   )
 )
 
+// --- Memory of past work (#17) --------------------------------------------------------------------------------------
+
+const recall = Command.make(
+  "recall",
+  {
+    db,
+    json,
+    text: Args.text({ name: "text" }).pipe(Args.withDescription("What to look for, in quotes")),
+    limit: Options.integer("limit").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription("Show at most N past tasks and sessions, most similar first. Default: 10."),
+      Options.withDefault(10)
+    ),
+    kind: Options.text("kind").pipe(
+      Options.withPseudoName("task|session|KIND"),
+      Options.withDescription(`Only tasks, only sessions, or only tasks of one kind: ${nodeKinds.join(", ")}.`),
+      Options.optional
+    )
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/MemoryCommands.js")),
+      (module) => module.recall(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "List the past tasks and finished sessions most similar to some text, with their results and outcomes: the store's own full-text search (and embeddings when PLANNER_EMBEDDINGS_MODEL is set).",
+      [],
+      ['planner recall "write tests for the login endpoint"', 'planner recall "deploy" --kind session --limit 3 --json']
+    )
+  )
+)
+
+const stats = Command.make("stats", { db, json }, (flags) =>
+  Effect.flatMap(
+    Effect.promise(() => import("./cli/MemoryCommands.js")),
+    (module) => module.stats(flags)
+  )
+).pipe(
+  Command.withDescription(
+    help(
+      "What past work says, per task kind and overall: success rate, mean attempts and duration, and how often tasks asked for clarification.",
+      [],
+      ["planner stats", "planner stats --json"]
+    )
+  )
+)
+
+const memoryRebuild = Command.make("rebuild", { db, json }, (flags) =>
+  Effect.flatMap(
+    Effect.promise(() => import("./cli/MemoryCommands.js")),
+    (module) => module.rebuild(flags)
+  )
+).pipe(Command.withDescription(help("Recompute the memory index from the event log.", [], ["planner memory rebuild"])))
+
+const memory = Command.make("memory").pipe(
+  Command.withDescription(help("The memory index of past work.", [], ["planner memory rebuild"])),
+  Command.withSubcommands([memoryRebuild])
+)
+
 export const planner = Command.make("planner").pipe(
-  Command.withSubcommands([plan, run, answer, resume, fork, cancel, sessions, history, replay, show, worker, serve])
+  Command.withSubcommands([
+    plan,
+    run,
+    answer,
+    resume,
+    fork,
+    cancel,
+    sessions,
+    history,
+    replay,
+    show,
+    worker,
+    serve,
+    recall,
+    stats,
+    memory
+  ])
 )
 
 /** Each command's usage and help, for refusing unknown options and for tests. */
@@ -504,7 +581,10 @@ const commands = {
   replay: described(replay),
   show: described(show),
   worker: described(worker),
-  serve: described(serve)
+  serve: described(serve),
+  recall: described(recall),
+  stats: described(stats),
+  memory: described(memoryRebuild)
 }
 
 /** A command's help as plain text. */

@@ -1,0 +1,164 @@
+/**
+ * The commands over the memory of past work (#17): `recall` (the most similar past tasks and sessions), `stats`
+ * (success rate, attempts, duration and clarification rate per kind), `memory rebuild` (recompute the index from the
+ * log). Each first catches the index up with the log (`MemoryProjection.catchUp`), so it answers for everything
+ * stored so far; the index lives in the same database as the log.
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer, Option } from "effect"
+import { type KindStats, type MemoryRecord, stats as memoryStats } from "../../domain/Memory.js"
+import { type NodeKind, nodeKinds } from "../../domain/Task.js"
+import * as Embeddings from "../../infra/Embeddings.js"
+import type { EventStore } from "../../infra/EventStore.js"
+import { MemoryIndex, MemoryIndexError, makeMemory, type RecallKind } from "../../infra/MemoryIndex.js"
+import * as MemoryIndexSql from "../../infra/MemoryIndexSql.js"
+import * as MemoryProjection from "../../infra/MemoryProjection.js"
+import { type CliFailure, toFailure, unavailable, usage } from "./Failure.js"
+import { duration, firstLine, out } from "./Output.js"
+import { resolveStore, type StoreTarget, storeLayer } from "./Store.js"
+
+export interface MemoryReadFlags {
+  readonly db: Option.Option<string>
+  readonly json: boolean
+}
+
+export interface RecallFlags extends MemoryReadFlags {
+  readonly text: string
+  readonly limit: number
+  readonly kind: Option.Option<string>
+}
+
+/**
+ * The index on the store's own database (its `SqlClient`, which the SQL store layers also provide), with embeddings
+ * when `PLANNER_EMBEDDINGS_MODEL` is set.
+ */
+export const indexLayer: Layer.Layer<MemoryIndex, never, never> = Layer.effect(
+  MemoryIndex,
+  Effect.gen(function* () {
+    const embedder = Option.getOrUndefined(
+      yield* Embeddings.fromEnvironment.pipe(
+        Effect.tapError((error) => Effect.logWarning(`memory: embeddings are off: ${String(error)}`)),
+        Effect.orElseSucceed(() => Option.none())
+      )
+    )
+    const sql = yield* Effect.serviceOption(SqlClient.SqlClient)
+    return Option.isSome(sql)
+      ? yield* Effect.provideService(MemoryIndexSql.make(embedder), SqlClient.SqlClient, sql.value)
+      : makeMemory(embedder)
+  })
+)
+
+/** The store and the index for a target. */
+export const memoryLayer = (target: StoreTarget): Layer.Layer<EventStore | MemoryIndex, CliFailure> =>
+  indexLayer.pipe(Layer.provideMerge(storeLayer(target)))
+
+const indexFailure = (error: MemoryIndexError) => unavailable(`${error.message}.`)
+
+const withMemory = <A, E, R extends EventStore | MemoryIndex>(
+  flags: MemoryReadFlags,
+  body: (store: StoreTarget) => Effect.Effect<A, E, R>
+) => {
+  const store = resolveStore(flags.db)
+  return body(store).pipe(
+    Effect.provide(memoryLayer(store)),
+    Effect.mapError((error) => (error instanceof MemoryIndexError ? indexFailure(error) : toFailure(error)))
+  )
+}
+
+const kinds: ReadonlyArray<RecallKind> = ["task", "session", ...nodeKinds]
+
+export const parseKind = (given: Option.Option<string>): RecallKind | undefined | CliFailure => {
+  if (Option.isNone(given)) return undefined
+  const found = kinds.find((kind) => kind.toLowerCase() === given.value.trim().toLowerCase())
+  return found ?? usage(`--kind ${given.value} is not known: use one of ${kinds.join(", ")}.`)
+}
+
+const percent = (rate: number) => `${Math.round(rate * 100)}%`
+
+/** One hit as text: what it was, how it ended, and its result or summary. */
+export const recordText = (record: MemoryRecord): string => {
+  if (record._tag === "Session") {
+    const lines = [
+      `session ${record.sessionId}  ${record.outcome}  ${record.plan.length} task${record.plan.length === 1 ? "" : "s"}  ${duration(record.durationMs)}`,
+      `  request: ${firstLine(record.request)}`
+    ]
+    if (record.summary.length > 0) lines.push(`  outcome: ${firstLine(record.summary)}`)
+    return lines.join("\n")
+  }
+  const lines = [
+    `task ${record.taskId} of ${record.sessionId}  ${record.kind}  ${record.status}  ${record.attempts} attempt${record.attempts === 1 ? "" : "s"}  ${duration(record.durationMs)}`,
+    `  ${firstLine(record.description)}`
+  ]
+  if (record.result.length > 0)
+    lines.push(`  ${record.status === "Completed" ? "result" : "error"}: ${firstLine(record.result)}`)
+  for (const question of record.questions) lines.push(`  asked: ${firstLine(question)}`)
+  return lines.join("\n")
+}
+
+export const recall = (flags: RecallFlags) =>
+  withMemory(flags, () =>
+    Effect.gen(function* () {
+      if (flags.text.trim().length === 0) return yield* usage("recall needs some text to look for, in quotes.")
+      if (!Number.isInteger(flags.limit) || flags.limit < 1 || flags.limit > 1_000) {
+        return yield* usage(`--limit must be a whole number from 1 to 1000; got ${flags.limit}.`)
+      }
+      const kind = parseKind(flags.kind)
+      if (kind !== undefined && typeof kind !== "string") return yield* kind
+      yield* MemoryProjection.catchUp
+      const index = yield* MemoryIndex
+      const hits = yield* index.search({
+        text: flags.text,
+        limit: flags.limit,
+        ...(kind === undefined ? {} : { kind })
+      })
+      if (flags.json) {
+        return yield* out(
+          JSON.stringify({ query: flags.text, hits: hits.map(({ record, score }) => ({ score, ...record })) })
+        )
+      }
+      if (hits.length === 0) {
+        return yield* out(`Nothing similar to "${firstLine(flags.text, 60)}" in memory yet.`)
+      }
+      yield* out(hits.map(({ record }) => recordText(record)).join("\n\n"))
+    })
+  )
+
+const kindLine = (name: string, figures: KindStats) =>
+  `${name.padEnd(20)}${String(figures.tasks).padStart(6)}  ${percent(figures.successRate).padStart(7)}  ${figures.meanAttempts.toFixed(2).padStart(8)}  ${duration(figures.meanDurationMs).padStart(10)}  ${percent(figures.clarificationRate).padStart(7)}`
+
+export const stats = (flags: MemoryReadFlags) =>
+  withMemory(flags, () =>
+    Effect.gen(function* () {
+      yield* MemoryProjection.catchUp
+      const index = yield* MemoryIndex
+      const figures = memoryStats(yield* index.all)
+      if (flags.json) return yield* out(JSON.stringify(figures))
+      if (figures.overall.tasks === 0 && figures.sessions.finished === 0) {
+        return yield* out("No finished work in memory yet.")
+      }
+      const header = `${"kind".padEnd(20)}${"tasks".padStart(6)}  ${"success".padStart(7)}  ${"attempts".padStart(8)}  ${"mean time".padStart(10)}  ${"asked".padStart(7)}`
+      const rows = (Object.entries(figures.byKind) as Array<[NodeKind, KindStats]>).map(([kind, row]) =>
+        kindLine(kind, row)
+      )
+      yield* out(
+        [
+          header,
+          ...rows,
+          kindLine("all tasks", figures.overall),
+          "",
+          `sessions: ${figures.sessions.finished} finished, ${figures.sessions.succeeded} succeeded (${percent(figures.sessions.successRate)})`
+        ].join("\n")
+      )
+    })
+  )
+
+export const rebuild = (flags: MemoryReadFlags) =>
+  withMemory(flags, () =>
+    Effect.gen(function* () {
+      const rebuilt = yield* MemoryProjection.rebuild
+      // Events written while it rebuilt are projected by the consumer from its saved position, as usual.
+      yield* MemoryProjection.catchUp
+      if (flags.json) return yield* out(JSON.stringify(rebuilt))
+      yield* out(`Memory rebuilt from the log: ${rebuilt.records} records from ${rebuilt.sessions} sessions.`)
+    })
+  )
