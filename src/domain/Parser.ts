@@ -43,8 +43,9 @@
  *   condition ("If the build fails, then roll back") never splits;
  * - and each clause at an action list (./parser/Actions.ts): commas, semicolons, "and", "as well as" split it only
  *   into actions, parts that start with a verb and say more than it ("pay the bill, book a car and buy stocks" are
- *   three tasks, "buy apples, pears and milk" one). A condition opening the list ("If I get the job, book a hotel and
- *   show me the news") is kept on every action. A clause that only sets the scene ("I am planning a trip to Oslo",
+ *   three tasks, "buy apples, pears and milk" one). A condition is kept on every action listed after it ("If I get
+ *   the job, book a hotel and show me the news"; "Check my balance; if there is enough, pay Bob and text him"),
+ *   unless a "then" answers it inside one action ("Run tests and if they pass, then deploy"). A clause that only sets the scene ("I am planning a trip to Oslo",
  *   "Here is my voice command", "Thank you") is not a task when the request has others.
  *
  * Dependencies (./parser/Dependencies.ts). Steps run in the order written unless the words say otherwise: actions

@@ -101,6 +101,14 @@ describe("given words that say what runs in parallel", () => {
     ])
   })
 
+  it("when a listed action says 'at the same time', then it runs beside the action before it", () => {
+    expect(shape("Find a gym and sign me up, and at the same time order a protein shake.")).toEqual([
+      ["Find a gym", []],
+      ["sign me up", [1]],
+      ["order a protein shake", [1]]
+    ])
+  })
+
   it("when a step says 'meanwhile', 'at the same time' or 'in parallel', then it runs beside the step before it", () => {
     for (const word of ["Meanwhile", "At the same time", "In parallel", "Simultaneously"]) {
       expect(shape(`Build the app. Run the linter. ${word}, update the changelog.`), word).toEqual([
@@ -223,11 +231,25 @@ describe("given a conditional", () => {
     ])
   })
 
-  it("when a condition sits inside an action, then its consequence stays with it", () => {
-    expect(descriptions("Run tests and if they pass, deploy the app")).toEqual([
-      "Run tests and if they pass, deploy the app"
+  it("when a condition follows an action, then it starts a conditional step that holds for the actions after it", () => {
+    expect(
+      shape(
+        "Check my bank balance; if there is enough money, transfer $500 to Alice and send her a text saying 'Sent'."
+      )
+    ).toEqual([
+      ["Check my bank balance", []],
+      ["if there is enough money, transfer $500 to Alice", [1]],
+      ["if there is enough money, send her a text saying 'Sent'", [2]]
     ])
+    expect(descriptions("Run tests and if they pass, deploy the app")).toEqual([
+      "Run tests",
+      "if they pass, deploy the app"
+    ])
+  })
+
+  it("when 'then' answers a condition, then the condition and its answer stay one step", () => {
     expect(descriptions("If the build fails, then roll back")).toEqual(["If the build fails, then roll back"])
+    expect(descriptions("Run tests and if they pass, then deploy")).toEqual(["Run tests and if they pass, then deploy"])
   })
 })
 

@@ -126,13 +126,16 @@ export const splitCondition = (clause: string): { readonly condition: string; re
 }
 
 /** How an item of an action list relates to the item before it. */
-export type ListJoint = "list" | "prerequisite"
+export type ListJoint = "list" | "prerequisite" | "parallel"
 
 export interface ListItem {
   readonly text: string
   /** How this item joins the one before it; the first item's is "list" and means nothing. */
   readonly joint: ListJoint
 }
+
+/** "and at the same time order a shake": the item runs beside the one before it. */
+const parallelWords = /^(?:meanwhile|in the meantime|at the same time|in parallel|simultaneously)\b/iu
 
 /** Separators between the parts of a list, outside quotes, code, URLs and brackets. */
 const separator =
@@ -153,40 +156,57 @@ export const splitActions = (clause: string): ReadonlyArray<ListItem> => {
     if (mask[match.index] === 1 || match.index === 0) continue
     parts.push({ lead, text: clause.slice(start, match.index), joint })
     lead = match[0]
-    joint = /\bbut\b/iu.test(match[0]) ? "prerequisite" : "list"
     start = match.index + match[0].length
+    joint = /\bbut\b/iu.test(match[0])
+      ? "prerequisite"
+      : parallelWords.test(clause.slice(start, start + 40))
+        ? "parallel"
+        : "list"
   }
   parts.push({ lead, text: clause.slice(start), joint })
   if (parts.length === 1) return [{ text: clause, joint: "list" }]
 
   const items: Array<{ text: string; joint: ListJoint }> = []
+  /** Parts waiting for the action they belong to: a leading adverbial, or a condition ("if there is enough money"). */
   let prefix = ""
+  let prefixJoint: ListJoint = "list"
   let glue = false
-  for (const part of parts) {
+  for (const [index, part] of parts.entries()) {
     const conditional = conditionOpening.test(part.text.trim())
     const action = !glue && !conditional && isAction(part.text)
-    if (action && items.length === 0) {
-      items.push({ text: `${prefix}${prefix === "" ? "" : part.lead}${part.text}`, joint: "list" })
-    } else if (action) {
-      items.push({ text: part.text, joint: part.joint })
-    } else if (items.length === 0) {
+    // "..., and if they pass, then deploy": a "then" answering the condition keeps it inside the action before it.
+    const answeredByThen = /^\s*then\b/iu.test(parts[index + 1]?.text ?? "")
+    if (action) {
+      const joint = prefix === "" ? part.joint : prefixJoint
+      items.push({
+        text: `${prefix}${prefix === "" ? "" : part.lead}${part.text}`,
+        joint: items.length === 0 ? "list" : joint
+      })
+      prefix = ""
+    } else if (items.length === 0 || prefix !== "" || (conditional && !answeredByThen)) {
       // A leading context statement ("I am a user who just applied for a passport, and I would like to ...") is
-      // dropped; any other leading part (a condition, "For my friend's birthday") belongs to the first action.
-      if (prefix === "" && isContext(part.text) && !conditional) continue
+      // dropped; any other part before an action (a condition, "For my friend's birthday") belongs to that action.
+      if (items.length === 0 && prefix === "" && isContext(part.text) && !conditional) continue
+      if (prefix === "") prefixJoint = part.joint
       prefix = `${prefix}${prefix === "" ? "" : part.lead}${part.text}`
     } else {
       const last = items[items.length - 1]
       if (last !== undefined) last.text = `${last.text}${part.lead}${part.text}`
     }
-    // What follows a condition inside an action is its consequence: "and if they pass, deploy the app".
-    glue = conditional && items.length > 0
+    // What follows a condition kept inside an action is its consequence: "and if they pass, then deploy".
+    glue = conditional && answeredByThen && items.length > 0
   }
   if (items.length === 0) return [{ text: clause, joint: "list" }]
-  if (prefix !== "" && items.length === 0) return [{ text: clause, joint: "list" }]
-  // A condition opening the list holds for every action in it: "If I get the job, book a hotel and show me news".
-  const first = items[0]
-  const condition = first === undefined ? undefined : splitCondition(first.text)
-  return items.map((item, index) =>
-    index > 0 && condition !== undefined ? { text: `${condition.condition}, ${item.text}`, joint: item.joint } : item
-  )
+  const last = items[items.length - 1]
+  if (prefix !== "" && last !== undefined) last.text = `${last.text}${prefixJoint === "list" ? ", " : " "}${prefix}`
+  // A condition holds for every action listed after it: "If I get the job, book a hotel and show me the news".
+  let condition: string | undefined
+  return items.map((item) => {
+    const own = splitCondition(item.text)
+    if (own !== undefined) {
+      condition = own.condition
+      return item
+    }
+    return condition === undefined ? item : { text: `${condition}, ${item.text}`, joint: item.joint }
+  })
 }

@@ -189,7 +189,7 @@ const paragraphPieces = (paragraph: string): { readonly pieces: ReadonlyArray<Pi
       for (const [index, item] of items.entries()) {
         pieces.push({
           text: item.text,
-          relation: index === 0 ? relation : item.joint === "prerequisite" ? "prerequisite" : "list",
+          relation: index === 0 ? relation : item.joint,
           context: items.length === 1 && isContext(withoutLeadingConnectors(item.text, ordinals))
         })
       }
