@@ -3,18 +3,25 @@
 // 1. tsc emits dist/ (the library: one ES module per source file, with .d.ts declarations) from tsconfig.build.json.
 //    It emits even when the tree has type errors; then the build still completes and exits 1 at the end.
 // 2. The dashboard's browser files are copied next to the compiled server (scripts/build-dashboard.mjs).
-// 3. esbuild bundles the `planner` command (src/app/main.ts) into dist/cli/: one file for what every command loads,
-//    and one chunk per lazily loaded part (each command's module, the SQLite and PostgreSQL stores, the LLM clients,
-//    OpenTelemetry). Node then reads a handful of files instead of hundreds of small modules, and only code that can
-//    run: that is most of the CLI's start-up time (see `npm run bench -- --only=cli`).
+// 3. esbuild bundles the `planner` command (src/app/main.ts) into one CommonJS file, dist/cli/main.cjs. Node then
+//    reads one file instead of hundreds of small modules; the parts a command may not need (each command's module,
+//    the SQLite and PostgreSQL stores, the LLM clients, OpenTelemetry) stay lazy: esbuild wraps each in a function
+//    that runs when it is first imported.
+// 4. A V8 code cache for that file, dist/cli/main.cache: bin/planner.js compiles the bundle with it, which skips
+//    parsing and compiling most of it (a good part of what is left of the start-up time). It is made by running a
+//    two-task `run --executor echo` once, so it holds what commands run. It is only valid for the same bundle (its
+//    first 20 bytes are the bundle's SHA-1) and the same Node.js; otherwise bin/planner.js writes a new one.
+//
+// See `npm run bench -- --only=cli` for the start-up figures.
 //
 // The bundle keeps out what cannot or need not be inlined: better-sqlite3 (a native addon), pg (its optional native
 // binding is looked up at run time), and the OpenTelemetry SDK packages. Modules that locate files from their own URL
 // (the dashboard's assets, package.json for the version, the tokenizer's encodings) get the URL their compiled file has
 // in dist/, so they find the same files from the bundle.
 import { spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs"
 import { readFile } from "node:fs/promises"
+import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -41,7 +48,7 @@ if (!existsSync(path.join(dist, "app", "main.js"))) {
 }
 if (!step("dashboard", process.execPath, [path.join(root, "scripts", "build-dashboard.mjs")])) process.exit(1)
 
-/** `import.meta.url` of a source file, as the URL of its compiled file in dist/, computed from the bundle's chunk. */
+/** `import.meta.url` of a source file, as the URL of its compiled file in dist/, computed from the bundle's path. */
 const moduleUrlPlugin = {
   name: "module-url",
   setup(build) {
@@ -51,8 +58,9 @@ const moduleUrlPlugin = {
       if (!contents.includes("import.meta.url")) return undefined
       const compiledFile = path.join(dist, path.relative(src, args.path)).replace(/\.ts$/, ".js")
       const relative = path.relative(cliOut, compiledFile).split(path.sep).join("/")
+      const url = `new URL(${JSON.stringify(relative)}, __plannerBundleUrl).href`
       return {
-        contents: contents.replaceAll("import.meta.url", `new URL(${JSON.stringify(relative)}, import.meta.url).href`),
+        contents: contents.replaceAll("import.meta.url", url),
         loader: "ts"
       }
     })
@@ -77,46 +85,59 @@ export default { parse: unused, stringify: unused }`,
   }
 }
 
-// Built beside dist/cli/ and moved in file by file, the entry last: commands started by other processes meanwhile (tests
-// run in parallel, each may rebuild) always find a complete bundle. Chunk names carry a hash of their content.
+// Built beside dist/cli/ and moved in with a rename: commands started by other processes meanwhile (tests run in
+// parallel, each may rebuild) always find a complete bundle.
 const started = Date.now()
 const staging = path.join(dist, `.cli-build-${process.pid}`)
 rmSync(staging, { recursive: true, force: true })
 const esbuild = await import("esbuild")
 await esbuild.build({
   absWorkingDir: root,
-  entryPoints: { main: "src/app/main.ts" },
-  outdir: staging,
+  entryPoints: ["src/app/main.ts"],
+  outfile: path.join(staging, "main.cjs"),
   bundle: true,
-  splitting: true,
-  format: "esm",
+  format: "cjs",
   platform: "node",
   target: "node20",
-  // Chunks beside the entry, so every chunk's import.meta.url is in the same folder.
-  chunkNames: "[name]-[hash]",
   minify: true,
   // Error classes and services keep their names in messages and stack traces.
   keepNames: true,
-  // Bundled CommonJS packages call require() for Node's own modules.
-  banner: {
-    js: 'import { createRequire as __plannerRequire } from "node:module"; const require = __plannerRequire(import.meta.url);'
-  },
+  // The bundle's own URL, for the module-url plugin (a module may name its own `require`, as the tokenizer does).
+  banner: { js: 'var __plannerBundleUrl = require("node:url").pathToFileURL(__filename);' },
   external: ["better-sqlite3", "pg", "pg-native", "@opentelemetry/*"],
   plugins: [moduleUrlPlugin, unusedParsersPlugin],
   legalComments: "none",
   logLevel: "warning"
 })
 mkdirSync(cliOut, { recursive: true })
-const built = readdirSync(staging)
-for (const name of built) if (name !== "main.js") renameSync(path.join(staging, name), path.join(cliOut, name))
-renameSync(path.join(staging, "main.js"), path.join(cliOut, "main.js"))
+renameSync(path.join(staging, "main.cjs"), path.join(cliOut, "main.cjs"))
 rmSync(staging, { recursive: true, force: true })
-// Chunks of earlier builds: kept for an hour, for commands that started before this build and load them lazily.
-for (const name of readdirSync(cliOut)) {
-  const file = path.join(cliOut, name)
-  if (!built.includes(name) && Date.now() - statSync(file).mtimeMs > 3_600_000) rmSync(file, { force: true })
-}
+// What earlier builds left: the split ES module bundle.
+for (const name of readdirSync(cliOut)) if (name.endsWith(".js")) rmSync(path.join(cliOut, name), { force: true })
 console.log(`build: cli bundle done in ${Date.now() - started} ms`)
+
+// The code cache, from one run of the bundle as people run it (bin/planner.js writes it when told to).
+const training = mkdtempSync(path.join(os.tmpdir(), "planner-build-"))
+try {
+  const trained = spawnSync(
+    process.execPath,
+    [
+      path.join(root, "bin", "planner.js"),
+      "run",
+      "--executor",
+      "echo",
+      "--db",
+      path.join(training, "planner.db"),
+      "Write the code. Then test it."
+    ],
+    { cwd: training, env: { ...process.env, PLANNER_WRITE_CODE_CACHE: "1" }, encoding: "utf8" }
+  )
+  if (trained.status !== 0 || !existsSync(path.join(cliOut, "main.cache")))
+    console.warn(`build: no code cache (the run exited ${trained.status}): ${trained.stderr.trim()}`)
+  else console.log("build: code cache done")
+} finally {
+  rmSync(training, { recursive: true, force: true })
+}
 if (!compiled) {
   console.error("build: dist/ is complete, but tsc reported type errors (above)")
   process.exit(1)

@@ -39,8 +39,8 @@ const timeProcess = (args: ReadonlyArray<string>, cwd: string): number => {
 }
 
 export const cli = async (options: { readonly runs: number }): Promise<ReadonlyArray<Row>> => {
-  if (!existsSync(path.join(root, "dist", "cli", "main.js")))
-    throw new Error("dist/cli/main.js is missing: run `npm run build` first")
+  if (!existsSync(path.join(root, "dist", "cli", "main.cjs")))
+    throw new Error("dist/cli/main.cjs is missing: run `npm run build` first")
   const work = tempDir("cli")
   const commands: ReadonlyArray<Command> = [
     { name: "node -e 1", args: () => ["-e", "1"] },
