@@ -132,6 +132,11 @@ const run = Command.make(
       ),
       Options.optional
     ),
+    fromMemory: Options.boolean("from-memory").pipe(
+      Options.withDescription(
+        "Reuse the plan of the closest past successful session whose request closely matches this one (see `planner recall`), recorded in the plan's source; plans the request as usual when none does."
+      )
+    ),
     attach: Options.text("attach").pipe(
       Options.withPseudoName("PATH|URL"),
       Options.withDescription("Attach a file or link to the whole request. Repeatable."),

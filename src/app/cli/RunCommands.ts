@@ -17,7 +17,7 @@ import { type Attachment, attachmentFromText } from "../../domain/Task.js"
 import { type ExecutorSpec, parseExecutorSpec, recordedSpec } from "./Executors.js"
 import { toFailure, usage } from "./Failure.js"
 import { llmConfigured } from "./LlmChoice.js"
-import { outputMode } from "./Output.js"
+import { err, outputMode } from "./Output.js"
 import { checkPresets, parsePresets } from "./Presets.js"
 import * as Prompt from "./Prompt.js"
 import { readPlan, readRequest, storable } from "./Request.js"
@@ -44,6 +44,8 @@ export interface RunFlags extends ExecutionFlags {
   readonly file: Option.Option<string>
   /** `--plan FILE`: run this plan (the `planner plan --json` format) instead of planning a request. */
   readonly plan: Option.Option<string>
+  /** `--from-memory`: reuse a closely matching past successful plan (#17). */
+  readonly fromMemory: boolean
   readonly attach: ReadonlyArray<string>
   readonly maxParallel: number
   readonly maxAttempts: number
@@ -141,6 +143,24 @@ const requestAttachments = (values: ReadonlyArray<string>) =>
     return Effect.succeed<Attachment>(attachment)
   })
 
+/** `--from-memory`: the plan of a closely matching past successful session, said on standard error; or none. */
+const reusedPlan = (request: string, json: boolean) =>
+  Effect.gen(function* () {
+    const { reusablePlan } = yield* Effect.promise(() => import("../MemoryPlanning.js"))
+    const { indexLayer } = yield* Effect.promise(() => import("./MemoryCommands.js"))
+    const found = yield* Effect.provide(reusablePlan(request), indexLayer)
+    if (Option.isNone(found)) {
+      if (!json) yield* err("No closely matching successful plan in memory: planning the request instead.")
+      return undefined
+    }
+    if (!json) {
+      yield* err(
+        `Reusing the plan of session ${found.value.fromSession.sessionId} from memory (${found.value.tasks.length} tasks).`
+      )
+    }
+    return found.value
+  })
+
 export const run = (flags: RunFlags) =>
   withStore(flags, (store) =>
     Effect.gen(function* () {
@@ -157,12 +177,17 @@ export const run = (flags: RunFlags) =>
       if (Option.isSome(flags.plan) && (Option.isSome(flags.request) || Option.isSome(flags.file))) {
         return yield* usage("Give either a request or --plan FILE, not both: the plan file holds its request.")
       }
+      if (flags.fromMemory && Option.isSome(flags.plan)) {
+        return yield* usage("Give either --plan FILE or --from-memory, not both.")
+      }
       const planFile = Option.isSome(flags.plan) ? yield* readPlan(flags.plan.value) : undefined
       const request = planFile?.request ?? (yield* readRequest(flags.request, flags.file))
       const attachments = yield* requestAttachments(flags.attach)
       const presets = yield* parsePresets(flags.answers)
       const spec = yield* chooseSpec(flags.executor, Option.none())
-      if (planFile !== undefined) yield* checkPresets(presets, planFile.tasks.length, "the plan")
+      const reused = flags.fromMemory ? yield* reusedPlan(request, flags.json) : undefined
+      if (reused !== undefined) yield* checkPresets(presets, reused.tasks.length, "the plan")
+      else if (planFile !== undefined) yield* checkPresets(presets, planFile.tasks.length, "the plan")
       else if (!llmConfigured()) {
         // Without an LLM the plan is the parser's: check the request and the answers against it now.
         const tasks = yield* Either.match(Parser.parse(request), {
@@ -183,15 +208,17 @@ export const run = (flags: RunFlags) =>
       }
       const { start } = yield* running
       const given =
-        planFile === undefined || Option.isNone(flags.plan)
-          ? undefined
-          : {
-              tasks: planFile.tasks,
-              source: {
-                _tag: "Parser" as const,
-                reason: `plan file ${flags.plan.value === "-" ? "from standard input" : flags.plan.value}`
+        reused !== undefined
+          ? { tasks: reused.tasks, source: reused.source }
+          : planFile === undefined || Option.isNone(flags.plan)
+            ? undefined
+            : {
+                tasks: planFile.tasks,
+                source: {
+                  _tag: "Parser" as const,
+                  reason: `plan file ${flags.plan.value === "-" ? "from standard input" : flags.plan.value}`
+                }
               }
-            }
       yield* start(request, attachments, config, settings(flags, store, spec, presets), given)
     })
   )

@@ -8,14 +8,17 @@ import type { PlannerConfig } from "../../domain/Config.js"
 import type { PlannerSource } from "../../domain/Events.js"
 import type { Attachment, TaskPlan } from "../../domain/Task.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
+import { Llm } from "../../infra/Llm.js"
 import { fork } from "../Fork.js"
+import { clarificationWarnings, plannerExamples } from "../MemoryPlanning.js"
 import { PlannerService } from "../PlannerService.js"
 import { planRequest } from "../Planning.js"
 import { newSessionId } from "../Runner.js"
 import { type DriveOptions, drive } from "./Drive.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { type ExecutorSpec, makeExecutors, specText } from "./Executors.js"
-import { out } from "./Output.js"
+import { indexLayer } from "./MemoryCommands.js"
+import { err, out } from "./Output.js"
 import { checkPresets } from "./Presets.js"
 import { runServices } from "./Services.js"
 
@@ -57,8 +60,20 @@ export const start = (
   Effect.gen(function* () {
     const service = yield* PlannerService
     const at = yield* Clock.currentTimeMillis
-    const plan = given ?? (yield* planRequest(request, attachments, { systemPrompt: config.systemPrompt }))
+    // Memory (#17): an LLM planner sees the most similar successful past plans as examples.
+    const examples =
+      given === undefined && (yield* Llm).provider._tag !== "Heuristic"
+        ? yield* Effect.provide(plannerExamples(request), indexLayer)
+        : ""
+    const systemPrompt = [config.systemPrompt.trim(), examples].filter((part) => part.length > 0).join("\n\n")
+    const plan = given ?? (yield* planRequest(request, attachments, { systemPrompt }))
     yield* checkPresets(settings.drive.presets, plan.tasks.length, "the plan")
+    if (settings.drive.mode !== "json") {
+      const warnings = yield* Effect.provide(clarificationWarnings(plan.tasks), indexLayer)
+      for (const warning of warnings) {
+        if (!settings.drive.presets.has(warning.taskId)) yield* err(`Note: ${warning.line}`)
+      }
+    }
     const sessionId = newSessionId(at)
     // Through the writer: the plan records the executor, and the jobs of what it dispatches go in with it.
     const executor = specText(settings.spec)
