@@ -114,11 +114,15 @@ const byLlm = async (requests: ReadonlyArray<GoldRequest>): Promise<ReadonlyArra
       )
     )
   })
-  return Effect.runPromise(
+  // Run to an Either, so a UsageError reaches `main` as itself (runPromise would wrap it in a FiberFailure).
+  const result = await Effect.runPromise(
     program.pipe(
-      Effect.catchTag("ConfigError", (error) => Effect.fail(new UsageError(`LLM settings: ${String(error)}`)))
+      Effect.catchTag("ConfigError", (error) => Effect.fail(new UsageError(`LLM settings: ${String(error)}`))),
+      Effect.either
     )
   )
+  if (Either.isLeft(result)) throw result.left
+  return result.right
 }
 
 export interface Evaluation {

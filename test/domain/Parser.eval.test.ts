@@ -125,4 +125,16 @@ describe("npm run eval", () => {
     expect((await main(["--file", path.join(dir, "missing.jsonl")])).code).toBe(2)
     expect((await main(["--bogus"])).code).toBe(2)
   })
+
+  it("--planner llm without an LLM configured says how to configure one, exit code 2", async () => {
+    const saved = { ...process.env }
+    for (const name of Object.keys(process.env)) if (/^(PLANNER_LLM_|OPENAI_)/.test(name)) delete process.env[name]
+    try {
+      const { output, code } = await main(["--planner", "llm"])
+      expect(code).toBe(2)
+      expect(output).toMatch(/^eval: --planner llm needs an LLM: set PLANNER_LLM_BASE_URL and PLANNER_LLM_MODEL/)
+    } finally {
+      Object.assign(process.env, saved)
+    }
+  })
 })
