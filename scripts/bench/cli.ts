@@ -3,10 +3,12 @@
  * loads the bundle in dist/cli/): `--version`, `plan` of a two-sentence request, and a two-task `run --executor echo`
  * on a new SQLite file. Each round also starts `node -e 1`, the floor no Node program goes below on this machine,
  * so the ratios compare like with like however busy the machine is. The commands of a round run one after another,
- * in the same order, after one warm-up round (file cache).
+ * in the same order, after one warm-up round (file cache). Beside the wall-clock time, the CPU time (user + system)
+ * each process used, read from this process's children's times in /proc (Linux): on a machine shared with other
+ * work the wall clock includes waiting for a core, the CPU time much less so.
  */
 import { spawnSync } from "node:child_process"
-import { existsSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { log, nowMs, type Row, root, row, tempDir } from "./common.js"
 
@@ -28,14 +30,32 @@ const cleanEnv = (): NodeJS.ProcessEnv => {
   return env
 }
 
-/** Wall-clock seconds of one process, from spawn to exit; fails unless it exits with 0. */
-const timeProcess = (args: ReadonlyArray<string>, cwd: string): number => {
+/** User + system CPU seconds of this process's finished children so far (Linux), or NaN. */
+const childrenCpuSeconds = (): number => {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    // cutime and cstime, fields 16 and 17 of the whole line, in clock ticks (100 per second on Linux).
+    return (Number(fields[13]) + Number(fields[14])) / 100
+  } catch {
+    return Number.NaN
+  }
+}
+
+interface Timing {
+  readonly wall: number
+  readonly cpu: number
+}
+
+/** Wall-clock and CPU seconds of one process, from spawn to exit; fails unless it exits with 0. */
+const timeProcess = (args: ReadonlyArray<string>, cwd: string): Timing => {
+  const cpuBefore = childrenCpuSeconds()
   const started = nowMs()
   const result = spawnSync(process.execPath, args, { cwd, env: cleanEnv(), encoding: "utf8", stdio: "pipe" })
-  const seconds = (nowMs() - started) / 1_000
+  const wall = (nowMs() - started) / 1_000
   if (result.status !== 0)
     throw new Error(`node ${args.join(" ")} exited with ${result.status ?? result.signal}: ${result.stderr.trim()}`)
-  return seconds
+  return { wall, cpu: childrenCpuSeconds() - cpuBefore }
 }
 
 export const cli = async (options: { readonly runs: number }): Promise<ReadonlyArray<Row>> => {
@@ -53,12 +73,16 @@ export const cli = async (options: { readonly runs: number }): Promise<ReadonlyA
     }
   ]
   const samples = new Map<string, Array<number>>(commands.map((command) => [command.name, []]))
+  const cpuSamples = new Map<string, Array<number>>(commands.map((command) => [command.name, []]))
   try {
     log(`cli: ${options.runs} rounds of ${commands.map((c) => c.name).join(", ")} (after one warm-up round)`)
     for (let round = 0; round <= options.runs; round++) {
       for (const command of commands) {
-        const seconds = timeProcess(command.args(round), work.dir)
-        if (round > 0) samples.get(command.name)?.push(seconds)
+        const timing = timeProcess(command.args(round), work.dir)
+        if (round > 0) {
+          samples.get(command.name)?.push(timing.wall)
+          cpuSamples.get(command.name)?.push(timing.cpu)
+        }
       }
     }
   } finally {
@@ -89,6 +113,19 @@ export const cli = async (options: { readonly runs: number }): Promise<ReadonlyA
         unit: "x",
         // Each round's ratio: both processes ran back to back, on the same machine load.
         samples: times.map((seconds, index) => seconds / (floor[index] ?? Number.NaN))
+      })
+    )
+  }
+  for (const command of commands) {
+    const times = cpuSamples.get(command.name) ?? []
+    if (times.some((seconds) => Number.isNaN(seconds))) continue
+    rows.push(
+      row({
+        scenario: "cli start",
+        backend: command.name.includes("SQLite") ? "sqlite" : "-",
+        metric: `${command.name}, CPU`,
+        unit: "s",
+        samples: times
       })
     )
   }

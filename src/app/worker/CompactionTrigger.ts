@@ -36,6 +36,11 @@ export const make = Effect.gen(function* () {
       if (state.status !== "Running") return
       const rolling = Planner.rollingTasks(state)
       const { tokenBudget, profile, systemPrompt } = state.config
+      // A token is at least one UTF-8 byte: a context whose bytes fit the budget fits it without counting. Counting
+      // loads the tokenizer's tables, most of a second, which a short run never needs.
+      let bytes = Buffer.byteLength(state.contextSummary)
+      for (const task of rolling) bytes += Buffer.byteLength(entryText(task))
+      if (bytes <= tokenBudget) return
       let used = counter.count(state.contextSummary)
       for (const task of rolling) used += entryTokens(task)
       if (used <= tokenBudget || rolling.length === 0) return
