@@ -193,12 +193,17 @@ describe("Parser.parse: lists", () => {
     expect(descriptions("1. Just one item, then more")).toEqual(["Just one item, then more"])
   })
 
-  it("joins a fenced code block to the step before it as one code span", () => {
-    expect(plan("Run this:\n```bash\nnpm ci\nnpm test\n```\n- Deploy")).toMatchObject([
-      { description: "Run this: `npm ci; npm test`", kind: "ToolCall" },
+  it("joins a fenced code block to the step before it, its lines verbatim on lines of their own", () => {
+    // Issue 18: a block's commands are never joined; the shell executor runs them line by line as written.
+    expect(plan("Run this:\n```bash\nnpm ci\nif [ -f x ]; then\n  echo `date`\nfi\n```\n- Deploy")).toMatchObject([
+      { description: "Run this:\n```bash\nnpm ci\nif [ -f x ]; then\n  echo `date`\nfi\n```", kind: "ToolCall" },
       { description: "Deploy" }
     ])
-    expect(descriptions("```\nmake build\n```")).toEqual(["`make build`"])
+    expect(descriptions("```\nmake build\n```")).toEqual(["```\nmake build\n```"])
+    // Under an indented list item the fence's own indentation is not part of the code; a ``` inside gets a longer fence.
+    expect(descriptions("- Build it:\n  ~~~\n  make   all\n  echo ```\n  ~~~")).toEqual([
+      "Build it:\n````\nmake   all\necho ```\n````"
+    ])
   })
 })
 
@@ -679,7 +684,8 @@ const checkPlan = (text: string) => {
     for (const dep of task.dependsOn) expect(dep).toBeLessThan(task.id)
     expect(task.description.length).toBeGreaterThan(0)
     expect(task.description).toBe(task.description.trim())
-    expect(task.description).not.toMatch(/[\n\r]/)
+    // Line breaks only inside a fenced code block, which is kept as written.
+    expect(task.description.replace(/(^|\n)(`{3,})[^\n]*\n[\s\S]*?\n\2(?=\n|$)/g, "")).not.toMatch(/[\n\r]/)
     expect(Either.isRight(Schema.decodeUnknownEither(TaskPlan)(task))).toBe(true)
     expect(task.kind).toBe(Parser.classify(task.description))
     expect(task.attachments).toEqual(Parser.extractAttachments(task.description))
@@ -722,6 +728,8 @@ describe("Parser properties", () => {
   )
 
   it.prop("line endings and the width of whitespace do not change the plan", [requestLikeArb], ([text]) => {
+    // Outside code: a fenced block keeps its lines exactly as written, spaces included.
+    fc.pre(!/```|~~~/.test(text))
     const widened = text.replace(/\r\n?/g, "\n").replace(/\n/g, "\r\n").replace(/ /g, "  ")
     expect(Parser.parse(widened)).toEqual(Parser.parse(text.replace(/\r\n?/g, "\n")))
   })

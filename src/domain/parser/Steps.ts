@@ -4,7 +4,7 @@
  * themselves are worked out from these relations in ./Dependencies.ts.
  */
 import { isAction, isContext, splitActions, splitCondition, withoutFiller } from "./Actions.js"
-import { type Block, blockText, toBlocks, toLines } from "./Blocks.js"
+import { type Block, blockText, restoreCode, toBlocks, toLines } from "./Blocks.js"
 import { hasFirstStep, isOnlyConnectors, withoutLeadingConnectors } from "./Connectors.js"
 import { protectedMask } from "./ProtectedText.js"
 import { clauses, paragraphIntro, sentences, splitEnumeration } from "./Sentences.js"
@@ -209,7 +209,8 @@ const blockPieces = (blocks: ReadonlyArray<Block>): ReadonlyArray<Piece> =>
 
 /** The steps of a request, in the order written (see the module comment of ../Parser.ts for the rules). */
 export const stepsOf = (text: string): ReadonlyArray<Step> => {
-  const blocks = toBlocks(toLines(text)).filter((block) => hasContent(blockText(block)))
+  const fences: Array<string> = []
+  const blocks = toBlocks(toLines(text), fences).filter((block) => hasContent(blockText(block)))
   // An introduction ("Here is the plan:", "# Backend") is not a task, unless the request is nothing but those.
   const isIntro = (block: Block) => block.kind === "heading" || blockText(block).endsWith(":")
   const tasks = blocks.filter((block) => !isIntro(block))
@@ -234,8 +235,9 @@ export const stepsOf = (text: string): ReadonlyArray<Step> => {
   const chosen = actions.length > 0 ? actions : usable
   const steps: Array<Step> = []
   for (const [index, piece] of chosen.entries()) {
-    const description = describe(piece.text, ordinals)
-    if (description === undefined) continue
+    const described = describe(piece.text, ordinals)
+    if (described === undefined) continue
+    const description = restoreCode(described, fences)
     // A dropped first piece leaves the next one first: its relation then means nothing.
     const relation = index === 0 && piece.relation === "prerequisite" ? "sequence" : piece.relation
     const condition = splitCondition(description)
