@@ -1,7 +1,7 @@
 /**
  * The in-memory `TaskQueue`, for tests and one-process embedding. It keeps the SQL layers' semantics: payloads are
  * stored as JSON text (so what comes back is what a database would give), leases are fields of the job compared with
- * the `Clock`, completed jobs stay as tombstones so a repeated enqueue does not bring them back, and `awaitWork` is
+ * the `Clock`, a completed job is gone, and `awaitWork` is
  * woken in-process by every enqueue and release, or by the time the next job falls due.
  *
  * The storage is a separate value so that two queue instances can share it, as two processes share a database.
@@ -35,11 +35,10 @@ interface Row {
   workerId: string | undefined
   leaseExpiresAt: number | undefined
   takes: number
-  completed: boolean
 }
 
 export interface MemoryTaskQueueStorage {
-  /** Job key text -> row, completed ones included. */
+  /** Job key text -> row: the unfinished jobs. */
   readonly rows: Map<string, Row>
   readonly wakeUp: WakeUp
   nextId: number
@@ -66,7 +65,7 @@ const encodePayload = (operation: string, job: Job): Effect.Effect<string, TaskQ
   })
 
 const isTakeable = (row: Row, now: number): boolean =>
-  !row.completed && row.runAt <= now && (row.leaseExpiresAt === undefined || row.leaseExpiresAt <= now)
+  row.runAt <= now && (row.leaseExpiresAt === undefined || row.leaseExpiresAt <= now)
 
 /** When an unfinished row becomes takeable: at its `runAt`, or when its live lease runs out. */
 const takeableAt = (row: Row): number => Math.max(row.runAt, row.leaseExpiresAt ?? 0)
@@ -99,8 +98,7 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
       payload,
       workerId: undefined,
       leaseExpiresAt: undefined,
-      takes: 0,
-      completed: false
+      takes: 0
     })
   }
 
@@ -146,7 +144,7 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
       let count = 0
       for (const row of rows.values()) {
         // A lease that already ran out is not this worker's any more: another taker may have the job.
-        if (!row.completed && row.workerId === workerId && (row.leaseExpiresAt ?? 0) > now) {
+        if (row.workerId === workerId && (row.leaseExpiresAt ?? 0) > now) {
           row.leaseExpiresAt = now + leaseMs
           count++
         }
@@ -157,17 +155,13 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
 
   const complete = (key: JobKey) =>
     Effect.sync(() => {
-      const row = rows.get(jobKeyString(key))
-      if (row === undefined) return
-      row.completed = true
-      row.workerId = undefined
-      row.leaseExpiresAt = undefined
+      rows.delete(jobKeyString(key))
     }).pipe(Effect.withSpan("MemoryTaskQueue.complete"))
 
   const release = (key: JobKey, workerId: string) =>
     Effect.sync(() => {
       const row = rows.get(jobKeyString(key))
-      if (row === undefined || row.completed || row.workerId !== workerId) return false
+      if (row === undefined || row.workerId !== workerId) return false
       row.workerId = undefined
       row.leaseExpiresAt = undefined
       return true
@@ -179,7 +173,7 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
   const remove = (sessionId: string, taskIds?: ReadonlyArray<number>) =>
     Effect.sync(() => {
       for (const [key, row] of rows) {
-        if (row.sessionId === sessionId && !row.completed && (taskIds === undefined || taskIds.includes(row.taskId))) {
+        if (row.sessionId === sessionId && (taskIds === undefined || taskIds.includes(row.taskId))) {
           rows.delete(key)
         }
       }
@@ -193,7 +187,7 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
       const matches = matching(kinds, sessionId)
       let next = Number.POSITIVE_INFINITY
       for (const row of rows.values()) {
-        if (row.completed || !matches(row)) continue
+        if (!matches(row)) continue
         next = Math.min(next, takeableAt(row))
       }
       if (next <= now) return
@@ -205,7 +199,7 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
     Effect.sync(() => {
       const result: Array<Row> = []
       for (const row of rows.values()) {
-        if (!row.completed && (sessionId === undefined || row.sessionId === sessionId)) result.push(row)
+        if (sessionId === undefined || row.sessionId === sessionId) result.push(row)
       }
       return result.sort(byKey).map(listed)
     })
@@ -216,16 +210,15 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
     yield* Effect.sync(() => {
       const wanted = new Set(encoded.map(([job]) => jobKeyString(job)))
       for (const [key, row] of rows) {
-        if (row.sessionId === sessionId && !row.completed && !wanted.has(key)) rows.delete(key)
+        if (row.sessionId === sessionId && !wanted.has(key)) rows.delete(key)
       }
       for (const [job, payload] of encoded) {
         const row = rows.get(jobKeyString(job))
         if (row === undefined) {
           insert(job, payload)
-        } else if (row.completed || row.runAt !== job.runAt || row.payload !== payload) {
+        } else if (row.runAt !== job.runAt || row.payload !== payload) {
           // The log is the record: an attempt it has unfinished is unfinished, with the log's runAt and payload. A
           // worker holding it keeps its lease, and its outcome still goes through the writer.
-          row.completed = false
           row.runAt = job.runAt
           row.payload = payload
         }

@@ -256,7 +256,7 @@ export const make = (
       const now = yield* Clock.currentTimeMillis
       const limit = Math.floor(options.limit)
       const due = sql`
-        completed_at IS NULL AND run_at <= ${now} AND (lease_expires_at IS NULL OR lease_expires_at <= ${now})
+        run_at <= ${now} AND (lease_expires_at IS NULL OR lease_expires_at <= ${now})
         ${kindFilter(options.kinds)} ${sessionFilter(options.sessionId)}`
       const rows = yield* run(
         "take jobs",
@@ -297,20 +297,18 @@ export const make = (
         "extend leases",
         sql`
           UPDATE planner_jobs SET lease_expires_at = ${now + leaseMs}${(yield* relaxLease) ? sql` FROM ${relaxed}` : empty}
-          WHERE worker_id = ${workerId} AND completed_at IS NULL AND lease_expires_at > ${now}
+          WHERE worker_id = ${workerId} AND lease_expires_at > ${now}
           RETURNING id`
       )
       return rows.length
     })
 
     const complete = Effect.fn("SqlTaskQueue.complete")(function* (key: JobKey) {
-      const now = yield* Clock.currentTimeMillis
       yield* run(
         "complete a job",
         sql`
-          UPDATE planner_jobs SET completed_at = ${now}, worker_id = NULL, lease_expires_at = NULL
-          WHERE session_id = ${key.sessionId} AND task_id = ${key.taskId} AND attempt = ${key.attempt}
-            AND completed_at IS NULL`
+          DELETE FROM planner_jobs
+          WHERE session_id = ${key.sessionId} AND task_id = ${key.taskId} AND attempt = ${key.attempt}`
       )
     })
 
@@ -320,7 +318,7 @@ export const make = (
         sql<{ kind: string }>`
           UPDATE planner_jobs SET worker_id = NULL, lease_expires_at = NULL
           WHERE session_id = ${key.sessionId} AND task_id = ${key.taskId} AND attempt = ${key.attempt}
-            AND worker_id = ${workerId} AND completed_at IS NULL
+            AND worker_id = ${workerId}
           RETURNING kind`
       )
       if (rows.length === 0) return
@@ -340,7 +338,7 @@ export const make = (
       yield* run(
         "remove jobs",
         sql`
-          DELETE FROM planner_jobs WHERE session_id = ${sessionId} AND completed_at IS NULL
+          DELETE FROM planner_jobs WHERE session_id = ${sessionId}
           ${taskIds === undefined ? sql.literal("") : sql`AND task_id IN ${sql.in(taskIds)}`}`
       )
     })
@@ -349,7 +347,7 @@ export const make = (
       const rows = yield* run(
         "list jobs",
         sql<JobRow>`
-          SELECT ${columns} FROM planner_jobs WHERE completed_at IS NULL ${sessionFilter(sessionId)}
+          SELECT ${columns} FROM planner_jobs WHERE TRUE ${sessionFilter(sessionId)}
           ORDER BY session_id, task_id, attempt`
       )
       return yield* Effect.forEach(rows, (row) => decodeRow("list jobs", row))
@@ -378,10 +376,10 @@ export const make = (
           yield* sql`
             INSERT INTO planner_jobs ${sql.insert(chunk)}
             ON CONFLICT (session_id, task_id, attempt) DO UPDATE SET
-              completed_at = NULL, kind = excluded.kind, run_at = excluded.run_at, payload = excluded.payload`
+              kind = excluded.kind, run_at = excluded.run_at, payload = excluded.payload`
         }
         const present = yield* sql<{ id: number | string; task_id: number; attempt: number }>`
-          SELECT id, task_id, attempt FROM planner_jobs WHERE session_id = ${sessionId} AND completed_at IS NULL`
+          SELECT id, task_id, attempt FROM planner_jobs WHERE session_id = ${sessionId}`
         const stale = present
           .filter((row) => !wanted.has(jobKeyString({ sessionId, taskId: row.task_id, attempt: row.attempt })))
           .map((row) => Number(row.id))
@@ -437,10 +435,10 @@ export const make = (
         pg
           ? sql<{ next: number | string | null }>`
               SELECT MIN(GREATEST(run_at, COALESCE(lease_expires_at, 0))) AS next FROM planner_jobs
-              WHERE completed_at IS NULL ${kindFilter(kinds)} ${sessionFilter(sessionId)}`
+              WHERE TRUE ${kindFilter(kinds)} ${sessionFilter(sessionId)}`
           : sql<{ next: number | string | null }>`
               SELECT MIN(MAX(run_at, COALESCE(lease_expires_at, 0))) AS next FROM planner_jobs
-              WHERE completed_at IS NULL ${kindFilter(kinds)} ${sessionFilter(sessionId)}`
+              WHERE TRUE ${kindFilter(kinds)} ${sessionFilter(sessionId)}`
       ).pipe(Effect.map((rows) => (rows[0]?.next == null ? undefined : Number(rows[0].next))))
 
     const awaitWork = Effect.fn("SqlTaskQueue.awaitWork")(function* (

@@ -11,7 +11,8 @@
  * - `take` hands a job to exactly one taker at a time: while its lease is live nobody else gets it; once the lease
  *   has run out (by the `Clock`, so TestClock drives it in tests) it is takeable again.
  * - A job is never taken before its `runAt`: retry backoff lives in the row, so no worker runs a timer loop.
- * - A completed job is never handed out again.
+ * - A completed job is gone: never handed out again. (Its key is not kept: the writer enqueues an attempt once, in the
+ *   transaction that dispatched it, so a key never comes back after its attempt ended.)
  * - Leases are columns of the job row, never events; `extendLeases` renews all of a worker's leases at once.
  *
  * Layers: `MemoryTaskQueue.layer` (one process) and `SqlTaskQueue.layer` (SQLite and PostgreSQL, on the event
@@ -82,7 +83,7 @@ export interface TaskQueueService {
   readonly take: (options: TakeOptions) => Effect.Effect<ReadonlyArray<TakenJob>, TaskQueueError>
   /** One statement extends every lease this worker holds. Returns how many. */
   readonly extendLeases: (workerId: string, leaseMs: number) => Effect.Effect<number, TaskQueueError>
-  /** The job's outcome was recorded: it is never handed out again. Idempotent. */
+  /** The job's outcome was recorded: the job is removed, never handed out again. Idempotent. */
   readonly complete: (key: JobKey) => Effect.Effect<void, TaskQueueError>
   /** Give a job back (shutdown): takeable again at once (or at runAt). Only the worker holding it can. */
   readonly release: (key: JobKey, workerId: string) => Effect.Effect<void, TaskQueueError>

