@@ -191,6 +191,17 @@ export interface EventStoreService {
    */
   readonly subscribe: (query: SubscribeQuery) => Stream.Stream<StoredEvent, ReadError>
 
+  /**
+   * Retention (`planner prune`): deletes every event of one aggregate, if its last sequence is still `expected`
+   * (else `SequenceConflict`), and returns how many it deleted. Inside a caller's `sql.withTransaction` it commits
+   * with the caller's other writes. Only the SQL layers have it; the in-memory store keeps everything.
+   */
+  readonly deleteAggregate?: (
+    streamId: string,
+    aggregateId: string,
+    expected: number
+  ) => Effect.Effect<number, SequenceConflict | EventStoreError>
+
   /** A durable consumer's saved position (the last event it finished), if any. */
   readonly checkpoint: (consumer: string) => Effect.Effect<Option.Option<number>, EventStoreError>
 

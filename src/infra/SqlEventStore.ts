@@ -992,6 +992,28 @@ export const make = (
           )
         )
       ),
+      deleteAggregate: (
+        streamId: string,
+        aggregateId: string,
+        expected: number
+      ): Effect.Effect<number, SequenceConflict | EventStoreError> => {
+        const remove: Effect.Effect<number, SequenceConflict | EventStoreError | SqlError> = Effect.flatMap(
+          currentSequence(streamId, aggregateId),
+          (actual): Effect.Effect<number, SequenceConflict | EventStoreError | SqlError> =>
+            actual !== expected
+              ? Effect.fail(new SequenceConflict({ streamId, aggregateId, expected, actual }))
+              : Effect.as(
+                  sql`DELETE FROM events WHERE stream_id = ${streamId} AND aggregate_id = ${aggregateId}`,
+                  actual
+                )
+        )
+        return retryBusy(writeTransaction(remove)).pipe(
+          Effect.catchTag("SqlError", (error: SqlError) =>
+            Effect.fail(toStoreError("delete an aggregate's events")(error))
+          ),
+          Effect.withSpan("EventStore.deleteAggregate", { attributes: { streamId, aggregateId } })
+        )
+      },
       aggregateCount: Effect.fn("EventStore.aggregateCount")((streamId: string) =>
         sql`SELECT count(DISTINCT aggregate_id) AS value FROM events WHERE stream_id = ${streamId}`.pipe(
           retryBusy,
