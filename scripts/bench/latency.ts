@@ -17,6 +17,7 @@ import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import { pgAppendByHand } from "./appends.js"
 import { log, nowMs, parseJson, quantile, type Row, row, sleep, spawnScript, tempDir } from "./common.js"
+import { dispatchLatency } from "./dispatchLatency.js"
 import { jobLatency } from "./jobLatency.js"
 
 export interface LatencyOptions {
@@ -271,6 +272,7 @@ export const latency = async (options: LatencyOptions): Promise<Array<Row>> => {
     rows.push(...(await acrossProcesses(url, options.runs, count)))
     // The task queue's wake-up across processes (issue 13): a job's commit to its take by another process.
     rows.push(...(await jobLatency({ runs: options.runs, freshPgUrl: options.freshPgUrl, quick: options.quick })))
+    rows.push(...(await dispatchLatency({ runs: options.runs, freshPgUrl: options.freshPgUrl, quick: options.quick })))
   }
   return rows
 }

@@ -2,18 +2,23 @@
  * A worker process for the horizontal-scale benchmark: `Worker.run` over a PostgreSQL store, serving every session
  * with its default concurrency, the script executor taking 20 ms per task.
  *
- * Usage: workerChild.ts <database url>. Prints {"ready": true} once the worker serves; runs until killed.
+ * Usage: workerChild.ts <database url> [delay ms, default 20] [--report-starts]. Prints {"ready": true} once the
+ * worker serves; with --report-starts also {"sessionId", "taskId", "startedAt"} when the executor starts a task
+ * (CLOCK_MONOTONIC, `nowMs`, one clock for the whole machine on Linux); runs until killed.
  */
 import { Effect, Logger, LogLevel, Redacted } from "effect"
 import * as Worker from "../../src/app/Worker.js"
+import type { ExecutorService } from "../../src/infra/Executor.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import { plannerRuntime } from "../../test/app/fixtures/runtime.js"
+import { nowMs } from "./common.js"
 
-const [url = ""] = process.argv.slice(2)
+const [url = "", delay = "20"] = process.argv.slice(2)
+const reportStarts = process.argv.includes("--report-starts")
 
 const script = JSON.stringify({
-  rules: [{ match: ".", delayMs: 20, outcomes: [{ complete: "done: {description}" }] }],
+  rules: [{ match: ".", delayMs: Number(delay), outcomes: [{ complete: "done: {description}" }] }],
   default: { complete: "done" }
 })
 
@@ -26,7 +31,20 @@ const logger = Logger.make(({ logLevel, message }) => {
 })
 
 const program = Effect.gen(function* () {
-  const executor = ScriptExecutor.make(yield* ScriptExecutor.parse(script, "bench-script.json"))
+  const scripted = ScriptExecutor.make(yield* ScriptExecutor.parse(script, "bench-script.json"))
+  const executor: ExecutorService = reportStarts
+    ? {
+        name: scripted.name,
+        execute: (context) =>
+          Effect.suspend(() => {
+            const startedAt = nowMs()
+            process.stdout.write(
+              `${JSON.stringify({ sessionId: context.sessionId, taskId: context.taskId, startedAt })}\n`
+            )
+            return scripted.execute(context)
+          })
+      }
+    : scripted
   const layer = plannerRuntime(PgEventStore.layer({ url: Redacted.make(url) }), executor)
   return yield* Worker.run({ checkAttachments: false }).pipe(Effect.provide(layer))
 }).pipe(Logger.withMinimumLogLevel(LogLevel.Debug), Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
