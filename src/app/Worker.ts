@@ -60,7 +60,7 @@ export interface WorkerOptions {
 export type WorkerError = ReadError | TaskQueueError
 
 /** After a take that found nothing although the queue said work may be waiting: wait this long, doubling. */
-const idleBackoff = { first: 5, max: 500 }
+const idleBackoff = { first: 5, max: 50 }
 
 export const run = (options: WorkerOptions = {}) => {
   const workerId = options.workerId ?? makeWorkerId()
@@ -72,7 +72,7 @@ export const run = (options: WorkerOptions = {}) => {
     const concurrency = Math.max(1, options.concurrency ?? 4)
     const leaseMs = Math.max(100, options.leaseMs ?? 60_000)
     const sessionId = options.sessionId
-    /** Wakes the take loop: a slot freed up, or an outcome of ours dispatched something. */
+    /** Wakes the take loop: a slot freed up, an outcome of ours dispatched something, or the queue has work. */
     const freed = yield* Queue.sliding<void>(1)
     const runJob = yield* AttemptRunner.make({
       workerId,
@@ -138,6 +138,25 @@ export const run = (options: WorkerOptions = {}) => {
       })
 
     yield* Effect.logDebug(`worker ${workerId} serving ${kinds.join(", ")}`)
+    // The queue's wake-ups come from a fiber of their own, never interrupted midway: interrupting a statement of the
+    // queue (PostgreSQL) costs a cancel request and, under load, connections. After each wake-up it waits until the
+    // take loop has looked, so a queue that has work only for others does not make it spin.
+    const looked = yield* Queue.sliding<void>(1)
+    yield* FiberSet.run(
+      fibers,
+      Effect.forever(
+        queue.awaitWork(kinds, sessionId).pipe(
+          Effect.catchAll((error) =>
+            Effect.zipRight(
+              Effect.logWarning(`waiting for work failed: ${error.message}`),
+              Effect.sleep(Duration.seconds(1))
+            )
+          ),
+          Effect.zipRight(Queue.offer(freed, undefined)),
+          Effect.zipRight(Queue.take(looked))
+        )
+      )
+    )
     let idle = 0
     // The take loop: as many jobs as there are free slots; when there are none, wait for one to free up; when the
     // queue has nothing, wait for it to say something may be waiting.
@@ -154,6 +173,7 @@ export const run = (options: WorkerOptions = {}) => {
         leaseMs,
         ...(sessionId === undefined ? {} : { sessionId })
       })
+      yield* Queue.offer(looked, undefined)
       for (const job of jobs) yield* start(job)
       if (jobs.length > 0) {
         idle = 0
@@ -163,7 +183,7 @@ export const run = (options: WorkerOptions = {}) => {
       // then it backs off instead of asking again at once.
       if (idle > 0) yield* Effect.sleep(Duration.millis(Math.min(idleBackoff.max, idleBackoff.first * 2 ** (idle - 1))))
       idle += 1
-      yield* Effect.raceFirst(queue.awaitWork(kinds, sessionId), Queue.take(freed))
+      yield* Queue.take(freed)
     }
   }).pipe(Effect.scoped, (worker) =>
     // Serving one session, the worker is a part of that run's trace. Serving all of them, it runs for days: a span
