@@ -20,7 +20,9 @@
  * - a Markdown heading (`# Plan`);
  * - a continuation: a line indented deeper than the list item before it joins that item, unless the item ends in
  *   `:` (what follows an introduction is its content, not part of it);
- * - a fenced code block (three backticks or tildes): its lines join the block before it as one backtick span;
+ * - a fenced code block (three backticks or tildes): it joins the block before it, kept verbatim (its lines, their
+ *   indentation and backquotes as written) as a backtick fence on lines of its own at the end of the description, so
+ *   the shell executor runs exactly what was written; no other rule ever looks inside it;
  * - otherwise a line of its own.
  * A block ending in `:` ("Here is the plan:", "Notes:") or a Markdown heading introduces or labels other blocks and is
  * not a task, unless the request has nothing else (then "Fix the following:" alone is still a task, not an error).
