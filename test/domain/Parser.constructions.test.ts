@@ -334,6 +334,11 @@ describe("given connectors and filler", () => {
       "renew my passport"
     ])
     expect(descriptions("Thank you.")).toEqual(["Thank you"])
+    // One that names a file or a link is kept: the attachment belongs to the plan.
+    expect(plan("Here is the spec: ./docs/spec.md. Summarize it.")).toMatchObject([
+      { description: "Here is the spec: ./docs/spec.md", attachments: [{ kind: "FileRef", value: "./docs/spec.md" }] },
+      { description: "Summarize it", dependsOn: [1] }
+    ])
   })
 })
 

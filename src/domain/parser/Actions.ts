@@ -8,6 +8,7 @@
  * adverbial) stays with the action before it, or, at the start, with the action after it. So "buy apples, pears and
  * milk" is one task and "pay the bill, book a car and buy stocks" three.
  */
+import { extractAttachments } from "./Attachments.js"
 import { protectedMask } from "./ProtectedText.js"
 import { hasContent } from "./Text.js"
 
@@ -109,8 +110,12 @@ const contextStatement = new RegExp(
   "iu"
 )
 
-/** Whether a clause only sets the scene ("I am planning a trip", "Here is my voice command", "Thank you"). */
-export const isContext = (clause: string): boolean => contextStatement.test(clause.trim()) && !isAction(clause)
+/**
+ * Whether a clause only sets the scene ("I am planning a trip", "Here is my voice command", "Thank you"). One that
+ * names a link or a file ("Here is the spec: ./spec.md") is kept: its attachment belongs to the plan.
+ */
+export const isContext = (clause: string): boolean =>
+  contextStatement.test(clause.trim()) && !isAction(clause) && extractAttachments(clause).length === 0
 
 /** The condition at the start of `clause` ("If I get the job") and the rest after its comma, if it has one. */
 export const splitCondition = (clause: string): { readonly condition: string; readonly rest: string } | undefined => {
