@@ -537,6 +537,31 @@ const memoryRebuild = Command.make("rebuild", { db, json }, (flags) =>
   )
 ).pipe(Command.withDescription(help("Recompute the memory index from the event log.", [], ["planner memory rebuild"])))
 
+const prune = Command.make(
+  "prune",
+  {
+    db,
+    json,
+    finishedBefore: Options.text("finished-before").pipe(
+      Options.withPseudoName("DATE"),
+      Options.withDescription("Sessions that finished before this date (YYYY-MM-DD, UTC, or an ISO date and time)")
+    )
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/MemoryCommands.js")),
+      (module) => module.prune(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Remove the events of finished sessions older than a date, keeping each one's final snapshot and its memory, so show, recall and stats still work. A session with a fork still running is kept. Says what it removed.",
+      [],
+      ["planner prune --finished-before 2025-01-01", "planner prune --finished-before 2025-06-30T12:00:00Z --json"]
+    )
+  )
+)
+
 const memory = Command.make("memory").pipe(
   Command.withDescription(help("The memory index of past work.", [], ["planner memory rebuild"])),
   Command.withSubcommands([memoryRebuild])
@@ -558,7 +583,8 @@ export const planner = Command.make("planner").pipe(
     serve,
     recall,
     stats,
-    memory
+    memory,
+    prune
   ])
 )
 
@@ -589,7 +615,8 @@ const commands = {
   serve: described(serve),
   recall: described(recall),
   stats: described(stats),
-  memory: described(memoryRebuild)
+  memory: described(memoryRebuild),
+  prune: described(prune)
 }
 
 /** A command's help as plain text. */

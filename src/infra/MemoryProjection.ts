@@ -16,6 +16,7 @@ import { isMemoryEvent, type MemoryRecord, memoryEventTypes, recordsOf } from ".
 import { EventStore, type ReadError, type StoredEvent } from "./EventStore.js"
 import { MemoryIndex, type MemoryIndexError } from "./MemoryIndex.js"
 import { decodeRecord, plannerStreamId } from "./PlannerStore.js"
+import * as SessionSnapshots from "./SessionSnapshots.js"
 
 /** The durable consumer's name: its saved position is the last event the index has seen. */
 export const consumerName = "memory-index"
@@ -172,5 +173,10 @@ export const rebuild: Effect.Effect<
     yield* index.put(found)
     records += found.length
   }
-  return { sessions: sessions.length, records }
+  // Pruned sessions (`planner prune`) have no events left: their records come from their final snapshots.
+  const inLog = new Set(sessions.map((session) => session.aggregateId))
+  const kept = (yield* SessionSnapshots.allRecords).filter((record) => !inLog.has(record.sessionId))
+  yield* index.put(kept)
+  records += kept.length
+  return { sessions: sessions.length + new Set(kept.map((record) => record.sessionId)).size, records }
 })

@@ -1,7 +1,7 @@
 /**
  * The commands over the memory of past work (#17): `recall` (the most similar past tasks and sessions), `stats`
  * (success rate, attempts, duration and clarification rate per kind), `memory rebuild` (recompute the index from the
- * log). Each first catches the index up with the log (`MemoryProjection.catchUp`), so it answers for everything
+ * log), `prune --finished-before DATE` (remove old finished sessions' events, keeping final snapshots). Each first catches the index up with the log (`MemoryProjection.catchUp`), so it answers for everything
  * stored so far; the index lives in the same database as the log.
  */
 import { SqlClient } from "@effect/sql"
@@ -13,8 +13,9 @@ import type { EventStore } from "../../infra/EventStore.js"
 import { MemoryIndex, MemoryIndexError, makeMemory, type RecallKind } from "../../infra/MemoryIndex.js"
 import * as MemoryIndexSql from "../../infra/MemoryIndexSql.js"
 import * as MemoryProjection from "../../infra/MemoryProjection.js"
+import * as SessionSnapshots from "../../infra/SessionSnapshots.js"
 import { type CliFailure, toFailure, unavailable, usage } from "./Failure.js"
-import { duration, firstLine, out } from "./Output.js"
+import { duration, firstLine, isoTime, out } from "./Output.js"
 import { resolveStore, type StoreTarget, storeLayer } from "./Store.js"
 
 export interface MemoryReadFlags {
@@ -160,5 +161,46 @@ export const rebuild = (flags: MemoryReadFlags) =>
       yield* MemoryProjection.catchUp
       if (flags.json) return yield* out(JSON.stringify(rebuilt))
       yield* out(`Memory rebuilt from the log: ${rebuilt.records} records from ${rebuilt.sessions} sessions.`)
+    })
+  )
+
+export interface PruneFlags extends MemoryReadFlags {
+  readonly finishedBefore: string
+}
+
+/** `2025-01-31` (midnight UTC) or a full ISO date and time; undefined when it is neither. */
+export const parseDate = (text: string): number | undefined => {
+  const trimmed = text.trim()
+  if (!/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(trimmed)) return undefined
+  const millis = Date.parse(trimmed)
+  return Number.isNaN(millis) ? undefined : millis
+}
+
+export const prune = (flags: PruneFlags) =>
+  withMemory(flags, () =>
+    Effect.gen(function* () {
+      const before = parseDate(flags.finishedBefore)
+      if (before === undefined) {
+        return yield* usage(
+          `--finished-before ${flags.finishedBefore} is not a date: give YYYY-MM-DD or an ISO date and time (2025-01-31T12:00:00Z).`
+        )
+      }
+      // The index must hold every pruned session's records before their events go.
+      yield* MemoryProjection.catchUp
+      const report = yield* SessionSnapshots.prune(before)
+      if (flags.json) return yield* out(JSON.stringify(report))
+      const lines: Array<string> = []
+      const events = report.pruned.reduce((total, session) => total + session.events, 0)
+      if (report.pruned.length === 0) lines.push(`No finished session before ${flags.finishedBefore} to prune.`)
+      else {
+        lines.push(
+          `Pruned the events of ${report.pruned.length} finished session${report.pruned.length === 1 ? "" : "s"} (${events} events); their final snapshots and memory stay, so show, recall and stats still know them:`
+        )
+        for (const session of report.pruned) {
+          lines.push(`  ${session.sessionId}  finished ${isoTime(session.finishedAt)}  ${session.events} events`)
+        }
+      }
+      for (const session of report.kept) lines.push(`Kept ${session.sessionId}: ${session.reason}.`)
+      yield* out(lines.join("\n"))
     })
   )

@@ -6,6 +6,7 @@
 import { Effect, Option } from "effect"
 import type * as Planner from "../../domain/Planner.js"
 import { PlannerStore } from "../../infra/PlannerStore.js"
+import * as SessionSnapshots from "../../infra/SessionSnapshots.js"
 import { PlannerService } from "../PlannerService.js"
 import { usage } from "./Failure.js"
 import type { ForkOrigin } from "./Render.js"
@@ -14,6 +15,15 @@ import type { StoreTarget } from "./Store.js"
 /** The session's current state; exit code 2 when the store has no such session. */
 export const existingState = (sessionId: string, store: StoreTarget) =>
   Effect.flatMap(PlannerService, (service) => service.state(sessionId)).pipe(
+    // A session pruned by `planner prune` has no events left, only its final snapshot.
+    Effect.flatMap((state) =>
+      state.status !== "NotStarted"
+        ? Effect.succeed(state)
+        : Effect.map(
+            SessionSnapshots.load(sessionId),
+            Option.getOrElse(() => state)
+          )
+    ),
     Effect.filterOrFail(
       (state): state is Planner.PlannerState => state.status !== "NotStarted",
       () =>

@@ -8,12 +8,14 @@ import createEvents from "./0001_create_events.js"
 import createCheckpoints from "./0002_create_checkpoints.js"
 import createJobs from "./0003_create_jobs.js"
 import createMemory from "./0004_create_memory.js"
+import createSessionSnapshots from "./0005_create_session_snapshots.js"
 
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "0001_create_events": createEvents,
   "0002_create_checkpoints": createCheckpoints,
   "0003_create_jobs": createJobs,
-  "0004_create_memory": createMemory
+  "0004_create_memory": createMemory,
+  "0005_create_session_snapshots": createSessionSnapshots
 }
 
 /** The table recording which migrations ran; its own name so the app's other migrations cannot collide with it. */

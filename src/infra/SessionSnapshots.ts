@@ -1,0 +1,112 @@
+/**
+ * Retention (`planner prune --finished-before DATE`): the events of finished sessions older than a date are removed,
+ * and each keeps a final snapshot (its final `PlannerState`, encoded, and its memory records) in `session_snapshots`
+ * (migration 0005), so `show`, `recall`, `stats` and `memory rebuild` still know it. A session with a fork still
+ * running is kept: the fork may need its source. Snapshot and deletion commit together, one session at a time.
+ *
+ * Only the SQL stores prune (the port's optional `deleteAggregate`); on the in-memory store, `prune` fails saying so.
+ */
+import { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Clock, Effect, Option, Schema } from "effect"
+import { type MemoryRecord, recordsOf } from "../domain/Memory.js"
+import * as Planner from "../domain/Planner.js"
+import { EventStore, EventStoreError, type ReadError, type SequenceConflict } from "./EventStore.js"
+import * as PlannerStore from "./PlannerStore.js"
+
+const encodeState = Schema.encodeSync(Planner.PlannerState)
+const decodeState = Schema.decodeUnknownEither(Planner.PlannerState)
+
+const failWith =
+  (operation: string) =>
+  (error: SqlError): EventStoreError =>
+    new EventStoreError({ operation, reason: error.message })
+
+const sqlClient = Effect.serviceOption(SqlClient.SqlClient)
+
+/** A pruned session's final state, if it was pruned (and the store is a SQL one). */
+export const load = (sessionId: string): Effect.Effect<Option.Option<Planner.PlannerState>, EventStoreError> =>
+  Effect.gen(function* () {
+    const sql = yield* sqlClient
+    if (Option.isNone(sql)) return Option.none()
+    const rows = yield* sql.value<{
+      state: string
+    }>`SELECT state FROM session_snapshots WHERE session_id = ${sessionId}`.pipe(
+      Effect.mapError(failWith("read a session's snapshot"))
+    )
+    const row = rows[0]
+    if (row === undefined) return Option.none()
+    const decoded = decodeState(JSON.parse(row.state))
+    if (decoded._tag === "Left") {
+      return yield* new EventStoreError({ operation: "read a session's snapshot", reason: decoded.left.message })
+    }
+    return Option.some({ ...decoded.right, index: Planner.indexTasks(decoded.right.tasks) })
+  })
+
+/** The memory records kept with every snapshot, for `memory rebuild`. */
+export const allRecords: Effect.Effect<ReadonlyArray<MemoryRecord>, EventStoreError> = Effect.gen(function* () {
+  const sql = yield* sqlClient
+  if (Option.isNone(sql)) return []
+  const rows = yield* sql.value<{ records: string }>`SELECT records FROM session_snapshots ORDER BY session_id`.pipe(
+    Effect.mapError(failWith("read the snapshots"))
+  )
+  return rows.flatMap((row) => JSON.parse(row.records) as Array<MemoryRecord>)
+})
+
+export interface PruneReport {
+  readonly pruned: ReadonlyArray<{ readonly sessionId: string; readonly events: number; readonly finishedAt: number }>
+  readonly kept: ReadonlyArray<{ readonly sessionId: string; readonly reason: string }>
+}
+
+/** Prunes every finished session that finished before `finishedBefore` (epoch milliseconds). */
+export const prune = (finishedBefore: number): Effect.Effect<PruneReport, ReadError | SequenceConflict, EventStore> =>
+  Effect.gen(function* () {
+    const store = yield* EventStore
+    const sql = yield* sqlClient
+    const deleteAggregate = store.deleteAggregate
+    if (Option.isNone(sql) || deleteAggregate === undefined) {
+      return yield* new EventStoreError({
+        operation: "prune",
+        reason: "this store keeps every event (only the SQLite and PostgreSQL stores prune)"
+      })
+    }
+    const plannerStore = yield* Effect.provideService(PlannerStore.make, EventStore, store)
+    const sessions = yield* store.aggregates(PlannerStore.plannerStreamId)
+    const states = new Map<string, { state: Planner.PlannerState; records: ReadonlyArray<MemoryRecord> }>()
+    const runningForks = new Map<string, Array<string>>()
+    for (const session of sessions) {
+      const events = (yield* plannerStore.load(session.aggregateId)).map((record) => record.event)
+      const state = Planner.fold(events)
+      states.set(session.aggregateId, { state, records: recordsOf(session.aggregateId, events) })
+      const parent = state.forkedFrom?.sessionId
+      if (parent !== undefined && !Planner.isFinished(state)) {
+        runningForks.set(parent, [...(runningForks.get(parent) ?? []), session.aggregateId])
+      }
+    }
+    const now = yield* Clock.currentTimeMillis
+    const pruned: Array<PruneReport["pruned"][number]> = []
+    const kept: Array<PruneReport["kept"][number]> = []
+    for (const [sessionId, { state, records }] of states) {
+      const finishedAt = state.finishedAt
+      if (!Planner.isFinished(state) || finishedAt === undefined || finishedAt >= finishedBefore) continue
+      const forks = runningForks.get(sessionId)
+      if (forks !== undefined) {
+        kept.push({ sessionId, reason: `its fork${forks.length === 1 ? "" : "s"} ${forks.join(", ")} still running` })
+        continue
+      }
+      const events = yield* sql.value
+        .withTransaction(
+          Effect.zipRight(
+            sql.value`INSERT INTO session_snapshots (session_id, last_sequence, finished_at, pruned_at, state, records)
+              VALUES (${sessionId}, ${state.version}, ${finishedAt}, ${now}, ${JSON.stringify(encodeState(state))}, ${JSON.stringify(records)})
+              ON CONFLICT (session_id) DO UPDATE SET last_sequence = excluded.last_sequence,
+                finished_at = excluded.finished_at, pruned_at = excluded.pruned_at, state = excluded.state,
+                records = excluded.records`,
+            deleteAggregate(PlannerStore.plannerStreamId, sessionId, state.version)
+          )
+        )
+        .pipe(Effect.catchTag("SqlError", (error) => Effect.fail(failWith("prune a session")(error))))
+      pruned.push({ sessionId, events, finishedAt })
+    }
+    return { pruned, kept }
+  })
