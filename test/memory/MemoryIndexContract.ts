@@ -4,12 +4,13 @@
  * (updates arrive while a plan runs), a rebuild equals the live index (property), and forks.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, FastCheck as fc, Layer, type Scope } from "effect"
+import { Duration, Effect, Fiber, FastCheck as fc, Layer, Option, type Scope } from "effect"
 import { PlanningCompleted } from "../../src/domain/Events.js"
 import type { MemoryRecord, SessionMemory, TaskMemory } from "../../src/domain/Memory.js"
-import type { EventStore } from "../../src/infra/EventStore.js"
+import { type EventStore, EventStore as EventStoreTag } from "../../src/infra/EventStore.js"
 import { type Embedder, MemoryIndex } from "../../src/infra/MemoryIndex.js"
 import * as MemoryProjection from "../../src/infra/MemoryProjection.js"
+import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
 import { append, forked, planned, sessionEvents, type TaskScript, taskEvents, writeSession } from "./support.js"
 
 export interface MemoryTarget {
@@ -19,6 +20,8 @@ export interface MemoryTarget {
   ) => Effect.Effect<Layer.Layer<EventStore | MemoryIndex, unknown>, unknown, Scope.Scope>
   /** Runs of the rebuild property. */
   readonly propertyRuns: number
+  /** Whether the store can prune (the SQL stores). */
+  readonly prunes?: boolean
 }
 
 export const withTarget = <A, E>(
@@ -261,6 +264,54 @@ export const memoryIndexContract = (name: string, target: MemoryTarget) =>
           expect(live).toEqual(["source", "fork#2", "source#1", "source#2"])
           yield* MemoryProjection.rebuild
           expect((yield* Effect.flatMap(MemoryIndex, (index) => index.all)).map(describeRecord)).toEqual(live)
+        })
+      )
+    )
+
+    it.live("prune keeps what it promises: final snapshots, memory, and a source whose fork still runs", () =>
+      withTarget(
+        target,
+        Effect.gen(function* () {
+          const index = yield* MemoryIndex
+          yield* writeCorpus
+          const tasks: ReadonlyArray<TaskScript> = [
+            { description: "Parse the logs" },
+            { description: "Chart the errors" }
+          ]
+          // A fork of s-deploy that has not finished: s-deploy must stay.
+          yield* append("s-deploy-fork", [
+            ...sessionEvents("Deploy the website to production", []).slice(0, 1),
+            forked("s-deploy", 1),
+            ...taskEvents(1, tasks[0] as TaskScript, 9_500).slice(0, 1)
+          ])
+          yield* MemoryProjection.catchUp
+          const before = yield* index.all
+          const result = yield* Effect.either(SessionSnapshots.prune(Number.MAX_SAFE_INTEGER))
+          if (target.prunes !== true) {
+            expect(result._tag).toBe("Left")
+            if (result._tag === "Left")
+              expect(result.left.message).toContain("only the SQLite and PostgreSQL stores prune")
+            return
+          }
+          if (result._tag === "Left") return yield* Effect.die(result.left)
+          expect(result.right.pruned.map((session) => session.sessionId).sort()).toEqual([
+            "s-login",
+            "s-refactor",
+            "s-report"
+          ])
+          expect(result.right.kept).toEqual([{ sessionId: "s-deploy", reason: "its fork s-deploy-fork still running" }])
+          const store = yield* EventStoreTag
+          for (const id of ["s-login", "s-refactor", "s-report"]) {
+            expect(yield* store.lastSequence("planner", id)).toBe(0)
+            const snapshot = yield* SessionSnapshots.load(id)
+            expect(Option.map(snapshot, (state) => state.status)).toEqual(
+              Option.some(id === "s-report" ? "Failed" : "Succeeded")
+            )
+          }
+          expect(yield* store.lastSequence("planner", "s-deploy")).toBeGreaterThan(0)
+          expect(yield* index.all).toEqual(before)
+          yield* MemoryProjection.rebuild
+          expect(yield* index.all).toEqual(before)
         })
       )
     )
