@@ -89,6 +89,9 @@ export const plannerExamples = (request: string, count = 3): Effect.Effect<strin
     ].join("\n")
   }).pipe(advisory("", "examples from memory"))
 
+/** How many of a plan's tasks `clarificationWarnings` looks up. */
+export const maxCheckedTasks = 100
+
 /** A task whose similar past tasks usually asked a question. */
 export interface ClarificationWarning {
   readonly taskId: number
@@ -105,7 +108,8 @@ export const clarificationWarnings = (
   Effect.gen(function* () {
     const index = yield* caughtUp
     const warnings: Array<ClarificationWarning> = []
-    for (const task of tasks) {
+    // One search per task: a very long plan is checked on its first tasks only, so start-up stays quick.
+    for (const task of tasks.slice(0, maxCheckedTasks)) {
       const hits = yield* index.search({ text: task.description, kind: "task", limit: neighbours })
       const similar = hits
         .flatMap((hit) => (hit.record._tag === "Task" ? [hit.record] : []))
