@@ -17,7 +17,11 @@ const commands = [
   "replay",
   "show",
   "worker",
-  "serve"
+  "serve",
+  "recall",
+  "stats",
+  "memory",
+  "prune"
 ]
 
 let cwd = ""
