@@ -42,10 +42,14 @@ const recordNodes = `(() => {
 
 const diamondScript = {
   rules: [
+    { match: "^Report", delayMs: 200, outcomes: [{ complete: "Report written to report.md." }] },
     { match: "Fetch", delayMs: 300, outcomes: [{ complete: "Fetched 120 rows." }] },
-    { match: "Clean", delayMs: 900, outcomes: [{ fail: "the cleaner crashed" }, { complete: "Cleaned 118 rows." }] },
-    { match: "Count", delayMs: 200, outcomes: [{ complete: "7 distinct values." }] },
-    { match: "Report", delayMs: 200, outcomes: [{ complete: "Report written to report.md." }] }
+    {
+      match: "^Clean the rows",
+      delayMs: 900,
+      outcomes: [{ fail: "the cleaner crashed" }, { complete: "Cleaned 118 rows." }]
+    },
+    { match: "Count", delayMs: 200, outcomes: [{ complete: "7 distinct values." }] }
   ],
   default: { complete: "done" }
 }
@@ -210,7 +214,12 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the session 
         const source = yield* store.load(failing)
         expect(forked.slice(0, 2).map((r) => r.event)).toEqual(source.slice(0, 2).map((r) => r.event))
         expect(forked[0]?.metadata.extra?.forkedFrom).toEqual({ sessionId: failing, sequence: 2 })
-        expect(forked[1]?.metadata.causationId).toBe(source[1]?.metadata.eventId)
+        // As the CLI's fork records it: a SessionForked after the copies, causation ids kept inside the new log.
+        expect(forked[2]?.event).toMatchObject({ _tag: "SessionForked", fromSessionId: failing, atSequence: 2 })
+        const forkedIds = new Set(forked.map((record) => record.metadata.eventId))
+        for (const record of forked) {
+          if (record.metadata.causationId !== undefined) expect(forkedIds.has(record.metadata.causationId)).toBe(true)
+        }
 
         // Resume and cancel a running session (nothing serves it, so it stays where it is).
         const idle = yield* startPlan("Wait for a worker.", [task(1, "Processing", "Wait")])
