@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Either, FastCheck as fc, Layer, type Scope } from "effect"
+import * as PlannerService from "../../src/app/PlannerService.js"
 import { Initialize, type PlannerCommand } from "../../src/domain/Commands.js"
 import type { PlannerConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
@@ -35,7 +36,7 @@ const decided = (job: Job | ListedJob): Job => ({
   payload: job.payload
 })
 
-type Services = PlannerStore.PlannerStore | TaskQueue
+type Services = PlannerStore.PlannerStore | TaskQueue | EventStore
 
 /** Runs the commands the way the writer does, checking the queue against the projection after every decision. */
 const runLive = (plan: ReadonlyArray<TaskPlan>, config: PlannerConfig, intents: ReadonlyArray<Intent>) =>
@@ -66,6 +67,30 @@ const runLive = (plan: ReadonlyArray<TaskPlan>, config: PlannerConfig, intents: 
       if (intent._tag === "claim") {
         takes += (yield* queue.take({ workerId: `w${takes % 2}`, sessionId, limit: 1, leaseMs: 3_600_000 })).length
       }
+    }
+    return { sessionId, live }
+  })
+
+/** The same commands through the writer itself (`PlannerService`), which keeps the queue in its append transactions. */
+const runThroughWriter = (plan: ReadonlyArray<TaskPlan>, config: PlannerConfig, intents: ReadonlyArray<Intent>) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService.PlannerService
+    const queue = yield* TaskQueue
+    const sessionId = `s-${randomUUID()}`
+    let live = Planner.initialState
+    let at = T0
+    const apply = (command: PlannerCommand) =>
+      Effect.gen(function* () {
+        const handled = yield* Effect.either(service.execute(sessionId, command))
+        // A refusal changes nothing; the test's own commands include impossible ones on purpose.
+        if (Either.isRight(handled)) live = handled.right.state
+        expect((yield* queue.list(sessionId)).map(decided)).toEqual(Jobs.jobsFromState(sessionId, live))
+      })
+    yield* apply(new Initialize({ request: "generated", tasks: plan, config, at }))
+    for (const intent of intents) {
+      at += intent._tag === "continue" ? intent.advance : 1
+      const command = resolve(live, intent, at)
+      if (command !== undefined) yield* apply(command)
     }
     return { sessionId, live }
   })
@@ -109,7 +134,9 @@ const property =
 const memory = Effect.gen(function* () {
   const storage = yield* MemoryTaskQueue.makeStorage
   const context = yield* Layer.build(
-    Layer.mergeAll(PlannerStore.layer.pipe(Layer.provide(MemoryEventStore.layer())), MemoryTaskQueue.layerWith(storage))
+    Layer.merge(PlannerStore.layer, MemoryTaskQueue.layerWith(storage)).pipe(
+      Layer.provideMerge(MemoryEventStore.layer())
+    )
   )
   return { context, clear: Effect.sync(() => storage.rows.clear()) }
 })
@@ -121,12 +148,46 @@ const sqlite = Effect.gen(function* () {
   )
   const sql = Context.get(context, SqlClient.SqlClient)
   return {
-    context: context as Context.Context<Services | EventStore>,
+    context: context as Context.Context<Services>,
     clear: Effect.asVoid(sql`DELETE FROM planner_jobs`)
   }
 })
 
+const throughWriter =
+  <E>(
+    layer: Effect.Effect<
+      { readonly context: Context.Context<Services>; readonly clear: Effect.Effect<void, unknown> },
+      E,
+      Scope.Scope
+    >
+  ) =>
+  ([plan, config, intents]: readonly [ReadonlyArray<TaskPlan>, PlannerConfig, ReadonlyArray<Intent>]) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const { context, clear } = yield* layer
+        const writer = yield* Layer.build(PlannerService.layer()).pipe(Effect.provide(context))
+        yield* Effect.gen(function* () {
+          const { sessionId, live } = yield* runThroughWriter(plan, config, intents)
+          yield* checkRebuild(sessionId, live, clear)
+        }).pipe(Effect.provide(Context.merge(context, writer)))
+      })
+    )
+
 describe("the task queue as a projection of the log", () => {
+  it.live.prop(
+    "memory, through the writer: the queue equals jobsFromState after every command, and equals its rebuild",
+    [planArb, configArb, fc.array(intentArb, { maxLength: 60 })],
+    throughWriter(memory),
+    { fastCheck: { numRuns: 100 } }
+  )
+
+  it.live.prop(
+    "SQLite, through the writer: the queue equals jobsFromState after every command, and equals its rebuild",
+    [planArb, configArb, fc.array(intentArb, { maxLength: 30 })],
+    throughWriter(sqlite),
+    { timeout: 120_000, fastCheck: { numRuns: 15 } }
+  )
+
   it.live.prop(
     "memory: the live queue equals jobsFromState after every decision, and equals its rebuild from the log",
     [planArb, configArb, fc.array(intentArb, { maxLength: 60 })],
