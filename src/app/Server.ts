@@ -21,6 +21,7 @@ import { Clock, Console, Context, Data, Effect, ParseResult, Schema, Stream } fr
 import { Continue } from "../domain/Commands.js"
 import { encodeEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
+import { findUnstorableText, unstorableText } from "../domain/SchemaGuard.js"
 import type { AggregateInfo, EventStore } from "../infra/EventStore.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as Fork from "./Fork.js"
@@ -294,30 +295,6 @@ const readBody = (request: HttpServerRequest.HttpServerRequest) =>
   })
 
 /**
- * Where a JSON value holds text no store keeps as it is: a NUL (PostgreSQL refuses it) or a lone UTF-16 surrogate
- * (SQLite turns it into U+FFFD). The path of the first such string, or undefined.
- */
-const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-
-export const unstorableText = (value: unknown, path: ReadonlyArray<string | number> = []): string | undefined => {
-  if (typeof value === "string") {
-    return value.includes("\u0000") || loneSurrogate.test(value) ? path.join(".") || "the body" : undefined
-  }
-  if (Array.isArray(value)) {
-    for (const [index, item] of value.entries()) {
-      const found = unstorableText(item, [...path, index])
-      if (found !== undefined) return found
-    }
-  } else if (typeof value === "object" && value !== null) {
-    for (const [key, item] of Object.entries(value)) {
-      const found = unstorableText(item, [...path, key])
-      if (found !== undefined) return found
-    }
-  }
-  return undefined
-}
-
-/**
  * The JSON body of a POST; an empty body is `{}`. Anything but `application/json` is refused before reading. The
  * refusals say what is wrong and where, never repeating the body (which may be large or not the sender's own).
  */
@@ -336,11 +313,12 @@ const jsonBody = <A, I>(schema: Schema.Schema<A, I>, expected: string) =>
       try: (): unknown => (text.trim() === "" ? {} : JSON.parse(text)),
       catch: () => new BadRequest({ status: 400, reason: `The request body is not valid JSON: send ${expected}.` })
     })
-    const unstorable = unstorableText(json)
+    // Text no store keeps as it is (a NUL, a lone surrogate) is refused here, with the shared check.
+    const unstorable = findUnstorableText(json)
     if (unstorable !== undefined) {
       return yield* new BadRequest({
         status: 400,
-        reason: `The text at ${unstorable} holds a NUL character or a lone UTF-16 surrogate, which cannot be stored: remove it and send it again.`
+        reason: `The text at ${unstorable.path.replace(/^\./, "") || "the top of the body"} holds ${unstorable.problem}, which cannot be stored: remove it and send it again.`
       })
     }
     return yield* Schema.decodeUnknown(schema, { onExcessProperty: "error" })(json).pipe(
@@ -422,7 +400,7 @@ const textParam = (name: string, maxLength: number) =>
       : Effect.fail(
           new BadRequest({
             status: 400,
-            reason: `${name} holds a NUL character or a lone UTF-16 surrogate: remove it.`
+            reason: `${name} holds ${unstorable}: remove it.`
           })
         )
   })
