@@ -64,28 +64,40 @@ describe("output larger than a pipe holds", { timeout: 120_000 }, () => {
   })
 
   it("SIGTERM ends a command whose output nobody reads, with exit code 130", async () => {
-    const child = spawn(process.execPath, [bin, "plan", "--json", "--file", requestFile], {
-      cwd,
-      env: cleanEnv(),
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stderr = ""
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk
-    })
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.on("exit", (code, signal) => resolve({ code, signal }))
-    )
-    // The first chunk says the answer is being written; reading no more leaves the rest of it stuck in the pipe.
-    await new Promise<void>((resolve) =>
-      child.stdout.once("data", () => {
-        child.stdout.pause()
-        resolve()
+    // A real pipe (a FIFO) that the shell opens and reads one chunk of, then holds unread: the command has written
+    // its answer and waits for the rest to drain when the signal comes. (Node's own child pipes are socket pairs,
+    // whose buffers can take the whole answer.)
+    const fifo = path.join(cwd, `out-${process.pid}.fifo`)
+    const script = [
+      `mkfifo "${fifo}"`,
+      `"${process.execPath}" "${bin}" plan --json --file "${requestFile}" >"${fifo}" 2>"${fifo}.err" &`,
+      "pid=$!",
+      `exec 3<"${fifo}"`,
+      "head -c 1 <&3 >/dev/null",
+      'echo "started $pid"',
+      'wait "$pid"',
+      'echo "exit=$?"'
+    ].join("\n")
+    const shell = spawn("bash", ["-c", script], { cwd, env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    const closed = new Promise<void>((resolve) => shell.on("close", () => resolve()))
+    await new Promise<void>((resolve, reject) => {
+      shell.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        stdout += chunk
+        const started = stdout.match(/started (\d+)\n/)
+        if (started?.[1] !== undefined && !stdout.includes("exit=")) {
+          try {
+            process.kill(Number(started[1]), "SIGTERM")
+          } catch {
+            // Already gone: it exited without waiting for its output to be read, which the assertion below reports.
+          }
+          resolve()
+        }
       })
-    )
-    child.kill("SIGTERM")
-    expect(await exited).toEqual({ code: 130, signal: null })
-    expect(stderr).toBe("")
-    child.stdout.destroy()
+      shell.on("close", () => reject(new Error(`the shell ended first:\n${stdout}`)))
+    })
+    await closed
+    expect(stdout).toMatch(/exit=130/)
+    expect(fs.readFileSync(`${fifo}.err`, "utf8")).toBe("")
   })
 })
