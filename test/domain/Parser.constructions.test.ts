@@ -404,3 +404,37 @@ describe("Parser properties (dependencies)", () => {
     expect(Parser.parse(text.replace(/ /g, "   ").replace(/\n/g, "\r\n"))).toEqual(Parser.parse(text))
   })
 })
+
+describe("given scene-setting that names a place or date the steps refer to", () => {
+  it("when a step says 'that day' or 'the destination', then the dropped context's date and place replace them", () => {
+    expect(
+      descriptions(
+        "I am planning a trip to New York on October 30th, 2022. I need to know the weather for that day, buy a travel insurance from Top Insure Inc., and book a car at the destination."
+      )
+    ).toEqual([
+      "know the weather in New York on October 30th, 2022",
+      "buy a travel insurance from Top Insure Inc.",
+      "book a car in New York"
+    ])
+  })
+
+  it("when a step ends with 'there' or says 'on the same day', then the referent is named", () => {
+    expect(
+      descriptions("We are traveling to Paris on 2024-05-01. Book a hotel there, then reserve a table on the same day.")
+    ).toEqual(["Book a hotel in Paris", "reserve a table on 2024-05-01"])
+  })
+
+  it("when the context is kept as a step itself, then nothing is substituted", () => {
+    expect(descriptions("I want to know the weather in Boston on March 3rd. Then book a car for that day.")).toEqual([
+      "know the weather in Boston on March 3rd",
+      "book a car for that day"
+    ])
+  })
+
+  it("when the dropped context names no place or date, then 'there' and 'that day' stay as written", () => {
+    expect(descriptions("I am planning a trip. Book a hotel there and pack for that day.")).toEqual([
+      "Book a hotel there",
+      "pack for that day"
+    ])
+  })
+})

@@ -7,6 +7,7 @@ import { isAction, isContext, splitActions, splitCondition, withoutFiller } from
 import { type Block, blockText, restoreCode, toBlocks, toLines } from "./Blocks.js"
 import { hasFirstStep, isOnlyConnectors, withoutLeadingConnectors } from "./Connectors.js"
 import { protectedMask } from "./ProtectedText.js"
+import { referentsOf, resolveReferents } from "./Referents.js"
 import { clauses, paragraphIntro, sentences, splitEnumeration } from "./Sentences.js"
 import { collapse, hasContent, isAbbreviation, trimEndWhere, wordBefore } from "./Text.js"
 
@@ -233,11 +234,13 @@ export const stepsOf = (text: string): ReadonlyArray<Step> => {
   const usable = meaningful.length > 0 ? meaningful : pieces
   const actions = usable.filter((piece) => !piece.context)
   const chosen = actions.length > 0 ? actions : usable
+  // Dropped scene-setting may name the place and date later steps call "there" and "that day".
+  const referents = referentsOf(chosen === usable ? [] : usable.filter((piece) => piece.context).map((p) => p.text))
   const steps: Array<Step> = []
   for (const [index, piece] of chosen.entries()) {
     const described = describe(piece.text, ordinals)
     if (described === undefined) continue
-    const description = restoreCode(described, fences)
+    const description = resolveReferents(restoreCode(described, fences), referents)
     // A dropped first piece leaves the next one first: its relation then means nothing.
     const relation = index === 0 && piece.relation === "prerequisite" ? "sequence" : piece.relation
     const condition = splitCondition(description)
