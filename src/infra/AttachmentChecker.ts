@@ -23,6 +23,7 @@ import { FetchHttpClient, FileSystem, HttpClient, HttpClientRequest } from "@eff
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Context, Duration, Effect, Layer, Option } from "effect"
 import type { Attachment, NodeKind } from "../domain/Task.js"
+import { closingRun } from "./internal/backticks.js"
 
 export interface AttachmentProblem {
   readonly attachment: Attachment
@@ -78,19 +79,6 @@ const splitCode = (description: string): { readonly prose: string; readonly code
     position = close + run
   }
   return { prose: prose + description.slice(position), code }
-}
-
-const closingRun = (text: string, from: number, run: number): number => {
-  let position = from
-  while (position < text.length) {
-    const start = text.indexOf("`", position)
-    if (start < 0) return -1
-    let end = start
-    while (text[end] === "`") end += 1
-    if (end - start === run) return start
-    position = end
-  }
-  return -1
 }
 
 /** Whether `value` occurs in `text` as a whole token (not as part of a longer path or word). */

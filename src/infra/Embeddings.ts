@@ -7,6 +7,7 @@
  * searches by text alone. The key is `Redacted`, sent only in the Authorization header, and never part of an error.
  */
 import { Config, ConfigError, Duration, Effect, Either, Option, Redacted } from "effect"
+import * as EnvConfig from "./internal/envConfig.js"
 import { type Embedder, MemoryIndexError } from "./MemoryIndex.js"
 
 export interface EmbeddingsSettings {
@@ -30,24 +31,11 @@ export const makeSettings = (
   baseUrl: options.baseUrl.replace(/\/+$/, "")
 })
 
-const optionalText = (name: string) =>
-  Config.option(Config.string(name)).pipe(
-    Config.map(Option.filter((value) => value.trim().length > 0)),
-    Config.map(Option.map((value) => value.trim()))
-  )
-
-const optionalSecret = (name: string) =>
-  Config.option(Config.redacted(name)).pipe(
-    Config.map(Option.filter((secret) => Redacted.value(secret).trim().length > 0))
-  )
-
 /** The embeddings settings from the environment, `None` when `PLANNER_EMBEDDINGS_MODEL` is not set. */
 export const fromEnv: Config.Config<Option.Option<EmbeddingsSettings>> = Config.all({
-  model: optionalText("PLANNER_EMBEDDINGS_MODEL"),
-  baseUrl: optionalText("PLANNER_LLM_BASE_URL"),
-  apiKey: Config.all([optionalSecret("PLANNER_LLM_API_KEY"), optionalSecret("OPENAI_API_KEY")]).pipe(
-    Config.map(([own, openAi]) => Option.orElse(own, () => openAi))
-  )
+  model: EnvConfig.optionalText("PLANNER_EMBEDDINGS_MODEL"),
+  baseUrl: EnvConfig.optionalText("PLANNER_LLM_BASE_URL"),
+  apiKey: EnvConfig.apiKey
 }).pipe(
   Config.mapOrFail((env) => {
     if (Option.isNone(env.model)) return Either.right(Option.none())

@@ -14,9 +14,10 @@
  *
  * With neither a base URL nor a model set, the heuristic layer is used and nothing is sent anywhere.
  */
-import { Config, ConfigError, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Layer, Option, type Redacted } from "effect"
 import * as ChatCompletionsLlm from "./ChatCompletionsLlm.js"
 import * as HeuristicLlm from "./HeuristicLlm.js"
+import * as EnvConfig from "./internal/envConfig.js"
 import type { Llm } from "./Llm.js"
 import * as OpenAiLlm from "./OpenAiLlm.js"
 
@@ -68,17 +69,6 @@ export const makeSettings = (
   baseUrl: options.baseUrl.replace(/\/+$/, "")
 })
 
-const optionalText = (name: string) =>
-  Config.option(Config.string(name)).pipe(
-    Config.map(Option.filter((value) => value.trim().length > 0)),
-    Config.map(Option.map((value) => value.trim()))
-  )
-
-const optionalSecret = (name: string) =>
-  Config.option(Config.redacted(name)).pipe(
-    Config.map(Option.filter((secret) => Redacted.value(secret).trim().length > 0))
-  )
-
 const positiveInt = (name: string, fallback: number) =>
   Config.integer(name).pipe(
     Config.withDefault(fallback),
@@ -93,11 +83,9 @@ const nonNegativeInt = (name: string, fallback: number) =>
 
 /** The LLM settings from the environment, or `None` when no LLM is configured (the heuristic layer is used then). */
 export const fromEnv: Config.Config<Option.Option<LlmSettings>> = Config.all({
-  baseUrl: optionalText("PLANNER_LLM_BASE_URL"),
-  model: optionalText("PLANNER_LLM_MODEL"),
-  apiKey: Config.all([optionalSecret("PLANNER_LLM_API_KEY"), optionalSecret("OPENAI_API_KEY")]).pipe(
-    Config.map(([own, openAi]) => Option.orElse(own, () => openAi))
-  ),
+  baseUrl: EnvConfig.optionalText("PLANNER_LLM_BASE_URL"),
+  model: EnvConfig.optionalText("PLANNER_LLM_MODEL"),
+  apiKey: EnvConfig.apiKey,
   api: Config.literal("responses", "chat")("PLANNER_LLM_API").pipe(Config.withDefault(defaults.api)),
   timeoutMs: positiveInt("PLANNER_LLM_TIMEOUT_MS", Duration.toMillis(defaults.requestTimeout)),
   maxRetries: nonNegativeInt("PLANNER_LLM_MAX_RETRIES", defaults.maxRetries),

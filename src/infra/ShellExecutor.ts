@@ -47,6 +47,7 @@ import * as NodePath from "node:path"
 import { Clock, Data, Duration, Effect, Either, Option } from "effect"
 import type { Clarification } from "../domain/Task.js"
 import { type ExecutorService, Outcome, type TaskContext } from "./Executor.js"
+import { closingRun } from "./internal/backticks.js"
 
 export interface ShellExecutorOptions {
   /** The user's permission to run commands without asking each time. */
@@ -117,19 +118,6 @@ export const findCommand = (text: string): string | undefined => {
     position = close + run
   }
   return undefined
-}
-
-const closingRun = (text: string, from: number, run: number): number => {
-  let position = from
-  while (position < text.length) {
-    const start = text.indexOf("`", position)
-    if (start < 0) return -1
-    let end = start
-    while (text[end] === "`") end += 1
-    if (end - start === run) return start
-    position = end
-  }
-  return -1
 }
 
 export class ShellWordsError extends Data.TaggedError("ShellWordsError")<{
