@@ -12,9 +12,9 @@
  *   writes into a description) is dropped, and the drop is recorded in the source's notes, so an executor never
  *   fetches a URL the user did not give.
  *
- * The plan call returns kinds and dependencies with the tasks, checked here by the graph code, so the `Llm` port's
- * separate classification and dependency-analysis calls are not used for planning (a second round trip per plan
- * would only repeat what the plan already says).
+ * The plan call returns kinds and dependencies with the tasks, checked here by the graph code, so the `Llm` port has
+ * no separate classification or dependency-analysis call: a second round trip per plan would only repeat what the
+ * plan already says.
  */
 import { Effect, Either } from "effect"
 import type { RequestError } from "../domain/Errors.js"

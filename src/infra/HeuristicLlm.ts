@@ -5,7 +5,7 @@
 import { Effect, Either, Layer } from "effect"
 import * as Parser from "../domain/Parser.js"
 import * as HeuristicCompactor from "./HeuristicCompactor.js"
-import { Llm, LlmError, type LlmService, type ProposedEdge, type TaskDraft } from "./Llm.js"
+import { Llm, LlmError, type LlmService, type TaskDraft } from "./Llm.js"
 
 export const service: LlmService = {
   provider: { _tag: "Heuristic" },
@@ -20,15 +20,6 @@ export const service: LlmService = {
         dependsOn: task.dependsOn.map(String),
         attachments: task.attachments
       })
-    )
-  }),
-  classifyNodeKind: Effect.fn("HeuristicLlm.classifyNodeKind")(function* (description: string) {
-    return yield* Effect.sync(() => Parser.classify(description))
-  }),
-  // Without a model there is no evidence of independence: each step waits for the one before.
-  analyzeDependencies: Effect.fn("HeuristicLlm.analyzeDependencies")(function* (tasks) {
-    return yield* Effect.sync(() =>
-      tasks.slice(1).map((task, index): ProposedEdge => ({ task: task.id, dependsOn: tasks[index]?.id ?? task.id }))
     )
   }),
   compactContext: Effect.fn("HeuristicLlm.compactContext")(function* (input) {

@@ -28,7 +28,7 @@ import {
   Schema
 } from "effect"
 import { globalValue } from "effect/GlobalValue"
-import type { Attachment, NodeKind, TaskId } from "../domain/Task.js"
+import type { Attachment, NodeKind } from "../domain/Task.js"
 import { AttachmentKind, nodeKinds } from "../domain/Task.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import type { CompactionInput } from "./Compactor.js"
@@ -116,19 +116,6 @@ export interface TaskDraft {
   readonly attachments: ReadonlyArray<Attachment>
 }
 
-/** `task` cannot start before `dependsOn` has completed. */
-export interface ProposedEdge {
-  readonly task: TaskId
-  readonly dependsOn: TaskId
-}
-
-/** A task given to `analyzeDependencies`. */
-export interface TaskSummary {
-  readonly id: TaskId
-  readonly description: string
-  readonly kind: NodeKind
-}
-
 /** What the model made of one step. */
 export type StepAnswer = Data.TaggedEnum<{
   Completed: { readonly result: string }
@@ -153,11 +140,6 @@ export interface LlmService {
   /** Which model answers, if any: `planRequest` records it as the plan's source. */
   readonly provider: Provider
   readonly parseTasks: (text: string, options?: ParseTasksOptions) => Effect.Effect<ReadonlyArray<TaskDraft>, LlmError>
-  readonly classifyNodeKind: (description: string) => Effect.Effect<NodeKind, LlmError>
-  /** Proposed edges only: whether they form a valid plan is decided by `Graph`, not by the model. */
-  readonly analyzeDependencies: (
-    tasks: ReadonlyArray<TaskSummary>
-  ) => Effect.Effect<ReadonlyArray<ProposedEdge>, LlmError>
   /** The model's summary; it may overshoot the budget, which `LlmCompactor` enforces. */
   readonly compactContext: (input: CompactionInput) => Effect.Effect<string, LlmError>
   /** The model's shortened error; it may overshoot `limit`, which `LlmCompactor` enforces. */
@@ -186,17 +168,6 @@ export const PlanOutput = Schema.Struct({
       kind: KindOutput,
       dependsOn: Schema.Array(ModelId),
       attachments: Schema.Array(Schema.Struct({ kind: AttachmentKind, value: Schema.String }))
-    })
-  )
-})
-
-export const KindOutputSchema = Schema.Struct({ kind: KindOutput })
-
-export const EdgesOutput = Schema.Struct({
-  edges: Schema.Array(
-    Schema.Struct({
-      task: Schema.Int,
-      dependsOn: Schema.Int
     })
   )
 })
@@ -559,25 +530,6 @@ export const makeRemote = (
       )
     })
 
-    const classifyNodeKind = Effect.fn("Llm.classifyNodeKind")(function* (description: string) {
-      const instructions = `Classify one step of a plan. Answer with its kind, one of ${kindList}: ToolCall runs a command or tool; Clarification is a question only the user can answer; UnitTest writes or runs tests; Retrieval fetches or looks up information; Analysis studies material and reports findings; Refactor restructures existing code; CodeImplementation writes new code; Processing is anything else.`
-      const answer = yield* structured(
-        "kind",
-        KindOutputSchema,
-        [system(instructions), user(description)],
-        Either.right
-      )
-      return answer.kind
-    })
-
-    const analyzeDependencies = Effect.fn("Llm.analyzeDependencies")(function* (tasks: ReadonlyArray<TaskSummary>) {
-      const instructions =
-        "List the dependencies between these steps: an edge {task, dependsOn} means step `task` needs the result of step `dependsOn`. Give only the edges that are really needed, so independent steps can run in parallel. Use the step ids as given."
-      const listing = tasks.map((task) => `${task.id}. [${task.kind}] ${task.description}`).join("\n")
-      const answer = yield* structured("dependencies", EdgesOutput, [system(instructions), user(listing)], Either.right)
-      return answer.edges.map((edge): ProposedEdge => ({ task: edge.task, dependsOn: edge.dependsOn }))
-    })
-
     const compactContext = Effect.fn("Llm.compactContext")(function* (input: CompactionInput) {
       const words = Math.max(1, Math.floor(input.budget * 0.7))
       const instructions = withSystemPrompt(
@@ -659,8 +611,6 @@ export const makeRemote = (
     return Llm.of({
       provider: { _tag: "Remote", model: settings.model, api: settings.api },
       parseTasks,
-      classifyNodeKind,
-      analyzeDependencies,
       compactContext,
       compactErrorMessage,
       performStep

@@ -223,8 +223,9 @@ describe("the circuit breaker", () => {
         expect(server.modelRequests()).toHaveLength(2)
         expect(whileOpen.source._tag).toBe("Parser")
         expect(reasonOf(whileOpen)).toMatch(/^LLM circuit breaker is open: the endpoint failed 2 times in a row/)
+        // The port itself fails fast too, with a typed reason rather than a fallback.
         const llm = yield* Llm
-        const direct = yield* llm.classifyNodeKind("Deploy the site").pipe(Effect.flip)
+        const direct = yield* llm.parseTasks(request).pipe(Effect.flip)
         expect(direct.reason).toBe("CircuitOpen")
 
         // Open until the cool-down has passed, to the millisecond.
@@ -234,10 +235,11 @@ describe("the circuit breaker", () => {
 
         // After the cool-down one probe goes through; it succeeds and closes the breaker.
         yield* TestClock.adjust(Duration.millis(1))
-        server.enqueue(Reply.json(goodPlan), Reply.json({ kind: "ToolCall" }))
+        server.enqueue(Reply.json(goodPlan), Reply.json(goodPlan))
         const probed = yield* Planning.planRequest(request)
         expect(probed.source).toEqual({ _tag: "Llm", model })
-        expect(yield* llm.classifyNodeKind("Deploy the site")).toBe("ToolCall")
+        const drafts = yield* llm.parseTasks(request)
+        expect(drafts.map((draft) => draft.id)).toEqual(goodPlan.tasks.map((task) => task.id))
         expect(server.modelRequests()).toHaveLength(4)
       }).pipe(Effect.provide(llmLayer("responses", settings)))
     })

@@ -79,10 +79,10 @@ describe.each(apis)("the API key over the %s protocol", (api) => {
         texts.push(...renderings(yield* Effect.exit(llm.parseTasks(request))))
         // Server errors on every attempt, then a timeout.
         server.enqueue(Reply.status(500), Reply.status(502), Reply.status(503))
-        texts.push(...renderings(yield* Effect.exit(llm.classifyNodeKind("Deploy"))))
+        texts.push(...renderings(yield* Effect.exit(llm.parseTasks("Deploy"))))
         // Only requests that are never answered get a short timeout: under load an answer can take longer than one.
         server.enqueue(Reply.hang(), Reply.hang(), Reply.hang())
-        const timingOut = Effect.flatMap(Llm, (short) => short.classifyNodeKind("Deploy")).pipe(
+        const timingOut = Effect.flatMap(Llm, (short) => short.parseTasks("Deploy")).pipe(
           Effect.provide(
             llmLayer(
               api,
@@ -92,8 +92,13 @@ describe.each(apis)("the API key over the %s protocol", (api) => {
         )
         texts.push(...renderings(yield* Effect.exit(timingOut)))
         // A model that puts the key in malformed output, twice.
-        server.enqueue(Reply.json({ kind: `Leaking ${apiKey}` }), Reply.text(`no JSON, just ${apiKey}`))
-        texts.push(...renderings(yield* Effect.exit(llm.classifyNodeKind("Deploy"))))
+        const leakingPlan = {
+          tasks: [{ id: "t1", description: "Deploy", kind: `Leaking ${apiKey}`, dependsOn: [], attachments: [] }]
+        }
+        server.enqueue(Reply.json(leakingPlan), Reply.text(`no JSON, just ${apiKey}`))
+        const malformed = yield* Effect.exit(llm.parseTasks("Deploy"))
+        expect(Exit.isFailure(malformed) && Cause.squash(malformed.cause)).toMatchObject({ reason: "MalformedOutput" })
+        texts.push(...renderings(malformed))
 
         // The plan and its event after a rejected key.
         server.enqueue(echoKey)
