@@ -12,15 +12,18 @@ import * as SchemaGuard from "./SchemaGuard.js"
 import { Attachment, AttachmentKind, Clarification, TaskId, TaskPlan, Timestamp } from "./Task.js"
 
 /**
- * Which planner produced a plan: the deterministic parser (and why it was used), or an LLM (and what was corrected
- * in its proposal, such as dependencies rejected for a cycle).
+ * Which planner produced a plan: the deterministic parser (and why it was used), an LLM (and what was corrected
+ * in its proposal, such as dependencies rejected for a cycle), or nobody: a plan file the user wrote or edited
+ * (`planner run --plan PATH`). `PlanFile` was added later; sources stored before it decode unchanged.
  */
 export const PlannerSource = Schema.Union(
   Schema.TaggedStruct("Parser", { reason: Schema.optionalWith(Schema.String, { exact: true }) }),
   Schema.TaggedStruct("Llm", {
     model: Schema.String,
     notes: Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
-  })
+  }),
+  /** `path` as the user gave it, `-` for standard input. */
+  Schema.TaggedStruct("PlanFile", { path: Schema.String })
 ).annotations({ identifier: "PlannerSource" })
 export type PlannerSource = typeof PlannerSource.Type
 

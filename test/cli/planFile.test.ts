@@ -6,7 +6,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { beforeAll, describe, expect, it } from "@effect/vitest"
-import { cli, ensureBuilt, oneLine, tempFolder } from "./cli.js"
+import { cli, ensureBuilt, oneLine, sessionIdIn, tempFolder } from "./cli.js"
 
 let cwd = ""
 beforeAll(() => {
@@ -51,6 +51,17 @@ describe("plans as files", { timeout: 300_000 }, () => {
       expect(result.stdout).toContain("  3. [Processing] drive to the campus  (after 2)")
       expect(result.stdout).toContain("Succeeded: 3 of 3 tasks completed.")
     }
+    // The session says the plan came from the file, not from the parser.
+    const [shownFile, shownStdin, history] = await Promise.all([
+      cli(["show", sessionIdIn(fromFile.stdout), "--db", db], { cwd }),
+      cli(["show", sessionIdIn(fromStdin.stdout), "--db", db], { cwd }),
+      cli(["history", sessionIdIn(fromFile.stdout), "--db", db], { cwd })
+    ])
+    expect(shownFile.code, shownFile.stderr).toBe(0)
+    expect(shownFile.stdout).toContain(`planned from the file ${file}`)
+    expect(shownStdin.stdout).toContain("planned from a plan file on standard input")
+    for (const shown of [shownFile, shownStdin]) expect(shown.stdout).not.toContain("planned by the parser")
+    expect(history.stdout).toContain(`3 tasks planned from the file ${file}`)
   })
 
   it("run --plan refuses a malformed plan, a missing file, and a request given as well, with exit code 2", async () => {

@@ -20,6 +20,34 @@ describe("stored events", () => {
     expect(currentVersion("TasksPlanned")).toBe(2)
   })
 
+  it("a plan file as the source round-trips, and sources stored before it existed decode unchanged", () => {
+    const stored = (source: TasksPlanned["source"]) =>
+      encodeEvent(new TasksPlanned({ request: "x", attachments: [], tasks: [], config: defaultConfig, source, at: 0 }))
+    const sourceOf = (record: ReturnType<typeof stored>) => {
+      const event = Either.getOrThrow(decodeEvent("TasksPlanned", record.version, record.data))
+      return event._tag === "TasksPlanned" ? event.source : undefined
+    }
+    for (const source of [
+      { _tag: "PlanFile", path: "plans/trip.json" },
+      { _tag: "PlanFile", path: "-" }
+    ] as const) {
+      const record = stored(source)
+      expect(record.data).toMatchObject({ source })
+      expect(sourceOf(record)).toEqual(source)
+    }
+    // Written by earlier builds, including a plan file recorded as the parser.
+    for (const source of [
+      { _tag: "Parser" },
+      { _tag: "Parser", reason: "plan file plan.json" },
+      { _tag: "Llm", model: "llama3.1", notes: ["dropped a link"] }
+    ] as const) {
+      expect(sourceOf(stored(source))).toEqual(source)
+    }
+    expect(
+      reason("TasksPlanned", 2, { ...(stored({ _tag: "Parser" }).data as object), source: { _tag: "PlanFile" } }).reason
+    ).toContain("path")
+  })
+
   it("version 1 of TasksPlanned is upcast to a chain, with labels kept and nulls dropped", () => {
     const event = Either.getOrThrow(
       decodeEvent("TasksPlanned", "1", {

@@ -144,6 +144,27 @@ describe("Initialize", () => {
       )
   })
 
+  it("records a plan file's plan with the file as its source", () => {
+    const plan = tasks(["Enroll in the course", []], ["Order a pizza", []], ["Drive to the campus", [2]])
+    const state = given()
+      .when(
+        new Initialize({ request: "From a file", tasks: plan, source: { _tag: "PlanFile", path: "plan.json" }, at: T0 })
+      )
+      .then(
+        new TasksPlanned({
+          request: "From a file",
+          attachments: [],
+          tasks: plan,
+          config: defaultConfig,
+          source: { _tag: "PlanFile", path: "plan.json" },
+          at: T0
+        }),
+        dispatched(1, "Enroll in the course"),
+        dispatched(2, "Order a pizza")
+      )
+    expect(state.source).toEqual({ _tag: "PlanFile", path: "plan.json" })
+  })
+
   it("when maxParallel leaves fewer slots than ready tasks, starts the critical path and the longest chains first", () => {
     // Task 3 heads the longest chain (3 -> 4 -> 5), then task 2 (2 -> 6); task 1 leads nowhere.
     const plan = tasks(["Lint", []], ["Build", []], ["Migrate", []], ["Seed", [3]], ["Verify", [4]], ["Package", [2]])

@@ -3,7 +3,7 @@
  * all of them. Pure functions of the state, so `show`, `replay` and the end of a run print the same way.
  */
 import type { PlannerConfig } from "../../domain/Config.js"
-import type { PlannerEvent } from "../../domain/Events.js"
+import type { PlannerEvent, PlannerSource } from "../../domain/Events.js"
 import * as Planner from "../../domain/Planner.js"
 import type { TaskState, TaskStatus } from "../../domain/Task.js"
 import type { PlannerEventRecord } from "../../infra/PlannerStore.js"
@@ -130,10 +130,22 @@ export interface ForkOrigin {
   readonly sequence: number
 }
 
+/** Where a plan came from, as `show` and the history say it (the dashboard's session.js says it the same way). */
+export const describeSource = (source: PlannerSource): string => {
+  switch (source._tag) {
+    case "Parser":
+      return "planned by the parser"
+    case "Llm":
+      return `planned by ${source.model}`
+    case "PlanFile":
+      return source.path === "-" ? "planned from a plan file on standard input" : `planned from the file ${source.path}`
+  }
+}
+
 const sourceText = (state: Planner.PlannerState): string | undefined => {
   const source = state.source
   if (source === undefined) return undefined
-  return source._tag === "Llm" ? `planned by ${source.model}` : "planned by the parser"
+  return describeSource(source)
 }
 
 /** A whole session as text: header, request, tasks, summary. */
@@ -187,9 +199,7 @@ const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1
 export const gist = (event: PlannerEvent): string => {
   switch (event._tag) {
     case "TasksPlanned":
-      return `${event.tasks.length} task${event.tasks.length === 1 ? "" : "s"} planned by ${
-        event.source._tag === "Llm" ? event.source.model : "the parser"
-      }: ${clip(event.request, 60)}`
+      return `${event.tasks.length} task${event.tasks.length === 1 ? "" : "s"} ${describeSource(event.source)}: ${clip(event.request, 60)}`
     case "TaskDispatched":
       return `task ${event.taskId} attempt ${event.attempt} dispatched (${event.kind})`
     case "TaskClaimed":

@@ -214,10 +214,7 @@ export const run = (flags: RunFlags) =>
             ? undefined
             : {
                 tasks: planFile.tasks,
-                source: {
-                  _tag: "Parser" as const,
-                  reason: `plan file ${flags.plan.value === "-" ? "from standard input" : flags.plan.value}`
-                }
+                source: { _tag: "PlanFile" as const, path: flags.plan.value }
               }
       yield* start(request, attachments, config, settings(flags, store, spec, presets), given)
     })

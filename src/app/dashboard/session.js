@@ -35,11 +35,24 @@ const finishedStatuses = new Set(["Succeeded", "Failed", "Cancelled"])
 
 const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`
 
+/** Where a plan file came from (`-` is standard input); `show` says it the same way (Render.describeSource). */
+const fromPlanFile = (source) =>
+  source.path === "-" ? "from a plan file on standard input" : `from the file ${source.path}`
+
+/** Where the plan came from, as the session's header says it. */
+const plannedBy = (source) => {
+  if (source._tag === "Llm") return `planned by ${source.model}`
+  if (source._tag === "PlanFile") return `planned ${fromPlanFile(source)}`
+  return "planned by the parser"
+}
+
 /** One line about an event, for the timeline. */
 function describeEvent(record) {
   const data = record.data
   switch (record.type) {
     case "TasksPlanned": {
+      if (data.source._tag === "PlanFile")
+        return `Planned ${plural(data.tasks.length, "task")} ${fromPlanFile(data.source)}`
       const source = data.source._tag === "Llm" ? `LLM ${data.source.model}` : "the parser"
       return `Planned ${plural(data.tasks.length, "task")} with ${source}`
     }
@@ -362,9 +375,7 @@ export function mountSession(root, sessionId) {
       }
     }
     if (state.source !== undefined) {
-      bits.push(
-        h("span", null, state.source._tag === "Llm" ? `planned by ${state.source.model}` : "planned by the parser")
-      )
+      bits.push(h("span", null, plannedBy(state.source)))
     }
     bits.push(h("span", null, `${state.config.maxParallel} in parallel`))
     if (state.executor !== undefined) bits.push(h("span", null, `runs with ${state.executor}`))
