@@ -6,7 +6,7 @@
  *
  * Dispatch is atomic with the log: the jobs of the attempts an append dispatches go into the task queue, and the jobs
  * of the attempts it ends are completed, in the append's own transaction (`EventStore.append`'s `alongside`). So the
- * queue always holds exactly the jobs the log implies (`jobsOf`): never a dispatched task without its job, nor a job
+ * queue always holds exactly the jobs the log implies (`Jobs.jobsFromState`): never a dispatched task without its job, nor a job
  * without its event.
  *
  * Causation: every event records what caused it. A worker's command names the event that led to it (a claim, the
@@ -20,7 +20,6 @@ import type { PlannerCommand } from "../domain/Commands.js"
 import type { PlannerError } from "../domain/Errors.js"
 import { encodeEvent, type PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
-import type { TaskState } from "../domain/Task.js"
 import {
   type AppendAlongside,
   EventStore,
@@ -29,6 +28,7 @@ import {
   type ReadError,
   type SequenceConflict
 } from "../infra/EventStore.js"
+import * as Jobs from "../infra/Jobs.js"
 import * as MemoryTaskQueue from "../infra/MemoryTaskQueue.js"
 import {
   type PlannerAppendMetadata,
@@ -58,24 +58,6 @@ export interface Tracing {
   readonly causationId?: string
   /** Free-form metadata recorded with each event (for example the executor, which older readers find there). */
   readonly extra?: Readonly<Record<string, unknown>>
-}
-
-/** The job of a task's current attempt, as the task queue holds it while the task is dispatched or running. */
-export const jobOf = (sessionId: string, task: TaskState): Job => ({
-  sessionId,
-  taskId: task.id,
-  attempt: task.attempt,
-  kind: task.kind,
-  runAt: Planner.jobRunAt(task),
-  payload: { description: task.description }
-})
-
-/** Every job a session's state implies: one per task dispatched or running. What the queue holds for the session. */
-export const jobsOf = (sessionId: string, state: Planner.PlannerState): ReadonlyArray<Job> => {
-  if (state.status !== "Running") return []
-  const jobs: Array<Job> = []
-  for (const task of state.tasks) if (Planner.hasJob(task)) jobs.push(jobOf(sessionId, task))
-  return jobs
 }
 
 export type HandleError = PlannerError | ReadError | SequenceConflict
@@ -203,7 +185,7 @@ const jobChanges = (
     if (hadJob && !(hasJob && now.attempt === was.attempt)) {
       ended.push({ sessionId, taskId: was.id, attempt: was.attempt })
     }
-    if (hasJob && !(hadJob && now.attempt === was.attempt)) dispatched.push(jobOf(sessionId, now))
+    if (hasJob && !(hadJob && now.attempt === was.attempt)) dispatched.push(Jobs.jobOf(sessionId, now))
   }
   return { ended, dispatched }
 }
@@ -518,7 +500,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
         const held = new Set((yield* queue.list(sessionId)).map((job) => `${job.taskId}/${job.attempt}`))
         // Only what is missing is put back: a job the queue holds beyond this state may be a dispatch that committed
         // after the state was read, and must stay.
-        const missing = jobsOf(sessionId, state).filter((job) => !held.has(`${job.taskId}/${job.attempt}`))
+        const missing = Jobs.jobsFromState(sessionId, state).filter((job) => !held.has(`${job.taskId}/${job.attempt}`))
         if (missing.length === 0) return false
         yield* queue.enqueue(missing)
         return true
@@ -554,7 +536,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
           }
         })
         const state = Planner.fold(forked)
-        const jobs = jobsOf(into, state)
+        const jobs = Jobs.jobsFromState(into, state)
         yield* events.append(
           plannerStreamId,
           into,

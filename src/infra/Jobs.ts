@@ -38,9 +38,9 @@ export const jobOf = (sessionId: string, task: TaskState): Job => ({
   payload: jobPayload(task)
 })
 
-/** The jobs a session's state implies, in task order. */
+/** The jobs a session's state implies, in task order: one per task dispatched or running; none once the plan ended. */
 export const jobsFromState = (sessionId: string, state: Planner.PlannerState): ReadonlyArray<Job> =>
-  state.tasks.filter(Planner.hasJob).map((task) => jobOf(sessionId, task))
+  state.status === "Running" ? state.tasks.filter(Planner.hasJob).map((task) => jobOf(sessionId, task)) : []
 
 /** What one decision changes in a session's jobs: the ones to enqueue, the ones whose attempt ended. */
 export interface JobChanges {

@@ -217,18 +217,20 @@ export const make = (
     )
     const relaxed = sql.literal("(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed")
 
+    /** A job as a row of the table, its payload as JSON text. */
+    const toRow = (operation: string, job: Job) =>
+      Effect.map(encodePayload(operation, job), (payload) => ({
+        session_id: job.sessionId,
+        task_id: job.taskId,
+        attempt: job.attempt,
+        kind: job.kind,
+        run_at: job.runAt,
+        payload
+      }))
+
     const enqueue = Effect.fn("SqlTaskQueue.enqueue")(function* (jobs: ReadonlyArray<Job>) {
       if (jobs.length === 0) return
-      const rows = yield* Effect.forEach(jobs, (job) =>
-        Effect.map(encodePayload("enqueue", job), (payload) => ({
-          session_id: job.sessionId,
-          task_id: job.taskId,
-          attempt: job.attempt,
-          kind: job.kind,
-          run_at: job.runAt,
-          payload
-        }))
-      )
+      const rows = yield* Effect.forEach(jobs, (job) => toRow("enqueue", job))
       const origin = yield* wakeOrigin
       const inserted: Array<string> = []
       for (const chunk of chunks(rows, insertChunk)) {
@@ -355,16 +357,7 @@ export const make = (
 
     const replace = Effect.fn("SqlTaskQueue.replace")(function* (sessionId: string, jobs: ReadonlyArray<Job>) {
       yield* checkSession(sessionId, jobs)
-      const rows = yield* Effect.forEach(jobs, (job) =>
-        Effect.map(encodePayload("replace", job), (payload) => ({
-          session_id: job.sessionId,
-          task_id: job.taskId,
-          attempt: job.attempt,
-          kind: job.kind,
-          run_at: job.runAt,
-          payload
-        }))
-      )
+      const rows = yield* Effect.forEach(jobs, (job) => toRow("replace", job))
       const wanted = new Set(jobs.map(jobKeyString))
       const origin = yield* wakeOrigin
       // Writes first, then the read: on SQLite a deferred transaction that read first could not upgrade to a write

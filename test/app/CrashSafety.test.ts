@@ -13,6 +13,7 @@ import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import type { PlannerConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
+import * as Jobs from "../../src/infra/Jobs.js"
 import { type PlannerEventRecord, PlannerStore } from "../../src/infra/PlannerStore.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
@@ -178,7 +179,7 @@ describe("crash safety", () => {
                   expect(
                     (yield* service.queue.list(sessionId)).map(jobKey),
                     `${where}: the queue equals its rebuild from the log`
-                  ).toEqual(PlannerService.jobsOf(sessionId, logged).map(jobKey))
+                  ).toEqual(Jobs.jobsFromState(sessionId, logged).map(jobKey))
                   const result = yield* Runner.resume(sessionId, {
                     onClarification: () => Effect.succeed(Option.some(answer))
                   }).pipe(Effect.provide(context), within(20, `${where}: resume`))
