@@ -317,6 +317,11 @@ const sessions = Command.make(
       Options.withPseudoName("M"),
       Options.withDescription("Skip the M newest sessions first, for the next page. Default: 0."),
       Options.withDefault(0)
+    ),
+    tree: Options.boolean("tree").pipe(
+      Options.withDescription(
+        "Show each fork under the session it was forked from, with the event it was forked at. A fork whose origin is not on the page is shown at the top, its origin named."
+      )
     )
   },
   (flags) =>
@@ -335,7 +340,36 @@ const sessions = Command.make(
         "planner sessions",
         "planner sessions --json --limit 5",
         "planner sessions --limit 20 --offset 20",
+        "planner sessions --tree",
         "planner sessions --db postgres://planner@localhost/planner"
+      ]
+    )
+  )
+)
+
+const diff = Command.make(
+  "diff",
+  {
+    db,
+    json,
+    a: Args.text({ name: "a" }).pipe(Args.withDescription("The first session id (A)")),
+    b: Args.text({ name: "b" }).pipe(Args.withDescription("The second session id (B)"))
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/DiffCommand.js")),
+      (module) => module.diff(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Compare two sessions, task by task: what differs in their plans (description, kind, dependencies) and outcomes (status, result, error, answers), and the first event where their logs part (times and worker ids aside). Says when one was forked from the other.",
+      [
+        'Tasks are matched by id. --json prints {"a","b","identical","divergence":{"sequence","a","b"}|null,"tasks":[{"id","change","description","changes":[{"field","a","b"}]}]}. Exit code 0 whether or not they differ.'
+      ],
+      [
+        "planner diff 20250101-120000-abc123 20250101-121500-def456",
+        "planner diff 20250101-120000-abc123 20250101-121500-def456 --json"
       ]
     )
   )
@@ -576,6 +610,7 @@ export const planner = Command.make("planner").pipe(
     fork,
     cancel,
     sessions,
+    diff,
     history,
     replay,
     show,
@@ -608,6 +643,7 @@ const commands = {
   fork: described(fork),
   cancel: described(cancel),
   sessions: described(sessions),
+  diff: described(diff),
   history: described(history),
   replay: described(replay),
   show: described(show),

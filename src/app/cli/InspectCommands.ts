@@ -38,6 +38,8 @@ const print = (json: boolean, value: () => unknown, text: () => string) => out(j
 export interface SessionsFlags extends ReadFlags {
   readonly limit: number
   readonly offset: number
+  /** `--tree`: forks under their origin (#15, see `SessionTree`). */
+  readonly tree?: boolean
 }
 
 export const sessions = (flags: SessionsFlags) =>
@@ -77,7 +79,12 @@ export const sessions = (flags: SessionsFlags) =>
         { concurrency: 4 }
       )
       const range = { total: page.total, limit: flags.limit, offset: flags.offset }
-      if (flags.json) return yield* out(JSON.stringify(sessionsJson(rows, range)))
+      const tree = flags.tree === true ? yield* Effect.promise(() => import("./SessionTree.js")) : undefined
+      if (flags.json) {
+        return yield* out(
+          JSON.stringify(tree === undefined ? sessionsJson(rows, range) : tree.sessionTreeJson(rows, range))
+        )
+      }
       if (page.total === 0) {
         return yield* out(
           `No sessions in ${store.label} yet. Start one with: ${programName()} run "Write the code. Then test it."${store.flag}`
@@ -88,7 +95,9 @@ export const sessions = (flags: SessionsFlags) =>
           `No sessions at offset ${flags.offset}: ${store.label} has ${page.total}. Try \`${programName()} sessions --offset ${Math.max(0, page.total - flags.limit)}${store.flag}\`.`
         )
       }
-      yield* out(`${sessionsText(rows)}\n${pageLine(range, rows.length, `${programName()} sessions`, store.flag)}`)
+      yield* out(
+        `${tree === undefined ? sessionsText(rows) : tree.sessionTreeText(rows)}\n${pageLine(range, rows.length, `${programName()} sessions`, store.flag)}`
+      )
     })
   )
 

@@ -32,7 +32,8 @@ Running plans
   serve                         the dashboard in a browser, on http://127.0.0.1:4780/ (Ctrl-C stops it)
 
 Reading sessions
-  sessions                      list sessions: id, created, status, task counts, request
+  sessions                      list sessions: id, created, status, task counts, request; --tree: forks nested
+  diff A B                      what differs between two sessions, task by task, and where their logs part
   history SESSION               the event log: sequence, time, type, gist
   replay SESSION --at SEQ       the state right after event SEQ (time travel)
   show SESSION                  the current state
