@@ -25,6 +25,7 @@ import { findUnstorableText, unstorableText } from "../domain/SchemaGuard.js"
 import type { AggregateInfo, EventStore } from "../infra/EventStore.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as Fork from "./Fork.js"
+import * as LineageApi from "./LineageApi.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
 
@@ -670,6 +671,20 @@ const retryTask = Effect.gen(function* () {
   return yield* forkedResponse({ ...forked, state: handled.state }, handled.events.length)
 })
 
+/** `GET /lineage`: the session's origin and ancestors, and the forks made from it (see `LineageApi`). */
+const sessionLineage = (origins: LineageApi.Origins) =>
+  Effect.gen(function* () {
+    const sessionId = yield* sessionIdParam
+    return HttpServerResponse.unsafeJson(yield* LineageApi.lineage(origins, sessionId))
+  })
+
+/** `GET /diff?with=ID`: what differs between ID (default: the session's origin) and this session. */
+const sessionDiff = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  const other = yield* textParam("with", 200)
+  return HttpServerResponse.unsafeJson(yield* LineageApi.diffWith(sessionId, other === "" ? undefined : other))
+})
+
 const encoder = new TextEncoder()
 
 /**
@@ -822,6 +837,8 @@ export const makeRouter = () =>
     HttpRouter.get("/api/sessions/:id/state", withErrors(sessionAt)),
     HttpRouter.get("/api/sessions/:id/events", withErrors(sessionEvents)),
     HttpRouter.get("/api/sessions/:id/stream", withErrors(sessionStream)),
+    HttpRouter.get("/api/sessions/:id/lineage", withErrors(sessionLineage(LineageApi.makeOrigins()))),
+    HttpRouter.get("/api/sessions/:id/diff", withErrors(sessionDiff)),
     // A command that reached the store is not abandoned halfway because the browser went away.
     HttpRouter.post("/api/sessions/:id/answer", withErrors(answerTask), { uninterruptible: true }),
     HttpRouter.post("/api/sessions/:id/cancel", withErrors(cancelSession), { uninterruptible: true }),

@@ -46,6 +46,10 @@ export const cancel = (id) => post(`${sessionPath(id)}/cancel`, {})
 export const resume = (id) => post(`${sessionPath(id)}/resume`, {})
 export const retry = (id, taskId) => post(`${sessionPath(id)}/retry`, { taskId })
 export const fork = (id, at) => post(`${sessionPath(id)}/fork`, { at })
+/** #15: where a session came from and its forks; what differs between it and its origin (or `other`). */
+export const getLineage = (id) => request(`${sessionPath(id)}/lineage`)
+export const getDiff = (id, other) =>
+  request(`${sessionPath(id)}/diff${other === undefined ? "" : `?with=${encodeURIComponent(other)}`}`)
 
 /** Every event of a session after `after`, page by page. */
 export async function getAllEvents(id, after = 0) {

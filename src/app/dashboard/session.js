@@ -22,6 +22,7 @@ import {
 } from "./dom.js"
 import { renderGantt } from "./gantt.js"
 import { renderGraph } from "./graph.js"
+import { mountLineage } from "./lineage.js"
 import { taskDuration, taskSegments } from "./timing.js"
 
 const boardColumns = [
@@ -314,6 +315,9 @@ export function mountSession(root, sessionId) {
     h("div", { class: "panel context-panel" }, contextBody)
   )
   const notice = h("p", { class: "notice error-text", role: "alert", hidden: true })
+  // #15: the session's origin and forks, and a diff with the origin (lineage.js).
+  const lineagePanel = h("section", { class: "panel lineage-panel", id: "lineage", hidden: true })
+  let lineage = null
 
   root.replaceChildren(h("p", { class: "loading" }, "Loading the session…"))
 
@@ -1002,6 +1006,7 @@ export function mountSession(root, sessionId) {
     try {
       const forked = await api.fork(sessionId, at)
       said(`Forked at event ${at} into ${forked.id}.`, sessionLink(forked.id))
+      lineage?.refresh()
     } catch (error) {
       failed(error)
     }
@@ -1037,7 +1042,8 @@ export function mountSession(root, sessionId) {
     try {
       const view = await api.getSession(sessionId)
       for (const record of await api.getAllEvents(sessionId)) addEvent(record)
-      root.replaceChildren(head, timeline, banner, notice, tabList, graphPanel, board, ganttPanel, lower)
+      root.replaceChildren(head, timeline, banner, notice, tabList, graphPanel, board, ganttPanel, lower, lineagePanel)
+      lineage = mountLineage(lineagePanel, sessionId)
       acceptLive(view)
       if (!finishedStatuses.has(view.state.status) || (model.events.at(-1)?.sequence ?? 0) < view.lastSequence) {
         connect()
