@@ -3,6 +3,7 @@
  * a compactor summarised) arrives inside the command, so `decide` stays pure and its events replay exactly.
  */
 import { Schema } from "effect"
+import { BudgetNeed, ModelUsage } from "./Budget.js"
 import { defaultConfig, PlannerConfig } from "./Config.js"
 import { PlannerSource } from "./Events.js"
 import { Attachment, TaskId, TaskPlan, Timestamp } from "./Task.js"
@@ -34,7 +35,12 @@ export class NeedsClarification extends Schema.TaggedClass<NeedsClarification>()
   taskId: TaskId,
   attempt,
   question: Schema.NonEmptyString,
-  attachment: Schema.optionalWith(Attachment, { exact: true })
+  attachment: Schema.optionalWith(Attachment, { exact: true }),
+  /**
+   * The step's next model call would cross the session's budget (see `Budget`): it needs about this much. The planner
+   * asks the budget question instead of `question`.
+   */
+  budget: Schema.optionalWith(BudgetNeed, { exact: true })
 }) {}
 
 /** Somebody answered the task's pending question. */
@@ -57,6 +63,8 @@ export class Initialize extends Schema.TaggedClass<Initialize>()("Initialize", {
   attachments: Schema.optionalWith(Schema.Array(Attachment), { default: () => [] }),
   tasks: Schema.optionalWith(Schema.Array(TaskPlan), { exact: true }),
   source: Schema.optionalWith(PlannerSource, { exact: true }),
+  /** What the planning call used, recorded with the plan as `ModelUsageRecorded`. */
+  usage: Schema.optionalWith(Schema.Array(ModelUsage), { exact: true }),
   /** The executor the session runs with, as the user named it; recorded in `TasksPlanned`. */
   executor: Schema.optionalWith(Schema.String, { exact: true }),
   config: Schema.optionalWith(PlannerConfig, { default: () => defaultConfig }),
@@ -135,6 +143,15 @@ export class CompactContext extends Schema.TaggedClass<CompactContext>()("Compac
   at: Timestamp
 }) {}
 
+/**
+ * Model calls made for the session and what they used (see `Budget`): recorded as `ModelUsageRecorded` in any state
+ * once the plan exists, even after it ended, since the spend happened.
+ */
+export class RecordUsage extends Schema.TaggedClass<RecordUsage>()("RecordUsage", {
+  usage: Schema.Array(ModelUsage),
+  at: Timestamp
+}) {}
+
 /** Stop the plan: every unfinished task is cancelled and the plan ends. */
 export class Cancel extends Schema.TaggedClass<Cancel>()("Cancel", {
   reason: Schema.optionalWith(Schema.String, { default: () => "cancelled by the user" }),
@@ -144,6 +161,7 @@ export class Cancel extends Schema.TaggedClass<Cancel>()("Cancel", {
 export const PlannerCommand = Schema.Union(
   Initialize,
   HandleExecutorEvent,
+  RecordUsage,
   ClaimTask,
   ExtendLease,
   ReleaseTask,

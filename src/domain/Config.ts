@@ -33,7 +33,13 @@ export const PlannerConfig = Schema.Struct({
   /** Compaction profile, for example `coding` or `analysis`. */
   profile: Schema.String,
   /** Error messages are compacted to at most this many characters before they are recorded. */
-  errorCharLimit: Schema.Int.pipe(Schema.positive())
+  errorCharLimit: Schema.Int.pipe(Schema.positive()),
+  /**
+   * The most the session may spend on models, in tokens (input plus output) and in dollars (priced from the user's
+   * table); raised only by `BudgetRaised` (see `Budget`). Absent: no limit (plans from before budgets decode unchanged).
+   */
+  budgetTokens: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { exact: true }),
+  budgetUsd: Schema.optionalWith(Schema.Number.pipe(Schema.finite(), Schema.positive()), { exact: true })
 }).annotations({ identifier: "PlannerConfig" })
 export type PlannerConfig = typeof PlannerConfig.Type
 

@@ -7,6 +7,7 @@
  * chosen by the stored version; an upcaster refuses to encode, so an old format can never be written by accident.
  */
 import { Either, ParseResult, Schema, SchemaAST } from "effect"
+import { BudgetAsk, BudgetUnit, ModelUsage } from "./Budget.js"
 import { PlannerConfig } from "./Config.js"
 import * as SchemaGuard from "./SchemaGuard.js"
 import { Attachment, AttachmentKind, Clarification, TaskId, TaskPlan, Timestamp } from "./Task.js"
@@ -112,6 +113,8 @@ export class ClarificationRequested extends Schema.TaggedClass<ClarificationRequ
   taskId: TaskId,
   question: Schema.String,
   attachment: Schema.optionalWith(Attachment, { exact: true }),
+  /** The question is the budget question (see `Budget`): its figures, and the answer raises the limit or fails the task. */
+  budget: Schema.optionalWith(BudgetAsk, { exact: true }),
   at: Timestamp
 }) {}
 
@@ -127,6 +130,27 @@ export class ContextCompacted extends Schema.TaggedClass<ContextCompacted>()("Co
   summary: Schema.String,
   removedTaskIds: Schema.Array(TaskId),
   tokenBudget: Schema.Int.pipe(Schema.positive()),
+  at: Timestamp
+}) {}
+
+/**
+ * Model calls made for this session (planning, compaction, a step, replanning) and what each used: the spend is the
+ * sum of these events (see `Budget`). Recorded whatever became of the call's result.
+ */
+export class ModelUsageRecorded extends Schema.TaggedClass<ModelUsageRecorded>()("ModelUsageRecorded", {
+  usage: Schema.NonEmptyArray(ModelUsage),
+  at: Timestamp
+}) {}
+
+/**
+ * The budget's limit in `unit` is now `limit` (it was `limit - by`): somebody answered yes to the budget question of
+ * `taskId`. Recorded before the call it allows is made.
+ */
+export class BudgetRaised extends Schema.TaggedClass<BudgetRaised>()("BudgetRaised", {
+  unit: BudgetUnit,
+  limit: Schema.Number.pipe(Schema.finite(), Schema.nonNegative()),
+  by: Schema.Number.pipe(Schema.finite(), Schema.positive()),
+  taskId: Schema.optionalWith(TaskId, { exact: true }),
   at: Timestamp
 }) {}
 
@@ -152,6 +176,8 @@ export class PlanningCompleted extends Schema.TaggedClass<PlanningCompleted>()("
 
 export const PlannerEvent = Schema.Union(
   TasksPlanned,
+  ModelUsageRecorded,
+  BudgetRaised,
   TaskDispatched,
   TaskClaimed,
   TaskLeaseExtended,
@@ -282,6 +308,8 @@ const codec = (
 
 const codecs: { readonly [K in PlannerEventType]: EventCodec } = {
   TasksPlanned: codec(TasksPlanned, 2, [[1, TasksPlannedFromV1 as EventSchema]]),
+  ModelUsageRecorded: codec(ModelUsageRecorded),
+  BudgetRaised: codec(BudgetRaised),
   TaskDispatched: codec(TaskDispatched),
   TaskClaimed: codec(TaskClaimed),
   TaskLeaseExtended: codec(TaskLeaseExtended),

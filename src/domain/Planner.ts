@@ -9,6 +9,7 @@
  * task id and status, never by an index that compaction could move.
  */
 import { type Effect, Either, Schema } from "effect"
+import * as Budget from "./Budget.js"
 import {
   type AbandonTask,
   Cancel,
@@ -21,6 +22,7 @@ import {
   Initialize,
   type NeedsClarification,
   type PlannerCommand,
+  type RecordUsage,
   ReleaseTask,
   type TaskCompleted,
   type TaskFailed
@@ -40,9 +42,11 @@ import {
   UnknownTask
 } from "./Errors.js"
 import {
+  BudgetRaised,
   ClarificationReceived,
   ClarificationRequested,
   ContextCompacted,
+  ModelUsageRecorded,
   type PlannerEvent,
   PlannerSource,
   PlanningCompleted,
@@ -82,6 +86,8 @@ export const PlannerState = Schema.Struct({
   executor: Schema.optionalWith(Schema.String, { exact: true }),
   /** Where this session was forked from: the source session and the last of its events copied. */
   forkedFrom: Schema.optionalWith(Schema.Struct({ sessionId: Schema.String, sequence: Schema.Int }), { exact: true }),
+  /** The budget and the spend on models (see `Budget`); absent until a limit is set or a call recorded. */
+  budget: Schema.optionalWith(Budget.BudgetState, { exact: true }),
   /** Task n is at index n - 1. */
   tasks: Schema.Array(TaskState),
   /** The rolling context: what compaction made of earlier results. */
@@ -289,6 +295,10 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       state.attachments = event.attachments
       state.config = event.config
       state.source = event.source
+      {
+        const limits = Budget.fromLimits(event.config)
+        if (limits !== undefined) state.budget = limits
+      }
       if (event.executor !== undefined) state.executor = event.executor
       state.startedAt = event.at
       draft.plan(
@@ -323,6 +333,7 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       update(draft, event.taskId, (task) => ({ ...idle(task), status: "Planned" }))
       return
     case "TaskStatusUpdated":
+      if (state.budget !== undefined) state.budget = Budget.answered(state.budget, event.taskId)
       update(draft, event.taskId, (task) => {
         const next: TaskState = { ...idle(task), status: event.status }
         const failures = event.status === "Failed" ? task.failures + 1 : task.failures
@@ -340,6 +351,7 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       }))
       return
     case "ClarificationRequested":
+      if (event.budget !== undefined) state.budget = Budget.asked(state.budget, event.taskId, event.budget)
       update(draft, event.taskId, (task) => ({
         ...idle(task),
         status: "NeedsClarification",
@@ -352,6 +364,7 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       }))
       return
     case "ClarificationReceived":
+      if (state.budget !== undefined) state.budget = Budget.answered(state.budget, event.taskId)
       update(draft, event.taskId, (task) => {
         const pending = task.clarifications.at(-1)
         if (pending === undefined || pending.answer !== undefined) {
@@ -378,6 +391,12 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       for (const id of event.removedTaskIds) update(draft, id, (task) => ({ ...task, compacted: true }))
       return
     }
+    case "ModelUsageRecorded":
+      state.budget = Budget.addUsage(state.budget, event.usage)
+      return
+    case "BudgetRaised":
+      state.budget = Budget.raise(state.budget, event.unit, event.limit, event.taskId)
+      return
     case "SessionForked":
       state.forkedFrom = { sessionId: event.fromSessionId, sequence: event.atSequence }
       return
@@ -512,6 +531,8 @@ export const decideEither = (state: PlannerState, command: PlannerCommand): Deci
       return compact(state, command)
     case "Cancel":
       return cancel(state, command)
+    case "RecordUsage":
+      return recordUsage(command)
   }
 }
 
@@ -580,6 +601,8 @@ const initialize = (state: PlannerState, command: Initialize): Decided => {
             at: command.at
           })
         )
+        const [first, ...more] = command.usage ?? []
+        if (first !== undefined) decision.emit(new ModelUsageRecorded({ usage: [first, ...more], at: command.at }))
         return step(decision, command.at)
       })
     )
@@ -763,16 +786,37 @@ const needsClarification = (
         pending?.question === event.question
     },
     at,
-    (decision) =>
+    (decision) => {
+      const ask = event.budget === undefined ? undefined : budgetAsk(state, event.budget)
       decision.emit(
         new ClarificationRequested({
           taskId: current.id,
-          question: event.question,
+          question: ask === undefined ? event.question : Budget.questionText(ask),
           ...(event.attachment === undefined ? {} : { attachment: event.attachment }),
+          ...(ask === undefined ? {} : { budget: ask }),
           at
         })
       )
+    }
   )
+}
+
+/**
+ * The budget question for a call needing `need`. The worker saw the call would cross; should the limit have been
+ * raised meanwhile so that it fits, the question is still asked, with the figures as they stand now.
+ */
+const budgetAsk = (state: PlannerState, need: Budget.BudgetNeed): Budget.BudgetAsk => {
+  const crossing = Budget.wouldCross(state.budget, need)
+  if (crossing !== undefined) return crossing
+  const spent = Budget.totalTokens(state.budget?.spent ?? { inputTokens: 0, outputTokens: 0, calls: 0 })
+  const limit = state.budget?.tokens ?? spent
+  return {
+    unit: "tokens",
+    spent,
+    limit,
+    needed: need.tokens,
+    suggested: Budget.suggestedRaise("tokens", spent, limit, need.tokens)
+  }
 }
 
 const clarificationProvided = (
@@ -793,6 +837,8 @@ const clarificationProvided = (
       })
     )
   }
+  const ask = Budget.questionOf(state.budget, current.id)
+  if (ask !== undefined) return budgetAnswered(state, current, ask, event.answer, at)
   return run(state, (decision) => {
     decision.emit(new ClarificationReceived({ taskId: current.id, answer: event.answer, at }))
     // A Clarification task exists to ask the user; the answer is its result.
@@ -809,6 +855,54 @@ const clarificationProvided = (
     }
     return step(decision, at)
   })
+}
+
+/**
+ * The answer to a budget question: "yes" raises the limit by an event (before the call it allows is tried again, as
+ * the task is dispatched anew); "no" fails the task for good, since trying again would ask again.
+ */
+const budgetAnswered = (
+  state: PlannerState,
+  current: TaskState,
+  ask: Budget.BudgetAsk,
+  answer: string,
+  at: Timestamp
+): Decided => {
+  const reading = Budget.parseAnswer(answer, ask)
+  if (reading === undefined) {
+    return Either.left(
+      new InvalidTransition({
+        taskId: current.id,
+        status: current.status,
+        action: `take ${JSON.stringify(answer)} as the answer to its budget question: answer yes, yes AMOUNT (for example yes ${Budget.formatTokens(ask.suggested)}) or no`
+      })
+    )
+  }
+  return run(state, (decision) => {
+    if (reading._tag === "Allow") {
+      const limit = Budget.raisedLimit(ask, decision.state.budget, reading.amount)
+      decision.emit(new BudgetRaised({ unit: ask.unit, limit, by: reading.amount, taskId: current.id, at }))
+      decision.emit(new ClarificationReceived({ taskId: current.id, answer, at }))
+      return step(decision, at)
+    }
+    decision.emit(new ClarificationReceived({ taskId: current.id, answer, at }))
+    const now = task(decision.state, current.id) ?? current
+    attemptFailed(
+      decision,
+      now,
+      `the budget was not raised: ${Budget.formatAmount(ask.unit, ask.spent)} of ${Budget.formatAmount(ask.unit, ask.limit)} used, the next step needed about ${Budget.formatAmount(ask.unit, ask.needed)}`,
+      false,
+      at
+    )
+    return step(decision, at)
+  })
+}
+
+/** Usage is a fact: recorded once the plan exists, whatever its state (a step's call may end after the plan did). */
+const recordUsage = (command: RecordUsage): Decided => {
+  const [first, ...more] = command.usage
+  if (first === undefined) return none
+  return Either.right([new ModelUsageRecorded({ usage: [first, ...more], at: command.at })])
 }
 
 // --- Workers ----------------------------------------------------------------------------------------------------

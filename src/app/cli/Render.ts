@@ -2,6 +2,7 @@
  * What the commands print: task lines, a session's state, the event log, the session list, and the JSON shapes of
  * all of them. Pure functions of the state, so `show`, `replay` and the end of a run print the same way.
  */
+import * as Budget from "../../domain/Budget.js"
 import type { PlannerConfig } from "../../domain/Config.js"
 import type { PlannerEvent, PlannerSource } from "../../domain/Events.js"
 import * as Planner from "../../domain/Planner.js"
@@ -224,6 +225,10 @@ export const gist = (event: PlannerEvent): string => {
       return `plan ${event.outcome.toLowerCase()}: ${clip(event.summary, 100)}`
     case "SessionForked":
       return `forked from session ${event.fromSessionId} at event ${event.atSequence}`
+    case "ModelUsageRecorded":
+      return Budget.usageGist(event.usage)
+    case "BudgetRaised":
+      return `budget raised by ${Budget.formatAmount(event.unit, event.by)} to ${Budget.formatAmount(event.unit, event.limit)}${event.taskId === undefined ? "" : ` (task ${event.taskId})`}`
   }
 }
 
