@@ -6,6 +6,7 @@ import { Schema } from "effect"
 import { BudgetNeed, ModelUsage } from "./Budget.js"
 import { defaultConfig, PlannerConfig } from "./Config.js"
 import { PlannerSource } from "./Events.js"
+import { Expansion, MaxDepth, SubPlanOf } from "./SubPlanLink.js"
 import { Attachment, TaskId, TaskPlan, Timestamp } from "./Task.js"
 
 // --- What executors (and the people answering them) report: the seed's `ExecutorEvent` ---------------------------
@@ -68,6 +69,12 @@ export class Initialize extends Schema.TaggedClass<Initialize>()("Initialize", {
   /** The executor the session runs with, as the user named it; recorded in `TasksPlanned`. */
   executor: Schema.optionalWith(Schema.String, { exact: true }),
   config: Schema.optionalWith(PlannerConfig, { default: () => defaultConfig }),
+  /** For a child session: where it hangs in its tree (see `SubPlans`); recorded in `TasksPlanned`. */
+  subPlanOf: Schema.optionalWith(SubPlanOf, { exact: true }),
+  /** Tasks expanded into child sessions as the plan is recorded (`run --expand`, an LLM's sub-plan steps). */
+  expand: Schema.optionalWith(Schema.Array(Expansion), { exact: true }),
+  /** The depth bound for those expansions when this session is nobody's child. Default `SubPlans.defaultMaxDepth`. */
+  maxDepth: Schema.optionalWith(MaxDepth, { exact: true }),
   at: Timestamp
 }) {}
 
@@ -158,8 +165,21 @@ export class Cancel extends Schema.TaggedClass<Cancel>()("Cancel", {
   at: Timestamp
 }) {}
 
+/**
+ * Expand a planned task into a child session (`planner expand SESSION TASK`): the task waits while `childSessionId`
+ * runs a plan of its own, and the child's outcome becomes the task's. Refused beyond `maxDepth` (the tree's bound
+ * when this session is a child; else this, else `SubPlans.defaultMaxDepth`).
+ */
+export class ExpandTask extends Schema.TaggedClass<ExpandTask>()("ExpandTask", {
+  taskId: TaskId,
+  childSessionId: Schema.NonEmptyString,
+  maxDepth: Schema.optionalWith(MaxDepth, { exact: true }),
+  at: Timestamp
+}) {}
+
 export const PlannerCommand = Schema.Union(
   Initialize,
+  ExpandTask,
   HandleExecutorEvent,
   RecordUsage,
   ClaimTask,

@@ -93,11 +93,22 @@ export class InvalidCompaction extends Schema.TaggedError<InvalidCompaction>()("
   }
 }
 
+export class DepthExceeded extends Schema.TaggedError<DepthExceeded>()("DepthExceeded", {
+  taskId: TaskId,
+  depth: Schema.Int,
+  maxDepth: Schema.Int
+}) {
+  override get message() {
+    return `Task ${this.taskId} cannot be expanded: its sub-plan would be at depth ${this.depth}, over the limit of ${this.maxDepth} (raise it with --max-depth).`
+  }
+}
+
 /** The input problems the parser reports. */
 export type RequestError = EmptyRequest | RequestTooLarge
 
 export const PlannerError = Schema.Union(
   EmptyRequest,
+  DepthExceeded,
   RequestTooLarge,
   InvalidPlan,
   SessionNotStarted,

@@ -10,6 +10,7 @@ import { Either, ParseResult, Schema, SchemaAST } from "effect"
 import { BudgetAsk, BudgetUnit, ModelUsage } from "./Budget.js"
 import { PlannerConfig } from "./Config.js"
 import * as SchemaGuard from "./SchemaGuard.js"
+import { SubPlanOf } from "./SubPlanLink.js"
 import { Attachment, AttachmentKind, Clarification, TaskId, TaskPlan, Timestamp } from "./Task.js"
 
 /**
@@ -38,6 +39,8 @@ export class TasksPlanned extends Schema.TaggedClass<TasksPlanned>()("TasksPlann
   source: PlannerSource,
   /** The executor the session runs with, as the user named it (`--executor`); absent in logs from before. */
   executor: Schema.optionalWith(Schema.String, { exact: true }),
+  /** For a child session (a sub-plan): its parent session and task, its tree's root and its depth. */
+  subPlanOf: Schema.optionalWith(SubPlanOf, { exact: true }),
   at: Timestamp
 }) {}
 
@@ -164,6 +167,16 @@ export class SessionForked extends Schema.TaggedClass<SessionForked>()("SessionF
   at: Timestamp
 }) {}
 
+/**
+ * Task `taskId` is done by a child session, `childSessionId` (a sub-plan, see `SubPlans`): when it is ready it is
+ * dispatched without a job, and it waits until the child ends; the child's outcome is the task's.
+ */
+export class TaskExpanded extends Schema.TaggedClass<TaskExpanded>()("TaskExpanded", {
+  taskId: TaskId,
+  childSessionId: Schema.String,
+  at: Timestamp
+}) {}
+
 export const PlanOutcome = Schema.Literal("Succeeded", "Failed", "Cancelled").annotations({ identifier: "PlanOutcome" })
 export type PlanOutcome = typeof PlanOutcome.Type
 
@@ -176,6 +189,7 @@ export class PlanningCompleted extends Schema.TaggedClass<PlanningCompleted>()("
 
 export const PlannerEvent = Schema.Union(
   TasksPlanned,
+  TaskExpanded,
   ModelUsageRecorded,
   BudgetRaised,
   TaskDispatched,
@@ -311,6 +325,7 @@ const codecs: { readonly [K in PlannerEventType]: EventCodec } = {
   ModelUsageRecorded: codec(ModelUsageRecorded),
   BudgetRaised: codec(BudgetRaised),
   TaskDispatched: codec(TaskDispatched),
+  TaskExpanded: codec(TaskExpanded),
   TaskClaimed: codec(TaskClaimed),
   TaskLeaseExtended: codec(TaskLeaseExtended),
   TaskReleased: codec(TaskReleased),

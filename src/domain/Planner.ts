@@ -17,6 +17,7 @@ import {
   type ClarificationProvided,
   CompactContext,
   Continue,
+  ExpandTask,
   ExtendLease,
   HandleExecutorEvent,
   Initialize,
@@ -54,6 +55,7 @@ import {
   SessionForked,
   TaskClaimed,
   TaskDispatched,
+  TaskExpanded,
   TaskLeaseExtended,
   TaskReleased,
   TaskRetryScheduled,
@@ -62,6 +64,8 @@ import {
 } from "./Events.js"
 import * as Graph from "./Graph.js"
 import * as Parser from "./Parser.js"
+import { SubPlanOf } from "./SubPlanLink.js"
+import * as SubPlans from "./SubPlans.js"
 import { Attachment, attachmentFromText, isTerminal, type TaskId, TaskState, TaskStatus, Timestamp } from "./Task.js"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -86,6 +90,8 @@ export const PlannerState = Schema.Struct({
   executor: Schema.optionalWith(Schema.String, { exact: true }),
   /** Where this session was forked from: the source session and the last of its events copied. */
   forkedFrom: Schema.optionalWith(Schema.Struct({ sessionId: Schema.String, sequence: Schema.Int }), { exact: true }),
+  /** For a child session (a sub-plan): its parent session and task, its tree's root and its depth. */
+  subPlanOf: Schema.optionalWith(SubPlanOf, { exact: true }),
   /** The budget and the spend on models (see `Budget`); absent until a limit is set or a call recorded. */
   budget: Schema.optionalWith(Budget.BudgetState, { exact: true }),
   /** Task n is at index n - 1. */
@@ -300,6 +306,7 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
         if (limits !== undefined) state.budget = limits
       }
       if (event.executor !== undefined) state.executor = event.executor
+      if (event.subPlanOf !== undefined) state.subPlanOf = event.subPlanOf
       state.startedAt = event.at
       draft.plan(
         event.tasks.map((plan) => ({
@@ -396,6 +403,9 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       return
     case "BudgetRaised":
       state.budget = Budget.raise(state.budget, event.unit, event.limit, event.taskId)
+      return
+    case "TaskExpanded":
+      update(draft, event.taskId, (task) => ({ ...task, childSessionId: event.childSessionId }))
       return
     case "SessionForked":
       state.forkedFrom = { sessionId: event.fromSessionId, sequence: event.atSequence }
@@ -531,6 +541,8 @@ export const decideEither = (state: PlannerState, command: PlannerCommand): Deci
       return compact(state, command)
     case "Cancel":
       return cancel(state, command)
+    case "ExpandTask":
+      return expand(state, command)
     case "RecordUsage":
       return recordUsage(command)
   }
@@ -575,8 +587,12 @@ export const jitteredDelay = (backoff: Backoff, failures: number, jitter: number
 /** When the job of a task in flight may be taken: a retry's time, or at once (0). What the task queue holds. */
 export const jobRunAt = (current: TaskState): number => current.retryAt ?? 0
 
-/** Whether a task's current attempt has a job in the task queue: dispatched or running. */
-export const hasJob = (current: TaskState): boolean => current.status === "Dispatched" || current.status === "Running"
+/**
+ * Whether a task's current attempt has a job in the task queue: dispatched or running, unless a child session does
+ * the task (a sub-plan): then it waits for the child, with no job.
+ */
+export const hasJob = (current: TaskState): boolean =>
+  (current.status === "Dispatched" || current.status === "Running") && current.childSessionId === undefined
 
 // --- Initialize -------------------------------------------------------------------------------------------------
 
@@ -598,11 +614,18 @@ const initialize = (state: PlannerState, command: Initialize): Decided => {
             config: command.config,
             source: command.source ?? { _tag: "Parser" },
             ...(command.executor === undefined ? {} : { executor: command.executor }),
+            ...(command.subPlanOf === undefined ? {} : { subPlanOf: command.subPlanOf }),
             at: command.at
           })
         )
         const [first, ...more] = command.usage ?? []
         if (first !== undefined) decision.emit(new ModelUsageRecorded({ usage: [first, ...more], at: command.at }))
+        for (const expansion of command.expand ?? []) {
+          const refused = SubPlans.refusal(decision.state, expansion.taskId, expansion.childSessionId, command.maxDepth)
+          if (refused === "repeat") continue
+          if (refused !== undefined) return refused
+          decision.emit(new TaskExpanded({ ...expansion, at: command.at }))
+        }
         return step(decision, command.at)
       })
     )
@@ -1003,6 +1026,20 @@ const abandon = (state: PlannerState, command: AbandonTask): Decided =>
     })
   })
 
+// --- Sub-plans ----------------------------------------------------------------------------------------------------
+
+/** Expands a planned task into a child session (see `SubPlans`); it is dispatched, without a job, once it is ready. */
+const expand = (state: PlannerState, command: ExpandTask): Decided => {
+  if (isFinished(state)) return Either.left(finished(state))
+  const refused = SubPlans.refusal(state, command.taskId, command.childSessionId, command.maxDepth)
+  if (refused === "repeat") return none
+  if (refused !== undefined) return Either.left(refused)
+  return run(state, (decision) => {
+    decision.emit(new TaskExpanded({ taskId: command.taskId, childSessionId: command.childSessionId, at: command.at }))
+    return step(decision, command.at)
+  })
+}
+
 // --- Continue, compaction, cancellation ---------------------------------------------------------------------------
 
 /**
@@ -1177,4 +1214,14 @@ export const forkEvents = (
 }
 
 // Re-exported so users of the namespace find the command and event constructors in one place.
-export { Cancel, ClaimTask, CompactContext, Continue, ExtendLease, HandleExecutorEvent, Initialize, ReleaseTask }
+export {
+  Cancel,
+  ClaimTask,
+  CompactContext,
+  Continue,
+  ExpandTask,
+  ExtendLease,
+  HandleExecutorEvent,
+  Initialize,
+  ReleaseTask
+}

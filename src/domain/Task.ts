@@ -123,6 +123,8 @@ export const TaskState = Schema.Struct({
   clarifications: Schema.Array(Clarification),
   lease: Schema.optionalWith(Lease, { exact: true }),
   retryAt: Schema.optionalWith(Timestamp, { exact: true }),
+  /** The child session doing this task, once it was expanded into a sub-plan (`TaskExpanded`). */
+  childSessionId: Schema.optionalWith(Schema.String, { exact: true }),
   /** True once a `ContextCompacted` folded this task's result into the rolling summary. */
   compacted: Schema.Boolean
 }).annotations({ identifier: "TaskState" })

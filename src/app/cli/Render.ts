@@ -223,6 +223,8 @@ export const gist = (event: PlannerEvent): string => {
       return `context compacted: task${event.removedTaskIds.length === 1 ? "" : "s"} ${event.removedTaskIds.join(", ")} folded into the summary`
     case "PlanningCompleted":
       return `plan ${event.outcome.toLowerCase()}: ${clip(event.summary, 100)}`
+    case "TaskExpanded":
+      return `task ${event.taskId} expanded into sub-plan ${event.childSessionId}`
     case "SessionForked":
       return `forked from session ${event.fromSessionId} at event ${event.atSequence}`
     case "ModelUsageRecorded":
