@@ -21,7 +21,10 @@
  *   none), `{description}`, `{taskId}` and `{attempt}`.
  * - `delayMs` (default 0) is waited before the outcome, interruptibly.
  * - Unknown fields are errors, so a misspelt field is reported instead of ignored.
+ * - `"record": "PATH"` (optional) appends one JSON line per execution to PATH (`{"taskId","attempt","description"}`):
+ *   an account of what ran that does not come from the planner's log, for checking which tasks a fork re-ran.
  */
+import * as Fs from "node:fs"
 import { FileSystem } from "@effect/platform"
 import { Effect, ParseResult, Schema } from "effect"
 import { type ExecutorService, Outcome, type TaskContext } from "./Executor.js"
@@ -83,7 +86,8 @@ export type ScriptRule = typeof ScriptRule.Type
 
 export const Script = Schema.Struct({
   rules: Schema.Array(ScriptRule),
-  default: ScriptOutcome
+  default: ScriptOutcome,
+  record: Schema.optionalWith(Schema.NonEmptyString, { exact: true })
 }).annotations({ identifier: "Script" })
 export type Script = typeof Script.Type
 
@@ -162,6 +166,11 @@ export const make = (script: Script): ExecutorService => {
       const outcomes = rule?.outcomes ?? [script.default]
       const index = Math.min(Math.max(context.attempt - 1, 0), outcomes.length - 1)
       const outcome = outcomes[index] ?? script.default
+      const record = script.record
+      if (record !== undefined) {
+        const line = `${JSON.stringify({ taskId: context.taskId, attempt: context.attempt, description: context.description })}\n`
+        yield* Effect.sync(() => Fs.appendFileSync(record, line))
+      }
       if (rule !== undefined && rule.delayMs > 0) yield* Effect.sleep(rule.delayMs)
       return toOutcome(outcome, context)
     })
