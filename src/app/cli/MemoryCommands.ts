@@ -4,16 +4,14 @@
  * log), `prune --finished-before DATE` (remove old finished sessions' events, keeping final snapshots). Each first catches the index up with the log (`MemoryProjection.catchUp`), so it answers for everything
  * stored so far; the index lives in the same database as the log.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Option } from "effect"
 import { type KindStats, type MemoryRecord, stats as memoryStats } from "../../domain/Memory.js"
 import { type NodeKind, nodeKinds } from "../../domain/Task.js"
-import * as Embeddings from "../../infra/Embeddings.js"
 import type { EventStore } from "../../infra/EventStore.js"
-import { MemoryIndex, MemoryIndexError, makeMemory, type RecallKind } from "../../infra/MemoryIndex.js"
-import * as MemoryIndexSql from "../../infra/MemoryIndexSql.js"
+import { MemoryIndex, MemoryIndexError, type RecallKind } from "../../infra/MemoryIndex.js"
 import * as MemoryProjection from "../../infra/MemoryProjection.js"
 import * as SessionSnapshots from "../../infra/SessionSnapshots.js"
+import * as MemoryLive from "../MemoryLive.js"
 import { type CliFailure, toFailure, unavailable, usage } from "./Failure.js"
 import { duration, firstLine, isoTime, out } from "./Output.js"
 import { resolveStore, type StoreTarget, storeLayer } from "./Store.js"
@@ -29,25 +27,8 @@ export interface RecallFlags extends MemoryReadFlags {
   readonly kind: Option.Option<string>
 }
 
-/**
- * The index on the store's own database (its `SqlClient`, which the SQL store layers also provide), with embeddings
- * when `PLANNER_EMBEDDINGS_MODEL` is set.
- */
-export const indexLayer: Layer.Layer<MemoryIndex, never, never> = Layer.effect(
-  MemoryIndex,
-  Effect.gen(function* () {
-    const embedder = Option.getOrUndefined(
-      yield* Embeddings.fromEnvironment.pipe(
-        Effect.tapError((error) => Effect.logWarning(`memory: embeddings are off: ${String(error)}`)),
-        Effect.orElseSucceed(() => Option.none())
-      )
-    )
-    const sql = yield* Effect.serviceOption(SqlClient.SqlClient)
-    return Option.isSome(sql)
-      ? yield* Effect.provideService(MemoryIndexSql.make(embedder), SqlClient.SqlClient, sql.value)
-      : makeMemory(embedder)
-  })
-)
+/** The index on the store's own database (see `MemoryLive`). */
+export const indexLayer = MemoryLive.indexLayer
 
 /** The store and the index for a target. */
 export const memoryLayer = (target: StoreTarget): Layer.Layer<EventStore | MemoryIndex, CliFailure> =>

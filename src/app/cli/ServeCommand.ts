@@ -5,6 +5,7 @@
  */
 import { Effect, Either, Option } from "effect"
 import { ExecutorRegistry } from "../../infra/Executor.js"
+import * as MemoryLive from "../MemoryLive.js"
 import { makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
 import { ExitCode, setInterruptExitCode, toFailure, usage } from "./Failure.js"
 import { out } from "./Output.js"
@@ -60,5 +61,10 @@ export const serve = (flags: ServeFlags) => {
         Effect.andThen(worker.run, Effect.never)
       )
     }).pipe(Effect.provide(runServices({ checkLinks: !flags.noCheckLinks })))
-  }).pipe(Effect.provide(plannerLayer(store)), Effect.mapError(toFailure))
+  }).pipe(
+    // The memory index is kept live while the server runs: the dashboard's memory search reads it (#17).
+    Effect.provide(MemoryLive.liveLayer),
+    Effect.provide(plannerLayer(store)),
+    Effect.mapError(toFailure)
+  )
 }

@@ -6,6 +6,7 @@
 import { Effect, Either, Option } from "effect"
 import { type NodeKind, nodeKinds } from "../../domain/Task.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
+import * as MemoryLive from "../MemoryLive.js"
 import * as Worker from "../Worker.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
@@ -110,6 +111,8 @@ export const worker = (flags: WorkerFlags) => {
   }).pipe(
     Effect.scoped,
     Effect.provide(runServices({ checkLinks: !flags.noCheckLinks })),
+    // The memory index is kept live while the worker runs: a task's record is there as soon as it ends (#17).
+    Effect.provide(MemoryLive.liveLayer),
     Effect.provide(plannerLayer(store)),
     Effect.mapError(toFailure),
     // Tasks that complete at once must not keep Node from its event loop (and from SIGTERM): see `EventLoop`.
