@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // The `planner` command. The program is bundled into dist/cli/main.cjs (built by `npm run build`, which `npm install`
 // runs through the `prepare` script; see scripts/build.mjs). `--version` and the top-level help are answered without
-// loading the rest.
+// loading the rest. `planner plan` without an LLM, and with only the request, --json and --file (the common case,
+// decided by dist/app/cli/PlanArgs.js), runs the small bundle dist/cli/plan.cjs: the same plan and the same errors
+// without loading @effect/cli and every other command first. Any other `plan` command line goes to main.cjs.
 //
-// The bundle is compiled with the V8 code cache beside it (dist/cli/main.cache) when that cache was made from this
-// very bundle (its first 20 bytes are the bundle's SHA-1) by this Node.js: that skips most of the parsing and
-// compiling, a good part of the start-up time. Without a usable cache the bundle compiles as usual, and a new cache
-// is written at exit when the folder is writable.
+// A bundle is compiled with the V8 code cache beside it (dist/cli/NAME.cache) when that cache was made from this very
+// bundle (its first 20 bytes are the bundle's SHA-1) by this Node.js: that skips most of the parsing and compiling, a
+// good part of the start-up time. Without a usable cache the bundle compiles as usual, and a new cache is written at
+// exit when the folder is writable.
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import Module, { createRequire } from "node:module"
@@ -25,9 +27,9 @@ const notBuilt = (error) => {
   throw error
 }
 
-const run = () => {
-  const file = fileURLToPath(new URL("../dist/cli/main.cjs", import.meta.url))
-  const cacheFile = path.join(path.dirname(file), "main.cache")
+const run = (bundle) => {
+  const file = fileURLToPath(new URL(`../dist/cli/${bundle}.cjs`, import.meta.url))
+  const cacheFile = path.join(path.dirname(file), `${bundle}.cache`)
   let source
   try {
     source = fs.readFileSync(file, "utf8")
@@ -64,6 +66,11 @@ if (topLevel) {
   import("../dist/app/cli/RootHelp.js").then(({ rootHelp, version }) => {
     process.stdout.write(`${args[0] === "--version" ? version : rootHelp}\n`)
   }, notBuilt)
+} else if (args[0] === "plan") {
+  import("../dist/app/cli/PlanArgs.js").then(({ fastPlanArgs }) => {
+    const isFile = (file) => fs.statSync(file, { throwIfNoEntry: false })?.isFile() === true
+    run(fastPlanArgs(args, process.env, isFile) === undefined ? "main" : "plan")
+  }, notBuilt)
 } else {
-  run()
+  run("main")
 }

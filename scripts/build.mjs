@@ -6,10 +6,11 @@
 // 3. esbuild bundles the `planner` command (src/app/main.ts) into one CommonJS file, dist/cli/main.cjs. Node then
 //    reads one file instead of hundreds of small modules; the parts a command may not need (each command's module,
 //    the SQLite and PostgreSQL stores, the LLM clients, OpenTelemetry) stay lazy: esbuild wraps each in a function
-//    that runs when it is first imported.
-// 4. A V8 code cache for that file, dist/cli/main.cache: bin/planner.js compiles the bundle with it, which skips
-//    parsing and compiling most of it (a good part of what is left of the start-up time). It is made by running a
-//    two-task `run --executor echo` once, so it holds what commands run. It is only valid for the same bundle (its
+//    that runs when it is first imported. A second, small bundle, dist/cli/plan.cjs (src/app/PlanMain.ts), answers
+//    `planner plan` without an LLM: no @effect/cli and no other command's definitions (see bin/planner.js).
+// 4. A V8 code cache for each bundle, dist/cli/main.cache and plan.cache: bin/planner.js compiles the bundle with it,
+//    which skips parsing and compiling most of it (a good part of what is left of the start-up time). It is made by
+//    running a two-task `run --executor echo` (and a `plan`) once, so it holds what commands run. It is only valid for the same bundle (its
 //    first 20 bytes are the bundle's SHA-1) and the same Node.js; otherwise bin/planner.js writes a new one.
 //
 // See `npm run bench -- --only=cli` for the start-up figures.
@@ -91,50 +92,66 @@ const started = Date.now()
 const staging = path.join(dist, `.cli-build-${process.pid}`)
 rmSync(staging, { recursive: true, force: true })
 const esbuild = await import("esbuild")
-await esbuild.build({
-  absWorkingDir: root,
-  entryPoints: ["src/app/main.ts"],
-  outfile: path.join(staging, "main.cjs"),
-  bundle: true,
-  format: "cjs",
-  platform: "node",
-  target: "node20",
-  minify: true,
-  // Error classes and services keep their names in messages and stack traces.
-  keepNames: true,
-  // The bundle's own URL, for the module-url plugin (a module may name its own `require`, as the tokenizer does).
-  banner: { js: 'var __plannerBundleUrl = require("node:url").pathToFileURL(__filename);' },
-  external: ["better-sqlite3", "pg", "pg-native", "@opentelemetry/*"],
-  plugins: [moduleUrlPlugin, unusedParsersPlugin],
-  legalComments: "none",
-  logLevel: "warning"
-})
+const bundle = (entry, name) =>
+  esbuild.build({
+    absWorkingDir: root,
+    entryPoints: [entry],
+    outfile: path.join(staging, `${name}.cjs`),
+    bundle: true,
+    format: "cjs",
+    platform: "node",
+    target: "node20",
+    minify: true,
+    // Error classes and services keep their names in messages and stack traces.
+    keepNames: true,
+    // The bundle's own URL, for the module-url plugin (a module may name its own `require`, as the tokenizer does).
+    banner: { js: 'var __plannerBundleUrl = require("node:url").pathToFileURL(__filename);' },
+    external: ["better-sqlite3", "pg", "pg-native", "@opentelemetry/*"],
+    plugins: [moduleUrlPlugin, unusedParsersPlugin],
+    legalComments: "none",
+    logLevel: "warning",
+    metafile: true
+  })
+await bundle("src/app/main.ts", "main")
+// `planner plan` on its own (src/app/PlanMain.ts): its start-up is the point, so a package that would make it slow
+// again (the command line library, an LLM client, a store driver) fails the build rather than creeping in unseen.
+const planBundle = await bundle("src/app/PlanMain.ts", "plan")
+const planInputs = Object.keys(Object.values(planBundle.metafile.outputs)[0]?.inputs ?? {})
+const unwanted = planInputs.filter((input) =>
+  /node_modules\/(@effect\/(cli|platform|ai|ai-openai|sql)|better-sqlite3|pg|@opentelemetry)\//.test(input)
+)
+if (unwanted.length > 0) {
+  console.error(`build: the plan bundle must not hold ${unwanted.join(", ")}`)
+  process.exit(1)
+}
 mkdirSync(cliOut, { recursive: true })
-renameSync(path.join(staging, "main.cjs"), path.join(cliOut, "main.cjs"))
+for (const name of ["main.cjs", "plan.cjs"]) renameSync(path.join(staging, name), path.join(cliOut, name))
 rmSync(staging, { recursive: true, force: true })
 // What earlier builds left: the split ES module bundle.
 for (const name of readdirSync(cliOut)) if (name.endsWith(".js")) rmSync(path.join(cliOut, name), { force: true })
 console.log(`build: cli bundle done in ${Date.now() - started} ms`)
 
-// The code cache, from one run of the bundle as people run it (bin/planner.js writes it when told to).
+// The code caches, from one run of each bundle as people run it (bin/planner.js writes them when told to), without an
+// LLM, so `plan` runs the plan bundle.
 const training = mkdtempSync(path.join(os.tmpdir(), "planner-build-"))
 try {
-  const trained = spawnSync(
-    process.execPath,
-    [
-      path.join(root, "bin", "planner.js"),
-      "run",
-      "--executor",
-      "echo",
-      "--db",
-      path.join(training, "planner.db"),
-      "Write the code. Then test it."
-    ],
-    { cwd: training, env: { ...process.env, PLANNER_WRITE_CODE_CACHE: "1" }, encoding: "utf8" }
-  )
-  if (trained.status !== 0 || !existsSync(path.join(cliOut, "main.cache")))
-    console.warn(`build: no code cache (the run exited ${trained.status}): ${trained.stderr.trim()}`)
-  else console.log("build: code cache done")
+  const env = { ...process.env, PLANNER_WRITE_CODE_CACHE: "1" }
+  for (const name of Object.keys(env)) if (name.startsWith("PLANNER_LLM_")) delete env[name]
+  const request = "Write the code. Then test it."
+  const runs = [
+    { cache: "main.cache", args: ["run", "--executor", "echo", "--db", path.join(training, "planner.db"), request] },
+    { cache: "plan.cache", args: ["plan", request] }
+  ]
+  for (const { cache, args } of runs) {
+    const trained = spawnSync(process.execPath, [path.join(root, "bin", "planner.js"), ...args], {
+      cwd: training,
+      env,
+      encoding: "utf8"
+    })
+    if (trained.status !== 0 || !existsSync(path.join(cliOut, cache)))
+      console.warn(`build: no code cache ${cache} (the command exited ${trained.status}): ${trained.stderr.trim()}`)
+    else console.log(`build: code cache ${cache} done`)
+  }
 } finally {
   rmSync(training, { recursive: true, force: true })
 }

@@ -10,21 +10,14 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import { Cause, Console, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
 import { cli, commandNames, helpConfig, optionNames, rootHelp } from "./Cli.js"
+import { errorLine, registerCommandLineSecrets } from "./cli/ErrorLine.js"
 import { CliExit, CliFailure, ExitCode, exitCodeOnInterrupt, toFailure, usage } from "./cli/Failure.js"
-import {
-  colourDisabled,
-  isPostgresUrl,
-  registerEnvironmentSecrets,
-  registerUrlSecret,
-  scrub,
-  stripAnsi
-} from "./cli/Output.js"
+import { colourDisabled, scrub, stripAnsi } from "./cli/Output.js"
 
 const args = process.argv.slice(2)
 const verbose = args.includes("--verbose")
 
-registerEnvironmentSecrets()
-for (const arg of args) if (isPostgresUrl(arg) || arg.includes("://")) registerUrlSecret(arg.replace(/^--db=/, ""))
+registerCommandLineSecrets(args)
 
 const oneLine = (text: string) => text.replace(/\s+/g, " ").trim()
 const line = (text: string) => process.stderr.write(`${scrub(text)}\n`)
@@ -34,8 +27,7 @@ const line = (text: string) => process.stderr.write(`${scrub(text)}\n`)
  * same exit code. (A stack trace from --verbose stays text, after it.)
  */
 const json = args.includes("--json")
-const failureLine = (text: string, code: number) =>
-  json ? line(JSON.stringify({ error: { code, message: text.replace(/^planner: /, "") } })) : line(text)
+const failureLine = (text: string, code: number) => process.stderr.write(`${errorLine(text, code, json)}\n`)
 
 /** What @effect/cli said about bad usage; printed by the teardown as one line. */
 let usageMessage = ""

@@ -5,10 +5,13 @@
 import { Effect, Layer } from "effect"
 import type { Llm } from "../../infra/Llm.js"
 import { type CliExit, type CliFailure, toFailure } from "./Failure.js"
+import { llmConfigured as llmNamed } from "./PlanArgs.js"
 
-/** True when the environment names an LLM; only then are the LLM clients loaded. */
-export const llmConfigured = (env: NodeJS.ProcessEnv = process.env): boolean =>
-  ["PLANNER_LLM_BASE_URL", "PLANNER_LLM_MODEL"].some((name) => (env[name] ?? "").trim() !== "")
+/**
+ * True when the environment names an LLM; only then are the LLM clients loaded. (Read in `PlanArgs`, which imports
+ * nothing: bin/planner.js uses it to choose the bundle for `plan`.)
+ */
+export const llmConfigured = (env: NodeJS.ProcessEnv = process.env): boolean => llmNamed(env)
 
 /** The LLM the environment configures, or the heuristics; invalid settings fail with exit code 2. */
 export const llmLayer = (): Layer.Layer<Llm, CliFailure | CliExit> =>

@@ -37,6 +37,13 @@ export const renderPlan = (tasks: ReadonlyArray<TaskPlan>): string => {
   ].join("\n")
 }
 
+/** The deterministic parser's plan; a request it cannot plan is bad input (exit code 2). */
+const parserPlan = (request: string) =>
+  Either.match(Parser.parse(request), {
+    onLeft: (error) => Effect.fail(usage(error.message)),
+    onRight: (tasks) => Effect.succeed(tasks)
+  })
+
 const planned = (request: string) =>
   llmConfigured()
     ? Effect.gen(function* () {
@@ -44,14 +51,22 @@ const planned = (request: string) =>
         const plan = yield* Planning.planRequest(request)
         return plan.tasks
       }).pipe(Effect.provide(Layer.suspend(llmLayer)))
-    : Either.match(Parser.parse(request), {
-        onLeft: (error) => Effect.fail(usage(error.message)),
-        onRight: (tasks) => Effect.succeed(tasks)
-      })
+    : parserPlan(request)
 
-export const plan = (flags: PlanFlags) =>
-  Effect.gen(function* () {
-    const request = yield* readRequest(flags.request, flags.file)
-    const tasks = yield* planned(request)
-    yield* out(flags.json ? JSON.stringify({ tasks }) : renderPlan(tasks))
-  }).pipe(Effect.mapError(toFailure))
+const planWith =
+  <E, R>(planner: (request: string) => Effect.Effect<ReadonlyArray<TaskPlan>, E, R>) =>
+  (flags: PlanFlags) =>
+    Effect.gen(function* () {
+      const request = yield* readRequest(flags.request, flags.file)
+      const tasks = yield* planner(request)
+      yield* out(flags.json ? JSON.stringify({ tasks }) : renderPlan(tasks))
+    }).pipe(Effect.mapError(toFailure))
+
+// Functions, not `planWith(...)` results: a bundle that uses only one of them then leaves the other (and its imports) out.
+export const plan = (flags: PlanFlags) => planWith(planned)(flags)
+
+/**
+ * `plan` when no LLM is configured, without the LLM clients: what the small plan bundle (`../PlanMain.ts`) runs, so
+ * it does not carry them.
+ */
+export const planWithParser = (flags: PlanFlags) => planWith(parserPlan)(flags)
