@@ -10,7 +10,7 @@ import { Args, CliConfig, Command, HelpDoc, Options } from "@effect/cli"
 import * as Span from "@effect/cli/HelpDoc/Span"
 import * as Usage from "@effect/cli/Usage"
 import { Effect } from "effect"
-import { type CompactionProfile, compactionProfiles, defaultConfig } from "../domain/Config.js"
+import { type CompactionProfile, compactionProfiles, defaultConfig, defaultMaxReplans } from "../domain/Config.js"
 import { nodeKinds } from "../domain/Task.js"
 import { version } from "./cli/RootHelp.js"
 
@@ -154,11 +154,18 @@ const run = Command.make(
       ),
       Options.withDefault(defaultConfig.maxAttempts)
     ),
-    onFailure: Options.choice("on-failure", ["continue", "abort"]).pipe(
+    onFailure: Options.choice("on-failure", ["continue", "abort", "replan"]).pipe(
       Options.withDescription(
-        `After a task fails for good: continue skips what depends on it and runs the rest; abort cancels everything unfinished. Default: ${defaultConfig.onFailure}.`
+        `After a task fails for good: continue skips what depends on it and runs the rest; abort cancels everything unfinished; replan asks the LLM for a revised plan for the task and what depends on it (without an LLM, or when its answer is unusable, it continues, and says why). Default: ${defaultConfig.onFailure}.`
       ),
       Options.withDefault(defaultConfig.onFailure)
+    ),
+    maxReplans: Options.integer("max-replans").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription(
+        `With --on-failure replan: at most N revised plans per session; a failure after that is handled as under continue. Default: ${defaultMaxReplans}.`
+      ),
+      Options.withDefault(defaultMaxReplans)
     ),
     tokenBudget: Options.integer("token-budget").pipe(
       Options.withPseudoName("N"),
@@ -205,6 +212,7 @@ const run = Command.make(
         "planner run --allow-shell 'Run `npm test`. Then summarise the failures.'",
         'planner run --non-interactive --answer 3="staging" --executor script:examples/demo.json "Add a login page. Then write tests for it. Finally deploy it."',
         'planner run --db postgres://planner@localhost/planner --max-parallel 2 --on-failure abort "..."',
+        'planner run --on-failure replan --max-replans 1 "Fetch the data. Then summarise it."',
         'planner run --token-budget 4000 --profile analysis --system-prompt "You plan data work." "Fetch the data. Then summarise it."',
         'planner plan --json "Fetch the data. Then summarise it." > plan.json && planner run --plan plan.json'
       ]

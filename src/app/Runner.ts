@@ -18,6 +18,7 @@ import type { ReadError } from "../infra/EventStore.js"
 import { PlannerStore } from "../infra/PlannerStore.js"
 import { PlannerService } from "./PlannerService.js"
 import { planRequest } from "./Planning.js"
+import * as Replan from "./Replan.js"
 import * as SessionFollower from "./SessionFollower.js"
 import * as Worker from "./Worker.js"
 
@@ -179,6 +180,9 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
       ...workerOptions
     } = options
     if (localWorker) yield* Effect.forkScoped(failRunOnError(Worker.run({ ...workerOptions, sessionId })))
+    // Replans pending in the log (`--on-failure replan`) are settled here, also those a crash left pending.
+    const settleReplans = yield* Replan.makeSettler
+    yield* settleReplans(sessionId, initial)
     const asked = new Set<string>()
     let open = 0
     const askPending = (state: Planner.PlannerState) =>
@@ -231,6 +235,7 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
         if (Planner.isFinished(state)) break
       }
       if (asking) yield* askPending(state)
+      if (Planner.pendingReplans(state).length > 0) yield* settleReplans(sessionId, state)
     }
     return { sessionId, state, waiting: false } satisfies RunResult
   }).pipe(Effect.scoped, Effect.withSpan("Runner.run", { attributes: { sessionId } }))

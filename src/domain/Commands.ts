@@ -177,6 +177,29 @@ export class ExpandTask extends Schema.TaggedClass<ExpandTask>()("ExpandTask", {
   at: Timestamp
 }) {}
 
+/**
+ * The revised plan for failed task `taskId` that a pending replan asked for (see `ReplanRequested`): `tasks` replace
+ * the failed task and every task downstream of it, with ids from the plan's next id on, in order; their dependencies
+ * name each other or tasks kept from the plan. `source` says who revised it (what an LLM answered arrives here, so
+ * the decision stays pure). Recorded as `TaskReplanned`; a replan that is no longer pending changes nothing.
+ */
+export class ReviseAfterFailure extends Schema.TaggedClass<ReviseAfterFailure>()("ReviseAfterFailure", {
+  taskId: TaskId,
+  tasks: Schema.Array(TaskPlan),
+  source: PlannerSource,
+  at: Timestamp
+}) {}
+
+/**
+ * No revised plan can be had for failed task `taskId` (no LLM, an unusable answer): its pending replan ends and the
+ * failure is handled as under `continue`. Recorded as `ReplanSkipped` with `reason`.
+ */
+export class SkipReplan extends Schema.TaggedClass<SkipReplan>()("SkipReplan", {
+  taskId: TaskId,
+  reason: Schema.String,
+  at: Timestamp
+}) {}
+
 export const PlannerCommand = Schema.Union(
   Initialize,
   ExpandTask,
@@ -188,6 +211,8 @@ export const PlannerCommand = Schema.Union(
   AbandonTask,
   Continue,
   CompactContext,
-  Cancel
+  Cancel,
+  ReviseAfterFailure,
+  SkipReplan
 )
 export type PlannerCommand = typeof PlannerCommand.Type

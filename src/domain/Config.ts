@@ -4,7 +4,11 @@
  */
 import { Schema } from "effect"
 
-export const FailurePolicy = Schema.Literal("continue", "abort").annotations({ identifier: "FailurePolicy" })
+/**
+ * After a task fails for good: `continue` skips what depends on it, `abort` ends the plan, `replan` asks for a revised
+ * plan for the task and what depends on it (see `app/Replan`), falling back to `continue` when none can be had.
+ */
+export const FailurePolicy = Schema.Literal("continue", "abort", "replan").annotations({ identifier: "FailurePolicy" })
 export type FailurePolicy = typeof FailurePolicy.Type
 
 /** Exponential backoff: attempt n waits `min(maxDelayMs, initialDelayMs * factor^(n-1))`. */
@@ -24,6 +28,11 @@ export const PlannerConfig = Schema.Struct({
   backoff: Backoff,
   /** After a task fails for good: `continue` skips what depends on it and runs the rest; `abort` ends the plan. */
   onFailure: FailurePolicy,
+  /**
+   * Under `onFailure: "replan"`, how many revised plans a session may ask for; absent means `defaultMaxReplans`
+   * (plans recorded before replanning existed have no such field and decode unchanged).
+   */
+  maxReplans: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 100)), { exact: true }),
   /** How long a worker's claim on a task lasts before the task is considered abandoned. */
   leaseMs: Schema.Int.pipe(Schema.positive()),
   /** The rolling context passed between steps is compacted to stay under this many tokens. */
@@ -61,6 +70,9 @@ export const defaultConfig: PlannerConfig = {
   profile: "coding",
   errorCharLimit: 2_000
 }
+
+/** How many replans a session may ask for when its plan does not say. */
+export const defaultMaxReplans = 2
 
 /** The delay before retry number `failures` (1 for the first retry). */
 export const backoffDelay = (backoff: Backoff, failures: number): number =>

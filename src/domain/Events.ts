@@ -177,6 +177,41 @@ export class TaskExpanded extends Schema.TaggedClass<TaskExpanded>()("TaskExpand
   at: Timestamp
 }) {}
 
+/**
+ * Under `onFailure: "replan"`, task `taskId` failed for good and the bound on replans allows one more: a revised plan
+ * for it and what depends on it is wanted. The plan does not end while this is pending; the app (see `app/Replan`)
+ * answers with `ReviseAfterFailure` (recorded as `TaskReplanned`) or `SkipReplan` (recorded as `ReplanSkipped`).
+ */
+export class ReplanRequested extends Schema.TaggedClass<ReplanRequested>()("ReplanRequested", {
+  taskId: TaskId,
+  error: Schema.String,
+  at: Timestamp
+}) {}
+
+/**
+ * The plan edit a replan makes: failed task `taskId` and the tasks downstream of it (`supersededTaskIds`, none of them
+ * started) are replaced by `tasks`, appended with the next ids. Their dependencies name each other or tasks kept from
+ * the plan. `source` says who revised the plan (the LLM and its model). The superseded tasks are then recorded as
+ * skipped; the failed task stays failed in the log, but no longer makes the plan's outcome `Failed`.
+ */
+export class TaskReplanned extends Schema.TaggedClass<TaskReplanned>()("TaskReplanned", {
+  taskId: TaskId,
+  supersededTaskIds: Schema.Array(TaskId),
+  tasks: Schema.Array(TaskPlan),
+  source: PlannerSource,
+  at: Timestamp
+}) {}
+
+/**
+ * No revised plan for failed task `taskId` (no LLM configured, its answer unusable, the bound on replans reached):
+ * the failure is handled as under `continue`, and `reason` says why.
+ */
+export class ReplanSkipped extends Schema.TaggedClass<ReplanSkipped>()("ReplanSkipped", {
+  taskId: TaskId,
+  reason: Schema.String,
+  at: Timestamp
+}) {}
+
 export const PlanOutcome = Schema.Literal("Succeeded", "Failed", "Cancelled").annotations({ identifier: "PlanOutcome" })
 export type PlanOutcome = typeof PlanOutcome.Type
 
@@ -202,7 +237,10 @@ export const PlannerEvent = Schema.Union(
   ClarificationReceived,
   ContextCompacted,
   SessionForked,
-  PlanningCompleted
+  PlanningCompleted,
+  ReplanRequested,
+  TaskReplanned,
+  ReplanSkipped
 )
 export type PlannerEvent = typeof PlannerEvent.Type
 export type PlannerEventType = PlannerEvent["_tag"]
@@ -335,7 +373,10 @@ const codecs: { readonly [K in PlannerEventType]: EventCodec } = {
   ClarificationReceived: codec(ClarificationReceived),
   ContextCompacted: codec(ContextCompacted),
   SessionForked: codec(SessionForked),
-  PlanningCompleted: codec(PlanningCompleted)
+  PlanningCompleted: codec(PlanningCompleted),
+  ReplanRequested: codec(ReplanRequested),
+  TaskReplanned: codec(TaskReplanned),
+  ReplanSkipped: codec(ReplanSkipped)
 }
 
 /** Every stored event type name, for subscriptions and filters. */

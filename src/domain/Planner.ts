@@ -25,13 +25,16 @@ import {
   type PlannerCommand,
   type RecordUsage,
   ReleaseTask,
+  type ReviseAfterFailure,
+  type SkipReplan,
   type TaskCompleted,
   type TaskFailed
 } from "./Commands.js"
-import { type Backoff, backoffDelay, defaultConfig, PlannerConfig } from "./Config.js"
+import { type Backoff, backoffDelay, defaultConfig, defaultMaxReplans, PlannerConfig } from "./Config.js"
 import {
   EmptyRequest,
   InvalidCompaction,
+  InvalidPlan,
   InvalidTransition,
   type PlannerError,
   RequestTooLarge,
@@ -52,12 +55,15 @@ import {
   PlannerSource,
   PlanningCompleted,
   PlanOutcome,
+  ReplanRequested,
+  ReplanSkipped,
   SessionForked,
   TaskClaimed,
   TaskDispatched,
   TaskExpanded,
   TaskLeaseExtended,
   TaskReleased,
+  TaskReplanned,
   TaskRetryScheduled,
   TaskStatusUpdated,
   TasksPlanned
@@ -66,7 +72,16 @@ import * as Graph from "./Graph.js"
 import * as Parser from "./Parser.js"
 import { SubPlanOf } from "./SubPlanLink.js"
 import * as SubPlans from "./SubPlans.js"
-import { Attachment, attachmentFromText, isTerminal, type TaskId, TaskState, TaskStatus, Timestamp } from "./Task.js"
+import {
+  Attachment,
+  attachmentFromText,
+  isTerminal,
+  TaskId,
+  type TaskPlan,
+  TaskState,
+  TaskStatus,
+  Timestamp
+} from "./Task.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // State
@@ -76,6 +91,16 @@ export const SessionStatus = Schema.Literal("NotStarted", "Running", ...PlanOutc
   identifier: "SessionStatus"
 })
 export type SessionStatus = typeof SessionStatus.Type
+
+/**
+ * A replan asked for after task `taskId` failed for good (`onFailure: "replan"`): still `Pending`, `Revised` (the
+ * failed task and what depended on it were replaced) or `Skipped` (handled as under `continue`).
+ */
+export const ReplanRecord = Schema.Struct({
+  taskId: TaskId,
+  outcome: Schema.Literal("Pending", "Revised", "Skipped")
+}).annotations({ identifier: "ReplanRecord" })
+export type ReplanRecord = typeof ReplanRecord.Type
 
 /** A session's state as it is encoded (the golden files, the dashboard); the live state adds its `index`. */
 export const PlannerState = Schema.Struct({
@@ -100,7 +125,9 @@ export const PlannerState = Schema.Struct({
   contextSummary: Schema.String,
   startedAt: Schema.optionalWith(Timestamp, { exact: true }),
   finishedAt: Schema.optionalWith(Timestamp, { exact: true }),
-  summary: Schema.optionalWith(Schema.String, { exact: true })
+  summary: Schema.optionalWith(Schema.String, { exact: true }),
+  /** The replans asked for, in order; absent until the first (so states without any encode as before). */
+  replans: Schema.optionalWith(Schema.Array(ReplanRecord), { exact: true })
 }).annotations({ identifier: "PlannerState" })
 
 /**
@@ -308,18 +335,20 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       if (event.executor !== undefined) state.executor = event.executor
       if (event.subPlanOf !== undefined) state.subPlanOf = event.subPlanOf
       state.startedAt = event.at
-      draft.plan(
-        event.tasks.map((plan) => ({
-          ...plan,
-          status: "Planned",
-          attempt: 0,
-          failures: 0,
-          clarifications: [],
-          compacted: false
-        }))
-      )
+      draft.plan(event.tasks.map(plannedTask))
       return
     }
+    case "ReplanRequested":
+      state.replans = [...(state.replans ?? []), { taskId: event.taskId, outcome: "Pending" }]
+      return
+    case "TaskReplanned":
+      setReplanOutcome(state, event.taskId, "Revised")
+      // New tasks change the graph: the index is built again (a replan is rare; this is linear in the plan).
+      draft.plan([...draft.tasks, ...event.tasks.map(plannedTask)])
+      return
+    case "ReplanSkipped":
+      setReplanOutcome(state, event.taskId, "Skipped")
+      return
     case "TaskDispatched":
       update(draft, event.taskId, (task) =>
         // A retry dispatched ahead of its time keeps that time: its job is not taken before it.
@@ -419,6 +448,28 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
   }
 }
 
+const plannedTask = (plan: TaskPlan): TaskState => ({
+  ...plan,
+  status: "Planned",
+  attempt: 0,
+  failures: 0,
+  clarifications: [],
+  compacted: false
+})
+
+/** Ends the pending replan of `taskId`, if there is one (a skip for the bound reached had no request). */
+const setReplanOutcome = (
+  state: Mutable<Omit<PlannerState, "index">>,
+  taskId: TaskId,
+  outcome: ReplanRecord["outcome"]
+): void => {
+  const replans = state.replans
+  if (replans === undefined) return
+  const at = replans.findIndex((replan) => replan.taskId === taskId && replan.outcome === "Pending")
+  if (at < 0) return
+  state.replans = replans.map((replan, index) => (index === at ? { taskId, outcome } : replan))
+}
+
 /** The state after one more event. */
 export const evolve = (state: PlannerState, event: PlannerEvent): PlannerState => {
   const draft = new Draft(state)
@@ -440,6 +491,10 @@ export const fold = (events: Iterable<PlannerEvent>, from: PlannerState = initia
 export const isFinished = (state: PlannerState): boolean => state.status !== "NotStarted" && state.status !== "Running"
 
 export const task = (state: PlannerState, id: TaskId): TaskState | undefined => state.tasks[id - 1]
+
+/** Failed tasks waiting for a revised plan (`onFailure: "replan"`), in the order they failed. */
+export const pendingReplans = (state: PlannerState): ReadonlyArray<TaskId> =>
+  (state.replans ?? []).filter((replan) => replan.outcome === "Pending").map((replan) => replan.taskId)
 
 /** Tasks waiting for an answer, in id order. */
 export const pendingClarifications = (state: PlannerState): ReadonlyArray<TaskState> =>
@@ -471,7 +526,8 @@ export const isWaiting = (state: PlannerState): boolean => {
   return (
     state.status === "Running" &&
     counts.NeedsClarification > 0 &&
-    counts.Dispatched + counts.Running + counts.RetryScheduled === 0
+    counts.Dispatched + counts.Running + counts.RetryScheduled === 0 &&
+    pendingReplans(state).length === 0
   )
 }
 
@@ -541,6 +597,10 @@ export const decideEither = (state: PlannerState, command: PlannerCommand): Deci
       return compact(state, command)
     case "Cancel":
       return cancel(state, command)
+    case "ReviseAfterFailure":
+      return reviseAfterFailure(state, command)
+    case "SkipReplan":
+      return skipReplan(state, command)
     case "ExpandTask":
       return expand(state, command)
     case "RecordUsage":
@@ -773,7 +833,27 @@ const attemptFailed = (
     cancelUnfinished(decision, "Failed", `the plan was aborted because task ${current.id} failed`, at)
     return
   }
-  for (const id of Graph.dependentsOf(decision.state.tasks, current.id)) {
+  if (config.onFailure === "replan") {
+    const asked = decision.state.replans?.length ?? 0
+    const allowed = config.maxReplans ?? defaultMaxReplans
+    if (asked < allowed) {
+      decision.emit(new ReplanRequested({ taskId: current.id, error, at }))
+      return
+    }
+    decision.emit(
+      new ReplanSkipped({
+        taskId: current.id,
+        reason: `the session has asked for ${asked} replan${asked === 1 ? "" : "s"}, the most it may (max replans ${allowed})`,
+        at
+      })
+    )
+  }
+  skipDependents(decision, current.id, at)
+}
+
+/** What `continue` does after task `failedId` failed for good: every unfinished task downstream of it is skipped. */
+const skipDependents = (decision: Decision, failedId: TaskId, at: Timestamp): void => {
+  for (const id of Graph.dependentsOf(decision.state.tasks, failedId)) {
     const dependent = task(decision.state, id)
     if (dependent !== undefined && !isTerminal(dependent.status)) {
       decision.emit(
@@ -781,7 +861,7 @@ const attemptFailed = (
           taskId: id,
           status: "Skipped",
           attempt: dependent.attempt,
-          error: `skipped because task ${current.id} failed`,
+          error: `skipped because task ${failedId} failed`,
           at
         })
       )
@@ -1095,6 +1175,108 @@ const cancelUnfinished = (decision: Decision, outcome: "Failed" | "Cancelled", r
   decision.emit(new PlanningCompleted({ outcome, summary: `${summarize(decision.state)} ${capitalize(reason)}.`, at }))
 }
 
+// --- Replanning after a failure ----------------------------------------------------------------------------------
+
+/**
+ * The pending replan of `taskId`: the task itself; `none` when its replan is already settled (the same answer twice,
+ * as after a restart); a refusal when no replan was ever asked for it.
+ */
+const pendingReplan = (
+  state: PlannerState,
+  taskId: TaskId,
+  action: string
+): Either.Either<TaskState | undefined, PlannerError> => {
+  if (isFinished(state)) return Either.left(finished(state))
+  const current = task(state, taskId)
+  if (current === undefined) return Either.left(new UnknownTask({ taskId }))
+  const replans = (state.replans ?? []).filter((replan) => replan.taskId === taskId)
+  if (replans.some((replan) => replan.outcome === "Pending")) return Either.right(current)
+  if (replans.length > 0) return Either.right(undefined)
+  return Either.left(
+    new InvalidTransition({ taskId, status: current.status, action: `${action}: no replan is pending for it` })
+  )
+}
+
+const reviseAfterFailure = (state: PlannerState, command: ReviseAfterFailure): Decided =>
+  Either.flatMap(pendingReplan(state, command.taskId, "be replanned"), (current) => {
+    if (current === undefined) return none
+    const superseded: Array<TaskId> = []
+    for (const id of Graph.dependentsOf(state.tasks, current.id)) {
+      const dependent = task(state, id)
+      if (dependent === undefined || isTerminal(dependent.status)) continue
+      if (dependent.status !== "Planned") {
+        return Either.left(
+          new InvalidTransition({ taskId: id, status: dependent.status, action: "be replaced by a revised plan" })
+        )
+      }
+      superseded.push(id)
+    }
+    const refused = checkRevision(state, current.id, superseded, command.tasks)
+    if (refused !== undefined) return Either.left(refused)
+    return run(state, (decision) => {
+      decision.emit(
+        new TaskReplanned({
+          taskId: current.id,
+          supersededTaskIds: superseded,
+          tasks: command.tasks,
+          source: command.source,
+          at: command.at
+        })
+      )
+      const first = command.tasks[0]?.id ?? 0
+      const last = command.tasks.at(-1)?.id ?? first
+      const replacement = first === last ? `task ${first}` : `tasks ${first} to ${last}`
+      for (const id of superseded) {
+        const dependent = task(decision.state, id)
+        decision.emit(
+          new TaskStatusUpdated({
+            taskId: id,
+            status: "Skipped",
+            attempt: dependent?.attempt ?? 0,
+            error: `replaced by ${replacement} after task ${current.id} failed`,
+            at: command.at
+          })
+        )
+      }
+      return step(decision, command.at)
+    })
+  })
+
+/**
+ * Checks a revised plan: at least one task, ids from the plan's next id on in order, and dependencies on each other or
+ * on tasks the plan keeps (neither the failed task nor those it replaces), without a cycle.
+ */
+const checkRevision = (
+  state: PlannerState,
+  failedId: TaskId,
+  superseded: ReadonlyArray<TaskId>,
+  tasks: ReadonlyArray<TaskPlan>
+): InvalidPlan | undefined => {
+  if (tasks.length === 0) return new InvalidPlan({ reason: `the revised plan for task ${failedId} has no tasks` })
+  const replaced = new Set([failedId, ...superseded])
+  for (const revised of tasks) {
+    for (const dependency of revised.dependsOn) {
+      if (replaced.has(dependency)) {
+        return new InvalidPlan({
+          reason: `revised task ${revised.id} depends on task ${dependency}, which the revision replaces`
+        })
+      }
+    }
+  }
+  const valid = Graph.validate([...state.tasks, ...tasks])
+  return Either.isLeft(valid) ? valid.left : undefined
+}
+
+const skipReplan = (state: PlannerState, command: SkipReplan): Decided =>
+  Either.flatMap(pendingReplan(state, command.taskId, "skip its replan"), (current) => {
+    if (current === undefined) return none
+    return run(state, (decision) => {
+      decision.emit(new ReplanSkipped({ taskId: current.id, reason: command.reason, at: command.at }))
+      skipDependents(decision, current.id, command.at)
+      return step(decision, command.at)
+    })
+  })
+
 // --- Moving the plan forward --------------------------------------------------------------------------------------
 
 /**
@@ -1137,10 +1319,11 @@ const step = (decision: Decision, at: Timestamp): undefined => {
   }
   let final = 0
   for (const status of taskStatuses) if (isTerminal(status)) final += counts[status]
-  if (final === decision.state.tasks.length) {
+  // A pending replan may still add tasks: the plan does not end before it is settled.
+  if (final === decision.state.tasks.length && pendingReplans(decision.state).length === 0) {
     decision.emit(
       new PlanningCompleted({
-        outcome: counts.Failed > 0 ? "Failed" : "Succeeded",
+        outcome: counts.Failed > revisedCount(decision.state) ? "Failed" : "Succeeded",
         summary: summarize(decision.state),
         at
       })
@@ -1163,13 +1346,23 @@ const prioritiesOf = (state: PlannerState): ReadonlyMap<TaskId, Graph.Priority> 
   return known
 }
 
+/** How many failed tasks were replaced by a revised plan: they no longer make the plan fail. */
+const revisedCount = (state: PlannerState): number => {
+  let revised = 0
+  for (const replan of state.replans ?? []) if (replan.outcome === "Revised") revised += 1
+  return revised
+}
+
 /** One deterministic line about how the plan went. */
 const summarize = (state: PlannerState): string => {
   const counts = countByStatus(state)
   const parts = [`${counts.Completed} of ${state.tasks.length} tasks completed`]
+  const revised = new Set((state.replans ?? []).filter((r) => r.outcome === "Revised").map((r) => r.taskId))
   for (const current of state.tasks) {
     if (current.status === "Failed")
-      parts.push(`task ${current.id} failed: ${firstLine(current.error ?? "unknown error")}`)
+      parts.push(
+        `task ${current.id} failed${revised.has(current.id) ? " and was replanned" : ""}: ${firstLine(current.error ?? "unknown error")}`
+      )
   }
   if (counts.Skipped > 0) parts.push(`${counts.Skipped} skipped`)
   if (counts.Cancelled > 0) parts.push(`${counts.Cancelled} cancelled`)

@@ -3,7 +3,7 @@
  * all of them. Pure functions of the state, so `show`, `replay` and the end of a run print the same way.
  */
 import * as Budget from "../../domain/Budget.js"
-import type { PlannerConfig } from "../../domain/Config.js"
+import { defaultMaxReplans, type PlannerConfig } from "../../domain/Config.js"
 import type { PlannerEvent, PlannerSource } from "../../domain/Events.js"
 import * as Planner from "../../domain/Planner.js"
 import type { TaskState, TaskStatus } from "../../domain/Task.js"
@@ -189,7 +189,7 @@ export const stateText = (state: Planner.PlannerState, header: SessionHeader): s
 
 /** The settings a plan was recorded with: how it runs, and how its context is compacted. */
 export const settingsLines = (config: PlannerConfig): ReadonlyArray<string> => [
-  `Settings: max parallel ${config.maxParallel}, max attempts ${config.maxAttempts}, on failure ${config.onFailure}`,
+  `Settings: max parallel ${config.maxParallel}, max attempts ${config.maxAttempts}, on failure ${config.onFailure}${config.onFailure === "replan" ? ` (max replans ${config.maxReplans ?? defaultMaxReplans})` : ""}`,
   `Compaction: token budget ${config.tokenBudget}, profile ${config.profile}, error char limit ${config.errorCharLimit}`,
   `System prompt: ${config.systemPrompt.trim() === "" ? "(none)" : clip(config.systemPrompt, 200)}`
 ]
@@ -227,6 +227,12 @@ export const gist = (event: PlannerEvent): string => {
       return `task ${event.taskId} expanded into sub-plan ${event.childSessionId}`
     case "SessionForked":
       return `forked from session ${event.fromSessionId} at event ${event.atSequence}`
+    case "ReplanRequested":
+      return `task ${event.taskId} failed for good: a revised plan is wanted`
+    case "TaskReplanned":
+      return `task ${event.taskId} replanned (${describeSource(event.source)}): new task${event.tasks.length === 1 ? "" : "s"} ${event.tasks.map((t) => t.id).join(", ")}${event.supersededTaskIds.length === 0 ? "" : ` replacing ${event.supersededTaskIds.join(", ")}`}`
+    case "ReplanSkipped":
+      return `task ${event.taskId} not replanned, continuing without it: ${clip(event.reason, 100)}`
     case "ModelUsageRecorded":
       return Budget.usageGist(event.usage)
     case "BudgetRaised":

@@ -50,6 +50,8 @@ export interface RunFlags extends ExecutionFlags {
   readonly maxParallel: number
   readonly maxAttempts: number
   readonly onFailure: FailurePolicy
+  /** `--max-replans N`: recorded with the plan when `onFailure` is `replan`. */
+  readonly maxReplans: number
   readonly tokenBudget: number
   readonly profile: string
   readonly systemPrompt: Option.Option<string>
@@ -166,6 +168,12 @@ export const run = (flags: RunFlags) =>
     Effect.gen(function* () {
       yield* checkRange("--max-parallel", flags.maxParallel, 1, 1024)
       yield* checkRange("--max-attempts", flags.maxAttempts, 1, 100)
+      yield* checkRange("--max-replans", flags.maxReplans, 0, 100)
+      if (flags.onFailure === "replan" && !llmConfigured() && !flags.json) {
+        yield* err(
+          "Note: no LLM is configured, so --on-failure replan cannot revise the plan: a task that fails for good is handled as under continue (recorded in the log)."
+        )
+      }
       yield* checkRange("--token-budget", flags.tokenBudget, 1, 10_000_000)
       yield* checkRange("--error-char-limit", flags.errorCharLimit, 1, 10_000_000)
       const systemPrompt = Option.isSome(flags.systemPrompt)
@@ -201,6 +209,7 @@ export const run = (flags: RunFlags) =>
         maxParallel: flags.maxParallel,
         maxAttempts: flags.maxAttempts,
         onFailure: flags.onFailure,
+        ...(flags.onFailure === "replan" ? { maxReplans: flags.maxReplans } : {}),
         tokenBudget: flags.tokenBudget,
         profile: flags.profile,
         systemPrompt,
