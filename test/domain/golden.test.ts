@@ -20,6 +20,7 @@ import {
   Initialize,
   NeedsClarification,
   type PlannerCommand,
+  ReviseAfterFailure,
   TaskCompleted,
   TaskFailed
 } from "../../src/domain/Commands.js"
@@ -91,6 +92,40 @@ const scenarios: Record<string, ReadonlyArray<PlannerCommand>> = {
     report(new TaskCompleted({ taskId: 1, attempt: 2, result: "42 items" }), T0 + 71_100),
     new ClaimTask({ taskId: 2, attempt: 1, workerId: "host-a/101/w1", at: T0 + 71_200 }),
     report(new TaskCompleted({ taskId: 2, attempt: 1, result: "digest published" }), T0 + 71_300)
+  ],
+  // Replanning after a failure: task 2 fails for good, a revised plan (as an LLM gave it) replaces it and task 3,
+  // the revised tasks run and the plan succeeds.
+  "replan-after-failure": [
+    new Initialize({
+      request: "Fetch the sales data. Then convert it. Then write the report.",
+      tasks: [
+        { id: 1, description: "Fetch the sales data", kind: "Retrieval", dependsOn: [], attachments: [] },
+        { id: 2, description: "Convert the data with tool A", kind: "Processing", dependsOn: [1], attachments: [] },
+        { id: 3, description: "Write the report", kind: "Processing", dependsOn: [2], attachments: [] }
+      ],
+      source: { _tag: "Llm", model: "gpt-test" },
+      config: { ...defaultConfig, onFailure: "replan", maxReplans: 1, maxAttempts: 1 },
+      at: T0
+    }),
+    report(new TaskCompleted({ taskId: 1, result: "1,204 rows" }), T0 + 100),
+    report(new TaskFailed({ taskId: 2, error: "tool A crashed: unsupported format", retryable: false }), T0 + 200),
+    new ReviseAfterFailure({
+      taskId: 2,
+      tasks: [
+        { id: 4, description: "Convert the data with tool B", kind: "Processing", dependsOn: [1], attachments: [] },
+        {
+          id: 5,
+          description: "Write the report from the tool B output",
+          kind: "Processing",
+          dependsOn: [4],
+          attachments: []
+        }
+      ],
+      source: { _tag: "Llm", model: "gpt-test" },
+      at: T0 + 300
+    }),
+    report(new TaskCompleted({ taskId: 4, result: "converted with tool B" }), T0 + 400),
+    report(new TaskCompleted({ taskId: 5, result: "report written" }), T0 + 500)
   ],
   "cancelled-midway": [
     new Initialize({ request: "1. Plan the release\n2. Tag it\n3. Announce it", at: T0 }),
