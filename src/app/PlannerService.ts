@@ -9,17 +9,39 @@
  * queue always holds exactly the jobs the log implies (`Jobs.jobsFromState`): never a dispatched task without its job, nor a job
  * without its event.
  *
+ * Hand-off: a worker of this process with a free slot registers itself (`handOffTo`). When a decision dispatches a task
+ * such a worker serves, the writer claims the attempt for it in the same append (`TaskClaimed`, decided like the
+ * worker's own `ClaimTask`) and enqueues the job already taken by it (`TaskQueue.enqueue`'s `takenBy`), then gives the
+ * worker the job and the state after the append. A dispatched task in a one-process run thus costs no take, no
+ * claim append and no wake-up: one transaction records the outcome, the next dispatch and its claim. The log says who
+ * ran each attempt and when exactly as before, and the queue still equals its projection of the log (leases aside).
+ * When the append fails, nothing was handed; when the worker can no longer start the job, it goes back to the queue.
+ *
  * Causation: every event records what caused it. A worker's command names the event that led to it (a claim, the
  * task's dispatch; an outcome, the attempt's claim), found by the writer itself in the session it keeps; a command of
  * a person or a program (a request, an answer, a cancel) names the first event it produced, so every chain ends at an
  * event of the log.
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Clock, Context, Deferred, Duration, Effect, Either, FiberId, Layer, Option, Random } from "effect"
-import type { PlannerCommand } from "../domain/Commands.js"
+import {
+  Cause,
+  Clock,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  FiberId,
+  Layer,
+  Option,
+  Random,
+  type Scope
+} from "effect"
+import { ClaimTask, type PlannerCommand } from "../domain/Commands.js"
 import type { PlannerError } from "../domain/Errors.js"
 import { encodeEvent, type PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
+import type { NodeKind } from "../domain/Task.js"
 import {
   type AppendAlongside,
   EventStore,
@@ -36,7 +58,14 @@ import {
   PlannerStore,
   plannerStreamId
 } from "../infra/PlannerStore.js"
-import { type Job, type JobKey, TaskQueue, type TaskQueueError, type TaskQueueService } from "../infra/TaskQueue.js"
+import {
+  type Job,
+  type JobKey,
+  type TakenJob,
+  TaskQueue,
+  type TaskQueueError,
+  type TaskQueueService
+} from "../infra/TaskQueue.js"
 import { hotSpanWith } from "../infra/Tracing.js"
 
 export interface Handled {
@@ -61,6 +90,29 @@ export interface Tracing {
 }
 
 export type HandleError = PlannerError | ReadError | SequenceConflict
+
+/** A worker of this process that takes freshly dispatched jobs from the writer's hand (see the module comment). */
+export interface LocalWorker {
+  readonly workerId: string
+  /** The kinds it serves. */
+  readonly kinds: ReadonlyArray<NodeKind>
+  /** Only jobs of this session; undefined: every session. */
+  readonly sessionId: string | undefined
+  /** The lease a job handed to it gets in the queue, from the hand-off. */
+  readonly leaseMs: number
+  /** How many more attempts it can start now (jobs handed but not yet given to it are counted by the writer). */
+  readonly free: () => number
+  /**
+   * Starts a job handed to it, whose attempt `state` has claimed for it (synchronously, in the writer's fiber). False
+   * when it no longer can (it is stopping): the job then goes back to the queue.
+   */
+  readonly accept: (job: TakenJob, state: Planner.PlannerState) => boolean
+}
+
+/** A local worker's registration: how many jobs are on their way to it (reserved in an append not yet committed). */
+export interface HandOffRegistration {
+  readonly reserved: () => number
+}
 
 export interface PlannerServiceShape {
   /**
@@ -95,6 +147,8 @@ export interface PlannerServiceShape {
    * a process that ended, a log written before the queue existed). True when it had to.
    */
   readonly rebuildJobs: (sessionId: string) => Effect.Effect<boolean, ReadError | TaskQueueError>
+  /** Hands freshly dispatched jobs to this worker of this process while the scope lasts (see the module comment). */
+  readonly handOffTo: (worker: LocalWorker) => Effect.Effect<HandOffRegistration, never, Scope.Scope>
 }
 
 export class PlannerService extends Context.Tag("event-sourced-planner/PlannerService")<
@@ -192,6 +246,12 @@ const jobChanges = (
 
 const queueFailed = (error: TaskQueueError) => new EventStoreError({ operation: "append", reason: error.message })
 
+/** A job claimed for a local worker in an append, given to it once the append has committed. */
+interface HandedJob {
+  readonly entry: { readonly worker: LocalWorker; reserved: number }
+  readonly job: TakenJob
+}
+
 /** A command waiting for its session's turn, and where its outcome goes. */
 interface Pending {
   readonly command: PlannerCommand | ((state: Planner.PlannerState) => PlannerCommand)
@@ -281,6 +341,71 @@ export const make = (options: PlannerServiceOptions = {}) =>
         return state
       })
 
+    /** The local workers jobs are handed to, with how many jobs are on their way to each. */
+    const localWorkers: Array<{ readonly worker: LocalWorker; reserved: number }> = []
+    const clock = yield* Effect.clock
+
+    /**
+     * Claims the attempts `events` dispatched for idle local workers, on `working` (the state after `events`): decides
+     * each `ClaimTask` like the worker's own, appends its events to `appended`/`appendedEvents`, and reserves the
+     * worker's slot. Returns the new state and what to hand over once the append has committed.
+     */
+    const handOff = (
+      sessionId: string,
+      working: Planner.PlannerState,
+      events: ReadonlyArray<PlannerEvent>,
+      appended: Array<NewEvent>,
+      appendedEvents: Array<PlannerEvent>
+    ): { readonly state: Planner.PlannerState; readonly handed: ReadonlyArray<HandedJob> } => {
+      if (working.status !== "Running") return { state: working, handed: [] }
+      let state = working
+      const handed: Array<HandedJob> = []
+      const now = clock.unsafeCurrentTimeMillis()
+      const count = events.length
+      for (let index = 0; index < count; index++) {
+        const event = events[index]
+        if (event?._tag !== "TaskDispatched") continue
+        const task = Planner.task(state, event.taskId)
+        if (task === undefined || task.status !== "Dispatched" || task.attempt !== event.attempt) continue
+        if (Planner.jobRunAt(task) > now) continue
+        const entry = localWorkers.find(
+          ({ worker, reserved }) =>
+            (worker.sessionId === undefined || worker.sessionId === sessionId) &&
+            worker.kinds.includes(task.kind) &&
+            worker.free() - reserved > 0
+        )
+        if (entry === undefined) continue
+        const workerId = entry.worker.workerId
+        const decided = Planner.decideAndEvolve(
+          state,
+          new ClaimTask({ taskId: task.id, attempt: task.attempt, workerId, at: now }, true)
+        )
+        if (Either.isLeft(decided) || decided.right.events.length === 0) continue
+        state = decided.right.state
+        // `events` are the decision's events, stored as the first `count` of `appended`.
+        const dispatchId = appended[index]?.metadata.eventId
+        for (const claimed of decided.right.events) {
+          const eventId = randomUUID()
+          appended.push({
+            ...encodeEvent(claimed),
+            metadata: { correlationId: sessionId, causationId: dispatchId ?? eventId, eventId }
+          })
+          appendedEvents.push(claimed)
+        }
+        entry.reserved += 1
+        handed.push({
+          entry,
+          job: {
+            ...Jobs.jobOf(sessionId, Planner.task(state, task.id) ?? task),
+            workerId,
+            leaseExpiresAt: now + entry.worker.leaseMs,
+            takes: 1
+          }
+        })
+      }
+      return { state, handed }
+    }
+
     /**
      * Commands on one session from this process take turns, and whoever has the turn decides every command waiting
      * at that moment, each on the state the previous ones left, and appends all their events at once (a group
@@ -364,6 +489,19 @@ export const make = (options: PlannerServiceOptions = {}) =>
           })
         }
         if (unverified && !allAppend) return attempt(conflicts, false)
+        let handed: ReadonlyArray<HandedJob> = []
+        if (appended.length > 0 && localWorkers.length > 0) {
+          const decidedEvents = appendedEvents.slice()
+          const result = handOff(sessionId, working, decidedEvents, appended, appendedEvents)
+          working = result.state
+          handed = result.handed
+        }
+        let delivered = false
+        const unreserve = Effect.sync(() => {
+          if (delivered) return
+          delivered = true
+          for (const { entry } of handed) entry.reserved -= 1
+        })
         const settle = Effect.sync(() => {
           settled()
           if (appendedEvents.length > 0 && (cache.get(sessionId)?.version ?? -1) < working.version) {
@@ -378,20 +516,52 @@ export const make = (options: PlannerServiceOptions = {}) =>
             const outcome = decided[index]
             if (outcome !== undefined) Deferred.unsafeDone(pending.outcome, outcome)
           })
+          if (handed.length > 0 && !delivered) {
+            delivered = true
+            for (const { entry, job } of handed) {
+              entry.reserved -= 1
+              if (!entry.worker.accept(job, working)) refused.push(job)
+            }
+          }
         })
+        /** Handed jobs whose worker could no longer start them: back to the queue for anybody. */
+        const refused: Array<TakenJob> = []
+        const giveBackRefused = Effect.suspend(() =>
+          refused.length === 0
+            ? Effect.void
+            : Effect.forEach(refused.splice(0), (job) => Effect.ignoreLogged(queue.release(job, job.workerId)), {
+                discard: true
+              })
+        )
         if (appended.length === 0) return settle
         // Not interrupted midway: whether an append that was cut off committed would be unknown, to the callers
         // and to the cache. (On PostgreSQL, interrupting a statement also costs a cancel request elsewhere.)
         // The queue changes with the log, in the append's transaction.
         const changes = jobChanges(sessionId, state, working, appendedEvents)
+        // Jobs handed to a local worker go in already taken by it; the others wait in the queue for any worker.
+        const handedKeys = new Set(handed.map(({ job }) => `${job.taskId}/${job.attempt}`))
+        const open =
+          handed.length === 0
+            ? changes.dispatched
+            : changes.dispatched.filter((job) => !handedKeys.has(`${job.taskId}/${job.attempt}`))
         const alongside: AppendAlongside | undefined =
           changes.ended.length === 0 && changes.dispatched.length === 0
             ? undefined
             : () =>
                 Effect.mapError(
                   Effect.zipRight(
-                    Effect.forEach(changes.ended, queue.complete, { discard: true }),
-                    changes.dispatched.length === 0 ? Effect.void : queue.enqueue(changes.dispatched)
+                    Effect.zipRight(
+                      Effect.forEach(changes.ended, queue.complete, { discard: true }),
+                      open.length === 0 ? Effect.void : queue.enqueue(open)
+                    ),
+                    Effect.forEach(
+                      handed,
+                      ({ job }) =>
+                        queue.enqueue([job], {
+                          takenBy: { workerId: job.workerId, leaseExpiresAt: job.leaseExpiresAt }
+                        }),
+                      { discard: true }
+                    )
                   ),
                   queueFailed
                 )
@@ -399,8 +569,11 @@ export const make = (options: PlannerServiceOptions = {}) =>
           hotSpanWith(
             events.append(plannerStreamId, sessionId, appended, state.version, alongside).pipe(
               Effect.zipRight(settle),
+              Effect.zipRight(giveBackRefused),
               Effect.as<SequenceConflict | undefined>(undefined),
-              Effect.catchTag("SequenceConflict", (error) => Effect.succeed(error))
+              Effect.catchTag("SequenceConflict", (error) => Effect.succeed(error)),
+              // Not recorded: nothing was handed over.
+              Effect.ensuring(unreserve)
             ),
             "PlannerService.append",
             () => ({ sessionId, commands: batch.length, events: appended.length })
@@ -549,9 +722,24 @@ export const make = (options: PlannerServiceOptions = {}) =>
         return { events: forked, eventIds, state } satisfies Handled
       }).pipe(Effect.withSpan("PlannerService.fork", { attributes: { into, from: origin.fromSessionId } }))
 
+    const handOffTo: PlannerServiceShape["handOffTo"] = (worker) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const entry = { worker, reserved: 0 }
+          localWorkers.push(entry)
+          return entry
+        }),
+        (entry) =>
+          Effect.sync(() => {
+            const index = localWorkers.indexOf(entry)
+            if (index >= 0) localWorkers.splice(index, 1)
+          })
+      ).pipe(Effect.map((entry): HandOffRegistration => ({ reserved: () => entry.reserved })))
+
     return {
       execute,
       fork,
+      handOffTo,
       queue,
       rebuildJobs,
       state: (sessionId) =>

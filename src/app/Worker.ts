@@ -5,7 +5,10 @@
  *
  * Its pieces, each with one job:
  * - the take loop (here): up to `concurrency` attempts at a time, woken by the queue (`awaitWork`) when a job may be
- *   waiting; no timers of its own (a retry's backoff is its job's `runAt`);
+ *   waiting; no timers of its own (a retry's backoff is its job's `runAt`). It takes only after such a wake-up (a
+ *   freed slot alone does not make it ask a queue that last said it had nothing);
+ * - the hand-off (here): while it has a free slot, the writer of this process gives it the jobs it dispatches, already
+ *   claimed for it in the dispatch's transaction (`PlannerService.handOffTo`), so a one-process run takes nothing;
  * - `worker/AttemptRunner`: one job, from its start (recorded as `TaskClaimed`) to its outcome;
  * - `worker/LeaseKeeper`: one `extendLeases` per interval for all the worker's jobs; it stops attempts the worker no
  *   longer holds;
@@ -15,6 +18,7 @@
  * On interruption (SIGINT/SIGTERM in the CLI) it gives back the tasks it holds, so others pick them up at once.
  */
 import { Duration, Effect, Fiber, FiberSet, Queue } from "effect"
+import type * as Planner from "../domain/Planner.js"
 import { type NodeKind, nodeKinds } from "../domain/Task.js"
 import type { ReadError } from "../infra/EventStore.js"
 import { ExecutorRegistry } from "../infra/Executor.js"
@@ -59,9 +63,6 @@ export interface WorkerOptions {
 /** Why a worker stopped: the queue or the store could not be used at all. */
 export type WorkerError = ReadError | TaskQueueError
 
-/** After a take that found nothing although the queue said work may be waiting: wait this long, doubling. */
-const idleBackoff = { first: 5, max: 50 }
-
 export const run = (options: WorkerOptions = {}) => {
   const workerId = options.workerId ?? makeWorkerId()
   return Effect.gen(function* () {
@@ -72,7 +73,7 @@ export const run = (options: WorkerOptions = {}) => {
     const concurrency = Math.max(1, options.concurrency ?? 4)
     const leaseMs = Math.max(100, options.leaseMs ?? 60_000)
     const sessionId = options.sessionId
-    /** Wakes the take loop: a slot freed up, an outcome of ours dispatched something, or the queue has work. */
+    /** Wakes the take loop: a slot freed up, or the queue may have work. */
     const freed = yield* Queue.sliding<void>(1)
     const runJob = yield* AttemptRunner.make({
       workerId,
@@ -81,13 +82,12 @@ export const run = (options: WorkerOptions = {}) => {
       // A worker serving every session lives long: each attempt is then its own trace rather than a child of
       // whatever span started the worker. A worker serving one session (`Runner.run`) stays inside that run's trace.
       rootSpans: sessionId === undefined,
-      onReport: options.onAttempt,
-      dispatched: Queue.offer(freed, undefined)
+      onReport: options.onAttempt
     })
     yield* Effect.annotateLogsScoped({ workerId })
 
     /** The attempts running here, by job key; `dropped` ones stop without giving their task back. */
-    const running = new Map<string, { readonly job: TakenJob; readonly fiber: Fiber.RuntimeFiber<void> }>()
+    const running = new Map<string, { readonly job: TakenJob; fiber: Fiber.RuntimeFiber<void> | undefined }>()
     const dropped = new Set<string>()
     const fibers = yield* FiberSet.make<void, never>()
 
@@ -102,7 +102,7 @@ export const run = (options: WorkerOptions = {}) => {
             key: job,
             drop: Effect.suspend(() => {
               dropped.add(key)
-              return Fiber.interruptFork(fiber)
+              return fiber === undefined ? Effect.void : Fiber.interruptFork(fiber)
             })
           }))
       })
@@ -115,29 +115,62 @@ export const run = (options: WorkerOptions = {}) => {
       )
     )
 
-    const start = (job: TakenJob) =>
-      Effect.gen(function* () {
-        const key = jobKeyString(job)
-        // A job of ours handed back to us (our lease ran out while we still ran it): the attempt is still running.
-        if (running.has(key)) return
-        const fiber = yield* FiberSet.run(
-          fibers,
-          runJob(job, () => dropped.has(key)).pipe(
-            Effect.ensuring(
-              Effect.zipRight(
-                Effect.sync(() => {
-                  running.delete(key)
-                  dropped.delete(key)
-                }),
-                Queue.offer(freed, undefined)
-              )
+    const runFork = yield* FiberSet.runtime(fibers)()
+    /**
+     * Starts an attempt. Synchronous: the writer's hand-off calls it from its own fiber, and the attempt then starts
+     * on the scheduler's next turn rather than inside the writer's step.
+     */
+    const startNow = (job: TakenJob, claimed?: Planner.PlannerState) => {
+      const key = jobKeyString(job)
+      // A job of ours handed back to us (our lease ran out while we still ran it): the attempt is still running.
+      if (running.has(key)) return
+      // In the map before the fiber exists, so that the fiber's end always finds it there to remove.
+      const entry: { readonly job: TakenJob; fiber: Fiber.RuntimeFiber<void> | undefined } = { job, fiber: undefined }
+      running.set(key, entry)
+      entry.fiber = runFork(
+        runJob(job, () => dropped.has(key), claimed).pipe(
+          Effect.ensuring(
+            Effect.zipRight(
+              Effect.sync(() => {
+                running.delete(key)
+                dropped.delete(key)
+              }),
+              Queue.offer(freed, undefined)
             )
           )
-        )
-        running.set(key, { job, fiber })
+        ),
+        { immediate: false }
+      )
+    }
+    const start = (job: TakenJob) => Effect.sync(() => startNow(job))
+
+    let stopping = false
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        stopping = true
       })
+    )
+    const handOff = yield* service.handOffTo({
+      workerId,
+      kinds,
+      sessionId,
+      leaseMs,
+      free: () => (stopping ? 0 : concurrency - running.size),
+      accept: (job, state) => {
+        if (stopping) return false
+        startNow(job, state)
+        return true
+      }
+    })
 
     yield* Effect.logDebug(`worker ${workerId} serving ${kinds.join(", ")}`)
+    /**
+     * Whether the queue may hold a job for this worker: true at the start and after each wake-up of `awaitWork`, false
+     * once a take came back with fewer jobs than it asked for. A freed slot alone leads to a take only while it is
+     * true: in a one-process run the next job is usually handed over already, and a take that finds nothing is a
+     * write transaction all the same.
+     */
+    let maybeWork = true
     // The queue's wake-ups come from a fiber of their own, never interrupted midway: interrupting a statement of the
     // queue (PostgreSQL) costs a cancel request and, under load, connections. After each wake-up it waits until the
     // take loop has looked, so a queue that has work only for others does not make it spin.
@@ -152,17 +185,21 @@ export const run = (options: WorkerOptions = {}) => {
               Effect.sleep(Duration.seconds(1))
             )
           ),
+          Effect.zipRight(
+            Effect.sync(() => {
+              maybeWork = true
+            })
+          ),
           Effect.zipRight(Queue.offer(freed, undefined)),
           Effect.zipRight(Queue.take(looked))
         )
       )
     )
-    let idle = 0
-    // The take loop: as many jobs as there are free slots; when there are none, wait for one to free up; when the
-    // queue has nothing, wait for it to say something may be waiting.
+    // The take loop: as many jobs as there are free slots (less the jobs on their way to it by hand-off) while the
+    // queue may have some; otherwise wait for a slot to free up or for the queue to say something may be waiting.
     for (;;) {
-      const free = concurrency - running.size
-      if (free <= 0) {
+      const free = concurrency - running.size - handOff.reserved()
+      if (free <= 0 || !maybeWork) {
         yield* Queue.take(freed)
         continue
       }
@@ -173,17 +210,10 @@ export const run = (options: WorkerOptions = {}) => {
         leaseMs,
         ...(sessionId === undefined ? {} : { sessionId })
       })
+      // Before telling the waiter: a wake-up after this look sets it again.
+      if (jobs.length < free) maybeWork = false
       yield* Queue.offer(looked, undefined)
       for (const job of jobs) yield* start(job)
-      if (jobs.length > 0) {
-        idle = 0
-        continue
-      }
-      // The queue may say work is waiting that this worker does not take (another session's, when it serves one):
-      // then it backs off instead of asking again at once.
-      if (idle > 0) yield* Effect.sleep(Duration.millis(Math.min(idleBackoff.max, idleBackoff.first * 2 ** (idle - 1))))
-      idle += 1
-      yield* Queue.take(freed)
     }
   }).pipe(Effect.scoped, (worker) =>
     // Serving one session, the worker is a part of that run's trace. Serving all of them, it runs for days: a span

@@ -11,6 +11,7 @@ import type { NodeKind } from "../domain/Task.js"
 import { makeWakeUp, type WakeUp } from "./internal/eventStore.js"
 import {
   checkSession,
+  type EnqueueOptions,
   type Job,
   type JobKey,
   jobKeyString,
@@ -87,7 +88,7 @@ const byKey = (a: Row, b: Row): number =>
 export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
   const { rows, wakeUp } = storage
 
-  const insert = (job: Job, payload: string): void => {
+  const insert = (job: Job, payload: string, takenBy?: EnqueueOptions["takenBy"]): void => {
     rows.set(jobKeyString(job), {
       id: storage.nextId++,
       sessionId: job.sessionId,
@@ -96,21 +97,23 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
       kind: job.kind,
       runAt: job.runAt,
       payload,
-      workerId: undefined,
-      leaseExpiresAt: undefined,
-      takes: 0
+      workerId: takenBy?.workerId,
+      leaseExpiresAt: takenBy?.leaseExpiresAt,
+      takes: takenBy === undefined ? 0 : 1
     })
   }
 
   const encodeAll = (operation: string, jobs: ReadonlyArray<Job>) =>
     Effect.forEach(jobs, (job) => Effect.map(encodePayload(operation, job), (payload) => [job, payload] as const))
 
-  const enqueue = Effect.fn("MemoryTaskQueue.enqueue")(function* (jobs: ReadonlyArray<Job>) {
+  const enqueue = Effect.fn("MemoryTaskQueue.enqueue")(function* (jobs: ReadonlyArray<Job>, options?: EnqueueOptions) {
     const encoded = yield* encodeAll("enqueue", jobs)
+    const takenBy = options?.takenBy
     yield* Effect.sync(() => {
-      for (const [job, payload] of encoded) if (!rows.has(jobKeyString(job))) insert(job, payload)
+      for (const [job, payload] of encoded) if (!rows.has(jobKeyString(job))) insert(job, payload, takenBy)
     })
-    if (encoded.length > 0) yield* wakeUp.signal
+    // Jobs handed to a worker wake nobody: nobody else may take them while the lease lasts.
+    if (encoded.length > 0 && takenBy === undefined) yield* wakeUp.signal
   })
 
   const matching = (kinds: ReadonlyArray<NodeKind> | undefined, sessionId?: string) => (row: Row) =>

@@ -38,6 +38,7 @@ import type { NodeKind } from "../domain/Task.js"
 import { makeWakeUp, type WakeUp } from "./internal/eventStore.js"
 import {
   checkSession,
+  type EnqueueOptions,
   type Job,
   type JobKey,
   jobKeyString,
@@ -228,8 +229,35 @@ export const make = (
         payload
       }))
 
-    const enqueue = Effect.fn("SqlTaskQueue.enqueue")(function* (jobs: ReadonlyArray<Job>) {
+    /** Jobs handed to a worker as they are enqueued: inserted under its lease, with no wake-up for anybody. */
+    const enqueueTaken = (
+      jobs: ReadonlyArray<Job>,
+      takenBy: NonNullable<EnqueueOptions["takenBy"]>
+    ): Effect.Effect<void, TaskQueueError> =>
+      Effect.flatMap(
+        Effect.forEach(jobs, (job) =>
+          Effect.map(toRow("enqueue", job), (row) => ({
+            ...row,
+            worker_id: takenBy.workerId,
+            lease_expires_at: takenBy.leaseExpiresAt,
+            takes: 1
+          }))
+        ),
+        (rows) =>
+          Effect.forEach(
+            chunks(rows, insertChunk),
+            (chunk) =>
+              run(
+                "enqueue",
+                sql`INSERT INTO planner_jobs ${sql.insert(chunk)} ON CONFLICT (session_id, task_id, attempt) DO NOTHING`
+              ),
+            { discard: true }
+          )
+      )
+
+    const enqueue = Effect.fn("SqlTaskQueue.enqueue")(function* (jobs: ReadonlyArray<Job>, options?: EnqueueOptions) {
       if (jobs.length === 0) return
+      if (options?.takenBy !== undefined) return yield* enqueueTaken(jobs, options.takenBy)
       const rows = yield* Effect.forEach(jobs, (job) => toRow("enqueue", job))
       const origin = yield* wakeOrigin
       const inserted: Array<string> = []

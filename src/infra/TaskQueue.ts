@@ -57,6 +57,15 @@ export interface TakeOptions {
   readonly sessionId?: string
 }
 
+export interface EnqueueOptions {
+  /**
+   * The jobs go in already taken by this worker, under this lease (epoch ms), as if it had taken them at once: the
+   * writer's hand-off of a freshly dispatched job to an idle worker of its own process, in the dispatch's transaction
+   * (see `PlannerService`). Nobody is woken for them; once the lease runs out they are takeable like any other job.
+   */
+  readonly takenBy?: { readonly workerId: string; readonly leaseExpiresAt: number }
+}
+
 /** A stable text for a job's key, for maps and logs. */
 export const jobKeyString = (key: JobKey): string => `${key.sessionId}/${key.taskId}/${key.attempt}`
 
@@ -77,7 +86,7 @@ export class TaskQueueError extends Schema.TaggedError<TaskQueueError>()("TaskQu
 export interface TaskQueueService {
   /** Idempotent on (sessionId, taskId, attempt). On SQL layers it uses the same SqlClient as the event store, so a
    *  caller can run it inside `sql.withTransaction` together with the event append (dispatch atomic with the log). */
-  readonly enqueue: (jobs: ReadonlyArray<Job>) => Effect.Effect<void, TaskQueueError>
+  readonly enqueue: (jobs: ReadonlyArray<Job>, options?: EnqueueOptions) => Effect.Effect<void, TaskQueueError>
   /** Takes up to `limit` due jobs (runAt <= now, not held under a live lease, not completed) of these kinds,
    *  oldest runAt first; PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: one short UPDATE ... RETURNING. */
   readonly take: (options: TakeOptions) => Effect.Effect<ReadonlyArray<TakenJob>, TaskQueueError>

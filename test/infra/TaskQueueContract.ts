@@ -191,6 +191,40 @@ export const taskQueueContract = <Db, Extra>(name: string, target: TaskQueueTarg
       )
     )
 
+    it.effect("a job enqueued as taken by a worker is that worker's until its lease runs out, and wakes nobody", () =>
+      withQueue(target, (queue, { second }) =>
+        Effect.gen(function* () {
+          const other = yield* second
+          const key = { sessionId: "s1", taskId: 1, attempt: 1 }
+          // Something for later, so every layer's waiter sleeps on the TestClock until this test advances it.
+          yield* queue.enqueue([job("later", 1, { runAt: 3_600_000 })])
+          const waiting = yield* Effect.fork(queue.awaitWork())
+          yield* untilAsleep()
+          yield* queue.enqueue([job("s1", 1)], { takenBy: { workerId: "w1", leaseExpiresAt: 1_000 } })
+          // Idempotent like any enqueue: a repeat neither moves the lease nor gives the job to another worker.
+          yield* queue.enqueue([job("s1", 1)], { takenBy: { workerId: "w9", leaseExpiresAt: 9_000 } })
+          yield* untilAsleep()
+          expect(waiting.unsafePoll()).toBeNull()
+          expect(yield* queue.list("s1")).toEqual([{ ...job("s1", 1), workerId: "w1", leaseExpiresAt: 1_000 }])
+          expect(yield* other.take({ workerId: "w2", limit: 5, leaseMs: 1_000 })).toEqual([])
+          // Its holder renews it like a job it took itself.
+          expect(yield* queue.extendLeases("w1", 500)).toBe(1)
+          expect((yield* queue.list("s1"))[0]?.leaseExpiresAt).toBe(500)
+          // A waiter for the session sleeps until the lease runs out, then the job is takeable again.
+          const forSession = yield* Effect.fork(queue.awaitWork(undefined, "s1"))
+          yield* untilAsleep(2)
+          expect(forSession.unsafePoll()).toBeNull()
+          yield* TestClock.adjust(500)
+          yield* Fiber.join(forSession).pipe(within(10))
+          const [again] = yield* other.take({ workerId: "w2", limit: 5, leaseMs: 1_000 })
+          expect(again).toMatchObject({ ...key, workerId: "w2", takes: 2 })
+          yield* queue.complete(key)
+          expect(keys(yield* queue.list())).toEqual(["later/1/1"])
+          yield* Fiber.interrupt(waiting)
+        })
+      )
+    )
+
     it.effect("a job is not taken before its runAt; due jobs come oldest runAt first", () =>
       withQueue(target, (queue) =>
         Effect.gen(function* () {

@@ -1,7 +1,7 @@
 /**
  * Runs one job taken from the task queue, start to end: records the start through the writer (`ClaimTask`: the log
- * says which worker ran each attempt and when), builds the executor's context from the session as the writer has it,
- * checks attachments, runs the executor, and reports the outcome through the writer, which completes the job in the
+ * says which worker ran each attempt and when; a job the writer handed over was claimed in its dispatch's append),
+ * builds the executor's context from the session as the writer has it, checks attachments, runs the executor, and reports the outcome through the writer, which completes the job in the
  * outcome's transaction. A worker reads no event of a task it does not run: everything it needs comes from its job and
  * from the writer's answer to its own commands.
  *
@@ -56,8 +56,6 @@ export interface AttemptSettings {
   /** Each attempt its own trace (a long-lived worker) or a part of the caller's (`Runner.run`). */
   readonly rootSpans: boolean
   readonly onReport?: ((report: AttemptReport) => Effect.Effect<void>) | undefined
-  /** Called when an outcome this worker recorded dispatched tasks: their jobs may be takeable now. */
-  readonly dispatched?: Effect.Effect<void>
 }
 
 /** Refusals that mean "somebody else finished it, or it is no longer wanted": drop it quietly. */
@@ -110,7 +108,11 @@ export const taskContext = (
   }
 }
 
-/** Makes the runner of one job: `(job, cancelled)` runs it; `cancelled()` says the planner dropped it meanwhile. */
+/**
+ * Makes the runner of one job: `(job, cancelled, claimed)` runs it; `cancelled()` says the planner dropped it
+ * meanwhile. `claimed`: the writer handed the job over with its attempt already claimed for this worker, in this state
+ * (`PlannerService.handOffTo`), so the start is not recorded again.
+ */
 export const make = (settings: AttemptSettings) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
@@ -175,11 +177,6 @@ export const make = (settings: AttemptSettings) =>
           )
         }
       ).pipe(
-        Effect.tap((handled) =>
-          settings.dispatched !== undefined && handled.events.some((event) => event._tag === "TaskDispatched")
-            ? settings.dispatched
-            : Effect.void
-        ),
         Effect.map(Option.some),
         Effect.catchAll((error) =>
           Effect.logDebug(`outcome of ${sessionId}#${command.event.taskId} discarded: ${error.message}`).pipe(
@@ -278,35 +275,40 @@ export const make = (settings: AttemptSettings) =>
         yield* tell({ _tag: "Finished", ...key, outcome: "released", detail: "" })
       })
 
-    return (job: TakenJob, cancelled: () => boolean): Effect.Effect<void> => {
+    return (job: TakenJob, cancelled: () => boolean, handed?: Planner.PlannerState): Effect.Effect<void> => {
       const key: JobKey = { sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }
       return Effect.gen(function* () {
-        const claimed = yield* service
-          .execute(
-            job.sessionId,
-            () =>
-              new ClaimTask({
-                taskId: job.taskId,
-                attempt: job.attempt,
-                workerId,
-                at: clock.unsafeCurrentTimeMillis()
-              })
-          )
-          .pipe(
-            Effect.map(Option.some),
-            // The attempt ended already (its job was completed with it): make sure the queue knows.
-            Effect.catchIf(lostRace, () => Effect.as(Effect.ignoreLogged(queue.complete(key)), Option.none<Handled>())),
-            Effect.catchAll((error) =>
-              // The store could not be reached: give the job back after a while rather than spin on it.
-              Effect.logWarning(
-                `starting task ${job.taskId} of session ${job.sessionId} failed (${error.message}); giving it back`
-              ).pipe(
-                Effect.zipRight(Effect.sleep(claimRetryDelay)),
-                Effect.zipRight(Effect.ignoreLogged(queue.release(key, workerId))),
-                Effect.as(Option.none<Handled>())
-              )
-            )
-          )
+        const claimed =
+          handed !== undefined
+            ? Option.some({ state: handed })
+            : yield* service
+                .execute(
+                  job.sessionId,
+                  () =>
+                    new ClaimTask({
+                      taskId: job.taskId,
+                      attempt: job.attempt,
+                      workerId,
+                      at: clock.unsafeCurrentTimeMillis()
+                    })
+                )
+                .pipe(
+                  Effect.map(Option.some),
+                  // The attempt ended already (its job was completed with it): make sure the queue knows.
+                  Effect.catchIf(lostRace, () =>
+                    Effect.as(Effect.ignoreLogged(queue.complete(key)), Option.none<Handled>())
+                  ),
+                  Effect.catchAll((error) =>
+                    // The store could not be reached: give the job back after a while rather than spin on it.
+                    Effect.logWarning(
+                      `starting task ${job.taskId} of session ${job.sessionId} failed (${error.message}); giving it back`
+                    ).pipe(
+                      Effect.zipRight(Effect.sleep(claimRetryDelay)),
+                      Effect.zipRight(Effect.ignoreLogged(queue.release(key, workerId))),
+                      Effect.as(Option.none<Handled>())
+                    )
+                  )
+                )
         if (Option.isNone(claimed)) return
         const state = claimed.value.state
         const task = Planner.task(state, job.taskId)
