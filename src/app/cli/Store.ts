@@ -8,9 +8,9 @@ import * as NodePath from "node:path"
 import { Effect, Layer, Option, Redacted } from "effect"
 import type { EventStore } from "../../infra/EventStore.js"
 import * as PlannerStore from "../../infra/PlannerStore.js"
-import * as PlannerService from "../PlannerService.js"
+import * as SubPlans from "../SubPlans.js"
 import { type CliFailure, unavailable, usage } from "./Failure.js"
-import { isPostgresUrl, maskUrl, registerUrlSecret, shellQuote } from "./Output.js"
+import { isPostgresUrl, maskUrl, registerSecret, registerUrlSecret, shellQuote } from "./Output.js"
 
 export const defaultDatabase = "./.planner/planner.db"
 export const databaseVariable = "PLANNER_DATABASE_URL"
@@ -53,8 +53,38 @@ const storeProblem = (given: string, where: string): string | undefined => {
     const hint = /^postg/i.test(scheme) ? " (did you mean postgres://?)" : ""
     return `${where} ${maskUrl(given)} has the unknown URL scheme ${scheme}://${hint}: give a postgres:// URL, or a SQLite file path without a scheme.`
   }
+  const malformed = malformedUrl(given)
+  if (malformed !== undefined) {
+    const hint = /^postg/i.test(malformed.scheme) ? " (did you mean postgres://?)" : ""
+    return `${where} ${malformed.masked} is not a URL: a URL starts with scheme://${hint}. Give a postgres:// URL, or a SQLite file path (./${malformed.masked} for a file of that name).`
+  }
   if (given.includes("\u0000")) return `${where} holds a NUL character: give a plain path or URL.`
   return undefined
+}
+
+/**
+ * A URL with its `//` missing: a scheme of two or more letters, a colon, then a single slash (`postgres:/x`,
+ * `file:/tmp/x.db`) or, for a PostgreSQL-like scheme, anything (`postgres:x`, `postgresql:/db`). Used as a SQLite
+ * path it would make a folder named `postgres:` without a word. One letter is a drive (`C:/x`), not a scheme. The
+ * password of `user:password@` after it is registered as a secret and masked.
+ */
+const malformedUrl = (given: string): { readonly scheme: string; readonly masked: string } | undefined => {
+  const match = /^([A-Za-z][A-Za-z0-9+.-]+):(.*)$/s.exec(given)
+  if (match === null) return undefined
+  const scheme = match[1] as string
+  const rest = match[2] as string
+  // `scheme://` is a URL (a PostgreSQL one, or refused above for its scheme).
+  if (rest.startsWith("//")) return undefined
+  if (!(rest.startsWith("/") || /^postg/i.test(scheme))) return undefined
+  const credentials = /^\/*([^:/@\s]*):([^@\s]*)@/.exec(rest)
+  const password = credentials?.[2]
+  if (password !== undefined && password !== "") {
+    registerSecret(password)
+    registerSecret(decodeURIComponent(password.replace(/%(?![0-9A-Fa-f]{2})/g, "%25")))
+  }
+  const masked =
+    password === undefined || password === "" ? given : `${scheme}:${rest.replace(`:${password}@`, ":***@")}`
+  return { scheme, masked }
 }
 
 /** The store a command uses, from `--db` and the environment. */
@@ -164,4 +194,4 @@ export const storeLayer = (target: StoreTarget): Layer.Layer<EventStore, CliFail
 
 /** The event store, `PlannerStore` and `PlannerService` for a target. */
 export const plannerLayer = (target: StoreTarget) =>
-  PlannerService.layer().pipe(Layer.provideMerge(PlannerStore.layer), Layer.provideMerge(storeLayer(target)))
+  SubPlans.layer().pipe(Layer.provideMerge(PlannerStore.layer), Layer.provideMerge(storeLayer(target)))
