@@ -24,7 +24,9 @@ import * as Planner from "../domain/Planner.js"
 import { findUnstorableText, unstorableText } from "../domain/SchemaGuard.js"
 import type { AggregateInfo, EventStore } from "../infra/EventStore.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
+import { MemoryIndex } from "../infra/MemoryIndex.js"
 import * as Fork from "./Fork.js"
+import * as MemoryApi from "./MemoryApi.js"
 import * as LineageApi from "./LineageApi.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
@@ -218,6 +220,7 @@ const errorResponse = (error: {
       return Effect.succeed(errorJson(400, "BadRequest", "The request body could not be read."))
     case "EventStoreError":
     case "TaskQueueError":
+    case "MemoryIndexError":
     case "CorruptEvent":
       return Effect.logError("the dashboard API could not read the store", error).pipe(
         Effect.as(errorJson(500, error._tag, error.message))
@@ -685,6 +688,21 @@ const sessionDiff = Effect.gen(function* () {
   return HttpServerResponse.unsafeJson(yield* LineageApi.diffWith(sessionId, other === "" ? undefined : other))
 })
 
+/** `GET /api/memory?q=&kind=&limit=`: the most similar past tasks and sessions, as `planner recall --json` (#17). */
+const memorySearch = Effect.gen(function* () {
+  const text = yield* textParam("q", 2_000)
+  const limit = (yield* integerParam("limit", 20, { min: 1, max: 100 })) ?? 20
+  const kind = yield* choiceParam("kind", MemoryApi.recallKinds, undefined)
+  return HttpServerResponse.unsafeJson(yield* MemoryApi.recall({ text, limit, kind }))
+})
+
+/** `GET /api/sessions/:id/memory`: the tasks not ended whose similar past tasks usually asked a question (#17). */
+const sessionMemory = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  yield* Runner.existing(sessionId)
+  return HttpServerResponse.unsafeJson(yield* MemoryApi.sessionFlags(sessionId))
+})
+
 const encoder = new TextEncoder()
 
 /**
@@ -837,6 +855,8 @@ export const makeRouter = () =>
     HttpRouter.get("/api/sessions/:id/state", withErrors(sessionAt)),
     HttpRouter.get("/api/sessions/:id/events", withErrors(sessionEvents)),
     HttpRouter.get("/api/sessions/:id/stream", withErrors(sessionStream)),
+    HttpRouter.get("/api/sessions/:id/memory", withErrors(sessionMemory)),
+    HttpRouter.get("/api/memory", withErrors(memorySearch)),
     HttpRouter.get("/api/sessions/:id/lineage", withErrors(sessionLineage(LineageApi.makeOrigins()))),
     HttpRouter.get("/api/sessions/:id/diff", withErrors(sessionDiff)),
     // A command that reached the store is not abandoned halfway because the browser went away.
@@ -924,7 +944,12 @@ export const start = (options: ServeOptions) =>
       loopbackOnly: isLoopback(options.host),
       ...(options.workerId === undefined ? {} : { workerId: options.workerId })
     })
-    yield* HttpServer.serveEffect(app).pipe(Effect.provideService(HttpServer.HttpServer, server))
+    // One memory index for the server's life: the live one `planner serve` provides, else one on the store (#17).
+    const memory = yield* MemoryApi.serverIndex
+    yield* HttpServer.serveEffect(app).pipe(
+      Effect.provideService(HttpServer.HttpServer, server),
+      Effect.provideService(MemoryIndex, memory)
+    )
     return { url: formatUrl(server.address) }
   })
 

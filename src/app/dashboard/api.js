@@ -46,6 +46,11 @@ export const cancel = (id) => post(`${sessionPath(id)}/cancel`, {})
 export const resume = (id) => post(`${sessionPath(id)}/resume`, {})
 export const retry = (id, taskId) => post(`${sessionPath(id)}/retry`, { taskId })
 export const fork = (id, at) => post(`${sessionPath(id)}/fork`, { at })
+/** The memory of past work: `{ query, hits }`, as `planner recall --json`; `kind` may be "" (everything). */
+export const recall = (q, kind = "", limit = 20) =>
+  request(`/api/memory?${new URLSearchParams({ q, limit: String(limit), ...(kind === "" ? {} : { kind }) })}`)
+/** `{ flags: [{ taskId, asked, of }] }`: tasks not ended whose similar past tasks usually asked a question. */
+export const getMemoryFlags = (id) => request(`${sessionPath(id)}/memory`)
 /** #15: where a session came from and its forks; what differs between it and its origin (or `other`). */
 export const getLineage = (id) => request(`${sessionPath(id)}/lineage`)
 export const getDiff = (id, other) =>

@@ -23,6 +23,7 @@ import {
 import { renderGantt } from "./gantt.js"
 import { renderGraph } from "./graph.js"
 import { mountLineage } from "./lineage.js"
+import { clarificationFlags } from "./memory.js"
 import { taskDuration, taskSegments } from "./timing.js"
 
 const boardColumns = [
@@ -1042,7 +1043,19 @@ export function mountSession(root, sessionId) {
     try {
       const view = await api.getSession(sessionId)
       for (const record of await api.getAllEvents(sessionId)) addEvent(record)
-      root.replaceChildren(head, timeline, banner, notice, tabList, graphPanel, board, ganttPanel, lower, lineagePanel)
+      root.replaceChildren(
+        head,
+        timeline,
+        banner,
+        notice,
+        clarificationFlags(sessionId),
+        tabList,
+        graphPanel,
+        board,
+        ganttPanel,
+        lower,
+        lineagePanel
+      )
       lineage = mountLineage(lineagePanel, sessionId)
       acceptLive(view)
       if (!finishedStatuses.has(view.state.status) || (model.events.at(-1)?.sequence ?? 0) < view.lastSequence) {

@@ -5,6 +5,7 @@
  */
 import * as api from "./api.js"
 import { firstLine, formatAge, formatDate, h, pill, progressBar, sessionStatus } from "./dom.js"
+import { memorySearch } from "./memory.js"
 
 const refreshMs = 4000
 const pageSize = 50
@@ -114,7 +115,8 @@ export function mountSessions(root) {
     h("section", { class: "page-head" }, h("h1", null, "Sessions"), summary),
     controls,
     h("div", { class: "panel table-panel" }, table, empty),
-    pager
+    pager,
+    memorySearch()
   )
 
   const row = (session) => {
