@@ -28,7 +28,8 @@ import * as MemoryEventStore from "../infra/MemoryEventStore.js"
 import * as PgEventStore from "../infra/PgEventStore.js"
 import * as PlannerStore from "../infra/PlannerStore.js"
 import * as SqliteEventStore from "../infra/SqliteEventStore.js"
-import * as PlannerService from "./PlannerService.js"
+import type * as PlannerService from "./PlannerService.js"
+import * as SubPlans from "./SubPlans.js"
 
 export interface PlannerRuntimeOptions extends PlannerService.PlannerServiceOptions {
   /** Runs every task whose kind has no executor of its own in `executors`. */
@@ -61,7 +62,7 @@ export const layer = <E>(
   const { executor, executors = {}, llm = HeuristicLlm.layer, compactor, checkLinks = false, ...service } = options
   const compaction = (compactor ?? HeuristicCompactor.layer).pipe(Layer.provideMerge(llm))
   return Layer.mergeAll(
-    PlannerService.layer(service).pipe(Layer.provideMerge(PlannerStore.layer)),
+    SubPlans.layer(service).pipe(Layer.provideMerge(PlannerStore.layer)),
     Layer.succeed(ExecutorRegistry, makeRegistry(executors, executor)),
     AttachmentChecker.layerNode({ checkLinks }),
     compaction

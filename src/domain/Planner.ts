@@ -1018,6 +1018,16 @@ const lookup = (state: PlannerState, taskId: TaskId): Either.Either<TaskState, P
 
 const claim = (state: PlannerState, command: ClaimTask): Decided =>
   Either.flatMap(lookup(state, command.taskId), (current) => {
+    // A task done by a sub-plan has no job: no worker runs it, whatever asks.
+    if (current.childSessionId !== undefined) {
+      return Either.left(
+        new InvalidTransition({
+          taskId: current.id,
+          status: current.status,
+          action: "be claimed: its sub-plan does it"
+        })
+      )
+    }
     if (command.attempt < current.attempt) {
       return Either.left(new StaleAttempt({ taskId: current.id, attempt: command.attempt, current: current.attempt }))
     }

@@ -198,11 +198,11 @@ describe("The parent's wait and the child's outcome", () => {
   it("a worker cannot claim an expanded task: it has no job", () => {
     const state = Planner.fold(waiting)
     expect(Jobs.jobsFromState("root", state)).toEqual([])
-    // The claim itself is the queue's to refuse (no job to take); the decider sees a dispatched attempt.
+    // Nobody can claim it either (a writer handing freshly dispatched tasks to a local worker asks the decider).
     expect(state.tasks[0]?.status).toBe("Dispatched")
     given(waiting)
-      .when(new ClaimTask({ taskId: 1, attempt: 2, workerId: "w", at: T0 }))
-      .thenFails(new InvalidTransition({ taskId: 1, status: "Dispatched", action: "be claimed for attempt 2" }))
+      .when(new ClaimTask({ taskId: 1, attempt: 1, workerId: "w", at: T0 }))
+      .thenFails(new InvalidTransition({ taskId: 1, status: "Dispatched", action: "be claimed: its sub-plan does it" }))
   })
 
   it("a child that succeeded completes the task with its summary, and the plan goes on", () => {

@@ -6,7 +6,7 @@
 import { Effect, Option } from "effect"
 import type { PlannerState } from "../../domain/Planner.js"
 import type { TaskState } from "../../domain/Task.js"
-import * as Runner from "../Runner.js"
+import * as SubPlanRun from "../SubPlanRun.js"
 import { CliExit, ExitCode } from "./Failure.js"
 import { clip, err, type OutputMode } from "./Output.js"
 import { type Hints, makeReporter, resumeCommand } from "./Progress.js"
@@ -66,7 +66,7 @@ export const drive = (sessionId: string, initial: PlannerState, options: DriveOp
         })
       )
 
-    const result = yield* Runner.run(sessionId, {
+    const result = yield* SubPlanRun.runTree(sessionId, {
       onProgress: reporter.progress,
       onClarification,
       localWorker: options.localWorker,

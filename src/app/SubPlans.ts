@@ -1,0 +1,286 @@
+/**
+ * Sub-plans in the app: the writer's reactions that make a tree of sessions move as one (see `domain/SubPlans`).
+ *
+ * `layer` decorates the writer (`PlannerService`): after a command is recorded, what it means for the rest of the tree
+ * is recorded too, through the same decorated writer, so it carries on up and down the tree:
+ * - an expanded task was dispatched: its child session is started (planned by the parser from the task's description,
+ *   with the parent's settings and executor, `TasksPlanned.subPlanOf` naming the parent);
+ * - a child's plan ended: its outcome is reported to the parent's task (`SubPlans.outcomeForParent`);
+ * - an expanded task ended without its child (the parent was cancelled, the task skipped or aborted): the child is
+ *   cancelled.
+ * Each reaction is idempotent (the child's id is a function of its parent and task; a repeated outcome or cancel
+ * changes nothing), so `reconcile` can run them all again from the logs: `resume` does, which repairs whatever a
+ * process that died between a child's end and its parent's update left undone.
+ *
+ * Tracing: every event of a tree carries the root's id as its correlation id, and a child's first events name the
+ * parent's dispatch of the task as their cause (the parent's outcome names the child's `PlanningCompleted`).
+ */
+import { Clock, Effect, Either, Layer, Option, Schema } from "effect"
+import { Cancel, HandleExecutorEvent, Initialize, TaskFailed } from "../domain/Commands.js"
+import { PlannerError } from "../domain/Errors.js"
+import type { PlannerEvent } from "../domain/Events.js"
+import * as Planner from "../domain/Planner.js"
+import * as SubPlans from "../domain/SubPlans.js"
+import type { TaskState } from "../domain/Task.js"
+import type { EventStore } from "../infra/EventStore.js"
+import type { PlannerStore } from "../infra/PlannerStore.js"
+import {
+  type Handled,
+  type HandleError,
+  make as makeWriter,
+  PlannerService,
+  type PlannerServiceOptions,
+  type PlannerServiceShape,
+  type Tracing
+} from "./PlannerService.js"
+
+/** The root of the tree a session belongs to, from its id alone (child ids are `parent~task`). */
+export const rootOf = (sessionId: string): string => sessionId.split("~", 1)[0] ?? sessionId
+
+const isChildId = (sessionId: string): boolean => sessionId.includes("~")
+
+/** Refusals that only mean "already done": a reaction that finds its work done changes nothing. */
+const alreadyDone = (error: HandleError): boolean =>
+  error._tag === "SessionAlreadyStarted" ||
+  error._tag === "SessionFinished" ||
+  error._tag === "StaleAttempt" ||
+  error._tag === "InvalidTransition"
+
+/** The id of the first of `events` that passes `test`, as stored. */
+const idOf = (handled: Handled, test: (event: PlannerEvent) => boolean): string | undefined => {
+  const index = handled.events.findIndex(test)
+  return index < 0 ? undefined : handled.eventIds[index]
+}
+
+/** Wraps a writer so that what a command means for the session's tree is recorded too. */
+export const decorate = (inner: PlannerServiceShape): PlannerServiceShape => {
+  /** Runs a reaction; its failure is logged, not passed on: the command itself was recorded, and `reconcile` retries. */
+  const react = (what: string, effect: Effect.Effect<unknown, HandleError>) =>
+    effect.pipe(
+      Effect.catchAll((error) =>
+        alreadyDone(error) ? Effect.void : Effect.logWarning(`sub-plans: ${what} was not recorded: ${error.message}`)
+      )
+    )
+
+  /** Starts the child of `parentId`'s expanded `task` (nothing when it has started already). */
+  const startChild = (parentId: string, parent: Planner.PlannerState, task: TaskState, causationId?: string) =>
+    Effect.gen(function* () {
+      const childId = task.childSessionId
+      if (childId === undefined) return
+      const at = yield* Clock.currentTimeMillis
+      const tracing: Tracing = {
+        correlationId: parent.subPlanOf?.rootSessionId ?? parentId,
+        ...(causationId === undefined ? {} : { causationId })
+      }
+      const started = yield* Effect.either(execute(childId, childInitialize(parentId, parent, task, at), tracing))
+      if (Either.isRight(started) || alreadyDone(started.left)) return
+      // The task's description cannot be planned (it is empty of steps, too large): the task fails, as it would had
+      // an executor refused it.
+      if (!Schema.is(PlannerError)(started.left)) return yield* Effect.fail(started.left)
+      yield* execute(
+        parentId,
+        new HandleExecutorEvent({
+          event: new TaskFailed({
+            taskId: task.id,
+            error: `the sub-plan could not be planned: ${started.left.message}`,
+            retryable: false
+          }),
+          at
+        }),
+        tracing
+      )
+    })
+
+  /** Reports a finished child's outcome to its parent's task. */
+  const reportToParent = (childId: string, child: Planner.PlannerState, causationId?: string) =>
+    Effect.gen(function* () {
+      const link = child.subPlanOf
+      const outcome = SubPlans.outcomeForParent(child)
+      if (link === undefined || outcome === undefined) return
+      yield* execute(link.sessionId, new HandleExecutorEvent({ event: outcome, at: yield* Clock.currentTimeMillis }), {
+        correlationId: link.rootSessionId,
+        ...(causationId === undefined ? {} : { causationId })
+      })
+    }).pipe(Effect.annotateLogs({ childId }))
+
+  /** Cancels a child whose task ended without it. */
+  const stopChild = (parentId: string, parent: Planner.PlannerState, task: TaskState, causationId?: string) =>
+    Effect.gen(function* () {
+      const childId = task.childSessionId
+      if (childId === undefined) return
+      const child = yield* inner.state(childId)
+      if (child.status !== "Running") return
+      yield* execute(
+        childId,
+        new Cancel({
+          reason: `task ${task.id} of session ${parentId} was ${task.status.toLowerCase()}`,
+          at: yield* Clock.currentTimeMillis
+        }),
+        {
+          correlationId: parent.subPlanOf?.rootSessionId ?? parentId,
+          ...(causationId === undefined ? {} : { causationId })
+        }
+      )
+    })
+
+  /** What a recorded command means for the tree. */
+  const after = (sessionId: string, handled: Handled): Effect.Effect<void> => {
+    if (handled.events.length === 0) return Effect.void
+    const state = handled.state
+    const reactions: Array<Effect.Effect<void>> = []
+    const touched = new Set<number>()
+    for (const event of handled.events) if ("taskId" in event) touched.add(event.taskId)
+    for (const task of SubPlans.childrenInFlight(state)) {
+      if (!touched.has(task.id)) continue
+      const cause = idOf(handled, (event) => event._tag === "TaskDispatched" && event.taskId === task.id)
+      reactions.push(react(`the start of sub-plan ${task.childSessionId}`, startChild(sessionId, state, task, cause)))
+    }
+    for (const task of SubPlans.childrenToStop(state)) {
+      if (!touched.has(task.id)) continue
+      const cause = idOf(handled, (event) => event._tag === "TaskStatusUpdated" && event.taskId === task.id)
+      reactions.push(react(`the cancel of sub-plan ${task.childSessionId}`, stopChild(sessionId, state, task, cause)))
+    }
+    if (state.subPlanOf !== undefined && Planner.isFinished(state)) {
+      const cause = idOf(handled, (event) => event._tag === "PlanningCompleted")
+      if (cause !== undefined) {
+        reactions.push(react(`the outcome of sub-plan ${sessionId}`, reportToParent(sessionId, state, cause)))
+      }
+    }
+    return reactions.length === 0 ? Effect.void : Effect.all(reactions, { discard: true })
+  }
+
+  const execute: PlannerServiceShape["execute"] = (sessionId, command, tracing = {}) => {
+    // Every event of a tree is correlated with its root, whoever records it (a worker serving the child alone).
+    const traced =
+      tracing.correlationId === undefined && isChildId(sessionId)
+        ? { ...tracing, correlationId: rootOf(sessionId) }
+        : tracing
+    return Effect.tap(inner.execute(sessionId, command, traced), (handled) => after(sessionId, handled))
+  }
+
+  return { ...inner, execute }
+}
+
+/**
+ * Does again, from the logs, whatever the tree under `sessionId` should have had done by its reactions: children
+ * started, outcomes reported, cancels carried down. Idempotent; `resume` runs it first. Returns the sessions of the
+ * tree, root first.
+ */
+export const reconcile = (sessionId: string) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const seen: Array<string> = []
+    const visit = (id: string): Effect.Effect<void, HandleError> =>
+      Effect.gen(function* () {
+        if (seen.includes(id)) return
+        seen.push(id)
+        let state = yield* service.state(id)
+        if (state.status === "NotStarted") return
+        const at = yield* Clock.currentTimeMillis
+        // Children first: an outcome they report changes this session.
+        for (const { sessionId: childId } of SubPlans.childrenOf(state)) yield* visit(childId)
+        state = yield* service.state(id)
+        for (const task of SubPlans.childrenInFlight(state)) {
+          const childId = task.childSessionId ?? ""
+          const child = yield* service.state(childId)
+          if (child.status === "NotStarted") {
+            // Not started: the process died between the dispatch and the child's plan. A `Continue` through the
+            // decorated writer would not dispatch it again, so start it here the way the writer would.
+            yield* service.execute(childId, childInitialize(id, state, task, at), {
+              correlationId: state.subPlanOf?.rootSessionId ?? id
+            })
+            yield* visit(childId)
+          } else if (Planner.isFinished(child)) {
+            const outcome = SubPlans.outcomeForParent(child)
+            if (outcome !== undefined) {
+              yield* service
+                .execute(id, new HandleExecutorEvent({ event: outcome, at }), {
+                  correlationId: state.subPlanOf?.rootSessionId ?? id
+                })
+                .pipe(Effect.catchIf(alreadyDone, () => Effect.void))
+            }
+          }
+        }
+        state = yield* service.state(id)
+        for (const task of SubPlans.childrenToStop(state)) {
+          const childId = task.childSessionId ?? ""
+          const child = yield* service.state(childId)
+          if (child.status === "Running") {
+            yield* service
+              .execute(
+                childId,
+                new Cancel({ reason: `task ${task.id} of session ${id} was ${task.status.toLowerCase()}`, at })
+              )
+              .pipe(Effect.catchIf(alreadyDone, () => Effect.void))
+          }
+        }
+      })
+    yield* visit(sessionId)
+    return seen as ReadonlyArray<string>
+  }).pipe(Effect.withSpan("SubPlans.reconcile", { attributes: { sessionId } }))
+
+/** The command that starts the child of `parentId`'s expanded `task`. */
+export const childInitialize = (parentId: string, parent: Planner.PlannerState, task: TaskState, at: number) =>
+  new Initialize({
+    request: task.description,
+    attachments: task.attachments,
+    source: { _tag: "Parser", reason: `sub-plan of task ${task.id} of session ${parentId}` },
+    ...(parent.executor === undefined ? {} : { executor: parent.executor }),
+    config: parent.config,
+    subPlanOf: SubPlans.childLink(parentId, parent, task.id),
+    at
+  })
+
+/** A session and the sessions under it, as they are now: the tree `planner show` and the dashboard draw. */
+export interface Tree {
+  readonly sessionId: string
+  readonly state: Planner.PlannerState
+  /** By the parent's task id. */
+  readonly children: ReadonlyMap<number, Tree>
+}
+
+/**
+ * The tree under `sessionId`, read through the writer; with `atSequence`, the root as it was after that event and
+ * each child as it was at the same moment (its events recorded no later than the root's event `atSequence`).
+ */
+export const tree = (sessionId: string, state?: Planner.PlannerState) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const build = (id: string, known?: Planner.PlannerState): Effect.Effect<Tree, HandleError> =>
+      Effect.gen(function* () {
+        const current = known ?? (yield* service.state(id))
+        const children = new Map<number, Tree>()
+        for (const child of SubPlans.childrenOf(current)) {
+          const sub = yield* build(child.sessionId)
+          if (sub.state.status !== "NotStarted") children.set(child.taskId, sub)
+        }
+        return { sessionId: id, state: current, children }
+      })
+    return yield* build(sessionId, state)
+  })
+
+/**
+ * The sessions of a tree where task `taskId` waits for an answer: `sessionId` itself when its task does; else the one
+ * session under it with such a task. None, or several (then the caller must name the session), are reported as such.
+ */
+export const findQuestion = (sessionId: string, taskId: number) =>
+  Effect.gen(function* () {
+    const whole = yield* tree(sessionId)
+    const own = Planner.task(whole.state, taskId)
+    if (own?.status === "NeedsClarification") return Option.some(sessionId)
+    const found: Array<string> = []
+    const walk = (node: Tree) => {
+      for (const child of node.children.values()) {
+        if (Planner.task(child.state, taskId)?.status === "NeedsClarification") found.push(child.sessionId)
+        walk(child)
+      }
+    }
+    walk(whole)
+    return found.length === 1 ? Option.some(found[0] ?? sessionId) : Option.none<string>()
+  })
+
+/** The writer, decorated for sub-plans: what the CLI, the server and the library use. */
+export const layer = (
+  options: PlannerServiceOptions = {}
+): Layer.Layer<PlannerService, never, PlannerStore | EventStore> =>
+  Layer.effect(PlannerService, Effect.map(makeWriter(options), decorate))
