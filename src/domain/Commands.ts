@@ -5,7 +5,8 @@
 import { Schema } from "effect"
 import { BudgetNeed, ModelUsage } from "./Budget.js"
 import { defaultConfig, PlannerConfig } from "./Config.js"
-import { PlannerSource } from "./Events.js"
+import { PlannerEvent, PlannerSource } from "./Events.js"
+import { EditSource, PlanEdit } from "./PlanEdit.js"
 import { Expansion, MaxDepth, SubPlanOf } from "./SubPlanLink.js"
 import { Attachment, TaskId, TaskPlan, Timestamp } from "./Task.js"
 
@@ -200,6 +201,32 @@ export class SkipReplan extends Schema.TaggedClass<SkipReplan>()("SkipReplan", {
   at: Timestamp
 }) {}
 
+/**
+ * Edit a live plan (see `Edits`): the edits are applied in order, all or none, and only to tasks that have not
+ * started. Recorded as `PlanEdited`; the tasks the edit makes ready are dispatched at once.
+ */
+export class EditPlan extends Schema.TaggedClass<EditPlan>()("EditPlan", {
+  edits: Schema.Array(PlanEdit),
+  source: Schema.optionalWith(EditSource, { default: () => ({ _tag: "User" }) as const }),
+  at: Timestamp
+}) {}
+
+/**
+ * Start this (empty) session as an incremental fork of `fromSessionId` at its event `atSequence`, whose first
+ * `atSequence` events are `sourceEvents`: the source's plan at that point with `edits` applied, reusing the results of
+ * the completed tasks that no edit (nor `rerun`) reaches. Recorded as `TasksPlanned`, `SessionForked` (what is
+ * reused), `PlanEdited` (the edits, by `editSource`) and the dispatches that follow.
+ */
+export class ForkSession extends Schema.TaggedClass<ForkSession>()("ForkSession", {
+  fromSessionId: Schema.String,
+  atSequence: Schema.Int.pipe(Schema.positive()),
+  sourceEvents: Schema.Array(PlannerEvent),
+  edits: Schema.optionalWith(Schema.Array(PlanEdit), { default: () => [] }),
+  editSource: Schema.optionalWith(EditSource, { default: () => ({ _tag: "User" }) as const }),
+  rerun: Schema.optionalWith(Schema.Array(TaskId), { default: () => [] }),
+  at: Timestamp
+}) {}
+
 export const PlannerCommand = Schema.Union(
   Initialize,
   ExpandTask,
@@ -213,6 +240,8 @@ export const PlannerCommand = Schema.Union(
   CompactContext,
   Cancel,
   ReviseAfterFailure,
-  SkipReplan
+  SkipReplan,
+  EditPlan,
+  ForkSession
 )
 export type PlannerCommand = typeof PlannerCommand.Type

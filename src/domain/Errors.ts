@@ -103,6 +103,40 @@ export class DepthExceeded extends Schema.TaggedError<DepthExceeded>()("DepthExc
   }
 }
 
+export class TaskNotEditable extends Schema.TaggedError<TaskNotEditable>()("TaskNotEditable", {
+  taskId: TaskId,
+  status: Schema.String
+}) {
+  override get message() {
+    return `Task ${this.taskId} is ${this.status}: only tasks that have not started can be edited; fork the session to change it (planner fork SESSION --at SEQ).`
+  }
+}
+
+export class EditCreatesCycle extends Schema.TaggedError<EditCreatesCycle>()("EditCreatesCycle", {
+  cycle: Schema.Array(TaskId)
+}) {
+  override get message() {
+    return `The edit would make tasks ${this.cycle.join(" -> ")} wait for each other forever: drop one of those dependencies.`
+  }
+}
+
+export class TaskHasDependents extends Schema.TaggedError<TaskHasDependents>()("TaskHasDependents", {
+  taskId: TaskId,
+  dependents: Schema.Array(TaskId)
+}) {
+  override get message() {
+    return `Task ${this.taskId} cannot be removed: task${this.dependents.length === 1 ? "" : "s"} ${this.dependents.join(", ")} depend${this.dependents.length === 1 ? "s" : ""} on it; remove with rewire, or change their dependencies in the same edit.`
+  }
+}
+
+export class InvalidEdit extends Schema.TaggedError<InvalidEdit>()("InvalidEdit", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `The plan cannot be edited that way: ${this.reason}.`
+  }
+}
+
 /** The input problems the parser reports. */
 export type RequestError = EmptyRequest | RequestTooLarge
 
@@ -118,6 +152,10 @@ export const PlannerError = Schema.Union(
   InvalidTransition,
   StaleAttempt,
   TaskAlreadyClaimed,
-  InvalidCompaction
+  InvalidCompaction,
+  TaskNotEditable,
+  EditCreatesCycle,
+  TaskHasDependents,
+  InvalidEdit
 )
 export type PlannerError = typeof PlannerError.Type

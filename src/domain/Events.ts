@@ -9,6 +9,7 @@
 import { Either, ParseResult, Schema, SchemaAST } from "effect"
 import { BudgetAsk, BudgetUnit, ModelUsage } from "./Budget.js"
 import { PlannerConfig } from "./Config.js"
+import { EditSource, PlanEdit, ReusedTask } from "./PlanEdit.js"
 import * as SchemaGuard from "./SchemaGuard.js"
 import { SubPlanOf } from "./SubPlanLink.js"
 import { Attachment, AttachmentKind, Clarification, TaskId, TaskPlan, Timestamp } from "./Task.js"
@@ -158,12 +159,31 @@ export class BudgetRaised extends Schema.TaggedClass<BudgetRaised>()("BudgetRais
 }) {}
 
 /**
- * This session is a fork: the events before this one were copied from `fromSessionId`'s first `atSequence` events
- * (the copies keep their types and payloads). What follows is this session's own.
+ * This session is a fork of `fromSessionId` at its event `atSequence`. A copy fork: the events before this one were
+ * copied from the source's first `atSequence` events (the copies keep their types and payloads). An incremental fork
+ * (see `Edits`): the one event before it is the source's plan at that point, and `reused` lists the completed tasks it
+ * takes over (with the source event that completed each), `removed` the tasks edits had taken out of the plan, and
+ * `clarifications` the answers carried over for tasks that run again. What follows is this session's own.
  */
 export class SessionForked extends Schema.TaggedClass<SessionForked>()("SessionForked", {
   fromSessionId: Schema.String,
-  atSequence: Schema.Int.pipe(Schema.positive()),
+  atSequence: Schema.Int.pipe(Schema.nonNegative()),
+  reused: Schema.optionalWith(Schema.Array(ReusedTask), { exact: true }),
+  removed: Schema.optionalWith(Schema.Array(TaskId), { exact: true }),
+  clarifications: Schema.optionalWith(
+    Schema.Array(Schema.Struct({ taskId: TaskId, clarifications: Schema.Array(Clarification) })),
+    { exact: true }
+  ),
+  at: Timestamp
+}) {}
+
+/**
+ * The plan was edited (see `Edits`): `edits` applied in order, all together, by `source` (a person, a replan, a
+ * fork's edits). The tasks that became ready are dispatched by the events that follow.
+ */
+export class PlanEdited extends Schema.TaggedClass<PlanEdited>()("PlanEdited", {
+  edits: Schema.Array(PlanEdit),
+  source: EditSource,
   at: Timestamp
 }) {}
 
@@ -240,7 +260,8 @@ export const PlannerEvent = Schema.Union(
   PlanningCompleted,
   ReplanRequested,
   TaskReplanned,
-  ReplanSkipped
+  ReplanSkipped,
+  PlanEdited
 )
 export type PlannerEvent = typeof PlannerEvent.Type
 export type PlannerEventType = PlannerEvent["_tag"]
@@ -373,6 +394,7 @@ const codecs: { readonly [K in PlannerEventType]: EventCodec } = {
   ClarificationReceived: codec(ClarificationReceived),
   ContextCompacted: codec(ContextCompacted),
   SessionForked: codec(SessionForked),
+  PlanEdited: codec(PlanEdited),
   PlanningCompleted: codec(PlanningCompleted),
   ReplanRequested: codec(ReplanRequested),
   TaskReplanned: codec(TaskReplanned),

@@ -17,8 +17,10 @@ import {
   type ClarificationProvided,
   CompactContext,
   Continue,
+  type EditPlan,
   ExpandTask,
   ExtendLease,
+  type ForkSession,
   HandleExecutorEvent,
   Initialize,
   type NeedsClarification,
@@ -31,6 +33,7 @@ import {
   type TaskFailed
 } from "./Commands.js"
 import { type Backoff, backoffDelay, defaultConfig, defaultMaxReplans, PlannerConfig } from "./Config.js"
+import * as Edits from "./Edits.js"
 import {
   EmptyRequest,
   InvalidCompaction,
@@ -51,6 +54,7 @@ import {
   ClarificationRequested,
   ContextCompacted,
   ModelUsageRecorded,
+  PlanEdited,
   type PlannerEvent,
   PlannerSource,
   PlanningCompleted,
@@ -438,6 +442,12 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
       return
     case "SessionForked":
       state.forkedFrom = { sessionId: event.fromSessionId, sequence: event.atSequence }
+      // An incremental fork's reused results and removed tasks: the index is built again (once per fork).
+      if (Edits.changesTasks(event)) draft.plan(Edits.applyForked(draft.tasks, event))
+      return
+    case "PlanEdited":
+      // Edits change the graph: the index is built again (edits are rare; this is linear in the plan).
+      draft.plan(Edits.applyEdits(draft.tasks, event.edits))
       return
     case "PlanningCompleted": {
       state.status = event.outcome
@@ -579,6 +589,7 @@ export const decide = (
 /** `decide` for callers outside Effect. */
 export const decideEither = (state: PlannerState, command: PlannerCommand): Decided => {
   if (command._tag === "Initialize") return initialize(state, command)
+  if (command._tag === "ForkSession") return forkSession(state, command)
   if (state.status === "NotStarted") return Either.left(new SessionNotStarted())
   switch (command._tag) {
     case "HandleExecutorEvent":
@@ -597,6 +608,8 @@ export const decideEither = (state: PlannerState, command: PlannerCommand): Deci
       return compact(state, command)
     case "Cancel":
       return cancel(state, command)
+    case "EditPlan":
+      return editPlan(state, command)
     case "ReviseAfterFailure":
       return reviseAfterFailure(state, command)
     case "SkipReplan":
@@ -1128,6 +1141,32 @@ const expand = (state: PlannerState, command: ExpandTask): Decided => {
     decision.emit(new TaskExpanded({ taskId: command.taskId, childSessionId: command.childSessionId, at: command.at }))
     return step(decision, command.at)
   })
+}
+
+// --- Plan edits and incremental forks (the rules are in `Edits`) ---------------------------------------------------
+
+const editPlan = (state: PlannerState, command: EditPlan): Decided => {
+  if (isFinished(state)) return Either.left(finished(state))
+  return Either.flatMap(Edits.decideEdits(state.tasks, command.edits), ({ edits }) =>
+    run(state, (decision) => {
+      decision.emit(new PlanEdited({ edits, source: command.source, at: command.at }))
+      return step(decision, command.at)
+    })
+  )
+}
+
+const forkSession = (state: PlannerState, command: ForkSession): Decided => {
+  if (state.status !== "NotStarted") return Either.left(new SessionAlreadyStarted())
+  const source = fold(command.sourceEvents)
+  return Either.flatMap(Edits.planFork(source, command.sourceEvents, command), (planned) =>
+    run(state, (decision) => {
+      decision.emit(planned.planned)
+      decision.emit(planned.forked)
+      if (planned.edited !== undefined) decision.emit(planned.edited)
+      for (const done of Edits.answeredClarificationTasks(decision.state.tasks, command.at)) decision.emit(done)
+      return step(decision, command.at)
+    })
+  )
 }
 
 // --- Continue, compaction, cancellation ---------------------------------------------------------------------------

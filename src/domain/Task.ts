@@ -126,6 +126,8 @@ export const TaskState = Schema.Struct({
   /** The child session doing this task, once it was expanded into a sub-plan (`TaskExpanded`). */
   childSessionId: Schema.optionalWith(Schema.String, { exact: true }),
   /** True once a `ContextCompacted` folded this task's result into the rolling summary. */
-  compacted: Schema.Boolean
+  compacted: Schema.Boolean,
+  /** True once a plan edit took the task out of the plan (`RemoveTask`): it keeps its id, as `Cancelled`. */
+  removed: Schema.optionalWith(Schema.Literal(true), { exact: true })
 }).annotations({ identifier: "TaskState" })
 export type TaskState = typeof TaskState.Type

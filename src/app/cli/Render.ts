@@ -4,6 +4,7 @@
  */
 import * as Budget from "../../domain/Budget.js"
 import { defaultMaxReplans, type PlannerConfig } from "../../domain/Config.js"
+import * as Edits from "../../domain/Edits.js"
 import type { PlannerEvent, PlannerSource } from "../../domain/Events.js"
 import * as Planner from "../../domain/Planner.js"
 import type { TaskState, TaskStatus } from "../../domain/Task.js"
@@ -226,7 +227,9 @@ export const gist = (event: PlannerEvent): string => {
     case "TaskExpanded":
       return `task ${event.taskId} expanded into sub-plan ${event.childSessionId}`
     case "SessionForked":
-      return `forked from session ${event.fromSessionId} at event ${event.atSequence}`
+      return `forked from session ${event.fromSessionId} at event ${event.atSequence}${event.reused === undefined ? "" : `, reusing ${event.reused.length} completed task${event.reused.length === 1 ? "" : "s"}`}`
+    case "PlanEdited":
+      return Edits.gist(event)
     case "ReplanRequested":
       return `task ${event.taskId} failed for good: a revised plan is wanted`
     case "TaskReplanned":
