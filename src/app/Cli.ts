@@ -167,6 +167,18 @@ const run = Command.make(
       ),
       Options.withDefault(defaultMaxReplans)
     ),
+    budgetTokens: Options.integer("budget-tokens").pipe(
+      Options.withDescription(
+        "The most the session may spend on models, in tokens (input plus output, every call: planning, steps, compaction, replanning). A call that would cross it pauses its task with a question: answer yes (or yes N) to raise it, no to fail the task."
+      ),
+      Options.optional
+    ),
+    budgetUsd: Options.float("budget-usd").pipe(
+      Options.withDescription(
+        "The most the session may spend on models, in dollars, priced from PLANNER_LLM_PRICES (a JSON object, or a file, of model: {input, output} dollars per million tokens)."
+      ),
+      Options.optional
+    ),
     tokenBudget: Options.integer("token-budget").pipe(
       Options.withPseudoName("N"),
       Options.withDescription(

@@ -367,6 +367,8 @@ export const make = (options: PlannerServiceOptions = {}) =>
         if (event?._tag !== "TaskDispatched") continue
         const task = Planner.task(state, event.taskId)
         if (task === undefined || task.status !== "Dispatched" || task.attempt !== event.attempt) continue
+        // A task that runs as a sub-plan has no job of its own.
+        if (!Planner.hasJob(task)) continue
         if (Planner.jobRunAt(task) > now) continue
         const entry = localWorkers.find(
           ({ worker, reserved }) =>
@@ -383,12 +385,17 @@ export const make = (options: PlannerServiceOptions = {}) =>
         if (Either.isLeft(decided) || decided.right.events.length === 0) continue
         state = decided.right.state
         // `events` are the decision's events, stored as the first `count` of `appended`.
-        const dispatchId = appended[index]?.metadata.eventId
+        const dispatch = appended[index]?.metadata
         for (const claimed of decided.right.events) {
           const eventId = randomUUID()
           appended.push({
             ...encodeEvent(claimed),
-            metadata: { correlationId: sessionId, causationId: dispatchId ?? eventId, eventId }
+            // Correlated like its dispatch (a sub-plan's events carry its tree's root), caused by it.
+            metadata: {
+              correlationId: dispatch?.correlationId ?? sessionId,
+              causationId: dispatch?.eventId ?? eventId,
+              eventId
+            }
           })
           appendedEvents.push(claimed)
         }

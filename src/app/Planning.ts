@@ -17,6 +17,7 @@
  * plan already says.
  */
 import { Effect, Either } from "effect"
+import type * as Budget from "../domain/Budget.js"
 import type { RequestError } from "../domain/Errors.js"
 import type { PlannerSource } from "../domain/Events.js"
 import * as Graph from "../domain/Graph.js"
@@ -24,17 +25,27 @@ import * as Parser from "../domain/Parser.js"
 import { findUnstorableText } from "../domain/SchemaGuard.js"
 import type { Attachment, TaskId, TaskPlan } from "../domain/Task.js"
 import { Llm, type LlmError, type TaskDraft } from "../infra/Llm.js"
+import * as AppBudget from "./Budget.js"
 
 export interface PlanResult {
   readonly tasks: ReadonlyArray<TaskPlan>
   readonly source: PlannerSource
   /** What was corrected or rejected on the way (a dependency cycle, ...); also logged as warnings. */
   readonly notes: ReadonlyArray<string>
+  /** What the planning calls used (see `Budget`), for `Initialize.usage`; empty when the model was not asked. */
+  readonly usage?: ReadonlyArray<Budget.ModelUsage>
 }
 
 export interface PlanOptions {
   /** `PlannerConfig.systemPrompt`. */
   readonly systemPrompt?: string
+  /**
+   * The session's budget (`Budget.fromLimits` of its config): a planning call that would cross it is not made, and the
+   * parser plans instead, with the reason recorded. The budget applies to every call after that.
+   */
+  readonly budget?: Budget.BudgetState | undefined
+  /** The price table, to price the planning calls. */
+  readonly prices?: AppBudget.Prices | undefined
 }
 
 const maxReasonLength = 500
@@ -47,6 +58,8 @@ export const fallbackReason = (error: LlmError): string => {
       return clip(`LLM output was malformed twice: ${error.detail}`)
     case "CircuitOpen":
       return clip(`LLM circuit breaker is open: ${error.detail}`)
+    case "BudgetExhausted":
+      return clip(`the budget is too small for the planning call: ${error.detail}`)
     default:
       return clip(`LLM request failed (${error.reason}): ${error.detail}`)
   }
@@ -155,30 +168,38 @@ export const planRequest: (
   if (llm.provider._tag === "Heuristic") return byParser("no LLM configured")
   const model = llm.provider.model
 
-  const drafts = yield* llm
-    .parseTasks(request, {
-      attachments,
-      ...(options.systemPrompt === undefined ? {} : { systemPrompt: options.systemPrompt })
-    })
-    .pipe(Effect.either)
+  const planning = yield* AppBudget.meteredValue(
+    llm
+      .parseTasks(request, {
+        attachments,
+        ...(options.systemPrompt === undefined ? {} : { systemPrompt: options.systemPrompt })
+      })
+      .pipe(Effect.either),
+    { budget: options.budget, prices: options.prices, purpose: "planning" }
+  )
+  const drafts = planning.value
+  const usage = planning.usage
   if (Either.isLeft(drafts)) {
     const reason = fallbackReason(drafts.left)
     yield* Effect.logWarning(`Planning with the parser instead of ${model}: ${reason}`)
-    return byParser(reason)
+    return { ...byParser(reason), usage }
   }
   if (drafts.right.length > Graph.MAX_TASKS) {
-    return byParser(`the LLM proposed ${drafts.right.length} tasks, over the limit of ${Graph.MAX_TASKS}`)
+    return {
+      ...byParser(`the LLM proposed ${drafts.right.length} tasks, over the limit of ${Graph.MAX_TASKS}`),
+      usage
+    }
   }
   // Text no store keeps (a NUL, a lone surrogate) is the model's fault, not the request's: plan with the parser.
   const unstorable = findUnstorableText(drafts.right)
   if (unstorable !== undefined) {
     const reason = `the LLM's plan holds ${unstorable.problem} (in tasks${unstorable.path})`
     yield* Effect.logWarning(`Planning with the parser instead of ${model}: ${reason}`)
-    return byParser(reason)
+    return { ...byParser(reason), usage }
   }
   const planned = fromDrafts(drafts.right, { request, attachments })
   const notes = [...(planned.rejected === undefined ? [] : [dependencyNote(planned.rejected)]), ...planned.dropped]
   for (const note of notes) yield* Effect.logWarning(note)
   const source = notes.length === 0 ? { _tag: "Llm" as const, model } : { _tag: "Llm" as const, model, notes }
-  return { tasks: planned.tasks, source, notes } satisfies PlanResult
+  return { tasks: planned.tasks, source, notes, usage } satisfies PlanResult
 })

@@ -16,6 +16,7 @@ import * as Planner from "../domain/Planner.js"
 import type { Attachment, TaskState } from "../domain/Task.js"
 import type { ReadError } from "../infra/EventStore.js"
 import { PlannerStore } from "../infra/PlannerStore.js"
+import { withEventLoopTurns } from "./EventLoop.js"
 import { PlannerService } from "./PlannerService.js"
 import { planRequest } from "./Planning.js"
 import * as Replan from "./Replan.js"
@@ -238,7 +239,13 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
       if (Planner.pendingReplans(state).length > 0) yield* settleReplans(sessionId, state)
     }
     return { sessionId, state, waiting: false } satisfies RunResult
-  }).pipe(Effect.scoped, Effect.withSpan("Runner.run", { attributes: { sessionId } }))
+  }).pipe(
+    Effect.scoped,
+    // Tasks that complete at once (an in-process executor, SQLite answering synchronously) must not keep Node from
+    // its event loop, its timers and its signals for the whole run: see `EventLoop`.
+    withEventLoopTurns(),
+    Effect.withSpan("Runner.run", { attributes: { sessionId } })
+  )
 
 /** Continues a session that stopped: paused for answers, interrupted, or crashed. */
 export const resume = run

@@ -23,6 +23,7 @@ import { type NodeKind, nodeKinds } from "../domain/Task.js"
 import type { ReadError } from "../infra/EventStore.js"
 import { ExecutorRegistry } from "../infra/Executor.js"
 import { jobKeyString, type TakenJob, type TaskQueueError } from "../infra/TaskQueue.js"
+import { withEventLoopTurns } from "./EventLoop.js"
 import { PlannerService } from "./PlannerService.js"
 import * as AttemptRunner from "./worker/AttemptRunner.js"
 import { sweepDeadWorkers } from "./worker/DeadWorkerSweep.js"
@@ -215,7 +216,7 @@ export const run = (options: WorkerOptions = {}) => {
       yield* Queue.offer(looked, undefined)
       for (const job of jobs) yield* start(job)
     }
-  }).pipe(Effect.scoped, (worker) =>
+  }).pipe(Effect.scoped, withEventLoopTurns(), (worker) =>
     // Serving one session, the worker is a part of that run's trace. Serving all of them, it runs for days: a span
     // around it would never end, so what it does (each attempt) is traced on its own instead.
     options.sessionId === undefined

@@ -21,6 +21,7 @@ import {
   Effect,
   Either,
   FiberRef,
+  JSONSchema,
   Option,
   ParseResult,
   type Redacted,
@@ -34,7 +35,9 @@ import * as CircuitBreaker from "./CircuitBreaker.js"
 import type { CompactionInput } from "./Compactor.js"
 import type { TaskContext } from "./Executor.js"
 import type { LlmSettings } from "./LlmConfig.js"
+import * as LlmUsage from "./LlmUsage.js"
 import * as Secrets from "./Secrets.js"
+import * as Tokenizer from "./Tokenizer.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
@@ -58,7 +61,9 @@ export const LlmErrorReason = Schema.Literal(
   /** The model's answer did not match the schema, twice (the first answer and the repair). */
   "MalformedOutput",
   /** This layer has no model to do what was asked (the heuristic layer performing a step). */
-  "Unavailable"
+  "Unavailable",
+  /** The call would cross the session's budget (see `LlmUsage`): it was not made. */
+  "BudgetExhausted"
 )
 export type LlmErrorReason = typeof LlmErrorReason.Type
 
@@ -97,7 +102,8 @@ const describeReason: Record<LlmErrorReason, string> = {
   InvalidResponse: "answer was not understood",
   CircuitOpen: "circuit breaker is open",
   MalformedOutput: "output was malformed twice",
-  Unavailable: "unavailable"
+  Unavailable: "unavailable",
+  BudgetExhausted: "call would cross the budget"
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -406,30 +412,99 @@ export const makeRemote = (
       )
     )
 
+    const counter = Tokenizer.forModel(settings.model)
+    const promptText = (messages: Messages, schema: Schema.Schema.Any): string =>
+      [
+        ...messages.map((message) =>
+          typeof message.content === "string" ? message.content : JSON.stringify(message.content)
+        ),
+        JSON.stringify(JSONSchema.make(schema))
+      ].join("\n")
+
+    /**
+     * The metering of one HTTP call (see `LlmUsage`): before it, the meter in the fiber may refuse it (the call is not
+     * made); after an answer, what it used is told to the meter, as the server reported it or counted.
+     */
+    const metered = <A>(
+      operation: string,
+      schema: Schema.Schema.Any,
+      messages: Messages,
+      send: Effect.Effect<
+        {
+          readonly value: Either.Either<A, Malformed>
+          readonly usage?: { readonly inputTokens: number | undefined; readonly outputTokens: number | undefined }
+          readonly text: string
+        },
+        LlmError
+      >
+    ): Effect.Effect<Either.Either<A, Malformed>, LlmError> =>
+      Effect.flatMap(FiberRef.get(LlmUsage.currentMeter), (found) => {
+        if (Option.isNone(found)) return Effect.map(send, (answer) => answer.value)
+        const meter = found.value
+        let estimatedTokens: number | undefined
+        if (meter.limited) {
+          const estimate = {
+            operation,
+            model: settings.model,
+            promptTokens: counter.count(promptText(messages, schema)),
+            outputAllowance: LlmUsage.allowanceFor(operation)
+          }
+          estimatedTokens = estimate.promptTokens + estimate.outputAllowance
+          if (!meter.admit(estimate)) {
+            return Effect.fail(
+              new LlmError({
+                reason: "BudgetExhausted",
+                detail: `the ${operation} call needs about ${estimatedTokens} tokens (${estimate.promptTokens} for the prompt, ${estimate.outputAllowance} allowed for the answer), more than the session's budget has left`
+              })
+            )
+          }
+        }
+        return Effect.map(send, (answer) => {
+          const reported = answer.usage
+          const fromApi = reported?.inputTokens !== undefined && reported.outputTokens !== undefined
+          meter.record({
+            operation,
+            model: settings.model,
+            inputTokens: fromApi ? (reported?.inputTokens ?? 0) : counter.count(promptText(messages, schema)),
+            outputTokens: fromApi ? (reported?.outputTokens ?? 0) : counter.count(answer.text),
+            counted: fromApi ? "api" : "tokenizer",
+            ...(estimatedTokens === undefined ? {} : { estimatedTokens })
+          })
+          return answer.value
+        })
+      })
+
     /** One model call: timeout per attempt, retries, circuit breaker. A malformed answer is a value, not an error. */
     const call = <A, I extends Record<string, unknown>>(
       operation: string,
       schema: Schema.Schema<A, I>,
       messages: Messages
     ): Effect.Effect<Either.Either<A, Malformed>, LlmError> => {
-      const attempt = languageModel.generateObject({ prompt: messages, schema, objectName: operation }).pipe(
-        Effect.map((response): Either.Either<A, Malformed> => Either.right(response.value)),
-        Effect.catchIf(isModelOutputError, (error) =>
-          Effect.succeed(
-            Either.left({
-              raw: rawOutputOf(error),
+      const send = languageModel.generateObject({ prompt: messages, schema, objectName: operation }).pipe(
+        Effect.map((response) => ({
+          value: Either.right(response.value) as Either.Either<A, Malformed>,
+          usage: response.usage,
+          text: response.text
+        })),
+        Effect.catchIf(isModelOutputError, (error) => {
+          const raw = rawOutputOf(error)
+          return Effect.succeed({
+            value: Either.left({
+              raw,
               problem: ParseResult.isParseError(error.cause)
                 ? formatParseError(error.cause)
                 : (error.description ?? "the answer was not a JSON object")
-            })
-          )
-        ),
+            }) as Either.Either<A, Malformed>,
+            text: raw
+          })
+        }),
         Effect.catchAll((error) => Effect.flatMap(fromAiError(error), Effect.fail)),
         Effect.timeoutFail({
           duration: settings.requestTimeout,
           onTimeout: () => new LlmError({ reason: "Timeout", detail: `no answer within ${timeoutMs} ms` })
         })
       )
+      const attempt = metered(operation, schema, messages, send)
       return breaker
         .protect(Effect.retry(attempt, retryPolicy), (error: LlmError) => error.endpointFailure)
         .pipe(

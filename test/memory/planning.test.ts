@@ -5,7 +5,10 @@
  */
 import * as path from "node:path"
 import { beforeAll, describe, expect, it } from "@effect/vitest"
-import { cli, ensureBuilt, parseJson, sessionIdIn, tempFolder, writeScript } from "../cli/cli.js"
+import { cli, ensureBuilt, inTerminal, parseJson, sessionIdIn, tempFolder, writeScript } from "../cli/cli.js"
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escape sequences are removed
+const plainText = (text: string) => text.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "")
 
 let cwd = ""
 let script = ""
@@ -109,5 +112,61 @@ describe("planning with memory", { timeout: 300_000 }, () => {
     const both = await cli(["run", "--from-memory", "--plan", "-", "--db", db], { cwd, input: "{}" })
     expect(both.code).toBe(2)
     expect(both.stderr).toContain("--from-memory")
+  })
+
+  it("at a terminal, run offers a closely matching past plan: yes reuses it, no plans the request, a pipe is never asked", async () => {
+    const db = path.join(cwd, "offer.db")
+    const original = await cli(
+      [
+        "run",
+        "--executor",
+        "echo",
+        "--plain",
+        "--db",
+        db,
+        "Fetch the sales figures. Then chart the monthly totals. Then email the chart to the team."
+      ],
+      { cwd }
+    )
+    expect(original.code, original.stderr).toBe(0)
+    const originalId = sessionIdIn(original.stdout + original.stderr)
+    const request = "Fetch the monthly sales figures, chart the totals and email the team the chart"
+    const sourceOf = async (text: string) =>
+      parseJson<{ source: { _tag: string; reason?: string }; tasks: ReadonlyArray<unknown> }>(
+        await cli(["show", "--json", "--db", db, sessionIdIn(text)], { cwd })
+      )
+
+    const yes = inTerminal(["run", "--executor", "echo", "--plain", "--db", db, request], { cwd })
+    await yes.waitFor(/Reuse its plan \(as --from-memory does\)\? \[y\/n\] /)
+    expect(plainText(yes.stdout())).toContain(
+      `Past session ${originalId} planned a closely matching request and succeeded`
+    )
+    expect(plainText(yes.stdout())).toContain("3. [")
+    yes.type("y")
+    const reused = await yes.result
+    expect(reused.code, reused.stdout).toBe(0)
+    const reusedText = plainText(reused.stdout)
+    expect(reusedText).toContain(`Reusing the plan of session ${originalId} from memory (3 tasks).`)
+    const reusedState = await sourceOf(reusedText.slice(reusedText.indexOf("Reusing")))
+    expect(reusedState.source.reason).toContain(`reused the plan of session ${originalId} from memory`)
+    expect(reusedState.tasks).toHaveLength(3)
+
+    const no = inTerminal(["run", "--executor", "echo", "--plain", "--db", db, request], { cwd })
+    await no.waitFor(/Reuse its plan \(as --from-memory does\)\? \[y\/n\] /)
+    no.type("n")
+    const planned = await no.result
+    expect(planned.code, planned.stdout).toBe(0)
+    const plannedText = plainText(planned.stdout)
+    expect(plannedText).toContain("Planning the request instead.")
+    expect(
+      (await sourceOf(plannedText.slice(plannedText.indexOf("Planning the request")))).source.reason ?? ""
+    ).not.toContain("from memory")
+
+    // Not at a terminal, or with --json: never asked, planned as usual.
+    for (const extra of [[], ["--json"]]) {
+      const piped = await cli(["run", "--executor", "echo", "--plain", ...extra, "--db", db, request], { cwd })
+      expect(piped.code, piped.stderr).toBe(0)
+      expect(piped.stdout + piped.stderr).not.toContain("Reuse its plan")
+    }
   })
 })

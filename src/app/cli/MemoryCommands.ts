@@ -12,8 +12,10 @@ import { MemoryIndex, MemoryIndexError, type RecallKind } from "../../infra/Memo
 import * as MemoryProjection from "../../infra/MemoryProjection.js"
 import * as SessionSnapshots from "../../infra/SessionSnapshots.js"
 import * as MemoryLive from "../MemoryLive.js"
+import { reusablePlan } from "../MemoryPlanning.js"
 import { type CliFailure, toFailure, unavailable, usage } from "./Failure.js"
-import { duration, firstLine, isoTime, out } from "./Output.js"
+import { duration, err, firstLine, isoTime, out } from "./Output.js"
+import * as Prompt from "./Prompt.js"
 import { resolveStore, type StoreTarget, storeLayer } from "./Store.js"
 
 export interface MemoryReadFlags {
@@ -185,3 +187,34 @@ export const prune = (flags: PruneFlags) =>
       yield* out(lines.join("\n"))
     })
   )
+
+/** The person's word for yes; anything else (no, Ctrl-D) plans the request as usual. */
+const isYes = (answer: string) => /^(y|yes)$/i.test(answer.trim())
+
+/**
+ * `run` at a terminal without `--from-memory` (and without an LLM, which gets past plans as examples instead): when a
+ * past successful session planned a closely matching request, shows its plan and asks whether to reuse it. The plan to
+ * reuse when the person says yes; undefined otherwise, or when nothing matches.
+ */
+export const offerReuse = (request: string) =>
+  Effect.gen(function* () {
+    const found = yield* Effect.provide(reusablePlan(request), indexLayer)
+    if (Option.isNone(found)) return undefined
+    const { fromSession, tasks } = found.value
+    const answer = yield* Prompt.ask(
+      [
+        `Past session ${fromSession.sessionId} planned a closely matching request and succeeded: ${JSON.stringify(firstLine(fromSession.request, 100))}`,
+        ...tasks.map(
+          (task) =>
+            `  ${task.id}. [${task.kind}] ${firstLine(task.description, 100)}${task.dependsOn.length === 0 ? "" : ` (after ${task.dependsOn.join(", ")})`}`
+        )
+      ],
+      "Reuse its plan (as --from-memory does)? [y/n] "
+    )
+    if (Option.isSome(answer) && isYes(answer.value)) {
+      yield* err(`Reusing the plan of session ${fromSession.sessionId} from memory (${tasks.length} tasks).`)
+      return found.value
+    }
+    yield* err("Planning the request instead.")
+    return undefined
+  })

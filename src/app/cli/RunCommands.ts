@@ -163,6 +163,24 @@ const reusedPlan = (request: string, json: boolean) =>
     return found.value
   })
 
+/**
+ * Whether `run` offers a closely matching past successful plan (#17): to a person at a terminal (standard input and
+ * output), never with --json, --non-interactive or --plan, nor with an LLM (which sees past plans as examples).
+ */
+const offersMemory = (flags: RunFlags, hasPlanFile: boolean): boolean =>
+  !hasPlanFile &&
+  !flags.json &&
+  !flags.nonInteractive &&
+  Prompt.canPrompt() &&
+  process.stdout.isTTY === true &&
+  !llmConfigured()
+
+const offeredPlan = (request: string) =>
+  Effect.flatMap(
+    Effect.promise(() => import("./MemoryCommands.js")),
+    (memory) => memory.offerReuse(request)
+  )
+
 export const run = (flags: RunFlags) =>
   withStore(flags, (store) =>
     Effect.gen(function* () {
@@ -193,7 +211,11 @@ export const run = (flags: RunFlags) =>
       const attachments = yield* requestAttachments(flags.attach)
       const presets = yield* parsePresets(flags.answers)
       const spec = yield* chooseSpec(flags.executor, Option.none())
-      const reused = flags.fromMemory ? yield* reusedPlan(request, flags.json) : undefined
+      const reused = flags.fromMemory
+        ? yield* reusedPlan(request, flags.json)
+        : offersMemory(flags, planFile !== undefined)
+          ? yield* offeredPlan(request)
+          : undefined
       if (reused !== undefined) yield* checkPresets(presets, reused.tasks.length, "the plan")
       else if (planFile !== undefined) yield* checkPresets(presets, planFile.tasks.length, "the plan")
       else if (!llmConfigured()) {

@@ -3,20 +3,23 @@
  * answer or a fork, then drive the session with the chosen executors. Loaded only when there is work to do.
  */
 import { Clock, Effect } from "effect"
+import * as Budget from "../../domain/Budget.js"
 import { ClarificationProvided, HandleExecutorEvent, Initialize } from "../../domain/Commands.js"
 import type { PlannerConfig } from "../../domain/Config.js"
 import type { PlannerSource } from "../../domain/Events.js"
 import type { Attachment, TaskPlan } from "../../domain/Task.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
 import { Llm } from "../../infra/Llm.js"
+import * as AppBudget from "../Budget.js"
 import { fork } from "../Fork.js"
 import { clarificationWarnings, plannerExamples } from "../MemoryPlanning.js"
 import { PlannerService } from "../PlannerService.js"
-import { planRequest } from "../Planning.js"
+import { type PlanResult, planRequest } from "../Planning.js"
 import { newSessionId } from "../Runner.js"
 import { type DriveOptions, drive } from "./Drive.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { type ExecutorSpec, makeExecutors, specText } from "./Executors.js"
+import { usage } from "./Failure.js"
 import { indexLayer } from "./MemoryCommands.js"
 import { err, out } from "./Output.js"
 import { checkPresets } from "./Presets.js"
@@ -66,7 +69,11 @@ export const start = (
         ? yield* Effect.provide(plannerExamples(request), indexLayer)
         : ""
     const systemPrompt = [config.systemPrompt.trim(), examples].filter((part) => part.length > 0).join("\n\n")
-    const plan = given ?? (yield* planRequest(request, attachments, { systemPrompt }))
+    // #16: the planning call is checked against the budget and priced like any other; its usage goes in with the plan.
+    const prices = yield* AppBudget.loadPrices.pipe(Effect.mapError((error) => usage(error.message)))
+    const plan: Pick<PlanResult, "tasks" | "source" | "usage"> =
+      given ?? (yield* planRequest(request, attachments, { systemPrompt, budget: Budget.fromLimits(config), prices }))
+    const planningUsage = plan.usage !== undefined && plan.usage.length > 0 ? { usage: plan.usage } : {}
     yield* checkPresets(settings.drive.presets, plan.tasks.length, "the plan")
     if (settings.drive.mode !== "json") {
       const warnings = yield* Effect.provide(clarificationWarnings(plan.tasks), indexLayer)
@@ -79,7 +86,16 @@ export const start = (
     const executor = specText(settings.spec)
     const handled = yield* service.execute(
       sessionId,
-      new Initialize({ request, attachments, tasks: plan.tasks, source: plan.source, executor, config, at }),
+      new Initialize({
+        request,
+        attachments,
+        tasks: plan.tasks,
+        source: plan.source,
+        executor,
+        config,
+        ...planningUsage,
+        at
+      }),
       { correlationId: sessionId, extra: { executor } }
     )
     yield* drive(sessionId, handled.state, settings.drive)

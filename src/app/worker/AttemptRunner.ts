@@ -25,6 +25,7 @@ import { Compactor } from "../../infra/Compactor.js"
 import { ExecutorRegistry, Outcome, type TaskContext } from "../../infra/Executor.js"
 import type { JobKey, TakenJob } from "../../infra/TaskQueue.js"
 import { hotSpan, hotSpanWith } from "../../infra/Tracing.js"
+import * as AppBudget from "../Budget.js"
 import { type Handled, type HandleError, PlannerService } from "../PlannerService.js"
 import * as CompactionTrigger from "./CompactionTrigger.js"
 
@@ -120,6 +121,7 @@ export const make = (settings: AttemptSettings) =>
     const checker = yield* AttachmentChecker
     const compactor = yield* Compactor
     const compactIfOverBudget = yield* CompactionTrigger.make
+    const prices = yield* AppBudget.pricesOrWarn
     const clock = yield* Effect.clock
     const { workerId, workingDirectory } = settings
     const queue = service.queue
@@ -200,9 +202,19 @@ export const make = (settings: AttemptSettings) =>
         const problem = settings.checkAttachments
           ? yield* checker.firstProblem(task.attachments, workingDirectory, task)
           : Option.none()
+        // #16: the executor's model calls are checked against the session's budget and their usage recorded. A call
+        // the budget refused was not made: the task asks the budget question instead of reporting what came of it.
+        const meter = { budget: state.budget, prices, taskId: task.id, attempt: task.attempt } as const
+        const ran = Option.isSome(problem)
+          ? undefined
+          : yield* AppBudget.meteredValue(execute(sessionId, task, context), { ...meter, purpose: "execution" })
+        if (ran !== undefined) yield* AppBudget.record(service, sessionId, ran.usage)
+        const overBudget = ran?.refused
         const outcome = Option.isSome(problem)
           ? Outcome.NeedsClarification({ question: problem.value.question })
-          : yield* execute(sessionId, task, context)
+          : overBudget !== undefined
+            ? Outcome.NeedsClarification({ question: "The next model call would cross the session's budget." })
+            : (ran?.value ?? Outcome.Failed({ error: "the executor did not run", retryable: true }))
         const at = yield* Clock.currentTimeMillis
         const finished = (
           what: Extract<AttemptReport, { _tag: "Finished" }>["outcome"],
@@ -235,7 +247,17 @@ export const make = (settings: AttemptSettings) =>
           Failed: ({ error, retryable }) =>
             Effect.gen(function* () {
               const limit = state.config.errorCharLimit
-              const compacted = error.length > limit ? yield* compactor.compactError(error, limit) : error
+              const compacted =
+                error.length <= limit
+                  ? error
+                  : yield* AppBudget.meteredValue(compactor.compactError(error, limit), {
+                      ...meter,
+                      budget: AppBudget.afterUsage(state.budget, ran?.usage),
+                      purpose: "compaction"
+                    }).pipe(
+                      Effect.tap((shortened) => AppBudget.record(service, sessionId, shortened.usage)),
+                      Effect.map((shortened) => shortened.value)
+                    )
               const jitter = yield* Random.next
               const event = new TaskFailed({ taskId: task.id, attempt: task.attempt, error: compacted, retryable })
               const handled = yield* report(sessionId, new HandleExecutorEvent({ event, jitter, at }, true))
@@ -252,7 +274,8 @@ export const make = (settings: AttemptSettings) =>
                 taskId: task.id,
                 attempt: task.attempt,
                 question,
-                ...(Option.isSome(problem) ? { attachment: problem.value.attachment } : {})
+                ...(Option.isSome(problem) ? { attachment: problem.value.attachment } : {}),
+                ...(overBudget === undefined ? {} : { budget: overBudget })
               })
               const handled = yield* report(sessionId, new HandleExecutorEvent({ event, at }, true))
               yield* finished(Option.isNone(handled) ? "discarded" : "waiting", question)

@@ -9,6 +9,7 @@ import type { TaskState } from "../../domain/Task.js"
 import { Compactor } from "../../infra/Compactor.js"
 import * as Tokenizer from "../../infra/Tokenizer.js"
 import { hotSpanWith } from "../../infra/Tracing.js"
+import * as AppBudget from "../Budget.js"
 import { PlannerService } from "../PlannerService.js"
 
 /** A completed task's entry in the rolling context. */
@@ -18,6 +19,7 @@ export const entryText = (task: TaskState) => `Task ${task.id} (${task.descripti
 export const make = Effect.gen(function* () {
   const service = yield* PlannerService
   const compactor = yield* Compactor
+  const prices = yield* AppBudget.pricesOrWarn
   const counter = Tokenizer.memoized(Tokenizer.fallback)
   // The budget is checked after every completion, over every entry of the rolling context. A completed task's state
   // stays the same object until it is compacted, so each entry is counted once, by the task it is made from.
@@ -45,13 +47,13 @@ export const make = Effect.gen(function* () {
       for (const task of rolling) used += entryTokens(task)
       if (used <= tokenBudget || rolling.length === 0) return
       const entries = rolling.map((task) => ({ taskId: task.id, text: entryText(task) }))
-      const result = yield* compactor.compact({
-        summary: state.contextSummary,
-        entries,
-        budget: tokenBudget,
-        profile,
-        systemPrompt
-      })
+      // #16: a summary by the model is checked against the session's budget (over it, the heuristic compactor folds
+      // the results instead) and its usage recorded.
+      const { value: result, usage } = yield* AppBudget.meteredValue(
+        compactor.compact({ summary: state.contextSummary, entries, budget: tokenBudget, profile, systemPrompt }),
+        { budget: state.budget, prices, purpose: "compaction" }
+      )
+      yield* AppBudget.record(service, sessionId, usage, causationId)
       const at = yield* Clock.currentTimeMillis
       yield* service
         .execute(

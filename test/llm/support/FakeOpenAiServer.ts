@@ -12,7 +12,7 @@ import { Effect, type Scope } from "effect"
 
 export type Reply =
   /** The model's answer text (valid JSON, malformed JSON, anything). `truncated` marks it as cut off by a length limit. */
-  | { readonly _tag: "Output"; readonly text: string; readonly truncated?: boolean }
+  | { readonly _tag: "Output"; readonly text: string; readonly truncated?: boolean; readonly usage?: Usage }
   | { readonly _tag: "Refusal"; readonly refusal: string }
   /** An HTTP error status with optional headers and JSON body. */
   | {
@@ -35,8 +35,14 @@ export type Reply =
   /** Decides from the request (for echoing what was sent). */
   | { readonly _tag: "Dynamic"; readonly respond: (request: RecordedRequest) => Reply }
 
+/** The token usage a reply reports (default 12 in, 7 out); `null` reports none, so the client must count. */
+export type Usage = { readonly input: number; readonly output: number } | null
+
 export const Reply = {
-  json: (value: unknown): Reply => ({ _tag: "Output", text: JSON.stringify(value) }),
+  json: (value: unknown, usage?: Usage): Reply =>
+    usage === undefined
+      ? { _tag: "Output", text: JSON.stringify(value) }
+      : { _tag: "Output", text: JSON.stringify(value), usage },
   text: (text: string, truncated = false): Reply => ({ _tag: "Output", text, truncated }),
   refusal: (refusal: string): Reply => ({ _tag: "Refusal", refusal }),
   status: (status: number, headers: Readonly<Record<string, string>> = {}, body?: unknown): Reply => ({
@@ -120,9 +126,10 @@ let counter = 0
 
 const responsesBody = (
   model: string,
-  reply: { readonly text: string; readonly truncated?: boolean } | { readonly refusal: string }
+  reply: { readonly text: string; readonly truncated?: boolean; readonly usage?: Usage } | { readonly refusal: string }
 ) => {
   counter += 1
+  const usage = "usage" in reply && reply.usage !== undefined ? reply.usage : { input: 12, output: 7 }
   const content =
     "refusal" in reply
       ? [{ type: "refusal", refusal: reply.refusal }]
@@ -152,21 +159,26 @@ const responsesBody = (
     metadata: null,
     temperature: null,
     top_p: null,
-    usage: {
-      input_tokens: 12,
-      input_tokens_details: { cached_tokens: 0 },
-      output_tokens: 7,
-      output_tokens_details: { reasoning_tokens: 0 },
-      total_tokens: 19
-    }
+    ...(usage === null
+      ? {}
+      : {
+          usage: {
+            input_tokens: usage.input,
+            input_tokens_details: { cached_tokens: 0 },
+            output_tokens: usage.output,
+            output_tokens_details: { reasoning_tokens: 0 },
+            total_tokens: usage.input + usage.output
+          }
+        })
   }
 }
 
 const chatBody = (
   model: string,
-  reply: { readonly text: string; readonly truncated?: boolean } | { readonly refusal: string }
+  reply: { readonly text: string; readonly truncated?: boolean; readonly usage?: Usage } | { readonly refusal: string }
 ) => {
   counter += 1
+  const usage = "usage" in reply && reply.usage !== undefined ? reply.usage : { input: 12, output: 7 }
   const refusal = "refusal" in reply ? reply.refusal : null
   return {
     id: `chatcmpl_${counter}`,
@@ -180,7 +192,15 @@ const chatBody = (
         finish_reason: "text" in reply && reply.truncated === true ? "length" : "stop"
       }
     ],
-    usage: { prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 }
+    ...(usage === null
+      ? {}
+      : {
+          usage: {
+            prompt_tokens: usage.input,
+            completion_tokens: usage.output,
+            total_tokens: usage.input + usage.output
+          }
+        })
   }
 }
 

@@ -1,0 +1,222 @@
+/**
+ * The budget on the app's side: metering the model calls made for a session (see `infra/LlmUsage`), pricing them from
+ * the user's price table, and checking each call against the session's limit before it is made.
+ *
+ * `metered(effect, options)` runs `effect` with a meter that admits a call only while the spend so far (the session's,
+ * as its state says, plus what this piece of work has used) and the call's estimate stay within the limits. It gives
+ * back what the effect gave, every call's usage (as `ModelUsage`, ready for `RecordUsage`), and the need of the call
+ * it refused, if it refused one: the caller turns that into the budget question.
+ *
+ * Prices: `PLANNER_LLM_PRICES` holds a JSON object, or the path of a file holding one, mapping model names to dollars
+ * per million tokens: `{"gpt-4o-mini": {"input": 0.15, "output": 0.6}, "*": {"input": 1, "output": 2}}`. A model is
+ * found by its name, then its name without a provider prefix or tag, then `*`. Without a table only tokens are counted.
+ */
+import * as Fs from "node:fs"
+import { Clock, Config, Data, Effect, Either, Exit, FiberRef, Option } from "effect"
+import * as Budget from "../domain/Budget.js"
+import { RecordUsage } from "../domain/Commands.js"
+import * as LlmUsage from "../infra/LlmUsage.js"
+import type { PlannerService } from "./PlannerService.js"
+
+export interface Price {
+  /** Dollars per million input tokens. */
+  readonly input: number
+  /** Dollars per million output tokens. */
+  readonly output: number
+}
+
+export type Prices = ReadonlyMap<string, Price>
+
+export class PriceTableError extends Data.TaggedError("PriceTableError")<{ readonly reason: string }> {
+  override get message() {
+    return `PLANNER_LLM_PRICES cannot be used: ${this.reason}. Give a JSON object such as {"gpt-4o-mini": {"input": 0.15, "output": 0.6}} (dollars per million tokens), or the path of a file holding one.`
+  }
+}
+
+const isPrice = (value: unknown): value is Price =>
+  typeof value === "object" &&
+  value !== null &&
+  "input" in value &&
+  "output" in value &&
+  typeof value.input === "number" &&
+  typeof value.output === "number" &&
+  Number.isFinite(value.input) &&
+  Number.isFinite(value.output) &&
+  value.input >= 0 &&
+  value.output >= 0
+
+/** Reads a price table: a JSON object of model name to `{ input, output }` dollars per million tokens. */
+export const parsePrices = (text: string): Either.Either<Prices, string> => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (error) {
+    return Either.left(`it is not JSON (${(error as Error).message})`)
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return Either.left("it is not a JSON object")
+  }
+  const prices = new Map<string, Price>()
+  for (const [model, price] of Object.entries(parsed)) {
+    if (!isPrice(price)) return Either.left(`the price of ${JSON.stringify(model)} is not {"input": N, "output": N}`)
+    prices.set(model, { input: price.input, output: price.output })
+  }
+  return Either.right(prices)
+}
+
+/** The price table from `PLANNER_LLM_PRICES` (inline JSON or a file's path); undefined when it is not set. */
+export const loadPrices: Effect.Effect<Prices | undefined, PriceTableError> = Effect.gen(function* () {
+  const setting = yield* Config.option(Config.string("PLANNER_LLM_PRICES")).pipe(
+    Effect.orElseSucceed(() => Option.none<string>())
+  )
+  if (Option.isNone(setting) || setting.value.trim().length === 0) return undefined
+  const value = setting.value.trim()
+  const text = value.startsWith("{")
+    ? value
+    : yield* Effect.try({
+        try: () => Fs.readFileSync(value, "utf8"),
+        catch: (error) =>
+          new PriceTableError({
+            reason: `the file ${value} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`
+          })
+      })
+  const parsed = parsePrices(text)
+  if (Either.isLeft(parsed)) return yield* new PriceTableError({ reason: parsed.left })
+  return parsed.right
+})
+
+/** A model's price: by its name, its name without a provider prefix or tag, or the table's `*`. */
+export const priceFor = (prices: Prices | undefined, model: string): Price | undefined => {
+  if (prices === undefined) return undefined
+  const bare = (model.split("/").pop() ?? model).split(":")[0] ?? model
+  return prices.get(model) ?? prices.get(bare) ?? prices.get("*")
+}
+
+/** What `input` and `output` tokens of `model` cost, in dollars; undefined without a price. */
+export const cost = (prices: Prices | undefined, model: string, input: number, output: number): number | undefined => {
+  const price = priceFor(prices, model)
+  if (price === undefined) return undefined
+  return Math.round(((input * price.input + output * price.output) / 1e6) * 1e6) / 1e6
+}
+
+export interface MeterOptions {
+  /** The session's budget as its state has it (limits and the spend recorded so far); undefined: no limit. */
+  readonly budget: Budget.BudgetState | undefined
+  readonly prices: Prices | undefined
+  readonly purpose: Budget.UsagePurpose
+  readonly taskId?: number
+  readonly attempt?: number
+}
+
+export interface Metered<A> {
+  readonly exit: Exit.Exit<A, unknown>
+  /** Every call made, in order. */
+  readonly usage: ReadonlyArray<Budget.ModelUsage>
+  /** What the call the meter refused needed; undefined when every call was admitted. */
+  readonly refused: Budget.BudgetNeed | undefined
+}
+
+const operationPurpose = (purpose: Budget.UsagePurpose, operation: string): Budget.UsagePurpose =>
+  // The executor's failure path shortens its error with the model: that call is compaction, not the step.
+  operation === "error" || operation === "summary" ? "compaction" : purpose
+
+/**
+ * Runs `effect` with a meter (see the module comment). Its failure or defect is in `exit`, with the usage of the calls
+ * made before it.
+ */
+export const metered = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  options: MeterOptions
+): Effect.Effect<Metered<A>, never, R> =>
+  Effect.suspend(() => {
+    const usage: Array<Budget.ModelUsage> = []
+    let refused: Budget.BudgetNeed | undefined
+    const limits = options.budget
+    const limited = limits !== undefined && (limits.tokens !== undefined || limits.usd !== undefined)
+    const meter: LlmUsage.Meter = {
+      limited,
+      admit: (estimate) => {
+        const tokens = estimate.promptTokens + estimate.outputAllowance
+        const usd = cost(options.prices, estimate.model, estimate.promptTokens, estimate.outputAllowance)
+        const need: Budget.BudgetNeed = usd === undefined ? { tokens } : { tokens, usd }
+        if (Budget.wouldCross(Budget.addUsage(limits, usage), need) === undefined) return true
+        refused = need
+        return false
+      },
+      record: (call) => {
+        const usd = cost(options.prices, call.model, call.inputTokens, call.outputTokens)
+        usage.push({
+          purpose: operationPurpose(options.purpose, call.operation),
+          model: call.model,
+          inputTokens: call.inputTokens,
+          outputTokens: call.outputTokens,
+          counted: call.counted,
+          ...(call.estimatedTokens === undefined ? {} : { estimatedTokens: call.estimatedTokens }),
+          ...(usd === undefined ? {} : { usd }),
+          ...(options.taskId === undefined ? {} : { taskId: options.taskId }),
+          ...(options.attempt === undefined ? {} : { attempt: options.attempt })
+        })
+      }
+    }
+    return Effect.map(
+      Effect.exit(Effect.locally(effect, LlmUsage.currentMeter, Option.some(meter))),
+      (exit): Metered<A> => ({ exit, usage, refused })
+    )
+  })
+
+/** `metered`, for an effect that cannot fail: its value, or its defect re-raised. */
+export const meteredValue = <A, R>(
+  effect: Effect.Effect<A, never, R>,
+  options: MeterOptions
+): Effect.Effect<
+  {
+    readonly value: A
+    readonly usage: ReadonlyArray<Budget.ModelUsage>
+    readonly refused: Budget.BudgetNeed | undefined
+  },
+  never,
+  R
+> =>
+  Effect.flatMap(metered(effect, options), ({ exit, usage, refused }) =>
+    Exit.isSuccess(exit) ? Effect.succeed({ value: exit.value, usage, refused }) : Effect.failCause(exit.cause as never)
+  )
+
+/** Whether a meter is set in this fiber (for tests). */
+export const isMetered: Effect.Effect<boolean> = Effect.map(FiberRef.get(LlmUsage.currentMeter), Option.isSome)
+
+/**
+ * Records what calls made for a session used (`RecordUsage` through the writer). A failure to record is logged, not
+ * raised: the work it metered is done, and its outcome must still be reported.
+ */
+export const record = (
+  service: Pick<PlannerService["Type"], "execute">,
+  sessionId: string,
+  usage: ReadonlyArray<Budget.ModelUsage>,
+  causationId?: string
+): Effect.Effect<void> =>
+  usage.length === 0
+    ? Effect.void
+    : Effect.gen(function* () {
+        const at = yield* Clock.currentTimeMillis
+        yield* service.execute(
+          sessionId,
+          new RecordUsage({ usage, at }),
+          causationId === undefined ? {} : { causationId }
+        )
+      }).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(`the model usage of session ${sessionId} could not be recorded: ${error.message}`)
+        )
+      )
+
+/** The price table for a long-lived process: a table that cannot be read is reported once, and calls are not priced. */
+export const pricesOrWarn: Effect.Effect<Prices | undefined> = loadPrices.pipe(
+  Effect.catchAll((error) => Effect.as(Effect.logWarning(error.message), undefined))
+)
+
+/** A budget with some more usage counted in (what this piece of work used before its next call). */
+export const afterUsage = (
+  budget: Budget.BudgetState | undefined,
+  usage: ReadonlyArray<Budget.ModelUsage> | undefined
+): Budget.BudgetState | undefined =>
+  budget === undefined || usage === undefined || usage.length === 0 ? budget : Budget.addUsage(budget, usage)
