@@ -22,7 +22,8 @@ export const UsagePurpose = Schema.Literal("planning", "compaction", "execution"
 export type UsagePurpose = typeof UsagePurpose.Type
 
 const Count = Schema.Int.pipe(Schema.nonNegative())
-const Dollars = Schema.Number.pipe(Schema.finite(), Schema.nonNegative())
+/** An amount of tokens or dollars: finite, so it survives JSON. */
+const Amount = Schema.Number.pipe(Schema.finite(), Schema.nonNegative())
 
 /** One model call's usage, as the API reported it (`counted: "api"`) or counted with the tokenizer. */
 export const ModelUsage = Schema.Struct({
@@ -34,7 +35,7 @@ export const ModelUsage = Schema.Struct({
   /** What the call was estimated to need before it was made (prompt plus output allowance), when a limit was checked. */
   estimatedTokens: Schema.optionalWith(Count, { exact: true }),
   /** Its price from the user's price table; absent without one. */
-  usd: Schema.optionalWith(Dollars, { exact: true }),
+  usd: Schema.optionalWith(Amount, { exact: true }),
   taskId: Schema.optionalWith(TaskId, { exact: true }),
   attempt: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { exact: true })
 }).annotations({ identifier: "ModelUsage" })
@@ -46,18 +47,18 @@ export type BudgetUnit = typeof BudgetUnit.Type
 /** What the next call needs, as the app estimated it (tokenizer count of the prompt plus an output allowance). */
 export const BudgetNeed = Schema.Struct({
   tokens: Count,
-  usd: Schema.optionalWith(Dollars, { exact: true })
+  usd: Schema.optionalWith(Amount, { exact: true })
 }).annotations({ identifier: "BudgetNeed" })
 export type BudgetNeed = typeof BudgetNeed.Type
 
 /** The budget question's figures, recorded with the question so it reads the same on replay. */
 export const BudgetAsk = Schema.Struct({
   unit: BudgetUnit,
-  spent: Schema.Number,
-  limit: Schema.Number,
-  needed: Schema.Number,
+  spent: Amount,
+  limit: Amount,
+  needed: Amount,
   /** What "yes" alone raises the limit by. */
-  suggested: Schema.Number
+  suggested: Amount
 }).annotations({ identifier: "BudgetAsk" })
 export type BudgetAsk = typeof BudgetAsk.Type
 
@@ -67,7 +68,7 @@ export const Spend = Schema.Struct({
   /** How many model calls were recorded. */
   calls: Count,
   /** Present once a call was priced. */
-  usd: Schema.optionalWith(Dollars, { exact: true })
+  usd: Schema.optionalWith(Amount, { exact: true })
 }).annotations({ identifier: "Spend" })
 export type Spend = typeof Spend.Type
 
@@ -75,7 +76,7 @@ export type Spend = typeof Spend.Type
 export const BudgetState = Schema.Struct({
   /** The limit in tokens (input plus output), with every raise. */
   tokens: Schema.optionalWith(Count, { exact: true }),
-  usd: Schema.optionalWith(Dollars, { exact: true }),
+  usd: Schema.optionalWith(Amount, { exact: true }),
   spent: Spend,
   /** Budget questions waiting for an answer, by task. */
   questions: Schema.Array(Schema.Struct({ taskId: TaskId, ask: BudgetAsk }))
