@@ -76,6 +76,11 @@ export class Initialize extends Schema.TaggedClass<Initialize>()("Initialize", {
   expand: Schema.optionalWith(Schema.Array(Expansion), { exact: true }),
   /** The depth bound for those expansions when this session is nobody's child. Default `SubPlans.defaultMaxDepth`. */
   maxDepth: Schema.optionalWith(MaxDepth, { exact: true }),
+  /**
+   * The session plans another session's request again (`planner fork SOURCE --at 0 --replan`): recorded first, as
+   * `SessionForked` at sequence 0 (nothing copied), so lineage and diff know the two runs belong together.
+   */
+  forkedFrom: Schema.optionalWith(Schema.Struct({ sessionId: Schema.NonEmptyString }), { exact: true }),
   at: Timestamp
 }) {}
 

@@ -679,6 +679,11 @@ const initialize = (state: PlannerState, command: Initialize): Decided => {
   return Either.flatMap(planned, (tasks) =>
     Either.flatMap(Graph.validate(tasks), () =>
       run(state, (decision) => {
+        if (command.forkedFrom !== undefined) {
+          decision.emit(
+            new SessionForked({ fromSessionId: command.forkedFrom.sessionId, atSequence: 0, at: command.at })
+          )
+        }
         decision.emit(
           new TasksPlanned({
             request: command.request,

@@ -37,7 +37,7 @@ export interface RunSettings {
  * Runs `body` with the LLM, compactor, attachment checker and the executors of `settings`, on a scheduler that lets
  * the event loop turn (see `EventLoop`), so a signal stops even a run whose tasks all complete at once.
  */
-const withRunServices =
+export const withRunServices =
   (settings: RunSettings) =>
   <A, E, R>(body: Effect.Effect<A, E, R>) =>
     Effect.gen(function* () {
