@@ -181,6 +181,7 @@ export const stateText = (state: Planner.PlannerState, header: SessionHeader): s
     lines.push(`Attachments: ${state.attachments.map((a) => `${a.kind} ${a.value}`).join(", ")}`)
   }
   if (state.status !== "NotStarted") lines.push(...settingsLines(state.config))
+  if (state.budget !== undefined) lines.push(`Model spend: ${Budget.describe(state.budget)}`)
   lines.push("")
   for (const task of state.tasks) lines.push(...taskLines(task))
   lines.push("")
@@ -335,7 +336,14 @@ export const resultJson = (sessionId: string, state: Planner.PlannerState) => ({
   status: state.status,
   waiting: Planner.isWaiting(state),
   tasks: state.tasks.map(taskJson),
-  summary: summaryOf(state)
+  summary: summaryOf(state),
+  ...(state.budget === undefined ? {} : { budget: budgetJson(state.budget) })
+})
+
+/** The budget and the spend (see `Budget`), with the spend's total in tokens. */
+export const budgetJson = (budget: Budget.BudgetState) => ({
+  ...budget,
+  spentTokens: Budget.totalTokens(budget.spent)
 })
 
 /** `show` and `replay`: the same, with what the session is and where it came from. */
