@@ -2,7 +2,9 @@
  * Retention (`planner prune --finished-before DATE`): the events of finished sessions older than a date are removed,
  * and each keeps a final snapshot (its final `PlannerState`, encoded, and its memory records) in `session_snapshots`
  * (migration 0005), so `show`, `recall`, `stats` and `memory rebuild` still know it. A session with a fork still
- * running is kept: the fork may need its source. Snapshot and deletion commit together, one session at a time.
+ * running is kept (the fork may need its source), and so is a sub-plan's parent or root whose child still runs (see
+ * `dependsOn`, the one place a new kind of link between sessions is added). Snapshot and deletion commit together, one
+ * session at a time.
  *
  * Only the SQL stores prune (the port's optional `deleteAggregate`); on the in-memory store, `prune` fails saying so.
  */
@@ -53,6 +55,36 @@ export const allRecords: Effect.Effect<ReadonlyArray<MemoryRecord>, EventStoreEr
   return rows.flatMap((row) => JSON.parse(row.records) as Array<MemoryRecord>)
 })
 
+/** A session a running session needs, and how it is linked to it. */
+export interface Dependency {
+  readonly sessionId: string
+  readonly as: "fork" | "child"
+}
+
+/**
+ * The sessions this one needs while it runs: the session it was forked from, and (a sub-plan) its parent and the root
+ * of its tree. A finished session that a running one needs is never pruned.
+ */
+export const dependsOn = (state: Planner.PlannerState): ReadonlyArray<Dependency> => {
+  const needed: Array<Dependency> = []
+  if (state.forkedFrom !== undefined) needed.push({ sessionId: state.forkedFrom.sessionId, as: "fork" })
+  const link = state.subPlanOf
+  if (link !== undefined) {
+    needed.push({ sessionId: link.sessionId, as: "child" })
+    if (link.rootSessionId !== link.sessionId) needed.push({ sessionId: link.rootSessionId, as: "child" })
+  }
+  return needed
+}
+
+/** Why a session stays: "its fork f still running", "its child sessions a, b still running", or both. */
+const keptBecause = (running: ReadonlyArray<Dependency & { readonly by: string }>): string => {
+  const list = (as: Dependency["as"], word: string) => {
+    const ids = [...new Set(running.filter((entry) => entry.as === as).map((entry) => entry.by))]
+    return ids.length === 0 ? [] : [`${word}${ids.length === 1 ? "" : "s"} ${ids.join(", ")}`]
+  }
+  return `its ${[...list("fork", "fork"), ...list("child", "child session")].join(" and ")} still running`
+}
+
 export interface PruneReport {
   readonly pruned: ReadonlyArray<{ readonly sessionId: string; readonly events: number; readonly finishedAt: number }>
   readonly kept: ReadonlyArray<{ readonly sessionId: string; readonly reason: string }>
@@ -73,14 +105,18 @@ export const prune = (finishedBefore: number): Effect.Effect<PruneReport, ReadEr
     const plannerStore = yield* Effect.provideService(PlannerStore.make, EventStore, store)
     const sessions = yield* store.aggregates(PlannerStore.plannerStreamId)
     const states = new Map<string, { state: Planner.PlannerState; records: ReadonlyArray<MemoryRecord> }>()
-    const runningForks = new Map<string, Array<string>>()
+    const neededBy = new Map<string, Array<Dependency & { readonly by: string }>>()
     for (const session of sessions) {
       const events = (yield* plannerStore.load(session.aggregateId)).map((record) => record.event)
       const state = Planner.fold(events)
       states.set(session.aggregateId, { state, records: recordsOf(session.aggregateId, events) })
-      const parent = state.forkedFrom?.sessionId
-      if (parent !== undefined && !Planner.isFinished(state)) {
-        runningForks.set(parent, [...(runningForks.get(parent) ?? []), session.aggregateId])
+      if (!Planner.isFinished(state)) {
+        for (const needed of dependsOn(state)) {
+          neededBy.set(needed.sessionId, [
+            ...(neededBy.get(needed.sessionId) ?? []),
+            { ...needed, by: session.aggregateId }
+          ])
+        }
       }
     }
     const now = yield* Clock.currentTimeMillis
@@ -89,9 +125,9 @@ export const prune = (finishedBefore: number): Effect.Effect<PruneReport, ReadEr
     for (const [sessionId, { state, records }] of states) {
       const finishedAt = state.finishedAt
       if (!Planner.isFinished(state) || finishedAt === undefined || finishedAt >= finishedBefore) continue
-      const forks = runningForks.get(sessionId)
-      if (forks !== undefined) {
-        kept.push({ sessionId, reason: `its fork${forks.length === 1 ? "" : "s"} ${forks.join(", ")} still running` })
+      const running = neededBy.get(sessionId)
+      if (running !== undefined) {
+        kept.push({ sessionId, reason: keptBecause(running) })
         continue
       }
       const events = yield* sql.value

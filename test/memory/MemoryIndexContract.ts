@@ -268,52 +268,64 @@ export const memoryIndexContract = (name: string, target: MemoryTarget) =>
       )
     )
 
-    it.live("prune keeps what it promises: final snapshots, memory, and a source whose fork still runs", () =>
-      withTarget(
-        target,
-        Effect.gen(function* () {
-          const index = yield* MemoryIndex
-          yield* writeCorpus
-          const tasks: ReadonlyArray<TaskScript> = [
-            { description: "Parse the logs" },
-            { description: "Chart the errors" }
-          ]
-          // A fork of s-deploy that has not finished: s-deploy must stay.
-          yield* append("s-deploy-fork", [
-            ...sessionEvents("Deploy the website to production", []).slice(0, 1),
-            forked("s-deploy", 1),
-            ...taskEvents(1, tasks[0] as TaskScript, 9_500).slice(0, 1)
-          ])
-          yield* MemoryProjection.catchUp
-          const before = yield* index.all
-          const result = yield* Effect.either(SessionSnapshots.prune(Number.MAX_SAFE_INTEGER))
-          if (target.prunes !== true) {
-            expect(result._tag).toBe("Left")
-            if (result._tag === "Left")
-              expect(result.left.message).toContain("only the SQLite and PostgreSQL stores prune")
-            return
-          }
-          if (result._tag === "Left") return yield* Effect.die(result.left)
-          expect(result.right.pruned.map((session) => session.sessionId).sort()).toEqual([
-            "s-login",
-            "s-refactor",
-            "s-report"
-          ])
-          expect(result.right.kept).toEqual([{ sessionId: "s-deploy", reason: "its fork s-deploy-fork still running" }])
-          const store = yield* EventStoreTag
-          for (const id of ["s-login", "s-refactor", "s-report"]) {
-            expect(yield* store.lastSequence("planner", id)).toBe(0)
-            const snapshot = yield* SessionSnapshots.load(id)
-            expect(Option.map(snapshot, (state) => state.status)).toEqual(
-              Option.some(id === "s-report" ? "Failed" : "Succeeded")
-            )
-          }
-          expect(yield* store.lastSequence("planner", "s-deploy")).toBeGreaterThan(0)
-          expect(yield* index.all).toEqual(before)
-          yield* MemoryProjection.rebuild
-          expect(yield* index.all).toEqual(before)
-        })
-      )
+    it.live(
+      "prune keeps what it promises: final snapshots, memory, a source whose fork and a parent whose child still run",
+      () =>
+        withTarget(
+          target,
+          Effect.gen(function* () {
+            const index = yield* MemoryIndex
+            yield* writeCorpus
+            const tasks: ReadonlyArray<TaskScript> = [
+              { description: "Parse the logs" },
+              { description: "Chart the errors" }
+            ]
+            // A fork of s-deploy that has not finished: s-deploy must stay.
+            yield* append("s-deploy-fork", [
+              ...sessionEvents("Deploy the website to production", []).slice(0, 1),
+              forked("s-deploy", 1),
+              ...taskEvents(1, tasks[0] as TaskScript, 9_500).slice(0, 1)
+            ])
+            // A sub-plan of s-refactor's task 1 that still runs: s-refactor must stay too.
+            yield* append("s-refactor~1", [
+              planned("Extract the invoice calculation", tasks, 9_000, {
+                sessionId: "s-refactor",
+                taskId: 1,
+                rootSessionId: "s-refactor",
+                depth: 1,
+                maxDepth: 3
+              })
+            ])
+            yield* MemoryProjection.catchUp
+            const before = yield* index.all
+            const result = yield* Effect.either(SessionSnapshots.prune(Number.MAX_SAFE_INTEGER))
+            if (target.prunes !== true) {
+              expect(result._tag).toBe("Left")
+              if (result._tag === "Left")
+                expect(result.left.message).toContain("only the SQLite and PostgreSQL stores prune")
+              return
+            }
+            if (result._tag === "Left") return yield* Effect.die(result.left)
+            expect(result.right.pruned.map((session) => session.sessionId).sort()).toEqual(["s-login", "s-report"])
+            expect([...result.right.kept].sort((a, b) => (a.sessionId < b.sessionId ? -1 : 1))).toEqual([
+              { sessionId: "s-deploy", reason: "its fork s-deploy-fork still running" },
+              { sessionId: "s-refactor", reason: "its child session s-refactor~1 still running" }
+            ])
+            const store = yield* EventStoreTag
+            for (const id of ["s-login", "s-report"]) {
+              expect(yield* store.lastSequence("planner", id)).toBe(0)
+              const snapshot = yield* SessionSnapshots.load(id)
+              expect(Option.map(snapshot, (state) => state.status)).toEqual(
+                Option.some(id === "s-report" ? "Failed" : "Succeeded")
+              )
+            }
+            expect(yield* store.lastSequence("planner", "s-deploy")).toBeGreaterThan(0)
+            expect(yield* store.lastSequence("planner", "s-refactor")).toBeGreaterThan(0)
+            expect(yield* index.all).toEqual(before)
+            yield* MemoryProjection.rebuild
+            expect(yield* index.all).toEqual(before)
+          })
+        )
     )
 
     it.live(

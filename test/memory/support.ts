@@ -11,6 +11,7 @@ import {
   TaskStatusUpdated,
   TasksPlanned
 } from "../../src/domain/Events.js"
+import type { SubPlanOf } from "../../src/domain/SubPlanLink.js"
 import type { NodeKind } from "../../src/domain/Task.js"
 import { EventStore } from "../../src/infra/EventStore.js"
 import * as PlannerStore from "../../src/infra/PlannerStore.js"
@@ -26,8 +27,14 @@ export interface TaskScript {
   readonly duration?: number
 }
 
-export const planned = (request: string, tasks: ReadonlyArray<TaskScript>, at = 1_000): TasksPlanned =>
+export const planned = (
+  request: string,
+  tasks: ReadonlyArray<TaskScript>,
+  at = 1_000,
+  subPlanOf?: SubPlanOf
+): TasksPlanned =>
   new TasksPlanned({
+    ...(subPlanOf === undefined ? {} : { subPlanOf }),
     request,
     attachments: [],
     tasks: tasks.map((task, index) => ({
