@@ -616,6 +616,32 @@ const prune = Command.make(
   )
 )
 
+const doctor = Command.make(
+  "doctor",
+  {
+    db,
+    json,
+    repair: Options.boolean("repair").pipe(
+      Options.withDescription("Rebuild the sessions whose jobs differ from their logs, then check again")
+    )
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/DoctorCommand.js")),
+      (module) => module.doctor(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Check the task queue against the event log: for every session, the jobs its log implies against the jobs the queue holds. Says which are missing and which are left over; exits 1 when they differ.",
+      [
+        "With --repair it rebuilds those sessions' jobs from their logs (the leases of jobs it keeps stay). Run the repair with no planner or worker writing to the store: a dispatch made while it reads a log could be dropped until the next resume."
+      ],
+      ["planner doctor", "planner doctor --repair", "planner doctor --db postgres://localhost/planner --json"]
+    )
+  )
+)
+
 const memory = Command.make("memory").pipe(
   Command.withDescription(help("The memory index of past work.", [], ["planner memory rebuild"])),
   Command.withSubcommands([memoryRebuild])
@@ -639,7 +665,8 @@ export const planner = Command.make("planner").pipe(
     recall,
     stats,
     memory,
-    prune
+    prune,
+    doctor
   ])
 )
 
@@ -672,7 +699,8 @@ const commands = {
   recall: described(recall),
   stats: described(stats),
   memory: described(memoryRebuild),
-  prune: described(prune)
+  prune: described(prune),
+  doctor: described(doctor)
 }
 
 /** A command's help as plain text. */

@@ -147,6 +147,29 @@ export const rebuild = Effect.fn("Jobs.rebuild")(function* (sessionId: string) {
   return found
 })
 
+/** Every session the log or the queue names: those of the log, and those only the queue still has (removed). */
+const allSessions = Effect.gen(function* () {
+  const store = yield* PlannerStore
+  const queue = yield* TaskQueue
+  const sessions = new Set((yield* store.sessions).map((session) => session.aggregateId))
+  for (const job of yield* queue.list()) sessions.add(job.sessionId)
+  return sessions
+})
+
+/** How every session's jobs differ from its log, without changing anything (`planner doctor`). The ones that differ. */
+export const checkAll: Effect.Effect<
+  ReadonlyArray<JobDrift>,
+  ReadError | TaskQueueError,
+  PlannerStore | TaskQueue
+> = Effect.gen(function* () {
+  const drifted: Array<JobDrift> = []
+  for (const sessionId of yield* allSessions) {
+    const found = yield* check(sessionId)
+    if (hasDrift(found)) drifted.push(found)
+  }
+  return drifted
+}).pipe(Effect.withSpan("Jobs.checkAll"))
+
 /**
  * Rebuilds every session's jobs: those of every session in the log, and those of sessions the queue names but the
  * log does not have (removed). Returns the sessions that differed.
@@ -156,12 +179,8 @@ export const rebuildAll: Effect.Effect<
   ReadError | TaskQueueError,
   PlannerStore | TaskQueue
 > = Effect.gen(function* () {
-  const store = yield* PlannerStore
-  const queue = yield* TaskQueue
-  const sessions = new Set((yield* store.sessions).map((session) => session.aggregateId))
-  for (const job of yield* queue.list()) sessions.add(job.sessionId)
   const drifted: Array<JobDrift> = []
-  for (const sessionId of sessions) {
+  for (const sessionId of yield* allSessions) {
     const found = yield* rebuild(sessionId)
     if (hasDrift(found)) drifted.push(found)
   }

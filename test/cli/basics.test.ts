@@ -21,7 +21,8 @@ const commands = [
   "recall",
   "stats",
   "memory",
-  "prune"
+  "prune",
+  "doctor"
 ]
 
 let cwd = ""

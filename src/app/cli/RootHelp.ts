@@ -43,6 +43,7 @@ Memory of past work
   stats                         success rate, attempts, duration and questions asked, per task kind
   memory rebuild                recompute the memory index from the log
   prune --finished-before DATE  remove old finished sessions' events, keeping final snapshots and memory
+  doctor                        check the task queue against the event log; --repair rebuilds it from the log
 
 Every command takes --db PATH|postgres://URL (default: $PLANNER_DATABASE_URL, else ./.planner/planner.db);
 all but serve take --json. Exit codes: 0 completed, 1 failed or cancelled, 2 bad usage or input, 3 waiting for

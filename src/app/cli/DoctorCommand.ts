@@ -1,0 +1,86 @@
+/**
+ * `planner doctor`: checks the task queue against the event log it is a projection of (`Jobs.checkAll`: for every
+ * session, the jobs its log implies against the jobs the queue holds) and says where they differ. With `--repair` it
+ * rebuilds the sessions that differ from their logs (`Jobs.rebuild`: missing jobs put back, stray ones dropped, the
+ * leases of jobs it keeps left alone) and checks again.
+ *
+ * The writer keeps the two equal in one transaction per decision, so drift means something outside it: a queue table
+ * restored from another backup than the log, a row edited by hand, a bug. A repair reads a session's log and then
+ * replaces its jobs; a dispatch committed in between would be dropped as stray (until `resume` puts it back), so it
+ * is meant for a store no planner or worker is writing to, which the help says.
+ *
+ * Exit codes: 0 when the queue matches the log (or was repaired to), 1 when it differs and was left so, 4 when the
+ * store cannot be used.
+ */
+import { Effect, Layer, Option } from "effect"
+import * as Jobs from "../../infra/Jobs.js"
+import * as PlannerStore from "../../infra/PlannerStore.js"
+import { type ListedJob, TaskQueue } from "../../infra/TaskQueue.js"
+import { CliExit, ExitCode, toFailure, unavailable } from "./Failure.js"
+import { out } from "./Output.js"
+import { resolveStore, storeLayer } from "./Store.js"
+
+export interface DoctorFlags {
+  readonly db: Option.Option<string>
+  readonly json: boolean
+  readonly repair: boolean
+}
+
+const jobText = (job: { readonly taskId: number; readonly attempt: number; readonly kind: string }) =>
+  `task ${job.taskId} attempt ${job.attempt} (${job.kind})`
+
+const strayText = (job: ListedJob) => `${jobText(job)}${job.workerId === undefined ? "" : `, held by ${job.workerId}`}`
+
+/** One session's drift, as lines. */
+export const driftLines = (found: Jobs.JobDrift): ReadonlyArray<string> => [
+  `session ${found.sessionId}:`,
+  ...found.missing.map((job) => `  missing from the queue: ${jobText(job)}`),
+  ...found.stray.map((job) => `  in the queue, not in the log: ${strayText(job)}`)
+]
+
+export const doctor = (flags: DoctorFlags) =>
+  Effect.gen(function* () {
+    const queue = yield* Effect.serviceOption(TaskQueue)
+    if (Option.isNone(queue)) {
+      return yield* unavailable("This store has no task queue to check.")
+    }
+    const found = yield* Effect.provideService(Jobs.checkAll, TaskQueue, queue.value)
+    const repaired = flags.repair && found.length > 0
+    if (repaired) {
+      for (const session of found) yield* Effect.provideService(Jobs.rebuild(session.sessionId), TaskQueue, queue.value)
+    }
+    // After a repair, what is still different (a session written to meanwhile).
+    const left = repaired ? yield* Effect.provideService(Jobs.checkAll, TaskQueue, queue.value) : found
+    if (flags.json) {
+      yield* out(
+        JSON.stringify({
+          ok: left.length === 0,
+          drifted: found.map((session) => ({
+            sessionId: session.sessionId,
+            missing: session.missing,
+            stray: session.stray
+          })),
+          repaired,
+          remaining: left.map((session) => session.sessionId)
+        })
+      )
+    } else if (found.length === 0) {
+      yield* out("The task queue matches the event log: every dispatched attempt has its job, and no job is left over.")
+    } else {
+      yield* out(
+        [
+          `The task queue differs from the event log in ${found.length} session${found.length === 1 ? "" : "s"}:`,
+          ...found.flatMap(driftLines),
+          repaired
+            ? left.length === 0
+              ? "Repaired: those sessions' jobs were rebuilt from their logs, and now match."
+              : `Rebuilt from the logs, but ${left.length} session${left.length === 1 ? " still differs" : "s still differ"} (written to meanwhile): run it again with no planner or worker running.`
+            : "Run `planner doctor --repair` to rebuild them from their logs (with no planner or worker running)."
+        ].join("\n")
+      )
+    }
+    if (left.length > 0) return yield* new CliExit({ code: ExitCode.planFailed })
+  }).pipe(
+    Effect.provide(PlannerStore.layer.pipe(Layer.provideMerge(storeLayer(resolveStore(flags.db))))),
+    Effect.mapError((error) => (error instanceof CliExit ? error : toFailure(error)))
+  )

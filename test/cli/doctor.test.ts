@@ -1,0 +1,97 @@
+/**
+ * `planner doctor` on a SQLite file: a queue that matches its log is reported clean (exit 0); a job missing and a job
+ * left over are named (exit 1); `--repair` rebuilds the session's jobs from its log, after which the check is clean.
+ */
+import * as path from "node:path"
+import { Context, Effect, Layer } from "effect"
+import { beforeAll, describe, expect, it } from "vitest"
+import * as PlannerService from "../../src/app/PlannerService.js"
+import { Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
+import * as PlannerStore from "../../src/infra/PlannerStore.js"
+import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { TaskQueue } from "../../src/infra/TaskQueue.js"
+import { cli, ensureBuilt, tempFolder } from "./cli.js"
+
+const tasks = [1, 2, 3].map((id) => ({
+  id,
+  description: `task ${id}`,
+  kind: "Processing" as const,
+  dependsOn: [],
+  attachments: []
+}))
+
+/** Runs `use` with the writer and the queue over the SQLite file, in this process. */
+const withStore = <A>(
+  filename: string,
+  use: (service: PlannerService.PlannerServiceShape, queue: Context.Tag.Service<TaskQueue>) => Effect.Effect<A, unknown>
+) =>
+  Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const context = yield* Layer.build(
+          PlannerService.layer().pipe(
+            Layer.provideMerge(PlannerStore.layer),
+            Layer.provideMerge(SqliteEventStore.layer({ filename }))
+          )
+        )
+        return yield* use(Context.get(context, PlannerService.PlannerService), Context.get(context, TaskQueue))
+      })
+    )
+  )
+
+beforeAll(() => ensureBuilt(), 180_000)
+
+describe("planner doctor", { timeout: 300_000 }, () => {
+  it("names the jobs that differ from the log, exits 1, and --repair rebuilds them from it", async () => {
+    const cwd = tempFolder()
+    const db = path.join(cwd, "doctor.db")
+    await withStore(db, (service) =>
+      service.execute(
+        "s-doctor",
+        new Initialize({ request: "three tasks", tasks, config: { ...defaultConfig, maxParallel: 3 }, at: 1 })
+      )
+    )
+    const clean = await cli(["doctor", "--db", db], { cwd })
+    expect(clean).toMatchObject({ code: 0 })
+    expect(clean.stdout).toContain("The task queue matches the event log")
+
+    // A job of the log lost from the queue, and one the log never dispatched.
+    await withStore(db, (_, queue) =>
+      Effect.zipRight(
+        queue.remove("s-doctor", [2]),
+        queue.enqueue([
+          { sessionId: "s-doctor", taskId: 3, attempt: 7, kind: "Processing", runAt: 0, payload: { description: "?" } }
+        ])
+      )
+    )
+    const found = await cli(["doctor", "--db", db], { cwd })
+    expect(found.code).toBe(1)
+    expect(found.stdout).toContain("session s-doctor:")
+    expect(found.stdout).toContain("missing from the queue: task 2 attempt 1 (Processing)")
+    expect(found.stdout).toContain("in the queue, not in the log: task 3 attempt 7 (Processing)")
+    expect(found.stdout).toContain("planner doctor --repair")
+
+    const asJson = await cli(["doctor", "--db", db, "--json"], { cwd })
+    expect(asJson.code).toBe(1)
+    const report = JSON.parse(asJson.stdout) as {
+      ok: boolean
+      drifted: ReadonlyArray<{ sessionId: string; missing: ReadonlyArray<{ taskId: number }> }>
+    }
+    expect(report.ok).toBe(false)
+    expect(report.drifted.map((session) => [session.sessionId, session.missing.map((job) => job.taskId)])).toEqual([
+      ["s-doctor", [2]]
+    ])
+
+    const repaired = await cli(["doctor", "--db", db, "--repair"], { cwd })
+    expect(repaired.code).toBe(0)
+    expect(repaired.stdout).toContain("Repaired")
+    const jobs = await withStore(db, (_, queue) => queue.list("s-doctor"))
+    expect(jobs.map((job) => [job.taskId, job.attempt])).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 1]
+    ])
+    expect((await cli(["doctor", "--db", db], { cwd })).code).toBe(0)
+  })
+})
