@@ -609,7 +609,7 @@ const prune = Command.make(
 ).pipe(
   Command.withDescription(
     help(
-      "Remove the events of finished sessions older than a date, keeping each one's final snapshot and its memory, so show, recall and stats still work. A session with a fork still running is kept. Says what it removed.",
+      "Remove the events of finished sessions older than a date, keeping each one's final snapshot and its memory, so show, recall and stats still work. A session that a running fork or sub-plan still needs is kept. Says what it removed.",
       [],
       ["planner prune --finished-before 2025-01-01", "planner prune --finished-before 2025-06-30T12:00:00Z --json"]
     )
