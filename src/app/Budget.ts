@@ -205,7 +205,10 @@ export const record = (
         )
       }).pipe(
         Effect.catchAll((error) =>
-          Effect.logWarning(`the model usage of session ${sessionId} could not be recorded: ${error.message}`)
+          // A plan that ended meanwhile (cancelled while the call was in flight) records nothing more.
+          error._tag === "SessionFinished"
+            ? Effect.logDebug(`the model usage of session ${sessionId} was not recorded: ${error.message}`)
+            : Effect.logWarning(`the model usage of session ${sessionId} could not be recorded: ${error.message}`)
         )
       )
 

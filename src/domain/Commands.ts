@@ -157,8 +157,8 @@ export class CompactContext extends Schema.TaggedClass<CompactContext>()("Compac
 }) {}
 
 /**
- * Model calls made for the session and what they used (see `Budget`): recorded as `ModelUsageRecorded` in any state
- * once the plan exists, even after it ended, since the spend happened.
+ * Model calls made for the session and what they used (see `Budget`): recorded as `ModelUsageRecorded` while the
+ * plan runs (refused once it ended: a log ends with its `PlanningCompleted`).
  */
 export class RecordUsage extends Schema.TaggedClass<RecordUsage>()("RecordUsage", {
   usage: Schema.Array(ModelUsage),

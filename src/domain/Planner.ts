@@ -617,7 +617,7 @@ export const decideEither = (state: PlannerState, command: PlannerCommand): Deci
     case "ExpandTask":
       return expand(state, command)
     case "RecordUsage":
-      return recordUsage(command)
+      return recordUsage(state, command)
   }
 }
 
@@ -1019,8 +1019,13 @@ const budgetAnswered = (
   })
 }
 
-/** Usage is a fact: recorded once the plan exists, whatever its state (a step's call may end after the plan did). */
-const recordUsage = (command: RecordUsage): Decided => {
+/**
+ * Usage is recorded while the plan runs. Once it ended nothing more is recorded (a log ends with its
+ * `PlanningCompleted`), so a call still in flight when the plan was cancelled is not counted: it is refused, and the
+ * app logs that.
+ */
+const recordUsage = (state: PlannerState, command: RecordUsage): Decided => {
+  if (isFinished(state)) return Either.left(finished(state))
   const [first, ...more] = command.usage
   if (first === undefined) return none
   return Either.right([new ModelUsageRecorded({ usage: [first, ...more], at: command.at })])

@@ -14,7 +14,7 @@ import {
   RecordUsage
 } from "../../src/domain/Commands.js"
 import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
-import { InvalidTransition, SessionNotStarted } from "../../src/domain/Errors.js"
+import { InvalidTransition, SessionFinished, SessionNotStarted } from "../../src/domain/Errors.js"
 import {
   BudgetRaised,
   ClarificationReceived,
@@ -98,11 +98,11 @@ describe("usage events", () => {
       .thenNothing()
   })
 
-  it("usage is recorded after the plan ended: the spend happened", () => {
+  it("usage after the plan ended is refused: a log ends with its PlanningCompleted", () => {
     const ended = [planned(plan), new PlanningCompleted({ outcome: "Cancelled", summary: "cancelled", at: T0 })]
     given(ended)
       .when(new RecordUsage({ usage: [call(10, 5)], at: T0 }))
-      .then(used(call(10, 5)))
+      .thenFails(new SessionFinished({ outcome: "Cancelled" }))
   })
 
   it("usage before a plan exists is refused (the planning call comes with Initialize)", () => {
