@@ -20,6 +20,7 @@ import {
   Initialize,
   NeedsClarification,
   type PlannerCommand,
+  RecordUsage,
   ReviseAfterFailure,
   TaskCompleted,
   TaskFailed
@@ -126,6 +127,46 @@ const scenarios: Record<string, ReadonlyArray<PlannerCommand>> = {
     }),
     report(new TaskCompleted({ taskId: 4, result: "converted with tool B" }), T0 + 400),
     report(new TaskCompleted({ taskId: 5, result: "report written" }), T0 + 500)
+  ],
+  // A budget (#16): the plan call's usage recorded with the plan, a step's call held back by the budget question, the
+  // answer raising the budget by an event before the call is made, then its usage (counted, the server gave none).
+  "budget-pause-and-raise": [
+    new Initialize({
+      request: "Summarise the release. Then draft the announcement.",
+      tasks: [
+        { id: 1, description: "Summarise the release", kind: "Processing", dependsOn: [], attachments: [] },
+        { id: 2, description: "Draft the announcement", kind: "Processing", dependsOn: [1], attachments: [] }
+      ],
+      source: { _tag: "Llm", model: "gpt-test" },
+      config: { ...defaultConfig, budgetTokens: 5_000 },
+      usage: [{ purpose: "planning", model: "gpt-test", inputTokens: 4_000, outputTokens: 500, counted: "api" }],
+      at: T0
+    }),
+    new ClaimTask({ taskId: 1, attempt: 1, workerId: "host-a/101/w1", at: T0 + 10 }),
+    report(
+      new NeedsClarification({ taskId: 1, attempt: 1, question: "over budget", budget: { tokens: 1_180 } }),
+      T0 + 20
+    ),
+    report(new ClarificationProvided({ taskId: 1, answer: "yes 20000" }), T0 + 30),
+    new ClaimTask({ taskId: 1, attempt: 2, workerId: "host-a/101/w1", at: T0 + 40 }),
+    new RecordUsage({
+      usage: [
+        {
+          purpose: "execution",
+          model: "gpt-test",
+          inputTokens: 160,
+          outputTokens: 14,
+          counted: "tokenizer",
+          estimatedTokens: 1_160,
+          usd: 0.00012,
+          taskId: 1,
+          attempt: 2
+        }
+      ],
+      at: T0 + 50
+    }),
+    report(new TaskCompleted({ taskId: 1, attempt: 2, result: "Summary done" }), T0 + 60),
+    report(new TaskCompleted({ taskId: 2, attempt: 1, result: "Announcement drafted" }), T0 + 70)
   ],
   "cancelled-midway": [
     new Initialize({ request: "1. Plan the release\n2. Tag it\n3. Announce it", at: T0 }),
