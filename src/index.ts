@@ -2,9 +2,10 @@
  * event-sourced-planner: the public entry for Effect programs.
  *
  * Start here: `PlannerRuntime` gives a ready layer per store (`memory`, `sqlite`, `postgres`) with everything `Runner`
- * (start, run, observe, answer, cancel) and `Fork` need, with your own executors (`Executor`). `Telemetry` exports
- * traces over OTLP. The domain (pure): `Planner` (decide, evolve, fold), `Parser`, `Graph`, and the schemas of
- * commands, events, tasks and configuration. The infrastructure: `EventStore` and its layers.
+ * (start, run, observe, answer, cancel) and `Fork` (forks, incremental forks and re-runs, live plan edits) need, with
+ * your own executors (`Executor`). `Telemetry` exports traces over OTLP. The domain (pure): `Planner` (decide, evolve,
+ * fold), `Parser`, `Graph`, `Edits` (plan edits and what an incremental fork reuses), and the schemas of commands,
+ * events, tasks, plan edits (`PlanEdit`) and configuration. The infrastructure: `EventStore` and its layers.
  *
  * `PgEventStore` (the PostgreSQL store with its `PgClient`) is its own entry, `event-sourced-planner/PgEventStore`:
  * its types come from `pg`, so using it takes `@types/pg` and `@types/node`. `PlannerRuntime.postgres` needs neither.
@@ -21,10 +22,12 @@ export * as Telemetry from "./app/Telemetry.js"
 export * as Worker from "./app/Worker.js"
 export * as Commands from "./domain/Commands.js"
 export * as Config from "./domain/Config.js"
+export * as Edits from "./domain/Edits.js"
 export * as Errors from "./domain/Errors.js"
 export * as Events from "./domain/Events.js"
 export * as Graph from "./domain/Graph.js"
 export * as Parser from "./domain/Parser.js"
+export * as PlanEdit from "./domain/PlanEdit.js"
 export * as Planner from "./domain/Planner.js"
 export * as Task from "./domain/Task.js"
 export * as AttachmentChecker from "./infra/AttachmentChecker.js"
