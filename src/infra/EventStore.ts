@@ -194,7 +194,7 @@ export interface EventStoreService {
   /**
    * Retention (`planner prune`): deletes every event of one aggregate, if its last sequence is still `expected`
    * (else `SequenceConflict`), and returns how many it deleted. Inside a caller's `sql.withTransaction` it commits
-   * with the caller's other writes. Only the SQL layers have it; the in-memory store keeps everything.
+   * with the caller's other writes. Every layer here has it (optional for other implementations of the port).
    */
   readonly deleteAggregate?: (
     streamId: string,

@@ -191,6 +191,19 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
       Effect.sync(() => aggregateRows(streamId, aggregateId).length)
     ),
     headPosition: Effect.sync(() => storage.rows.length).pipe(Effect.withSpan("EventStore.headPosition")),
+    // Retention (`planner prune`): the aggregate's rows leave holes in `rows`, which every scan skips, so positions
+    // stay what they were.
+    deleteAggregate: Effect.fn("EventStore.deleteAggregate")(
+      (streamId: string, aggregateId: string, expected: number) =>
+        Effect.suspend(() => {
+          const rows = aggregateRows(streamId, aggregateId)
+          const conflict = checkExpected(streamId, aggregateId, expected, rows.length)
+          if (conflict !== undefined) return Effect.fail(conflict)
+          for (const row of rows) delete storage.rows[row.position - 1]
+          storage.streams.get(streamId)?.delete(aggregateId)
+          return Effect.succeed(rows.length)
+        })
+    ),
     aggregates: Effect.fn("EventStore.aggregates")((streamId: string, page?: AggregatePage) =>
       Effect.sync(() => {
         const infos: Array<AggregateInfo & { readonly lastPosition: number }> = []

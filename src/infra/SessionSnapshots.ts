@@ -6,14 +6,22 @@
  * `dependsOn`, the one place a new kind of link between sessions is added). Snapshot and deletion commit together, one
  * session at a time.
  *
- * Only the SQL stores prune (the port's optional `deleteAggregate`); on the in-memory store, `prune` fails saying so.
+ * On the SQL stores the snapshots are rows of `session_snapshots`; on the in-memory store they live beside it, for as
+ * long as it does (the store's layer has no table), so prune keeps the same promises there. A store without the port's
+ * optional `deleteAggregate` cannot prune, and `prune` fails saying so.
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Effect, Option, Schema } from "effect"
 import { type MemoryRecord, recordsOf } from "../domain/Memory.js"
 import * as Planner from "../domain/Planner.js"
-import { EventStore, EventStoreError, type ReadError, type SequenceConflict } from "./EventStore.js"
+import {
+  EventStore,
+  EventStoreError,
+  type EventStoreService,
+  type ReadError,
+  type SequenceConflict
+} from "./EventStore.js"
 import * as PlannerStore from "./PlannerStore.js"
 
 const encodeState = Schema.encodeSync(Planner.PlannerState)
@@ -26,11 +34,42 @@ const failWith =
 
 const sqlClient = Effect.serviceOption(SqlClient.SqlClient)
 
+interface Snapshot {
+  /** The encoded final state. */
+  readonly state: unknown
+  readonly records: ReadonlyArray<MemoryRecord>
+}
+
+/** The in-memory stores' snapshots, by store: they go when the store goes. */
+const inMemory = new WeakMap<EventStoreService, Map<string, Snapshot>>()
+
+/** The snapshots kept beside the in-memory store in context, when there is one and no SQL client. */
+const memorySnapshots = Effect.map(Effect.serviceOption(EventStore), (store) => {
+  if (Option.isNone(store)) return undefined
+  let snapshots = inMemory.get(store.value)
+  if (snapshots === undefined) {
+    snapshots = new Map()
+    inMemory.set(store.value, snapshots)
+  }
+  return snapshots
+})
+
+const decodeSnapshot = (encoded: unknown) => {
+  const decoded = decodeState(encoded)
+  if (decoded._tag === "Left") {
+    return Effect.fail(new EventStoreError({ operation: "read a session's snapshot", reason: decoded.left.message }))
+  }
+  return Effect.succeed(Option.some({ ...decoded.right, index: Planner.indexTasks(decoded.right.tasks) }))
+}
+
 /** A pruned session's final state, if it was pruned (and the store is a SQL one). */
 export const load = (sessionId: string): Effect.Effect<Option.Option<Planner.PlannerState>, EventStoreError> =>
   Effect.gen(function* () {
     const sql = yield* sqlClient
-    if (Option.isNone(sql)) return Option.none()
+    if (Option.isNone(sql)) {
+      const found = (yield* memorySnapshots)?.get(sessionId)
+      return found === undefined ? Option.none() : yield* decodeSnapshot(found.state)
+    }
     const rows = yield* sql.value<{
       state: string
     }>`SELECT state FROM session_snapshots WHERE session_id = ${sessionId}`.pipe(
@@ -38,17 +77,18 @@ export const load = (sessionId: string): Effect.Effect<Option.Option<Planner.Pla
     )
     const row = rows[0]
     if (row === undefined) return Option.none()
-    const decoded = decodeState(JSON.parse(row.state))
-    if (decoded._tag === "Left") {
-      return yield* new EventStoreError({ operation: "read a session's snapshot", reason: decoded.left.message })
-    }
-    return Option.some({ ...decoded.right, index: Planner.indexTasks(decoded.right.tasks) })
+    return yield* decodeSnapshot(JSON.parse(row.state))
   })
 
 /** The memory records kept with every snapshot, for `memory rebuild`. */
 export const allRecords: Effect.Effect<ReadonlyArray<MemoryRecord>, EventStoreError> = Effect.gen(function* () {
   const sql = yield* sqlClient
-  if (Option.isNone(sql)) return []
+  if (Option.isNone(sql)) {
+    const snapshots = yield* memorySnapshots
+    return snapshots === undefined
+      ? []
+      : [...snapshots.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).flatMap(([, snapshot]) => snapshot.records)
+  }
   const rows = yield* sql.value<{ records: string }>`SELECT records FROM session_snapshots ORDER BY session_id`.pipe(
     Effect.mapError(failWith("read the snapshots"))
   )
@@ -96,10 +136,11 @@ export const prune = (finishedBefore: number): Effect.Effect<PruneReport, ReadEr
     const store = yield* EventStore
     const sql = yield* sqlClient
     const deleteAggregate = store.deleteAggregate
-    if (Option.isNone(sql) || deleteAggregate === undefined) {
+    const snapshots = Option.isNone(sql) ? yield* memorySnapshots : undefined
+    if (deleteAggregate === undefined || (Option.isNone(sql) && snapshots === undefined)) {
       return yield* new EventStoreError({
         operation: "prune",
-        reason: "this store keeps every event (only the SQLite and PostgreSQL stores prune)"
+        reason: "this store keeps every event (it cannot delete an aggregate's events)"
       })
     }
     const plannerStore = yield* Effect.provideService(PlannerStore.make, EventStore, store)
@@ -128,6 +169,13 @@ export const prune = (finishedBefore: number): Effect.Effect<PruneReport, ReadEr
       const running = neededBy.get(sessionId)
       if (running !== undefined) {
         kept.push({ sessionId, reason: keptBecause(running) })
+        continue
+      }
+      if (Option.isNone(sql)) {
+        // The in-memory store: the deletion checks the version and runs at once; the snapshot follows it.
+        const events = yield* deleteAggregate(PlannerStore.plannerStreamId, sessionId, state.version)
+        snapshots?.set(sessionId, { state: encodeState(state), records })
+        pruned.push({ sessionId, events, finishedAt })
         continue
       }
       const events = yield* sql.value

@@ -9,6 +9,5 @@ memoryIndexContract("PostgreSQL (tsvector, GIN, ts_rank)", {
     Effect.map(freshPgDatabase, (url) =>
       MemoryIndexSql.layer(embedder).pipe(Layer.provideMerge(PgEventStore.layer({ url: Redacted.make(url) })))
     ),
-  prunes: true,
   propertyRuns: 5
 })

@@ -9,6 +9,5 @@ memoryIndexContract("SQLite (FTS5, bm25)", {
     Effect.map(freshSqliteFile, (filename) =>
       MemoryIndexSql.layer(embedder).pipe(Layer.provideMerge(SqliteEventStore.layer({ filename })))
     ),
-  prunes: true,
   propertyRuns: 15
 })

@@ -20,8 +20,6 @@ export interface MemoryTarget {
   ) => Effect.Effect<Layer.Layer<EventStore | MemoryIndex, unknown>, unknown, Scope.Scope>
   /** Runs of the rebuild property. */
   readonly propertyRuns: number
-  /** Whether the store can prune (the SQL stores). */
-  readonly prunes?: boolean
 }
 
 export const withTarget = <A, E>(
@@ -299,12 +297,6 @@ export const memoryIndexContract = (name: string, target: MemoryTarget) =>
             yield* MemoryProjection.catchUp
             const before = yield* index.all
             const result = yield* Effect.either(SessionSnapshots.prune(Number.MAX_SAFE_INTEGER))
-            if (target.prunes !== true) {
-              expect(result._tag).toBe("Left")
-              if (result._tag === "Left")
-                expect(result.left.message).toContain("only the SQLite and PostgreSQL stores prune")
-              return
-            }
             if (result._tag === "Left") return yield* Effect.die(result.left)
             expect(result.right.pruned.map((session) => session.sessionId).sort()).toEqual(["s-login", "s-report"])
             expect([...result.right.kept].sort((a, b) => (a.sessionId < b.sessionId ? -1 : 1))).toEqual([
