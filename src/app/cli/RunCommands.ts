@@ -25,6 +25,33 @@ import type { RunSettings } from "./Running.js"
 import { existingState, programName, sessionFacts } from "./Session.js"
 import { plannerLayer, resolveStore, type StoreTarget } from "./Store.js"
 
+/**
+ * `--budget-tokens` and `--budget-usd` as config fields. A dollar budget needs a price table (`PLANNER_LLM_PRICES`),
+ * or no call could be priced and the limit would never be checked.
+ */
+const budgetLimits = (flags: RunFlags) =>
+  Effect.gen(function* () {
+    const limits: { budgetTokens?: number; budgetUsd?: number } = {}
+    if (Option.isSome(flags.budgetTokens)) {
+      yield* checkRange("--budget-tokens", flags.budgetTokens.value, 1, 1_000_000_000_000)
+      limits.budgetTokens = flags.budgetTokens.value
+    }
+    if (Option.isSome(flags.budgetUsd)) {
+      const usd = flags.budgetUsd.value
+      if (!Number.isFinite(usd) || usd <= 0)
+        return yield* usage(`--budget-usd must be a positive amount of dollars, not ${usd}.`)
+      const AppBudget = yield* Effect.promise(() => import("../Budget.js"))
+      const prices = yield* AppBudget.loadPrices.pipe(Effect.mapError((error) => usage(error.message)))
+      if (prices === undefined) {
+        return yield* usage(
+          '--budget-usd needs prices: set PLANNER_LLM_PRICES to a JSON object such as {"gpt-4o-mini": {"input": 0.15, "output": 0.6}} (dollars per million tokens) or the path of a file holding one.'
+        )
+      }
+      limits.budgetUsd = usd
+    }
+    return limits
+  })
+
 /** The options every run-like command takes. */
 export interface ExecutionFlags {
   readonly db: Option.Option<string>
@@ -53,6 +80,9 @@ export interface RunFlags extends ExecutionFlags {
   /** `--max-replans N`: recorded with the plan when `onFailure` is `replan`. */
   readonly maxReplans: number
   readonly tokenBudget: number
+  /** `--budget-tokens N`, `--budget-usd X`: the most the session may spend on models (see `Budget`). */
+  readonly budgetTokens: Option.Option<number>
+  readonly budgetUsd: Option.Option<number>
   readonly profile: string
   readonly systemPrompt: Option.Option<string>
   readonly errorCharLimit: number
@@ -193,6 +223,7 @@ export const run = (flags: RunFlags) =>
         )
       }
       yield* checkRange("--token-budget", flags.tokenBudget, 1, 10_000_000)
+      const budget = yield* budgetLimits(flags)
       yield* checkRange("--error-char-limit", flags.errorCharLimit, 1, 10_000_000)
       const systemPrompt = Option.isSome(flags.systemPrompt)
         ? yield* storable("--system-prompt", flags.systemPrompt.value.trim())
@@ -233,6 +264,7 @@ export const run = (flags: RunFlags) =>
         onFailure: flags.onFailure,
         ...(flags.onFailure === "replan" ? { maxReplans: flags.maxReplans } : {}),
         tokenBudget: flags.tokenBudget,
+        ...budget,
         profile: flags.profile,
         systemPrompt,
         errorCharLimit: flags.errorCharLimit
