@@ -11,6 +11,7 @@ import * as Span from "@effect/cli/HelpDoc/Span"
 import * as Usage from "@effect/cli/Usage"
 import { Effect } from "effect"
 import { type CompactionProfile, compactionProfiles, defaultConfig, defaultMaxReplans } from "../domain/Config.js"
+import { defaultMaxDepth } from "../domain/SubPlanLink.js"
 import { nodeKinds } from "../domain/Task.js"
 import { version } from "./cli/RootHelp.js"
 
@@ -136,6 +137,18 @@ const run = Command.make(
       Options.withDescription(
         "Reuse the plan of the closest past successful session whose request closely matches this one (see `planner recall`), recorded in the plan's source; plans the request as usual when none does."
       )
+    ),
+    expand: Options.boolean("expand").pipe(
+      Options.withDescription(
+        "Run every task whose description is itself a multi-step request (the parser finds several steps in it) as a sub-plan: a child session of its own, run by the same workers, whose outcome is the task's."
+      )
+    ),
+    maxDepth: Options.integer("max-depth").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription(
+        `How deep sub-plans may nest (a child of the session is depth 1). Default: ${defaultMaxDepth}.`
+      ),
+      Options.withDefault(defaultMaxDepth)
     ),
     attach: Options.text("attach").pipe(
       Options.withPseudoName("PATH|URL"),
@@ -296,6 +309,34 @@ const fork = Command.make(
       "Start a new session from the first SEQ events of another and run it like resume: to retry a plan from a point, or to give a different answer. The new session records where it came from; tasks that were running at that point run again.",
       [],
       ["planner fork 20250101-120000-abc123 --at 7", "planner fork 20250101-120000-abc123 --at 7 --answer 3=production"]
+    )
+  )
+)
+
+const expandCommand = Command.make(
+  "expand",
+  {
+    db,
+    json,
+    sessionId: session,
+    taskId: Args.integer({ name: "task" }).pipe(Args.withDescription("The id of a task that has not started")),
+    maxDepth: Options.integer("max-depth").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription(`How deep sub-plans may nest. Default: ${defaultMaxDepth}.`),
+      Options.withDefault(defaultMaxDepth)
+    )
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/ExpandCommand.js")),
+      (module) => module.expand(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Run a task that has not started as a sub-plan: a child session planned from the task's description, run by the same workers; the task waits for it and takes its outcome. resume SESSION runs the whole tree.",
+      [],
+      ["planner expand 20250101-120000-abc123 2", "planner expand 20250101-120000-abc123 2 --max-depth 2"]
     )
   )
 )
@@ -655,6 +696,7 @@ export const planner = Command.make("planner").pipe(
     resume,
     fork,
     cancel,
+    expandCommand,
     sessions,
     diff,
     history,
@@ -689,6 +731,7 @@ const commands = {
   resume: described(resume),
   fork: described(fork),
   cancel: described(cancel),
+  expand: described(expandCommand),
   sessions: described(sessions),
   diff: described(diff),
   history: described(history),

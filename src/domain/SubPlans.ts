@@ -11,11 +11,13 @@
  *
  * Pure: the app (src/app/SubPlans.ts) starts children, carries outcomes up and cancels down, through the writer.
  */
+import { Either } from "effect"
 import { type ExecutorEvent, TaskCompleted, TaskFailed } from "./Commands.js"
 import { DepthExceeded, InvalidTransition, type PlannerError, UnknownTask } from "./Errors.js"
+import * as Parser from "./Parser.js"
 import type { PlannerState } from "./Planner.js"
 import { defaultMaxDepth, type SubPlanOf } from "./SubPlanLink.js"
-import { isTerminal, type TaskState } from "./Task.js"
+import { isTerminal, type TaskPlan, type TaskState } from "./Task.js"
 
 export { defaultMaxDepth, Expansion, MaxDepth, SubPlanOf } from "./SubPlanLink.js"
 
@@ -128,3 +130,20 @@ export const childrenOf = (
   state.tasks.flatMap((task) =>
     task.childSessionId === undefined ? [] : [{ taskId: task.id, sessionId: task.childSessionId }]
   )
+
+/**
+ * The tasks of a plan that are themselves multi-step requests (the parser finds several tasks in their description),
+ * each with the id its child session gets: what `planner run --expand` expands. Clarification tasks ask the person;
+ * they are never expanded.
+ */
+export const multiStepExpansions = (
+  sessionId: string,
+  tasks: ReadonlyArray<TaskPlan>
+): ReadonlyArray<{ readonly taskId: number; readonly childSessionId: string }> =>
+  tasks.flatMap((task) => {
+    if (task.kind === "Clarification") return []
+    const parsed = Parser.parse(task.description)
+    return Either.isRight(parsed) && parsed.right.length > 1
+      ? [{ taskId: task.id, childSessionId: childSessionId(sessionId, task.id) }]
+      : []
+  })

@@ -28,6 +28,7 @@ Running plans
   resume SESSION                continue a session that paused, was interrupted or crashed
   fork SESSION --at SEQ         a new session from the first SEQ events of another, run like resume
   cancel SESSION                cancel a session
+  expand SESSION TASK           run a task that has not started as a sub-plan (a child session)
   worker                        a long-lived worker running tasks from the store (Ctrl-C stops it)
   serve                         the dashboard in a browser, on http://127.0.0.1:4780/ (Ctrl-C stops it)
 

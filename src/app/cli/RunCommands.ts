@@ -86,6 +86,9 @@ export interface RunFlags extends ExecutionFlags {
   readonly profile: string
   readonly systemPrompt: Option.Option<string>
   readonly errorCharLimit: number
+  /** `--expand`: every multi-step task runs as a sub-plan, nested at most `--max-depth` deep. */
+  readonly expand: boolean
+  readonly maxDepth: number
 }
 
 const running = Effect.promise(() => import("./Running.js"))
@@ -279,7 +282,15 @@ export const run = (flags: RunFlags) =>
                 tasks: planFile.tasks,
                 source: { _tag: "PlanFile" as const, path: flags.plan.value }
               }
-      yield* start(request, attachments, config, settings(flags, store, spec, presets), given)
+      if (flags.expand) yield* checkRange("--max-depth", flags.maxDepth, 1, 20)
+      const runSettings = settings(flags, store, spec, presets)
+      yield* start(
+        request,
+        attachments,
+        config,
+        flags.expand ? { ...runSettings, expandMaxDepth: flags.maxDepth } : runSettings,
+        given
+      )
     })
   )
 
@@ -316,8 +327,11 @@ export const answer = (flags: AnswerFlags) =>
           `Session ${flags.sessionId} has no task ${flags.taskId}: its tasks are numbered 1 to ${state.tasks.length} (see \`planner show ${flags.sessionId}${store.flag}\`).`
         )
       }
+      // A question asked inside a sub-plan is answered with the root's id and the task id it showed.
+      const { findQuestion } = yield* Effect.promise(() => import("../SubPlans.js"))
+      const holder = Option.getOrElse(yield* findQuestion(flags.sessionId, flags.taskId), () => flags.sessionId)
       const { answerAndContinue } = yield* running
-      yield* answerAndContinue(flags.sessionId, flags.taskId, text, run)
+      yield* answerAndContinue(flags.sessionId, flags.taskId, text, run, holder)
     })
   )
 

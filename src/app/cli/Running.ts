@@ -7,6 +7,7 @@ import * as Budget from "../../domain/Budget.js"
 import { ClarificationProvided, HandleExecutorEvent, Initialize } from "../../domain/Commands.js"
 import type { PlannerConfig } from "../../domain/Config.js"
 import type { PlannerSource } from "../../domain/Events.js"
+import { multiStepExpansions } from "../../domain/SubPlans.js"
 import type { Attachment, TaskPlan } from "../../domain/Task.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
 import { Llm } from "../../infra/Llm.js"
@@ -31,6 +32,8 @@ export interface RunSettings {
   readonly allowShell: boolean
   readonly checkLinks: boolean
   readonly drive: DriveOptions
+  /** `run --expand`: the multi-step tasks of the plan run as sub-plans, nested at most this deep. */
+  readonly expandMaxDepth?: number
 }
 
 /**
@@ -94,6 +97,9 @@ export const start = (
         executor,
         config,
         ...planningUsage,
+        ...(settings.expandMaxDepth === undefined
+          ? {}
+          : { expand: multiStepExpansions(sessionId, plan.tasks), maxDepth: settings.expandMaxDepth }),
         at
       }),
       { correlationId: sessionId, extra: { executor } }
@@ -106,15 +112,24 @@ export const continueSession = (sessionId: string, settings: RunSettings) =>
   driveSession(sessionId, settings).pipe(withRunServices(settings))
 
 /** Records a person's answer to a task's question, then continues the session. */
-export const answerAndContinue = (sessionId: string, taskId: number, text: string, settings: RunSettings) =>
+export const answerAndContinue = (
+  sessionId: string,
+  taskId: number,
+  text: string,
+  settings: RunSettings,
+  /** The session whose task asked: `sessionId` itself, or a sub-plan under it. */
+  holder = sessionId
+) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
     const at = yield* Clock.currentTimeMillis
     yield* service.execute(
-      sessionId,
+      holder,
       new HandleExecutorEvent({ event: new ClarificationProvided({ taskId, answer: text }), at })
     )
-    if (settings.drive.mode !== "json") yield* out(`Recorded the answer to task ${taskId}.`)
+    if (settings.drive.mode !== "json") {
+      yield* out(`Recorded the answer to task ${taskId}${holder === sessionId ? "" : ` of sub-plan ${holder}`}.`)
+    }
     yield* driveSession(sessionId, settings)
   }).pipe(withRunServices(settings))
 
