@@ -13,6 +13,7 @@ import { Effect } from "effect"
 import { type CompactionProfile, compactionProfiles, defaultConfig, defaultMaxReplans } from "../domain/Config.js"
 import { defaultMaxDepth } from "../domain/SubPlanLink.js"
 import { nodeKinds } from "../domain/Task.js"
+import { replanOptions } from "./cli/ReplanFlags.js"
 import { version } from "./cli/RootHelp.js"
 
 export { CliExit, CliFailure, ExitCode } from "./cli/Failure.js"
@@ -288,6 +289,77 @@ const resume = Command.make("resume", { ...execution, sessionId: session }, (fla
   )
 )
 
+// --- Plan edits (#15): the same options for `edit` (a live session) and `fork` (a new one) ----------------------------
+
+const editOptions = {
+  add: Options.text("add").pipe(
+    Options.withPseudoName("TEXT"),
+    Options.withDescription(
+      "Add a task (the plan's next id), waiting for the tasks of the --after given with it. Repeatable: the n-th --after goes with the n-th --add."
+    ),
+    Options.repeated
+  ),
+  after: Options.text("after").pipe(
+    Options.withPseudoName("IDS"),
+    Options.withDescription("The tasks an added task waits for, comma-separated (2 or 2,3)"),
+    Options.repeated
+  ),
+  set: Options.text("set").pipe(
+    Options.withPseudoName("TASK=TEXT"),
+    Options.withDescription("A new description for a task that has not started. Repeatable."),
+    Options.repeated
+  ),
+  kind: Options.text("kind").pipe(
+    Options.withPseudoName("TASK=KIND"),
+    Options.withDescription(`A new kind for a task that has not started: ${nodeKinds.join(", ")}. Repeatable.`),
+    Options.repeated
+  ),
+  remove: Options.integer("remove").pipe(
+    Options.withPseudoName("TASK"),
+    Options.withDescription(
+      "Take a task that has not started out of the plan; what waited for it waits for what it waited for. Repeatable."
+    ),
+    Options.repeated
+  ),
+  depends: Options.text("depends").pipe(
+    Options.withPseudoName("TASK=IDS"),
+    Options.withDescription("Replace a task's dependencies: 5=2,3 (5= for none). Repeatable."),
+    Options.repeated
+  ),
+  setAnswer: Options.text("set-answer").pipe(
+    Options.withPseudoName("TASK=TEXT"),
+    Options.withDescription(
+      "A different answer to the last answered question of a task; the task and what depends on it run again. Repeatable."
+    ),
+    Options.repeated
+  )
+}
+
+const dryRun = Options.boolean("dry-run").pipe(
+  Options.withDescription("Print which tasks would be reused and which would run, and stop: nothing is recorded")
+)
+
+const editCommand = Command.make("edit", { db, json, sessionId: session, ...editOptions }, (flags) =>
+  Effect.flatMap(
+    Effect.promise(() => import("./cli/EditCommands.js")),
+    (module) => module.edit(flags)
+  )
+).pipe(
+  Command.withDescription(
+    help(
+      "Change the plan of a session that has not finished, while it runs or while it waits: add tasks, change or remove tasks that have not started, change dependencies, or give a different answer. The edits are one event in the log; tasks they make ready are dispatched at once.",
+      [
+        "A task that is running or finished cannot be changed (fork the session to change it). Refusals (an unknown task, a cycle, a started task) exit with code 2 and say why. A run of the session picks the changes up; otherwise `planner resume` runs them."
+      ],
+      [
+        'planner edit 20250101-120000-abc123 --add "Write the release notes" --after 2',
+        'planner edit 20250101-120000-abc123 --set 3="Deploy to staging" --kind 3=ToolCall',
+        "planner edit 20250101-120000-abc123 --remove 4 --depends 5=2,3"
+      ]
+    )
+  )
+)
+
 const fork = Command.make(
   "fork",
   {
@@ -295,20 +367,60 @@ const fork = Command.make(
     sessionId: session,
     at: Options.integer("at").pipe(
       Options.withPseudoName("SEQ"),
-      Options.withDescription("Copy the events up to and including this sequence number (see `planner history`)")
-    )
+      Options.withDescription("Start from the session as it was after this event (see `planner history`)")
+    ),
+    ...editOptions,
+    dryRun,
+    ...replanOptions
   },
   (flags) =>
     Effect.flatMap(
-      Effect.promise(() => import("./cli/RunCommands.js")),
+      Effect.promise(() => import("./cli/EditCommands.js")),
       (module) => module.fork(flags)
     )
 ).pipe(
   Command.withDescription(
     help(
-      "Start a new session from the first SEQ events of another and run it like resume: to retry a plan from a point, or to give a different answer. The new session records where it came from; tasks that were running at that point run again.",
+      "Start a new session from a point of another and run it like resume: to retry a plan from a point, with a different answer, or with an edited plan (the edit options of `planner edit`). Before it runs, it prints which tasks it reuses and which it runs; --dry-run stops there.",
+      [
+        "Without edits, the first SEQ events are copied and tasks running at that point run again. With edits, the new session takes the plan as it was at SEQ, applies the edits, reuses the results of completed tasks no edit reaches, and runs only the edited tasks and what depends on them (and what had not completed). Either way the new session records where it came from (`planner sessions --tree`, `planner diff`)."
+      ],
+      [
+        "planner fork 20250101-120000-abc123 --at 7",
+        "planner fork 20250101-120000-abc123 --at 7 --answer 3=production",
+        "planner fork 20250101-120000-abc123 --at 18 --set-answer 3=production --dry-run",
+        'planner fork 20250101-120000-abc123 --at 18 --set 2="Write integration tests" --executor echo',
+        "planner fork 20250101-120000-abc123 --at 0 --replan --planner parser"
+      ]
+    )
+  )
+)
+
+const rerun = Command.make(
+  "rerun",
+  {
+    ...execution,
+    sessionId: session,
+    task: Options.integer("task").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription("The task to run again, with every task that depends on it")
+    ),
+    dryRun
+  },
+  (flags) =>
+    Effect.flatMap(
+      Effect.promise(() => import("./cli/EditCommands.js")),
+      (module) => module.rerun(flags)
+    )
+).pipe(
+  Command.withDescription(
+    help(
+      "Run task N and what depends on it again, in a new session forked from the end of this one; every other completed task keeps its result. Prints which tasks it reuses and which it runs first; --dry-run stops there.",
       [],
-      ["planner fork 20250101-120000-abc123 --at 7", "planner fork 20250101-120000-abc123 --at 7 --answer 3=production"]
+      [
+        "planner rerun 20250101-120000-abc123 --task 2",
+        "planner rerun 20250101-120000-abc123 --task 2 --dry-run --json"
+      ]
     )
   )
 )
@@ -695,6 +807,8 @@ export const planner = Command.make("planner").pipe(
     answer,
     resume,
     fork,
+    rerun,
+    editCommand,
     cancel,
     expandCommand,
     sessions,
@@ -730,6 +844,8 @@ const commands = {
   answer: described(answer),
   resume: described(resume),
   fork: described(fork),
+  rerun: described(rerun),
+  edit: described(editCommand),
   cancel: described(cancel),
   expand: described(expandCommand),
   sessions: described(sessions),

@@ -18,16 +18,17 @@ import { fileURLToPath } from "node:url"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { Clock, Console, Context, Data, Effect, ParseResult, Schema, Stream } from "effect"
-import { Continue } from "../domain/Commands.js"
+import { Continue, EditPlan } from "../domain/Commands.js"
 import { encodeEvent } from "../domain/Events.js"
+import { PlanEdit } from "../domain/PlanEdit.js"
 import * as Planner from "../domain/Planner.js"
 import { findUnstorableText, unstorableText } from "../domain/SchemaGuard.js"
 import type { AggregateInfo, EventStore } from "../infra/EventStore.js"
-import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import { MemoryIndex } from "../infra/MemoryIndex.js"
+import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as Fork from "./Fork.js"
-import * as MemoryApi from "./MemoryApi.js"
 import * as LineageApi from "./LineageApi.js"
+import * as MemoryApi from "./MemoryApi.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
 
@@ -351,6 +352,8 @@ const ResumeBody = Schema.Struct({})
 const RetryBody = Schema.Struct({ taskId: Schema.Int.pipe(Schema.positive()) })
 
 const ForkBody = Schema.Struct({ at: Schema.Int.pipe(Schema.positive()) })
+
+const EditBody = Schema.Struct({ edits: Schema.Array(PlanEdit).pipe(Schema.minItems(1), Schema.maxItems(200)) })
 
 // ---------------------------------------------------------------------------------------------------------------
 // API handlers
@@ -703,6 +706,29 @@ const sessionMemory = Effect.gen(function* () {
   return HttpServerResponse.unsafeJson(yield* MemoryApi.sessionFlags(sessionId))
 })
 
+/** `POST /edit { edits }`: plan edits through the writer, as `planner edit` records them (#15). */
+const editSession = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  const body = yield* jsonBody(
+    EditBody,
+    '{ "edits": [ plan edits, such as { "_tag": "AddTask", "description": text } ] }'
+  )
+  const state = yield* Runner.existing(sessionId)
+  if (Planner.isFinished(state)) {
+    return yield* new BadRequest({
+      status: 400,
+      reason: `This session has already finished (${state.status}): fork it to change its plan.`
+    })
+  }
+  const service = yield* PlannerService
+  const at = yield* Clock.currentTimeMillis
+  const handled = yield* service.execute(sessionId, new EditPlan({ edits: body.edits, at }))
+  return HttpServerResponse.unsafeJson({
+    ...(yield* viewOf(sessionId, handled.state)),
+    appended: handled.events.length
+  })
+})
+
 const encoder = new TextEncoder()
 
 /**
@@ -864,7 +890,8 @@ export const makeRouter = () =>
     HttpRouter.post("/api/sessions/:id/cancel", withErrors(cancelSession), { uninterruptible: true }),
     HttpRouter.post("/api/sessions/:id/resume", withErrors(resumeSession), { uninterruptible: true }),
     HttpRouter.post("/api/sessions/:id/retry", withErrors(retryTask), { uninterruptible: true }),
-    HttpRouter.post("/api/sessions/:id/fork", withErrors(forkSession), { uninterruptible: true })
+    HttpRouter.post("/api/sessions/:id/fork", withErrors(forkSession), { uninterruptible: true }),
+    HttpRouter.post("/api/sessions/:id/edit", withErrors(editSession), { uninterruptible: true })
   )
 
 /** The whole application: the API, the pages and their files, behind the request checks. */

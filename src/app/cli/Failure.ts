@@ -44,7 +44,13 @@ const usageTags: ReadonlySet<string> = new Set([
   "StaleAttempt",
   "TaskAlreadyClaimed",
   "InvalidCompaction",
-  "ScriptFileError"
+  "ScriptFileError",
+  // Plan edits the planner refuses (#15): a started task, a cycle, a task others wait for, a malformed edit.
+  "TaskNotEditable",
+  "EditCreatesCycle",
+  "TaskHasDependents",
+  "InvalidEdit",
+  "ForkOutOfRange"
 ])
 
 const storeTags: ReadonlySet<string> = new Set(["EventStoreError", "CorruptEvent", "SequenceConflict", "SqlError"])

@@ -26,7 +26,9 @@ Running plans
   run "<text>"                  plan a request, record it as a session and run it
   answer SESSION TASK "<text>"  answer a task's question and continue the session
   resume SESSION                continue a session that paused, was interrupted or crashed
-  fork SESSION --at SEQ         a new session from the first SEQ events of another, run like resume
+  fork SESSION --at SEQ         a new session from a point of another (with edits: reusing what they don't reach)
+  rerun SESSION --task N        run task N and what depends on it again in a new session, reusing the rest
+  edit SESSION --add/--set/...  change the plan of a running or waiting session
   cancel SESSION                cancel a session
   expand SESSION TASK           run a task that has not started as a sub-plan (a child session)
   worker                        a long-lived worker running tasks from the store (Ctrl-C stops it)

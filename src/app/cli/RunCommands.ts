@@ -301,7 +301,7 @@ export interface AnswerFlags extends ExecutionFlags {
 }
 
 /** Checks what a command continuing `sessionId` was given; the session's state and the settings to run it with. */
-const prepareContinue = (flags: ExecutionFlags, store: StoreTarget, sessionId: string) =>
+export const prepareContinue = (flags: ExecutionFlags, store: StoreTarget, sessionId: string) =>
   Effect.gen(function* () {
     const state = yield* existingState(sessionId, store)
     const presets = yield* parsePresets(flags.answers)

@@ -143,3 +143,10 @@ export const forkAndContinue = (sourceId: string, at: number, settings: RunSetti
     if (settings.drive.mode !== "json") yield* out(`Forked session ${sourceId} at event ${at} into ${sessionId}.`)
     yield* driveSession(sessionId, settings)
   }).pipe(withRunServices(settings))
+
+/** Runs a session just forked with edits (an incremental fork: see `EditCommands`), like resume (#15). */
+export const continueForked = (sessionId: string, sourceId: string, at: number, settings: RunSettings) =>
+  Effect.gen(function* () {
+    if (settings.drive.mode !== "json") yield* out(`Forked session ${sourceId} at event ${at} into ${sessionId}.`)
+    yield* driveSession(sessionId, settings)
+  }).pipe(withRunServices(settings))

@@ -52,6 +52,8 @@ export const recall = (q, kind = "", limit = 20) =>
 /** `{ flags: [{ taskId, asked, of }] }`: tasks not ended whose similar past tasks usually asked a question. */
 export const getMemoryFlags = (id) => request(`${sessionPath(id)}/memory`)
 /** #15: where a session came from and its forks; what differs between it and its origin (or `other`). */
+/** #15: plan edits (`{ _tag: "AddTask" | "SetTask" | "RemoveTask" | "SetDependencies", ... }`), as `planner edit`. */
+export const editPlan = (id, edits) => post(`${sessionPath(id)}/edit`, { edits })
 export const getLineage = (id) => request(`${sessionPath(id)}/lineage`)
 export const getDiff = (id, other) =>
   request(`${sessionPath(id)}/diff${other === undefined ? "" : `?with=${encodeURIComponent(other)}`}`)

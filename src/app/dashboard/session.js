@@ -20,6 +20,7 @@ import {
   shortWorker,
   taskStatusLabels
 } from "./dom.js"
+import { mountPlanEditor } from "./editplan.js"
 import { renderGantt } from "./gantt.js"
 import { renderGraph } from "./graph.js"
 import { mountLineage } from "./lineage.js"
@@ -149,6 +150,14 @@ export function mountSession(root, sessionId) {
     "Resume"
   )
   const forkButton = h("button", { type: "button", id: "fork-plan" }, "Fork")
+  // #15: the edit form on planned tasks (editplan.js).
+  const planEditor = mountPlanEditor({
+    sessionId,
+    onEdited: (view, count) => {
+      acceptLive(view)
+      said(`Edited the plan: ${count} edit${count === 1 ? "" : "s"} recorded.`)
+    }
+  })
   const actionStatus = h("p", { class: "action-status", id: "action-status", role: "status", hidden: true })
   const servedSlot = h("div", { class: "served", id: "served", role: "status" })
   const head = h(
@@ -167,12 +176,14 @@ export function mountSession(root, sessionId) {
         "div",
         { class: "actions", role: "group", "aria-label": "Act on this session" },
         resumeButton,
+        planEditor.button,
         forkButton,
         cancelButton
       )
     ),
     servedSlot,
-    actionStatus
+    actionStatus,
+    planEditor.panel
   )
 
   const slider = h("input", {
@@ -400,6 +411,7 @@ export function mountSession(root, sessionId) {
     )
     cancelButton.hidden = mode !== "live" || state.status !== "Running"
     resumeButton.hidden = mode !== "live" || state.status !== "Running" || view.waiting
+    planEditor.update(view, mode)
     const position = model.viewing ?? latestSequence()
     forkButton.textContent = `Fork from event ${position}`
     forkButton.title = `A new session from events 1 to ${position} of this one, as \`planner fork ${sessionId} --at ${position}\` makes`
