@@ -14,7 +14,7 @@ import * as PlannerService from "../../src/app/PlannerService.js"
 import { Initialize, type PlannerCommand } from "../../src/domain/Commands.js"
 import type { PlannerConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
-import type { TaskPlan } from "../../src/domain/Task.js"
+import { nodeKinds, type TaskPlan } from "../../src/domain/Task.js"
 import type { EventStore } from "../../src/infra/EventStore.js"
 import * as Jobs from "../../src/infra/Jobs.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
@@ -79,11 +79,26 @@ const runThroughWriter = (plan: ReadonlyArray<TaskPlan>, config: PlannerConfig, 
     const sessionId = `s-${randomUUID()}`
     let live = Planner.initialState
     let at = T0
+    // A worker of this process with 0, 1 or 2 free slots (by the case), so that some dispatches are handed over:
+    // claimed in their own append and enqueued already taken (`PlannerService.handOffTo`).
+    const slots = { free: intents.length % 3 }
+    yield* service.handOffTo({
+      workerId: "local",
+      kinds: nodeKinds,
+      sessionId,
+      leaseMs: 60_000,
+      free: () => slots.free,
+      accept: () => {
+        slots.free -= 1
+        return true
+      }
+    })
     const apply = (command: PlannerCommand) =>
       Effect.gen(function* () {
-        const handled = yield* Effect.either(service.execute(sessionId, command))
-        // A refusal changes nothing; the test's own commands include impossible ones on purpose.
-        if (Either.isRight(handled)) live = handled.right.state
+        // A refusal changes nothing; the test's own commands include impossible ones on purpose. The state is the
+        // writer's own, which holds the claims of jobs handed over besides the command's events.
+        yield* Effect.either(service.execute(sessionId, command))
+        live = yield* service.state(sessionId)
         expect((yield* queue.list(sessionId)).map(decided)).toEqual(Jobs.jobsFromState(sessionId, live))
       })
     yield* apply(new Initialize({ request: "generated", tasks: plan, config, at }))
