@@ -14,6 +14,7 @@ import {
   ClarificationProvided,
   CompactContext,
   Continue,
+  EditPlan,
   ExtendLease,
   HandleExecutorEvent,
   NeedsClarification,
@@ -23,8 +24,9 @@ import {
   TaskFailed
 } from "../../src/domain/Commands.js"
 import { PlannerConfig } from "../../src/domain/Config.js"
+import { AddTask, type PlanEdit, RemoveTask, SetDependencies, SetTask } from "../../src/domain/PlanEdit.js"
 import type * as Planner from "../../src/domain/Planner.js"
-import { Attachment, NodeKind, type TaskPlan, type TaskState } from "../../src/domain/Task.js"
+import { Attachment, isTerminal, NodeKind, type TaskPlan, type TaskState } from "../../src/domain/Task.js"
 export const T0 = 1_700_000_000_000
 
 export const planArb: fc.Arbitrary<ReadonlyArray<TaskPlan>> = fc
@@ -67,6 +69,8 @@ export type Intent =
   | { readonly _tag: "continue"; readonly advance: number }
   | { readonly _tag: "compact"; readonly count: number }
   | { readonly _tag: "cancel" }
+  /** A plan edit of planned tasks (see `Edits`): add, change, re-wire or remove one. */
+  | { readonly _tag: "edit"; readonly pick: number; readonly which: number; readonly mask: ReadonlyArray<boolean> }
   | { readonly _tag: "raw"; readonly command: PlannerCommand }
 
 export const intentArb: fc.Arbitrary<Intent> = fc.oneof(
@@ -93,6 +97,15 @@ export const intentArb: fc.Arbitrary<Intent> = fc.oneof(
   },
   { weight: 2, arbitrary: fc.record({ _tag: fc.constant("compact" as const), count: fc.integer({ min: 0, max: 3 }) }) },
   { weight: 1, arbitrary: fc.constant({ _tag: "cancel" as const }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      _tag: fc.constant("edit" as const),
+      pick: fc.nat(),
+      which: fc.nat(),
+      mask: fc.array(fc.boolean(), { minLength: 1, maxLength: 8 })
+    })
+  },
   { weight: 2, arbitrary: Arbitrary.make(PlannerCommand).map((command) => ({ _tag: "raw" as const, command })) }
 )
 
@@ -174,7 +187,37 @@ export const resolve = (state: Planner.PlannerState, intent: Intent, at: number)
     }
     case "cancel":
       return new Cancel({ at })
+    case "edit": {
+      const edit = editFor(state, intent, at)
+      return edit && new EditPlan({ edits: [edit], at })
+    }
     case "raw":
       return intent.command
+  }
+}
+
+/** One plan edit for the state: mostly valid (planned tasks, dependencies that can complete), sometimes refused. */
+export const editFor = (
+  state: Planner.PlannerState,
+  intent: { readonly pick: number; readonly which: number; readonly mask: ReadonlyArray<boolean> },
+  at: number
+): PlanEdit | undefined => {
+  const planned = state.tasks.filter((t) => t.status === "Planned" && t.removed !== true)
+  const alive = state.tasks.filter((t) => t.removed !== true && (t.status === "Completed" || !isTerminal(t.status)))
+  const chosen = alive.filter((_, index) => intent.mask[index % intent.mask.length] === true).map((t) => t.id)
+  const task = pickFrom(planned, intent.pick)
+  switch (intent.which % 4) {
+    case 0:
+      return AddTask.make({
+        description: `added at ${at}`,
+        dependsOn: chosen.slice(0, 3),
+        ...(task === undefined || intent.pick % 2 === 0 ? {} : { dependents: [task.id] })
+      })
+    case 1:
+      return task && SetTask.make({ taskId: task.id, description: `changed at ${at}` })
+    case 2:
+      return task && SetDependencies.make({ taskId: task.id, dependsOn: chosen.filter((id) => id < task.id) })
+    default:
+      return task && RemoveTask.make({ taskId: task.id, rewire: intent.pick % 3 !== 0 })
   }
 }
