@@ -314,7 +314,8 @@ const editOptions = {
     Options.withDescription(`A new kind for a task that has not started: ${nodeKinds.join(", ")}. Repeatable.`),
     Options.repeated
   ),
-  remove: Options.integer("remove").pipe(
+  // Text, parsed by EditFlags: a repeated integer option refuses every value ("'9' is not a integer").
+  remove: Options.text("remove").pipe(
     Options.withPseudoName("TASK"),
     Options.withDescription(
       "Take a task that has not started out of the plan; what waited for it waits for what it waited for. Repeatable."

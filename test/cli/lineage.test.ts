@@ -242,7 +242,7 @@ describe.concurrent.each(stores)("forks, edits, lineage and diff on $name", { ti
     const [finished, unknown, cycle, malformed] = await Promise.all([
       cli(["edit", sessionId, "--set", "1=Build it again", ...setup.db], { cwd }),
       cli(["edit", sessionId, "--remove", "9", ...setup.db], { cwd }),
-      cli(["edit", sessionId, "--depends", "3=4", ...setup.db], { cwd }),
+      cli(["edit", sessionId, "--add", "Check the deploy", "--after", "4", "--depends", "4=6", ...setup.db], { cwd }),
       cli(["edit", sessionId, "--depends", "4", ...setup.db], { cwd })
     ])
     for (const refused of [finished, unknown, cycle, malformed]) {

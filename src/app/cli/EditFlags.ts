@@ -25,7 +25,7 @@ export interface EditFlagValues {
   readonly after: ReadonlyArray<string>
   readonly set: ReadonlyArray<string>
   readonly kind: ReadonlyArray<string>
-  readonly remove: ReadonlyArray<number>
+  readonly remove: ReadonlyArray<string>
   readonly depends: ReadonlyArray<string>
   readonly setAnswer: ReadonlyArray<string>
 }
@@ -114,9 +114,8 @@ export const parseEdits = (flags: EditFlagValues) =>
       const { taskId, value } = yield* assignment("--set-answer", text, '3="production"')
       edits.push({ _tag: "SetAnswer", taskId, answer: yield* nonEmpty("--set-answer", value) })
     }
-    for (const taskId of flags.remove) {
-      if (!Number.isInteger(taskId) || taskId < 1) return yield* usage(`--remove: ${taskId} is not a task number.`)
-      edits.push({ _tag: "RemoveTask", taskId, rewire: true })
+    for (const text of flags.remove) {
+      edits.push({ _tag: "RemoveTask", taskId: yield* taskNumber("--remove", text), rewire: true })
     }
     return edits
   })
