@@ -15,6 +15,8 @@ import * as Fs from "node:fs"
 import { Clock, Config, Data, Effect, Either, Exit, FiberRef, Option } from "effect"
 import * as Budget from "../domain/Budget.js"
 import { RecordUsage } from "../domain/Commands.js"
+import type * as Planner from "../domain/Planner.js"
+import * as SubPlans from "../domain/SubPlans.js"
 import * as LlmUsage from "../infra/LlmUsage.js"
 import type { PlannerService } from "./PlannerService.js"
 
@@ -106,6 +108,8 @@ export interface MeterOptions {
   readonly purpose: Budget.UsagePurpose
   readonly taskId?: number
   readonly attempt?: number
+  /** `budget` is a tree's (see `budgetFor`): a refused call's need carries the tree's figures for the question. */
+  readonly tree?: boolean
 }
 
 export interface Metered<A> {
@@ -139,8 +143,12 @@ export const metered = <A, E, R>(
         const tokens = estimate.promptTokens + estimate.outputAllowance
         const usd = cost(options.prices, estimate.model, estimate.promptTokens, estimate.outputAllowance)
         const need: Budget.BudgetNeed = usd === undefined ? { tokens } : { tokens, usd }
-        if (Budget.wouldCross(Budget.addUsage(limits, usage), need) === undefined) return true
-        refused = need
+        const now = Budget.addUsage(limits, usage)
+        if (Budget.wouldCross(now, need) === undefined) return true
+        refused =
+          options.tree === true && now.tokens !== undefined
+            ? { ...need, spent: Budget.totalTokens(now.spent), limit: now.tokens }
+            : need
         return false
       },
       record: (call) => {
@@ -223,3 +231,46 @@ export const afterUsage = (
   usage: ReadonlyArray<Budget.ModelUsage> | undefined
 ): Budget.BudgetState | undefined =>
   budget === undefined || usage === undefined || usage.length === 0 ? budget : Budget.addUsage(budget, usage)
+
+/**
+ * The budget a session's calls are checked against. A session in a tree of sub-plans spends the tree's budget (see
+ * `Budget.treeBudget`): its root's limit and raises, and every session's spend, read through the writer. A session with
+ * no limit, or alone, is checked against its own state, with no read.
+ */
+export const budgetFor = (
+  service: Pick<PlannerService["Type"], "state">,
+  sessionId: string,
+  state: Planner.PlannerState
+): Effect.Effect<{ readonly budget: Budget.BudgetState | undefined; readonly tree: boolean }> => {
+  const limited = state.budget?.tokens !== undefined || state.budget?.usd !== undefined
+  const rootId = state.subPlanOf?.rootSessionId
+  if (!limited || (rootId === undefined && SubPlans.childrenOf(state).length === 0)) {
+    return Effect.succeed({ budget: state.budget, tree: false })
+  }
+  return Effect.gen(function* () {
+    const root = rootId === undefined ? state : yield* service.state(rootId)
+    const members: Array<Budget.TreeMember> = []
+    const visit = (parent: Planner.PlannerState): Effect.Effect<void, unknown> =>
+      Effect.forEach(
+        SubPlans.childrenOf(parent),
+        (child) =>
+          Effect.gen(function* () {
+            const childState = child.sessionId === sessionId ? state : yield* service.state(child.sessionId)
+            if (childState.status === "NotStarted") return
+            members.push({ budget: childState.budget, configTokens: childState.config.budgetTokens })
+            yield* visit(childState)
+          }),
+        { discard: true }
+      )
+    yield* visit(root)
+    return { budget: Budget.treeBudget(root.budget, members), tree: true }
+  }).pipe(
+    // The tree could not be read: the session's own budget is checked, which is the tree's share it has recorded.
+    Effect.catchAll((error) =>
+      Effect.as(
+        Effect.logWarning(`the budget of the tree of session ${sessionId} could not be read: ${String(error)}`),
+        { budget: state.budget, tree: false }
+      )
+    )
+  )
+}

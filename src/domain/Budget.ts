@@ -47,7 +47,13 @@ export type BudgetUnit = typeof BudgetUnit.Type
 /** What the next call needs, as the app estimated it (tokenizer count of the prompt plus an output allowance). */
 export const BudgetNeed = Schema.Struct({
   tokens: Count,
-  usd: Schema.optionalWith(Amount, { exact: true })
+  usd: Schema.optionalWith(Amount, { exact: true }),
+  /**
+   * For a session in a tree of sub-plans, whose calls count against the tree's budget (see `treeBudget`): the tree's
+   * spend and limit in tokens as the worker saw them, which the question states instead of the session's own.
+   */
+  spent: Schema.optionalWith(Amount, { exact: true }),
+  limit: Schema.optionalWith(Amount, { exact: true })
 }).annotations({ identifier: "BudgetNeed" })
 export type BudgetNeed = typeof BudgetNeed.Type
 
@@ -258,3 +264,45 @@ export const usageGist = (usage: ReadonlyArray<ModelUsage>): string =>
         `${call.purpose} call to ${call.model}${call.taskId === undefined ? "" : ` (task ${call.taskId})`}: ${formatTokens(call.inputTokens)} in, ${formatTokens(call.outputTokens)} out${call.counted === "tokenizer" ? " (counted)" : ""}${call.usd === undefined ? "" : `, ${formatUsd(call.usd)}`}`
     )
     .join("; ")
+
+/** A session of a tree of sub-plans, as `treeBudget` needs it. */
+export interface TreeMember {
+  readonly budget: BudgetState | undefined
+  /** The token limit its plan was recorded with (a child copies its parent's config). */
+  readonly configTokens: number | undefined
+}
+
+/**
+ * The budget of a tree of sub-plans: a child session's spend counts against its root's budget. The limit is the root's
+ * (with its raises) plus every raise answered in a child (a child's own limit is its copy of the config's, raised by
+ * the yes answers to its questions); the spend is the sum of every session's. Questions are left out: each session
+ * keeps its own.
+ */
+export const treeBudget = (
+  root: BudgetState | undefined,
+  children: ReadonlyArray<TreeMember>
+): BudgetState | undefined => {
+  if (root === undefined && children.every((child) => child.budget === undefined)) return undefined
+  let inputTokens = root?.spent.inputTokens ?? 0
+  let outputTokens = root?.spent.outputTokens ?? 0
+  let calls = root?.spent.calls ?? 0
+  let usd = root?.spent.usd
+  let raised = 0
+  for (const child of children) {
+    const budget = child.budget
+    if (budget === undefined) continue
+    inputTokens += budget.spent.inputTokens
+    outputTokens += budget.spent.outputTokens
+    calls += budget.spent.calls
+    if (budget.spent.usd !== undefined) usd = addUsd(usd ?? 0, budget.spent.usd)
+    if (budget.tokens !== undefined && child.configTokens !== undefined)
+      raised += Math.max(0, budget.tokens - child.configTokens)
+  }
+  const spent = { inputTokens, outputTokens, calls, ...(usd === undefined ? {} : { usd }) }
+  return {
+    ...(root?.tokens === undefined ? {} : { tokens: root.tokens + raised }),
+    ...(root?.usd === undefined ? {} : { usd: root.usd }),
+    spent,
+    questions: []
+  }
+}

@@ -927,6 +927,16 @@ const needsClarification = (
  * raised meanwhile so that it fits, the question is still asked, with the figures as they stand now.
  */
 const budgetAsk = (state: PlannerState, need: Budget.BudgetNeed): Budget.BudgetAsk => {
+  // A session of a tree of sub-plans: the tree's figures, as the worker saw them (see `Budget.treeBudget`).
+  if (need.spent !== undefined && need.limit !== undefined) {
+    return {
+      unit: "tokens",
+      spent: need.spent,
+      limit: need.limit,
+      needed: need.tokens,
+      suggested: Budget.suggestedRaise("tokens", need.spent, need.limit, need.tokens)
+    }
+  }
   const crossing = Budget.wouldCross(state.budget, need)
   if (crossing !== undefined) return crossing
   const spent = Budget.totalTokens(state.budget?.spent ?? { inputTokens: 0, outputTokens: 0, calls: 0 })

@@ -204,7 +204,15 @@ export const make = (settings: AttemptSettings) =>
           : Option.none()
         // #16: the executor's model calls are checked against the session's budget and their usage recorded. A call
         // the budget refused was not made: the task asks the budget question instead of reporting what came of it.
-        const meter = { budget: state.budget, prices, taskId: task.id, attempt: task.attempt } as const
+        // A session in a tree of sub-plans spends the tree's budget (see `AppBudget.budgetFor`).
+        const spendable = yield* AppBudget.budgetFor(service, sessionId, state)
+        const meter = {
+          budget: spendable.budget,
+          tree: spendable.tree,
+          prices,
+          taskId: task.id,
+          attempt: task.attempt
+        } as const
         const ran = Option.isSome(problem)
           ? undefined
           : yield* AppBudget.meteredValue(execute(sessionId, task, context), { ...meter, purpose: "execution" })
@@ -252,7 +260,7 @@ export const make = (settings: AttemptSettings) =>
                   ? error
                   : yield* AppBudget.meteredValue(compactor.compactError(error, limit), {
                       ...meter,
-                      budget: AppBudget.afterUsage(state.budget, ran?.usage),
+                      budget: AppBudget.afterUsage(spendable.budget, ran?.usage),
                       purpose: "compaction"
                     }).pipe(
                       Effect.tap((shortened) => AppBudget.record(service, sessionId, shortened.usage)),

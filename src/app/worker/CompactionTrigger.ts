@@ -51,7 +51,7 @@ export const make = Effect.gen(function* () {
       // the results instead) and its usage recorded.
       const { value: result, usage } = yield* AppBudget.meteredValue(
         compactor.compact({ summary: state.contextSummary, entries, budget: tokenBudget, profile, systemPrompt }),
-        { budget: state.budget, prices, purpose: "compaction" }
+        { ...(yield* AppBudget.budgetFor(service, sessionId, state)), prices, purpose: "compaction" }
       )
       yield* AppBudget.record(service, sessionId, usage, causationId)
       const at = yield* Clock.currentTimeMillis
