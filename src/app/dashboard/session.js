@@ -4,6 +4,7 @@
  * server with the planner's own `fold`, so the dashboard never reimplements the planner.
  */
 import * as api from "./api.js"
+import { budgetEventLabels, budgetEventText, budgetFact } from "./budget.js"
 import { eventDetail } from "./detail.js"
 import {
   confirmAction,
@@ -86,11 +87,12 @@ function describeEvent(record) {
     case "SessionForked":
       return `Forked from ${data.fromSessionId} at event ${data.atSequence}`
     default:
-      return record.type
+      return budgetEventText(record) ?? record.type
   }
 }
 
 const eventLabels = {
+  ...budgetEventLabels,
   TasksPlanned: "planned",
   TaskDispatched: "dispatched",
   TaskClaimed: "claimed",
@@ -395,6 +397,8 @@ export function mountSession(root, sessionId) {
     }
     bits.push(h("span", null, `${state.config.maxParallel} in parallel`))
     if (state.executor !== undefined) bits.push(h("span", null, `runs with ${state.executor}`))
+    const spend = budgetFact(state)
+    if (spend !== null) bits.push(spend)
     if (state.forkedFrom !== undefined) {
       bits.push(
         h(
