@@ -205,7 +205,7 @@ describe.concurrent.each(stores)("forks, edits, lineage and diff on $name", { ti
   })
 
   it("edits a plan while it waits and while a run of it goes on; refusals exit 2 with one line", async () => {
-    const setup = setUp(await db(), [{ match: "^Build", delayMs: 6_000, outcomes: [{ complete: "built" }] }])
+    const setup = setUp(await db(), [{ match: "^Build", delayMs: 15_000, outcomes: [{ complete: "built" }] }])
     const { cwd } = setup
     const exec = ["--executor", `script:${setup.script}`, "--non-interactive", ...setup.db]
     // A run that is still building when the edit lands: it must run the task the edit adds.
