@@ -16,6 +16,8 @@ import {
   ClarificationProvided,
   CompactContext,
   Continue,
+  EditPlan,
+  ForkSession,
   HandleExecutorEvent,
   Initialize,
   NeedsClarification,
@@ -27,6 +29,7 @@ import {
 } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
 import { decodeEvent, encodeEvent, type PlannerEvent } from "../../src/domain/Events.js"
+import { AddTask, RemoveTask, SetAnswer, SetDependencies, SetTask } from "../../src/domain/PlanEdit.js"
 import * as Planner from "../../src/domain/Planner.js"
 
 const dir = path.join(import.meta.dirname, "..", "golden")
@@ -35,6 +38,29 @@ const report = (event: HandleExecutorEvent["event"], at: number) => new HandleEx
 
 const seedRequest =
   "Add login with session cookies. Use basic auth. Read API spec at https://example.com/spec.pdf. Then write unit tests."
+
+/** The log of `commands` decided in turn (a fork's scenario starts from another session's log). */
+const logOf = (commands: ReadonlyArray<PlannerCommand>): ReadonlyArray<PlannerEvent> => {
+  const log: Array<PlannerEvent> = []
+  for (const command of commands) log.push(...Either.getOrThrow(Planner.decideEither(Planner.fold(log), command)))
+  return log
+}
+
+/** The source of the incremental fork below: task 1 asks which database, 2 builds on the answer, 3 does not. */
+const forkSource = logOf([
+  new Initialize({
+    request: "Which database? Then design the schema. Also write the README.",
+    tasks: [
+      { id: 1, description: "Which database should we use?", kind: "Clarification", dependsOn: [], attachments: [] },
+      { id: 2, description: "Design the schema", kind: "Processing", dependsOn: [1], attachments: [] },
+      { id: 3, description: "Write the README", kind: "Processing", dependsOn: [], attachments: [] }
+    ],
+    at: T0
+  }),
+  report(new TaskCompleted({ taskId: 3, result: "README written" }), T0 + 100),
+  report(new ClarificationProvided({ taskId: 1, answer: "MySQL" }), T0 + 200),
+  report(new TaskCompleted({ taskId: 2, result: "schema for MySQL" }), T0 + 300)
+])
 
 /** Scenarios: commands run through `decide` to record a log. */
 const scenarios: Record<string, ReadonlyArray<PlannerCommand>> = {
@@ -167,6 +193,49 @@ const scenarios: Record<string, ReadonlyArray<PlannerCommand>> = {
     }),
     report(new TaskCompleted({ taskId: 1, attempt: 2, result: "Summary done" }), T0 + 60),
     report(new TaskCompleted({ taskId: 2, attempt: 1, result: "Announcement drafted" }), T0 + 70)
+  ],
+  // Plan edits (#15) on a running session: a planned task changed, a task added between two others, a task removed,
+  // a dependency changed; what became ready is dispatched with the edit.
+  "plan-edited-while-running": [
+    new Initialize({
+      request: "Write the code. Then the tests. Then the docs. Then publish.",
+      tasks: [
+        { id: 1, description: "Write the code", kind: "CodeImplementation", dependsOn: [], attachments: [] },
+        { id: 2, description: "Write the tests", kind: "UnitTest", dependsOn: [1], attachments: [] },
+        { id: 3, description: "Write the docs", kind: "Processing", dependsOn: [2], attachments: [] },
+        { id: 4, description: "Publish", kind: "ToolCall", dependsOn: [3], attachments: [] }
+      ],
+      at: T0
+    }),
+    new EditPlan({
+      edits: [
+        SetTask.make({ taskId: 2, description: "Write property tests" }),
+        AddTask.make({ description: "Review the code", kind: "Analysis", dependsOn: [1], dependents: [3] }),
+        RemoveTask.make({ taskId: 4 })
+      ],
+      at: T0 + 50
+    }),
+    report(new TaskCompleted({ taskId: 1, result: "code written" }), T0 + 100),
+    new EditPlan({
+      edits: [SetDependencies.make({ taskId: 3, dependsOn: [5] })],
+      source: { _tag: "User", by: "reviewer" },
+      at: T0 + 150
+    }),
+    report(new TaskCompleted({ taskId: 5, result: "looks good" }), T0 + 200),
+    report(new TaskCompleted({ taskId: 2, result: "40 properties pass" }), T0 + 300),
+    report(new TaskCompleted({ taskId: 3, result: "docs written" }), T0 + 400)
+  ],
+  // An incremental fork (#15) of a finished session with a different answer: the README is reused (naming the event
+  // that completed it), the Clarification task takes the new answer, and only the schema runs again.
+  "incremental-fork-with-a-different-answer": [
+    new ForkSession({
+      fromSessionId: "golden-source",
+      atSequence: forkSource.length,
+      sourceEvents: forkSource,
+      edits: [SetAnswer.make({ taskId: 1, answer: "PostgreSQL" })],
+      at: T0 + 1_000
+    }),
+    report(new TaskCompleted({ taskId: 2, result: "schema for PostgreSQL" }), T0 + 1_100)
   ],
   "cancelled-midway": [
     new Initialize({ request: "1. Plan the release\n2. Tag it\n3. Announce it", at: T0 }),
