@@ -9,6 +9,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { Cause, Clock, Effect, Option, Queue, Schema, Stream } from "effect"
+import * as Budget from "../domain/Budget.js"
 import { Cancel, ClarificationProvided, Continue, HandleExecutorEvent, Initialize } from "../domain/Commands.js"
 import { defaultConfig, type PlannerConfig } from "../domain/Config.js"
 import type { PlannerEvent } from "../domain/Events.js"
@@ -16,6 +17,7 @@ import * as Planner from "../domain/Planner.js"
 import type { Attachment, TaskState } from "../domain/Task.js"
 import type { ReadError } from "../infra/EventStore.js"
 import { PlannerStore } from "../infra/PlannerStore.js"
+import * as AppBudget from "./Budget.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { PlannerService } from "./PlannerService.js"
 import { planRequest } from "./Planning.js"
@@ -41,7 +43,12 @@ export const start = (request: string, options: StartOptions = {}) =>
     const service = yield* PlannerService
     const at = yield* Clock.currentTimeMillis
     const config: PlannerConfig = { ...defaultConfig, ...options.config }
-    const plan = yield* planRequest(request, options.attachments ?? [], { systemPrompt: config.systemPrompt })
+    // #16: the plan call is checked against the budget (priced from PLANNER_LLM_PRICES) and its usage recorded.
+    const plan = yield* planRequest(request, options.attachments ?? [], {
+      systemPrompt: config.systemPrompt,
+      budget: Budget.fromLimits(config),
+      prices: yield* AppBudget.pricesOrWarn
+    })
     const sessionId = options.sessionId ?? newSessionId(at)
     const handled = yield* service.execute(
       sessionId,
@@ -52,6 +59,7 @@ export const start = (request: string, options: StartOptions = {}) =>
         source: plan.source,
         ...(options.executor === undefined ? {} : { executor: options.executor }),
         config,
+        ...(plan.usage === undefined || plan.usage.length === 0 ? {} : { usage: plan.usage }),
         at
       }),
       { correlationId: sessionId }
