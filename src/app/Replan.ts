@@ -17,7 +17,8 @@
  * (`Runner.run`, and so `planner run`/`resume`) settles the pending replans it finds, at start and as they appear; a
  * revision that arrives twice (two processes, a retry after a restart) changes nothing the second time.
  */
-import { Clock, Effect, Either, Option } from "effect"
+import { type Cause, Clock, Effect, Either, Exit, Option } from "effect"
+import type * as Budget from "../domain/Budget.js"
 import { ReviseAfterFailure, SkipReplan } from "../domain/Commands.js"
 import type { PlannerSource } from "../domain/Events.js"
 import * as Graph from "../domain/Graph.js"
@@ -25,7 +26,8 @@ import * as Planner from "../domain/Planner.js"
 import { findUnstorableText } from "../domain/SchemaGuard.js"
 import type { TaskId, TaskPlan, TaskState } from "../domain/Task.js"
 import * as HeuristicLlm from "../infra/HeuristicLlm.js"
-import { Llm, type LlmService } from "../infra/Llm.js"
+import { Llm, type LlmError, type LlmService } from "../infra/Llm.js"
+import * as AppBudget from "./Budget.js"
 import { type Handled, type HandleError, PlannerService } from "./PlannerService.js"
 import { fallbackReason, fromDrafts } from "./Planning.js"
 
@@ -103,8 +105,44 @@ export const revisionTasks = (
   return { tasks, notes }
 }
 
-/** Asks `llm` for the revision of failed task `taskId`. Never fails: what goes wrong becomes the reason to skip. */
-export const revise = (llm: LlmService, state: Planner.PlannerState, taskId: TaskId): Effect.Effect<Revision> =>
+/**
+ * Asks `llm` for the revision of failed task `taskId`. Never fails: what goes wrong becomes the reason to skip. The
+ * call is metered against the session's budget (see `Budget`), and `usage` says what it used.
+ */
+export const revise = (
+  llm: LlmService,
+  state: Planner.PlannerState,
+  taskId: TaskId,
+  prices?: AppBudget.Prices
+): Effect.Effect<Revision & { readonly usage: ReadonlyArray<Budget.ModelUsage> }> =>
+  Effect.gen(function* () {
+    let usage: ReadonlyArray<Budget.ModelUsage> = []
+    const ask = (text: string, systemPrompt: string) =>
+      Effect.flatMap(
+        AppBudget.metered(
+          llm.parseTasks(text, {
+            attachments: state.attachments,
+            ...(systemPrompt.trim().length === 0 ? {} : { systemPrompt })
+          }),
+          { budget: state.budget, prices, purpose: "replanning", taskId }
+        ),
+        (metered) => {
+          usage = metered.usage
+          return Exit.isSuccess(metered.exit)
+            ? Effect.succeed(metered.exit.value)
+            : Effect.failCause(metered.exit.cause as Cause.Cause<LlmError>)
+        }
+      )
+    const revision = yield* reviseWith(ask, llm, state, taskId)
+    return { ...revision, usage }
+  })
+
+const reviseWith = (
+  ask: (text: string, systemPrompt: string) => ReturnType<LlmService["parseTasks"]>,
+  llm: LlmService,
+  state: Planner.PlannerState,
+  taskId: TaskId
+): Effect.Effect<Revision> =>
   Effect.gen(function* () {
     const failed = Planner.task(state, taskId)
     if (failed === undefined) return { _tag: "Skipped", reason: `task ${taskId} is not in the plan` } as const
@@ -116,12 +154,7 @@ export const revise = (llm: LlmService, state: Planner.PlannerState, taskId: Tas
     }
     const model = llm.provider.model
     const systemPrompt = state.config.systemPrompt
-    const answer = yield* llm
-      .parseTasks(revisionPrompt(state, failed), {
-        attachments: state.attachments,
-        ...(systemPrompt.trim().length === 0 ? {} : { systemPrompt })
-      })
-      .pipe(Effect.either)
+    const answer = yield* ask(revisionPrompt(state, failed), systemPrompt).pipe(Effect.either)
     if (Either.isLeft(answer)) return { _tag: "Skipped", reason: fallbackReason(answer.left) } as const
     if (answer.right.length > maxRevisedTasks) {
       return {
@@ -145,19 +178,22 @@ export const revise = (llm: LlmService, state: Planner.PlannerState, taskId: Tas
 /**
  * Settles the pending replan of `taskId` in `sessionId`: asks for the revision and records it, or records why there is
  * none. A revision the decider refuses (a dependency it cannot accept) is recorded as a skip with the refusal. Does
- * nothing when the replan is no longer pending. The `Llm` is optional: without one, the heuristic layer answers, which
- * has no model, so the replan is skipped.
+ * nothing when the replan is no longer pending. `llm` defaults to the context's `Llm`, else the heuristic one, which has
+ * no model, so the replan is skipped. What the model call used is recorded (`RecordUsage`) before the revision.
  */
 export const settle = (
   sessionId: string,
-  taskId: TaskId
+  taskId: TaskId,
+  llm?: LlmService
 ): Effect.Effect<Option.Option<Handled>, HandleError, PlannerService> =>
   Effect.gen(function* () {
     const service = yield* PlannerService
-    const llm = Option.getOrElse(yield* Effect.serviceOption(Llm), () => HeuristicLlm.service)
+    const model = llm ?? Option.getOrElse(yield* Effect.serviceOption(Llm), () => HeuristicLlm.service)
     const state = yield* service.state(sessionId)
     if (Planner.isFinished(state) || !Planner.pendingReplans(state).includes(taskId)) return Option.none()
-    const revision = yield* revise(llm, state, taskId)
+    const prices = model.provider._tag === "Heuristic" ? undefined : yield* AppBudget.pricesOrWarn
+    const revision = yield* revise(model, state, taskId, prices)
+    yield* AppBudget.record(service, sessionId, revision.usage)
     const at = yield* Clock.currentTimeMillis
     const skip = (reason: string) => {
       const recorded = `no revised plan for task ${taskId}: ${reason}; continuing without it`
@@ -189,27 +225,43 @@ export const settle = (
     return yield* Effect.fail(refused)
   }).pipe(Effect.withSpan("Replan.settle", { attributes: { sessionId, taskId } }))
 
+/** The replans this process is settling, by `session/task`: a worker and a run of one session both react to one. */
+const inFlight = new Set<string>()
+
 /**
- * Makes a settler for one process: `(sessionId, state)` settles every replan pending in `state` that this process is
- * not settling already, one after another, in the background of the caller's scope. Failures are logged: the replan
- * stays pending in the log, and the next driver of the session settles it.
+ * `settle`, unless this process is settling that replan already; failures are logged, not raised: the replan stays
+ * pending in the log, and the next driver of the session settles it.
+ */
+export const settleOnce = (
+  sessionId: string,
+  taskId: TaskId,
+  llm?: LlmService
+): Effect.Effect<void, never, PlannerService> =>
+  Effect.suspend(() => {
+    const key = `${sessionId}/${taskId}`
+    if (inFlight.has(key)) return Effect.void
+    inFlight.add(key)
+    return settle(sessionId, taskId, llm).pipe(
+      Effect.catchAll((error) =>
+        Effect.logWarning(`the replan of ${sessionId} task ${taskId} was not recorded: ${error.message}`)
+      ),
+      Effect.asVoid,
+      Effect.ensuring(Effect.sync(() => inFlight.delete(key)))
+    )
+  })
+
+/**
+ * Makes a settler for a run: `(sessionId, state)` settles every replan pending in `state` in the background of the
+ * caller's scope (`settleOnce`, with the model of the process, resolved here).
  */
 export const makeSettler = Effect.gen(function* () {
-  const inFlight = new Set<string>()
+  const llm = Option.getOrElse(yield* Effect.serviceOption(Llm), () => HeuristicLlm.service)
   return (sessionId: string, state: Planner.PlannerState) =>
     Effect.gen(function* () {
       if (Planner.isFinished(state)) return
       for (const taskId of Planner.pendingReplans(state)) {
-        const key = `${sessionId}/${taskId}`
-        if (inFlight.has(key)) continue
-        inFlight.add(key)
-        yield* settle(sessionId, taskId).pipe(
-          Effect.catchAll((error) =>
-            Effect.logWarning(`the replan of ${sessionId} task ${taskId} was not recorded: ${error.message}`)
-          ),
-          Effect.ensuring(Effect.sync(() => inFlight.delete(key))),
-          Effect.forkScoped
-        )
+        if (inFlight.has(`${sessionId}/${taskId}`)) continue
+        yield* Effect.forkScoped(settleOnce(sessionId, taskId, llm))
       }
     })
 })

@@ -8,12 +8,13 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Either, type Layer } from "effect"
+import { Clock, Effect, Either, type Layer, Option, Stream } from "effect"
 import * as PlannerRuntime from "../../src/app/PlannerRuntime.js"
 import { PlannerService } from "../../src/app/PlannerService.js"
 import * as Replan from "../../src/app/Replan.js"
 import { replanFork } from "../../src/app/ReplanFork.js"
 import * as Runner from "../../src/app/Runner.js"
+import * as Worker from "../../src/app/Worker.js"
 import { ClaimTask, HandleExecutorEvent, Initialize, TaskCompleted, TaskFailed } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
@@ -107,6 +108,39 @@ describe("replanning through the library", { timeout: 120_000 }, () => {
         )
         const replanned = records.find((record) => record.event._tag === "TaskReplanned")?.event
         expect(replanned).toMatchObject({ taskId: 2, supersededTaskIds: [3], source: { _tag: "Llm", model } })
+      })
+    )
+  )
+
+  it.live("a session served by workers alone is replanned by the worker that reported the failure", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const server = yield* FakeOpenAiServer.make
+        server.enqueue(Reply.json(revision))
+        const layer = yield* runtime(tempDb(), llmLayer("chat", settingsFor(server)))
+        yield* Effect.provide(
+          Effect.gen(function* () {
+            const service = yield* PlannerService
+            const at = yield* Clock.currentTimeMillis
+            const sessionId = Runner.newSessionId(at)
+            const config = { ...defaultConfig, maxAttempts: 1, onFailure: "replan" as const }
+            yield* service.execute(sessionId, new Initialize({ request: "Fetch, convert, report.", tasks, config, at }))
+            // No Runner.run: a worker alone serves the session, as `planner worker` does.
+            yield* Effect.forkScoped(Worker.run({ sessionId, concurrency: 2 }))
+            const last = yield* Runner.observe(sessionId).pipe(Stream.runLast)
+            const state = Option.getOrThrow(last).state
+            expect(state.status).toBe("Succeeded")
+            expect(state.tasks.map((task) => task.status)).toEqual([
+              "Completed",
+              "Failed",
+              "Skipped",
+              "Completed",
+              "Completed"
+            ])
+            expect(server.modelRequests()).toHaveLength(1)
+          }),
+          layer
+        )
       })
     )
   )

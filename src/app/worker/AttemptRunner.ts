@@ -23,10 +23,12 @@ import type { TaskState } from "../../domain/Task.js"
 import { AttachmentChecker } from "../../infra/AttachmentChecker.js"
 import { Compactor } from "../../infra/Compactor.js"
 import { ExecutorRegistry, Outcome, type TaskContext } from "../../infra/Executor.js"
+import { Llm } from "../../infra/Llm.js"
 import type { JobKey, TakenJob } from "../../infra/TaskQueue.js"
 import { hotSpan, hotSpanWith } from "../../infra/Tracing.js"
 import * as AppBudget from "../Budget.js"
 import { type Handled, type HandleError, PlannerService } from "../PlannerService.js"
+import * as Replan from "../Replan.js"
 import * as CompactionTrigger from "./CompactionTrigger.js"
 
 /** What the worker tells about the attempts it runs (`planner worker` prints them). */
@@ -122,6 +124,8 @@ export const make = (settings: AttemptSettings) =>
     const compactor = yield* Compactor
     const compactIfOverBudget = yield* CompactionTrigger.make
     const prices = yield* AppBudget.pricesOrWarn
+    // `--on-failure replan`: the model that revises a plan after a failure this worker reports (see `Replan`).
+    const llm = Option.getOrUndefined(yield* Effect.serviceOption(Llm))
     const clock = yield* Effect.clock
     const { workerId, workingDirectory } = settings
     const queue = service.queue
@@ -282,6 +286,11 @@ export const make = (settings: AttemptSettings) =>
               yield* retry?._tag === "TaskRetryScheduled"
                 ? finished("retry-scheduled", compacted, retry.retryAt)
                 : finished("failed", compacted)
+              // The failure asked for a revised plan: settle it here, so a session nobody runs (served by workers
+              // alone) goes on; a run of the session in this process shares the settling (`Replan.settleOnce`).
+              if (handled.value.events.some((recorded) => recorded._tag === "ReplanRequested")) {
+                yield* Effect.provideService(Replan.settleOnce(sessionId, task.id, llm), PlannerService, service)
+              }
               return true
             }),
           NeedsClarification: ({ question }) =>
