@@ -42,6 +42,11 @@ export interface TaskDiff {
   /** The task's description in the first session, else in the second. */
   readonly description: string
   readonly changes: ReadonlyArray<FieldChange>
+  /**
+   * When the second session is an incremental fork that took this task's result over without running it: the session
+   * and the event (its sequence there) that recorded the result.
+   */
+  readonly reusedFrom?: { readonly sessionId: string; readonly sequence: number }
 }
 
 /** One side of the first difference between the logs: the event at that sequence, if the log has one. */
@@ -158,11 +163,30 @@ export const firstDivergence = (
   return undefined
 }
 
+/** The tasks a session took over from its origin without running them (its `SessionForked.reused`), by id. */
+export const reusedTasks = (
+  events: ReadonlyArray<PlannerEvent>
+): ReadonlyMap<number, { readonly sessionId: string; readonly sequence: number }> => {
+  const found = new Map<number, { readonly sessionId: string; readonly sequence: number }>()
+  for (const event of events) {
+    if (event._tag !== "SessionForked") continue
+    for (const reused of event.reused ?? []) {
+      found.set(reused.taskId, { sessionId: event.fromSessionId, sequence: reused.sequence })
+    }
+  }
+  return found
+}
+
 /** What differs between session `a` and session `b`. */
 export const diffSessions = (a: SessionSide, b: SessionSide): SessionDiff => {
   const count = Math.max(a.state.tasks.length, b.state.tasks.length)
+  const reused = reusedTasks(b.events)
   const tasks: Array<TaskDiff> = []
-  for (let id = 1; id <= count; id++) tasks.push(diffTask(a.state.tasks[id - 1], b.state.tasks[id - 1], id))
+  for (let id = 1; id <= count; id++) {
+    const task = diffTask(a.state.tasks[id - 1], b.state.tasks[id - 1], id)
+    const from = reused.get(id)
+    tasks.push(from === undefined ? task : { ...task, reusedFrom: from })
+  }
   const logsCompared = a.events.length > 0 && b.events.length > 0
   const divergence = logsCompared ? firstDivergence(a.events, b.events) : undefined
   const request = a.state.request === b.state.request ? undefined : { a: a.state.request, b: b.state.request }

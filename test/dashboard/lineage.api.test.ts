@@ -88,13 +88,27 @@ describe("the #15 dashboard API", { timeout: 60_000 }, () => {
       const body = diff.body as {
         comparable: boolean
         forkedAt: number
-        tasks: ReadonlyArray<{ id: number; change: string; changes: ReadonlyArray<{ field: string }> }>
+        tasks: ReadonlyArray<{
+          id: number
+          change: string
+          changes: ReadonlyArray<{ field: string }>
+          reusedFrom?: { sessionId: string; sequence: number }
+        }>
         divergence: { sequence: number } | null
       }
       expect(body.comparable).toBe(true)
       expect(body.forkedAt).toBe(done.state.version)
       expect(body.tasks.map((t) => t.change)).toEqual(["same", "same", "changed"])
       expect(body.tasks[2]?.changes.map((c) => c.field)).toEqual(["description", "result"])
+      // Tasks 1 and 2 were taken over, naming the event of the origin that completed each.
+      const completedAt = (yield* (yield* PlannerStore).load(sessionId)).flatMap((record) =>
+        record.event._tag === "TaskStatusUpdated" && record.event.status === "Completed" ? [record.sequence] : []
+      )
+      expect(body.tasks.map((t) => t.reusedFrom)).toEqual([
+        { sessionId, sequence: completedAt[0] },
+        { sessionId, sequence: completedAt[1] },
+        undefined
+      ])
       expect(body.divergence?.sequence).toBeGreaterThan(1)
       // The origin is not a fork: nothing to compare it with unless asked.
       expect((yield* fetchJson(`${url}/api/sessions/${sessionId}/diff`)).body).toMatchObject({ comparable: false })

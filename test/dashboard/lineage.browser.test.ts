@@ -129,6 +129,7 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("plan edits a
         )
         expect(cells).toEqual(["result", "done: Count the distinct values", "done: Count the rows per region"])
         expect(yield* run(() => page.textContent("#diff-view"))).toContain("2 other tasks are the same.")
+        expect(yield* run(() => page.textContent("#diff-reused"))).toContain("2 tasks of")
         expect(yield* run(() => page.textContent("#diff-divergence"))).toMatch(/The logs part at event \d+/)
         yield* run(() => page.locator("#lineage").scrollIntoViewIfNeeded())
         yield* screenshot(page, "dashboard-diff.png")

@@ -72,11 +72,17 @@ const fieldName: Readonly<Record<FieldChange["field"], string>> = {
   answers: "answers"
 }
 
+/** "  (reused: the result of event 4 of SESSION)" for a task the fork took over without running it. */
+const reusedNote = (task: TaskDiff): string =>
+  task.reusedFrom === undefined
+    ? ""
+    : `  (reused: the result of event ${task.reusedFrom.sequence} of ${task.reusedFrom.sessionId})`
+
 const taskText = (task: TaskDiff, diff: SessionDiff): ReadonlyArray<string> => {
   const head = `${String(task.id).padStart(3)}. `
   switch (task.change) {
     case "same":
-      return [`${head}same      ${clip(task.description, 100)}`]
+      return [`${head}same      ${clip(task.description, 100)}${reusedNote(task)}`]
     case "onlyA":
       return [`${head}only in ${diff.a.sessionId}: ${clip(task.description, 100)}`]
     case "onlyB":

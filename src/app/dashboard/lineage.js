@@ -35,6 +35,7 @@ export function renderDiff(diff) {
   if (!diff.comparable) return h("p", { class: "muted" }, diff.reason)
   const rows = []
   let same = 0
+  const reused = diff.tasks.filter((task) => task.reusedFrom !== undefined).length
   for (const task of diff.tasks) {
     if (task.change === "same") {
       same += 1
@@ -116,7 +117,14 @@ export function renderDiff(diff) {
         ),
     rows.length === 0 || same === 0
       ? null
-      : h("p", { class: "muted" }, `${same} other task${same === 1 ? " is" : "s are"} the same.`)
+      : h("p", { class: "muted" }, `${same} other task${same === 1 ? " is" : "s are"} the same.`),
+    reused === 0
+      ? null
+      : h(
+          "p",
+          { class: "muted", id: "diff-reused" },
+          `${reused} task${reused === 1 ? "" : "s"} of ${diff.b.sessionId} took over the result${reused === 1 ? "" : "s"} of ${diff.a.sessionId} without running.`
+        )
   )
 }
 
