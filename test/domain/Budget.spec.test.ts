@@ -157,6 +157,18 @@ describe("usage events", () => {
     expect(state.budget?.spent).toEqual({ inputTokens: 3, outputTokens: 3, calls: 3, usd: 0.3 })
   })
 
+  it("a fork starts with what its origin had spent at the fork point, and its own calls add to that", () => {
+    const origin = [...nearlySpent, used(call(100, 50)), used(call(7, 3))]
+    const atFour = origin.slice(0, 4)
+    const forked = Planner.fold(
+      Planner.forkEvents(atFour, { fromSessionId: "origin", atSequence: 4, reason: "forked" }, T0 + 1)
+    )
+    expect(forked.budget?.spent).toEqual({ inputTokens: 40_100, outputTokens: 8_250, calls: 2 })
+    expect(forked.budget?.tokens).toBe(50_000)
+    const after = Planner.fold([used(call(1, 1))], forked)
+    expect(after.budget?.spent.calls).toBe(3)
+  })
+
   it("the new events round-trip through the stored format", () => {
     for (const event of [
       used(call(3, 4, { usd: 0.5, taskId: 2, attempt: 1, estimatedTokens: 9, counted: "tokenizer" })),
