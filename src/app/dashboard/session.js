@@ -86,6 +86,15 @@ function describeEvent(record) {
       return `Plan ${data.outcome.toLowerCase()}: ${firstLine(data.summary, 80)}`
     case "SessionForked":
       return `Forked from ${data.fromSessionId} at event ${data.atSequence}`
+    case "ReplanRequested":
+      return `#${data.taskId} failed for good: revised plan wanted`
+    case "TaskReplanned": {
+      const by = data.source._tag === "Llm" ? `LLM ${data.source.model}` : "the parser"
+      const ids = data.tasks.map((task) => `#${task.id}`).join(", ")
+      return `#${data.taskId} replanned by ${by}: ${ids}${data.supersededTaskIds.length === 0 ? "" : ` replace ${data.supersededTaskIds.map((id) => `#${id}`).join(", ")}`}`
+    }
+    case "ReplanSkipped":
+      return `#${data.taskId} not replanned: ${firstLine(data.reason, 80)}`
     default:
       return budgetEventText(record) ?? record.type
   }
@@ -104,6 +113,9 @@ const eventLabels = {
   ClarificationReceived: "answer",
   ContextCompacted: "context",
   SessionForked: "forked",
+  ReplanRequested: "replan",
+  TaskReplanned: "replanned",
+  ReplanSkipped: "no replan",
   PlanningCompleted: "finished"
 }
 
