@@ -7,12 +7,12 @@
  * wait in turn.
  */
 import { Clock, Deferred, Effect } from "effect"
-import type * as Planner from "../domain/Planner.js"
+import * as Planner from "../domain/Planner.js"
 import * as SubPlans from "../domain/SubPlans.js"
 import type { ReadError } from "../infra/EventStore.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
-import { childInitialize, reconcile } from "./SubPlans.js"
+import { childInitialize, reconcile, type Tree, tree } from "./SubPlans.js"
 
 /** True when nothing in the tree under `sessionId` can move without an answer (see the module comment). */
 export const isStuck = (sessionId: string) =>
@@ -121,3 +121,31 @@ export const runTree = (sessionId: string, options: Runner.RunOptions = {}) =>
       )
     )
   }).pipe(Effect.scoped, Effect.withSpan("SubPlanRun.runTree", { attributes: { sessionId } }))
+
+/** A question waiting for an answer inside a sub-plan of a tree. */
+export interface TreeQuestion {
+  readonly sessionId: string
+  readonly taskId: number
+  readonly question: string
+}
+
+/** The questions waiting in the sub-plans under `sessionId` (not its own: those the session's state shows). */
+export const questionsBelow = (sessionId: string) =>
+  Effect.gen(function* () {
+    const whole = yield* tree(sessionId)
+    const found: Array<TreeQuestion> = []
+    const walk = (node: Tree) => {
+      for (const child of node.children.values()) {
+        for (const task of Planner.pendingClarifications(child.state)) {
+          found.push({
+            sessionId: child.sessionId,
+            taskId: task.id,
+            question: task.clarifications.at(-1)?.question ?? ""
+          })
+        }
+        walk(child)
+      }
+    }
+    walk(whole)
+    return found as ReadonlyArray<TreeQuestion>
+  })

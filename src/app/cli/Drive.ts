@@ -8,8 +8,8 @@ import type { PlannerState } from "../../domain/Planner.js"
 import type { TaskState } from "../../domain/Task.js"
 import * as SubPlanRun from "../SubPlanRun.js"
 import { CliExit, ExitCode } from "./Failure.js"
-import { clip, err, type OutputMode } from "./Output.js"
-import { type Hints, makeReporter, resumeCommand } from "./Progress.js"
+import { clip, err, type OutputMode, out } from "./Output.js"
+import { answerCommand, type Hints, makeReporter, resumeCommand } from "./Progress.js"
 import * as Prompt from "./Prompt.js"
 
 export interface DriveOptions {
@@ -79,6 +79,14 @@ export const drive = (sessionId: string, initial: PlannerState, options: DriveOp
       )
     )
     yield* reporter.finish(result.state)
+    // Questions asked inside sub-plans: answered with this session's id and the task id shown (see `planner answer`).
+    if (result.waiting && options.mode !== "json") {
+      for (const asked of yield* SubPlanRun.questionsBelow(sessionId).pipe(Effect.orElseSucceed(() => []))) {
+        yield* out(
+          `Task ${asked.taskId} of sub-plan ${asked.sessionId} asks: ${asked.question}\n  answer: ${answerCommand(options.hints, sessionId, asked.taskId)}`
+        )
+      }
+    }
     const code = exitCodeOf(result.state, result.waiting)
     if (code !== ExitCode.ok) return yield* new CliExit({ code })
   }).pipe(Effect.scoped)

@@ -7,6 +7,7 @@ import { Cancel } from "../../domain/Commands.js"
 import * as Planner from "../../domain/Planner.js"
 import { PlannerStore } from "../../infra/PlannerStore.js"
 import { PlannerService } from "../PlannerService.js"
+import * as SubPlans from "../SubPlans.js"
 import { toFailure, usage } from "./Failure.js"
 import { out } from "./Output.js"
 import {
@@ -22,6 +23,7 @@ import {
 import { storable } from "./Request.js"
 import { existingState, programName, sessionFacts } from "./Session.js"
 import { plannerLayer, resolveStore, type StoreTarget } from "./Store.js"
+import { subPlanLines } from "./TreeRender.js"
 
 export interface ReadFlags {
   readonly db: Option.Option<string>
@@ -144,10 +146,12 @@ export const show = (flags: SessionFlags) =>
         ...(facts.createdAt === undefined ? {} : { createdAt: facts.createdAt }),
         ...(facts.forkedFrom === undefined ? {} : { forkedFrom: facts.forkedFrom })
       }
+      // Sub-plans: each child's tasks under the task it does.
+      const tree = yield* SubPlans.tree(flags.sessionId, state)
       yield* print(
         flags.json,
         () => stateJson(state, header),
-        () => stateText(state, header)
+        () => stateText(state, header, subPlanLines(tree))
       )
     })
   )

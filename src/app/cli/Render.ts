@@ -151,7 +151,12 @@ const sourceText = (state: Planner.PlannerState): string | undefined => {
 }
 
 /** A whole session as text: header, request, tasks, summary. */
-export const stateText = (state: Planner.PlannerState, header: SessionHeader): string => {
+export const stateText = (
+  state: Planner.PlannerState,
+  header: SessionHeader,
+  /** Lines to print under a task (its sub-plan's tasks, see `TreeRender`). */
+  under?: (task: TaskState) => ReadonlyArray<string>
+): string => {
   const lines: Array<string> = []
   const at = header.at
   lines.push(
@@ -183,7 +188,7 @@ export const stateText = (state: Planner.PlannerState, header: SessionHeader): s
   if (state.status !== "NotStarted") lines.push(...settingsLines(state.config))
   if (state.budget !== undefined) lines.push(`Model spend: ${Budget.describe(state.budget)}`)
   lines.push("")
-  for (const task of state.tasks) lines.push(...taskLines(task))
+  for (const task of state.tasks) lines.push(...taskLines(task), ...(under?.(task) ?? []))
   lines.push("")
   lines.push(summaryOf(state))
   return lines.join("\n")
