@@ -13,9 +13,12 @@
  * the next task waits for a macrotask (`setImmediate`): signals, timers and I/O get their turn at least that often.
  * Each fiber has at most one task scheduled at a time, so deferring one never reorders a fiber's own work.
  *
- * Nested uses are harmless: the innermost scheduler serves what runs inside it.
+ * Nested uses keep the outer scheduler (see `withEventLoopTurns`).
  */
-import { Effect, Scheduler } from "effect"
+import { Effect, FiberRef, Scheduler } from "effect"
+
+/** The schedulers `makeScheduler` made: an effect already running on one is not wrapped again. */
+const turning = new WeakSet<Scheduler.Scheduler>()
 
 export const makeScheduler = (sliceMs = 20): Scheduler.Scheduler => {
   const base = new Scheduler.MixedScheduler(2048)
@@ -27,7 +30,7 @@ export const makeScheduler = (sliceMs = 20): Scheduler.Scheduler => {
     waiting = []
     for (const task of tasks) task()
   }
-  return {
+  const scheduler: Scheduler.Scheduler = {
     shouldYield: (fiber) => base.shouldYield(fiber),
     scheduleTask: (task, priority, fiber) => {
       if (waiting.length > 0 || Date.now() - turnedAt >= sliceMs) {
@@ -38,10 +41,19 @@ export const makeScheduler = (sliceMs = 20): Scheduler.Scheduler => {
       }
     }
   }
+  turning.add(scheduler)
+  return scheduler
 }
 
-/** Runs `effect` (and the fibers it forks) on a scheduler that lets the event loop turn at least every `sliceMs`. */
+/**
+ * Runs `effect` (and the fibers it forks) on a scheduler that lets the event loop turn at least every `sliceMs`.
+ * Already on such a scheduler (`Runner.run` inside the CLI's run, `Worker.run` inside `Runner.run`), it stays there:
+ * one scheduler serves the whole run, as before the library runs had their own. Schedulers nested in one run changed
+ * the order in which a stopped worker's fibers finish (a run stopped by SIGINT no longer gave its task back).
+ */
 export const withEventLoopTurns =
   (sliceMs?: number) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.withScheduler(effect, makeScheduler(sliceMs))
+    Effect.flatMap(FiberRef.get(FiberRef.currentScheduler), (current) =>
+      turning.has(current) ? effect : Effect.withScheduler(effect, makeScheduler(sliceMs))
+    )
