@@ -41,6 +41,11 @@ const report = (cause: Cause.Cause<unknown>) => {
   fail(`planner: ${what.replace(/\s+/g, " ").trim()} (run again with --verbose for details)`, ExitCode.planFailed)
 }
 
+// A reader that went away (EPIPE: `planner plan --json ... | head -c 100`) takes nothing more: the command ends quietly
+// with its own exit code, as the full one does.
+process.stdout.on("error", () => process.exit())
+process.stderr.on("error", () => process.exit())
+
 // A signal ends the command as it ends the full one (130 for an interrupt); nothing has been stored.
 const onSignal = () => process.exit(exitCodeOnInterrupt())
 process.on("SIGINT", onSignal)
