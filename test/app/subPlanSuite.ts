@@ -105,12 +105,8 @@ export const subPlanSuite = (name: string, makeStore: () => Layer.Layer<EventSto
             // root's dispatch of task 2 as its cause.
             const store = yield* PlannerStore.PlannerStore
             const childLog = yield* store.load(child)
-            // (Except, for now, the claims the writer adds when it hands a dispatched job to a local worker: they
-            // name the session itself. Asked of the queue's hand-off.)
             expect(
-              childLog
-                .filter((record) => record.metadata.correlationId !== root && record.event._tag !== "TaskClaimed")
-                .map((record) => record.event._tag)
+              childLog.filter((record) => record.metadata.correlationId !== root).map((record) => record.event._tag)
             ).toEqual([])
             expect(childLog.filter((record) => record.metadata.correlationId === root).length).toBeGreaterThan(5)
             const rootLog = yield* store.load(root)

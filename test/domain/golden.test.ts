@@ -154,6 +154,34 @@ const scenarios: Record<string, ReadonlyArray<PlannerCommand>> = {
     report(new TaskCompleted({ taskId: 4, result: "converted with tool B" }), T0 + 400),
     report(new TaskCompleted({ taskId: 5, result: "report written" }), T0 + 500)
   ],
+  // A sub-plan (#16), the two logs of one tree: the root expands task 2 as it is planned, the task is dispatched with
+  // no job once task 1 is done, and the child's outcome (its summary) completes it; the child's plan names its parent.
+  "subplan-tree-root": [
+    new Initialize({
+      request: "Write the notes. Then release it.",
+      tasks: [
+        { id: 1, description: "Write the notes", kind: "Processing", dependsOn: [], attachments: [] },
+        { id: 2, description: "Build the release. Then publish it.", kind: "Processing", dependsOn: [1], attachments: [] }
+      ],
+      expand: [{ taskId: 2, childSessionId: "golden-root~2" }],
+      at: T0
+    }),
+    new ClaimTask({ taskId: 1, attempt: 1, workerId: "host-a/101/w1", at: T0 + 10 }),
+    report(new TaskCompleted({ taskId: 1, attempt: 1, result: "notes written" }), T0 + 20),
+    report(new TaskCompleted({ taskId: 2, result: "2 of 2 tasks completed." }), T0 + 90)
+  ],
+  "subplan-tree-child": [
+    new Initialize({
+      request: "Build the release. Then publish it.",
+      source: { _tag: "Parser", reason: "sub-plan of task 2 of session golden-root" },
+      subPlanOf: { sessionId: "golden-root", taskId: 2, rootSessionId: "golden-root", depth: 1, maxDepth: 3 },
+      at: T0 + 30
+    }),
+    new ClaimTask({ taskId: 1, attempt: 1, workerId: "host-a/101/w1", at: T0 + 40 }),
+    report(new TaskCompleted({ taskId: 1, attempt: 1, result: "built" }), T0 + 50),
+    new ClaimTask({ taskId: 2, attempt: 1, workerId: "host-a/101/w1", at: T0 + 60 }),
+    report(new TaskCompleted({ taskId: 2, attempt: 1, result: "published" }), T0 + 70)
+  ],
   // A budget (#16): the plan call's usage recorded with the plan, a step's call held back by the budget question, the
   // answer raising the budget by an event before the call is made, then its usage (counted, the server gave none).
   "budget-pause-and-raise": [
