@@ -66,7 +66,8 @@ export const memoryEventTypes = [
   "TaskStatusUpdated",
   "ClarificationRequested",
   "SessionForked",
-  "PlanningCompleted"
+  "PlanningCompleted",
+  "TaskReplanned"
 ] as const satisfies ReadonlyArray<PlannerEvent["_tag"]>
 
 const memoryEventSet: ReadonlySet<string> = new Set(memoryEventTypes)
@@ -100,6 +101,22 @@ export const recordsOf = (sessionId: string, events: Iterable<PlannerEvent>): Re
         plannedAt = event.at
         plan = event.tasks.map(({ id, description, kind, dependsOn }) => ({ id, description, kind, dependsOn }))
         tasks.clear()
+        for (const step of event.tasks) {
+          tasks.set(step.id, {
+            description: step.description,
+            kind: step.kind,
+            firstDispatchedAt: undefined,
+            questions: [],
+            ended: undefined
+          })
+        }
+        break
+      case "TaskReplanned":
+        // A revised plan after a failure (`--on-failure replan`): its tasks join the plan and are remembered too.
+        plan = [
+          ...plan,
+          ...event.tasks.map(({ id, description, kind, dependsOn }) => ({ id, description, kind, dependsOn }))
+        ]
         for (const step of event.tasks) {
           tasks.set(step.id, {
             description: step.description,

@@ -25,6 +25,7 @@ import {
   TaskStatusUpdated,
   TasksPlanned
 } from "../../src/domain/Events.js"
+import * as Memory from "../../src/domain/Memory.js"
 import * as Planner from "../../src/domain/Planner.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
 import { given, tasks } from "../support/DeciderSpec.js"
@@ -335,5 +336,33 @@ describe("the replan events in the log", () => {
     const stored = JSON.parse(JSON.stringify(encodeEvent(planned(plan))))
     expect(stored.data.config).not.toHaveProperty("maxReplans")
     expect(Either.getOrThrow(decodeEvent(stored.type, stored.version, stored.data))).toEqual(planned(plan))
+  })
+})
+
+describe("memory of a replanned session", () => {
+  it("remembers the revised tasks and their results, and the plan with them", () => {
+    const log = [
+      ...pendingAtTwo,
+      new TaskReplanned({ taskId: 2, supersededTaskIds: [3], tasks: revision, source: model, at: T0 + 2 }),
+      new TaskStatusUpdated({ taskId: 3, status: "Skipped", attempt: 0, error: "replaced", at: T0 + 2 }),
+      dispatched(5, "parse with the other parser", 1, T0 + 2),
+      completed(5, "parsed", T0 + 3),
+      dispatched(6, "report", 1, T0 + 3),
+      completed(6, "reported", T0 + 4),
+      new PlanningCompleted({ outcome: "Succeeded", summary: "done", at: T0 + 4 })
+    ]
+    const records = Memory.recordsOf("s", log)
+    const tasks = records.flatMap((record) =>
+      record._tag === "Task" ? [[record.taskId, record.status, record.result]] : []
+    )
+    expect(tasks).toEqual([
+      [1, "Completed", "fetched"],
+      [2, "Failed", "parser crashed"],
+      [4, "Completed", "notified"],
+      [5, "Completed", "parsed"],
+      [6, "Completed", "reported"]
+    ])
+    const session = records.find((record) => record._tag === "Session")
+    expect(session?._tag === "Session" ? session.plan.map((step) => step.id) : []).toEqual([1, 2, 3, 4, 5, 6])
   })
 })
