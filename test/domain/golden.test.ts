@@ -161,7 +161,13 @@ const scenarios: Record<string, ReadonlyArray<PlannerCommand>> = {
       request: "Write the notes. Then release it.",
       tasks: [
         { id: 1, description: "Write the notes", kind: "Processing", dependsOn: [], attachments: [] },
-        { id: 2, description: "Build the release. Then publish it.", kind: "Processing", dependsOn: [1], attachments: [] }
+        {
+          id: 2,
+          description: "Build the release. Then publish it.",
+          kind: "Processing",
+          dependsOn: [1],
+          attachments: []
+        }
       ],
       expand: [{ taskId: 2, childSessionId: "golden-root~2" }],
       at: T0
