@@ -1,8 +1,9 @@
 /**
  * How fast the `planner` command starts, measured as whole processes the way a person runs it (`bin/planner.js`, which
- * loads the bundle in dist/cli/): `--version`, `plan` of a two-sentence request, and a two-task `run --executor echo`
- * on a new SQLite file. Each round also starts `node -e 1`, the floor no Node program goes below on this machine,
- * so the ratios compare like with like however busy the machine is. The commands of a round run one after another,
+ * loads the bundle in dist/cli/): `--version`, `plan` of a two-sentence request (from its own bundle, and through the
+ * full one for comparison), and a two-task `run --executor echo` on a new SQLite file. Each round also starts
+ * `node -e 1`, the floor no Node program goes below on this machine, so the ratios compare like with like however busy
+ * the machine is. The commands of a round run one after another,
  * in the same order, after one warm-up round (file cache). Beside the wall-clock time, the CPU time (user + system)
  * each process used, read from this process's children's times in /proc (Linux): on a machine shared with other
  * work the wall clock includes waiting for a core, the CPU time much less so.
@@ -66,6 +67,9 @@ export const cli = async (options: { readonly runs: number }): Promise<ReadonlyA
     { name: "node -e 1", args: () => ["-e", "1"] },
     { name: "planner --version", args: () => [bin, "--version"], targetS: 0.2 },
     { name: "planner plan", args: () => [bin, "plan", request], targetS: 0.35 },
+    // The same plan through the full bundle (dist/cli/main.cjs): `--json false` is a command line the plan bundle
+    // leaves to it. What `plan` cost before it had a bundle of its own, in the same rounds.
+    { name: "planner plan, full bundle", args: () => [bin, "plan", "--json", "false", request] },
     {
       name: "planner run --executor echo (2 tasks, SQLite)",
       args: (round) => [bin, "run", "--executor", "echo", "--db", path.join(work.dir, `run-${round}.db`), request],
