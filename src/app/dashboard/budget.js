@@ -51,7 +51,7 @@ export function budgetFact(state) {
             "aria-valuemax": String(budget.tokens),
             "aria-valuenow": String(spent)
           },
-          h("span", { class: "budget-used", style: `width: ${Math.round(share * 100)}%` })
+          h("span", { class: "budget-used", style: { width: `${Math.round(share * 100)}%` } })
         )
   )
 }
