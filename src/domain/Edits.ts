@@ -382,7 +382,16 @@ export const planFork = (
   request: ForkRequest
 ): Either.Either<ForkPlan, PlannerError> => {
   if (source.status === "NotStarted") return Either.left(new SessionNotStarted())
-  const removed = source.tasks.filter((t) => t.removed === true).map((t) => t.id)
+  // Out of the fork's plan: tasks an edit removed, and those a revised plan replaced (a replan's failed task and the
+  // tasks it superseded; their replacements are in the plan).
+  const replaced = new Set<TaskId>()
+  for (const event of events) {
+    if (event._tag !== "TaskReplanned") continue
+    replaced.add(event.taskId)
+    for (const id of event.supersededTaskIds) replaced.add(id)
+  }
+  const gone = (t: TaskState): boolean => t.removed === true || replaced.has(t.id)
+  const removed = source.tasks.filter(gone).map((t) => t.id)
   // The plan with nothing run: what the fork's edits are decided on.
   const fresh: Array<TaskState> = source.tasks.map((t) => ({
     id: t.id,
@@ -390,12 +399,12 @@ export const planFork = (
     kind: t.kind,
     dependsOn: t.dependsOn,
     attachments: t.attachments,
-    status: t.removed === true ? "Cancelled" : "Planned",
+    status: gone(t) ? "Cancelled" : "Planned",
     attempt: 0,
     failures: 0,
     clarifications: answeredOnly(t.clarifications),
     compacted: false,
-    ...(t.removed === true ? { removed: true, error: removedNote } : {})
+    ...(gone(t) ? { removed: true, error: removedNote } : {})
   }))
   for (const id of request.rerun) {
     const found = target(fresh, id)
@@ -411,7 +420,7 @@ export const planFork = (
   const reused: Array<ReusedTask> = []
   const rerun: Array<TaskId> = []
   for (const current of source.tasks) {
-    if (current.status !== "Completed" || current.removed === true) continue
+    if (current.status !== "Completed" || gone(current)) continue
     if (affected.has(current.id)) {
       rerun.push(current.id)
       continue

@@ -4,7 +4,17 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
-import { Cancel, EditPlan, ForkSession } from "../../src/domain/Commands.js"
+import {
+  Cancel,
+  EditPlan,
+  ForkSession,
+  HandleExecutorEvent,
+  Initialize,
+  type PlannerCommand,
+  ReviseAfterFailure,
+  TaskCompleted,
+  TaskFailed
+} from "../../src/domain/Commands.js"
 import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
 import * as Edits from "../../src/domain/Edits.js"
 import {
@@ -55,6 +65,13 @@ const completed = (taskId: number, result: string, attempt = 1, at = T0) =>
   new TaskStatusUpdated({ taskId, status: "Completed", attempt, result, at })
 
 const user = { _tag: "User" } as const
+
+/** The log of `commands` decided in turn. */
+const logOf = (commands: ReadonlyArray<PlannerCommand>): ReadonlyArray<PlannerEvent> => {
+  const log: Array<PlannerEvent> = []
+  for (const command of commands) log.push(...Either.getOrThrow(Planner.decideEither(Planner.fold(log), command)))
+  return log
+}
 const edit = (...edits: ReadonlyArray<PlanEdit>) => new EditPlan({ edits, at: T1 })
 const edited = (...edits: ReadonlyArray<PlanEdit>) => new PlanEdited({ edits, source: user, at: T1 })
 
@@ -528,6 +545,62 @@ describe("ForkSession", () => {
         })
       )
     expect(Planner.task(state, 3)?.removed).toBe(true)
+  })
+
+  it("leaves out the tasks a revised plan replaced, and reuses their replacements", () => {
+    const replanned = logOf([
+      new Initialize({
+        request: "fetch, convert, report",
+        tasks: tasks(["Fetch"], ["Convert with tool A"], ["Report"]),
+        config: config({ onFailure: "replan", maxReplans: 1, maxAttempts: 1 }),
+        at: T0
+      }),
+      new HandleExecutorEvent({ event: new TaskCompleted({ taskId: 1, result: "rows" }), at: T0 }),
+      new HandleExecutorEvent({
+        event: new TaskFailed({ taskId: 2, error: "tool A crashed", retryable: false }),
+        at: T0
+      }),
+      new ReviseAfterFailure({
+        taskId: 2,
+        tasks: [
+          { id: 4, description: "Convert with tool B", kind: "Processing", dependsOn: [1], attachments: [] },
+          { id: 5, description: "Report from tool B", kind: "Processing", dependsOn: [4], attachments: [] }
+        ],
+        source: { _tag: "Llm", model: "m" },
+        at: T0
+      }),
+      new HandleExecutorEvent({ event: new TaskCompleted({ taskId: 4, result: "converted" }), at: T0 }),
+      new HandleExecutorEvent({ event: new TaskCompleted({ taskId: 5, result: "reported" }), at: T0 })
+    ])
+    const state = given()
+      .when(fork(replanned))
+      .then(
+        new TasksPlanned({
+          ...(replanned[0] as TasksPlanned),
+          tasks: Planner.fold(replanned).tasks.map(({ attachments, dependsOn, description, id, kind }) => ({
+            id,
+            description,
+            kind,
+            dependsOn,
+            attachments
+          })),
+          at: T1
+        }),
+        new SessionForked({
+          fromSessionId: "source",
+          atSequence: replanned.length,
+          reused: [
+            { taskId: 1, result: "rows", attempt: 1, sequence: 3 },
+            { taskId: 4, result: "converted", attempt: 1, sequence: replanned.length - 3 },
+            { taskId: 5, result: "reported", attempt: 1, sequence: replanned.length - 1 }
+          ],
+          removed: [2, 3],
+          clarifications: [],
+          at: T1
+        }),
+        new PlanningCompleted({ outcome: "Succeeded", summary: "3 of 5 tasks completed; 2 cancelled.", at: T1 })
+      )
+    expect(state.tasks.map((t) => t.status)).toEqual(["Completed", "Cancelled", "Cancelled", "Completed", "Completed"])
   })
 
   it("refuses edits that break the plan, a session already started, and a source without a plan", () => {
