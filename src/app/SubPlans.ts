@@ -22,8 +22,8 @@ import type { PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
 import * as SubPlans from "../domain/SubPlans.js"
 import type { TaskState } from "../domain/Task.js"
-import type { EventStore } from "../infra/EventStore.js"
-import type { PlannerStore } from "../infra/PlannerStore.js"
+import type { EventStore, ReadError } from "../infra/EventStore.js"
+import { PlannerStore } from "../infra/PlannerStore.js"
 import {
   type Handled,
   type HandleError,
@@ -284,3 +284,29 @@ export const layer = (
   options: PlannerServiceOptions = {}
 ): Layer.Layer<PlannerService, never, PlannerStore | EventStore> =>
   Layer.effect(PlannerService, Effect.map(makeWriter(options), decorate))
+
+/**
+ * The tree under `sessionId` as it was right after its event `sequence` (time travel on a tree): the root folded to
+ * that event, and each child folded from the events it had recorded by then (by the time of that event: the events
+ * of a tree are recorded in time order along each parent-child link, a child's start after its task's dispatch and
+ * its end before the task's outcome). A child started later is not there.
+ */
+export const treeAt = (sessionId: string, sequence: number) =>
+  Effect.gen(function* () {
+    const store = yield* PlannerStore
+    const records = yield* store.load(sessionId, { toSequence: sequence })
+    const cutoff = records.at(-1)?.event.at ?? 0
+    const build = (id: string, state: Planner.PlannerState): Effect.Effect<Tree, ReadError, PlannerStore> =>
+      Effect.gen(function* () {
+        const children = new Map<number, Tree>()
+        for (const child of SubPlans.childrenOf(state)) {
+          const events = (yield* store.load(child.sessionId))
+            .map((record) => record.event)
+            .filter((event) => event.at <= cutoff)
+          if (events.length === 0) continue
+          children.set(child.taskId, yield* build(child.sessionId, Planner.fold(events)))
+        }
+        return { sessionId: id, state, children }
+      })
+    return yield* build(sessionId, Planner.fold(records.map((record) => record.event)))
+  })

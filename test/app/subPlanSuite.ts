@@ -122,6 +122,11 @@ export const subPlanSuite = (name: string, makeStore: () => Layer.Layer<EventSto
             )
             const childEnd = childLog.find((record) => record.event._tag === "PlanningCompleted")
             expect(completion?.metadata.causationId).toBe(childEnd?.metadata.eventId)
+            // Time travel on the tree: at the root's first event the child did not exist; at its last, it had ended.
+            expect((yield* SubPlans.treeAt(root, 1)).children.size).toBe(0)
+            const last = yield* SubPlans.treeAt(root, rootLog.length)
+            expect(last.children.get(2)?.state.status).toBe("Succeeded")
+            expect(last.children.get(2)?.state).toEqual(childState)
             // The queue never held a job for the expanded task.
             expect(rootLog.some((record) => record.event._tag === "TaskClaimed" && record.event.taskId === 2)).toBe(
               false

@@ -182,10 +182,12 @@ export const replay = (flags: ReplayFlags) =>
         at: { sequence: flags.at, record },
         ...(facts.forkedFrom === undefined ? {} : { forkedFrom: facts.forkedFrom })
       }
+      // Sub-plans as they were at that moment.
+      const tree = yield* SubPlans.treeAt(flags.sessionId, flags.at)
       yield* print(
         flags.json,
         () => stateJson(state, header),
-        () => stateText(state, header)
+        () => stateText(state, header, subPlanLines(tree))
       )
     })
   )
