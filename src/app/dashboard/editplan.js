@@ -127,6 +127,10 @@ export function mountPlanEditor({ sessionId, onEdited }) {
       message,
       h("div", { class: "form-row" }, save, cancel)
     )
+    // A refusal shown is about what was sent: changing the form takes it away.
+    form.addEventListener("input", () => {
+      message.hidden = true
+    })
     form.addEventListener("submit", async (event) => {
       event.preventDefault()
       const edits = []
