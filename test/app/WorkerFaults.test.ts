@@ -14,7 +14,7 @@ import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
 import { EventStore } from "../../src/infra/EventStore.js"
-import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
+import type { ExecutorService } from "../../src/infra/Executor.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
@@ -84,45 +84,6 @@ describe("the worker while the store refuses writes", () => {
         })
       )
     })
-  )
-
-  it.live(
-    "an executor started while its claim is recorded is stopped when the store refuses the claim, then runs again",
-    () =>
-      Effect.gen(function* () {
-        // The worker starts the executor on a job it took while the start is being recorded. The first run hangs
-        // until it is stopped; the next one completes.
-        let runs = 0
-        const stopped = yield* Deferred.make<void>()
-        const executor: ExecutorService = {
-          name: "first-hangs",
-          execute: () =>
-            Effect.suspend(() => {
-              runs += 1
-              return runs === 1
-                ? Effect.never.pipe(Effect.onInterrupt(() => Deferred.succeed(stopped, undefined)))
-                : Effect.succeed(Outcome.Completed({ result: "indexed" }))
-            })
-        }
-        yield* withFaultyStore(
-          executor,
-          Effect.gen(function* () {
-            yield* start("early-start", oneTask("index the repository"))
-            yield* Outage.refuse("TaskClaimed", "800 millis")
-            const result = yield* Runner.run("early-start").pipe(within(15, "the run"))
-            expect(result.state.status).toBe("Succeeded")
-            expect(yield* Deferred.isDone(stopped)).toBe(true)
-            expect(runs).toBe(2)
-            // One attempt, one start on record, one outcome: the stopped run left nothing in the log.
-            expect(result.state.tasks[0]).toMatchObject({ attempt: 1, failures: 0, result: "indexed" })
-            const events = yield* Effect.flatMap(EventStore, (store) =>
-              store.load({ streamId: "planner", aggregateId: "early-start" })
-            )
-            expect(events.filter((event) => event.type === "TaskClaimed")).toHaveLength(1)
-            expect(events.filter((event) => event.type === "TaskReleased")).toHaveLength(0)
-          })
-        )
-      })
   )
 
   it.live("an outcome the store refused is recorded once it can, under a queue lease kept meanwhile", () =>

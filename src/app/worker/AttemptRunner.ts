@@ -9,7 +9,7 @@
  * when the store cannot be reached), so another worker takes it at once; stopped because the planner no longer wants
  * the attempt (noticed by the lease keeper), it gives nothing back.
  */
-import { Cause, Clock, Duration, Effect, Exit, Fiber, Option, Random, Schedule } from "effect"
+import { Cause, Clock, Duration, Effect, Option, Random, Schedule } from "effect"
 import {
   ClaimTask,
   HandleExecutorEvent,
@@ -193,13 +193,7 @@ export const make = (settings: AttemptSettings) =>
     }
 
     /** The attempt itself, once claimed. */
-    const attempt = (
-      sessionId: string,
-      state: Planner.PlannerState,
-      task: TaskState,
-      /** Resolves once the start is recorded (true) or refused (false): the outcome is reported only after it. */
-      started: Effect.Effect<boolean> = Effect.succeed(true)
-    ) =>
+    const attempt = (sessionId: string, state: Planner.PlannerState, task: TaskState) =>
       Effect.gen(function* () {
         yield* tell({
           _tag: "Started",
@@ -233,8 +227,6 @@ export const make = (settings: AttemptSettings) =>
           : overBudget !== undefined
             ? Outcome.NeedsClarification({ question: "The next model call would cross the session's budget." })
             : (ran?.value ?? Outcome.Failed({ error: "the executor did not run", retryable: true }))
-        // The log must say who ran the attempt before it says how it ended.
-        if (!(yield* started)) return false
         const at = yield* Clock.currentTimeMillis
         const finished = (
           what: Extract<AttemptReport, { _tag: "Finished" }>["outcome"],
@@ -323,112 +315,50 @@ export const make = (settings: AttemptSettings) =>
         yield* tell({ _tag: "Finished", ...key, outcome: "released", detail: "" })
       })
 
-    /**
-     * Records the start of a job this worker took (`ClaimTask` through the writer). `None`: the planner refused it
-     * (the attempt ended: the job is completed) or the store could not be reached (the job goes back after a while).
-     */
-    const recordStart = (job: TakenJob, key: JobKey): Effect.Effect<Option.Option<Handled>> =>
-      service
-        .execute(
-          job.sessionId,
-          () =>
-            new ClaimTask({
-              taskId: job.taskId,
-              attempt: job.attempt,
-              workerId,
-              at: clock.unsafeCurrentTimeMillis()
-            })
-        )
-        .pipe(
-          Effect.map(Option.some),
-          // The attempt ended already (its job was completed with it): make sure the queue knows.
-          Effect.catchIf(lostRace, () => Effect.as(Effect.ignoreLogged(queue.complete(key)), Option.none<Handled>())),
-          Effect.catchAll((error) =>
-            // The store could not be reached: give the job back after a while rather than spin on it.
-            Effect.logWarning(
-              `starting task ${job.taskId} of session ${job.sessionId} failed (${error.message}); giving it back`
-            ).pipe(
-              Effect.zipRight(Effect.sleep(claimRetryDelay)),
-              Effect.zipRight(Effect.ignoreLogged(queue.release(key, workerId))),
-              Effect.as(Option.none<Handled>())
-            )
-          )
-        )
-
-    /**
-     * After an attempt: a recorded outcome completed the job in its transaction. One the planner refused (the attempt
-     * ended otherwise, and that completed the job) is made sure of here.
-     */
-    const finishWith = (key: JobKey) => (recorded: boolean) =>
-      recorded ? Effect.void : Effect.ignoreLogged(queue.complete(key))
-
-    /** Whether `task` in `state` is the attempt of `job`, dispatched or running: the executor may start on it. */
-    const isAttemptOf = (task: TaskState | undefined, job: TakenJob): task is TaskState =>
-      task !== undefined &&
-      task.attempt === job.attempt &&
-      (task.status === "Dispatched" || task.status === "Running") &&
-      Planner.hasJob(task)
-
     return (job: TakenJob, cancelled: () => boolean, handed?: Planner.PlannerState): Effect.Effect<void> => {
       const key: JobKey = { sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }
-      const finish = finishWith(key)
       return Effect.gen(function* () {
-        // Handed over by the writer: its start is recorded already.
-        if (handed !== undefined) {
-          const task = Planner.task(handed, job.taskId)
-          if (task === undefined || task.status !== "Running" || task.attempt !== job.attempt) return
-          return yield* finish(
-            yield* attempt(job.sessionId, handed, task).pipe(
-              Effect.onInterrupt(() => (cancelled() ? Effect.void : giveBack(key)))
-            )
-          )
-        }
-        // Taken from the queue: the executor starts on the session as the writer has it, while the start is being
-        // recorded (a durable append: on PostgreSQL under load most of the time from the dispatch to the executor).
-        // The outcome waits for that record; a start the planner refuses stops the executor.
-        const state = yield* service.state(job.sessionId).pipe(Effect.option)
-        const task = Option.isSome(state) ? Planner.task(state.value, job.taskId) : undefined
-        if (Option.isNone(state) || !isAttemptOf(task, job)) {
-          // Not what the planner has in flight, as far as this process knows: let the planner decide on the claim.
-          const claimed = yield* recordStart(job, key)
-          if (Option.isNone(claimed)) return
-          const current = Planner.task(claimed.value.state, job.taskId)
-          if (current === undefined || current.status !== "Running" || current.attempt !== job.attempt) return
-          return yield* finish(
-            yield* attempt(job.sessionId, claimed.value.state, current).pipe(
-              Effect.onInterrupt(() => (cancelled() ? Effect.void : giveBack(key)))
-            )
-          )
-        }
-        let refused = false
-        const start = yield* Effect.fork(recordStart(job, key))
-        const started = Effect.map(Fiber.join(start), Option.isSome)
-        const stopWhenRefused = Effect.flatMap(started, (ok) =>
-          ok
-            ? Effect.never
-            : Effect.sync(() => {
-                refused = true
-                return false
-              })
+        const claimed =
+          handed !== undefined
+            ? Option.some({ state: handed })
+            : yield* service
+                .execute(
+                  job.sessionId,
+                  () =>
+                    new ClaimTask({
+                      taskId: job.taskId,
+                      attempt: job.attempt,
+                      workerId,
+                      at: clock.unsafeCurrentTimeMillis()
+                    })
+                )
+                .pipe(
+                  Effect.map(Option.some),
+                  // The attempt ended already (its job was completed with it): make sure the queue knows.
+                  Effect.catchIf(lostRace, () =>
+                    Effect.as(Effect.ignoreLogged(queue.complete(key)), Option.none<Handled>())
+                  ),
+                  Effect.catchAll((error) =>
+                    // The store could not be reached: give the job back after a while rather than spin on it.
+                    Effect.logWarning(
+                      `starting task ${job.taskId} of session ${job.sessionId} failed (${error.message}); giving it back`
+                    ).pipe(
+                      Effect.zipRight(Effect.sleep(claimRetryDelay)),
+                      Effect.zipRight(Effect.ignoreLogged(queue.release(key, workerId))),
+                      Effect.as(Option.none<Handled>())
+                    )
+                  )
+                )
+        if (Option.isNone(claimed)) return
+        const state = claimed.value.state
+        const task = Planner.task(state, job.taskId)
+        if (task === undefined || task.status !== "Running" || task.attempt !== job.attempt) return
+        const recorded = yield* attempt(job.sessionId, state, task).pipe(
+          Effect.onInterrupt(() => (cancelled() ? Effect.void : giveBack(key)))
         )
-        // Stopped by the worker: a start on record is given back through the writer; one not recorded (yet) leaves
-        // nothing in the log to undo, only the job to give back to the queue.
-        const stopped = Effect.flatMap(Fiber.await(start), (exit) =>
-          Exit.isSuccess(exit) && Option.isSome(exit.value)
-            ? giveBack(key)
-            : Effect.zipRight(
-                Effect.ignoreLogged(queue.release(key, workerId)),
-                tell({ _tag: "Finished", ...key, outcome: "released", detail: "" })
-              )
-        )
-        // The give-back hangs on the race itself, not on the attempt inside it: the race's fibers may still be
-        // stopping when this fiber ends, and the worker forgets whether it cancelled the job once it has ended.
-        const recorded = yield* Effect.race(attempt(job.sessionId, state.value, task, started), stopWhenRefused).pipe(
-          Effect.onInterrupt(() => (cancelled() || refused ? Effect.void : stopped))
-        )
-        // A refused start dealt with the job itself (completed it, or gave it back to be taken again).
-        if (refused || !(yield* started)) return
-        return yield* finish(recorded)
+        // A recorded outcome completed the job in its transaction. One the planner refused (the attempt ended
+        // otherwise, and that completed the job) is made sure of here.
+        if (!recorded) yield* Effect.ignoreLogged(queue.complete(key))
       }).pipe(
         // Whatever else goes wrong, the worker goes on: the job's lease runs out and it is taken again.
         Effect.catchAllCause((cause) =>
