@@ -227,4 +227,69 @@ describe("planner run --on-failure replan", { timeout: 300_000 }, () => {
         expect(events.at(-1)?.data).toMatchObject({ outcome: "Failed" })
       })
     ))
+
+  it("fork --at 0 --replan plans the same request again with another planner, and diff compares the two runs", () =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const cwd = tempFolder()
+          const server = yield* FakeOpenAiServer.make
+          server.enqueue(Reply.json(plan))
+          const env = llmEnv(server)
+          // The source: planned by the model, its tool A step fails, the report is skipped (continue).
+          const first = yield* Effect.promise(() =>
+            cli(
+              [
+                "run",
+                "--json",
+                "--non-interactive",
+                "--executor",
+                `script:${writeScript(cwd, "script.json", script)}`,
+                request
+              ],
+              { cwd, env }
+            )
+          )
+          expect(first.code, first.stderr).toBe(1)
+          const source = parseJson<ResultJson>(first)
+
+          // Planned again by the parser: its steps name no tool, so they all complete.
+          const forked = yield* Effect.promise(() =>
+            cli(["fork", source.sessionId, "--at", "0", "--replan", "--planner", "parser", "--json"], { cwd, env })
+          )
+          expect(forked.code, forked.stderr).toBe(0)
+          const replanned = parseJson<ResultJson>(forked)
+          expect(replanned.sessionId).not.toBe(source.sessionId)
+          expect(replanned.status).toBe("Succeeded")
+          expect(replanned.tasks.map((task) => task.description)).toEqual([
+            "Fetch the sales data",
+            "convert it",
+            "write the report"
+          ])
+          expect(server.modelRequests()).toHaveLength(1)
+          const events = yield* history(cwd, env, replanned.sessionId)
+          expect(events.slice(0, 2).map((event) => event.type)).toEqual(["SessionForked", "TasksPlanned"])
+          expect(events[0]?.data).toMatchObject({ fromSessionId: source.sessionId, atSequence: 0 })
+          expect(events[1]?.data).toMatchObject({
+            request,
+            source: { _tag: "Parser", reason: `replanned from session ${source.sessionId}` }
+          })
+
+          const diff = yield* Effect.promise(() =>
+            cli(["diff", source.sessionId, replanned.sessionId, "--json"], { cwd, env })
+          )
+          expect(diff.code, diff.stderr).toBe(0)
+          const compared = parseJson<{ identical: boolean; lineage?: string }>(diff)
+          expect(compared.identical).toBe(false)
+          expect(compared.lineage).toBe(`${replanned.sessionId} was forked from ${source.sessionId} at event 0.`)
+
+          // --replan starts from the beginning only.
+          const wrongAt = yield* Effect.promise(() =>
+            cli(["fork", source.sessionId, "--at", "3", "--replan", "--planner", "parser"], { cwd, env })
+          )
+          expect(wrongAt.code).toBe(2)
+          expect(wrongAt.stderr).toContain("--replan plans the request again from the start: give --at 0")
+        })
+      )
+    ))
 })
