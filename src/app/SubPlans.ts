@@ -18,7 +18,7 @@
 import { Clock, Effect, Either, Layer, Option, Schema } from "effect"
 import { Cancel, HandleExecutorEvent, Initialize, TaskFailed } from "../domain/Commands.js"
 import { PlannerError } from "../domain/Errors.js"
-import type { PlannerEvent } from "../domain/Events.js"
+import { type PlannerEvent, TaskExpanded, TasksPlanned } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
 import * as SubPlans from "../domain/SubPlans.js"
 import type { TaskState } from "../domain/Task.js"
@@ -52,8 +52,18 @@ const idOf = (handled: Handled, test: (event: PlannerEvent) => boolean): string 
   return index < 0 ? undefined : handled.eventIds[index]
 }
 
+/**
+ * The moment a session was at right after its event `sequence`, for its children: until its next event (a child's
+ * events before that are part of it); the end of time when it has none.
+ */
+const momentAfter = (store: PlannerStore["Type"], sessionId: string, sequence: number) =>
+  Effect.map(
+    store.load(sessionId, { fromSequence: sequence + 1, toSequence: sequence + 1 }),
+    (next) => next[0]?.event.at ?? Number.POSITIVE_INFINITY
+  )
+
 /** Wraps a writer so that what a command means for the session's tree is recorded too. */
-export const decorate = (inner: PlannerServiceShape): PlannerServiceShape => {
+export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]): PlannerServiceShape => {
   /** Runs a reaction; its failure is logged, not passed on: the command itself was recorded, and `reconcile` retries. */
   const react = (what: string, effect: Effect.Effect<unknown, HandleError>) =>
     effect.pipe(
@@ -158,7 +168,55 @@ export const decorate = (inner: PlannerServiceShape): PlannerServiceShape => {
     return Effect.tap(inner.execute(sessionId, command, traced), (handled) => after(sessionId, handled))
   }
 
-  return { ...inner, execute }
+  /**
+   * A fork of a session with sub-plans gets children of its own: each copied expansion names the fork's child
+   * (`INTO~TASK`) instead of the source's, and each child the source had by the fork point is forked in turn at that
+   * moment (its events up to the time of the last event copied), its plan naming the new parent and root. A child not
+   * started by then is started when the fork runs (`reconcile`).
+   */
+  const fork: PlannerServiceShape["fork"] = (into, source, origin) =>
+    Effect.gen(function* () {
+      const fromId = origin.fromSessionId
+      const remap = (childId: string) =>
+        childId.startsWith(`${fromId}~`) ? `${into}${childId.slice(fromId.length)}` : childId
+      const rewritten = source.map((record) => {
+        const event = record.event
+        if (event._tag === "TaskExpanded") {
+          return {
+            ...record,
+            event: new TaskExpanded({ taskId: event.taskId, childSessionId: remap(event.childSessionId), at: event.at })
+          }
+        }
+        return record
+      })
+      const handled = yield* inner.fork(into, rewritten, origin)
+      const cutoff = yield* momentAfter(store, fromId, origin.atSequence)
+      const sourceState = Planner.fold(source.map((record) => record.event))
+      for (const child of SubPlans.childrenOf(sourceState)) {
+        const records = (yield* store.load(child.sessionId)).filter((record) => record.event.at < cutoff)
+        if (records.length === 0) continue
+        const link = SubPlans.childLink(into, handled.state, child.taskId)
+        const relinked = records.map((record) => {
+          if (record.event._tag !== "TasksPlanned" || record.event.subPlanOf === undefined) return record
+          const { _tag: _, ...fields } = record.event
+          return {
+            ...record,
+            event: new TasksPlanned({
+              ...fields,
+              subPlanOf: { ...link, maxDepth: fields.subPlanOf?.maxDepth ?? link.maxDepth }
+            })
+          }
+        })
+        yield* fork(remap(child.sessionId), relinked, {
+          fromSessionId: child.sessionId,
+          atSequence: relinked.length,
+          reason: `forked with its parent ${into}`
+        })
+      }
+      return handled
+    })
+
+  return { ...inner, execute, fork }
 }
 
 /**
@@ -283,26 +341,29 @@ export const findQuestion = (sessionId: string, taskId: number) =>
 export const layer = (
   options: PlannerServiceOptions = {}
 ): Layer.Layer<PlannerService, never, PlannerStore | EventStore> =>
-  Layer.effect(PlannerService, Effect.map(makeWriter(options), decorate))
+  Layer.effect(
+    PlannerService,
+    Effect.flatMap(PlannerStore, (store) => Effect.map(makeWriter(options), (inner) => decorate(inner, store)))
+  )
 
 /**
  * The tree under `sessionId` as it was right after its event `sequence` (time travel on a tree): the root folded to
- * that event, and each child folded from the events it had recorded by then (by the time of that event: the events
- * of a tree are recorded in time order along each parent-child link, a child's start after its task's dispatch and
- * its end before the task's outcome). A child started later is not there.
+ * that event, and each child folded from the events it had recorded before the root's next event (the events of a
+ * tree are recorded in time order along each parent-child link: a child's start after its task's dispatch, its end
+ * before the task's outcome). A child started later is not there.
  */
 export const treeAt = (sessionId: string, sequence: number) =>
   Effect.gen(function* () {
     const store = yield* PlannerStore
     const records = yield* store.load(sessionId, { toSequence: sequence })
-    const cutoff = records.at(-1)?.event.at ?? 0
+    const cutoff = yield* momentAfter(store, sessionId, sequence)
     const build = (id: string, state: Planner.PlannerState): Effect.Effect<Tree, ReadError, PlannerStore> =>
       Effect.gen(function* () {
         const children = new Map<number, Tree>()
         for (const child of SubPlans.childrenOf(state)) {
           const events = (yield* store.load(child.sessionId))
             .map((record) => record.event)
-            .filter((event) => event.at <= cutoff)
+            .filter((event) => event.at < cutoff)
           if (events.length === 0) continue
           children.set(child.taskId, yield* build(child.sessionId, Planner.fold(events)))
         }

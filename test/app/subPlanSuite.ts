@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Layer, Option } from "effect"
+import * as Fork from "../../src/app/Fork.js"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import * as SubPlanRun from "../../src/app/SubPlanRun.js"
@@ -156,6 +157,37 @@ export const subPlanSuite = (name: string, makeStore: () => Layer.Layer<EventSto
             expect(second.waiting).toBe(false)
             expect(second.state.status).toBe("Succeeded")
             expect((yield* state(child)).tasks[1]?.result).toBe("date is Monday")
+          })
+        )
+      }).pipe(Effect.scoped)
+    )
+
+    it.live("a fork of the root copies its waiting child into a child of its own, and runs apart from the origin", () =>
+      Effect.gen(function* () {
+        const store = yield* Layer.memoize(makeStore())
+        yield* withRuntime(
+          store,
+          Effect.gen(function* () {
+            const root = yield* startTree
+            const child = childSessionId(root, 2)
+            const first = yield* SubPlanRun.runTree(root, { onClarification: () => Effect.succeed(Option.none()) })
+            expect(first.waiting).toBe(true)
+            const { sessionId: forked } = yield* Fork.fork(root, first.state.version)
+            const forkedState = yield* state(forked)
+            expect(forkedState.tasks[1]?.childSessionId).toBe(childSessionId(forked, 2))
+            const forkedChild = yield* state(childSessionId(forked, 2))
+            expect(forkedChild.subPlanOf).toMatchObject({ sessionId: forked, taskId: 2, rootSessionId: forked })
+            expect(forkedChild.tasks.map((task) => task.status)).toEqual(
+              (yield* state(child)).tasks.map((task) => task.status)
+            )
+            // The fork's tree runs to its end; the origin's child still waits.
+            const done = yield* SubPlanRun.runTree(forked, {
+              onClarification: () => Effect.succeed(Option.some("Tuesday"))
+            })
+            expect(done.state.status).toBe("Succeeded")
+            expect((yield* state(childSessionId(forked, 2))).tasks[1]?.result).toBe("date is Tuesday")
+            expect(Planner.task(yield* state(child), 2)?.status).toBe("NeedsClarification")
+            expect((yield* state(root)).status).toBe("Running")
           })
         )
       }).pipe(Effect.scoped)
