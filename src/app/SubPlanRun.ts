@@ -10,9 +10,10 @@ import { Clock, Deferred, Effect } from "effect"
 import * as Planner from "../domain/Planner.js"
 import * as SubPlans from "../domain/SubPlans.js"
 import type { ReadError } from "../infra/EventStore.js"
+import { PlannerStore } from "../infra/PlannerStore.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
-import { childInitialize, reconcile, type Tree, tree } from "./SubPlans.js"
+import { childInitialize, dispatchCause, reconcile, type Tree, tree } from "./SubPlans.js"
 
 /** True when nothing in the tree under `sessionId` can move without an answer (see the module comment). */
 export const isStuck = (sessionId: string) =>
@@ -37,6 +38,7 @@ export const isStuck = (sessionId: string) =>
 export const runTree = (sessionId: string, options: Runner.RunOptions = {}) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
+    const store = yield* PlannerStore
     // What a process that died left undone in the tree (a child not started, an outcome not reported) is done first.
     yield* reconcile(sessionId)
     const served = new Set<string>([sessionId])
@@ -74,8 +76,12 @@ export const runTree = (sessionId: string, options: Runner.RunOptions = {}) =>
     ) =>
       Effect.gen(function* () {
         // The writer starts the child when it records the dispatch, perhaps not yet: starting it again changes nothing.
+        const cause = yield* dispatchCause(store, parentId, task.id)
         yield* service
-          .execute(childId, childInitialize(parentId, parent, task, yield* Clock.currentTimeMillis))
+          .execute(childId, childInitialize(parentId, parent, task, yield* Clock.currentTimeMillis), {
+            correlationId: parent.subPlanOf?.rootSessionId ?? parentId,
+            ...(cause === undefined ? {} : { causationId: cause })
+          })
           .pipe(Effect.ignore)
         const result = yield* Runner.run(childId, {
           ...rest,

@@ -62,6 +62,19 @@ const momentAfter = (store: PlannerStore["Type"], sessionId: string, sequence: n
     (next) => next[0]?.event.at ?? Number.POSITIVE_INFINITY
   )
 
+/**
+ * The id of the event that dispatched `taskId` of `parentId` last: what its child's first events name as their cause,
+ * whoever starts the child (the writer's reaction, a run serving the tree, `reconcile`).
+ */
+export const dispatchCause = (store: PlannerStore["Type"], parentId: string, taskId: number) =>
+  Effect.map(store.load(parentId), (records) => {
+    for (let index = records.length - 1; index >= 0; index--) {
+      const record = records[index]
+      if (record?.event._tag === "TaskDispatched" && record.event.taskId === taskId) return record.metadata.eventId
+    }
+    return undefined
+  })
+
 /** Wraps a writer so that what a command means for the session's tree is recorded too. */
 export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]): PlannerServiceShape => {
   /** Runs a reaction; its failure is logged, not passed on: the command itself was recorded, and `reconcile` retries. */
@@ -227,6 +240,7 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
 export const reconcile = (sessionId: string) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
+    const store = yield* PlannerStore
     const seen: Array<string> = []
     const visit = (id: string): Effect.Effect<void, HandleError> =>
       Effect.gen(function* () {
@@ -244,8 +258,10 @@ export const reconcile = (sessionId: string) =>
           if (child.status === "NotStarted") {
             // Not started: the process died between the dispatch and the child's plan. A `Continue` through the
             // decorated writer would not dispatch it again, so start it here the way the writer would.
+            const cause = yield* dispatchCause(store, id, task.id)
             yield* service.execute(childId, childInitialize(id, state, task, at), {
-              correlationId: state.subPlanOf?.rootSessionId ?? id
+              correlationId: state.subPlanOf?.rootSessionId ?? id,
+              ...(cause === undefined ? {} : { causationId: cause })
             })
             yield* visit(childId)
           } else if (Planner.isFinished(child)) {
