@@ -60,6 +60,12 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("plan edits a
         yield* waitFor(page, "#action-status:not([hidden])")
         expect(yield* run(() => page.textContent("#action-status"))).toContain("Edited the plan")
         yield* waitFor(page, '#graph [data-node="4"]')
+        // The event list says what the edit did and who made it.
+        yield* waitFor(page, "#event-list li.t-PlanEdited")
+        expect(yield* run(() => page.textContent("#event-list li.t-PlanEdited .event-type"))).toBe("edited")
+        expect(yield* run(() => page.textContent("#event-list li.t-PlanEdited .event-text"))).toMatch(
+          /^Plan edited by the user: .*(#3|#4)/
+        )
 
         const edited = yield* service.state(sessionId)
         expect(edited.tasks.map((t) => [t.id, t.description, t.kind, [...t.dependsOn]])).toEqual([
@@ -113,6 +119,11 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("plan edits a
         const { page, errors } = yield* openPage(context, `${url}/sessions/${forked.sessionId}`)
         yield* waitFor(page, "#lineage:not([hidden]) #lineage-origin")
         expect(yield* run(() => page.textContent("#lineage-origin"))).toContain(`Forked from ${sessionId}`)
+        // The fork's first event names the tasks it took over without running them.
+        yield* waitFor(page, "#event-list li.t-SessionForked")
+        expect(yield* run(() => page.textContent("#event-list li.t-SessionForked .event-text"))).toBe(
+          `Forked from ${sessionId} at event ${done.state.version}, reusing #1, #2`
+        )
         yield* run(() => page.click(`#lineage-origin [data-compare="${forked.sessionId}"]`))
         yield* waitFor(page, "#diff-view")
         const rows = yield* run(() =>

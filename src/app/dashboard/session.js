@@ -50,6 +50,49 @@ const plannedBy = (source) => {
   return "planned by the parser"
 }
 
+const taskList = (ids) => ids.map((id) => `#${id}`).join(", ")
+
+/** One plan edit in a few words; `planner history` says it the same way (Edits.describeEdit). */
+function describeEdit(edit) {
+  switch (edit._tag) {
+    case "AddTask": {
+      const after = edit.dependsOn.length === 0 ? "" : ` after ${taskList(edit.dependsOn)}`
+      const before = edit.dependents.length === 0 ? "" : ` before ${taskList(edit.dependents)}`
+      const kind = edit.kind === "Processing" ? "" : ` (${edit.kind})`
+      return `add #${edit.id ?? "next"}${kind}${after}${before}: ${firstLine(edit.description, 60)}`
+    }
+    case "SetTask": {
+      const parts = []
+      if (edit.description !== undefined) parts.push(`"${firstLine(edit.description, 60)}"`)
+      if (edit.kind !== undefined) parts.push(`kind ${edit.kind}`)
+      if (edit.attachments !== undefined) parts.push(plural(edit.attachments.length, "attachment"))
+      return `set #${edit.taskId} to ${parts.join(", ")}`
+    }
+    case "RemoveTask":
+      return `remove #${edit.taskId}${edit.rewire ? " (its dependents take over its dependencies)" : ""}`
+    case "SetDependencies":
+      return `#${edit.taskId} now depends on ${edit.dependsOn.length === 0 ? "nothing" : taskList(edit.dependsOn)}`
+    case "SetAnswer":
+      return `new answer for #${edit.taskId}: ${firstLine(edit.answer, 60)}`
+    default:
+      return edit._tag
+  }
+}
+
+/** Who edited the plan, in a few words (Edits.describeSource). */
+function describeEditSource(source) {
+  switch (source._tag) {
+    case "User":
+      return source.by === undefined ? "by the user" : `by ${source.by}`
+    case "Replan":
+      return `by a replan${source.taskId === undefined ? "" : ` of #${source.taskId}`}`
+    case "Fork":
+      return `by the fork of ${source.fromSessionId} at event ${source.atSequence}`
+    default:
+      return ""
+  }
+}
+
 /** One line about an event, for the timeline. */
 function describeEvent(record) {
   const data = record.data
@@ -84,8 +127,22 @@ function describeEvent(record) {
         : `Context compacted: ${data.removedTaskIds.map((id) => `#${id}`).join(", ")}`
     case "PlanningCompleted":
       return `Plan ${data.outcome.toLowerCase()}: ${firstLine(data.summary, 80)}`
-    case "SessionForked":
-      return `Forked from ${data.fromSessionId} at event ${data.atSequence}`
+    case "SessionForked": {
+      const reused =
+        data.reused === undefined || data.reused.length === 0
+          ? ""
+          : `, reusing ${data.reused.map((task) => `#${task.taskId}`).join(", ")}`
+      const removed =
+        data.removed === undefined || data.removed.length === 0
+          ? ""
+          : `, without ${data.removed.map((id) => `#${id}`).join(", ")}`
+      return `Forked from ${data.fromSessionId} at event ${data.atSequence}${reused}${removed}`
+    }
+    case "PlanEdited": {
+      const shown = data.edits.slice(0, 3).map(describeEdit).join("; ")
+      const more = data.edits.length > 3 ? `; and ${data.edits.length - 3} more` : ""
+      return `Plan edited ${describeEditSource(data.source)}: ${shown}${more}`
+    }
     case "ReplanRequested":
       return `#${data.taskId} failed for good: revised plan wanted`
     case "TaskReplanned": {
@@ -113,6 +170,7 @@ const eventLabels = {
   ClarificationReceived: "answer",
   ContextCompacted: "context",
   SessionForked: "forked",
+  PlanEdited: "edited",
   ReplanRequested: "replan",
   TaskReplanned: "replanned",
   ReplanSkipped: "no replan",
