@@ -31,6 +31,7 @@ import * as LineageApi from "./LineageApi.js"
 import * as MemoryApi from "./MemoryApi.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
+import * as SubPlanApi from "./SubPlanApi.js"
 
 export interface ServeOptions {
   readonly host: string
@@ -691,6 +692,12 @@ const sessionDiff = Effect.gen(function* () {
   return HttpServerResponse.unsafeJson(yield* LineageApi.diffWith(sessionId, other === "" ? undefined : other))
 })
 
+/** `GET /subplans`: the session's tree of sub-plans and, for a child, its parent task (#16, see `SubPlanApi`). */
+const sessionSubPlans = Effect.gen(function* () {
+  const sessionId = yield* sessionIdParam
+  return HttpServerResponse.unsafeJson(yield* SubPlanApi.sessionTree(sessionId))
+})
+
 /** `GET /api/memory?q=&kind=&limit=`: the most similar past tasks and sessions, as `planner recall --json` (#17). */
 const memorySearch = Effect.gen(function* () {
   const text = yield* textParam("q", 2_000)
@@ -885,6 +892,7 @@ export const makeRouter = () =>
     HttpRouter.get("/api/memory", withErrors(memorySearch)),
     HttpRouter.get("/api/sessions/:id/lineage", withErrors(sessionLineage(LineageApi.makeOrigins()))),
     HttpRouter.get("/api/sessions/:id/diff", withErrors(sessionDiff)),
+    HttpRouter.get("/api/sessions/:id/subplans", withErrors(sessionSubPlans)),
     // A command that reached the store is not abandoned halfway because the browser went away.
     HttpRouter.post("/api/sessions/:id/answer", withErrors(answerTask), { uninterruptible: true }),
     HttpRouter.post("/api/sessions/:id/cancel", withErrors(cancelSession), { uninterruptible: true }),

@@ -7,6 +7,7 @@ import { Cancel } from "../../domain/Commands.js"
 import * as Planner from "../../domain/Planner.js"
 import { PlannerStore } from "../../infra/PlannerStore.js"
 import { PlannerService } from "../PlannerService.js"
+import * as SubPlanApi from "../SubPlanApi.js"
 import * as SubPlans from "../SubPlans.js"
 import { toFailure, usage } from "./Failure.js"
 import { out } from "./Output.js"
@@ -18,7 +19,8 @@ import {
   sessionsJson,
   sessionsText,
   stateJson,
-  stateText
+  stateText,
+  taskJson
 } from "./Render.js"
 import { storable } from "./Request.js"
 import { existingState, programName, sessionFacts } from "./Session.js"
@@ -150,7 +152,7 @@ export const show = (flags: SessionFlags) =>
       const tree = yield* SubPlans.tree(flags.sessionId, state)
       yield* print(
         flags.json,
-        () => stateJson(state, header),
+        () => SubPlanApi.withTree(stateJson(state, header), tree, taskJson),
         () => stateText(state, header, subPlanLines(tree))
       )
     })
@@ -186,7 +188,7 @@ export const replay = (flags: ReplayFlags) =>
       const tree = yield* SubPlans.treeAt(flags.sessionId, flags.at)
       yield* print(
         flags.json,
-        () => stateJson(state, header),
+        () => SubPlanApi.withTree(stateJson(state, header), tree, taskJson),
         () => stateText(state, header, subPlanLines(tree))
       )
     })
