@@ -153,6 +153,7 @@ const forkIncremental = (sourceId: string, at: number, options: ForkOptions) =>
         edits: options.edits ?? [],
         editSource: options.editSource ?? { _tag: "User" },
         rerun: options.rerun ?? [],
+        intoSessionId: sessionId,
         at: now
       }),
       { extra: { forkedFrom, ...(executor === undefined ? {} : { executor }) } }

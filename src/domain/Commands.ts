@@ -229,6 +229,8 @@ export class ForkSession extends Schema.TaggedClass<ForkSession>()("ForkSession"
   edits: Schema.optionalWith(Schema.Array(PlanEdit), { default: () => [] }),
   editSource: Schema.optionalWith(EditSource, { default: () => ({ _tag: "User" }) as const }),
   rerun: Schema.optionalWith(Schema.Array(TaskId), { default: () => [] }),
+  /** The fork's own id: the source's expanded tasks that the fork runs are expanded into `INTO~TASK` (see `Edits`). */
+  intoSessionId: Schema.optionalWith(Schema.String, { exact: true }),
   at: Timestamp
 }) {}
 

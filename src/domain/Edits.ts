@@ -18,10 +18,21 @@ import {
   TaskNotEditable,
   UnknownTask
 } from "./Errors.js"
-import { PlanEdited, type PlannerEvent, SessionForked, TaskStatusUpdated, TasksPlanned } from "./Events.js"
+import {
+  BudgetRaised,
+  ContextCompacted,
+  ModelUsageRecorded,
+  PlanEdited,
+  type PlannerEvent,
+  SessionForked,
+  TaskExpanded,
+  TaskStatusUpdated,
+  TasksPlanned
+} from "./Events.js"
 import * as Graph from "./Graph.js"
 import type { AddTask, EditSource, PlanEdit, ReusedTask } from "./PlanEdit.js"
 import type { PlannerState } from "./Planner.js"
+import { childSessionId } from "./SubPlans.js"
 import {
   attachmentFromText,
   type Clarification,
@@ -341,6 +352,11 @@ export interface ForkRequest {
   /** Tasks to run again although no edit reaches them (`planner rerun --task N`), with what is downstream. */
   readonly rerun: ReadonlyArray<TaskId>
   readonly at: Timestamp
+  /**
+   * The fork's own session id, which names the children of its expanded tasks (`INTO~TASK`). Without it an expanded
+   * task of the source is not expanded in the fork.
+   */
+  readonly intoSessionId?: string | undefined
 }
 
 /** What an incremental fork records, and which tasks it reuses and runs. */
@@ -348,6 +364,14 @@ export interface ForkPlan {
   readonly planned: TasksPlanned
   readonly forked: SessionForked
   readonly edited: PlanEdited | undefined
+  /**
+   * What the fork carries over from the source at the fork point, recorded right after `forked`: the spend on models
+   * (one `ModelUsageRecorded` with every call the source had recorded, so the spend is still the sum of the usage
+   * events), the raises of the budget's limits, and the compacted context when every task it folded in is reused.
+   */
+  readonly carried: ReadonlyArray<ModelUsageRecorded | BudgetRaised | ContextCompacted>
+  /** The tasks the source had expanded into a sub-plan that the fork runs: expanded again, into `INTO~TASK`. */
+  readonly expanded: ReadonlyArray<TaskExpanded>
   /** Completed in the source and taken over. */
   readonly reused: ReadonlyArray<TaskId>
   /** Completed in the source and run again: the completed tasks an edit or a re-run reaches, or downstream of one. */
@@ -438,6 +462,26 @@ export const planFork = (
     .filter((t) => !reusedIds.has(t.id) && t.removed !== true && t.clarifications.length > 0)
     .map((t) => ({ taskId: t.id, clarifications: t.clarifications }))
   const at = request.at
+  const carriedEvents = carriedFrom(source, events, reusedIds, at)
+  const expanded =
+    request.intoSessionId === undefined
+      ? []
+      : after
+          .filter(
+            (t) =>
+              t.removed !== true &&
+              !reusedIds.has(t.id) &&
+              t.kind !== "Clarification" &&
+              source.tasks[t.id - 1]?.childSessionId !== undefined
+          )
+          .map(
+            (t) =>
+              new TaskExpanded({
+                taskId: t.id,
+                childSessionId: childSessionId(request.intoSessionId ?? "", t.id),
+                at
+              })
+          )
   return Either.right({
     planned: new TasksPlanned({
       request: source.request,
@@ -463,10 +507,54 @@ export const planFork = (
       at
     }),
     edited: edited === undefined ? undefined : new PlanEdited({ edits: edited.edits, source: request.editSource, at }),
+    carried: carriedEvents,
+    expanded,
     reused: reused.map((r) => r.taskId),
     rerun,
     run
   })
+}
+
+/**
+ * The spend, the limits and the compacted context of the source at the fork point, as events of the fork (see
+ * `ForkPlan.carried`). A raise keeps its limit and amount but not its task: the fork's tasks have not asked anything.
+ */
+const carriedFrom = (
+  source: PlannerState,
+  events: ReadonlyArray<PlannerEvent>,
+  reused: ReadonlySet<TaskId>,
+  at: Timestamp
+): Array<ModelUsageRecorded | BudgetRaised | ContextCompacted> => {
+  const usage: Array<ModelUsageRecorded["usage"][number]> = []
+  const raises: Array<BudgetRaised> = []
+  let compaction: ContextCompacted | undefined
+  for (const event of events) {
+    if (event._tag === "ModelUsageRecorded") usage.push(...event.usage)
+    else if (event._tag === "BudgetRaised") {
+      raises.push(new BudgetRaised({ unit: event.unit, limit: event.limit, by: event.by, at }))
+    } else if (event._tag === "ContextCompacted") compaction = event
+  }
+  const carried: Array<ModelUsageRecorded | BudgetRaised | ContextCompacted> = []
+  const [first, ...more] = usage
+  if (first !== undefined) carried.push(new ModelUsageRecorded({ usage: [first, ...more], at }))
+  carried.push(...raises)
+  const compacted = source.tasks.filter((t) => t.compacted).map((t) => t.id)
+  if (
+    compaction !== undefined &&
+    source.contextSummary !== undefined &&
+    compacted.length > 0 &&
+    compacted.every((id) => reused.has(id))
+  ) {
+    carried.push(
+      new ContextCompacted({
+        summary: source.contextSummary,
+        removedTaskIds: compacted,
+        tokenBudget: compaction.tokenBudget,
+        at
+      })
+    )
+  }
+  return carried
 }
 
 /**

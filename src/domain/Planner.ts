@@ -1182,7 +1182,9 @@ const forkSession = (state: PlannerState, command: ForkSession): Decided => {
     run(state, (decision) => {
       decision.emit(planned.planned)
       decision.emit(planned.forked)
+      for (const carried of planned.carried) decision.emit(carried)
       if (planned.edited !== undefined) decision.emit(planned.edited)
+      for (const expanded of planned.expanded) decision.emit(expanded)
       for (const done of Edits.answeredClarificationTasks(decision.state.tasks, command.at)) decision.emit(done)
       return step(decision, command.at)
     })
