@@ -34,6 +34,11 @@ export interface PlanResult {
   readonly notes: ReadonlyArray<string>
   /** What the planning calls used (see `Budget`), for `Initialize.usage`; empty when the model was not asked. */
   readonly usage?: ReadonlyArray<Budget.ModelUsage>
+  /**
+   * The tasks (ids 1..n) the model marked as sub-plans (#16: a step that is itself a multi-step job), for `run` to
+   * expand; a question to the person is never one. Absent when none was marked or the parser planned.
+   */
+  readonly subPlans?: ReadonlyArray<TaskId>
 }
 
 export interface PlanOptions {
@@ -141,6 +146,13 @@ const withEdgesChecked = (
     : { tasks: Graph.chain(tasks), rejected: valid.left.reason }
 }
 
+/** The ids of the tasks whose drafts the model marked `subPlan`, leaving out questions (they cannot be expanded). */
+export const markedSubPlans = (
+  drafts: ReadonlyArray<TaskDraft>,
+  tasks: ReadonlyArray<TaskPlan>
+): ReadonlyArray<TaskId> =>
+  tasks.flatMap((task, index) => (drafts[index]?.subPlan === true && task.kind !== "Clarification" ? [task.id] : []))
+
 const dependencyNote = (reason: string) =>
   `LLM dependencies rejected (${reason}); the tasks run one after another instead`
 
@@ -201,5 +213,12 @@ export const planRequest: (
   const notes = [...(planned.rejected === undefined ? [] : [dependencyNote(planned.rejected)]), ...planned.dropped]
   for (const note of notes) yield* Effect.logWarning(note)
   const source = notes.length === 0 ? { _tag: "Llm" as const, model } : { _tag: "Llm" as const, model, notes }
-  return { tasks: planned.tasks, source, notes, usage } satisfies PlanResult
+  const subPlans = markedSubPlans(drafts.right, planned.tasks)
+  return {
+    tasks: planned.tasks,
+    source,
+    notes,
+    usage,
+    ...(subPlans.length === 0 ? {} : { subPlans })
+  } satisfies PlanResult
 })

@@ -120,6 +120,8 @@ export interface TaskDraft {
   readonly kind: NodeKind
   readonly dependsOn: ReadonlyArray<string>
   readonly attachments: ReadonlyArray<Attachment>
+  /** The model marked the step as itself a multi-step job, to run as a sub-plan (#16). */
+  readonly subPlan?: boolean
 }
 
 /** What the model made of one step. */
@@ -166,17 +168,44 @@ export class Llm extends Context.Tag("event-sourced-planner/Llm")<Llm, LlmServic
 const ModelId = Schema.Union(Schema.String, Schema.Int)
 const KindOutput = Schema.Literal(...nodeKinds)
 
-export const PlanOutput = Schema.Struct({
+const planStepFields = {
+  id: ModelId,
+  description: Schema.String,
+  kind: KindOutput,
+  dependsOn: Schema.Array(ModelId),
+  attachments: Schema.Array(Schema.Struct({ kind: AttachmentKind, value: Schema.String }))
+}
+
+/**
+ * The plan as the model is asked for it: `subPlan` required on every step, like every field (strict outputs). Made
+ * of schemas without identifiers, so its JSON schema has no `$defs` (an annotation's would be dropped) and no `$ref`.
+ */
+export const PlanOutputRequested = Schema.Struct({
   tasks: Schema.Array(
     Schema.Struct({
-      id: ModelId,
-      description: Schema.String,
-      kind: KindOutput,
-      dependsOn: Schema.Array(ModelId),
-      attachments: Schema.Array(Schema.Struct({ kind: AttachmentKind, value: Schema.String }))
+      ...planStepFields,
+      id: Schema.Union(Schema.String, Schema.Number.pipe(Schema.int())),
+      dependsOn: Schema.Array(Schema.Union(Schema.String, Schema.Number.pipe(Schema.int()))),
+      attachments: Schema.Array(
+        Schema.Struct({ kind: Schema.Literal(...AttachmentKind.literals), value: Schema.String })
+      ),
+      subPlan: Schema.Boolean
     })
   )
 })
+
+const { $schema: _unused, ...planJsonSchema } = JSONSchema.make(PlanOutputRequested)
+
+/**
+ * The plan as it is accepted (#16): a step's `subPlan` (it is itself a multi-step job, to be planned and run as a
+ * sub-plan) may be missing, so answers to the older prompt, and models that leave it out, still plan. The JSON schema
+ * sent is the strict one above.
+ */
+export const PlanOutput = Schema.Struct({
+  tasks: Schema.Array(
+    Schema.Struct({ ...planStepFields, subPlan: Schema.optionalWith(Schema.Boolean, { exact: true }) })
+  )
+}).annotations({ jsonSchema: planJsonSchema })
 
 export const SummaryOutput = Schema.Struct({ summary: Schema.String })
 export const ErrorOutput = Schema.Struct({ message: Schema.String })
@@ -570,7 +599,8 @@ export const makeRemote = (
         "For each step give: `id`, a short id unique in the plan (t1, t2, ...); `description`, one self-contained imperative sentence that keeps file names, URLs and commands verbatim, without filler ('I want to', 'Please', 'Also,', 'Kindly help me');",
         `\`kind\`, one of ${kindList} (ToolCall: run a command or tool; Clarification: a question only the user can answer; UnitTest, Retrieval, Analysis, Refactor, CodeImplementation when they fit; Processing otherwise);`,
         "`dependsOn`, the ids of the steps whose results this step needs, from what the request says: 'then', 'after that', 'next', 'finally', 'once X', 'after X' order a step after the one(s) before it; 'before X' and 'but first' put a step before the one it names; a step that refers back to another ('it', 'them', 'the results', 'the report', 'the booking details') depends on that step; 'also', 'meanwhile', 'at the same time', 'in parallel', and actions listed before an ordering word ('enroll in the course, order a pizza, and then drive to the campus') are independent of each other and must not depend on each other, so they run in parallel; when the request says nothing about order, keep the order written. Never depend on a later step or on itself;",
-        "`attachments`, the URLs (Link), images (ImageRef) and files (FileRef) the step uses, only ones that appear in the request or in its attached list (never invent one; anything else is dropped).",
+        "`attachments`, the URLs (Link), images (ImageRef) and files (FileRef) the step uses, only ones that appear in the request or in its attached list (never invent one; anything else is dropped);",
+        "`subPlan`, true for a step that is itself a multi-step job (it will be planned and run as a plan of its own), false for a step done in one go; mark a step only when splitting it here would make the plan hard to follow.",
         "Answer with the JSON object only."
       ].join("\n")
       const request =
@@ -597,7 +627,8 @@ export const makeRemote = (
                 attachments: task.attachments.map((attachment) => ({
                   kind: attachment.kind,
                   value: attachment.value.trim()
-                }))
+                })),
+                ...(task.subPlan === true ? { subPlan: true } : {})
               })
             )
           )
