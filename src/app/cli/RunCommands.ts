@@ -282,8 +282,9 @@ export const run = (flags: RunFlags) =>
                 tasks: planFile.tasks,
                 source: { _tag: "PlanFile" as const, path: flags.plan.value }
               }
-      if (flags.expand) yield* checkRange("--max-depth", flags.maxDepth, 1, 20)
-      const runSettings = settings(flags, store, spec, presets)
+      yield* checkRange("--max-depth", flags.maxDepth, 1, 20)
+      // The bound applies to `--expand` and to the steps an LLM plan marks as sub-plans (#16).
+      const runSettings = { ...settings(flags, store, spec, presets), maxDepth: flags.maxDepth }
       yield* start(
         request,
         attachments,

@@ -7,7 +7,7 @@ import * as Budget from "../../domain/Budget.js"
 import { ClarificationProvided, HandleExecutorEvent, Initialize } from "../../domain/Commands.js"
 import type { PlannerConfig } from "../../domain/Config.js"
 import type { PlannerSource } from "../../domain/Events.js"
-import { multiStepExpansions } from "../../domain/SubPlans.js"
+import { childSessionId, type Expansion, multiStepExpansions } from "../../domain/SubPlans.js"
 import type { Attachment, TaskPlan } from "../../domain/Task.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
 import { Llm } from "../../infra/Llm.js"
@@ -34,6 +34,8 @@ export interface RunSettings {
   readonly drive: DriveOptions
   /** `run --expand`: the multi-step tasks of the plan run as sub-plans, nested at most this deep. */
   readonly expandMaxDepth?: number
+  /** `--max-depth`: how deep the steps an LLM plan marks as sub-plans may nest (#16); the default bound without it. */
+  readonly maxDepth?: number
 }
 
 /**
@@ -53,6 +55,24 @@ const driveSession = (sessionId: string, settings: RunSettings) =>
     const state = yield* Effect.flatMap(PlannerService, (service) => service.state(sessionId))
     yield* drive(sessionId, state, settings.drive)
   })
+
+/**
+ * What the new session expands as it is recorded: with `--expand`, every multi-step task; and always the steps the LLM
+ * plan marked as sub-plans (#16). Nothing (not even a bound) when there is neither, as before.
+ */
+const expansions = (
+  sessionId: string,
+  plan: Pick<PlanResult, "tasks" | "subPlans">,
+  settings: RunSettings
+): { readonly expand?: ReadonlyArray<Expansion>; readonly maxDepth?: number } => {
+  const marked = (plan.subPlans ?? []).map((taskId) => ({ taskId, childSessionId: childSessionId(sessionId, taskId) }))
+  if (settings.expandMaxDepth === undefined && marked.length === 0) return {}
+  const byParser = settings.expandMaxDepth === undefined ? [] : multiStepExpansions(sessionId, plan.tasks)
+  const expand = [...byParser, ...marked.filter((one) => !byParser.some((other) => other.taskId === one.taskId))]
+  expand.sort((a, b) => a.taskId - b.taskId)
+  const maxDepth = settings.expandMaxDepth ?? settings.maxDepth
+  return maxDepth === undefined ? { expand } : { expand, maxDepth }
+}
 
 /** Plans the request and records the new session, with the executor it runs with in its first event's metadata. */
 export const start = (
@@ -74,7 +94,7 @@ export const start = (
     const systemPrompt = [config.systemPrompt.trim(), examples].filter((part) => part.length > 0).join("\n\n")
     // #16: the planning call is checked against the budget and priced like any other; its usage goes in with the plan.
     const prices = yield* AppBudget.loadPrices.pipe(Effect.mapError((error) => usage(error.message)))
-    const plan: Pick<PlanResult, "tasks" | "source" | "usage"> =
+    const plan: Pick<PlanResult, "tasks" | "source" | "usage" | "subPlans"> =
       given ?? (yield* planRequest(request, attachments, { systemPrompt, budget: Budget.fromLimits(config), prices }))
     const planningUsage = plan.usage !== undefined && plan.usage.length > 0 ? { usage: plan.usage } : {}
     yield* checkPresets(settings.drive.presets, plan.tasks.length, "the plan")
@@ -97,9 +117,7 @@ export const start = (
         executor,
         config,
         ...planningUsage,
-        ...(settings.expandMaxDepth === undefined
-          ? {}
-          : { expand: multiStepExpansions(sessionId, plan.tasks), maxDepth: settings.expandMaxDepth }),
+        ...expansions(sessionId, plan, settings),
         at
       }),
       { correlationId: sessionId, extra: { executor } }
