@@ -13,6 +13,8 @@
  *   `OTEL_SERVICE_VERSION`, `OTEL_RESOURCE_ATTRIBUTES`.
  * - `OTEL_BSP_SCHEDULE_DELAY`: milliseconds between exports (default 5000). Spans still buffered are sent when the
  *   layer's scope closes, so a short CLI run loses none.
+ * - `OTEL_EXPORTER_OTLP_TIMEOUT`: milliseconds the last export may take when the layer closes (default 10000, the
+ *   specification's): a command waits at most this long for a slow or unreachable collector before it exits.
  * - `OTEL_SDK_DISABLED=true`, or `OTEL_TRACES_EXPORTER` without `otlp` (e.g. `none`), turn export off.
  */
 import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
@@ -73,6 +75,13 @@ export const fromEnv: Config.Config<Option.Option<TelemetrySettings>> = Config.a
   headers: Config.option(Config.redacted("OTEL_EXPORTER_OTLP_HEADERS")),
   serviceName: optionalText("OTEL_SERVICE_NAME"),
   resourceAttributes: optionalText("OTEL_RESOURCE_ATTRIBUTES"),
+  exportTimeoutMs: Config.integer("OTEL_EXPORTER_OTLP_TIMEOUT").pipe(
+    Config.withDefault(10_000),
+    Config.validate({
+      message: "OTEL_EXPORTER_OTLP_TIMEOUT must be a positive number of milliseconds",
+      validation: (ms) => ms > 0
+    })
+  ),
   exportDelayMs: Config.integer("OTEL_BSP_SCHEDULE_DELAY").pipe(
     Config.withDefault(5_000),
     Config.validate({
@@ -119,7 +128,7 @@ export const fromEnv: Config.Config<Option.Option<TelemetrySettings>> = Config.a
         serviceName: Option.getOrElse(env.serviceName, () => attributeName ?? defaultServiceName),
         headers: Object.fromEntries(headers.right.map(([key, value]) => [key, Redacted.make(value)])),
         exportInterval: Duration.millis(env.exportDelayMs),
-        shutdownTimeout: Duration.seconds(3)
+        shutdownTimeout: Duration.millis(env.exportTimeoutMs)
       })
     )
   })
