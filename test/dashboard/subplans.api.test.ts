@@ -4,45 +4,15 @@
  * `show --json`'s form of the tree (`SubPlanApi.withTree`) nests the same way.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect } from "effect"
+import { Effect } from "effect"
 import { resultJson, taskJson } from "../../src/app/cli/Render.js"
 import * as PlannerService from "../../src/app/PlannerService.js"
-import * as Runner from "../../src/app/Runner.js"
 import * as SubPlanApi from "../../src/app/SubPlanApi.js"
 import * as SubPlanRun from "../../src/app/SubPlanRun.js"
 import * as SubPlans from "../../src/app/SubPlans.js"
-import { Initialize } from "../../src/domain/Commands.js"
-import { defaultConfig } from "../../src/domain/Config.js"
 import { childSessionId } from "../../src/domain/SubPlans.js"
-import { fast } from "../app/runnerSuite.js"
-import { fetchJson, plannerWithScript, startServer, task } from "./fixtures.js"
-
-const script = { rules: [], default: { complete: "done: {description}" } }
-
-const plan = [
-  task(1, "Processing", "Write the notes"),
-  task(2, "Processing", "Build the release. Then test it. Then publish it.", [1]),
-  task(3, "Processing", "Tell the team", [2])
-]
-
-/** A root with task 2 expanded into a child session (not started until task 2 is dispatched). */
-const startTree = Effect.gen(function* () {
-  const service = yield* PlannerService.PlannerService
-  const at = yield* Clock.currentTimeMillis
-  const sessionId = Runner.newSessionId(at)
-  yield* service.execute(
-    sessionId,
-    new Initialize({
-      request: "Release it",
-      tasks: plan,
-      config: { ...defaultConfig, ...fast },
-      expand: [{ taskId: 2, childSessionId: childSessionId(sessionId, 2) }],
-      at
-    }),
-    { correlationId: sessionId }
-  )
-  return sessionId
-})
+import { fetchJson, plannerWithScript, startServer } from "./fixtures.js"
+import { plan, script, startTree } from "./subplanFixtures.js"
 
 interface TreeTask {
   readonly id: number
