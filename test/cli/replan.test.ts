@@ -8,131 +8,14 @@ import { beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as FakeOpenAiServer from "../llm/support/FakeOpenAiServer.js"
 import { Reply } from "../llm/support/FakeOpenAiServer.js"
-import { apiKey, model } from "../llm/support/layers.js"
 import { cli, ensureBuilt, parseJson, type ResultJson, tempFolder, writeScript } from "./cli.js"
+import { history, llmEnv, plan, replanAfterFailure, request, revision, run, script } from "./replanSuite.js"
 
 beforeAll(() => ensureBuilt(), 180_000)
 
-const request = "Fetch the sales data. Then convert it. Then write the report."
-
-const plan = {
-  tasks: [
-    { id: "f", description: "Fetch the sales data", kind: "Retrieval", dependsOn: [], attachments: [] },
-    { id: "c", description: "Convert the data with tool A", kind: "Processing", dependsOn: ["f"], attachments: [] },
-    { id: "r", description: "Write the report", kind: "Processing", dependsOn: ["c"], attachments: [] }
-  ]
-}
-
-const revision = {
-  tasks: [
-    { id: "b", description: "Convert the data with tool B", kind: "Processing", dependsOn: [], attachments: [] },
-    {
-      id: "r2",
-      description: "Write the report from the tool B output",
-      kind: "Processing",
-      dependsOn: ["b"],
-      attachments: []
-    }
-  ]
-}
-
-/** Tool A always fails, and retrying cannot help; tool C too; everything else completes. */
-const script = {
-  rules: [
-    { match: "tool A", outcomes: [{ fail: "tool A crashed: unsupported format", retryable: false }] },
-    { match: "tool C", outcomes: [{ fail: "tool C crashed too", retryable: false }] }
-  ],
-  default: { complete: "done: {description}" }
-}
-
-interface HistoryJson {
-  readonly events: ReadonlyArray<{ readonly type: string; readonly data: Record<string, unknown> }>
-}
-
-const llmEnv = (server: FakeOpenAiServer.FakeOpenAiServer) => ({
-  PLANNER_LLM_BASE_URL: server.url,
-  PLANNER_LLM_MODEL: model,
-  PLANNER_LLM_API: "chat",
-  PLANNER_LLM_API_KEY: apiKey
-})
-
-const run = (cwd: string, env: Record<string, string>, extra: ReadonlyArray<string> = []) =>
-  Effect.promise(() =>
-    cli(
-      [
-        "run",
-        "--json",
-        "--non-interactive",
-        "--executor",
-        `script:${writeScript(cwd, "script.json", script)}`,
-        "--on-failure",
-        "replan",
-        ...extra,
-        request
-      ],
-      { cwd, env }
-    )
-  )
-
-const history = (cwd: string, env: Record<string, string>, sessionId: string) =>
-  Effect.map(
-    Effect.promise(() => cli(["history", sessionId, "--json"], { cwd, env })),
-    (result) => parseJson<HistoryJson>(result).events
-  )
-
-/** The text of a recorded chat-completions request: all its messages. */
-const promptOf = (request: FakeOpenAiServer.RecordedRequest | undefined): string =>
-  JSON.stringify((request?.body as { messages?: unknown } | undefined)?.messages ?? "")
-
 describe("planner run --on-failure replan", { timeout: 300_000 }, () => {
   it("asks the LLM for a revised plan after a failure, runs the revised tasks, and the session succeeds", () =>
-    Effect.runPromise(
-      Effect.scoped(
-        Effect.gen(function* () {
-          const cwd = tempFolder()
-          const server = yield* FakeOpenAiServer.make
-          server.enqueue(Reply.json(plan), Reply.json(revision))
-          const env = llmEnv(server)
-          const result = yield* run(cwd, env)
-          expect(result.code, result.stderr).toBe(0)
-          const json = parseJson<ResultJson>(result)
-          expect(json.status).toBe("Succeeded")
-          expect(json.tasks.map((task) => [task.id, task.description, task.status])).toEqual([
-            [1, "Fetch the sales data", "Completed"],
-            [2, "Convert the data with tool A", "Failed"],
-            [3, "Write the report", "Skipped"],
-            [4, "Convert the data with tool B", "Completed"],
-            [5, "Write the report from the tool B output", "Completed"]
-          ])
-          expect(json.summary).toContain("task 2 failed and was replanned")
-
-          // The second model call was the revision, and it carried the request, the results and the failure.
-          const calls = server.modelRequests()
-          expect(calls).toHaveLength(2)
-          const asked = promptOf(calls[1])
-          expect(asked).toContain("tool A crashed: unsupported format")
-          expect(asked).toContain("done: Fetch the sales data")
-          expect(asked).toContain("Write the report")
-
-          const events = yield* history(cwd, env, json.sessionId)
-          const types = events.map((event) => event.type)
-          expect(types).toContain("ReplanRequested")
-          const replanned = events.find((event) => event.type === "TaskReplanned")
-          expect(replanned?.data).toMatchObject({
-            taskId: 2,
-            supersededTaskIds: [3],
-            source: { _tag: "Llm", model },
-            tasks: [
-              { id: 4, description: "Convert the data with tool B", dependsOn: [1] },
-              { id: 5, description: "Write the report from the tool B output", dependsOn: [4] }
-            ]
-          })
-          expect(types.indexOf("ReplanRequested")).toBeLessThan(types.indexOf("TaskReplanned"))
-          expect(types.at(-1)).toBe("PlanningCompleted")
-          expect(events.at(-1)?.data).toMatchObject({ outcome: "Succeeded" })
-        })
-      )
-    ))
+    replanAfterFailure(() => Promise.resolve([])))
 
   it("holds the bound: with --max-replans 1, a revised task that fails too is handled as under continue", () =>
     Effect.runPromise(
