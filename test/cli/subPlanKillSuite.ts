@@ -1,6 +1,6 @@
 /**
  * A SIGKILL during a sub-plan, and `planner resume` of the root (issue #16): `run --plan FILE --expand` runs task 2
- * of the root (itself three steps) as a child session; once the child's slow step is running (seen in the script
+ * of the root (itself three steps) as a child session; once one of the child's tasks is running (seen in the script
  * executor's record file, not by waiting a fixed time) the process is killed with SIGKILL. `planner resume ROOT`
  * then finishes the whole tree. Checked from the stored logs and the record: every task of the root and of the child
  * completed exactly once, the only task run twice is the one the killed process held (its attempt 1 and a retry),
@@ -62,11 +62,11 @@ const readRecord = (file: string): ReadonlyArray<Execution> =>
         .map((line) => JSON.parse(line) as Execution)
     : []
 
-const writeScript = (file: string, record: string, slowDelayMs: number) =>
+const writeScript = (file: string, record: string, slow: string, slowDelayMs: number) =>
   fs.writeFileSync(
     file,
     JSON.stringify({
-      rules: [{ match: "slow step", delayMs: slowDelayMs, outcomes: [{ complete: "slow step done" }] }],
+      rules: [{ match: `^${slow}$`, delayMs: slowDelayMs, outcomes: [{ complete: "slow step done" }] }],
       default: { complete: "done: {description}" },
       record
     })
@@ -83,21 +83,23 @@ const finalStatuses = (history: HistoryJson): Map<number, Array<string>> => {
   return statuses
 }
 
-export const killDuringChild = async (db: () => Promise<ReadonlyArray<string>>) => {
+/** `slowTask` is the child's task (1 to 3) that is slow: the one running when the process is killed. */
+export const killDuringChild = async (db: () => Promise<ReadonlyArray<string>>, slowTask: 1 | 2 | 3) => {
+  const slow = expected.child[slowTask - 1] ?? ""
   const cwd = tempFolder()
   const store = await db()
   const record = path.join(cwd, "executions.jsonl")
   const scriptFile = path.join(cwd, "script.json")
   fs.writeFileSync(path.join(cwd, "plan.json"), JSON.stringify(plan))
   // The slow step never ends by itself in the first process: the kill is certain to land while it runs.
-  writeScript(scriptFile, record, 600_000)
+  writeScript(scriptFile, record, slow, 600_000)
   const executor = ["--executor", `script:${scriptFile}`]
 
   const running = startCli(["run", ...store, "--non-interactive", ...executor, "--expand", "--plan", "plan.json"], {
     cwd
   })
-  await until("the child's slow step is running", () =>
-    readRecord(record).some((execution) => execution.description === "run the slow step")
+  await until(`the child's task ${slowTask} is running`, () =>
+    readRecord(record).some((execution) => execution.description === slow)
   )
   const root = sessionIdIn(running.stdout())
   const child = `${root}~2`
@@ -105,12 +107,11 @@ export const killDuringChild = async (db: () => Promise<ReadonlyArray<string>>) 
   expect((await running.result).code).toBe(137)
   expect(readRecord(record)).toEqual([
     { taskId: 1, attempt: 1, description: "Write the notes" },
-    { taskId: 1, attempt: 1, description: "Prepare the data" },
-    { taskId: 2, attempt: 1, description: "run the slow step" }
+    ...expected.child.slice(0, slowTask).map((description, index) => ({ taskId: index + 1, attempt: 1, description }))
   ])
 
   // The same script, now with a short slow step (the executor reads its file when a process starts).
-  writeScript(scriptFile, record, 50)
+  writeScript(scriptFile, record, slow, 50)
   const resumed = await cli(["resume", root, ...store, ...executor, "--json"], { cwd })
   expect(resumed.code, resumed.stderr).toBe(0)
   const done = parseJson<ResultJson>(resumed)
@@ -122,11 +123,9 @@ export const killDuringChild = async (db: () => Promise<ReadonlyArray<string>>) 
   ])
   const childShown = parseJson<ResultJson>(await cli(["show", child, ...store, "--json"], { cwd }))
   expect(childShown.status).toBe("Succeeded")
-  expect(childShown.tasks.map((task) => [task.description, task.status, task.attempts])).toEqual([
-    ["Prepare the data", "Completed", 1],
-    ["run the slow step", "Completed", 2],
-    ["check the output", "Completed", 1]
-  ])
+  expect(childShown.tasks.map((task) => [task.description, task.status, task.attempts])).toEqual(
+    expected.child.map((description) => [description, "Completed", description === slow ? 2 : 1])
+  )
   expect(done.tasks[1]?.result).toBe(childShown.summary)
 
   // The logs: every task of the root and of the child reached one final status, Completed, once.
@@ -145,21 +144,21 @@ export const killDuringChild = async (db: () => Promise<ReadonlyArray<string>>) 
   }
   // The killed attempt was retried as a failed attempt of the dead worker, and nothing else was retried.
   const retries = [...rootLog.events, ...childLog.events].filter((event) => event.type === "TaskRetryScheduled")
-  expect(retries.map((event) => [event.data.taskId, event.data.attempt])).toEqual([[2, 1]])
+  expect(retries.map((event) => [event.data.taskId, event.data.attempt])).toEqual([[slowTask, 1]])
   expect(childLog.events).toContainEqual(expect.objectContaining({ type: "TaskRetryScheduled" }))
   expect(retries[0]?.data.error).toMatch(
     /^worker .* (died while running attempt 1 \(its process is gone\)|stopped answering: its lease on attempt 1 expired)$/
   )
 
   // The executions: at most one per task attempt, each task's attempts 1..n once, and the only second attempt is the
-  // slow step the killed process held. The expanded task 2 of the root never ran on the executor.
+  // slow task the killed process held. The expanded task 2 of the root never ran on the executor.
   const executions = readRecord(record)
   const keys = executions.map((execution) => `${execution.description}#${execution.attempt}`)
   expect(new Set(keys).size).toBe(keys.length)
   const attemptsOf = (description: string) =>
     executions.filter((execution) => execution.description === description).map((execution) => execution.attempt)
   for (const description of [...expected.root, ...expected.child])
-    expect(attemptsOf(description), description).toEqual(description === "run the slow step" ? [1, 2] : [1])
+    expect(attemptsOf(description), description).toEqual(description === slow ? [1, 2] : [1])
   expect(executions).toHaveLength(expected.root.length + expected.child.length + 1)
   expect(attemptsOf(plan.tasks[1]?.description ?? "")).toEqual([])
 
