@@ -62,6 +62,46 @@ const forkSource = logOf([
   report(new TaskCompleted({ taskId: 2, result: "schema for MySQL" }), T0 + 300)
 ])
 
+/**
+ * The source of the fork that carries its spend and sub-plan (#16): a budget of 20,000 tokens, a planning call and a
+ * step's call recorded, task 2 expanded into a child, task 1 done, task 2 waiting on its child.
+ */
+const carrySource = logOf([
+  new Initialize({
+    request: "Write the notes. Then build and publish the release. Then tell the team.",
+    tasks: [
+      { id: 1, description: "Write the notes", kind: "Processing", dependsOn: [], attachments: [] },
+      {
+        id: 2,
+        description: "Build the release. Then publish it.",
+        kind: "Processing",
+        dependsOn: [1],
+        attachments: []
+      },
+      { id: 3, description: "Tell the team", kind: "Processing", dependsOn: [2], attachments: [] }
+    ],
+    config: { ...defaultConfig, budgetTokens: 20_000 },
+    usage: [{ purpose: "planning", model: "gpt-4o-mini", inputTokens: 900, outputTokens: 250, counted: "api" }],
+    expand: [{ taskId: 2, childSessionId: "golden-carry~2" }],
+    at: T0
+  }),
+  new RecordUsage({
+    usage: [
+      {
+        purpose: "execution",
+        model: "gpt-4o-mini",
+        inputTokens: 1_500,
+        outputTokens: 400,
+        counted: "api",
+        taskId: 1,
+        attempt: 1
+      }
+    ],
+    at: T0 + 50
+  }),
+  report(new TaskCompleted({ taskId: 1, result: "notes written" }), T0 + 100)
+])
+
 /** Scenarios: commands run through `decide` to record a log. */
 const scenarios: Record<string, ReadonlyArray<PlannerCommand>> = {
   "seed-example-succeeds": [
@@ -270,6 +310,19 @@ const scenarios: Record<string, ReadonlyArray<PlannerCommand>> = {
       at: T0 + 1_000
     }),
     report(new TaskCompleted({ taskId: 2, result: "schema for PostgreSQL" }), T0 + 1_100)
+  ],
+  // An incremental fork (#15, #16) carries its source's spend (one usage event with every call) and keeps the waiting
+  // expanded task expanded, into the fork's own child; the child's outcome completes it.
+  "incremental-fork-carrying-spend-and-sub-plan": [
+    new ForkSession({
+      fromSessionId: "golden-carry",
+      atSequence: carrySource.length,
+      sourceEvents: carrySource,
+      intoSessionId: "golden-carry-fork",
+      at: T0 + 1_000
+    }),
+    report(new TaskCompleted({ taskId: 2, result: "release built and published" }), T0 + 1_100),
+    report(new TaskCompleted({ taskId: 3, result: "team told" }), T0 + 1_200)
   ],
   "cancelled-midway": [
     new Initialize({ request: "1. Plan the release\n2. Tag it\n3. Announce it", at: T0 }),
