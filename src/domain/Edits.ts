@@ -7,6 +7,12 @@
  * nobody runs it). A fork starts from a plan in which nothing has run yet, so there every task may be edited; the
  * fork then reuses the results of the completed tasks that no edit reaches, and runs the rest: the edited tasks, what
  * is downstream of them, and what had not completed in the source.
+ *
+ * A fork also carries what its source had at the fork point (`ForkPlan.carried`, `ForkPlan.expanded`): the spend on
+ * models and the raised limits (so a budget is not reset by forking), the compacted context when every task it folded
+ * in is reused, and the sub-plans: a task the source had expanded that the fork runs is expanded again, into the
+ * fork's own child. A replan pending at the fork point is not carried: its failed task simply runs again in the fork
+ * (and, under `onFailure: "replan"`, is replanned there if it fails again).
  */
 import { Either } from "effect"
 import {
