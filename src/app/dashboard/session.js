@@ -26,6 +26,7 @@ import { renderGantt } from "./gantt.js"
 import { renderGraph } from "./graph.js"
 import { mountLineage } from "./lineage.js"
 import { clarificationFlags } from "./memory.js"
+import { mountSubPlans } from "./subplans.js"
 import { taskDuration, taskSegments } from "./timing.js"
 
 const boardColumns = [
@@ -402,6 +403,9 @@ export function mountSession(root, sessionId) {
   // #15: the session's origin and forks, and a diff with the origin (lineage.js).
   const lineagePanel = h("section", { class: "panel lineage-panel", id: "lineage", hidden: true })
   let lineage = null
+  // #16: each expanded task's child session nested under it, and a child's parent task (subplans.js).
+  const subPlanPanel = h("section", { class: "panel subplan-panel", id: "subplans", hidden: true })
+  let subPlans = null
 
   root.replaceChildren(h("p", { class: "loading" }, "Loading the session…"))
 
@@ -963,6 +967,7 @@ export function mountSession(root, sessionId) {
     if (model.live === null || view.lastSequence >= model.live.lastSequence) model.live = view
     model.past.set(view.lastSequence, view)
     render()
+    subPlans?.refresh()
     closeStreamWhenDone()
   }
 
@@ -1139,10 +1144,12 @@ export function mountSession(root, sessionId) {
         graphPanel,
         board,
         ganttPanel,
+        subPlanPanel,
         lower,
         lineagePanel
       )
       lineage = mountLineage(lineagePanel, sessionId)
+      subPlans = mountSubPlans(subPlanPanel, sessionId)
       acceptLive(view)
       if (!finishedStatuses.has(view.state.status) || (model.events.at(-1)?.sequence ?? 0) < view.lastSequence) {
         connect()
