@@ -4,8 +4,9 @@
  * exactly these events, and folding them gives the spend, the limits, the compacted context and the expansions.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
 import type * as Budget from "../../src/domain/Budget.js"
-import { ForkSession } from "../../src/domain/Commands.js"
+import { ForkSession, HandleExecutorEvent, Initialize, TaskFailed } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
 import {
   BudgetRaised,
@@ -336,5 +337,46 @@ describe("ForkSession keeps sub-plans", () => {
         }),
         new PlanningCompleted({ outcome: "Succeeded", summary: "3 of 3 tasks completed.", at: T1 })
       )
+  })
+})
+
+describe("ForkSession and a pending replan", () => {
+  it("does not carry it: the failed task runs again in the fork, which may replan it if it fails again", () => {
+    const source: Array<PlannerEvent> = []
+    for (const command of [
+      new Initialize({
+        request: "One. Then two.",
+        tasks: tasks(["One"], ["Two"]),
+        config: { ...defaultConfig, onFailure: "replan", maxAttempts: 1 },
+        at: T0
+      }),
+      new HandleExecutorEvent({ event: new TaskFailed({ taskId: 1, error: "boom", retryable: false }), at: T0 })
+    ]) {
+      source.push(...Either.getOrThrow(Planner.decideEither(Planner.fold(source), command)))
+    }
+    expect(Planner.pendingReplans(Planner.fold(source))).toEqual([1])
+    const state = given()
+      .when(fork(source))
+      .then(
+        forkedPlan(source),
+        new SessionForked({
+          fromSessionId: "source",
+          atSequence: source.length,
+          reused: [],
+          removed: [],
+          clarifications: [],
+          at: T1
+        }),
+        new TaskDispatched({
+          taskId: 1,
+          attempt: 1,
+          kind: "Processing",
+          description: "One",
+          clarifications: [],
+          at: T1
+        })
+      )
+    expect(Planner.pendingReplans(state)).toEqual([])
+    expect(state.config.onFailure).toBe("replan")
   })
 })
