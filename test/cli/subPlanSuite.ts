@@ -8,7 +8,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { expect } from "@effect/vitest"
-import { cli, parseJson, type ResultJson, sessionIdIn, tempFolder } from "./cli.js"
+import { cli, parseJson, type ResultJson, sessionIdIn, type TaskJson, tempFolder } from "./cli.js"
 
 const plan = {
   request: "Release it",
@@ -57,6 +57,20 @@ export const twoLevelPlan = async (db: () => Promise<ReadonlyArray<string>>) => 
   // The child's tasks are printed under task 2, indented, with the sub-plan's id.
   expect(shown.stdout).toMatch(new RegExp(`sub-plan ${child.replace(/[~-]/g, "\\$&")}`))
   expect(shown.stdout).toMatch(/\n {4,}.*date is Friday/)
+  // `show --json`: the child under task 2 as `subPlan`, its tasks written as the CLI writes any task.
+  const tree = parseJson<{
+    tasks: ReadonlyArray<{
+      id: number
+      subPlan?: { sessionId: string; status: string; tasks: ReadonlyArray<TaskJson> }
+    }>
+  }>(await cli(["show", root, ...store, "--json"], { cwd }))
+  expect(tree.tasks.map((task) => task.subPlan?.sessionId)).toEqual([undefined, child, undefined])
+  expect(tree.tasks[1]?.subPlan?.status).toBe("Succeeded")
+  expect(tree.tasks[1]?.subPlan?.tasks.map((task) => [task.result, task.attempts])).toEqual([
+    ["done", 1],
+    ["date is Friday", 2],
+    ["done", 1]
+  ])
 }
 
 /** `planner expand` refuses a task that has started and a depth past the bound, each with exit code 2 and why. */
