@@ -304,6 +304,13 @@ const editOptions = {
     Options.withDescription("The tasks an added task waits for, comma-separated (2 or 2,3)"),
     Options.repeated
   ),
+  addKind: Options.text("add-kind").pipe(
+    Options.withPseudoName("KIND"),
+    Options.withDescription(
+      `The kind of an added task: ${nodeKinds.join(", ")} (Processing when not given). Repeatable: the n-th --add-kind goes with the n-th --add.`
+    ),
+    Options.repeated
+  ),
   set: Options.text("set").pipe(
     Options.withPseudoName("TASK=TEXT"),
     Options.withDescription("A new description for a task that has not started. Repeatable."),

@@ -220,6 +220,8 @@ describe.concurrent.each(stores)("forks, edits, lineage and diff on $name", { ti
         "Announce the release",
         "--after",
         "2",
+        "--add-kind",
+        "analysis",
         "--set",
         "4=Deploy the app to production",
         ...setup.db
@@ -227,7 +229,7 @@ describe.concurrent.each(stores)("forks, edits, lineage and diff on $name", { ti
       { cwd }
     )
     expect(edited.code, edited.stderr).toBe(0)
-    expect(edited.stdout).toMatch(/^ +5\. \S+ +\[Processing\] Announce the release +\(after 2\)$/m)
+    expect(edited.stdout).toMatch(/^ +5\. \S+ +\[Analysis\] Announce the release +\(after 2\)$/m)
     // The run stops waiting for the answer to task 3 (exit 3) having run the added task 5.
     const result = await running.result
     expect(result.code, result.stderr).toBe(3)
@@ -239,18 +241,20 @@ describe.concurrent.each(stores)("forks, edits, lineage and diff on $name", { ti
     ).toEqual([1, 2, 5])
 
     // Refusals: a finished task, an unknown one, a cycle; each one line, exit 2, nothing recorded.
-    const [finished, unknown, cycle, malformed] = await Promise.all([
+    const [finished, unknown, cycle, malformed, noKind] = await Promise.all([
       cli(["edit", sessionId, "--set", "1=Build it again", ...setup.db], { cwd }),
       cli(["edit", sessionId, "--remove", "9", ...setup.db], { cwd }),
       cli(["edit", sessionId, "--add", "Check the deploy", "--after", "4", "--depends", "4=6", ...setup.db], { cwd }),
-      cli(["edit", sessionId, "--depends", "4", ...setup.db], { cwd })
+      cli(["edit", sessionId, "--depends", "4", ...setup.db], { cwd }),
+      cli(["edit", sessionId, "--add", "Check the deploy", "--add-kind", "Deployment", ...setup.db], { cwd })
     ])
-    for (const refused of [finished, unknown, cycle, malformed]) {
+    for (const refused of [finished, unknown, cycle, malformed, noKind]) {
       expect(refused.code, refused.stdout).toBe(2)
       oneLine(refused.stderr)
     }
     expect(finished.stderr).toMatch(/task 1/i)
     expect(cycle.stderr).toMatch(/wait for each other/)
+    expect(noKind.stderr).toMatch(/--add-kind: "Deployment" is not a kind; use one of /)
 
     // The edited deploy runs with its new description once the question is answered.
     const answered = await cli(["answer", sessionId, "3", "production", "--json", ...exec], { cwd })

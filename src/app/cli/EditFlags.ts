@@ -1,9 +1,10 @@
 /**
  * The plan-edit options of `planner edit` and `planner fork` (#15), turned into the planner's `PlanEdit`s:
  *
- *   --add "TEXT" [--after 2,3]   a new task (its id is the plan's next one), after those tasks; repeat both to add
- *                                several (the n-th --after goes with the n-th --add; an --add without one waits for
- *                                nothing)
+ *   --add "TEXT" [--after 2,3] [--add-kind Analysis]
+ *                                a new task (its id is the plan's next one), after those tasks, of that kind
+ *                                (Processing when not given); repeat them to add several (the n-th --after and the
+ *                                n-th --add-kind go with the n-th --add; an --add without an --after waits for nothing)
  *   --set 3="TEXT"               task 3's new description
  *   --kind 3=Analysis            task 3's new kind
  *   --remove 4                   take task 4 out; what waited for it waits for what 4 waited for
@@ -17,12 +18,13 @@
 import { Effect } from "effect"
 import type { PlanEdit, SetTask } from "../../domain/PlanEdit.js"
 import { type NodeKind, nodeKinds } from "../../domain/Task.js"
-import { usage } from "./Failure.js"
+import { type CliFailure, usage } from "./Failure.js"
 import { storable } from "./Request.js"
 
 export interface EditFlagValues {
   readonly add: ReadonlyArray<string>
   readonly after: ReadonlyArray<string>
+  readonly addKind: ReadonlyArray<string>
   readonly set: ReadonlyArray<string>
   readonly kind: ReadonlyArray<string>
   readonly remove: ReadonlyArray<string>
@@ -30,7 +32,16 @@ export interface EditFlagValues {
   readonly setAnswer: ReadonlyArray<string>
 }
 
-export const noEdits: EditFlagValues = { add: [], after: [], set: [], kind: [], remove: [], depends: [], setAnswer: [] }
+export const noEdits: EditFlagValues = {
+  add: [],
+  after: [],
+  addKind: [],
+  set: [],
+  kind: [],
+  remove: [],
+  depends: [],
+  setAnswer: []
+}
 
 /** Whether any edit option was given. */
 export const hasEdits = (flags: EditFlagValues): boolean =>
@@ -70,6 +81,14 @@ const nonEmpty = (option: string, text: string) =>
     return value
   })
 
+/** A kind by its name, in any case. */
+const kindNamed = (option: string, text: string): Effect.Effect<NodeKind, CliFailure> => {
+  const kind = nodeKinds.find((candidate) => candidate.toLowerCase() === text.trim().toLowerCase())
+  return kind === undefined
+    ? Effect.fail(usage(`${option}: "${text}" is not a kind; use one of ${nodeKinds.join(", ")}.`))
+    : Effect.succeed(kind)
+}
+
 /** The edits the options ask for, in the order the planner applies them: adds, changes, dependencies, answers, removals. */
 export const parseEdits = (flags: EditFlagValues) =>
   Effect.gen(function* () {
@@ -79,11 +98,18 @@ export const parseEdits = (flags: EditFlagValues) =>
         `--after is given ${flags.after.length} times but --add ${flags.add.length}: each --after goes with the --add before it.`
       )
     }
+    if (flags.addKind.length > flags.add.length) {
+      return yield* usage(
+        `--add-kind is given ${flags.addKind.length} times but --add ${flags.add.length}: each --add-kind goes with the --add before it.`
+      )
+    }
     for (const [index, text] of flags.add.entries()) {
       const description = yield* nonEmpty("--add", text)
       const after = flags.after[index]
       const dependsOn = after === undefined ? [] : yield* taskNumbers("--after", after)
-      edits.push({ _tag: "AddTask", description, kind: "Processing", dependsOn, attachments: [], dependents: [] })
+      const addKind = flags.addKind[index]
+      const kind = addKind === undefined ? "Processing" : yield* kindNamed("--add-kind", addKind)
+      edits.push({ _tag: "AddTask", description, kind, dependsOn, attachments: [], dependents: [] })
     }
     const changes = new Map<number, { description?: string; kind?: NodeKind }>()
     for (const text of flags.set) {
@@ -92,10 +118,7 @@ export const parseEdits = (flags: EditFlagValues) =>
     }
     for (const text of flags.kind) {
       const { taskId, value } = yield* assignment("--kind", text, "3=Analysis")
-      const kind = nodeKinds.find((candidate) => candidate.toLowerCase() === value.trim().toLowerCase())
-      if (kind === undefined)
-        return yield* usage(`--kind: "${value}" is not a kind; use one of ${nodeKinds.join(", ")}.`)
-      changes.set(taskId, { ...changes.get(taskId), kind })
+      changes.set(taskId, { ...changes.get(taskId), kind: yield* kindNamed("--kind", value) })
     }
     for (const [taskId, change] of changes) {
       const edit: SetTask = {
