@@ -20,6 +20,8 @@
  *   `{"ask": question}`. Their text may hold `{answer}` (the task's latest clarification answer, empty when there is
  *   none), `{description}`, `{taskId}` and `{attempt}`.
  * - `delayMs` (default 0) is waited before the outcome, interruptibly.
+ * - `untilFile` (optional) holds the outcome until a file at that path exists (checked every 50 ms, interruptibly):
+ *   a step that waits for something outside the planner, such as a person or another program saying "go".
  * - Unknown fields are errors, so a misspelt field is reported instead of ignored.
  * - `"record": "PATH"` (optional) appends one JSON line per execution to PATH (`{"taskId","attempt","description"}`):
  *   an account of what ran that does not come from the planner's log, for checking which tasks a fork re-ran.
@@ -80,6 +82,7 @@ export type ScriptOutcome = typeof ScriptOutcome.Type
 export const ScriptRule = Schema.Struct({
   match: Pattern,
   delayMs: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }),
+  untilFile: Schema.optionalWith(Schema.NonEmptyString, { exact: true }),
   outcomes: Schema.Array(ScriptOutcome).pipe(Schema.minItems(1, { message: () => "a rule needs at least one outcome" }))
 }).annotations({ identifier: "ScriptRule" })
 export type ScriptRule = typeof ScriptRule.Type
@@ -172,6 +175,10 @@ export const make = (script: Script): ExecutorService => {
         yield* Effect.sync(() => Fs.appendFileSync(record, line))
       }
       if (rule !== undefined && rule.delayMs > 0) yield* Effect.sleep(rule.delayMs)
+      const gate = rule?.untilFile
+      if (gate !== undefined) {
+        while (!(yield* Effect.sync(() => Fs.existsSync(gate)))) yield* Effect.sleep(50)
+      }
       return toOutcome(outcome, context)
     })
   }

@@ -205,7 +205,10 @@ describe.concurrent.each(stores)("forks, edits, lineage and diff on $name", { ti
   })
 
   it("edits a plan while it waits and while a run of it goes on; refusals exit 2 with one line", async () => {
-    const setup = setUp(await db(), [{ match: "^Build", delayMs: 15_000, outcomes: [{ complete: "built" }] }])
+    // The build waits for a file the test writes once the edit is recorded, so the edit lands while the run goes on
+    // however slow the machine is.
+    const buildMayEnd = path.join(tempFolder("planner-lineage-gate-"), "go")
+    const setup = setUp(await db(), [{ match: "^Build", untilFile: buildMayEnd, outcomes: [{ complete: "built" }] }])
     const { cwd } = setup
     const exec = ["--executor", `script:${setup.script}`, "--non-interactive", ...setup.db]
     // A run that is still building when the edit lands: it must run the task the edit adds.
@@ -228,6 +231,7 @@ describe.concurrent.each(stores)("forks, edits, lineage and diff on $name", { ti
       ],
       { cwd }
     )
+    fs.writeFileSync(buildMayEnd, "")
     expect(edited.code, edited.stderr).toBe(0)
     expect(edited.stdout).toMatch(/^ +5\. \S+ +\[Analysis\] Announce the release +\(after 2\)$/m)
     // The run stops waiting for the answer to task 3 (exit 3) having run the added task 5.

@@ -115,6 +115,28 @@ describe("ScriptExecutor", () => {
     })
   )
 
+  it.live("untilFile holds the outcome until the file exists", () =>
+    Effect.gen(function* () {
+      const gate = NodePath.join(directory, "go")
+      const executor = ScriptExecutor.make(
+        yield* ScriptExecutor.parse(
+          JSON.stringify({
+            rules: [{ match: "gated", untilFile: gate, outcomes: [{ complete: "went" }] }],
+            default: { complete: "x" }
+          }),
+          "inline.json"
+        )
+      )
+      const fiber = yield* Effect.fork(executor.execute(taskContext({ description: "gated step" })))
+      // Held while the file is missing: several checks go by without an outcome.
+      yield* Effect.sleep("200 millis")
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      Fs.writeFileSync(gate, "")
+      const outcome = yield* Fiber.join(fiber)
+      expect(outcome).toEqual(Outcome.Completed({ result: "went" }))
+    })
+  )
+
   it.live("the demo script is valid", () =>
     Effect.gen(function* () {
       const executor = yield* load(fixture("demo.json"))
