@@ -33,6 +33,11 @@ export interface LineageEntry {
   readonly atSequence?: number
 }
 
+/** A fork in a lineage, with the forks made from it in turn. */
+export interface ForkNode extends LineageEntry {
+  readonly forks: ReadonlyArray<ForkNode>
+}
+
 /** Each session's origin and status, kept per server while the session does not move. */
 export const makeOrigins = () => {
   const cache = new Map<string, Known>()
@@ -102,9 +107,6 @@ export const lineage = (origins: Origins, sessionId: string) =>
       const list = children.get(info.origin.sessionId) ?? []
       list.push([id, info])
       children.set(info.origin.sessionId, list)
-    }
-    interface ForkNode extends LineageEntry {
-      readonly forks: ReadonlyArray<ForkNode>
     }
     const forksOf = (id: string, depth: number): ReadonlyArray<ForkNode> =>
       depth > 20
