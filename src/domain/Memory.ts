@@ -94,38 +94,31 @@ export const recordsOf = (sessionId: string, events: Iterable<PlannerEvent>): Re
   let plannedAt: number | undefined
   let session: SessionMemory | undefined
   const track = (id: TaskId): TaskTrack | undefined => tasks.get(id)
+  /** Planned steps (a plan, or a revision's new tasks) join the plan and are tracked from now on. */
+  const remember = (steps: ReadonlyArray<PlanStep>): void => {
+    plan = [...plan, ...steps.map(({ id, description, kind, dependsOn }) => ({ id, description, kind, dependsOn }))]
+    for (const step of steps) {
+      tasks.set(step.id, {
+        description: step.description,
+        kind: step.kind,
+        firstDispatchedAt: undefined,
+        questions: [],
+        ended: undefined
+      })
+    }
+  }
   for (const event of events) {
     switch (event._tag) {
       case "TasksPlanned":
         request = event.request
         plannedAt = event.at
-        plan = event.tasks.map(({ id, description, kind, dependsOn }) => ({ id, description, kind, dependsOn }))
+        plan = []
         tasks.clear()
-        for (const step of event.tasks) {
-          tasks.set(step.id, {
-            description: step.description,
-            kind: step.kind,
-            firstDispatchedAt: undefined,
-            questions: [],
-            ended: undefined
-          })
-        }
+        remember(event.tasks)
         break
       case "TaskReplanned":
         // A revised plan after a failure (`--on-failure replan`): its tasks join the plan and are remembered too.
-        plan = [
-          ...plan,
-          ...event.tasks.map(({ id, description, kind, dependsOn }) => ({ id, description, kind, dependsOn }))
-        ]
-        for (const step of event.tasks) {
-          tasks.set(step.id, {
-            description: step.description,
-            kind: step.kind,
-            firstDispatchedAt: undefined,
-            questions: [],
-            ended: undefined
-          })
-        }
+        remember(event.tasks)
         break
       case "TaskDispatched": {
         const current = track(event.taskId)

@@ -156,19 +156,25 @@ const allSessions = Effect.gen(function* () {
   return sessions
 })
 
+/** `each` over every session (see `allSessions`); the sessions whose jobs differed from their log. */
+const driftedSessions = (
+  each: (sessionId: string) => Effect.Effect<JobDrift, ReadError | TaskQueueError, PlannerStore | TaskQueue>
+) =>
+  Effect.gen(function* () {
+    const drifted: Array<JobDrift> = []
+    for (const sessionId of yield* allSessions) {
+      const found = yield* each(sessionId)
+      if (hasDrift(found)) drifted.push(found)
+    }
+    return drifted as ReadonlyArray<JobDrift>
+  })
+
 /** How every session's jobs differ from its log, without changing anything (`planner doctor`). The ones that differ. */
 export const checkAll: Effect.Effect<
   ReadonlyArray<JobDrift>,
   ReadError | TaskQueueError,
   PlannerStore | TaskQueue
-> = Effect.gen(function* () {
-  const drifted: Array<JobDrift> = []
-  for (const sessionId of yield* allSessions) {
-    const found = yield* check(sessionId)
-    if (hasDrift(found)) drifted.push(found)
-  }
-  return drifted
-}).pipe(Effect.withSpan("Jobs.checkAll"))
+> = driftedSessions(check).pipe(Effect.withSpan("Jobs.checkAll"))
 
 /**
  * Rebuilds every session's jobs: those of every session in the log, and those of sessions the queue names but the
@@ -178,11 +184,4 @@ export const rebuildAll: Effect.Effect<
   ReadonlyArray<JobDrift>,
   ReadError | TaskQueueError,
   PlannerStore | TaskQueue
-> = Effect.gen(function* () {
-  const drifted: Array<JobDrift> = []
-  for (const sessionId of yield* allSessions) {
-    const found = yield* rebuild(sessionId)
-    if (hasDrift(found)) drifted.push(found)
-  }
-  return drifted
-}).pipe(Effect.withSpan("Jobs.rebuildAll"))
+> = driftedSessions(rebuild).pipe(Effect.withSpan("Jobs.rebuildAll"))
