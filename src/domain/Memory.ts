@@ -67,7 +67,8 @@ export const memoryEventTypes = [
   "ClarificationRequested",
   "SessionForked",
   "PlanningCompleted",
-  "TaskReplanned"
+  "TaskReplanned",
+  "PlanEdited"
 ] as const satisfies ReadonlyArray<PlannerEvent["_tag"]>
 
 const memoryEventSet: ReadonlySet<string> = new Set(memoryEventTypes)
@@ -115,6 +116,38 @@ export const recordsOf = (sessionId: string, events: Iterable<PlannerEvent>): Re
         plan = []
         tasks.clear()
         remember(event.tasks)
+        break
+      case "PlanEdited":
+        // A live edit (`planner edit`, a fork's edits): added tasks are remembered, changed ones under their new text.
+        for (const edit of event.edits) {
+          switch (edit._tag) {
+            case "AddTask":
+              if (edit.id !== undefined) remember([{ ...edit, id: edit.id }])
+              break
+            case "SetTask": {
+              const current = track(edit.taskId)
+              if (current !== undefined) {
+                if (edit.description !== undefined) current.description = edit.description
+                if (edit.kind !== undefined) current.kind = edit.kind
+              }
+              plan = plan.map((step) =>
+                step.id === edit.taskId
+                  ? { ...step, description: edit.description ?? step.description, kind: edit.kind ?? step.kind }
+                  : step
+              )
+              break
+            }
+            case "SetDependencies":
+              plan = plan.map((step) => (step.id === edit.taskId ? { ...step, dependsOn: edit.dependsOn } : step))
+              break
+            case "RemoveTask":
+              plan = plan.filter((step) => step.id !== edit.taskId)
+              tasks.delete(edit.taskId)
+              break
+            case "SetAnswer":
+              break
+          }
+        }
         break
       case "TaskReplanned":
         // A revised plan after a failure (`--on-failure replan`): its tasks join the plan and are remembered too.

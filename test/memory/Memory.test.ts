@@ -1,9 +1,11 @@
 /** The pure side of memory: records from events, stats, the clarification flag, and the in-memory text helpers. */
 import { describe, expect, it } from "@effect/vitest"
 import { overlap } from "../../src/app/MemoryPlanning.js"
+import { PlanEdited, PlanningCompleted } from "../../src/domain/Events.js"
 import { clarificationFlag, recordsOf, stats, type TaskMemory } from "../../src/domain/Memory.js"
+import * as PlanEdit from "../../src/domain/PlanEdit.js"
 import { fuse, stem, terms } from "../../src/infra/MemoryIndex.js"
-import { sessionEvents } from "./support.js"
+import { planned, sessionEvents, taskEvents } from "./support.js"
 
 const records = recordsOf(
   "s",
@@ -15,6 +17,37 @@ const records = recordsOf(
 )
 
 describe("Memory records and stats", () => {
+  it("an edited plan is remembered as edited: an added task, a changed text, a removed task", () => {
+    const edited = recordsOf("e", [
+      planned("Ship it", [
+        { description: "Build the bundle" },
+        { description: "Write the notes" },
+        { description: "Tag" }
+      ]),
+      new PlanEdited({
+        edits: [
+          PlanEdit.AddTask.make({ id: 4, description: "Announce the release", kind: "Analysis", dependsOn: [1] }),
+          PlanEdit.SetTask.make({ taskId: 2, description: "Write the release notes" }),
+          PlanEdit.RemoveTask.make({ taskId: 3 })
+        ],
+        source: { _tag: "User" },
+        at: 1_500
+      }),
+      ...taskEvents(1, { description: "Build the bundle" }, 2_000),
+      ...taskEvents(2, { description: "Write the release notes" }, 3_000),
+      ...taskEvents(4, { description: "Announce the release", kind: "Analysis" }, 4_000),
+      new PlanningCompleted({ outcome: "Succeeded", summary: "shipped", at: 5_000 })
+    ])
+    const byTask = new Map(
+      edited.flatMap((record) => (record._tag === "Task" ? [[record.taskId, record] as const] : []))
+    )
+    expect([...byTask.keys()].sort()).toEqual([1, 2, 4])
+    expect(byTask.get(2)?.description).toBe("Write the release notes")
+    expect(byTask.get(4)).toMatchObject({ description: "Announce the release", kind: "Analysis", status: "Completed" })
+    const session = edited.find((record) => record._tag === "Session")
+    expect(session?._tag === "Session" ? session.plan.map((step) => step.id) : []).toEqual([1, 2, 4])
+  })
+
   it("records each ended task and the finished session", () => {
     expect(records.map((record) => (record._tag === "Task" ? record.taskId : "session"))).toEqual([1, 2, 3, "session"])
     expect(records[2]).toMatchObject({ status: "Failed", result: "it broke", durationMs: 600 })
