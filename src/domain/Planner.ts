@@ -348,7 +348,13 @@ const apply = (draft: Draft, event: PlannerEvent): void => {
     case "TaskReplanned":
       setReplanOutcome(state, event.taskId, "Revised")
       // New tasks change the graph: the index is built again (a replan is rare; this is linear in the plan).
-      draft.plan([...draft.tasks, ...event.tasks.map(plannedTask)])
+      {
+        // `decide` numbers new tasks from the plan's next id on; a task of a foreign log that would take another id
+        // (and break `task(state, id)`) changes nothing, as an edit's would.
+        const tasks = [...draft.tasks]
+        for (const added of event.tasks) if (added.id === tasks.length + 1) tasks.push(plannedTask(added))
+        if (tasks.length > draft.tasks.length) draft.plan(tasks)
+      }
       return
     case "ReplanSkipped":
       setReplanOutcome(state, event.taskId, "Skipped")

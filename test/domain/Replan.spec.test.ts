@@ -366,3 +366,24 @@ describe("memory of a replanned session", () => {
     expect(session?._tag === "Session" ? session.plan.map((step) => step.id) : []).toEqual([1, 2, 3, 4, 5, 6])
   })
 })
+
+describe("a revision in a foreign log", () => {
+  it("adds only the tasks that take the plan's next ids, so every task stays at its id and the index stays whole", () => {
+    // Found by the planner's index property: a revision whose new task reused id 1 put a second task 1 in the plan.
+    const state = Planner.fold([
+      planned(plan),
+      new TaskReplanned({
+        taskId: 1,
+        supersededTaskIds: [],
+        tasks: [
+          { ...(revision[0] as TaskPlan), id: 1 },
+          { ...(revision[0] as TaskPlan), id: 5 }
+        ],
+        source: model,
+        at: T0 + 1
+      })
+    ])
+    expect(state.tasks.map((task) => task.id)).toEqual([1, 2, 3, 4, 5])
+    expect(state.index).toEqual(Planner.indexTasks(state.tasks))
+  })
+})
