@@ -4,10 +4,13 @@
  * every invariant: one completion per task, one `PlanningCompleted` and nothing after it, contiguous sequences, no
  * attempt claimed twice, no task dispatched before what it depends on completed, and a replay equal to the result.
  *
- * The kill points come from a seeded generator; the seed and every kill delay are logged, and `CRASH_SEED=<n>`
- * replays a failing sequence.
+ * The kill points come from a seeded generator: each kill waits until the log has reached a drawn sequence (read from
+ * the SQLite file as the child writes it), then a drawn few milliseconds more, so the kills spread over the whole plan
+ * however fast or slow the machine is. The seed and every kill point are logged, and `CRASH_SEED=<n>` replays a
+ * failing sequence.
  */
 import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
 import { Context, Duration, Effect, Fiber, Layer, Option } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
@@ -50,8 +53,30 @@ const config: Partial<PlannerConfig> = {
 
 const answer = "parquet"
 const iterations = 12
-/** Kill delays are drawn from [0, this) after the plan is recorded; the plan itself takes longer (about 1 s). */
-const maxKillDelayMs = 900
+/** Each kill waits for a sequence drawn from [1, this] (the plan's log has about 27 events)... */
+const maxKillSequence = 25
+/** ...then for a delay drawn from [0, this), so it lands inside a step as well as right after an append. */
+const maxKillDelayMs = 60
+
+/** Waits until session `sessionId`'s log in the SQLite file has reached `sequence` (or `stop` says to give up). */
+const logReaches = (filename: string, sessionId: string, sequence: number, stop: Effect.Effect<boolean>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => new Database(filename, { readonly: true, fileMustExist: true })),
+    (db) => {
+      const last = db.prepare("SELECT coalesce(max(sequence), 0) AS last FROM events WHERE aggregate_id = ?")
+      const reached = Effect.sync(() => (last.get(sessionId) as { last: number }).last >= sequence)
+      const poll: Effect.Effect<void> = Effect.flatMap(Effect.zip(reached, stop), ([done, stopped]) =>
+        done || stopped
+          ? Effect.void
+          : Effect.zipRight(
+              Effect.sleep(Duration.millis(5)),
+              Effect.suspend(() => poll)
+            )
+      )
+      return poll
+    },
+    (db) => Effect.sync(() => db.close())
+  )
 
 /** mulberry32: a small seeded generator, so a failing sequence of kill points can be replayed. */
 const seeded = (seed: number) => {
@@ -129,8 +154,13 @@ describe("crash safety", () => {
       Effect.gen(function* () {
         const seed = Number(process.env.CRASH_SEED ?? 20_261_124)
         const random = seeded(seed)
-        const delays = Array.from({ length: iterations }, () => Math.floor(random() * maxKillDelayMs))
-        yield* Effect.logInfo(`crash test seed ${seed}: kills after ${delays.join(", ")} ms`)
+        const points = Array.from({ length: iterations }, () => ({
+          sequence: 1 + Math.floor(random() * maxKillSequence),
+          delay: Math.floor(random() * maxKillDelayMs)
+        }))
+        yield* Effect.logInfo(
+          `crash test seed ${seed}: kills at ${points.map((point) => `event ${point.sequence} + ${point.delay} ms`).join(", ")}`
+        )
         const executor = ScriptExecutor.make(yield* ScriptExecutor.parse(JSON.stringify(script), "crash-script.json"))
         const killedAt: Array<number> = []
 
@@ -155,13 +185,20 @@ describe("crash safety", () => {
         yield* Effect.scoped(
           Effect.gen(function* () {
             let next = yield* Effect.fork(prepare(0))
-            for (const [iteration, delay] of delays.entries()) {
-              const where = `seed ${seed}, iteration ${iteration}, kill after ${delay} ms`
+            for (const [iteration, point] of points.entries()) {
+              const where = `seed ${seed}, iteration ${iteration}, kill at event ${point.sequence} + ${point.delay} ms`
               const { filename, sessionId, child } = yield* Fiber.join(next)
               if (iteration + 1 < iterations) next = yield* Effect.fork(prepare(iteration + 1))
               yield* child.send("go")
               yield* child.waitFor((line) => line === "started").pipe(within(30, `${where}: the plan's start`))
-              yield* Effect.sleep(Duration.millis(delay))
+              const exitedAlready = Effect.map(
+                Effect.either(Effect.timeout(child.exited, Duration.zero)),
+                (exit) => exit._tag === "Right"
+              )
+              yield* logReaches(filename, sessionId, point.sequence, exitedAlready).pipe(
+                within(60, `${where}: the log's growth`)
+              )
+              yield* Effect.sleep(Duration.millis(point.delay))
               yield* child.kill("SIGKILL")
               const code = yield* child.exited.pipe(within(10, `${where}: the child's exit`))
 
