@@ -17,19 +17,21 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
-import { Clock, Console, Context, Data, Effect, ParseResult, Schema, Stream } from "effect"
+import { Clock, Console, Context, Data, Effect, Option, ParseResult, Schema, Stream } from "effect"
 import { Continue, EditPlan } from "../domain/Commands.js"
 import { encodeEvent } from "../domain/Events.js"
 import { PlanEdit } from "../domain/PlanEdit.js"
 import * as Planner from "../domain/Planner.js"
 import { findUnstorableText, unstorableText } from "../domain/SchemaGuard.js"
 import type { AggregateInfo, EventStore } from "../infra/EventStore.js"
+import { Llm } from "../infra/Llm.js"
 import { MemoryIndex } from "../infra/MemoryIndex.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as Fork from "./Fork.js"
 import * as LineageApi from "./LineageApi.js"
 import * as MemoryApi from "./MemoryApi.js"
 import { PlannerService } from "./PlannerService.js"
+import * as Replan from "./Replan.js"
 import * as Runner from "./Runner.js"
 import * as SubPlanApi from "./SubPlanApi.js"
 
@@ -601,8 +603,12 @@ const cancelSession = Effect.gen(function* () {
 
 /**
  * Moves a session forward as `planner resume` does before it runs anything: puts back the jobs its log implies, then
- * records `Continue`, which dispatches what is ready and the retries that fell due. The tasks then run in whichever worker serves the session (this server's,
- * with `serve --worker`, or a `planner worker` / `planner resume` elsewhere).
+ * records `Continue`, which dispatches what is ready and the retries that fell due. The tasks then run in whichever
+ * worker serves the session (this server's, with `serve --worker`, or a `planner worker` / `planner resume` elsewhere).
+ * A replan a stopped process left pending is settled as `resume` settles it, in the background (it calls the model),
+ * when this server has the run services (`serve --worker`, or an embedder's runtime): with the configured LLM, or
+ * skipped with the reason when none is configured, as `resume` does. A bare `serve` has no LLM at all and leaves it
+ * pending for the next driver of the session rather than skip it for want of a model it was never given.
  */
 const moveOn = (sessionId: string) =>
   Effect.gen(function* () {
@@ -610,7 +616,14 @@ const moveOn = (sessionId: string) =>
     // As `Runner.run` does first: jobs the log implies that the queue lacks (a killed runner's memory queue) come back.
     yield* service.rebuildJobs(sessionId)
     const at = yield* Clock.currentTimeMillis
-    return yield* service.execute(sessionId, new Continue({ at }))
+    const handled = yield* service.execute(sessionId, new Continue({ at }))
+    const llm = yield* Effect.serviceOption(Llm)
+    if (Option.isSome(llm)) {
+      for (const taskId of Planner.pendingReplans(handled.state)) {
+        yield* Effect.forkDaemon(Replan.settleOnce(sessionId, taskId, llm.value))
+      }
+    }
+    return handled
   })
 
 const resumeSession = Effect.gen(function* () {
