@@ -87,6 +87,13 @@ export interface Tracing {
   readonly causationId?: string
   /** Free-form metadata recorded with each event (for example the executor, which older readers find there). */
   readonly extra?: Readonly<Record<string, unknown>>
+  /**
+   * Called once, synchronously, when the command's events have been recorded, whether or not its caller is still
+   * there to be told: a caller interrupted after its command went in (its run ended meanwhile, a signal) learns from
+   * this what was recorded, so that whatever must follow a record (a sub-plan's outcome reaching its parent) is not
+   * lost with the caller. Not called for a refusal or a command that recorded nothing.
+   */
+  readonly onRecorded?: (handled: Handled) => void
 }
 
 export type HandleError = PlannerError | ReadError | SequenceConflict
@@ -257,6 +264,7 @@ interface Pending {
   readonly command: PlannerCommand | ((state: Planner.PlannerState) => PlannerCommand)
   readonly metadata: PlannerAppendMetadata
   readonly outcome: Deferred.Deferred<Handled, HandleError>
+  readonly onRecorded: ((handled: Handled) => void) | undefined
 }
 
 /** One session's commands in this process: taken in turn, and in batches. */
@@ -521,7 +529,13 @@ export const make = (options: PlannerServiceOptions = {}) =>
           remember(sessionId, working)
           batch.forEach((pending, index) => {
             const outcome = decided[index]
-            if (outcome !== undefined) Deferred.unsafeDone(pending.outcome, outcome)
+            if (outcome === undefined) return
+            Deferred.unsafeDone(pending.outcome, outcome)
+            // `decided` holds Eithers (and a die for a defect): a recorded command is a Right with events.
+            if (pending.onRecorded !== undefined && Either.isEither(outcome) && Either.isRight(outcome)) {
+              const handled = outcome.right as Handled
+              if (handled.events.length > 0) pending.onRecorded(handled)
+            }
           })
           if (handed.length > 0 && !delivered) {
             delivered = true
@@ -654,7 +668,12 @@ export const make = (options: PlannerServiceOptions = {}) =>
             queue = { turn: Effect.unsafeMakeSemaphore(1), waiting: [] }
             queues.set(sessionId, queue)
           }
-          const pending: Pending = { command, metadata, outcome: Deferred.unsafeMake(FiberId.none) }
+          const pending: Pending = {
+            command,
+            metadata,
+            outcome: Deferred.unsafeMake(FiberId.none),
+            onRecorded: tracing.onRecorded
+          }
           const waiting = queue.waiting
           waiting.push(pending)
           return queue.turn

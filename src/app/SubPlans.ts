@@ -178,7 +178,21 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
       tracing.correlationId === undefined && isChildId(sessionId)
         ? { ...tracing, correlationId: rootOf(sessionId) }
         : tracing
-    return Effect.tap(inner.execute(sessionId, command, traced), (handled) => after(sessionId, handled))
+    // What a recorded command means for the tree must not be lost with its caller: a worker interrupted right after
+    // its report went in (the run it served saw the plan end and stopped it) would otherwise leave a child's outcome
+    // unreported and its parent waiting forever. The reactions are idempotent, so running them again after an
+    // interrupted first go is harmless.
+    return Effect.suspend(() => {
+      let recorded: Handled | undefined
+      let reacted = false
+      return inner.execute(sessionId, command, { ...traced, onRecorded: (handled) => (recorded = handled) }).pipe(
+        Effect.tap((handled) => after(sessionId, handled)),
+        Effect.tap(() => (reacted = true)),
+        Effect.onInterrupt(() =>
+          recorded === undefined || reacted ? Effect.void : Effect.asVoid(Effect.forkDaemon(after(sessionId, recorded)))
+        )
+      )
+    })
   }
 
   /**

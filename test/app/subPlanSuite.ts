@@ -62,21 +62,14 @@ const startTree = Effect.gen(function* () {
 const state = (sessionId: string) =>
   Effect.flatMap(PlannerService.PlannerService, (service) => service.state(sessionId))
 
-export const subPlanSuite = (
-  name: string,
-  makeStore: () => Layer.Layer<EventStore, unknown>,
-  options: { readonly quarantined?: boolean } = {}
-) => {
+export const subPlanSuite = (name: string, makeStore: () => Layer.Layer<EventStore, unknown>) => {
   const withRuntime = <A, E, R>(store: Layer.Layer<EventStore, unknown>, body: Effect.Effect<A, E, R>) =>
     Effect.flatMap(
       ScriptExecutor.parse(JSON.stringify(script), "script.json").pipe(Effect.map(ScriptExecutor.make)),
       (executor) => Effect.provide(body, plannerRuntime(store, executor))
     )
 
-  // retry: a known intermittent hang on PostgreSQL under load (a child's job, dispatched by its answer, is not taken by
-  // the child's worker; 2-3 runs in 9 with three suites at once, never alone) is open in issue #16's note. A retry
-  // keeps CI meaningful for everything else; the hang itself is not hidden: each retry is reported.
-  describe.skipIf(options.quarantined === true)(`sub-plans on ${name}`, { retry: 2 }, () => {
+  describe(`sub-plans on ${name}`, () => {
     it.live("a two-level plan: the child's question is answered, its summary becomes the task's result", () =>
       Effect.gen(function* () {
         const store = yield* Layer.memoize(makeStore())

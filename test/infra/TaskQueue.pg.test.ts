@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Redacted } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
 import { freshPgDatabase } from "./fixtures/databases.js"
@@ -50,6 +50,41 @@ describe("SqlTaskQueue on PostgreSQL", () => {
         )
         yield* Fiber.join(waiting).pipe(within(10))
         const taken = yield* other.take({ workerId: "w", limit: 10, leaseMs: 1_000 })
+        expect(taken.map((taken) => taken.taskId)).toEqual([1])
+      })
+    )
+  )
+})
+
+describe("SqlTaskQueue on PostgreSQL, starting LISTEN", () => {
+  // A run's worker that waited first and was stopped while LISTEN was still coming up (its run ended: a sub-plan
+  // waiting for an answer) used to leave the start memoized as an interruption: every later waiter of the queue was
+  // interrupted at once, its worker's take loop never woke, and a forked sub-plan's job sat untaken forever.
+  it.live("a waiter interrupted while LISTEN comes up leaves the queue's later waiters working", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const url = yield* freshPgDatabase
+        const context = yield* Layer.build(PgEventStore.layer({ url: Redacted.make(url) }))
+        const client = Context.get(context, SqlClient.SqlClient) as SqlClient.SqlClient & {
+          readonly listen: (channel: string) => Stream.Stream<string, never>
+        }
+        const listenCalled = yield* Deferred.make<void>()
+        // LISTEN that takes a second to come up, and says when it was asked for.
+        const slowListen = (channel: string) =>
+          Stream.unwrap(
+            Effect.as(
+              Effect.zipRight(Deferred.succeed(listenCalled, undefined), Effect.sleep("1 second")),
+              client.listen(channel)
+            )
+          )
+        const queue = yield* SqlTaskQueue.make({ listen: slowListen }).pipe(Effect.provide(context))
+        const first = yield* Effect.fork(queue.awaitWork())
+        yield* Deferred.await(listenCalled)
+        yield* Fiber.interrupt(first)
+        yield* queue.enqueue([job("s1", 1)])
+        const later = yield* queue.awaitWork().pipe(Effect.timeout("20 seconds"), Effect.exit)
+        expect(Exit.isSuccess(later)).toBe(true)
+        const taken = yield* queue.take({ workerId: "w", limit: 1, leaseMs: 1_000 })
         expect(taken.map((taken) => taken.taskId)).toEqual([1])
       })
     )
