@@ -5,7 +5,9 @@
  * `metered(effect, options)` runs `effect` with a meter that admits a call only while the spend so far (the session's,
  * as its state says, plus what this piece of work has used) and the call's estimate stay within the limits. It gives
  * back what the effect gave, every call's usage (as `ModelUsage`, ready for `RecordUsage`), and the need of the call
- * it refused, if it refused one: the caller turns that into the budget question.
+ * it refused, if it refused one: the caller turns that into the budget question. With the `snapshot` its budget was
+ * read at (`budgetFor`), the calls other work of this process has in flight for the same tree count too (the ledger
+ * below), so tasks running at once cannot together cross a budget that each alone would fit.
  *
  * Prices: `PLANNER_LLM_PRICES` holds a JSON object, or the path of a file holding one, mapping model names to dollars
  * per million tokens: `{"gpt-4o-mini": {"input": 0.15, "output": 0.6}, "*": {"input": 1, "output": 2}}`. A model is
@@ -110,7 +112,81 @@ export interface MeterOptions {
   readonly attempt?: number
   /** `budget` is a tree's (see `budgetFor`): a refused call's need carries the tree's figures for the question. */
   readonly tree?: boolean
+  /**
+   * Where `budget` came from (see `budgetFor`): the calls this process has in flight for the same tree, and usage
+   * recorded after `budget` was read, are counted against it too (see `Ledger`). Without it, only this work's calls are.
+   */
+  readonly snapshot?: Snapshot
 }
+
+/** What a budget was read from: the session spending it, the tree's root, and the version of each session read. */
+export interface Snapshot {
+  readonly sessionId: string
+  readonly root: string
+  readonly versions: ReadonlyMap<string, number>
+}
+
+/**
+ * The calls of this process that a budget read from the log cannot show yet (#16: "a budget is never crossed without
+ * an approval first", with several tasks of one tree calling models at once). Each admitted call holds its estimate
+ * here until it answers, then what it used, until that usage is recorded; recorded usage still counts for a check
+ * whose budget was read before the record (its session's version was lower). The check and the hold are one
+ * synchronous step, so two calls of this process can never both take the last of a budget. Calls made by other
+ * processes are seen only once recorded: across processes, each may still make one call that the other's call in
+ * flight would have refused.
+ */
+interface Held {
+  readonly sessionId: string
+  readonly root: string
+  tokens: number
+  usd: number | undefined
+  answered: boolean
+  /** The version of `sessionId` whose event recorded this usage. */
+  recordedAt: number | undefined
+}
+
+const ledger = {
+  held: new Set<Held>(),
+  /** The snapshots of the metered works running now, by root. */
+  active: new Set<Snapshot>(),
+  /** What calls of other works add to a budget read at `snapshot`. */
+  unseen(snapshot: Snapshot, own: ReadonlySet<Held>): ReadonlyArray<Budget.ModelUsage> {
+    const extra: Array<Budget.ModelUsage> = []
+    for (const held of this.held) {
+      if (held.root !== snapshot.root || own.has(held)) continue
+      if (held.recordedAt !== undefined && (snapshot.versions.get(held.sessionId) ?? -1) >= held.recordedAt) continue
+      extra.push({
+        purpose: "execution",
+        model: "in flight",
+        inputTokens: held.tokens,
+        outputTokens: 0,
+        counted: "tokenizer",
+        ...(held.usd === undefined ? {} : { usd: held.usd })
+      })
+    }
+    return extra
+  },
+  /** Forgets recorded usage that every running check of its tree has read. */
+  prune() {
+    for (const held of this.held) {
+      if (held.recordedAt === undefined) continue
+      let needed = false
+      for (const snapshot of this.active) {
+        if (snapshot.root === held.root && (snapshot.versions.get(held.sessionId) ?? -1) < held.recordedAt) {
+          needed = true
+          break
+        }
+      }
+      if (!needed) this.held.delete(held)
+    }
+  }
+}
+
+/** The calls each metered work's usage came from, by its usage array (what `record` is given). */
+const heldFor = new WeakMap<ReadonlyArray<Budget.ModelUsage>, ReadonlySet<Held>>()
+
+/** How many calls this process holds against budgets now (for tests). */
+export const heldCalls = (): number => ledger.held.size
 
 export interface Metered<A> {
   readonly exit: Exit.Exit<A, unknown>
@@ -137,14 +213,33 @@ export const metered = <A, E, R>(
     let refused: Budget.BudgetNeed | undefined
     const limits = options.budget
     const limited = limits !== undefined && (limits.tokens !== undefined || limits.usd !== undefined)
+    const snapshot = limited ? options.snapshot : undefined
+    /** This work's calls in the ledger; the last one is the call in flight. */
+    const own = new Set<Held>()
+    let inFlight: Held | undefined
     const meter: LlmUsage.Meter = {
       limited,
       admit: (estimate) => {
         const tokens = estimate.promptTokens + estimate.outputAllowance
         const usd = cost(options.prices, estimate.model, estimate.promptTokens, estimate.outputAllowance)
         const need: Budget.BudgetNeed = usd === undefined ? { tokens } : { tokens, usd }
-        const now = Budget.addUsage(limits, usage)
-        if (Budget.wouldCross(now, need) === undefined) return true
+        const mine = Budget.addUsage(limits, usage)
+        const now = snapshot === undefined ? mine : Budget.addUsage(mine, ledger.unseen(snapshot, own))
+        if (Budget.wouldCross(now, need) === undefined) {
+          if (snapshot !== undefined) {
+            inFlight = {
+              sessionId: snapshot.sessionId,
+              root: snapshot.root,
+              tokens,
+              usd,
+              answered: false,
+              recordedAt: undefined
+            }
+            own.add(inFlight)
+            ledger.held.add(inFlight)
+          }
+          return true
+        }
         refused =
           options.tree === true && now.tokens !== undefined
             ? { ...need, spent: Budget.totalTokens(now.spent), limit: now.tokens }
@@ -153,6 +248,13 @@ export const metered = <A, E, R>(
       },
       record: (call) => {
         const usd = cost(options.prices, call.model, call.inputTokens, call.outputTokens)
+        if (inFlight !== undefined) {
+          // From now on the call holds what it used rather than its estimate, until that is recorded.
+          inFlight.tokens = call.inputTokens + call.outputTokens
+          inFlight.usd = usd
+          inFlight.answered = true
+          inFlight = undefined
+        }
         usage.push({
           purpose: operationPurpose(options.purpose, call.operation),
           model: call.model,
@@ -166,8 +268,16 @@ export const metered = <A, E, R>(
         })
       }
     }
+    if (snapshot !== undefined) ledger.active.add(snapshot)
+    // A call that never answered used nothing we know of; with no usage at all there is nothing to record either.
+    const settle = Effect.sync(() => {
+      if (snapshot !== undefined) ledger.active.delete(snapshot)
+      for (const held of own) if (!held.answered || usage.length === 0) ledger.held.delete(held)
+      if (usage.length > 0 && own.size > 0) heldFor.set(usage, own)
+      ledger.prune()
+    })
     return Effect.map(
-      Effect.exit(Effect.locally(effect, LlmUsage.currentMeter, Option.some(meter))),
+      Effect.exit(Effect.locally(effect, LlmUsage.currentMeter, Option.some(meter))).pipe(Effect.ensuring(settle)),
       (exit): Metered<A> => ({ exit, usage, refused })
     )
   })
@@ -206,17 +316,29 @@ export const record = (
     ? Effect.void
     : Effect.gen(function* () {
         const at = yield* Clock.currentTimeMillis
-        yield* service.execute(
+        const handled = yield* service.execute(
           sessionId,
           new RecordUsage({ usage, at }),
           causationId === undefined ? {} : { causationId }
         )
+        // The calls' usage is in the log from this version of the session on: a check that read it needs no hold.
+        for (const held of heldFor.get(usage) ?? []) held.recordedAt = handled.state.version
       }).pipe(
         Effect.catchAll((error) =>
           // A plan that ended meanwhile (cancelled while the call was in flight) records nothing more.
           error._tag === "SessionFinished"
             ? Effect.logDebug(`the model usage of session ${sessionId} was not recorded: ${error.message}`)
             : Effect.logWarning(`the model usage of session ${sessionId} could not be recorded: ${error.message}`)
+        ),
+        Effect.ensuring(
+          Effect.sync(() => {
+            const held = heldFor.get(usage)
+            if (held === undefined) return
+            heldFor.delete(usage)
+            // Not recorded (the plan ended, the store failed): nothing in the log will ever show it.
+            for (const call of held) if (call.recordedAt === undefined) ledger.held.delete(call)
+            ledger.prune()
+          })
         )
       )
 
@@ -241,14 +363,23 @@ export const budgetFor = (
   service: Pick<PlannerService["Type"], "state">,
   sessionId: string,
   state: Planner.PlannerState
-): Effect.Effect<{ readonly budget: Budget.BudgetState | undefined; readonly tree: boolean }> => {
+): Effect.Effect<{
+  readonly budget: Budget.BudgetState | undefined
+  readonly tree: boolean
+  readonly snapshot: Snapshot
+}> => {
   const limited = state.budget?.tokens !== undefined || state.budget?.usd !== undefined
   const rootId = state.subPlanOf?.rootSessionId
+  const alone: Snapshot = { sessionId, root: rootId ?? sessionId, versions: new Map([[sessionId, state.version]]) }
   if (!limited || (rootId === undefined && SubPlans.childrenOf(state).length === 0)) {
-    return Effect.succeed({ budget: state.budget, tree: false })
+    return Effect.succeed({ budget: state.budget, tree: false, snapshot: alone })
   }
   return Effect.gen(function* () {
     const root = rootId === undefined ? state : yield* service.state(rootId)
+    const versions = new Map<string, number>([
+      [rootId ?? sessionId, root.version],
+      [sessionId, state.version]
+    ])
     const members: Array<Budget.TreeMember> = []
     const visit = (parent: Planner.PlannerState): Effect.Effect<void, unknown> =>
       Effect.forEach(
@@ -256,6 +387,7 @@ export const budgetFor = (
         (child) =>
           Effect.gen(function* () {
             const childState = child.sessionId === sessionId ? state : yield* service.state(child.sessionId)
+            versions.set(child.sessionId, childState.version)
             if (childState.status === "NotStarted") return
             members.push({ budget: childState.budget, configTokens: childState.config.budgetTokens })
             yield* visit(childState)
@@ -263,13 +395,14 @@ export const budgetFor = (
         { discard: true }
       )
     yield* visit(root)
-    return { budget: Budget.treeBudget(root.budget, members), tree: true }
+    const snapshot: Snapshot = { sessionId, root: rootId ?? sessionId, versions }
+    return { budget: Budget.treeBudget(root.budget, members), tree: true, snapshot }
   }).pipe(
     // The tree could not be read: the session's own budget is checked, which is the tree's share it has recorded.
     Effect.catchAll((error) =>
       Effect.as(
         Effect.logWarning(`the budget of the tree of session ${sessionId} could not be read: ${String(error)}`),
-        { budget: state.budget, tree: false }
+        { budget: state.budget, tree: false, snapshot: alone }
       )
     )
   )

@@ -113,7 +113,8 @@ export const revise = (
   llm: LlmService,
   state: Planner.PlannerState,
   taskId: TaskId,
-  prices?: AppBudget.Prices
+  prices?: AppBudget.Prices,
+  snapshot?: AppBudget.Snapshot
 ): Effect.Effect<Revision & { readonly usage: ReadonlyArray<Budget.ModelUsage> }> =>
   Effect.gen(function* () {
     let usage: ReadonlyArray<Budget.ModelUsage> = []
@@ -124,7 +125,13 @@ export const revise = (
             attachments: state.attachments,
             ...(systemPrompt.trim().length === 0 ? {} : { systemPrompt })
           }),
-          { budget: state.budget, prices, purpose: "replanning", taskId }
+          {
+            budget: state.budget,
+            prices,
+            purpose: "replanning",
+            taskId,
+            ...(snapshot === undefined ? {} : { snapshot })
+          }
         ),
         (metered) => {
           usage = metered.usage
@@ -192,7 +199,11 @@ export const settle = (
     const state = yield* service.state(sessionId)
     if (Planner.isFinished(state) || !Planner.pendingReplans(state).includes(taskId)) return Option.none()
     const prices = model.provider._tag === "Heuristic" ? undefined : yield* AppBudget.pricesOrWarn
-    const revision = yield* revise(model, state, taskId, prices)
+    const revision = yield* revise(model, state, taskId, prices, {
+      sessionId,
+      root: state.subPlanOf?.rootSessionId ?? sessionId,
+      versions: new Map([[sessionId, state.version]])
+    })
     yield* AppBudget.record(service, sessionId, revision.usage)
     const at = yield* Clock.currentTimeMillis
     const skip = (reason: string) => {

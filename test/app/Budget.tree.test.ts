@@ -71,6 +71,9 @@ describe("a tree of sub-plans spends its root's budget", () => {
       const child = Planner.fold(childEvents)
       const spendable = yield* AppBudget.budgetFor(service({ root, "root~2": child }), "root~2", child)
       expect(spendable.tree).toBe(true)
+      // A child's calls are held against its root's budget, with every session of the tree at the version read.
+      expect(spendable.snapshot.root).toBe("root")
+      expect([...spendable.snapshot.versions.keys()].sort()).toEqual(["root", "root~2"])
       expect(spendable.budget?.tokens).toBe(10_000)
       expect(spendable.budget?.spent).toEqual({ inputTokens: 7_000, outputTokens: 1_500, calls: 2 })
       // Alone, the child would have 5,500 tokens left; in the tree it has 1,500.
@@ -142,7 +145,9 @@ describe("a tree of sub-plans spends its root's budget", () => {
       ])
       reads = 0
       const own = yield* AppBudget.budgetFor(counting, "alone", alone)
-      expect(own).toEqual({ budget: alone.budget, tree: false })
+      expect(own).toMatchObject({ budget: alone.budget, tree: false })
+      // The snapshot the in-process ledger checks against: the session alone, at the version read.
+      expect(own.snapshot).toEqual({ sessionId: "alone", root: "alone", versions: new Map([["alone", alone.version]]) })
       expect(reads).toBe(0)
     }).pipe(Effect.runPromise))
 })

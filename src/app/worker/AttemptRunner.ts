@@ -213,6 +213,7 @@ export const make = (settings: AttemptSettings) =>
         const meter = {
           budget: spendable.budget,
           tree: spendable.tree,
+          snapshot: spendable.snapshot,
           prices,
           taskId: task.id,
           attempt: task.attempt
