@@ -14,6 +14,7 @@ import { Cancel, ClarificationProvided, Continue, HandleExecutorEvent, Initializ
 import { defaultConfig, type PlannerConfig } from "../domain/Config.js"
 import type { PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
+import { childSessionId } from "../domain/SubPlans.js"
 import type { Attachment, TaskState } from "../domain/Task.js"
 import type { ReadError } from "../infra/EventStore.js"
 import { PlannerStore } from "../infra/PlannerStore.js"
@@ -60,6 +61,10 @@ export const start = (request: string, options: StartOptions = {}) =>
         ...(options.executor === undefined ? {} : { executor: options.executor }),
         config,
         ...(plan.usage === undefined || plan.usage.length === 0 ? {} : { usage: plan.usage }),
+        // The steps the LLM marked as sub-plans run as child sessions, as `planner run` runs them.
+        ...(plan.subPlans === undefined || plan.subPlans.length === 0
+          ? {}
+          : { expand: plan.subPlans.map((taskId) => ({ taskId, childSessionId: childSessionId(sessionId, taskId) })) }),
         at
       }),
       { correlationId: sessionId }

@@ -13,7 +13,7 @@ import type { ReadError } from "../infra/EventStore.js"
 import { PlannerStore } from "../infra/PlannerStore.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
-import { childInitialize, dispatchCause, reconcile, type Tree, tree } from "./SubPlans.js"
+import { dispatchCause, planChild, reconcile, type Tree, tree } from "./SubPlans.js"
 
 /** True when nothing in the tree under `sessionId` can move without an answer (see the module comment). */
 export const isStuck = (sessionId: string) =>
@@ -76,13 +76,16 @@ export const runTree = (sessionId: string, options: Runner.RunOptions = {}) =>
     ) =>
       Effect.gen(function* () {
         // The writer starts the child when it records the dispatch, perhaps not yet: starting it again changes nothing.
-        const cause = yield* dispatchCause(store, parentId, task.id)
-        yield* service
-          .execute(childId, childInitialize(parentId, parent, task, yield* Clock.currentTimeMillis), {
-            correlationId: parent.subPlanOf?.rootSessionId ?? parentId,
-            ...(cause === undefined ? {} : { causationId: cause })
-          })
-          .pipe(Effect.ignore)
+        if ((yield* service.state(childId)).status === "NotStarted") {
+          const cause = yield* dispatchCause(store, parentId, task.id)
+          const start = yield* planChild(parentId, parent, task, yield* Clock.currentTimeMillis, service)
+          yield* service
+            .execute(childId, start, {
+              correlationId: parent.subPlanOf?.rootSessionId ?? parentId,
+              ...(cause === undefined ? {} : { causationId: cause })
+            })
+            .pipe(Effect.ignore)
+        }
         const result = yield* Runner.run(childId, {
           ...rest,
           onProgress: (progress) => serve(childId, progress.state),

@@ -3,8 +3,9 @@
  *
  * `layer` decorates the writer (`PlannerService`): after a command is recorded, what it means for the rest of the tree
  * is recorded too, through the same decorated writer, so it carries on up and down the tree:
- * - an expanded task was dispatched: its child session is started (planned by the parser from the task's description,
- *   with the parent's settings and executor, `TasksPlanned.subPlanOf` naming the parent);
+ * - an expanded task was dispatched: its child session is started (its task's description planned as a root's request
+ *   is, by the LLM of the process when one is configured, else the parser: `planChild`; with the parent's settings
+ *   and executor, `TasksPlanned.subPlanOf` naming the parent);
  * - a child's plan ended: its outcome is reported to the parent's task (`SubPlans.outcomeForParent`);
  * - an expanded task ended without its child (the parent was cancelled, the task skipped or aborted): the child is
  *   cancelled.
@@ -15,7 +16,7 @@
  * Tracing: every event of a tree carries the root's id as its correlation id, and a child's first events name the
  * parent's dispatch of the task as their cause (the parent's outcome names the child's `PlanningCompleted`).
  */
-import { Clock, Effect, Either, Layer, Option, Schema } from "effect"
+import { Clock, Deferred, Effect, Either, Exit, FiberId, Layer, Option, Schema } from "effect"
 import { Cancel, HandleExecutorEvent, Initialize, TaskFailed } from "../domain/Commands.js"
 import { PlannerError } from "../domain/Errors.js"
 import { type PlannerEvent, TaskExpanded, TasksPlanned } from "../domain/Events.js"
@@ -23,7 +24,9 @@ import * as Planner from "../domain/Planner.js"
 import * as SubPlans from "../domain/SubPlans.js"
 import type { TaskState } from "../domain/Task.js"
 import type { EventStore, ReadError } from "../infra/EventStore.js"
+import { Llm } from "../infra/Llm.js"
 import { PlannerStore } from "../infra/PlannerStore.js"
+import * as AppBudget from "./Budget.js"
 import {
   type Handled,
   type HandleError,
@@ -33,6 +36,7 @@ import {
   type PlannerServiceShape,
   type Tracing
 } from "./PlannerService.js"
+import { planRequest } from "./Planning.js"
 
 /** The root of the tree a session belongs to, from its id alone (child ids are `parent~task`). */
 export const rootOf = (sessionId: string): string => sessionId.split("~", 1)[0] ?? sessionId
@@ -90,12 +94,16 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
     Effect.gen(function* () {
       const childId = task.childSessionId
       if (childId === undefined) return
+      // Started already (a repeated dispatch, another process): planning it again would only waste a model call.
+      if ((yield* inner.state(childId)).status !== "NotStarted") return
       const at = yield* Clock.currentTimeMillis
       const tracing: Tracing = {
         correlationId: parent.subPlanOf?.rootSessionId ?? parentId,
         ...(causationId === undefined ? {} : { causationId })
       }
-      const started = yield* Effect.either(execute(childId, childInitialize(parentId, parent, task, at), tracing))
+      const started = yield* Effect.either(
+        execute(childId, yield* planChild(parentId, parent, task, at, inner), tracing)
+      )
       if (Either.isRight(started) || alreadyDone(started.left)) return
       // The task's description cannot be planned (it is empty of steps, too large): the task fails, as it would had
       // an executor refused it.
@@ -273,7 +281,7 @@ export const reconcile = (sessionId: string) =>
             // Not started: the process died between the dispatch and the child's plan. A `Continue` through the
             // decorated writer would not dispatch it again, so start it here the way the writer would.
             const cause = yield* dispatchCause(store, id, task.id)
-            yield* service.execute(childId, childInitialize(id, state, task, at), {
+            yield* service.execute(childId, yield* planChild(id, state, task, at, service), {
               correlationId: state.subPlanOf?.rootSessionId ?? id,
               ...(cause === undefined ? {} : { causationId: cause })
             })
@@ -307,7 +315,7 @@ export const reconcile = (sessionId: string) =>
     return seen as ReadonlyArray<string>
   }).pipe(Effect.withSpan("SubPlans.reconcile", { attributes: { sessionId } }))
 
-/** The command that starts the child of `parentId`'s expanded `task`. */
+/** The command that starts the child of `parentId`'s expanded `task`, planned by the parser. */
 export const childInitialize = (parentId: string, parent: Planner.PlannerState, task: TaskState, at: number) =>
   new Initialize({
     request: task.description,
@@ -317,6 +325,101 @@ export const childInitialize = (parentId: string, parent: Planner.PlannerState, 
     config: parent.config,
     subPlanOf: SubPlans.childLink(parentId, parent, task.id),
     at
+  })
+
+/**
+ * The command that starts the child of `parentId`'s expanded `task`, planned as a root is: by the LLM when the caller
+ * has one configured (the `Llm` in its context: a worker's, a run's, the server's), its plan call checked against the
+ * tree's budget and its usage recorded with the child's plan; by the parser otherwise, or when the model's plan is not
+ * usable (the reason is recorded as the plan's source, as for a root). The model's plan arrives inside the command, so
+ * replaying the tree never calls the model. Steps the model marks as sub-plans are expanded in turn while the depth
+ * bound allows. The child's id is fixed by its parent and task, so a second start (another process, a resume after a
+ * crash before the record) is refused as already done: no second child, at most a wasted plan call.
+ */
+export const planChild = (
+  parentId: string,
+  parent: Planner.PlannerState,
+  task: TaskState,
+  at: number,
+  service: Pick<PlannerServiceShape, "state">
+): Effect.Effect<Initialize> =>
+  Effect.suspend(() => {
+    // The writer's reaction, a run serving the tree and `reconcile` may all start one child at once: the first plans
+    // it, the others are given the same command (and their start is then refused as already done).
+    const childId = task.childSessionId ?? SubPlans.childSessionId(parentId, task.id)
+    const known = childPlans.get(childId)
+    if (known !== undefined) return Deferred.await(known)
+    const planned = Deferred.unsafeMake<Initialize>(FiberId.none)
+    childPlans.set(childId, planned)
+    if (childPlans.size > maxChildPlans) {
+      const oldest = childPlans.keys().next().value
+      if (oldest !== undefined) childPlans.delete(oldest)
+    }
+    return planChildNow(parentId, parent, task, at, service).pipe(
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          // Cut short (its caller was interrupted): the parser's plan for whoever waits, and a fresh try next time.
+          if (Exit.isFailure(exit)) childPlans.delete(childId)
+          Deferred.unsafeDone(
+            planned,
+            Exit.isSuccess(exit) ? exit : Exit.succeed(childInitialize(parentId, parent, task, at))
+          )
+        })
+      )
+    )
+  })
+
+/** The children this process planned lately, by id (a bounded memory: a child is started once, soon after). */
+const childPlans = new Map<string, Deferred.Deferred<Initialize>>()
+const maxChildPlans = 1_000
+
+const planChildNow = (
+  parentId: string,
+  parent: Planner.PlannerState,
+  task: TaskState,
+  at: number,
+  service: Pick<PlannerServiceShape, "state">
+): Effect.Effect<Initialize> =>
+  Effect.gen(function* () {
+    const byParser = childInitialize(parentId, parent, task, at)
+    const llm = yield* Effect.serviceOption(Llm)
+    if (Option.isNone(llm) || llm.value.provider._tag === "Heuristic") return byParser
+    const spendable = yield* AppBudget.budgetFor(service, parentId, parent)
+    const planned = yield* planRequest(task.description, task.attachments, {
+      systemPrompt: parent.config.systemPrompt,
+      budget: spendable.budget,
+      prices: yield* AppBudget.pricesOrWarn
+    }).pipe(Effect.provideService(Llm, llm.value), Effect.either)
+    // A description the planner refuses (empty of steps, too large) is refused by the parser's plan too, with the
+    // reason the task then fails with.
+    if (Either.isLeft(planned)) return byParser
+    const plan = planned.right
+    const source =
+      plan.source._tag === "Parser"
+        ? {
+            _tag: "Parser" as const,
+            reason: `sub-plan of task ${task.id} of session ${parentId}: ${plan.source.reason}`
+          }
+        : plan.source
+    const link = byParser.subPlanOf ?? SubPlans.childLink(parentId, parent, task.id)
+    const childId = task.childSessionId ?? SubPlans.childSessionId(parentId, task.id)
+    // The model's own sub-plan steps, while the tree may grow one level more.
+    const expand =
+      link.depth + 1 > link.maxDepth
+        ? []
+        : (plan.subPlans ?? []).map((taskId) => ({ taskId, childSessionId: SubPlans.childSessionId(childId, taskId) }))
+    return new Initialize({
+      request: task.description,
+      attachments: task.attachments,
+      tasks: plan.tasks,
+      source,
+      ...(plan.usage === undefined || plan.usage.length === 0 ? {} : { usage: plan.usage }),
+      ...(parent.executor === undefined ? {} : { executor: parent.executor }),
+      config: parent.config,
+      subPlanOf: link,
+      ...(expand.length === 0 ? {} : { expand }),
+      at
+    })
   })
 
 /** A session and the sessions under it, as they are now: the tree `planner show` and the dashboard draw. */

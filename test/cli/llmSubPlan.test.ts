@@ -1,8 +1,8 @@
 /**
  * #16: an LLM plan that marks a step as a sub-plan (`subPlan: true`) runs that step as a child session, without
  * `--expand`: `planner run` with a model configured (a real HTTP server on 127.0.0.1 speaking chat completions) records
- * `TaskExpanded` for the marked step, the child's tasks run with the script executor, and the child's summary becomes
- * the step's result. The unmarked step stays a plain task even though its text has several steps (that takes
+ * `TaskExpanded` for the marked step, the child's plan is asked of the same model (its source names it), the child's
+ * tasks run with the script executor, and the child's summary becomes the step's result. The unmarked step stays a plain task even though its text has several steps (that takes
  * `--expand`).
  */
 import * as fs from "node:fs"
@@ -25,6 +25,10 @@ const step = (id: string, description: string, dependsOn: ReadonlyArray<string>,
   subPlan
 })
 
+const childPlan = {
+  tasks: [step("build", "Build the release", [], false), step("publish", "Publish it", ["build"], false)]
+}
+
 const plan = {
   tasks: [
     step("notes", "Write the notes. Then file them.", [], false),
@@ -44,7 +48,7 @@ describe("an LLM plan with a sub-plan step", { timeout: 300_000 }, () => {
         Effect.gen(function* () {
           const cwd = tempFolder()
           const server = yield* FakeOpenAiServer.make
-          server.enqueue(Reply.json(plan))
+          server.enqueue(Reply.json(plan), Reply.json(childPlan))
           fs.writeFileSync(
             path.join(cwd, "script.json"),
             JSON.stringify({ rules: [], default: { complete: "did {taskId}" } })
@@ -70,16 +74,22 @@ describe("an LLM plan with a sub-plan step", { timeout: 300_000 }, () => {
           expect(run.code, run.stderr).toBe(0)
           const root = sessionIdIn(run.stdout)
           const child = `${root}~2`
-          // The plan was asked once; the steps were done by the script, not the model.
-          expect(server.modelRequests()).toHaveLength(1)
+          // The root's plan and the child's were asked of the model; the steps were done by the script.
+          expect(server.modelRequests()).toHaveLength(2)
           expect(server.pending()).toBe(0)
 
           const history = parseJson<HistoryJson>(yield* Effect.promise(() => cli(["history", root, "--json"], { cwd })))
           const expanded = history.events.filter((event) => event.type === "TaskExpanded")
           expect(expanded.map((event) => [event.data.taskId, event.data.childSessionId])).toEqual([[2, child]])
 
+          const childHistory = parseJson<HistoryJson>(
+            yield* Effect.promise(() => cli(["history", child, "--json"], { cwd }))
+          )
+          const childPlanned = childHistory.events.find((event) => event.type === "TasksPlanned")
+          expect(childPlanned?.data.source).toMatchObject({ _tag: "Llm", model })
           const childShown = parseJson<ResultJson>(yield* Effect.promise(() => cli(["show", child, "--json"], { cwd })))
           expect(childShown.status).toBe("Succeeded")
+          expect(childShown.tasks.map((task) => task.description)).toEqual(["Build the release", "Publish it"])
           expect(childShown.tasks.map((task) => [task.status, task.result])).toEqual([
             ["Completed", "did 1"],
             ["Completed", "did 2"]
