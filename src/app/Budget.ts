@@ -389,7 +389,11 @@ export const budgetFor = (
             const childState = child.sessionId === sessionId ? state : yield* service.state(child.sessionId)
             versions.set(child.sessionId, childState.version)
             if (childState.status === "NotStarted") return
-            members.push({ budget: childState.budget, configTokens: childState.config.budgetTokens })
+            members.push({
+              budget: childState.budget,
+              configTokens: childState.config.budgetTokens,
+              configUsd: childState.config.budgetUsd
+            })
             yield* visit(childState)
           }),
         { discard: true }

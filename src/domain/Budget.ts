@@ -270,12 +270,14 @@ export interface TreeMember {
   readonly budget: BudgetState | undefined
   /** The token limit its plan was recorded with (a child copies its parent's config). */
   readonly configTokens: number | undefined
+  /** The dollar limit its plan was recorded with; absent in callers from before dollar raises counted. */
+  readonly configUsd?: number | undefined
 }
 
 /**
- * The budget of a tree of sub-plans: a child session's spend counts against its root's budget. The limit is the root's
- * (with its raises) plus every raise answered in a child (a child's own limit is its copy of the config's, raised by
- * the yes answers to its questions); the spend is the sum of every session's. Questions are left out: each session
+ * The budget of a tree of sub-plans: a child session's spend counts against its root's budget. Each limit (tokens,
+ * dollars) is the root's (with its raises) plus every raise answered in a child (a child's own limit is its copy of the
+ * config's, raised by the yes answers to its questions); the spend is the sum of every session's. Questions are left out: each session
  * keeps its own.
  */
 export const treeBudget = (
@@ -288,6 +290,7 @@ export const treeBudget = (
   let calls = root?.spent.calls ?? 0
   let usd = root?.spent.usd
   let raised = 0
+  let raisedUsd = 0
   for (const child of children) {
     const budget = child.budget
     if (budget === undefined) continue
@@ -297,11 +300,13 @@ export const treeBudget = (
     if (budget.spent.usd !== undefined) usd = addUsd(usd ?? 0, budget.spent.usd)
     if (budget.tokens !== undefined && child.configTokens !== undefined)
       raised += Math.max(0, budget.tokens - child.configTokens)
+    if (budget.usd !== undefined && child.configUsd !== undefined)
+      raisedUsd = addUsd(raisedUsd, Math.max(0, budget.usd - child.configUsd))
   }
   const spent = { inputTokens, outputTokens, calls, ...(usd === undefined ? {} : { usd }) }
   return {
     ...(root?.tokens === undefined ? {} : { tokens: root.tokens + raised }),
-    ...(root?.usd === undefined ? {} : { usd: root.usd }),
+    ...(root?.usd === undefined ? {} : { usd: addUsd(root.usd, raisedUsd) }),
     spent,
     questions: []
   }

@@ -344,4 +344,26 @@ describe("Budget helpers", () => {
     const budget = Budget.addUsage(Budget.fromLimits({ budgetTokens: 50_000 }), [call(9_100, 3_300, { usd: 0.021 })])
     expect(Budget.describe(budget)).toBe("12,400 tokens (9,100 in, 3,300 out) in 1 call, $0.0210; budget 50,000 tokens")
   })
+
+  it("gives a tree the root's limits plus every raise answered in a child, in tokens and in dollars", () => {
+    const root = Budget.addUsage(Budget.fromLimits({ budgetTokens: 10_000, budgetUsd: 1 }), [
+      call(1_000, 200, { usd: 0.1 })
+    ])
+    // The child copied the config's limits and was raised by yes answers: 3,000 tokens and $0.50.
+    const child = Budget.raise(
+      Budget.raise(
+        Budget.addUsage(Budget.fromLimits({ budgetTokens: 10_000, budgetUsd: 1 }), [call(500, 100)]),
+        "tokens",
+        13_000
+      ),
+      "usd",
+      1.5
+    )
+    const tree = Budget.treeBudget(root, [{ budget: child, configTokens: 10_000, configUsd: 1 }])
+    expect(tree?.tokens).toBe(13_000)
+    expect(tree?.usd).toBe(1.5)
+    expect(tree?.spent).toMatchObject({ inputTokens: 1_500, outputTokens: 300, calls: 2 })
+    // A caller that does not give the child's dollar limit (older ones) counts only token raises.
+    expect(Budget.treeBudget(root, [{ budget: child, configTokens: 10_000 }])?.usd).toBe(1)
+  })
 })
