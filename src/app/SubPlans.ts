@@ -17,6 +17,7 @@
  * parent's dispatch of the task as their cause (the parent's outcome names the child's `PlanningCompleted`).
  */
 import { Clock, Deferred, Effect, Either, Exit, FiberId, Layer, Option, Schema } from "effect"
+import * as DomainBudget from "../domain/Budget.js"
 import { Cancel, HandleExecutorEvent, Initialize, TaskFailed } from "../domain/Commands.js"
 import { PlannerError } from "../domain/Errors.js"
 import { type PlannerEvent, TaskExpanded, TasksPlanned } from "../domain/Events.js"
@@ -449,6 +450,30 @@ export const tree = (sessionId: string, state?: Planner.PlannerState) =>
       })
     return yield* build(sessionId, state)
   })
+
+/**
+ * What a whole tree spent against its root's budget (see `Budget.treeBudget`), and how many sub-plans it has; undefined
+ * for a session without sub-plans or without any spend or limit.
+ */
+export const treeSpend = (
+  whole: Tree
+): { readonly budget: DomainBudget.BudgetState; readonly subPlans: number } | undefined => {
+  const members: Array<DomainBudget.TreeMember> = []
+  const walk = (node: Tree) => {
+    for (const child of node.children.values()) {
+      members.push({
+        budget: child.state.budget,
+        configTokens: child.state.config.budgetTokens,
+        configUsd: child.state.config.budgetUsd
+      })
+      walk(child)
+    }
+  }
+  walk(whole)
+  if (members.length === 0) return undefined
+  const budget = DomainBudget.treeBudget(whole.state.budget, members)
+  return budget === undefined ? undefined : { budget, subPlans: members.length }
+}
 
 /**
  * The sessions of a tree where task `taskId` waits for an answer: `sessionId` itself when its task does; else the one

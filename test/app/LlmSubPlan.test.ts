@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { stateText } from "../../src/app/cli/Render.js"
 import * as PlannerRuntime from "../../src/app/PlannerRuntime.js"
 import * as Runner from "../../src/app/Runner.js"
 import * as SubPlanRun from "../../src/app/SubPlanRun.js"
@@ -63,18 +64,20 @@ const runTreeWith = (replies: ReadonlyArray<Reply>) =>
       const store = yield* PlannerStore
       const child = childSessionId(sessionId, 2)
       const childLog = yield* store.load(child)
+      const spend = SubPlans.treeSpend(yield* SubPlans.tree(sessionId))
+      const shown = stateText(result.state, { sessionId, ...(spend === undefined ? {} : { tree: spend }) })
       const requestsBeforeReplay = server.modelRequests().length
       // Rebuilding the tree from its logs calls nobody.
       const rebuilt = yield* SubPlans.treeAt(sessionId, result.state.version)
       expect(server.modelRequests().length).toBe(requestsBeforeReplay)
-      return { sessionId, child, result, childLog, rebuilt, requests: requestsBeforeReplay }
+      return { sessionId, child, result, childLog, rebuilt, requests: requestsBeforeReplay, spend, shown }
     }).pipe(Effect.provide(runtime))
   })
 
 describe("a sub-plan planned by the LLM", () => {
   it.scopedLive("the child's plan is the model's, its call counted against the tree's budget", () =>
     Effect.gen(function* () {
-      const { result, childLog, rebuilt, requests } = yield* runTreeWith([
+      const { result, childLog, rebuilt, requests, spend, shown } = yield* runTreeWith([
         Reply.json(rootPlan, { input: 1_000, output: 200 }),
         Reply.json(childPlan, { input: 800, output: 150 })
       ])
@@ -89,6 +92,12 @@ describe("a sub-plan planned by the LLM", () => {
       expect(childState.budget?.spent).toMatchObject({ inputTokens: 800, outputTokens: 150, calls: 1 })
       expect(result.state.tasks[1]?.result).toBe(childState.summary)
       expect(rebuilt.children.get(2)?.state).toEqual(childState)
+      // `show` of the root gives the tree's total against the root's budget: both plan calls.
+      expect(spend?.subPlans).toBe(1)
+      expect(spend?.budget.spent).toMatchObject({ inputTokens: 1_800, outputTokens: 350, calls: 2 })
+      expect(shown).toContain(
+        "Tree spend (this session and its 1 sub-plan): 2,150 tokens (1,800 in, 350 out) in 2 calls; budget 200,000 tokens"
+      )
     })
   )
 

@@ -150,10 +150,12 @@ export const show = (flags: SessionFlags) =>
       }
       // Sub-plans: each child's tasks under the task it does.
       const tree = yield* SubPlans.tree(flags.sessionId, state)
+      const spend = SubPlans.treeSpend(tree)
+      const withSpend = spend === undefined ? header : { ...header, tree: spend }
       yield* print(
         flags.json,
-        () => SubPlanApi.withTree(stateJson(state, header), tree, taskJson),
-        () => stateText(state, header, subPlanLines(tree))
+        () => SubPlanApi.withTree(stateJson(state, withSpend), tree, taskJson),
+        () => stateText(state, withSpend, subPlanLines(tree))
       )
     })
   )
@@ -186,10 +188,12 @@ export const replay = (flags: ReplayFlags) =>
       }
       // Sub-plans as they were at that moment.
       const tree = yield* SubPlans.treeAt(flags.sessionId, flags.at)
+      const spend = SubPlans.treeSpend(tree)
+      const withSpend = spend === undefined ? header : { ...header, tree: spend }
       yield* print(
         flags.json,
-        () => SubPlanApi.withTree(stateJson(state, header), tree, taskJson),
-        () => stateText(state, header, subPlanLines(tree))
+        () => SubPlanApi.withTree(stateJson(state, withSpend), tree, taskJson),
+        () => stateText(state, withSpend, subPlanLines(tree))
       )
     })
   )

@@ -125,6 +125,8 @@ export interface SessionHeader {
   readonly forkedFrom?: ForkOrigin
   /** For `replay`: the event the state is shown after. */
   readonly at?: { readonly sequence: number; readonly record: PlannerEventRecord | undefined }
+  /** A root with sub-plans: what the whole tree spent against the root's budget (see `SubPlans.treeSpend`). */
+  readonly tree?: { readonly budget: Budget.BudgetState; readonly subPlans: number }
 }
 
 export interface ForkOrigin {
@@ -187,6 +189,10 @@ export const stateText = (
   }
   if (state.status !== "NotStarted") lines.push(...settingsLines(state.config))
   if (state.budget !== undefined) lines.push(`Model spend: ${Budget.describe(state.budget)}`)
+  if (header.tree !== undefined) {
+    const count = `${header.tree.subPlans} sub-plan${header.tree.subPlans === 1 ? "" : "s"}`
+    lines.push(`Tree spend (this session and its ${count}): ${Budget.describe(header.tree.budget)}`)
+  }
   lines.push("")
   for (const task of state.tasks) lines.push(...taskLines(task), ...(under?.(task) ?? []))
   lines.push("")
@@ -363,7 +369,10 @@ export const stateJson = (state: Planner.PlannerState, header: SessionHeader) =>
   ...(state.finishedAt === undefined ? {} : { finishedAt: isoTime(state.finishedAt) }),
   ...(state.source === undefined ? {} : { source: state.source }),
   ...(header.forkedFrom === undefined ? {} : { forkedFrom: header.forkedFrom }),
-  ...(state.status === "NotStarted" ? {} : { config: state.config })
+  ...(state.status === "NotStarted" ? {} : { config: state.config }),
+  ...(header.tree === undefined
+    ? {}
+    : { treeBudget: { ...budgetJson(header.tree.budget), subPlans: header.tree.subPlans } })
 })
 
 export const historyJson = (sessionId: string, records: ReadonlyArray<PlannerEventRecord>) => ({
