@@ -214,6 +214,10 @@ export const questionText = (ask: BudgetAsk): string => {
   return `This plan has used ${of}; the next step needs about ${figure(ask.needed)}. Allow ${figure(ask.suggested)} more? (answer yes, yes AMOUNT, or no)`
 }
 
+/** Whether a task's question is the budget question (`questionText`): the planner's own, not about the step. */
+export const isBudgetQuestion = (question: string): boolean =>
+  question.startsWith("This plan has used ") && question.endsWith("more? (answer yes, yes AMOUNT, or no)")
+
 export type BudgetAnswer = { readonly _tag: "Allow"; readonly amount: number } | { readonly _tag: "Refuse" }
 
 /**

@@ -18,6 +18,7 @@ import {
   TaskCompleted,
   TaskFailed
 } from "../../domain/Commands.js"
+import * as Budget from "../../domain/Budget.js"
 import * as Planner from "../../domain/Planner.js"
 import type { TaskState } from "../../domain/Task.js"
 import { AttachmentChecker } from "../../infra/AttachmentChecker.js"
@@ -96,7 +97,9 @@ export const taskContext = (
     description: task.description,
     attachments: task.attachments,
     attempt: task.attempt,
-    clarifications: task.clarifications,
+    // The budget question and its answer were about the planner's spend, not the step: the executor (a model's
+    // prompt) is not shown them. They stay in the log and the task's history.
+    clarifications: task.clarifications.filter((clarification) => !Budget.isBudgetQuestion(clarification.question)),
     request: state.request,
     requestAttachments: state.attachments,
     contextSummary,
