@@ -34,7 +34,7 @@ const tasks = [
   { id: 3, description: "Write the report", kind: "Processing" as const, dependsOn: [2], attachments: [] }
 ]
 
-const revision = {
+export const revision = {
   tasks: [
     { id: "b", description: "Convert the data with tool B", kind: "Processing", dependsOn: [], attachments: [] },
     { id: "r", description: "Write the report from tool B", kind: "Processing", dependsOn: ["b"], attachments: [] }
@@ -52,7 +52,7 @@ const runtime = (db: string, llm?: Layer.Layer<Llm>) =>
   )
 
 /** Records a session whose task 2 failed for good under the replan policy, with nobody to settle the replan. */
-const failedAndPending = Effect.gen(function* () {
+export const failedAndPending = Effect.gen(function* () {
   const service = yield* PlannerService
   const at = yield* Clock.currentTimeMillis
   const sessionId = Runner.newSessionId(at)

@@ -4,56 +4,20 @@
  * context (a bare `planner serve`) the replan stays pending instead of being skipped.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Effect, Layer, Schedule } from "effect"
+import { Context, Effect, Layer, Schedule } from "effect"
 import * as PlannerRuntime from "../../src/app/PlannerRuntime.js"
 import { PlannerService } from "../../src/app/PlannerService.js"
-import * as Runner from "../../src/app/Runner.js"
-import { ClaimTask, HandleExecutorEvent, Initialize, TaskCompleted, TaskFailed } from "../../src/domain/Commands.js"
-import { defaultConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
 import { Llm } from "../../src/infra/Llm.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { failedAndPending, revision } from "../app/replanSuite.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
 import * as FakeOpenAiServer from "../llm/support/FakeOpenAiServer.js"
 import { Reply } from "../llm/support/FakeOpenAiServer.js"
 import { llmLayer, model, settingsFor } from "../llm/support/layers.js"
-import { postJson, startServer, task } from "./fixtures.js"
-
-const tasks = [
-  task(1, "Retrieval", "Fetch the sales data"),
-  task(2, "Processing", "Convert the data with tool A", [1]),
-  task(3, "Processing", "Write the report", [2])
-]
-
-const revision = {
-  tasks: [
-    { id: "b", description: "Convert the data with tool B", kind: "Processing", dependsOn: [], attachments: [] },
-    { id: "r", description: "Write the report from tool B", kind: "Processing", dependsOn: ["b"], attachments: [] }
-  ]
-}
-
-/** Records a session whose task 2 failed for good under the replan policy, as a process that stopped leaves it. */
-const failedAndPending = Effect.gen(function* () {
-  const service = yield* PlannerService
-  const at = yield* Clock.currentTimeMillis
-  const sessionId = Runner.newSessionId(at)
-  const config = { ...defaultConfig, maxAttempts: 1, onFailure: "replan" as const }
-  yield* service.execute(sessionId, new Initialize({ request: "Fetch, convert, report.", tasks, config, at }))
-  yield* service.execute(sessionId, new ClaimTask({ taskId: 1, attempt: 1, workerId: "w", at }))
-  yield* service.execute(
-    sessionId,
-    new HandleExecutorEvent({ event: new TaskCompleted({ taskId: 1, result: "1,204 rows" }), at })
-  )
-  yield* service.execute(sessionId, new ClaimTask({ taskId: 2, attempt: 1, workerId: "w", at }))
-  const failed = yield* service.execute(
-    sessionId,
-    new HandleExecutorEvent({ event: new TaskFailed({ taskId: 2, error: "tool A crashed", retryable: false }), at })
-  )
-  expect(Planner.pendingReplans(failed.state)).toEqual([2])
-  return sessionId
-})
+import { postJson, startServer } from "./fixtures.js"
 
 const executor = ScriptExecutor.make({ rules: [], default: { complete: "done: {description}" } })
 
@@ -72,7 +36,7 @@ describe("resuming from the dashboard settles a pending replan", () => {
           })
         )
         yield* Effect.gen(function* () {
-          const sessionId = yield* failedAndPending
+          const { sessionId } = yield* failedAndPending
           const { url } = yield* startServer
           const resumed = yield* postJson(`${url}/api/sessions/${sessionId}/resume`, {})
           expect(resumed.status).toBe(200)
@@ -101,7 +65,7 @@ describe("resuming from the dashboard settles a pending replan", () => {
         // The CLI's bare server has the store and the writer but no run services: no LLM at all.
         const bare = Context.omit(Llm)(built)
         yield* Effect.gen(function* () {
-          const sessionId = yield* failedAndPending
+          const { sessionId } = yield* failedAndPending
           const { url } = yield* startServer
           const resumed = yield* postJson(`${url}/api/sessions/${sessionId}/resume`, {})
           expect(resumed.status).toBe(200)
