@@ -10,6 +10,7 @@
  * the attempt (noticed by the lease keeper), it gives nothing back.
  */
 import { Cause, Clock, Duration, Effect, Option, Random, Schedule } from "effect"
+import * as Budget from "../../domain/Budget.js"
 import {
   ClaimTask,
   HandleExecutorEvent,
@@ -18,7 +19,6 @@ import {
   TaskCompleted,
   TaskFailed
 } from "../../domain/Commands.js"
-import * as Budget from "../../domain/Budget.js"
 import * as Planner from "../../domain/Planner.js"
 import type { TaskState } from "../../domain/Task.js"
 import { AttachmentChecker } from "../../infra/AttachmentChecker.js"
