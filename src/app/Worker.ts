@@ -17,7 +17,7 @@
  *
  * On interruption (SIGINT/SIGTERM in the CLI) it gives back the tasks it holds, so others pick them up at once.
  */
-import { Duration, Effect, Fiber, FiberSet, Queue } from "effect"
+import { Cause, Duration, Effect, Fiber, FiberSet, Queue } from "effect"
 import type * as Planner from "../domain/Planner.js"
 import { type NodeKind, nodeKinds } from "../domain/Task.js"
 import type { ReadError } from "../infra/EventStore.js"
@@ -180,9 +180,16 @@ export const run = (options: WorkerOptions = {}) => {
       fibers,
       Effect.forever(
         queue.awaitWork(kinds, sessionId).pipe(
-          Effect.catchAll((error) =>
+          // Any failure, an interruption of somebody else's that the wait inherited included (a shared start cut short:
+          // the #16 hang), must not leave the take loop without its waker. When this worker itself is being stopped,
+          // the sleep below is where that interruption lands.
+          Effect.catchAllCause((cause) =>
             Effect.zipRight(
-              Effect.logWarning(`waiting for work failed: ${error.message}`),
+              Cause.isInterruptedOnly(cause)
+                ? Effect.logDebug("waiting for work was interrupted", cause)
+                : Effect.logWarning(
+                    `waiting for work failed (${Cause.pretty(cause).split("\n")[0] ?? "unknown"}); waiting again in a second`
+                  ),
               Effect.sleep(Duration.seconds(1))
             )
           ),

@@ -1,0 +1,70 @@
+/**
+ * A worker's take loop keeps its waker whatever the queue's wait dies of: here the in-memory queue's `awaitWork` fails
+ * its first two waits with an interruption that is not the worker's (as a shared LISTEN start cut short by another
+ * fiber did on PostgreSQL, the #16 hang). The retry of a failed task, due after its backoff and so never handed over,
+ * is still taken, and the plan finishes.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Clock, Effect, FiberId, Layer } from "effect"
+import * as PlannerRuntime from "../../src/app/PlannerRuntime.js"
+import { PlannerService } from "../../src/app/PlannerService.js"
+import * as Runner from "../../src/app/Runner.js"
+import { Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
+import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
+import * as MemoryTaskQueue from "../../src/infra/MemoryTaskQueue.js"
+import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
+import { TaskQueue } from "../../src/infra/TaskQueue.js"
+import { fast } from "./runnerSuite.js"
+
+describe("the worker's waker", () => {
+  it.live("survives waits that die of somebody else's interruption", () =>
+    Effect.gen(function* () {
+      let broken = 2
+      const queue = Layer.effect(
+        TaskQueue,
+        Effect.map(MemoryTaskQueue.makeFresh, (inner) => ({
+          ...inner,
+          awaitWork: (...args: Parameters<typeof inner.awaitWork>) =>
+            Effect.suspend(() => {
+              if (broken > 0) {
+                broken -= 1
+                return Effect.failCause(Cause.interrupt(FiberId.make(-1, 0)))
+              }
+              return inner.awaitWork(...args)
+            })
+        }))
+      )
+      const executor = ScriptExecutor.make({
+        rules: [
+          {
+            match: "fetch",
+            delayMs: 0,
+            outcomes: [{ fail: "upstream timed out", retryable: true }, { complete: "fetched" }]
+          }
+        ],
+        default: { complete: "done" }
+      })
+      const runtime = PlannerRuntime.layer(MemoryEventStore.layer(), { executor }).pipe(Layer.provide(queue))
+      const result = yield* Effect.gen(function* () {
+        const service = yield* PlannerService
+        const at = yield* Clock.currentTimeMillis
+        const sessionId = Runner.newSessionId(at)
+        yield* service.execute(
+          sessionId,
+          new Initialize({
+            request: "Fetch the data",
+            tasks: [{ id: 1, description: "fetch the data", kind: "Retrieval", dependsOn: [], attachments: [] }],
+            config: { ...defaultConfig, ...fast },
+            at
+          })
+        )
+        return yield* Runner.run(sessionId)
+      }).pipe(Effect.provide(runtime), Effect.timeout("30 seconds"))
+      expect(result.state.status).toBe("Succeeded")
+      expect(result.state.tasks[0]?.attempt).toBe(2)
+      // At least one wait died under the worker (the take loop then came back to the queue on its own).
+      expect(broken).toBeLessThan(2)
+    })
+  )
+})
