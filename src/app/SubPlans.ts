@@ -194,7 +194,11 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
     return Effect.suspend(() => {
       let recorded: Handled | undefined
       let reacted = false
-      return inner.execute(sessionId, command, { ...traced, onRecorded: (handled) => (recorded = handled) }).pipe(
+      const onRecorded = (handled: Handled) => {
+        recorded = handled
+        traced.onRecorded?.(handled)
+      }
+      return inner.execute(sessionId, command, { ...traced, onRecorded }).pipe(
         Effect.tap((handled) => after(sessionId, handled)),
         Effect.tap(() => (reacted = true)),
         Effect.onInterrupt(() =>
