@@ -13,14 +13,15 @@
  *   `OTEL_SERVICE_VERSION`, `OTEL_RESOURCE_ATTRIBUTES`.
  * - `OTEL_BSP_SCHEDULE_DELAY`: milliseconds between exports (default 5000). Spans still buffered are sent when the
  *   layer's scope closes, so a short CLI run loses none.
- * - `OTEL_EXPORTER_OTLP_TIMEOUT`: milliseconds the last export may take when the layer closes (default 10000, the
- *   specification's): a command waits at most this long for a slow or unreachable collector before it exits.
+ * - `OTEL_EXPORTER_OTLP_TIMEOUT`: milliseconds one export may take (default 10000, the specification's). Closing the
+ *   layer lets the export under way finish and sends what is still buffered, each within this bound: a command waits
+ *   that long at most for a slow or unreachable collector before it exits.
  * - `OTEL_SDK_DISABLED=true`, or `OTEL_TRACES_EXPORTER` without `otlp` (e.g. `none`), turn export off.
  */
 import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
 import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
-import { FetchHttpClient } from "@effect/platform"
-import { Config, ConfigError, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import { FetchHttpClient, HttpClient, HttpClientError, type HttpClientResponse } from "@effect/platform"
+import { Config, ConfigError, Duration, Effect, Either, Fiber, FiberSet, Layer, Option, Redacted } from "effect"
 import * as Tracing from "../infra/Tracing.js"
 
 export const defaultServiceName = "event-sourced-planner"
@@ -154,7 +155,43 @@ export const layer = (settings: TelemetrySettings): Layer.Layer<never> =>
     )
   ).pipe(
     Layer.provide(settings.protocol === "http/json" ? OtlpSerialization.layerJson : OtlpSerialization.layerProtobuf),
+    Layer.provide(finishingExports(settings.shutdownTimeout)),
     Layer.provide(FetchHttpClient.layer)
+  )
+
+/**
+ * The exporter's HTTP client, made so that closing the layer loses no batch. `@effect/opentelemetry` exports on a
+ * fiber it interrupts when its scope closes: a batch whose POST was under way at that moment was abandoned (the request
+ * aborted, its spans gone), and only what was still buffered went out in the last export. On a loaded machine a
+ * run's spans, all but the last few, vanished that way. Each POST now runs on a fiber of its own, bounded by the
+ * export timeout, that the exporter's interruption does not reach; the layer's scope waits for the ones under way.
+ */
+const finishingExports = (timeout: Duration.Duration) =>
+  Layer.scoped(
+    HttpClient.HttpClient,
+    Effect.gen(function* () {
+      const client = yield* HttpClient.HttpClient
+      const underWay = yield* FiberSet.make<HttpClientResponse.HttpClientResponse, unknown>()
+      // Added before the exporter's own finalizers, so it runs after them: after the last export has been started.
+      yield* Effect.addFinalizer(() => FiberSet.awaitEmpty(underWay).pipe(Effect.timeoutOption(timeout), Effect.asVoid))
+      return HttpClient.transform(client, (response, request) =>
+        Effect.flatMap(
+          FiberSet.run(
+            underWay,
+            Effect.timeoutFail(response, {
+              duration: timeout,
+              onTimeout: () =>
+                new HttpClientError.RequestError({
+                  request,
+                  reason: "Transport",
+                  description: `the collector did not answer within ${Duration.format(timeout)}`
+                })
+            })
+          ),
+          Fiber.join
+        )
+      )
+    })
   )
 
 /**

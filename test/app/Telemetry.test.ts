@@ -6,7 +6,7 @@
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Fiber, Option, type Scope } from "effect"
+import { ConfigProvider, Duration, Effect, Fiber, Option, type Scope } from "effect"
 import * as Runner from "../../src/app/Runner.js"
 import * as Telemetry from "../../src/app/Telemetry.js"
 import * as Worker from "../../src/app/Worker.js"
@@ -20,33 +20,56 @@ interface Received {
   readonly body: Buffer
 }
 
-/** A collector: records every POST it receives and answers 200. */
-const collector: Effect.Effect<
-  { readonly url: string; readonly received: ReadonlyArray<Received> },
+/**
+ * A collector: records every POST it receives and answers 200, `answerAfterMs` after the body arrived. `acknowledged`
+ * holds the bodies whose answer reached the exporter's connection: a batch the exporter gave up on is not among them.
+ */
+const collectorAnswering = (
+  answerAfterMs: number
+): Effect.Effect<
+  { readonly url: string; readonly received: ReadonlyArray<Received>; readonly acknowledged: ReadonlyArray<Buffer> },
   never,
   Scope.Scope
-> = Effect.gen(function* () {
-  const received: Array<Received> = []
-  const server = createServer((request, response) => {
-    const chunks: Array<Buffer> = []
-    request.on("data", (chunk: Buffer) => chunks.push(chunk))
-    request.on("end", () => {
-      received.push({ path: request.url ?? "", headers: request.headers, body: Buffer.concat(chunks) })
-      response.writeHead(200, { "content-type": "application/json" })
-      response.end("{}")
-    })
-  })
-  const port = yield* Effect.acquireRelease(
-    Effect.async<number>((resume) => {
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as AddressInfo).port)))
-    }),
-    () =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
+> =>
+  Effect.gen(function* () {
+    const received: Array<Received> = []
+    const acknowledged: Array<Buffer> = []
+    const server = createServer((request, response) => {
+      const chunks: Array<Buffer> = []
+      request.on("data", (chunk: Buffer) => chunks.push(chunk))
+      request.on("end", () => {
+        const body = Buffer.concat(chunks)
+        received.push({ path: request.url ?? "", headers: request.headers, body })
+        response.on("finish", () => acknowledged.push(body))
+        setTimeout(() => {
+          if (response.destroyed) return
+          response.writeHead(200, { "content-type": "application/json" })
+          response.end("{}")
+        }, answerAfterMs)
       })
-  )
-  return { url: `http://127.0.0.1:${port}`, received }
+    })
+    const port = yield* Effect.acquireRelease(
+      Effect.async<number>((resume) => {
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as AddressInfo).port)))
+      }),
+      () =>
+        Effect.async<void>((resume) => {
+          server.closeAllConnections()
+          server.close(() => resume(Effect.void))
+        })
+    )
+    return { url: `http://127.0.0.1:${port}`, received, acknowledged }
+  })
+
+const collector = collectorAnswering(0)
+
+const settings = (url: string, exportInterval: Duration.Duration, timeout: Duration.Duration) => ({
+  tracesUrl: `${url}/v1/traces`,
+  protocol: "http/json" as const,
+  serviceName: "closing-under-test",
+  headers: {},
+  exportInterval,
+  shutdownTimeout: timeout
 })
 
 interface OtlpSpan {
@@ -205,6 +228,34 @@ describe("OpenTelemetry export", () => {
       for (const text of ["Worker.work", "Executor.execute", "PlannerService.execute", Telemetry.defaultServiceName]) {
         expect(body.includes(Buffer.from(text, "utf8")), text).toBe(true)
       }
+    })
+  )
+
+  it.scopedLive("closing the layer finishes the export under way instead of abandoning its batch", () =>
+    Effect.gen(function* () {
+      // The collector answers 400 ms after each body: the batch holding the first span is under way when the layer
+      // closes. The exporter used to interrupt it there (its spans lost) and send only what was still buffered.
+      const server = yield* collectorAnswering(400)
+      yield* Effect.gen(function* () {
+        yield* Effect.withSpan(Effect.void, "exported-before-close")
+        yield* Effect.sleep("150 millis")
+        expect(server.received.length).toBe(1)
+        yield* Effect.withSpan(Effect.void, "buffered-at-close")
+      }).pipe(Effect.provide(Telemetry.layer(settings(server.url, Duration.millis(50), Duration.seconds(5)))))
+      const acknowledged = Buffer.concat(server.acknowledged).toString("utf8")
+      expect(acknowledged).toContain("exported-before-close")
+      expect(acknowledged).toContain("buffered-at-close")
+    })
+  )
+
+  it.scopedLive("a collector that does not answer holds the close for the export timeout, not forever", () =>
+    Effect.gen(function* () {
+      const server = yield* collectorAnswering(30_000)
+      yield* Effect.withSpan(Effect.sleep("100 millis"), "never-acknowledged").pipe(
+        Effect.provide(Telemetry.layer(settings(server.url, Duration.millis(20), Duration.millis(200))))
+      )
+      expect(server.received.length).toBeGreaterThan(0)
+      expect(server.acknowledged).toEqual([])
     })
   )
 
