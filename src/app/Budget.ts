@@ -6,8 +6,10 @@
  * as its state says, plus what this piece of work has used) and the call's estimate stay within the limits. It gives
  * back what the effect gave, every call's usage (as `ModelUsage`, ready for `RecordUsage`), and the need of the call
  * it refused, if it refused one: the caller turns that into the budget question. With the `snapshot` its budget was
- * read at (`budgetFor`), the calls other work of this process has in flight for the same tree count too (the ledger
- * below), so tasks running at once cannot together cross a budget that each alone would fit.
+ * read at (`budgetFor`), every call takes a hold on the budget before it is made (`infra/BudgetHolds`, on the store
+ * and so shared by every process using it), and the calls other work has in flight for the same tree, or has not yet
+ * recorded in the log as that snapshot read it, count too: tasks running at once, in one process or in several,
+ * cannot together cross a budget that each alone would fit.
  *
  * Prices: `PLANNER_LLM_PRICES` holds a JSON object, or the path of a file holding one, mapping model names to dollars
  * per million tokens: `{"gpt-4o-mini": {"input": 0.15, "output": 0.6}, "*": {"input": 1, "output": 2}}`. A model is
@@ -19,6 +21,7 @@ import * as Budget from "../domain/Budget.js"
 import { RecordUsage } from "../domain/Commands.js"
 import type * as Planner from "../domain/Planner.js"
 import * as SubPlans from "../domain/SubPlans.js"
+import * as BudgetHolds from "../infra/BudgetHolds.js"
 import * as LlmUsage from "../infra/LlmUsage.js"
 import type { PlannerService } from "./PlannerService.js"
 
@@ -126,67 +129,42 @@ export interface Snapshot {
   readonly versions: ReadonlyMap<string, number>
 }
 
-/**
- * The calls of this process that a budget read from the log cannot show yet (#16: "a budget is never crossed without
- * an approval first", with several tasks of one tree calling models at once). Each admitted call holds its estimate
- * here until it answers, then what it used, until that usage is recorded; recorded usage still counts for a check
- * whose budget was read before the record (its session's version was lower). The check and the hold are one
- * synchronous step, so two calls of this process can never both take the last of a budget. Calls made by other
- * processes are seen only once recorded: across processes, each may still make one call that the other's call in
- * flight would have refused.
- */
-interface Held {
-  readonly sessionId: string
-  readonly root: string
-  tokens: number
-  usd: number | undefined
-  answered: boolean
-  /** The version of `sessionId` whose event recorded this usage. */
-  recordedAt: number | undefined
-}
+/** How long a hold lasts once its call answered: until its usage is recorded, and then for checks read before that. */
+const recordedGrace = 60 * 60 * 1000
 
-const ledger = {
-  held: new Set<Held>(),
-  /** The snapshots of the metered works running now, by root. */
-  active: new Set<Snapshot>(),
-  /** What calls of other works add to a budget read at `snapshot`. */
-  unseen(snapshot: Snapshot, own: ReadonlySet<Held>): ReadonlyArray<Budget.ModelUsage> {
-    const extra: Array<Budget.ModelUsage> = []
-    for (const held of this.held) {
-      if (held.root !== snapshot.root || own.has(held)) continue
-      if (held.recordedAt !== undefined && (snapshot.versions.get(held.sessionId) ?? -1) >= held.recordedAt) continue
-      extra.push({
-        purpose: "execution",
-        model: "in flight",
-        inputTokens: held.tokens,
-        outputTokens: 0,
-        counted: "tokenizer",
-        ...(held.usd === undefined ? {} : { usd: held.usd })
-      })
-    }
-    return extra
-  },
-  /** Forgets recorded usage that every running check of its tree has read. */
-  prune() {
-    for (const held of this.held) {
-      if (held.recordedAt === undefined) continue
-      let needed = false
-      for (const snapshot of this.active) {
-        if (snapshot.root === held.root && (snapshot.versions.get(held.sessionId) ?? -1) < held.recordedAt) {
-          needed = true
-          break
-        }
-      }
-      if (!needed) this.held.delete(held)
-    }
-  }
-}
+/** The budget each hold of another work takes (see `infra/BudgetHolds`), as usage for a budget read at `snapshot`. */
+const unseen = (
+  live: ReadonlyArray<BudgetHolds.Hold>,
+  snapshot: Snapshot,
+  own: ReadonlyArray<string>
+): ReadonlyArray<Budget.ModelUsage> =>
+  live.flatMap((hold) =>
+    own.includes(hold.id) ||
+    (hold.recordedVersion !== undefined && (snapshot.versions.get(hold.sessionId) ?? -1) >= hold.recordedVersion)
+      ? []
+      : [
+          {
+            purpose: "execution" as const,
+            model: "in flight",
+            inputTokens: hold.tokens,
+            outputTokens: 0,
+            counted: "tokenizer" as const,
+            ...(hold.usd === undefined ? {} : { usd: hold.usd })
+          }
+        ]
+  )
 
-/** The calls each metered work's usage came from, by its usage array (what `record` is given). */
-const heldFor = new WeakMap<ReadonlyArray<Budget.ModelUsage>, ReadonlySet<Held>>()
+/** The holds each metered work's usage came from, by its usage array (what `record` is given). */
+const heldFor = new WeakMap<
+  ReadonlyArray<Budget.ModelUsage>,
+  { readonly holds: BudgetHolds.BudgetHoldsService; readonly ids: ReadonlyArray<string> }
+>()
 
-/** How many calls this process holds against budgets now (for tests). */
-export const heldCalls = (): number => ledger.held.size
+/** How many calls of this process's memory holds wait for their usage to be recorded (for tests). */
+export const heldCalls = (): number => BudgetHolds.memory.unrecorded()
+
+/** A failure of the holds is logged: the check against the log still stands, only other works' calls go unseen. */
+const holdsFailed = (error: BudgetHolds.BudgetHoldsError) => Effect.logWarning(error.message)
 
 export interface Metered<A> {
   readonly exit: Exit.Exit<A, unknown>
@@ -208,78 +186,105 @@ export const metered = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   options: MeterOptions
 ): Effect.Effect<Metered<A>, never, R> =>
-  Effect.suspend(() => {
+  Effect.gen(function* () {
     const usage: Array<Budget.ModelUsage> = []
     let refused: Budget.BudgetNeed | undefined
     const limits = options.budget
     const limited = limits !== undefined && (limits.tokens !== undefined || limits.usd !== undefined)
     const snapshot = limited ? options.snapshot : undefined
-    /** This work's calls in the ledger; the last one is the call in flight. */
-    const own = new Set<Held>()
-    let inFlight: Held | undefined
+    const holds =
+      snapshot === undefined
+        ? undefined
+        : Option.getOrElse(yield* Effect.serviceOption(BudgetHolds.BudgetHolds), () => BudgetHolds.memory)
+    /** This work's holds; the last one is the call in flight until it answers. */
+    const own: Array<string> = []
+    const answered = new Set<string>()
+    let inFlight: string | undefined
+    const refuse = (seen: Budget.BudgetState, need: Budget.BudgetNeed) => {
+      refused =
+        options.tree === true && seen.tokens !== undefined
+          ? { ...need, spent: Budget.totalTokens(seen.spent), limit: seen.tokens }
+          : need
+      return false
+    }
     const meter: LlmUsage.Meter = {
       limited,
-      admit: (estimate) => {
-        const tokens = estimate.promptTokens + estimate.outputAllowance
-        const usd = cost(options.prices, estimate.model, estimate.promptTokens, estimate.outputAllowance)
-        const need: Budget.BudgetNeed = usd === undefined ? { tokens } : { tokens, usd }
-        const mine = Budget.addUsage(limits, usage)
-        const now = snapshot === undefined ? mine : Budget.addUsage(mine, ledger.unseen(snapshot, own))
-        if (Budget.wouldCross(now, need) === undefined) {
-          if (snapshot !== undefined) {
-            inFlight = {
-              sessionId: snapshot.sessionId,
-              root: snapshot.root,
-              tokens,
-              usd,
-              answered: false,
-              recordedAt: undefined
-            }
-            own.add(inFlight)
-            ledger.held.add(inFlight)
+      admit: (estimate) =>
+        Effect.gen(function* () {
+          const tokens = estimate.promptTokens + estimate.outputAllowance
+          const usd = cost(options.prices, estimate.model, estimate.promptTokens, estimate.outputAllowance)
+          const need: Budget.BudgetNeed = usd === undefined ? { tokens } : { tokens, usd }
+          const mine = Budget.addUsage(limits, usage)
+          if (holds === undefined || snapshot === undefined) {
+            return Budget.wouldCross(mine, need) === undefined ? true : refuse(mine, need)
           }
+          const now = yield* Clock.currentTimeMillis
+          const id = crypto.randomUUID()
+          let seen = mine
+          // The check and the hold are one step under the budget's lock: two calls, of this process or of any other
+          // on the store, can never both take the last of a budget.
+          const held = yield* holds
+            .admit(snapshot.root, now, (live) => {
+              seen = Budget.addUsage(mine, unseen(live, snapshot, own))
+              return Budget.wouldCross(seen, need) === undefined
+                ? {
+                    id,
+                    root: snapshot.root,
+                    sessionId: snapshot.sessionId,
+                    tokens,
+                    usd,
+                    recordedVersion: undefined,
+                    expiresAt: now + estimate.within
+                  }
+                : undefined
+            })
+            .pipe(
+              Effect.catchAll((error) =>
+                Effect.as(holdsFailed(error), Budget.wouldCross(mine, need) === undefined ? ("unheld" as const) : false)
+              )
+            )
+          if (held === "unheld") return true
+          if (!held) return refuse(seen, need)
+          own.push(id)
+          inFlight = id
           return true
-        }
-        refused =
-          options.tree === true && now.tokens !== undefined
-            ? { ...need, spent: Budget.totalTokens(now.spent), limit: now.tokens }
-            : need
-        return false
-      },
-      record: (call) => {
-        const usd = cost(options.prices, call.model, call.inputTokens, call.outputTokens)
-        if (inFlight !== undefined) {
+        }),
+      record: (call) =>
+        Effect.gen(function* () {
+          const usd = cost(options.prices, call.model, call.inputTokens, call.outputTokens)
+          usage.push({
+            purpose: operationPurpose(options.purpose, call.operation),
+            model: call.model,
+            inputTokens: call.inputTokens,
+            outputTokens: call.outputTokens,
+            counted: call.counted,
+            ...(call.estimatedTokens === undefined ? {} : { estimatedTokens: call.estimatedTokens }),
+            ...(usd === undefined ? {} : { usd }),
+            ...(options.taskId === undefined ? {} : { taskId: options.taskId }),
+            ...(options.attempt === undefined ? {} : { attempt: options.attempt })
+          })
+          if (holds === undefined || inFlight === undefined) return
           // From now on the call holds what it used rather than its estimate, until that is recorded.
-          inFlight.tokens = call.inputTokens + call.outputTokens
-          inFlight.usd = usd
-          inFlight.answered = true
+          const id = inFlight
           inFlight = undefined
-        }
-        usage.push({
-          purpose: operationPurpose(options.purpose, call.operation),
-          model: call.model,
-          inputTokens: call.inputTokens,
-          outputTokens: call.outputTokens,
-          counted: call.counted,
-          ...(call.estimatedTokens === undefined ? {} : { estimatedTokens: call.estimatedTokens }),
-          ...(usd === undefined ? {} : { usd }),
-          ...(options.taskId === undefined ? {} : { taskId: options.taskId }),
-          ...(options.attempt === undefined ? {} : { attempt: options.attempt })
+          answered.add(id)
+          const now = yield* Clock.currentTimeMillis
+          yield* holds
+            .answered(id, { tokens: call.inputTokens + call.outputTokens, usd }, now + recordedGrace)
+            .pipe(Effect.catchAll(holdsFailed))
         })
-      }
     }
-    if (snapshot !== undefined) ledger.active.add(snapshot)
     // A call that never answered used nothing we know of; with no usage at all there is nothing to record either.
-    const settle = Effect.sync(() => {
-      if (snapshot !== undefined) ledger.active.delete(snapshot)
-      for (const held of own) if (!held.answered || usage.length === 0) ledger.held.delete(held)
-      if (usage.length > 0 && own.size > 0) heldFor.set(usage, own)
-      ledger.prune()
+    const settle = Effect.suspend(() => {
+      if (holds === undefined || own.length === 0) return Effect.void
+      const kept = usage.length === 0 ? [] : own.filter((id) => answered.has(id))
+      if (kept.length > 0) heldFor.set(usage, { holds, ids: kept })
+      return holds.release(own.filter((id) => !kept.includes(id))).pipe(Effect.catchAll(holdsFailed))
     })
-    return Effect.map(
-      Effect.exit(Effect.locally(effect, LlmUsage.currentMeter, Option.some(meter))).pipe(Effect.ensuring(settle)),
-      (exit): Metered<A> => ({ exit, usage, refused })
+    const exit = yield* Effect.exit(Effect.locally(effect, LlmUsage.currentMeter, Option.some(meter))).pipe(
+      Effect.ensuring(settle)
     )
+    return { exit, usage, refused }
   })
 
 /** `metered`, for an effect that cannot fail: its value, or its defect re-raised. */
@@ -322,7 +327,13 @@ export const record = (
           causationId === undefined ? {} : { causationId }
         )
         // The calls' usage is in the log from this version of the session on: a check that read it needs no hold.
-        for (const held of heldFor.get(usage) ?? []) held.recordedAt = handled.state.version
+        const held = heldFor.get(usage)
+        if (held !== undefined) {
+          heldFor.delete(usage)
+          yield* held.holds
+            .recorded(held.ids, handled.state.version, at + recordedGrace)
+            .pipe(Effect.catchAll(holdsFailed))
+        }
       }).pipe(
         Effect.catchAll((error) =>
           // A plan that ended meanwhile (cancelled while the call was in flight) records nothing more.
@@ -331,13 +342,12 @@ export const record = (
             : Effect.logWarning(`the model usage of session ${sessionId} could not be recorded: ${error.message}`)
         ),
         Effect.ensuring(
-          Effect.sync(() => {
-            const held = heldFor.get(usage)
-            if (held === undefined) return
-            heldFor.delete(usage)
+          Effect.suspend(() => {
             // Not recorded (the plan ended, the store failed): nothing in the log will ever show it.
-            for (const call of held) if (call.recordedAt === undefined) ledger.held.delete(call)
-            ledger.prune()
+            const held = heldFor.get(usage)
+            if (held === undefined) return Effect.void
+            heldFor.delete(usage)
+            return held.holds.release(held.ids).pipe(Effect.catchAll(holdsFailed))
           })
         )
       )

@@ -379,6 +379,8 @@ export const makeRemote = (
     })
     const timeoutMs = Duration.toMillis(settings.requestTimeout)
     const maxWaitMs = Duration.toMillis(settings.maxRetryDelay)
+    /** The longest one metered call can take: every attempt timing out, each after the longest wait, plus slack. */
+    const callBound = (timeoutMs + maxWaitMs) * (settings.maxRetries + 1) + 60_000
 
     const fromAiError = (error: AiError.AiError): Effect.Effect<LlmError> =>
       Effect.map(Clock.currentTimeMillis, (now) => {
@@ -469,38 +471,45 @@ export const makeRemote = (
     ): Effect.Effect<Either.Either<A, Malformed>, LlmError> =>
       Effect.flatMap(FiberRef.get(LlmUsage.currentMeter), (found) => {
         if (Option.isNone(found)) return Effect.map(send, (answer) => answer.value)
+        /** The call, its usage told to the meter once it answers. */
+        const measured = (meter: LlmUsage.Meter, estimatedTokens: number | undefined) =>
+          Effect.flatMap(send, (answer) => {
+            const reported = answer.usage
+            const fromApi = reported?.inputTokens !== undefined && reported.outputTokens !== undefined
+            return Effect.as(
+              meter.record({
+                operation,
+                model: settings.model,
+                inputTokens: fromApi ? (reported?.inputTokens ?? 0) : counter.count(promptText(messages, schema)),
+                outputTokens: fromApi ? (reported?.outputTokens ?? 0) : counter.count(answer.text),
+                counted: fromApi ? "api" : "tokenizer",
+                ...(estimatedTokens === undefined ? {} : { estimatedTokens })
+              }),
+              answer.value
+            )
+          })
         const meter = found.value
-        let estimatedTokens: number | undefined
         if (meter.limited) {
           const estimate = {
             operation,
             model: settings.model,
             promptTokens: counter.count(promptText(messages, schema)),
-            outputAllowance: LlmUsage.allowanceFor(operation)
+            outputAllowance: LlmUsage.allowanceFor(operation),
+            within: callBound
           }
-          estimatedTokens = estimate.promptTokens + estimate.outputAllowance
-          if (!meter.admit(estimate)) {
-            return Effect.fail(
-              new LlmError({
-                reason: "BudgetExhausted",
-                detail: `the ${operation} call needs about ${estimatedTokens} tokens (${estimate.promptTokens} for the prompt, ${estimate.outputAllowance} allowed for the answer), more than the session's budget has left`
-              })
-            )
-          }
+          const estimatedTokens = estimate.promptTokens + estimate.outputAllowance
+          return Effect.flatMap(meter.admit(estimate), (admitted) =>
+            admitted
+              ? measured(meter, estimatedTokens)
+              : Effect.fail(
+                  new LlmError({
+                    reason: "BudgetExhausted",
+                    detail: `the ${operation} call needs about ${estimatedTokens} tokens (${estimate.promptTokens} for the prompt, ${estimate.outputAllowance} allowed for the answer), more than the session's budget has left`
+                  })
+                )
+          )
         }
-        return Effect.map(send, (answer) => {
-          const reported = answer.usage
-          const fromApi = reported?.inputTokens !== undefined && reported.outputTokens !== undefined
-          meter.record({
-            operation,
-            model: settings.model,
-            inputTokens: fromApi ? (reported?.inputTokens ?? 0) : counter.count(promptText(messages, schema)),
-            outputTokens: fromApi ? (reported?.outputTokens ?? 0) : counter.count(answer.text),
-            counted: fromApi ? "api" : "tokenizer",
-            ...(estimatedTokens === undefined ? {} : { estimatedTokens })
-          })
-          return answer.value
-        })
+        return measured(meter, undefined)
       })
 
     /** One model call: timeout per attempt, retries, circuit breaker. A malformed answer is a value, not an error. */

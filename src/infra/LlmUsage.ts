@@ -9,7 +9,7 @@
  * plus an output allowance per operation (`outputAllowance`): an answer's length is not known before it arrives, so
  * the allowance is a bound on a typical answer, not a guarantee.
  */
-import { FiberRef, Option } from "effect"
+import { type Effect, FiberRef, Option } from "effect"
 import { globalValue } from "effect/GlobalValue"
 
 /** What one call used. */
@@ -31,15 +31,17 @@ export interface CallEstimate {
   readonly model: string
   readonly promptTokens: number
   readonly outputAllowance: number
+  /** How long the call may take at most, with its retries, in milliseconds: a hold on the budget lasts that long. */
+  readonly within: number
 }
 
 export interface Meter {
   /** Whether calls are checked against a limit (and so need an estimate, which costs a tokenizer count). */
   readonly limited: boolean
   /** Before a call: whether it may go ahead. A refusal is remembered by the meter for its caller. */
-  readonly admit: (estimate: CallEstimate) => boolean
+  readonly admit: (estimate: CallEstimate) => Effect.Effect<boolean>
   /** After a call that answered: what it used. */
-  readonly record: (usage: CallUsage) => void
+  readonly record: (usage: CallUsage) => Effect.Effect<void>
 }
 
 export const currentMeter: FiberRef.FiberRef<Option.Option<Meter>> = globalValue(

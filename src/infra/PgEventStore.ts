@@ -8,6 +8,7 @@
 import type { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Config, type ConfigError, Context, Duration, Effect, Layer, type Redacted } from "effect"
+import * as BudgetHolds from "./BudgetHolds.js"
 import { EventStore, EventStoreError } from "./EventStore.js"
 import * as PgPool from "./internal/pgPool.js"
 import * as SqlEventStore from "./SqlEventStore.js"
@@ -39,7 +40,11 @@ export const defaultStatementTimeout = Duration.seconds(60)
  */
 export const layerWithClient = (
   options: SqlEventStore.SqlEventStoreOptions = {}
-): Layer.Layer<EventStore | TaskQueue, EventStoreError, PgClient.PgClient | SqlClient.SqlClient> =>
+): Layer.Layer<
+  EventStore | TaskQueue | BudgetHolds.BudgetHolds,
+  EventStoreError,
+  PgClient.PgClient | SqlClient.SqlClient
+> =>
   Layer.scopedContext(
     Effect.gen(function* () {
       const pg = yield* PgClient.PgClient
@@ -48,7 +53,11 @@ export const layerWithClient = (
       const queue = yield* SqlTaskQueue.make({ listen: pg.listen }).pipe(
         Effect.mapError((error) => new EventStoreError({ operation: "open", reason: error.message }))
       )
-      return Context.make(EventStore, store).pipe(Context.add(TaskQueue, queue))
+      const holds = yield* BudgetHolds.make
+      return Context.make(EventStore, store).pipe(
+        Context.add(TaskQueue, queue),
+        Context.add(BudgetHolds.BudgetHolds, holds)
+      )
     })
   )
 
@@ -58,7 +67,10 @@ export const layerWithClient = (
  */
 export const layer = (
   config: PgEventStoreConfig
-): Layer.Layer<EventStore | TaskQueue | PgClient.PgClient | SqlClient.SqlClient, EventStoreError> => {
+): Layer.Layer<
+  EventStore | TaskQueue | BudgetHolds.BudgetHolds | PgClient.PgClient | SqlClient.SqlClient,
+  EventStoreError
+> => {
   const { client: given = {}, url, statementTimeout = defaultStatementTimeout, ...options } = config
   const client = { ...given, connectTimeout: given.connectTimeout ?? defaultConnectTimeout }
   const connectError = SqlEventStore.toStoreError("connect to PostgreSQL")
@@ -85,6 +97,6 @@ export const layer = (
 export const layerConfig = (
   options: Omit<PgEventStoreConfig, "url"> = {}
 ): Layer.Layer<
-  EventStore | TaskQueue | PgClient.PgClient | SqlClient.SqlClient,
+  EventStore | TaskQueue | BudgetHolds.BudgetHolds | PgClient.PgClient | SqlClient.SqlClient,
   EventStoreError | ConfigError.ConfigError
 > => Layer.unwrapEffect(Effect.map(Config.redacted("PLANNER_DATABASE_URL"), (url) => layer({ ...options, url })))

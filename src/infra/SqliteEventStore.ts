@@ -10,6 +10,7 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Context, Effect, Layer } from "effect"
+import * as BudgetHolds from "./BudgetHolds.js"
 import { EventStore, EventStoreError } from "./EventStore.js"
 import * as sqliteClient from "./internal/sqliteClient.js"
 import * as SqlEventStore from "./SqlEventStore.js"
@@ -53,7 +54,10 @@ export const clientLayer = (
  */
 export const layer = (
   config: SqliteEventStoreConfig
-): Layer.Layer<EventStore | TaskQueue | SqliteClient.SqliteClient | SqlClient.SqlClient, EventStoreError> =>
+): Layer.Layer<
+  EventStore | TaskQueue | BudgetHolds.BudgetHolds | SqliteClient.SqliteClient | SqlClient.SqlClient,
+  EventStoreError
+> =>
   Layer.scopedContext(
     Effect.gen(function* () {
       const { client, direct } = yield* open(config)
@@ -65,6 +69,10 @@ export const layer = (
       const queue = yield* Effect.provide(SqlTaskQueue.make(), context).pipe(
         Effect.mapError((error) => new EventStoreError({ operation: "open", reason: error.message }))
       )
-      return Context.add(context, EventStore, store).pipe(Context.add(TaskQueue, queue))
+      const holds = yield* Effect.provide(BudgetHolds.make, context)
+      return Context.add(context, EventStore, store).pipe(
+        Context.add(TaskQueue, queue),
+        Context.add(BudgetHolds.BudgetHolds, holds)
+      )
     })
   ).pipe(Layer.provide(Reactivity.layer))

@@ -30,18 +30,27 @@ const T0 = 1_700_000_000_000
 const fakeCall = (call: Call) =>
   Effect.flatMap(FiberRef.get(LlmUsage.currentMeter), (meter) => {
     if (Option.isNone(meter)) return Effect.die("no meter")
-    const estimate = { operation: "step", model: "m", promptTokens: call.prompt, outputAllowance: call.allowance }
-    if (meter.value.limited && !meter.value.admit(estimate)) return Effect.fail("BudgetExhausted" as const)
-    meter.value.record({
+    const estimate = {
       operation: "step",
       model: "m",
-      inputTokens: call.prompt,
-      // An answer within its allowance (the estimate's premise), reported by the API or counted.
-      outputTokens: Math.min(call.output, call.allowance),
-      counted: call.reported ? "api" : "tokenizer",
-      ...(meter.value.limited ? { estimatedTokens: call.prompt + call.allowance } : {})
+      promptTokens: call.prompt,
+      outputAllowance: call.allowance,
+      within: 60_000
+    }
+    return Effect.gen(function* () {
+      if (meter.value.limited && !(yield* meter.value.admit(estimate)))
+        return yield* Effect.fail("BudgetExhausted" as const)
+      yield* meter.value.record({
+        operation: "step",
+        model: "m",
+        inputTokens: call.prompt,
+        // An answer within its allowance (the estimate's premise), reported by the API or counted.
+        outputTokens: Math.min(call.output, call.allowance),
+        counted: call.reported ? "api" : "tokenizer",
+        ...(meter.value.limited ? { estimatedTokens: call.prompt + call.allowance } : {})
+      })
+      return "done"
     })
-    return Effect.succeed("done")
   })
 
 interface Call {

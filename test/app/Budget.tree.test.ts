@@ -82,10 +82,15 @@ describe("a tree of sub-plans spends its root's budget", () => {
 
       // The meter refuses the call with the tree's figures, and the child's question states them.
       const call = Effect.flatMap(FiberRef.get(LlmUsage.currentMeter), (meter) =>
-        Effect.succeed(
-          Option.isSome(meter) &&
-            meter.value.admit({ operation: "step", model: "m", promptTokens: 1_000, outputAllowance: 1_000 })
-        )
+        Option.isSome(meter)
+          ? meter.value.admit({
+              operation: "step",
+              model: "m",
+              promptTokens: 1_000,
+              outputAllowance: 1_000,
+              within: 60_000
+            })
+          : Effect.succeed(false)
       )
       const ran = yield* AppBudget.metered(call, { ...spendable, prices: undefined, purpose: "execution" })
       expect(ran.refused).toEqual({ tokens: 2_000, spent: 8_500, limit: 10_000 })
@@ -146,7 +151,7 @@ describe("a tree of sub-plans spends its root's budget", () => {
       reads = 0
       const own = yield* AppBudget.budgetFor(counting, "alone", alone)
       expect(own).toMatchObject({ budget: alone.budget, tree: false })
-      // The snapshot the in-process ledger checks against: the session alone, at the version read.
+      // The snapshot the budget holds are checked against: the session alone, at the version read.
       expect(own.snapshot).toEqual({ sessionId: "alone", root: "alone", versions: new Map([["alone", alone.version]]) })
       expect(reads).toBe(0)
     }).pipe(Effect.runPromise))

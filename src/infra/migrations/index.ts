@@ -9,13 +9,15 @@ import createCheckpoints from "./0002_create_checkpoints.js"
 import createJobs from "./0003_create_jobs.js"
 import createMemory from "./0004_create_memory.js"
 import createSessionSnapshots from "./0005_create_session_snapshots.js"
+import createBudgetHolds from "./0006_create_budget_holds.js"
 
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "0001_create_events": createEvents,
   "0002_create_checkpoints": createCheckpoints,
   "0003_create_jobs": createJobs,
   "0004_create_memory": createMemory,
-  "0005_create_session_snapshots": createSessionSnapshots
+  "0005_create_session_snapshots": createSessionSnapshots,
+  "0006_create_budget_holds": createBudgetHolds
 }
 
 /** The table recording which migrations ran; its own name so the app's other migrations cannot collide with it. */

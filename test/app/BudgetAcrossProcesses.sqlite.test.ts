@@ -1,0 +1,4 @@
+import { freshSqliteFile } from "../infra/fixtures/databases.js"
+import { budgetAcrossProcessesSuite } from "./budgetAcrossProcessesSuite.js"
+
+budgetAcrossProcessesSuite("SQLite", freshSqliteFile)

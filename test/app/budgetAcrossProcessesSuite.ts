@@ -1,0 +1,136 @@
+/**
+ * A budget spent by worker processes at once (#16): two worker processes on one database, each running one task of
+ * the same plan with the LLM executor against a real OpenAI-compatible HTTP server that answers slowly. Each step's
+ * call alone fits what is left of the budget, both do not. The first call admitted takes a hold on the budget in the
+ * store, so the other process's call is refused before it is made and its task asks the budget question: only one
+ * call reaches the server. Answering yes raises the budget by an event, the refused step's call is made, and the plan
+ * finishes; the spend is exactly the usage events. Run over SQLite and PostgreSQL by the two files beside this one.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Context, Duration, Effect, Layer, type Scope, Stream } from "effect"
+import * as PlannerService from "../../src/app/PlannerService.js"
+import * as Runner from "../../src/app/Runner.js"
+import { Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
+import * as Planner from "../../src/domain/Planner.js"
+import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
+import { PlannerStore } from "../../src/infra/PlannerStore.js"
+import * as FakeOpenAiServer from "../llm/support/FakeOpenAiServer.js"
+import { Reply } from "../llm/support/FakeOpenAiServer.js"
+import { spawnFixture } from "../support/child.js"
+import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
+
+/** This process records the plan and watches; the worker processes execute. */
+const neverHere: ExecutorService = {
+  name: "never",
+  execute: () => Effect.succeed(Outcome.Failed({ error: "the test process does not execute tasks", retryable: true }))
+}
+
+const within = (seconds: number, what: string) =>
+  Effect.timeoutFail({ duration: Duration.seconds(seconds), onTimeout: () => new Error(`timed out: ${what}`) })
+
+const step = (result: string) =>
+  Reply.delay(1_500, Reply.json({ outcome: "completed", result, question: "", reason: "" }, { input: 100, output: 50 }))
+
+const statuses = (state: Planner.PlannerState) => state.tasks.map((task) => task.status).sort()
+
+export const budgetAcrossProcessesSuite = (name: string, fresh: Effect.Effect<string, unknown, Scope.Scope>) =>
+  describe(`a budget spent by worker processes at once, on ${name}`, () => {
+    it.live(
+      "one process's call in flight keeps the other's from crossing the budget; yes lets it through",
+      () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const url = yield* fresh
+            const server = yield* FakeOpenAiServer.make
+            server.enqueue(step("the release notes"), step("the announcement"), step("spare"))
+            // Built here first, so the schema is migrated before the workers connect.
+            const context = yield* Layer.build(plannerRuntime(storeLayer(url), neverHere))
+            const service = Context.get(context, PlannerService.PlannerService)
+            const store = Context.get(context, PlannerStore)
+            const spawn = Effect.gen(function* () {
+              const child = yield* spawnFixture(new URL("./fixtures/llmWorkerProcess.ts", import.meta.url), [
+                url,
+                server.url,
+                "1"
+              ])
+              yield* child.waitFor((line) => line.startsWith("ready ")).pipe(within(60, "a worker start"))
+              return child
+            })
+            const workers = yield* Effect.all([spawn, spawn], { concurrency: "unbounded" })
+
+            const at = yield* Clock.currentTimeMillis
+            const sessionId = Runner.newSessionId(at)
+            yield* service.execute(
+              sessionId,
+              new Initialize({
+                request: "Summarise the release. Draft the announcement.",
+                tasks: [
+                  { id: 1, description: "Summarise the release", kind: "Processing", dependsOn: [], attachments: [] },
+                  { id: 2, description: "Draft the announcement", kind: "Processing", dependsOn: [], attachments: [] }
+                ],
+                source: { _tag: "Llm", model: "test-model" },
+                // A step's estimate is its prompt (a few hundred tokens) and 1,000 for the answer: one fits, two do not.
+                config: { ...defaultConfig, budgetTokens: 2_000, maxAttempts: 1 },
+                at
+              })
+            )
+            const follow = (until: (state: Planner.PlannerState) => boolean, what: string) =>
+              Runner.observe(sessionId).pipe(
+                Stream.map((progress) => progress.state),
+                Stream.filter(until),
+                Stream.runHead,
+                Effect.provideService(PlannerStore, store),
+                within(90, what)
+              )
+
+            const paused = yield* follow(
+              (state) => statuses(state).join() === "Completed,NeedsClarification",
+              "one step done, the other asking"
+            )
+            // Both processes took a task, and only one call was made: the other was refused before it was sent.
+            const claimedBy = new Set(
+              (yield* store.load(sessionId)).flatMap((record) =>
+                record.event._tag === "TaskClaimed" ? [record.event.workerId] : []
+              )
+            )
+            expect(claimedBy.size).toBe(2)
+            expect(server.modelRequests()).toHaveLength(1)
+            const state = paused._tag === "Some" ? paused.value : Planner.initialState
+            const asked = state.budget?.questions ?? []
+            expect(asked).toHaveLength(1)
+            expect(asked[0]?.ask.unit).toBe("tokens")
+            expect(state.budget?.spent).toMatchObject({ inputTokens: 100, outputTokens: 50, calls: 1 })
+
+            // Yes raises the budget by an event; the refused step runs and the plan finishes.
+            const waiting = asked[0]?.taskId ?? 0
+            yield* Runner.answer(sessionId, waiting, "yes 5000").pipe(Effect.provide(context))
+            const finished = yield* follow(Planner.isFinished, "the plan")
+            for (const worker of workers) yield* worker.send("stop")
+            yield* Effect.all(
+              workers.map((worker) => worker.success),
+              { concurrency: "unbounded" }
+            ).pipe(within(20, "the workers' exit"))
+
+            const final = finished._tag === "Some" ? finished.value : Planner.initialState
+            expect(final.status).toBe("Succeeded")
+            expect(server.modelRequests()).toHaveLength(2)
+            const records = yield* store.load(sessionId)
+            const usage = records.flatMap((record) =>
+              record.event._tag === "ModelUsageRecorded" ? record.event.usage : []
+            )
+            expect(usage).toHaveLength(2)
+            expect(final.budget?.spent).toMatchObject({ inputTokens: 200, outputTokens: 100, calls: 2 })
+            expect(final.budget?.tokens).toBe(7_000)
+            // The approval is in the log before the second call's usage.
+            const raisedAt = records.findIndex((record) => record.event._tag === "BudgetRaised")
+            const usageAt = records.flatMap((record, index) =>
+              record.event._tag === "ModelUsageRecorded" ? [index] : []
+            )
+            expect(raisedAt).toBeGreaterThan(-1)
+            expect(usageAt[1]).toBeGreaterThan(raisedAt)
+          })
+        ),
+      240_000
+    )
+  })
