@@ -207,7 +207,8 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the session 
         yield* run(() => page.fill("#timeline-slider", "2"))
         yield* waitFor(page, '#fork-plan:has-text("Fork from event 2")')
         yield* confirm(page, "#fork-plan")
-        yield* waitFor(page, "#action-status a.new-session")
+        // The retry's status and link are still on the page until the fork's answer replaces them.
+        yield* waitFor(page, '#action-status:has-text("Forked at event 2") a.new-session')
         const forkedId =
           (yield* run(() => page.textContent("#action-status a.new-session")))?.replace("Open ", "") ?? ""
         const forked = yield* store.load(forkedId)
