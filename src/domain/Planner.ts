@@ -150,6 +150,8 @@ export interface TaskIndex {
   readonly timed: ReadonlyArray<TaskId>
   /** Completed tasks whose results are not compacted yet (the rolling context), in id order. */
   readonly rolling: ReadonlyArray<TaskId>
+  /** Tasks expanded into a child session (a sub-plan), in id order. */
+  readonly expanded: ReadonlyArray<TaskId>
 }
 
 export type PlannerState = typeof PlannerState.Type & { readonly index: TaskIndex }
@@ -178,6 +180,7 @@ const isReady = (tasks: ReadonlyArray<TaskState>, current: TaskState): boolean =
   current.status === "RetryScheduled" || (current.status === "Planned" && dependenciesCompleted(tasks, current))
 const isTimed = (current: TaskState): boolean => current.status === "Running" || current.status === "RetryScheduled"
 const isRolling = (current: TaskState): boolean => current.status === "Completed" && !current.compacted
+const isExpanded = (current: TaskState): boolean => current.childSessionId !== undefined
 
 interface BuiltIndex {
   readonly counts: Record<TaskStatus, number>
@@ -185,6 +188,7 @@ interface BuiltIndex {
   readonly ready: Array<TaskId>
   readonly timed: Array<TaskId>
   readonly rolling: Array<TaskId>
+  readonly expanded: Array<TaskId>
 }
 
 const buildIndex = (tasks: ReadonlyArray<TaskState>): BuiltIndex => {
@@ -192,12 +196,13 @@ const buildIndex = (tasks: ReadonlyArray<TaskState>): BuiltIndex => {
   for (const current of tasks) {
     for (const dependency of current.dependsOn) dependents[dependency - 1]?.push(current.id)
   }
-  const index: BuiltIndex = { counts: noCounts(), dependents, ready: [], timed: [], rolling: [] }
+  const index: BuiltIndex = { counts: noCounts(), dependents, ready: [], timed: [], rolling: [], expanded: [] }
   for (const current of tasks) {
     index.counts[current.status] += 1
     if (isReady(tasks, current)) index.ready.push(current.id)
     if (isTimed(current)) index.timed.push(current.id)
     if (isRolling(current)) index.rolling.push(current.id)
+    if (isExpanded(current)) index.expanded.push(current.id)
   }
   return index
 }
@@ -221,7 +226,7 @@ export const initialState: PlannerState = {
 // ---------------------------------------------------------------------------------------------------------------
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
-type IdList = "ready" | "timed" | "rolling"
+type IdList = "ready" | "timed" | "rolling" | "expanded"
 
 /**
  * A state being changed in place by `apply`, copy-on-write: its task array and id lists are shared with the state it
@@ -236,7 +241,8 @@ class Draft {
   private readonly ownLists: Record<IdList, Array<TaskId> | undefined> = {
     ready: undefined,
     timed: undefined,
-    rolling: undefined
+    rolling: undefined,
+    expanded: undefined
   }
   constructor(from: PlannerState) {
     this.state = { ...from, index: { ...from.index, counts: { ...from.index.counts } } }
@@ -262,6 +268,7 @@ class Draft {
     this.ownLists.ready = index.ready
     this.ownLists.timed = index.timed
     this.ownLists.rolling = index.rolling
+    this.ownLists.expanded = index.expanded
     this.state.index = index
   }
   /** Puts `id` into one of the index's lists (kept in ascending order), or takes it out. */
@@ -288,8 +295,10 @@ class Draft {
 
 /** Brings the index up to date after task `before` became `after`. */
 const reindex = (draft: Draft, before: TaskState, after: TaskState): void => {
-  // A task's place in the index follows from its status and whether it is compacted (its dependencies did not change
-  // in this step). Most events change neither (a lease extended), and replays apply every event: leave early.
+  // A task's place in the index follows from its status, whether it is compacted and whether it is expanded (its
+  // dependencies did not change in this step). Most events change none (a lease extended), and replays apply every
+  // event: leave early.
+  if (isExpanded(before) !== isExpanded(after)) draft.setMember("expanded", after.id, isExpanded(after))
   if (before.status === after.status && before.compacted === after.compacted) return
   const { tasks, counts } = draft
   counts[before.status] -= 1

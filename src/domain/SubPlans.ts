@@ -111,25 +111,28 @@ export const outcomeForParent = (child: PlannerState): ExecutorEvent | undefined
   }
 }
 
+/** The tasks expanded into a child session, from the state's index: no pass over every task. */
+const expanded = (state: PlannerState): ReadonlyArray<TaskState> =>
+  state.index.expanded.flatMap((id) => {
+    const task = state.tasks[id - 1]
+    return task === undefined ? [] : [task]
+  })
+
 /** Tasks whose child session should be running: expanded and dispatched, waiting for it. */
 export const childrenInFlight = (state: PlannerState): ReadonlyArray<TaskState> =>
-  state.status === "Running"
-    ? state.tasks.filter((task) => task.childSessionId !== undefined && task.status === "Dispatched")
+  state.status === "Running" && state.index.expanded.length > 0
+    ? expanded(state).filter((task) => task.status === "Dispatched")
     : []
 
 /** Tasks whose child session must stop: expanded, and ended by the parent itself (cancelled, skipped, failed). */
 export const childrenToStop = (state: PlannerState): ReadonlyArray<TaskState> =>
-  state.tasks.filter(
-    (task) => task.childSessionId !== undefined && isTerminal(task.status) && task.status !== "Completed"
-  )
+  expanded(state).filter((task) => isTerminal(task.status) && task.status !== "Completed")
 
 /** Every child a session has named, in task order. */
 export const childrenOf = (
   state: PlannerState
 ): ReadonlyArray<{ readonly taskId: number; readonly sessionId: string }> =>
-  state.tasks.flatMap((task) =>
-    task.childSessionId === undefined ? [] : [{ taskId: task.id, sessionId: task.childSessionId }]
-  )
+  expanded(state).map((task) => ({ taskId: task.id, sessionId: task.childSessionId ?? "" }))
 
 /**
  * The tasks of a plan that are themselves multi-step requests (the parser finds several tasks in their description),
