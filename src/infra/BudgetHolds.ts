@@ -22,6 +22,7 @@
 import { SqlClient } from "@effect/sql"
 import { Context, Data, Effect } from "effect"
 import { globalValue } from "effect/GlobalValue"
+import { retryWhileBusy } from "./internal/sqliteBusy.js"
 
 export interface Hold {
   readonly id: string
@@ -159,19 +160,20 @@ export const make: Effect.Effect<BudgetHoldsService, never, SqlClient.SqlClient>
           VALUES (${chosen.id}, ${chosen.root}, ${chosen.sessionId}, ${chosen.tokens}, ${chosen.usd ?? null},
                   ${chosen.recordedVersion ?? null}, ${chosen.expiresAt})`
         return true
-      }).pipe(sql.withTransaction, Effect.mapError(failed("admit"))),
+      }).pipe(sql.withTransaction, retryWhileBusy, Effect.mapError(failed("admit"))),
     answered: (id, used, expiresAt) =>
       sql`UPDATE planner_budget_holds SET tokens = ${used.tokens}, usd = ${used.usd ?? null}, expires_at = ${expiresAt}
-          WHERE id = ${id}`.pipe(Effect.asVoid, Effect.mapError(failed("answered"))),
+          WHERE id = ${id}`.pipe(retryWhileBusy, Effect.asVoid, Effect.mapError(failed("answered"))),
     recorded: (ids, version, expiresAt) =>
       ids.length === 0
         ? Effect.void
         : sql`UPDATE planner_budget_holds SET recorded_version = ${version}, expires_at = ${expiresAt}
-              WHERE id IN ${sql.in(ids)}`.pipe(Effect.asVoid, Effect.mapError(failed("recorded"))),
+              WHERE id IN ${sql.in(ids)}`.pipe(retryWhileBusy, Effect.asVoid, Effect.mapError(failed("recorded"))),
     release: (ids) =>
       ids.length === 0
         ? Effect.void
         : sql`DELETE FROM planner_budget_holds WHERE id IN ${sql.in(ids)}`.pipe(
+            retryWhileBusy,
             Effect.asVoid,
             Effect.mapError(failed("release"))
           )

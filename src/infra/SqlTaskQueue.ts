@@ -33,9 +33,10 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Deferred, Duration, Effect, Layer, Option, Schedule, type Scope, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
 import type { NodeKind } from "../domain/Task.js"
 import { makeWakeUp, type WakeUp } from "./internal/eventStore.js"
+import { retryWhileBusy } from "./internal/sqliteBusy.js"
 import {
   checkSession,
   type EnqueueOptions,
@@ -92,26 +93,8 @@ const toQueueError = (operation: string) => (error: SqlError) =>
     reason: error.cause === undefined ? error.message : `${error.message}: ${causeText(error.cause)}`
   })
 
-const isBusy = (error: SqlError): boolean => {
-  const cause: unknown = error.cause
-  if (typeof cause !== "object" || cause === null) return false
-  const code: unknown = Reflect.get(cause, "code")
-  return typeof code === "string" && code.startsWith("SQLITE_BUSY")
-}
-
-/** SQLite waits for a busy lock in `busy_timeout` (blocking), then these retries (not blocking) take over. */
-const busyRetry = Schedule.exponential("10 millis").pipe(
-  Schedule.union(Schedule.spaced("250 millis")),
-  Schedule.jittered,
-  Schedule.upTo("30 seconds")
-)
-
 const run = <A>(operation: string, statement: Effect.Effect<A, SqlError>): Effect.Effect<A, TaskQueueError> =>
-  statement.pipe(
-    // The retry schedule is only set up after a failure.
-    Effect.catchIf(isBusy, () => Effect.retry(statement, { schedule: busyRetry, while: isBusy })),
-    Effect.mapError(toQueueError(operation))
-  )
+  retryWhileBusy(statement).pipe(Effect.mapError(toQueueError(operation)))
 
 const encodePayload = (operation: string, job: Job): Effect.Effect<string, TaskQueueError> =>
   Effect.try({

@@ -1,0 +1,26 @@
+/**
+ * SQLite across processes: a statement or transaction that finds the database locked waits `busy_timeout` (blocking),
+ * then is tried again with backoff (not blocking). Used by the SQL layers that write outside the event store.
+ *
+ * @internal
+ */
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect, Schedule } from "effect"
+
+export const isBusy = (error: SqlError): boolean => {
+  const cause: unknown = error.cause
+  if (typeof cause !== "object" || cause === null) return false
+  const code: unknown = Reflect.get(cause, "code")
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY")
+}
+
+const busyRetry = Schedule.exponential("10 millis").pipe(
+  Schedule.union(Schedule.spaced("250 millis")),
+  Schedule.jittered,
+  Schedule.upTo("30 seconds")
+)
+
+/** `effect`, tried again while it fails because the database is busy (for up to 30 seconds). */
+export const retryWhileBusy = <A, R>(effect: Effect.Effect<A, SqlError, R>): Effect.Effect<A, SqlError, R> =>
+  // The retry schedule is only set up after a failure.
+  Effect.catchIf(effect, isBusy, () => Effect.retry(effect, { schedule: busyRetry, while: isBusy }))
