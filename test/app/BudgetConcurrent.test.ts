@@ -9,8 +9,6 @@ import { Clock, Effect, Layer } from "effect"
 import * as AppBudget from "../../src/app/Budget.js"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
-import { Initialize } from "../../src/domain/Commands.js"
-import { defaultConfig } from "../../src/domain/Config.js"
 import * as AttachmentChecker from "../../src/infra/AttachmentChecker.js"
 import * as HeuristicCompactor from "../../src/infra/HeuristicCompactor.js"
 import * as LlmExecutor from "../../src/infra/LlmExecutor.js"
@@ -19,6 +17,7 @@ import * as PlannerStore from "../../src/infra/PlannerStore.js"
 import * as FakeOpenAiServer from "../llm/support/FakeOpenAiServer.js"
 import { Reply } from "../llm/support/FakeOpenAiServer.js"
 import { llmLayer, settingsFor } from "../llm/support/layers.js"
+import { twoStepsOneCallFits } from "./fixtures/budgetPlan.js"
 
 const step = (result: string) =>
   Reply.delay(1_000, Reply.json({ outcome: "completed", result, question: "", reason: "" }, { input: 100, output: 50 }))
@@ -39,20 +38,7 @@ describe("a budget spent by tasks running at once", () => {
         const service = yield* PlannerService.PlannerService
         const at = yield* Clock.currentTimeMillis
         const sessionId = Runner.newSessionId(at)
-        yield* service.execute(
-          sessionId,
-          new Initialize({
-            request: "Summarise the release. Draft the announcement.",
-            tasks: [
-              { id: 1, description: "Summarise the release", kind: "Processing", dependsOn: [], attachments: [] },
-              { id: 2, description: "Draft the announcement", kind: "Processing", dependsOn: [], attachments: [] }
-            ],
-            source: { _tag: "Llm", model: "test-model" },
-            // A step's estimate is its prompt (a few hundred tokens) and 1,000 for the answer: one fits, two do not.
-            config: { ...defaultConfig, budgetTokens: 2_000 },
-            at
-          })
-        )
+        yield* service.execute(sessionId, twoStepsOneCallFits(at))
         const result = yield* Runner.run(sessionId, { concurrency: 4 })
         return { result, records: yield* Runner.history(sessionId) }
       }).pipe(Effect.provide(services))

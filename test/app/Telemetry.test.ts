@@ -3,65 +3,15 @@
  * telemetry layer configured by the standard environment variables, and the spans it posts are decoded and checked
  * for names, nesting and the resource's service name.
  */
-import { createServer } from "node:http"
-import type { AddressInfo } from "node:net"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Fiber, Option, type Scope } from "effect"
+import { ConfigProvider, Duration, Effect, Fiber, Option } from "effect"
 import * as Runner from "../../src/app/Runner.js"
 import * as Telemetry from "../../src/app/Telemetry.js"
 import * as Worker from "../../src/app/Worker.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
+import { collector, collectorAnswering } from "../support/otlpCollector.js"
 import { plannerRuntime } from "./fixtures/runtime.js"
-
-interface Received {
-  readonly path: string
-  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
-  readonly body: Buffer
-}
-
-/**
- * A collector: records every POST it receives and answers 200, `answerAfterMs` after the body arrived. `acknowledged`
- * holds the bodies whose answer reached the exporter's connection: a batch the exporter gave up on is not among them.
- */
-const collectorAnswering = (
-  answerAfterMs: number
-): Effect.Effect<
-  { readonly url: string; readonly received: ReadonlyArray<Received>; readonly acknowledged: ReadonlyArray<Buffer> },
-  never,
-  Scope.Scope
-> =>
-  Effect.gen(function* () {
-    const received: Array<Received> = []
-    const acknowledged: Array<Buffer> = []
-    const server = createServer((request, response) => {
-      const chunks: Array<Buffer> = []
-      request.on("data", (chunk: Buffer) => chunks.push(chunk))
-      request.on("end", () => {
-        const body = Buffer.concat(chunks)
-        received.push({ path: request.url ?? "", headers: request.headers, body })
-        response.on("finish", () => acknowledged.push(body))
-        setTimeout(() => {
-          if (response.destroyed) return
-          response.writeHead(200, { "content-type": "application/json" })
-          response.end("{}")
-        }, answerAfterMs)
-      })
-    })
-    const port = yield* Effect.acquireRelease(
-      Effect.async<number>((resume) => {
-        server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as AddressInfo).port)))
-      }),
-      () =>
-        Effect.async<void>((resume) => {
-          server.closeAllConnections()
-          server.close(() => resume(Effect.void))
-        })
-    )
-    return { url: `http://127.0.0.1:${port}`, received, acknowledged }
-  })
-
-const collector = collectorAnswering(0)
 
 const settings = (url: string, exportInterval: Duration.Duration, timeout: Duration.Duration) => ({
   tracesUrl: `${url}/v1/traces`,

@@ -10,14 +10,13 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Context, Duration, Effect, Layer, type Scope, Stream } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
-import { Initialize } from "../../src/domain/Commands.js"
-import { defaultConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
 import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import * as FakeOpenAiServer from "../llm/support/FakeOpenAiServer.js"
 import { Reply } from "../llm/support/FakeOpenAiServer.js"
 import { spawnFixture } from "../support/child.js"
+import { twoStepsOneCallFits } from "./fixtures/budgetPlan.js"
 import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
 
 /** This process records the plan and watches; the worker processes execute. */
@@ -61,20 +60,7 @@ export const budgetAcrossProcessesSuite = (name: string, fresh: Effect.Effect<st
 
             const at = yield* Clock.currentTimeMillis
             const sessionId = Runner.newSessionId(at)
-            yield* service.execute(
-              sessionId,
-              new Initialize({
-                request: "Summarise the release. Draft the announcement.",
-                tasks: [
-                  { id: 1, description: "Summarise the release", kind: "Processing", dependsOn: [], attachments: [] },
-                  { id: 2, description: "Draft the announcement", kind: "Processing", dependsOn: [], attachments: [] }
-                ],
-                source: { _tag: "Llm", model: "test-model" },
-                // A step's estimate is its prompt (a few hundred tokens) and 1,000 for the answer: one fits, two do not.
-                config: { ...defaultConfig, budgetTokens: 2_000, maxAttempts: 1 },
-                at
-              })
-            )
+            yield* service.execute(sessionId, twoStepsOneCallFits(at, { maxAttempts: 1 }))
             const follow = (until: (state: Planner.PlannerState) => boolean, what: string) =>
               Runner.observe(sessionId).pipe(
                 Stream.map((progress) => progress.state),

@@ -5,12 +5,11 @@
  * files, not in a single exported span. Both the Responses and the chat API.
  */
 import * as fs from "node:fs"
-import { createServer } from "node:http"
-import type { AddressInfo } from "node:net"
 import * as path from "node:path"
 import { beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, type Scope } from "effect"
+import { Effect } from "effect"
 import { cli, ensureBuilt, sessionIdIn, tempFolder } from "../cli/cli.js"
+import { collector } from "../support/otlpCollector.js"
 import * as FakeOpenAiServer from "./support/FakeOpenAiServer.js"
 import { Reply } from "./support/FakeOpenAiServer.js"
 import { apiKey, apis, model } from "./support/layers.js"
@@ -29,31 +28,6 @@ const echoing = Reply.dynamic((recorded) => {
     { error: { message: `Incorrect API key provided: ${openAiMasked}. Short: ${shortMasked}. Sent: ${authorization}` } }
   )
 })
-
-/** An OTLP/HTTP collector keeping every body posted to it. */
-const collector: Effect.Effect<{ readonly url: string; readonly bodies: Array<string> }, never, Scope.Scope> =
-  Effect.gen(function* () {
-    const bodies: Array<string> = []
-    const server = createServer((request, response) => {
-      const chunks: Array<Buffer> = []
-      request.on("data", (chunk: Buffer) => chunks.push(chunk))
-      request.on("end", () => {
-        bodies.push(Buffer.concat(chunks).toString("utf8"))
-        response.writeHead(200, { "content-type": "application/json" }).end("{}")
-      })
-    })
-    const port = yield* Effect.acquireRelease(
-      Effect.async<number>((resume) => {
-        server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as AddressInfo).port)))
-      }),
-      () =>
-        Effect.async<void>((resume) => {
-          server.closeAllConnections()
-          server.close(() => resume(Effect.void))
-        })
-    )
-    return { url: `http://127.0.0.1:${port}`, bodies }
-  })
 
 const leaks = (named: Record<string, string>): ReadonlyArray<string> =>
   Object.entries(named).flatMap(([name, text]) =>
@@ -92,7 +66,7 @@ describe.each(apis)("planner run with a provider echoing the key, over the %s AP
           // The provider was asked (planning and the steps) and answered with the key every time.
           expect(server.modelRequests().length).toBeGreaterThanOrEqual(2)
           expect(run.stdout + run.stderr).toContain("Incorrect API key provided")
-          const exported = otlp.bodies.join("\n")
+          const exported = otlp.bodies().join("\n")
           expect(exported).toContain("Llm.parseTasks")
           expect(exported).toContain("Llm.performStep")
           const storeFiles = fs

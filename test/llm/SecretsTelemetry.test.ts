@@ -5,10 +5,8 @@
  * must appear nowhere: not in the exported spans (names, attributes, events, status, exception stack traces), not in
  * the logs, not in the store, not in the outcomes. Planning, the LLM executor and the LLM compactor all call the model.
  */
-import { createServer } from "node:http"
-import type { AddressInfo } from "node:net"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Logger, type Scope } from "effect"
+import { Duration, Effect, Layer, Logger } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import * as Telemetry from "../../src/app/Telemetry.js"
@@ -19,6 +17,7 @@ import * as LlmExecutor from "../../src/infra/LlmExecutor.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as PlannerStore from "../../src/infra/PlannerStore.js"
 import * as Secrets from "../../src/infra/Secrets.js"
+import { collector } from "../support/otlpCollector.js"
 import * as FakeOpenAiServer from "./support/FakeOpenAiServer.js"
 import { Reply } from "./support/FakeOpenAiServer.js"
 import { apiKey, apis, llmLayer, settingsFor } from "./support/layers.js"
@@ -44,35 +43,6 @@ const echoing = Reply.dynamic((recorded) => {
       }
     }
   )
-})
-
-interface Collector {
-  readonly url: string
-  readonly bodies: ReadonlyArray<string>
-}
-
-/** An OTLP/HTTP collector: keeps every body posted to it and answers 200. */
-const collector: Effect.Effect<Collector, never, Scope.Scope> = Effect.gen(function* () {
-  const bodies: Array<string> = []
-  const server = createServer((request, response) => {
-    const chunks: Array<Buffer> = []
-    request.on("data", (chunk: Buffer) => chunks.push(chunk))
-    request.on("end", () => {
-      bodies.push(Buffer.concat(chunks).toString("utf8"))
-      response.writeHead(200, { "content-type": "application/json" }).end("{}")
-    })
-  })
-  const port = yield* Effect.acquireRelease(
-    Effect.async<number>((resume) => {
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as AddressInfo).port)))
-    }),
-    () =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
-      })
-  )
-  return { url: `http://127.0.0.1:${port}/v1/traces`, bodies }
 })
 
 /** Every log line, formatted the ways Effect's loggers print it. */
@@ -151,7 +121,7 @@ describe.each(apis)("the API key and OpenTelemetry over the %s API", (api) => {
         Effect.provide(runtime),
         Effect.provide(
           Telemetry.layer({
-            tracesUrl: otlp.url,
+            tracesUrl: `${otlp.url}/v1/traces`,
             protocol: "http/json",
             serviceName: "secrets-under-test",
             headers: {},
@@ -164,7 +134,7 @@ describe.each(apis)("the API key and OpenTelemetry over the %s API", (api) => {
 
       // The provider did answer with the key, many times, on every path.
       expect(server.modelRequests().length).toBeGreaterThanOrEqual(4)
-      const exported = otlp.bodies.join("\n")
+      const exported = otlp.bodies().join("\n")
       expect(exported).toContain("Llm.parseTasks")
       expect(exported).toContain("Llm.performStep")
       expect(exported).toContain("Llm.compactContext")
@@ -172,7 +142,7 @@ describe.each(apis)("the API key and OpenTelemetry over the %s API", (api) => {
       // What the provider said still arrives, scrubbed.
       expect(exported).toContain("Incorrect API key provided")
       expect(exported).toContain(Secrets.redactedText)
-      expect(leaks([...otlp.bodies, ...logs.lines, ...texts])).toEqual([])
+      expect(leaks([...otlp.bodies(), ...logs.lines, ...texts])).toEqual([])
     })
   )
 })
