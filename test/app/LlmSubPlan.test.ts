@@ -20,16 +20,9 @@ import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
 import * as FakeOpenAiServer from "../llm/support/FakeOpenAiServer.js"
 import { Reply } from "../llm/support/FakeOpenAiServer.js"
-import { llmLayer, model, settingsFor } from "../llm/support/layers.js"
+import { draftStep, llmLayer, model, settingsFor } from "../llm/support/layers.js"
 
-const step = (id: string, description: string, dependsOn: ReadonlyArray<string>, subPlan = false) => ({
-  id,
-  description,
-  kind: "Processing",
-  dependsOn,
-  attachments: [],
-  subPlan
-})
+const step = draftStep
 
 const rootPlan = {
   tasks: [

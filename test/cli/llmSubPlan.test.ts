@@ -11,19 +11,12 @@ import { beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as FakeOpenAiServer from "../llm/support/FakeOpenAiServer.js"
 import { Reply } from "../llm/support/FakeOpenAiServer.js"
-import { apiKey, model } from "../llm/support/layers.js"
+import { apiKey, draftStep, model } from "../llm/support/layers.js"
 import { cli, ensureBuilt, parseJson, type ResultJson, sessionIdIn, tempFolder } from "./cli.js"
 
 beforeAll(() => ensureBuilt(), 180_000)
 
-const step = (id: string, description: string, dependsOn: ReadonlyArray<string>, subPlan: boolean) => ({
-  id,
-  description,
-  kind: "Processing",
-  dependsOn,
-  attachments: [],
-  subPlan
-})
+const step = draftStep
 
 const childPlan = {
   tasks: [step("build", "Build the release", [], false), step("publish", "Publish it", ["build"], false)]

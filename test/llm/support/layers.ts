@@ -35,6 +35,16 @@ export const settingsFor = (server: FakeOpenAiServer, overrides: Partial<LlmSett
 export const llmLayer = (api: LlmApi, settings: LlmSettings): Layer.Layer<Llm> =>
   api === "chat" ? ChatCompletionsLlm.layer({ ...settings, api }) : OpenAiLlm.layer({ ...settings, api })
 
+/** One step of a plan as the model proposes it (`subPlan`: the model marks it as a sub-plan). */
+export const draftStep = (id: string, description: string, dependsOn: ReadonlyArray<string>, subPlan = false) => ({
+  id,
+  description,
+  kind: "Processing",
+  dependsOn,
+  attachments: [],
+  subPlan
+})
+
 /** A good plan as the model would propose it: one step first, two independent ones, then one needing both. */
 export const goodPlan = {
   tasks: [
