@@ -57,5 +57,28 @@ Effect.runPromise(program as Effect.Effect<unknown, unknown>).then(
   }
 )
 
+// With PROFILE_WORKERS=<folder>: a CPU profile of this worker, written there when the benchmark stops it (for
+// `scripts/bench` readers of where a worker's time goes; `--cpu-prof` is not allowed in NODE_OPTIONS).
+const profileFolder = process.env.PROFILE_WORKERS
+const inspector = profileFolder === undefined ? undefined : new (await import("node:inspector")).Session()
+const post = (method: string, params?: object) =>
+  new Promise<unknown>((resolve, reject) =>
+    inspector?.post(method, params, (error, result) => (error ? reject(error) : resolve(result)))
+  )
+if (inspector !== undefined) {
+  inspector.connect()
+  await post("Profiler.enable")
+  await post("Profiler.setSamplingInterval", { interval: 500 })
+  await post("Profiler.start")
+}
+const stop = async () => {
+  if (inspector !== undefined && profileFolder !== undefined) {
+    const { profile } = (await post("Profiler.stop")) as { profile: unknown }
+    const fs = await import("node:fs")
+    fs.writeFileSync(`${profileFolder}/worker-${process.pid}.cpuprofile`, JSON.stringify(profile))
+  }
+  process.exit(0)
+}
+
 // Stop promptly when the benchmark is done with this worker.
-for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => process.exit(0))
+for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void stop())
