@@ -160,6 +160,37 @@ const heldFor = new WeakMap<
   { readonly holds: BudgetHolds.BudgetHoldsService; readonly ids: ReadonlyArray<string> }
 >()
 
+/** The holds a command takes to the log with the usage it carries (a child's `Initialize`), until the writer records it. */
+const carriedBy = new WeakMap<
+  object,
+  { readonly holds: BudgetHolds.BudgetHoldsService; readonly ids: ReadonlyArray<string> }
+>()
+
+/**
+ * `command` records `usage` itself (a child's plan, whose planning call's usage is in its `Initialize`): the holds of
+ * those calls go with it, and the writer settles them when it records the command (`recordedWith`). A command that is
+ * never recorded (another process started the child first) leaves them to expire: that call's usage is in no log.
+ */
+export const carry = <C extends object>(command: C, usage: ReadonlyArray<Budget.ModelUsage>): C => {
+  const held = heldFor.get(usage)
+  if (held !== undefined) {
+    heldFor.delete(usage)
+    carriedBy.set(command, held)
+  }
+  return command
+}
+
+/** The writer recorded `command` at `version` of its session: the holds it carried count no more for checks that read it. */
+export const recordedWith = (command: object, version: number): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const held = carriedBy.get(command)
+    if (held === undefined) return Effect.void
+    carriedBy.delete(command)
+    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      held.holds.recorded(held.ids, version, now + recordedGrace)
+    ).pipe(Effect.catchAll(holdsFailed))
+  })
+
 /** How many calls of this process's memory holds wait for their usage to be recorded (for tests). */
 export const heldCalls = (): number => BudgetHolds.memory.unrecorded()
 

@@ -32,6 +32,7 @@ import {
   Effect,
   Either,
   FiberId,
+  identity,
   Layer,
   Option,
   Random,
@@ -67,6 +68,7 @@ import {
   type TaskQueueService
 } from "../infra/TaskQueue.js"
 import { hotSpanWith } from "../infra/Tracing.js"
+import * as AppBudget from "./Budget.js"
 
 export interface Handled {
   /** The events the command produced; empty when it changed nothing (an idempotent repeat). */
@@ -686,7 +688,11 @@ export const make = (options: PlannerServiceOptions = {}) =>
                 })
               ),
               // Handled by now: by this caller's turn, or by an earlier one that took it along.
-              Effect.zipRight(Deferred.await(pending.outcome))
+              Effect.zipRight(Deferred.await(pending.outcome)),
+              // A child's plan carries its planning call's usage, and that call's hold on the tree's budget.
+              typeof command !== "function" && command._tag === "Initialize"
+                ? Effect.tap((handled) => AppBudget.recordedWith(command, handled.state.version))
+                : identity
             )
         }),
         "PlannerService.execute",

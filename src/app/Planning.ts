@@ -51,6 +51,14 @@ export interface PlanOptions {
   readonly budget?: Budget.BudgetState | undefined
   /** The price table, to price the planning calls. */
   readonly prices?: AppBudget.Prices | undefined
+  /**
+   * Where `budget` was read (see `AppBudget.budgetFor`): the planning call then takes a hold on it, as every other call
+   * of a session does (a child's plan, spending its tree's budget). Absent for a root's first plan: nothing else can
+   * spend its budget yet.
+   */
+  readonly snapshot?: AppBudget.Snapshot | undefined
+  /** `budget` is a tree's: a refused call's need carries the tree's figures. */
+  readonly tree?: boolean | undefined
 }
 
 const maxReasonLength = 500
@@ -187,7 +195,13 @@ export const planRequest: (
         ...(options.systemPrompt === undefined ? {} : { systemPrompt: options.systemPrompt })
       })
       .pipe(Effect.either),
-    { budget: options.budget, prices: options.prices, purpose: "planning" }
+    {
+      budget: options.budget,
+      prices: options.prices,
+      purpose: "planning",
+      ...(options.snapshot === undefined ? {} : { snapshot: options.snapshot }),
+      ...(options.tree === undefined ? {} : { tree: options.tree })
+    }
   )
   const drafts = planning.value
   const usage = planning.usage

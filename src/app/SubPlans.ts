@@ -390,10 +390,15 @@ const planChildNow = (
     const llm = yield* Effect.serviceOption(Llm)
     if (Option.isNone(llm) || llm.value.provider._tag === "Heuristic") return byParser
     const spendable = yield* AppBudget.budgetFor(service, parentId, parent)
+    const childId = task.childSessionId ?? SubPlans.childSessionId(parentId, task.id)
     const planned = yield* planRequest(task.description, task.attachments, {
       systemPrompt: parent.config.systemPrompt,
       budget: spendable.budget,
-      prices: yield* AppBudget.pricesOrWarn
+      prices: yield* AppBudget.pricesOrWarn,
+      // The call holds its part of the tree's budget until the child's plan records what it used (the writer settles
+      // the hold when it records this command: `AppBudget.carry`).
+      snapshot: { ...spendable.snapshot, sessionId: childId },
+      tree: spendable.tree
     }).pipe(Effect.provideService(Llm, llm.value), Effect.either)
     // A description the planner refuses (empty of steps, too large) is refused by the parser's plan too, with the
     // reason the task then fails with.
@@ -407,13 +412,12 @@ const planChildNow = (
           }
         : plan.source
     const link = byParser.subPlanOf ?? SubPlans.childLink(parentId, parent, task.id)
-    const childId = task.childSessionId ?? SubPlans.childSessionId(parentId, task.id)
     // The model's own sub-plan steps, while the tree may grow one level more.
     const expand =
       link.depth + 1 > link.maxDepth
         ? []
         : (plan.subPlans ?? []).map((taskId) => ({ taskId, childSessionId: SubPlans.childSessionId(childId, taskId) }))
-    return new Initialize({
+    const start = new Initialize({
       request: task.description,
       attachments: task.attachments,
       tasks: plan.tasks,
@@ -425,6 +429,7 @@ const planChildNow = (
       ...(expand.length === 0 ? {} : { expand }),
       at
     })
+    return AppBudget.carry(start, plan.usage ?? [])
   })
 
 /** A session and the sessions under it, as they are now: the tree `planner show` and the dashboard draw. */

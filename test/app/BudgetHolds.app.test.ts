@@ -4,11 +4,16 @@
  * hold; a budget without a snapshot takes no hold.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FiberRef, Option } from "effect"
+import { Effect, FiberRef, Layer, Option } from "effect"
 import * as AppBudget from "../../src/app/Budget.js"
+import * as PlannerService from "../../src/app/PlannerService.js"
 import type * as Budget from "../../src/domain/Budget.js"
+import { Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
 import * as BudgetHolds from "../../src/infra/BudgetHolds.js"
 import * as LlmUsage from "../../src/infra/LlmUsage.js"
+import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
+import * as PlannerStore from "../../src/infra/PlannerStore.js"
 
 /** A model call as the `Llm` makes it: asks the meter, then (unless it never answers) tells it what was used. */
 const call = (prompt: number, output: number, answers = true) =>
@@ -115,5 +120,58 @@ describe("the meter's holds on a budget", () => {
           .refused
       ).toBeUndefined()
     })
+  )
+
+  it.effect(
+    "a child's plan takes its planning call's hold to the log; the writer settles it when it records the plan",
+    () =>
+      Effect.gen(function* () {
+        const holds = BudgetHolds.makeMemory()
+        // The parent's worker plans the child: the call holds its part of the tree's budget, under the child's id.
+        const planning = yield* AppBudget.metered(call(300, 100), {
+          budget: budget(0),
+          snapshot: { sessionId: "root~1", root: "root", versions: new Map([["root", 3]]) },
+          prices: undefined,
+          purpose: "planning"
+        }).pipe(Effect.provideService(BudgetHolds.BudgetHolds, holds))
+        const start = AppBudget.carry(
+          new Initialize({
+            request: "Plan the child",
+            tasks: [{ id: 1, description: "Do it", kind: "Processing", dependsOn: [], attachments: [] }],
+            source: { _tag: "Llm", model: "m" },
+            usage: planning.usage,
+            config: defaultConfig,
+            at: 1_750_000_000_000
+          }),
+          planning.usage
+        )
+        expect(holds.unrecorded()).toBe(1)
+        const handled = yield* Effect.flatMap(PlannerService.PlannerService, (service) =>
+          service.execute("root~1", start)
+        ).pipe(
+          Effect.provide(
+            PlannerService.layer().pipe(
+              Layer.provideMerge(PlannerStore.layer),
+              Layer.provideMerge(MemoryEventStore.layer())
+            )
+          )
+        )
+        expect(holds.unrecorded()).toBe(0)
+        const next = (spent: number, prompt: number, versions: ReadonlyMap<string, number>) =>
+          AppBudget.metered(call(prompt, 100), {
+            budget: budget(spent),
+            snapshot: { sessionId: "root", root: "root", versions },
+            prices: undefined,
+            purpose: "execution"
+          }).pipe(Effect.provideService(BudgetHolds.BudgetHolds, holds))
+        // A check that has not read the child's plan still counts its call: 400 held + 601 > 1,000.
+        expect((yield* next(0, 501, new Map([["root", 3]]))).refused).toEqual({ tokens: 601 })
+        // One that read it has the 400 in its budget from the log, and does not count them twice: 400 + 600 fits.
+        const read = new Map([
+          ["root", 3],
+          ["root~1", handled.state.version]
+        ])
+        expect((yield* next(400, 500, read)).refused).toBeUndefined()
+      })
   )
 })
