@@ -8,7 +8,7 @@ import * as Runner from "../../src/app/Runner.js"
 import { echo } from "../../src/infra/EchoExecutor.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import { plannerRuntime } from "../../test/app/fixtures/runtime.js"
-import { nowMs, tempDir } from "./common.js"
+import { nowMs, startCpuProfile, tempDir } from "./common.js"
 import { plan, startSession } from "./runtime.js"
 
 /** With STATEMENTS=1: time every SQLite statement by its text (better-sqlite3's statements, patched). */
@@ -81,22 +81,9 @@ await chain(100)
 statementTimes.clear()
 // With PROFILE=file: a CPU profile of the measured chain alone (not of start-up), for DevTools or a script.
 const profileTo = process.env.PROFILE
-const session = profileTo === undefined ? undefined : new (await import("node:inspector")).Session()
-const post = (method: string, params?: object) =>
-  new Promise<unknown>((resolve, reject) =>
-    session?.post(method, params, (error, result) => (error ? reject(error) : resolve(result)))
-  )
-if (session !== undefined) {
-  session.connect()
-  await post("Profiler.enable")
-  await post("Profiler.setSamplingInterval", { interval: 200 })
-  await post("Profiler.start")
-}
+const profiler = profileTo === undefined ? undefined : await startCpuProfile(200)
 const measured = await chain(tasks)
-if (session !== undefined && profileTo !== undefined) {
-  const { profile } = (await post("Profiler.stop")) as { profile: unknown }
-  ;(await import("node:fs")).writeFileSync(profileTo, JSON.stringify(profile))
-}
+if (profiler !== undefined && profileTo !== undefined) await profiler.stop(profileTo)
 process.stdout.write(`${JSON.stringify({ tasks, ...measured })}\n`)
 for (const [text, { count, ms }] of [...statementTimes].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) {
   process.stdout.write(`${(ms / tasks).toFixed(3)} ms/task ${(count / tasks).toFixed(2)}x  ${text}\n`)

@@ -12,7 +12,7 @@ import type { ExecutorService } from "../../src/infra/Executor.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import { plannerRuntime } from "../../test/app/fixtures/runtime.js"
-import { nowMs } from "./common.js"
+import { nowMs, startCpuProfile } from "./common.js"
 
 const [url = "", delay = "20"] = process.argv.slice(2)
 const reportStarts = process.argv.includes("--report-starts")
@@ -60,23 +60,9 @@ Effect.runPromise(program as Effect.Effect<unknown, unknown>).then(
 // With PROFILE_WORKERS=<folder>: a CPU profile of this worker, written there when the benchmark stops it (for
 // `scripts/bench` readers of where a worker's time goes; `--cpu-prof` is not allowed in NODE_OPTIONS).
 const profileFolder = process.env.PROFILE_WORKERS
-const inspector = profileFolder === undefined ? undefined : new (await import("node:inspector")).Session()
-const post = (method: string, params?: object) =>
-  new Promise<unknown>((resolve, reject) =>
-    inspector?.post(method, params, (error, result) => (error ? reject(error) : resolve(result)))
-  )
-if (inspector !== undefined) {
-  inspector.connect()
-  await post("Profiler.enable")
-  await post("Profiler.setSamplingInterval", { interval: 500 })
-  await post("Profiler.start")
-}
+const profiler = profileFolder === undefined ? undefined : await startCpuProfile(500)
 const stop = async () => {
-  if (inspector !== undefined && profileFolder !== undefined) {
-    const { profile } = (await post("Profiler.stop")) as { profile: unknown }
-    const fs = await import("node:fs")
-    fs.writeFileSync(`${profileFolder}/worker-${process.pid}.cpuprofile`, JSON.stringify(profile))
-  }
+  if (profiler !== undefined) await profiler.stop(`${profileFolder}/worker-${process.pid}.cpuprofile`)
   process.exit(0)
 }
 
