@@ -191,6 +191,8 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the session 
         yield* run(() => page.click('#board [data-task-id="2"] .retry-task'))
         yield* waitFor(page, "dialog.confirm[open]")
         yield* run(() => page.keyboard.press("Escape"))
+        // The dialog goes once it has closed; a refusal leaves nothing behind.
+        yield* run(() => page.waitForSelector("dialog.confirm", { state: "detached", timeout: 10_000 }))
         expect(yield* run(() => page.$$("dialog.confirm"))).toHaveLength(0)
         const sessionsBefore = (yield* store.sessions).length
         yield* confirm(page, '#board [data-task-id="2"] .retry-task')
