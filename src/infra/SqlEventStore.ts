@@ -78,6 +78,7 @@ import {
   pagedRead,
   type RawEvent
 } from "./internal/eventStore.js"
+import { busyRetry, isBusy } from "./internal/sqliteBusy.js"
 import { migrations, migrationsTable } from "./migrations/index.js"
 import { hotSpanWith } from "./Tracing.js"
 
@@ -249,9 +250,6 @@ const driverCode = (error: SqlError): string | undefined => {
   return typeof code === "string" ? code : undefined
 }
 
-/** Another SQLite connection (maybe another process) holds the write lock. */
-const isBusy = (error: SqlError) => driverCode(error)?.startsWith("SQLITE_BUSY") === true
-
 /** The (stream, aggregate, sequence) constraint refused the insert: another writer took the sequence. */
 const isUniqueViolation = (error: SqlError) => {
   const code = driverCode(error)
@@ -271,13 +269,6 @@ class HandlerFailed<E> {
   readonly _tag = "HandlerFailed"
   constructor(readonly error: E) {}
 }
-
-/** SQLite waits for a busy lock in `busy_timeout` (blocking), then these retries (not blocking) take over. */
-const busyRetry = Schedule.exponential("10 millis").pipe(
-  Schedule.union(Schedule.spaced("250 millis")),
-  Schedule.jittered,
-  Schedule.upTo("30 seconds")
-)
 
 // --- Constants ------------------------------------------------------------------------------------------------------
 

@@ -1,12 +1,13 @@
 /**
  * SQLite across processes: a statement or transaction that finds the database locked waits `busy_timeout` (blocking),
- * then is tried again with backoff (not blocking). Used by the SQL layers that write outside the event store.
+ * then is tried again with backoff (not blocking). Used by the event store, the task queue and the budget holds.
  *
  * @internal
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Schedule } from "effect"
 
+/** Another SQLite connection (maybe another process) holds the write lock. */
 export const isBusy = (error: SqlError): boolean => {
   const cause: unknown = error.cause
   if (typeof cause !== "object" || cause === null) return false
@@ -14,7 +15,8 @@ export const isBusy = (error: SqlError): boolean => {
   return typeof code === "string" && code.startsWith("SQLITE_BUSY")
 }
 
-const busyRetry = Schedule.exponential("10 millis").pipe(
+/** SQLite waits for a busy lock in `busy_timeout` (blocking), then these retries (not blocking) take over. */
+export const busyRetry = Schedule.exponential("10 millis").pipe(
   Schedule.union(Schedule.spaced("250 millis")),
   Schedule.jittered,
   Schedule.upTo("30 seconds")
