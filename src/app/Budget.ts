@@ -154,17 +154,21 @@ const unseen = (
         ]
   )
 
+/** Answered calls whose holds wait for their usage to reach the log. */
+interface HeldCalls {
+  readonly holds: BudgetHolds.BudgetHoldsService
+  readonly ids: ReadonlyArray<string>
+}
+
 /** The holds each metered work's usage came from, by its usage array (what `record` is given). */
-const heldFor = new WeakMap<
-  ReadonlyArray<Budget.ModelUsage>,
-  { readonly holds: BudgetHolds.BudgetHoldsService; readonly ids: ReadonlyArray<string> }
->()
+const heldFor = new WeakMap<ReadonlyArray<Budget.ModelUsage>, HeldCalls>()
 
 /** The holds a command takes to the log with the usage it carries (a child's `Initialize`), until the writer records it. */
-const carriedBy = new WeakMap<
-  object,
-  { readonly holds: BudgetHolds.BudgetHoldsService; readonly ids: ReadonlyArray<string> }
->()
+const carriedBy = new WeakMap<object, HeldCalls>()
+
+/** The calls' usage is in the log from `version` of their session on: a check that read it needs no hold. */
+const settleRecorded = (held: HeldCalls, version: number, now: number): Effect.Effect<void> =>
+  held.holds.recorded(held.ids, version, now + recordedGrace).pipe(Effect.catchAll(holdsFailed))
 
 /**
  * `command` records `usage` itself (a child's plan, whose planning call's usage is in its `Initialize`): the holds of
@@ -186,9 +190,7 @@ export const recordedWith = (command: object, version: number): Effect.Effect<vo
     const held = carriedBy.get(command)
     if (held === undefined) return Effect.void
     carriedBy.delete(command)
-    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      held.holds.recorded(held.ids, version, now + recordedGrace)
-    ).pipe(Effect.catchAll(holdsFailed))
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => settleRecorded(held, version, now))
   })
 
 /** How many calls of this process's memory holds wait for their usage to be recorded (for tests). */
@@ -357,13 +359,10 @@ export const record = (
           new RecordUsage({ usage, at }),
           causationId === undefined ? {} : { causationId }
         )
-        // The calls' usage is in the log from this version of the session on: a check that read it needs no hold.
         const held = heldFor.get(usage)
         if (held !== undefined) {
           heldFor.delete(usage)
-          yield* held.holds
-            .recorded(held.ids, handled.state.version, at + recordedGrace)
-            .pipe(Effect.catchAll(holdsFailed))
+          yield* settleRecorded(held, handled.state.version, at)
         }
       }).pipe(
         Effect.catchAll((error) =>

@@ -16,7 +16,7 @@
  * calls used stay in the log; the holds table can be emptied at any time at the cost of the calls in flight then.
  *
  * Layers: the SQL one (`make`, on the event store's client and its `planner_budget_holds` table: a transaction with a
- * `pg_advisory_xact_lock` per budget on PostgreSQL, a `BEGIN IMMEDIATE` one on SQLite), provided by the SQLite and
+ * `pg_advisory_xact_lock` per budget on PostgreSQL, the database's write lock on SQLite), provided by the SQLite and
  * PostgreSQL store layers; and the process-wide memory one (`memory`), used when no store provides holds.
  */
 import { SqlClient } from "@effect/sql"
@@ -141,7 +141,9 @@ export const make: Effect.Effect<BudgetHoldsService, never, SqlClient.SqlClient>
   const sql = (yield* SqlClient.SqlClient).withoutTransforms()
   const failed = (operation: string) => (error: unknown) =>
     new BudgetHoldsError({ operation, reason: error instanceof Error ? error.message : String(error) })
-  // PostgreSQL: one lock per budget for the transaction. SQLite: the transaction's BEGIN IMMEDIATE is the lock.
+  // PostgreSQL: one lock per budget for the transaction. SQLite: the transaction's first statement is a write, so it
+  // holds the database's write lock before it reads anything (a read snapshot gone stale meanwhile fails busy, and the
+  // whole step is tried again).
   const lock = (root: string) =>
     sql.onDialectOrElse({
       pg: () => sql`SELECT pg_advisory_xact_lock(hashtextextended(${`planner_budget_holds:${root}`}, 0))`,
