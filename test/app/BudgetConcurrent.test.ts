@@ -1,8 +1,9 @@
 /**
  * Two tasks of one session calling the model at the same time cannot together cross its budget (#16): each call
  * alone fits what is left, both do not. The first call admitted holds its estimate while it is in flight (the server
- * answers it slowly), so the second is refused and its task asks the budget question; only one call reaches the real
- * HTTP server. The budget's spend afterwards is exactly the usage events, and nothing is left held.
+ * answers it only once the other task has asked), so the second is refused and its task asks the budget question;
+ * only one call reaches the real HTTP server. The budget's spend afterwards is exactly the usage events, and nothing
+ * is left held.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Layer } from "effect"
@@ -20,13 +21,18 @@ import { llmLayer, settingsFor } from "../llm/support/layers.js"
 import { twoStepsOneCallFits } from "./fixtures/budgetPlan.js"
 
 const step = (result: string) =>
-  Reply.delay(1_000, Reply.json({ outcome: "completed", result, question: "", reason: "" }, { input: 100, output: 50 }))
+  Reply.json({ outcome: "completed", result, question: "", reason: "" }, { input: 100, output: 50 })
 
 describe("a budget spent by tasks running at once", () => {
   it.scopedLive("admits one call of two that together would cross it; the other task asks first", () =>
     Effect.gen(function* () {
       const server = yield* FakeOpenAiServer.make
-      server.enqueue(step("the release notes"), step("the announcement"))
+      // The first call is answered only once the other task has asked: it is surely in flight meanwhile.
+      let answerFirst = () => {}
+      const firstAnswered = new Promise<void>((resolve) => {
+        answerFirst = resolve
+      })
+      server.enqueue(Reply.after(firstAnswered, step("the release notes")), step("the announcement"))
       const services = Layer.mergeAll(
         PlannerService.layer().pipe(Layer.provideMerge(PlannerStore.layer)),
         LlmExecutor.layerRegistry(),
@@ -39,7 +45,13 @@ describe("a budget spent by tasks running at once", () => {
         const at = yield* Clock.currentTimeMillis
         const sessionId = Runner.newSessionId(at)
         yield* service.execute(sessionId, twoStepsOneCallFits(at))
-        const result = yield* Runner.run(sessionId, { concurrency: 4 })
+        const result = yield* Runner.run(sessionId, {
+          concurrency: 4,
+          onProgress: (progress) =>
+            Effect.sync(() => {
+              if (progress.state.tasks.some((task) => task.status === "NeedsClarification")) answerFirst()
+            })
+        })
         return { result, records: yield* Runner.history(sessionId) }
       }).pipe(Effect.provide(services))
 

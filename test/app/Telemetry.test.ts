@@ -183,15 +183,19 @@ describe("OpenTelemetry export", () => {
 
   it.scopedLive("closing the layer finishes the export under way instead of abandoning its batch", () =>
     Effect.gen(function* () {
-      // The collector answers 400 ms after each body: the batch holding the first span is under way when the layer
-      // closes. The exporter used to interrupt it there (its spans lost) and send only what was still buffered.
-      const server = yield* collectorAnswering(400)
+      // The collector holds its answers until a second body arrives: the batch holding the first span is under way
+      // when the layer closes, and the second is the close's own last export. The exporter used to interrupt the
+      // first there (its spans lost) and send only what was still buffered.
+      const server = yield* collectorAnswering({ afterBodies: 2 })
       yield* Effect.gen(function* () {
         yield* Effect.withSpan(Effect.void, "exported-before-close")
-        yield* Effect.sleep("150 millis")
+        yield* Effect.sleep("10 millis").pipe(
+          Effect.repeat({ until: () => server.received.length > 0 }),
+          Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("no export arrived") })
+        )
         expect(server.received.length).toBe(1)
         yield* Effect.withSpan(Effect.void, "buffered-at-close")
-      }).pipe(Effect.provide(Telemetry.layer(settings(server.url, Duration.millis(50), Duration.seconds(5)))))
+      }).pipe(Effect.provide(Telemetry.layer(settings(server.url, Duration.millis(50), Duration.seconds(20)))))
       const acknowledged = Buffer.concat(server.acknowledged).toString("utf8")
       expect(acknowledged).toContain("exported-before-close")
       expect(acknowledged).toContain("buffered-at-close")
@@ -200,9 +204,9 @@ describe("OpenTelemetry export", () => {
 
   it.scopedLive("a collector that does not answer holds the close for the export timeout, not forever", () =>
     Effect.gen(function* () {
-      const server = yield* collectorAnswering(30_000)
+      const server = yield* collectorAnswering("never")
       yield* Effect.withSpan(Effect.sleep("100 millis"), "never-acknowledged").pipe(
-        Effect.provide(Telemetry.layer(settings(server.url, Duration.millis(20), Duration.millis(200))))
+        Effect.provide(Telemetry.layer(settings(server.url, Duration.millis(20), Duration.seconds(1))))
       )
       expect(server.received.length).toBeGreaterThan(0)
       expect(server.acknowledged).toEqual([])

@@ -1,9 +1,9 @@
 /**
  * A budget spent by worker processes at once (#16): two worker processes on one database, each running one task of
- * the same plan with the LLM executor against a real OpenAI-compatible HTTP server that answers slowly. Each step's
- * call alone fits what is left of the budget, both do not. The first call admitted takes a hold on the budget in the
- * store, so the other process's call is refused before it is made and its task asks the budget question: only one
- * call reaches the server. Answering yes raises the budget by an event, the refused step's call is made, and the plan
+ * the same plan with the LLM executor against a real OpenAI-compatible HTTP server that holds its first answer until
+ * the other task has asked. Each step's call alone fits what is left of the budget, both do not. The first call
+ * admitted takes a hold on the budget in the store, so the other process's call is refused before it is made and its
+ * task asks the budget question: only one call reaches the server. Answering yes raises the budget by an event, the refused step's call is made, and the plan
  * finishes; the spend is exactly the usage events. Run over SQLite and PostgreSQL by the two files beside this one.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -29,7 +29,7 @@ const within = (seconds: number, what: string) =>
   Effect.timeoutFail({ duration: Duration.seconds(seconds), onTimeout: () => new Error(`timed out: ${what}`) })
 
 const step = (result: string) =>
-  Reply.delay(1_500, Reply.json({ outcome: "completed", result, question: "", reason: "" }, { input: 100, output: 50 }))
+  Reply.json({ outcome: "completed", result, question: "", reason: "" }, { input: 100, output: 50 })
 
 const statuses = (state: Planner.PlannerState) => state.tasks.map((task) => task.status).sort()
 
@@ -42,7 +42,16 @@ export const budgetAcrossProcessesSuite = (name: string, fresh: Effect.Effect<st
           Effect.gen(function* () {
             const url = yield* fresh
             const server = yield* FakeOpenAiServer.make
-            server.enqueue(step("the release notes"), step("the announcement"), step("spare"))
+            // The first call is answered only once the other task has asked: it is surely in flight meanwhile.
+            let answerFirst = () => {}
+            const firstAnswered = new Promise<void>((resolve) => {
+              answerFirst = resolve
+            })
+            server.enqueue(
+              Reply.after(firstAnswered, step("the release notes")),
+              step("the announcement"),
+              step("spare")
+            )
             // Built here first, so the schema is migrated before the workers connect.
             const context = yield* Layer.build(plannerRuntime(storeLayer(url), neverHere))
             const service = Context.get(context, PlannerService.PlannerService)
@@ -70,6 +79,21 @@ export const budgetAcrossProcessesSuite = (name: string, fresh: Effect.Effect<st
                 within(90, what)
               )
 
+            // One task asks the budget question while the other's call is in flight (or, were the budget not shared,
+            // a second call reaches the server).
+            yield* follow(
+              (state) =>
+                state.tasks.some((task) => task.status === "NeedsClarification") || server.modelRequests().length > 1,
+              "the other step asking"
+            )
+            // The first call's hold is taken before its request is sent: the request may reach the server after the
+            // other task has asked.
+            yield* Effect.sleep("10 millis").pipe(
+              Effect.repeat({ until: () => server.modelRequests().length > 0 }),
+              within(30, "the first call")
+            )
+            expect(server.modelRequests()).toHaveLength(1)
+            answerFirst()
             const paused = yield* follow(
               (state) => statuses(state).join() === "Completed,NeedsClarification",
               "one step done, the other asking"

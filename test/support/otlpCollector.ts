@@ -1,7 +1,8 @@
 /**
- * An OTLP/HTTP collector on 127.0.0.1 for tests: records every POST it receives and answers 200, `answerAfterMs`
- * after the body arrived. `acknowledged` holds the bodies whose answer reached the exporter's connection: a batch the
- * exporter gave up on is not among them. `bodies` are the received bodies as text. Closed with the scope.
+ * An OTLP/HTTP collector on 127.0.0.1 for tests: records every POST it receives and answers 200, at once, or only once
+ * `afterBodies` bodies have arrived (the answers held till then), or never. `acknowledged` holds the bodies whose answer
+ * reached the exporter's connection: a batch the exporter gave up on is not among them. `bodies` are the received
+ * bodies as text. Closed with the scope.
  */
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -22,10 +23,15 @@ export interface Collector {
   readonly bodies: () => ReadonlyArray<string>
 }
 
-export const collectorAnswering = (answerAfterMs: number): Effect.Effect<Collector, never, Scope.Scope> =>
+/** When the collector answers a request. */
+export type Answering = "at once" | { readonly afterBodies: number } | "never"
+
+export const collectorAnswering = (answering: Answering): Effect.Effect<Collector, never, Scope.Scope> =>
   Effect.gen(function* () {
     const received: Array<Received> = []
     const acknowledged: Array<Buffer> = []
+    const held: Array<() => void> = []
+    const due = () => answering === "at once" || (answering !== "never" && received.length >= answering.afterBodies)
     const server = createServer((request, response) => {
       const chunks: Array<Buffer> = []
       request.on("data", (chunk: Buffer) => chunks.push(chunk))
@@ -33,11 +39,13 @@ export const collectorAnswering = (answerAfterMs: number): Effect.Effect<Collect
         const body = Buffer.concat(chunks)
         received.push({ path: request.url ?? "", headers: request.headers, body })
         response.on("finish", () => acknowledged.push(body))
-        setTimeout(() => {
+        held.push(() => {
+          // An exporter that gave up has closed the connection: nothing to answer.
           if (response.destroyed) return
           response.writeHead(200, { "content-type": "application/json" })
           response.end("{}")
-        }, answerAfterMs)
+        })
+        if (due()) for (const answer of held.splice(0)) answer()
       })
     })
     const port = yield* Effect.acquireRelease(
@@ -59,4 +67,4 @@ export const collectorAnswering = (answerAfterMs: number): Effect.Effect<Collect
   })
 
 /** A collector that answers at once. */
-export const collector: Effect.Effect<Collector, never, Scope.Scope> = collectorAnswering(0)
+export const collector: Effect.Effect<Collector, never, Scope.Scope> = collectorAnswering("at once")
