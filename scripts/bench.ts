@@ -3,7 +3,7 @@
  * process. Prints a table (median, min and max over several runs) and writes `bench-results.json`.
  *
  * Options (after `npm run bench --`):
- *   --only=appends,replay,latency,orchestration,scale,cli   run only these scenarios (cli: the command's
+ *   --only=appends,parallel,replay,latency,orchestration,scale,cli   run only these scenarios (cli: the command's
  *                                                      start-up, `planner --version`, `plan` and a two-task `run`,
  *                                                      beside `node -e 1`; needs `npm run build`)
  *   --runs=N                                           runs per scenario (default 5 for appends, 3 for replay,
@@ -24,10 +24,11 @@ import { log, postgresCpuMs, type Row, root, runExitCleanups, table } from "./be
 import { latency } from "./bench/latency.js"
 import { machine } from "./bench/machine.js"
 import { orchestration } from "./bench/orchestration.js"
+import { parallelAppends } from "./bench/parallelAppends.js"
 import { replay } from "./bench/replay.js"
 import { scale } from "./bench/scale.js"
 
-const scenarios = ["appends", "replay", "latency", "orchestration", "scale", "cli"] as const
+const scenarios = ["appends", "parallel", "replay", "latency", "orchestration", "scale", "cli"] as const
 type Scenario = (typeof scenarios)[number]
 
 const argument = (name: string): string | undefined => {
@@ -67,6 +68,8 @@ const main = async (): Promise<boolean> => {
   const serverCpuMs = () => (postgres?.dataDir === undefined ? 0 : postgresCpuMs(postgres.dataDir))
   const plans: ReadonlyArray<readonly [Scenario, () => Promise<ReadonlyArray<Row>>]> = [
     ["appends", () => appends({ runs, freshPgUrl: pg, quick })],
+    // PostgreSQL only: appends from many writers at once.
+    ["parallel", () => parallelAppends({ runs: slowRuns, freshPgUrl, quick })],
     ["replay", () => replay({ runs: slowRuns, freshPgUrl: pg, quick })],
     ["latency", () => latency({ runs: slowRuns, freshPgUrl: pg, quick })],
     ["orchestration", () => orchestration({ runs: slowRuns, quick })],
@@ -80,7 +83,7 @@ const main = async (): Promise<boolean> => {
   ]
   try {
     for (const [scenario, measure] of plans) {
-      if (!selected.has(scenario) || (scenario === "scale" && !withPostgres)) continue
+      if (!selected.has(scenario) || ((scenario === "scale" || scenario === "parallel") && !withPostgres)) continue
       // One scenario failing must not lose the others' figures.
       try {
         rows.push(...(await measure()))

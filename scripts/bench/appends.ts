@@ -9,9 +9,10 @@
  * different design:
  * - SQLite: one prepared `INSERT ... SELECT ... WHERE last = expected RETURNING` per append (a lone statement is its
  *   own transaction in SQLite, and takes the write lock before it reads the last sequence);
- * - PostgreSQL: the same single statement, prepared once per connection under a name: a CTE tries
- *   `pg_advisory_xact_lock`, the INSERT selects its rows from it, and `pg_notify` carries the rows out on the implicit
- *   commit (nothing else holds the lock here, so the store never takes its transaction way either);
+ * - PostgreSQL: the same single statement, prepared once per connection under a name: a CTE tries the aggregate's
+ *   `pg_advisory_xact_lock` and takes the transaction's id, the INSERT selects its rows from it, and `pg_notify`
+ *   carries the rows out on the implicit commit (nothing else holds the lock here, so the store never takes its
+ *   transaction way either);
  * - memory: a Map of arrays, the expected length checked, the payload serialised to JSON, rows pushed.
  */
 import { randomUUID } from "node:crypto"
@@ -20,7 +21,7 @@ import Database from "better-sqlite3"
 import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import pg from "pg"
 import { EventStore, type EventStoreService, type NewEvent } from "../../src/infra/EventStore.js"
-import { appendLockKey, appendStatement } from "../../src/infra/internal/appendStatement.js"
+import { appendStatement } from "../../src/infra/internal/appendStatement.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
@@ -151,11 +152,7 @@ export const pgAppendByHand = async (
     text = appendStatement("pg", events.length, true, true).text
     pgStatements.set(events.length, text)
   }
-  const values = [
-    ...insertParams(aggregateId, events, expected, new Date(), stream),
-    appendLockKey,
-    "event_store_appended"
-  ]
+  const values = [...insertParams(aggregateId, events, expected, new Date(), stream), "event_store_appended"]
   const inserted = await client.query({ name: `baseline_append_${events.length}`, text, values })
   if (inserted.rows.length !== events.length) throw new Conflict(`conflict at ${expected}`)
 }

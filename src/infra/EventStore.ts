@@ -8,8 +8,12 @@
  * - `sequence` is per aggregate, contiguous from 1; an append names the sequence it expects to follow, and fails
  *   with `SequenceConflict` when another writer got there first. All events of one append commit together or not
  *   at all.
- * - `position` is global and strictly increasing in commit order: a subscriber that has seen position p will never
- *   later be handed an event below p (no gaps, no duplicates, no skipped late commits).
+ * - `position` is global and unique, and subscribers get events in position order: a subscriber that has seen
+ *   position p will never later be handed an event below p, and never moves past a position that may still commit
+ *   (no gaps, no duplicates, no skipped late commits). On SQLite and in memory positions also commit in order; on
+ *   PostgreSQL appends to different aggregates commit in parallel, so a plain `read`/`load` (a snapshot) may show a
+ *   position while a lower one is still in flight, and subscriptions and `headPosition` stop below it until it is
+ *   final.
  * - Read bounds are inclusive: `toSequence: n` is the state "up to and including event n" (time travel).
  * - Text containing U+0000 is refused with `EventStoreError` on every layer (PostgreSQL cannot store it).
  * - The SQL layers also provide their `SqlClient`; a `consume` handler that writes through it commits with the
@@ -39,7 +43,7 @@ export interface NewEvent {
 
 /** An event as stored. */
 export interface StoredEvent {
-  /** Global position, unique and increasing in commit order across the whole store. */
+  /** Global position, unique across the whole store; within an aggregate it increases with `sequence`. */
   readonly position: number
   readonly streamId: string
   readonly aggregateId: string
@@ -173,7 +177,10 @@ export interface EventStoreService {
   /** The aggregate's last sequence, 0 when it has no events. */
   readonly lastSequence: (streamId: string, aggregateId: string) => Effect.Effect<number, EventStoreError>
 
-  /** The highest committed global position, 0 for an empty store. */
+  /**
+   * A global position at or below which nothing more will ever commit (0 for an empty store): the highest committed
+   * one, except on PostgreSQL while a lower position is still in flight (then the one below it).
+   */
   readonly headPosition: Effect.Effect<number, EventStoreError>
 
   /** Aggregates of a stream, most recently written first; with `page`, only that slice (paged in the store). */

@@ -15,16 +15,16 @@
  * the `EventStore.append` span is only made when a tracer that exports spans is installed (`internal/tracing.ts`).
  * Reads collect pages without a stream for `load`, and decode rows field by field. See docs/performance.md.
  *
- * Commit order (the PostgreSQL ordering trap). A subscriber reads "events after the last position I saw", so a
- * position must never become visible after a higher one. On PostgreSQL an identity value is taken at insert time but
- * becomes visible at commit, so two concurrent appends could commit out of order and a subscriber would skip the
- * lower one for good. Appends therefore take `pg_advisory_xact_lock` first: appends are serialised, each takes its
- * positions and commits before the next takes any, and positions become visible in order without gaps. It limits
- * write concurrency to one append at a time, which the planner's write rate (a few events per decision) never
- * notices; readers are never blocked. (The alternative, reading only below the oldest running transaction id as
- * Emmett does, lets writers run in parallel but lets one long transaction hold every subscriber back.) SQLite has a
- * single writer, and a write statement (or a `BEGIN IMMEDIATE` transaction) takes the write lock before it reads, so
- * the same holds there.
+ * Commit order (the PostgreSQL ordering trap). A subscriber reads "events after the last position I saw", so it must
+ * never move past a position that may still commit. On PostgreSQL a position is drawn at insert time but becomes
+ * visible at commit, so appends committing out of order would make a subscriber skip the lower one for good. Appends
+ * do not queue behind one store-wide lock for that: each takes a lock of its own aggregate only (the per-session
+ * sequence is what needs guarding), and subscribers read no further than the store's high-water mark, the highest
+ * position below which every position is final (`internal/highWater.ts`: positions seen without a gap are final at
+ * once, a gap once every transaction that could own it has ended). `headPosition` is that mark too. A plain `read`
+ * or `load` is a snapshot: it may show a later position while an earlier one is still in flight. SQLite has a single
+ * writer, and a write statement (or a `BEGIN IMMEDIATE` transaction) takes the write lock before it reads, so
+ * positions commit in order there and need no mark.
  *
  * Live delivery: an append wakes this process's subscribers at once; on PostgreSQL it also sends `pg_notify` inside
  * its transaction (delivered on commit) to wake other processes' subscribers, which `LISTEN` through
@@ -78,6 +78,7 @@ import {
   pagedRead,
   type RawEvent
 } from "./internal/eventStore.js"
+import * as HighWater from "./internal/highWater.js"
 import { busyRetry, isBusy } from "./internal/sqliteBusy.js"
 import { migrations, migrationsTable } from "./migrations/index.js"
 import { hotSpanWith } from "./Tracing.js"
@@ -231,6 +232,43 @@ const rowToRawChecked = (row: unknown): Either.Either<RawEvent, CorruptEvent> =>
       })
     })
   )
+
+/**
+ * PostgreSQL: the high-water mark's probe, in one snapshot: its oldest running transaction id, the highest visible
+ * position, and the first visible positions after the mark.
+ */
+const highWaterProbe = `SELECT pg_snapshot_xmin(s)::text AS xmin,
+    (SELECT coalesce(max(position), 0) FROM events) AS head,
+    ARRAY(SELECT position FROM events WHERE position > $1::bigint ORDER BY position LIMIT 1000) AS positions
+  FROM pg_current_snapshot() AS s`
+
+/** The mark once no gap stalls it, looking again every 5 ms at most `tries` times (then the mark as it is). */
+const settledMark = <E>(advance: Effect.Effect<HighWater.Mark, E>, tries: number): Effect.Effect<number, E> =>
+  Effect.flatMap(advance, (mark) =>
+    mark.stalled && tries > 0
+      ? Effect.zipRight(Effect.sleep(Duration.millis(5)), settledMark(advance, tries - 1))
+      : Effect.succeed(mark.safe)
+  )
+
+const decodeProbe = (rows: ReadonlyArray<unknown>): Effect.Effect<HighWater.Probe, EventStoreError> => {
+  const row = rows[0]
+  const field = (name: string): unknown =>
+    typeof row === "object" && row !== null ? Reflect.get(row, name) : undefined
+  const xmin = field("xmin")
+  const head = dbInt(field("head"))
+  const positions = field("positions")
+  const listed = Array.isArray(positions) ? positions.map(dbInt) : undefined
+  if (typeof xmin !== "string" || !/^\d+$/.test(xmin) || head === undefined || listed === undefined) {
+    return Effect.fail(
+      new EventStoreError({ operation: "read the high-water mark", reason: `unexpected row ${JSON.stringify(row)}` })
+    )
+  }
+  return listed.every((position): position is number => position !== undefined)
+    ? Effect.succeed({ xmin: BigInt(xmin), head, positions: listed })
+    : Effect.fail(
+        new EventStoreError({ operation: "read the high-water mark", reason: "a position is not an integer" })
+      )
+}
 
 // --- Errors ---------------------------------------------------------------------------------------------------------
 
@@ -500,17 +538,29 @@ export const make = (
      * statement compiled once per read or subscription and then run with only the cursor changed: a subscriber runs it
      * on every wake-up, and compiling the fragments and opening a span for each run cost more than the query.
      */
-    const pageQuery = (operation: string, where: ReadonlyArray<Fragment>, cursorColumn: "position" | "sequence") => {
+    const pageQuery = (
+      operation: string,
+      where: ReadonlyArray<Fragment>,
+      cursorColumn: "position" | "sequence",
+      bounded = false
+    ) => {
       const marker = -7_243_150_003
-      const [text, params] =
-        sql`SELECT ${selectColumns} FROM events WHERE ${sql.and([...where, sql`${sql.literal(cursorColumn)} > ${marker}`])}
+      const upToMarker = -7_243_150_004
+      const [text, params] = sql`SELECT ${selectColumns} FROM events WHERE ${sql.and([
+        ...where,
+        sql`${sql.literal(cursorColumn)} > ${marker}`,
+        ...(bounded ? [sql`${sql.literal(cursorColumn)} <= ${upToMarker}`] : [])
+      ])}
           ORDER BY ${sql.literal(cursorColumn)} LIMIT ${pageSize}`.compile()
-      // The cursor is the last condition: a bound of the query that happened to equal the marker comes before it.
+      // The cursor and the upper bound are the last conditions: a bound of the query that happened to equal a marker
+      // comes before them.
       const cursorIndex = params.lastIndexOf(marker)
-      return (cursor: number): Effect.Effect<Page, EventStoreError> =>
+      const upToIndex = params.lastIndexOf(upToMarker)
+      return (cursor: number, upTo?: number): Effect.Effect<Page, EventStoreError> =>
         Effect.suspend(() => {
           const bound = [...params]
           bound[cursorIndex] = cursor
+          if (upToIndex >= 0) bound[upToIndex] = upTo ?? Number.MAX_SAFE_INTEGER
           return runStatement(text, bound)
         }).pipe(
           retryBusy,
@@ -599,7 +649,7 @@ export const make = (
       standalone: boolean
     ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | LockBusy | EventStoreError | SqlError> => {
       const params = insertParams(streamId, aggregateId, events, expectedLast, createdAt)
-      if (standalone) params.push(appendLockKey, channel)
+      if (standalone) params.push(channel)
       const { name, text } = insertText(events.length, expectedLast !== undefined, standalone)
       return runStatement(text, params, name).pipe(
         Effect.catchIf(isUniqueViolation, () => new UniqueViolation()),
@@ -674,15 +724,19 @@ export const make = (
     }
 
     /**
-     * PostgreSQL, an append of several statements: the inserts under the append lock, with the wake-up for other
+     * PostgreSQL, an append of several statements: the aggregate's append lock and the transaction's id first (the id
+     * before any position is drawn: see `internal/highWater.ts`), then the inserts, with the wake-up for other
      * processes sent on commit.
      */
+    const pgLockText = `SELECT pg_advisory_xact_lock(${appendLockKey("$1", "$2")}), pg_current_xact_id()`
     const pgAppend = (
+      streamId: string,
+      aggregateId: string,
       insert: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError>,
       rows: (result: AppendResult) => ReadonlyArray<RawEvent>
     ) =>
       writeTransaction(
-        sql`SELECT pg_advisory_xact_lock(${appendLockKey})`.pipe(
+        runStatement(pgLockText, [streamId, aggregateId]).pipe(
           Effect.zipRight(insert),
           Effect.tap((result) => sql`SELECT pg_notify(${channel}, ${notificationOf(rows(result))})`)
         )
@@ -739,7 +793,9 @@ export const make = (
           alongside === undefined
             ? undefined
             : isPg
-              ? pgAppend(insertThen, (result) => appendedRows(streamId, aggregateId, encoded, result, createdAt))
+              ? pgAppend(streamId, aggregateId, insertThen, (result) =>
+                  appendedRows(streamId, aggregateId, encoded, result, createdAt)
+                )
               : writeTransaction(insertThen)
         // On SQLite a lone statement is its own transaction (or runs in the caller's).
         const written: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> =
@@ -759,11 +815,12 @@ export const make = (
                     Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
                   )
                   const rows = (result: AppendResult) => appendedRows(streamId, aggregateId, encoded, result, createdAt)
-                  if (!single || inTransaction || expected === "any") return pgAppend(insert, rows)
+                  if (!single || inTransaction || expected === "any")
+                    return pgAppend(streamId, aggregateId, insert, rows)
                   return Effect.catchTag(
                     insertAll(streamId, aggregateId, encoded, expected, createdAt, true),
                     "LockBusy",
-                    () => pgAppend(insert, rows)
+                    () => pgAppend(streamId, aggregateId, insert, rows)
                   )
                 })
         return written.pipe(
@@ -881,6 +938,50 @@ export const make = (
             )
           )
 
+    /**
+     * PostgreSQL: the high-water mark (see `internal/highWater.ts`). Its probe and the fresh transaction id run on a
+     * connection of their own, never in a caller's transaction, whose snapshot and id would be older than they must be.
+     */
+    const outsideTransaction = (name: string, text: string, params: ReadonlyArray<unknown>) =>
+      prepared !== undefined
+        ? prepared(name, text, params)
+        : Effect.scoped(Effect.flatMap(sql.reserve, (connection) => connection.execute(text, params, undefined)))
+    const highWater = isPg
+      ? yield* HighWater.make({
+          probe: (after: number) =>
+            outsideTransaction("event_store_high_water", highWaterProbe, [after]).pipe(
+              Effect.mapError(toStoreError("read the high-water mark")),
+              Effect.flatMap(decodeProbe)
+            ),
+          freshXid: outsideTransaction("event_store_fresh_xid", "SELECT pg_current_xact_id()::text AS xid", []).pipe(
+            Effect.mapError(toStoreError("read the high-water mark")),
+            Effect.flatMap((rows) => {
+              const xid: unknown =
+                typeof rows[0] === "object" && rows[0] !== null ? Reflect.get(rows[0], "xid") : undefined
+              return typeof xid === "string" && /^\d+$/.test(xid)
+                ? Effect.succeed(BigInt(xid))
+                : Effect.fail(
+                    new EventStoreError({ operation: "read the high-water mark", reason: "no transaction id" })
+                  )
+            })
+          ),
+          known: recent.has
+        })
+      : undefined
+
+    /** The page after a cursor up to the high-water mark, and what the mark says of the rows beyond it. */
+    const boundedPage = (
+      mark: Effect.Effect<HighWater.Mark, EventStoreError>,
+      fetch: (cursor: number, upTo?: number) => Effect.Effect<Page, EventStoreError>
+    ) => {
+      return (cursor: number): Effect.Effect<Page, EventStoreError> =>
+        Effect.flatMap(mark, ({ safe, stalled }) =>
+          safe <= cursor
+            ? Effect.succeed<Page>({ events: [], corrupt: undefined, full: false, stalled })
+            : Effect.map(fetch(cursor, safe), (page): Page => (page.full ? page : { ...page, stalled, through: safe }))
+        )
+    }
+
     const subscribe = (query: SubscribeQuery): Stream.Stream<StoredEvent, ReadError> => {
       if (query.eventTypes !== undefined && query.eventTypes.length === 0) return Stream.never
       const where = filters(query)
@@ -889,7 +990,10 @@ export const make = (
           startListening,
           liveRead({
             afterPosition: query.afterPosition ?? 0,
-            fetchAfter: pageQuery("subscribe", where, "position"),
+            fetchAfter:
+              highWater === undefined
+                ? pageQuery("subscribe", where, "position")
+                : boundedPage(highWater.advance, pageQuery("subscribe", where, "position", true)),
             wakeUp,
             recent: { events: recent, matches: matchesQuery(query) }
           })
@@ -947,12 +1051,16 @@ export const make = (
       read,
       load,
       lastSequence,
-      headPosition: sql`SELECT coalesce(max(position), 0) AS value FROM events`.pipe(
-        retryBusy,
-        Effect.mapError(toStoreError("read the head position")),
-        Effect.flatMap((rows) => singleInt("read the head position", rows)),
-        Effect.withSpan("EventStore.headPosition")
-      ),
+      headPosition: (highWater === undefined
+        ? sql`SELECT coalesce(max(position), 0) AS value FROM events`.pipe(
+            retryBusy,
+            Effect.mapError(toStoreError("read the head position")),
+            Effect.flatMap((rows) => singleInt("read the head position", rows))
+          )
+        : // On PostgreSQL the high-water mark: a position below it may still commit, one at or below never will.
+          // Positions beyond a gap wait (briefly, as a rule) for the gap to fill or to be known final.
+          settledMark(highWater.advance, 100)
+      ).pipe(Effect.withSpan("EventStore.headPosition")),
       aggregates: Effect.fn("EventStore.aggregates")((streamId: string, page?: AggregatePage) =>
         sql`SELECT aggregate_id, max(sequence) AS last_sequence,
               ${epochMs("min(created_at)")} AS first_created_at, ${epochMs("max(created_at)")} AS last_created_at

@@ -6,8 +6,16 @@
  * @internal
  */
 
-/** The `pg_advisory_xact_lock` key that serialises appends on PostgreSQL (arbitrary but fixed). */
-export const appendLockKey = 7_243_150_001
+/**
+ * The seed of the `pg_advisory_xact_lock` key that serialises appends to one aggregate on PostgreSQL: the key is
+ * `hashtextextended(stream || ':' || aggregate, seed)`, so appends to different aggregates never wait for each other
+ * (two that hash alike only wait in turn). Arbitrary but fixed.
+ */
+export const appendLockSeed = 7_243_150_001
+
+/** The lock key of the aggregate named by the parameters `stream` and `aggregate` (PostgreSQL placeholders). */
+export const appendLockKey = (stream: string, aggregate: string): string =>
+  `hashtextextended(${stream}::text || ':' || ${aggregate}::text, ${appendLockSeed})`
 
 /** Bytes a notification may carry; PostgreSQL refuses payloads of 8,000 and more. */
 export const notificationLimit = 7_900
@@ -22,18 +30,19 @@ export interface AppendStatement {
  * The statement for `count` events; `checked` compares the aggregate's last sequence with an expected one.
  *
  * Parameters: stream, aggregate, created_at, stream, aggregate, then five per event (index, type, version, data,
- * metadata), then the expected sequence when `checked`, then (`standalone`) the lock key and the channel. PostgreSQL
- * types the parameters of a SELECT list as text: the text says what they are.
+ * metadata), then the expected sequence when `checked`, then (`standalone`) the channel. PostgreSQL types the
+ * parameters of a SELECT list as text: the text says what they are.
  *
  * `standalone` (PostgreSQL): the statement is the whole append, outside any transaction of ours: one round trip
- * instead of five (BEGIN, the lock, the insert, the notify, COMMIT). It takes the append lock in a CTE the rows are
- * selected from, so the lock is held before any position is taken and until the statement's implicit transaction
- * commits, and it sends the notification (the rows, when they fit: see `notificationLimit`), which PostgreSQL
- * delivers on that commit. It only tries the lock: a statement that waited for it would read the aggregate's last
- * sequence from a snapshot taken before the append it waited for, and under contention (workers racing to claim one
- * task) most such inserts then failed on the unique constraint, which costs far more than a refusal. When the lock is
- * taken it writes nothing and returns one row with `held` false, and the append goes the transaction way, which waits
- * for the lock and then reads afresh.
+ * instead of five (BEGIN, the lock, the insert, the notify, COMMIT). A CTE the rows are selected from takes the
+ * aggregate's append lock and the transaction's id, so both come before any position is drawn (the high-water mark
+ * relies on the id: see `internal/highWater.ts`) and the lock is held until the statement's implicit transaction
+ * commits; it sends the notification (the rows, when they fit: see `notificationLimit`), which PostgreSQL delivers on
+ * that commit. It only tries the lock: a statement that waited for it would read the aggregate's last sequence from a
+ * snapshot taken before the append it waited for, and under contention (two writers of one session) such inserts
+ * then failed on the unique constraint, which costs far more than a refusal and leaves a gap in the positions. When
+ * the lock is taken it writes nothing and returns one row with `held` false, and the append goes the transaction way,
+ * which waits for the lock and then reads afresh.
  */
 export const appendStatement = (
   dialect: "pg" | "sqlite",
@@ -66,7 +75,8 @@ export const appendStatement = (
     RETURNING ${returning}`
   const after = 6 + count * 5 + (checked ? 1 : 0)
   const text = standalone
-    ? `WITH append_lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(${at(after)}::bigint) AS held),
+    ? `WITH append_lock AS MATERIALIZED (
+           SELECT pg_try_advisory_xact_lock(${appendLockKey(at(1), at(2))}) AS held, pg_current_xact_id() AS xact),
          inserted AS (${insert}),
          notified AS (
            SELECT json_agg(json_build_object('p', position, 's', stream_id, 'a', aggregate_id, 'q', sequence,
@@ -76,7 +86,7 @@ export const appendStatement = (
            FROM inserted)
        SELECT position, sequence, true AS held
        FROM inserted,
-         (SELECT pg_notify(${at(after + 1)}, CASE WHEN octet_length(rows) <= ${notificationLimit} THEN rows ELSE last END)
+         (SELECT pg_notify(${at(after)}, CASE WHEN octet_length(rows) <= ${notificationLimit} THEN rows ELSE last END)
           FROM notified WHERE last IS NOT NULL) AS wake_up
        UNION ALL
        SELECT NULL, NULL, false FROM append_lock WHERE NOT held`

@@ -4,7 +4,20 @@
  *
  * @internal
  */
-import { Chunk, Deferred, Effect, Either, Exit, FiberId, Option, ParseResult, Schedule, Schema, Stream } from "effect"
+import {
+  Chunk,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  FiberId,
+  Option,
+  ParseResult,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
 import {
   CorruptEvent,
   EventMetadata,
@@ -215,6 +228,10 @@ export interface Page {
   readonly events: ReadonlyArray<StoredEvent>
   readonly corrupt: CorruptEvent | undefined
   readonly full: boolean
+  /** Subscriptions: the page covers every matching event up to this position (the read's upper bound), if it has one. */
+  readonly through?: number
+  /** Subscriptions: committed rows wait beyond a gap that may still fill; look again soon, woken or not. */
+  readonly stalled?: boolean
 }
 
 export const decodePage = <Row>(
@@ -392,6 +409,9 @@ export const readRetry = Schedule.exponential("50 millis").pipe(
   Schedule.intersect(Schedule.recurs(6))
 )
 
+/** How soon a subscription stalled at a gap looks again (see `Page.stalled`). */
+const stalledRetry = Duration.millis(10)
+
 /**
  * History then live events after `afterPosition`, in global order. `fetchAfter` returns the next page of matching
  * events strictly after a position; when it is empty the loop waits for a wake-up. Every append of the store signals
@@ -415,19 +435,22 @@ export const liveRead = (options: {
   /**
    * The next page with something in it, and the position it runs up to. `pending` is a wake-up taken before the
    * previous read, when that read found everything there was: waiting on it first spares a read that would come
-   * back empty, and a signal that arrived since that read began has already released it.
+   * back empty, and a signal that arrived since that read began has already released it. A subscription's first
+   * page comes from the database: what this process remembers says nothing of what other processes appended before it
+   * heard from them.
    */
   const nextPage = (
     position: number,
-    pending: Effect.Effect<void> | undefined
+    pending: Effect.Effect<void> | undefined,
+    first: boolean
   ): Effect.Effect<readonly [Page, Effect.Effect<void>, number], EventStoreError> =>
     Effect.gen(function* () {
       let woken = pending
       let cursor = position
-      for (;;) {
+      for (let read = !first; ; read = true) {
         if (woken !== undefined) yield* woken
         woken = yield* options.wakeUp.next
-        const recent = options.recent?.events.after(cursor)
+        const recent = read ? options.recent?.events.after(cursor) : undefined
         if (recent !== undefined) {
           cursor = recent.through
           const events = recent.events.filter(matches)
@@ -439,26 +462,36 @@ export const liveRead = (options: {
           continue
         }
         const page = yield* fetch(cursor)
-        if (page.events.length > 0 || page.corrupt !== undefined) {
-          return [page, woken, page.events[page.events.length - 1]?.position ?? cursor] as const
-        }
+        // Up to the read's bound, every matching event was in the page: a page that is not full covers it all.
+        const last = page.events[page.events.length - 1]?.position ?? cursor
+        const reached = page.full || page.through === undefined ? last : Math.max(last, page.through)
+        // Rows beyond a gap that may still fill: nothing may signal when it does (a rolled-back append never
+        // notifies), so look again soon.
+        if (page.stalled === true) woken = Effect.race(woken, Effect.sleep(stalledRetry))
+        if (page.events.length > 0 || page.corrupt !== undefined) return [page, woken, reached] as const
+        cursor = reached
       }
     })
   type LiveState =
-    | { readonly _tag: "Next"; readonly cursor: number; readonly pending: Effect.Effect<void> | undefined }
+    | {
+        readonly _tag: "Next"
+        readonly cursor: number
+        readonly pending: Effect.Effect<void> | undefined
+        readonly first: boolean
+      }
     | { readonly _tag: "Failed"; readonly error: ReadError }
   return Stream.paginateChunkEffect<LiveState, StoredEvent, ReadError, never>(
-    { _tag: "Next", cursor: options.afterPosition, pending: undefined },
+    { _tag: "Next", cursor: options.afterPosition, pending: undefined, first: true },
     (state) =>
       state._tag === "Failed"
         ? Effect.fail(state.error)
-        : Effect.map(nextPage(state.cursor, state.pending), ([page, woken, cursor]) => {
+        : Effect.map(nextPage(state.cursor, state.pending, state.first), ([page, woken, cursor]) => {
             const chunk = Chunk.unsafeFromArray(page.events)
             const next: LiveState =
               page.corrupt !== undefined
                 ? { _tag: "Failed", error: page.corrupt }
                 : // A full page may have more behind it: read again at once.
-                  { _tag: "Next", cursor, pending: page.full ? undefined : woken }
+                  { _tag: "Next", cursor, pending: page.full ? undefined : woken, first: false }
             return [chunk, Option.some(next)]
           })
   )
