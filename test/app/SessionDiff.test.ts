@@ -9,11 +9,11 @@ import { diffSessions, firstDivergence, sameEvent } from "../../src/app/SessionD
 import { Initialize, type PlannerCommand } from "../../src/domain/Commands.js"
 import { type PlannerEvent, SessionForked } from "../../src/domain/Events.js"
 import * as Planner from "../../src/domain/Planner.js"
-import { configArb, intentArb, planArb, resolve, T0 } from "../domain/plannerArbitraries.js"
+import { configArb, intentsArb, planArb, resolve, T0 } from "../domain/plannerArbitraries.js"
 
 /** A log made by the planner itself from a random plan and random commands. */
 const logArb = fc
-  .record({ plan: planArb, config: configArb, intents: fc.array(intentArb, { maxLength: 40 }) })
+  .record({ plan: planArb, config: configArb, intents: intentsArb(40) })
   .map(({ plan, config, intents }) => {
     const log: Array<PlannerEvent> = []
     let state = Planner.initialState

@@ -11,7 +11,7 @@ import { decodeEvent, encodeEvent, type PlannerEvent } from "../../src/domain/Ev
 import type { PlanEdit } from "../../src/domain/PlanEdit.js"
 import * as Planner from "../../src/domain/Planner.js"
 import type { TaskId, TaskPlan, TaskState } from "../../src/domain/Task.js"
-import { configArb, editFor, type Intent, intentArb, planArb, resolve, T0 } from "./plannerArbitraries.js"
+import { configArb, editFor, type Intent, intentsArb, planArb, resolve, T0 } from "./plannerArbitraries.js"
 
 /** Runs intents the way the writer does; the log and the live state after each command. */
 const runLog = (plan: ReadonlyArray<TaskPlan>, config: PlannerConfig, intents: ReadonlyArray<Intent>) => {
@@ -44,7 +44,7 @@ const editIntent = fc.record({
 const logArb = fc.tuple(
   planArb,
   configArb.map((config) => ({ ...config, maxParallel: 3 })),
-  fc.array(intentArb, { maxLength: 40 })
+  intentsArb(40)
 )
 
 /** What an edit reaches directly, worked out here on its own from the plan it is applied to. */
@@ -185,7 +185,7 @@ describe("plan edit and incremental fork properties", () => {
 
   it.prop(
     "fold equals the live state at every point of an edited session and of a fork of it, and replays are deterministic",
-    [logArb, fc.nat(), fc.array(intentArb, { maxLength: 20 }), fc.array(editIntent, { maxLength: 2 })],
+    [logArb, fc.nat(), intentsArb(20), fc.array(editIntent, { maxLength: 2 })],
     ([[plan, config, intents], pick, more, editIntents]) => {
       const { log, snapshots } = runLog(plan, config, intents)
       for (const snapshot of snapshots) {

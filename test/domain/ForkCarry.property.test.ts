@@ -38,7 +38,7 @@ const logArb = fc.tuple(
   planArb,
   configArb.map((config) => ({ ...config, maxParallel: 3 })),
   fc.option(fc.integer({ min: 1, max: 100_000 }), { nil: undefined }),
-  fc.array(stepArb, { maxLength: 40 }),
+  fc.array(stepArb, { maxLength: 40, size: "max" }),
   fc.nat()
 )
 

@@ -12,7 +12,7 @@ import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
 import { currentVersion, decodeEvent, encodeEvent, PlannerEvent, TasksPlanned } from "../../src/domain/Events.js"
 import * as Planner from "../../src/domain/Planner.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
-import { configArb, type Intent, inFlight, intentArb, planArb, resolve, T0 } from "./plannerArbitraries.js"
+import { configArb, type Intent, inFlight, intentsArb, planArb, resolve, T0 } from "./plannerArbitraries.js"
 
 interface Run {
   readonly log: ReadonlyArray<PlannerEvent>
@@ -134,7 +134,7 @@ const replaceAt = (value: unknown, path: JsonPath, replacement: unknown): unknow
 describe("Planner properties", () => {
   it.prop(
     "fold of the log equals the live state after every command, and every prefix replays to the state of its time",
-    [planArb, configArb, fc.array(intentArb, { maxLength: 60 })],
+    [planArb, configArb, intentsArb(60)],
     ([plan, config, intents]) => {
       const { log, snapshots } = execute(plan, config, intents)
       for (const { length, state } of snapshots) {
@@ -183,7 +183,7 @@ describe("Planner properties", () => {
 
   it.prop(
     "a run replays identically after every event is stored as JSON and read back",
-    [planArb, configArb, fc.array(intentArb, { maxLength: 40 })],
+    [planArb, configArb, intentsArb(40)],
     ([plan, config, intents]) => {
       const { log } = execute(plan, config, intents)
       const decoded = log.map((event) => Either.getOrThrow(roundTrip(event)))

@@ -48,7 +48,7 @@ describe("sub-plan trees", () => {
         fc.integer({ min: 1, max: 5 }),
         fc.boolean(),
         fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }),
-        fc.array(move, { maxLength: 60 }),
+        fc.array(move, { maxLength: 60, size: "max" }),
         (size, chain, expandMask, moves) => {
           const sessions = new Map<string, Session>()
           let at = T0

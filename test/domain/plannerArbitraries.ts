@@ -109,6 +109,14 @@ export const intentArb: fc.Arbitrary<Intent> = fc.oneof(
   { weight: 2, arbitrary: Arbitrary.make(PlannerCommand).map((command) => ({ _tag: "raw" as const, command })) }
 )
 
+/**
+ * A run of up to `maxLength` intents. fast-check's default size ("small") caps every array at 10 elements whatever its
+ * `maxLength`, so "up to 60 intents" meant at most 10: too few to end most plans or to reach their later transitions.
+ * The run's own length is sized to its bound; what is inside each intent keeps the default size.
+ */
+export const intentsArb = (maxLength: number): fc.Arbitrary<ReadonlyArray<Intent>> =>
+  fc.array(intentArb, { maxLength, size: "max" })
+
 export const pickFrom = <A>(items: ReadonlyArray<A>, pick: number): A | undefined =>
   items.length === 0 ? undefined : items[pick % items.length]
 

@@ -9,7 +9,7 @@
 import { randomUUID } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Either, FastCheck as fc, Layer, type Scope } from "effect"
+import { Context, Effect, Either, Layer, type Scope } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import { Initialize, type PlannerCommand } from "../../src/domain/Commands.js"
 import type { PlannerConfig } from "../../src/domain/Config.js"
@@ -23,7 +23,7 @@ import * as PlannerStore from "../../src/infra/PlannerStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
 import { type Job, type ListedJob, TaskQueue } from "../../src/infra/TaskQueue.js"
-import { configArb, type Intent, intentArb, planArb, resolve, T0 } from "../domain/plannerArbitraries.js"
+import { configArb, type Intent, intentsArb, planArb, resolve, T0 } from "../domain/plannerArbitraries.js"
 import { freshSqliteFile } from "./fixtures/databases.js"
 
 /** A job without its holder: what the log decides. */
@@ -191,28 +191,28 @@ const throughWriter =
 describe("the task queue as a projection of the log", () => {
   it.live.prop(
     "memory, through the writer: the queue equals jobsFromState after every command, and equals its rebuild",
-    [planArb, configArb, fc.array(intentArb, { maxLength: 60 })],
+    [planArb, configArb, intentsArb(60)],
     throughWriter(memory),
     { fastCheck: { numRuns: 100 } }
   )
 
   it.live.prop(
     "SQLite, through the writer: the queue equals jobsFromState after every command, and equals its rebuild",
-    [planArb, configArb, fc.array(intentArb, { maxLength: 30 })],
+    [planArb, configArb, intentsArb(30)],
     throughWriter(sqlite),
     { timeout: 120_000, fastCheck: { numRuns: 15 } }
   )
 
   it.live.prop(
     "memory: the live queue equals jobsFromState after every decision, and equals its rebuild from the log",
-    [planArb, configArb, fc.array(intentArb, { maxLength: 60 })],
+    [planArb, configArb, intentsArb(60)],
     property(memory),
     { fastCheck: { numRuns: 200 } }
   )
 
   it.live.prop(
     "SQLite: the live queue equals jobsFromState after every decision, and equals its rebuild from the log",
-    [planArb, configArb, fc.array(intentArb, { maxLength: 40 })],
+    [planArb, configArb, intentsArb(40)],
     property(sqlite),
     { timeout: 120_000, fastCheck: { numRuns: 25 } }
   )
