@@ -173,8 +173,10 @@ export const run = (options: WorkerOptions = {}) => {
      */
     let maybeWork = true
     // The queue's wake-ups come from a fiber of their own, never interrupted midway: interrupting a statement of the
-    // queue (PostgreSQL) costs a cancel request and, under load, connections. After each wake-up it waits until the
-    // take loop has looked, so a queue that has work only for others does not make it spin.
+    // queue (PostgreSQL) costs a cancel request and, under load, connections. After each wake-up it waits until a
+    // take has come back short (the queue has nothing more for this worker now), so a queue that has work only for
+    // others does not make it spin, and while takes come back full it asks the queue nothing (`awaitWork` first asks
+    // when the next job falls due: a statement per take, needless while there are jobs to take).
     const looked = yield* Queue.sliding<void>(1)
     yield* FiberSet.run(
       fibers,
@@ -219,8 +221,10 @@ export const run = (options: WorkerOptions = {}) => {
         ...(sessionId === undefined ? {} : { sessionId })
       })
       // Before telling the waiter: a wake-up after this look sets it again.
-      if (jobs.length < free) maybeWork = false
-      yield* Queue.offer(looked, undefined)
+      if (jobs.length < free) {
+        maybeWork = false
+        yield* Queue.offer(looked, undefined)
+      }
       for (const job of jobs) yield* start(job)
     }
   }).pipe(Effect.scoped, withEventLoopTurns(), (worker) =>
