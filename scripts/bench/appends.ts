@@ -115,7 +115,7 @@ const sqliteBaseline = (db: Database.Database): Appender => {
   const prepared = (count: number) => {
     let statement = statements.get(count)
     if (statement === undefined) {
-      statement = db.prepare(appendStatement("sqlite", count, true, false).text)
+      statement = db.prepare(appendStatement("sqlite", count, true, "insert").text)
       statements.set(count, statement)
     }
     return statement
@@ -149,7 +149,7 @@ export const pgAppendByHand = async (
 ): Promise<void> => {
   let text = pgStatements.get(events.length)
   if (text === undefined) {
-    text = appendStatement("pg", events.length, true, true).text
+    text = appendStatement("pg", events.length, true, "standalone").text
     pgStatements.set(events.length, text)
   }
   const values = [...insertParams(aggregateId, events, expected, new Date(), stream), "event_store_appended"]

@@ -67,14 +67,14 @@ const oneEventParams = (aggregateId: string, expected: number, index: number): A
   ]
 }
 
-const perAggregateText = appendStatement("pg", 1, true, true).text
+const perAggregateText = appendStatement("pg", 1, true, "standalone").text
 /** The previous statement: the same, with the store-wide lock instead of the aggregate's. */
 const storeWideText = perAggregateText.replace(
   /pg_try_advisory_xact_lock\([^)]*\)\)/,
   `pg_try_advisory_xact_lock(${storeWideKey}::bigint)`
 )
 /** The previous design's transaction way, taken when the lock is busy: wait for the lock, then insert. */
-const storeWideWaitText = appendStatement("pg", 1, true, false).text
+const storeWideWaitText = appendStatement("pg", 1, true, "insert").text
 
 const byHand =
   (clients: ReadonlyArray<pg.Client>, storeWide: boolean): ((writer: number) => AppendOne) =>

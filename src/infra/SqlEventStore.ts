@@ -57,11 +57,11 @@ import {
   type SubscribeQuery
 } from "./EventStore.js"
 import {
+  type AppendShape,
   type AppendStatement,
   appendLockKey,
   appendStatement,
-  appendStatementName,
-  notificationLimit
+  appendStatementName
 } from "./internal/appendStatement.js"
 import {
   checkExpected,
@@ -417,26 +417,6 @@ const notifiedRows = (payload: string): ReadonlyArray<RawEvent> | undefined => {
   )
 }
 
-/** The notification of an append made in a transaction: its rows, or its last position when they do not fit. */
-const notificationOf = (rows: ReadonlyArray<RawEvent>): string => {
-  const text = JSON.stringify(
-    rows.map(
-      (row): NotifiedRow => ({
-        p: row.position,
-        s: row.streamId,
-        a: row.aggregateId,
-        q: row.sequence,
-        t: row.type,
-        v: row.version,
-        d: String(row.data),
-        m: String(row.metadata),
-        c: row.createdAt
-      })
-    )
-  )
-  return Buffer.byteLength(text) <= notificationLimit ? text : String(rows[rows.length - 1]?.position ?? 0)
-}
-
 // --- Migrations -----------------------------------------------------------------------------------------------------
 
 /**
@@ -624,11 +604,11 @@ export const make = (
 
     /** `insertAfter`'s statement for each shape, built once (see `appendStatement`). */
     const insertTexts = new Map<string, AppendStatement>()
-    const insertText = (count: number, checked: boolean, standalone: boolean): AppendStatement => {
-      const key = appendStatementName(count, checked, standalone)
+    const insertText = (count: number, checked: boolean, shape: AppendShape): AppendStatement => {
+      const key = appendStatementName(count, checked, shape)
       let statement = insertTexts.get(key)
       if (statement === undefined) {
-        statement = appendStatement(dialect, count, checked, standalone)
+        statement = appendStatement(dialect, count, checked, shape)
         insertTexts.set(key, statement)
       }
       return statement
@@ -646,17 +626,17 @@ export const make = (
       events: ReadonlyArray<EncodedEvent>,
       expectedLast: number | undefined,
       createdAt: number,
-      standalone: boolean
+      shape: AppendShape
     ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | LockBusy | EventStoreError | SqlError> => {
       const params = insertParams(streamId, aggregateId, events, expectedLast, createdAt)
-      if (standalone) params.push(channel)
-      const { name, text } = insertText(events.length, expectedLast !== undefined, standalone)
+      if (shape !== "insert") params.push(channel)
+      const { name, text } = insertText(events.length, expectedLast !== undefined, shape)
       return runStatement(text, params, name).pipe(
         Effect.catchIf(isUniqueViolation, () => new UniqueViolation()),
         Effect.flatMap((rows): Effect.Effect<ReadonlyArray<Inserted>, LockBusy | EventStoreError> => {
           const first = rows[0]
           const held: unknown = typeof first === "object" && first !== null ? Reflect.get(first, "held") : undefined
-          if (standalone && rows.length === 1 && held === false) return Effect.fail(new LockBusy())
+          if (shape === "standalone" && rows.length === 1 && held === false) return Effect.fail(new LockBusy())
           const decoded = decodeInserted(rows)
           return Either.isLeft(decoded) ? Effect.fail(decoded.left) : Effect.succeed(decoded.right)
         })
@@ -692,7 +672,7 @@ export const make = (
       events: ReadonlyArray<EncodedEvent>,
       expected: ExpectedSequence,
       createdAt: number,
-      standalone: boolean
+      shape: AppendShape
     ): Effect.Effect<AppendResult, Refused | UniqueViolation | LockBusy | EventStoreError | SqlError> => {
       const first = expected === "any" ? undefined : expected === "no-stream" ? 0 : expected
       const complete = (inserted: ReadonlyArray<Inserted>, count: number) => {
@@ -701,7 +681,7 @@ export const make = (
       }
       if (events.length <= insertChunk) {
         // The usual case, kept free of generators: one statement.
-        return Effect.flatMap(insertAfter(streamId, aggregateId, events, first, createdAt, standalone), (inserted) => {
+        return Effect.flatMap(insertAfter(streamId, aggregateId, events, first, createdAt, shape), (inserted) => {
           const last = complete(inserted, events.length)
           return last === undefined
             ? Effect.fail(new Refused())
@@ -713,7 +693,15 @@ export const make = (
         let last = first
         for (let start = 0; start < events.length; start += insertChunk) {
           const chunk = events.slice(start, start + insertChunk)
-          const inserted = yield* insertAfter(streamId, aggregateId, chunk, last, createdAt, false)
+          // Each chunk of a notifying append notifies its own rows; a standalone one is never chunked.
+          const inserted = yield* insertAfter(
+            streamId,
+            aggregateId,
+            chunk,
+            last,
+            createdAt,
+            shape === "notifying" ? shape : "insert"
+          )
           const final = complete(inserted, chunk.length)
           if (final === undefined) return yield* new Refused()
           for (const row of inserted) positions.push(row.position)
@@ -725,22 +713,15 @@ export const make = (
 
     /**
      * PostgreSQL, an append of several statements: the aggregate's append lock and the transaction's id first (the id
-     * before any position is drawn: see `internal/highWater.ts`), then the inserts, with the wake-up for other
-     * processes sent on commit.
+     * before any position is drawn: see `internal/highWater.ts`), then the inserts, each sending the wake-up for
+     * other processes on commit (`notifying` statements).
      */
     const pgLockText = `SELECT pg_advisory_xact_lock(${appendLockKey("$1", "$2")}), pg_current_xact_id()`
     const pgAppend = (
       streamId: string,
       aggregateId: string,
-      insert: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError>,
-      rows: (result: AppendResult) => ReadonlyArray<RawEvent>
-    ) =>
-      writeTransaction(
-        runStatement(pgLockText, [streamId, aggregateId]).pipe(
-          Effect.zipRight(insert),
-          Effect.tap((result) => sql`SELECT pg_notify(${channel}, ${notificationOf(rows(result))})`)
-        )
-      )
+      insert: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError>
+    ) => writeTransaction(Effect.zipRight(runStatement(pgLockText, [streamId, aggregateId]), insert))
 
     /** An append's rows as they were stored. */
     const appendedRows = (
@@ -784,18 +765,21 @@ export const make = (
       return Effect.flatMap(Clock.currentTimeMillis, (createdAt) => {
         const single = encoded.length <= insertChunk
         // (Only a standalone statement can find the lock busy: this one waits for it.)
-        const insert = insertAll(streamId, aggregateId, encoded, expected, createdAt, false).pipe(
-          Effect.catchTag("LockBusy", Effect.die)
-        )
+        const insert = insertAll(
+          streamId,
+          aggregateId,
+          encoded,
+          expected,
+          createdAt,
+          isPg ? "notifying" : "insert"
+        ).pipe(Effect.catchTag("LockBusy", Effect.die))
         // With something to commit alongside, the insert and it share one transaction (see `EventStoreService.append`).
         const insertThen = alongside === undefined ? insert : Effect.tap(insert, (result) => alongside(result))
         const together =
           alongside === undefined
             ? undefined
             : isPg
-              ? pgAppend(streamId, aggregateId, insertThen, (result) =>
-                  appendedRows(streamId, aggregateId, encoded, result, createdAt)
-                )
+              ? pgAppend(streamId, aggregateId, insertThen)
               : writeTransaction(insertThen)
         // On SQLite a lone statement is its own transaction (or runs in the caller's).
         const written: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> =
@@ -814,13 +798,11 @@ export const make = (
                   const inTransaction = Option.isSome(
                     Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
                   )
-                  const rows = (result: AppendResult) => appendedRows(streamId, aggregateId, encoded, result, createdAt)
-                  if (!single || inTransaction || expected === "any")
-                    return pgAppend(streamId, aggregateId, insert, rows)
+                  if (!single || inTransaction || expected === "any") return pgAppend(streamId, aggregateId, insert)
                   return Effect.catchTag(
-                    insertAll(streamId, aggregateId, encoded, expected, createdAt, true),
+                    insertAll(streamId, aggregateId, encoded, expected, createdAt, "standalone"),
                     "LockBusy",
-                    () => pgAppend(streamId, aggregateId, insert, rows)
+                    () => pgAppend(streamId, aggregateId, insert)
                   )
                 })
         return written.pipe(

@@ -27,11 +27,21 @@ export interface AppendStatement {
 }
 
 /**
+ * What an append statement does besides inserting, on PostgreSQL:
+ * - `insert`: nothing (SQLite; PostgreSQL chunks of a long append after the first).
+ * - `notifying`: also sends the notification of its rows (see below), delivered when the caller's transaction commits
+ *   and dropped if it rolls back. For an append in a transaction that already holds the aggregate's lock: the
+ *   notification costs no statement, no round trip of its own.
+ * - `standalone`: the whole append, outside any transaction of ours (see below).
+ */
+export type AppendShape = "insert" | "notifying" | "standalone"
+
+/**
  * The statement for `count` events; `checked` compares the aggregate's last sequence with an expected one.
  *
  * Parameters: stream, aggregate, created_at, stream, aggregate, then five per event (index, type, version, data,
- * metadata), then the expected sequence when `checked`, then (`standalone`) the channel. PostgreSQL types the
- * parameters of a SELECT list as text: the text says what they are.
+ * metadata), then the expected sequence when `checked`, then (`notifying`, `standalone`) the channel. PostgreSQL types
+ * the parameters of a SELECT list as text: the text says what they are.
  *
  * `standalone` (PostgreSQL): the statement is the whole append, outside any transaction of ours: one round trip
  * instead of five (BEGIN, the lock, the insert, the notify, COMMIT). A CTE the rows are selected from takes the
@@ -48,9 +58,10 @@ export const appendStatement = (
   dialect: "pg" | "sqlite",
   count: number,
   checked: boolean,
-  standalone: boolean
+  shape: AppendShape
 ): AppendStatement => {
   const isPg = dialect === "pg"
+  const standalone = shape === "standalone"
   const at = (n: number) => (isPg ? `$${n}` : "?")
   const values = Array.from({ length: count }, (_, index) => {
     const first = 6 + index * 5
@@ -62,9 +73,10 @@ export const appendStatement = (
     ...(checked ? [`head.last = ${at(6 + count * 5)}`] : []),
     ...(standalone ? ["append_lock.held"] : [])
   ]
-  const returning = standalone
-    ? "position, sequence, stream_id, aggregate_id, event_type, event_version, data, metadata, created_at"
-    : "position, sequence"
+  const returning =
+    shape === "insert"
+      ? "position, sequence"
+      : "position, sequence, stream_id, aggregate_id, event_type, event_version, data, metadata, created_at"
   const insert = `INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
     SELECT ${at(1)}, v.column2, ${at(2)}, head.last + v.column1, v.column3, v.column4, v.column5, ${at(3)}${isPg ? "::timestamptz" : ""}
     FROM ${standalone ? "append_lock, " : ""}(SELECT coalesce((SELECT sequence FROM events WHERE stream_id = ${at(4)} AND aggregate_id = ${at(5)}
@@ -74,26 +86,33 @@ export const appendStatement = (
     ORDER BY v.column1
     RETURNING ${returning}`
   const after = 6 + count * 5 + (checked ? 1 : 0)
-  const text = standalone
-    ? `WITH append_lock AS MATERIALIZED (
-           SELECT pg_try_advisory_xact_lock(${appendLockKey(at(1), at(2))}) AS held, pg_current_xact_id() AS xact),
-         inserted AS (${insert}),
-         notified AS (
+  const notified = `notified AS (
            SELECT json_agg(json_build_object('p', position, 's', stream_id, 'a', aggregate_id, 'q', sequence,
              't', event_type, 'v', event_version, 'd', data::text, 'm', metadata::text,
              'c', (extract(epoch FROM created_at) * 1000)::bigint) ORDER BY position)::text AS rows,
              max(position)::text AS last
-           FROM inserted)
+           FROM inserted)`
+  const wakeUp = `(SELECT pg_notify(${at(after)}, CASE WHEN octet_length(rows) <= ${notificationLimit} THEN rows ELSE last END)
+          FROM notified WHERE last IS NOT NULL) AS wake_up`
+  const text =
+    shape === "standalone"
+      ? `WITH append_lock AS MATERIALIZED (
+           SELECT pg_try_advisory_xact_lock(${appendLockKey(at(1), at(2))}) AS held, pg_current_xact_id() AS xact),
+         inserted AS (${insert}),
+         ${notified}
        SELECT position, sequence, true AS held
        FROM inserted,
-         (SELECT pg_notify(${at(after)}, CASE WHEN octet_length(rows) <= ${notificationLimit} THEN rows ELSE last END)
-          FROM notified WHERE last IS NOT NULL) AS wake_up
+         ${wakeUp}
        UNION ALL
        SELECT NULL, NULL, false FROM append_lock WHERE NOT held`
-    : insert
-  return { name: appendStatementName(count, checked, standalone), text }
+      : shape === "notifying"
+        ? `WITH inserted AS (${insert}),
+         ${notified}
+       SELECT position, sequence FROM inserted, ${wakeUp}`
+        : insert
+  return { name: appendStatementName(count, checked, shape), text }
 }
 
 /** The name of `appendStatement`'s statement of that shape, one per text. */
-export const appendStatementName = (count: number, checked: boolean, standalone: boolean): string =>
-  `event_store_append_${count}_${checked ? "checked" : "any"}${standalone ? "_standalone" : ""}`
+export const appendStatementName = (count: number, checked: boolean, shape: AppendShape): string =>
+  `event_store_append_${count}_${checked ? "checked" : "any"}${shape === "insert" ? "" : `_${shape}`}`
