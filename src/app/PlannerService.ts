@@ -574,7 +574,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
                 Effect.mapError(
                   Effect.zipRight(
                     Effect.zipRight(
-                      Effect.forEach(changes.ended, queue.complete, { discard: true }),
+                      changes.ended.length === 0 ? Effect.void : queue.complete(changes.ended),
                       open.length === 0 ? Effect.void : queue.enqueue(open)
                     ),
                     Effect.forEach(

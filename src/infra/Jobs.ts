@@ -88,7 +88,10 @@ export const applyChanges = (changes: JobChanges): Effect.Effect<void, TaskQueue
   changes.enqueue.length === 0 && changes.complete.length === 0
     ? Effect.void
     : Effect.flatMap(TaskQueue, (queue) =>
-        Effect.zipRight(queue.enqueue(changes.enqueue), Effect.forEach(changes.complete, queue.complete))
+        Effect.zipRight(
+          queue.enqueue(changes.enqueue),
+          changes.complete.length === 0 ? Effect.void : queue.complete(changes.complete)
+        )
       )
 
 // --- The rebuild ----------------------------------------------------------------------------------------------------

@@ -156,9 +156,9 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
     })
   })
 
-  const complete = (key: JobKey) =>
+  const complete = (keys: JobKey | ReadonlyArray<JobKey>) =>
     Effect.sync(() => {
-      rows.delete(jobKeyString(key))
+      for (const key of Array.isArray(keys) ? keys : [keys]) rows.delete(jobKeyString(key))
     }).pipe(Effect.withSpan("MemoryTaskQueue.complete"))
 
   const release = (key: JobKey, workerId: string) =>

@@ -70,6 +70,8 @@ const liveClock = Clock.make()
 const wakeUps = new WeakMap<SqlClient.SqlClient, WakeUp>()
 /** Rows per INSERT statement: well under both databases' bound-parameter limits (6 per row). */
 const insertChunk = 500
+/** Jobs per DELETE of `complete` (3 parameters each). */
+const completeChunk = 300
 
 interface JobRow {
   readonly id: number | string
@@ -316,13 +318,20 @@ export const make = (
       return rows.length
     })
 
-    const complete = Effect.fn("SqlTaskQueue.complete")(function* (key: JobKey) {
-      yield* run(
-        "complete a job",
-        sql`
-          DELETE FROM planner_jobs
-          WHERE session_id = ${key.sessionId} AND task_id = ${key.taskId} AND attempt = ${key.attempt}`
-      )
+    const complete = Effect.fn("SqlTaskQueue.complete")(function* (keys: JobKey | ReadonlyArray<JobKey>) {
+      const all: ReadonlyArray<JobKey> = Array.isArray(keys) ? keys : [keys as JobKey]
+      for (const chunk of chunks(all, completeChunk)) {
+        yield* run(
+          "complete a job",
+          sql`
+            DELETE FROM planner_jobs
+            WHERE ${sql.or(
+              chunk.map(
+                (key) => sql`(session_id = ${key.sessionId} AND task_id = ${key.taskId} AND attempt = ${key.attempt})`
+              )
+            )}`
+        )
+      }
     })
 
     const release = Effect.fn("SqlTaskQueue.release")(function* (key: JobKey, workerId: string) {

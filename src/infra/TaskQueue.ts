@@ -92,8 +92,11 @@ export interface TaskQueueService {
   readonly take: (options: TakeOptions) => Effect.Effect<ReadonlyArray<TakenJob>, TaskQueueError>
   /** One statement extends every lease this worker holds. Returns how many. */
   readonly extendLeases: (workerId: string, leaseMs: number) => Effect.Effect<number, TaskQueueError>
-  /** The job's outcome was recorded: the job is removed, never handed out again. Idempotent. */
-  readonly complete: (key: JobKey) => Effect.Effect<void, TaskQueueError>
+  /**
+   * The jobs' outcomes were recorded: the jobs are removed, never handed out again. Idempotent. Several keys go in one
+   * statement (the writer ends several attempts in one append).
+   */
+  readonly complete: (keys: JobKey | ReadonlyArray<JobKey>) => Effect.Effect<void, TaskQueueError>
   /** Give a job back (shutdown): takeable again at once (or at runAt). Only the worker holding it can. */
   readonly release: (key: JobKey, workerId: string) => Effect.Effect<void, TaskQueueError>
   /** Remove the unfinished jobs of a session (cancel), or of some of its tasks. */

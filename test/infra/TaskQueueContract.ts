@@ -268,6 +268,35 @@ export const taskQueueContract = <Db, Extra>(name: string, target: TaskQueueTarg
       )
     )
 
+    it.effect("completing several jobs at once removes exactly those, across sessions and attempts", () =>
+      withQueue(target, (queue) =>
+        Effect.gen(function* () {
+          const jobs = [
+            ...Array.from({ length: 700 }, (_, index) => job("s1", index + 1)),
+            job("s2", 1),
+            job("s2", 1, { attempt: 2 })
+          ]
+          yield* queue.enqueue(jobs)
+          yield* queue.take({ workerId: "w1", limit: 5, leaseMs: 1_000 })
+          // More keys than one statement takes, held and waiting ones, another session, an attempt that differs, a key
+          // that does not exist.
+          const done = [
+            ...jobs.filter((candidate) => candidate.sessionId === "s1" && candidate.taskId % 2 === 1),
+            { sessionId: "s2", taskId: 1, attempt: 2 },
+            { sessionId: "s3", taskId: 1, attempt: 1 }
+          ]
+          yield* queue.complete(done)
+          yield* queue.complete(done)
+          yield* queue.complete([])
+          const wanted = [
+            ...jobs.filter((candidate) => candidate.sessionId === "s1" && candidate.taskId % 2 === 0),
+            job("s2", 1)
+          ]
+          expect(keys(yield* queue.list()).sort()).toEqual(keys(wanted).sort())
+        })
+      )
+    )
+
     it.effect("release gives a job back at once, and only its holder can", () =>
       withQueue(target, (queue) =>
         Effect.gen(function* () {
