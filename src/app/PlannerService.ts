@@ -570,24 +570,27 @@ export const make = (options: PlannerServiceOptions = {}) =>
         const alongside: AppendAlongside | undefined =
           changes.ended.length === 0 && changes.dispatched.length === 0
             ? undefined
-            : () =>
-                Effect.mapError(
-                  Effect.zipRight(
+            : changes.dispatched.length === 0
+              ? // Only attempts ended (outcomes): on PostgreSQL the jobs go in the append's own statement when they can.
+                endingAlongside(changes.ended)
+              : () =>
+                  Effect.mapError(
                     Effect.zipRight(
-                      changes.ended.length === 0 ? Effect.void : queue.complete(changes.ended),
-                      open.length === 0 ? Effect.void : queue.enqueue(open)
+                      Effect.zipRight(
+                        changes.ended.length === 0 ? Effect.void : queue.complete(changes.ended),
+                        open.length === 0 ? Effect.void : queue.enqueue(open)
+                      ),
+                      Effect.forEach(
+                        handed,
+                        ({ job }) =>
+                          queue.enqueue([job], {
+                            takenBy: { workerId: job.workerId, leaseExpiresAt: job.leaseExpiresAt }
+                          }),
+                        { discard: true }
+                      )
                     ),
-                    Effect.forEach(
-                      handed,
-                      ({ job }) =>
-                        queue.enqueue([job], {
-                          takenBy: { workerId: job.workerId, leaseExpiresAt: job.leaseExpiresAt }
-                        }),
-                      { discard: true }
-                    )
-                  ),
-                  queueFailed
-                )
+                    queueFailed
+                  )
         const appendOrConflict = Effect.uninterruptible(
           hotSpanWith(
             events.append(plannerStreamId, sessionId, appended, state.version, alongside).pipe(
@@ -620,6 +623,13 @@ export const make = (options: PlannerServiceOptions = {}) =>
         else contended.delete(sessionId)
         return attempt(0, left === 0)
       })
+    }
+
+    /** An append's alongside that completes the jobs of the attempts it ended, as an effect and as a statement. */
+    const endingAlongside = (ended: ReadonlyArray<JobKey>): AppendAlongside => {
+      const statement = queue.completeAlongside?.(ended)
+      const complete = () => Effect.mapError(queue.complete(ended), queueFailed)
+      return statement === undefined ? complete : Object.assign(complete, { statement })
     }
 
     /** Takes every command waiting for the session and handles them; with the session's turn held. */

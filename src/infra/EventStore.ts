@@ -149,8 +149,27 @@ export type ReadError = EventStoreError | CorruptEvent
 
 // --- The service ----------------------------------------------------------------------------------------------------
 
-/** What commits together with an append (see `EventStoreService.append`), given where the events went. */
-export type AppendAlongside = (result: AppendResult) => Effect.Effect<void, EventStoreError>
+/**
+ * What commits together with an append (see `EventStoreService.append`), given where the events went. It may also
+ * carry the same work as one SQL statement (`statement`), which a PostgreSQL store sends inside its single-statement
+ * append; any other store, and that one when the append goes the transaction way, runs the effect.
+ */
+export type AppendAlongside = ((result: AppendResult) => Effect.Effect<void, EventStoreError>) & {
+  readonly statement?: AlongsideStatement
+}
+
+/**
+ * PostgreSQL: an alongside's work as one data-modifying statement (a DELETE, INSERT or UPDATE), sent as a CTE of the
+ * append's own statement, so that the append and what commits with it cost one round trip instead of five (BEGIN,
+ * the lock, the insert, the statement, COMMIT). `text(first)` numbers its parameters from `$first`. It must change
+ * nothing unless the append wrote its events: the append's rows are the CTE `inserted`, and the statement tests
+ * `EXISTS (SELECT 1 FROM inserted)`. Statements of one `shape` have one text (it names the prepared statement).
+ */
+export interface AlongsideStatement {
+  readonly shape: string
+  readonly text: (first: number) => string
+  readonly params: ReadonlyArray<unknown>
+}
 
 export interface EventStoreService {
   /**

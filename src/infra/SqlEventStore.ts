@@ -42,6 +42,7 @@ import { Clock, Context, Data, Duration, Effect, Either, Layer, Option, Schedule
 import {
   type AggregateInfo,
   type AggregatePage,
+  type AlongsideStatement,
   type AppendAlongside,
   type AppendResult,
   CorruptEvent,
@@ -604,11 +605,16 @@ export const make = (
 
     /** `insertAfter`'s statement for each shape, built once (see `appendStatement`). */
     const insertTexts = new Map<string, AppendStatement>()
-    const insertText = (count: number, checked: boolean, shape: AppendShape): AppendStatement => {
-      const key = appendStatementName(count, checked, shape)
+    const insertText = (
+      count: number,
+      checked: boolean,
+      shape: AppendShape,
+      alongside: AlongsideStatement | undefined
+    ): AppendStatement => {
+      const key = appendStatementName(count, checked, shape, alongside?.shape)
       let statement = insertTexts.get(key)
       if (statement === undefined) {
-        statement = appendStatement(dialect, count, checked, shape)
+        statement = appendStatement(dialect, count, checked, shape, alongside)
         insertTexts.set(key, statement)
       }
       return statement
@@ -626,11 +632,13 @@ export const make = (
       events: ReadonlyArray<EncodedEvent>,
       expectedLast: number | undefined,
       createdAt: number,
-      shape: AppendShape
+      shape: AppendShape,
+      alongside?: AlongsideStatement
     ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | LockBusy | EventStoreError | SqlError> => {
       const params = insertParams(streamId, aggregateId, events, expectedLast, createdAt)
       if (shape !== "insert") params.push(channel)
-      const { name, text } = insertText(events.length, expectedLast !== undefined, shape)
+      if (alongside !== undefined) params.push(...alongside.params)
+      const { name, text } = insertText(events.length, expectedLast !== undefined, shape, alongside)
       return runStatement(text, params, name).pipe(
         Effect.catchIf(isUniqueViolation, () => new UniqueViolation()),
         Effect.flatMap((rows): Effect.Effect<ReadonlyArray<Inserted>, LockBusy | EventStoreError> => {
@@ -672,7 +680,9 @@ export const make = (
       events: ReadonlyArray<EncodedEvent>,
       expected: ExpectedSequence,
       createdAt: number,
-      shape: AppendShape
+      shape: AppendShape,
+      /** A standalone append's companion statement (it is never chunked). */
+      alongside?: AlongsideStatement
     ): Effect.Effect<AppendResult, Refused | UniqueViolation | LockBusy | EventStoreError | SqlError> => {
       const first = expected === "any" ? undefined : expected === "no-stream" ? 0 : expected
       const complete = (inserted: ReadonlyArray<Inserted>, count: number) => {
@@ -681,12 +691,15 @@ export const make = (
       }
       if (events.length <= insertChunk) {
         // The usual case, kept free of generators: one statement.
-        return Effect.flatMap(insertAfter(streamId, aggregateId, events, first, createdAt, shape), (inserted) => {
-          const last = complete(inserted, events.length)
-          return last === undefined
-            ? Effect.fail(new Refused())
-            : Effect.succeed({ lastSequence: last, positions: inserted.map((row) => row.position) })
-        })
+        return Effect.flatMap(
+          insertAfter(streamId, aggregateId, events, first, createdAt, shape, alongside),
+          (inserted) => {
+            const last = complete(inserted, events.length)
+            return last === undefined
+              ? Effect.fail(new Refused())
+              : Effect.succeed({ lastSequence: last, positions: inserted.map((row) => row.position) })
+          }
+        )
       }
       return Effect.gen(function* () {
         const positions: Array<number> = []
@@ -775,36 +788,36 @@ export const make = (
         ).pipe(Effect.catchTag("LockBusy", Effect.die))
         // With something to commit alongside, the insert and it share one transaction (see `EventStoreService.append`).
         const insertThen = alongside === undefined ? insert : Effect.tap(insert, (result) => alongside(result))
-        const together =
-          alongside === undefined
-            ? undefined
-            : isPg
-              ? pgAppend(streamId, aggregateId, insertThen)
-              : writeTransaction(insertThen)
         // On SQLite a lone statement is its own transaction (or runs in the caller's).
-        const written: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> =
-          together !== undefined
-            ? together
-            : !isPg
-              ? single
-                ? insert
-                : writeTransaction(insert)
-              : Effect.withFiberRuntime((fiber) => {
-                  // On PostgreSQL a lone statement outside any transaction takes the lock and sends the notification
-                  // itself, or finds the lock taken and leaves the append to the transaction way (see `appendStatement`).
-                  // Inside a caller's transaction the append keeps its savepoint: a refused insert must not abort the
-                  // caller's transaction. An append at "any" sequence keeps its transaction too: reading the last sequence
-                  // after the lock, never from an older snapshot, is what lets it always succeed.
-                  const inTransaction = Option.isSome(
-                    Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
-                  )
-                  if (!single || inTransaction || expected === "any") return pgAppend(streamId, aggregateId, insert)
-                  return Effect.catchTag(
-                    insertAll(streamId, aggregateId, encoded, expected, createdAt, "standalone"),
-                    "LockBusy",
-                    () => pgAppend(streamId, aggregateId, insert)
-                  )
-                })
+        const written: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> = !isPg
+          ? alongside !== undefined || !single
+            ? writeTransaction(insertThen)
+            : insert
+          : Effect.withFiberRuntime((fiber) => {
+              // On PostgreSQL a lone statement outside any transaction takes the lock and sends the notification itself
+              // (and runs the alongside's own statement, when it has one), or finds the lock taken and leaves the append
+              // to the transaction way (see `appendStatement`). Inside a caller's transaction the append keeps its
+              // savepoint: a refused insert must not abort the caller's transaction. An append at "any" sequence keeps
+              // its transaction too: reading the last sequence after the lock, never from an older snapshot, is what
+              // lets it always succeed. An alongside without a statement is an effect: a transaction of its own.
+              const transactionWay = pgAppend(streamId, aggregateId, insertThen)
+              const inTransaction = Option.isSome(
+                Context.getOption(fiber.currentContext, SqlClient.TransactionConnection)
+              )
+              const statement = alongside?.statement
+              if (
+                !single ||
+                inTransaction ||
+                expected === "any" ||
+                (alongside !== undefined && statement === undefined)
+              )
+                return transactionWay
+              return Effect.catchTag(
+                insertAll(streamId, aggregateId, encoded, expected, createdAt, "standalone", statement),
+                "LockBusy",
+                () => transactionWay
+              )
+            })
         return written.pipe(
           retryBusy,
           Effect.catchTags({

@@ -35,6 +35,7 @@ import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Deferred, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
 import type { NodeKind } from "../domain/Task.js"
+import type { AlongsideStatement } from "./EventStore.js"
 import { makeWakeUp, type WakeUp } from "./internal/eventStore.js"
 import { retryWhileBusy } from "./internal/sqliteBusy.js"
 import {
@@ -72,6 +73,8 @@ const wakeUps = new WeakMap<SqlClient.SqlClient, WakeUp>()
 const insertChunk = 500
 /** Jobs per DELETE of `complete` (3 parameters each). */
 const completeChunk = 300
+/** At most this many jobs completed inside an append's statement: each count is a statement prepared per connection. */
+const completeAlongsideLimit = 16
 
 interface JobRow {
   readonly id: number | string
@@ -334,6 +337,22 @@ export const make = (
       }
     })
 
+    /** `complete`'s DELETE, for the append statement's CTE: it deletes nothing unless the append wrote its events. */
+    const completeAlongside = (keys: ReadonlyArray<JobKey>): AlongsideStatement | undefined =>
+      keys.length === 0 || keys.length > completeAlongsideLimit
+        ? undefined
+        : {
+            shape: `jobs_complete_${keys.length}`,
+            text: (first) =>
+              `DELETE FROM planner_jobs WHERE EXISTS (SELECT 1 FROM inserted) AND (${keys
+                .map((_, index) => {
+                  const at = first + index * 3
+                  return `(session_id = $${at} AND task_id = $${at + 1} AND attempt = $${at + 2})`
+                })
+                .join(" OR ")})`,
+            params: keys.flatMap((key) => [key.sessionId, key.taskId, key.attempt])
+          }
+
     const release = Effect.fn("SqlTaskQueue.release")(function* (key: JobKey, workerId: string) {
       const rows = yield* run(
         "release a job",
@@ -490,7 +509,18 @@ export const make = (
       yield* Effect.raceFirst(woken, Effect.sleep(wait))
     })
 
-    return { enqueue, take, extendLeases, complete, release, remove, awaitWork, list, replace }
+    return {
+      enqueue,
+      take,
+      extendLeases,
+      complete,
+      ...(pg ? { completeAlongside } : {}),
+      release,
+      remove,
+      awaitWork,
+      list,
+      replace
+    }
   })
 
 /** The queue over the event store's `SqlClient` (build it after the store, which runs the migrations). */

@@ -20,6 +20,7 @@
  */
 import { Context, Effect, Schema } from "effect"
 import type { NodeKind } from "../domain/Task.js"
+import type { AlongsideStatement } from "./EventStore.js"
 
 // --- Data -----------------------------------------------------------------------------------------------------------
 
@@ -97,6 +98,12 @@ export interface TaskQueueService {
    * statement (the writer ends several attempts in one append).
    */
   readonly complete: (keys: JobKey | ReadonlyArray<JobKey>) => Effect.Effect<void, TaskQueueError>
+  /**
+   * PostgreSQL: `complete` as a statement the event store sends inside an append's own statement (see
+   * `AlongsideStatement`), so that an append that ends attempts costs one round trip. Undefined where the queue has
+   * no such statement (another database, a queue of its own) or for more jobs than one statement should carry.
+   */
+  readonly completeAlongside?: (keys: ReadonlyArray<JobKey>) => AlongsideStatement | undefined
   /** Give a job back (shutdown): takeable again at once (or at runAt). Only the worker holding it can. */
   readonly release: (key: JobKey, workerId: string) => Effect.Effect<void, TaskQueueError>
   /** Remove the unfinished jobs of a session (cancel), or of some of its tasks. */

@@ -5,6 +5,7 @@
  *
  * @internal
  */
+import type { AlongsideStatement } from "../EventStore.js"
 
 /**
  * The seed of the `pg_advisory_xact_lock` key that serialises appends to one aggregate on PostgreSQL: the key is
@@ -58,7 +59,9 @@ export const appendStatement = (
   dialect: "pg" | "sqlite",
   count: number,
   checked: boolean,
-  shape: AppendShape
+  shape: AppendShape,
+  /** `standalone`: a statement that commits with the append (see `AlongsideStatement`), its parameters last. */
+  alongside?: Pick<AlongsideStatement, "shape" | "text">
 ): AppendStatement => {
   const isPg = dialect === "pg"
   const standalone = shape === "standalone"
@@ -99,7 +102,12 @@ export const appendStatement = (
       ? `WITH append_lock AS MATERIALIZED (
            SELECT pg_try_advisory_xact_lock(${appendLockKey(at(1), at(2))}) AS held, pg_current_xact_id() AS xact),
          inserted AS (${insert}),
-         ${notified}
+         ${notified}${
+           alongside === undefined
+             ? ""
+             : `,
+         alongside AS (${alongside.text(after + 1)})`
+         }
        SELECT position, sequence, true AS held
        FROM inserted,
          ${wakeUp}
@@ -110,9 +118,9 @@ export const appendStatement = (
          ${notified}
        SELECT position, sequence FROM inserted, ${wakeUp}`
         : insert
-  return { name: appendStatementName(count, checked, shape), text }
+  return { name: appendStatementName(count, checked, shape, alongside?.shape), text }
 }
 
 /** The name of `appendStatement`'s statement of that shape, one per text. */
-export const appendStatementName = (count: number, checked: boolean, shape: AppendShape): string =>
-  `event_store_append_${count}_${checked ? "checked" : "any"}${shape === "insert" ? "" : `_${shape}`}`
+export const appendStatementName = (count: number, checked: boolean, shape: AppendShape, alongside?: string): string =>
+  `event_store_append_${count}_${checked ? "checked" : "any"}${shape === "insert" ? "" : `_${shape}`}${alongside === undefined ? "" : `_with_${alongside}`}`
