@@ -297,8 +297,11 @@ const isUniqueViolation = (error: SqlError) => {
 
 class UniqueViolation extends Data.TaggedError("UniqueViolation") {}
 
-/** The append's own check found another sequence than expected; nothing was written. */
-class Refused extends Data.TaggedError("Refused") {}
+/**
+ * The append's own check found another sequence than expected; nothing was written. `seen`: the aggregate's last
+ * sequence as the statement saw it (PostgreSQL; see `appendStatement`), when it said.
+ */
+class Refused extends Data.TaggedError("Refused")<{ readonly seen?: number }> {}
 
 /** PostgreSQL: a one-statement append found the append lock taken and wrote nothing (see `appendStatement`). */
 class LockBusy extends Data.TaggedError("LockBusy") {}
@@ -634,17 +637,22 @@ export const make = (
       createdAt: number,
       shape: AppendShape,
       alongside?: AlongsideStatement
-    ): Effect.Effect<ReadonlyArray<Inserted>, UniqueViolation | LockBusy | EventStoreError | SqlError> => {
+    ): Effect.Effect<ReadonlyArray<Inserted>, Refused | UniqueViolation | LockBusy | EventStoreError | SqlError> => {
       const params = insertParams(streamId, aggregateId, events, expectedLast, createdAt)
       if (shape !== "insert") params.push(channel)
       if (alongside !== undefined) params.push(...alongside.params)
       const { name, text } = insertText(events.length, expectedLast !== undefined, shape, alongside)
       return runStatement(text, params, name).pipe(
         Effect.catchIf(isUniqueViolation, () => new UniqueViolation()),
-        Effect.flatMap((rows): Effect.Effect<ReadonlyArray<Inserted>, LockBusy | EventStoreError> => {
+        Effect.flatMap((rows): Effect.Effect<ReadonlyArray<Inserted>, Refused | LockBusy | EventStoreError> => {
           const first = rows[0]
-          const held: unknown = typeof first === "object" && first !== null ? Reflect.get(first, "held") : undefined
-          if (shape === "standalone" && rows.length === 1 && held === false) return Effect.fail(new LockBusy())
+          const field = (column: string): unknown =>
+            typeof first === "object" && first !== null ? Reflect.get(first, column) : undefined
+          if (shape !== "insert" && rows.length === 1 && field("position") === null) {
+            if (field("held") === false) return Effect.fail(new LockBusy())
+            const seen = dbInt(field("last"))
+            return Effect.fail(new Refused(seen === undefined ? {} : { seen }))
+          }
           const decoded = decodeInserted(rows)
           return Either.isLeft(decoded) ? Effect.fail(decoded.left) : Effect.succeed(decoded.right)
         })
@@ -696,7 +704,7 @@ export const make = (
           (inserted) => {
             const last = complete(inserted, events.length)
             return last === undefined
-              ? Effect.fail(new Refused())
+              ? Effect.fail(new Refused({}))
               : Effect.succeed({ lastSequence: last, positions: inserted.map((row) => row.position) })
           }
         )
@@ -716,7 +724,7 @@ export const make = (
             shape === "notifying" ? shape : "insert"
           )
           const final = complete(inserted, chunk.length)
-          if (final === undefined) return yield* new Refused()
+          if (final === undefined) return yield* new Refused({})
           for (const row of inserted) positions.push(row.position)
           last = final
         }
@@ -824,7 +832,12 @@ export const make = (
             // Refused: the expected sequence did not match. UniqueViolation: a writer that bypassed this store's lock,
             // or (PostgreSQL, one statement) a sequence read from a snapshot older than an append that committed just
             // before the statement took the lock. Either way, report where the aggregate really is.
-            Refused: () => conflictNow(streamId, aggregateId, expected),
+            // A statement that saw the aggregate past the expected sequence said where: no query needed. (One that saw
+            // it behind may have read before an append that just committed: ask.)
+            Refused: ({ seen }) =>
+              seen !== undefined && seen > (expected === "no-stream" ? 0 : Number(expected))
+                ? Effect.fail(new SequenceConflict({ streamId, aggregateId, expected, actual: seen }))
+                : conflictNow(streamId, aggregateId, expected),
             UniqueViolation: () => conflictNow(streamId, aggregateId, expected),
             SqlError: toStoreError("append")
           }),

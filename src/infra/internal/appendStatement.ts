@@ -54,6 +54,11 @@ export type AppendShape = "insert" | "notifying" | "standalone"
  * then failed on the unique constraint, which costs far more than a refusal and leaves a gap in the positions. When
  * the lock is taken it writes nothing and returns one row with `held` false, and the append goes the transaction way,
  * which waits for the lock and then reads afresh.
+ *
+ * `notifying` and `standalone`, refused by the expected sequence: one row with no position and `last`, the aggregate's
+ * last sequence as the statement saw it, so that a conflict costs no query of its own. In the transaction way (the
+ * lock held before the statement) that is the last sequence. A standalone statement reads from a snapshot taken just
+ * before its lock: an append that committed in between is missing from it, so its `last` may be behind, never ahead.
  */
 export const appendStatement = (
   dialect: "pg" | "sqlite",
@@ -80,10 +85,11 @@ export const appendStatement = (
     shape === "insert"
       ? "position, sequence"
       : "position, sequence, stream_id, aggregate_id, event_type, event_version, data, metadata, created_at"
+  const head = `SELECT coalesce((SELECT sequence FROM events WHERE stream_id = ${at(4)} AND aggregate_id = ${at(5)}
+                  ORDER BY sequence DESC LIMIT 1), 0) AS last`
   const insert = `INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
     SELECT ${at(1)}, v.column2, ${at(2)}, head.last + v.column1, v.column3, v.column4, v.column5, ${at(3)}${isPg ? "::timestamptz" : ""}
-    FROM ${standalone ? "append_lock, " : ""}(SELECT coalesce((SELECT sequence FROM events WHERE stream_id = ${at(4)} AND aggregate_id = ${at(5)}
-                  ORDER BY sequence DESC LIMIT 1), 0) AS last) AS head,
+    FROM ${standalone ? "append_lock, " : ""}${shape === "insert" ? `(${head}) AS head` : "head"},
          (VALUES ${values.join(", ")}) AS v
     ${conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`}
     ORDER BY v.column1
@@ -97,10 +103,18 @@ export const appendStatement = (
            FROM inserted)`
   const wakeUp = `(SELECT pg_notify(${at(after)}, CASE WHEN octet_length(rows) <= ${notificationLimit} THEN rows ELSE last END)
           FROM notified WHERE last IS NOT NULL) AS wake_up`
+  // A refused append says where the aggregate was (see `appendStatement`'s comment).
+  const refusal = !checked
+    ? ""
+    : `
+       UNION ALL
+       SELECT NULL, NULL, true, head.last FROM ${standalone ? "append_lock, head WHERE append_lock.held AND" : "head WHERE"}
+         NOT EXISTS (SELECT 1 FROM inserted)`
   const text =
     shape === "standalone"
       ? `WITH append_lock AS MATERIALIZED (
            SELECT pg_try_advisory_xact_lock(${appendLockKey(at(1), at(2))}) AS held, pg_current_xact_id() AS xact),
+         head AS MATERIALIZED (${head}),
          inserted AS (${insert}),
          ${notified}${
            alongside === undefined
@@ -108,15 +122,16 @@ export const appendStatement = (
              : `,
          alongside AS (${alongside.text(after + 1)})`
          }
-       SELECT position, sequence, true AS held
+       SELECT position, sequence, true AS held, NULL::bigint AS last
        FROM inserted,
          ${wakeUp}
        UNION ALL
-       SELECT NULL, NULL, false FROM append_lock WHERE NOT held`
+       SELECT NULL, NULL, false, NULL FROM append_lock WHERE NOT held${refusal}`
       : shape === "notifying"
-        ? `WITH inserted AS (${insert}),
+        ? `WITH head AS MATERIALIZED (${head}),
+         inserted AS (${insert}),
          ${notified}
-       SELECT position, sequence FROM inserted, ${wakeUp}`
+       SELECT position, sequence, true AS held, NULL::bigint AS last FROM inserted, ${wakeUp}${refusal}`
         : insert
   return { name: appendStatementName(count, checked, shape, alongside?.shape), text }
 }
