@@ -8,12 +8,11 @@ import { Context, Effect, Fiber, Layer, Redacted } from "effect"
 import pg from "pg"
 import { type AppendAlongside, EventStore, EventStoreError } from "../../src/infra/EventStore.js"
 import { appendLockSeed } from "../../src/infra/internal/appendStatement.js"
-import * as PgPool from "../../src/infra/internal/pgPool.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
 import { type JobKey, jobKeyString, TaskQueue } from "../../src/infra/TaskQueue.js"
 import { newEvent, within } from "./EventStoreContract.js"
-import { freshPgDatabase } from "./fixtures/databases.js"
+import { freshPgDatabase, pgStoreRecordingPrepared } from "./fixtures/databases.js"
 import { job } from "./TaskQueueContract.js"
 
 const key = (taskId: number): JobKey => ({ sessionId: "s", taskId, attempt: 1 })
@@ -23,23 +22,8 @@ describe("PostgreSQL: an append and its alongside statement", () => {
     Effect.scoped(
       Effect.gen(function* () {
         const url = yield* freshPgDatabase
-        const pool = yield* PgPool.open({ url: Redacted.make(url) })
-        const names: Array<string> = []
-        const run = PgPool.prepared(pool)
-        const context = yield* Layer.build(
-          SqlTaskQueue.layer().pipe(
-            Layer.provideMerge(
-              PgEventStore.layer({
-                url: Redacted.make(url),
-                prepared: (name, text, params) =>
-                  Effect.zipRight(
-                    Effect.sync(() => names.push(name)),
-                    run(name, text, params)
-                  )
-              })
-            )
-          )
-        )
+        const { names, layer } = yield* pgStoreRecordingPrepared(url)
+        const context = yield* Layer.build(SqlTaskQueue.layer().pipe(Layer.provideMerge(layer)))
         const store = Context.get(context, EventStore)
         const queue = Context.get(context, TaskQueue)
         const held = async () => (await Effect.runPromise(queue.list("s"))).map(jobKeyString)

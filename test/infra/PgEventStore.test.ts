@@ -3,7 +3,6 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Deferred, Effect, Either, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import pg from "pg"
 import { EventStore, EventStoreError, SequenceConflict, type StoredEvent } from "../../src/infra/EventStore.js"
-import * as PgPool from "../../src/infra/internal/pgPool.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import {
   eventStoreContract,
@@ -13,7 +12,7 @@ import {
   within,
   withStore
 } from "./EventStoreContract.js"
-import { freshPgDatabase } from "./fixtures/databases.js"
+import { freshPgDatabase, pgStoreRecordingPrepared } from "./fixtures/databases.js"
 
 const target: SqlTarget<string> = {
   freshDatabase: freshPgDatabase,
@@ -332,17 +331,7 @@ describe("PgEventStore", () => {
       Effect.scoped(
         Effect.gen(function* () {
           const url = yield* freshPgDatabase
-          const pool = yield* PgPool.open({ url: Redacted.make(url) })
-          const names: Array<string> = []
-          const run = PgPool.prepared(pool)
-          const layer = PgEventStore.layer({
-            url: Redacted.make(url),
-            prepared: (name, text, params) =>
-              Effect.zipRight(
-                Effect.sync(() => names.push(name)),
-                run(name, text, params)
-              )
-          })
+          const { names, layer } = yield* pgStoreRecordingPrepared(url)
           const context = yield* Layer.build(layer)
           const store = Context.get(context, EventStore)
           const sql = Context.get(context, SqlClient.SqlClient)
