@@ -1,5 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
+import Sqlite from "better-sqlite3"
 import { Chunk, Context, Deferred, Effect, Fiber, Layer, Option, Stream } from "effect"
 import { EventStore, EventStoreError } from "../../src/infra/EventStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
@@ -36,6 +37,33 @@ describe("SqliteEventStore", () => {
         }
       })
     )
+  )
+
+  it.live(
+    "opening a new file that another connection is writing in rollback mode waits for it, then switches to WAL",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const filename = yield* freshSqliteFile
+          // Another process's connection, before the file was ever switched to WAL, in the middle of a write. Switching
+          // now would deadlock, so SQLite answers SQLITE_BUSY at once instead of waiting its busy timeout.
+          const other = yield* Effect.acquireRelease(
+            Effect.sync(() => new Sqlite(filename)),
+            (db) => Effect.sync(() => db.close())
+          )
+          other.exec("CREATE TABLE other_work (n INTEGER); BEGIN IMMEDIATE; INSERT INTO other_work VALUES (1)")
+          const opening = yield* Effect.fork(Layer.build(SqliteEventStore.layer({ filename })))
+          yield* Effect.sleep("300 millis")
+          expect(opening.unsafePoll()).toBeNull()
+          other.exec("COMMIT")
+          const context = yield* Fiber.join(opening).pipe(Effect.timeout("30 seconds"))
+          const sql = Context.get(context, SqlClient.SqlClient)
+          const [mode] = yield* sql<{ journal_mode: string }>`PRAGMA journal_mode`
+          expect(mode?.journal_mode).toBe("wal")
+          const store = Context.get(context, EventStore)
+          yield* store.append("s", "a", [newEvent("Opened", {})], 0)
+        })
+      )
   )
 
   it.live("works on :memory:", () =>

@@ -7,13 +7,15 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Schedule } from "effect"
 
-/** Another SQLite connection (maybe another process) holds the write lock. */
-export const isBusy = (error: SqlError): boolean => {
-  const cause: unknown = error.cause
+/** What better-sqlite3 threw says another connection (maybe another process) holds the lock it needed. */
+export const isBusyCause = (cause: unknown): boolean => {
   if (typeof cause !== "object" || cause === null) return false
   const code: unknown = Reflect.get(cause, "code")
   return typeof code === "string" && code.startsWith("SQLITE_BUSY")
 }
+
+/** Another SQLite connection (maybe another process) holds the write lock. */
+export const isBusy = (error: SqlError): boolean => isBusyCause(error.cause)
 
 /** SQLite waits for a busy lock in `busy_timeout` (blocking), then these retries (not blocking) take over. */
 export const busyRetry = Schedule.exponential("10 millis").pipe(

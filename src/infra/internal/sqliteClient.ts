@@ -20,6 +20,7 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import Sqlite from "better-sqlite3"
 import { Context, Effect, Scope, Stream } from "effect"
 import { recentlyUsed } from "./recentlyUsed.js"
+import { busyRetry, isBusyCause } from "./sqliteBusy.js"
 
 /** Prepared statements kept per connection; the least recently used one is dropped beyond this. */
 const preparedCapacity = 200
@@ -40,6 +41,20 @@ export interface OpenedSqlite {
 
 const fail = (message: string) => (cause: unknown) => new SqlError({ cause, message })
 
+/**
+ * Switches the database to WAL, trying again while another connection holds it. A connection that holds a lock and
+ * must wait for another gets SQLITE_BUSY at once, whatever its busy timeout (SQLite's way of avoiding a deadlock):
+ * switching a file still in rollback mode while another process writes to it does, as when several `planner`
+ * commands open a new database at the same moment. Whatever else fails is thrown, as opening does.
+ */
+const walMode = (db: Sqlite.Database): Effect.Effect<void> =>
+  Effect.try({
+    try: () => {
+      db.pragma("journal_mode = WAL")
+    },
+    catch: (cause) => cause
+  }).pipe(Effect.retry({ schedule: busyRetry, while: isBusyCause }), Effect.orDie)
+
 /** Opens the database (throwing what better-sqlite3 throws) and closes it with the scope. */
 export const make = (options: {
   readonly filename: string
@@ -48,7 +63,7 @@ export const make = (options: {
   Effect.gen(function* () {
     const db = new Sqlite(options.filename)
     yield* Effect.addFinalizer(() => Effect.sync(() => db.close()))
-    if (options.disableWAL !== true) db.pragma("journal_mode = WAL")
+    if (options.disableWAL !== true) yield* walMode(db)
 
     const prepared = recentlyUsed(preparedCapacity, (text: string) => db.prepare(text))
     const prepare = prepared.get
