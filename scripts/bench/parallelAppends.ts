@@ -103,7 +103,7 @@ const byHand =
           await client.query("ROLLBACK")
           throw error
         }
-      } else if (result.rows.length !== 1) {
+      } else if (result.rows.length !== 1 || result.rows[0]?.position === null) {
         throw new Error(`conflict at ${expected}`)
       }
     }

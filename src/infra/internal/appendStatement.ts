@@ -41,8 +41,8 @@ export type AppendShape = "insert" | "notifying" | "standalone"
  * The statement for `count` events; `checked` compares the aggregate's last sequence with an expected one.
  *
  * Parameters: stream, aggregate, created_at, stream, aggregate, then five per event (index, type, version, data,
- * metadata), then the expected sequence when `checked`, then (`notifying`, `standalone`) the channel. PostgreSQL types
- * the parameters of a SELECT list as text: the text says what they are.
+ * metadata), then the expected sequence when `checked`, then (`notifying`, `standalone`) the channel, then the
+ * alongside statement's own. PostgreSQL types the parameters of a SELECT list as text: the text says what they are.
  *
  * `standalone` (PostgreSQL): the statement is the whole append, outside any transaction of ours: one round trip
  * instead of five (BEGIN, the lock, the insert, the notify, COMMIT). A CTE the rows are selected from takes the
