@@ -133,8 +133,32 @@ export interface PlannerServiceShape {
     command: PlannerCommand | ((state: Planner.PlannerState) => PlannerCommand),
     tracing?: Tracing
   ) => Effect.Effect<Handled, HandleError>
+  /**
+   * Handles several commands of one session together: decided in turn, each on the state the previous ones left, and
+   * recorded in one append (a worker's start of an attempt and its outcome). Each command succeeds or is refused on
+   * its own, in the same order; a store failure fails them all, as nothing was recorded.
+   */
+  readonly executeAll: (
+    sessionId: string,
+    commands: ReadonlyArray<PlannerCommand | ((state: Planner.PlannerState) => PlannerCommand)>,
+    tracing?: Tracing
+  ) => Effect.Effect<ReadonlyArray<Either.Either<Handled, HandleError>>, ReadError | SequenceConflict>
   /** The session's current state, read through the cache. */
   readonly state: (sessionId: string) => Effect.Effect<Planner.PlannerState, ReadError>
+  /**
+   * Whether another process has written the session lately (in the last `sharedForMs`): this process found its cached
+   * state behind the store. A worker then records an attempt's start with its outcome, one append per attempt, rather
+   * than racing the other writers with two.
+   */
+  readonly writtenElsewhere: (sessionId: string) => boolean
+  /**
+   * The session's state as this process knows it when `enough` says it will do (a worker starting a job of an attempt
+   * its cached state has already dispatched reads nothing), else caught up from the store like `state`.
+   */
+  readonly stateKnowing: (
+    sessionId: string,
+    enough: (state: Planner.PlannerState) => boolean
+  ) => Effect.Effect<Planner.PlannerState, ReadError>
   /** The session as it was right after event `sequence`, folded from the log (time travel). */
   readonly stateAt: (sessionId: string, sequence: number) => Effect.Effect<Planner.PlannerState, ReadError>
   /**
@@ -170,6 +194,8 @@ export interface PlannerServiceOptions {
   readonly cacheSize?: number
   /** How many times to decide again after losing a race. */
   readonly maxConflictRetries?: number
+  /** How long a session counts as written by another process after this one last found that (see `writtenElsewhere`). Default 5 seconds. */
+  readonly sharedForMs?: number
 }
 
 /** What led to an attempt's commands: the ids of its dispatch and of its latest claim. */
@@ -181,23 +207,23 @@ interface AttemptCauses {
 /** The cause the writer finds for a worker's command about an attempt; undefined: the command is its own cause. */
 const causeOf = (
   command: PlannerCommand,
-  causes: ReadonlyMap<number, AttemptCauses> | undefined
+  causes: ReadonlyMap<number, AttemptCauses> | undefined,
+  /** Claims decided earlier in the same batch (a worker's start recorded with its outcome), by task. */
+  claimedInBatch: ReadonlyMap<number, string>
 ): string | undefined => {
-  if (causes === undefined) return undefined
+  const ofAttempt = (taskId: number) => {
+    const known = causes?.get(taskId)
+    return claimedInBatch.get(taskId) ?? known?.claimed ?? known?.dispatched
+  }
   switch (command._tag) {
     case "ClaimTask":
-      return causes.get(command.taskId)?.dispatched
+      return causes?.get(command.taskId)?.dispatched
     case "ExtendLease":
     case "ReleaseTask":
-    case "AbandonTask": {
-      const known = causes.get(command.taskId)
-      return known?.claimed ?? known?.dispatched
-    }
-    case "HandleExecutorEvent": {
-      if (command.event._tag === "ClarificationProvided") return undefined
-      const known = causes.get(command.event.taskId)
-      return known?.claimed ?? known?.dispatched
-    }
+    case "AbandonTask":
+      return ofAttempt(command.taskId)
+    case "HandleExecutorEvent":
+      return command.event._tag === "ClarificationProvided" ? undefined : ofAttempt(command.event.taskId)
     default:
       return undefined
   }
@@ -300,6 +326,8 @@ export const make = (options: PlannerServiceOptions = {}) =>
     // process's own, which serves the workers of this process (the in-memory store).
     const queue = Option.getOrUndefined(yield* Effect.serviceOption(TaskQueue)) ?? (yield* MemoryTaskQueue.makeFresh)
     const cacheSize = options.cacheSize ?? 1_000
+    const sharedForMs = options.sharedForMs ?? 5_000
+    const clock = yield* Effect.clock
     const maxConflictRetries = options.maxConflictRetries ?? 20
     // Insertion-ordered: re-inserting on use makes the first key the least recently used.
     const cache = new Map<string, Planner.PlannerState>()
@@ -333,6 +361,21 @@ export const make = (options: PlannerServiceOptions = {}) =>
         records.map((record) => record.metadata.eventId)
       )
 
+    /** By session: when this process last found its cached state behind the store (another process wrote). */
+    const behindAt = new Map<string, number>()
+    const noteBehind = (sessionId: string) => {
+      behindAt.delete(sessionId)
+      behindAt.set(sessionId, clock.unsafeCurrentTimeMillis())
+      if (behindAt.size > cacheSize) {
+        const oldest = behindAt.keys().next()
+        if (!oldest.done) behindAt.delete(oldest.value)
+      }
+    }
+    const writtenElsewhere = (sessionId: string) => {
+      const at = behindAt.get(sessionId)
+      return at !== undefined && clock.unsafeCurrentTimeMillis() - at < sharedForMs
+    }
+
     /** The cached state brought up to date with whatever the store has after it. */
     const current = (sessionId: string): Effect.Effect<Planner.PlannerState, ReadError> =>
       Effect.gen(function* () {
@@ -342,6 +385,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
         const known = cached ?? Planner.initialState
         const newer = yield* store.load(sessionId, { fromSequence: known.version + 1 })
         if (newer.length === 0) return known
+        if (cached !== undefined) noteBehind(sessionId)
         const state = Planner.fold(
           newer.map((record) => record.event),
           known
@@ -353,7 +397,6 @@ export const make = (options: PlannerServiceOptions = {}) =>
 
     /** The local workers jobs are handed to, with how many jobs are on their way to each. */
     const localWorkers: Array<{ readonly worker: LocalWorker; reserved: number }> = []
-    const clock = yield* Effect.clock
 
     /**
      * Claims the attempts `events` dispatched for idle local workers, on `working` (the state after `events`): decides
@@ -474,6 +517,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
         const appended: Array<NewEvent> = []
         const appendedEvents: Array<PlannerEvent> = []
         const known = causes.get(sessionId)
+        const claimedInBatch = new Map<number, string>()
         for (const pending of batch) {
           let outcome: ReturnType<typeof Planner.decideAndEvolve>
           let concrete: PlannerCommand
@@ -496,8 +540,10 @@ export const make = (options: PlannerServiceOptions = {}) =>
           const eventIds = outcome.right.events.map(() => randomUUID())
           decided.push(Either.right({ ...outcome.right, eventIds }))
           // The cause the caller named, else the event that led to this command, else its own first event.
-          const causationId = pending.metadata.causationId ?? causeOf(concrete, known) ?? eventIds[0] ?? ""
+          const causationId =
+            pending.metadata.causationId ?? causeOf(concrete, known, claimedInBatch) ?? eventIds[0] ?? ""
           outcome.right.events.forEach((event, index) => {
+            if (event._tag === "TaskClaimed") claimedInBatch.set(event.taskId, eventIds[index] ?? "")
             appended.push({
               ...encodeEvent(event),
               metadata: { ...pending.metadata, causationId, eventId: eventIds[index] ?? randomUUID() }
@@ -633,7 +679,11 @@ export const make = (options: PlannerServiceOptions = {}) =>
     }
 
     /** Takes every command waiting for the session and handles them; with the session's turn held. */
-    const drain = (sessionId: string, queue: SessionQueue, own: Pending): Effect.Effect<void, HandleError> =>
+    const drain = (
+      sessionId: string,
+      queue: SessionQueue,
+      own: ReadonlyArray<Pending>
+    ): Effect.Effect<void, HandleError> =>
       Effect.suspend(() => {
         const batch = queue.waiting.splice(0)
         if (batch.length === 0) return Effect.void
@@ -661,49 +711,101 @@ export const make = (options: PlannerServiceOptions = {}) =>
           // next; this caller's own command is dropped with it.
           Effect.onInterrupt(() =>
             Effect.sync(() => {
-              if (!done) queue.waiting.unshift(...batch.filter((pending) => pending !== own))
+              if (!done) queue.waiting.unshift(...batch.filter((pending) => !own.includes(pending)))
             })
           )
         )
       })
 
+    /**
+     * Puts `commands` in the session's queue together (so one turn takes them all into one batch) and takes the
+     * session's turn; succeeds once they are handled, by this turn or an earlier one that took them along.
+     */
+    const submit = (
+      sessionId: string,
+      commands: ReadonlyArray<PlannerCommand | ((state: Planner.PlannerState) => PlannerCommand)>,
+      tracing: Tracing
+    ): { readonly pendings: ReadonlyArray<Pending>; readonly handled: Effect.Effect<void, HandleError> } => {
+      const metadata: PlannerAppendMetadata = {
+        correlationId: tracing.correlationId ?? sessionId,
+        ...(tracing.causationId === undefined ? {} : { causationId: tracing.causationId }),
+        ...(tracing.extra === undefined ? {} : { extra: tracing.extra })
+      }
+      let queue = queues.get(sessionId)
+      if (queue === undefined) {
+        queue = { turn: Effect.unsafeMakeSemaphore(1), waiting: [] }
+        queues.set(sessionId, queue)
+      }
+      const pendings = commands.map(
+        (command): Pending => ({
+          command,
+          metadata,
+          outcome: Deferred.unsafeMake(FiberId.none),
+          onRecorded: tracing.onRecorded
+        })
+      )
+      const waiting = queue.waiting
+      waiting.push(...pendings)
+      const handled = queue.turn
+        .withPermits(1)(drain(sessionId, queue, pendings))
+        .pipe(
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              for (const pending of pendings) {
+                const index = waiting.indexOf(pending)
+                if (index >= 0) waiting.splice(index, 1)
+              }
+            })
+          )
+        )
+      return { pendings, handled }
+    }
+
+    const executeAll: PlannerServiceShape["executeAll"] = (sessionId, commands, tracing = {}) =>
+      hotSpanWith(
+        Effect.suspend(() => {
+          const { pendings, handled } = submit(sessionId, commands, tracing)
+          return Effect.zipRight(
+            // A refusal is each command's own; what fails the turn (the store) failed every command of it alike.
+            Effect.catchIf(
+              handled,
+              (error) => error._tag !== "EventStoreError" && error._tag !== "CorruptEvent",
+              () => Effect.void
+            ),
+            Effect.forEach(pendings, (pending) => Effect.either(Deferred.await(pending.outcome)))
+          ).pipe(
+            Effect.flatMap((outcomes) => {
+              const broken = outcomes.find(
+                (outcome): outcome is Either.Left<ReadError | SequenceConflict, Handled> =>
+                  Either.isLeft(outcome) &&
+                  (outcome.left._tag === "EventStoreError" ||
+                    outcome.left._tag === "CorruptEvent" ||
+                    outcome.left._tag === "SequenceConflict")
+              )
+              return broken === undefined ? Effect.succeed(outcomes) : Effect.fail(broken.left)
+            })
+          )
+        }),
+        "PlannerService.executeAll",
+        () => ({ sessionId, commands: commands.length })
+      )
+
     const execute: PlannerServiceShape["execute"] = (sessionId, command, tracing = {}) =>
       hotSpanWith(
         Effect.suspend(() => {
-          const metadata: PlannerAppendMetadata = {
-            correlationId: tracing.correlationId ?? sessionId,
-            ...(tracing.causationId === undefined ? {} : { causationId: tracing.causationId }),
-            ...(tracing.extra === undefined ? {} : { extra: tracing.extra })
-          }
-          let queue = queues.get(sessionId)
-          if (queue === undefined) {
-            queue = { turn: Effect.unsafeMakeSemaphore(1), waiting: [] }
-            queues.set(sessionId, queue)
-          }
-          const pending: Pending = {
-            command,
-            metadata,
-            outcome: Deferred.unsafeMake(FiberId.none),
-            onRecorded: tracing.onRecorded
-          }
-          const waiting = queue.waiting
-          waiting.push(pending)
-          return queue.turn
-            .withPermits(1)(drain(sessionId, queue, pending))
-            .pipe(
-              Effect.onInterrupt(() =>
-                Effect.sync(() => {
-                  const index = waiting.indexOf(pending)
-                  if (index >= 0) waiting.splice(index, 1)
-                })
-              ),
-              // Handled by now: by this caller's turn, or by an earlier one that took it along.
-              Effect.zipRight(Deferred.await(pending.outcome)),
-              // A child's plan carries its planning call's usage, and that call's hold on the tree's budget.
-              typeof command !== "function" && command._tag === "Initialize"
-                ? Effect.tap((handled) => AppBudget.recordedWith(command, handled.state.version))
-                : identity
-            )
+          const {
+            pendings: [pending],
+            handled
+          } = submit(sessionId, [command], tracing)
+          if (pending === undefined) return Effect.dieMessage("a command was submitted without its outcome")
+          return handled.pipe(
+            // Handled by now: by this caller's turn, or by an earlier one that took it along.
+            Effect.zipRight(Deferred.await(pending.outcome)),
+            // A child's plan carries its planning call's usage, and that call's hold on the tree's budget.
+            typeof command !== "function" && command._tag === "Initialize"
+              ? Effect.tap((handled) => AppBudget.recordedWith(command, handled.state.version))
+              : identity
+          )
         }),
         "PlannerService.execute",
         () => ({ sessionId, command: commandName(command, cache.get(sessionId) ?? Planner.initialState) })
@@ -780,12 +882,19 @@ export const make = (options: PlannerServiceOptions = {}) =>
 
     return {
       execute,
+      executeAll,
+      writtenElsewhere,
       fork,
       handOffTo,
       queue,
       rebuildJobs,
       state: (sessionId) =>
         current(sessionId).pipe(Effect.withSpan("PlannerService.state", { attributes: { sessionId } })),
+      stateKnowing: (sessionId, enough) =>
+        Effect.suspend(() => {
+          const cached = cache.get(sessionId)
+          return cached !== undefined && enough(cached) ? Effect.succeed(cached) : current(sessionId)
+        }),
       stateAt: (sessionId, sequence) =>
         store.load(sessionId, { toSequence: sequence }).pipe(
           Effect.map((records) => Planner.fold(records.map((record) => record.event))),

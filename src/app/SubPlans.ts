@@ -181,12 +181,14 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
     return reactions.length === 0 ? Effect.void : Effect.all(reactions, { discard: true })
   }
 
+  /** Every event of a tree is correlated with its root, whoever records it (a worker serving the child alone). */
+  const correlated = (sessionId: string, tracing: Tracing): Tracing =>
+    tracing.correlationId === undefined && isChildId(sessionId)
+      ? { ...tracing, correlationId: rootOf(sessionId) }
+      : tracing
+
   const execute: PlannerServiceShape["execute"] = (sessionId, command, tracing = {}) => {
-    // Every event of a tree is correlated with its root, whoever records it (a worker serving the child alone).
-    const traced =
-      tracing.correlationId === undefined && isChildId(sessionId)
-        ? { ...tracing, correlationId: rootOf(sessionId) }
-        : tracing
+    const traced = correlated(sessionId, tracing)
     // What a recorded command means for the tree must not be lost with its caller: a worker interrupted right after
     // its report went in (the run it served saw the plan end and stopped it) would otherwise leave a child's outcome
     // unreported and its parent waiting forever. The reactions are idempotent, so running them again after an
@@ -204,6 +206,27 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
         Effect.onInterrupt(() =>
           recorded === undefined || reacted ? Effect.void : Effect.asVoid(Effect.forkDaemon(after(sessionId, recorded)))
         )
+      )
+    })
+  }
+
+  /** `execute`'s reactions, for each command of the batch that was recorded (the same reasons apply). */
+  const executeAll: PlannerServiceShape["executeAll"] = (sessionId, commands, tracing = {}) => {
+    const traced = correlated(sessionId, tracing)
+    return Effect.suspend(() => {
+      const recorded: Array<Handled> = []
+      let reacted = false
+      const onRecorded = (handled: Handled) => {
+        recorded.push(handled)
+        traced.onRecorded?.(handled)
+      }
+      const reactAll = Effect.suspend(() =>
+        Effect.forEach(recorded.splice(0), (handled) => after(sessionId, handled), { discard: true })
+      )
+      return inner.executeAll(sessionId, commands, { ...traced, onRecorded }).pipe(
+        Effect.tap(() => reactAll),
+        Effect.tap(() => (reacted = true)),
+        Effect.onInterrupt(() => (reacted ? Effect.void : Effect.asVoid(Effect.forkDaemon(reactAll))))
       )
     })
   }
@@ -256,7 +279,7 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
       return handled
     })
 
-  return { ...inner, execute, fork }
+  return { ...inner, execute, executeAll, fork }
 }
 
 /**

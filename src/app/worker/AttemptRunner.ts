@@ -1,15 +1,14 @@
 /**
  * Runs one job taken from the task queue, start to end: records the start through the writer (`ClaimTask`: the log
- * says which worker ran each attempt and when; a job the writer handed over was claimed in its dispatch's append),
- * builds the executor's context from the session as the writer has it, checks attachments, runs the executor, and reports the outcome through the writer, which completes the job in the
- * outcome's transaction. A worker reads no event of a task it does not run: everything it needs comes from its job and
- * from the writer's answer to its own commands.
+ * says which worker ran each attempt and when), builds the executor's context from the session as the writer has it,
+ * checks attachments, runs the executor, and reports the outcome through the writer, which completes the job in the
+ * outcome's transaction. When to record the start is `startOf`'s choice: a job the writer handed over was claimed in
+ * its dispatch's append; a session other processes write too gets the start with the outcome, in one append.
  *
- * Stopped because the worker stops (SIGINT/SIGTERM), it gives the task back (`ReleaseTask`, or the queue's `release`
- * when the store cannot be reached), so another worker takes it at once; stopped because the planner no longer wants
- * the attempt (noticed by the lease keeper), it gives nothing back.
- */
-import { Cause, Clock, Duration, Effect, Option, Random, Schedule } from "effect"
+ * Stopped because the worker stops (SIGINT/SIGTERM), it gives the task back (`ReleaseTask` when its start is on
+ * record, else, or when the store cannot be reached, the queue's `release`), so another worker takes it at once;
+ * stopped because the planner no longer wants the attempt (noticed by the lease keeper), it gives nothing back. */
+import { Cause, Clock, Duration, Effect, Either, Option, Random, Schedule } from "effect"
 import * as Budget from "../../domain/Budget.js"
 import {
   ClaimTask,
@@ -162,9 +161,25 @@ export const make = (settings: AttemptSettings) =>
       )
     }
 
-    /** Records an outcome, trying again while the store refuses it; `None` when the planner refused it for good. */
-    const report = (sessionId: string, command: HandleExecutorEvent): Effect.Effect<Option.Option<Handled>> => {
-      const record = service.execute(sessionId, command)
+    /**
+     * Records an outcome, trying again while the store refuses it; `None` when the planner refused it for good. With
+     * `start`, the attempt's start goes in the same append, just before it (a job taken from the queue).
+     */
+    const report = (
+      sessionId: string,
+      command: HandleExecutorEvent,
+      start: ClaimTask | undefined
+    ): Effect.Effect<Option.Option<Handled>> => {
+      const record: Effect.Effect<Handled, HandleError> =
+        start === undefined
+          ? service.execute(sessionId, command)
+          : Effect.flatMap(service.executeAll(sessionId, [start, command]), ([, outcome]) =>
+              outcome === undefined
+                ? Effect.dieMessage("the writer lost an outcome of its batch")
+                : Either.isRight(outcome)
+                  ? Effect.succeed(outcome.right)
+                  : Effect.fail(outcome.left)
+            )
       const warn = (error: HandleError) =>
         Effect.logWarning(
           `recording the outcome of ${sessionId}#${command.event.taskId} failed (${error.message}); trying again`
@@ -195,8 +210,8 @@ export const make = (settings: AttemptSettings) =>
       )
     }
 
-    /** The attempt itself, once claimed. */
-    const attempt = (sessionId: string, state: Planner.PlannerState, task: TaskState) =>
+    /** The attempt itself; `start` is its start when it is to be recorded with the outcome. */
+    const attempt = (sessionId: string, state: Planner.PlannerState, task: TaskState, start: ClaimTask | undefined) =>
       Effect.gen(function* () {
         yield* tell({
           _tag: "Started",
@@ -254,7 +269,7 @@ export const make = (settings: AttemptSettings) =>
                 { event: new TaskCompleted({ taskId: task.id, attempt: task.attempt, result }), at },
                 true
               )
-              const handled = yield* report(sessionId, command)
+              const handled = yield* report(sessionId, command, start)
               if (Option.isNone(handled)) return yield* Effect.as(finished("discarded", ""), false)
               yield* finished("completed", result)
               yield* compactIfOverBudget(sessionId, handled.value.state, handled.value.eventIds[0])
@@ -276,7 +291,7 @@ export const make = (settings: AttemptSettings) =>
                     )
               const jitter = yield* Random.next
               const event = new TaskFailed({ taskId: task.id, attempt: task.attempt, error: compacted, retryable })
-              const handled = yield* report(sessionId, new HandleExecutorEvent({ event, jitter, at }, true))
+              const handled = yield* report(sessionId, new HandleExecutorEvent({ event, jitter, at }, true), start)
               if (Option.isNone(handled)) return yield* Effect.as(finished("discarded", compacted), false)
               const retry = handled.value.events.find((recorded) => recorded._tag === "TaskRetryScheduled")
               yield* retry?._tag === "TaskRetryScheduled"
@@ -298,67 +313,104 @@ export const make = (settings: AttemptSettings) =>
                 ...(Option.isSome(problem) ? { attachment: problem.value.attachment } : {}),
                 ...(overBudget === undefined ? {} : { budget: overBudget })
               })
-              const handled = yield* report(sessionId, new HandleExecutorEvent({ event, at }, true))
+              const handled = yield* report(sessionId, new HandleExecutorEvent({ event, at }, true), start)
               yield* finished(Option.isNone(handled) ? "discarded" : "waiting", question)
               return Option.isSome(handled)
             })
         })
       })
 
-    /** Gives a task back on shutdown: through the writer (it is dispatched again), else to the queue. */
-    const giveBack = (key: JobKey) =>
+    /**
+     * Gives a task back on shutdown. Its start on record (handed over claimed): through the writer, which dispatches
+     * it again, else to the queue. Not on record (taken from the queue, its start to be recorded with its outcome): the
+     * log still has it dispatched, so only the queue is told.
+     */
+    const giveBack = (key: JobKey, onRecord: boolean) =>
       Effect.gen(function* () {
         const at = yield* Clock.currentTimeMillis
-        const released = yield* service
-          .execute(key.sessionId, new ReleaseTask({ taskId: key.taskId, attempt: key.attempt, workerId, at }))
-          .pipe(
-            Effect.as(true),
-            Effect.catchAll((error) => Effect.succeed(lostRace(error)))
-          )
+        const released =
+          onRecord &&
+          (yield* service
+            .execute(key.sessionId, new ReleaseTask({ taskId: key.taskId, attempt: key.attempt, workerId, at }))
+            .pipe(
+              Effect.as(true),
+              Effect.catchAll((error) => Effect.succeed(lostRace(error)))
+            ))
         if (!released) yield* Effect.ignoreLogged(queue.release(key, workerId))
         yield* tell({ _tag: "Finished", ...key, outcome: "released", detail: "" })
       })
 
+    /** Whether `state` knows enough of the job's attempt to start it: it has dispatched it, or moved past it. */
+    const knowsAttempt = (job: TakenJob) => (state: Planner.PlannerState) => {
+      const task = Planner.task(state, job.taskId)
+      return (
+        task !== undefined &&
+        (task.attempt > job.attempt ||
+          (task.attempt === job.attempt && (task.status === "Dispatched" || task.status === "Running")))
+      )
+    }
+
+    /** Gives the job back after the store could not be reached, rather than spin on it. */
+    const notStarted = (key: JobKey, error: { readonly message: string }) =>
+      Effect.logWarning(
+        `starting task ${key.taskId} of session ${key.sessionId} failed (${error.message}); giving it back`
+      ).pipe(
+        Effect.zipRight(Effect.sleep(claimRetryDelay)),
+        Effect.zipRight(Effect.ignoreLogged(queue.release(key, workerId)))
+      )
+
+    /**
+     * Where the attempt starts from: the session's state and, when its start is still to be recorded, that start; `None`
+     * when it is not to run (it ended already, or the store could not be reached).
+     *
+     * - Handed over by the writer: claimed in its dispatch's append already.
+     * - Taken from the queue, the session written by this process alone: the start is recorded at once (`ClaimTask`),
+     *   so the log shows the attempt running while it runs.
+     * - Taken from the queue, the session written by other processes too (workers on several machines): the start is
+     *   recorded with the outcome, in one append, as Temporal records an activity's start when it closes; meanwhile
+     *   the queue's lease says who runs it. One append per attempt instead of two, each of which would race the other
+     *   writers and catch up on what they wrote. The state is the one this process knows when it has the attempt
+     *   dispatched already (the context is the session as of the dispatch or later), so starting reads nothing.
+     */
+    const startOf = (
+      job: TakenJob,
+      key: JobKey,
+      handed: Planner.PlannerState | undefined
+    ): Effect.Effect<Option.Option<{ readonly state: Planner.PlannerState; readonly start?: ClaimTask }>> => {
+      if (handed !== undefined) return Effect.succeed(Option.some({ state: handed }))
+      const claim = () =>
+        new ClaimTask({ taskId: job.taskId, attempt: job.attempt, workerId, at: clock.unsafeCurrentTimeMillis() })
+      if (service.writtenElsewhere(job.sessionId)) {
+        return service.stateKnowing(job.sessionId, knowsAttempt(job)).pipe(
+          Effect.map((state) => Option.some({ state, start: claim() })),
+          Effect.catchAll((error) => Effect.as(notStarted(key, error), Option.none()))
+        )
+      }
+      return service.execute(job.sessionId, claim).pipe(
+        Effect.map((handled) => Option.some({ state: handled.state })),
+        // The attempt ended already (its job was completed with it): make sure the queue knows.
+        Effect.catchIf(lostRace, () => Effect.as(Effect.ignoreLogged(queue.complete(key)), Option.none())),
+        Effect.catchAll((error) => Effect.as(notStarted(key, error), Option.none()))
+      )
+    }
+
     return (job: TakenJob, cancelled: () => boolean, handed?: Planner.PlannerState): Effect.Effect<void> => {
       const key: JobKey = { sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }
       return Effect.gen(function* () {
-        const claimed =
-          handed !== undefined
-            ? Option.some({ state: handed })
-            : yield* service
-                .execute(
-                  job.sessionId,
-                  () =>
-                    new ClaimTask({
-                      taskId: job.taskId,
-                      attempt: job.attempt,
-                      workerId,
-                      at: clock.unsafeCurrentTimeMillis()
-                    })
-                )
-                .pipe(
-                  Effect.map(Option.some),
-                  // The attempt ended already (its job was completed with it): make sure the queue knows.
-                  Effect.catchIf(lostRace, () =>
-                    Effect.as(Effect.ignoreLogged(queue.complete(key)), Option.none<Handled>())
-                  ),
-                  Effect.catchAll((error) =>
-                    // The store could not be reached: give the job back after a while rather than spin on it.
-                    Effect.logWarning(
-                      `starting task ${job.taskId} of session ${job.sessionId} failed (${error.message}); giving it back`
-                    ).pipe(
-                      Effect.zipRight(Effect.sleep(claimRetryDelay)),
-                      Effect.zipRight(Effect.ignoreLogged(queue.release(key, workerId))),
-                      Effect.as(Option.none<Handled>())
-                    )
-                  )
-                )
-        if (Option.isNone(claimed)) return
-        const state = claimed.value.state
+        const started = yield* startOf(job, key, handed)
+        if (Option.isNone(started)) return
+        const { state, start } = started.value
         const task = Planner.task(state, job.taskId)
-        if (task === undefined || task.status !== "Running" || task.attempt !== job.attempt) return
-        const recorded = yield* attempt(job.sessionId, state, task).pipe(
-          Effect.onInterrupt(() => (cancelled() ? Effect.void : giveBack(key)))
+        if (
+          task === undefined ||
+          task.attempt !== job.attempt ||
+          (task.status !== "Dispatched" && task.status !== "Running")
+        ) {
+          // The attempt ended already (its job was completed with it): make sure the queue knows.
+          return yield* Effect.ignoreLogged(queue.complete(key))
+        }
+        const recorded = yield* attempt(job.sessionId, state, task, start).pipe(
+          Effect.onInterrupt(() => (cancelled() ? Effect.void : giveBack(key, start === undefined)))
         )
         // A recorded outcome completed the job in its transaction. One the planner refused (the attempt ended
         // otherwise, and that completed the job) is made sure of here.

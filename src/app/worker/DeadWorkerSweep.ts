@@ -3,8 +3,8 @@
  * as retryable failures, instead of when their leases in the queue run out. A worker runs it when it starts (`resume`
  * after a crash starts one) and then every `livenessCheckInterval`, reading the queue's holders, never the log.
  */
-import { Clock, Effect, Random } from "effect"
-import { AbandonTask } from "../../domain/Commands.js"
+import { Clock, Effect, Either, Random } from "effect"
+import { AbandonTask, ClaimTask } from "../../domain/Commands.js"
 import { PlannerService } from "../PlannerService.js"
 import { isDeadLocalWorker } from "./WorkerIdentity.js"
 
@@ -26,9 +26,12 @@ export const sweepDeadWorkers = (sessionId?: string) =>
       if (holder === undefined || !isDeadLocalWorker(holder)) continue
       const at = yield* Clock.currentTimeMillis
       const jitter = yield* Random.next
+      // A job taken from the queue has its start recorded with its outcome: a worker that died running it has none
+      // on record, so its start goes in first, with the time of the sweep (a start on record already makes it a no-op).
+      // The attempt thus fails like any attempt whose worker died, and counts against the task's retries.
       const abandoned = yield* service
-        .execute(
-          job.sessionId,
+        .executeAll(job.sessionId, [
+          new ClaimTask({ taskId: job.taskId, attempt: job.attempt, workerId: holder, at }),
           new AbandonTask({
             taskId: job.taskId,
             attempt: job.attempt,
@@ -37,10 +40,14 @@ export const sweepDeadWorkers = (sessionId?: string) =>
             jitter,
             at
           })
-        )
+        ])
         .pipe(
-          // Nothing recorded: the attempt was not running in the log (see below).
-          Effect.map((handled) => handled.events.length > 0),
+          // Nothing recorded: the attempt had ended in the log already (see below).
+          Effect.flatMap(([, outcome]) =>
+            outcome === undefined || Either.isRight(outcome)
+              ? Effect.succeed((outcome?.right.events.length ?? 0) > 0)
+              : Effect.fail(outcome.left)
+          ),
           Effect.catchIf(movedOn, () => Effect.succeed(false)),
           Effect.catchAll((error) =>
             Effect.logWarning(
@@ -49,8 +56,8 @@ export const sweepDeadWorkers = (sessionId?: string) =>
           )
         )
       if (abandoned) taken += 1
-      // Not running in the log (it died between taking the job and recording the start, or the attempt ended):
-      // the job goes back to the queue at once instead of when its lease runs out.
+      // Nothing to abandon (the attempt ended meanwhile): the job goes back to the queue at once instead of when its
+      // lease runs out, and is completed by whoever takes it.
       else {
         const key = { sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }
         yield* Effect.ignoreLogged(service.queue.release(key, holder))
