@@ -7,6 +7,7 @@
  * The CPU time every process spent per task is reported beside it (the workers, the PostgreSQL server, this process
  * recording the plan and following it): on a machine with few cores, that is what bounds the throughput.
  */
+import { SqlClient } from "@effect/sql"
 import { Deferred, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
@@ -47,7 +48,11 @@ const runPlan = (tasks: number) =>
     )
     const elapsed = nowMs() - started
     if (state.status !== "Succeeded") return yield* Effect.dieMessage(`the plan ended ${state.status}`)
-    return elapsed
+    const sql = yield* SqlClient.SqlClient
+    const types = yield* sql<{ readonly type: string; readonly count: string }>`
+      SELECT event_type AS type, count(*) AS count FROM events WHERE aggregate_id = ${sessionId}
+      GROUP BY event_type ORDER BY count(*) DESC`
+    return { elapsed, events: types.map((type) => `${type.type} ${type.count}`).join(", ") }
   }).pipe(Effect.scoped)
 
 interface Measured {
@@ -81,7 +86,8 @@ export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
           log(`scale: ${workers} worker process(es): ${tasks} tasks of 20 ms, run ${attempt + 1} of ${options.runs}`)
           const workersCpu = () => children.reduce((sum, child) => sum + processCpuMs(child.process.pid ?? 0), 0)
           const before = { workers: workersCpu(), server: options.serverCpuMs(), self: process.cpuUsage() }
-          const wallMs = await run(tasks)
+          const { elapsed: wallMs, events } = await run(tasks)
+          log(`scale: ${workers} worker process(es): the plan's events: ${events}`)
           const self = process.cpuUsage(before.self)
           measured.set(workers, [
             ...(measured.get(workers) ?? []),

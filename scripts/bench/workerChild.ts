@@ -15,6 +15,21 @@ import { plannerRuntime } from "../../test/app/fixtures/runtime.js"
 import { nowMs, startCpuProfile } from "./common.js"
 
 const [url = "", delay = "20"] = process.argv.slice(2)
+
+/** With STATEMENT_COUNTS=<folder>: every statement this worker sends, counted by its text, written there when it stops. */
+const statementsFolder = process.env.STATEMENT_COUNTS
+const statementCounts = new Map<string, number>()
+if (statementsFolder !== undefined) {
+  const pg = (await import("pg")).default
+  const query = pg.Client.prototype.query as (...args: Array<unknown>) => unknown
+  pg.Client.prototype.query = function (this: unknown, ...args: Array<unknown>) {
+    const config = args[0] as string | { readonly text?: string; readonly name?: string }
+    const text = typeof config === "string" ? config : (config.name ?? config.text ?? "?")
+    const key = text.replace(/\s+/g, " ").slice(0, 100)
+    statementCounts.set(key, (statementCounts.get(key) ?? 0) + 1)
+    return query.apply(this, args)
+  } as typeof pg.Client.prototype.query
+}
 const reportStarts = process.argv.includes("--report-starts")
 
 const script = JSON.stringify({
@@ -63,6 +78,13 @@ const profileFolder = process.env.PROFILE_WORKERS
 const profiler = profileFolder === undefined ? undefined : await startCpuProfile(500)
 const stop = async () => {
   if (profiler !== undefined) await profiler.stop(`${profileFolder}/worker-${process.pid}.cpuprofile`)
+  if (statementsFolder !== undefined) {
+    const { writeFileSync } = await import("node:fs")
+    writeFileSync(
+      `${statementsFolder}/statements-${process.pid}.json`,
+      JSON.stringify(Object.fromEntries(statementCounts))
+    )
+  }
   process.exit(0)
 }
 
