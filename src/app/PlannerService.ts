@@ -482,6 +482,13 @@ export const make = (options: PlannerServiceOptions = {}) =>
      */
     const contended = new Map<string, number>()
     const catchUpFirst = 16
+    /**
+     * For how many conflicts in a row an append gives up at once when another process holds the session's append
+     * lock (`whenBusy: "refuse"`): that append will most likely move the sequence on, so waiting for the lock (four
+     * round trips on PostgreSQL) would mostly end in a refusal anyway. After that it waits its turn, so that a
+     * session written by many processes still lets each of them through.
+     */
+    const refuseWhenBusyFor = 3
 
     /**
      * Decides a batch and appends its events, deciding again after conflicts. Completes every command's outcome (and
@@ -639,20 +646,29 @@ export const make = (options: PlannerServiceOptions = {}) =>
                   )
         const appendOrConflict = Effect.uninterruptible(
           hotSpanWith(
-            events.append(plannerStreamId, sessionId, appended, state.version, alongside).pipe(
-              Effect.zipRight(settle),
-              Effect.zipRight(giveBackRefused),
-              Effect.as<SequenceConflict | undefined>(undefined),
-              Effect.catchTag("SequenceConflict", (error) => Effect.succeed(error)),
-              // Not recorded: nothing was handed over.
-              Effect.ensuring(unreserve)
-            ),
+            events
+              .append(plannerStreamId, sessionId, appended, state.version, alongside, {
+                whenBusy: conflicts < refuseWhenBusyFor ? "refuse" : "wait"
+              })
+              .pipe(
+                Effect.zipRight(settle),
+                Effect.zipRight(giveBackRefused),
+                Effect.as<SequenceConflict | undefined>(undefined),
+                Effect.catchTag("SequenceConflict", (error) => Effect.succeed(error)),
+                // Not recorded: nothing was handed over.
+                Effect.ensuring(unreserve)
+              ),
             "PlannerService.append",
             () => ({ sessionId, commands: batch.length, events: appended.length })
           )
         )
         return Effect.flatMap(appendOrConflict, (conflict) => {
           if (conflict === undefined) return Effect.void
+          // Another process was appending to the session: catch up once its append is in, and decide again.
+          if (conflict.busy === true) {
+            contended.set(sessionId, catchUpFirst)
+            return Effect.zipRight(Effect.sleep(conflictDelay(conflicts + 1)), attempt(conflicts + 1, false))
+          }
           // The cache was behind: catch up and decide again at once. Somebody else writes to this session, so catch
           // up first for a while.
           if (unverified) {

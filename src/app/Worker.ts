@@ -23,6 +23,7 @@ import { type NodeKind, nodeKinds } from "../domain/Task.js"
 import type { ReadError } from "../infra/EventStore.js"
 import { ExecutorRegistry } from "../infra/Executor.js"
 import { jobKeyString, type TakenJob, type TaskQueueError } from "../infra/TaskQueue.js"
+import * as Tokenizer from "../infra/Tokenizer.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { PlannerService } from "./PlannerService.js"
 import * as AttemptRunner from "./worker/AttemptRunner.js"
@@ -59,6 +60,12 @@ export interface WorkerOptions {
   readonly livenessCheckInterval?: Duration.DurationInput
   /** Told about each attempt this worker starts and finishes (`planner worker` prints them). */
   readonly onAttempt?: (report: AttemptRunner.AttemptReport) => Effect.Effect<void>
+  /**
+   * Load the tokenizer the context budget is counted with as soon as the worker serves, not at the first context over
+   * the budget (see `Tokenizer.warmUp`). Default: when it serves every session (a long-lived worker); a run of one
+   * session loads it only if it needs it.
+   */
+  readonly warmTokenizer?: boolean
 }
 
 /** Why a worker stopped: the queue or the store could not be used at all. */
@@ -165,6 +172,15 @@ export const run = (options: WorkerOptions = {}) => {
     })
 
     yield* Effect.logDebug(`worker ${workerId} serving ${kinds.join(", ")}`)
+    if (options.warmTokenizer ?? sessionId === undefined) {
+      yield* FiberSet.run(
+        fibers,
+        Effect.zipRight(
+          Effect.yieldNow(),
+          Effect.sync(() => Tokenizer.warmUp())
+        )
+      )
+    }
     /**
      * Whether the queue may hold a job for this worker: true at the start and after each wake-up of `awaitWork`, false
      * once a take came back with fewer jobs than it asked for. A freed slot alone leads to a take only while it is

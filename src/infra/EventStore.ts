@@ -114,11 +114,27 @@ export class SequenceConflict extends Schema.TaggedError<SequenceConflict>()("Se
   streamId: Schema.String,
   aggregateId: Schema.String,
   expected: Schema.Union(Schema.Number, Schema.Literal("no-stream", "any")),
-  actual: Schema.Number
+  /** The last sequence the store saw (when `busy`, as of just before the other writer's append commits). */
+  actual: Schema.Number,
+  /** Refused without checking: another writer was appending to the aggregate (the append's `whenBusy: "refuse"`). */
+  busy: Schema.optional(Schema.Boolean)
 }) {
   override get message() {
-    return `Aggregate ${this.aggregateId} in ${this.streamId} is at sequence ${this.actual}, not ${this.expected}: another writer appended first; reload and retry.`
+    return this.busy === true
+      ? `Another writer is appending to aggregate ${this.aggregateId} in ${this.streamId} right now; reload and retry.`
+      : `Aggregate ${this.aggregateId} in ${this.streamId} is at sequence ${this.actual}, not ${this.expected}: another writer appended first; reload and retry.`
   }
+}
+
+export interface AppendOptions {
+  /**
+   * PostgreSQL, an append at an expected sequence: what to do when another append to the same aggregate holds its lock
+   * at this moment. `wait` (the default): wait for it, then check. `refuse`: give up at once with a `busy`
+   * `SequenceConflict`, having written nothing. The other append will most likely move the sequence past the expected
+   * one, so a writer that can decide again on the caught-up state (the planner's) loses less by catching up than by
+   * waiting for the lock (four round trips) only to be refused. Other stores have no such lock and ignore it.
+   */
+  readonly whenBusy?: "wait" | "refuse"
 }
 
 /** The store could not be reached or refused an operation. */
@@ -184,7 +200,8 @@ export interface EventStoreService {
     aggregateId: string,
     events: ReadonlyArray<NewEvent>,
     expected: ExpectedSequence,
-    alongside?: AppendAlongside
+    alongside?: AppendAlongside,
+    options?: AppendOptions
   ) => Effect.Effect<AppendResult, SequenceConflict | EventStoreError>
 
   /** Reads matching events in order (by sequence for one aggregate, by position otherwise), paging internally. */

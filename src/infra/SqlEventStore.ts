@@ -44,6 +44,7 @@ import {
   type AggregatePage,
   type AlongsideStatement,
   type AppendAlongside,
+  type AppendOptions,
   type AppendResult,
   CorruptEvent,
   EventStore,
@@ -304,7 +305,7 @@ class UniqueViolation extends Data.TaggedError("UniqueViolation") {}
 class Refused extends Data.TaggedError("Refused")<{ readonly seen?: number }> {}
 
 /** PostgreSQL: a one-statement append found the append lock taken and wrote nothing (see `appendStatement`). */
-class LockBusy extends Data.TaggedError("LockBusy") {}
+class LockBusy extends Data.TaggedError("LockBusy")<{ readonly seen?: number }> {}
 
 /** A handler's own failure, carried through the transaction so that it rolls back and is then handed back as is. */
 class HandlerFailed<E> {
@@ -649,8 +650,8 @@ export const make = (
           const field = (column: string): unknown =>
             typeof first === "object" && first !== null ? Reflect.get(first, column) : undefined
           if (shape !== "insert" && rows.length === 1 && field("position") === null) {
-            if (field("held") === false) return Effect.fail(new LockBusy())
             const seen = dbInt(field("last"))
+            if (field("held") === false) return Effect.fail(new LockBusy(seen === undefined ? {} : { seen }))
             return Effect.fail(new Refused(seen === undefined ? {} : { seen }))
           }
           const decoded = decodeInserted(rows)
@@ -773,7 +774,8 @@ export const make = (
       aggregateId: string,
       encoded: ReadonlyArray<EncodedEvent>,
       expected: ExpectedSequence,
-      alongside: AppendAlongside | undefined
+      alongside: AppendAlongside | undefined,
+      options: AppendOptions | undefined
     ): Effect.Effect<AppendResult, SequenceConflict | EventStoreError> => {
       if (encoded.length === 0) {
         return Effect.flatMap(lastSequence(streamId, aggregateId), (actual) => {
@@ -797,7 +799,10 @@ export const make = (
         // With something to commit alongside, the insert and it share one transaction (see `EventStoreService.append`).
         const insertThen = alongside === undefined ? insert : Effect.tap(insert, (result) => alongside(result))
         // On SQLite a lone statement is its own transaction (or runs in the caller's).
-        const written: Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> = !isPg
+        const written: Effect.Effect<
+          AppendResult,
+          Refused | UniqueViolation | SequenceConflict | EventStoreError | SqlError
+        > = !isPg
           ? alongside !== undefined || !single
             ? writeTransaction(insertThen)
             : insert
@@ -823,7 +828,23 @@ export const make = (
               return Effect.catchTag(
                 insertAll(streamId, aggregateId, encoded, expected, createdAt, "standalone", statement),
                 "LockBusy",
-                () => transactionWay
+                ({
+                  seen
+                }): Effect.Effect<
+                  AppendResult,
+                  Refused | UniqueViolation | SequenceConflict | EventStoreError | SqlError
+                > =>
+                  options?.whenBusy === "refuse"
+                    ? Effect.fail(
+                        new SequenceConflict({
+                          streamId,
+                          aggregateId,
+                          expected,
+                          actual: seen ?? (expected === "no-stream" ? 0 : Number(expected)),
+                          busy: true
+                        })
+                      )
+                    : transactionWay
               )
             })
         return written.pipe(
@@ -871,13 +892,14 @@ export const make = (
       aggregateId: string,
       events: ReadonlyArray<NewEvent>,
       expected: ExpectedSequence,
-      alongside?: AppendAlongside
+      alongside?: AppendAlongside,
+      options?: AppendOptions
     ): Effect.Effect<AppendResult, SequenceConflict | EventStoreError> =>
       Effect.suspend(() => {
         const encoded = encodeAppend(streamId, aggregateId, events, expected)
         return Either.isLeft(encoded)
           ? Effect.fail(encoded.left)
-          : appendEncoded(streamId, aggregateId, encoded.right, expected, alongside)
+          : appendEncoded(streamId, aggregateId, encoded.right, expected, alongside, options)
       }).pipe((effect) =>
         hotSpanWith(effect, "EventStore.append", () => ({ streamId, aggregateId, events: events.length }))
       )

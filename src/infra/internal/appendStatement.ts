@@ -52,8 +52,9 @@ export type AppendShape = "insert" | "notifying" | "standalone"
  * that commit. It only tries the lock: a statement that waited for it would read the aggregate's last sequence from a
  * snapshot taken before the append it waited for, and under contention (two writers of one session) such inserts
  * then failed on the unique constraint, which costs far more than a refusal and leaves a gap in the positions. When
- * the lock is taken it writes nothing and returns one row with `held` false, and the append goes the transaction way,
- * which waits for the lock and then reads afresh.
+ * the lock is taken it writes nothing and returns one row with `held` false and `last` as its snapshot had it, and the
+ * append goes the transaction way, which waits for the lock and then reads afresh (or, `whenBusy: "refuse"`, is
+ * refused).
  *
  * `notifying` and `standalone`, refused by the expected sequence: one row with no position and `last`, the aggregate's
  * last sequence as the statement saw it, so that a conflict costs no query of its own. In the transaction way (the
@@ -126,7 +127,7 @@ export const appendStatement = (
        FROM inserted,
          ${wakeUp}
        UNION ALL
-       SELECT NULL, NULL, false, NULL FROM append_lock WHERE NOT held${refusal}`
+       SELECT NULL, NULL, false, head.last FROM append_lock, head WHERE NOT append_lock.held${refusal}`
       : shape === "notifying"
         ? `WITH head AS MATERIALIZED (${head}),
          inserted AS (${insert}),
