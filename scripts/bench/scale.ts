@@ -5,7 +5,9 @@
  * `PlanningCompleted`; the speedup is that of 1 worker divided by that of N.
  *
  * The CPU time every process spent per task is reported beside it (the workers, the PostgreSQL server, this process
- * recording the plan and following it): on a machine with few cores, that is what bounds the throughput.
+ * recording the plan and following it): on a machine with few cores, that is what bounds the throughput. Each set of
+ * workers first runs a warm-up plan of the same size, unmeasured. The plan's events are logged by type after each run.
+ * With PROFILE_PLANNER=<folder>, a CPU profile of this process during each measured run is written there.
  */
 import { SqlClient } from "@effect/sql"
 import { Deferred, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
@@ -14,7 +16,17 @@ import * as Runner from "../../src/app/Runner.js"
 import * as Planner from "../../src/domain/Planner.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as PlannerStore from "../../src/infra/PlannerStore.js"
-import { type Child, log, nowMs, parseJson, processCpuMs, type Row, row, spawnScript } from "./common.js"
+import {
+  type Child,
+  log,
+  nowMs,
+  parseJson,
+  processCpuMs,
+  type Row,
+  row,
+  spawnScript,
+  startCpuProfile
+} from "./common.js"
 import { plan, startSession } from "./runtime.js"
 
 export interface ScaleOptions {
@@ -64,6 +76,10 @@ interface Measured {
 
 export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
   const tasks = options.quick ? 100 : 400
+  // Each configuration starts fresh worker processes: a warm-up plan as large as the measured one lets their code be
+  // compiled and their caches filled first (a worker serving a team runs for days), so that a per-process start-up
+  // cost is not counted per task, four times over with four workers.
+  const warmUp = tasks
   const url = await options.freshPgUrl("bench_scale")
   const scope = Effect.runSync(Scope.make())
   const layer = PlannerService.layer().pipe(
@@ -80,13 +96,15 @@ export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
       try {
         for (let index = 0; index < workers; index++) children.push(spawnScript("./workerChild.ts", [url]))
         await Promise.all(children.map((child) => child.waitFor(isReady, 90_000)))
-        log(`scale: ${workers} worker process(es): warm-up plan of 20 tasks`)
-        await run(20)
+        log(`scale: ${workers} worker process(es): warm-up plan of ${warmUp} tasks`)
+        await run(warmUp)
         for (let attempt = 0; attempt < options.runs; attempt++) {
           log(`scale: ${workers} worker process(es): ${tasks} tasks of 20 ms, run ${attempt + 1} of ${options.runs}`)
           const workersCpu = () => children.reduce((sum, child) => sum + processCpuMs(child.process.pid ?? 0), 0)
           const before = { workers: workersCpu(), server: options.serverCpuMs(), self: process.cpuUsage() }
+          const plannerProfile = process.env.PROFILE_PLANNER === undefined ? undefined : await startCpuProfile(500)
           const { elapsed: wallMs, events } = await run(tasks)
+          await plannerProfile?.stop(`${process.env.PROFILE_PLANNER}/planner-${workers}-${attempt}.cpuprofile`)
           log(`scale: ${workers} worker process(es): the plan's events: ${events}`)
           const self = process.cpuUsage(before.self)
           measured.set(workers, [

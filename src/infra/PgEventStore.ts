@@ -50,9 +50,10 @@ export const layerWithClient = (
       const pg = yield* PgClient.PgClient
       yield* SqlEventStore.migrate
       const store = yield* SqlEventStore.make({ listen: pg.listen, ...options })
-      const queue = yield* SqlTaskQueue.make({ listen: pg.listen }).pipe(
-        Effect.mapError((error) => new EventStoreError({ operation: "open", reason: error.message }))
-      )
+      const queue = yield* SqlTaskQueue.make({
+        listen: pg.listen,
+        ...(options.prepared === undefined ? {} : { prepared: options.prepared })
+      }).pipe(Effect.mapError((error) => new EventStoreError({ operation: "open", reason: error.message })))
       const holds = yield* BudgetHolds.make
       return Context.make(EventStore, store).pipe(
         Context.add(TaskQueue, queue),

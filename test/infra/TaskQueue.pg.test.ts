@@ -24,6 +24,14 @@ const pgTarget: TaskQueueTarget<string, SqlClient.SqlClient> = {
 taskQueueContract("SqlTaskQueue on PostgreSQL", pgTarget)
 sqlTaskQueueContract("SqlTaskQueue on PostgreSQL", pgTarget)
 
+/** The queue the event store's layer provides: its takes run as prepared statements on the store's pool. */
+const preparedTarget: TaskQueueTarget<string, SqlClient.SqlClient> = {
+  ...pgTarget,
+  layer: (url) => PgEventStore.layer({ url: Redacted.make(url) })
+}
+
+taskQueueContract("SqlTaskQueue on PostgreSQL, takes prepared", preparedTarget)
+
 describe("SqlTaskQueue on PostgreSQL", () => {
   it.effect("another process's waiter is woken by the commit of a transaction that enqueued, through NOTIFY", () =>
     withQueue(pgTarget, (queue, { context, second }) =>
