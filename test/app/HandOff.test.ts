@@ -15,15 +15,10 @@ import * as Jobs from "../../src/infra/Jobs.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as PlannerStore from "../../src/infra/PlannerStore.js"
 import type { TakenJob } from "../../src/infra/TaskQueue.js"
+import { independentTasks } from "./fixtures/plans.js"
 
 const sessionId = "hand-off"
-const tasks = [1, 2, 3].map((id) => ({
-  id,
-  description: `task ${id}`,
-  kind: "Processing" as const,
-  dependsOn: [],
-  attachments: []
-}))
+const tasks = independentTasks(3)
 
 const writer = (store: EventStoreService) =>
   PlannerService.make().pipe(

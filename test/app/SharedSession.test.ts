@@ -19,15 +19,10 @@ import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import * as PlannerStore from "../../src/infra/PlannerStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
+import { independentTasks } from "./fixtures/plans.js"
 import { plannerRuntime } from "./fixtures/runtime.js"
 
-const tasks = [1, 2, 3].map((id) => ({
-  id,
-  description: `task ${id}`,
-  kind: "Processing" as const,
-  dependsOn: [],
-  attachments: []
-}))
+const tasks = independentTasks(3)
 
 /** An executor that notes, for each task it runs, whether the log (read by `reader`) had its attempt running. */
 const noting = (

@@ -11,15 +11,10 @@ import { defaultConfig } from "../../src/domain/Config.js"
 import * as PlannerStore from "../../src/infra/PlannerStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import { TaskQueue } from "../../src/infra/TaskQueue.js"
+import { independentTasks } from "../app/fixtures/plans.js"
 import { cli, ensureBuilt, tempFolder } from "./cli.js"
 
-const tasks = [1, 2, 3].map((id) => ({
-  id,
-  description: `task ${id}`,
-  kind: "Processing" as const,
-  dependsOn: [],
-  attachments: []
-}))
+const tasks = independentTasks(3)
 
 /** Runs `use` with the writer and the queue over the SQLite file, in this process. */
 const withStore = <A>(
