@@ -104,9 +104,9 @@ export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
           const before = { workers: workersCpu(), server: options.serverCpuMs(), self: process.cpuUsage() }
           const plannerProfile = process.env.PROFILE_PLANNER === undefined ? undefined : await startCpuProfile(500)
           const { elapsed: wallMs, events } = await run(tasks)
+          const self = process.cpuUsage(before.self)
           await plannerProfile?.stop(`${process.env.PROFILE_PLANNER}/planner-${workers}-${attempt}.cpuprofile`)
           log(`scale: ${workers} worker process(es): the plan's events: ${events}`)
-          const self = process.cpuUsage(before.self)
           measured.set(workers, [
             ...(measured.get(workers) ?? []),
             {

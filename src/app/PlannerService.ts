@@ -331,6 +331,11 @@ export const make = (options: PlannerServiceOptions = {}) =>
     const maxConflictRetries = options.maxConflictRetries ?? 20
     // Insertion-ordered: re-inserting on use makes the first key the least recently used.
     const cache = new Map<string, Planner.PlannerState>()
+    /**
+     * By session (kept and dropped with its cached state): when this process last found its cached state behind the
+     * store, another process having written it since (`writtenElsewhere`).
+     */
+    const behindAt = new Map<string, number>()
     /** By session (kept and dropped with its cached state): what led to each task's current attempt. */
     const causes = new Map<string, Map<number, AttemptCauses>>()
     const remember = (sessionId: string, state: Planner.PlannerState) => {
@@ -343,6 +348,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
         if (!oldest.done) {
           cache.delete(oldest.value)
           causes.delete(oldest.value)
+          behindAt.delete(oldest.value)
         }
       }
     }
@@ -361,16 +367,6 @@ export const make = (options: PlannerServiceOptions = {}) =>
         records.map((record) => record.metadata.eventId)
       )
 
-    /** By session: when this process last found its cached state behind the store (another process wrote). */
-    const behindAt = new Map<string, number>()
-    const noteBehind = (sessionId: string) => {
-      behindAt.delete(sessionId)
-      behindAt.set(sessionId, clock.unsafeCurrentTimeMillis())
-      if (behindAt.size > cacheSize) {
-        const oldest = behindAt.keys().next()
-        if (!oldest.done) behindAt.delete(oldest.value)
-      }
-    }
     const writtenElsewhere = (sessionId: string) => {
       const at = behindAt.get(sessionId)
       return at !== undefined && clock.unsafeCurrentTimeMillis() - at < sharedForMs
@@ -385,7 +381,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
         const known = cached ?? Planner.initialState
         const newer = yield* store.load(sessionId, { fromSequence: known.version + 1 })
         if (newer.length === 0) return known
-        if (cached !== undefined) noteBehind(sessionId)
+        if (cached !== undefined) behindAt.set(sessionId, clock.unsafeCurrentTimeMillis())
         const state = Planner.fold(
           newer.map((record) => record.event),
           known
@@ -781,16 +777,13 @@ export const make = (options: PlannerServiceOptions = {}) =>
       hotSpanWith(
         Effect.suspend(() => {
           const { pendings, handled } = submit(sessionId, commands, tracing)
+          // The turn hands whatever failed it to every command's outcome (see `drain`): the outcomes say it all.
           return Effect.zipRight(
-            // A refusal is each command's own; what fails the turn (the store) failed every command of it alike.
-            Effect.catchIf(
-              handled,
-              (error) => error._tag !== "EventStoreError" && error._tag !== "CorruptEvent",
-              () => Effect.void
-            ),
+            Effect.catchAll(handled, () => Effect.void),
             Effect.forEach(pendings, (pending) => Effect.either(Deferred.await(pending.outcome)))
           ).pipe(
             Effect.flatMap((outcomes) => {
+              // A refusal is each command's own; a store failure failed every command of the batch alike.
               const broken = outcomes.find(
                 (outcome): outcome is Either.Left<ReadError | SequenceConflict, Handled> =>
                   Either.isLeft(outcome) &&

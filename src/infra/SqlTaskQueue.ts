@@ -67,7 +67,7 @@ export interface SqlTaskQueueOptions {
   /**
    * PostgreSQL: runs a statement as a named prepared statement (`name` always comes with the same text), as the event
    * store's appends do; `PgEventStore` passes its pool's. A take is then planned once per connection instead of on
-   * every call. Without it, takes run unnamed through the client.
+   * every call. Without it, takes run unnamed through the client (the same text).
    */
   readonly prepared?: (
     name: string,
@@ -144,8 +144,11 @@ const decodeRow = (operation: string, row: JobRow): Effect.Effect<ListedJob, Tas
       })
   })
 
+/** PostgreSQL: a FROM item that lets the statement's commit skip waiting for the disk (see `durableLeases`). */
+const relaxedCommit = "(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"
+
 /**
- * PostgreSQL: the take as a prepared statement's name and text, one per filter combination. Parameters: now, limit,
+ * PostgreSQL: the take's statement, its name (when prepared) and text, one per filter combination. Parameters: now, limit,
  * worker, lease end, then the kinds (an array) and the session when filtered by them. `relaxed`: its commit does not
  * wait for the disk (see `durableLeases`).
  */
@@ -161,7 +164,7 @@ const takeStatement = (byKind: boolean, bySession: boolean, relaxed: boolean): r
       ORDER BY run_at, id LIMIT $2::bigint FOR UPDATE SKIP LOCKED
     )
     UPDATE planner_jobs SET worker_id = $3::text, lease_expires_at = $4::bigint, takes = planner_jobs.takes + 1
-    FROM picked${relaxed ? ", (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed" : ""}
+    FROM picked${relaxed ? `, ${relaxedCommit}` : ""}
     WHERE planner_jobs.id = picked.id
     RETURNING planner_jobs.id, session_id, task_id, attempt, kind, run_at, payload, worker_id, lease_expires_at, takes`
   return [
@@ -241,7 +244,7 @@ export const make = (
       Effect.serviceOption(SqlClient.TransactionConnection),
       (transaction) => pg && options.durableLeases !== true && Option.isNone(transaction)
     )
-    const relaxed = sql.literal("(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed")
+    const relaxed = sql.literal(relaxedCommit)
 
     /** A job as a row of the table, its payload as JSON text. */
     const toRow = (operation: string, job: Job) =>
@@ -310,37 +313,41 @@ export const make = (
       if (options.limit <= 0 || options.kinds?.length === 0) return []
       const now = yield* Clock.currentTimeMillis
       const limit = Math.floor(options.limit)
-      const due = sql`
-        run_at <= ${now} AND (lease_expires_at IS NULL OR lease_expires_at <= ${now})
-        ${kindFilter(options.kinds)} ${sessionFilter(options.sessionId)}`
-      const relax = yield* relaxLease
-      const rows = yield* run(
-        "take jobs",
-        prepared !== undefined
-          ? (prepared(...takeStatement(options.kinds !== undefined, options.sessionId !== undefined, relax), [
+      const rows: ReadonlyArray<JobRow & { readonly takes?: number | string }> = pg
+        ? yield* Effect.gen(function* () {
+            const [name, text] = takeStatement(
+              options.kinds !== undefined,
+              options.sessionId !== undefined,
+              yield* relaxLease
+            )
+            const params = [
               now,
               limit,
               options.workerId,
               now + options.leaseMs,
               ...(options.kinds === undefined ? [] : [options.kinds]),
               ...(options.sessionId === undefined ? [] : [options.sessionId])
-            ]) as Effect.Effect<ReadonlyArray<JobRow & { takes: number }>, SqlError>)
-          : pg
-            ? sql<JobRow & { takes: number }>`
-              WITH picked AS (
-                SELECT id FROM planner_jobs WHERE ${due} ORDER BY run_at, id LIMIT ${limit} FOR UPDATE SKIP LOCKED
-              )
-              UPDATE planner_jobs SET worker_id = ${options.workerId}, lease_expires_at = ${now + options.leaseMs},
-                takes = planner_jobs.takes + 1
-              FROM picked${relax ? sql`, ${relaxed}` : empty} WHERE planner_jobs.id = picked.id
-              RETURNING planner_jobs.id, session_id, task_id, attempt, kind, run_at, payload, worker_id,
-                lease_expires_at, takes`
-            : sql<JobRow>`
+            ]
+            return yield* run(
+              "take jobs",
+              (prepared === undefined ? sql.unsafe(text, params) : prepared(name, text, params)) as Effect.Effect<
+                ReadonlyArray<JobRow & { readonly takes: number | string }>,
+                SqlError
+              >
+            )
+          })
+        : yield* run(
+            "take jobs",
+            sql<JobRow>`
               UPDATE planner_jobs SET worker_id = ${options.workerId}, lease_expires_at = ${now + options.leaseMs},
                 takes = takes + 1
-              WHERE id IN (SELECT id FROM planner_jobs WHERE ${due} ORDER BY run_at, id LIMIT ${limit})
+              WHERE id IN (
+                SELECT id FROM planner_jobs
+                WHERE run_at <= ${now} AND (lease_expires_at IS NULL OR lease_expires_at <= ${now})
+                  ${kindFilter(options.kinds)} ${sessionFilter(options.sessionId)}
+                ORDER BY run_at, id LIMIT ${limit})
               RETURNING ${columns}`
-      )
+          )
       const sorted = [...rows].sort((a, b) => Number(a.run_at) - Number(b.run_at) || Number(a.id) - Number(b.id))
       return yield* Effect.forEach(sorted, (row) =>
         Effect.map(

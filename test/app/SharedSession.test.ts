@@ -52,7 +52,11 @@ const twoProcesses = Effect.gen(function* () {
   const reader = yield* Layer.build(plannerRuntime(SqliteEventStore.layer({ filename }), echo))
   const executor = noting(reader, seen)
   const planner = yield* Layer.build(plannerRuntime(SqliteEventStore.layer({ filename }), echo))
-  const worker = yield* Layer.build(plannerRuntime(SqliteEventStore.layer({ filename }), executor))
+  // A session found written elsewhere counts as such for a while; long enough here that a loaded machine cannot
+  // outlast it between the test's look and the worker's takes.
+  const worker = yield* Layer.build(
+    plannerRuntime(SqliteEventStore.layer({ filename }), executor, { sharedForMs: 600_000 })
+  )
   return { planner, worker, seen }
 })
 

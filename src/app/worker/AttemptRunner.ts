@@ -7,7 +7,8 @@
  *
  * Stopped because the worker stops (SIGINT/SIGTERM), it gives the task back (`ReleaseTask` when its start is on
  * record, else, or when the store cannot be reached, the queue's `release`), so another worker takes it at once;
- * stopped because the planner no longer wants the attempt (noticed by the lease keeper), it gives nothing back. */
+ * stopped because the planner no longer wants the attempt (noticed by the lease keeper), it gives nothing back.
+ */
 import { Cause, Clock, Duration, Effect, Either, Option, Random, Schedule } from "effect"
 import * as Budget from "../../domain/Budget.js"
 import {
