@@ -73,13 +73,16 @@ export const withStore = <Db, Extra, A, E>(
     })
   )
 
-/** Fails the test after `seconds` instead of letting a lost event hang it until vitest's timeout. */
+/**
+ * Fails the test after `seconds` instead of letting a lost event hang it until vitest's timeout; `what` names the
+ * wait in the failure, for a test with several.
+ */
 export const within =
-  (seconds: number) =>
+  (seconds: number, what?: string) =>
   <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     Effect.timeoutFail(effect, {
       duration: `${seconds} seconds`,
-      onTimeout: () => new Error(`timed out after ${seconds} s`)
+      onTimeout: () => new Error(`timed out after ${seconds} s${what === undefined ? "" : ` waiting for ${what}`}`)
     })
 
 const summary = (events: ReadonlyArray<StoredEvent>) =>

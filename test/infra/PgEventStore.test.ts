@@ -84,7 +84,7 @@ describe("PgEventStore", () => {
                 Stream.runCollect,
                 Effect.fork
               )
-              yield* Deferred.await(caughtUp).pipe(within(10))
+              yield* Deferred.await(caughtUp).pipe(within(10, "a follower's first event"))
               return { seen, fiber }
             })
           const here = yield* follow(store)
@@ -101,7 +101,7 @@ describe("PgEventStore", () => {
               )
             )
             .pipe(Effect.fork)
-          const slowPosition = yield* Deferred.await(appended).pipe(within(10))
+          const slowPosition = yield* Deferred.await(appended).pipe(within(10, "the open append's position"))
           // Three appends to other sessions, from both instances, commit while it is open (one store-wide lock
           // would hold them until it commits, and this would time out).
           const later = yield* Effect.all(
@@ -111,7 +111,7 @@ describe("PgEventStore", () => {
               store.append("s", "d", [newEvent("Later", {})], 0)
             ],
             { concurrency: "unbounded" }
-          ).pipe(within(10))
+          ).pipe(within(10, "the appends to other sessions"))
           const laterPositions = later.flatMap((result) => result.positions)
           for (const position of laterPositions) expect(position).toBeGreaterThan(slowPosition)
           // A snapshot read shows them; nothing that follows may pass the open append's position.
@@ -126,7 +126,7 @@ describe("PgEventStore", () => {
           yield* Fiber.join(slow)
           const stored = yield* store.load({ streamId: "s" })
           for (const follower of [here, there]) {
-            const received = Array.from(yield* Fiber.join(follower.fiber).pipe(within(10)))
+            const received = Array.from(yield* Fiber.join(follower.fiber).pipe(within(10, "a follower's five events")))
             expect(received.map((event) => event.type)).toEqual(["First", "Slow", "Later", "Later", "Later"])
             expect(received).toEqual(stored)
           }
