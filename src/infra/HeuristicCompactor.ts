@@ -104,37 +104,38 @@ export const compactContext = (
   const everything = blocks.map((block) => block.full).join("\n")
   if (counter.count(everything) <= budget) return { summary: everything, removedTaskIds }
 
-  // What the chosen blocks cost, each block counted once with the newline after it (exactly the joined text's
-  // count, see `Tokenizer.countJoinedLines`). Counting the assembled text after every choice made compaction
-  // quadratic in the number of entries; the memoized counter recounts only the blocks that changed.
-  const blockCounter = Tokenizer.memoized(counter)
-  const used = () =>
-    Tokenizer.countJoinedLines(
-      blockCounter,
-      blocks.map((block) => block.chosen).filter((chosen) => chosen.length > 0)
-    )
-  // Newest first: the latest results matter most to the next step; the old summary is the oldest material.
-  const byPriority = [...blocks].reverse()
-  const tryChoose = (block: Block, text: string): boolean => {
-    const before = block.chosen
+  // What the chosen blocks cost, kept up to date as blocks are chosen (`Tokenizer.joinedLines`, exactly the count of
+  // the assembled text): counting the assembled text after every choice made compaction quadratic in its length.
+  const lines = Tokenizer.joinedLines(counter, blocks.length)
+  const choose = (index: number, text: string) => {
+    const block = blocks[index] as Block
     block.chosen = text
-    if (used() <= budget) return true
-    block.chosen = before
+    lines.set(index, text)
+  }
+  const tryChoose = (index: number, text: string): boolean => {
+    const before = (blocks[index] as Block).chosen
+    choose(index, text)
+    if (lines.total() <= budget) return true
+    choose(index, before)
     return false
   }
+  // Newest first: the latest results matter most to the next step; the old summary is the oldest material.
+  const byPriority = blocks.map((_, index) => index).reverse()
   // Pass 1: every block's gist (first line and error lines), newest first, cut between words when short of room.
-  for (const block of byPriority) {
-    if (tryChoose(block, block.condensed)) continue
-    block.chosen = ""
-    const room = budget - used() - 1
+  for (const index of byPriority) {
+    const block = blocks[index] as Block
+    if (tryChoose(index, block.condensed)) continue
+    choose(index, "")
+    const room = budget - lines.total() - 1
     if (room > 0) {
       const cut = truncateToTokens(block.condensed, room, counter)
-      if (cut.length > 0) tryChoose(block, cut)
+      if (cut.length > 0) tryChoose(index, cut)
     }
   }
   // Pass 2: newest first, whole results where they still fit.
-  for (const block of byPriority) {
-    if (block.chosen !== block.full) tryChoose(block, block.full)
+  for (const index of byPriority) {
+    const block = blocks[index] as Block
+    if (block.chosen !== block.full) tryChoose(index, block.full)
   }
   return { summary: truncateToTokens(assemble(), budget, counter), removedTaskIds }
 }

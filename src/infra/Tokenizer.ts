@@ -108,6 +108,73 @@ export const countJoinedLines = (counter: TokenCounter, texts: ReadonlyArray<str
   return group === undefined ? 0 : total + counter.count(group)
 }
 
+/** Slots of text whose join by newlines is counted as they change: see `joinedLines`. */
+export interface JoinedLines {
+  /** Puts `text` in slot `index` ("" leaves the slot out of the join). */
+  readonly set: (index: number, text: string) => void
+  /** What the non-empty slots joined by "\n", in slot order, cost: exactly `counter.count` of that text. */
+  readonly total: () => number
+}
+
+/**
+ * The cost of joining `size` slots of text by newlines, kept up to date as slots change one at a time (the compactor
+ * trying a block in and out of the summary). By `countJoinedLines`'s reasoning, a text that does not start with
+ * whitespace costs the same wherever it stands: counted with its newline, or without one when it is last. So a change
+ * counts one text, once, and the total is a sum. While some slot starts with whitespace, the total is counted the slow
+ * way, by `countJoinedLines`.
+ */
+export const joinedLines = (counter: TokenCounter, size: number): JoinedLines => {
+  const texts: Array<string> = new Array(size).fill("")
+  /** By slot: the counts of each text it has held, with its newline and bare (counted when first needed). */
+  const counts: Array<Map<string, { readonly line: number; bare: number | undefined }>> = Array.from(
+    { length: size },
+    () => new Map()
+  )
+  const countsOf = (index: number, text: string) => {
+    const known = counts[index] as Map<string, { readonly line: number; bare: number | undefined }>
+    let found = known.get(text)
+    if (found === undefined) {
+      found = { line: counter.count(`${text}\n`), bare: undefined }
+      known.set(text, found)
+    }
+    return found
+  }
+  let lines = 0
+  let startingWithSpace = 0
+  const startsWithSpace = (text: string) => /^\s/u.test(text)
+  return {
+    set: (index, text) => {
+      const before = texts[index] ?? ""
+      if (before === text) return
+      if (before.length > 0) {
+        lines -= countsOf(index, before).line
+        if (startsWithSpace(before)) startingWithSpace -= 1
+      }
+      texts[index] = text
+      if (text.length > 0) {
+        lines += countsOf(index, text).line
+        if (startsWithSpace(text)) startingWithSpace += 1
+      }
+    },
+    total: () => {
+      if (startingWithSpace > 0) {
+        return countJoinedLines(
+          counter,
+          texts.filter((text) => text.length > 0)
+        )
+      }
+      for (let index = size - 1; index >= 0; index--) {
+        const text = texts[index] ?? ""
+        if (text.length === 0) continue
+        const last = countsOf(index, text)
+        if (last.bare === undefined) last.bare = counter.count(text)
+        return lines - last.line + last.bare
+      }
+      return 0
+    }
+  }
+}
+
 /**
  * `counter` with the counts of the last `capacity` texts remembered. A worker checks the rolling context against its
  * budget after every completion, and the context is mostly the same entries each time: counting them all again cost

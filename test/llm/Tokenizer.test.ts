@@ -54,21 +54,17 @@ describe("Tokenizer", () => {
     expect(Tokenizer.countJoinedLines(counter, texts)).toBe(4)
   })
 
+  const lineArb = fc.oneof(
+    fc.string(),
+    fc.fullUnicodeString({ maxLength: 12 }),
+    fc.stringMatching(/^[A-Za-z0-9 .,:;!?'"()[\]{}<>_\-\n\t]{0,40}$/),
+    fc.stringMatching(/^[.,:;!?'"(){}<>/*#=+-]{1,8}[a-z \n]{0,3}$/),
+    fc.constantFrom("Task 3: done.", "Error: boom!", "a.b()", "  x  ", "'s", "123456", "naïve — café", "", "\r")
+  )
+
   it.prop(
     "counting texts one by one, each with its newline, gives the count of the joined text",
-    [
-      fc.constantFrom("gpt-4", "gpt-4o", undefined),
-      fc.array(
-        fc.oneof(
-          fc.string(),
-          fc.fullUnicodeString({ maxLength: 12 }),
-          fc.stringMatching(/^[A-Za-z0-9 .,:;!?'"()[\]{}<>_\-\n\t]{0,40}$/),
-          fc.stringMatching(/^[.,:;!?'"(){}<>/*#=+-]{1,8}[a-z \n]{0,3}$/),
-          fc.constantFrom("Task 3: done.", "Error: boom!", "a.b()", "  x  ", "'s", "123456", "naïve — café", "", "\r")
-        ),
-        { maxLength: 6 }
-      )
-    ],
+    [fc.constantFrom("gpt-4", "gpt-4o", undefined), fc.array(lineArb, { maxLength: 6 })],
     ([model, texts]) => {
       const counter = Tokenizer.forModel(model)
       expect(Tokenizer.countJoinedLines(counter, texts)).toBe(counter.count(texts.join("\n")))
@@ -82,5 +78,32 @@ describe("Tokenizer", () => {
         ]
       }
     }
+  )
+
+  it.prop(
+    "slots changed one at a time cost what their non-empty texts joined by newlines cost, after every change",
+    [
+      fc.constantFrom("gpt-4", "gpt-4o", undefined),
+      fc
+        .integer({ min: 1, max: 6 })
+        .chain((size) =>
+          fc.tuple(
+            fc.constant(size),
+            fc.array(fc.tuple(fc.integer({ min: 0, max: size - 1 }), lineArb), { minLength: 1, maxLength: 20 })
+          )
+        )
+    ],
+    ([model, [size, changes]]) => {
+      const counter = Tokenizer.forModel(model)
+      const lines = Tokenizer.joinedLines(counter, size)
+      const texts: Array<string> = new Array(size).fill("")
+      expect(lines.total()).toBe(0)
+      for (const [index, text] of changes) {
+        lines.set(index, text)
+        texts[index] = text
+        expect(lines.total()).toBe(counter.count(texts.filter((one) => one.length > 0).join("\n")))
+      }
+    },
+    { fastCheck: { numRuns: 300 } }
   )
 })
