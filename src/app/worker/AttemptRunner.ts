@@ -273,7 +273,7 @@ export const make = (settings: AttemptSettings) =>
               const handled = yield* report(sessionId, command, start)
               if (Option.isNone(handled)) return yield* Effect.as(finished("discarded", ""), false)
               yield* finished("completed", result)
-              yield* compactIfOverBudget(sessionId, handled.value.state, handled.value.eventIds[0])
+              yield* compactIfOverBudget(sessionId, handled.value.state, task.id, handled.value.eventIds[0])
               return true
             }),
           Failed: ({ error, retryable }) =>

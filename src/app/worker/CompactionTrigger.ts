@@ -1,6 +1,12 @@
 /**
  * After a completion, when the rolling context of the session is over the plan's token budget, asks the `Compactor`
  * to fold results into the summary and records `ContextCompacted` through the writer.
+ *
+ * The completion that takes the context over its budget folds it; the completions recorded after it, while that
+ * compaction is under way, leave it alone. With several workers on a session (or one worker running several tasks),
+ * each would otherwise fold the same results, every one of them but the first be refused, and a model compactor be
+ * paid for each. A completion that finds the context at twice its budget folds it whatever came before: the one that
+ * should have may have failed, or died with its process.
  */
 import { Clock, Effect } from "effect"
 import { CompactContext } from "../../domain/Commands.js"
@@ -15,7 +21,10 @@ import { PlannerService } from "../PlannerService.js"
 /** A completed task's entry in the rolling context. */
 export const entryText = (task: TaskState) => `Task ${task.id} (${task.description}): ${task.result ?? ""}`
 
-/** Makes the trigger: `compactIfOverBudget(sessionId, state, causationId)` after each completion. */
+/** Over this many times its budget, the rolling context is folded by any completion, not only the one that crossed. */
+export const overdueFactor = 2
+
+/** Makes the trigger: `compactIfOverBudget(sessionId, state, completed, causationId)` after task `completed`'s completion. */
 export const make = Effect.gen(function* () {
   const service = yield* PlannerService
   const compactor = yield* Compactor
@@ -33,7 +42,7 @@ export const make = Effect.gen(function* () {
     return tokens
   }
 
-  return (sessionId: string, state: Planner.PlannerState, causationId: string | undefined) =>
+  return (sessionId: string, state: Planner.PlannerState, completed: number, causationId: string | undefined) =>
     Effect.gen(function* () {
       if (state.status !== "Running") return
       const rolling = Planner.rollingTasks(state)
@@ -46,6 +55,9 @@ export const make = Effect.gen(function* () {
       let used = counter.count(state.contextSummary)
       for (const task of rolling) used += entryTokens(task)
       if (used <= tokenBudget || rolling.length === 0) return
+      const own = rolling.find((task) => task.id === completed)
+      const before = own === undefined ? used : used - entryTokens(own)
+      if (before > tokenBudget && used < overdueFactor * tokenBudget) return
       const entries = rolling.map((task) => ({ taskId: task.id, text: entryText(task) }))
       // #16: a summary by the model is checked against the session's budget (over it, the heuristic compactor folds
       // the results instead) and its usage recorded.
