@@ -62,7 +62,7 @@ const compactions = (sessionId: string) =>
 
 describe("CompactionTrigger", () => {
   it.effect(
-    "the completion that takes the context over its budget folds it; one recorded while that runs does not",
+    "the completion that takes the context over its budget folds it, then what came meanwhile; no other one folds",
     () =>
       Effect.gen(function* () {
         const compactIfOverBudget = yield* CompactionTrigger.make
@@ -76,8 +76,8 @@ describe("CompactionTrigger", () => {
         expect(yield* compactions("crossing")).toEqual([])
         // When task 3's check runs: task 3 took the context over its budget
         yield* compactIfOverBudget("crossing", third.state, 3, third.eventId)
-        // Then task 3's completion folds tasks 1 to 3
-        expect(yield* compactions("crossing")).toEqual([{ removed: [1, 2, 3] }])
+        // Then task 3's completion folds tasks 1 to 3, then task 4, which still kept the context over its budget
+        expect(yield* compactions("crossing")).toEqual([{ removed: [1, 2, 3] }, { removed: [4] }])
       }).pipe(Effect.provide(runtime))
   )
 

@@ -3,7 +3,8 @@
  * to fold results into the summary and records `ContextCompacted` through the writer.
  *
  * The completion that takes the context over its budget folds it; the completions recorded after it, while that
- * compaction is under way, leave it alone. With several workers on a session (or one worker running several tasks),
+ * compaction is under way, leave it alone, and once it is recorded the one that folded folds again what they added if
+ * that keeps the context over its budget. With several workers on a session (or one worker running several tasks),
  * each would otherwise fold the same results, every one of them but the first be refused, and a model compactor be
  * paid for each. A completion that finds the context at twice its budget folds it whatever came before: the one that
  * should have may have failed, or died with its process.
@@ -24,6 +25,9 @@ export const entryText = (task: TaskState) => `Task ${task.id} (${task.descripti
 /** Over this many times its budget, the rolling context is folded by any completion, not only the one that crossed. */
 export const overdueFactor = 2
 
+/** How many times in a row one completion folds the context (see below). */
+const maxRounds = 3
+
 /** Makes the trigger: `compactIfOverBudget(sessionId, state, completed, causationId)` after task `completed`'s completion. */
 export const make = Effect.gen(function* () {
   const service = yield* PlannerService
@@ -42,23 +46,26 @@ export const make = Effect.gen(function* () {
     return tokens
   }
 
-  return (sessionId: string, state: Planner.PlannerState, completed: number, causationId: string | undefined) =>
+  /** The tokens the rolling context of `state` uses when they are over its budget; undefined when they fit. */
+  const overBudget = (state: Planner.PlannerState): number | undefined => {
+    const rolling = Planner.rollingTasks(state)
+    const { tokenBudget } = state.config
+    if (rolling.length === 0) return undefined
+    // A token is at least one UTF-8 byte: a context whose bytes fit the budget fits it without counting. Counting
+    // loads the tokenizer's tables, most of a second, which a short run never needs.
+    let bytes = Buffer.byteLength(state.contextSummary)
+    for (const task of rolling) bytes += Buffer.byteLength(entryText(task))
+    if (bytes <= tokenBudget) return undefined
+    let used = counter.count(state.contextSummary)
+    for (const task of rolling) used += entryTokens(task)
+    return used <= tokenBudget ? undefined : used
+  }
+
+  /** Folds the rolling context of `state` and records it: the state after, or undefined if it was refused. */
+  const compact = (sessionId: string, state: Planner.PlannerState, causationId: string | undefined) =>
     Effect.gen(function* () {
-      if (state.status !== "Running") return
-      const rolling = Planner.rollingTasks(state)
       const { tokenBudget, profile, systemPrompt } = state.config
-      // A token is at least one UTF-8 byte: a context whose bytes fit the budget fits it without counting. Counting
-      // loads the tokenizer's tables, most of a second, which a short run never needs.
-      let bytes = Buffer.byteLength(state.contextSummary)
-      for (const task of rolling) bytes += Buffer.byteLength(entryText(task))
-      if (bytes <= tokenBudget) return
-      let used = counter.count(state.contextSummary)
-      for (const task of rolling) used += entryTokens(task)
-      if (used <= tokenBudget || rolling.length === 0) return
-      const own = rolling.find((task) => task.id === completed)
-      const before = own === undefined ? used : used - entryTokens(own)
-      if (before > tokenBudget && used < overdueFactor * tokenBudget) return
-      const entries = rolling.map((task) => ({ taskId: task.id, text: entryText(task) }))
+      const entries = Planner.rollingTasks(state).map((task) => ({ taskId: task.id, text: entryText(task) }))
       // #16: a summary by the model is checked against the session's budget (over it, the heuristic compactor folds
       // the results instead) and its usage recorded.
       const { value: result, usage } = yield* AppBudget.meteredValue(
@@ -67,7 +74,7 @@ export const make = Effect.gen(function* () {
       )
       yield* AppBudget.record(service, sessionId, usage, causationId)
       const at = yield* Clock.currentTimeMillis
-      yield* service
+      return yield* service
         .execute(
           sessionId,
           new CompactContext({
@@ -79,9 +86,26 @@ export const make = Effect.gen(function* () {
           causationId === undefined ? {} : { causationId }
         )
         .pipe(
-          // Another worker may have compacted the same results first.
-          Effect.catchTag("InvalidCompaction", () => Effect.void)
+          // Another worker compacted these results first.
+          Effect.catchTag("InvalidCompaction", () => Effect.succeed(undefined))
         )
+    })
+
+  return (sessionId: string, state: Planner.PlannerState, completed: number, causationId: string | undefined) =>
+    Effect.gen(function* () {
+      if (state.status !== "Running") return
+      const used = overBudget(state)
+      if (used === undefined) return
+      const own = Planner.rollingTasks(state).find((task) => task.id === completed)
+      const before = own === undefined ? used : used - entryTokens(own)
+      if (before > state.config.tokenBudget && used < overdueFactor * state.config.tokenBudget) return
+      // The completions recorded while this one compacted left it to this one: while what they added keeps the
+      // context over its budget, it is folded again (each round folds everything rolling, so a few rounds suffice).
+      let handled = yield* compact(sessionId, state, causationId)
+      for (let round = 1; round < maxRounds && handled !== undefined; round++) {
+        if (handled.state.status !== "Running" || overBudget(handled.state) === undefined) return
+        handled = yield* compact(sessionId, handled.state, handled.eventIds[0])
+      }
     }).pipe(
       Effect.catchAll((error) => Effect.logWarning(`context compaction skipped: ${error.message}`)),
       (effect) => hotSpanWith(effect, "Worker.compact", () => ({ sessionId }))
