@@ -27,7 +27,9 @@ import type { AggregateInfo, EventStore } from "../infra/EventStore.js"
 import { Llm } from "../infra/Llm.js"
 import { MemoryIndex } from "../infra/MemoryIndex.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
+import type { ListedJob } from "../infra/TaskQueue.js"
 import * as Fork from "./Fork.js"
+import * as HeldAttempts from "./HeldAttempts.js"
 import * as LineageApi from "./LineageApi.js"
 import * as MemoryApi from "./MemoryApi.js"
 import { PlannerService } from "./PlannerService.js"
@@ -117,7 +119,11 @@ const activityOf = (state: Planner.PlannerState): Activity => ({
 /** What the task queue says: the workers that hold a job of the session under a live lease (see `Runner.liveness`). */
 interface Live {
   readonly workers: ReadonlyArray<string>
+  /** The attempts they hold: shown running (`Planner.withHeldAttempts`) while the log still has them dispatched. */
+  readonly held: ReadonlyArray<Planner.HeldAttempt>
 }
+
+const notLive: Live = { workers: [], held: [] }
 
 /**
  * Whether a live process serves a session, as the page shows it:
@@ -150,14 +156,16 @@ const liveWorkers = (sessionId?: string) =>
     const service = yield* PlannerService
     const now = yield* Clock.currentTimeMillis
     const jobs = yield* service.queue.list(sessionId)
-    const bySession = new Map<string, Set<string>>()
+    const bySession = new Map<string, Array<ListedJob>>()
     for (const job of jobs) {
-      if (job.workerId === undefined || (job.leaseExpiresAt ?? 0) <= now) continue
-      const workers = bySession.get(job.sessionId) ?? new Set<string>()
-      workers.add(job.workerId)
-      bySession.set(job.sessionId, workers)
+      const ofSession = bySession.get(job.sessionId)
+      if (ofSession === undefined) bySession.set(job.sessionId, [job])
+      else ofSession.push(job)
     }
-    return (id: string): Live => ({ workers: [...(bySession.get(id) ?? [])] })
+    return (id: string): Live => {
+      const held = HeldAttempts.heldAttempts(bySession.get(id) ?? [], now)
+      return { workers: [...new Set(held.map((attempt) => attempt.workerId))], held }
+    }
   })
 
 /** What the server knows of itself: the worker it runs, if any (`serve --worker`). */
@@ -167,20 +175,23 @@ class ServerInfo extends Context.Reference<ServerInfo>()("event-sourced-planner/
 
 const serverWorker = Effect.map(ServerInfo, (info) => info.workerId)
 
-const sessionView = (sessionId: string, state: Planner.PlannerState, worker: string | undefined, live: Live) => ({
-  id: sessionId,
-  lastSequence: state.version,
-  waiting: Planner.isWaiting(state),
-  counts: Planner.countByStatus(state),
-  served: serving(activityOf(state), live, worker),
-  state
-})
+const sessionView = (sessionId: string, logState: Planner.PlannerState, worker: string | undefined, live: Live) => {
+  const state = Planner.withHeldAttempts(logState, live.held)
+  return {
+    id: sessionId,
+    lastSequence: state.version,
+    waiting: Planner.isWaiting(state),
+    counts: Planner.countByStatus(state),
+    served: serving(activityOf(state), live, worker),
+    state
+  }
+}
 
 /** The session as the API shows it, with whether a live process serves it. */
 const viewOf = (sessionId: string, state: Planner.PlannerState) =>
   Effect.gen(function* () {
     const worker = yield* serverWorker
-    const live = Planner.isFinished(state) ? { workers: [] } : (yield* liveWorkers(sessionId))(sessionId)
+    const live = Planner.isFinished(state) ? notLive : (yield* liveWorkers(sessionId))(sessionId)
     return sessionView(sessionId, state, worker, live)
   })
 

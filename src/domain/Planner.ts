@@ -509,6 +509,35 @@ export const fold = (events: Iterable<PlannerEvent>, from: PlannerState = initia
   return draft.state
 }
 
+/** An attempt a worker holds in the task queue, under a lease: see `withHeldAttempts`. */
+export interface HeldAttempt {
+  readonly taskId: TaskId
+  readonly attempt: number
+  readonly workerId: string
+  readonly leaseExpiresAt: number
+}
+
+/**
+ * The session as a viewer should see it now: each dispatched task whose current attempt a worker holds in the task
+ * queue shows as running on that worker, as the `TaskClaimed` recorded with its outcome will say. A worker on a session
+ * that other processes write too records an attempt's start together with its outcome, in one append, so until then
+ * the log has the task dispatched while the queue knows who runs it. For views only (`show`, the dashboard): never
+ * decided on or folded further, since the log stays what the planner decides from.
+ */
+export const withHeldAttempts = (state: PlannerState, held: ReadonlyArray<HeldAttempt>): PlannerState => {
+  const draft = new Draft(state)
+  for (const attempt of held) {
+    const current = draft.tasks[attempt.taskId - 1]
+    if (current === undefined || current.status !== "Dispatched" || current.attempt !== attempt.attempt) continue
+    update(draft, attempt.taskId, (task) => ({
+      ...task,
+      status: "Running",
+      lease: { workerId: attempt.workerId, expiresAt: attempt.leaseExpiresAt }
+    }))
+  }
+  return draft.state
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Queries
 // ---------------------------------------------------------------------------------------------------------------

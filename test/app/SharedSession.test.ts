@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process"
 import * as os from "node:os"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Context, Deferred, Effect, Fiber, Layer, Ref } from "effect"
+import * as HeldAttempts from "../../src/app/HeldAttempts.js"
 import { PlannerService } from "../../src/app/PlannerService.js"
 import * as Worker from "../../src/app/Worker.js"
 import { sweepDeadWorkers } from "../../src/app/worker/DeadWorkerSweep.js"
@@ -24,19 +25,35 @@ import { plannerRuntime } from "./fixtures/runtime.js"
 
 const tasks = independentTasks(3)
 
-/** An executor that notes, for each task it runs, whether the log (read by `reader`) had its attempt running. */
+interface Seen {
+  readonly taskId: number
+  /** Whether the log had the attempt running. */
+  readonly running: boolean
+  /** Whether `show` (`HeldAttempts.asShown`, in the reader's process) showed it running, on which worker. */
+  readonly shownOn: string | undefined
+}
+
+/**
+ * An executor that notes, for each task it runs, whether the log (read by `reader`) had its attempt running, and what
+ * a look at the session from the reader's process showed.
+ */
 const noting = (
-  reader: Context.Context<PlannerStore.PlannerStore>,
-  seen: Ref.Ref<Array<{ readonly taskId: number; readonly running: boolean }>>
+  reader: Context.Context<PlannerStore.PlannerStore | PlannerService>,
+  seen: Ref.Ref<Array<Seen>>
 ): ExecutorService => ({
   name: "noting",
   execute: (task) =>
     Effect.gen(function* () {
       const log = yield* Effect.flatMap(PlannerStore.PlannerStore, (store) => store.load(task.sessionId))
       const state = Planner.fold(log.map((record) => record.event))
+      const shown = Planner.task(yield* HeldAttempts.asShown(task.sessionId, state), task.taskId)
       yield* Ref.update(seen, (all) => [
         ...all,
-        { taskId: task.taskId, running: Planner.task(state, task.taskId)?.status === "Running" }
+        {
+          taskId: task.taskId,
+          running: Planner.task(state, task.taskId)?.status === "Running",
+          shownOn: shown?.status === "Running" ? shown.lease?.workerId : undefined
+        }
       ])
       return Outcome.Completed({ result: `done ${task.taskId}` })
     }).pipe(
@@ -48,7 +65,7 @@ const noting = (
 /** Runtimes over one SQLite file: the planner's process, and a worker's whose executor notes what the log says. */
 const twoProcesses = Effect.gen(function* () {
   const filename = yield* freshSqliteFile
-  const seen = yield* Ref.make<Array<{ readonly taskId: number; readonly running: boolean }>>([])
+  const seen = yield* Ref.make<Array<Seen>>([])
   const reader = yield* Layer.build(plannerRuntime(SqliteEventStore.layer({ filename }), echo))
   const executor = noting(reader, seen)
   const planner = yield* Layer.build(plannerRuntime(SqliteEventStore.layer({ filename }), echo))
@@ -113,7 +130,14 @@ describe("a worker of a session other processes write too", () => {
       const state = Planner.fold(log.map((record) => record.event))
       expect(state.status).toBe("Succeeded")
       // The executor ran each task before its start was on record.
-      expect((yield* Ref.get(seen)).map(({ running }) => running)).toEqual([false, false, false])
+      const looks = yield* Ref.get(seen)
+      expect(looks.map(({ running }) => running)).toEqual([false, false, false])
+      // Meanwhile a look at the session showed each running, on the worker that held its job in the queue.
+      for (const look of looks) {
+        const claim = log.find((record) => record.event._tag === "TaskClaimed" && record.event.taskId === look.taskId)
+        expect(look.shownOn).toBeDefined()
+        expect(look.shownOn).toBe(claim?.event._tag === "TaskClaimed" ? claim.event.workerId : "no claim")
+      }
       for (const task of tasks) {
         const claimedAt = log.findIndex(
           (record) => record.event._tag === "TaskClaimed" && record.event.taskId === task.id

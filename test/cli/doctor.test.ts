@@ -1,6 +1,8 @@
 /**
- * `planner doctor` on a SQLite file: a queue that matches its log is reported clean (exit 0); a job missing and a job
- * left over are named (exit 1); `--repair` rebuilds the session's jobs from its log, after which the check is clean.
+ * The commands that look at the task queue beside the log, on a SQLite file. `planner doctor`: a queue that matches
+ * its log is reported clean (exit 0); a job missing and a job left over are named (exit 1); `--repair` rebuilds the
+ * session's jobs from its log, after which the check is clean. `planner show`: a task whose job a worker holds shows
+ * running on that worker, though the log records its start only with its outcome.
  */
 import * as path from "node:path"
 import { Context, Effect, Layer } from "effect"
@@ -88,5 +90,33 @@ describe("planner doctor", { timeout: 300_000 }, () => {
       [3, 1]
     ])
     expect((await cli(["doctor", "--db", db], { cwd })).code).toBe(0)
+  })
+})
+
+describe("planner show", { timeout: 300_000 }, () => {
+  it("shows a dispatched task whose job a worker holds as running on that worker", async () => {
+    const cwd = tempFolder()
+    const db = path.join(cwd, "show.db")
+    await withStore(db, (service, queue) =>
+      Effect.zipRight(
+        service.execute(
+          "s-show",
+          new Initialize({ request: "three tasks", tasks, config: { ...defaultConfig, maxParallel: 3 }, at: 1 })
+        ),
+        queue.take({ workerId: "far-host/42/w", limit: 1, leaseMs: 600_000, sessionId: "s-show" })
+      )
+    )
+    const shown = await cli(["show", "s-show", "--db", db, "--json"], { cwd })
+    expect(shown.code).toBe(0)
+    const state = JSON.parse(shown.stdout) as {
+      tasks: ReadonlyArray<{ id: number; status: string; worker?: string }>
+    }
+    expect(state.tasks.map((task) => [task.id, task.status, task.worker])).toEqual([
+      [1, "Running", "far-host/42/w"],
+      [2, "Dispatched", undefined],
+      [3, "Dispatched", undefined]
+    ])
+    const text = await cli(["show", "s-show", "--db", db], { cwd })
+    expect(text.stdout).toMatch(/running.*task 1/)
   })
 })

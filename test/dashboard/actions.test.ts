@@ -185,4 +185,34 @@ describe("whether a live process serves a session", () => {
       }).pipe(Effect.provide(plannerWithScript(script))),
     30_000
   )
+
+  it.scopedLive(
+    "a task whose job a worker holds shows running on that worker before its start is on record",
+    () =>
+      Effect.gen(function* () {
+        const sessionId = yield* startPlan("Build it.", [task(1, "Processing", "Build it")])
+        const { url } = yield* startServer
+        const view = Effect.map(
+          fetchJson(`${url}/api/sessions/${sessionId}`),
+          (response) =>
+            response.body as View & {
+              readonly counts: Record<string, number>
+              readonly served: { readonly kind: string; readonly workers?: ReadonlyArray<string> }
+            }
+        )
+        expect((yield* view).state.tasks[0]?.status).toBe("Dispatched")
+        // A worker of a session other processes write takes the job; its start is recorded with its outcome.
+        const service = yield* PlannerService.PlannerService
+        const workerId = "other-host/1234/worker"
+        yield* service.queue.take({ workerId, limit: 1, leaseMs: 60_000, sessionId })
+        const shown = yield* view
+        expect(shown.state.tasks[0]).toMatchObject({ status: "Running", lease: { workerId } })
+        expect(shown.counts).toMatchObject({ Running: 1, Dispatched: 0 })
+        expect(shown.served).toEqual({ kind: "held", workers: [workerId] })
+        // The log still has it dispatched: the view adds what the queue knows, and records nothing.
+        const log = yield* (yield* PlannerStore).load(sessionId)
+        expect(log.some((record) => record.event._tag === "TaskClaimed")).toBe(false)
+      }).pipe(Effect.provide(plannerWithScript(script))),
+    30_000
+  )
 })

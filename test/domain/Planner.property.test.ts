@@ -12,7 +12,7 @@ import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
 import { currentVersion, decodeEvent, encodeEvent, PlannerEvent, TasksPlanned } from "../../src/domain/Events.js"
 import * as Planner from "../../src/domain/Planner.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
-import { configArb, type Intent, inFlight, intentsArb, planArb, resolve, T0 } from "./plannerArbitraries.js"
+import { configArb, type Intent, inFlight, intentsArb, pickFrom, planArb, resolve, T0 } from "./plannerArbitraries.js"
 
 interface Run {
   readonly log: ReadonlyArray<PlannerEvent>
@@ -143,6 +143,39 @@ describe("Planner properties", () => {
       expect(Planner.fold(log)).toEqual(snapshots.at(-1)?.state)
     },
     { fastCheck: { numRuns: 300 } }
+  )
+
+  it.prop(
+    "a look with the queue's held attempts shows them running on their workers, and changes nothing else",
+    [planArb, configArb, intentsArb(40), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 2 }), fc.nat()))],
+    ([plan, config, intents, picks]) => {
+      const { snapshots } = execute(plan, config, intents)
+      for (const { state } of snapshots) {
+        const before = state.tasks.map((task) => ({ ...task }))
+        // Attempts held: tasks picked at random, at their current attempt or another one.
+        const held = picks.flatMap(([pick, offset, lease]) => {
+          const task = pickFrom(state.tasks, pick)
+          return task === undefined
+            ? []
+            : [{ taskId: task.id, attempt: task.attempt + offset, workerId: `w${lease % 3}`, leaseExpiresAt: lease }]
+        })
+        const shown = Planner.withHeldAttempts(state, held)
+        expect(shown.index).toEqual(Planner.indexTasks(shown.tasks))
+        expect(state.tasks).toEqual(before)
+        for (const task of state.tasks) {
+          const holder = held.find((attempt) => attempt.taskId === task.id && attempt.attempt === task.attempt)
+          const after = Planner.task(shown, task.id)
+          if (holder === undefined || task.status !== "Dispatched") expect(after).toBe(task)
+          else
+            expect(after).toEqual({
+              ...task,
+              status: "Running",
+              lease: { workerId: holder.workerId, expiresAt: holder.leaseExpiresAt }
+            })
+        }
+      }
+    },
+    { fastCheck: { numRuns: 150 } }
   )
 
   it.prop(

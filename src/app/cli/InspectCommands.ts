@@ -6,6 +6,7 @@ import { Clock, Effect, type Option } from "effect"
 import { Cancel } from "../../domain/Commands.js"
 import * as Planner from "../../domain/Planner.js"
 import { PlannerStore } from "../../infra/PlannerStore.js"
+import * as HeldAttempts from "../HeldAttempts.js"
 import { PlannerService } from "../PlannerService.js"
 import * as SubPlanApi from "../SubPlanApi.js"
 import * as SubPlans from "../SubPlans.js"
@@ -140,7 +141,7 @@ export const history = (flags: SessionFlags) =>
 export const show = (flags: SessionFlags) =>
   withStore(flags, (store) =>
     Effect.gen(function* () {
-      const state = yield* existingState(flags.sessionId, store)
+      const state = yield* HeldAttempts.asShown(flags.sessionId, yield* existingState(flags.sessionId, store))
       const facts = yield* sessionFacts(flags.sessionId)
       const header = {
         sessionId: flags.sessionId,

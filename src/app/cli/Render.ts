@@ -322,6 +322,8 @@ export interface TaskJson {
   readonly kind: string
   readonly status: TaskStatus
   readonly attempts: number
+  /** The worker running it (a running task). */
+  readonly worker?: string
   readonly result?: string
   readonly error?: string
   readonly question?: string
@@ -335,6 +337,7 @@ export const taskJson = (task: TaskState): TaskJson => {
     kind: task.kind,
     status: task.status,
     attempts: task.attempt,
+    ...(task.status === "Running" && task.lease !== undefined ? { worker: task.lease.workerId } : {}),
     ...(task.result === undefined ? {} : { result: task.result }),
     ...(task.error === undefined || task.status === "Completed" ? {} : { error: task.error }),
     ...(question === undefined ? {} : { question })

@@ -1,0 +1,29 @@
+/**
+ * What the task queue adds to a session's log for those who look at it: which of its dispatched tasks a worker runs
+ * now. A worker on a session that other processes write too records an attempt's start with its outcome, in one
+ * append, so until then only the queue's lease says who runs it (`Planner.withHeldAttempts`).
+ */
+import { Clock, Effect } from "effect"
+import * as Planner from "../domain/Planner.js"
+import type { ListedJob } from "../infra/TaskQueue.js"
+import { PlannerService } from "./PlannerService.js"
+
+/** The attempts workers hold under leases that have not run out, from a listing of the queue's jobs. */
+export const heldAttempts = (jobs: ReadonlyArray<ListedJob>, now: number): ReadonlyArray<Planner.HeldAttempt> =>
+  jobs.flatMap((job) =>
+    job.workerId !== undefined && job.leaseExpiresAt !== undefined && job.leaseExpiresAt > now
+      ? [{ taskId: job.taskId, attempt: job.attempt, workerId: job.workerId, leaseExpiresAt: job.leaseExpiresAt }]
+      : []
+  )
+
+/**
+ * A session as `show` presents it: its state, with the dispatched tasks that a worker holds in the queue shown running
+ * on it (`Planner.withHeldAttempts`; their start is recorded with their outcome when other processes write the session).
+ */
+export const asShown = (sessionId: string, state: Planner.PlannerState) =>
+  Effect.gen(function* () {
+    if (Planner.isFinished(state) || state.index.counts.Dispatched === 0) return state
+    const service = yield* PlannerService
+    const jobs = yield* service.queue.list(sessionId)
+    return Planner.withHeldAttempts(state, heldAttempts(jobs, yield* Clock.currentTimeMillis))
+  })
