@@ -9,7 +9,8 @@
  *   freed slot alone does not make it ask a queue that last said it had nothing);
  * - the hand-off (here): while it has a free slot, the writer of this process gives it the jobs it dispatches, already
  *   claimed for it in the dispatch's transaction (`PlannerService.handOffTo`), so a one-process run takes nothing;
- * - `worker/AttemptRunner`: one job, from its start (recorded as `TaskClaimed`) to its outcome;
+ * - `worker/AttemptRunner`: one job, from its start (recorded as `TaskClaimed`, before the executor runs or, in a
+ *   long-lived worker, with the outcome) to its outcome;
  * - `worker/LeaseKeeper`: one `extendLeases` per interval for all the worker's jobs; it stops attempts the worker no
  *   longer holds;
  * - `worker/CompactionTrigger`: folds results into the summary when the rolling context is over budget;
@@ -90,6 +91,7 @@ export const run = (options: WorkerOptions = {}) => {
       // A worker serving every session lives long: each attempt is then its own trace rather than a child of
       // whatever span started the worker. A worker serving one session (`Runner.run`) stays inside that run's trace.
       rootSpans: sessionId === undefined,
+      startsWithOutcomes: sessionId === undefined,
       onReport: options.onAttempt
     })
     yield* Effect.annotateLogsScoped({ workerId })

@@ -1,8 +1,9 @@
 /**
- * A worker of a session that other processes write too records each attempt's start with its outcome, in one append
- * (`AttemptRunner`'s `startOf`): one append per attempt instead of two, each racing the other writers. Two runtimes
- * on one SQLite file stand for two processes: the planner's, which records the plan and goes on writing, and a
- * worker's. A session only the worker's process writes keeps recording each start before the executor runs.
+ * A worker of a session that other processes write too, and a long-lived worker serving every session, record each
+ * attempt's start with its outcome, in one append (`AttemptRunner`'s `startOf`): one append per attempt instead of
+ * two, each racing the other writers; meanwhile a look at the session shows the attempt running on its worker. Two
+ * runtimes on one SQLite file stand for two processes: the planner's, which records the plan and goes on writing, and
+ * a worker's. A run of one session that only its process writes keeps recording each start before the executor runs.
  */
 import { spawnSync } from "node:child_process"
 import * as os from "node:os"
@@ -84,12 +85,19 @@ const start = (sessionId: string) =>
     yield* service.execute(sessionId, new Initialize({ request: "three tasks", tasks, config: defaultConfig, at }))
   })
 
-/** Runs a worker serving `sessionId` until the session has ended. */
-const serveUntilDone = (sessionId: string) =>
+/** Runs a worker serving `sessionId` (or, `everySession`, every session, as `planner worker`) until it has ended. */
+const serveUntilDone = (sessionId: string, options: { readonly everySession?: boolean } = {}) =>
   Effect.gen(function* () {
     const done = yield* Deferred.make<void>()
     const service = yield* PlannerService
-    const worker = yield* Effect.fork(Worker.run({ sessionId, concurrency: 3, checkAttachments: false }))
+    const worker = yield* Effect.fork(
+      Worker.run({
+        ...(options.everySession === true ? {} : { sessionId }),
+        concurrency: 3,
+        checkAttachments: false,
+        warmTokenizer: false
+      })
+    )
     yield* Effect.gen(function* () {
       const state = yield* service.state(sessionId)
       if (!Planner.isFinished(state)) return yield* Effect.fail("not yet")
@@ -101,6 +109,25 @@ const serveUntilDone = (sessionId: string) =>
 
 const records = (context: Context.Context<PlannerStore.PlannerStore>, sessionId: string) =>
   Effect.flatMap(PlannerStore.PlannerStore, (store) => store.load(sessionId)).pipe(Effect.provide(context))
+
+/** Each task's start is on record once, just before its outcome: consecutive, stored together, caused by the start. */
+const expectStartsWithOutcomes = (log: ReadonlyArray<PlannerStore.PlannerEventRecord>) => {
+  for (const task of tasks) {
+    const claimedAt = log.findIndex((record) => record.event._tag === "TaskClaimed" && record.event.taskId === task.id)
+    const claim = log[claimedAt]
+    const outcome = log[claimedAt + 1]
+    // The start, then at once its outcome: consecutive in the session, stored together, caused by the start.
+    expect(claim?.event._tag).toBe("TaskClaimed")
+    expect(outcome?.event).toMatchObject({ _tag: "TaskStatusUpdated", taskId: task.id, status: "Completed" })
+    expect(outcome?.metadata.causationId).toBe(claim?.metadata.eventId)
+    expect(outcome?.createdAt).toBe(claim?.createdAt)
+    if (claim?.event._tag === "TaskClaimed" && outcome?.event._tag === "TaskStatusUpdated") {
+      expect(claim.event.workerId).toMatch(/\//)
+      expect(claim.event.at).toBeLessThanOrEqual(outcome.event.at)
+    }
+    expect(log.filter((r) => r.event._tag === "TaskClaimed" && r.event.taskId === task.id)).toHaveLength(1)
+  }
+}
 
 describe("a worker of a session other processes write too", () => {
   it.scopedLive("records each attempt's start with its outcome, in one append, caused by the start", () =>
@@ -138,27 +165,26 @@ describe("a worker of a session other processes write too", () => {
         expect(look.shownOn).toBeDefined()
         expect(look.shownOn).toBe(claim?.event._tag === "TaskClaimed" ? claim.event.workerId : "no claim")
       }
-      for (const task of tasks) {
-        const claimedAt = log.findIndex(
-          (record) => record.event._tag === "TaskClaimed" && record.event.taskId === task.id
-        )
-        const claim = log[claimedAt]
-        const outcome = log[claimedAt + 1]
-        // The start, then at once its outcome: consecutive in the session, stored together, caused by the start.
-        expect(claim?.event._tag).toBe("TaskClaimed")
-        expect(outcome?.event).toMatchObject({ _tag: "TaskStatusUpdated", taskId: task.id, status: "Completed" })
-        expect(outcome?.metadata.causationId).toBe(claim?.metadata.eventId)
-        expect(outcome?.createdAt).toBe(claim?.createdAt)
-        if (claim?.event._tag === "TaskClaimed" && outcome?.event._tag === "TaskStatusUpdated") {
-          expect(claim.event.workerId).toMatch(/\//)
-          expect(claim.event.at).toBeLessThanOrEqual(outcome.event.at)
-        }
-        expect(log.filter((r) => r.event._tag === "TaskClaimed" && r.event.taskId === task.id)).toHaveLength(1)
-      }
+      expectStartsWithOutcomes(log)
     })
   )
 
-  it.scopedLive("a session only its process writes has each start on record before the executor runs", () =>
+  it.scopedLive(
+    "a worker serving every session records each start with its outcome, though no other process writes",
+    () =>
+      Effect.gen(function* () {
+        const { worker, seen } = yield* twoProcesses
+        const sessionId = "long-lived-worker"
+        yield* start(sessionId).pipe(Effect.provide(worker))
+        yield* serveUntilDone(sessionId, { everySession: true }).pipe(Effect.provide(worker))
+        const looks = yield* Ref.get(seen)
+        expect(looks.map(({ running }) => running)).toEqual([false, false, false])
+        expect(looks.every(({ shownOn }) => shownOn !== undefined)).toBe(true)
+        expectStartsWithOutcomes(yield* records(worker, sessionId))
+      })
+  )
+
+  it.scopedLive("a run of one session, its only writer, has each start on record before the executor runs", () =>
     Effect.gen(function* () {
       const { worker, seen } = yield* twoProcesses
       const sessionId = "own-session"

@@ -3,10 +3,11 @@
  * says which worker ran each attempt and when), builds the executor's context from the session as the writer has it,
  * checks attachments, runs the executor, and reports the outcome through the writer, which completes the job in the
  * outcome's transaction. When to record the start is `startOf`'s choice: a job the writer handed over was claimed in
- * its dispatch's append; a session other processes write too gets the start with the outcome, in one append.
+ * its dispatch's append; a long-lived worker, or one on a session other processes write too, records the start with
+ * the outcome, in one append.
  *
- * Stopped because the worker stops (SIGINT/SIGTERM), it gives the task back (`ReleaseTask` when its start is on
- * record, else, or when the store cannot be reached, the queue's `release`), so another worker takes it at once;
+ * Stopped because the worker stops (SIGINT/SIGTERM), it gives the task back (`ReleaseTask`, after its start if that
+ * is not on record yet; the queue's `release` when the store cannot be reached), so another worker takes it at once;
  * stopped because the planner no longer wants the attempt (noticed by the lease keeper), it gives nothing back.
  */
 import { Cause, Clock, Duration, Effect, Either, Option, Random, Schedule } from "effect"
@@ -59,6 +60,11 @@ export interface AttemptSettings {
   readonly checkAttachments: boolean
   /** Each attempt its own trace (a long-lived worker) or a part of the caller's (`Runner.run`). */
   readonly rootSpans: boolean
+  /**
+   * Record the start of every attempt taken from the queue with its outcome (a long-lived worker serving every
+   * session), not only in sessions other processes write too; see `startOf`.
+   */
+  readonly startsWithOutcomes: boolean
   readonly onReport?: ((report: AttemptReport) => Effect.Effect<void>) | undefined
 }
 
@@ -322,21 +328,24 @@ export const make = (settings: AttemptSettings) =>
       })
 
     /**
-     * Gives a task back on shutdown. Its start on record (handed over claimed): through the writer, which dispatches
-     * it again, else to the queue. Not on record (taken from the queue, its start to be recorded with its outcome): the
-     * log still has it dispatched, so only the queue is told.
+     * Gives a task back on shutdown, through the writer, which dispatches it again: a `ReleaseTask`, after the
+     * attempt's start when that is not on record yet (taken from the queue, its start to be recorded with its
+     * outcome), in one append, so that the log says which worker ran the attempt and the next one counts as another.
+     * When the store cannot be reached, the queue alone is told, and the log still has the attempt dispatched.
      */
-    const giveBack = (key: JobKey, onRecord: boolean) =>
+    const giveBack = (key: JobKey, start: ClaimTask | undefined) =>
       Effect.gen(function* () {
         const at = yield* Clock.currentTimeMillis
-        const released =
-          onRecord &&
-          (yield* service
-            .execute(key.sessionId, new ReleaseTask({ taskId: key.taskId, attempt: key.attempt, workerId, at }))
-            .pipe(
-              Effect.as(true),
-              Effect.catchAll((error) => Effect.succeed(lostRace(error)))
-            ))
+        const release = new ReleaseTask({ taskId: key.taskId, attempt: key.attempt, workerId, at })
+        // Refused as a lost race: the attempt ended otherwise, and there is nothing to give back.
+        const released = yield* (
+          start === undefined
+            ? Effect.as(service.execute(key.sessionId, release), true)
+            : Effect.map(
+                service.executeAll(key.sessionId, [start, release]),
+                ([, outcome]) => outcome !== undefined && (Either.isRight(outcome) || lostRace(outcome.left))
+              )
+        ).pipe(Effect.catchAll((error) => Effect.succeed(lostRace(error))))
         if (!released) yield* Effect.ignoreLogged(queue.release(key, workerId))
         yield* tell({ _tag: "Finished", ...key, outcome: "released", detail: "" })
       })
@@ -365,13 +374,15 @@ export const make = (settings: AttemptSettings) =>
      * when it is not to run (it ended already, or the store could not be reached).
      *
      * - Handed over by the writer: claimed in its dispatch's append already.
-     * - Taken from the queue, the session written by this process alone: the start is recorded at once (`ClaimTask`),
-     *   so the log shows the attempt running while it runs.
-     * - Taken from the queue, the session written by other processes too (workers on several machines): the start is
-     *   recorded with the outcome, in one append, as Temporal records an activity's start when it closes; meanwhile
-     *   the queue's lease says who runs it. One append per attempt instead of two, each of which would race the other
-     *   writers and catch up on what they wrote. The state is the one this process knows when it has the attempt
-     *   dispatched already (the context is the session as of the dispatch or later), so starting reads nothing.
+     * - Taken from the queue by a long-lived worker (`startsWithOutcomes`: `planner worker`, a worker serving every
+     *   session), or in a session other processes write too (workers on several machines): the start is recorded with
+     *   the outcome, in one append, as Temporal records an activity's start when it closes; meanwhile the queue's
+     *   lease says who runs it, and `show` and the dashboard show it running on its worker (`HeldAttempts`). One
+     *   append per attempt instead of two, each of which, with several writers, would race the others and catch up on
+     *   what they wrote. The state is the one this process knows when it has the attempt dispatched already (the
+     *   context is the session as of the dispatch or later), so starting reads nothing.
+     * - Taken from the queue by a run of one session (`planner run`, the only writer): the start is recorded at once
+     *   (`ClaimTask`), so the run's own progress, which follows the log, shows the attempt running while it runs.
      */
     const startOf = (
       job: TakenJob,
@@ -381,7 +392,7 @@ export const make = (settings: AttemptSettings) =>
       if (handed !== undefined) return Effect.succeed(Option.some({ state: handed }))
       const claim = () =>
         new ClaimTask({ taskId: job.taskId, attempt: job.attempt, workerId, at: clock.unsafeCurrentTimeMillis() })
-      if (service.writtenElsewhere(job.sessionId)) {
+      if (settings.startsWithOutcomes || service.writtenElsewhere(job.sessionId)) {
         return service.stateKnowing(job.sessionId, knowsAttempt(job)).pipe(
           Effect.map((state) => Option.some({ state, start: claim() })),
           Effect.catchAll((error) => Effect.as(notStarted(key, error), Option.none()))
@@ -411,7 +422,7 @@ export const make = (settings: AttemptSettings) =>
           return yield* Effect.ignoreLogged(queue.complete(key))
         }
         const recorded = yield* attempt(job.sessionId, state, task, start).pipe(
-          Effect.onInterrupt(() => (cancelled() ? Effect.void : giveBack(key, start === undefined)))
+          Effect.onInterrupt(() => (cancelled() ? Effect.void : giveBack(key, start)))
         )
         // A recorded outcome completed the job in its transaction. One the planner refused (the attempt ended
         // otherwise, and that completed the job) is made sure of here.
