@@ -22,6 +22,7 @@ import {
   TaskQueueError,
   type TaskQueueService
 } from "./TaskQueue.js"
+import { hotFn } from "./Tracing.js"
 
 /** One job as stored. Mutable: every change happens inside one `Effect.sync`, so no other fiber sees it half done. */
 interface Row {
@@ -106,7 +107,7 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
   const encodeAll = (operation: string, jobs: ReadonlyArray<Job>) =>
     Effect.forEach(jobs, (job) => Effect.map(encodePayload(operation, job), (payload) => [job, payload] as const))
 
-  const enqueue = Effect.fn("MemoryTaskQueue.enqueue")(function* (jobs: ReadonlyArray<Job>, options?: EnqueueOptions) {
+  const enqueue = hotFn("MemoryTaskQueue.enqueue")(function* (jobs: ReadonlyArray<Job>, options?: EnqueueOptions) {
     const encoded = yield* encodeAll("enqueue", jobs)
     const takenBy = options?.takenBy
     yield* Effect.sync(() => {
@@ -119,7 +120,7 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
   const matching = (kinds: ReadonlyArray<NodeKind> | undefined, sessionId?: string) => (row: Row) =>
     (kinds === undefined || kinds.includes(row.kind)) && (sessionId === undefined || row.sessionId === sessionId)
 
-  const take = Effect.fn("MemoryTaskQueue.take")(function* (options: TakeOptions) {
+  const take = hotFn("MemoryTaskQueue.take")(function* (options: TakeOptions) {
     const now = yield* Clock.currentTimeMillis
     return yield* Effect.sync((): ReadonlyArray<TakenJob> => {
       if (options.limit <= 0) return []
@@ -141,7 +142,7 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
     })
   })
 
-  const extendLeases = Effect.fn("MemoryTaskQueue.extendLeases")(function* (workerId: string, leaseMs: number) {
+  const extendLeases = hotFn("MemoryTaskQueue.extendLeases")(function* (workerId: string, leaseMs: number) {
     const now = yield* Clock.currentTimeMillis
     return yield* Effect.sync(() => {
       let count = 0

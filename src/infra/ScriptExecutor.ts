@@ -30,6 +30,7 @@ import * as Fs from "node:fs"
 import { FileSystem } from "@effect/platform"
 import { Effect, ParseResult, Schema } from "effect"
 import { type ExecutorService, Outcome, type TaskContext } from "./Executor.js"
+import { hotFn } from "./Tracing.js"
 
 const Pattern = Schema.String.pipe(
   Schema.filter(
@@ -164,7 +165,7 @@ export const make = (script: Script): ExecutorService => {
   const rules = script.rules.map((rule) => ({ ...rule, pattern: new RegExp(rule.match, "i") }))
   return {
     name: "script",
-    execute: Effect.fn("ScriptExecutor.execute")(function* (context: TaskContext) {
+    execute: hotFn("ScriptExecutor.execute")(function* (context: TaskContext) {
       const rule = rules.find((candidate) => candidate.pattern.test(context.description))
       const outcomes = rule?.outcomes ?? [script.default]
       const index = Math.min(Math.max(context.attempt - 1, 0), outcomes.length - 1)

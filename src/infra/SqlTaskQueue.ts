@@ -51,6 +51,7 @@ import {
   TaskQueueError,
   type TaskQueueService
 } from "./TaskQueue.js"
+import { hotFn } from "./Tracing.js"
 
 export interface SqlTaskQueueOptions {
   /** PostgreSQL: LISTEN for other processes' enqueues. Defaults to the `PgClient`'s own `listen` when the client is one. */
@@ -283,7 +284,7 @@ export const make = (
           )
       )
 
-    const enqueue = Effect.fn("SqlTaskQueue.enqueue")(function* (jobs: ReadonlyArray<Job>, options?: EnqueueOptions) {
+    const enqueue = hotFn("SqlTaskQueue.enqueue")(function* (jobs: ReadonlyArray<Job>, options?: EnqueueOptions) {
       if (jobs.length === 0) return
       if (options?.takenBy !== undefined) return yield* enqueueTaken(jobs, options.takenBy)
       const rows = yield* Effect.forEach(jobs, (job) => toRow("enqueue", job))
@@ -309,7 +310,7 @@ export const make = (
       if (inserted.length > 0) yield* wakeHere(origin)
     })
 
-    const take = Effect.fn("SqlTaskQueue.take")(function* (options: TakeOptions) {
+    const take = hotFn("SqlTaskQueue.take")(function* (options: TakeOptions) {
       if (options.limit <= 0 || options.kinds?.length === 0) return []
       const now = yield* Clock.currentTimeMillis
       const limit = Math.floor(options.limit)
@@ -362,7 +363,7 @@ export const make = (
       )
     })
 
-    const extendLeases = Effect.fn("SqlTaskQueue.extendLeases")(function* (workerId: string, leaseMs: number) {
+    const extendLeases = hotFn("SqlTaskQueue.extendLeases")(function* (workerId: string, leaseMs: number) {
       const now = yield* Clock.currentTimeMillis
       // A lease that already ran out is not this worker's any more: another taker may have the job.
       const rows = yield* run(
@@ -375,7 +376,7 @@ export const make = (
       return rows.length
     })
 
-    const complete = Effect.fn("SqlTaskQueue.complete")(function* (keys: JobKey | ReadonlyArray<JobKey>) {
+    const complete = hotFn("SqlTaskQueue.complete")(function* (keys: JobKey | ReadonlyArray<JobKey>) {
       const all: ReadonlyArray<JobKey> = Array.isArray(keys) ? keys : [keys as JobKey]
       for (const chunk of chunks(all, completeChunk)) {
         yield* run(
@@ -407,7 +408,7 @@ export const make = (
             params: keys.flatMap((key) => [key.sessionId, key.taskId, key.attempt])
           }
 
-    const release = Effect.fn("SqlTaskQueue.release")(function* (key: JobKey, workerId: string) {
+    const release = hotFn("SqlTaskQueue.release")(function* (key: JobKey, workerId: string) {
       const rows = yield* run(
         "release a job",
         sql<{ kind: string }>`
@@ -546,10 +547,7 @@ export const make = (
               WHERE TRUE ${kindFilter(kinds)} ${sessionFilter(sessionId)}`
       ).pipe(Effect.map((rows) => (rows[0]?.next == null ? undefined : Number(rows[0].next))))
 
-    const awaitWork = Effect.fn("SqlTaskQueue.awaitWork")(function* (
-      kinds?: ReadonlyArray<NodeKind>,
-      sessionId?: string
-    ) {
+    const awaitWork = hotFn("SqlTaskQueue.awaitWork")(function* (kinds?: ReadonlyArray<NodeKind>, sessionId?: string) {
       yield* startListening
       // The wake-up is taken before looking, so an enqueue between the look and the wait is not missed.
       const woken = yield* wakeUp.next

@@ -8,6 +8,7 @@
  * `scrubbing` wraps a tracer so that no registered secret reaches what it exports.
  */
 import { Cause, Effect, Exit, Inspectable, Tracer } from "effect"
+import type { YieldWrap } from "effect/Utils"
 import * as Secrets from "./Secrets.js"
 
 /** The tracer every fiber has unless one is provided. */
@@ -29,6 +30,26 @@ export const hotSpanWith = <A, E, R>(
   name: string,
   attributes: () => Record<string, unknown>
 ): Effect.Effect<A, E, R> => hotSpan(effect, name, () => ({ attributes: attributes() }))
+
+const noSpanOptions = (): Tracer.SpanOptions => ({})
+
+/**
+ * `Effect.fn(name)` for a function called for every task (a queue's take, an executor): its span is a `hotSpan`, and
+ * no stack trace is taken at each call (`Effect.fn` takes one, to point the span at its caller).
+ */
+export const hotFn =
+  (name: string) =>
+  <Args extends ReadonlyArray<unknown>, Eff extends YieldWrap<Effect.Effect<unknown, unknown, unknown>>, A>(
+    body: (...args: Args) => Generator<Eff, A, never>
+  ): ((
+    ...args: Args
+  ) => Effect.Effect<
+    A,
+    [Eff] extends [never] ? never : [Eff] extends [YieldWrap<Effect.Effect<infer _A, infer E, infer _R>>] ? E : never,
+    [Eff] extends [never] ? never : [Eff] extends [YieldWrap<Effect.Effect<infer _A, infer _E, infer R>>] ? R : never
+  >) =>
+  (...args) =>
+    hotSpan(Effect.gen(() => body(...args)) as never, name, noSpanOptions)
 
 /** A string with the registered secrets scrubbed; other values as they are, arrays and plain objects looked into. */
 const scrubValue = (value: unknown, depth = 0): unknown => {
