@@ -19,8 +19,30 @@ import { hotSpanWith } from "../../infra/Tracing.js"
 import * as AppBudget from "../Budget.js"
 import { PlannerService } from "../PlannerService.js"
 
-/** A completed task's entry in the rolling context. */
-export const entryText = (task: TaskState) => `Task ${task.id} (${task.description}): ${task.result ?? ""}`
+const entryTexts = new WeakMap<TaskState, string>()
+const entrySizes = new WeakMap<TaskState, number>()
+
+/**
+ * A completed task's entry in the rolling context. Each task's context and each completion's budget check go over every
+ * entry; a completed task's state stays the same object until it is compacted, so its entry is made once, by the task.
+ */
+export const entryText = (task: TaskState): string => {
+  let text = entryTexts.get(task)
+  if (text === undefined) {
+    text = `Task ${task.id} (${task.description}): ${task.result ?? ""}`
+    entryTexts.set(task, text)
+  }
+  return text
+}
+/** An entry's size in UTF-8 bytes, made once per task like its text. */
+const entryBytes = (task: TaskState): number => {
+  let bytes = entrySizes.get(task)
+  if (bytes === undefined) {
+    bytes = Buffer.byteLength(entryText(task))
+    entrySizes.set(task, bytes)
+  }
+  return bytes
+}
 
 /** Over this many times its budget, the rolling context is folded by any completion, not only the one that crossed. */
 export const overdueFactor = 2
@@ -54,7 +76,7 @@ export const make = Effect.gen(function* () {
     // A token is at least one UTF-8 byte: a context whose bytes fit the budget fits it without counting. Counting
     // loads the tokenizer's tables, most of a second, which a short run never needs.
     let bytes = Buffer.byteLength(state.contextSummary)
-    for (const task of rolling) bytes += Buffer.byteLength(entryText(task))
+    for (const task of rolling) bytes += entryBytes(task)
     if (bytes <= tokenBudget) return undefined
     let used = counter.count(state.contextSummary)
     for (const task of rolling) used += entryTokens(task)
