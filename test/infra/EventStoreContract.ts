@@ -463,6 +463,13 @@ export const eventStoreContract = <Db, Extra>(name: string, target: EventStoreTa
               toSequence: 2_001
             })
             expect(tail.map((event) => event.sequence)).toEqual(Array.from({ length: 1_003 }, (_, i) => i + 999))
+            // From a sequence to the end (a writer catching up), over more than a page.
+            const since = yield* store.load({ streamId: "big", aggregateId: "agg", fromSequence: 999 })
+            expect(since.map((event) => event.sequence)).toEqual(Array.from({ length: 1_502 }, (_, i) => i + 999))
+            expect(since.map((event) => (event.data as { n: number }).n)).toEqual(
+              Array.from({ length: 1_502 }, (_, i) => i + 998)
+            )
+            expect(positions(since)).toEqual(positions(all.slice(998)))
             const firstFive = yield* collect(Stream.take(store.read({ streamId: "big" }), 5))
             expect(firstFive.map((event) => event.sequence)).toEqual([1, 2, 3, 4, 5])
           })
