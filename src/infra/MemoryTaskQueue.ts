@@ -168,6 +168,8 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
       if (row === undefined || row.workerId !== workerId) return false
       row.workerId = undefined
       row.leaseExpiresAt = undefined
+      // A job given back is not a take whose lease ran out (see `TakenJob.takes`).
+      row.takes = Math.max(0, row.takes - 1)
       return true
     }).pipe(
       Effect.flatMap((released) => (released ? wakeUp.signal : Effect.void)),

@@ -412,7 +412,8 @@ export const make = (
       const rows = yield* run(
         "release a job",
         sql<{ kind: string }>`
-          UPDATE planner_jobs SET worker_id = NULL, lease_expires_at = NULL
+          UPDATE planner_jobs
+          SET worker_id = NULL, lease_expires_at = NULL, takes = CASE WHEN takes > 0 THEN takes - 1 ELSE 0 END
           WHERE session_id = ${key.sessionId} AND task_id = ${key.taskId} AND attempt = ${key.attempt}
             AND worker_id = ${workerId}
           RETURNING kind`

@@ -38,7 +38,10 @@ export interface Job {
 export interface TakenJob extends Job {
   readonly workerId: string
   readonly leaseExpiresAt: number
-  /** How many times this job has been taken (1 on the first take; more after lease expiry or release). */
+  /**
+   * How many times this job has been taken and not given back: 1 on the first take, and after a `release`; more when
+   * the lease of a worker that had it ran out (that worker stopped renewing it while it had the job).
+   */
   readonly takes: number
 }
 
@@ -104,7 +107,10 @@ export interface TaskQueueService {
    * no such statement (another database, a queue of its own) or for more jobs than one statement should carry.
    */
   readonly completeAlongside?: (keys: ReadonlyArray<JobKey>) => AlongsideStatement | undefined
-  /** Give a job back (shutdown): takeable again at once (or at runAt). Only the worker holding it can. */
+  /**
+   * Give a job back (shutdown): takeable again at once (or at runAt), and its take does not count (see
+   * `TakenJob.takes`). Only the worker holding it can.
+   */
   readonly release: (key: JobKey, workerId: string) => Effect.Effect<void, TaskQueueError>
   /** Remove the unfinished jobs of a session (cancel), or of some of its tasks. */
   readonly remove: (sessionId: string, taskIds?: ReadonlyArray<number>) => Effect.Effect<void, TaskQueueError>

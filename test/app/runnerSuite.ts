@@ -325,6 +325,38 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
       }).pipe(withScript({ rules: [], default: { complete: "indexed" } }))
     )
 
+    it.live(
+      "a task whose worker's lease ran out is retried as its next attempt, the lost one counted as a failure",
+      () =>
+        Effect.gen(function* () {
+          const service = yield* PlannerService.PlannerService
+          const { sessionId } = yield* Runner.start("Index the repository", { config: fast })
+          // A worker on another machine took the job, its start to be recorded with its outcome, and was never heard
+          // from again: its lease runs out.
+          const gone = "far-host/4242/gone"
+          const taken = yield* service.queue.take({ workerId: gone, limit: 1, leaseMs: 50, sessionId })
+          expect(taken.map((job) => [job.taskId, job.attempt, job.takes])).toEqual([[1, 1, 1]])
+          yield* Effect.sleep("100 millis")
+          const result = yield* Runner.resume(sessionId)
+          expect(result.state.status).toBe("Succeeded")
+          const task = result.state.tasks[0]
+          expect(task?.attempt).toBe(2)
+          expect(task?.failures).toBe(1)
+          // Attempt 1 was taken back, not run again under its number: its failure says why.
+          const history = yield* Runner.history(sessionId)
+          const lost = history.flatMap((record) =>
+            record.event._tag === "TaskRetryScheduled" ||
+            (record.event._tag === "TaskStatusUpdated" && record.event.status === "Failed")
+              ? [record.event]
+              : []
+          )
+          expect(JSON.stringify(lost)).toContain("lease")
+          expect(
+            history.filter((record) => record.event._tag === "TaskStatusUpdated" && record.event.status === "Completed")
+          ).toHaveLength(1)
+        }).pipe(withScript({ rules: [], default: { complete: "indexed" } }))
+    )
+
     it.live("whether a live worker serves a session is told by its jobs in the queue, not by its log", () =>
       Effect.gen(function* () {
         const service = yield* PlannerService.PlannerService

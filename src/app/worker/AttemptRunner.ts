@@ -13,6 +13,7 @@
 import { Cause, Clock, Duration, Effect, Either, Option, Random, Schedule } from "effect"
 import * as Budget from "../../domain/Budget.js"
 import {
+  AbandonTask,
   ClaimTask,
   HandleExecutorEvent,
   NeedsClarification,
@@ -406,9 +407,54 @@ export const make = (settings: AttemptSettings) =>
       )
     }
 
+    /**
+     * A job taken after the lease of the worker that had it ran out (`takes` above 1: a release gives its take back):
+     * that worker stopped renewing it while the attempt was out (its process or machine stopped, it hung, or it lost
+     * the database). The attempt is abandoned as a retryable failure, as the dead-worker sweep does for a worker of
+     * this host, rather than run again under the same number: a task that brings down whatever runs it then counts
+     * against its attempts and in the end fails for good, instead of taking down one worker after another for ever.
+     * The worker named is the one the log has running the attempt, or else this one, which took it back.
+     */
+    const takeBack = (job: TakenJob, key: JobKey) =>
+      Effect.gen(function* () {
+        const state = yield* service.stateKnowing(job.sessionId, knowsAttempt(job))
+        const task = Planner.task(state, job.taskId)
+        const onRecord = task?.status === "Running" && task.attempt === job.attempt ? task.lease?.workerId : undefined
+        const holder = onRecord ?? workerId
+        const at = yield* Clock.currentTimeMillis
+        const reason =
+          onRecord === undefined
+            ? `the lease of the worker running attempt ${job.attempt} ran out (its process or machine stopped, it hung, or it lost the database); worker ${workerId} took the attempt back`
+            : `worker ${onRecord} stopped renewing its lease on attempt ${job.attempt} (its process or machine stopped, it hung, or it lost the database)`
+        const [, outcome] = yield* service.executeAll(job.sessionId, [
+          new ClaimTask({ taskId: job.taskId, attempt: job.attempt, workerId: holder, at }),
+          new AbandonTask({
+            taskId: job.taskId,
+            attempt: job.attempt,
+            workerId: holder,
+            reason,
+            jitter: yield* Random.next,
+            at
+          })
+        ])
+        if (outcome === undefined || Either.isLeft(outcome) || outcome.right.events.length === 0) {
+          // The attempt ended already (its job was completed with it): make sure the queue knows.
+          return yield* Effect.ignoreLogged(queue.complete(key))
+        }
+        const after = Planner.task(outcome.right.state, job.taskId)
+        yield* tell({
+          _tag: "Finished",
+          ...key,
+          outcome: after?.status === "Failed" ? "failed" : "retry-scheduled",
+          detail: reason,
+          ...(after?.retryAt === undefined ? {} : { retryAt: after.retryAt })
+        })
+      }).pipe(Effect.catchAll((error) => notStarted(key, error)))
+
     return (job: TakenJob, cancelled: () => boolean, handed?: Planner.PlannerState): Effect.Effect<void> => {
       const key: JobKey = { sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }
       return Effect.gen(function* () {
+        if (handed === undefined && job.takes > 1) return yield* takeBack(job, key)
         const started = yield* startOf(job, key, handed)
         if (Option.isNone(started)) return
         const { state, start } = started.value
