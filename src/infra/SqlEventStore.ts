@@ -38,7 +38,21 @@
 import { Migrator, SqlClient } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
-import { Clock, Context, Data, Duration, Effect, Either, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
+import {
+  Clock,
+  Context,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  Option,
+  Schedule,
+  Schema,
+  Scope,
+  Stream
+} from "effect"
 import {
   type AggregateInfo,
   type AggregatePage,
@@ -115,6 +129,9 @@ export interface SqlEventStoreOptions {
 // --- Rows -----------------------------------------------------------------------------------------------------------
 
 /** PostgreSQL hands BIGINT back as a string, SQLite as a number. */
+/** The real clock, for waits on the network whatever clock the caller runs with (tests use the TestClock). */
+const liveClock = Clock.make()
+
 const DbInt = Schema.Union(Schema.Number, Schema.NumberFromString)
 
 const EventRow = Schema.Struct({
@@ -980,30 +997,56 @@ export const make = (
       return hotSpanWith(pagedLoad(start, fetch, cursorAfter), "EventStore.load", () => ({ ...query }))
     }
 
-    /** Starts LISTEN once, on the first subscription, for as long as the store lives. */
+    /**
+     * Starts LISTEN once, on the first subscription, for as long as the store lives, and waits until it is active: a
+     * notification this store sends to itself comes back. Until then another process's append would wake nobody here,
+     * and a subscriber that had read the table just before would wait for the poll (as the task queue's `awaitWork`
+     * does, see `SqlTaskQueue`). Real time, whatever clock the caller runs with: this is the network, not the store's
+     * time. The start runs in the store's scope, not in the first subscriber's fiber, which may be interrupted meanwhile.
+     */
+    const probe = `ready:${crypto.randomUUID()}`
+    const listening = yield* Deferred.make<void>()
+    let listenStarted = false
+    const listen = options.listen
     const startListening =
-      options.listen === undefined
+      listen === undefined
         ? Effect.void
-        : yield* Effect.cached(
-            options.listen(channel).pipe(
-              Stream.runForEach((payload) => {
-                // The append's rows, or its last position (see `notifiedRows`). One of this process's own appends
-                // woke the subscribers when it returned: its notification would only wake them for nothing.
-                const rows = notifiedRows(payload)
-                const first = rows === undefined ? Number(payload) : (rows[0]?.position ?? 0)
-                if (recent.has(first)) return Effect.void
-                if (rows !== undefined) recent.add(rows)
-                return wakeUp.signal
-              }),
-              Effect.catchAllCause((cause) =>
-                Effect.logDebug("event store LISTEN ended; polling until it is back", cause)
-              ),
-              Effect.zipRight(Effect.sleep(Duration.seconds(1))),
-              Effect.forever,
-              Effect.forkIn(scope),
-              Effect.asVoid
-            )
-          )
+        : Effect.suspend(() => {
+            if (listenStarted) return Deferred.await(listening)
+            listenStarted = true
+            const start = Effect.gen(function* () {
+              const ready = yield* Deferred.make<void>()
+              yield* listen(channel).pipe(
+                Stream.runForEach((payload) => {
+                  // A store's probe, this one's or another process's: not an append.
+                  if (payload.startsWith("ready:")) {
+                    return payload === probe ? Deferred.succeed(ready, undefined) : Effect.void
+                  }
+                  // The append's rows, or its last position (see `notifiedRows`). One of this process's own appends
+                  // woke the subscribers when it returned: its notification would only wake them for nothing.
+                  const rows = notifiedRows(payload)
+                  const first = rows === undefined ? Number(payload) : (rows[0]?.position ?? 0)
+                  if (recent.has(first)) return Effect.void
+                  if (rows !== undefined) recent.add(rows)
+                  return wakeUp.signal
+                }),
+                Effect.catchAllCause((cause) =>
+                  Effect.logDebug("event store LISTEN ended; polling until it is back", cause)
+                ),
+                Effect.zipRight(Effect.sleep(Duration.seconds(1))),
+                Effect.forever,
+                Effect.forkIn(scope)
+              )
+              yield* sql`SELECT pg_notify(${channel}, ${probe})`.pipe(
+                Effect.zipRight(
+                  Deferred.await(ready).pipe(Effect.timeoutFail({ duration: "100 millis", onTimeout: () => "not yet" }))
+                ),
+                Effect.retry({ times: 50 }),
+                Effect.catchAll(() => Effect.logDebug("event store LISTEN is not active yet; polling until it is"))
+              )
+            }).pipe(Effect.withClock(liveClock), Effect.ensuring(Deferred.succeed(listening, undefined)))
+            return Effect.zipRight(Effect.forkIn(start, scope), Deferred.await(listening))
+          })
 
     /**
      * PostgreSQL: the high-water mark (see `internal/highWater.ts`). Its probe and the fresh transaction id run on a

@@ -1,4 +1,5 @@
 import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Deferred, Effect, Either, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import pg from "pg"
@@ -31,6 +32,40 @@ const storeOn = (url: string) =>
   }))
 
 describe("PgEventStore", () => {
+  it.live(
+    "a first subscription starts once LISTEN is active: an append from elsewhere while it comes up is not left to the poll",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const url = yield* freshPgDatabase
+          const { store: elsewhere } = yield* storeOn(url)
+          // LISTEN that takes 300 ms to come up, on a client of its own; the store polls once a minute.
+          const listener = Context.get(
+            yield* Layer.build(PgClient.layer({ url: Redacted.make(url) })),
+            PgClient.PgClient
+          )
+          const here = Context.get(
+            yield* Layer.build(
+              PgEventStore.layer({
+                url: Redacted.make(url),
+                pollInterval: "1 minute",
+                listen: (channel) => Stream.unwrap(Effect.as(Effect.sleep("300 millis"), listener.listen(channel)))
+              })
+            ),
+            EventStore
+          )
+          const first = yield* Effect.fork(
+            here.subscribe({ streamId: "s" }).pipe(Stream.take(1), Stream.runCollect, within(10, "the event"))
+          )
+          // Another process appends while this one's LISTEN is still coming up: its notification reaches nobody here.
+          yield* Effect.sleep("50 millis")
+          yield* elsewhere.append("s", "a", [newEvent("Appended", {})], "no-stream")
+          const received = yield* Fiber.join(first)
+          expect([...received].map((event) => event.type)).toEqual(["Appended"])
+        })
+      )
+  )
+
   it.live("the ordering trap is real here: without a lock, a lower position can commit after a higher one", () =>
     withStore(target, (_, __, context) =>
       Effect.gen(function* () {
