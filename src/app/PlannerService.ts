@@ -60,6 +60,7 @@ import {
   plannerStreamId
 } from "../infra/PlannerStore.js"
 import {
+  type AlongsideTake,
   type Job,
   type JobKey,
   type TakenJob,
@@ -96,6 +97,12 @@ export interface Tracing {
    * lost with the caller. Not called for a refusal or a command that recorded nothing.
    */
   readonly onRecorded?: (handled: Handled) => void
+  /**
+   * PostgreSQL: jobs to take for the worker whose outcome this command records, in the outcome's own statement (see
+   * `TaskQueue.completeAlongside`), so that the worker's next attempt costs no take of its own. Served when the append
+   * ends attempts and dispatches none, and only the first of a batch; `take.taken` is not called otherwise.
+   */
+  readonly take?: AlongsideTake
 }
 
 export type HandleError = PlannerError | ReadError | SequenceConflict
@@ -293,6 +300,7 @@ interface Pending {
   readonly metadata: PlannerAppendMetadata
   readonly outcome: Deferred.Deferred<Handled, HandleError>
   readonly onRecorded: ((handled: Handled) => void) | undefined
+  readonly take: AlongsideTake | undefined
 }
 
 /** One session's commands in this process: taken in turn, and in batches. */
@@ -620,8 +628,9 @@ export const make = (options: PlannerServiceOptions = {}) =>
           changes.ended.length === 0 && changes.dispatched.length === 0
             ? undefined
             : changes.dispatched.length === 0
-              ? // Only attempts ended (outcomes): on PostgreSQL the jobs go in the append's own statement when they can.
-                endingAlongside(changes.ended)
+              ? // Only attempts ended (outcomes): on PostgreSQL the jobs go in the append's own statement when they can,
+                // with the next jobs of the worker that reported, when it asked.
+                endingAlongside(changes.ended, batch.find((pending) => pending.take !== undefined)?.take)
               : () =>
                   Effect.mapError(
                     Effect.zipRight(
@@ -684,8 +693,8 @@ export const make = (options: PlannerServiceOptions = {}) =>
     }
 
     /** An append's alongside that completes the jobs of the attempts it ended, as an effect and as a statement. */
-    const endingAlongside = (ended: ReadonlyArray<JobKey>): AppendAlongside => {
-      const statement = queue.completeAlongside?.(ended)
+    const endingAlongside = (ended: ReadonlyArray<JobKey>, take: AlongsideTake | undefined): AppendAlongside => {
+      const statement = queue.completeAlongside?.(ended, take)
       const complete = () => Effect.mapError(queue.complete(ended), queueFailed)
       return statement === undefined ? complete : Object.assign(complete, { statement })
     }
@@ -749,11 +758,13 @@ export const make = (options: PlannerServiceOptions = {}) =>
         queues.set(sessionId, queue)
       }
       const pendings = commands.map(
-        (command): Pending => ({
+        (command, index): Pending => ({
           command,
           metadata,
           outcome: Deferred.unsafeMake(FiberId.none),
-          onRecorded: tracing.onRecorded
+          onRecorded: tracing.onRecorded,
+          // Once per call: its last command's append is the one to take in.
+          take: index === commands.length - 1 ? tracing.take : undefined
         })
       )
       const waiting = queue.waiting

@@ -80,10 +80,22 @@ export const run = (options: WorkerOptions = {}) => {
     const queue = service.queue
     const kinds = (options.kinds ?? nodeKinds).filter((kind) => registry.executorFor(kind) !== undefined)
     const concurrency = Math.max(1, options.concurrency ?? 4)
+    const clock = yield* Effect.clock
     const leaseMs = Math.max(100, options.leaseMs ?? 60_000)
     const sessionId = options.sessionId
     /** Wakes the take loop: a slot freed up, or the queue may have work. */
     const freed = yield* Queue.sliding<void>(1)
+    /**
+     * Whether the queue may hold a job for this worker: true at the start and after each wake-up of `awaitWork`, false
+     * once a take came back with fewer jobs than it asked for. A freed slot alone leads to a take only while it is
+     * true: in a one-process run the next job is usually handed over already, and a take that finds nothing is a
+     * write transaction all the same.
+     */
+    let maybeWork = true
+    /** Whether the worker is all set up: from then on an outcome may take its worker's next jobs (`takeNext`). */
+    let serving = false
+    /** Told that a take came back short, so that the waker waits for the queue's next wake-up (see below). */
+    const looked = yield* Queue.sliding<void>(1)
     const runJob = yield* AttemptRunner.make({
       workerId,
       workingDirectory: options.workingDirectory ?? process.cwd(),
@@ -92,7 +104,30 @@ export const run = (options: WorkerOptions = {}) => {
       // whatever span started the worker. A worker serving one session (`Runner.run`) stays inside that run's trace.
       rootSpans: sessionId === undefined,
       startsWithOutcomes: sessionId === undefined,
-      onReport: options.onAttempt
+      onReport: options.onAttempt,
+      takeNext: () => {
+        // Not before the worker is all set up (a job handed over during its registration may report that early).
+        if (!serving || stopping) return undefined
+        // The slot of the attempt reporting frees once its outcome is in.
+        const limit = concurrency - running.size - handOff.reserved() + 1
+        if (limit <= 0) return undefined
+        return {
+          options: { workerId, kinds, limit, leaseMs, ...(sessionId === undefined ? {} : { sessionId }) },
+          now: clock.unsafeCurrentTimeMillis(),
+          taken: (jobs) => {
+            // As after a take of its own that came back short: the queue has nothing more for this worker now.
+            if (jobs.length < limit) {
+              maybeWork = false
+              Queue.unsafeOffer(looked, undefined)
+            }
+            for (const job of jobs) {
+              // Stopping meanwhile: given back at once, on a fiber of its own (this worker's may be closing).
+              if (stopping) Effect.runFork(Effect.ignoreLogged(queue.release(job, workerId)))
+              else startNow(job)
+            }
+          }
+        }
+      }
     })
     yield* Effect.annotateLogsScoped({ workerId })
 
@@ -183,19 +218,11 @@ export const run = (options: WorkerOptions = {}) => {
         )
       )
     }
-    /**
-     * Whether the queue may hold a job for this worker: true at the start and after each wake-up of `awaitWork`, false
-     * once a take came back with fewer jobs than it asked for. A freed slot alone leads to a take only while it is
-     * true: in a one-process run the next job is usually handed over already, and a take that finds nothing is a
-     * write transaction all the same.
-     */
-    let maybeWork = true
     // The queue's wake-ups come from a fiber of their own, never interrupted midway: interrupting a statement of the
     // queue (PostgreSQL) costs a cancel request and, under load, connections. After each wake-up it waits until a
     // take has come back short (the queue has nothing more for this worker now), so a queue that has work only for
     // others does not make it spin, and while takes come back full it asks the queue nothing (`awaitWork` first asks
     // when the next job falls due: a statement per take, needless while there are jobs to take).
-    const looked = yield* Queue.sliding<void>(1)
     yield* FiberSet.run(
       fibers,
       Effect.forever(
@@ -223,6 +250,7 @@ export const run = (options: WorkerOptions = {}) => {
         )
       )
     )
+    serving = true
     // The take loop: as many jobs as there are free slots (less the jobs on their way to it by hand-off) while the
     // queue may have some; otherwise wait for a slot to free up or for the queue to say something may be waiting.
     for (;;) {

@@ -175,16 +175,22 @@ export type AppendAlongside = ((result: AppendResult) => Effect.Effect<void, Eve
 }
 
 /**
- * PostgreSQL: an alongside's work as one data-modifying statement (a DELETE, INSERT or UPDATE), sent as a CTE of the
+ * PostgreSQL: an alongside's work as data-modifying statements (DELETE, INSERT or UPDATE), sent as CTEs of the
  * append's own statement, so that the append and what commits with it cost one round trip instead of five (BEGIN,
- * the lock, the insert, the statement, COMMIT). `text(first)` numbers its parameters from `$first`. It must change
- * nothing unless the append wrote its events: the append's rows are the CTE `inserted`, and the statement tests
- * `EXISTS (SELECT 1 FROM inserted)`. Statements of one `shape` have one text (it names the prepared statement).
+ * the lock, the insert, the statement, COMMIT). `text(first)` is the CTEs, `name AS (...)` separated by commas, the
+ * last named `alongside`; it numbers its parameters from `$first`. They must change nothing unless the append wrote
+ * its events: the append's rows are the CTE `inserted`, and each statement tests `EXISTS (SELECT 1 FROM inserted)`.
+ * Statements of one `shape` have one text (it names the prepared statement).
  */
 export interface AlongsideStatement {
   readonly shape: string
   readonly text: (first: number) => string
   readonly params: ReadonlyArray<unknown>
+  /**
+   * For an `alongside` with a RETURNING list: called with its rows (as JSON values) once the append has committed.
+   * Not called when the append went the transaction way, where the alongside's effect ran instead.
+   */
+  readonly returned?: (rows: ReadonlyArray<unknown>) => void
 }
 
 export interface EventStoreService {

@@ -672,7 +672,15 @@ export const make = (
             return Effect.fail(new Refused(seen === undefined ? {} : { seen }))
           }
           const decoded = decodeInserted(rows)
-          return Either.isLeft(decoded) ? Effect.fail(decoded.left) : Effect.succeed(decoded.right)
+          if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
+          // The statement committed: what its alongside returned goes to whoever asked for it.
+          // (PostgreSQL's json_agg, NULL when there were none.)
+          if (shape === "standalone" && alongside?.returned !== undefined) {
+            const returned = field("returned")
+            const parsed: unknown = typeof returned === "string" ? JSON.parse(returned) : []
+            alongside.returned(Array.isArray(parsed) ? parsed : [])
+          }
+          return Effect.succeed(decoded.right)
         })
       )
     }

@@ -39,6 +39,7 @@ import type { AlongsideStatement } from "./EventStore.js"
 import { makeWakeUp, type WakeUp } from "./internal/eventStore.js"
 import { retryWhileBusy } from "./internal/sqliteBusy.js"
 import {
+  type AlongsideTake,
   checkSession,
   type EnqueueOptions,
   type Job,
@@ -392,21 +393,78 @@ export const make = (
       }
     })
 
-    /** `complete`'s DELETE, for the append statement's CTE: it deletes nothing unless the append wrote its events. */
-    const completeAlongside = (keys: ReadonlyArray<JobKey>): AlongsideStatement | undefined =>
-      keys.length === 0 || keys.length > completeAlongsideLimit
-        ? undefined
-        : {
-            shape: `jobs_complete_${keys.length}`,
-            text: (first) =>
-              `DELETE FROM planner_jobs WHERE EXISTS (SELECT 1 FROM inserted) AND (${keys
-                .map((_, index) => {
-                  const at = first + index * 3
-                  return `(session_id = $${at} AND task_id = $${at + 1} AND attempt = $${at + 2})`
-                })
-                .join(" OR ")})`,
-            params: keys.flatMap((key) => [key.sessionId, key.taskId, key.attempt])
+    /**
+     * `complete`'s DELETE, for the append statement's CTEs: it deletes nothing unless the append wrote its events.
+     * With `take`, then `take`'s UPDATE for that worker (never of a job this statement completes), returning the jobs:
+     * the alongside's rows, handed to `take.taken` once the append has committed.
+     */
+    const completeAlongside = (keys: ReadonlyArray<JobKey>, take?: AlongsideTake): AlongsideStatement | undefined => {
+      if (keys.length === 0 || keys.length > completeAlongsideLimit) return undefined
+      const keyParams = keys.flatMap((key) => [key.sessionId, key.taskId, key.attempt])
+      const matching = (first: number) =>
+        keys
+          .map((_, index) => {
+            const at = first + index * 3
+            return `(session_id = $${at} AND task_id = $${at + 1} AND attempt = $${at + 2})`
+          })
+          .join(" OR ")
+      const complete = (first: number) =>
+        `DELETE FROM planner_jobs WHERE EXISTS (SELECT 1 FROM inserted) AND (${matching(first)})`
+      const options = take?.options
+      if (take === undefined || options === undefined || options.limit <= 0 || options.kinds?.length === 0) {
+        return {
+          shape: `jobs_complete_${keys.length}`,
+          text: (first) => `alongside AS (${complete(first)})`,
+          params: keyParams
+        }
+      }
+      const byKind = options.kinds !== undefined
+      const bySession = options.sessionId !== undefined
+      const leaseExpiresAt = take.now + options.leaseMs
+      const decode = (rows: ReadonlyArray<unknown>) => {
+        const taken: Array<TakenJob> = []
+        for (const row of rows as ReadonlyArray<JobRow>) {
+          const decoded = Effect.runSync(Effect.either(decodeRow("take jobs", row)))
+          if (decoded._tag === "Right") {
+            taken.push({ ...decoded.right, workerId: options.workerId, leaseExpiresAt, takes: Number(row.takes) })
           }
+        }
+        taken.sort((a, b) => a.runAt - b.runAt)
+        take.taken(taken)
+      }
+      return {
+        shape: `jobs_complete_${keys.length}_take${byKind ? "_by_kind" : ""}${bySession ? "_by_session" : ""}`,
+        text: (first) => {
+          // After the keys: now, the limit, the worker, its lease, then the kinds and the session when filtered on.
+          const at = first + keys.length * 3
+          const filters = [
+            ...(byKind ? [`AND kind = ANY($${at + 4}::text[])`] : []),
+            ...(bySession ? [`AND session_id = $${at + (byKind ? 5 : 4)}::text`] : [])
+          ]
+          return `completed AS (${complete(first)}),
+         alongside AS (
+           UPDATE planner_jobs SET worker_id = $${at + 2}::text, lease_expires_at = $${at + 3}::bigint,
+             takes = planner_jobs.takes + 1
+           WHERE id IN (
+             SELECT id FROM planner_jobs
+             WHERE EXISTS (SELECT 1 FROM inserted)
+               AND run_at <= $${at}::bigint AND (lease_expires_at IS NULL OR lease_expires_at <= $${at}::bigint)
+               AND NOT (${matching(first)}) ${filters.join(" ")}
+             ORDER BY run_at, id LIMIT $${at + 1}::bigint FOR UPDATE SKIP LOCKED)
+           RETURNING id, session_id, task_id, attempt, kind, run_at, payload, worker_id, lease_expires_at, takes)`
+        },
+        params: [
+          ...keyParams,
+          take.now,
+          Math.floor(options.limit),
+          options.workerId,
+          leaseExpiresAt,
+          ...(byKind ? [options.kinds] : []),
+          ...(bySession ? [options.sessionId] : [])
+        ],
+        returned: decode
+      }
+    }
 
     const release = hotFn("SqlTaskQueue.release")(function* (key: JobKey, workerId: string) {
       const rows = yield* run(

@@ -70,6 +70,15 @@ export interface EnqueueOptions {
   readonly takenBy?: { readonly workerId: string; readonly leaseExpiresAt: number }
 }
 
+/** Jobs to take in an append's statement (`completeAlongside`), and where they go once it has committed. */
+export interface AlongsideTake {
+  readonly options: TakeOptions
+  /** The time the take is as of (epoch ms): due jobs only, leases from then. */
+  readonly now: number
+  /** The jobs taken, once the append has committed (none when it went the transaction way). */
+  readonly taken: (jobs: ReadonlyArray<TakenJob>) => void
+}
+
 /** A stable text for a job's key, for maps and logs. */
 export const jobKeyString = (key: JobKey): string => `${key.sessionId}/${key.taskId}/${key.attempt}`
 
@@ -103,10 +112,12 @@ export interface TaskQueueService {
   readonly complete: (keys: JobKey | ReadonlyArray<JobKey>) => Effect.Effect<void, TaskQueueError>
   /**
    * PostgreSQL: `complete` as a statement the event store sends inside an append's own statement (see
-   * `AlongsideStatement`), so that an append that ends attempts costs one round trip. Undefined where the queue has
-   * no such statement (another database, a queue of its own) or for more jobs than one statement should carry.
+   * `AlongsideStatement`), so that an append that ends attempts costs one round trip. With `take`, the same statement
+   * also takes jobs for that worker, as `take` would, once the append has written its events (the writer recording a
+   * worker's outcome takes the worker's next job: a round trip less per attempt). Undefined where the queue has no
+   * such statement (another database, a queue of its own) or for more jobs than one statement should carry.
    */
-  readonly completeAlongside?: (keys: ReadonlyArray<JobKey>) => AlongsideStatement | undefined
+  readonly completeAlongside?: (keys: ReadonlyArray<JobKey>, take?: AlongsideTake) => AlongsideStatement | undefined
   /**
    * Give a job back (shutdown): takeable again at once (or at runAt), and its take does not count (see
    * `TakenJob.takes`). Only the worker holding it can.

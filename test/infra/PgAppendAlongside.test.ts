@@ -10,7 +10,7 @@ import { type AppendAlongside, EventStore, EventStoreError } from "../../src/inf
 import { appendLockSeed } from "../../src/infra/internal/appendStatement.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
-import { type JobKey, jobKeyString, TaskQueue } from "../../src/infra/TaskQueue.js"
+import { type JobKey, jobKeyString, type TakenJob, TaskQueue } from "../../src/infra/TaskQueue.js"
 import { newEvent, within } from "./EventStoreContract.js"
 import { freshPgDatabase, pgStoreRecordingPrepared } from "./fixtures/databases.js"
 import { job } from "./TaskQueueContract.js"
@@ -88,6 +88,76 @@ describe("PostgreSQL: an append and its alongside statement", () => {
         expect((yield* queue.list()).map(jobKeyString)).toEqual(["other/1/1"])
         const stored = yield* store.load({ streamId: "planner", aggregateId: "s" })
         expect(stored.map((event) => event.type)).toEqual(["Completed", "Completed"])
+      })
+    )
+  )
+
+  it.live("an append that completes a worker's job can take its next ones in the same statement, once it commits", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const url = yield* freshPgDatabase
+        const { names, layer } = yield* pgStoreRecordingPrepared(url)
+        const context = yield* Layer.build(SqlTaskQueue.layer().pipe(Layer.provideMerge(layer)))
+        const store = Context.get(context, EventStore)
+        const queue = Context.get(context, TaskQueue)
+        yield* queue.enqueue([
+          job("s", 1),
+          job("s", 2),
+          job("s", 3, { runAt: 5_000 }),
+          job("s", 4, { kind: "Retrieval" }),
+          job("other", 1)
+        ])
+        // The worker holds task 1, whose outcome the append records.
+        yield* queue.take({ workerId: "w", limit: 1, leaseMs: 60_000 })
+        const taking = (keys: ReadonlyArray<JobKey>, limit: number) => {
+          const got: Array<TakenJob> = []
+          const statement = queue.completeAlongside?.(keys, {
+            options: { workerId: "w", limit, leaseMs: 1_000, kinds: ["Processing"], sessionId: "s" },
+            now: 1_000,
+            taken: (jobs) => got.push(...jobs)
+          })
+          if (statement === undefined) throw new Error("the PostgreSQL queue has a statement for a few jobs")
+          const effect = () =>
+            Effect.mapError(
+              queue.complete(keys),
+              (error) => new EventStoreError({ operation: "append", reason: error.message })
+            )
+          return { alongside: Object.assign(effect, { statement }) as AppendAlongside, got }
+        }
+
+        // Refused: nothing completed, nothing taken, nobody told.
+        const refused = taking([key(1)], 5)
+        const conflict = yield* store
+          .append("planner", "s", [newEvent("Completed", { n: 1 })], 3, refused.alongside)
+          .pipe(Effect.flip)
+        expect(conflict._tag).toBe("SequenceConflict")
+        expect(refused.got).toEqual([])
+        expect((yield* queue.list("s")).filter((listed) => listed.workerId !== undefined).map(jobKeyString)).toEqual([
+          "s/1/1"
+        ])
+
+        // Written: task 1's job is gone, and the worker holds the due Processing jobs of the session (not task 3, due
+        // later; not task 4, of another kind; not the other session's), taken as of `now`, and told which.
+        const written = taking([key(1)], 5)
+        yield* store.append("planner", "s", [newEvent("Completed", { n: 1 })], 0, written.alongside)
+        expect(names.at(-1)).toBe(
+          "event_store_append_1_checked_standalone_with_jobs_complete_1_take_by_kind_by_session"
+        )
+        expect(
+          written.got.map((taken) => [jobKeyString(taken), taken.workerId, taken.leaseExpiresAt, taken.takes])
+        ).toEqual([["s/2/1", "w", 2_000, 1]])
+        expect(written.got[0]?.payload).toEqual(job("s", 2).payload)
+        const listed = yield* queue.list()
+        expect(
+          listed
+            .map((one) => [jobKeyString(one), one.workerId ?? null])
+            .sort((a, b) => String(a[0]).localeCompare(String(b[0])))
+        ).toEqual([
+          ["other/1/1", null],
+          ["s/2/1", "w"],
+          ["s/3/1", null],
+          ["s/4/1", null]
+        ])
       })
     )
   )

@@ -27,7 +27,7 @@ import { AttachmentChecker } from "../../infra/AttachmentChecker.js"
 import { Compactor } from "../../infra/Compactor.js"
 import { ExecutorRegistry, Outcome, type TaskContext } from "../../infra/Executor.js"
 import { Llm } from "../../infra/Llm.js"
-import type { JobKey, TakenJob } from "../../infra/TaskQueue.js"
+import type { AlongsideTake, JobKey, TakenJob } from "../../infra/TaskQueue.js"
 import { hotSpan, hotSpanWith } from "../../infra/Tracing.js"
 import * as AppBudget from "../Budget.js"
 import { type Handled, type HandleError, PlannerService } from "../PlannerService.js"
@@ -67,6 +67,11 @@ export interface AttemptSettings {
    */
   readonly startsWithOutcomes: boolean
   readonly onReport?: ((report: AttemptReport) => Effect.Effect<void>) | undefined
+  /**
+   * The worker's next jobs to take with an outcome, in its own statement (see `PlannerService`'s `Tracing.take`):
+   * asked each time an outcome is recorded; undefined when the worker wants none (it is stopping).
+   */
+  readonly takeNext?: (() => AlongsideTake | undefined) | undefined
 }
 
 /** Refusals that mean "somebody else finished it, or it is no longer wanted": drop it quietly. */
@@ -178,16 +183,20 @@ export const make = (settings: AttemptSettings) =>
       command: HandleExecutorEvent,
       start: ClaimTask | undefined
     ): Effect.Effect<Option.Option<Handled>> => {
-      const record: Effect.Effect<Handled, HandleError> =
-        start === undefined
-          ? service.execute(sessionId, command)
-          : Effect.flatMap(service.executeAll(sessionId, [start, command]), ([, outcome]) =>
+      // The worker's next jobs may come with the outcome's own statement (`takeNext`), asked afresh at each try.
+      const record: Effect.Effect<Handled, HandleError> = Effect.suspend(() => {
+        const take = settings.takeNext?.()
+        const tracing = take === undefined ? {} : { take }
+        return start === undefined
+          ? service.execute(sessionId, command, tracing)
+          : Effect.flatMap(service.executeAll(sessionId, [start, command], tracing), ([, outcome]) =>
               outcome === undefined
                 ? Effect.dieMessage("the writer lost an outcome of its batch")
                 : Either.isRight(outcome)
                   ? Effect.succeed(outcome.right)
                   : Effect.fail(outcome.left)
             )
+      })
       const warn = (error: HandleError) =>
         Effect.logWarning(
           `recording the outcome of ${sessionId}#${command.event.taskId} failed (${error.message}); trying again`

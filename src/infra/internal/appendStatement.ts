@@ -67,7 +67,7 @@ export const appendStatement = (
   checked: boolean,
   shape: AppendShape,
   /** `standalone`: a statement that commits with the append (see `AlongsideStatement`), its parameters last. */
-  alongside?: Pick<AlongsideStatement, "shape" | "text">
+  alongside?: Pick<AlongsideStatement, "shape" | "text" | "returned">
 ): AppendStatement => {
   const isPg = dialect === "pg"
   const standalone = shape === "standalone"
@@ -104,12 +104,14 @@ export const appendStatement = (
            FROM inserted)`
   const wakeUp = `(SELECT pg_notify(${at(after)}, CASE WHEN octet_length(rows) <= ${notificationLimit} THEN rows ELSE last END)
           FROM notified WHERE last IS NOT NULL) AS wake_up`
+  /** A standalone statement whose alongside returns rows: they come back as one JSON column of the inserted rows. */
+  const alongsideReturns = standalone && alongside?.returned !== undefined
   // A refused append says where the aggregate was (see `appendStatement`'s comment).
   const refusal = !checked
     ? ""
     : `
        UNION ALL
-       SELECT NULL, NULL, true, head.last FROM ${standalone ? "append_lock, head WHERE append_lock.held AND" : "head WHERE"}
+       SELECT NULL, NULL, true, head.last${alongsideReturns ? ", NULL::text" : ""} FROM ${standalone ? "append_lock, head WHERE append_lock.held AND" : "head WHERE"}
          NOT EXISTS (SELECT 1 FROM inserted)`
   const text =
     shape === "standalone"
@@ -121,13 +123,15 @@ export const appendStatement = (
            alongside === undefined
              ? ""
              : `,
-         alongside AS (${alongside.text(after + 1)})`
+         ${alongside.text(after + 1)}`
          }
-       SELECT position, sequence, true AS held, NULL::bigint AS last
+       SELECT position, sequence, true AS held, NULL::bigint AS last${
+         alongsideReturns ? ", (SELECT json_agg(returned)::text FROM alongside AS returned) AS returned" : ""
+       }
        FROM inserted,
          ${wakeUp}
        UNION ALL
-       SELECT NULL, NULL, false, head.last FROM append_lock, head WHERE NOT append_lock.held${refusal}`
+       SELECT NULL, NULL, false, head.last${alongsideReturns ? ", NULL::text" : ""} FROM append_lock, head WHERE NOT append_lock.held${refusal}`
       : shape === "notifying"
         ? `WITH head AS MATERIALIZED (${head}),
          inserted AS (${insert}),
