@@ -68,6 +68,18 @@ export const make = Effect.gen(function* () {
     return tokens
   }
 
+  // The summary changes only when the context is compacted: one count per summary, not one lookup of it (a few
+  // kilobytes of text) in the memo at every completion.
+  let lastSummary: string | undefined
+  let lastSummaryTokens = 0
+  const summaryTokens = (summary: string): number => {
+    if (summary !== lastSummary) {
+      lastSummaryTokens = counter.count(summary)
+      lastSummary = summary
+    }
+    return lastSummaryTokens
+  }
+
   /** The tokens the rolling context of `state` uses when they are over its budget; undefined when they fit. */
   const overBudget = (state: Planner.PlannerState): number | undefined => {
     const rolling = Planner.rollingTasks(state)
@@ -78,7 +90,7 @@ export const make = Effect.gen(function* () {
     let bytes = Buffer.byteLength(state.contextSummary)
     for (const task of rolling) bytes += entryBytes(task)
     if (bytes <= tokenBudget) return undefined
-    let used = counter.count(state.contextSummary)
+    let used = summaryTokens(state.contextSummary)
     for (const task of rolling) used += entryTokens(task)
     return used <= tokenBudget ? undefined : used
   }
