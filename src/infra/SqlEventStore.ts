@@ -38,21 +38,7 @@
 import { Migrator, SqlClient } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
-import {
-  Clock,
-  Context,
-  Data,
-  Deferred,
-  Duration,
-  Effect,
-  Either,
-  Layer,
-  Option,
-  Schedule,
-  Schema,
-  Scope,
-  Stream
-} from "effect"
+import { Clock, Context, Data, Duration, Effect, Either, Layer, Option, Schedule, Schema, Scope, Stream } from "effect"
 import {
   type AggregateInfo,
   type AggregatePage,
@@ -72,6 +58,7 @@ import {
   type StoredEvent,
   type SubscribeQuery
 } from "./EventStore.js"
+import * as ActiveListen from "./internal/activeListen.js"
 import {
   type AppendShape,
   type AppendStatement,
@@ -129,9 +116,6 @@ export interface SqlEventStoreOptions {
 // --- Rows -----------------------------------------------------------------------------------------------------------
 
 /** PostgreSQL hands BIGINT back as a string, SQLite as a number. */
-/** The real clock, for waits on the network whatever clock the caller runs with (tests use the TestClock). */
-const liveClock = Clock.make()
-
 const DbInt = Schema.Union(Schema.Number, Schema.NumberFromString)
 
 const EventRow = Schema.Struct({
@@ -1005,55 +989,25 @@ export const make = (
       return hotSpanWith(pagedLoad(start, fetch, cursorAfter), "EventStore.load", () => ({ ...query }))
     }
 
-    /**
-     * Starts LISTEN once, on the first subscription, for as long as the store lives, and waits until it is active: a
-     * notification this store sends to itself comes back. Until then another process's append would wake nobody here,
-     * and a subscriber that had read the table just before would wait for the poll (as the task queue's `awaitWork`
-     * does, see `SqlTaskQueue`). Real time, whatever clock the caller runs with: this is the network, not the store's
-     * time. The start runs in the store's scope, not in the first subscriber's fiber, which may be interrupted meanwhile.
-     */
-    const probe = `ready:${crypto.randomUUID()}`
-    const listening = yield* Deferred.make<void>()
-    let listenStarted = false
-    const listen = options.listen
+    /** Starts LISTEN once, on the first subscription, and waits until it is active (see `internal/activeListen.ts`). */
     const startListening =
-      listen === undefined
+      options.listen === undefined
         ? Effect.void
-        : Effect.suspend(() => {
-            if (listenStarted) return Deferred.await(listening)
-            listenStarted = true
-            const start = Effect.gen(function* () {
-              const ready = yield* Deferred.make<void>()
-              yield* listen(channel).pipe(
-                Stream.runForEach((payload) => {
-                  // A store's probe, this one's or another process's: not an append.
-                  if (payload.startsWith("ready:")) {
-                    return payload === probe ? Deferred.succeed(ready, undefined) : Effect.void
-                  }
-                  // The append's rows, or its last position (see `notifiedRows`). One of this process's own appends
-                  // woke the subscribers when it returned: its notification would only wake them for nothing.
-                  const rows = notifiedRows(payload)
-                  const first = rows === undefined ? Number(payload) : (rows[0]?.position ?? 0)
-                  if (recent.has(first)) return Effect.void
-                  if (rows !== undefined) recent.add(rows)
-                  return wakeUp.signal
-                }),
-                Effect.catchAllCause((cause) =>
-                  Effect.logDebug("event store LISTEN ended; polling until it is back", cause)
-                ),
-                Effect.zipRight(Effect.sleep(Duration.seconds(1))),
-                Effect.forever,
-                Effect.forkIn(scope)
-              )
-              yield* sql`SELECT pg_notify(${channel}, ${probe})`.pipe(
-                Effect.zipRight(
-                  Deferred.await(ready).pipe(Effect.timeoutFail({ duration: "100 millis", onTimeout: () => "not yet" }))
-                ),
-                Effect.retry({ times: 50 }),
-                Effect.catchAll(() => Effect.logDebug("event store LISTEN is not active yet; polling until it is"))
-              )
-            }).pipe(Effect.withClock(liveClock), Effect.ensuring(Deferred.succeed(listening, undefined)))
-            return Effect.zipRight(Effect.forkIn(start, scope), Deferred.await(listening))
+        : yield* ActiveListen.make({
+            sql,
+            listen: options.listen,
+            channel,
+            scope,
+            what: "event store",
+            onPayload: (payload) => {
+              // The append's rows, or its last position (see `notifiedRows`). One of this process's own appends woke
+              // the subscribers when it returned: its notification would only wake them for nothing.
+              const rows = notifiedRows(payload)
+              const first = rows === undefined ? Number(payload) : (rows[0]?.position ?? 0)
+              if (recent.has(first)) return Effect.void
+              if (rows !== undefined) recent.add(rows)
+              return wakeUp.signal
+            }
           })
 
     /**

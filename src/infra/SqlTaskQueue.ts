@@ -33,9 +33,10 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Deferred, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
+import { Clock, Duration, Effect, Layer, Option, type Scope, type Stream } from "effect"
 import type { NodeKind } from "../domain/Task.js"
 import type { AlongsideStatement } from "./EventStore.js"
+import * as ActiveListen from "./internal/activeListen.js"
 import { makeWakeUp, type WakeUp } from "./internal/eventStore.js"
 import { retryWhileBusy } from "./internal/sqliteBusy.js"
 import {
@@ -79,7 +80,6 @@ export interface SqlTaskQueueOptions {
 }
 
 const defaultChannel = "planner_jobs"
-const liveClock = Clock.make()
 const wakeUps = new WeakMap<SqlClient.SqlClient, WakeUp>()
 /** Rows per INSERT statement: well under both databases' bound-parameter limits (6 per row). */
 const insertChunk = 500
@@ -538,60 +538,18 @@ export const make = (
       yield* wakeHere(origin)
     })
 
-    /**
-     * Starts LISTEN once, on the first wait, for as long as the queue lives, and waits until it is active: a
-     * notification this queue sends to itself comes back (an enqueue notified before that would be missed until the
-     * poll). Real time, whatever clock the caller runs with: this is the network, not the queue's time.
-     *
-     * The start runs in the queue's own scope, not in the first waiter's fiber: that waiter may be interrupted while
-     * LISTEN is coming up (its run ended), and a start cut short with it (as `Effect.cached` would memoize it: an
-     * interruption, handed to every later waiter) left every later waiter of this queue interrupted at once and its
-     * worker's take loop never woken (the sub-plan hang of #16).
-     */
-    const probe = `ready:${crypto.randomUUID()}`
-    const listening = yield* Deferred.make<void>()
-    let listenStarted = false
+    /** Starts LISTEN once, on the first wait, and waits until it is active (see `internal/activeListen.ts`). */
     const startListening =
       listen === undefined
         ? Effect.void
-        : Effect.suspend(() => {
-            if (!listenStarted) {
-              listenStarted = true
-              return Effect.zipRight(
-                Effect.forkIn(
-                  Effect.gen(function* () {
-                    const ready = yield* Deferred.make<void>()
-                    yield* listen(channel).pipe(
-                      Stream.runForEach((payload) =>
-                        payload === probe
-                          ? Deferred.succeed(ready, undefined)
-                          : payload.startsWith("ready:") || payload.startsWith(`${instanceId} `)
-                            ? Effect.void
-                            : wakeUp.signal
-                      ),
-                      Effect.catchAllCause((cause) =>
-                        Effect.logDebug("task queue LISTEN ended; polling until it is back", cause)
-                      ),
-                      Effect.zipRight(Effect.sleep(Duration.seconds(1))),
-                      Effect.forever,
-                      Effect.forkIn(scope)
-                    )
-                    yield* sql`SELECT pg_notify(${channel}, ${probe})`.pipe(
-                      Effect.zipRight(
-                        Deferred.await(ready).pipe(
-                          Effect.timeoutFail({ duration: "100 millis", onTimeout: () => "not yet" })
-                        )
-                      ),
-                      Effect.retry({ times: 50 }),
-                      Effect.catchAll(() => Effect.logDebug("task queue LISTEN is not active yet; polling until it is"))
-                    )
-                  }).pipe(Effect.withClock(liveClock), Effect.ensuring(Deferred.succeed(listening, undefined))),
-                  scope
-                ),
-                Deferred.await(listening)
-              )
-            }
-            return Deferred.await(listening)
+        : yield* ActiveListen.make({
+            sql,
+            listen,
+            channel,
+            scope,
+            what: "task queue",
+            // This instance's own writes woke its waiters when they returned.
+            onPayload: (payload) => (payload.startsWith(`${instanceId} `) ? Effect.void : wakeUp.signal)
           })
 
     const nextDue = (kinds: ReadonlyArray<NodeKind> | undefined, sessionId: string | undefined) =>
