@@ -17,15 +17,19 @@ import { job } from "./TaskQueueContract.js"
 
 const key = (taskId: number): JobKey => ({ sessionId: "s", taskId, attempt: 1 })
 
+/** A fresh database's store, its prepared statements recorded by name, and the queue over it. */
+const recordedStoreAndQueue = Effect.gen(function* () {
+  const url = yield* freshPgDatabase
+  const { names, layer } = yield* pgStoreRecordingPrepared(url)
+  const context = yield* Layer.build(SqlTaskQueue.layer().pipe(Layer.provideMerge(layer)))
+  return { url, names, store: Context.get(context, EventStore), queue: Context.get(context, TaskQueue) }
+})
+
 describe("PostgreSQL: an append and its alongside statement", () => {
   it.live("commit in one statement; a refused append changes nothing; behind a busy lock the effect runs instead", () =>
     Effect.scoped(
       Effect.gen(function* () {
-        const url = yield* freshPgDatabase
-        const { names, layer } = yield* pgStoreRecordingPrepared(url)
-        const context = yield* Layer.build(SqlTaskQueue.layer().pipe(Layer.provideMerge(layer)))
-        const store = Context.get(context, EventStore)
-        const queue = Context.get(context, TaskQueue)
+        const { url, names, store, queue } = yield* recordedStoreAndQueue
         const held = async () => (await Effect.runPromise(queue.list("s"))).map(jobKeyString)
         yield* queue.enqueue([job("s", 1), job("s", 2), job("s", 3), job("other", 1)])
         let effects = 0
@@ -95,11 +99,7 @@ describe("PostgreSQL: an append and its alongside statement", () => {
   it.live("an append that completes a worker's job can take its next ones in the same statement, once it commits", () =>
     Effect.scoped(
       Effect.gen(function* () {
-        const url = yield* freshPgDatabase
-        const { names, layer } = yield* pgStoreRecordingPrepared(url)
-        const context = yield* Layer.build(SqlTaskQueue.layer().pipe(Layer.provideMerge(layer)))
-        const store = Context.get(context, EventStore)
-        const queue = Context.get(context, TaskQueue)
+        const { names, store, queue } = yield* recordedStoreAndQueue
         yield* queue.enqueue([
           job("s", 1),
           job("s", 2),
