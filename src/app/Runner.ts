@@ -20,6 +20,7 @@ import type { ReadError } from "../infra/EventStore.js"
 import { PlannerStore } from "../infra/PlannerStore.js"
 import * as AppBudget from "./Budget.js"
 import { withEventLoopTurns } from "./EventLoop.js"
+import * as HeldAttempts from "./HeldAttempts.js"
 import { PlannerService } from "./PlannerService.js"
 import { planRequest } from "./Planning.js"
 import * as Replan from "./Replan.js"
@@ -285,13 +286,14 @@ export const liveness = (sessionId: string) =>
     const service = yield* PlannerService
     const now = yield* Clock.currentTimeMillis
     const jobs = yield* service.queue.list(sessionId)
-    const workers = new Set<string>()
-    let waiting = 0
-    for (const job of jobs) {
-      if (job.workerId !== undefined && (job.leaseExpiresAt ?? 0) > now) workers.add(job.workerId)
-      else waiting += 1
-    }
-    return { served: workers.size > 0, workers: [...workers], jobs: jobs.length, waiting } satisfies Liveness
+    const held = HeldAttempts.heldAttempts(jobs, now)
+    const workers = [...new Set(held.map((attempt) => attempt.workerId))]
+    return {
+      served: workers.length > 0,
+      workers,
+      jobs: jobs.length,
+      waiting: jobs.length - held.length
+    } satisfies Liveness
   }).pipe(Effect.withSpan("Runner.liveness", { attributes: { sessionId } }))
 
 /** The events of a session, for history listings. */

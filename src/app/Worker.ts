@@ -96,6 +96,11 @@ export const run = (options: WorkerOptions = {}) => {
     let serving = false
     /** Told that a take came back short, so that the waker waits for the queue's next wake-up (see below). */
     const looked = yield* Queue.sliding<void>(1)
+    /** A take (its own, or one with an outcome) came back short: the queue has nothing more for this worker now. */
+    const tookShort = () => {
+      maybeWork = false
+      Queue.unsafeOffer(looked, undefined)
+    }
     const runJob = yield* AttemptRunner.make({
       workerId,
       workingDirectory: options.workingDirectory ?? process.cwd(),
@@ -115,11 +120,7 @@ export const run = (options: WorkerOptions = {}) => {
           options: { workerId, kinds, limit, leaseMs, ...(sessionId === undefined ? {} : { sessionId }) },
           now: clock.unsafeCurrentTimeMillis(),
           taken: (jobs) => {
-            // As after a take of its own that came back short: the queue has nothing more for this worker now.
-            if (jobs.length < limit) {
-              maybeWork = false
-              Queue.unsafeOffer(looked, undefined)
-            }
+            if (jobs.length < limit) tookShort()
             for (const job of jobs) {
               // Stopping meanwhile: given back at once, on a fiber of its own (this worker's may be closing).
               if (stopping) Effect.runFork(Effect.ignoreLogged(queue.release(job, workerId)))
@@ -267,10 +268,7 @@ export const run = (options: WorkerOptions = {}) => {
         ...(sessionId === undefined ? {} : { sessionId })
       })
       // Before telling the waiter: a wake-up after this look sets it again.
-      if (jobs.length < free) {
-        maybeWork = false
-        yield* Queue.offer(looked, undefined)
-      }
+      if (jobs.length < free) tookShort()
       for (const job of jobs) yield* start(job)
     }
   }).pipe(Effect.scoped, withEventLoopTurns(), (worker) =>
