@@ -14,7 +14,9 @@
  * - `worker/LeaseKeeper`: one `extendLeases` per interval for all the worker's jobs; it stops attempts the worker no
  *   longer holds;
  * - `worker/CompactionTrigger`: folds results into the summary when the rolling context is over budget;
- * - `worker/DeadWorkerSweep`: takes back the jobs of this host's workers whose process is gone.
+ * - `worker/DeadWorkerSweep`: takes back the jobs of this host's workers whose process is gone;
+ * - `worker/SessionWriter` (PostgreSQL, serving every session): records the outcomes other workers report for the
+ *   sessions this worker writes; the outcomes of a session another worker writes go to it as reports.
  *
  * On interruption (SIGINT/SIGTERM in the CLI) it gives back the tasks it holds, so others pick them up at once.
  */
@@ -30,6 +32,7 @@ import { PlannerService } from "./PlannerService.js"
 import * as AttemptRunner from "./worker/AttemptRunner.js"
 import { sweepDeadWorkers } from "./worker/DeadWorkerSweep.js"
 import { keepLeases } from "./worker/LeaseKeeper.js"
+import * as SessionWriter from "./worker/SessionWriter.js"
 import { makeWorkerId } from "./worker/WorkerIdentity.js"
 
 export type { AttemptReport } from "./worker/AttemptRunner.js"
@@ -110,6 +113,7 @@ export const run = (options: WorkerOptions = {}) => {
       rootSpans: sessionId === undefined,
       startsWithOutcomes: sessionId === undefined,
       onReport: options.onAttempt,
+      writer: (): SessionWriter.SessionWriter | undefined => sessionWriter,
       takeNext: () => {
         // Not before the worker is all set up (a job handed over during its registration may report that early).
         if (!serving || stopping) return undefined
@@ -131,6 +135,19 @@ export const run = (options: WorkerOptions = {}) => {
       }
     })
     yield* Effect.annotateLogsScoped({ workerId })
+    // A worker serving every session on PostgreSQL reports the outcomes of sessions another worker writes, and writes
+    // the sessions whose writer it became (see `worker/SessionWriter`). A run of one session writes it itself.
+    const reports = sessionId === undefined ? queue.reports : undefined
+    const sessionWriter: SessionWriter.SessionWriter | undefined =
+      reports === undefined
+        ? undefined
+        : yield* SessionWriter.make({
+            reports,
+            workerId,
+            leaseMs,
+            sweepInterval: options.livenessCheckInterval ?? Duration.seconds(1),
+            record: runJob.recordReports
+          })
 
     /** The attempts running here, by job key; `dropped` ones stop without giving their task back. */
     const running = new Map<string, { readonly job: TakenJob; fiber: Fiber.RuntimeFiber<void> | undefined }>()
@@ -174,17 +191,19 @@ export const run = (options: WorkerOptions = {}) => {
       const entry: { readonly job: TakenJob; fiber: Fiber.RuntimeFiber<void> | undefined } = { job, fiber: undefined }
       running.set(key, entry)
       entry.fiber = runFork(
-        runJob(job, () => dropped.has(key), claimed).pipe(
-          Effect.ensuring(
-            Effect.zipRight(
-              Effect.sync(() => {
-                running.delete(key)
-                dropped.delete(key)
-              }),
-              Queue.offer(freed, undefined)
+        runJob
+          .run(job, () => dropped.has(key), claimed)
+          .pipe(
+            Effect.ensuring(
+              Effect.zipRight(
+                Effect.sync(() => {
+                  running.delete(key)
+                  dropped.delete(key)
+                }),
+                Queue.offer(freed, undefined)
+              )
             )
-          )
-        ),
+          ),
         { immediate: false }
       )
     }

@@ -47,6 +47,8 @@ import {
   type JobKey,
   jobKeyString,
   type ListedJob,
+  type OutcomeReports,
+  type PendingReport,
   type TakenJob,
   type TakeOptions,
   TaskQueue,
@@ -99,6 +101,8 @@ interface JobRow {
   readonly worker_id: string | null
   readonly lease_expires_at: number | string | null
   readonly takes: number
+  /** `list` only: whether the job's outcome was reported (PostgreSQL gives a boolean, SQLite 0 or 1). */
+  readonly reported?: boolean | number
 }
 
 const causeText = (cause: unknown): string =>
@@ -137,7 +141,8 @@ const decodeRow = (operation: string, row: JobRow): Effect.Effect<ListedJob, Tas
       runAt: Number(row.run_at),
       payload: JSON.parse(row.payload),
       ...(row.worker_id === null ? {} : { workerId: row.worker_id }),
-      ...(row.lease_expires_at === null ? {} : { leaseExpiresAt: Number(row.lease_expires_at) })
+      ...(row.lease_expires_at === null ? {} : { leaseExpiresAt: Number(row.lease_expires_at) }),
+      ...(row.reported === true || row.reported === 1 ? { reported: true as const } : {})
     }),
     catch: (cause) =>
       new TaskQueueError({
@@ -146,34 +151,91 @@ const decodeRow = (operation: string, row: JobRow): Effect.Effect<ListedJob, Tas
       })
   })
 
+/** Rows a take returned, as the jobs taken, oldest `runAt` first; a row whose payload is not JSON is left to its lease. */
+const decodeTaken = (rows: ReadonlyArray<JobRow>, workerId: string, leaseExpiresAt: number): Array<TakenJob> => {
+  const taken: Array<TakenJob> = []
+  for (const row of rows) {
+    const decoded = Effect.runSync(Effect.either(decodeRow("take jobs", row)))
+    if (decoded._tag === "Right") taken.push({ ...decoded.right, workerId, leaseExpiresAt, takes: Number(row.takes) })
+  }
+  return taken.sort((a, b) => a.runAt - b.runAt)
+}
+
+/** A stored report, parsed; text that is not JSON stays text, for the writer to find it unreadable. */
+const parseReport = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
 /** PostgreSQL: a FROM item that lets the statement's commit skip waiting for the disk (see `durableLeases`). */
 const relaxedCommit = "(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"
 
+/** The columns a take returns. */
+const takenColumns = "id, session_id, task_id, attempt, kind, run_at, payload, worker_id, lease_expires_at, takes"
+
 /**
- * PostgreSQL: the take's statement, its name (when prepared) and text, one per filter combination. Parameters: now, limit,
- * worker, lease end, then the kinds (an array) and the session when filtered by them. `relaxed`: its commit does not
- * wait for the disk (see `durableLeases`).
+ * PostgreSQL: the UPDATE that takes due jobs for a worker, shared by `take`, the take that comes with an outcome's
+ * append (`completeAlongside`) and the one that comes with a report. Its parameters start at `$first`: now, the limit,
+ * the worker, its lease's end, then the kinds (an array) and the session when filtered on. `extra` is a further
+ * condition on the rows picked (a job the same statement completes or reports is not taken), `from` a FROM item.
  */
-const takeStatement = (byKind: boolean, bySession: boolean, relaxed: boolean): readonly [string, string] => {
+const takeUpdate = (
+  first: number,
+  filter: { readonly byKind: boolean; readonly bySession: boolean },
+  extra = "",
+  from = ""
+): string => {
+  const at = (offset: number) => `$${first + offset}`
   const filters = [
-    ...(byKind ? ["AND kind = ANY($5::text[])"] : []),
-    ...(bySession ? [`AND session_id = $${byKind ? 6 : 5}::text`] : [])
+    ...(filter.byKind ? [`AND kind = ANY(${at(4)}::text[])`] : []),
+    ...(filter.bySession ? [`AND session_id = ${at(filter.byKind ? 5 : 4)}::text`] : [])
   ]
-  const text = `
-    WITH picked AS (
+  return `
+    UPDATE planner_jobs SET worker_id = ${at(2)}::text, lease_expires_at = ${at(3)}::bigint,
+      takes = planner_jobs.takes + 1
+    ${from === "" ? "" : `FROM ${from}`}
+    WHERE planner_jobs.id IN (
       SELECT id FROM planner_jobs
-      WHERE run_at <= $1::bigint AND (lease_expires_at IS NULL OR lease_expires_at <= $1::bigint) ${filters.join(" ")}
-      ORDER BY run_at, id LIMIT $2::bigint FOR UPDATE SKIP LOCKED
-    )
-    UPDATE planner_jobs SET worker_id = $3::text, lease_expires_at = $4::bigint, takes = planner_jobs.takes + 1
-    FROM picked${relaxed ? `, ${relaxedCommit}` : ""}
-    WHERE planner_jobs.id = picked.id
-    RETURNING planner_jobs.id, session_id, task_id, attempt, kind, run_at, payload, worker_id, lease_expires_at, takes`
-  return [
-    `planner_jobs_take${byKind ? "_by_kind" : ""}${bySession ? "_by_session" : ""}${relaxed ? "_relaxed" : ""}`,
-    text
-  ]
+      WHERE run_at <= ${at(0)}::bigint AND (lease_expires_at IS NULL OR lease_expires_at <= ${at(0)}::bigint)
+        AND report IS NULL ${extra} ${filters.join(" ")}
+      ORDER BY run_at, id LIMIT ${at(1)}::bigint FOR UPDATE SKIP LOCKED)
+    RETURNING ${takenColumns.replace("id,", "planner_jobs.id,")}`
 }
+
+/** The parameters of `takeUpdate`, in its order. */
+const takeParams = (options: TakeOptions, now: number): ReadonlyArray<unknown> => [
+  now,
+  Math.floor(options.limit),
+  options.workerId,
+  now + options.leaseMs,
+  ...(options.kinds === undefined ? [] : [options.kinds]),
+  ...(options.sessionId === undefined ? [] : [options.sessionId])
+]
+
+/** A name for a statement shape that takes, by its filters. */
+const takeShape = (options: TakeOptions): string =>
+  `${options.kinds === undefined ? "" : "_by_kind"}${options.sessionId === undefined ? "" : "_by_session"}`
+
+/**
+ * PostgreSQL: the take's statement, its name (when prepared) and text, one per filter combination. `relaxed`: its
+ * commit does not wait for the disk (see `durableLeases`).
+ */
+const takeStatement = (options: TakeOptions, relaxed: boolean): readonly [string, string] => [
+  `planner_jobs_take${takeShape(options)}${relaxed ? "_relaxed" : ""}`,
+  takeUpdate(
+    1,
+    { byKind: options.kinds !== undefined, bySession: options.sessionId !== undefined },
+    "",
+    relaxed ? relaxedCommit : ""
+  )
+]
+
+/** Whether a take's options take nothing at all. */
+const takesNothing = (options: TakeOptions | undefined): boolean =>
+  options === undefined || options.limit <= 0 || options.kinds?.length === 0
 
 const chunks = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> => {
   const result: Array<ReadonlyArray<A>> = []
@@ -317,19 +379,8 @@ export const make = (
       const limit = Math.floor(options.limit)
       const rows: ReadonlyArray<JobRow & { readonly takes?: number | string }> = pg
         ? yield* Effect.gen(function* () {
-            const [name, text] = takeStatement(
-              options.kinds !== undefined,
-              options.sessionId !== undefined,
-              yield* relaxLease
-            )
-            const params = [
-              now,
-              limit,
-              options.workerId,
-              now + options.leaseMs,
-              ...(options.kinds === undefined ? [] : [options.kinds]),
-              ...(options.sessionId === undefined ? [] : [options.sessionId])
-            ]
+            const [name, text] = takeStatement(options, yield* relaxLease)
+            const params = takeParams(options, now)
             return yield* run(
               "take jobs",
               (prepared === undefined ? sql.unsafe(text, params) : prepared(name, text, params)) as Effect.Effect<
@@ -345,7 +396,7 @@ export const make = (
                 takes = takes + 1
               WHERE id IN (
                 SELECT id FROM planner_jobs
-                WHERE run_at <= ${now} AND (lease_expires_at IS NULL OR lease_expires_at <= ${now})
+                WHERE run_at <= ${now} AND (lease_expires_at IS NULL OR lease_expires_at <= ${now}) AND report IS NULL
                   ${kindFilter(options.kinds)} ${sessionFilter(options.sessionId)}
                 ORDER BY run_at, id LIMIT ${limit})
               RETURNING ${columns}`
@@ -411,58 +462,25 @@ export const make = (
       const complete = (first: number) =>
         `DELETE FROM planner_jobs WHERE EXISTS (SELECT 1 FROM inserted) AND (${matching(first)})`
       const options = take?.options
-      if (take === undefined || options === undefined || options.limit <= 0 || options.kinds?.length === 0) {
+      if (take === undefined || options === undefined || takesNothing(options)) {
         return {
           shape: `jobs_complete_${keys.length}`,
           text: (first) => `alongside AS (${complete(first)})`,
           params: keyParams
         }
       }
-      const byKind = options.kinds !== undefined
-      const bySession = options.sessionId !== undefined
       const leaseExpiresAt = take.now + options.leaseMs
-      const decode = (rows: ReadonlyArray<unknown>) => {
-        const taken: Array<TakenJob> = []
-        for (const row of rows as ReadonlyArray<JobRow>) {
-          const decoded = Effect.runSync(Effect.either(decodeRow("take jobs", row)))
-          if (decoded._tag === "Right") {
-            taken.push({ ...decoded.right, workerId: options.workerId, leaseExpiresAt, takes: Number(row.takes) })
-          }
-        }
-        taken.sort((a, b) => a.runAt - b.runAt)
-        take.taken(taken)
-      }
       return {
-        shape: `jobs_complete_${keys.length}_take${byKind ? "_by_kind" : ""}${bySession ? "_by_session" : ""}`,
-        text: (first) => {
-          // After the keys: now, the limit, the worker, its lease, then the kinds and the session when filtered on.
-          const at = first + keys.length * 3
-          const filters = [
-            ...(byKind ? [`AND kind = ANY($${at + 4}::text[])`] : []),
-            ...(bySession ? [`AND session_id = $${at + (byKind ? 5 : 4)}::text`] : [])
-          ]
-          return `completed AS (${complete(first)}),
-         alongside AS (
-           UPDATE planner_jobs SET worker_id = $${at + 2}::text, lease_expires_at = $${at + 3}::bigint,
-             takes = planner_jobs.takes + 1
-           WHERE id IN (
-             SELECT id FROM planner_jobs
-             WHERE EXISTS (SELECT 1 FROM inserted)
-               AND run_at <= $${at}::bigint AND (lease_expires_at IS NULL OR lease_expires_at <= $${at}::bigint)
-               AND NOT (${matching(first)}) ${filters.join(" ")}
-             ORDER BY run_at, id LIMIT $${at + 1}::bigint FOR UPDATE SKIP LOCKED)
-           RETURNING id, session_id, task_id, attempt, kind, run_at, payload, worker_id, lease_expires_at, takes)`
-        },
-        params: [
-          ...keyParams,
-          take.now,
-          Math.floor(options.limit),
-          options.workerId,
-          leaseExpiresAt,
-          ...(byKind ? [options.kinds] : []),
-          ...(bySession ? [options.sessionId] : [])
-        ],
-        returned: decode
+        shape: `jobs_complete_${keys.length}_take${takeShape(options)}`,
+        text: (first) =>
+          `completed AS (${complete(first)}),
+         alongside AS (${takeUpdate(
+           first + keys.length * 3,
+           { byKind: options.kinds !== undefined, bySession: options.sessionId !== undefined },
+           `AND EXISTS (SELECT 1 FROM inserted) AND NOT (${matching(first)})`
+         )})`,
+        params: [...keyParams, ...takeParams(options, take.now)],
+        returned: (rows) => take.taken(decodeTaken(rows as ReadonlyArray<JobRow>, options.workerId, leaseExpiresAt))
       }
     }
 
@@ -473,7 +491,7 @@ export const make = (
           UPDATE planner_jobs
           SET worker_id = NULL, lease_expires_at = NULL, takes = CASE WHEN takes > 0 THEN takes - 1 ELSE 0 END
           WHERE session_id = ${key.sessionId} AND task_id = ${key.taskId} AND attempt = ${key.attempt}
-            AND worker_id = ${workerId}
+            AND worker_id = ${workerId} AND report IS NULL
           RETURNING kind`
       )
       if (rows.length === 0) return
@@ -502,7 +520,7 @@ export const make = (
       const rows = yield* run(
         "list jobs",
         sql<JobRow>`
-          SELECT ${columns} FROM planner_jobs WHERE TRUE ${sessionFilter(sessionId)}
+          SELECT ${columns}, report IS NOT NULL AS reported FROM planner_jobs WHERE TRUE ${sessionFilter(sessionId)}
           ORDER BY session_id, task_id, attempt`
       )
       return yield* Effect.forEach(rows, (row) => decodeRow("list jobs", row))
@@ -538,6 +556,170 @@ export const make = (
       yield* wakeHere(origin)
     })
 
+    const reportsChannel = `${channel}_reports`
+    /**
+     * PostgreSQL: the report's statement. Parameters: the job's key, the reporter, the outcome (JSON text), now and the
+     * channel the writer listens on; then, with a take, `takeUpdate`'s. It stores the outcome only while the job is
+     * the reporter's, notifies the writer on commit, says who the session's writer is, and takes the reporter's next
+     * jobs (never the one reported): one round trip per attempt for a worker that is not the session's writer.
+     */
+    const reportStatement = (take: TakeOptions | undefined): readonly [string, string] => {
+      const taking = take !== undefined && !takesNothing(take)
+      const taken = taking
+        ? `, taken AS (${takeUpdate(
+            8,
+            { byKind: take.kinds !== undefined, bySession: take.sessionId !== undefined },
+            "AND NOT (session_id = $1::text AND task_id = $2::integer AND attempt = $3::integer)"
+          )})`
+        : ""
+      return [
+        `planner_jobs_report${taking ? `_take${takeShape(take)}` : ""}`,
+        `
+        WITH reported AS (
+          UPDATE planner_jobs SET report = $5::text, reported_at = $6::bigint
+          WHERE session_id = $1::text AND task_id = $2::integer AND attempt = $3::integer AND worker_id = $4::text
+            AND report IS NULL
+          RETURNING id
+        ), notified AS (
+          SELECT pg_notify($7::text, $1::text) AS sent FROM reported
+        ), writer AS (
+          SELECT worker_id FROM planner_session_writers WHERE session_id = $1::text AND lease_expires_at > $6::bigint
+        )${taken}
+        SELECT (SELECT count(*) FROM reported) AS stored, (SELECT count(*) FROM notified) AS notified,
+          (SELECT worker_id FROM writer) AS writer${taking ? ", taken.*" : ""}
+        FROM (SELECT 1) AS one${taking ? " LEFT JOIN taken ON TRUE" : ""}`
+      ]
+    }
+
+    const report = hotFn("SqlTaskQueue.report")(function* (
+      key: JobKey,
+      workerId: string,
+      outcome: unknown,
+      take?: AlongsideTake
+    ) {
+      const text = yield* Effect.try({
+        try: () => JSON.stringify(outcome ?? null),
+        catch: (cause) =>
+          new TaskQueueError({
+            operation: "report an outcome",
+            reason: `the outcome of job ${jobKeyString(key)} cannot be stored as JSON (${causeText(cause)})`
+          })
+      })
+      const now = yield* Clock.currentTimeMillis
+      const options = take?.options
+      const taking = options !== undefined && !takesNothing(options)
+      const [name, statement] = reportStatement(taking ? options : undefined)
+      const params = [
+        key.sessionId,
+        key.taskId,
+        key.attempt,
+        workerId,
+        text,
+        now,
+        reportsChannel,
+        ...(taking ? takeParams(options, now) : [])
+      ]
+      type Row = Partial<JobRow> & { readonly stored: string | number; readonly writer: string | null }
+      const rows = (yield* run(
+        "report an outcome",
+        prepared === undefined ? sql.unsafe(statement, params) : prepared(name, statement, params)
+      )) as ReadonlyArray<Row>
+      const first = rows[0]
+      if (taking && take !== undefined) {
+        const jobs = rows.filter((row): row is Row & JobRow => row.id !== null && row.id !== undefined)
+        take.taken(decodeTaken(jobs, options.workerId, now + options.leaseMs))
+      }
+      return {
+        stored: Number(first?.stored ?? 0) > 0,
+        writer: first?.writer ?? undefined
+      }
+    })
+
+    const reports: OutcomeReports = {
+      report,
+      claimWriter: (sessionId, workerId, leaseMs, replacing) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          run(
+            "claim a session's writer",
+            sql<{ worker_id: string }>`
+              INSERT INTO planner_session_writers (session_id, worker_id, lease_expires_at)
+              VALUES (${sessionId}, ${workerId}, ${now + leaseMs})
+              ON CONFLICT (session_id) DO UPDATE
+                SET worker_id = excluded.worker_id, lease_expires_at = excluded.lease_expires_at
+                WHERE planner_session_writers.lease_expires_at <= ${now}
+                  OR planner_session_writers.worker_id = excluded.worker_id
+                  OR planner_session_writers.worker_id = ${replacing ?? workerId}
+              RETURNING worker_id`
+          )
+        ).pipe(Effect.map((rows) => rows.length > 0)),
+      extendWriter: (workerId, sessionIds, leaseMs) =>
+        sessionIds.length === 0
+          ? Effect.succeed([])
+          : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              run(
+                "extend a session writer's lease",
+                sql<{ session_id: string }>`
+                  UPDATE planner_session_writers SET lease_expires_at = ${now + leaseMs}
+                  WHERE worker_id = ${workerId} AND session_id IN ${sql.in(sessionIds)}
+                  RETURNING session_id`
+              )
+            ).pipe(Effect.map((rows) => rows.map((row) => row.session_id))),
+      releaseWriter: (workerId, sessionIds) =>
+        sessionIds.length === 0
+          ? Effect.void
+          : run(
+              "give up being a session's writer",
+              sql`DELETE FROM planner_session_writers WHERE worker_id = ${workerId} AND session_id IN ${sql.in(sessionIds)}`
+            ).pipe(Effect.asVoid),
+      pending: (sessionId, limit) =>
+        run(
+          "read reported outcomes",
+          sql<{ task_id: number; attempt: number; worker_id: string | null; report: string }>`
+            SELECT task_id, attempt, worker_id, report FROM planner_jobs
+            WHERE session_id = ${sessionId} AND report IS NOT NULL
+            ORDER BY reported_at, id LIMIT ${Math.max(1, Math.floor(limit))}`
+        ).pipe(
+          Effect.map((rows) =>
+            rows.map(
+              (row): PendingReport => ({
+                key: { sessionId, taskId: Number(row.task_id), attempt: Number(row.attempt) },
+                workerId: row.worker_id ?? "",
+                outcome: parseReport(row.report)
+              })
+            )
+          )
+        ),
+      unrecorded: (storedBefore) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          run(
+            "look for reports nobody records",
+            sql<{ session_id: string; writer: string | null }>`
+              SELECT DISTINCT job.session_id,
+                CASE WHEN writer.lease_expires_at > ${now} THEN writer.worker_id END AS writer
+              FROM planner_jobs AS job
+              LEFT JOIN planner_session_writers AS writer ON writer.session_id = job.session_id
+              WHERE job.report IS NOT NULL
+                AND (job.reported_at < ${storedBefore} OR writer.lease_expires_at IS NULL
+                  OR writer.lease_expires_at <= ${now})`
+          )
+        ).pipe(
+          Effect.map((rows) => rows.map((row) => ({ sessionId: row.session_id, writer: row.writer ?? undefined })))
+        ),
+      listen: (onReport) =>
+        listen === undefined
+          ? Effect.succeed(Effect.void)
+          : Effect.flatMap(Effect.scope, (scope) =>
+              ActiveListen.make({
+                sql,
+                listen,
+                channel: reportsChannel,
+                scope,
+                what: "session writer",
+                onPayload: (sessionId) => Effect.sync(() => onReport(sessionId))
+              })
+            )
+    }
+
     /** Starts LISTEN once, on the first wait, and waits until it is active (see `internal/activeListen.ts`). */
     const startListening =
       listen === undefined
@@ -558,10 +740,10 @@ export const make = (
         pg
           ? sql<{ next: number | string | null }>`
               SELECT MIN(GREATEST(run_at, COALESCE(lease_expires_at, 0))) AS next FROM planner_jobs
-              WHERE TRUE ${kindFilter(kinds)} ${sessionFilter(sessionId)}`
+              WHERE report IS NULL ${kindFilter(kinds)} ${sessionFilter(sessionId)}`
           : sql<{ next: number | string | null }>`
               SELECT MIN(MAX(run_at, COALESCE(lease_expires_at, 0))) AS next FROM planner_jobs
-              WHERE TRUE ${kindFilter(kinds)} ${sessionFilter(sessionId)}`
+              WHERE report IS NULL ${kindFilter(kinds)} ${sessionFilter(sessionId)}`
       ).pipe(Effect.map((rows) => (rows[0]?.next == null ? undefined : Number(rows[0].next))))
 
     const awaitWork = hotFn("SqlTaskQueue.awaitWork")(function* (kinds?: ReadonlyArray<NodeKind>, sessionId?: string) {
@@ -583,7 +765,7 @@ export const make = (
       take,
       extendLeases,
       complete,
-      ...(pg ? { completeAlongside } : {}),
+      ...(pg ? { completeAlongside, reports } : {}),
       release,
       remove,
       awaitWork,

@@ -14,11 +14,13 @@
  * - A completed job is gone: never handed out again. (Its key is not kept: the writer enqueues an attempt once, in the
  *   transaction that dispatched it, so a key never comes back after its attempt ended.)
  * - Leases are columns of the job row, never events; `extendLeases` renews all of a worker's leases at once.
+ * - PostgreSQL: a worker may report its outcome into its job's row for the session's writer to record (`reports`);
+ *   a reported job is never taken or given back again, and ends like any other when the outcome's append completes it.
  *
  * Layers: `MemoryTaskQueue.layer` (one process) and `SqlTaskQueue.layer` (SQLite and PostgreSQL, on the event
  * store's `SqlClient`).
  */
-import { Context, Effect, Schema } from "effect"
+import { Context, Effect, Schema, type Scope } from "effect"
 import type { NodeKind } from "../domain/Task.js"
 import type { AlongsideStatement } from "./EventStore.js"
 
@@ -45,8 +47,15 @@ export interface TakenJob extends Job {
   readonly takes: number
 }
 
-/** An unfinished job as `list` shows it: with its holder while a worker has it. */
-export type ListedJob = Job & { readonly workerId?: string; readonly leaseExpiresAt?: number }
+/**
+ * An unfinished job as `list` shows it: with its holder while a worker has it, and `reported` once that worker has
+ * reported its outcome for the session's writer to record (`reports`).
+ */
+export type ListedJob = Job & {
+  readonly workerId?: string
+  readonly leaseExpiresAt?: number
+  readonly reported?: true
+}
 
 export type JobKey = { readonly sessionId: string; readonly taskId: number; readonly attempt: number }
 
@@ -77,6 +86,82 @@ export interface AlongsideTake {
   readonly now: number
   /** The jobs taken, once the append has committed (none when it went the transaction way). */
   readonly taken: (jobs: ReadonlyArray<TakenJob>) => void
+}
+
+/** An outcome a worker reported into its job's row, waiting for the session's writer to record it. */
+export interface PendingReport {
+  readonly key: JobKey
+  /** The worker that ran the attempt and reported it. */
+  readonly workerId: string
+  /** What the worker stored (JSON-serialisable): the writer decodes it. */
+  readonly outcome: unknown
+}
+
+/** What storing a report found. */
+export interface Reported {
+  /** False when the job is no longer the reporter's (the attempt ended otherwise, or its lease ran out and another worker took it). */
+  readonly stored: boolean
+  /** The session's writer while its lease is live; undefined when it has none, so the reporter should become it. */
+  readonly writer: string | undefined
+}
+
+/**
+ * Outcomes reported into job rows, recorded by one writer per session (PostgreSQL). With several worker processes
+ * on one session, each of them appending its own outcomes made every append race the others' and catch up on what
+ * they wrote (several statements per attempt, and every process folding every event). Instead a worker that is not
+ * the session's writer stores the outcome in its job's row (one statement, which also takes its next jobs), and the
+ * session's writer, one worker elected by a lease row, records the reports in batches, in appends that complete
+ * their jobs in the same transaction: the way a Temporal worker reports an activity's result to the history service,
+ * the one writer of a workflow's history.
+ *
+ * - `report` stores the outcome only while the job is the reporter's; a reported job is never taken again, whatever
+ *   becomes of its lease, and ends when the writer's append completes it.
+ * - The writer's lease is a row (`claimWriter`, `extendWriter`): whoever finds no live writer claims it; when the
+ *   writer's process dies, the lease runs out and the next report, or the sweep of `unrecorded`, elects another (a
+ *   writer known dead, a process of the same host that is gone, is replaced at once).
+ *   Two writers for a moment cost nothing but a conflict: appends are guarded by the session's sequence.
+ * - `awaitReports` wakes the writer when a report may have been stored (LISTEN/NOTIFY), `pending` reads them.
+ */
+export interface OutcomeReports {
+  readonly report: (
+    key: JobKey,
+    workerId: string,
+    outcome: unknown,
+    take?: AlongsideTake
+  ) => Effect.Effect<Reported, TaskQueueError>
+  /**
+   * Makes `workerId` the session's writer unless another worker's lease on it is live (or that worker is `replacing`:
+   * one known dead). True when it is the writer.
+   */
+  readonly claimWriter: (
+    sessionId: string,
+    workerId: string,
+    leaseMs: number,
+    replacing?: string
+  ) => Effect.Effect<boolean, TaskQueueError>
+  /** Renews the worker's leases on these sessions; returns the sessions it still writes. */
+  readonly extendWriter: (
+    workerId: string,
+    sessionIds: ReadonlyArray<string>,
+    leaseMs: number
+  ) => Effect.Effect<ReadonlyArray<string>, TaskQueueError>
+  /** Gives up being the writer of these sessions (its process stops, or the sessions ended). */
+  readonly releaseWriter: (workerId: string, sessionIds: ReadonlyArray<string>) => Effect.Effect<void, TaskQueueError>
+  /** The session's reports, oldest first, at most `limit`. */
+  readonly pending: (sessionId: string, limit: number) => Effect.Effect<ReadonlyArray<PendingReport>, TaskQueueError>
+  /**
+   * Sessions with reports nobody seems to record: a report with no live writer, or one stored before `storedBefore`
+   * (epoch ms; its writer may be gone without its lease having run out). With the live writer, if any.
+   */
+  readonly unrecorded: (
+    storedBefore: number
+  ) => Effect.Effect<ReadonlyArray<{ readonly sessionId: string; readonly writer: string | undefined }>, TaskQueueError>
+  /**
+   * Prepares to call `onReport` with the session of each report stored, for as long as the scope lasts, and returns
+   * the start: the first run starts listening, and every run completes once listening is active (reports stored
+   * before are found with `pending`). Safe to interrupt: the start goes on in the scope.
+   */
+  readonly listen: (onReport: (sessionId: string) => void) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
 }
 
 /** A stable text for a job's key, for maps and logs. */
@@ -134,6 +219,8 @@ export interface TaskQueueService {
   readonly list: (sessionId?: string) => Effect.Effect<ReadonlyArray<ListedJob>, TaskQueueError>
   /** Replace a session's unfinished jobs with these (the rebuild from the log). */
   readonly replace: (sessionId: string, jobs: ReadonlyArray<Job>) => Effect.Effect<void, TaskQueueError>
+  /** Outcomes reported into job rows for one writer per session (see `OutcomeReports`); PostgreSQL only. */
+  readonly reports?: OutcomeReports
 }
 
 export class TaskQueue extends Context.Tag("event-sourced-planner/TaskQueue")<TaskQueue, TaskQueueService>() {}

@@ -29,7 +29,7 @@ describe("SqliteEventStore", () => {
               const [mode] = yield* sql<{ journal_mode: string }>`PRAGMA journal_mode`
               expect(mode?.journal_mode).toBe("wal")
               const migrations = yield* sql<{ migration_id: number }>`SELECT migration_id FROM event_store_migrations`
-              expect(migrations.map((row) => row.migration_id)).toEqual([1, 2, 3, 4, 5, 6])
+              expect(migrations.map((row) => row.migration_id)).toEqual([1, 2, 3, 4, 5, 6, 7])
               const store = Context.get(context, EventStore)
               yield* store.append("s", "a", [newEvent("Run", { run })], run - 1)
             })

@@ -4,13 +4,14 @@
  * checks attachments, runs the executor, and reports the outcome through the writer, which completes the job in the
  * outcome's transaction. When to record the start is `startOf`'s choice: a job the writer handed over was claimed in
  * its dispatch's append; a long-lived worker, or one on a session other processes write too, records the start with
- * the outcome, in one append.
+ * the outcome, in one append. A long-lived worker on PostgreSQL that is not the session's writer reports the start
+ * and the outcome into the job's row instead, for the session's writer to record (`SessionWriter`, `recordReports`).
  *
  * Stopped because the worker stops (SIGINT/SIGTERM), it gives the task back (`ReleaseTask`, after its start if that
  * is not on record yet; the queue's `release` when the store cannot be reached), so another worker takes it at once;
  * stopped because the planner no longer wants the attempt (noticed by the lease keeper), it gives nothing back.
  */
-import { Cause, Clock, Duration, Effect, Either, Option, Random, Schedule } from "effect"
+import { Cause, Clock, Duration, Effect, Either, Option, Random, Schedule, Schema } from "effect"
 import * as Budget from "../../domain/Budget.js"
 import {
   AbandonTask,
@@ -27,12 +28,13 @@ import { AttachmentChecker } from "../../infra/AttachmentChecker.js"
 import { Compactor } from "../../infra/Compactor.js"
 import { ExecutorRegistry, Outcome, type TaskContext } from "../../infra/Executor.js"
 import { Llm } from "../../infra/Llm.js"
-import type { AlongsideTake, JobKey, TakenJob } from "../../infra/TaskQueue.js"
+import type { AlongsideTake, JobKey, PendingReport, TakenJob } from "../../infra/TaskQueue.js"
 import { hotSpan, hotSpanWith } from "../../infra/Tracing.js"
 import * as AppBudget from "../Budget.js"
-import { type Handled, type HandleError, PlannerService } from "../PlannerService.js"
+import { type Handled, PlannerService } from "../PlannerService.js"
 import * as Replan from "../Replan.js"
 import * as CompactionTrigger from "./CompactionTrigger.js"
+import type { SessionWriter } from "./SessionWriter.js"
 
 /** What the worker tells about the attempts it runs (`planner worker` prints them). */
 export type AttemptReport =
@@ -72,7 +74,27 @@ export interface AttemptSettings {
    * asked each time an outcome is recorded; undefined when the worker wants none (it is stopping).
    */
   readonly takeNext?: (() => AlongsideTake | undefined) | undefined
+  /**
+   * The sessions this worker writes, when its outcomes may be reported into their jobs' rows (PostgreSQL, a worker
+   * serving every session): an outcome of a session it does not write goes to that session's writer.
+   */
+  readonly writer?: (() => SessionWriter | undefined) | undefined
 }
+
+/** What a report carries: the attempt's start when it is to be recorded with the outcome, and the outcome. */
+export const ReportedCommands = Schema.Array(Schema.Union(ClaimTask, HandleExecutorEvent))
+
+const encodeReport = Schema.encodeSync(ReportedCommands)
+const decodeReport = Schema.decodeUnknownEither(ReportedCommands)
+
+/** What became of an outcome: recorded in the log here, reported to the session's writer, or refused for good. */
+type Recorded =
+  | { readonly _tag: "Recorded"; readonly handled: Handled }
+  | { readonly _tag: "Reported" }
+  | { readonly _tag: "Discarded" }
+
+const reported: Recorded = { _tag: "Reported" }
+const discarded: Recorded = { _tag: "Discarded" }
 
 /** Refusals that mean "somebody else finished it, or it is no longer wanted": drop it quietly. */
 export const lostRace = (error: { readonly _tag: string }) =>
@@ -127,9 +149,9 @@ export const taskContext = (
 }
 
 /**
- * Makes the runner of one job: `(job, cancelled, claimed)` runs it; `cancelled()` says the planner dropped it
+ * Makes the runner of one job: `run(job, cancelled, claimed)` runs it; `cancelled()` says the planner dropped it
  * meanwhile. `claimed`: the writer handed the job over with its attempt already claimed for this worker, in this state
- * (`PlannerService.handOffTo`), so the start is not recorded again.
+ * (`PlannerService.handOffTo`), so the start is not recorded again. `recordReports` is the session writer's part.
  */
 export const make = (settings: AttemptSettings) =>
   Effect.gen(function* () {
@@ -175,38 +197,20 @@ export const make = (settings: AttemptSettings) =>
     }
 
     /**
-     * Records an outcome, trying again while the store refuses it; `None` when the planner refused it for good. With
-     * `start`, the attempt's start goes in the same append, just before it (a job taken from the queue).
+     * Keeps trying `record` while the store or the queue refuses it (not while the planner does), and says
+     * `Discarded` once the planner refused it for good.
      */
-    const report = (
-      sessionId: string,
-      command: HandleExecutorEvent,
-      start: ClaimTask | undefined
-    ): Effect.Effect<Option.Option<Handled>> => {
-      // The worker's next jobs may come with the outcome's own statement (`takeNext`), asked afresh at each try.
-      const record: Effect.Effect<Handled, HandleError> = Effect.suspend(() => {
-        const take = settings.takeNext?.()
-        const tracing = take === undefined ? {} : { take }
-        return start === undefined
-          ? service.execute(sessionId, command, tracing)
-          : Effect.flatMap(service.executeAll(sessionId, [start, command], tracing), ([, outcome]) =>
-              outcome === undefined
-                ? Effect.dieMessage("the writer lost an outcome of its batch")
-                : Either.isRight(outcome)
-                  ? Effect.succeed(outcome.right)
-                  : Effect.fail(outcome.left)
-            )
-      })
-      const warn = (error: HandleError) =>
-        Effect.logWarning(
-          `recording the outcome of ${sessionId}#${command.event.taskId} failed (${error.message}); trying again`
-        )
+    const persist = <E extends { readonly _tag: string; readonly message: string }>(
+      what: string,
+      record: Effect.Effect<Recorded, E>
+    ): Effect.Effect<Recorded> => {
+      const warn = (error: E) => Effect.logWarning(`recording ${what} failed (${error.message}); trying again`)
       // The retry schedule is only set up after a first failure: it cost more than the rest of the report.
       return Effect.catchIf(
         record,
         (error) => !lostRace(error),
         (error) => {
-          let inHand: HandleError | undefined = error
+          let inHand: E | undefined = error
           const again = Effect.suspend(() => {
             const failed = inHand
             inHand = undefined
@@ -218,14 +222,135 @@ export const make = (settings: AttemptSettings) =>
           )
         }
       ).pipe(
-        Effect.map(Option.some),
-        Effect.catchAll((error) =>
-          Effect.logDebug(`outcome of ${sessionId}#${command.event.taskId} discarded: ${error.message}`).pipe(
-            Effect.as(Option.none<Handled>())
-          )
-        )
+        Effect.catchAll((error) => Effect.logDebug(`${what} discarded: ${error.message}`).pipe(Effect.as(discarded)))
       )
     }
+
+    /**
+     * Records an outcome, trying again while the store refuses it. With `start`, the attempt's start goes in the same
+     * append, just before it (a job taken from the queue). A session another worker writes gets it as a report.
+     */
+    const report = (
+      sessionId: string,
+      task: TaskState,
+      command: HandleExecutorEvent,
+      start: ClaimTask | undefined
+    ): Effect.Effect<Recorded> => {
+      const what = `the outcome of ${sessionId}#${task.id}`
+      const writer = settings.writer?.()
+      const reports = queue.reports
+      if (writer !== undefined && reports !== undefined && !writer.writes(sessionId)) {
+        const key: JobKey = { sessionId, taskId: task.id, attempt: task.attempt }
+        const outcome = encodeReport(start === undefined ? [command] : [start, command])
+        return persist(
+          what,
+          Effect.suspend(() => reports.report(key, workerId, outcome, settings.takeNext?.())).pipe(
+            Effect.flatMap(
+              (found): Effect.Effect<Recorded> =>
+                !found.stored
+                  ? Effect.succeed(discarded)
+                  : found.writer === undefined
+                    ? Effect.as(writer.vacant(sessionId), reported)
+                    : Effect.succeed(reported)
+            )
+          )
+        )
+      }
+      // The worker's next jobs may come with the outcome's own statement (`takeNext`), asked afresh at each try.
+      return persist(
+        what,
+        Effect.suspend(() => {
+          const take = settings.takeNext?.()
+          const tracing = take === undefined ? {} : { take }
+          return start === undefined
+            ? service.execute(sessionId, command, tracing)
+            : Effect.flatMap(service.executeAll(sessionId, [start, command], tracing), ([, outcome]) =>
+                outcome === undefined
+                  ? Effect.dieMessage("the writer lost an outcome of its batch")
+                  : Either.isRight(outcome)
+                    ? Effect.succeed(outcome.right)
+                    : Effect.fail(outcome.left)
+              )
+        }).pipe(Effect.map((handled): Recorded => ({ _tag: "Recorded", handled })))
+      )
+    }
+
+    /**
+     * What follows an outcome once it is in the log, wherever it was recorded: a completion that took the rolling
+     * context over its budget compacts it; a failure that asked for a revised plan settles it here, so a session
+     * nobody runs (served by workers alone) goes on (a run of the session in this process shares the settling:
+     * `Replan.settleOnce`).
+     */
+    const followUp = (sessionId: string, taskId: number, handled: Handled, completed: boolean) =>
+      Effect.gen(function* () {
+        if (completed) yield* compactIfOverBudget(sessionId, handled.state, taskId, handled.eventIds[0])
+        if (handled.events.some((event) => event._tag === "ReplanRequested")) {
+          yield* Effect.provideService(Replan.settleOnce(sessionId, taskId, llm), PlannerService, service)
+        }
+      })
+
+    /**
+     * The session writer's part (`SessionWriter`): records a batch of one session's reports in one append, which
+     * completes their jobs in its transaction, then does what follows each. A report that cannot be read counts as a
+     * failed attempt (retryable), as a worker lost with its attempt would. A report the planner refuses (the attempt
+     * ended otherwise) only has its job completed. `ended`: the session is over.
+     */
+    const recordReports = (sessionId: string, reports: ReadonlyArray<PendingReport>) =>
+      Effect.gen(function* () {
+        const commands: Array<ClaimTask | HandleExecutorEvent | AbandonTask> = []
+        const ends: Array<number> = []
+        for (const pending of reports) {
+          const { key } = pending
+          const decoded = decodeReport(pending.outcome)
+          const about = (command: ClaimTask | HandleExecutorEvent) => {
+            const named = command._tag === "ClaimTask" ? command : command.event
+            return "attempt" in named && named.taskId === key.taskId && named.attempt === key.attempt
+          }
+          if (Either.isRight(decoded) && decoded.right.length > 0 && decoded.right.every(about)) {
+            commands.push(...decoded.right)
+          } else {
+            const at = yield* Clock.currentTimeMillis
+            const reason = `worker ${pending.workerId} reported an outcome of attempt ${key.attempt} that cannot be read`
+            yield* Effect.logWarning(
+              `${reason} (session ${sessionId}, task ${key.taskId}); the attempt counts as failed`
+            )
+            commands.push(
+              new ClaimTask({ taskId: key.taskId, attempt: key.attempt, workerId: pending.workerId, at }),
+              new AbandonTask({
+                taskId: key.taskId,
+                attempt: key.attempt,
+                workerId: pending.workerId,
+                reason,
+                jitter: yield* Random.next,
+                at
+              })
+            )
+          }
+          ends.push(commands.length - 1)
+        }
+        const outcomes = yield* service.executeAll(sessionId, commands)
+        let after: Planner.PlannerState | undefined
+        const refused: Array<JobKey> = []
+        for (const [index, pending] of reports.entries()) {
+          const outcome = outcomes[ends[index] ?? -1]
+          if (outcome === undefined || Either.isLeft(outcome) || outcome.right.events.length === 0) {
+            if (outcome !== undefined && Either.isLeft(outcome) && !lostRace(outcome.left)) {
+              yield* Effect.logWarning(
+                `the reported outcome of ${sessionId}#${pending.key.taskId} was refused: ${outcome.left.message}`
+              )
+            }
+            refused.push(pending.key)
+            continue
+          }
+          after = outcome.right.state
+          const command = commands[ends[index] ?? -1]
+          const completed = command?._tag === "HandleExecutorEvent" && command.event._tag === "TaskCompleted"
+          yield* followUp(sessionId, pending.key.taskId, outcome.right, completed)
+        }
+        // Refused, or a repeat that recorded nothing: the attempt ended otherwise, and its job goes with it.
+        if (refused.length > 0) yield* queue.complete(refused)
+        return { ended: after !== undefined && Planner.isFinished(after) }
+      })
 
     /** The attempt itself; `start` is its start when it is to be recorded with the outcome. */
     const attempt = (sessionId: string, state: Planner.PlannerState, task: TaskState, start: ClaimTask | undefined) =>
@@ -286,10 +411,10 @@ export const make = (settings: AttemptSettings) =>
                 { event: new TaskCompleted({ taskId: task.id, attempt: task.attempt, result }), at },
                 true
               )
-              const handled = yield* report(sessionId, command, start)
-              if (Option.isNone(handled)) return yield* Effect.as(finished("discarded", ""), false)
+              const recorded = yield* report(sessionId, task, command, start)
+              if (recorded._tag === "Discarded") return yield* Effect.as(finished("discarded", ""), false)
               yield* finished("completed", result)
-              yield* compactIfOverBudget(sessionId, handled.value.state, task.id, handled.value.eventIds[0])
+              if (recorded._tag === "Recorded") yield* followUp(sessionId, task.id, recorded.handled, true)
               return true
             }),
           Failed: ({ error, retryable }) =>
@@ -308,17 +433,20 @@ export const make = (settings: AttemptSettings) =>
                     )
               const jitter = yield* Random.next
               const event = new TaskFailed({ taskId: task.id, attempt: task.attempt, error: compacted, retryable })
-              const handled = yield* report(sessionId, new HandleExecutorEvent({ event, jitter, at }, true), start)
-              if (Option.isNone(handled)) return yield* Effect.as(finished("discarded", compacted), false)
-              const retry = handled.value.events.find((recorded) => recorded._tag === "TaskRetryScheduled")
+              const recorded = yield* report(
+                sessionId,
+                task,
+                new HandleExecutorEvent({ event, jitter, at }, true),
+                start
+              )
+              if (recorded._tag === "Discarded") return yield* Effect.as(finished("discarded", compacted), false)
+              // Reported: whether it is tried again is the session writer's decision, not known here.
+              if (recorded._tag === "Reported") return yield* Effect.as(finished("failed", compacted), true)
+              const retry = recorded.handled.events.find((event) => event._tag === "TaskRetryScheduled")
               yield* retry?._tag === "TaskRetryScheduled"
                 ? finished("retry-scheduled", compacted, retry.retryAt)
                 : finished("failed", compacted)
-              // The failure asked for a revised plan: settle it here, so a session nobody runs (served by workers
-              // alone) goes on; a run of the session in this process shares the settling (`Replan.settleOnce`).
-              if (handled.value.events.some((recorded) => recorded._tag === "ReplanRequested")) {
-                yield* Effect.provideService(Replan.settleOnce(sessionId, task.id, llm), PlannerService, service)
-              }
+              yield* followUp(sessionId, task.id, recorded.handled, false)
               return true
             }),
           NeedsClarification: ({ question }) =>
@@ -330,9 +458,9 @@ export const make = (settings: AttemptSettings) =>
                 ...(Option.isSome(problem) ? { attachment: problem.value.attachment } : {}),
                 ...(overBudget === undefined ? {} : { budget: overBudget })
               })
-              const handled = yield* report(sessionId, new HandleExecutorEvent({ event, at }, true), start)
-              yield* finished(Option.isNone(handled) ? "discarded" : "waiting", question)
-              return Option.isSome(handled)
+              const recorded = yield* report(sessionId, task, new HandleExecutorEvent({ event, at }, true), start)
+              yield* finished(recorded._tag === "Discarded" ? "discarded" : "waiting", question)
+              return recorded._tag !== "Discarded"
             })
         })
       })
@@ -460,7 +588,7 @@ export const make = (settings: AttemptSettings) =>
         })
       }).pipe(Effect.catchAll((error) => notStarted(key, error)))
 
-    return (job: TakenJob, cancelled: () => boolean, handed?: Planner.PlannerState): Effect.Effect<void> => {
+    const run = (job: TakenJob, cancelled: () => boolean, handed?: Planner.PlannerState): Effect.Effect<void> => {
       const key: JobKey = { sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }
       return Effect.gen(function* () {
         if (handed === undefined && job.takes > 1) return yield* takeBack(job, key)
@@ -497,4 +625,5 @@ export const make = (settings: AttemptSettings) =>
           }))
       )
     }
+    return { run, recordReports }
   })

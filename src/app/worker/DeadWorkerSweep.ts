@@ -23,7 +23,8 @@ export const sweepDeadWorkers = (sessionId?: string) =>
     let taken = 0
     for (const job of jobs) {
       const holder = job.workerId
-      if (holder === undefined || !isDeadLocalWorker(holder)) continue
+      // A reported outcome is the session writer's to record, whatever became of the worker that reported it.
+      if (holder === undefined || job.reported === true || !isDeadLocalWorker(holder)) continue
       const at = yield* Clock.currentTimeMillis
       const jitter = yield* Random.next
       // A job taken from the queue has its start recorded with its outcome: a worker that died running it has none

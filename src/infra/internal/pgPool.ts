@@ -10,6 +10,7 @@
  * @internal
  */
 
+import { createHash } from "node:crypto"
 import { SqlError } from "@effect/sql/SqlError"
 import type { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Redacted, type Scope } from "effect"
@@ -70,6 +71,24 @@ export const open = (
     return pool
   })
 
+/** PostgreSQL keeps the first 63 bytes of a statement's name: two longer names alike up to there would collide. */
+const maxNameLength = 63
+const serverNames = new Map<string, string>()
+
+/**
+ * The name a statement is prepared under: `name` itself when PostgreSQL keeps all of it, else its first 50 characters
+ * and a hash of the whole, so that names which differ only past PostgreSQL's limit stay apart.
+ */
+export const serverName = (name: string): string => {
+  if (name.length <= maxNameLength) return name
+  let short = serverNames.get(name)
+  if (short === undefined) {
+    short = `${name.slice(0, 50)}_${createHash("sha1").update(name).digest("hex").slice(0, 12)}`
+    serverNames.set(name, short)
+  }
+  return short
+}
+
 /**
  * Runs a named prepared statement on a connection of the pool: prepared on each connection's first use of `name`,
  * then only bound and executed. `name` must always come with the same `text`.
@@ -79,7 +98,7 @@ export const prepared =
   (name: string, text: string, params: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<unknown>, SqlError> =>
     Effect.async<ReadonlyArray<unknown>, SqlError>((resume) => {
       pool.query(
-        { name, text, values: [...params] },
+        { name: serverName(name), text, values: [...params] },
         (cause: Error | undefined, result: Pg.QueryResult | undefined) => {
           if (cause !== undefined && cause !== null) {
             resume(Effect.fail(new SqlError({ cause, message: "Failed to execute statement" })))

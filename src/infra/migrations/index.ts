@@ -10,6 +10,7 @@ import createJobs from "./0003_create_jobs.js"
 import createMemory from "./0004_create_memory.js"
 import createSessionSnapshots from "./0005_create_session_snapshots.js"
 import createBudgetHolds from "./0006_create_budget_holds.js"
+import jobReports from "./0007_job_reports.js"
 
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "0001_create_events": createEvents,
@@ -17,7 +18,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0003_create_jobs": createJobs,
   "0004_create_memory": createMemory,
   "0005_create_session_snapshots": createSessionSnapshots,
-  "0006_create_budget_holds": createBudgetHolds
+  "0006_create_budget_holds": createBudgetHolds,
+  "0007_job_reports": jobReports
 }
 
 /** The table recording which migrations ran; its own name so the app's other migrations cannot collide with it. */

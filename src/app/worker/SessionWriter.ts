@@ -1,0 +1,191 @@
+/**
+ * The sessions this worker writes (PostgreSQL, a worker serving every session; see `TaskQueue.OutcomeReports`): one
+ * worker per session records the outcomes the others report into their jobs' rows, so that several worker processes
+ * on one plan do not each append their own outcomes, racing each other and catching up on what the others wrote.
+ *
+ * - A worker whose report found the session without a live writer (`vacant`), or whose sweep found reports nobody
+ *   records (a writer's lease ran out, or its process on this host is gone), claims the session's writer row. Once it writes the
+ *   session, it LISTENs for reports (active before it looks, so none is missed), and its own outcomes go straight to
+ *   the log (`writes`).
+ * - One fiber records what is reported, session by session: it reads a batch of reports (`pending`), records them
+ *   (`record`: one append, which completes their jobs in its transaction), and looks again until none is left. A
+ *   notification that comes meanwhile makes it look once more.
+ * - One `extendWriter` per lease interval renews its leases on all the sessions it writes; a session whose row is no
+ *   longer its own (its lease ran out and another worker claimed it) is dropped.
+ * - It stops writing a session once the session has ended, and gives up every session when the worker stops, so the
+ *   next report elects another writer at once.
+ *
+ * Two writers for a moment (a lease that ran out while its holder still wrote) cost a conflict, not a wrong log: the
+ * writer appends at the session's sequence like every other append, and the planner accepts one outcome per attempt.
+ */
+import { Clock, Duration, Effect, FiberSet, Queue, type Scope } from "effect"
+import { jobKeyString, type OutcomeReports, type PendingReport } from "../../infra/TaskQueue.js"
+import { isDeadLocalWorker } from "./WorkerIdentity.js"
+
+export interface SessionWriter {
+  /** Whether this worker writes the session: its own outcomes then go straight to the log. */
+  readonly writes: (sessionId: string) => boolean
+  /** A report of this worker found the session with no live writer: become it, unless another worker just did. */
+  readonly vacant: (sessionId: string) => Effect.Effect<void>
+}
+
+export interface SessionWriterOptions {
+  readonly reports: OutcomeReports
+  readonly workerId: string
+  /** The writer's lease; renewed every third of it. */
+  readonly leaseMs: number
+  /** How often to look for reports nobody records. */
+  readonly sweepInterval: Duration.DurationInput
+  /** Reports recorded per append (each completes its job in the append's own statement up to a bound). */
+  readonly batch?: number
+  /** Records a batch of one session's reports in the log; `ended`: the session is over, nothing more to write. */
+  readonly record: (
+    sessionId: string,
+    reports: ReadonlyArray<PendingReport>
+  ) => Effect.Effect<{ readonly ended: boolean }, { readonly message: string }>
+}
+
+export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { reports, workerId, leaseMs } = options
+    const batch = Math.max(1, options.batch ?? 16)
+    const written = new Set<string>()
+    /** Sessions that may have reports waiting. */
+    const dirty = new Set<string>()
+    const wake = yield* Queue.sliding<void>(1)
+    const fibers = yield* FiberSet.make<void, never>()
+
+    const look = (sessionId: string) => {
+      dirty.add(sessionId)
+      Queue.unsafeOffer(wake, undefined)
+    }
+    /** LISTEN for reports: started with the first session this worker writes, active before anybody relies on it. */
+    const startListening = yield* reports.listen((sessionId) => {
+      if (written.has(sessionId)) look(sessionId)
+    })
+
+    /** Claims the session's writer row; on success, listens, then looks for what waits. */
+    const claim = (sessionId: string, replacing?: string) =>
+      Effect.gen(function* () {
+        if (written.has(sessionId)) return look(sessionId)
+        const won = yield* reports.claimWriter(sessionId, workerId, leaseMs, replacing)
+        if (!won) return
+        // Its own outcomes go to the log from now on; what others report is looked for once LISTEN is active.
+        written.add(sessionId)
+        yield* Effect.logDebug(`worker ${workerId} writes session ${sessionId}`)
+        yield* startListening
+        look(sessionId)
+      }).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(`could not become the writer of session ${sessionId}: ${error.message}`)
+        )
+      )
+
+    /** Records every report of the session, batch after batch; stops writing it once it is over. */
+    const recordAll = (sessionId: string): Effect.Effect<void> =>
+      Effect.gen(function* () {
+        let recorded = new Set<string>()
+        for (;;) {
+          const waiting = yield* reports.pending(sessionId, batch)
+          if (waiting.length === 0) return
+          // A report still there after its batch was recorded is not going away by looking again at once: the sweep
+          // tries it again in a while, rather than this fiber spinning on it.
+          const keys = waiting.map((report) => jobKeyString(report.key))
+          if (keys.some((key) => recorded.has(key))) {
+            return yield* Effect.logWarning(
+              `reports of session ${sessionId} were still there after being recorded; trying again later`
+            )
+          }
+          recorded = new Set(keys)
+          const { ended } = yield* options.record(sessionId, waiting)
+          if (ended) {
+            written.delete(sessionId)
+            yield* reports.releaseWriter(workerId, [sessionId])
+            return
+          }
+        }
+      }).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(
+            `recording the reported outcomes of session ${sessionId} failed (${error.message}); trying again in a second`
+          ).pipe(
+            Effect.zipRight(Effect.sleep(Duration.seconds(1))),
+            Effect.zipRight(Effect.sync(() => look(sessionId)))
+          )
+        )
+      )
+
+    yield* FiberSet.run(
+      fibers,
+      Effect.forever(
+        Effect.gen(function* () {
+          yield* Queue.take(wake)
+          while (dirty.size > 0) {
+            const sessions = [...dirty]
+            dirty.clear()
+            for (const sessionId of sessions) if (written.has(sessionId)) yield* recordAll(sessionId)
+          }
+        })
+      )
+    )
+
+    // The writer's leases: one statement per interval for every session it writes.
+    yield* FiberSet.run(
+      fibers,
+      Effect.forever(
+        Effect.zipRight(
+          Effect.sleep(Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))),
+          Effect.suspend(() => {
+            const mine = [...written]
+            if (mine.length === 0) return Effect.void
+            return reports.extendWriter(workerId, mine, leaseMs).pipe(
+              Effect.flatMap((kept) =>
+                Effect.sync(() => {
+                  const still = new Set(kept)
+                  for (const sessionId of mine) if (!still.has(sessionId)) written.delete(sessionId)
+                })
+              ),
+              Effect.catchAll((error) => Effect.logWarning(`could not extend the writer's leases: ${error.message}`))
+            )
+          })
+        )
+      )
+    )
+
+    // Reports nobody records: their writer's lease ran out, or it is a process of this host that is gone (replaced at
+    // once rather than when its lease runs out). A report older than a sweep interval whose writer is this worker is
+    // looked for again, in case its notification was lost.
+    const sweepMs = Duration.toMillis(Duration.decode(options.sweepInterval))
+    const sweep = Effect.flatMap(Clock.currentTimeMillis, (now) => reports.unrecorded(now - sweepMs)).pipe(
+      Effect.flatMap((sessions) =>
+        Effect.forEach(
+          sessions,
+          ({ sessionId, writer }) =>
+            writer === undefined
+              ? claim(sessionId)
+              : writer === workerId
+                ? claim(sessionId)
+                : isDeadLocalWorker(writer)
+                  ? claim(sessionId, writer)
+                  : Effect.void,
+          { discard: true }
+        )
+      ),
+      Effect.catchAll((error) => Effect.logWarning(`could not look for unrecorded reports: ${error.message}`))
+    )
+    yield* FiberSet.run(fibers, Effect.forever(Effect.zipRight(Effect.sleep(options.sweepInterval), sweep)))
+
+    // Stopping: every session goes to the next worker that reports, at once rather than when the leases run out.
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const mine = [...written]
+        written.clear()
+        return Effect.ignoreLogged(reports.releaseWriter(workerId, mine))
+      })
+    )
+
+    return {
+      writes: (sessionId) => written.has(sessionId),
+      vacant: claim
+    }
+  })

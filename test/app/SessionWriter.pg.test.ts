@@ -1,0 +1,191 @@
+/**
+ * PostgreSQL: one writer per session. Workers serving every session, each with a store of its own (as processes on
+ * other machines), run one plan: one of them writes the session, the others report their outcomes into their jobs'
+ * rows and append nothing; every task completes once, and the log still says which worker ran each attempt. When
+ * the writer stops, the next report elects another; reports whose writer died (its lease ran out, or its process on
+ * this host is gone) are recorded by the sweep.
+ */
+
+import * as os from "node:os"
+import { SqlClient } from "@effect/sql"
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Context, Effect, Fiber, Layer, Redacted } from "effect"
+import { PlannerService } from "../../src/app/PlannerService.js"
+import * as Worker from "../../src/app/Worker.js"
+import { Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
+import * as Planner from "../../src/domain/Planner.js"
+import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
+import * as PgEventStore from "../../src/infra/PgEventStore.js"
+import { PlannerStore } from "../../src/infra/PlannerStore.js"
+import { within } from "../infra/EventStoreContract.js"
+import { freshPgDatabase, pgStoreRecordingPrepared } from "../infra/fixtures/databases.js"
+import { independentTasks } from "./fixtures/plans.js"
+import { plannerRuntime } from "./fixtures/runtime.js"
+
+/** Completes each task after a short sleep, so that every worker gets some. */
+const sleepy = (ms: number): ExecutorService => ({
+  name: "sleepy",
+  execute: (context) => Effect.as(Effect.sleep(ms), Outcome.Completed({ result: `task ${context.taskId} done` }))
+})
+
+/** The planner's process: records plans, reads the log, runs nothing. */
+const plannerProcess = (url: string) =>
+  Effect.map(Layer.build(plannerRuntime(PgEventStore.layer({ url: Redacted.make(url) }), sleepy(0))), (context) => ({
+    service: Context.get(context, PlannerService),
+    store: Context.get(context, PlannerStore),
+    // The store's own client, which the runtime's type does not name.
+    sql: Context.unsafeGet(context as Context.Context<unknown>, SqlClient.SqlClient)
+  }))
+
+/** A worker's process, its prepared statements (appends, reports, takes) recorded by name. */
+const workerProcess = (url: string, workerId: string, executor: ExecutorService) =>
+  Effect.gen(function* () {
+    const { names, layer } = yield* pgStoreRecordingPrepared(url)
+    const context = yield* Layer.build(plannerRuntime(layer, executor))
+    const fiber = yield* Effect.fork(
+      Worker.run({
+        workerId,
+        concurrency: 2,
+        checkAttachments: false,
+        warmTokenizer: false,
+        livenessCheckInterval: "100 millis"
+      }).pipe(Effect.provide(context))
+    )
+    const appends = () => names.filter((name) => name.startsWith("event_store_append")).length
+    const reports = () => names.filter((name) => name.startsWith("planner_jobs_report")).length
+    return { workerId, fiber, appends, reports }
+  })
+
+const plan = (service: Context.Tag.Service<PlannerService>, sessionId: string, count: number) =>
+  Effect.flatMap(Clock.currentTimeMillis, (at) =>
+    service.execute(
+      sessionId,
+      new Initialize({
+        request: `${count} independent steps`,
+        tasks: independentTasks(count),
+        config: { ...defaultConfig, maxParallel: count },
+        at
+      })
+    )
+  )
+
+const finished = (service: Context.Tag.Service<PlannerService>, sessionId: string) =>
+  Effect.gen(function* () {
+    const state = yield* service.state(sessionId)
+    if (!Planner.isFinished(state)) return yield* Effect.fail("not yet")
+    return state
+  }).pipe(Effect.retry({ times: 3_000 }), Effect.delay("10 millis"), Effect.eventually, within(60, "the plan"))
+
+/** Every task completed exactly once, by the attempts the log has claimed. */
+const completedOnce = (events: ReadonlyArray<{ readonly _tag: string }>, count: number) => {
+  const completions = new Map<number, number>()
+  for (const event of events) {
+    if (event._tag === "TaskStatusUpdated" && "status" in event && event.status === "Completed" && "taskId" in event) {
+      const taskId = Number(event.taskId)
+      completions.set(taskId, (completions.get(taskId) ?? 0) + 1)
+    }
+  }
+  expect(completions.size).toBe(count)
+  expect([...completions.values()].every((times) => times === 1)).toBe(true)
+}
+
+describe("PostgreSQL: one writer per session", () => {
+  it.live("three workers on one plan: one writes the session, the others only report; every task completes once", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const url = yield* freshPgDatabase
+        const planner = yield* plannerProcess(url)
+        const workers = yield* Effect.all(
+          ["worker-a", "worker-b", "worker-c"].map((id) => workerProcess(url, id, sleepy(5)))
+        )
+        yield* plan(planner.service, "shared", 60)
+        const state = yield* finished(planner.service, "shared")
+        for (const worker of workers) yield* Fiber.interrupt(worker.fiber)
+
+        expect(state.status).toBe("Succeeded")
+        const events = (yield* planner.store.load("shared")).map((record) => record.event)
+        completedOnce(events, 60)
+        // The log says which worker ran each attempt: every attempt claimed once, by the worker that reported it.
+        const claimedBy = events.flatMap((event) => (event._tag === "TaskClaimed" ? [event.workerId] : []))
+        expect(claimedBy).toHaveLength(60)
+        const ran = new Set(claimedBy)
+        expect(ran.size).toBeGreaterThanOrEqual(2)
+
+        // One writer appended; every other worker that ran tasks reported them and appended nothing.
+        const writers = workers.filter((worker) => worker.appends() > 0)
+        expect(writers).toHaveLength(1)
+        for (const worker of workers) {
+          if (worker === writers[0] || !ran.has(worker.workerId)) continue
+          expect(worker.reports()).toBeGreaterThan(0)
+        }
+        // The session ended: its writer gave it up; the queue holds nothing.
+        expect(yield* planner.sql`SELECT session_id FROM planner_session_writers`).toEqual([])
+        expect(yield* planner.service.queue.list("shared")).toEqual([])
+      })
+    )
+  )
+
+  it.live("the writer stops mid-plan: the next report elects another, and the plan finishes", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const url = yield* freshPgDatabase
+        const planner = yield* plannerProcess(url)
+        const workers = yield* Effect.all(["worker-a", "worker-b"].map((id) => workerProcess(url, id, sleepy(20))))
+        yield* plan(planner.service, "handover", 40)
+        // Wait until some outcomes are in and a writer is elected, then stop that writer's worker.
+        const writer = yield* Effect.gen(function* () {
+          const rows = yield* planner.sql<{ worker_id: string }>`SELECT worker_id FROM planner_session_writers`
+          const state = yield* planner.service.state("handover")
+          const done = state.tasks.filter((task) => task.status === "Completed").length
+          if (rows.length === 0 || done < 8) return yield* Effect.fail("not yet")
+          return rows[0]?.worker_id
+        }).pipe(Effect.retry({ times: 3_000 }), Effect.delay("5 millis"), Effect.eventually, within(30, "a writer"))
+        const [stopped, going] = workers[0]?.workerId === writer ? [workers[0], workers[1]] : [workers[1], workers[0]]
+        if (stopped === undefined || going === undefined) throw new Error("two workers")
+        yield* Fiber.interrupt(stopped.fiber)
+        const appendsBefore = going.appends()
+
+        const state = yield* finished(planner.service, "handover")
+        yield* Fiber.interrupt(going.fiber)
+        expect(state.status).toBe("Succeeded")
+        completedOnce(
+          (yield* planner.store.load("handover")).map((record) => record.event),
+          40
+        )
+        // The worker left became the writer and recorded the rest.
+        expect(going.appends()).toBeGreaterThan(appendsBefore)
+      })
+    )
+  )
+
+  it.live("reports whose writer died are recorded: after its lease runs out, or at once when its process is gone", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const url = yield* freshPgDatabase
+        const planner = yield* plannerProcess(url)
+        const now = yield* Clock.currentTimeMillis
+        // Writers nobody runs: one on another machine whose lease runs out soon, one a process of this host that is
+        // gone (no process has the largest pid) under a lease of an hour.
+        const gone = `${os.hostname()}/4194303/deadbeef`
+        yield* planner.sql`
+          INSERT INTO planner_session_writers (session_id, worker_id, lease_expires_at)
+          VALUES ('lapsed', 'elsewhere/1/cafe', ${now + 400}), ('gone', ${gone}, ${now + 3_600_000})`
+        const worker = yield* workerProcess(url, "worker-a", sleepy(5))
+        yield* plan(planner.service, "lapsed", 6)
+        yield* plan(planner.service, "gone", 6)
+        for (const sessionId of ["lapsed", "gone"]) {
+          const state = yield* finished(planner.service, sessionId)
+          expect(state.status).toBe("Succeeded")
+          completedOnce(
+            (yield* planner.store.load(sessionId)).map((record) => record.event),
+            6
+          )
+        }
+        yield* Fiber.interrupt(worker.fiber)
+        expect(worker.reports()).toBeGreaterThan(0)
+        expect(worker.appends()).toBeGreaterThan(0)
+      })
+    )
+  )
+})

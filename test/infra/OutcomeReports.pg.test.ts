@@ -1,0 +1,210 @@
+/**
+ * PostgreSQL: outcomes reported into job rows for one writer per session (`TaskQueue.reports`). A report is stored
+ * only by the job's holder, and a reported job is never handed out again; the writer is one worker at a time under a
+ * lease row; reports nobody records are found; a report takes its reporter's next jobs in its own statement; the
+ * writer hears of each report through NOTIFY, from another instance (another process).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Deferred, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
+import * as PgEventStore from "../../src/infra/PgEventStore.js"
+import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
+import { type JobKey, jobKeyString, type OutcomeReports, type TakenJob } from "../../src/infra/TaskQueue.js"
+import { freshPgDatabase } from "./fixtures/databases.js"
+import { job, type TaskQueueTarget, untilAsleep, within, withQueue } from "./TaskQueueContract.js"
+
+const targets: ReadonlyArray<readonly [string, TaskQueueTarget<string, never>]> = [
+  [
+    "statements unnamed",
+    {
+      freshDatabase: freshPgDatabase,
+      layer: (url) => SqlTaskQueue.layer().pipe(Layer.provide(PgEventStore.layer({ url: Redacted.make(url) }))),
+      wakesOtherInstances: true
+    }
+  ],
+  [
+    "statements prepared",
+    {
+      freshDatabase: freshPgDatabase,
+      layer: (url) => PgEventStore.layer({ url: Redacted.make(url) }),
+      wakesOtherInstances: true
+    }
+  ]
+]
+
+const key = (sessionId: string, taskId: number, attempt = 1): JobKey => ({ sessionId, taskId, attempt })
+const lease = 10_000
+
+const reportsOf = (queue: { readonly reports?: OutcomeReports | undefined }): OutcomeReports => {
+  if (queue.reports === undefined) throw new Error("the PostgreSQL queue takes reports")
+  return queue.reports
+}
+
+for (const [variant, target] of targets) {
+  describe(`SqlTaskQueue on PostgreSQL, ${variant}: reported outcomes`, () => {
+    it.effect("only the job's holder reports it; a reported job is never taken again, its lease run out or not", () =>
+      withQueue(target, (queue) =>
+        Effect.gen(function* () {
+          const reports = reportsOf(queue)
+          yield* queue.enqueue([job("s", 1), job("s", 2)])
+          const [taken] = yield* queue.take({ workerId: "w1", limit: 1, leaseMs: lease })
+          expect(taken?.taskId).toBe(1)
+
+          expect(yield* reports.report(key("s", 1), "w2", ["not mine"])).toEqual({ stored: false, writer: undefined })
+          expect(yield* reports.report(key("s", 1), "w1", [{ outcome: "done", n: 1 }])).toEqual({
+            stored: true,
+            writer: undefined
+          })
+          // Reported once: a second report of the same attempt changes nothing.
+          expect((yield* reports.report(key("s", 1), "w1", ["again"])).stored).toBe(false)
+          const listed = yield* queue.list("s")
+          expect(listed.map((listedJob) => [jobKeyString(listedJob), listedJob.reported === true])).toEqual([
+            ["s/1/1", true],
+            ["s/2/1", false]
+          ])
+
+          // Its lease runs out: still not takeable, and not due either (a waiter does not spin on it).
+          yield* TestClock.adjust(lease * 2)
+          const retaken = yield* queue.take({ workerId: "w3", limit: 10, leaseMs: lease })
+          expect(retaken.map(jobKeyString)).toEqual(["s/2/1"])
+          const waiting = yield* Effect.fork(queue.awaitWork())
+          yield* untilAsleep()
+          expect(waiting.unsafePoll()).toBeNull()
+          yield* Fiber.interrupt(waiting)
+          // Nor does its holder give it back: it is the writer's now.
+          yield* queue.release(key("s", 1), "w1")
+          expect((yield* queue.list("s")).find((listedJob) => listedJob.taskId === 1)?.reported).toBe(true)
+
+          const pending = yield* reports.pending("s", 10)
+          expect(pending).toEqual([{ key: key("s", 1), workerId: "w1", outcome: [{ outcome: "done", n: 1 }] }])
+          expect(yield* reports.pending("other", 10)).toEqual([])
+          // The writer's append completes the job, report and all.
+          yield* queue.complete(key("s", 1))
+          expect(yield* reports.pending("s", 10)).toEqual([])
+        })
+      )
+    )
+
+    it.effect("reports come back oldest first, at most the limit asked for", () =>
+      withQueue(target, (queue) =>
+        Effect.gen(function* () {
+          const reports = reportsOf(queue)
+          yield* queue.enqueue([1, 2, 3, 4].map((taskId) => job("s", taskId)))
+          yield* queue.take({ workerId: "w", limit: 4, leaseMs: lease })
+          for (const taskId of [3, 1, 4, 2]) {
+            yield* reports.report(key("s", taskId), "w", { taskId })
+            yield* TestClock.adjust(1)
+          }
+          expect((yield* reports.pending("s", 3)).map((report) => report.key.taskId)).toEqual([3, 1, 4])
+        })
+      )
+    )
+
+    it.effect(
+      "the writer: one worker at a time, renewed, taken over once its lease runs out or when it is known dead",
+      () =>
+        withQueue(target, (queue) =>
+          Effect.gen(function* () {
+            const reports = reportsOf(queue)
+            expect(yield* reports.claimWriter("s", "a", 1_000)).toBe(true)
+            expect(yield* reports.claimWriter("s", "b", 1_000)).toBe(false)
+            // Claiming again is renewing.
+            expect(yield* reports.claimWriter("s", "a", 1_000)).toBe(true)
+            yield* queue.enqueue([job("s", 1)])
+            yield* queue.take({ workerId: "w", limit: 1, leaseMs: lease })
+            expect(yield* reports.report(key("s", 1), "w", "x")).toEqual({ stored: true, writer: "a" })
+
+            yield* TestClock.adjust(500)
+            expect(yield* reports.extendWriter("a", ["s", "t"], 1_000)).toEqual(["s"])
+            yield* TestClock.adjust(900)
+            expect(yield* reports.claimWriter("s", "b", 1_000)).toBe(false)
+            yield* TestClock.adjust(200)
+            // Its lease ran out: another worker takes over, and the old writer's renewal finds the session gone.
+            expect(yield* reports.claimWriter("s", "b", 1_000)).toBe(true)
+            expect(yield* reports.extendWriter("a", ["s"], 1_000)).toEqual([])
+            // A writer known dead is replaced at once, its lease live or not; only the one named.
+            expect(yield* reports.claimWriter("s", "c", 1_000, "a")).toBe(false)
+            expect(yield* reports.claimWriter("s", "c", 1_000, "b")).toBe(true)
+            // Given up: the next worker takes over at once.
+            yield* reports.releaseWriter("b", ["s"])
+            expect(yield* reports.claimWriter("s", "d", 1_000)).toBe(false)
+            yield* reports.releaseWriter("c", ["s"])
+            expect(yield* reports.claimWriter("s", "d", 1_000)).toBe(true)
+          })
+        )
+    )
+
+    it.effect("reports nobody records: with no live writer, or stored before a time, with the live writer", () =>
+      withQueue(target, (queue) =>
+        Effect.gen(function* () {
+          const reports = reportsOf(queue)
+          yield* queue.enqueue([job("s", 1), job("s", 2), job("t", 1)])
+          yield* queue.take({ workerId: "w", limit: 3, leaseMs: lease })
+          yield* reports.report(key("s", 1), "w", "x")
+          yield* reports.report(key("s", 2), "w", "y")
+          const now = yield* Clock.currentTimeMillis
+          expect(yield* reports.unrecorded(now)).toEqual([{ sessionId: "s", writer: undefined }])
+          expect(yield* reports.claimWriter("s", "a", 1_000)).toBe(true)
+          expect(yield* reports.unrecorded(now)).toEqual([])
+          yield* TestClock.adjust(100)
+          // Still waiting a while later, with a live writer: it is named, for the sweep to see whether it is alive.
+          expect(yield* reports.unrecorded(now + 1)).toEqual([{ sessionId: "s", writer: "a" }])
+          yield* TestClock.adjust(1_000)
+          expect(yield* reports.unrecorded(now)).toEqual([{ sessionId: "s", writer: undefined }])
+        })
+      )
+    )
+
+    it.effect("a report takes its reporter's next jobs in the same statement, never the job it reports", () =>
+      withQueue(target, (queue) =>
+        Effect.gen(function* () {
+          const reports = reportsOf(queue)
+          yield* queue.enqueue([job("s", 1), job("s", 2), job("s", 3), job("s", 4, { kind: "UnitTest" })])
+          yield* queue.take({ workerId: "w", limit: 1, leaseMs: lease })
+          // Its own lease ran out meanwhile (nobody took the job): the take must still not hand it back to itself.
+          yield* TestClock.adjust(lease + 1)
+          let taken: ReadonlyArray<TakenJob> | undefined
+          const now = yield* Clock.currentTimeMillis
+          const found = yield* reports.report(key("s", 1), "w", "done", {
+            options: { workerId: "w", kinds: ["Processing"], limit: 5, leaseMs: lease },
+            now,
+            taken: (jobs) => {
+              taken = jobs
+            }
+          })
+          expect(found).toEqual({ stored: true, writer: undefined })
+          expect(taken?.map(jobKeyString)).toEqual(["s/2/1", "s/3/1"])
+          expect(taken?.every((one) => one.workerId === "w" && one.leaseExpiresAt === now + lease)).toBe(true)
+
+          // Refused (not the holder's): nothing stored, and the take still runs, here finding nothing left of its kind.
+          let second: ReadonlyArray<TakenJob> | undefined
+          const refused = yield* reports.report(key("s", 4), "w", "done", {
+            options: { workerId: "w", kinds: ["Processing"], limit: 5, leaseMs: lease },
+            now,
+            taken: (jobs) => {
+              second = jobs
+            }
+          })
+          expect(refused.stored).toBe(false)
+          expect(second).toEqual([])
+        })
+      )
+    )
+
+    it.live("the writer hears of each report stored, from another instance, once its listening is active", () =>
+      withQueue(target, (queue, { second }) =>
+        Effect.gen(function* () {
+          const other = yield* second
+          const heard = yield* Deferred.make<string>()
+          const start = yield* reportsOf(other).listen((sessionId) =>
+            Deferred.unsafeDone(heard, Effect.succeed(sessionId))
+          )
+          yield* start
+          yield* queue.enqueue([job("heard", 1)])
+          yield* queue.take({ workerId: "w", limit: 1, leaseMs: lease })
+          yield* reportsOf(queue).report(key("heard", 1), "w", "done")
+          expect(yield* Deferred.await(heard).pipe(within(10))).toBe("heard")
+        })
+      )
+    )
+  })
+}
