@@ -380,6 +380,9 @@ export const make = (options: PlannerServiceOptions = {}) =>
       return at !== undefined && clock.unsafeCurrentTimeMillis() - at < sharedForMs
     }
 
+    /** By session: a read of the log under way for `stateKnowing`, which its other callers wait for. */
+    const reading = new Map<string, Effect.Effect<Planner.PlannerState, ReadError>>()
+
     /** The cached state brought up to date with whatever the store has after it. */
     const current = (sessionId: string): Effect.Effect<Planner.PlannerState, ReadError> =>
       Effect.gen(function* () {
@@ -913,7 +916,26 @@ export const make = (options: PlannerServiceOptions = {}) =>
       stateKnowing: (sessionId, enough) =>
         Effect.suspend(() => {
           const cached = cache.get(sessionId)
-          return cached !== undefined && enough(cached) ? Effect.succeed(cached) : current(sessionId)
+          if (cached !== undefined && enough(cached)) return Effect.succeed(cached)
+          // Several attempts of a session new to this process start at once (a take of several jobs): one read and
+          // fold of its log serves them all, rather than one each. A state that does not do for a caller (the read
+          // began before what it needs was written), or a read cut short, leaves it to read for itself.
+          const shared = reading.get(sessionId)
+          if (shared !== undefined) {
+            return Effect.flatMap(
+              Effect.catchAllCause(shared, () => current(sessionId)),
+              (state) => (enough(state) ? Effect.succeed(state) : current(sessionId))
+            )
+          }
+          const read = Deferred.unsafeMake<Planner.PlannerState, ReadError>(FiberId.none)
+          const awaited = Deferred.await(read)
+          reading.set(sessionId, awaited)
+          return current(sessionId).pipe(
+            Effect.onExit((exit) => {
+              if (reading.get(sessionId) === awaited) reading.delete(sessionId)
+              return Deferred.done(read, exit)
+            })
+          )
         }),
       stateAt: (sessionId, sequence) =>
         store.load(sessionId, { toSequence: sequence }).pipe(

@@ -33,7 +33,8 @@ const twoWriters = Effect.gen(function* () {
       load: (query) =>
         Effect.suspend(() => {
           reads.count += 1
-          return inner.load(query)
+          // A read takes a turn of the scheduler, as one over a network does.
+          return Effect.zipRight(Effect.sleep("1 millis"), inner.load(query))
         })
     }
     return PlannerService.make().pipe(
@@ -103,6 +104,26 @@ describe("PlannerService with another writer", () => {
       }
       expect(readsA.count).toBe(before)
       expect((yield* a.state(sessionId)).version).toBe(claimed.state.version + 10)
+    })
+  )
+
+  it.live("attempts starting at once in a session new to this process share one read of its log", () =>
+    Effect.gen(function* () {
+      const { a, b, readsB } = yield* twoWriters
+      yield* a.execute(sessionId, new Initialize({ request: "two tasks", tasks, at: 1 }))
+      const knowsBoth = (state: Planner.PlannerState) =>
+        tasks.every((task) => Planner.task(state, task.id)?.status === "Dispatched")
+      const states = yield* Effect.all(
+        Array.from({ length: 6 }, () => b.stateKnowing(sessionId, knowsBoth)),
+        { concurrency: "unbounded" }
+      )
+      expect(states.every(knowsBoth)).toBe(true)
+      expect(readsB.count).toBe(1)
+      // A caller the shared read does not satisfy reads for itself.
+      yield* a.execute(sessionId, claim(1, "a", 2))
+      const running = yield* b.stateKnowing(sessionId, (state) => Planner.task(state, 1)?.status === "Running")
+      expect(Planner.task(running, 1)?.status).toBe("Running")
+      expect(readsB.count).toBe(2)
     })
   )
 })
