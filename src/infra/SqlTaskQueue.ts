@@ -131,32 +131,37 @@ const encodePayload = (operation: string, job: Job): Effect.Effect<string, TaskQ
       })
   })
 
-const decodeRow = (operation: string, row: JobRow): Effect.Effect<ListedJob, TaskQueueError> =>
-  Effect.try({
-    try: (): ListedJob => ({
-      sessionId: row.session_id,
-      taskId: Number(row.task_id),
-      attempt: Number(row.attempt),
-      kind: row.kind,
-      runAt: Number(row.run_at),
-      payload: JSON.parse(row.payload),
-      ...(row.worker_id === null ? {} : { workerId: row.worker_id }),
-      ...(row.lease_expires_at === null ? {} : { leaseExpiresAt: Number(row.lease_expires_at) }),
-      ...(row.reported === true || row.reported === 1 ? { reported: true as const } : {})
-    }),
-    catch: (cause) =>
-      new TaskQueueError({
-        operation,
-        reason: `the stored payload of job ${row.session_id}/${row.task_id}/${row.attempt} is not JSON (${causeText(cause)}); rebuild the session's jobs from its log`
-      })
+/** A row as a job; throws when its payload is not JSON. */
+const rowToJob = (row: JobRow): ListedJob => ({
+  sessionId: row.session_id,
+  taskId: Number(row.task_id),
+  attempt: Number(row.attempt),
+  kind: row.kind,
+  runAt: Number(row.run_at),
+  payload: JSON.parse(row.payload),
+  ...(row.worker_id === null ? {} : { workerId: row.worker_id }),
+  ...(row.lease_expires_at === null ? {} : { leaseExpiresAt: Number(row.lease_expires_at) }),
+  ...(row.reported === true || row.reported === 1 ? { reported: true as const } : {})
+})
+
+const unreadablePayload = (operation: string, row: JobRow, cause: unknown) =>
+  new TaskQueueError({
+    operation,
+    reason: `the stored payload of job ${row.session_id}/${row.task_id}/${row.attempt} is not JSON (${causeText(cause)}); rebuild the session's jobs from its log`
   })
+
+const decodeRow = (operation: string, row: JobRow): Effect.Effect<ListedJob, TaskQueueError> =>
+  Effect.try({ try: () => rowToJob(row), catch: (cause) => unreadablePayload(operation, row, cause) })
 
 /** Rows a take returned, as the jobs taken, oldest `runAt` first; a row whose payload is not JSON is left to its lease. */
 const decodeTaken = (rows: ReadonlyArray<JobRow>, workerId: string, leaseExpiresAt: number): Array<TakenJob> => {
   const taken: Array<TakenJob> = []
   for (const row of rows) {
-    const decoded = Effect.runSync(Effect.either(decodeRow("take jobs", row)))
-    if (decoded._tag === "Right") taken.push({ ...decoded.right, workerId, leaseExpiresAt, takes: Number(row.takes) })
+    try {
+      taken.push({ ...rowToJob(row), workerId, leaseExpiresAt, takes: Number(row.takes) })
+    } catch {
+      // Its payload is not JSON: `list` and `planner doctor` name it; the job is left to its lease.
+    }
   }
   return taken.sort((a, b) => a.runAt - b.runAt)
 }
@@ -402,17 +407,22 @@ export const make = (
               RETURNING ${columns}`
           )
       const sorted = [...rows].sort((a, b) => Number(a.run_at) - Number(b.run_at) || Number(a.id) - Number(b.id))
-      return yield* Effect.forEach(sorted, (row) =>
-        Effect.map(
-          decodeRow("take jobs", row),
-          (job): TakenJob => ({
-            ...job,
-            workerId: options.workerId,
-            leaseExpiresAt: now + options.leaseMs,
-            takes: Number(row.takes)
-          })
-        )
-      )
+      const taken: Array<TakenJob> = []
+      for (const row of sorted) {
+        let job: ListedJob
+        try {
+          job = rowToJob(row)
+        } catch (cause) {
+          return yield* Effect.fail(unreadablePayload("take jobs", row, cause))
+        }
+        taken.push({
+          ...job,
+          workerId: options.workerId,
+          leaseExpiresAt: now + options.leaseMs,
+          takes: Number(row.takes)
+        })
+      }
+      return taken
     })
 
     const extendLeases = hotFn("SqlTaskQueue.extendLeases")(function* (workerId: string, leaseMs: number) {

@@ -408,7 +408,7 @@ export const make = (settings: AttemptSettings) =>
             Effect.gen(function* () {
               // The event was checked when it was made: checking the command around it again cost more than deciding.
               const command = new HandleExecutorEvent(
-                { event: new TaskCompleted({ taskId: task.id, attempt: task.attempt, result }), at },
+                { event: new TaskCompleted({ taskId: task.id, attempt: task.attempt, result }, true), at },
                 true
               )
               const recorded = yield* report(sessionId, task, command, start)
@@ -529,7 +529,11 @@ export const make = (settings: AttemptSettings) =>
     ): Effect.Effect<Option.Option<{ readonly state: Planner.PlannerState; readonly start?: ClaimTask }>> => {
       if (handed !== undefined) return Effect.succeed(Option.some({ state: handed }))
       const claim = () =>
-        new ClaimTask({ taskId: job.taskId, attempt: job.attempt, workerId, at: clock.unsafeCurrentTimeMillis() })
+        new ClaimTask(
+          { taskId: job.taskId, attempt: job.attempt, workerId, at: clock.unsafeCurrentTimeMillis() },
+          // The job's key came from the queue, the time from the clock: only a worker id given empty needs checking.
+          workerId.length > 0
+        )
       if (settings.startsWithOutcomes || service.writtenElsewhere(job.sessionId)) {
         return service.stateKnowing(job.sessionId, knowsAttempt(job)).pipe(
           Effect.map((state) => Option.some({ state, start: claim() })),

@@ -8,8 +8,8 @@
  *   session, it LISTENs for reports (active before it looks, so none is missed), and its own outcomes go straight to
  *   the log (`writes`).
  * - One fiber records what is reported, session by session: it reads a batch of reports (`pending`), records them
- *   (`record`: one append, which completes their jobs in its transaction), and looks again until none is left. A
- *   notification that comes meanwhile makes it look once more.
+ *   (`record`: one append, which completes their jobs in its transaction), and reads again while batches come back
+ *   full. A report stored meanwhile notifies it, and it looks once more.
  * - One `extendWriter` per lease interval renews its leases on all the sessions it writes; a session whose row is no
  *   longer its own (its lease ran out and another worker claimed it) is dropped.
  * - It stops writing a session once the session has ended, and gives up every session when the worker stops, so the
@@ -103,6 +103,9 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
             yield* reports.releaseWriter(workerId, [sessionId])
             return
           }
+          // Fewer than a batch: that was all of them when it read. A report stored since notifies this writer, which
+          // then looks again; looking now would mostly find nothing, a statement for nothing.
+          if (waiting.length < batch) return
         }
       }).pipe(
         Effect.catchAll((error) =>
