@@ -142,13 +142,16 @@ const InsertedRows = Schema.Array(Schema.Struct({ position: DbInt, sequence: DbI
 const decodeInsertedRows = Schema.decodeUnknownEither(InsertedRows)
 type Inserted = (typeof InsertedRows.Type)[number]
 
-/** An append's RETURNING rows, by sequence. Plain numbers (SQLite) need no schema; anything else goes through it. */
+/**
+ * An append's RETURNING rows, by sequence. Integers as numbers (SQLite) or as decimal text (PostgreSQL's BIGINT) need
+ * no schema; anything else goes through it, to say what is wrong.
+ */
 const decodeInserted = (rows: ReadonlyArray<unknown>): Either.Either<ReadonlyArray<Inserted>, EventStoreError> => {
   const inserted: Array<Inserted> = []
   for (const row of rows) {
-    const position: unknown = typeof row === "object" && row !== null ? Reflect.get(row, "position") : undefined
-    const sequence: unknown = typeof row === "object" && row !== null ? Reflect.get(row, "sequence") : undefined
-    if (typeof position !== "number" || typeof sequence !== "number") {
+    const position = typeof row === "object" && row !== null ? dbInt(Reflect.get(row, "position")) : undefined
+    const sequence = typeof row === "object" && row !== null ? dbInt(Reflect.get(row, "sequence")) : undefined
+    if (position === undefined || sequence === undefined) {
       return decodeInsertedRows(rows).pipe(
         Either.map((decoded) => [...decoded].sort((a, b) => a.sequence - b.sequence)),
         Either.mapLeft(
