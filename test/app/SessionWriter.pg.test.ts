@@ -9,7 +9,7 @@
 import * as os from "node:os"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Effect, Fiber, Layer, Redacted } from "effect"
+import { Clock, Context, Deferred, Effect, Fiber, Layer, Redacted } from "effect"
 import { PlannerService } from "../../src/app/PlannerService.js"
 import * as Worker from "../../src/app/Worker.js"
 import { Initialize } from "../../src/domain/Commands.js"
@@ -131,20 +131,31 @@ describe("PostgreSQL: one writer per session", () => {
       Effect.gen(function* () {
         const url = yield* freshPgDatabase
         const planner = yield* plannerProcess(url)
-        const workers = yield* Effect.all(["worker-a", "worker-b"].map((id) => workerProcess(url, id, sleepy(20))))
+        // The first ten tasks complete at once; the others wait until the writer has been stopped.
+        const gate = yield* Deferred.make<void>()
+        const gated: ExecutorService = {
+          name: "gated",
+          execute: (context) =>
+            Effect.as(
+              context.taskId <= 10 ? Effect.sleep(5) : Deferred.await(gate),
+              Outcome.Completed({ result: `task ${context.taskId} done` })
+            )
+        }
+        const workers = yield* Effect.all(["worker-a", "worker-b"].map((id) => workerProcess(url, id, gated)))
         yield* plan(planner.service, "handover", 40)
-        // Wait until some outcomes are in and a writer is elected, then stop that writer's worker.
+        // Wait until the first ten are recorded, by a writer elected among the workers, then stop that writer's worker.
         const writer = yield* Effect.gen(function* () {
           const rows = yield* planner.sql<{ worker_id: string }>`SELECT worker_id FROM planner_session_writers`
           const state = yield* planner.service.state("handover")
           const done = state.tasks.filter((task) => task.status === "Completed").length
-          if (rows.length === 0 || done < 8) return yield* Effect.fail("not yet")
+          if (rows.length === 0 || done < 10) return yield* Effect.fail("not yet")
           return rows[0]?.worker_id
         }).pipe(Effect.retry({ times: 3_000 }), Effect.delay("5 millis"), Effect.eventually, within(30, "a writer"))
         const [stopped, going] = workers[0]?.workerId === writer ? [workers[0], workers[1]] : [workers[1], workers[0]]
         if (stopped === undefined || going === undefined) throw new Error("two workers")
         yield* Fiber.interrupt(stopped.fiber)
         const appendsBefore = going.appends()
+        yield* Deferred.succeed(gate, undefined)
 
         const state = yield* finished(planner.service, "handover")
         yield* Fiber.interrupt(going.fiber)
