@@ -15,6 +15,7 @@ import * as Worker from "../../src/app/Worker.js"
 import { Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
+import type { NodeKind } from "../../src/domain/Task.js"
 import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
@@ -39,7 +40,7 @@ const plannerProcess = (url: string) =>
   }))
 
 /** A worker's process, its prepared statements (appends, reports, takes) recorded by name. */
-const workerProcess = (url: string, workerId: string, executor: ExecutorService) =>
+const workerProcess = (url: string, workerId: string, executor: ExecutorService, kinds?: ReadonlyArray<NodeKind>) =>
   Effect.gen(function* () {
     const { names, layer } = yield* pgStoreRecordingPrepared(url)
     const context = yield* Layer.build(plannerRuntime(layer, executor))
@@ -49,7 +50,8 @@ const workerProcess = (url: string, workerId: string, executor: ExecutorService)
         concurrency: 2,
         checkAttachments: false,
         warmTokenizer: false,
-        livenessCheckInterval: "100 millis"
+        livenessCheckInterval: "100 millis",
+        ...(kinds === undefined ? {} : { kinds })
       }).pipe(Effect.provide(context))
     )
     const appends = () => names.filter((name) => name.startsWith("event_store_append")).length
@@ -196,6 +198,49 @@ describe("PostgreSQL: one writer per session", () => {
         yield* Fiber.interrupt(worker.fiber)
         expect(worker.reports()).toBeGreaterThan(0)
         expect(worker.appends()).toBeGreaterThan(0)
+      })
+    )
+  )
+
+  it.live("a failure reported to the writer that asks for a revised plan is settled by the writer", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const url = yield* freshPgDatabase
+        const planner = yield* plannerProcess(url)
+        const now = yield* Clock.currentTimeMillis
+        // worker-a writes the session (its row is there before it starts; its sweep finds it its own); worker-b serves
+        // only the step that fails, so its failure reaches the log through worker-a.
+        yield* planner.sql`
+          INSERT INTO planner_session_writers (session_id, worker_id, lease_expires_at)
+          VALUES ('replan', 'worker-a', ${now + 60_000})`
+        const failing: ExecutorService = {
+          name: "failing",
+          execute: () => Effect.succeed(Outcome.Failed({ error: "the step cannot work this way", retryable: false }))
+        }
+        const writer = yield* workerProcess(url, "worker-a", sleepy(5), ["Processing"])
+        const reporter = yield* workerProcess(url, "worker-b", failing, ["UnitTest"])
+        yield* Effect.flatMap(Clock.currentTimeMillis, (at) =>
+          planner.service.execute(
+            "replan",
+            new Initialize({
+              request: "one step that works, one that fails",
+              tasks: [
+                { id: 1, description: "build it", kind: "Processing", dependsOn: [], attachments: [] },
+                { id: 2, description: "test it", kind: "UnitTest", dependsOn: [], attachments: [] }
+              ],
+              config: { ...defaultConfig, maxParallel: 2, onFailure: "replan" },
+              at
+            })
+          )
+        )
+        yield* finished(planner.service, "replan")
+        yield* Fiber.interrupt(writer.fiber)
+        yield* Fiber.interrupt(reporter.fiber)
+        const types = (yield* planner.store.load("replan")).map((record) => record.event._tag)
+        expect(types).toContain("ReplanRequested")
+        expect(types.some((type) => type === "ReplanSkipped" || type === "TaskReplanned")).toBe(true)
+        expect(reporter.reports()).toBeGreaterThan(0)
+        expect(reporter.appends()).toBe(0)
       })
     )
   )

@@ -155,6 +155,7 @@ export const taskContext = (
  */
 export const make = (settings: AttemptSettings) =>
   Effect.gen(function* () {
+    const scope = yield* Effect.scope
     const service = yield* PlannerService
     const registry = yield* ExecutorRegistry
     const checker = yield* AttachmentChecker
@@ -293,7 +294,8 @@ export const make = (settings: AttemptSettings) =>
      * The session writer's part (`SessionWriter`): records a batch of one session's reports in one append, which
      * completes their jobs in its transaction, then does what follows each. A report that cannot be read counts as a
      * failed attempt (retryable), as a worker lost with its attempt would. A report the planner refuses (the attempt
-     * ended otherwise) only has its job completed. `ended`: the session is over.
+     * ended otherwise) only has its job completed. What follows each outcome runs on beside the writer, in the worker's
+     * scope. `ended`: the session is over.
      */
     const recordReports = (sessionId: string, reports: ReadonlyArray<PendingReport>) =>
       Effect.gen(function* () {
@@ -330,6 +332,7 @@ export const make = (settings: AttemptSettings) =>
         }
         const outcomes = yield* service.executeAll(sessionId, commands)
         let after: Planner.PlannerState | undefined
+        const followUps: Array<Effect.Effect<void>> = []
         const refused: Array<JobKey> = []
         for (const [index, pending] of reports.entries()) {
           const outcome = outcomes[ends[index] ?? -1]
@@ -345,7 +348,21 @@ export const make = (settings: AttemptSettings) =>
           after = outcome.right.state
           const command = commands[ends[index] ?? -1]
           const completed = command?._tag === "HandleExecutorEvent" && command.event._tag === "TaskCompleted"
-          yield* followUp(sessionId, pending.key.taskId, outcome.right, completed)
+          followUps.push(followUp(sessionId, pending.key.taskId, outcome.right, completed))
+        }
+        // What follows the outcomes (a compaction, a revised plan: model calls, maybe) goes on beside the writer,
+        // which records the next reports meanwhile, for this session and the others it writes.
+        if (followUps.length > 0) {
+          yield* Effect.forkIn(
+            Effect.all(followUps, { discard: true }).pipe(
+              Effect.catchAllCause((cause) =>
+                Cause.isInterruptedOnly(cause)
+                  ? Effect.void
+                  : Effect.logWarning(`what follows reported outcomes of session ${sessionId} failed`, cause)
+              )
+            ),
+            scope
+          )
         }
         // Refused, or a repeat that recorded nothing: the attempt ended otherwise, and its job goes with it.
         if (refused.length > 0) yield* queue.complete(refused)
