@@ -2,3 +2,4 @@ import { freshPgDatabase } from "../infra/fixtures/databases.js"
 import { competingWorkersSuite } from "./competingWorkersSuite.js"
 
 competingWorkersSuite("PostgreSQL", freshPgDatabase)
+competingWorkersSuite("PostgreSQL", freshPgDatabase, { victimWrites: true })

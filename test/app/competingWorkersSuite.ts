@@ -4,6 +4,7 @@
  * whose tasks may all run at once; one of them is killed with SIGKILL while it holds tasks. The others take its
  * tasks back once their leases run out (or at once, when they notice its process is gone) and finish the plan.
  */
+import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Context, Duration, Effect, Layer, type Scope, Stream } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
@@ -36,11 +37,19 @@ const neverHere: ExecutorService = {
 const within = (seconds: number, what: string) =>
   Effect.timeoutFail({ duration: Duration.seconds(seconds), onTimeout: () => new Error(`timed out: ${what}`) })
 
-/** The suite over the database `fresh` gives (a PostgreSQL URL or a SQLite file path). */
-export const competingWorkersSuite = (name: string, fresh: Effect.Effect<string, unknown, Scope.Scope>) =>
+/**
+ * The suite over the database `fresh` gives (a PostgreSQL URL or a SQLite file path). `victimWrites` (PostgreSQL): the
+ * victim is made the session's writer before the plan starts, so the others report their outcomes to it until it is
+ * killed, and then elect another writer.
+ */
+export const competingWorkersSuite = (
+  name: string,
+  fresh: Effect.Effect<string, unknown, Scope.Scope>,
+  options: { readonly victimWrites?: boolean } = {}
+) =>
   describe(`competing worker processes on ${name}`, () => {
     it.live(
-      "three workers run a 200-task plan; one killed mid-task; every task completes exactly once",
+      `three workers run a 200-task plan; one killed mid-task${options.victimWrites === true ? ", the session's writer" : ""}; every task completes exactly once`,
       () =>
         Effect.scoped(
           Effect.gen(function* () {
@@ -68,6 +77,14 @@ export const competingWorkersSuite = (name: string, fresh: Effect.Effect<string,
             })
 
             const sessionId = "competing-workers"
+            const sql = Context.unsafeGet(context as Context.Context<unknown>, SqlClient.SqlClient)
+            if (options.victimWrites === true) {
+              // Its own sweep finds the row its own and takes it up; the others' reports find it the writer.
+              const until = (yield* Clock.currentTimeMillis) + 600_000
+              yield* sql`
+                INSERT INTO planner_session_writers (session_id, worker_id, lease_expires_at)
+                VALUES (${sessionId}, ${victim.workerId}, ${until})`
+            }
             yield* service.execute(
               sessionId,
               new Initialize({
@@ -89,6 +106,11 @@ export const competingWorkersSuite = (name: string, fresh: Effect.Effect<string,
               .waitFor((line) => line.startsWith("stuck "))
               .pipe(within(30, "the victim"))
             const [, stuckTask, stuckAttempt] = stuck.split(" ").map(Number)
+            if (options.victimWrites === true) {
+              const writers = yield* sql<{ worker_id: string }>`
+                SELECT worker_id FROM planner_session_writers WHERE session_id = ${sessionId}`
+              expect(writers.map((row) => row.worker_id)).toEqual([victim.workerId])
+            }
             yield* victim.child.kill("SIGKILL")
             yield* victim.child.exited.pipe(within(10, "the victim's exit"))
 
