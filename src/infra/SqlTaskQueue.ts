@@ -242,6 +242,49 @@ const takeStatement = (options: TakeOptions, relaxed: boolean): readonly [string
 const takesNothing = (options: TakeOptions | undefined): boolean =>
   options === undefined || options.limit <= 0 || options.kinds?.length === 0
 
+/** PostgreSQL refuses a notification's payload of 8,000 bytes or more. */
+const noticeLimit = 7_900
+
+/**
+ * What a report's notification says: the report itself, as JSON, when it fits a notification; else the session's id
+ * alone, and the writer reads the report back (`pending`).
+ */
+const reportNotice = (key: JobKey, workerId: string, outcome: string): string => {
+  const notice = `{"sessionId":${JSON.stringify(key.sessionId)},"taskId":${key.taskId},"attempt":${key.attempt},"workerId":${JSON.stringify(workerId)},"outcome":${outcome}}`
+  return notice.length * 3 < noticeLimit || Buffer.byteLength(notice) < noticeLimit ? notice : key.sessionId
+}
+
+/** A report's notification read back: the report it carries, or the session it names (see `reportNotice`). */
+export const readNotice = (payload: string): { readonly sessionId: string; readonly report?: PendingReport } => {
+  if (payload.startsWith("{")) {
+    try {
+      const notice: unknown = JSON.parse(payload)
+      if (typeof notice === "object" && notice !== null) {
+        const { sessionId, taskId, attempt, workerId } = notice as Record<string, unknown>
+        if (
+          typeof sessionId === "string" &&
+          typeof workerId === "string" &&
+          Number.isInteger(taskId) &&
+          Number.isInteger(attempt) &&
+          "outcome" in notice
+        ) {
+          return {
+            sessionId,
+            report: {
+              key: { sessionId, taskId: taskId as number, attempt: attempt as number },
+              workerId,
+              outcome: (notice as { readonly outcome: unknown }).outcome
+            }
+          }
+        }
+      }
+    } catch {
+      // Not a notice of a report: a session whose id begins with a brace.
+    }
+  }
+  return { sessionId: payload }
+}
+
 const chunks = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> => {
   const result: Array<ReadonlyArray<A>> = []
   for (let i = 0; i < items.length; i += size) result.push(items.slice(i, i + size))
@@ -568,16 +611,18 @@ export const make = (
 
     const reportsChannel = `${channel}_reports`
     /**
-     * PostgreSQL: the report's statement. Parameters: the job's key, the reporter, the outcome (JSON text), now and the
-     * channel the writer listens on; then, with a take, `takeUpdate`'s. It stores the outcome only while the job is
-     * the reporter's, notifies the writer on commit, says who the session's writer is, and takes the reporter's next
-     * jobs (never the one reported): one round trip per attempt for a worker that is not the session's writer.
+     * PostgreSQL: the report's statement. Parameters: the job's key, the reporter, the outcome (JSON text), now, the
+     * channel the writer listens on and the notification's payload; then, with a take, `takeUpdate`'s. It stores the
+     * outcome only while the job is the reporter's, notifies the writer on commit, says who the session's writer is,
+     * and takes the reporter's next jobs (never the one reported): one round trip per attempt for a worker that is not
+     * the session's writer. The notification carries the report itself when it fits (`reportNotice`), so that the
+     * writer need not read it back.
      */
     const reportStatement = (take: TakeOptions | undefined): readonly [string, string] => {
       const taking = take !== undefined && !takesNothing(take)
       const taken = taking
         ? `, taken AS (${takeUpdate(
-            8,
+            9,
             { byKind: take.kinds !== undefined, bySession: take.sessionId !== undefined },
             "AND NOT (session_id = $1::text AND task_id = $2::integer AND attempt = $3::integer)"
           )})`
@@ -591,7 +636,7 @@ export const make = (
             AND report IS NULL
           RETURNING id
         ), notified AS (
-          SELECT pg_notify($7::text, $1::text) AS sent FROM reported
+          SELECT pg_notify($7::text, $8::text) AS sent FROM reported
         ), writer AS (
           SELECT worker_id FROM planner_session_writers WHERE session_id = $1::text AND lease_expires_at > $6::bigint
         )${taken}
@@ -627,6 +672,7 @@ export const make = (
         text,
         now,
         reportsChannel,
+        reportNotice(key, workerId, text),
         ...(taking ? takeParams(options, now) : [])
       ]
       type Row = Partial<JobRow> & { readonly stored: string | number; readonly writer: string | null }
@@ -725,7 +771,11 @@ export const make = (
                 channel: reportsChannel,
                 scope,
                 what: "session writer",
-                onPayload: (sessionId) => Effect.sync(() => onReport(sessionId))
+                onPayload: (payload) =>
+                  Effect.sync(() => {
+                    const notice = readNotice(payload)
+                    onReport(notice.sessionId, notice.report)
+                  })
               })
             )
     }

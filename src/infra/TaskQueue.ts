@@ -157,11 +157,14 @@ export interface OutcomeReports {
     storedBefore: number
   ) => Effect.Effect<ReadonlyArray<{ readonly sessionId: string; readonly writer: string | undefined }>, TaskQueueError>
   /**
-   * Prepares to call `onReport` with the session of each report stored, for as long as the scope lasts, and returns
-   * the start: the first run starts listening, and every run completes once listening is active (reports stored
-   * before are found with `pending`). Safe to interrupt: the start goes on in the scope.
+   * Prepares to call `onReport` with the session of each report stored, and the report itself when the notification
+   * could carry it, for as long as the scope lasts, and returns the start: the first run starts listening, and every
+   * run completes once listening is active (reports stored before are found with `pending`). Safe to interrupt: the
+   * start goes on in the scope.
    */
-  readonly listen: (onReport: (sessionId: string) => void) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+  readonly listen: (
+    onReport: (sessionId: string, report: PendingReport | undefined) => void
+  ) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
 }
 
 /** A stable text for a job's key, for maps and logs. */

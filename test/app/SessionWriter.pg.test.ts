@@ -244,4 +244,27 @@ describe("PostgreSQL: one writer per session", () => {
       })
     )
   )
+
+  it.live("outcomes too large for a notification are read back by the writer, whole", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const url = yield* freshPgDatabase
+        const planner = yield* plannerProcess(url)
+        const large: ExecutorService = {
+          name: "large",
+          execute: (context) =>
+            Effect.as(Effect.sleep(5), Outcome.Completed({ result: `${context.taskId}:${"é".repeat(5_000)}` }))
+        }
+        const workers = yield* Effect.all(["worker-a", "worker-b"].map((id) => workerProcess(url, id, large)))
+        yield* plan(planner.service, "large", 12)
+        const state = yield* finished(planner.service, "large")
+        for (const worker of workers) yield* Fiber.interrupt(worker.fiber)
+        expect(state.status).toBe("Succeeded")
+        expect(state.tasks.map((task) => task.result)).toEqual(
+          state.tasks.map((task) => `${task.id}:${"é".repeat(5_000)}`)
+        )
+        expect(workers.reduce((sum, worker) => sum + worker.reports(), 0)).toBeGreaterThan(0)
+      })
+    )
+  )
 })

@@ -5,10 +5,16 @@
  * writer hears of each report through NOTIFY, from another instance (another process).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
+import { Clock, Effect, Fiber, Layer, Queue, Redacted, TestClock } from "effect"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
-import { type JobKey, jobKeyString, type OutcomeReports, type TakenJob } from "../../src/infra/TaskQueue.js"
+import {
+  type JobKey,
+  jobKeyString,
+  type OutcomeReports,
+  type PendingReport,
+  type TakenJob
+} from "../../src/infra/TaskQueue.js"
 import { freshPgDatabase } from "./fixtures/databases.js"
 import { job, type TaskQueueTarget, untilAsleep, within, withQueue } from "./TaskQueueContract.js"
 
@@ -190,21 +196,45 @@ for (const [variant, target] of targets) {
       )
     )
 
-    it.live("the writer hears of each report stored, from another instance, once its listening is active", () =>
+    it.live("the writer hears of each report stored, from another instance: the report itself when it fits", () =>
       withQueue(target, (queue, { second }) =>
         Effect.gen(function* () {
           const other = yield* second
-          const heard = yield* Deferred.make<string>()
-          const start = yield* reportsOf(other).listen((sessionId) =>
-            Deferred.unsafeDone(heard, Effect.succeed(sessionId))
+          const heard = yield* Queue.unbounded<readonly [string, PendingReport | undefined]>()
+          const start = yield* reportsOf(other).listen((sessionId, report) =>
+            Queue.unsafeOffer(heard, [sessionId, report])
           )
           yield* start
-          yield* queue.enqueue([job("heard", 1)])
-          yield* queue.take({ workerId: "w", limit: 1, leaseMs: lease })
-          yield* reportsOf(queue).report(key("heard", 1), "w", "done")
-          expect(yield* Deferred.await(heard).pipe(within(10))).toBe("heard")
+          yield* queue.enqueue([job("heard", 1), job("heard", 2)])
+          yield* queue.take({ workerId: "w", limit: 2, leaseMs: lease })
+          yield* reportsOf(queue).report(key("heard", 1), "w", [{ result: "done ✓" }])
+          expect(yield* Queue.take(heard).pipe(within(10))).toEqual([
+            "heard",
+            { key: key("heard", 1), workerId: "w", outcome: [{ result: "done ✓" }] }
+          ])
+          // Too large for a notification: the session alone, for the writer to read the report back.
+          const large = "x".repeat(10_000)
+          yield* reportsOf(queue).report(key("heard", 2), "w", [{ result: large }])
+          expect(yield* Queue.take(heard).pipe(within(10))).toEqual(["heard", undefined])
+          expect((yield* reportsOf(queue).pending("heard", 10)).map((report) => report.outcome)).toEqual([
+            [{ result: "done ✓" }],
+            [{ result: large }]
+          ])
         })
       )
     )
   })
 }
+
+describe("a report's notification read back", () => {
+  it("is the report it carries, or else the session it names", () => {
+    const report = { key: key("s", 2, 3), workerId: "w", outcome: [{ a: 1 }] }
+    expect(
+      SqlTaskQueue.readNotice('{"sessionId":"s","taskId":2,"attempt":3,"workerId":"w","outcome":[{"a":1}]}')
+    ).toEqual({ sessionId: "s", report })
+    expect(SqlTaskQueue.readNotice("plain-session")).toEqual({ sessionId: "plain-session" })
+    // A session whose id begins with a brace is a session, not a report.
+    expect(SqlTaskQueue.readNotice("{odd")).toEqual({ sessionId: "{odd" })
+    expect(SqlTaskQueue.readNotice('{"sessionId":"s"}')).toEqual({ sessionId: '{"sessionId":"s"}' })
+  })
+})

@@ -7,9 +7,10 @@
  *   records (a writer's lease ran out, or its process on this host is gone), claims the session's writer row. Once it writes the
  *   session, it LISTENs for reports (active before it looks, so none is missed), and its own outcomes go straight to
  *   the log (`writes`).
- * - One fiber records what is reported, session by session: it reads a batch of reports (`pending`), records them
- *   (`record`: one append, which completes their jobs in its transaction), and reads again while batches come back
- *   full. A report stored meanwhile notifies it, and it looks once more.
+ * - One fiber records what is reported, session by session, in batches (`record`: one append, which completes their
+ *   jobs in its transaction). A report's notification carries the report when it fits, so the writer records it
+ *   without reading it back; what it must read (after it claims a session, after a notification too large to carry
+ *   the report, after a failure, when the sweep finds a report left) it reads with `pending`.
  * - One `extendWriter` per lease interval renews its leases on all the sessions it writes; a session whose row is no
  *   longer its own (its lease ran out and another worker claimed it) is dropped.
  * - It stops writing a session once the session has ended, and gives up every session when the worker stops, so the
@@ -52,6 +53,10 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
     const written = new Set<string>()
     /** Sessions that may have reports waiting. */
     const dirty = new Set<string>()
+    /** By session: reports their notifications carried, not recorded yet (by job key). */
+    const heard = new Map<string, Map<string, PendingReport>>()
+    /** Sessions whose reports must be read back (`pending`): claimed, swept, or notified without the report. */
+    const unread = new Set<string>()
     const wake = yield* Queue.sliding<void>(1)
     const fibers = yield* FiberSet.make<void, never>()
 
@@ -59,31 +64,70 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
       dirty.add(sessionId)
       Queue.unsafeOffer(wake, undefined)
     }
+    const readBack = (sessionId: string) => {
+      unread.add(sessionId)
+      look(sessionId)
+    }
+    const forget = (sessionId: string) => {
+      written.delete(sessionId)
+      heard.delete(sessionId)
+      unread.delete(sessionId)
+    }
     /** LISTEN for reports: started with the first session this worker writes, active before anybody relies on it. */
-    const startListening = yield* reports.listen((sessionId) => {
-      if (written.has(sessionId)) look(sessionId)
+    const startListening = yield* reports.listen((sessionId, report) => {
+      if (!written.has(sessionId)) return
+      if (report === undefined) return readBack(sessionId)
+      let reportsOf = heard.get(sessionId)
+      if (reportsOf === undefined) {
+        reportsOf = new Map()
+        heard.set(sessionId, reportsOf)
+      }
+      reportsOf.set(jobKeyString(report.key), report)
+      look(sessionId)
     })
 
     /** Claims the session's writer row; on success, listens, then looks for what waits. */
     const claim = (sessionId: string, replacing?: string) =>
       Effect.gen(function* () {
-        if (written.has(sessionId)) return look(sessionId)
+        if (written.has(sessionId)) return readBack(sessionId)
         const won = yield* reports.claimWriter(sessionId, workerId, leaseMs, replacing)
         if (!won) return
-        // Its own outcomes go to the log from now on; what others report is looked for once LISTEN is active.
+        // Its own outcomes go to the log from now on; what others report is read once LISTEN is active.
         written.add(sessionId)
         yield* Effect.logDebug(`worker ${workerId} writes session ${sessionId}`)
         yield* startListening
-        look(sessionId)
+        readBack(sessionId)
       }).pipe(
         Effect.catchAll((error) =>
           Effect.logWarning(`could not become the writer of session ${sessionId}: ${error.message}`)
         )
       )
 
-    /** Records every report of the session, batch after batch; stops writing it once it is over. */
+    /** Records a batch; false once the session is over (it is then written no more). */
+    const recordBatch = (sessionId: string, waiting: ReadonlyArray<PendingReport>) =>
+      Effect.gen(function* () {
+        const { ended } = yield* options.record(sessionId, waiting)
+        if (!ended) return true
+        forget(sessionId)
+        yield* reports.releaseWriter(workerId, [sessionId])
+        return false
+      })
+
+    /**
+     * Records what the session's notifications carried, then, when it must, what the store has: batch after batch,
+     * while batches come back full (fewer than a batch was all of them when it read; a report stored since notifies
+     * this writer). Stops writing the session once it is over.
+     */
     const recordAll = (sessionId: string): Effect.Effect<void> =>
       Effect.gen(function* () {
+        for (;;) {
+          const inHand = heard.get(sessionId)
+          if (inHand === undefined || inHand.size === 0) break
+          const waiting = [...inHand.values()].slice(0, batch)
+          for (const report of waiting) inHand.delete(jobKeyString(report.key))
+          if (!(yield* recordBatch(sessionId, waiting))) return
+        }
+        if (!unread.delete(sessionId)) return
         let recorded = new Set<string>()
         for (;;) {
           const waiting = yield* reports.pending(sessionId, batch)
@@ -97,14 +141,8 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
             )
           }
           recorded = new Set(keys)
-          const { ended } = yield* options.record(sessionId, waiting)
-          if (ended) {
-            written.delete(sessionId)
-            yield* reports.releaseWriter(workerId, [sessionId])
-            return
-          }
-          // Fewer than a batch: that was all of them when it read. A report stored since notifies this writer, which
-          // then looks again; looking now would mostly find nothing, a statement for nothing.
+          for (const key of keys) heard.get(sessionId)?.delete(key)
+          if (!(yield* recordBatch(sessionId, waiting))) return
           if (waiting.length < batch) return
         }
       }).pipe(
@@ -113,7 +151,8 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
             `recording the reported outcomes of session ${sessionId} failed (${error.message}); trying again in a second`
           ).pipe(
             Effect.zipRight(Effect.sleep(Duration.seconds(1))),
-            Effect.zipRight(Effect.sync(() => look(sessionId)))
+            // What was taken in hand went with the failed batch: the store still has it.
+            Effect.zipRight(Effect.sync(() => (written.has(sessionId) ? readBack(sessionId) : undefined)))
           )
         )
       )
@@ -145,7 +184,7 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
               Effect.flatMap((kept) =>
                 Effect.sync(() => {
                   const still = new Set(kept)
-                  for (const sessionId of mine) if (!still.has(sessionId)) written.delete(sessionId)
+                  for (const sessionId of mine) if (!still.has(sessionId)) forget(sessionId)
                 })
               ),
               Effect.catchAll((error) => Effect.logWarning(`could not extend the writer's leases: ${error.message}`))
@@ -182,7 +221,7 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         const mine = [...written]
-        written.clear()
+        for (const sessionId of mine) forget(sessionId)
         return Effect.ignoreLogged(reports.releaseWriter(workerId, mine))
       })
     )
