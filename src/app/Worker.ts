@@ -21,7 +21,7 @@
  * On interruption (SIGINT/SIGTERM in the CLI) it gives back the tasks it holds, so others pick them up at once.
  */
 import { Cause, Duration, Effect, Fiber, FiberSet, Queue } from "effect"
-import type * as Planner from "../domain/Planner.js"
+import * as Planner from "../domain/Planner.js"
 import { type NodeKind, nodeKinds } from "../domain/Task.js"
 import type { ReadError } from "../infra/EventStore.js"
 import { ExecutorRegistry } from "../infra/Executor.js"
@@ -146,7 +146,12 @@ export const run = (options: WorkerOptions = {}) => {
             workerId,
             leaseMs,
             sweepInterval: options.livenessCheckInterval ?? Duration.seconds(1),
-            record: runJob.recordReports
+            record: runJob.recordReports,
+            isOver: (id) =>
+              service.state(id).pipe(
+                Effect.map(Planner.isFinished),
+                Effect.orElseSucceed(() => false)
+              )
           })
 
     /** The attempts running here, by job key; `dropped` ones stop without giving their task back. */

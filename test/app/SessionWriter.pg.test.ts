@@ -51,12 +51,14 @@ const workerProcess = (url: string, workerId: string, executor: ExecutorService,
         checkAttachments: false,
         warmTokenizer: false,
         livenessCheckInterval: "100 millis",
+        onAttempt: (report) => Effect.sync(() => (report._tag === "Finished" ? outcomes.push(report.outcome) : 0)),
         ...(kinds === undefined ? {} : { kinds })
       }).pipe(Effect.provide(context))
     )
+    const outcomes: Array<string> = []
     const appends = () => names.filter((name) => name.startsWith("event_store_append")).length
     const reports = () => names.filter((name) => name.startsWith("planner_jobs_report")).length
-    return { workerId, fiber, appends, reports }
+    return { workerId, fiber, appends, reports, outcomes }
   })
 
 const plan = (service: Context.Tag.Service<PlannerService>, sessionId: string, count: number) =>
@@ -215,7 +217,12 @@ describe("PostgreSQL: one writer per session", () => {
           VALUES ('replan', 'worker-a', ${now + 60_000})`
         const failing: ExecutorService = {
           name: "failing",
-          execute: () => Effect.succeed(Outcome.Failed({ error: "the step cannot work this way", retryable: false }))
+          execute: (context) =>
+            Effect.succeed(
+              context.attempt === 1
+                ? Outcome.Failed({ error: "the service is busy", retryable: true })
+                : Outcome.Failed({ error: "the step cannot work this way", retryable: false })
+            )
         }
         const writer = yield* workerProcess(url, "worker-a", sleepy(5), ["Processing"])
         const reporter = yield* workerProcess(url, "worker-b", failing, ["UnitTest"])
@@ -228,7 +235,12 @@ describe("PostgreSQL: one writer per session", () => {
                 { id: 1, description: "build it", kind: "Processing", dependsOn: [], attachments: [] },
                 { id: 2, description: "test it", kind: "UnitTest", dependsOn: [], attachments: [] }
               ],
-              config: { ...defaultConfig, maxParallel: 2, onFailure: "replan" },
+              config: {
+                ...defaultConfig,
+                maxParallel: 2,
+                onFailure: "replan",
+                backoff: { initialDelayMs: 10, factor: 2, maxDelayMs: 50 }
+              },
               at
             })
           )
@@ -237,7 +249,10 @@ describe("PostgreSQL: one writer per session", () => {
         yield* Fiber.interrupt(writer.fiber)
         yield* Fiber.interrupt(reporter.fiber)
         const types = (yield* planner.store.load("replan")).map((record) => record.event._tag)
+        expect(types).toContain("TaskRetryScheduled")
         expect(types).toContain("ReplanRequested")
+        // The reporter says what it knows: the first failure is retryable, the writer decides; the second is final.
+        expect(reporter.outcomes).toEqual(["retry-pending", "failed"])
         expect(types.some((type) => type === "ReplanSkipped" || type === "TaskReplanned")).toBe(true)
         expect(reporter.reports()).toBeGreaterThan(0)
         expect(reporter.appends()).toBe(0)

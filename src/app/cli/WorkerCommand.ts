@@ -88,11 +88,13 @@ export const worker = (flags: WorkerFlags) => {
       const [name, words] =
         attempt.outcome === "retry-scheduled"
           ? ["retry-scheduled", `failed, retry at ${clock(attempt.retryAt ?? 0)}`]
-          : attempt.outcome === "waiting"
-            ? ["waiting", "waits for an answer"]
-            : attempt.outcome === "released"
-              ? ["released", "was given back"]
-              : [attempt.outcome, attempt.outcome]
+          : attempt.outcome === "retry-pending"
+            ? ["retry-pending", "failed, to be retried if it has attempts left"]
+            : attempt.outcome === "waiting"
+              ? ["waiting", "waits for an answer"]
+              : attempt.outcome === "released"
+                ? ["released", "was given back"]
+                : [attempt.outcome, attempt.outcome]
       const text = attempt.detail
       return say(
         { event: name, sessionId: attempt.sessionId, taskId: attempt.taskId, detail: text },

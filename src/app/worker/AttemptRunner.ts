@@ -51,7 +51,15 @@ export type AttemptReport =
       readonly taskId: number
       readonly attempt: number
       /** What became of it: the outcome as recorded, or why it was dropped. */
-      readonly outcome: "completed" | "failed" | "retry-scheduled" | "waiting" | "released" | "discarded"
+      readonly outcome:
+        | "completed"
+        | "failed"
+        | "retry-scheduled"
+        /** A retryable failure reported to the session's writer, which schedules the retry if attempts are left. */
+        | "retry-pending"
+        | "waiting"
+        | "released"
+        | "discarded"
       readonly detail: string
       /** When the next attempt runs (`retry-scheduled`). */
       readonly retryAt?: number
@@ -458,7 +466,9 @@ export const make = (settings: AttemptSettings) =>
               )
               if (recorded._tag === "Discarded") return yield* Effect.as(finished("discarded", compacted), false)
               // Reported: whether it is tried again is the session writer's decision, not known here.
-              if (recorded._tag === "Reported") return yield* Effect.as(finished("failed", compacted), true)
+              if (recorded._tag === "Reported") {
+                return yield* Effect.as(finished(retryable ? "retry-pending" : "failed", compacted), true)
+              }
               const retry = recorded.handled.events.find((event) => event._tag === "TaskRetryScheduled")
               yield* retry?._tag === "TaskRetryScheduled"
                 ? finished("retry-scheduled", compacted, retry.retryAt)

@@ -39,6 +39,8 @@ export interface SessionWriterOptions {
   readonly sweepInterval: Duration.DurationInput
   /** Reports recorded per append (each completes its job in the append's own statement up to a bound). */
   readonly batch?: number
+  /** Whether the session is over (nothing more to write); false when that cannot be known now. */
+  readonly isOver: (sessionId: string) => Effect.Effect<boolean>
   /** Records a batch of one session's reports in the log; `ended`: the session is over, nothing more to write. */
   readonly record: (
     sessionId: string,
@@ -58,6 +60,18 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
     /** Sessions whose reports must be read back (`pending`): claimed, swept, or notified without the report. */
     const unread = new Set<string>()
     const wake = yield* Queue.sliding<void>(1)
+    // Stopping: every session goes to the next worker that reports, at once rather than when the leases run out.
+    // Added before the fibers below start, so that it runs after they have stopped: a claim they were making goes too.
+    let stopped = false
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        stopped = true
+        const mine = [...written]
+        for (const sessionId of mine) forget(sessionId)
+        return Effect.ignoreLogged(reports.releaseWriter(workerId, mine))
+      })
+    )
+
     const fibers = yield* FiberSet.make<void, never>()
 
     const look = (sessionId: string) => {
@@ -90,8 +104,11 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
     const claim = (sessionId: string, replacing?: string) =>
       Effect.gen(function* () {
         if (written.has(sessionId)) return readBack(sessionId)
+        if (stopped) return
         const won = yield* reports.claimWriter(sessionId, workerId, leaseMs, replacing)
         if (!won) return
+        // Stopped meanwhile (an attempt's report, as the worker stops): the session goes to the next worker at once.
+        if (stopped) return yield* reports.releaseWriter(workerId, [sessionId])
         // Its own outcomes go to the log from now on; what others report is read once LISTEN is active.
         written.add(sessionId)
         yield* Effect.logDebug(`worker ${workerId} writes session ${sessionId}`)
@@ -129,9 +146,17 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
         }
         if (!unread.delete(sessionId)) return
         let recorded = new Set<string>()
-        for (;;) {
+        for (let reads = 0; ; reads++) {
           const waiting = yield* reports.pending(sessionId, batch)
-          if (waiting.length === 0) return
+          if (waiting.length === 0) {
+            // Nothing to record on the first look (a claim or a sweep that came late): a session that is over is not
+            // kept, renewed for as long as this worker runs.
+            if (reads === 0 && (yield* options.isOver(sessionId))) {
+              forget(sessionId)
+              yield* reports.releaseWriter(workerId, [sessionId])
+            }
+            return
+          }
           // A report still there after its batch was recorded is not going away by looking again at once: the sweep
           // tries it again in a while, rather than this fiber spinning on it.
           const keys = waiting.map((report) => jobKeyString(report.key))
@@ -216,15 +241,6 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
       Effect.catchAll((error) => Effect.logWarning(`could not look for unrecorded reports: ${error.message}`))
     )
     yield* FiberSet.run(fibers, Effect.forever(Effect.zipRight(Effect.sleep(options.sweepInterval), sweep)))
-
-    // Stopping: every session goes to the next worker that reports, at once rather than when the leases run out.
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        const mine = [...written]
-        for (const sessionId of mine) forget(sessionId)
-        return Effect.ignoreLogged(reports.releaseWriter(workerId, mine))
-      })
-    )
 
     return {
       writes: (sessionId) => written.has(sessionId),
