@@ -29,6 +29,12 @@
  * lease would, so nothing is lost that the queue's at-least-once delivery (and the writer accepting one outcome per
  * attempt) does not already cover. Enqueue, complete, release and replace stay durable. `durableLeases` turns it off.
  *
+ * Reports (PostgreSQL, `reports`): a worker that is not its session's writer stores its outcome in the job's row,
+ * notifies the writer on the `<channel>_reports` channel (the notification carries the report when it fits) and takes
+ * its next jobs, in one statement; the writer of each session is a row of `planner_session_writers` under a lease.
+ * SQLite has no notification across processes (a writer there would wait for the poll), so its workers append their
+ * outcomes themselves.
+ *
  * SQLite across processes: the busy timeout, then retries with backoff, as the event store does.
  */
 import { SqlClient } from "@effect/sql"
