@@ -647,6 +647,8 @@ export const make = (
           SELECT worker_id FROM planner_session_writers WHERE session_id = $1::text AND lease_expires_at > $6::bigint
         )${taken}
         SELECT (SELECT count(*) FROM reported) AS stored, (SELECT count(*) FROM notified) AS notified,
+          (SELECT count(*) FROM planner_jobs WHERE session_id = $1::text AND task_id = $2::integer
+            AND attempt = $3::integer AND worker_id = $4::text AND report IS NOT NULL) AS earlier,
           (SELECT worker_id FROM writer) AS writer${taking ? ", taken.*" : ""}
         FROM (SELECT 1) AS one${taking ? " LEFT JOIN taken ON TRUE" : ""}`
       ]
@@ -681,7 +683,11 @@ export const make = (
         reportNotice(key, workerId, text),
         ...(taking ? takeParams(options, now) : [])
       ]
-      type Row = Partial<JobRow> & { readonly stored: string | number; readonly writer: string | null }
+      type Row = Partial<JobRow> & {
+        readonly stored: string | number
+        readonly earlier: string | number
+        readonly writer: string | null
+      }
       const rows = (yield* run(
         "report an outcome",
         prepared === undefined ? sql.unsafe(statement, params) : prepared(name, statement, params)
@@ -692,7 +698,8 @@ export const make = (
         take.taken(decodeTaken(jobs, options.workerId, now + options.leaseMs))
       }
       return {
-        stored: Number(first?.stored ?? 0) > 0,
+        // The statement's snapshot is from before its own UPDATE: `earlier` is a report of this worker already there.
+        stored: Number(first?.stored ?? 0) > 0 || Number(first?.earlier ?? 0) > 0,
         writer: first?.writer ?? undefined
       }
     })

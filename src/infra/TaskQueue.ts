@@ -99,7 +99,11 @@ export interface PendingReport {
 
 /** What storing a report found. */
 export interface Reported {
-  /** False when the job is no longer the reporter's (the attempt ended otherwise, or its lease ran out and another worker took it). */
+  /**
+   * True when the job holds the reporter's report: stored now, or by an earlier try of the same report whose answer
+   * was lost. False when the job is no longer the reporter's (the attempt ended otherwise, or its lease ran out and
+   * another worker took it).
+   */
   readonly stored: boolean
   /** The session's writer while its lease is live; undefined when it has none, so the reporter should become it. */
   readonly writer: string | undefined

@@ -100,9 +100,12 @@ type Recorded =
   | { readonly _tag: "Recorded"; readonly handled: Handled }
   | { readonly _tag: "Reported" }
   | { readonly _tag: "Discarded" }
+  /** The job is no longer this worker's to report: nothing to record, and nothing of the queue's to tidy either. */
+  | { readonly _tag: "Gone" }
 
 const reported: Recorded = { _tag: "Reported" }
 const discarded: Recorded = { _tag: "Discarded" }
+const gone: Recorded = { _tag: "Gone" }
 
 /** Refusals that mean "somebody else finished it, or it is no longer wanted": drop it quietly. */
 export const lostRace = (error: { readonly _tag: string }) =>
@@ -257,7 +260,7 @@ export const make = (settings: AttemptSettings) =>
             Effect.flatMap(
               (found): Effect.Effect<Recorded> =>
                 !found.stored
-                  ? Effect.succeed(discarded)
+                  ? Effect.succeed(gone)
                   : found.writer === undefined
                     ? Effect.as(writer.vacant(sessionId), reported)
                     : Effect.succeed(reported)
@@ -437,7 +440,9 @@ export const make = (settings: AttemptSettings) =>
                 true
               )
               const recorded = yield* report(sessionId, task, command, start)
-              if (recorded._tag === "Discarded") return yield* Effect.as(finished("discarded", ""), false)
+              if (recorded._tag === "Discarded" || recorded._tag === "Gone") {
+                return yield* Effect.as(finished("discarded", ""), recorded._tag === "Gone")
+              }
               yield* finished("completed", result)
               if (recorded._tag === "Recorded") yield* followUp(sessionId, task.id, recorded.handled, true)
               return true
@@ -464,7 +469,9 @@ export const make = (settings: AttemptSettings) =>
                 new HandleExecutorEvent({ event, jitter, at }, true),
                 start
               )
-              if (recorded._tag === "Discarded") return yield* Effect.as(finished("discarded", compacted), false)
+              if (recorded._tag === "Discarded" || recorded._tag === "Gone") {
+                return yield* Effect.as(finished("discarded", compacted), recorded._tag === "Gone")
+              }
               // Reported: whether it is tried again is the session writer's decision, not known here.
               if (recorded._tag === "Reported") {
                 return yield* Effect.as(finished(retryable ? "retry-pending" : "failed", compacted), true)
@@ -486,7 +493,10 @@ export const make = (settings: AttemptSettings) =>
                 ...(overBudget === undefined ? {} : { budget: overBudget })
               })
               const recorded = yield* report(sessionId, task, new HandleExecutorEvent({ event, at }, true), start)
-              yield* finished(recorded._tag === "Discarded" ? "discarded" : "waiting", question)
+              yield* finished(
+                recorded._tag === "Discarded" || recorded._tag === "Gone" ? "discarded" : "waiting",
+                question
+              )
               return recorded._tag !== "Discarded"
             })
         })
@@ -638,8 +648,9 @@ export const make = (settings: AttemptSettings) =>
         const recorded = yield* attempt(job.sessionId, state, task, start).pipe(
           Effect.onInterrupt(() => (cancelled() ? Effect.void : giveBack(key, start)))
         )
-        // A recorded outcome completed the job in its transaction. One the planner refused (the attempt ended
-        // otherwise, and that completed the job) is made sure of here.
+        // A recorded outcome completed the job in its transaction, and a reported one is the session writer's to
+        // record. One the planner refused (the attempt ended otherwise, and that completed the job) is made sure of
+        // here; a job no longer this worker's to report is left alone.
         if (!recorded) yield* Effect.ignoreLogged(queue.complete(key))
       }).pipe(
         // Whatever else goes wrong, the worker goes on: the job's lease runs out and it is taken again.
