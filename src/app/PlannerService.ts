@@ -927,15 +927,19 @@ export const make = (options: PlannerServiceOptions = {}) =>
               (state) => (enough(state) ? Effect.succeed(state) : current(sessionId))
             )
           }
-          const read = Deferred.unsafeMake<Planner.PlannerState, ReadError>(FiberId.none)
-          const awaited = Deferred.await(read)
-          reading.set(sessionId, awaited)
-          return current(sessionId).pipe(
-            Effect.onExit((exit) => {
-              if (reading.get(sessionId) === awaited) reading.delete(sessionId)
-              return Deferred.done(read, exit)
-            })
-          )
+          // The read is registered and its completion set up in one uninterruptible step: an interruption between the
+          // two would leave the others waiting for a read that never ends.
+          return Effect.uninterruptibleMask((restore) => {
+            const read = Deferred.unsafeMake<Planner.PlannerState, ReadError>(FiberId.none)
+            const awaited = Deferred.await(read)
+            reading.set(sessionId, awaited)
+            return restore(current(sessionId)).pipe(
+              Effect.onExit((exit) => {
+                if (reading.get(sessionId) === awaited) reading.delete(sessionId)
+                return Deferred.done(read, exit)
+              })
+            )
+          })
         }),
       stateAt: (sessionId, sequence) =>
         store.load(sessionId, { toSequence: sequence }).pipe(

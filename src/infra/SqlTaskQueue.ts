@@ -476,12 +476,13 @@ export const make = (
 
     const extendLeases = hotFn("SqlTaskQueue.extendLeases")(function* (workerId: string, leaseMs: number) {
       const now = yield* Clock.currentTimeMillis
-      // A lease that already ran out is not this worker's any more: another taker may have the job.
+      // A lease that already ran out is not this worker's any more: another taker may have the job. A reported job is
+      // the session writer's: counted here it would hide from the lease keeper a job of this worker's that was lost.
       const rows = yield* run(
         "extend leases",
         sql`
           UPDATE planner_jobs SET lease_expires_at = ${now + leaseMs}${(yield* relaxLease) ? sql` FROM ${relaxed}` : empty}
-          WHERE worker_id = ${workerId} AND lease_expires_at > ${now}
+          WHERE worker_id = ${workerId} AND lease_expires_at > ${now} AND report IS NULL
           RETURNING id`
       )
       return rows.length

@@ -105,12 +105,19 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
       Effect.gen(function* () {
         if (written.has(sessionId)) return readBack(sessionId)
         if (stopped) return
-        const won = yield* reports.claimWriter(sessionId, workerId, leaseMs, replacing)
+        // Uninterruptible from the claim to its note in `written`: a claim cut short after it committed would leave a
+        // row the stopping worker does not know to give up, live for a lease with nobody recording.
+        const won = yield* Effect.uninterruptible(
+          Effect.flatMap(reports.claimWriter(sessionId, workerId, leaseMs, replacing), (claimed) => {
+            if (!claimed) return Effect.succeed(false)
+            // Stopped meanwhile (an attempt's report, as the worker stops): the session goes to the next worker at once.
+            if (stopped) return Effect.as(reports.releaseWriter(workerId, [sessionId]), false)
+            // Its own outcomes go to the log from now on; what others report is read once LISTEN is active.
+            written.add(sessionId)
+            return Effect.succeed(true)
+          })
+        )
         if (!won) return
-        // Stopped meanwhile (an attempt's report, as the worker stops): the session goes to the next worker at once.
-        if (stopped) return yield* reports.releaseWriter(workerId, [sessionId])
-        // Its own outcomes go to the log from now on; what others report is read once LISTEN is active.
-        written.add(sessionId)
         yield* Effect.logDebug(`worker ${workerId} writes session ${sessionId}`)
         yield* startListening
         readBack(sessionId)
