@@ -103,6 +103,10 @@ type Recorded =
   /** The job is no longer this worker's to report: nothing to record, and nothing of the queue's to tidy either. */
   | { readonly _tag: "Gone" }
 
+/** Nothing was recorded or reported: the planner refused the outcome, or the job was no longer this worker's. */
+const dropped = (recorded: Recorded): recorded is Extract<Recorded, { _tag: "Discarded" | "Gone" }> =>
+  recorded._tag === "Discarded" || recorded._tag === "Gone"
+
 const reported: Recorded = { _tag: "Reported" }
 const discarded: Recorded = { _tag: "Discarded" }
 const gone: Recorded = { _tag: "Gone" }
@@ -113,6 +117,25 @@ export const lostRace = (error: { readonly _tag: string }) =>
   error._tag === "StaleAttempt" ||
   error._tag === "InvalidTransition" ||
   error._tag === "SessionFinished"
+
+/**
+ * An attempt given up as a retryable failure, after its start (a no-op when its start is on record already): what a
+ * worker that died, hung or lost its lease, or whose report cannot be read, leaves behind. Its time is now.
+ */
+export const abandonAttempt = (
+  attempt: { readonly taskId: number; readonly attempt: number },
+  workerId: string,
+  reason: string
+) =>
+  Effect.gen(function* () {
+    const at = yield* Clock.currentTimeMillis
+    const jitter = yield* Random.next
+    const { taskId } = attempt
+    return [
+      new ClaimTask({ taskId, attempt: attempt.attempt, workerId, at }),
+      new AbandonTask({ taskId, attempt: attempt.attempt, workerId, reason, jitter, at })
+    ] as const
+  })
 
 /** Recording an outcome the store refused: tried again until it is recorded or refused for good. */
 const reportRetry = Schedule.exponential(Duration.millis(100)).pipe(
@@ -322,22 +345,11 @@ export const make = (settings: AttemptSettings) =>
           if (Either.isRight(decoded) && decoded.right.length > 0 && decoded.right.every(about)) {
             commands.push(...decoded.right)
           } else {
-            const at = yield* Clock.currentTimeMillis
             const reason = `worker ${pending.workerId} reported an outcome of attempt ${key.attempt} that cannot be read`
             yield* Effect.logWarning(
               `${reason} (session ${sessionId}, task ${key.taskId}); the attempt counts as failed`
             )
-            commands.push(
-              new ClaimTask({ taskId: key.taskId, attempt: key.attempt, workerId: pending.workerId, at }),
-              new AbandonTask({
-                taskId: key.taskId,
-                attempt: key.attempt,
-                workerId: pending.workerId,
-                reason,
-                jitter: yield* Random.next,
-                at
-              })
-            )
+            commands.push(...(yield* abandonAttempt(key, pending.workerId, reason)))
           }
           ends.push(commands.length - 1)
         }
@@ -440,7 +452,7 @@ export const make = (settings: AttemptSettings) =>
                 true
               )
               const recorded = yield* report(sessionId, task, command, start)
-              if (recorded._tag === "Discarded" || recorded._tag === "Gone") {
+              if (dropped(recorded)) {
                 return yield* Effect.as(finished("discarded", ""), recorded._tag === "Gone")
               }
               yield* finished("completed", result)
@@ -469,7 +481,7 @@ export const make = (settings: AttemptSettings) =>
                 new HandleExecutorEvent({ event, jitter, at }, true),
                 start
               )
-              if (recorded._tag === "Discarded" || recorded._tag === "Gone") {
+              if (dropped(recorded)) {
                 return yield* Effect.as(finished("discarded", compacted), recorded._tag === "Gone")
               }
               // Reported: whether it is tried again is the session writer's decision, not known here.
@@ -493,10 +505,7 @@ export const make = (settings: AttemptSettings) =>
                 ...(overBudget === undefined ? {} : { budget: overBudget })
               })
               const recorded = yield* report(sessionId, task, new HandleExecutorEvent({ event, at }, true), start)
-              yield* finished(
-                recorded._tag === "Discarded" || recorded._tag === "Gone" ? "discarded" : "waiting",
-                question
-              )
+              yield* finished(dropped(recorded) ? "discarded" : "waiting", question)
               return recorded._tag !== "Discarded"
             })
         })
@@ -599,22 +608,11 @@ export const make = (settings: AttemptSettings) =>
         const task = Planner.task(state, job.taskId)
         const onRecord = task?.status === "Running" && task.attempt === job.attempt ? task.lease?.workerId : undefined
         const holder = onRecord ?? workerId
-        const at = yield* Clock.currentTimeMillis
         const reason =
           onRecord === undefined
             ? `the lease of the worker running attempt ${job.attempt} ran out (its process or machine stopped, it hung, or it lost the database); worker ${workerId} took the attempt back`
             : `worker ${onRecord} stopped renewing its lease on attempt ${job.attempt} (its process or machine stopped, it hung, or it lost the database)`
-        const [, outcome] = yield* service.executeAll(job.sessionId, [
-          new ClaimTask({ taskId: job.taskId, attempt: job.attempt, workerId: holder, at }),
-          new AbandonTask({
-            taskId: job.taskId,
-            attempt: job.attempt,
-            workerId: holder,
-            reason,
-            jitter: yield* Random.next,
-            at
-          })
-        ])
+        const [, outcome] = yield* service.executeAll(job.sessionId, yield* abandonAttempt(job, holder, reason))
         if (outcome === undefined || Either.isLeft(outcome) || outcome.right.events.length === 0) {
           // The attempt ended already (its job was completed with it): make sure the queue knows.
           return yield* Effect.ignoreLogged(queue.complete(key))

@@ -3,17 +3,10 @@
  * as retryable failures, instead of when their leases in the queue run out. A worker runs it when it starts (`resume`
  * after a crash starts one) and then every `livenessCheckInterval`, reading the queue's holders, never the log.
  */
-import { Clock, Effect, Either, Random } from "effect"
-import { AbandonTask, ClaimTask } from "../../domain/Commands.js"
+import { Effect, Either } from "effect"
 import { PlannerService } from "../PlannerService.js"
+import { abandonAttempt, lostRace } from "./AttemptRunner.js"
 import { isDeadLocalWorker } from "./WorkerIdentity.js"
-
-/** Refusals that mean "it moved on already": nothing to take back. */
-const movedOn = (error: { readonly _tag: string }) =>
-  error._tag === "TaskAlreadyClaimed" ||
-  error._tag === "StaleAttempt" ||
-  error._tag === "InvalidTransition" ||
-  error._tag === "SessionFinished"
 
 /** Abandons every attempt whose job a dead local worker holds (of one session, or of all). How many it took back. */
 export const sweepDeadWorkers = (sessionId?: string) =>
@@ -25,23 +18,18 @@ export const sweepDeadWorkers = (sessionId?: string) =>
       const holder = job.workerId
       // A reported outcome is the session writer's to record, whatever became of the worker that reported it.
       if (holder === undefined || job.reported === true || !isDeadLocalWorker(holder)) continue
-      const at = yield* Clock.currentTimeMillis
-      const jitter = yield* Random.next
       // A job taken from the queue has its start recorded with its outcome: a worker that died running it has none
       // on record, so its start goes in first, with the time of the sweep (a start on record already makes it a no-op).
       // The attempt thus fails like any attempt whose worker died, and counts against the task's retries.
       const abandoned = yield* service
-        .executeAll(job.sessionId, [
-          new ClaimTask({ taskId: job.taskId, attempt: job.attempt, workerId: holder, at }),
-          new AbandonTask({
-            taskId: job.taskId,
-            attempt: job.attempt,
-            workerId: holder,
-            reason: `worker ${holder} died while running attempt ${job.attempt} (its process is gone)`,
-            jitter,
-            at
-          })
-        ])
+        .executeAll(
+          job.sessionId,
+          yield* abandonAttempt(
+            job,
+            holder,
+            `worker ${holder} died while running attempt ${job.attempt} (its process is gone)`
+          )
+        )
         .pipe(
           // Nothing recorded: the attempt had ended in the log already (see below).
           Effect.flatMap(([, outcome]) =>
@@ -49,7 +37,7 @@ export const sweepDeadWorkers = (sessionId?: string) =>
               ? Effect.succeed((outcome?.right.events.length ?? 0) > 0)
               : Effect.fail(outcome.left)
           ),
-          Effect.catchIf(movedOn, () => Effect.succeed(false)),
+          Effect.catchIf(lostRace, () => Effect.succeed(false)),
           Effect.catchAll((error) =>
             Effect.logWarning(
               `could not take back task ${job.taskId} from dead worker ${holder}: ${error.message}`
