@@ -87,6 +87,12 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
       heard.delete(sessionId)
       unread.delete(sessionId)
     }
+    /** The session is over: written no more, and its row goes. */
+    const giveUp = (sessionId: string) =>
+      Effect.suspend(() => {
+        forget(sessionId)
+        return reports.releaseWriter(workerId, [sessionId])
+      })
     /** LISTEN for reports: started with the first session this worker writes, active before anybody relies on it. */
     const startListening = yield* reports.listen((sessionId, report) => {
       if (!written.has(sessionId)) return
@@ -131,10 +137,8 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
     const recordBatch = (sessionId: string, waiting: ReadonlyArray<PendingReport>) =>
       Effect.gen(function* () {
         const { ended } = yield* options.record(sessionId, waiting)
-        if (!ended) return true
-        forget(sessionId)
-        yield* reports.releaseWriter(workerId, [sessionId])
-        return false
+        if (ended) yield* giveUp(sessionId)
+        return !ended
       })
 
     /**
@@ -158,10 +162,7 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
           if (waiting.length === 0) {
             // Nothing to record on the first look (a claim or a sweep that came late): a session that is over is not
             // kept, renewed for as long as this worker runs.
-            if (reads === 0 && (yield* options.isOver(sessionId))) {
-              forget(sessionId)
-              yield* reports.releaseWriter(workerId, [sessionId])
-            }
+            if (reads === 0 && (yield* options.isOver(sessionId))) yield* giveUp(sessionId)
             return
           }
           // A report still there after its batch was recorded is not going away by looking again at once: the sweep
@@ -235,13 +236,11 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
         Effect.forEach(
           sessions,
           ({ sessionId, writer }) =>
-            writer === undefined
+            writer === undefined || writer === workerId
               ? claim(sessionId)
-              : writer === workerId
-                ? claim(sessionId)
-                : isDeadLocalWorker(writer)
-                  ? claim(sessionId, writer)
-                  : Effect.void,
+              : isDeadLocalWorker(writer)
+                ? claim(sessionId, writer)
+                : Effect.void,
           { discard: true }
         )
       ),
