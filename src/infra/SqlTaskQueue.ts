@@ -230,19 +230,31 @@ const takeParams = (options: TakeOptions, now: number): ReadonlyArray<unknown> =
 const takeShape = (options: TakeOptions): string =>
   `${options.kinds === undefined ? "" : "_by_kind"}${options.sessionId === undefined ? "" : "_by_session"}`
 
+const statementTexts = new Map<string, string>()
+
+/** A statement's name and text: the text built once per name (a name always comes with the same text). */
+const statement = (name: string, build: () => string): readonly [string, string] => {
+  let text = statementTexts.get(name)
+  if (text === undefined) {
+    text = build()
+    statementTexts.set(name, text)
+  }
+  return [name, text]
+}
+
 /**
  * PostgreSQL: the take's statement, its name (when prepared) and text, one per filter combination. `relaxed`: its
  * commit does not wait for the disk (see `durableLeases`).
  */
-const takeStatement = (options: TakeOptions, relaxed: boolean): readonly [string, string] => [
-  `planner_jobs_take${takeShape(options)}${relaxed ? "_relaxed" : ""}`,
-  takeUpdate(
-    1,
-    { byKind: options.kinds !== undefined, bySession: options.sessionId !== undefined },
-    "",
-    relaxed ? relaxedCommit : ""
+const takeStatement = (options: TakeOptions, relaxed: boolean): readonly [string, string] =>
+  statement(`planner_jobs_take${takeShape(options)}${relaxed ? "_relaxed" : ""}`, () =>
+    takeUpdate(
+      1,
+      { byKind: options.kinds !== undefined, bySession: options.sessionId !== undefined },
+      "",
+      relaxed ? relaxedCommit : ""
+    )
   )
-]
 
 /** Whether a take's options take nothing at all. */
 const takesNothing = (options: TakeOptions | undefined): boolean =>
@@ -627,16 +639,16 @@ export const make = (
      */
     const reportStatement = (take: TakeOptions | undefined): readonly [string, string] => {
       const taking = take !== undefined && !takesNothing(take)
-      const taken = taking
-        ? `, taken AS (${takeUpdate(
-            9,
-            { byKind: take.kinds !== undefined, bySession: take.sessionId !== undefined },
-            "AND NOT (session_id = $1::text AND task_id = $2::integer AND attempt = $3::integer)"
-          )})`
-        : ""
-      return [
-        `planner_jobs_report${taking ? `_take${takeShape(take)}` : ""}`,
-        `
+      return statement(`planner_jobs_report${taking ? `_take${takeShape(take)}` : ""}`, () => {
+        const taken = taking
+          ? `, taken AS (${takeUpdate(
+              9,
+              { byKind: take.kinds !== undefined, bySession: take.sessionId !== undefined },
+              "AND NOT (session_id = $1::text AND task_id = $2::integer AND attempt = $3::integer)"
+            )})`
+          : ""
+        // `notified` is referenced below so that PostgreSQL runs it: a CTE that is only a SELECT runs only if used.
+        return `
         WITH reported AS (
           UPDATE planner_jobs SET report = $5::text, reported_at = $6::bigint
           WHERE session_id = $1::text AND task_id = $2::integer AND attempt = $3::integer AND worker_id = $4::text
@@ -652,7 +664,7 @@ export const make = (
             AND attempt = $3::integer AND worker_id = $4::text AND report IS NOT NULL) AS earlier,
           (SELECT worker_id FROM writer) AS writer${taking ? ", taken.*" : ""}
         FROM (SELECT 1) AS one${taking ? " LEFT JOIN taken ON TRUE" : ""}`
-      ]
+      })
     }
 
     const report = hotFn("SqlTaskQueue.report")(function* (
@@ -672,7 +684,7 @@ export const make = (
       const now = yield* Clock.currentTimeMillis
       const options = take?.options
       const taking = options !== undefined && !takesNothing(options)
-      const [name, statement] = reportStatement(taking ? options : undefined)
+      const [name, statementText] = reportStatement(taking ? options : undefined)
       const params = [
         key.sessionId,
         key.taskId,
@@ -691,7 +703,7 @@ export const make = (
       }
       const rows = (yield* run(
         "report an outcome",
-        prepared === undefined ? sql.unsafe(statement, params) : prepared(name, statement, params)
+        prepared === undefined ? sql.unsafe(statementText, params) : prepared(name, statementText, params)
       )) as ReadonlyArray<Row>
       const first = rows[0]
       if (taking && take !== undefined) {
