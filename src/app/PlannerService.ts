@@ -627,7 +627,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
           handed.length === 0
             ? changes.dispatched
             : changes.dispatched.filter((job) => !handedKeys.has(`${job.taskId}/${job.attempt}`))
-        const alongside: AppendAlongside | undefined =
+        const effectAlongside: AppendAlongside | undefined =
           changes.ended.length === 0 && changes.dispatched.length === 0
             ? undefined
             : changes.dispatched.length === 0
@@ -652,6 +652,15 @@ export const make = (options: PlannerServiceOptions = {}) =>
                     ),
                     queueFailed
                   )
+        // SQLite: the same changes as statements the store runs at once inside the append's transaction.
+        const direct =
+          effectAlongside === undefined
+            ? undefined
+            : queue.changesDirect?.({ ended: changes.ended, dispatched: open, taken: handed.map(({ job }) => job) })
+        const alongside =
+          direct === undefined || effectAlongside === undefined
+            ? effectAlongside
+            : Object.assign(effectAlongside, { direct })
         const appendOrConflict = Effect.uninterruptible(
           hotSpanWith(
             events

@@ -168,11 +168,25 @@ export type ReadError = EventStoreError | CorruptEvent
 /**
  * What commits together with an append (see `EventStoreService.append`), given where the events went. It may also
  * carry the same work as one SQL statement (`statement`), which a PostgreSQL store sends inside its single-statement
- * append; any other store, and that one when the append goes the transaction way, runs the effect.
+ * append, or as statements run at once (`direct`), which a SQLite store runs inside its append's transaction; any
+ * other store, and those when the append cannot go that way, runs the effect.
  */
 export type AppendAlongside = ((result: AppendResult) => Effect.Effect<void, EventStoreError>) & {
   readonly statement?: AlongsideStatement
+  readonly direct?: AlongsideDirect
 }
+
+/**
+ * SQLite: an alongside's work as statements run at once on the append's own connection. The store opens the
+ * transaction (BEGIN IMMEDIATE), inserts the events, calls this with a `run` for its statements, and commits, all
+ * without leaving the event loop: on the one-process hot path (an outcome that dispatches the next task) the
+ * transaction's fibers, semaphore turn and scope cost more than SQLite's own work. Called only when the append wrote
+ * its events. What it throws rolls the append back and fails it with an `EventStoreError` saying why. It returns
+ * what to do once the transaction has committed (a wake-up for waiters), if anything.
+ */
+export type AlongsideDirect = (
+  run: (text: string, params: ReadonlyArray<unknown>) => ReadonlyArray<unknown>
+) => Effect.Effect<void> | undefined
 
 /**
  * PostgreSQL: an alongside's work as data-modifying statements (DELETE, INSERT or UPDATE), sent as CTEs of the

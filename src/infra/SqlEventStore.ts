@@ -11,7 +11,10 @@
  * Cost: the append statement's text is built once per event count, and metadata and result rows of the usual shape
  * skip their schemas. On SQLite, `sql\`...\`` (fragments compiled on every call, a span per statement, an Effect
  * cache lookup for the prepared statement) costs more than the insert itself, so an append outside a transaction
- * runs its prepared statement straight on the connection (`options.direct`, see `internal/sqliteClient.ts`), and
+ * runs its prepared statement straight on the connection (`options.direct`, see `internal/sqliteClient.ts`); an
+ * append with an alongside in statements (`AlongsideDirect`: the task queue's changes that commit with the planner's
+ * events) runs as one BEGIN IMMEDIATE ... COMMIT on the connection without leaving the event loop
+ * (`options.directTransaction`), which halved the Effect operations of a one-process task; and
  * the `EventStore.append` span is only made when a tracer that exports spans is installed (`internal/tracing.ts`).
  * Reads collect pages without a stream for `load`, and decode rows field by field. See docs/performance.md.
  *
@@ -42,6 +45,7 @@ import { Clock, Context, Data, Duration, Effect, Either, Layer, Option, Schedule
 import {
   type AggregateInfo,
   type AggregatePage,
+  type AlongsideDirect,
   type AlongsideStatement,
   type AppendAlongside,
   type AppendOptions,
@@ -102,6 +106,14 @@ export interface SqlEventStoreOptions {
    * transaction holds the connection); `SqliteEventStore` passes its connection's. Throws what the driver throws.
    */
   readonly direct?: (text: string, params: ReadonlyArray<unknown>) => ReadonlyArray<unknown> | undefined
+  /**
+   * SQLite: runs `body` at once in a write transaction of its own, or returns `undefined` when it cannot (a
+   * transaction holds the connection); `SqliteEventStore` passes its connection's. An append whose alongside has a
+   * `direct` form goes this way (see `AlongsideDirect`). Throws what the driver or `body` throws, after rolling back.
+   */
+  readonly directTransaction?: <A>(
+    body: (run: (text: string, params: ReadonlyArray<unknown>) => ReadonlyArray<unknown>) => A
+  ) => A | undefined
   /**
    * PostgreSQL: runs an append's statement, outside any transaction, as a named prepared statement (`name` always
    * comes with the same text); `PgEventStore` passes its pool's. Without it the statement runs unnamed.
@@ -302,6 +314,13 @@ const isUniqueViolation = (error: SqlError) => {
 
 class UniqueViolation extends Data.TaggedError("UniqueViolation") {}
 
+/** What an alongside's `direct` statements threw, inside the transaction they roll back. */
+class AlongsideFailed extends Data.TaggedError("AlongsideFailed")<{ readonly cause: unknown }> {}
+
+/** The last sequence an append at `expected` checks against; undefined: no check ("any"). */
+const firstOf = (expected: ExpectedSequence): number | undefined =>
+  expected === "any" ? undefined : expected === "no-stream" ? 0 : expected
+
 /**
  * The append's own check found another sequence than expected; nothing was written. `seen`: the aggregate's last
  * sequence as the statement saw it (PostgreSQL; see `appendStatement`), when it said.
@@ -480,6 +499,7 @@ export const make = (
     const channel = options.channel ?? defaultChannel
     const isPg = dialect === "pg"
     const direct = options.direct
+    const directTransaction = options.directTransaction
     const prepared = options.prepared
     const wakeUp = yield* makeWakeUp
     const recent = makeRecentEvents()
@@ -694,6 +714,60 @@ export const make = (
       return params
     }
 
+    /** The last sequence an insert of `count` events ended at; undefined when it was refused (wrote nothing). */
+    const complete = (inserted: ReadonlyArray<Inserted>, count: number) => {
+      const final = inserted[inserted.length - 1]
+      return final === undefined || inserted.length !== count ? undefined : final.sequence
+    }
+
+    /**
+     * SQLite: an append that fits one statement and its alongside's `direct` statements, in one transaction run at
+     * once on the connection (see `AlongsideDirect`); `undefined` when a transaction holds the connection (the caller's
+     * own, or another fiber's), and the append then goes the transaction way. Fails as `insertAll` does, and with an
+     * `EventStoreError` for what the alongside threw; once committed, runs what the alongside left to do.
+     */
+    const appendAtOnce = (
+      transaction: NonNullable<SqlEventStoreOptions["directTransaction"]>,
+      streamId: string,
+      aggregateId: string,
+      events: ReadonlyArray<EncodedEvent>,
+      expected: ExpectedSequence,
+      createdAt: number,
+      alongside: AlongsideDirect
+    ): Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> | undefined => {
+      const expectedLast = firstOf(expected)
+      const { text } = insertText(events.length, expectedLast !== undefined, "insert", undefined)
+      const params = insertParams(streamId, aggregateId, events, expectedLast, createdAt)
+      let after: Effect.Effect<void> | undefined
+      let done: AppendResult | Refused | undefined
+      try {
+        done = transaction((run) => {
+          const decoded = decodeInserted(run(text, params))
+          // Unreadable RETURNING rows: thrown, so that the insert is rolled back.
+          if (Either.isLeft(decoded)) throw decoded.left
+          const last = complete(decoded.right, events.length)
+          if (last === undefined) return new Refused({})
+          try {
+            after = alongside(run)
+          } catch (cause) {
+            throw new AlongsideFailed({ cause })
+          }
+          return { lastSequence: last, positions: decoded.right.map((row) => row.position) }
+        })
+      } catch (cause) {
+        if (cause instanceof EventStoreError) return Effect.fail(cause)
+        if (cause instanceof AlongsideFailed) {
+          return Effect.fail(new EventStoreError({ operation: "append", reason: causeText(cause.cause) }))
+        }
+        const error = new SqlError({ cause, message: "Failed to execute statement" })
+        return Effect.fail(isUniqueViolation(error) ? new UniqueViolation() : error)
+      }
+      if (done === undefined) return undefined
+      if (done instanceof Refused) return Effect.fail(done)
+      const result = done
+      return after === undefined ? Effect.succeed(result) : Effect.as(after, result)
+    }
+
     /** Appends chunk after chunk, each checked against the last; `Refused` when a check fails. */
     const insertAll = (
       streamId: string,
@@ -705,11 +779,7 @@ export const make = (
       /** A standalone append's companion statement (it is never chunked). */
       alongside?: AlongsideStatement
     ): Effect.Effect<AppendResult, Refused | UniqueViolation | LockBusy | EventStoreError | SqlError> => {
-      const first = expected === "any" ? undefined : expected === "no-stream" ? 0 : expected
-      const complete = (inserted: ReadonlyArray<Inserted>, count: number) => {
-        const final = inserted[inserted.length - 1]
-        return final === undefined || inserted.length !== count ? undefined : final.sequence
-      }
+      const first = firstOf(expected)
       if (events.length <= insertChunk) {
         // The usual case, kept free of generators: one statement.
         return Effect.flatMap(
@@ -816,7 +886,20 @@ export const make = (
           Refused | UniqueViolation | SequenceConflict | EventStoreError | SqlError
         > = !isPg
           ? alongside !== undefined || !single
-            ? writeTransaction(insertThen)
+            ? single && alongside?.direct !== undefined && directTransaction !== undefined
+              ? Effect.suspend(
+                  () =>
+                    appendAtOnce(
+                      directTransaction,
+                      streamId,
+                      aggregateId,
+                      encoded,
+                      expected,
+                      createdAt,
+                      alongside.direct as AlongsideDirect
+                    ) ?? writeTransaction(insertThen)
+                )
+              : writeTransaction(insertThen)
             : insert
           : Effect.withFiberRuntime((fiber) => {
               // On PostgreSQL a lone statement outside any transaction takes the lock and sends the notification itself

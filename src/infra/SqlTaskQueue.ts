@@ -41,7 +41,7 @@ import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Duration, Effect, Layer, Option, type Scope, type Stream } from "effect"
 import type { NodeKind } from "../domain/Task.js"
-import type { AlongsideStatement } from "./EventStore.js"
+import type { AlongsideDirect, AlongsideStatement } from "./EventStore.js"
 import * as ActiveListen from "./internal/activeListen.js"
 import { makeWakeUp, type WakeUp } from "./internal/eventStore.js"
 import { retryWhileBusy } from "./internal/sqliteBusy.js"
@@ -55,6 +55,7 @@ import {
   type ListedJob,
   type OutcomeReports,
   type PendingReport,
+  type QueueChanges,
   type TakenJob,
   type TakeOptions,
   TaskQueue,
@@ -123,13 +124,24 @@ const toQueueError = (operation: string) => (error: SqlError) =>
 const run = <A>(operation: string, statement: Effect.Effect<A, SqlError>): Effect.Effect<A, TaskQueueError> =>
   retryWhileBusy(statement).pipe(Effect.mapError(toQueueError(operation)))
 
+/** A job's payload as the JSON text of its row; throws when it is not JSON. */
+const payloadText = (job: Job): string => {
+  const text = JSON.stringify(job.payload ?? null)
+  if (text === undefined) throw new Error("it is not JSON")
+  return text
+}
+
+/** SQLite, `changesDirect`: one job's statements, prepared once by the connection. */
+const directComplete = "DELETE FROM planner_jobs WHERE session_id = ? AND task_id = ? AND attempt = ?"
+const directEnqueue = `INSERT INTO planner_jobs (session_id, task_id, attempt, kind, run_at, payload)
+  VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, task_id, attempt) DO NOTHING RETURNING kind`
+const directEnqueueTaken = `INSERT INTO planner_jobs
+  (session_id, task_id, attempt, kind, run_at, payload, worker_id, lease_expires_at, takes)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (session_id, task_id, attempt) DO NOTHING`
+
 const encodePayload = (operation: string, job: Job): Effect.Effect<string, TaskQueueError> =>
   Effect.try({
-    try: () => {
-      const text = JSON.stringify(job.payload ?? null)
-      if (text === undefined) throw new Error("it is not JSON")
-      return text
-    },
+    try: () => payloadText(job),
     catch: (cause) =>
       new TaskQueueError({
         operation,
@@ -556,6 +568,43 @@ export const make = (
       }
     }
 
+    /**
+     * SQLite: `complete`, `enqueue` and `enqueue` with `takenBy` as statements the event store runs inside its
+     * append's transaction (see `AlongsideDirect`), one small prepared statement per job. The payloads are encoded
+     * first: one that is not JSON leaves the append to the effect way, which says so.
+     */
+    const changesDirect = (changes: QueueChanges): AlongsideDirect | undefined => {
+      const dispatched: Array<ReadonlyArray<unknown>> = []
+      const taken: Array<ReadonlyArray<unknown>> = []
+      try {
+        for (const job of changes.dispatched) {
+          dispatched.push([job.sessionId, job.taskId, job.attempt, job.kind, job.runAt, payloadText(job)])
+        }
+        for (const job of changes.taken) {
+          taken.push([
+            job.sessionId,
+            job.taskId,
+            job.attempt,
+            job.kind,
+            job.runAt,
+            payloadText(job),
+            job.workerId,
+            job.leaseExpiresAt
+          ])
+        }
+      } catch {
+        return undefined
+      }
+      return (runStatement) => {
+        for (const key of changes.ended) runStatement(directComplete, [key.sessionId, key.taskId, key.attempt])
+        let inserted = false
+        for (const params of dispatched) inserted = runStatement(directEnqueue, params).length > 0 || inserted
+        for (const params of taken) runStatement(directEnqueueTaken, params)
+        // Committed when the waiters look: the transaction ends before the signal's effect runs.
+        return inserted ? wakeUp.signal : undefined
+      }
+    }
+
     const release = hotFn("SqlTaskQueue.release")(function* (key: JobKey, workerId: string) {
       const rows = yield* run(
         "release a job",
@@ -851,7 +900,7 @@ export const make = (
       take,
       extendLeases,
       complete,
-      ...(pg ? { completeAlongside, reports } : {}),
+      ...(pg ? { completeAlongside, reports } : { changesDirect }),
       release,
       remove,
       awaitWork,

@@ -63,7 +63,10 @@ export const layer = (
       const { client, direct } = yield* open(config)
       const context = clients(client)
       const store = yield* Effect.provide(
-        Effect.zipRight(SqlEventStore.migrate, SqlEventStore.make({ ...config, direct: direct.run })),
+        Effect.zipRight(
+          SqlEventStore.migrate,
+          SqlEventStore.make({ ...config, direct: direct.run, directTransaction: direct.transaction })
+        ),
         context
       )
       const queue = yield* Effect.provide(SqlTaskQueue.make(), context).pipe(

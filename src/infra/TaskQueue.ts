@@ -22,7 +22,7 @@
  */
 import { Context, Effect, Schema, type Scope } from "effect"
 import type { NodeKind } from "../domain/Task.js"
-import type { AlongsideStatement } from "./EventStore.js"
+import type { AlongsideDirect, AlongsideStatement } from "./EventStore.js"
 
 // --- Data -----------------------------------------------------------------------------------------------------------
 
@@ -86,6 +86,16 @@ export interface AlongsideTake {
   readonly now: number
   /** The jobs taken, once the append has committed (none when it went the transaction way). */
   readonly taken: (jobs: ReadonlyArray<TakenJob>) => void
+}
+
+/** How an append changes the queue (see `changesDirect`). */
+export interface QueueChanges {
+  /** Jobs of attempts that ended, to complete. */
+  readonly ended: ReadonlyArray<JobKey>
+  /** Jobs of attempts dispatched, to enqueue for any worker. */
+  readonly dispatched: ReadonlyArray<Job>
+  /** Jobs of attempts dispatched and handed to a worker of this process, to enqueue already taken by it. */
+  readonly taken: ReadonlyArray<TakenJob>
 }
 
 /** An outcome a worker reported into its job's row, waiting for the session's writer to record it. */
@@ -210,6 +220,13 @@ export interface TaskQueueService {
    * such statement (another database, a queue of its own) or for more jobs than one statement should carry.
    */
   readonly completeAlongside?: (keys: ReadonlyArray<JobKey>, take?: AlongsideTake) => AlongsideStatement | undefined
+  /**
+   * SQLite: the queue's side of an append as statements the event store runs at once inside the append's transaction
+   * (see `AlongsideDirect`): `complete` for `ended`, `enqueue` for `dispatched`, and `enqueue` with `takenBy` for
+   * `taken` (each job under its own worker and lease). Undefined where the queue has no such way (another database,
+   * a queue of its own) or when a payload cannot be stored as JSON (the effect way then says so).
+   */
+  readonly changesDirect?: (changes: QueueChanges) => AlongsideDirect | undefined
   /**
    * Give a job back (shutdown): takeable again at once (or at runAt), and its take does not count (see
    * `TakenJob.takes`). Only the worker holding it can.

@@ -32,6 +32,16 @@ export interface DirectSqlite {
    * Throws what better-sqlite3 throws.
    */
   readonly run: (text: string, params: ReadonlyArray<unknown>) => ReadonlyArray<unknown> | undefined
+  /**
+   * Runs `body` now in a write transaction of its own (BEGIN IMMEDIATE ... COMMIT), never leaving the event loop, and
+   * returns what it returned; `undefined` when another fiber's transaction holds the connection, as for `run`.
+   * `body` runs its statements with the `run` it is given (prepared once per text, like every statement here); what
+   * it throws rolls the transaction back and is thrown again. Throws what better-sqlite3 throws (SQLITE_BUSY once
+   * `busy_timeout` has passed, as for any write).
+   */
+  readonly transaction: <A>(
+    body: (run: (text: string, params: ReadonlyArray<unknown>) => ReadonlyArray<unknown>) => A
+  ) => A | undefined
 }
 
 export interface OpenedSqlite {
@@ -157,9 +167,13 @@ export const make = (options: {
         })
     }) as unknown as SqliteClient.SqliteClient
 
+    const runPrepared = (text: string, params: ReadonlyArray<unknown>) => runNow(prepare(text), params, false)
+    // better-sqlite3's own transaction function: BEGIN IMMEDIATE, COMMIT, and ROLLBACK when the body throws.
+    const immediate = db.transaction((body: (run: typeof runPrepared) => unknown) => body(runPrepared)).immediate
     const direct: DirectSqlite = {
       // `inTransaction` is exact here: this is the only connection, and every transaction on it starts with BEGIN.
-      run: (text, params) => (db.inTransaction ? undefined : runNow(prepare(text), params, false))
+      run: (text, params) => (db.inTransaction ? undefined : runPrepared(text, params)),
+      transaction: <A>(body: (run: typeof runPrepared) => A) => (db.inTransaction ? undefined : (immediate(body) as A))
     }
     return { client, direct }
   })
