@@ -9,7 +9,7 @@
 import * as os from "node:os"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Effect, Fiber, Layer, Redacted } from "effect"
+import { Clock, Context, Deferred, Effect, Fiber, Layer, Redacted, Schedule } from "effect"
 import { PlannerService } from "../../src/app/PlannerService.js"
 import * as Worker from "../../src/app/Worker.js"
 import { Initialize } from "../../src/domain/Commands.js"
@@ -81,6 +81,18 @@ const finished = (service: Context.Tag.Service<PlannerService>, sessionId: strin
     return state
   }).pipe(Effect.retry({ times: 3_000 }), Effect.delay("10 millis"), Effect.eventually, within(60, "the plan"))
 
+/** Waits until no session has a writer (a writer gives up a session once it has ended); fails saying who kept one. */
+const writersGone = (planner: { readonly sql: SqlClient.SqlClient }) =>
+  Effect.gen(function* () {
+    const rows = yield* planner.sql<{ session_id: string; worker_id: string }>`
+      SELECT session_id, worker_id FROM planner_session_writers`
+    if (rows.length > 0) return yield* Effect.fail(rows)
+  }).pipe(
+    Effect.retry({ schedule: Schedule.spaced("10 millis"), times: 1_000 }),
+    Effect.mapError((rows) => new Error(`sessions still have writers: ${JSON.stringify(rows)}`)),
+    within(30, "the writers to give up")
+  )
+
 /** Every task completed exactly once, by the attempts the log has claimed. */
 const completedOnce = (events: ReadonlyArray<{ readonly _tag: string }>, count: number) => {
   const completions = new Map<number, number>()
@@ -105,6 +117,8 @@ describe("PostgreSQL: one writer per session", () => {
         )
         yield* plan(planner.service, "shared", 60)
         const state = yield* finished(planner.service, "shared")
+        // The session ended: its writer gives it up while it runs on, whoever recorded the end.
+        yield* writersGone(planner)
         for (const worker of workers) yield* Fiber.interrupt(worker.fiber)
 
         expect(state.status).toBe("Succeeded")
@@ -123,9 +137,43 @@ describe("PostgreSQL: one writer per session", () => {
           if (worker === writers[0] || !ran.has(worker.workerId)) continue
           expect(worker.reports()).toBeGreaterThan(0)
         }
-        // The session ended: its writer gave it up; the queue holds nothing.
-        expect(yield* planner.sql`SELECT session_id FROM planner_session_writers`).toEqual([])
+        // The queue holds nothing.
         expect(yield* planner.service.queue.list("shared")).toEqual([])
+      })
+    )
+  )
+
+  it.live("a writer that records the session's end with its own outcome gives the session up while it runs on", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const url = yield* freshPgDatabase
+        const planner = yield* plannerProcess(url)
+        // One worker. Task 1 completes at once: its report finds no writer and makes the worker the writer. The others
+        // wait until it is, so their outcomes, the last among them, go straight to the log.
+        const gate = yield* Deferred.make<void>()
+        const gated: ExecutorService = {
+          name: "gated",
+          execute: (context) =>
+            Effect.as(
+              context.taskId === 1 ? Effect.void : Deferred.await(gate),
+              Outcome.Completed({ result: `task ${context.taskId} done` })
+            )
+        }
+        const worker = yield* workerProcess(url, "worker-a", gated)
+        yield* plan(planner.service, "alone", 8)
+        yield* Effect.gen(function* () {
+          const rows = yield* planner.sql<{ worker_id: string }>`SELECT worker_id FROM planner_session_writers`
+          const state = yield* planner.service.state("alone")
+          if (rows.length === 0 || Planner.task(state, 1)?.status !== "Completed") return yield* Effect.fail("not yet")
+        }).pipe(Effect.retry({ times: 3_000 }), Effect.delay("5 millis"), Effect.eventually, within(30, "a writer"))
+        const reportsBefore = worker.reports()
+        yield* Deferred.succeed(gate, undefined)
+        const state = yield* finished(planner.service, "alone")
+        expect(state.status).toBe("Succeeded")
+        // Nothing more was reported: the writer recorded the rest, the session's end among it, itself.
+        expect(worker.reports()).toBe(reportsBefore)
+        yield* writersGone(planner)
+        yield* Fiber.interrupt(worker.fiber)
       })
     )
   )

@@ -306,7 +306,13 @@ export const make = (settings: AttemptSettings) =>
                     ? Effect.succeed(outcome.right)
                     : Effect.fail(outcome.left)
               )
-        }).pipe(Effect.map((handled): Recorded => ({ _tag: "Recorded", handled })))
+        }).pipe(
+          Effect.tap((handled) =>
+            // This worker wrote the session's end itself: as its writer, it writes the session no more.
+            writer !== undefined && Planner.isFinished(handled.state) ? writer.ended(sessionId) : Effect.void
+          ),
+          Effect.map((handled): Recorded => ({ _tag: "Recorded", handled }))
+        )
       )
     }
 
@@ -389,7 +395,12 @@ export const make = (settings: AttemptSettings) =>
         }
         // Refused, or a repeat that recorded nothing: the attempt ended otherwise, and its job goes with it.
         if (refused.length > 0) yield* queue.complete(refused)
-        return { ended: after !== undefined && Planner.isFinished(after) }
+        // Nothing recorded, every report refused: the session may be over (attempts that outlived its end).
+        const ended =
+          after !== undefined
+            ? Planner.isFinished(after)
+            : refused.length > 0 && Option.exists(yield* Effect.option(service.state(sessionId)), Planner.isFinished)
+        return { ended }
       })
 
     /** The attempt itself; `start` is its start when it is to be recorded with the outcome. */

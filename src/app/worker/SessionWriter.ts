@@ -28,6 +28,11 @@ export interface SessionWriter {
   readonly writes: (sessionId: string) => boolean
   /** A report of this worker found the session with no live writer: become it, unless another worker just did. */
   readonly vacant: (sessionId: string) => Effect.Effect<void>
+  /**
+   * This worker recorded the session's end itself (its own outcome, which went straight to the log): it writes the
+   * session no more, and its row goes rather than being renewed for as long as the worker runs.
+   */
+  readonly ended: (sessionId: string) => Effect.Effect<void>
 }
 
 export interface SessionWriterOptions {
@@ -250,6 +255,12 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
 
     return {
       writes: (sessionId) => written.has(sessionId),
-      vacant: claim
+      vacant: claim,
+      ended: (sessionId) =>
+        written.has(sessionId)
+          ? Effect.catchAll(giveUp(sessionId), (error) =>
+              Effect.logWarning(`could not give up writing session ${sessionId}: ${error.message}`)
+            )
+          : Effect.void
     }
   })
