@@ -13,8 +13,10 @@
  *   the report, after a failure, when the sweep finds a report left) it reads with `pending`.
  * - One `extendWriter` per lease interval renews its leases on all the sessions it writes; a session whose row is no
  *   longer its own (its lease ran out and another worker claimed it) is dropped.
- * - It stops writing a session once the session has ended, and gives up every session when the worker stops, so the
- *   next report elects another writer at once.
+ * - A session whose recording fails rests, tried again after a backoff of its own (1 s doubling up to 30 s), while
+ *   the fiber goes on recording the other sessions.
+ * - It stops writing a session once the session has ended (whoever recorded the end), and gives up every session when
+ *   the worker stops, so the next report elects another writer at once.
  *
  * Two writers for a moment (a lease that ran out while its holder still wrote) cost a conflict, not a wrong log: the
  * writer appends at the session's sequence like every other append, and the planner accepts one outcome per attempt.
@@ -64,6 +66,13 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
     const heard = new Map<string, Map<string, PendingReport>>()
     /** Sessions whose reports must be read back (`pending`): claimed, swept, or notified without the report. */
     const unread = new Set<string>()
+    /**
+     * By session: how many times in a row recording its reports failed. A session that fails rests (its recording is
+     * tried again after a backoff, 1 s doubling up to 30 s), so that a session whose log cannot be written or read
+     * (a corrupt event, say) does not hold up the other sessions this worker writes.
+     */
+    const failures = new Map<string, number>()
+    const resting = new Set<string>()
     const wake = yield* Queue.sliding<void>(1)
     // Stopping: every session goes to the next worker that reports, at once rather than when the leases run out.
     // Added before the fibers below start, so that it runs after they have stopped: a claim they were making goes too.
@@ -91,6 +100,8 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
       written.delete(sessionId)
       heard.delete(sessionId)
       unread.delete(sessionId)
+      failures.delete(sessionId)
+      resting.delete(sessionId)
     }
     /** The session is over: written no more, and its row goes. */
     const giveUp = (sessionId: string) =>
@@ -184,15 +195,31 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
           if (waiting.length < batch) return
         }
       }).pipe(
-        Effect.catchAll((error) =>
-          Effect.logWarning(
-            `recording the reported outcomes of session ${sessionId} failed (${error.message}); trying again in a second`
+        Effect.zipRight(Effect.sync(() => failures.delete(sessionId))),
+        Effect.catchAll((error) => {
+          const failed = (failures.get(sessionId) ?? 0) + 1
+          failures.set(sessionId, failed)
+          resting.add(sessionId)
+          const wait = Duration.millis(Math.min(30_000, 1_000 * 2 ** (failed - 1)))
+          return Effect.logWarning(
+            `recording the reported outcomes of session ${sessionId} failed (${error.message}); trying again in ${Duration.format(wait)}`
           ).pipe(
-            Effect.zipRight(Effect.sleep(Duration.seconds(1))),
-            // What was taken in hand went with the failed batch: the store still has it.
-            Effect.zipRight(Effect.sync(() => (written.has(sessionId) ? readBack(sessionId) : undefined)))
+            Effect.zipRight(
+              FiberSet.run(
+                fibers,
+                Effect.delay(
+                  Effect.sync(() => {
+                    if (!resting.delete(sessionId)) return
+                    // What was taken in hand went with the failed batch: the store still has it.
+                    if (written.has(sessionId)) readBack(sessionId)
+                  }),
+                  wait
+                )
+              )
+            ),
+            Effect.asVoid
           )
-        )
+        })
       )
 
     yield* FiberSet.run(
@@ -203,7 +230,10 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
           while (dirty.size > 0) {
             const sessions = [...dirty]
             dirty.clear()
-            for (const sessionId of sessions) if (written.has(sessionId)) yield* recordAll(sessionId)
+            // A resting session is looked at again when its rest ends (it reads back whatever came meanwhile).
+            for (const sessionId of sessions) {
+              if (written.has(sessionId) && !resting.has(sessionId)) yield* recordAll(sessionId)
+            }
           }
         })
       )

@@ -1,0 +1,89 @@
+/**
+ * PostgreSQL: a session writer whose recording of one session keeps failing (its log cannot be written or read) goes
+ * on recording the other sessions it writes, and tries the failing one again after a backoff of its own rather than
+ * holding the others up or spinning on it. The reports and the writer rows are the real ones, over the queue's
+ * PostgreSQL layer; only what recording does is the test's, so that one session can be made to fail.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Layer, Redacted, TestClock, TestServices } from "effect"
+import * as SessionWriter from "../../src/app/worker/SessionWriter.js"
+import * as PgEventStore from "../../src/infra/PgEventStore.js"
+import { type JobKey, jobKeyString, type PendingReport, TaskQueue } from "../../src/infra/TaskQueue.js"
+import { within } from "../infra/EventStoreContract.js"
+import { freshPgDatabase } from "../infra/fixtures/databases.js"
+import { job } from "../infra/TaskQueueContract.js"
+
+const key = (sessionId: string, taskId: number): JobKey => ({ sessionId, taskId, attempt: 1 })
+
+/** Waits in real time (the test's clock stands still) until `done` holds. */
+const until = (what: string, done: () => boolean) =>
+  TestServices.provideLive(
+    Effect.gen(function* () {
+      while (!done()) yield* Effect.sleep("5 millis")
+    }).pipe(within(15, what))
+  )
+
+describe("PostgreSQL: a session writer with a session it cannot record", () => {
+  it.scoped("records its other sessions meanwhile, and tries the failing one again after a growing rest", () =>
+    Effect.gen(function* () {
+      const url = yield* freshPgDatabase
+      const context = yield* Layer.build(PgEventStore.layer({ url: Redacted.make(url) }))
+      const queue = Context.get(context, TaskQueue)
+      const reports = queue.reports
+      if (reports === undefined) throw new Error("the PostgreSQL queue takes reports")
+
+      const tries = { poison: 0 }
+      const recorded: Array<string> = []
+      const writer = yield* SessionWriter.make({
+        reports,
+        workerId: "writer",
+        leaseMs: 600_000,
+        sweepInterval: "1 hour",
+        isOver: () => Effect.succeed(false),
+        record: (sessionId, batch: ReadonlyArray<PendingReport>) => {
+          if (sessionId === "poison") {
+            tries.poison += 1
+            return Effect.fail({ message: "the session's log holds an event that does not decode" })
+          }
+          return queue.complete(batch.map((report) => report.key)).pipe(
+            Effect.tap(() => Effect.sync(() => recorded.push(...batch.map((report) => jobKeyString(report.key))))),
+            Effect.as({ ended: false })
+          )
+        }
+      })
+
+      // Another worker ran four jobs, two of the failing session and two of a healthy one, and reports them.
+      yield* queue.enqueue([job("poison", 1), job("poison", 2), job("healthy", 1), job("healthy", 2)])
+      expect(yield* queue.take({ workerId: "runner", limit: 4, leaseMs: 600_000 })).toHaveLength(4)
+      yield* reports.report(key("poison", 1), "runner", { done: true })
+      yield* writer.vacant("poison")
+      yield* until("the first try of the failing session", () => tries.poison === 1)
+
+      // The clock does not move: a writer that slept on the failure before going on would record nothing more.
+      yield* reports.report(key("healthy", 1), "runner", { done: true })
+      yield* writer.vacant("healthy")
+      yield* until("the healthy session's first report", () => recorded.length === 1)
+      yield* reports.report(key("healthy", 2), "runner", { done: true })
+      yield* until("the healthy session's second report", () => recorded.length === 2)
+      expect(recorded).toEqual(["healthy/1/1", "healthy/2/1"])
+      // Resting: another report of it, and the others' recordings, do not make it try again.
+      yield* reports.report(key("poison", 2), "runner", { done: true })
+      yield* TestServices.provideLive(Effect.sleep("100 millis"))
+      expect(tries.poison).toBe(1)
+
+      // Tried again when its rest ends: 1 s, then 2 s.
+      yield* TestClock.adjust("1 second")
+      yield* until("the second try", () => tries.poison === 2)
+      yield* TestClock.adjust("1 second")
+      yield* TestServices.provideLive(Effect.sleep("100 millis"))
+      expect(tries.poison).toBe(2)
+      yield* TestClock.adjust("1 second")
+      yield* until("the third try", () => tries.poison === 3)
+      // Its report is still there, for the next try or another writer.
+      expect((yield* reports.pending("poison", 10)).map((report) => jobKeyString(report.key))).toEqual([
+        "poison/1/1",
+        "poison/2/1"
+      ])
+    })
+  )
+})
