@@ -314,9 +314,9 @@ export const metered = <A, E, R>(
       if (kept.length > 0) heldFor.set(usage, { holds, ids: kept })
       return holds.release(own.filter((id) => !kept.includes(id))).pipe(Effect.catchAll(holdsFailed))
     })
-    const exit = yield* Effect.exit(Effect.locally(effect, LlmUsage.currentMeter, Option.some(meter))).pipe(
-      Effect.ensuring(settle)
-    )
+    const run = Effect.exit(Effect.locally(effect, LlmUsage.currentMeter, Option.some(meter)))
+    // Without holds (no limit to keep across processes) there is nothing to settle: no finalizer on every attempt.
+    const exit = yield* holds === undefined ? run : Effect.ensuring(run, settle)
     return { exit, usage, refused }
   })
 

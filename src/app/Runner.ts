@@ -8,7 +8,7 @@
  * - `answer`, `cancel`, `observe` (progress as a `Stream`), `state` and `stateAt` (time travel).
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Clock, Effect, Option, Queue, Schema, Stream } from "effect"
+import { Cause, Chunk, Clock, Effect, Option, Queue, Schema, Stream } from "effect"
 import * as Budget from "../domain/Budget.js"
 import { Cancel, ClarificationProvided, Continue, HandleExecutorEvent, Initialize } from "../domain/Commands.js"
 import { defaultConfig, type PlannerConfig } from "../domain/Config.js"
@@ -176,7 +176,7 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
       )
     // Progress comes from the session's own stream, a chunk at a time: the run looks at the state once per chunk.
     yield* SessionFollower.follow(sessionId, from).pipe(
-      Stream.runForEach((steps) => Queue.offerAll(signals, steps)),
+      Stream.runForEachChunk((steps) => (Chunk.isEmpty(steps) ? Effect.void : Queue.offerAll(signals, steps))),
       failRunOnError,
       Effect.forkScoped
     )

@@ -3,7 +3,7 @@
  * that session's stream alone (the store filters by session), never to the whole store. `Runner.run`, `planner
  * worker`'s output and the dashboard show progress from it.
  */
-import { Effect, Stream } from "effect"
+import { Chunk, Effect, Stream } from "effect"
 import * as Planner from "../domain/Planner.js"
 import { EventStore, type ReadError } from "../infra/EventStore.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
@@ -21,28 +21,24 @@ export interface FollowFrom {
 }
 
 /**
- * The session's steps after `from.state`, a chunk at a time (the runner looks at the state once per chunk). Events
- * the state already holds are skipped by sequence.
+ * The session's steps after `from.state`, in the chunks the store delivers them (the runner looks at the state once
+ * per chunk: `Stream.runForEachChunk`). Events the state already holds are skipped by sequence. One stage over the
+ * store's stream: it runs for every event of a followed session.
  */
-export const follow = (
-  sessionId: string,
-  from: FollowFrom
-): Stream.Stream<ReadonlyArray<Progress>, ReadError, PlannerStore> =>
+export const follow = (sessionId: string, from: FollowFrom): Stream.Stream<Progress, ReadError, PlannerStore> =>
   Stream.unwrap(
     Effect.map(PlannerStore, (store) => {
       let followed = from.state
       return store.subscribe({ sessionId, afterPosition: from.afterPosition }).pipe(
-        Stream.chunks,
-        Stream.map((chunk) => {
+        Stream.mapChunks((chunk) => {
           const steps: Array<Progress> = []
           for (const record of chunk) {
             if (record.sequence <= followed.version) continue
             followed = Planner.evolve(followed, record.event)
             steps.push({ record, state: followed })
           }
-          return steps
-        }),
-        Stream.filter((steps) => steps.length > 0)
+          return Chunk.unsafeFromArray(steps)
+        })
       )
     })
   )
