@@ -574,12 +574,20 @@ export const make = (options: PlannerServiceOptions = {}) =>
           handed = result.handed
         }
         let delivered = false
-        const unreserve = Effect.sync(() => {
+        /** Not recorded (or recorded but not handed over): the slots reserved for the handed jobs are free again. */
+        const unreserve = () => {
           if (delivered) return
           delivered = true
           for (const { entry } of handed) entry.reserved -= 1
-        })
+        }
         const settle = Effect.sync(() => {
+          try {
+            settleNow()
+          } finally {
+            unreserve()
+          }
+        })
+        const settleNow = () => {
           settled()
           if (appendedEvents.length > 0 && (cache.get(sessionId)?.version ?? -1) < working.version) {
             noteCauses(
@@ -606,7 +614,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
               if (!entry.worker.accept(job, working)) refused.push(job)
             }
           }
-        })
+        }
         /** Handed jobs whose worker could no longer start them: back to the queue for anybody. */
         const refused: Array<TakenJob> = []
         const giveBackRefused = Effect.suspend(() =>
@@ -663,18 +671,22 @@ export const make = (options: PlannerServiceOptions = {}) =>
             : Object.assign(effectAlongside, { direct })
         const appendOrConflict = Effect.uninterruptible(
           hotSpanWith(
-            events
-              .append(plannerStreamId, sessionId, appended, state.version, alongside, {
+            Effect.matchCauseEffect(
+              events.append(plannerStreamId, sessionId, appended, state.version, alongside, {
                 whenBusy: conflicts < refuseWhenBusyFor ? "refuse" : "wait"
-              })
-              .pipe(
-                Effect.zipRight(settle),
-                Effect.zipRight(giveBackRefused),
-                Effect.as<SequenceConflict | undefined>(undefined),
-                Effect.catchTag("SequenceConflict", (error) => Effect.succeed(error)),
+              }),
+              {
+                onSuccess: () => Effect.as(Effect.zipRight(settle, giveBackRefused), undefined),
                 // Not recorded: nothing was handed over.
-                Effect.ensuring(unreserve)
-              ),
+                onFailure: (cause): Effect.Effect<SequenceConflict | undefined, HandleError> => {
+                  unreserve()
+                  const failure = Cause.failureOption(cause)
+                  return Option.isSome(failure) && failure.value._tag === "SequenceConflict"
+                    ? Effect.succeed(failure.value)
+                    : Effect.failCause(cause)
+                }
+              }
+            ),
             "PlannerService.append",
             () => ({ sessionId, commands: batch.length, events: appended.length })
           )

@@ -236,7 +236,7 @@ export const run = (sessionId: string, options: RunOptions = {}) =>
       // Waiting, and nobody here is still being asked: stop and say so.
       if (Planner.isWaiting(state) && open === 0) return { sessionId, state, waiting: true } satisfies RunResult
       // Everything that happened since the last look, at once: the state is looked at once per batch, not per event.
-      const batch = yield* Queue.takeBetween(signals, 1, Number.POSITIVE_INFINITY)
+      const batch = [yield* Queue.take(signals), ...(yield* Queue.takeAll(signals))]
       let asking = false
       for (const signal of batch) {
         if (signal === "unanswered") {
