@@ -30,6 +30,20 @@ const sleepy = (ms: number): ExecutorService => ({
   execute: (context) => Effect.as(Effect.sleep(ms), Outcome.Completed({ result: `task ${context.taskId} done` }))
 })
 
+/** Completes tasks 1 to `open` after `first`, and the others once `gate` is opened. */
+const gatedAfter = (open: number, first: Effect.Effect<void>) =>
+  Effect.map(Deferred.make<void>(), (gate) => {
+    const gated: ExecutorService = {
+      name: "gated",
+      execute: (context) =>
+        Effect.as(
+          context.taskId <= open ? first : Deferred.await(gate),
+          Outcome.Completed({ result: `task ${context.taskId} done` })
+        )
+    }
+    return { gate, gated }
+  })
+
 /** The planner's process: records plans, reads the log, runs nothing. */
 const plannerProcess = (url: string) =>
   Effect.map(Layer.build(plannerRuntime(PgEventStore.layer({ url: Redacted.make(url) }), sleepy(0))), (context) => ({
@@ -150,15 +164,7 @@ describe("PostgreSQL: one writer per session", () => {
         const planner = yield* plannerProcess(url)
         // One worker. Task 1 completes at once: its report finds no writer and makes the worker the writer. The others
         // wait until it is, so their outcomes, the last among them, go straight to the log.
-        const gate = yield* Deferred.make<void>()
-        const gated: ExecutorService = {
-          name: "gated",
-          execute: (context) =>
-            Effect.as(
-              context.taskId === 1 ? Effect.void : Deferred.await(gate),
-              Outcome.Completed({ result: `task ${context.taskId} done` })
-            )
-        }
+        const { gate, gated } = yield* gatedAfter(1, Effect.void)
         const worker = yield* workerProcess(url, "worker-a", gated)
         yield* plan(planner.service, "alone", 8)
         yield* Effect.gen(function* () {
@@ -184,15 +190,7 @@ describe("PostgreSQL: one writer per session", () => {
         const url = yield* freshPgDatabase
         const planner = yield* plannerProcess(url)
         // The first ten tasks complete at once; the others wait until the writer has been stopped.
-        const gate = yield* Deferred.make<void>()
-        const gated: ExecutorService = {
-          name: "gated",
-          execute: (context) =>
-            Effect.as(
-              context.taskId <= 10 ? Effect.sleep(5) : Deferred.await(gate),
-              Outcome.Completed({ result: `task ${context.taskId} done` })
-            )
-        }
+        const { gate, gated } = yield* gatedAfter(10, Effect.sleep(5))
         const workers = yield* Effect.all(["worker-a", "worker-b"].map((id) => workerProcess(url, id, gated)))
         yield* plan(planner.service, "handover", 40)
         // Wait until the first ten are recorded, by a writer elected among the workers, then stop that writer's worker.
