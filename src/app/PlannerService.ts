@@ -665,8 +665,9 @@ export const make = (options: PlannerServiceOptions = {}) =>
           effectAlongside === undefined
             ? undefined
             : queue.changesDirect?.({ ended: changes.ended, dispatched: open, taken: handed.map(({ job }) => job) })
+        // (`effectAlongside` is made afresh for this append: giving it its statements changes nobody else's.)
         const alongside =
-          direct === undefined || effectAlongside === undefined
+          effectAlongside === undefined || direct === undefined
             ? effectAlongside
             : Object.assign(effectAlongside, { direct })
         const appendOrConflict = Effect.uninterruptible(

@@ -1,7 +1,7 @@
 /**
- * Follows one session: its events as they are stored, each with the session's state right after it. It subscribes to
- * that session's stream alone (the store filters by session), never to the whole store. `Runner.run`, `planner
- * worker`'s output and the dashboard show progress from it.
+ * Follows one session for `Runner.run`: its events as they are stored, each with the session's state right after it.
+ * It subscribes to that session's stream alone (the store filters by session), never to the whole store, as the
+ * dashboard's live view (`Server`) and the library's `Runner.observe` do on their own.
  */
 import { Chunk, Effect, Stream } from "effect"
 import * as Planner from "../domain/Planner.js"
@@ -21,9 +21,10 @@ export interface FollowFrom {
 }
 
 /**
- * The session's steps after `from.state`, in the chunks the store delivers them (the runner looks at the state once
- * per chunk: `Stream.runForEachChunk`). Events the state already holds are skipped by sequence. One stage over the
- * store's stream: it runs for every event of a followed session.
+ * The session's steps after `from.state`, in the chunks the store delivers them: the runner looks at the state once
+ * per chunk (`Stream.runForEachChunk`), so a stage that rechunks or buffers here would cost it a look per event.
+ * Events the state already holds are skipped by sequence. One stage over the store's stream: it runs for every event
+ * of a followed session.
  */
 export const follow = (sessionId: string, from: FollowFrom): Stream.Stream<Progress, ReadError, PlannerStore> =>
   Stream.unwrap(

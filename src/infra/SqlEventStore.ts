@@ -318,7 +318,7 @@ class UniqueViolation extends Data.TaggedError("UniqueViolation") {}
 class AlongsideFailed extends Data.TaggedError("AlongsideFailed")<{ readonly cause: unknown }> {}
 
 /** The last sequence an append at `expected` checks against; undefined: no check ("any"). */
-const firstOf = (expected: ExpectedSequence): number | undefined =>
+const expectedLastOf = (expected: ExpectedSequence): number | undefined =>
   expected === "any" ? undefined : expected === "no-stream" ? 0 : expected
 
 /**
@@ -715,7 +715,7 @@ export const make = (
     }
 
     /** The last sequence an insert of `count` events ended at; undefined when it was refused (wrote nothing). */
-    const complete = (inserted: ReadonlyArray<Inserted>, count: number) => {
+    const lastIfComplete = (inserted: ReadonlyArray<Inserted>, count: number) => {
       const final = inserted[inserted.length - 1]
       return final === undefined || inserted.length !== count ? undefined : final.sequence
     }
@@ -724,7 +724,9 @@ export const make = (
      * SQLite: an append that fits one statement and its alongside's `direct` statements, in one transaction run at
      * once on the connection (see `AlongsideDirect`); `undefined` when a transaction holds the connection (the caller's
      * own, or another fiber's), and the append then goes the transaction way. Fails as `insertAll` does, and with an
-     * `EventStoreError` for what the alongside threw; once committed, runs what the alongside left to do.
+     * `EventStoreError` for what the alongside threw; once committed, runs what the alongside left to do. A COMMIT
+     * that fails (SQLITE_BUSY without WAL) is rolled back and fails as a `SqlError`, tried again when busy; the
+     * transaction way's COMMIT, @effect/sql's, makes that a defect instead.
      */
     const appendAtOnce = (
       transaction: NonNullable<SqlEventStoreOptions["directTransaction"]>,
@@ -735,7 +737,7 @@ export const make = (
       createdAt: number,
       alongside: AlongsideDirect
     ): Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> | undefined => {
-      const expectedLast = firstOf(expected)
+      const expectedLast = expectedLastOf(expected)
       const { text } = insertText(events.length, expectedLast !== undefined, "insert", undefined)
       const params = insertParams(streamId, aggregateId, events, expectedLast, createdAt)
       let after: Effect.Effect<void> | undefined
@@ -745,7 +747,7 @@ export const make = (
           const decoded = decodeInserted(run(text, params))
           // Unreadable RETURNING rows: thrown, so that the insert is rolled back.
           if (Either.isLeft(decoded)) throw decoded.left
-          const last = complete(decoded.right, events.length)
+          const last = lastIfComplete(decoded.right, events.length)
           if (last === undefined) return new Refused({})
           try {
             after = alongside(run)
@@ -757,7 +759,9 @@ export const make = (
       } catch (cause) {
         if (cause instanceof EventStoreError) return Effect.fail(cause)
         if (cause instanceof AlongsideFailed) {
-          return Effect.fail(new EventStoreError({ operation: "append", reason: causeText(cause.cause) }))
+          return Effect.fail(
+            new EventStoreError({ operation: "append", reason: `the task queue: ${causeText(cause.cause)}` })
+          )
         }
         const error = new SqlError({ cause, message: "Failed to execute statement" })
         return Effect.fail(isUniqueViolation(error) ? new UniqueViolation() : error)
@@ -779,13 +783,13 @@ export const make = (
       /** A standalone append's companion statement (it is never chunked). */
       alongside?: AlongsideStatement
     ): Effect.Effect<AppendResult, Refused | UniqueViolation | LockBusy | EventStoreError | SqlError> => {
-      const first = firstOf(expected)
+      const first = expectedLastOf(expected)
       if (events.length <= insertChunk) {
         // The usual case, kept free of generators: one statement.
         return Effect.flatMap(
           insertAfter(streamId, aggregateId, events, first, createdAt, shape, alongside),
           (inserted) => {
-            const last = complete(inserted, events.length)
+            const last = lastIfComplete(inserted, events.length)
             return last === undefined
               ? Effect.fail(new Refused({}))
               : Effect.succeed({ lastSequence: last, positions: inserted.map((row) => row.position) })
@@ -806,7 +810,7 @@ export const make = (
             createdAt,
             shape === "notifying" ? shape : "insert"
           )
-          const final = complete(inserted, chunk.length)
+          const final = lastIfComplete(inserted, chunk.length)
           if (final === undefined) return yield* new Refused({})
           for (const row of inserted) positions.push(row.position)
           last = final
@@ -880,24 +884,19 @@ export const make = (
         ).pipe(Effect.catchTag("LockBusy", Effect.die))
         // With something to commit alongside, the insert and it share one transaction (see `EventStoreService.append`).
         const insertThen = alongside === undefined ? insert : Effect.tap(insert, (result) => alongside(result))
-        // On SQLite a lone statement is its own transaction (or runs in the caller's).
+        // On SQLite a lone statement is its own transaction (or runs in the caller's); with an alongside in statements
+        // the append and they run at once in a transaction of their own, when no other holds the connection.
+        const direct = single ? alongside?.direct : undefined
         const written: Effect.Effect<
           AppendResult,
           Refused | UniqueViolation | SequenceConflict | EventStoreError | SqlError
         > = !isPg
           ? alongside !== undefined || !single
-            ? single && alongside?.direct !== undefined && directTransaction !== undefined
+            ? direct !== undefined && directTransaction !== undefined
               ? Effect.suspend(
                   () =>
-                    appendAtOnce(
-                      directTransaction,
-                      streamId,
-                      aggregateId,
-                      encoded,
-                      expected,
-                      createdAt,
-                      alongside.direct as AlongsideDirect
-                    ) ?? writeTransaction(insertThen)
+                    appendAtOnce(directTransaction, streamId, aggregateId, encoded, expected, createdAt, direct) ??
+                    writeTransaction(insertThen)
                 )
               : writeTransaction(insertThen)
             : insert

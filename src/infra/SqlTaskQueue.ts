@@ -15,7 +15,8 @@
  * SQLite does it in one `UPDATE ... WHERE id IN (SELECT ... LIMIT n) RETURNING`, its own short write transaction.
  * Times are epoch milliseconds from the `Clock`, passed as parameters.
  *
- * Wake-ups: an enqueue (or a release) signals this process's waiters at once. On PostgreSQL it also sends
+ * Wake-ups: an enqueue (or a release) signals this process's waiters at once (an enqueue among an append's statements
+ * on SQLite, `changesDirect`, once the append's transaction has committed). On PostgreSQL it also sends
  * `SELECT pg_notify(...)` in the same statement, so when it runs inside the writer's transaction the notification is
  * delivered on commit, and every process LISTENs (`PgClient.notify` is broken in this stack, hence `pg_notify`). A
  * waiter first looks whether a job is due or when the next one falls due (a backoff's `run_at`, a lease running out),

@@ -23,34 +23,39 @@ const until = (what: string, done: () => boolean) =>
     }).pipe(within(15, what))
   )
 
+/** A writer over a fresh database's reports whose recording of session "poison" always fails; the others' succeed. */
+const writerWithPoison = Effect.gen(function* () {
+  const url = yield* freshPgDatabase
+  const context = yield* Layer.build(PgEventStore.layer({ url: Redacted.make(url) }))
+  const queue = Context.get(context, TaskQueue)
+  const reports = queue.reports
+  if (reports === undefined) throw new Error("the PostgreSQL queue takes reports")
+  const tries = { poison: 0 }
+  const recorded: Array<string> = []
+  const writer = yield* SessionWriter.make({
+    reports,
+    workerId: "writer",
+    leaseMs: 600_000,
+    sweepInterval: "1 hour",
+    isOver: () => Effect.succeed(false),
+    record: (sessionId, batch: ReadonlyArray<PendingReport>) => {
+      if (sessionId === "poison") {
+        tries.poison += 1
+        return Effect.fail({ message: "the session's log holds an event that does not decode" })
+      }
+      return queue.complete(batch.map((report) => report.key)).pipe(
+        Effect.tap(() => Effect.sync(() => recorded.push(...batch.map((report) => jobKeyString(report.key))))),
+        Effect.as({ ended: false })
+      )
+    }
+  })
+  return { queue, reports, writer, tries, recorded }
+})
+
 describe("PostgreSQL: a session writer with a session it cannot record", () => {
   it.scoped("records its other sessions meanwhile, and tries the failing one again after a growing rest", () =>
     Effect.gen(function* () {
-      const url = yield* freshPgDatabase
-      const context = yield* Layer.build(PgEventStore.layer({ url: Redacted.make(url) }))
-      const queue = Context.get(context, TaskQueue)
-      const reports = queue.reports
-      if (reports === undefined) throw new Error("the PostgreSQL queue takes reports")
-
-      const tries = { poison: 0 }
-      const recorded: Array<string> = []
-      const writer = yield* SessionWriter.make({
-        reports,
-        workerId: "writer",
-        leaseMs: 600_000,
-        sweepInterval: "1 hour",
-        isOver: () => Effect.succeed(false),
-        record: (sessionId, batch: ReadonlyArray<PendingReport>) => {
-          if (sessionId === "poison") {
-            tries.poison += 1
-            return Effect.fail({ message: "the session's log holds an event that does not decode" })
-          }
-          return queue.complete(batch.map((report) => report.key)).pipe(
-            Effect.tap(() => Effect.sync(() => recorded.push(...batch.map((report) => jobKeyString(report.key))))),
-            Effect.as({ ended: false })
-          )
-        }
-      })
+      const { queue, reports, writer, tries, recorded } = yield* writerWithPoison
 
       // Another worker ran four jobs, two of the failing session and two of a healthy one, and reports them.
       yield* queue.enqueue([job("poison", 1), job("poison", 2), job("healthy", 1), job("healthy", 2)])
@@ -84,6 +89,27 @@ describe("PostgreSQL: a session writer with a session it cannot record", () => {
         "poison/1/1",
         "poison/2/1"
       ])
+    })
+  )
+  it.scoped("a rest that ended with the session (given up, then claimed again) does not cut the next one short", () =>
+    Effect.gen(function* () {
+      const { queue, reports, writer, tries } = yield* writerWithPoison
+      yield* queue.enqueue([job("poison", 1)])
+      yield* queue.take({ workerId: "runner", limit: 1, leaseMs: 600_000 })
+      yield* reports.report(key("poison", 1), "runner", { done: true })
+      yield* writer.vacant("poison")
+      yield* until("the first try", () => tries.poison === 1)
+      // Half a rest later the session is given up, claimed again at once, and fails again: a rest of its own.
+      yield* TestClock.adjust("500 millis")
+      yield* writer.ended("poison")
+      yield* writer.vacant("poison")
+      yield* until("the second try", () => tries.poison === 2)
+      // The first rest's timer goes off: it must not end the second rest.
+      yield* TestClock.adjust("500 millis")
+      yield* TestServices.provideLive(Effect.sleep("100 millis"))
+      expect(tries.poison).toBe(2)
+      yield* TestClock.adjust("500 millis")
+      yield* until("the third try, when the second rest ends", () => tries.poison === 3)
     })
   )
 })

@@ -6,12 +6,12 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Fiber, FastCheck as fc, Layer } from "effect"
+import Sqlite from "better-sqlite3"
+import { Context, Deferred, Effect, Fiber, FastCheck as fc, Layer } from "effect"
 import { type AlongsideDirect, type AppendAlongside, EventStore, EventStoreError } from "../../src/infra/EventStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import {
   type Job,
-  type ListedJob,
   type QueueChanges,
   type TakenJob,
   TaskQueue,
@@ -168,6 +168,59 @@ describe("SQLite: an append and its alongside statements", () => {
     )
   )
 
+  it.live("while another fiber's transaction holds the connection, the append waits its turn the effect way", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const { store, queue, sql } = yield* storeAndQueue
+        const release = yield* Deferred.make<void>()
+        const begun = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(
+          sql.withTransaction(
+            Effect.zipRight(Effect.zipRight(sql`SELECT 1`, Deferred.succeed(begun, undefined)), Deferred.await(release))
+          )
+        )
+        yield* Deferred.await(begun)
+        const { alongside, runs } = counted(queue, { ...nothing, dispatched: [job("s", 1)] })
+        const appending = yield* Effect.fork(store.append("planner", "s", [newEvent("Dispatched", {})], 0, alongside))
+        yield* Effect.sleep("50 millis")
+        expect(appending.unsafePoll()).toBeNull()
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        yield* Fiber.join(appending).pipe(within(10))
+        expect(runs).toEqual({ effect: 1, direct: 0 })
+        expect((yield* queue.list("s")).map((job) => job.taskId)).toEqual([1])
+      })
+    )
+  )
+
+  it.live("behind another process's write lock the append is tried again until the lock is gone", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const filename = yield* freshSqliteFile
+        const context = yield* Layer.build(SqliteEventStore.layer({ filename, busyTimeout: "20 millis" }))
+        const store = Context.get(context, EventStore)
+        const queue = Context.get(context, TaskQueue)
+        // Another process: a connection of its own holding the write lock.
+        const other = yield* Effect.acquireRelease(
+          Effect.sync(() => new Sqlite(filename)),
+          (db) => Effect.sync(() => db.close())
+        )
+        other.exec("BEGIN IMMEDIATE")
+        const { alongside, runs } = counted(queue, { ...nothing, dispatched: [job("s", 1)] })
+        const appending = yield* Effect.fork(store.append("planner", "s", [newEvent("Dispatched", {})], 0, alongside))
+        yield* Effect.sleep("200 millis")
+        expect(appending.unsafePoll()).toBeNull()
+        other.exec("COMMIT")
+        yield* Fiber.join(appending).pipe(within(10))
+        // Tried at once and refused while the lock was held, then again until it went through.
+        expect(runs.effect).toBe(0)
+        expect(runs.direct).toBe(1)
+        expect(yield* store.lastSequence("planner", "s")).toBe(1)
+        expect((yield* queue.list("s")).map((job) => job.taskId)).toEqual([1])
+      })
+    )
+  )
+
   it.live("a payload that is not JSON has no statements: the effect way says what is wrong", () =>
     Effect.scoped(
       Effect.gen(function* () {
@@ -225,8 +278,10 @@ const changesFor = (sessionId: string, shape: ChangesShape): QueueChanges => {
   }
 }
 
-/** A listed job without its session, to compare two sessions' queues. */
-const comparable = ({ sessionId: _sessionId, ...rest }: ListedJob) => rest
+/** A session's job rows as stored, every column but the row's id and session, in key order. */
+const rows = (sql: SqlClient.SqlClient, sessionId: string) =>
+  sql`SELECT task_id, attempt, kind, run_at, payload, worker_id, lease_expires_at, takes, report, reported_at
+      FROM planner_jobs WHERE session_id = ${sessionId} ORDER BY task_id, attempt`
 
 describe("SQLite: the queue's alongside statements", () => {
   it.live("leave the queue as its effects do, after any sequence of appends (property)", () =>
@@ -236,7 +291,7 @@ describe("SQLite: the queue's alongside statements", () => {
           Effect.runPromise(
             Effect.scoped(
               Effect.gen(function* () {
-                const { store, queue } = yield* storeAndQueue
+                const { store, queue, sql } = yield* storeAndQueue
                 // Session "direct" goes the statements' way, session "effect" the effects' way, in the same store.
                 for (const [index, shape] of steps.entries()) {
                   const viaStatements = changesFor("direct", shape)
@@ -248,9 +303,8 @@ describe("SQLite: the queue's alongside statements", () => {
                     effectWay(queue, viaEffects)
                   )
                 }
-                const direct = yield* queue.list("direct")
-                const effect = yield* queue.list("effect")
-                expect(direct.map(comparable)).toEqual(effect.map(comparable))
+                const direct = yield* rows(sql, "direct")
+                expect(direct).toEqual(yield* rows(sql, "effect"))
               })
             )
           )

@@ -308,7 +308,8 @@ export const make = (settings: AttemptSettings) =>
               )
         }).pipe(
           Effect.tap((handled) =>
-            // This worker wrote the session's end itself: as its writer, it writes the session no more.
+            // The session is over as this worker recorded its outcome (its own outcome ended it, or came after the
+            // end): as the session's writer, if it is, it writes the session no more.
             writer !== undefined && Planner.isFinished(handled.state) ? writer.ended(sessionId) : Effect.void
           ),
           Effect.map((handled): Recorded => ({ _tag: "Recorded", handled }))

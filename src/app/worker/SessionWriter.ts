@@ -72,7 +72,9 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
      * (a corrupt event, say) does not hold up the other sessions this worker writes.
      */
     const failures = new Map<string, number>()
-    const resting = new Set<string>()
+    /** By session: the rest it is in, numbered, so that the timer of a rest that was ended (forgotten) ends no other. */
+    const resting = new Map<string, number>()
+    let rests = 0
     const wake = yield* Queue.sliding<void>(1)
     // Stopping: every session goes to the next worker that reports, at once rather than when the leases run out.
     // Added before the fibers below start, so that it runs after they have stopped: a claim they were making goes too.
@@ -103,12 +105,19 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
       failures.delete(sessionId)
       resting.delete(sessionId)
     }
-    /** The session is over: written no more, and its row goes. */
-    const giveUp = (sessionId: string) =>
-      Effect.suspend(() => {
-        forget(sessionId)
-        return reports.releaseWriter(workerId, [sessionId])
-      })
+    /**
+     * The session is over: written no more, and its row goes. Uninterruptible: a stop between the two would leave a row
+     * the stopping worker no longer knows to give up. A row that cannot be deleted runs out with its lease.
+     */
+    const giveUp = (sessionId: string): Effect.Effect<void> =>
+      Effect.uninterruptible(
+        Effect.suspend(() => {
+          forget(sessionId)
+          return Effect.catchAll(reports.releaseWriter(workerId, [sessionId]), (error) =>
+            Effect.logWarning(`could not give up writing session ${sessionId}: ${error.message}`)
+          )
+        })
+      )
     /** LISTEN for reports: started with the first session this worker writes, active before anybody relies on it. */
     const startListening = yield* reports.listen((sessionId, report) => {
       if (!written.has(sessionId)) return
@@ -197,21 +206,24 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
       }).pipe(
         Effect.zipRight(Effect.sync(() => failures.delete(sessionId))),
         Effect.catchAll((error) => {
+          const message = `recording the reported outcomes of session ${sessionId} failed (${error.message})`
+          // Written no more meanwhile (it ended, or its lease went to another worker): nothing to try again here.
+          if (!written.has(sessionId)) return Effect.logWarning(message)
           const failed = (failures.get(sessionId) ?? 0) + 1
           failures.set(sessionId, failed)
-          resting.add(sessionId)
+          const rest = ++rests
+          resting.set(sessionId, rest)
           const wait = Duration.millis(Math.min(30_000, 1_000 * 2 ** (failed - 1)))
-          return Effect.logWarning(
-            `recording the reported outcomes of session ${sessionId} failed (${error.message}); trying again in ${Duration.format(wait)}`
-          ).pipe(
+          return Effect.logWarning(`${message}; trying again in ${Duration.format(wait)}`).pipe(
             Effect.zipRight(
               FiberSet.run(
                 fibers,
                 Effect.delay(
                   Effect.sync(() => {
-                    if (!resting.delete(sessionId)) return
+                    if (resting.get(sessionId) !== rest) return
+                    resting.delete(sessionId)
                     // What was taken in hand went with the failed batch: the store still has it.
-                    if (written.has(sessionId)) readBack(sessionId)
+                    readBack(sessionId)
                   }),
                   wait
                 )
@@ -286,11 +298,6 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
     return {
       writes: (sessionId) => written.has(sessionId),
       vacant: claim,
-      ended: (sessionId) =>
-        written.has(sessionId)
-          ? Effect.catchAll(giveUp(sessionId), (error) =>
-              Effect.logWarning(`could not give up writing session ${sessionId}: ${error.message}`)
-            )
-          : Effect.void
+      ended: (sessionId) => (written.has(sessionId) ? giveUp(sessionId) : Effect.void)
     }
   })

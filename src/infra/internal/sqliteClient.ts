@@ -1,7 +1,8 @@
 /**
  * The SQLite client the event store runs on: the same client as `@effect/sql-sqlite-node`'s `SqliteClient.make`
  * (one better-sqlite3 connection behind a one-permit semaphore, WAL by default, the same compiler, transactions and
- * span attributes), plus a way to run one statement at once when no transaction holds the connection.
+ * span attributes), plus a way to run one statement, or one write transaction of statements, at once when no
+ * transaction holds the connection (`DirectSqlite`).
  *
  * Why not the package's own client: it does not expose its better-sqlite3 handle, and on the hot path its
  * per-statement machinery (an Effect `Cache` lookup for the prepared statement, the semaphore, a scope) costs about
@@ -37,7 +38,7 @@ export interface DirectSqlite {
    * returns what it returned; `undefined` when another fiber's transaction holds the connection, as for `run`.
    * `body` runs its statements with the `run` it is given (prepared once per text, like every statement here); what
    * it throws rolls the transaction back and is thrown again. Throws what better-sqlite3 throws (SQLITE_BUSY once
-   * `busy_timeout` has passed, as for any write).
+   * `busy_timeout` has passed, as for any write). `body` must not return undefined, which means "not run" here.
    */
   readonly transaction: <A>(
     body: (run: (text: string, params: ReadonlyArray<unknown>) => ReadonlyArray<unknown>) => A
