@@ -448,7 +448,12 @@ export const liveRead = (options: {
       let woken = pending
       let cursor = position
       for (let read = !first; ; read = true) {
-        if (woken !== undefined) yield* woken
+        if (woken !== undefined) {
+          yield* woken
+          // Woken by an append: the fibers already scheduled go first, so that what they append in the same turn (a
+          // worker of this process recording its next outcome) comes in the same chunk rather than a wake-up each.
+          yield* Effect.yieldNow()
+        }
         woken = yield* options.wakeUp.next
         const recent = read ? options.recent?.events.after(cursor) : undefined
         if (recent !== undefined) {
