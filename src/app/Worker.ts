@@ -200,13 +200,14 @@ export const run = (options: WorkerOptions = {}) => {
           .run(job, () => dropped.has(key), claimed)
           .pipe(
             Effect.ensuring(
-              Effect.zipRight(
-                Effect.sync(() => {
-                  running.delete(key)
-                  dropped.delete(key)
-                }),
-                Queue.offer(freed, undefined)
-              )
+              Effect.sync(() => {
+                running.delete(key)
+                dropped.delete(key)
+                // The take loop wants a freed slot only while the queue may have work: otherwise it waits for the
+                // queue's wake-up, which wakes it too, and a wake-up per attempt (every task of a one-process run,
+                // whose jobs come by hand-off) would only send it back to waiting.
+                if (maybeWork) Queue.unsafeOffer(freed, undefined)
+              })
             )
           ),
         { immediate: false }
