@@ -303,6 +303,12 @@ interface Pending {
   readonly take: AlongsideTake | undefined
 }
 
+/** A batch a turn took from the session's queue; `recorded` once the batch's outcomes are in. */
+interface TakenBatch {
+  readonly batch: ReadonlyArray<Pending>
+  recorded: boolean
+}
+
 /** One session's commands in this process: taken in turn, and in batches. */
 interface SessionQueue {
   readonly turn: Effect.Semaphore
@@ -725,41 +731,41 @@ export const make = (options: PlannerServiceOptions = {}) =>
     }
 
     /** Takes every command waiting for the session and handles them; with the session's turn held. */
+    /**
+     * Takes every command waiting for the session and handles them; with the session's turn held. `taken` hears of
+     * the batch, so that an interruption before it was recorded can give the others back (see `submit`).
+     */
     const drain = (
       sessionId: string,
       queue: SessionQueue,
-      own: ReadonlyArray<Pending>
+      taken: (batch: TakenBatch) => void
     ): Effect.Effect<void, HandleError> =>
       Effect.suspend(() => {
         const batch = queue.waiting.splice(0)
         if (batch.length === 0) return Effect.void
-        let done = false
-        return decideAndAppend(sessionId, batch, () => {
-          done = true
-        }).pipe(
-          // A store failure (or a defect) fails every command of the batch: none of them was recorded.
-          Effect.catchAllCause((cause) =>
-            Cause.isInterruptedOnly(cause)
-              ? Effect.failCause(cause)
-              : Effect.sync(() => {
-                  done = true
-                  for (const pending of batch) Deferred.unsafeDone(pending.outcome, Effect.failCause(cause))
-                })
-          ),
-          // Nothing is left for this session's turn to do: forget the queue. Only the holder of the turn does this,
-          // and only with nothing waiting, so a queue made afresh by the next command never overlaps an append.
-          Effect.zipRight(
-            Effect.sync(() => {
-              if (queue.waiting.length === 0 && queues.get(sessionId) === queue) queues.delete(sessionId)
-            })
-          ),
-          // Interrupted before anything was recorded: the others go back to the queue for whoever takes the turn
-          // next; this caller's own command is dropped with it.
-          Effect.onInterrupt(() =>
-            Effect.sync(() => {
-              if (!done) queue.waiting.unshift(...batch.filter((pending) => !own.includes(pending)))
-            })
-          )
+        const inHand: TakenBatch = { batch, recorded: false }
+        taken(inHand)
+        // Nothing is left for this session's turn to do: forget the queue. Only the holder of the turn does this,
+        // and only with nothing waiting, so a queue made afresh by the next command never overlaps an append.
+        const forgetIfIdle = () => {
+          if (queue.waiting.length === 0 && queues.get(sessionId) === queue) queues.delete(sessionId)
+        }
+        return Effect.matchCauseEffect(
+          decideAndAppend(sessionId, batch, () => {
+            inHand.recorded = true
+          }),
+          {
+            onSuccess: () => Effect.sync(forgetIfIdle),
+            // A store failure (or a defect) fails every command of the batch: none of them was recorded.
+            onFailure: (cause) =>
+              Cause.isInterruptedOnly(cause)
+                ? Effect.failCause(cause)
+                : Effect.sync(() => {
+                    inHand.recorded = true
+                    for (const pending of batch) Deferred.unsafeDone(pending.outcome, Effect.failCause(cause))
+                    forgetIfIdle()
+                  })
+          }
         )
       })
 
@@ -794,14 +800,25 @@ export const make = (options: PlannerServiceOptions = {}) =>
       )
       const waiting = queue.waiting
       waiting.push(...pendings)
+      let inHand: TakenBatch | undefined
       const handled = queue.turn
-        .withPermits(1)(drain(sessionId, queue, pendings))
+        .withPermits(1)(
+          drain(sessionId, queue, (batch) => {
+            inHand = batch
+          })
+        )
         .pipe(
           Effect.onInterrupt(() =>
             Effect.sync(() => {
+              // Interrupted while waiting for the turn: this caller's commands leave the queue.
               for (const pending of pendings) {
                 const index = waiting.indexOf(pending)
                 if (index >= 0) waiting.splice(index, 1)
+              }
+              // Interrupted with a batch taken but not recorded: the others go back to the queue for whoever takes
+              // the turn next; this caller's own commands are dropped with it.
+              if (inHand !== undefined && !inHand.recorded) {
+                waiting.unshift(...inHand.batch.filter((pending) => !pendings.includes(pending)))
               }
             })
           )

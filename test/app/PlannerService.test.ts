@@ -5,7 +5,7 @@
  * and an append decided on it is refused by the store and decided again.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either } from "effect"
+import { Deferred, Effect, Either, Fiber } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import { ClaimTask, ExtendLease, HandleExecutorEvent, Initialize, TaskCompleted } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
@@ -26,15 +26,16 @@ const tasks = [1, 2].map((id) => ({
 /** Two handlers ("processes") over one store, and how many reads each made of it. */
 const twoWriters = Effect.gen(function* () {
   const storage = yield* MemoryEventStore.makeStorage
-  const handler = (reads: { count: number }) => {
+  const handler = (reads: { count: number; gate?: Deferred.Deferred<void> | undefined }) => {
     const inner = MemoryEventStore.make(storage)
     const counted: EventStoreService = {
       ...inner,
       load: (query) =>
         Effect.suspend(() => {
           reads.count += 1
-          // A read takes a turn of the scheduler, as one over a network does.
-          return Effect.zipRight(Effect.sleep("1 millis"), inner.load(query))
+          // A read takes a turn of the scheduler, as one over a network does; with a gate, until it opens.
+          const wait = reads.gate === undefined ? Effect.sleep("1 millis") : Deferred.await(reads.gate)
+          return Effect.zipRight(wait, inner.load(query))
         })
     }
     return PlannerService.make().pipe(
@@ -45,8 +46,8 @@ const twoWriters = Effect.gen(function* () {
       Effect.provideService(EventStore, counted)
     )
   }
-  const readsA = { count: 0 }
-  const readsB = { count: 0 }
+  const readsA: { count: number; gate?: Deferred.Deferred<void> | undefined } = { count: 0 }
+  const readsB: { count: number; gate?: Deferred.Deferred<void> | undefined } = { count: 0 }
   return { a: yield* handler(readsA), b: yield* handler(readsB), readsA, readsB, store: MemoryEventStore.make(storage) }
 })
 
@@ -124,6 +125,46 @@ describe("PlannerService with another writer", () => {
       const running = yield* b.stateKnowing(sessionId, (state) => Planner.task(state, 1)?.status === "Running")
       expect(Planner.task(running, 1)?.status).toBe("Running")
       expect(readsB.count).toBe(2)
+    })
+  )
+  it.live("a turn interrupted before its batch is recorded gives the others' commands back, and drops its own", () =>
+    Effect.gen(function* () {
+      const { a, b, readsB, store } = yield* twoWriters
+      const four = [1, 2, 3, 4].map((id) => ({
+        id,
+        description: `task ${id}`,
+        kind: "Processing" as const,
+        dependsOn: [],
+        attachments: []
+      }))
+      yield* b.execute(
+        sessionId,
+        new Initialize({ request: "four tasks", tasks: four, config: { ...defaultConfig, maxParallel: 4 }, at: 1 })
+      )
+      // The other writer moves the session on: every append of `b` decided on its cache is refused, and it reads
+      // the store again, which waits at the gate.
+      yield* a.execute(sessionId, claim(4, "a", 2))
+      const gate = yield* Deferred.make<void>()
+      readsB.gate = gate
+      const x = yield* Effect.fork(b.execute(sessionId, claim(1, "x", 3)))
+      yield* Effect.sleep("20 millis")
+      // X holds the turn (reading at the gate); Y and W wait for it.
+      const y = yield* Effect.fork(b.execute(sessionId, claim(2, "y", 3)))
+      const w = yield* Effect.fork(b.execute(sessionId, claim(3, "w", 3)))
+      yield* Effect.sleep("20 millis")
+      yield* Fiber.interrupt(x)
+      // Y took the turn with both waiting commands in its batch, and reads at the gate in turn.
+      yield* Effect.sleep("20 millis")
+      yield* Fiber.interrupt(y)
+      readsB.gate = undefined
+      yield* Deferred.succeed(gate, undefined)
+      const handled = yield* Fiber.join(w)
+      expect(Planner.task(handled.state, 3)).toMatchObject({ status: "Running", lease: { workerId: "w" } })
+      const claims = (yield* store.load({ streamId: PlannerStore.plannerStreamId, aggregateId: sessionId }))
+        .filter((event) => event.type === "TaskClaimed")
+        .map((event) => (event.data as { workerId: string }).workerId)
+      // X's and Y's own commands went with them; W's, taken in Y's batch, was given back and recorded.
+      expect(claims).toEqual(["a", "w"])
     })
   )
 })
