@@ -153,11 +153,21 @@ export const taskContext = (
   sessionId: string,
   workingDirectory: string
 ): TaskContext => {
-  const dependencies = new Set(task.dependsOn)
-  const recent = Planner.rollingTasks(state).filter((other) => !dependencies.has(other.id) && other.id !== task.id)
-  const contextSummary = [state.contextSummary, ...recent.map(CompactionTrigger.entryText)]
-    .filter((part) => part.length > 0)
-    .join("\n")
+  // The rolling context as text is built when an executor reads it (a model's prompt does; a shell step or `echo` does
+  // not), once: it joins every result not compacted yet, which on a long plan is most of what starting a task costs.
+  let contextSummary: string | undefined
+  const summary = () => {
+    if (contextSummary === undefined) {
+      const dependencies = new Set(task.dependsOn)
+      const recent = Planner.rollingTasks(state).filter(
+        (other) => !dependencies.has(other.id) && other.id !== task.id
+      )
+      contextSummary = [state.contextSummary, ...recent.map(CompactionTrigger.entryText)]
+        .filter((part) => part.length > 0)
+        .join("\n")
+    }
+    return contextSummary
+  }
   return {
     sessionId,
     taskId: task.id,
@@ -170,7 +180,9 @@ export const taskContext = (
     clarifications: task.clarifications.filter((clarification) => !Budget.isBudgetQuestion(clarification.question)),
     request: state.request,
     requestAttachments: state.attachments,
-    contextSummary,
+    get contextSummary() {
+      return summary()
+    },
     dependencyResults: task.dependsOn.flatMap((id) => {
       const dependency = Planner.task(state, id)
       return dependency?.status === "Completed"
