@@ -314,6 +314,11 @@ const isUniqueViolation = (error: SqlError) => {
 
 class UniqueViolation extends Data.TaggedError("UniqueViolation") {}
 
+/** What came of an append run at once on the SQLite connection (see `appendAtOnce`). */
+type AtOnce =
+  | { readonly _tag: "Appended"; readonly result: AppendResult; readonly after: Effect.Effect<void> | undefined }
+  | { readonly _tag: "Failed"; readonly error: Refused | UniqueViolation | EventStoreError | SqlError }
+
 /** What an alongside's `direct` statements threw, inside the transaction they roll back. */
 class AlongsideFailed extends Data.TaggedError("AlongsideFailed")<{ readonly cause: unknown }> {}
 
@@ -722,11 +727,11 @@ export const make = (
 
     /**
      * SQLite: an append that fits one statement and its alongside's `direct` statements, in one transaction run at
-     * once on the connection (see `AlongsideDirect`); `undefined` when a transaction holds the connection (the caller's
-     * own, or another fiber's), and the append then goes the transaction way. Fails as `insertAll` does, and with an
-     * `EventStoreError` for what the alongside threw; once committed, runs what the alongside left to do. A COMMIT
-     * that fails (SQLITE_BUSY without WAL) is rolled back and fails as a `SqlError`, tried again when busy; the
-     * transaction way's COMMIT, @effect/sql's, makes that a defect instead.
+     * once on the connection (see `AlongsideDirect`): what came of it, or `undefined` when a transaction holds the
+     * connection (the caller's own, or another fiber's), and the append then goes the transaction way. It fails as
+     * `insertAll` does, and with an `EventStoreError` for what the alongside threw; `after` is what the alongside left
+     * to do once committed. A COMMIT that fails (SQLITE_BUSY without WAL) is rolled back and fails as a `SqlError`,
+     * tried again when busy; the transaction way's COMMIT, @effect/sql's, makes that a defect instead.
      */
     const appendAtOnce = (
       transaction: NonNullable<SqlEventStoreOptions["directTransaction"]>,
@@ -736,7 +741,7 @@ export const make = (
       expected: ExpectedSequence,
       createdAt: number,
       alongside: AlongsideDirect
-    ): Effect.Effect<AppendResult, Refused | UniqueViolation | EventStoreError | SqlError> | undefined => {
+    ): AtOnce | undefined => {
       const expectedLast = expectedLastOf(expected)
       const { text } = insertText(events.length, expectedLast !== undefined, "insert", undefined)
       const params = insertParams(streamId, aggregateId, events, expectedLast, createdAt)
@@ -757,19 +762,17 @@ export const make = (
           return { lastSequence: last, positions: decoded.right.map((row) => row.position) }
         })
       } catch (cause) {
-        if (cause instanceof EventStoreError) return Effect.fail(cause)
+        if (cause instanceof EventStoreError) return { _tag: "Failed", error: cause }
         if (cause instanceof AlongsideFailed) {
-          return Effect.fail(
-            new EventStoreError({ operation: "append", reason: `the task queue: ${causeText(cause.cause)}` })
-          )
+          const reason = `the task queue: ${causeText(cause.cause)}`
+          return { _tag: "Failed", error: new EventStoreError({ operation: "append", reason }) }
         }
         const error = new SqlError({ cause, message: "Failed to execute statement" })
-        return Effect.fail(isUniqueViolation(error) ? new UniqueViolation() : error)
+        return { _tag: "Failed", error: isUniqueViolation(error) ? new UniqueViolation() : error }
       }
       if (done === undefined) return undefined
-      if (done instanceof Refused) return Effect.fail(done)
-      const result = done
-      return after === undefined ? Effect.succeed(result) : Effect.as(after, result)
+      if (done instanceof Refused) return { _tag: "Failed", error: done }
+      return { _tag: "Appended", result: done, after }
     }
 
     /** Appends chunk after chunk, each checked against the last; `Refused` when a check fails. */
@@ -873,6 +876,23 @@ export const make = (
       }
       return Effect.flatMap(Clock.currentTimeMillis, (createdAt) => {
         const single = encoded.length <= insertChunk
+        // On SQLite a lone statement is its own transaction (or runs in the caller's); with an alongside in statements
+        // the append and they run at once in a transaction of their own, when no other holds the connection. When
+        // that went through, nothing below is needed: it committed outside any transaction, so this process's
+        // subscribers have it at once. Otherwise the way below waits its turn, tries again or says what went wrong,
+        // starting from what this try found.
+        const direct = single ? alongside?.direct : undefined
+        let atOnce =
+          !isPg && direct !== undefined && directTransaction !== undefined
+            ? appendAtOnce(directTransaction, streamId, aggregateId, encoded, expected, createdAt, direct)
+            : undefined
+        if (atOnce?._tag === "Appended") {
+          recent.add(appendedRows(streamId, aggregateId, encoded, atOnce.result, createdAt))
+          return Effect.as(
+            atOnce.after === undefined ? wakeUp.signal : Effect.zipRight(atOnce.after, wakeUp.signal),
+            atOnce.result
+          )
+        }
         // (Only a standalone statement can find the lock busy: this one waits for it.)
         const insert = insertAll(
           streamId,
@@ -884,20 +904,22 @@ export const make = (
         ).pipe(Effect.catchTag("LockBusy", Effect.die))
         // With something to commit alongside, the insert and it share one transaction (see `EventStoreService.append`).
         const insertThen = alongside === undefined ? insert : Effect.tap(insert, (result) => alongside(result))
-        // On SQLite a lone statement is its own transaction (or runs in the caller's); with an alongside in statements
-        // the append and they run at once in a transaction of their own, when no other holds the connection.
-        const direct = single ? alongside?.direct : undefined
         const written: Effect.Effect<
           AppendResult,
           Refused | UniqueViolation | SequenceConflict | EventStoreError | SqlError
         > = !isPg
           ? alongside !== undefined || !single
             ? direct !== undefined && directTransaction !== undefined
-              ? Effect.suspend(
-                  () =>
-                    appendAtOnce(directTransaction, streamId, aggregateId, encoded, expected, createdAt, direct) ??
-                    writeTransaction(insertThen)
-                )
+              ? Effect.suspend(() => {
+                  // The first try's outcome, then a try of its own each time (a busy lock's retries).
+                  const done =
+                    atOnce ??
+                    appendAtOnce(directTransaction, streamId, aggregateId, encoded, expected, createdAt, direct)
+                  atOnce = undefined
+                  if (done === undefined) return writeTransaction(insertThen)
+                  if (done._tag === "Failed") return Effect.fail(done.error)
+                  return done.after === undefined ? Effect.succeed(done.result) : Effect.as(done.after, done.result)
+                })
               : writeTransaction(insertThen)
             : insert
           : Effect.withFiberRuntime((fiber) => {

@@ -7,7 +7,7 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import Sqlite from "better-sqlite3"
-import { Context, Deferred, Effect, Fiber, FastCheck as fc, Layer } from "effect"
+import { Chunk, Context, Deferred, Effect, Fiber, FastCheck as fc, Layer, Stream } from "effect"
 import { type AlongsideDirect, type AppendAlongside, EventStore, EventStoreError } from "../../src/infra/EventStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import {
@@ -17,9 +17,9 @@ import {
   TaskQueue,
   type TaskQueueService
 } from "../../src/infra/TaskQueue.js"
-import { newEvent, within } from "./EventStoreContract.js"
+import { newEvent } from "./EventStoreContract.js"
 import { freshSqliteFile } from "./fixtures/databases.js"
-import { job, untilAsleep } from "./TaskQueueContract.js"
+import { job, untilAsleep, within } from "./TaskQueueContract.js"
 
 /** A fresh SQLite file's store, its queue and its client. */
 const storeAndQueue = Effect.gen(function* () {
@@ -105,6 +105,23 @@ describe("SQLite: an append and its alongside statements", () => {
           [3, "w", 60_000],
           [4, "local", 9_000_000]
         ])
+      })
+    )
+  )
+
+  it.effect("wake this process's subscribers at once (the clock stands still: no poll comes)", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const { store, queue } = yield* storeAndQueue
+        const heard = yield* Effect.fork(
+          store.subscribe({ streamId: "planner", aggregateId: "s" }).pipe(Stream.take(1), Stream.runCollect)
+        )
+        yield* untilAsleep()
+        const { alongside, runs } = counted(queue, { ...nothing, dispatched: [job("s", 1)] })
+        yield* store.append("planner", "s", [newEvent("Dispatched", {})], 0, alongside)
+        expect(runs.direct).toBe(1)
+        const events = yield* Fiber.join(heard).pipe(within(10))
+        expect(Chunk.toReadonlyArray(events).map((event) => event.type)).toEqual(["Dispatched"])
       })
     )
   )
