@@ -159,9 +159,7 @@ export const taskContext = (
   const summary = () => {
     if (contextSummary === undefined) {
       const dependencies = new Set(task.dependsOn)
-      const recent = Planner.rollingTasks(state).filter(
-        (other) => !dependencies.has(other.id) && other.id !== task.id
-      )
+      const recent = Planner.rollingTasks(state).filter((other) => !dependencies.has(other.id) && other.id !== task.id)
       contextSummary = [state.contextSummary, ...recent.map(CompactionTrigger.entryText)]
         .filter((part) => part.length > 0)
         .join("\n")
