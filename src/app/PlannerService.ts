@@ -40,7 +40,7 @@ import {
 } from "effect"
 import { ClaimTask, type PlannerCommand } from "../domain/Commands.js"
 import type { PlannerError } from "../domain/Errors.js"
-import { encodeEvent, type PlannerEvent } from "../domain/Events.js"
+import { type EncodedEvent, encodeEvent, type PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
 import type { NodeKind } from "../domain/Task.js"
 import {
@@ -541,11 +541,14 @@ export const make = (options: PlannerServiceOptions = {}) =>
         for (const pending of batch) {
           let outcome: ReturnType<typeof Planner.decideAndEvolve>
           let concrete: PlannerCommand
+          let encoded: ReadonlyArray<EncodedEvent>
           try {
             concrete = typeof pending.command === "function" ? pending.command(working) : pending.command
             outcome = Planner.decideAndEvolve(working, concrete)
+            // Encoding checks each event against its schema (the decider does not check them as it makes them).
+            encoded = Either.isRight(outcome) ? outcome.right.events.map(encodeEvent) : []
           } catch (defect) {
-            // A command function that throws is its caller's bug: it fails that caller alone.
+            // A command function that throws, or an event that breaks its schema, is a bug: it fails that caller alone.
             decided.push(Effect.die(defect))
             allAppend = false
             continue
@@ -564,8 +567,11 @@ export const make = (options: PlannerServiceOptions = {}) =>
             pending.metadata.causationId ?? causeOf(concrete, known, claimedInBatch) ?? eventIds[0] ?? ""
           outcome.right.events.forEach((event, index) => {
             if (event._tag === "TaskClaimed") claimedInBatch.set(event.taskId, eventIds[index] ?? "")
+            const { type, version, data } = encoded[index] ?? encodeEvent(event)
             appended.push({
-              ...encodeEvent(event),
+              type,
+              version,
+              data,
               metadata: { ...pending.metadata, causationId, eventId: eventIds[index] ?? randomUUID() }
             })
             appendedEvents.push(event)

@@ -7,6 +7,19 @@ const reason = (type: string, version: number | string, data: unknown) =>
   Either.flip(decodeEvent(type, version, data)).pipe(Either.getOrThrow)
 
 describe("stored events", () => {
+  it("an event made without checking its fields is checked when it is encoded: a broken one is never stored", () => {
+    const broken = new TaskDispatched(
+      { taskId: 0, attempt: 1, kind: "Processing", description: "x", clarifications: [], at: Number.NaN },
+      true
+    )
+    expect(() => encodeEvent(broken)).toThrow(/TaskId|Int|positive|NaN/)
+    const sound = new TaskDispatched(
+      { taskId: 1, attempt: 1, kind: "Processing", description: "x", clarifications: [], at: 5 },
+      true
+    )
+    expect(encodeEvent(sound).data).toMatchObject({ taskId: 1, attempt: 1, at: 5 })
+  })
+
   it("are written with the current version only", () => {
     const planned = new TasksPlanned({
       request: "x",
