@@ -304,6 +304,8 @@ export const pagedLoad = <C>(
 export interface WakeUp {
   readonly signal: Effect.Effect<void>
   readonly next: Effect.Effect<Effect.Effect<void>>
+  /** How many signals there have been: a subscriber tells from it whether appends keep coming. */
+  readonly signals: () => number
 }
 
 export const makeWakeUp: Effect.Effect<WakeUp> = Effect.sync(() => {
@@ -312,8 +314,11 @@ export const makeWakeUp: Effect.Effect<WakeUp> = Effect.sync(() => {
   // waiting, a signal costs nothing.
   let current = Deferred.unsafeMake<void>(FiberId.none)
   let taken = false
+  let signals = 0
   return {
+    signals: () => signals,
     signal: Effect.sync(() => {
+      signals += 1
       if (!taken) return
       const previous = current
       current = Deferred.unsafeMake<void>(FiberId.none)
@@ -409,6 +414,9 @@ export const readRetry = Schedule.exponential("50 millis").pipe(
   Schedule.intersect(Schedule.recurs(6))
 )
 
+/** At most this many turns of the scheduler between an append's wake-up and its delivery (see `liveRead`). */
+export const coalesceTurns = 8
+
 /** How soon a subscription stalled at a gap looks again (see `Page.stalled`). */
 const stalledRetry = Duration.millis(10)
 
@@ -450,9 +458,15 @@ export const liveRead = (options: {
       for (let read = !first; ; read = true) {
         if (woken !== undefined) {
           yield* woken
-          // Woken by an append: the fibers already scheduled go first, so that what they append in the same turn (a
-          // worker of this process recording its next outcome) comes in the same chunk rather than a wake-up each.
-          yield* Effect.yieldNow()
+          // Woken by an append: the fibers already scheduled go first, a turn at a time for as long as they append
+          // (a worker of this process recording one outcome after another), up to `coalesceTurns`, so that what they
+          // append comes in one chunk rather than a wake-up each. With nothing more appended, one turn.
+          for (let turn = 0, seen = options.wakeUp.signals(); turn < coalesceTurns; turn++) {
+            yield* Effect.yieldNow()
+            const now = options.wakeUp.signals()
+            if (now === seen) break
+            seen = now
+          }
         }
         woken = yield* options.wakeUp.next
         const recent = read ? options.recent?.events.after(cursor) : undefined

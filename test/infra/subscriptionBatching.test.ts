@@ -1,0 +1,70 @@
+/**
+ * A subscriber woken by an append lets the fibers already scheduled go first while they append (a worker of this
+ * process recording one outcome after another), so that those appends come in one chunk, up to a bound of scheduler
+ * turns; a lone append is delivered at once, without waiting for more. On the in-memory store and a SQLite file, which share `liveRead`.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Fiber, Layer, type Scope, Stream } from "effect"
+import { EventStore, type EventStoreService } from "../../src/infra/EventStore.js"
+import { coalesceTurns } from "../../src/infra/internal/eventStore.js"
+import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
+import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { newEvent } from "./EventStoreContract.js"
+import { freshSqliteFile } from "./fixtures/databases.js"
+import { within } from "./TaskQueueContract.js"
+
+const stores: ReadonlyArray<readonly [string, Effect.Effect<EventStoreService, unknown, Scope.Scope>]> = [
+  ["in memory", Effect.map(MemoryEventStore.makeStorage, (storage) => MemoryEventStore.make(storage))],
+  [
+    "SQLite file",
+    Effect.flatMap(freshSqliteFile, (filename) =>
+      Effect.map(Layer.build(SqliteEventStore.layer({ filename })), (context) => Context.get(context, EventStore))
+    )
+  ]
+]
+
+/** The sizes of the chunks a subscriber of aggregate "s" gets for `count` appends made one per scheduler turn. */
+const chunkSizes = (store: EventStoreService, count: number) =>
+  Effect.gen(function* () {
+    const sizes: Array<number> = []
+    const subscriber = yield* Effect.fork(
+      store.subscribe({ streamId: "planner", aggregateId: "s" }).pipe(
+        Stream.take(count),
+        Stream.runForEachChunk((chunk) => Effect.sync(() => sizes.push(chunk.length)))
+      )
+    )
+    // The subscriber has read the (empty) log and waits for a wake-up.
+    yield* Effect.sleep("20 millis")
+    for (let index = 0; index < count; index++) {
+      yield* store.append("planner", "s", [newEvent("Step", { index })], index)
+      yield* Effect.yieldNow()
+    }
+    yield* Fiber.join(subscriber).pipe(within(10))
+    return sizes
+  })
+
+describe("a subscriber woken by appends that keep coming", () => {
+  for (const [name, make] of stores) {
+    it.live(`${name}: gets them in one chunk, up to a bound of scheduler turns`, () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const few = yield* chunkSizes(yield* make, 5)
+          expect(few).toEqual([5])
+          const many = yield* chunkSizes(yield* make, 4 * coalesceTurns)
+          expect(many.reduce((sum, size) => sum + size, 0)).toBe(4 * coalesceTurns)
+          // Delivered every `coalesceTurns` turns at the latest, not held until the appends stop.
+          expect(Math.max(...many)).toBeLessThanOrEqual(coalesceTurns + 1)
+          expect(many.length).toBeGreaterThanOrEqual(4)
+        })
+      )
+    )
+
+    it.live(`${name}: a lone append is delivered at once, without waiting for more`, () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          expect(yield* chunkSizes(yield* make, 1)).toEqual([1])
+        })
+      )
+    )
+  }
+})
