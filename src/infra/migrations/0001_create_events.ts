@@ -1,8 +1,10 @@
 /**
- * The event log. The seed's columns, plus a global `position` in commit order; `sequence` is per aggregate and the
- * unique constraint on it is the final guard against two writers taking the same sequence.
+ * The event log. The seed's columns, plus a global `position`, drawn when a row is inserted (on PostgreSQL appends
+ * may commit out of that order: readers that need global order read up to the store's high-water mark, see
+ * `SqlEventStore`); `sequence` is per aggregate and the unique constraint on it is the final guard against two
+ * writers taking the same sequence.
  *
- * Released: never edit; add a new numbered migration instead.
+ * Released: never edit its statements (this comment was corrected later); add a new numbered migration instead.
  */
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
