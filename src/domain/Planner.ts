@@ -1131,19 +1131,21 @@ const claim = (state: PlannerState, command: ClaimTask): Decided =>
         })
       )
     }
-    return Either.right([
-      new TaskClaimed(
-        {
-          taskId: current.id,
-          attempt: current.attempt,
-          workerId: command.workerId,
-          leaseExpiresAt: command.at + state.config.leaseMs,
-          at: command.at
-        },
-        trusted
-      )
-    ])
+    return Either.right([new TaskClaimed(leaseOf(state, current, command), trusted)])
   })
+
+/** A lease on the task's current attempt for the command's worker, from the command's time. */
+const leaseOf = (
+  state: PlannerState,
+  current: TaskState,
+  command: { readonly workerId: string; readonly at: Timestamp }
+) => ({
+  taskId: current.id,
+  attempt: current.attempt,
+  workerId: command.workerId,
+  leaseExpiresAt: command.at + state.config.leaseMs,
+  at: command.at
+})
 
 /** Checks that `workerId` holds the lease on the attempt. */
 const holding = (
@@ -1167,18 +1169,7 @@ const extendLease = (state: PlannerState, command: ExtendLease): Decided =>
   Either.flatMap(lookup(state, command.taskId), (current) => {
     const refused = holding(current, command, "have its lease extended")
     if (refused !== undefined) return Either.left(refused)
-    return Either.right([
-      new TaskLeaseExtended(
-        {
-          taskId: current.id,
-          attempt: current.attempt,
-          workerId: command.workerId,
-          leaseExpiresAt: command.at + state.config.leaseMs,
-          at: command.at
-        },
-        trusted
-      )
-    ])
+    return Either.right([new TaskLeaseExtended(leaseOf(state, current, command), trusted)])
   })
 
 const release = (state: PlannerState, command: ReleaseTask): Decided =>
