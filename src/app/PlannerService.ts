@@ -303,12 +303,6 @@ interface Pending {
   readonly take: AlongsideTake | undefined
 }
 
-/** A batch a turn took from the session's queue; `recorded` once the batch's outcomes are in. */
-interface TakenBatch {
-  readonly batch: ReadonlyArray<Pending>
-  recorded: boolean
-}
-
 /** One session's commands in this process: taken in turn, and in batches. */
 interface SessionQueue {
   readonly turn: Effect.Semaphore
@@ -736,21 +730,20 @@ export const make = (options: PlannerServiceOptions = {}) =>
       return statement === undefined ? complete : Object.assign(complete, { statement })
     }
 
-    /** Takes every command waiting for the session and handles them; with the session's turn held. */
     /**
-     * Takes every command waiting for the session and handles them; with the session's turn held. `taken` hears of
-     * the batch, so that an interruption before it was recorded can give the others back (see `submit`).
+     * Takes every command waiting for the session and handles them; with the session's turn held. Interrupted before
+     * the batch was recorded, it gives the others' commands back to the queue while it still holds the turn, so that
+     * whoever takes the turn next finds them there; the caller's own (`own`) are dropped with it.
      */
     const drain = (
       sessionId: string,
       queue: SessionQueue,
-      taken: (batch: TakenBatch) => void
+      own: ReadonlyArray<Pending>
     ): Effect.Effect<void, HandleError> =>
       Effect.suspend(() => {
         const batch = queue.waiting.splice(0)
         if (batch.length === 0) return Effect.void
-        const inHand: TakenBatch = { batch, recorded: false }
-        taken(inHand)
+        let recorded = false
         // Nothing is left for this session's turn to do: forget the queue. Only the holder of the turn does this,
         // and only with nothing waiting, so a queue made afresh by the next command never overlaps an append.
         const forgetIfIdle = () => {
@@ -758,7 +751,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
         }
         return Effect.matchCauseEffect(
           decideAndAppend(sessionId, batch, () => {
-            inHand.recorded = true
+            recorded = true
           }),
           {
             onSuccess: () => Effect.sync(forgetIfIdle),
@@ -767,11 +760,18 @@ export const make = (options: PlannerServiceOptions = {}) =>
               Cause.isInterruptedOnly(cause)
                 ? Effect.failCause(cause)
                 : Effect.sync(() => {
-                    inHand.recorded = true
+                    recorded = true
                     for (const pending of batch) Deferred.unsafeDone(pending.outcome, Effect.failCause(cause))
                     forgetIfIdle()
                   })
           }
+        ).pipe(
+          // (A handler of its own: an interrupted fiber skips the failure handlers above.)
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              if (!recorded) queue.waiting.unshift(...batch.filter((pending) => !own.includes(pending)))
+            })
+          )
         )
       })
 
@@ -806,13 +806,8 @@ export const make = (options: PlannerServiceOptions = {}) =>
       )
       const waiting = queue.waiting
       waiting.push(...pendings)
-      let inHand: TakenBatch | undefined
       const handled = queue.turn
-        .withPermits(1)(
-          drain(sessionId, queue, (batch) => {
-            inHand = batch
-          })
-        )
+        .withPermits(1)(drain(sessionId, queue, pendings))
         .pipe(
           Effect.onInterrupt(() =>
             Effect.sync(() => {
@@ -820,11 +815,6 @@ export const make = (options: PlannerServiceOptions = {}) =>
               for (const pending of pendings) {
                 const index = waiting.indexOf(pending)
                 if (index >= 0) waiting.splice(index, 1)
-              }
-              // Interrupted with a batch taken but not recorded: the others go back to the queue for whoever takes
-              // the turn next; this caller's own commands are dropped with it.
-              if (inHand !== undefined && !inHand.recorded) {
-                waiting.unshift(...inHand.batch.filter((pending) => !pendings.includes(pending)))
               }
             })
           )

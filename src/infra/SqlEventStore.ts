@@ -29,7 +29,8 @@
  * writer, and a write statement (or a `BEGIN IMMEDIATE` transaction) takes the write lock before it reads, so
  * positions commit in order there and need no mark.
  *
- * Live delivery: an append wakes this process's subscribers at once; on PostgreSQL it also sends `pg_notify` inside
+ * Live delivery: an append wakes this process's subscribers at once (which take the appends that keep coming together,
+ * for up to a few scheduler turns: see `liveRead`); on PostgreSQL it also sends `pg_notify` inside
  * its transaction (delivered on commit) to wake other processes' subscribers, which `LISTEN` through
  * `PgClient.listen`. A notification is only a wake-up, the events are always read from the table, and every
  * subscriber also polls (`pollInterval`) as the safety net for lost notifications and for other SQLite processes.
@@ -882,10 +883,12 @@ export const make = (
         // subscribers have it at once. Otherwise the way below waits its turn, tries again or says what went wrong,
         // starting from what this try found.
         const direct = single ? alongside?.direct : undefined
-        let atOnce =
-          !isPg && direct !== undefined && directTransaction !== undefined
-            ? appendAtOnce(directTransaction, streamId, aggregateId, encoded, expected, createdAt, direct)
-            : undefined
+        const tryAtOnce = !isPg && direct !== undefined && directTransaction !== undefined
+        // The first try's outcome, for the way below; `firstTry` until that way has used it.
+        let firstTry = tryAtOnce
+        let atOnce = tryAtOnce
+          ? appendAtOnce(directTransaction, streamId, aggregateId, encoded, expected, createdAt, direct)
+          : undefined
         if (atOnce?._tag === "Appended") {
           recent.add(appendedRows(streamId, aggregateId, encoded, atOnce.result, createdAt))
           return Effect.as(
@@ -912,9 +915,10 @@ export const make = (
             ? direct !== undefined && directTransaction !== undefined
               ? Effect.suspend(() => {
                   // The first try's outcome, then a try of its own each time (a busy lock's retries).
-                  const done =
-                    atOnce ??
-                    appendAtOnce(directTransaction, streamId, aggregateId, encoded, expected, createdAt, direct)
+                  const done = firstTry
+                    ? atOnce
+                    : appendAtOnce(directTransaction, streamId, aggregateId, encoded, expected, createdAt, direct)
+                  firstTry = false
                   atOnce = undefined
                   if (done === undefined) return writeTransaction(insertThen)
                   if (done._tag === "Failed") return Effect.fail(done.error)

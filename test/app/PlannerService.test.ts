@@ -13,6 +13,7 @@ import * as Planner from "../../src/domain/Planner.js"
 import { EventStore, type EventStoreService } from "../../src/infra/EventStore.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as PlannerStore from "../../src/infra/PlannerStore.js"
+import { within } from "../infra/EventStoreContract.js"
 
 const sessionId = "two-writers"
 const tasks = [1, 2].map((id) => ({
@@ -158,7 +159,7 @@ describe("PlannerService with another writer", () => {
       yield* Fiber.interrupt(y)
       readsB.gate = undefined
       yield* Deferred.succeed(gate, undefined)
-      const handled = yield* Fiber.join(w)
+      const handled = yield* Fiber.join(w).pipe(within(10, "the third caller's command"))
       expect(Planner.task(handled.state, 3)).toMatchObject({ status: "Running", lease: { workerId: "w" } })
       const claims = (yield* store.load({ streamId: PlannerStore.plannerStreamId, aggregateId: sessionId }))
         .filter((event) => event.type === "TaskClaimed")

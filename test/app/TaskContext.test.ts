@@ -62,6 +62,21 @@ describe("the context an executor is given", () => {
       expect({ ...context }.contextSummary).toBe(entryText(second))
       expect(JSON.parse(JSON.stringify(context)).contextSummary).toBe(entryText(second))
       expect(context.request).toBe("three steps")
+
+      // Built when first read, once: a state whose summary counts its reads.
+      let reads = 0
+      const watched = { ...state }
+      Object.defineProperty(watched, "contextSummary", {
+        get: () => {
+          reads += 1
+          return state.contextSummary
+        }
+      })
+      const lazy = taskContext(watched, third, "s", "/work")
+      expect(reads).toBe(0)
+      expect(lazy.contextSummary).toBe(entryText(second))
+      expect(lazy.contextSummary).toBe(entryText(second))
+      expect(reads).toBe(1)
       expect(context.idempotencyKey).toBe("s/3/1")
     })
   )

@@ -2,7 +2,8 @@
  * A worker's take loop keeps its waker whatever the queue's wait dies of: here the in-memory queue's `awaitWork` fails
  * its first two waits with an interruption that is not the worker's (as a shared LISTEN start cut short by another
  * fiber did on PostgreSQL, the #16 hang). The retry of a failed task, due after its backoff and so never handed over,
- * is still taken, and the plan finishes.
+ * is still taken, and the plan finishes. And a slot freed by an attempt's end wakes the take loop while the queue
+ * still has jobs for it.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Clock, Effect, FiberId, Layer } from "effect"
@@ -65,6 +66,37 @@ describe("the worker's waker", () => {
       expect(result.state.tasks[0]?.attempt).toBe(2)
       // At least one wait died under the worker (the take loop then came back to the queue on its own).
       expect(broken).toBeLessThan(2)
+    })
+  )
+  it.live("a slot freed by an attempt's end takes the next job the queue already has", () =>
+    Effect.gen(function* () {
+      const executor = ScriptExecutor.make({ rules: [], default: { complete: "done" } })
+      const runtime = PlannerRuntime.layer(MemoryEventStore.layer(), { executor })
+      const result = yield* Effect.gen(function* () {
+        const service = yield* PlannerService
+        const at = yield* Clock.currentTimeMillis
+        const sessionId = Runner.newSessionId(at)
+        // Every task is dispatched before the worker starts: their jobs wait in the queue, none handed over, and
+        // a worker of one slot takes them one at a time, each when the attempt before it has ended.
+        yield* service.execute(
+          sessionId,
+          new Initialize({
+            request: "Three steps",
+            tasks: [1, 2, 3].map((id) => ({
+              id,
+              description: `step ${id}`,
+              kind: "Processing" as const,
+              dependsOn: [],
+              attachments: []
+            })),
+            config: { ...defaultConfig, ...fast, maxParallel: 3 },
+            at
+          })
+        )
+        return yield* Runner.run(sessionId, { concurrency: 1 })
+      }).pipe(Effect.provide(runtime), Effect.timeout("20 seconds"))
+      expect(result.state.status).toBe("Succeeded")
+      expect(result.state.tasks.map((task) => task.attempt)).toEqual([1, 1, 1])
     })
   )
 })

@@ -414,7 +414,11 @@ export const readRetry = Schedule.exponential("50 millis").pipe(
   Schedule.intersect(Schedule.recurs(6))
 )
 
-/** At most this many turns of the scheduler between an append's wake-up and its delivery (see `liveRead`). */
+/**
+ * At most this many turns of the scheduler between an append's wake-up and a subscriber's next look (see `liveRead`;
+ * the look may still read the database). The turns count appends anywhere in the store, so a subscriber of a quiet
+ * session waits the full count while other sessions are busy: a few turns, bounded.
+ */
 export const coalesceTurns = 8
 
 /** How soon a subscription stalled at a gap looks again (see `Page.stalled`). */
