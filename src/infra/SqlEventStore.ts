@@ -886,7 +886,7 @@ export const make = (
         const tryAtOnce = !isPg && direct !== undefined && directTransaction !== undefined
         // The first try's outcome, for the way below; `firstTry` until that way has used it.
         let firstTry = tryAtOnce
-        let atOnce = tryAtOnce
+        const atOnce = tryAtOnce
           ? appendAtOnce(directTransaction, streamId, aggregateId, encoded, expected, createdAt, direct)
           : undefined
         if (atOnce?._tag === "Appended") {
@@ -919,7 +919,6 @@ export const make = (
                     ? atOnce
                     : appendAtOnce(directTransaction, streamId, aggregateId, encoded, expected, createdAt, direct)
                   firstTry = false
-                  atOnce = undefined
                   if (done === undefined) return writeTransaction(insertThen)
                   if (done._tag === "Failed") return Effect.fail(done.error)
                   return done.after === undefined ? Effect.succeed(done.result) : Effect.as(done.after, done.result)
