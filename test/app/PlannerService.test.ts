@@ -14,6 +14,7 @@ import { EventStore, type EventStoreService } from "../../src/infra/EventStore.j
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as PlannerStore from "../../src/infra/PlannerStore.js"
 import { within } from "../infra/EventStoreContract.js"
+import { independentTasks } from "./fixtures/plans.js"
 
 const sessionId = "two-writers"
 const tasks = [1, 2].map((id) => ({
@@ -51,6 +52,19 @@ const twoWriters = Effect.gen(function* () {
   const readsB: { count: number; gate?: Deferred.Deferred<void> | undefined } = { count: 0 }
   return { a: yield* handler(readsA), b: yield* handler(readsB), readsA, readsB, store: MemoryEventStore.make(storage) }
 })
+
+/** Waits (briefly, a millisecond at a time) until `done` holds; fails naming `what` after 10 s. */
+const until = (what: string, done: Effect.Effect<boolean>) =>
+  Effect.gen(function* () {
+    while (!(yield* done)) yield* Effect.sleep("1 millis")
+  }).pipe(within(10, what))
+
+/** Whether every one of `fibers` is suspended (waiting). */
+const suspended = (...fibers: ReadonlyArray<Fiber.RuntimeFiber<unknown, unknown>>) =>
+  Effect.map(
+    Effect.forEach(fibers, (fiber) => Fiber.status(fiber)),
+    (statuses) => statuses.every((status) => status._tag === "Suspended")
+  )
 
 const claim = (taskId: number, workerId: string, at: number) => new ClaimTask({ taskId, attempt: 1, workerId, at })
 
@@ -131,31 +145,36 @@ describe("PlannerService with another writer", () => {
   it.live("a turn interrupted before its batch is recorded gives the others' commands back, and drops its own", () =>
     Effect.gen(function* () {
       const { a, b, readsB, store } = yield* twoWriters
-      const four = [1, 2, 3, 4].map((id) => ({
-        id,
-        description: `task ${id}`,
-        kind: "Processing" as const,
-        dependsOn: [],
-        attachments: []
-      }))
       yield* b.execute(
         sessionId,
-        new Initialize({ request: "four tasks", tasks: four, config: { ...defaultConfig, maxParallel: 4 }, at: 1 })
+        new Initialize({
+          request: "four tasks",
+          tasks: independentTasks(4),
+          config: { ...defaultConfig, maxParallel: 4 },
+          at: 1
+        })
       )
       // The other writer moves the session on: every append of `b` decided on its cache is refused, and it reads
       // the store again, which waits at the gate.
       yield* a.execute(sessionId, claim(4, "a", 2))
       const gate = yield* Deferred.make<void>()
       readsB.gate = gate
+      const readsBefore = readsB.count
       const x = yield* Effect.fork(b.execute(sessionId, claim(1, "x", 3)))
-      yield* Effect.sleep("20 millis")
-      // X holds the turn (reading at the gate); Y and W wait for it.
+      // X holds the turn, reading at the gate; Y and W wait for it.
+      yield* until(
+        "X at the gate",
+        Effect.sync(() => readsB.count === readsBefore + 1)
+      )
       const y = yield* Effect.fork(b.execute(sessionId, claim(2, "y", 3)))
       const w = yield* Effect.fork(b.execute(sessionId, claim(3, "w", 3)))
-      yield* Effect.sleep("20 millis")
+      yield* until("Y and W waiting", suspended(y, w))
       yield* Fiber.interrupt(x)
       // Y took the turn with both waiting commands in its batch, and reads at the gate in turn.
-      yield* Effect.sleep("20 millis")
+      yield* until(
+        "Y at the gate",
+        Effect.sync(() => readsB.count === readsBefore + 2)
+      )
       yield* Fiber.interrupt(y)
       readsB.gate = undefined
       yield* Deferred.succeed(gate, undefined)

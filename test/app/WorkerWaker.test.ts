@@ -11,12 +11,33 @@ import * as PlannerRuntime from "../../src/app/PlannerRuntime.js"
 import { PlannerService } from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import { Initialize } from "../../src/domain/Commands.js"
-import { defaultConfig } from "../../src/domain/Config.js"
+import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
+import type { TaskPlan } from "../../src/domain/Task.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as MemoryTaskQueue from "../../src/infra/MemoryTaskQueue.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import { TaskQueue } from "../../src/infra/TaskQueue.js"
+import { independentTasks } from "./fixtures/plans.js"
 import { fast } from "./runnerSuite.js"
+
+/** Records a plan over `runtime`, every task dispatched at once, then runs it with a worker of this process. */
+const planAndRun = (
+  runtime: Layer.Layer<PlannerRuntime.Services, unknown>,
+  request: string,
+  tasks: ReadonlyArray<TaskPlan>,
+  config: Partial<PlannerConfig> = {},
+  options: Runner.RunOptions = {}
+) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    const at = yield* Clock.currentTimeMillis
+    const sessionId = Runner.newSessionId(at)
+    yield* service.execute(
+      sessionId,
+      new Initialize({ request, tasks, config: { ...defaultConfig, ...fast, ...config }, at })
+    )
+    return yield* Runner.run(sessionId, options)
+  }).pipe(Effect.provide(runtime), Effect.timeout("30 seconds"))
 
 describe("the worker's waker", () => {
   it.live("survives waits that die of somebody else's interruption", () =>
@@ -47,21 +68,9 @@ describe("the worker's waker", () => {
         default: { complete: "done" }
       })
       const runtime = PlannerRuntime.layer(MemoryEventStore.layer(), { executor }).pipe(Layer.provide(queue))
-      const result = yield* Effect.gen(function* () {
-        const service = yield* PlannerService
-        const at = yield* Clock.currentTimeMillis
-        const sessionId = Runner.newSessionId(at)
-        yield* service.execute(
-          sessionId,
-          new Initialize({
-            request: "Fetch the data",
-            tasks: [{ id: 1, description: "fetch the data", kind: "Retrieval", dependsOn: [], attachments: [] }],
-            config: { ...defaultConfig, ...fast },
-            at
-          })
-        )
-        return yield* Runner.run(sessionId)
-      }).pipe(Effect.provide(runtime), Effect.timeout("30 seconds"))
+      const result = yield* planAndRun(runtime, "Fetch the data", [
+        { id: 1, description: "fetch the data", kind: "Retrieval", dependsOn: [], attachments: [] }
+      ])
       expect(result.state.status).toBe("Succeeded")
       expect(result.state.tasks[0]?.attempt).toBe(2)
       // At least one wait died under the worker (the take loop then came back to the queue on its own).
@@ -72,29 +81,15 @@ describe("the worker's waker", () => {
     Effect.gen(function* () {
       const executor = ScriptExecutor.make({ rules: [], default: { complete: "done" } })
       const runtime = PlannerRuntime.layer(MemoryEventStore.layer(), { executor })
-      const result = yield* Effect.gen(function* () {
-        const service = yield* PlannerService
-        const at = yield* Clock.currentTimeMillis
-        const sessionId = Runner.newSessionId(at)
-        // Every task is dispatched before the worker starts: their jobs wait in the queue, none handed over, and
-        // a worker of one slot takes them one at a time, each when the attempt before it has ended.
-        yield* service.execute(
-          sessionId,
-          new Initialize({
-            request: "Three steps",
-            tasks: [1, 2, 3].map((id) => ({
-              id,
-              description: `step ${id}`,
-              kind: "Processing" as const,
-              dependsOn: [],
-              attachments: []
-            })),
-            config: { ...defaultConfig, ...fast, maxParallel: 3 },
-            at
-          })
-        )
-        return yield* Runner.run(sessionId, { concurrency: 1 })
-      }).pipe(Effect.provide(runtime), Effect.timeout("20 seconds"))
+      // Every task is dispatched before the worker starts: their jobs wait in the queue, none handed over, and a
+      // worker of one slot takes them one at a time, each when the attempt before it has ended.
+      const result = yield* planAndRun(
+        runtime,
+        "Three steps",
+        independentTasks(3),
+        { maxParallel: 3 },
+        { concurrency: 1 }
+      )
       expect(result.state.status).toBe("Succeeded")
       expect(result.state.tasks.map((task) => task.attempt)).toEqual([1, 1, 1])
     })

@@ -23,24 +23,37 @@ const stores: ReadonlyArray<readonly [string, Effect.Effect<EventStoreService, u
   ]
 ]
 
-/** The sizes of the chunks a subscriber of aggregate "s" gets for `count` appends made one per scheduler turn. */
-const chunkSizes = (store: EventStoreService, count: number) =>
+/**
+ * A subscriber of aggregate "s" that has had a first event and waits for more, and the sizes of the chunks it gets
+ * (the first one's among them); it stops after `count` more events.
+ */
+const waitingSubscriber = (store: EventStoreService, count: number) =>
   Effect.gen(function* () {
     const sizes: Array<number> = []
     const subscriber = yield* Effect.fork(
       store.subscribe({ streamId: "planner", aggregateId: "s" }).pipe(
-        Stream.take(count),
+        Stream.take(count + 1),
         Stream.runForEachChunk((chunk) => Effect.sync(() => sizes.push(chunk.length)))
       )
     )
-    // The subscriber has read the (empty) log and waits for a wake-up.
-    yield* Effect.sleep("20 millis")
-    for (let index = 0; index < count; index++) {
+    yield* store.append("planner", "s", [newEvent("Start", {})], 0)
+    yield* Effect.gen(function* () {
+      while (sizes.length === 0 || (yield* Fiber.status(subscriber))._tag !== "Suspended")
+        yield* Effect.sleep("1 millis")
+    }).pipe(within(10))
+    return { sizes, subscriber }
+  })
+
+/** The sizes of the chunks a waiting subscriber gets for `count` appends made one per scheduler turn. */
+const chunkSizes = (store: EventStoreService, count: number) =>
+  Effect.gen(function* () {
+    const { sizes, subscriber } = yield* waitingSubscriber(store, count)
+    for (let index = 1; index <= count; index++) {
       yield* store.append("planner", "s", [newEvent("Step", { index })], index)
       yield* Effect.yieldNow()
     }
     yield* Fiber.join(subscriber).pipe(within(10))
-    return sizes
+    return sizes.slice(1)
   })
 
 describe("a subscriber woken by appends that keep coming", () => {
@@ -63,18 +76,11 @@ describe("a subscriber woken by appends that keep coming", () => {
       Effect.scoped(
         Effect.gen(function* () {
           const store = yield* make
-          let delivered = false
-          const subscriber = yield* Effect.fork(
-            store.subscribe({ streamId: "planner", aggregateId: "s" }).pipe(
-              Stream.take(1),
-              Stream.runForEach(() => Effect.sync(() => (delivered = true)))
-            )
-          )
-          yield* Effect.sleep("20 millis")
-          yield* store.append("planner", "s", [newEvent("Step", {})], 0)
+          const { sizes, subscriber } = yield* waitingSubscriber(store, 1)
+          yield* store.append("planner", "s", [newEvent("Step", {})], 1)
           // This fiber takes turns with the subscriber, counting them until it has the event.
           let turns = 0
-          while (!delivered && turns < 100) {
+          while (sizes.length < 2 && turns < 100) {
             yield* Effect.yieldNow()
             turns++
           }
