@@ -114,11 +114,11 @@ export const run = (options: WorkerOptions = {}) => {
       startsWithOutcomes: sessionId === undefined,
       onReport: options.onAttempt,
       writer: (): SessionWriter.SessionWriter | undefined => sessionWriter,
-      takeNext: () => {
+      takeNext: (freeing = 1) => {
         // Not before the worker is all set up (a job handed over during its registration may report that early).
         if (!serving || stopping) return undefined
-        // The slot of the attempt reporting frees once its outcome is in.
-        const limit = concurrency - running.size - handOff.reserved() + 1
+        // The slots of the attempts reporting free once their outcomes are in.
+        const limit = concurrency - running.size - handOff.reserved() + freeing
         if (limit <= 0) return undefined
         return {
           options: { workerId, kinds, limit, leaseMs, ...(sessionId === undefined ? {} : { sessionId }) },

@@ -32,7 +32,7 @@
  *
  * Reports (PostgreSQL, `reports`): a worker that is not its session's writer stores its outcome in the job's row,
  * notifies the writer on the `<channel>_reports` channel (the notification carries the report when it fits) and takes
- * its next jobs, in one statement; the writer of each session is a row of `planner_session_writers` under a lease.
+ * its next jobs, in one statement, which stores every report the worker has ready at once; the writer of each session is a row of `planner_session_writers` under a lease.
  * SQLite has no notification across processes (a writer there would wait for the poll), so its workers append their
  * outcomes themselves.
  *
@@ -57,6 +57,8 @@ import {
   type OutcomeReports,
   type PendingReport,
   type QueueChanges,
+  type Reported,
+  type ReportedOutcome,
   type TakenJob,
   type TakeOptions,
   TaskQueue,
@@ -272,6 +274,9 @@ const takeStatement = (options: TakeOptions, relaxed: boolean): readonly [string
 /** Whether a take's options take nothing at all. */
 const takesNothing = (options: TakeOptions | undefined): boolean =>
   options === undefined || options.limit <= 0 || options.kinds?.length === 0
+
+/** The most reports one statement stores (`reportAll` sends more in several). */
+export const reportsPerStatement = 16
 
 /** PostgreSQL refuses a notification's payload of 8,000 bytes or more. */
 const noticeLimit = 7_900
@@ -680,95 +685,129 @@ export const make = (
 
     const reportsChannel = `${channel}_reports`
     /**
-     * PostgreSQL: the report's statement. Parameters: the job's key, the reporter, the outcome (JSON text), now, the
-     * channel the writer listens on and the notification's payload; then, with a take, `takeUpdate`'s. It stores the
-     * outcome only while the job is the reporter's, notifies the writer on commit, says who the session's writer is,
-     * and takes the reporter's next jobs (never the one reported): one round trip per attempt for a worker that is not
-     * the session's writer. The notification carries the report itself when it fits (`reportNotice`), so that the
-     * writer need not read it back.
+     * PostgreSQL: the statement that stores `count` reports. Parameters: the reporter, now, the channel the writer
+     * listens on, then five for each report (its job's key, its outcome as JSON text, its notification's payload),
+     * then, with a take, `takeUpdate`'s. It stores each outcome only while its job is the reporter's, notifies the
+     * writers on commit (one notification per report, all sent with the one commit), says who each session's writer
+     * is, and takes the reporter's next jobs (never one reported): one round trip for all the outcomes a worker has
+     * ready at once. A notification carries its report when it fits (`reportNotice`), so that the writer need not
+     * read it back.
+     *
+     * One statement per count, as the event store's appends have, rather than one taking arrays: the rows of an
+     * `unnest` are unknown until the statement runs, and PostgreSQL then plans it again at every execution instead of
+     * keeping the prepared plan (that planning cost more than the statement).
      */
-    const reportStatement = (take: TakeOptions | undefined): readonly [string, string] => {
+    const reportStatement = (count: number, take: TakeOptions | undefined): readonly [string, string] => {
       const taking = take !== undefined && !takesNothing(take)
-      return statement(`planner_jobs_report${taking ? `_take${takeShape(take)}` : ""}`, () => {
+      return statement(`planner_jobs_report_${count}${taking ? `_take${takeShape(take)}` : ""}`, () => {
+        const at = (index: number, field: number) => `$${4 + index * 5 + field}`
+        const rows = (fields: (index: number) => string) =>
+          `(VALUES ${Array.from({ length: count }, (_, index) => `(${fields(index)})`).join(", ")})`
+        const key = (index: number) => `${at(index, 0)}::text, ${at(index, 1)}::integer, ${at(index, 2)}::integer`
         const taken = taking
           ? `, taken AS (${takeUpdate(
-              9,
+              4 + count * 5,
               { byKind: take.kinds !== undefined, bySession: take.sessionId !== undefined },
-              "AND NOT (session_id = $1::text AND task_id = $2::integer AND attempt = $3::integer)"
+              `AND (session_id, task_id, attempt) NOT IN ${rows(key)}`
             )})`
           : ""
         // `notified` is referenced below so that PostgreSQL runs it: a CTE that is only a SELECT runs only if used.
+        // `found` reads the statement's snapshot, from before its own UPDATE: a report stored now is in `reported`,
+        // one of this worker's already there (an earlier try whose answer was lost) in the job's row.
         return `
         WITH reported AS (
-          UPDATE planner_jobs SET report = $5::text, reported_at = $6::bigint
-          WHERE session_id = $1::text AND task_id = $2::integer AND attempt = $3::integer AND worker_id = $4::text
-            AND report IS NULL
-          RETURNING id
+          UPDATE planner_jobs SET report = input.report, reported_at = $2::bigint
+          FROM ${rows((index) => `${key(index)}, ${at(index, 3)}::text, ${at(index, 4)}::text`)}
+            AS input(session_id, task_id, attempt, report, notice)
+          WHERE planner_jobs.session_id = input.session_id AND planner_jobs.task_id = input.task_id
+            AND planner_jobs.attempt = input.attempt AND planner_jobs.worker_id = $1::text
+            AND planner_jobs.report IS NULL
+          RETURNING planner_jobs.id, input.notice
         ), notified AS (
-          SELECT pg_notify($7::text, $8::text) AS sent FROM reported
-        ), writer AS (
-          SELECT worker_id FROM planner_session_writers WHERE session_id = $1::text AND lease_expires_at > $6::bigint
+          SELECT pg_notify($3::text, notice) AS sent FROM reported
         )${taken}
-        SELECT (SELECT count(*) FROM reported) AS stored, (SELECT count(*) FROM notified) AS notified,
-          (SELECT count(*) FROM planner_jobs WHERE session_id = $1::text AND task_id = $2::integer
-            AND attempt = $3::integer AND worker_id = $4::text AND report IS NOT NULL) AS earlier,
-          (SELECT worker_id FROM writer) AS writer${taking ? ", taken.*" : ""}
+        SELECT (
+            SELECT json_agg(json_build_array(
+              EXISTS (
+                SELECT 1 FROM planner_jobs AS job WHERE job.session_id = input.session_id
+                  AND job.task_id = input.task_id AND job.attempt = input.attempt AND job.worker_id = $1::text
+                  AND (job.report IS NOT NULL OR job.id IN (SELECT id FROM reported))),
+              (SELECT worker_id FROM planner_session_writers AS writer WHERE writer.session_id = input.session_id
+                AND writer.lease_expires_at > $2::bigint)) ORDER BY input.ord)
+            FROM ${rows((index) => `${key(index)}, ${index}`)} AS input(session_id, task_id, attempt, ord)
+          ) AS found, (SELECT count(*) FROM notified) AS notified${taking ? ", taken.*" : ""}
         FROM (SELECT 1) AS one${taking ? " LEFT JOIN taken ON TRUE" : ""}`
       })
     }
 
-    const report = hotFn("SqlTaskQueue.report")(function* (
-      key: JobKey,
+    /** Stores up to `reportsPerStatement` reports in one statement, with the take if there is one. */
+    const reportSome = (
+      outcomes: ReadonlyArray<ReportedOutcome>,
       workerId: string,
-      outcome: unknown,
+      take: AlongsideTake | undefined
+    ): Effect.Effect<ReadonlyArray<Reported>, TaskQueueError> =>
+      Effect.gen(function* () {
+        const texts: Array<string> = []
+        for (const { key, outcome } of outcomes) {
+          texts.push(
+            yield* Effect.try({
+              try: () => JSON.stringify(outcome ?? null),
+              catch: (cause) =>
+                new TaskQueueError({
+                  operation: "report an outcome",
+                  reason: `the outcome of job ${jobKeyString(key)} cannot be stored as JSON (${causeText(cause)})`
+                })
+            })
+          )
+        }
+        const now = yield* Clock.currentTimeMillis
+        const options = take?.options
+        const taking = options !== undefined && !takesNothing(options)
+        const [name, statementText] = reportStatement(outcomes.length, taking ? options : undefined)
+        const params: Array<unknown> = [workerId, now, reportsChannel]
+        outcomes.forEach(({ key }, index) => {
+          const text = texts[index] ?? "null"
+          params.push(key.sessionId, key.taskId, key.attempt, text, reportNotice(key, workerId, text))
+        })
+        if (taking) params.push(...takeParams(options, now))
+        type Row = Partial<JobRow> & { readonly found: ReadonlyArray<readonly [boolean, string | null]> | null }
+        const rows = (yield* run(
+          "report an outcome",
+          prepared === undefined ? sql.unsafe(statementText, params) : prepared(name, statementText, params)
+        )) as ReadonlyArray<Row>
+        if (taking && take !== undefined) {
+          const jobs = rows.filter((row): row is Row & JobRow => row.id !== null && row.id !== undefined)
+          take.taken(decodeTaken(jobs, options.workerId, now + options.leaseMs))
+        }
+        const found = rows[0]?.found ?? []
+        return outcomes.map((_, index): Reported => {
+          const [stored, writer] = found[index] ?? [false, null]
+          return { stored, writer: writer ?? undefined }
+        })
+      })
+
+    /** Stores the reports, `reportsPerStatement` to a statement; the take goes with the first. */
+    const reportAll = hotFn("SqlTaskQueue.reportAll")(function* (
+      outcomes: ReadonlyArray<ReportedOutcome>,
+      workerId: string,
       take?: AlongsideTake
     ) {
-      const text = yield* Effect.try({
-        try: () => JSON.stringify(outcome ?? null),
-        catch: (cause) =>
-          new TaskQueueError({
-            operation: "report an outcome",
-            reason: `the outcome of job ${jobKeyString(key)} cannot be stored as JSON (${causeText(cause)})`
-          })
-      })
-      const now = yield* Clock.currentTimeMillis
-      const options = take?.options
-      const taking = options !== undefined && !takesNothing(options)
-      const [name, statementText] = reportStatement(taking ? options : undefined)
-      const params = [
-        key.sessionId,
-        key.taskId,
-        key.attempt,
-        workerId,
-        text,
-        now,
-        reportsChannel,
-        reportNotice(key, workerId, text),
-        ...(taking ? takeParams(options, now) : [])
-      ]
-      type Row = Partial<JobRow> & {
-        readonly stored: string | number
-        readonly earlier: string | number
-        readonly writer: string | null
+      if (outcomes.length === 0) return []
+      if (outcomes.length <= reportsPerStatement) return yield* reportSome(outcomes, workerId, take)
+      const found: Array<Reported> = []
+      for (const [index, chunk] of chunks(outcomes, reportsPerStatement).entries()) {
+        found.push(...(yield* reportSome(chunk, workerId, index === 0 ? take : undefined)))
       }
-      const rows = (yield* run(
-        "report an outcome",
-        prepared === undefined ? sql.unsafe(statementText, params) : prepared(name, statementText, params)
-      )) as ReadonlyArray<Row>
-      const first = rows[0]
-      if (taking && take !== undefined) {
-        const jobs = rows.filter((row): row is Row & JobRow => row.id !== null && row.id !== undefined)
-        take.taken(decodeTaken(jobs, options.workerId, now + options.leaseMs))
-      }
-      return {
-        // The statement's snapshot is from before its own UPDATE: `earlier` is a report of this worker already there.
-        stored: Number(first?.stored ?? 0) > 0 || Number(first?.earlier ?? 0) > 0,
-        writer: first?.writer ?? undefined
-      }
+      return found
     })
 
     const reports: OutcomeReports = {
-      report,
+      report: (key, workerId, outcome, take) =>
+        Effect.map(
+          reportAll([{ key, outcome }], workerId, take),
+          (found) => found[0] ?? { stored: false, writer: undefined }
+        ),
+      reportAll,
       claimWriter: (sessionId, workerId, leaseMs, replacing) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           run(

@@ -107,6 +107,12 @@ export interface PendingReport {
   readonly outcome: unknown
 }
 
+/** An outcome to report into its job's row: what the worker stores (JSON-serialisable), for the writer to decode. */
+export interface ReportedOutcome {
+  readonly key: JobKey
+  readonly outcome: unknown
+}
+
 /** What storing a report found. */
 export interface Reported {
   /**
@@ -129,7 +135,8 @@ export interface Reported {
  * the one writer of a workflow's history.
  *
  * - `report` stores the outcome only while the job is the reporter's; a reported job is never taken again, whatever
- *   becomes of its lease, and ends when the writer's append completes it.
+ *   becomes of its lease, and ends when the writer's append completes it. `reportAll` stores several in one statement
+ *   (a worker sends the reports made while its previous statement was out together: `worker/ReportGroups`).
  * - The writer's lease is a row (`claimWriter`, `extendWriter`): whoever finds no live writer claims it; when the
  *   writer's process dies, the lease runs out and the next report, or the sweep of `unrecorded`, elects another (a
  *   writer known dead, a process of the same host that is gone, is replaced at once).
@@ -143,6 +150,15 @@ export interface OutcomeReports {
     outcome: unknown,
     take?: AlongsideTake
   ) => Effect.Effect<Reported, TaskQueueError>
+  /**
+   * Stores several of the worker's reports in one statement (what it found for each, in their order), with one
+   * take of its next jobs: a worker whose attempts end together sends one round trip, not one each.
+   */
+  readonly reportAll: (
+    outcomes: ReadonlyArray<ReportedOutcome>,
+    workerId: string,
+    take?: AlongsideTake
+  ) => Effect.Effect<ReadonlyArray<Reported>, TaskQueueError>
   /**
    * Makes `workerId` the session's writer unless another worker's lease on it is live (or that worker is `replacing`:
    * one known dead). True when it is the writer.

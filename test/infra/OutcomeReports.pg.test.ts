@@ -199,6 +199,94 @@ for (const [variant, target] of targets) {
       )
     )
 
+    it.live("a group of reports is one statement: each found for itself, each heard, one take for all", () =>
+      withQueue(target, (queue, { second }) =>
+        Effect.gen(function* () {
+          const other = yield* second
+          const heard = yield* Queue.unbounded<readonly [string, PendingReport | undefined]>()
+          yield* yield* reportsOf(other).listen((sessionId, report) => Queue.unsafeOffer(heard, [sessionId, report]))
+          const reports = reportsOf(queue)
+          yield* queue.enqueue([job("a", 1), job("a", 2), job("a", 3), job("a", 4), job("a", 5), job("b", 1)])
+          yield* queue.take({ workerId: "w", limit: 3, leaseMs: lease, sessionId: "a" })
+          yield* queue.take({ workerId: "w", limit: 1, leaseMs: lease, sessionId: "b" })
+          yield* queue.take({ workerId: "other", limit: 1, leaseMs: lease, sessionId: "a" })
+          // a/3 reported before (its answer lost): told it is stored, and its report is not replaced.
+          yield* reports.report(key("a", 3), "w", "first")
+          expect(yield* Queue.take(heard).pipe(within(10))).toEqual([
+            "a",
+            { key: key("a", 3), workerId: "w", outcome: "first" }
+          ])
+          yield* reports.claimWriter("b", "writer-of-b", lease)
+          let taken: ReadonlyArray<TakenJob> | undefined
+          const found = yield* reports.reportAll(
+            [
+              { key: key("a", 1), outcome: ["one"] },
+              { key: key("a", 4), outcome: ["not mine"] },
+              { key: key("a", 3), outcome: "again" },
+              { key: key("b", 1), outcome: { two: 2 } },
+              { key: key("a", 2), outcome: null }
+            ],
+            "w",
+            {
+              options: { workerId: "w", limit: 5, leaseMs: lease },
+              now: yield* Clock.currentTimeMillis,
+              taken: (jobs) => {
+                taken = jobs
+              }
+            }
+          )
+          expect(found).toEqual([
+            { stored: true, writer: undefined },
+            { stored: false, writer: undefined },
+            { stored: true, writer: undefined },
+            { stored: true, writer: "writer-of-b" },
+            { stored: true, writer: undefined }
+          ])
+          // The take found what is left: a/5 (a/4 is the other worker's), none of the jobs it reported.
+          expect(taken?.map(jobKeyString)).toEqual(["a/5/1"])
+          const notices = [
+            yield* Queue.take(heard).pipe(within(10)),
+            yield* Queue.take(heard).pipe(within(10)),
+            yield* Queue.take(heard).pipe(within(10))
+          ]
+          // In no particular order: one commit sends them all.
+          const byKey = notices.map(([sessionId, report]) => [sessionId, report?.key.taskId, report?.outcome] as const)
+          expect([...byKey].sort((x, y) => `${x[0]}/${x[1]}`.localeCompare(`${y[0]}/${y[1]}`))).toEqual([
+            ["a", 1, ["one"]],
+            ["a", 2, null],
+            ["b", 1, { two: 2 }]
+          ])
+          // Oldest first: a/3's first report, then the group's.
+          expect((yield* reports.pending("a", 10)).map((report) => [report.key.taskId, report.outcome])).toEqual([
+            [3, "first"],
+            [1, ["one"]],
+            [2, null]
+          ])
+          yield* Effect.sleep("50 millis")
+          expect(yield* Queue.size(heard)).toBe(0)
+        })
+      )
+    )
+
+    it.effect("more reports than one statement stores go in several, all stored", () =>
+      withQueue(target, (queue) =>
+        Effect.gen(function* () {
+          const count = SqlTaskQueue.reportsPerStatement * 2 + 3
+          const ids = Array.from({ length: count }, (_, index) => index + 1)
+          yield* queue.enqueue(ids.map((taskId) => job("many", taskId)))
+          yield* queue.take({ workerId: "w", limit: count, leaseMs: lease })
+          const found = yield* reportsOf(queue).reportAll(
+            ids.map((taskId) => ({ key: key("many", taskId), outcome: taskId })),
+            "w"
+          )
+          expect(found.every((one) => one.stored)).toBe(true)
+          expect(found).toHaveLength(count)
+          const pending = yield* reportsOf(queue).pending("many", count + 1)
+          expect(pending.map((report) => report.outcome)).toEqual(ids)
+        })
+      )
+    )
+
     it.live("the writer hears of each report stored, from another instance: the report itself when it fits", () =>
       withQueue(target, (queue, { second }) =>
         Effect.gen(function* () {

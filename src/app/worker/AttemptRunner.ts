@@ -5,7 +5,8 @@
  * outcome's transaction. When to record the start is `startOf`'s choice: a job the writer handed over was claimed in
  * its dispatch's append; a long-lived worker, or one on a session other processes write too, records the start with
  * the outcome, in one append. A long-lived worker on PostgreSQL that is not the session's writer reports the start
- * and the outcome into the job's row instead, for the session's writer to record (`SessionWriter`, `recordReports`).
+ * and the outcome into the job's row instead, for the session's writer to record (`SessionWriter`, `recordReports`),
+ * in groups with the worker's other reports made at the same time (`ReportGroups`).
  *
  * Stopped because the worker stops (SIGINT/SIGTERM), it gives the task back (`ReleaseTask`, after its start if that
  * is not on record yet; the queue's `release` when the store cannot be reached), so another worker takes it at once;
@@ -34,6 +35,7 @@ import * as AppBudget from "../Budget.js"
 import { type Handled, PlannerService } from "../PlannerService.js"
 import * as Replan from "../Replan.js"
 import * as CompactionTrigger from "./CompactionTrigger.js"
+import * as ReportGroups from "./ReportGroups.js"
 import type { SessionWriter } from "./SessionWriter.js"
 
 /** What the worker tells about the attempts it runs (`planner worker` prints them). */
@@ -79,9 +81,10 @@ export interface AttemptSettings {
   readonly onReport?: ((report: AttemptReport) => Effect.Effect<void>) | undefined
   /**
    * The worker's next jobs to take with an outcome, in its own statement (see `PlannerService`'s `Tracing.take`):
-   * asked each time an outcome is recorded; undefined when the worker wants none (it is stopping).
+   * asked each time an outcome is recorded, or a group of them reported (`freeing` of them, 1 when not said);
+   * undefined when the worker wants none (it is stopping).
    */
-  readonly takeNext?: (() => AlongsideTake | undefined) | undefined
+  readonly takeNext?: ((freeing?: number) => AlongsideTake | undefined) | undefined
   /**
    * The sessions this worker writes, when its outcomes may be reported into their jobs' rows (PostgreSQL, a worker
    * serving every session): an outcome of a session it does not write goes to that session's writer.
@@ -211,6 +214,11 @@ export const make = (settings: AttemptSettings) =>
     const clock = yield* Effect.clock
     const { workerId, workingDirectory } = settings
     const queue = service.queue
+    // Outcomes reported to another worker, the session's writer, go out in groups (see `ReportGroups`).
+    const reports =
+      settings.writer === undefined || queue.reports === undefined
+        ? undefined
+        : yield* ReportGroups.make({ reports: queue.reports, workerId, takeNext: settings.takeNext })
     const tell = (report: AttemptReport) => (settings.onReport === undefined ? Effect.void : settings.onReport(report))
 
     /** Runs the executor; a defect or an unexpected error becomes a retryable failure. */
@@ -283,22 +291,23 @@ export const make = (settings: AttemptSettings) =>
     ): Effect.Effect<Recorded> => {
       const what = `the outcome of ${sessionId}#${task.id}`
       const writer = settings.writer?.()
-      const reports = queue.reports
       if (writer !== undefined && reports !== undefined && !writer.writes(sessionId)) {
         const key: JobKey = { sessionId, taskId: task.id, attempt: task.attempt }
         const outcome = encodeReport(start === undefined ? [command] : [start, command])
         return persist(
           what,
-          Effect.suspend(() => reports.report(key, workerId, outcome, settings.takeNext?.())).pipe(
-            Effect.flatMap(
-              (found): Effect.Effect<Recorded> =>
-                !found.stored
-                  ? Effect.succeed(gone)
-                  : found.writer === undefined
-                    ? Effect.as(writer.vacant(sessionId), reported)
-                    : Effect.succeed(reported)
+          reports
+            .report(key, outcome)
+            .pipe(
+              Effect.flatMap(
+                (found): Effect.Effect<Recorded> =>
+                  !found.stored
+                    ? Effect.succeed(gone)
+                    : found.writer === undefined
+                      ? Effect.as(writer.vacant(sessionId), reported)
+                      : Effect.succeed(reported)
+              )
             )
-          )
         )
       }
       // The worker's next jobs may come with the outcome's own statement (`takeNext`), asked afresh at each try.

@@ -1,0 +1,128 @@
+/**
+ * A worker's reports go out in groups (`worker/ReportGroups`): a lone report at once; the reports made while a
+ * statement is out, together in the next, with one take for the slots they free; an interrupted report is left out of
+ * its group; a failed statement fails every report in it. The statements here are a stand-in that records what it is
+ * given: what one statement stores is the PostgreSQL queue's to test (test/infra/OutcomeReports.pg.test.ts).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Either, Fiber, Queue } from "effect"
+import * as ReportGroups from "../../src/app/worker/ReportGroups.js"
+import {
+  type AlongsideTake,
+  type JobKey,
+  type OutcomeReports,
+  type ReportedOutcome,
+  TaskQueueError
+} from "../../src/infra/TaskQueue.js"
+
+const key = (taskId: number): JobKey => ({ sessionId: "s", taskId, attempt: 1 })
+
+interface Sent {
+  readonly tasks: ReadonlyArray<number>
+  readonly take: AlongsideTake | undefined
+  /** Opened by the test to let the statement answer (with `fail`: fail it). */
+  readonly answer: Deferred.Deferred<void, TaskQueueError>
+}
+
+/** Reports that record every statement and answer when the test says. */
+const recording = Effect.gen(function* () {
+  const sent = yield* Queue.unbounded<Sent>()
+  const reports = {
+    reportAll: (outcomes: ReadonlyArray<ReportedOutcome>, _workerId: string, take?: AlongsideTake) =>
+      Effect.gen(function* () {
+        const answer = yield* Deferred.make<void, TaskQueueError>()
+        yield* Queue.offer(sent, { tasks: outcomes.map((outcome) => outcome.key.taskId), take, answer })
+        yield* Deferred.await(answer)
+        return outcomes.map((outcome) => ({ stored: true, writer: `writer of ${outcome.key.taskId}` }))
+      })
+  } as unknown as OutcomeReports
+  const freeing: Array<number> = []
+  const groups = yield* ReportGroups.make({
+    reports,
+    workerId: "w",
+    takeNext: (count) => {
+      freeing.push(count)
+      return { options: { workerId: "w", limit: count, leaseMs: 1_000 }, now: 0, taken: () => undefined }
+    }
+  })
+  return { sent, groups, freeing }
+})
+
+describe("a worker's reports, in groups", () => {
+  it.scoped("a lone report goes at once; those made while it is out go together next, with one take for all", () =>
+    Effect.gen(function* () {
+      const { sent, groups, freeing } = yield* recording
+      const first = yield* Effect.fork(groups.report(key(1), "one"))
+      const lone = yield* Queue.take(sent)
+      expect(lone.tasks).toEqual([1])
+      const more = yield* Effect.fork(
+        Effect.all(
+          [2, 3, 4].map((taskId) => groups.report(key(taskId), taskId)),
+          { concurrency: "unbounded" }
+        )
+      )
+      // Made while the first is out: they wait for it.
+      yield* Effect.yieldNow({ priority: 1_000 })
+      expect(yield* Queue.size(sent)).toBe(0)
+      yield* Deferred.succeed(lone.answer, undefined)
+      expect(yield* Fiber.join(first)).toEqual({ stored: true, writer: "writer of 1" })
+      const group = yield* Queue.take(sent)
+      expect(group.tasks).toEqual([2, 3, 4])
+      expect(freeing).toEqual([1, 3])
+      expect(group.take?.options.limit).toBe(3)
+      yield* Deferred.succeed(group.answer, undefined)
+      // Each told what was found for its own report.
+      expect((yield* Fiber.join(more)).map((found) => found.writer)).toEqual([
+        "writer of 2",
+        "writer of 3",
+        "writer of 4"
+      ])
+    })
+  )
+
+  it.scoped("a report interrupted before its group goes out is left out of it", () =>
+    Effect.gen(function* () {
+      const { sent, groups, freeing } = yield* recording
+      const first = yield* Effect.fork(groups.report(key(1), "one"))
+      const lone = yield* Queue.take(sent)
+      const dropped = yield* Effect.fork(groups.report(key(2), "two"))
+      const kept = yield* Effect.fork(groups.report(key(3), "three"))
+      yield* Effect.yieldNow({ priority: 1_000 })
+      yield* Fiber.interrupt(dropped)
+      yield* Deferred.succeed(lone.answer, undefined)
+      yield* Fiber.join(first)
+      const group = yield* Queue.take(sent)
+      expect(group.tasks).toEqual([3])
+      expect(freeing).toEqual([1, 1])
+      yield* Deferred.succeed(group.answer, undefined)
+      expect((yield* Fiber.join(kept)).stored).toBe(true)
+    })
+  )
+
+  it.scoped("a statement that fails fails every report in it, and the next group goes on", () =>
+    Effect.gen(function* () {
+      const { sent, groups } = yield* recording
+      const first = yield* Effect.fork(groups.report(key(1), "one"))
+      const lone = yield* Queue.take(sent)
+      const both = yield* Effect.fork(
+        Effect.all([groups.report(key(2), "two"), groups.report(key(3), "three")].map(Effect.either), {
+          concurrency: "unbounded"
+        })
+      )
+      yield* Effect.yieldNow({ priority: 1_000 })
+      yield* Deferred.succeed(lone.answer, undefined)
+      yield* Fiber.join(first)
+      const group = yield* Queue.take(sent)
+      const error = new TaskQueueError({ operation: "report an outcome", reason: "the database went away" })
+      yield* Deferred.fail(group.answer, error)
+      const results = yield* Fiber.join(both)
+      expect(results.map((result) => Either.isLeft(result) && result.left === error)).toEqual([true, true])
+      // The next report goes out as ever.
+      const later = yield* Effect.fork(groups.report(key(4), "four"))
+      const next = yield* Queue.take(sent)
+      expect(next.tasks).toEqual([4])
+      yield* Deferred.succeed(next.answer, undefined)
+      expect((yield* Fiber.join(later)).stored).toBe(true)
+    })
+  )
+})
