@@ -65,8 +65,12 @@ export interface ShellExecutorOptions {
 const defaultTimeoutMs = 10 * 60 * 1000
 const defaultMaxOutputBytes = 64 * 1024
 const defaultKillGraceMs = 2000
-/** How long to wait, after the command exits, for the rest of its output before giving up on processes it left. */
+/**
+ * After the command exits, how long its pipes may stay silent before the rest of its output is given up on (a process
+ * it left behind holds them open), and how long, at most, output that keeps coming is still read.
+ */
 const outputDrainMs = 200
+const outputDrainMaxMs = 5_000
 /** How long to wait for a process group to disappear after SIGKILL before giving up on it. */
 const afterKillWaitMs = 1000
 const pollMs = 20
@@ -694,8 +698,14 @@ const runProcess = (
       clearTimeout(drainTimer)
       resume(Effect.succeed(end))
     }
-    child.stdout?.on("data", options.output.push)
-    child.stderr?.on("data", options.output.push)
+    /** Chunks of output read so far: the drain after the exit goes on while they keep coming. */
+    let chunks = 0
+    const read = (chunk: Buffer) => {
+      chunks += 1
+      options.output.push(chunk)
+    }
+    child.stdout?.on("data", read)
+    child.stderr?.on("data", read)
     child.on("error", (error) => {
       // After a successful spawn, errors come from signalling it; the exit still arrives.
       if (child.pid === undefined) {
@@ -706,12 +716,27 @@ const runProcess = (
       code !== null ? ProcessEnd.Exited({ code }) : ProcessEnd.Signalled({ signal: signal ?? "unknown signal" })
     child.on("exit", (code, signal) => {
       // Output still in the pipes arrives before "close"; a process the command left behind holding the pipes would
-      // delay "close" forever, so stop waiting for it after a moment.
-      drainTimer = setTimeout(() => {
-        child.stdout?.destroy()
-        child.stderr?.destroy()
-        settle(endOf(code, signal))
-      }, outputDrainMs)
+      // delay "close" forever, so stop waiting for it once the pipes have been silent for a moment (or, output that
+      // keeps coming, after a longer bound).
+      const exitedAt = Date.now()
+      let seen = chunks
+      const drain = () => {
+        drainTimer = setTimeout(() => {
+          // Timers run before the event loop reads the pipes: after a stall (a loaded machine), output may be waiting
+          // unread although the pipes were never silent. Decide once the loop has read what is there.
+          setImmediate(() => {
+            if (settled) return
+            if (chunks !== seen && Date.now() - exitedAt < outputDrainMaxMs) {
+              seen = chunks
+              return drain()
+            }
+            child.stdout?.destroy()
+            child.stderr?.destroy()
+            settle(endOf(code, signal))
+          })
+        }, outputDrainMs)
+      }
+      drain()
     })
     child.on("close", (code, signal) => {
       if (child.pid !== undefined) settle(endOf(code, signal))

@@ -250,6 +250,26 @@ describe("ShellExecutor", () => {
     })
   )
 
+  it.live("output a process left behind keeps writing after the command exits is read while it comes", () =>
+    Effect.gen(function* () {
+      // The shell exits at once; what it left writes a line every 100 ms for 600 ms, longer than the pipes may stay
+      // silent (200 ms) but never silent that long: every line is read, none given up on.
+      const script = "(for i in 1 2 3 4 5 6; do sleep 0.1; echo line $i; done) & echo started"
+      const result = completed(
+        yield* allowed({ killGraceMs: 500 }).execute(taskContext({ description: `\`sh -c '${script}'\`` }))
+      )
+      expect(result.split("\n").slice(1)).toEqual([
+        "started",
+        "line 1",
+        "line 2",
+        "line 3",
+        "line 4",
+        "line 5",
+        "line 6"
+      ])
+    })
+  )
+
   it.live("processes a successful command leaves behind are stopped", () =>
     Effect.gen(function* () {
       const pidFile = uniqueFile("pids")
