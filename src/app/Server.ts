@@ -500,6 +500,16 @@ const matchesStatus = (summary: SessionSummary, status: (typeof statusFilters)[n
  * `GET /api/sessions?limit=&offset=&status=&q=&sort=`: one page of the sessions that match, and how many match
  * (`total`) out of how many there are (`all`).
  */
+/** Which of two sessions begun in the same millisecond began first (negative: `a`), by their first events' positions. */
+const begun = (a: AggregateInfo, b: AggregateInfo): number =>
+  a.firstPosition !== undefined && b.firstPosition !== undefined
+    ? a.firstPosition - b.firstPosition
+    : a.aggregateId < b.aggregateId
+      ? -1
+      : a.aggregateId > b.aggregateId
+        ? 1
+        : 0
+
 const listSessions = (summaries: Summaries) =>
   Effect.gen(function* () {
     const store = yield* PlannerStore
@@ -510,13 +520,18 @@ const listSessions = (summaries: Summaries) =>
     const query = (yield* textParam("q", 500)).toLowerCase()
     const infos = [...(yield* store.sessions)]
     summaries.forget(new Set(infos.map((info) => info.aggregateId)))
-    const key =
+    // Sessions begun (or last changed) in the same millisecond keep the log's order: the store lists them by their
+    // last event, newest first, and a session begun later has a later first event.
+    const byLastEvent = new Map(infos.map((info, index) => [info.aggregateId, index]))
+    const order: (a: AggregateInfo, b: AggregateInfo) => number =
       sort === "updated"
-        ? (info: AggregateInfo) => -info.lastCreatedAt
+        ? (a, b) =>
+            b.lastCreatedAt - a.lastCreatedAt ||
+            (byLastEvent.get(a.aggregateId) ?? 0) - (byLastEvent.get(b.aggregateId) ?? 0)
         : sort === "oldest"
-          ? (info: AggregateInfo) => info.firstCreatedAt
-          : (info: AggregateInfo) => -info.firstCreatedAt
-    infos.sort((a, b) => key(a) - key(b) || (a.aggregateId < b.aggregateId ? 1 : -1))
+          ? (a, b) => a.firstCreatedAt - b.firstCreatedAt || begun(a, b)
+          : (a, b) => b.firstCreatedAt - a.firstCreatedAt || begun(b, a)
+    infos.sort(order)
     const summarizeAll = (list: ReadonlyArray<AggregateInfo>) =>
       Effect.forEach(list, summaries.summarize, { concurrency: 4 })
     const worker = yield* serverWorker

@@ -99,6 +99,11 @@ export interface AggregateInfo {
   readonly lastSequence: number
   readonly firstCreatedAt: number
   readonly lastCreatedAt: number
+  /**
+   * The position of the aggregate's first event: orders aggregates begun in the same millisecond as the log has them.
+   * Optional, so that a store of one's own that does not give it still fits (its ties are then broken by id).
+   */
+  readonly firstPosition?: number
 }
 
 /** A slice of a listing: skip `offset` entries, then at most `limit`. */

@@ -217,6 +217,7 @@ export const make = (storage: MemoryEventStoreStorage, options: MemoryEventStore
             lastSequence: last.sequence,
             firstCreatedAt: first.createdAt,
             lastCreatedAt: last.createdAt,
+            firstPosition: first.position,
             lastPosition: last.position
           })
         }

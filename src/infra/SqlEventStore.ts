@@ -148,7 +148,8 @@ const AggregateRow = Schema.Struct({
   aggregate_id: Schema.String,
   last_sequence: DbInt,
   first_created_at: DbInt,
-  last_created_at: DbInt
+  last_created_at: DbInt,
+  first_position: DbInt
 })
 const decodeAggregateRows = Schema.decodeUnknownEither(Schema.Array(AggregateRow))
 const InsertedRows = Schema.Array(Schema.Struct({ position: DbInt, sequence: DbInt }))
@@ -1245,7 +1246,8 @@ export const make = (
       ).pipe(Effect.withSpan("EventStore.headPosition")),
       aggregates: Effect.fn("EventStore.aggregates")((streamId: string, page?: AggregatePage) =>
         sql`SELECT aggregate_id, max(sequence) AS last_sequence,
-              ${epochMs("min(created_at)")} AS first_created_at, ${epochMs("max(created_at)")} AS last_created_at
+              ${epochMs("min(created_at)")} AS first_created_at, ${epochMs("max(created_at)")} AS last_created_at,
+              min(position) AS first_position
             FROM events WHERE stream_id = ${streamId}
             GROUP BY aggregate_id ORDER BY max(position) DESC${
               page === undefined
@@ -1263,7 +1265,8 @@ export const make = (
                     aggregateId: row.aggregate_id,
                     lastSequence: row.last_sequence,
                     firstCreatedAt: row.first_created_at,
-                    lastCreatedAt: row.last_created_at
+                    lastCreatedAt: row.last_created_at,
+                    firstPosition: row.first_position
                   })
                 )
               ),

@@ -84,4 +84,26 @@ describe("the session list API", () => {
       }).pipe(Effect.provide(plannerWithScript({ rules: [], default: { complete: "done" } }))),
     120_000
   )
+
+  it.scoped("sessions begun in the same millisecond keep the order they began in, whichever the sort", () =>
+    Effect.gen(function* () {
+      // The test clock stands still: every event of every session has the same time.
+      const ids: Array<string> = []
+      for (let index = 0; index < 12; index++) {
+        ids.push(yield* startPlan(`Request ${index}`, [task(1, "Processing", `Step of ${index}`)]))
+      }
+      const { url } = yield* startServer
+      const order = (body: ListBody) => body.sessions.map((session) => session.id)
+      expect(order(yield* list(url, "?limit=12"))).toEqual([...ids].reverse())
+      expect(order(yield* list(url, "?sort=oldest&limit=12"))).toEqual(ids)
+      expect(order(yield* list(url, "?sort=updated&limit=12"))).toEqual([...ids].reverse())
+      // Paged: each page goes on where the last one stopped.
+      const pages = [
+        yield* list(url, "?limit=5"),
+        yield* list(url, "?limit=5&offset=5"),
+        yield* list(url, "?offset=10")
+      ]
+      expect(pages.flatMap(order)).toEqual([...ids].reverse())
+    }).pipe(Effect.provide(plannerWithScript({ rules: [], default: { complete: "done" } })))
+  )
 })

@@ -430,6 +430,9 @@ export const eventStoreContract = <Db, Extra>(name: string, target: EventStoreTa
               ["b", 1]
             ])
             for (const info of listed) expect(info.firstCreatedAt).toBeLessThanOrEqual(info.lastCreatedAt)
+            // Each aggregate's first event's position: a#1 came first, then b#1 (after a#2).
+            const [a1, , b1] = stream
+            expect(listed.map((info) => info.firstPosition)).toEqual([a1?.position, b1?.position])
             yield* store.append("s", "b", [newEvent("B2", {})], 1)
             expect((yield* store.aggregates("s")).map((info) => info.aggregateId)).toEqual(["b", "a"])
             expect(yield* store.aggregates("empty")).toEqual([])
