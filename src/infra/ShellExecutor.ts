@@ -670,6 +670,8 @@ const runProcess = (
     readonly env: Record<string, string>
     readonly output: OutputTail
     readonly killGraceMs: number
+    /** Told how the command ended as soon as it exits, before the rest of its output is read. */
+    readonly onExit?: (end: ProcessEnd) => void
   }
 ): Effect.Effect<ProcessEnd> => {
   let pgid: number | undefined
@@ -715,10 +717,11 @@ const runProcess = (
     const endOf = (code: number | null, signal: NodeJS.Signals | null): ProcessEnd =>
       code !== null ? ProcessEnd.Exited({ code }) : ProcessEnd.Signalled({ signal: signal ?? "unknown signal" })
     child.on("exit", (code, signal) => {
+      options.onExit?.(endOf(code, signal))
       // Output still in the pipes arrives before "close"; a process the command left behind holding the pipes would
       // delay "close" forever, so stop waiting for it once the pipes have been silent for a moment (or, output that
       // keeps coming, after a longer bound).
-      const exitedAt = Date.now()
+      const exitedAt = performance.now()
       let seen = chunks
       const drain = () => {
         drainTimer = setTimeout(() => {
@@ -726,7 +729,7 @@ const runProcess = (
           // unread although the pipes were never silent. Decide once the loop has read what is there.
           setImmediate(() => {
             if (settled) return
-            if (chunks !== seen && Date.now() - exitedAt < outputDrainMaxMs) {
+            if (chunks !== seen && performance.now() - exitedAt < outputDrainMaxMs) {
               seen = chunks
               return drain()
             }
@@ -741,7 +744,12 @@ const runProcess = (
     child.on("close", (code, signal) => {
       if (child.pid !== undefined) settle(endOf(code, signal))
     })
-    return Effect.suspend(() => (pgid === undefined ? Effect.void : terminateGroup(pgid, options.killGraceMs)))
+    // Interrupted (a timeout, a cancelled task): no more waiting for output, and the group goes.
+    return Effect.suspend(() => {
+      settled = true
+      clearTimeout(drainTimer)
+      return pgid === undefined ? Effect.void : terminateGroup(pgid, options.killGraceMs)
+    })
   })
   return Effect.tap(wait, () => (pgid === undefined ? Effect.void : terminateGroup(pgid, options.killGraceMs)))
 }
@@ -807,12 +815,18 @@ export const make = (options: ShellExecutorOptions): ExecutorService => {
     })
     const output = new OutputTail(maxOutputBytes)
     const startedAt = yield* Clock.currentTimeMillis
-    const ended = yield* runProcess(argv, {
+    // The command may exit in time and the timeout come while the rest of its output is read: it ended as it exited.
+    let exited: ProcessEnd | undefined
+    const ran = yield* runProcess(argv, {
       cwd,
       env: childEnvironment(process.env, context),
       output,
-      killGraceMs
+      killGraceMs,
+      onExit: (end) => {
+        exited = end
+      }
     }).pipe(Effect.timeoutOption(Duration.millis(timeoutMs)))
+    const ended = Option.isNone(ran) && exited !== undefined ? Option.some(exited) : ran
     const elapsed = seconds((yield* Clock.currentTimeMillis) - startedAt)
     const text = output.text()
     if (Option.isNone(ended)) {

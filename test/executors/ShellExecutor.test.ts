@@ -252,21 +252,30 @@ describe("ShellExecutor", () => {
 
   it.live("output a process left behind keeps writing after the command exits is read while it comes", () =>
     Effect.gen(function* () {
-      // The shell exits at once; what it left writes a line every 100 ms for 600 ms, longer than the pipes may stay
-      // silent (200 ms) but never silent that long: every line is read, none given up on.
-      const script = "(for i in 1 2 3 4 5 6; do sleep 0.1; echo line $i; done) & echo started"
+      // The shell exits at once; what it left writes a line every 50 ms for 600 ms, longer than the pipes may stay
+      // silent (200 ms), never silent for more than a quarter of that: every line is read, none given up on.
+      const script = "(for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 0.05; echo line $i; done) & echo started"
       const result = completed(
         yield* allowed({ killGraceMs: 500 }).execute(taskContext({ description: `\`sh -c '${script}'\`` }))
       )
       expect(result.split("\n").slice(1)).toEqual([
         "started",
-        "line 1",
-        "line 2",
-        "line 3",
-        "line 4",
-        "line 5",
-        "line 6"
+        ...Array.from({ length: 12 }, (_, index) => `line ${index + 1}`)
       ])
+    })
+  )
+
+  it.live("a command that exited in time is not timed out while the rest of its output is read", () =>
+    Effect.gen(function* () {
+      // The shell exits 0 at once; what it left writes for 2 s, past the 300 ms timeout: the task ran and exited in
+      // time, so it completed (with the output read by then), rather than timed out and run again.
+      const script = "(for i in $(seq 1 40); do sleep 0.05; echo tick; done) & echo started"
+      const result = completed(
+        yield* allowed({ timeoutMs: 300, killGraceMs: 500 }).execute(
+          taskContext({ description: `\`sh -c '${script}'\`` })
+        )
+      )
+      expect(result).toMatch(/^\$ sh -c .* \(exit 0, \d+\.\d s\)\nstarted/)
     })
   )
 
