@@ -497,19 +497,20 @@ const matchesStatus = (summary: SessionSummary, status: (typeof statusFilters)[n
 }
 
 /**
+ * Which of two sessions begun in the same millisecond began first (negative: `a`), by their first events' positions; a
+ * store that gives none (one of one's own) puts those after the others, in id order, so that the order stays total.
+ */
+const begun = (a: AggregateInfo, b: AggregateInfo): number => {
+  if (a.firstPosition !== undefined && b.firstPosition !== undefined) return a.firstPosition - b.firstPosition
+  if (a.firstPosition !== undefined) return -1
+  if (b.firstPosition !== undefined) return 1
+  return a.aggregateId < b.aggregateId ? -1 : a.aggregateId > b.aggregateId ? 1 : 0
+}
+
+/**
  * `GET /api/sessions?limit=&offset=&status=&q=&sort=`: one page of the sessions that match, and how many match
  * (`total`) out of how many there are (`all`).
  */
-/** Which of two sessions begun in the same millisecond began first (negative: `a`), by their first events' positions. */
-const begun = (a: AggregateInfo, b: AggregateInfo): number =>
-  a.firstPosition !== undefined && b.firstPosition !== undefined
-    ? a.firstPosition - b.firstPosition
-    : a.aggregateId < b.aggregateId
-      ? -1
-      : a.aggregateId > b.aggregateId
-        ? 1
-        : 0
-
 const listSessions = (summaries: Summaries) =>
   Effect.gen(function* () {
     const store = yield* PlannerStore
