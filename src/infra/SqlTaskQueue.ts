@@ -59,6 +59,7 @@ import {
   type QueueChanges,
   type Reported,
   type ReportedOutcome,
+  reportsPerGroup,
   type TakenJob,
   type TakeOptions,
   TaskQueue,
@@ -275,8 +276,11 @@ const takeStatement = (options: TakeOptions, relaxed: boolean): readonly [string
 const takesNothing = (options: TakeOptions | undefined): boolean =>
   options === undefined || options.limit <= 0 || options.kinds?.length === 0
 
-/** The most reports one statement stores (`reportAll` sends more in several). */
-export const reportsPerStatement = 16
+/**
+ * The most reports one statement stores (`reportAll` sends more in several, each atomic on its own; a worker's group of
+ * reports is never larger, so that it is one: `worker/ReportGroups`).
+ */
+export const reportsPerStatement = reportsPerGroup
 
 /** PostgreSQL refuses a notification's payload of 8,000 bytes or more. */
 const noticeLimit = 7_900
@@ -786,7 +790,10 @@ export const make = (
         })
       })
 
-    /** Stores the reports, `reportsPerStatement` to a statement; the take goes with the first. */
+    /**
+     * Stores the reports, `reportsPerStatement` to a statement; the take goes with the last, when the others have
+     * committed (their jobs reported, so not takeable): a take with the first could hand back a job of a later one.
+     */
     const reportAll = hotFn("SqlTaskQueue.reportAll")(function* (
       outcomes: ReadonlyArray<ReportedOutcome>,
       workerId: string,
@@ -795,8 +802,9 @@ export const make = (
       if (outcomes.length === 0) return []
       if (outcomes.length <= reportsPerStatement) return yield* reportSome(outcomes, workerId, take)
       const found: Array<Reported> = []
-      for (const [index, chunk] of chunks(outcomes, reportsPerStatement).entries()) {
-        found.push(...(yield* reportSome(chunk, workerId, index === 0 ? take : undefined)))
+      const all = chunks(outcomes, reportsPerStatement)
+      for (const [index, chunk] of all.entries()) {
+        found.push(...(yield* reportSome(chunk, workerId, index === all.length - 1 ? take : undefined)))
       }
       return found
     })

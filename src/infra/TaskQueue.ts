@@ -113,6 +113,12 @@ export interface ReportedOutcome {
   readonly outcome: unknown
 }
 
+/**
+ * The most reports a worker hands `OutcomeReports.reportAll` at once (`app/worker/ReportGroups`); the PostgreSQL queue
+ * stores that many in one statement, so that a group is stored whole or not at all.
+ */
+export const reportsPerGroup = 16
+
 /** What storing a report found. */
 export interface Reported {
   /**

@@ -24,6 +24,16 @@ export const hotSpan = <A, E, R>(
     tracer === builtInTracer ? effect : Effect.withSpan(effect, name, { captureStackTrace: false, ...options() })
   )
 
+/**
+ * The current span when spans go anywhere (see `hotSpan`), to link work done on another fiber to it; none otherwise,
+ * at the cost of one look at the tracer.
+ */
+export const tracedSpan: Effect.Effect<Tracer.AnySpan | undefined> = Effect.tracerWith((tracer) =>
+  tracer === builtInTracer
+    ? Effect.succeed(undefined)
+    : Effect.map(Effect.option(Effect.currentSpan), (span) => (span._tag === "Some" ? span.value : undefined))
+)
+
 /** `hotSpan` with attributes only. */
 export const hotSpanWith = <A, E, R>(
   effect: Effect.Effect<A, E, R>,

@@ -5,13 +5,14 @@
  * given: what one statement stores is the PostgreSQL queue's to test (test/infra/OutcomeReports.pg.test.ts).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber, Queue } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, Queue, Scope } from "effect"
 import * as ReportGroups from "../../src/app/worker/ReportGroups.js"
 import {
   type AlongsideTake,
   type JobKey,
   type OutcomeReports,
   type ReportedOutcome,
+  reportsPerGroup,
   TaskQueueError
 } from "../../src/infra/TaskQueue.js"
 
@@ -123,6 +124,46 @@ describe("a worker's reports, in groups", () => {
       expect(next.tasks).toEqual([4])
       yield* Deferred.succeed(next.answer, undefined)
       expect((yield* Fiber.join(later)).stored).toBe(true)
+    })
+  )
+
+  it.scoped("a group holds at most what one statement stores; the rest go in the next", () =>
+    Effect.gen(function* () {
+      const { sent, groups } = yield* recording
+      const first = yield* Effect.fork(groups.report(key(1), "one"))
+      const lone = yield* Queue.take(sent)
+      const count = reportsPerGroup + 4
+      const more = yield* Effect.fork(
+        Effect.all(
+          Array.from({ length: count }, (_, index) => groups.report(key(index + 2), index)),
+          { concurrency: "unbounded" }
+        )
+      )
+      yield* Effect.yieldNow({ priority: 1_000 })
+      yield* Deferred.succeed(lone.answer, undefined)
+      yield* Fiber.join(first)
+      const full = yield* Queue.take(sent)
+      expect(full.tasks).toHaveLength(reportsPerGroup)
+      yield* Deferred.succeed(full.answer, undefined)
+      const rest = yield* Queue.take(sent)
+      expect(rest.tasks).toHaveLength(4)
+      yield* Deferred.succeed(rest.answer, undefined)
+      expect(yield* Fiber.join(more)).toHaveLength(count)
+    })
+  )
+
+  it.effect("the worker stops: a report out or waiting is interrupted, and one made after is not kept waiting", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const { sent, groups } = yield* Scope.extend(recording, scope)
+      const out = yield* Effect.fork(groups.report(key(1), "one"))
+      yield* Queue.take(sent)
+      const queued = yield* Effect.fork(groups.report(key(2), "two"))
+      yield* Effect.yieldNow({ priority: 1_000 })
+      yield* Scope.close(scope, Exit.void)
+      expect(Exit.isInterrupted(yield* Fiber.await(out))).toBe(true)
+      expect(Exit.isInterrupted(yield* Fiber.await(queued))).toBe(true)
+      expect(Exit.isInterrupted(yield* Effect.exit(groups.report(key(3), "three")))).toBe(true)
     })
   )
 })

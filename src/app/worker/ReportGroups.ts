@@ -1,25 +1,28 @@
 /**
  * A worker's reports (see `TaskQueue.OutcomeReports`), sent in groups: one statement at a time, and the reports made
  * while it is out go together in the next, with one take of the worker's next jobs for every slot they free. This is
- * a database's group commit: a lone report waits for nothing, and a burst costs one round trip instead of one each.
+ * a database's group commit: a lone report waits for nothing, and a burst of up to `reportsPerGroup` costs one round
+ * trip instead of one each.
  *
- * Bursts are the rule, not the exception: the slots one take filled run alike tasks and end close together, and the
- * take that comes with their group fills them together again. Each report saved is a statement, a commit and a wake-up
- * of every listening connection less on PostgreSQL, and the session's writer hears the group at once and records it
- * in one append.
+ * Bursts come from slots one take filled with alike tasks, which end close together, and the take that comes with
+ * their group fills them together again. Each report saved is a statement, a commit and a wake-up of every listening
+ * connection less on PostgreSQL, and the session's writer hears the group at once and records it in one append.
  *
  * A report whose attempt was interrupted before its group went out is left out of it. One that went out stays stored:
- * the writer records it, or refuses it as a lost race once the attempt ended otherwise.
+ * the writer records it, or refuses it as a lost race once the attempt ended otherwise. Each group's statement is a
+ * span of its own (when spans go anywhere), linked to the attempts whose reports it carries.
  */
-import { Deferred, Effect, Exit, FiberId, Queue, type Scope } from "effect"
-import type {
-  AlongsideTake,
-  JobKey,
-  OutcomeReports,
-  Reported,
-  ReportedOutcome,
-  TaskQueueError
+import { Deferred, Effect, Exit, FiberId, Queue, type Scope, type Tracer } from "effect"
+import {
+  type AlongsideTake,
+  type JobKey,
+  type OutcomeReports,
+  type Reported,
+  type ReportedOutcome,
+  reportsPerGroup,
+  type TaskQueueError
 } from "../../infra/TaskQueue.js"
+import { hotSpan, tracedSpan } from "../../infra/Tracing.js"
 
 export interface ReportGroups {
   /** Stores the outcome in its job's row, in the next group that goes out; what was found, as `report` says. */
@@ -31,13 +34,15 @@ export interface ReportGroupsOptions {
   readonly workerId: string
   /** The worker's next jobs to take with a group, for the slots its `freeing` reports free (see `AttemptRunner`). */
   readonly takeNext?: ((freeing: number) => AlongsideTake | undefined) | undefined
-  /** The most reports in one statement. */
+  /** The most reports in one group, at most `reportsPerGroup` (what one statement stores). */
   readonly limit?: number
 }
 
 interface Waiting {
   readonly outcome: ReportedOutcome
   readonly answer: Deferred.Deferred<Reported, TaskQueueError>
+  /** The attempt's span, for the group's to link to. */
+  readonly span: Tracer.AnySpan | undefined
   /** Its attempt was interrupted before its group went out: left out. */
   withdrawn: boolean
 }
@@ -48,22 +53,35 @@ const unanswered: Reported = { stored: false, writer: undefined }
 export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, never, Scope.Scope> =>
   Effect.gen(function* () {
     const { reports, workerId } = options
-    const limit = Math.max(1, options.limit ?? 64)
+    const limit = Math.min(reportsPerGroup, Math.max(1, options.limit ?? reportsPerGroup))
     const waiting = yield* Queue.unbounded<Waiting>()
-    /** The group out now: answered with an interruption if the worker stops while it is. */
+    /** The group taken from the queue and not answered yet: interrupted if the worker stops meanwhile. */
     let out: ReadonlyArray<Waiting> = []
 
     const send = (group: ReadonlyArray<Waiting>): Effect.Effect<void> => {
       const live = group.filter((report) => !report.withdrawn)
-      if (live.length === 0) return Effect.void
-      out = live
-      return Effect.suspend(() =>
-        reports.reportAll(
-          live.map((report) => report.outcome),
-          workerId,
-          options.takeNext?.(live.length)
-        )
-      ).pipe(
+      if (live.length === 0) {
+        out = []
+        return Effect.void
+      }
+      const statement = hotSpan(
+        Effect.suspend(() =>
+          reports.reportAll(
+            live.map((report) => report.outcome),
+            workerId,
+            options.takeNext?.(live.length)
+          )
+        ),
+        "Worker.reportGroup",
+        () => ({
+          attributes: { workerId, reports: live.length },
+          links: live.flatMap((report) =>
+            report.span === undefined ? [] : [{ _tag: "SpanLink" as const, span: report.span, attributes: {} }]
+          ),
+          root: true
+        })
+      )
+      return statement.pipe(
         Effect.exit,
         Effect.flatMap((exit) =>
           Effect.sync(() => {
@@ -79,36 +97,53 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
       )
     }
 
-    // The worker stops: whoever still waits for an answer is interrupted, as its attempt is by then.
+    // The worker stops: no report is taken any more, and whoever still waits for an answer is interrupted, as its
+    // attempt is by then.
     yield* Effect.addFinalizer(() =>
       Effect.flatMap(Queue.takeAll(waiting), (left) =>
-        Effect.forEach([...out, ...left], (report) => Deferred.interrupt(report.answer), { discard: true })
+        Effect.zipRight(
+          Effect.forEach([...out, ...left], (report) => Deferred.interrupt(report.answer), { discard: true }),
+          Queue.shutdown(waiting)
+        )
       )
     )
+    // Taking a group and noting it as out are one step: a stop between them would leave its reports unanswered.
     yield* Effect.forkScoped(
       Effect.forever(
-        Effect.flatMap(Queue.take(waiting), (first) =>
-          Effect.flatMap(Queue.takeUpTo(waiting, limit - 1), (rest) => send([first, ...rest]))
+        Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(restore(Queue.take(waiting)), (first) =>
+            Effect.flatMap(Queue.takeUpTo(waiting, limit - 1), (rest) => {
+              out = [first, ...rest]
+              return restore(send(out))
+            })
+          )
         )
       )
     )
 
     return {
       report: (key, outcome) =>
-        Effect.suspend(() => {
-          const report: Waiting = {
-            outcome: { key, outcome },
-            answer: Deferred.unsafeMake<Reported, TaskQueueError>(FiberId.none),
-            withdrawn: false
-          }
-          Queue.unsafeOffer(waiting, report)
-          return Deferred.await(report.answer).pipe(
-            Effect.onInterrupt(() =>
-              Effect.sync(() => {
-                report.withdrawn = true
-              })
-            )
+        Effect.flatMap(tracedSpan, (span) =>
+          // Offered and watched for interruption as one step: an interruption in between would leave it in its group.
+          Effect.uninterruptibleMask((restore) =>
+            Effect.suspend(() => {
+              const report: Waiting = {
+                outcome: { key, outcome },
+                answer: Deferred.unsafeMake<Reported, TaskQueueError>(FiberId.none),
+                span,
+                withdrawn: false
+              }
+              // The worker stopped: nothing goes out any more.
+              if (!Queue.unsafeOffer(waiting, report)) return Effect.interrupt
+              return restore(Deferred.await(report.answer)).pipe(
+                Effect.onInterrupt(() =>
+                  Effect.sync(() => {
+                    report.withdrawn = true
+                  })
+                )
+              )
+            })
           )
-        })
+        )
     }
   })
