@@ -46,16 +46,27 @@ const recording = Effect.gen(function* () {
       return { options: { workerId: "w", limit: count, leaseMs: 1_000 }, now: 0, taken: () => undefined }
     }
   })
-  return { sent, groups, freeing }
+  /** Report 1 goes out alone; `answer` answers it (stored) once the test has made what it makes meanwhile. */
+  const oneOut = Effect.gen(function* () {
+    const first = yield* Effect.fork(groups.report(key(1), "one"))
+    const lone = yield* Queue.take(sent)
+    expect(lone.tasks).toEqual([1])
+    const answer = Effect.gen(function* () {
+      // Whatever was made meanwhile has reached the group's queue before the answer lets the next group go.
+      yield* Effect.yieldNow({ priority: 1_000 })
+      yield* Deferred.succeed(lone.answer, undefined)
+      expect(yield* Fiber.join(first)).toEqual({ stored: true, writer: "writer of 1" })
+    })
+    return { answer }
+  })
+  return { sent, groups, freeing, oneOut }
 })
 
 describe("a worker's reports, in groups", () => {
   it.scoped("a lone report goes at once; those made while it is out go together next, with one take for all", () =>
     Effect.gen(function* () {
-      const { sent, groups, freeing } = yield* recording
-      const first = yield* Effect.fork(groups.report(key(1), "one"))
-      const lone = yield* Queue.take(sent)
-      expect(lone.tasks).toEqual([1])
+      const { sent, groups, freeing, oneOut } = yield* recording
+      const { answer } = yield* oneOut
       const more = yield* Effect.fork(
         Effect.all(
           [2, 3, 4].map((taskId) => groups.report(key(taskId), taskId)),
@@ -65,8 +76,7 @@ describe("a worker's reports, in groups", () => {
       // Made while the first is out: they wait for it.
       yield* Effect.yieldNow({ priority: 1_000 })
       expect(yield* Queue.size(sent)).toBe(0)
-      yield* Deferred.succeed(lone.answer, undefined)
-      expect(yield* Fiber.join(first)).toEqual({ stored: true, writer: "writer of 1" })
+      yield* answer
       const group = yield* Queue.take(sent)
       expect(group.tasks).toEqual([2, 3, 4])
       expect(freeing).toEqual([1, 3])
@@ -83,15 +93,13 @@ describe("a worker's reports, in groups", () => {
 
   it.scoped("a report interrupted before its group goes out is left out of it", () =>
     Effect.gen(function* () {
-      const { sent, groups, freeing } = yield* recording
-      const first = yield* Effect.fork(groups.report(key(1), "one"))
-      const lone = yield* Queue.take(sent)
+      const { sent, groups, freeing, oneOut } = yield* recording
+      const { answer } = yield* oneOut
       const dropped = yield* Effect.fork(groups.report(key(2), "two"))
       const kept = yield* Effect.fork(groups.report(key(3), "three"))
       yield* Effect.yieldNow({ priority: 1_000 })
       yield* Fiber.interrupt(dropped)
-      yield* Deferred.succeed(lone.answer, undefined)
-      yield* Fiber.join(first)
+      yield* answer
       const group = yield* Queue.take(sent)
       expect(group.tasks).toEqual([3])
       expect(freeing).toEqual([1, 1])
@@ -102,17 +110,14 @@ describe("a worker's reports, in groups", () => {
 
   it.scoped("a statement that fails fails every report in it, and the next group goes on", () =>
     Effect.gen(function* () {
-      const { sent, groups } = yield* recording
-      const first = yield* Effect.fork(groups.report(key(1), "one"))
-      const lone = yield* Queue.take(sent)
+      const { sent, groups, oneOut } = yield* recording
+      const { answer } = yield* oneOut
       const both = yield* Effect.fork(
         Effect.all([groups.report(key(2), "two"), groups.report(key(3), "three")].map(Effect.either), {
           concurrency: "unbounded"
         })
       )
-      yield* Effect.yieldNow({ priority: 1_000 })
-      yield* Deferred.succeed(lone.answer, undefined)
-      yield* Fiber.join(first)
+      yield* answer
       const group = yield* Queue.take(sent)
       const error = new TaskQueueError({ operation: "report an outcome", reason: "the database went away" })
       yield* Deferred.fail(group.answer, error)
@@ -129,9 +134,8 @@ describe("a worker's reports, in groups", () => {
 
   it.scoped("a group holds at most what one statement stores; the rest go in the next", () =>
     Effect.gen(function* () {
-      const { sent, groups } = yield* recording
-      const first = yield* Effect.fork(groups.report(key(1), "one"))
-      const lone = yield* Queue.take(sent)
+      const { sent, groups, oneOut } = yield* recording
+      const { answer } = yield* oneOut
       const count = reportsPerGroup + 4
       const more = yield* Effect.fork(
         Effect.all(
@@ -139,9 +143,7 @@ describe("a worker's reports, in groups", () => {
           { concurrency: "unbounded" }
         )
       )
-      yield* Effect.yieldNow({ priority: 1_000 })
-      yield* Deferred.succeed(lone.answer, undefined)
-      yield* Fiber.join(first)
+      yield* answer
       const full = yield* Queue.take(sent)
       expect(full.tasks).toHaveLength(reportsPerGroup)
       yield* Deferred.succeed(full.answer, undefined)
