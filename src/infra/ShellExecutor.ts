@@ -717,7 +717,8 @@ const runProcess = (
     const endOf = (code: number | null, signal: NodeJS.Signals | null): ProcessEnd =>
       code !== null ? ProcessEnd.Exited({ code }) : ProcessEnd.Signalled({ signal: signal ?? "unknown signal" })
     child.on("exit", (code, signal) => {
-      options.onExit?.(endOf(code, signal))
+      // Not after an interruption (a timeout): that exit is the interruption's doing, not how the command ended.
+      if (!settled) options.onExit?.(endOf(code, signal))
       // Output still in the pipes arrives before "close"; a process the command left behind holding the pipes would
       // delay "close" forever, so stop waiting for it once the pipes have been silent for a moment (or, output that
       // keeps coming, after a longer bound).
