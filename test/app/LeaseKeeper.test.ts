@@ -1,0 +1,74 @@
+/**
+ * A job the queue has under a worker's name that the worker does not know of, as a take whose answer was lost leaves
+ * it (the statement committed, its rows never came back), is given back by the worker's lease keeper at its next beat
+ * but one, and runs as its attempt. Before, the keeper renewed its lease while the worker had other jobs; once the
+ * lease ran out the job was taken again as a lost attempt, and the task failed an attempt it never ran.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Effect, Fiber, Schedule } from "effect"
+import * as PlannerRuntime from "../../src/app/PlannerRuntime.js"
+import { PlannerService } from "../../src/app/PlannerService.js"
+import * as Worker from "../../src/app/Worker.js"
+import { Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
+import * as Planner from "../../src/domain/Planner.js"
+import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
+import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
+import { independentTasks } from "./fixtures/plans.js"
+import { fast } from "./runnerSuite.js"
+
+describe("a worker's lease keeper", () => {
+  it.live("gives back a job held under the worker's name that the worker does not know of, and it runs", () =>
+    Effect.gen(function* () {
+      const workerId = "here/1/lost-answer"
+      const service = yield* PlannerService
+      const queue = service.queue
+      const sessionId = "lost-answer"
+      yield* service.execute(
+        sessionId,
+        new Initialize({
+          request: "two tasks",
+          tasks: independentTasks(2),
+          config: { ...defaultConfig, ...fast, maxParallel: 2 },
+          at: yield* Clock.currentTimeMillis
+        })
+      )
+      // The worker runs the first task, long enough for several beats of its keeper (a lease of 300 ms: 100 ms).
+      const worker = yield* Effect.fork(
+        Worker.run({ workerId, concurrency: 1, leaseMs: 300, checkAttachments: false, warmTokenizer: false })
+      )
+      yield* queue.list(sessionId).pipe(
+        Effect.filterOrFail(
+          (jobs) => jobs.some((job) => job.taskId === 1 && job.workerId === workerId),
+          () => "not taken yet"
+        ),
+        Effect.retry(Schedule.spaced("5 millis"))
+      )
+      // Meanwhile the second task's job is taken under the worker's name by a take whose answer never reached it.
+      const [lost] = yield* queue.take({ workerId, limit: 1, leaseMs: 60_000 })
+      expect(lost?.taskId).toBe(2)
+      const finished = service.state(sessionId).pipe(
+        Effect.filterOrFail(Planner.isFinished, () => "not yet"),
+        Effect.retry(Schedule.spaced("20 millis")),
+        Effect.timeout("20 seconds")
+      )
+      const state = yield* finished
+      yield* Fiber.interrupt(worker)
+      expect(state.status).toBe("Succeeded")
+      // Both ran once: the job given back was taken again as a first take, not abandoned as a lost attempt.
+      expect(state.tasks.map((task) => [task.id, task.status, task.attempt])).toEqual([
+        [1, "Completed", 1],
+        [2, "Completed", 1]
+      ])
+    }).pipe(
+      Effect.provide(
+        PlannerRuntime.layer(MemoryEventStore.layer(), {
+          executor: ScriptExecutor.make({
+            rules: [{ match: "task 1", delayMs: 600, outcomes: [{ complete: "slow" }] }],
+            default: { complete: "done" }
+          })
+        })
+      )
+    )
+  )
+})
