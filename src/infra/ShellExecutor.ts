@@ -718,7 +718,8 @@ const runProcess = (
       code !== null ? ProcessEnd.Exited({ code }) : ProcessEnd.Signalled({ signal: signal ?? "unknown signal" })
     child.on("exit", (code, signal) => {
       // Not after an interruption (a timeout): that exit is the interruption's doing, not how the command ended.
-      if (!settled) options.onExit?.(endOf(code, signal))
+      if (settled) return
+      options.onExit?.(endOf(code, signal))
       // Output still in the pipes arrives before "close"; a process the command left behind holding the pipes would
       // delay "close" forever, so stop waiting for it once the pipes have been silent for a moment (or, output that
       // keeps coming, after a longer bound).
@@ -745,14 +746,26 @@ const runProcess = (
     child.on("close", (code, signal) => {
       if (child.pid !== undefined) settle(endOf(code, signal))
     })
-    // Interrupted (a timeout, a cancelled task): no more waiting for output, and the group goes.
-    return Effect.suspend(() => {
-      settled = true
-      clearTimeout(drainTimer)
-      return pgid === undefined ? Effect.void : terminateGroup(pgid, options.killGraceMs)
-    })
+    // Interrupted (a timeout, a cancelled task): no more waiting for output, and the group goes. First one turn of the
+    // event loop: timers run before it reads what the processes did, so an exit that came before the deadline may
+    // still be waiting to be seen, and it, not the interruption, says how the command ended.
+    return Effect.zipRight(
+      Effect.async<void>((done) => {
+        const turn = setImmediate(() => done(Effect.void))
+        return Effect.sync(() => clearImmediate(turn))
+      }),
+      Effect.suspend(() => {
+        settled = true
+        clearTimeout(drainTimer)
+        return pgid === undefined ? Effect.void : terminateGroup(pgid, options.killGraceMs)
+      })
+    )
   })
-  return Effect.tap(wait, () => (pgid === undefined ? Effect.void : terminateGroup(pgid, options.killGraceMs)))
+  // What the command left behind goes, whatever comes meanwhile (a timeout that lands here would cut the grace period
+  // short, and with it the SIGKILL).
+  return Effect.tap(wait, () =>
+    pgid === undefined ? Effect.void : Effect.uninterruptible(terminateGroup(pgid, options.killGraceMs))
+  )
 }
 
 // --- The executor ---------------------------------------------------------------------------------------------------

@@ -279,6 +279,44 @@ describe("ShellExecutor", () => {
     })
   )
 
+  it.live(
+    "a command that exited before its deadline, seen only after it (a stalled event loop), is not timed out",
+    () =>
+      Effect.gen(function* () {
+        const running = yield* Effect.fork(
+          allowed({ timeoutMs: 300 }).execute(taskContext({ description: "`sleep 0.1`" }))
+        )
+        yield* Effect.sleep("30 millis")
+        // The event loop stalls past the deadline (in its check phase, as a busy callback would); the command exits
+        // meanwhile, at 100 ms. On the loop's next turn the deadline's timer runs before the loop reads the exit.
+        yield* Effect.sync(() => {
+          setImmediate(() => {
+            const until = Date.now() + 500
+            while (Date.now() < until) {
+              // stalled
+            }
+          })
+        })
+        expect(completed(yield* Fiber.join(running))).toMatch(/^\$ sleep 0\.1 \(exit 0, /)
+      })
+  )
+
+  it.live("what a command leaves behind is killed even when the timeout comes during its grace period", () =>
+    Effect.gen(function* () {
+      const pidFile = uniqueFile("pids")
+      // The shell exits at once; what it leaves ignores SIGTERM, so only the SIGKILL after the grace period (1 s) ends
+      // it, and the task's timeout (500 ms) comes during that grace period.
+      const result = completed(
+        yield* allowed({ timeoutMs: 500, killGraceMs: 1_000 }).execute(
+          taskContext({ description: `\`sh -c 'trap "" TERM; sleep 30 & echo $! > ${pidFile}; echo started'\`` })
+        )
+      )
+      expect(result.split("\n")[1]).toBe("started")
+      const [pid] = yield* pidsIn(pidFile, 1)
+      expect(pid !== undefined && processGone(pid)).toBe(true)
+    })
+  )
+
   it.live("processes a successful command leaves behind are stopped", () =>
     Effect.gen(function* () {
       const pidFile = uniqueFile("pids")
