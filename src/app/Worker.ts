@@ -39,6 +39,9 @@ export type { AttemptReport } from "./worker/AttemptRunner.js"
 export { taskContext } from "./worker/AttemptRunner.js"
 export { isDeadLocalWorker, makeWorkerId } from "./worker/WorkerIdentity.js"
 
+/** How many of its latest attempts a worker remembers starting (see `LeaseKeeper`). */
+const startedRemembered = 10_000
+
 export interface WorkerOptions {
   /** Unique per worker; defaults to `host/pid/random`, which lets a later process on this host see it died. */
   readonly workerId?: string
@@ -172,7 +175,8 @@ export const run = (options: WorkerOptions = {}) => {
               dropped.add(key)
               return fiber === undefined ? Effect.void : Fiber.interruptFork(fiber)
             })
-          }))
+          })),
+        startedHere: (key) => started.has(key)
       })
     )
     yield* sweepDeadWorkers(sessionId)
@@ -185,6 +189,19 @@ export const run = (options: WorkerOptions = {}) => {
 
     const runFork = yield* FiberSet.runtime(fibers)()
     /**
+     * The attempts this worker started lately, oldest first, for the lease keeper: a job of one of them still under
+     * this worker's name was lost here (left to its lease), not taken without the worker's knowing.
+     */
+    const started = new Set<string>()
+    const remember = (key: string) => {
+      started.delete(key)
+      started.add(key)
+      if (started.size > startedRemembered) {
+        const oldest = started.values().next()
+        if (oldest.done !== true) started.delete(oldest.value)
+      }
+    }
+    /**
      * Starts an attempt. Synchronous: the writer's hand-off calls it from its own fiber, and the attempt then starts
      * on the scheduler's next turn rather than inside the writer's step.
      */
@@ -192,6 +209,7 @@ export const run = (options: WorkerOptions = {}) => {
       const key = jobKeyString(job)
       // A job of ours handed back to us (our lease ran out while we still ran it): the attempt is still running.
       if (running.has(key)) return
+      remember(key)
       // In the map before the fiber exists, so that the fiber's end always finds it there to remove.
       const entry: { readonly job: TakenJob; fiber: Fiber.RuntimeFiber<void> | undefined } = { job, fiber: undefined }
       running.set(key, entry)

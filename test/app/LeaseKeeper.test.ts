@@ -5,17 +5,25 @@
  * lease ran out the job was taken again as a lost attempt, and the task failed an attempt it never ran.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Schedule } from "effect"
+import { Clock, Deferred, Effect, Fiber, FiberId, Schedule } from "effect"
 import * as PlannerRuntime from "../../src/app/PlannerRuntime.js"
 import { PlannerService } from "../../src/app/PlannerService.js"
 import * as Worker from "../../src/app/Worker.js"
 import { Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
+import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
-import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import { independentTasks } from "./fixtures/plans.js"
 import { fast } from "./runnerSuite.js"
+
+/** Ends the first task when the test opens the gate, any other at once. */
+const firstTaskGate = Deferred.unsafeMake<void>(FiberId.none)
+const gated: ExecutorService = {
+  name: "gated",
+  execute: (context) =>
+    Effect.as(context.taskId === 1 ? Deferred.await(firstTaskGate) : Effect.void, Outcome.Completed({ result: "done" }))
+}
 
 describe("a worker's lease keeper", () => {
   it.live("gives back a job held under the worker's name that the worker does not know of, and it runs", () =>
@@ -33,7 +41,7 @@ describe("a worker's lease keeper", () => {
           at: yield* Clock.currentTimeMillis
         })
       )
-      // The worker runs the first task, long enough for several beats of its keeper (a lease of 300 ms: 100 ms).
+      // The worker runs the first task until the test lets it end: several beats of its keeper (lease 300 ms: 100 ms).
       const worker = yield* Effect.fork(
         Worker.run({ workerId, concurrency: 1, leaseMs: 300, checkAttachments: false, warmTokenizer: false })
       )
@@ -47,6 +55,16 @@ describe("a worker's lease keeper", () => {
       // Meanwhile the second task's job is taken under the worker's name by a take whose answer never reached it.
       const [lost] = yield* queue.take({ workerId, limit: 1, leaseMs: 60_000 })
       expect(lost?.taskId).toBe(2)
+      // Unknown to the worker for a whole lease (300 ms), it is given back: nobody holds it; then the first task ends.
+      yield* queue.list(sessionId).pipe(
+        Effect.filterOrFail(
+          (jobs) => jobs.some((job) => job.taskId === 2 && job.workerId === undefined),
+          () => "not given back yet"
+        ),
+        Effect.retry(Schedule.spaced("20 millis")),
+        Effect.timeout("20 seconds")
+      )
+      yield* Deferred.succeed(firstTaskGate, undefined)
       const finished = service.state(sessionId).pipe(
         Effect.filterOrFail(Planner.isFinished, () => "not yet"),
         Effect.retry(Schedule.spaced("20 millis")),
@@ -63,10 +81,7 @@ describe("a worker's lease keeper", () => {
     }).pipe(
       Effect.provide(
         PlannerRuntime.layer(MemoryEventStore.layer(), {
-          executor: ScriptExecutor.make({
-            rules: [{ match: "task 1", delayMs: 600, outcomes: [{ complete: "slow" }] }],
-            default: { complete: "done" }
-          })
+          executor: gated
         })
       )
     )

@@ -6,13 +6,19 @@
  *   the lease ran out and another worker took it). The keeper finds which and stops those attempts, which give
  *   nothing back.
  * - More renewed than it holds: the queue has jobs under this worker's name that it does not know of. A take in flight
- *   explains that for a moment; a take whose answer was lost (the statement committed, the connection failed before
- *   its rows came back: a report's or an outcome's take as well as one of its own) explains it for good. Such a job
- *   was renewed for as long as the worker had other jobs, never run, and once its lease ran out its attempt counted
- *   as lost, a failure. A job still unknown at the next beat is given back (`release`: takeable at once, its take not
- *   counted), so any worker takes and runs it as the attempt it is.
+ *   explains that for a moment. A take whose answer was lost (the statement committed, the connection failed before
+ *   its rows came back: a report's or an outcome's take as well as one of its own) explains it for good: such a job
+ *   was renewed with the others while the worker had other jobs, never run, and once its lease ran out its attempt
+ *   counted as lost, a failure it never had. A job this worker never started that stays unknown to it for a whole
+ *   lease is given back (`release`: takeable at once, its take not counted), so that any worker runs it as the attempt
+ *   it is. A whole lease: a take's answer later than that would have found the job's lease run out anyway, had the
+ *   keeper not renewed it. A job the worker started and lost (its attempt died of a defect, left to its lease) is left
+ *   to run out as before, so that a task that kills whatever runs it counts its attempts and in the end fails.
+ *
+ * A worker with no job of its own renews nothing and looks for nothing: a lost take's jobs then run out with their
+ * lease, and their attempts count as lost.
  */
-import { Duration, Effect } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import { type JobKey, jobKeyString, type TaskQueueService } from "../../infra/TaskQueue.js"
 
 export interface HeldJob {
@@ -26,42 +32,48 @@ export const keepLeases = (options: {
   readonly workerId: string
   readonly leaseMs: number
   readonly held: () => ReadonlyArray<HeldJob>
+  /** Whether this worker started the job's attempt (recently: the worker keeps a bounded record). */
+  readonly startedHere: (key: string) => boolean
 }): Effect.Effect<never> => {
   const { queue, workerId, leaseMs } = options
   const interval = Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))
-  /** Jobs under this worker's name it did not know of at the last beat. */
-  let unknown = new Set<string>()
+  /** Jobs under this worker's name it has not known of, by key: since when (epoch ms). */
+  let unknownSince = new Map<string, number>()
+  const known = () => new Set(options.held().map((job) => jobKeyString(job.key)))
 
-  /** Gives back the jobs under this worker's name it has not known of for a whole beat. */
+  /** Gives back the jobs under this worker's name it never started and has not known of for a whole lease. */
   const giveBackUnknown = Effect.gen(function* () {
-    const known = new Set(options.held().map((job) => jobKeyString(job.key)))
-    const strays = (yield* queue.list()).filter(
-      (job) => job.workerId === workerId && job.reported !== true && !known.has(jobKeyString(job))
-    )
-    const seenBefore = unknown
-    unknown = new Set()
-    for (const job of strays) {
+    const listed = yield* queue.list()
+    const now = yield* Clock.currentTimeMillis
+    const holding = known()
+    const since = new Map<string, number>()
+    for (const job of listed) {
       const key = jobKeyString(job)
-      if (!seenBefore.has(key)) {
-        unknown.add(key)
+      if (job.workerId !== workerId || job.reported === true || holding.has(key) || options.startedHere(key)) continue
+      const first = unknownSince.get(key) ?? now
+      if (now - first < leaseMs) {
+        since.set(key, first)
         continue
       }
+      // Known meanwhile (its take's answer came while the queue was read): it runs here.
+      if (known().has(key) || options.startedHere(key)) continue
       yield* Effect.logWarning(
-        `task ${job.taskId} attempt ${job.attempt} of session ${job.sessionId} was this worker's without its knowing (a take whose answer was lost); given back`
+        `task ${job.taskId} attempt ${job.attempt} of session ${job.sessionId} was this worker's without its knowing for ${Math.round((now - first) / 1000)} s (a take whose answer was lost); given back`
       )
       yield* queue.release({ sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }, workerId)
     }
-  })
+    unknownSince = since
+  }).pipe(
+    Effect.catchAll((error) =>
+      Effect.logWarning(`could not look for jobs this worker holds without knowing: ${error.message}`)
+    )
+  )
 
   const beat = Effect.gen(function* () {
     const held = options.held()
-    if (held.length === 0) {
-      unknown = new Set()
-      return
-    }
+    if (held.length === 0) return
     const renewed = yield* queue.extendLeases(workerId, leaseMs)
     if (renewed > held.length) return yield* giveBackUnknown
-    unknown = new Set()
     if (renewed === held.length) return
     // Which jobs are gone: look at the sessions of the jobs held.
     const sessions = new Set(held.map((job) => job.key.sessionId))
