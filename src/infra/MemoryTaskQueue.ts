@@ -157,6 +157,19 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
     })
   })
 
+  const heldBy = (workerId: string) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.sync(() => {
+        const held: Array<JobKey> = []
+        for (const row of [...rows.values()].sort(byKey)) {
+          if (row.workerId === workerId && (row.leaseExpiresAt ?? 0) > now) {
+            held.push({ sessionId: row.sessionId, taskId: row.taskId, attempt: row.attempt })
+          }
+        }
+        return held
+      })
+    )
+
   const complete = (keys: JobKey | ReadonlyArray<JobKey>) =>
     Effect.sync(() => {
       for (const key of Array.isArray(keys) ? keys : [keys]) rows.delete(jobKeyString(key))
@@ -233,7 +246,7 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
     yield* wakeUp.signal
   })
 
-  return { enqueue, take, extendLeases, complete, release, remove, awaitWork, list, replace }
+  return { enqueue, take, extendLeases, heldBy, complete, release, remove, awaitWork, list, replace }
 }
 
 /** A memory queue over the given storage (share one storage between two queues to model two processes). */

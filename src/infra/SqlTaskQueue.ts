@@ -522,6 +522,24 @@ export const make = (
       return rows.length
     })
 
+    const heldBy = Effect.fn("SqlTaskQueue.heldBy")(function* (workerId: string) {
+      const now = yield* Clock.currentTimeMillis
+      const rows = yield* run(
+        "list a worker's jobs",
+        sql<{ session_id: string; task_id: number | string; attempt: number | string }>`
+          SELECT session_id, task_id, attempt FROM planner_jobs
+          WHERE worker_id = ${workerId} AND lease_expires_at > ${now} AND report IS NULL
+          ORDER BY session_id, task_id, attempt`
+      )
+      return rows.map(
+        (row): JobKey => ({
+          sessionId: row.session_id,
+          taskId: Number(row.task_id),
+          attempt: Number(row.attempt)
+        })
+      )
+    })
+
     const complete = hotFn("SqlTaskQueue.complete")(function* (keys: JobKey | ReadonlyArray<JobKey>) {
       const all: ReadonlyArray<JobKey> = Array.isArray(keys) ? keys : [keys as JobKey]
       for (const chunk of chunks(all, completeChunk)) {
@@ -947,6 +965,7 @@ export const make = (
       enqueue,
       take,
       extendLeases,
+      heldBy,
       complete,
       ...(pg ? { completeAlongside, reports } : { changesDirect }),
       release,

@@ -230,6 +230,12 @@ export interface TaskQueueService {
   /** One statement extends every lease this worker holds. Returns how many. */
   readonly extendLeases: (workerId: string, leaseMs: number) => Effect.Effect<number, TaskQueueError>
   /**
+   * The jobs `extendLeases` would renew for this worker (its live leases, reports aside), keys only: for its lease
+   * keeper to find the jobs it holds without knowing (see `app/worker/LeaseKeeper`). Optional for queues of one's own:
+   * the keeper then reads `list`.
+   */
+  readonly heldBy?: (workerId: string) => Effect.Effect<ReadonlyArray<JobKey>, TaskQueueError>
+  /**
    * The jobs' outcomes were recorded: the jobs are removed, never handed out again. Idempotent. Several keys go in one
    * statement (the writer ends several attempts in one append).
    */

@@ -355,6 +355,28 @@ export const taskQueueContract = <Db, Extra>(name: string, target: TaskQueueTarg
       )
     )
 
+    it.effect("heldBy names the jobs extendLeases would renew for a worker: its live leases, nothing else", () =>
+      withQueue(target, (queue) =>
+        Effect.gen(function* () {
+          const heldBy = queue.heldBy
+          if (heldBy === undefined) return expect.fail("every built-in queue says which jobs a worker holds")
+          yield* queue.enqueue([job("s1", 1), job("s1", 2), job("s2", 1), job("s2", 2)])
+          yield* queue.take({ workerId: "a", limit: 1, leaseMs: 1_000, sessionId: "s2" })
+          yield* queue.take({ workerId: "b", limit: 2, leaseMs: 1_000, sessionId: "s1" })
+          yield* queue.take({ workerId: "b", limit: 1, leaseMs: 5_000, sessionId: "s2" })
+          expect((yield* heldBy("b")).map(jobKeyString)).toEqual(["s1/1/1", "s1/2/1", "s2/2/1"])
+          expect((yield* heldBy("a")).map(jobKeyString)).toEqual(["s2/1/1"])
+          expect(yield* heldBy("nobody")).toEqual([])
+          // Leases that ran out are no longer held; a released job is nobody's.
+          yield* TestClock.adjust(1_000)
+          expect((yield* heldBy("b")).map(jobKeyString)).toEqual(["s2/2/1"])
+          yield* queue.release({ sessionId: "s2", taskId: 2, attempt: 1 }, "b")
+          expect(yield* heldBy("b")).toEqual([])
+          expect(yield* heldBy("a")).toEqual([])
+        })
+      )
+    )
+
     it.effect("take filters by kinds and by session", () =>
       withQueue(target, (queue) =>
         Effect.gen(function* () {

@@ -43,13 +43,16 @@ export const keepLeases = (options: {
 
   /** Gives back the jobs under this worker's name it never started and has not known of for a whole lease. */
   const giveBackUnknown = Effect.gen(function* () {
-    const listed = yield* queue.list()
+    const listed: ReadonlyArray<JobKey> =
+      queue.heldBy === undefined
+        ? (yield* queue.list()).filter((job) => job.workerId === workerId && job.reported !== true)
+        : yield* queue.heldBy(workerId)
     const now = yield* Clock.currentTimeMillis
     const holding = known()
     const since = new Map<string, number>()
     for (const job of listed) {
       const key = jobKeyString(job)
-      if (job.workerId !== workerId || job.reported === true || holding.has(key) || options.startedHere(key)) continue
+      if (holding.has(key) || options.startedHere(key)) continue
       const first = unknownSince.get(key) ?? now
       if (now - first < leaseMs) {
         since.set(key, first)
