@@ -159,15 +159,12 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
 
   const heldBy = (workerId: string) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.sync(() => {
-        const held: Array<JobKey> = []
-        for (const row of [...rows.values()].sort(byKey)) {
-          if (row.workerId === workerId && (row.leaseExpiresAt ?? 0) > now) {
-            held.push({ sessionId: row.sessionId, taskId: row.taskId, attempt: row.attempt })
-          }
-        }
-        return held
-      })
+      Effect.sync(() =>
+        [...rows.values()]
+          .filter((row) => row.workerId === workerId && (row.leaseExpiresAt ?? 0) > now)
+          .sort(byKey)
+          .map((row): JobKey => ({ sessionId: row.sessionId, taskId: row.taskId, attempt: row.attempt }))
+      )
     )
 
   const complete = (keys: JobKey | ReadonlyArray<JobKey>) =>

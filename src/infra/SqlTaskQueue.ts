@@ -32,7 +32,8 @@
  *
  * Reports (PostgreSQL, `reports`): a worker that is not its session's writer stores its outcome in the job's row,
  * notifies the writer on the `<channel>_reports` channel (the notification carries the report when it fits) and takes
- * its next jobs, in one statement, which stores every report the worker has ready at once; the writer of each session is a row of `planner_session_writers` under a lease.
+ * its next jobs, in one statement, which stores every report the worker has ready at once; the writer of each
+ * session is a row of `planner_session_writers` under a lease.
  * SQLite has no notification across processes (a writer there would wait for the poll), so its workers append their
  * outcomes themselves.
  *
@@ -275,12 +276,6 @@ const takeStatement = (options: TakeOptions, relaxed: boolean): readonly [string
 /** Whether a take's options take nothing at all. */
 const takesNothing = (options: TakeOptions | undefined): boolean =>
   options === undefined || options.limit <= 0 || options.kinds?.length === 0
-
-/**
- * The most reports one statement stores (`reportAll` sends more in several, each atomic on its own; a worker's group of
- * reports is never larger, so that it is one: `worker/ReportGroups`).
- */
-export const reportsPerStatement = reportsPerGroup
 
 /** PostgreSQL refuses a notification's payload of 8,000 bytes or more. */
 const noticeLimit = 7_900
@@ -762,7 +757,7 @@ export const make = (
       })
     }
 
-    /** Stores up to `reportsPerStatement` reports in one statement, with the take if there is one. */
+    /** Stores up to `reportsPerGroup` reports in one statement, with the take if there is one. */
     const reportSome = (
       outcomes: ReadonlyArray<ReportedOutcome>,
       workerId: string,
@@ -809,8 +804,9 @@ export const make = (
       })
 
     /**
-     * Stores the reports, `reportsPerStatement` to a statement; the take goes with the last, when the others have
-     * committed (their jobs reported, so not takeable): a take with the first could hand back a job of a later one.
+     * Stores the reports, `reportsPerGroup` to a statement (each atomic on its own; a worker's group is never larger,
+     * so that it is one); the take goes with the last, when the others have committed (their jobs reported, so not
+     * takeable): a take with the first could hand back a job of a later one.
      */
     const reportAll = hotFn("SqlTaskQueue.reportAll")(function* (
       outcomes: ReadonlyArray<ReportedOutcome>,
@@ -818,9 +814,9 @@ export const make = (
       take?: AlongsideTake
     ) {
       if (outcomes.length === 0) return []
-      if (outcomes.length <= reportsPerStatement) return yield* reportSome(outcomes, workerId, take)
+      if (outcomes.length <= reportsPerGroup) return yield* reportSome(outcomes, workerId, take)
       const found: Array<Reported> = []
-      const all = chunks(outcomes, reportsPerStatement)
+      const all = chunks(outcomes, reportsPerGroup)
       for (const [index, chunk] of all.entries()) {
         found.push(...(yield* reportSome(chunk, workerId, index === all.length - 1 ? take : undefined)))
       }

@@ -29,9 +29,7 @@ export const hotSpan = <A, E, R>(
  * at the cost of one look at the tracer.
  */
 export const tracedSpan: Effect.Effect<Tracer.AnySpan | undefined> = Effect.tracerWith((tracer) =>
-  tracer === builtInTracer
-    ? Effect.succeed(undefined)
-    : Effect.map(Effect.option(Effect.currentSpan), (span) => (span._tag === "Some" ? span.value : undefined))
+  tracer === builtInTracer ? Effect.succeed(undefined) : Effect.orElseSucceed(Effect.currentSpan, () => undefined)
 )
 
 /** `hotSpan` with attributes only. */

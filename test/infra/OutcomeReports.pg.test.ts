@@ -13,6 +13,7 @@ import {
   jobKeyString,
   type OutcomeReports,
   type PendingReport,
+  reportsPerGroup,
   type TakenJob
 } from "../../src/infra/TaskQueue.js"
 import { freshPgDatabase } from "./fixtures/databases.js"
@@ -274,7 +275,7 @@ for (const [variant, target] of targets) {
     it.effect("more reports than one statement stores go in several: each found for itself, in order; one take", () =>
       withQueue(target, (queue) =>
         Effect.gen(function* () {
-          const count = SqlTaskQueue.reportsPerStatement * 2 + 3
+          const count = reportsPerGroup * 2 + 3
           const ids = Array.from({ length: count }, (_, index) => index + 1)
           // Task 20, in the second statement, is another worker's (another kind, to tell the takes apart).
           yield* queue.enqueue([

@@ -34,8 +34,6 @@ export interface ReportGroupsOptions {
   readonly workerId: string
   /** The worker's next jobs to take with a group, for the slots its `freeing` reports free (see `AttemptRunner`). */
   readonly takeNext?: ((freeing: number) => AlongsideTake | undefined) | undefined
-  /** The most reports in one group, at most `reportsPerGroup` (what one statement stores). */
-  readonly limit?: number
 }
 
 interface Waiting {
@@ -53,7 +51,6 @@ const unanswered: Reported = { stored: false, writer: undefined }
 export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, never, Scope.Scope> =>
   Effect.gen(function* () {
     const { reports, workerId } = options
-    const limit = Math.min(reportsPerGroup, Math.max(1, options.limit ?? reportsPerGroup))
     const waiting = yield* Queue.unbounded<Waiting>()
     /** The group taken from the queue and not answered yet: interrupted if the worker stops meanwhile. */
     let out: ReadonlyArray<Waiting> = []
@@ -112,7 +109,7 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
       Effect.forever(
         Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(restore(Queue.take(waiting)), (first) =>
-            Effect.flatMap(Queue.takeUpTo(waiting, limit - 1), (rest) => {
+            Effect.flatMap(Queue.takeUpTo(waiting, reportsPerGroup - 1), (rest) => {
               out = [first, ...rest]
               return restore(send(out))
             })
