@@ -41,9 +41,10 @@ describe("a worker's lease keeper", () => {
           at: yield* Clock.currentTimeMillis
         })
       )
-      // The worker runs the first task until the test lets it end: several beats of its keeper (lease 300 ms: 100 ms).
+      // The worker runs the first task until the test lets it end: several beats of its keeper (a lease of 1 s: one
+      // beat every 333 ms; a stall of the machine shorter than the lease lets none run out).
       const worker = yield* Effect.fork(
-        Worker.run({ workerId, concurrency: 1, leaseMs: 300, checkAttachments: false, warmTokenizer: false })
+        Worker.run({ workerId, concurrency: 1, leaseMs: 1_000, checkAttachments: false, warmTokenizer: false })
       )
       yield* queue.list(sessionId).pipe(
         Effect.filterOrFail(
@@ -55,7 +56,7 @@ describe("a worker's lease keeper", () => {
       // Meanwhile the second task's job is taken under the worker's name by a take whose answer never reached it.
       const [lost] = yield* queue.take({ workerId, limit: 1, leaseMs: 60_000 })
       expect(lost?.taskId).toBe(2)
-      // Unknown to the worker for a whole lease (300 ms), it is given back: nobody holds it; then the first task ends.
+      // Unknown to the worker for a whole lease (1 s), it is given back: nobody holds it; then the first task ends.
       yield* queue.list(sessionId).pipe(
         Effect.filterOrFail(
           (jobs) => jobs.some((job) => job.taskId === 2 && job.workerId === undefined),

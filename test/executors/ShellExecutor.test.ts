@@ -288,10 +288,11 @@ describe("ShellExecutor", () => {
         )
         yield* Effect.sleep("30 millis")
         // The event loop stalls past the deadline (in its check phase, as a busy callback would); the command exits
-        // meanwhile, at 100 ms. On the loop's next turn the deadline's timer runs before the loop reads the exit.
+        // meanwhile, at 100 ms (a second's stall leaves a loaded machine time to start and end it). On the loop's next
+        // turn the deadline's timer runs before the loop reads the exit.
         yield* Effect.sync(() => {
           setImmediate(() => {
-            const until = Date.now() + 500
+            const until = Date.now() + 1_000
             while (Date.now() < until) {
               // stalled
             }
