@@ -15,6 +15,7 @@
  *   longer holds;
  * - `worker/CompactionTrigger`: folds results into the summary when the rolling context is over budget;
  * - `worker/DeadWorkerSweep`: takes back the jobs of this host's workers whose process is gone;
+ * - `worker/QueueUpkeep`: lets the queue reclaim what ended jobs left behind (a vacuum of PostgreSQL's job table);
  * - `worker/SessionWriter` (PostgreSQL, serving every session): records the outcomes other workers report for the
  *   sessions this worker writes; the outcomes of a session another worker writes go to it as reports.
  *
@@ -32,6 +33,7 @@ import { PlannerService } from "./PlannerService.js"
 import * as AttemptRunner from "./worker/AttemptRunner.js"
 import { sweepDeadWorkers } from "./worker/DeadWorkerSweep.js"
 import { keepLeases } from "./worker/LeaseKeeper.js"
+import { keepQueueTidy } from "./worker/QueueUpkeep.js"
 import * as SessionWriter from "./worker/SessionWriter.js"
 import { makeWorkerId } from "./worker/WorkerIdentity.js"
 
@@ -62,7 +64,8 @@ export interface WorkerOptions {
   readonly leaseMs?: number
   /**
    * How often to look in the queue for jobs held by workers of this host whose process is gone (they are taken back
-   * at once rather than when their leases run out). Default 1 second.
+   * at once rather than when their leases run out). Default 1 second. Also how often it lets the queue reclaim what
+   * ended jobs left behind (see `worker/QueueUpkeep`).
    */
   readonly livenessCheckInterval?: Duration.DurationInput
   /** Told about each attempt this worker starts and finishes (`planner worker` prints them). */
@@ -186,6 +189,7 @@ export const run = (options: WorkerOptions = {}) => {
         Effect.zipRight(Effect.sleep(options.livenessCheckInterval ?? Duration.seconds(1)), sweepDeadWorkers(sessionId))
       )
     )
+    yield* FiberSet.run(fibers, keepQueueTidy(queue, options.livenessCheckInterval ?? Duration.seconds(1)))
 
     const runFork = yield* FiberSet.runtime(fibers)()
     /**

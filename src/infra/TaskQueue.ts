@@ -273,6 +273,12 @@ export interface TaskQueueService {
   readonly replace: (sessionId: string, jobs: ReadonlyArray<Job>) => Effect.Effect<void, TaskQueueError>
   /** Outcomes reported into job rows for one writer per session (see `OutcomeReports`); PostgreSQL only. */
   readonly reports?: OutcomeReports
+  /**
+   * Reclaims the space ended jobs left behind when there is enough of it to slow takes down; whether it did. Workers
+   * call it now and then (see `app/worker/QueueUpkeep`). PostgreSQL only: a memory queue has nothing to reclaim, and
+   * SQLite removes a deleted row and its index entries at once.
+   */
+  readonly reclaim?: Effect.Effect<boolean, TaskQueueError>
 }
 
 export class TaskQueue extends Context.Tag("event-sourced-planner/TaskQueue")<TaskQueue, TaskQueueService>() {}

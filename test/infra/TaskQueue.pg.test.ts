@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Schedule, Stream } from "effect"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
 import { freshPgDatabase } from "./fixtures/databases.js"
@@ -126,6 +126,69 @@ describe("SqlTaskQueue on PostgreSQL, lease commits", () => {
         expect(yield* queue.extendLeases("w", 1_000)).toBe(2)
         // The relaxed setting was local to those statements' own transactions.
         expect(yield* setting).toBe(serverDefault)
+      })
+    )
+  )
+})
+
+describe("SqlTaskQueue on PostgreSQL, reclaiming ended jobs' space", () => {
+  // Every ended job leaves dead row versions (and their index entries) that each take walks past until a vacuum; the
+  // workers' upkeep calls `reclaim`, which vacuums once enough have gathered, never for a few among many live jobs.
+  const reclaimTarget: TaskQueueTarget<string, SqlClient.SqlClient> = {
+    ...pgTarget,
+    layer: (url) =>
+      SqlTaskQueue.layer({ reclaimAfter: 50 }).pipe(Layer.provideMerge(PgEventStore.layer({ url: Redacted.make(url) })))
+  }
+  const jobKeys = (sessionId: string, count: number) =>
+    Array.from({ length: count }, (_, index) => ({ sessionId, taskId: index + 1, attempt: 1 }))
+
+  it.live("vacuums the job table once its dead versions pass the bound and a quarter of its live rows", () =>
+    withQueue(reclaimTarget, (queue, { context }) =>
+      Effect.gen(function* () {
+        const sql = Context.get(context, SqlClient.SqlClient)
+        const reclaim = queue.reclaim
+        if (reclaim === undefined) throw new Error("the PostgreSQL queue reclaims")
+        const stats = Effect.map(
+          sql<{ readonly dead: string; readonly live: string; readonly vacuums: string }>`
+            SELECT n_dead_tup AS dead, n_live_tup AS live, vacuum_count AS vacuums FROM pg_stat_user_tables
+            WHERE relid = to_regclass('planner_jobs')`,
+          (rows) => ({
+            dead: Number(rows[0]?.dead ?? 0),
+            live: Number(rows[0]?.live ?? 0),
+            vacuums: Number(rows[0]?.vacuums ?? 0)
+          })
+        )
+        // The server's statistics lag the writes by up to a second or so: wait until they show what was done.
+        const until = (check: (seen: { dead: number; live: number }) => boolean) =>
+          stats.pipe(
+            Effect.repeat({ until: check, schedule: Schedule.spaced("50 millis") }),
+            Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("statistics never caught up") })
+          )
+
+        // Autovacuum stays out of it (it may visit this database at any moment of a long test run).
+        yield* sql`ALTER TABLE planner_jobs SET (autovacuum_enabled = false)`
+        // 40 ended jobs: under the bound of 50, nothing is done.
+        yield* queue.enqueue(jobKeys("few", 40).map((key) => job(key.sessionId, key.taskId)))
+        yield* queue.complete(jobKeys("few", 40))
+        yield* until((seen) => seen.dead >= 40)
+        expect(yield* reclaim).toBe(false)
+
+        // 400 live jobs and 60 ended: over the bound, but dead versions are not yet a quarter of the live rows.
+        yield* queue.enqueue(jobKeys("many", 400).map((key) => job(key.sessionId, key.taskId)))
+        yield* queue.enqueue(jobKeys("more", 20).map((key) => job(key.sessionId, key.taskId)))
+        yield* queue.complete(jobKeys("more", 20))
+        yield* until((seen) => seen.dead >= 60 && seen.live >= 400)
+        expect(yield* reclaim).toBe(false)
+        expect((yield* stats).vacuums).toBe(0)
+
+        // The 400 end too: now it vacuums, and the dead versions are gone.
+        yield* queue.complete(jobKeys("many", 400))
+        yield* until((seen) => seen.dead >= 460)
+        expect(yield* reclaim).toBe(true)
+        const after = yield* stats
+        expect(after.vacuums).toBe(1)
+        expect(after.dead).toBe(0)
+        expect(yield* queue.list()).toEqual([])
       })
     )
   )
