@@ -167,6 +167,17 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
       )
     )
 
+  const holders = (sessionId?: string) =>
+    Effect.sync(() => {
+      const named = new Set<string>()
+      for (const row of rows.values()) {
+        if (row.workerId !== undefined && (sessionId === undefined || row.sessionId === sessionId)) {
+          named.add(row.workerId)
+        }
+      }
+      return [...named].sort()
+    })
+
   const complete = (keys: JobKey | ReadonlyArray<JobKey>) =>
     Effect.sync(() => {
       for (const key of Array.isArray(keys) ? keys : [keys]) rows.delete(jobKeyString(key))
@@ -243,7 +254,7 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
     yield* wakeUp.signal
   })
 
-  return { enqueue, take, extendLeases, heldBy, complete, release, remove, awaitWork, list, replace }
+  return { enqueue, take, extendLeases, heldBy, holders, complete, release, remove, awaitWork, list, replace }
 }
 
 /** A memory queue over the given storage (share one storage between two queues to model two processes). */

@@ -542,6 +542,17 @@ export const make = (
       )
     })
 
+    const holders = Effect.fn("SqlTaskQueue.holders")(function* (sessionId?: string) {
+      const rows = yield* run(
+        "list the jobs' holders",
+        sql<{ worker_id: string }>`
+          SELECT DISTINCT worker_id FROM planner_jobs
+          WHERE worker_id IS NOT NULL AND report IS NULL ${sessionFilter(sessionId)}
+          ORDER BY worker_id`
+      )
+      return rows.map((row) => row.worker_id)
+    })
+
     const complete = hotFn("SqlTaskQueue.complete")(function* (keys: JobKey | ReadonlyArray<JobKey>) {
       const all: ReadonlyArray<JobKey> = Array.isArray(keys) ? keys : [keys as JobKey]
       for (const chunk of chunks(all, completeChunk)) {
@@ -993,6 +1004,7 @@ export const make = (
       take,
       extendLeases,
       heldBy,
+      holders,
       complete,
       ...(pg ? { completeAlongside, reports, reclaim } : { changesDirect }),
       release,

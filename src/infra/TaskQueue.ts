@@ -236,6 +236,12 @@ export interface TaskQueueService {
    */
   readonly heldBy?: (workerId: string) => Effect.Effect<ReadonlyArray<JobKey>, TaskQueueError>
   /**
+   * The workers named on unfinished jobs (of one session, or of all), each once, reported jobs aside: what `list` would
+   * give as holders, without reading every job. For the dead-worker sweep, which runs every second in every worker (see
+   * `app/worker/DeadWorkerSweep`). Optional for queues of one's own: the sweep then reads `list`.
+   */
+  readonly holders?: (sessionId?: string) => Effect.Effect<ReadonlyArray<string>, TaskQueueError>
+  /**
    * The jobs' outcomes were recorded: the jobs are removed, never handed out again. Idempotent. Several keys go in one
    * statement (the writer ends several attempts in one append).
    */

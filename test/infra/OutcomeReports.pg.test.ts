@@ -73,6 +73,7 @@ for (const [variant, target] of targets) {
           // Its holder's lease renewals no longer count it, nor its holdings: it is the writer's now.
           expect(yield* queue.extendLeases("w1", lease)).toBe(0)
           expect(yield* queue.heldBy?.("w1") ?? Effect.succeed(undefined)).toEqual([])
+          expect(yield* queue.holders?.("s") ?? Effect.succeed(undefined)).toEqual([])
           // Its lease runs out: still not takeable, and not due either (a waiter does not spin on it).
           yield* TestClock.adjust(lease * 2)
           const retaken = yield* queue.take({ workerId: "w3", limit: 10, leaseMs: lease })

@@ -377,6 +377,38 @@ export const taskQueueContract = <Db, Extra>(name: string, target: TaskQueueTarg
       )
     )
 
+    it.effect("holders names each worker on an unfinished job once, leases run out or not, as list does", () =>
+      withQueue(target, (queue) =>
+        Effect.gen(function* () {
+          const holders = queue.holders
+          if (holders === undefined) return expect.fail("every built-in queue names its holders")
+          expect(yield* holders()).toEqual([])
+          yield* queue.enqueue([job("s1", 1), job("s1", 2), job("s2", 1), job("s2", 2), job("s3", 1)])
+          yield* queue.take({ workerId: "b", limit: 2, leaseMs: 1_000, sessionId: "s1" })
+          yield* queue.take({ workerId: "a", limit: 1, leaseMs: 1_000, sessionId: "s2" })
+          yield* queue.take({ workerId: "b", limit: 1, leaseMs: 5_000, sessionId: "s2" })
+          expect(yield* holders()).toEqual(["a", "b"])
+          expect(yield* holders("s1")).toEqual(["b"])
+          expect(yield* holders("s3")).toEqual([])
+          // A lease that ran out still names its worker (as list does, for the sweep of dead workers); a released or
+          // completed job names nobody.
+          yield* TestClock.adjust(1_000)
+          expect(yield* holders("s1")).toEqual(["b"])
+          const listed = (yield* queue.list()).flatMap((listed) =>
+            listed.workerId === undefined ? [] : [listed.workerId]
+          )
+          expect(yield* holders()).toEqual([...new Set(listed)].sort())
+          yield* queue.release({ sessionId: "s2", taskId: 1, attempt: 1 }, "a")
+          yield* queue.complete([
+            { sessionId: "s1", taskId: 1, attempt: 1 },
+            { sessionId: "s1", taskId: 2, attempt: 1 }
+          ])
+          expect(yield* holders()).toEqual(["b"])
+          expect(yield* holders("s1")).toEqual([])
+        })
+      )
+    )
+
     it.effect("take filters by kinds and by session", () =>
       withQueue(target, (queue) =>
         Effect.gen(function* () {

@@ -12,6 +12,9 @@ import { isDeadLocalWorker } from "./WorkerIdentity.js"
 export const sweepDeadWorkers = (sessionId?: string) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
+    // Most of the time no holder is dead: the queue names its holders, and the jobs are read only when one is.
+    const holders = service.queue.holders
+    if (holders !== undefined && !(yield* holders(sessionId)).some(isDeadLocalWorker)) return 0
     const jobs = yield* service.queue.list(sessionId)
     let taken = 0
     for (const job of jobs) {
