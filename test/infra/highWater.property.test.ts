@@ -59,7 +59,8 @@ const model = () => {
     return {
       xmin: oldest ?? (newestCompleted ?? 99n) + 1n,
       head: visible[visible.length - 1] ?? 0,
-      positions: visible.filter((position) => position > after).slice(0, 3)
+      // The visible positions among the next page of positions (3 here, 1,000 in the store's probe).
+      positions: visible.filter((position) => position > after && position <= after + 3)
     }
   }
   const freshXid = () => {

@@ -30,7 +30,7 @@ import { Effect } from "effect"
 export interface Probe {
   /** The snapshot's oldest running transaction id (`pg_snapshot_xmin`): every id below it has ended. */
   readonly xmin: bigint
-  /** Visible positions above the mark, ascending: the first page of them. */
+  /** Visible positions above the mark, ascending: those among the next page of positions (1,000 on PostgreSQL). */
   readonly positions: ReadonlyArray<number>
   /** The highest visible position. */
   readonly head: number
