@@ -6,8 +6,8 @@
  *
  * The CPU time every process spent per task is reported beside it (the workers, the PostgreSQL server, this process
  * recording the plan and following it): on a machine with few cores, that is what bounds the throughput. Each set of
- * workers first runs a warm-up plan of the same size, unmeasured. The plan's events are logged by type after each run.
- * With PROFILE_PLANNER=<folder>, a CPU profile of this process during each measured run is written there.
+ * workers first runs warm-up plans, unmeasured, until each worker process has run about 2,000 tasks. The plan's events
+ * are logged by type after each run. With PROFILE_PLANNER=<folder>, a CPU profile of this process during each measured run is written there.
  */
 import { SqlClient } from "@effect/sql"
 import { Deferred, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
@@ -76,10 +76,15 @@ interface Measured {
 
 export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
   const tasks = options.quick ? 100 : 400
-  // Each configuration starts fresh worker processes: a warm-up plan as large as the measured one lets their code be
-  // compiled and their caches filled first (a worker serving a team runs for days), so that a per-process start-up
-  // cost is not counted per task, four times over with four workers.
-  const warmUp = tasks
+  // Each configuration starts fresh worker processes. Warm-up plans give each of them about `warmUpPerWorker` tasks
+  // first, unmeasured, so that their code is compiled and their caches filled (a worker serving a team runs for days)
+  // and a per-process start-up cost is not counted per task, four times over with four workers. The count is per
+  // process: with one warm-up plan for every configuration, each of four workers had run a quarter as many tasks as a
+  // single worker before it was measured, and V8 was still compiling its hot code during the measured runs (a quarter
+  // of the workers' CPU, in a profile of the whole machine); a single worker costs 1.6 ms per task after 1,600 tasks
+  // and 0.9 ms after 6,000, so the measured ratio said more about the warm-up than about the design.
+  const warmUpPerWorker = options.quick ? tasks : 5 * tasks
+  const warmUpPlans = (workers: number) => Math.ceil((warmUpPerWorker * workers) / tasks)
   const url = await options.freshPgUrl("bench_scale")
   const scope = Effect.runSync(Scope.make())
   const layer = PlannerService.layer().pipe(
@@ -96,8 +101,8 @@ export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
       try {
         for (let index = 0; index < workers; index++) children.push(spawnScript("./workerChild.ts", [url]))
         await Promise.all(children.map((child) => child.waitFor(isReady, 90_000)))
-        log(`scale: ${workers} worker process(es): warm-up plan of ${warmUp} tasks`)
-        await run(warmUp)
+        log(`scale: ${workers} worker process(es): ${warmUpPlans(workers)} warm-up plans of ${tasks} tasks`)
+        for (let plan = 0; plan < warmUpPlans(workers); plan++) await run(tasks)
         for (let attempt = 0; attempt < options.runs; attempt++) {
           log(`scale: ${workers} worker process(es): ${tasks} tasks of 20 ms, run ${attempt + 1} of ${options.runs}`)
           const workersCpu = () => children.reduce((sum, child) => sum + processCpuMs(child.process.pid ?? 0), 0)
