@@ -80,9 +80,9 @@ export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
   // first, unmeasured, so that their code is compiled and their caches filled (a worker serving a team runs for days)
   // and a per-process start-up cost is not counted per task, four times over with four workers. The count is per
   // process: with one warm-up plan for every configuration, each of four workers had run a quarter as many tasks as a
-  // single worker before it was measured, and V8 was still compiling its hot code during the measured runs (a quarter
-  // of the workers' CPU, in a profile of the whole machine); a single worker costs 1.6 ms per task after 1,600 tasks
-  // and 0.9 ms after 6,000, so the measured ratio said more about the warm-up than about the design.
+  // single worker before it was measured, and V8 was still compiling hot code during the measured runs (a quarter of
+  // the Node processes' CPU, in a profile of the whole machine); a single worker cost 1.6 ms per task over its tasks
+  // 400 to 1,600 and 0.9 ms over its tasks 4,800 to 6,000, so the ratio said more about the warm-up than the design.
   const warmUpPerWorker = options.quick ? tasks : 5 * tasks
   const warmUpPlans = (workers: number) => Math.ceil((warmUpPerWorker * workers) / tasks)
   const url = await options.freshPgUrl("bench_scale")
