@@ -280,7 +280,8 @@ export interface TaskQueueService {
   /** Outcomes reported into job rows for one writer per session (see `OutcomeReports`); PostgreSQL only. */
   readonly reports?: OutcomeReports
   /**
-   * Reclaims the space ended jobs left behind when there is enough of it to slow takes down; whether it did. Workers
+   * Reclaims the space ended jobs left behind when there is enough of it to slow takes down; whether it tried (a vacuum
+   * may still skip the table, another being under way, or the role not owning it). Workers
    * call it now and then (see `app/worker/QueueUpkeep`). PostgreSQL only: a memory queue has nothing to reclaim, and
    * SQLite removes a deleted row and its index entries at once.
    */

@@ -44,6 +44,7 @@ describe("the high-water mark's probe on PostgreSQL", () => {
             const plan = yield* Effect.scoped(
               Effect.gen(function* () {
                 const connection = yield* sql.reserve
+                yield* connection.executeUnprepared("SET plan_cache_mode = force_generic_plan", [], undefined)
                 yield* connection.executeUnprepared(`PREPARE probe(bigint) AS ${highWaterProbe}`, [], undefined)
                 // Past five runs PostgreSQL settles on a plan and keeps it.
                 for (let run = 0; run < 10; run++) {
