@@ -91,6 +91,7 @@ export const run = (options: WorkerOptions = {}) => {
     const concurrency = Math.max(1, options.concurrency ?? 4)
     const clock = yield* Effect.clock
     const leaseMs = Math.max(100, options.leaseMs ?? 60_000)
+    const livenessCheckInterval = options.livenessCheckInterval ?? Duration.seconds(1)
     const sessionId = options.sessionId
     /** Wakes the take loop: a slot freed up, or the queue may have work. */
     const freed = yield* Queue.sliding<void>(1)
@@ -151,7 +152,7 @@ export const run = (options: WorkerOptions = {}) => {
             reports,
             workerId,
             leaseMs,
-            sweepInterval: options.livenessCheckInterval ?? Duration.seconds(1),
+            sweepInterval: livenessCheckInterval,
             record: runJob.recordReports,
             isOver: (id) =>
               service.state(id).pipe(
@@ -185,11 +186,9 @@ export const run = (options: WorkerOptions = {}) => {
     yield* sweepDeadWorkers(sessionId)
     yield* FiberSet.run(
       fibers,
-      Effect.forever(
-        Effect.zipRight(Effect.sleep(options.livenessCheckInterval ?? Duration.seconds(1)), sweepDeadWorkers(sessionId))
-      )
+      Effect.forever(Effect.zipRight(Effect.sleep(livenessCheckInterval), sweepDeadWorkers(sessionId)))
     )
-    yield* FiberSet.run(fibers, keepQueueTidy(queue, options.livenessCheckInterval ?? Duration.seconds(1)))
+    yield* FiberSet.run(fibers, keepQueueTidy(queue, livenessCheckInterval))
 
     const runFork = yield* FiberSet.runtime(fibers)()
     /**

@@ -108,8 +108,6 @@ const completeChunk = 300
 const completeAlongsideLimit = 16
 /** See `SqlTaskQueueOptions.reclaimAfter`. */
 const defaultReclaimAfter = 1_000
-/** The job table is vacuumed by `reclaim` at most once in this many seconds, whoever vacuumed it last. */
-const reclaimEverySeconds = 10
 
 interface JobRow {
   readonly id: number | string
@@ -986,16 +984,16 @@ export const make = (
      * when the statistics count `reclaimAfter` dead versions, and a quarter of the live rows, the table is vacuumed.
      * `SKIP_LOCKED`: a vacuum already under way (another worker's, autovacuum's) is left to finish, not waited for.
      * `TRUNCATE false`: a queue that empties out would otherwise have its file shortened under an exclusive lock that
-     * every take waits behind. At most one vacuum in `reclaimEverySeconds`, whoever ran it: dead versions that a vacuum cannot
-     * remove (a long transaction holding the horizon back) or a role that does not own the table (the server only
-     * warns) would otherwise have every worker vacuum at every look, for nothing.
+     * every take waits behind. At most one vacuum in 10 s, whoever ran it: dead versions that a vacuum cannot remove (a
+     * long transaction holding the horizon back) or a role that does not own the table (the server only warns) would
+     * otherwise have every worker vacuum at every look, for nothing.
      */
     const reclaimAfter = options.reclaimAfter ?? defaultReclaimAfter
     const reclaim = Effect.gen(function* () {
       const rows = yield* sql<{ readonly dead: number | string; readonly live: number | string }>`
         SELECT n_dead_tup AS dead, n_live_tup AS live FROM pg_stat_user_tables
         WHERE relid = to_regclass('planner_jobs')
-          AND coalesce(greatest(last_vacuum, last_autovacuum), '-infinity') < now() - ${sql.literal(`interval '${reclaimEverySeconds} seconds'`)}`.pipe(
+          AND coalesce(greatest(last_vacuum, last_autovacuum), '-infinity') < now() - interval '10 seconds'`.pipe(
         Effect.mapError(toQueueError("read the job table's statistics"))
       )
       const dead = Number(rows[0]?.dead ?? 0)
