@@ -31,14 +31,17 @@
  * attempt) does not already cover. Enqueue, complete, release and replace stay durable. `durableLeases` turns it off.
  *
  * Reports (PostgreSQL, `reports`): a worker that is not its session's writer stores its outcome in the job's row,
- * notifies the writer on the `<channel>_reports` channel (the notification carries the report when it fits) and takes
- * its next jobs, in one statement, which stores every report the worker has ready at once; the writer of each
- * session is a row of `planner_session_writers` under a lease.
+ * notifies the session's writer (the notification carries the report when it fits) and takes its next jobs, in one
+ * statement, which stores every report the worker has ready at once; the writer of each session is a row of
+ * `planner_session_writers` under a lease. Each writer listens on a channel of its own (`writerChannel`), and the
+ * statement notifies the channel of the writer it finds for the report's session, so a report wakes one process, not
+ * every worker that ever wrote a session: with one channel for all, each of N workers read every report of the others.
  * SQLite has no notification across processes (a writer there would wait for the poll), so its workers append their
  * outcomes themselves.
  *
  * SQLite across processes: the busy timeout, then retries with backoff, as the event store does.
  */
+import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Duration, Effect, Layer, Option, type Scope, type Stream } from "effect"
@@ -295,6 +298,22 @@ const reportNotice = (key: JobKey, workerId: string, outcome: string): string =>
   const notice = `{"sessionId":${JSON.stringify(key.sessionId)},"taskId":${key.taskId},"attempt":${key.attempt},"workerId":${JSON.stringify(workerId)},"outcome":${outcome}}`
   return notice.length * 3 < noticeLimit || Buffer.byteLength(notice) < noticeLimit ? notice : key.sessionId
 }
+
+/** PostgreSQL keeps a channel's name to 63 bytes, and refuses a notification to a longer one. */
+const maxChannelLength = 63
+/** How much of a hash of the writer's id names its channel: 64 bits, a collision only a stray notification. */
+const writerHashLength = 16
+
+/** The part of the writers' channels that comes from the queue's channel, short enough for the hash to follow. */
+const writersPrefix = (channel: string): string => `${channel}_reports_`.slice(0, maxChannelLength - writerHashLength)
+
+/**
+ * The channel a session writer listens on for its sessions' reports: the prefix and the first 16 hex digits of the
+ * SHA-256 of its id, as the report's statement computes it from the writer's row
+ * (`left(encode(sha256(convert_to(worker_id, 'UTF8')), 'hex'), 16)`).
+ */
+export const writerChannel = (channel: string, workerId: string): string =>
+  `${writersPrefix(channel)}${createHash("sha256").update(workerId, "utf8").digest("hex").slice(0, writerHashLength)}`
 
 /** A report's notification read back: the report it carries, or the session it names (see `reportNotice`). */
 export const readNotice = (payload: string): { readonly sessionId: string; readonly report?: PendingReport } => {
@@ -718,14 +737,16 @@ export const make = (
       yield* wakeHere(origin)
     })
 
-    const reportsChannel = `${channel}_reports`
+    const reportsPrefix = writersPrefix(channel)
     /**
-     * PostgreSQL: the statement that stores `count` reports. Parameters: the reporter, now, the channel the writer
-     * listens on, then five for each report (its job's key, its outcome as JSON text, its notification's payload),
-     * then, with a take, `takeUpdate`'s. It stores each outcome only while its job is the reporter's, notifies the
-     * writers on commit (one notification per report, all sent with the one commit), says who each session's writer
-     * is, and takes the reporter's next jobs (never one reported): one round trip for all the outcomes a worker has
-     * ready at once. A notification carries its report when it fits (`reportNotice`), so that the writer need not
+     * PostgreSQL: the statement that stores `count` reports. Parameters: the reporter, now, the prefix of the writers'
+     * channels, then five for each report (its job's key, its outcome as JSON text, its notification's payload),
+     * then, with a take, `takeUpdate`'s. It stores each outcome only while its job is the reporter's, notifies each
+     * session's writer on commit on the writer's own channel (one notification per report, all sent with the one
+     * commit; a session without a writer row notifies nobody, and its reporter, told so, elects one), says who each
+     * session's writer is, and takes the reporter's next jobs (never one reported): one round trip for all the
+     * outcomes a worker has ready at once. The row names the writer whatever its lease: one whose lease ran out while
+     * it still writes records what it hears, as it would have before the lease ran out. A notification carries its report when it fits (`reportNotice`), so that the writer need not
      * read it back.
      *
      * One statement per count, as the event store's appends have, rather than one taking arrays: the rows of an
@@ -757,9 +778,11 @@ export const make = (
           WHERE planner_jobs.session_id = input.session_id AND planner_jobs.task_id = input.task_id
             AND planner_jobs.attempt = input.attempt AND planner_jobs.worker_id = $1::text
             AND planner_jobs.report IS NULL
-          RETURNING planner_jobs.id, input.notice
+          RETURNING planner_jobs.id, planner_jobs.session_id, input.notice
         ), notified AS (
-          SELECT pg_notify($3::text, notice) AS sent FROM reported
+          SELECT pg_notify($3::text || left(encode(sha256(convert_to(writer.worker_id, 'UTF8')), 'hex'), ${writerHashLength}),
+              reported.notice) AS sent
+          FROM reported JOIN planner_session_writers AS writer ON writer.session_id = reported.session_id
         )${taken}
         SELECT (
             SELECT json_agg(json_build_array(
@@ -799,7 +822,7 @@ export const make = (
         const options = take?.options
         const taking = options !== undefined && !takesNothing(options)
         const [name, statementText] = reportStatement(outcomes.length, taking ? options : undefined)
-        const params: Array<unknown> = [workerId, now, reportsChannel]
+        const params: Array<unknown> = [workerId, now, reportsPrefix]
         outcomes.forEach(({ key }, index) => {
           const text = texts[index] ?? "null"
           params.push(key.sessionId, key.taskId, key.attempt, text, reportNotice(key, workerId, text))
@@ -916,14 +939,14 @@ export const make = (
         ).pipe(
           Effect.map((rows) => rows.map((row) => ({ sessionId: row.session_id, writer: row.writer ?? undefined })))
         ),
-      listen: (onReport) =>
+      listen: (workerId, onReport) =>
         listen === undefined
           ? Effect.succeed(Effect.void)
           : Effect.flatMap(Effect.scope, (scope) =>
               ActiveListen.make({
                 sql,
                 listen,
-                channel: reportsChannel,
+                channel: writerChannel(channel, workerId),
                 scope,
                 what: "session writer",
                 onPayload: (payload) =>

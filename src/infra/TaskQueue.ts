@@ -147,7 +147,8 @@ export interface Reported {
  *   writer's process dies, the lease runs out and the next report, or the sweep of `unrecorded`, elects another (a
  *   writer known dead, a process of the same host that is gone, is replaced at once).
  *   Two writers for a moment cost nothing but a conflict: appends are guarded by the session's sequence.
- * - `awaitReports` wakes the writer when a report may have been stored (LISTEN/NOTIFY), `pending` reads them.
+ * - `listen` wakes the writer when a report of a session it writes was stored (LISTEN/NOTIFY, on a channel of the
+ *   writer's own), `pending` reads them.
  */
 export interface OutcomeReports {
   readonly report: (
@@ -193,12 +194,14 @@ export interface OutcomeReports {
     storedBefore: number
   ) => Effect.Effect<ReadonlyArray<{ readonly sessionId: string; readonly writer: string | undefined }>, TaskQueueError>
   /**
-   * Prepares to call `onReport` with the session of each report stored, and the report itself when the notification
-   * could carry it, for as long as the scope lasts, and returns the start: the first run starts listening, and every
-   * run completes once listening is active (reports stored before are found with `pending`). Safe to interrupt: the
-   * start goes on in the scope.
+   * Prepares to call `onReport` with the session of each report stored for a session `workerId` writes (its writer
+   * row names it), and the report itself when the notification could carry it, for as long as the scope lasts, and
+   * returns the start: the first run starts listening, and every run completes once listening is active (reports
+   * stored before are found with `pending`). Only the session's writer hears of a report: each writer has a channel
+   * of its own. Safe to interrupt: the start goes on in the scope.
    */
   readonly listen: (
+    workerId: string,
     onReport: (sessionId: string, report: PendingReport | undefined) => void
   ) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
 }

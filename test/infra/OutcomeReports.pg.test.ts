@@ -202,75 +202,89 @@ for (const [variant, target] of targets) {
       )
     )
 
-    it.live("a group of reports is one statement: each found for itself, each heard, one take for all", () =>
-      withQueue(target, (queue, { second }) =>
-        Effect.gen(function* () {
-          const other = yield* second
-          const heard = yield* Queue.unbounded<readonly [string, PendingReport | undefined]>()
-          yield* yield* reportsOf(other).listen((sessionId, report) => Queue.unsafeOffer(heard, [sessionId, report]))
-          const reports = reportsOf(queue)
-          yield* queue.enqueue([job("a", 1), job("a", 2), job("a", 3), job("a", 4), job("a", 5), job("b", 1)])
-          yield* queue.take({ workerId: "other", limit: 1, leaseMs: lease, sessionId: "a" })
-          // The reporter's leases run out before it reports (its own take must still not hand its jobs back to it).
-          yield* queue.take({ workerId: "w", limit: 3, leaseMs: 1, sessionId: "a" })
-          yield* queue.take({ workerId: "w", limit: 1, leaseMs: 1, sessionId: "b" })
-          yield* Effect.sleep("5 millis")
-          // a/3 reported before (its answer lost): told it is stored, and its report is not replaced.
-          yield* reports.report(key("a", 3), "w", "first")
-          expect(yield* Queue.take(heard).pipe(within(10))).toEqual([
-            "a",
-            { key: key("a", 3), workerId: "w", outcome: "first" }
-          ])
-          yield* reports.claimWriter("b", "writer-of-b", lease)
-          let taken: ReadonlyArray<TakenJob> | undefined
-          const found = yield* reports.reportAll(
-            [
-              { key: key("a", 4), outcome: ["four"] },
-              { key: key("a", 1), outcome: ["not mine"] },
-              { key: key("a", 3), outcome: "again" },
-              { key: key("b", 1), outcome: { two: 2 } },
-              { key: key("a", 2), outcome: null }
-            ],
-            "w",
-            {
-              options: { workerId: "w", limit: 5, leaseMs: lease },
-              now: yield* Clock.currentTimeMillis,
-              taken: (jobs) => {
-                taken = jobs
+    it.live(
+      "a group of reports is one statement: each found for itself, each heard by its writer, one take for all",
+      () =>
+        withQueue(target, (queue, { second }) =>
+          Effect.gen(function* () {
+            const other = yield* second
+            // Two writers in the other instance, each hearing only the reports of its own session.
+            const heardBy = (writer: string) =>
+              Effect.gen(function* () {
+                const heard = yield* Queue.unbounded<readonly [string, PendingReport | undefined]>()
+                yield* yield* reportsOf(other).listen(writer, (sessionId, report) =>
+                  Queue.unsafeOffer(heard, [sessionId, report])
+                )
+                return heard
+              })
+            const heard = yield* heardBy("writer-of-a")
+            const heardOfB = yield* heardBy("writer-of-b")
+            const reports = reportsOf(queue)
+            yield* reports.claimWriter("a", "writer-of-a", lease)
+            yield* queue.enqueue([job("a", 1), job("a", 2), job("a", 3), job("a", 4), job("a", 5), job("b", 1)])
+            yield* queue.take({ workerId: "other", limit: 1, leaseMs: lease, sessionId: "a" })
+            // The reporter's leases run out before it reports (its own take must still not hand its jobs back to it).
+            yield* queue.take({ workerId: "w", limit: 3, leaseMs: 1, sessionId: "a" })
+            yield* queue.take({ workerId: "w", limit: 1, leaseMs: 1, sessionId: "b" })
+            yield* Effect.sleep("5 millis")
+            // a/3 reported before (its answer lost): told it is stored, and its report is not replaced.
+            yield* reports.report(key("a", 3), "w", "first")
+            expect(yield* Queue.take(heard).pipe(within(10))).toEqual([
+              "a",
+              { key: key("a", 3), workerId: "w", outcome: "first" }
+            ])
+            yield* reports.claimWriter("b", "writer-of-b", lease)
+            let taken: ReadonlyArray<TakenJob> | undefined
+            const found = yield* reports.reportAll(
+              [
+                { key: key("a", 4), outcome: ["four"] },
+                { key: key("a", 1), outcome: ["not mine"] },
+                { key: key("a", 3), outcome: "again" },
+                { key: key("b", 1), outcome: { two: 2 } },
+                { key: key("a", 2), outcome: null }
+              ],
+              "w",
+              {
+                options: { workerId: "w", limit: 5, leaseMs: lease },
+                now: yield* Clock.currentTimeMillis,
+                taken: (jobs) => {
+                  taken = jobs
+                }
               }
-            }
-          )
-          expect(found).toEqual([
-            { stored: true, writer: undefined },
-            { stored: false, writer: undefined },
-            { stored: true, writer: undefined },
-            { stored: true, writer: "writer-of-b" },
-            { stored: true, writer: undefined }
-          ])
-          // The take found what is left: a/5 (a/1 is the other worker's), none of the jobs it reported.
-          expect(taken?.map(jobKeyString)).toEqual(["a/5/1"])
-          const notices = [
-            yield* Queue.take(heard).pipe(within(10)),
-            yield* Queue.take(heard).pipe(within(10)),
-            yield* Queue.take(heard).pipe(within(10))
-          ]
-          // In no particular order: one commit sends them all.
-          const byKey = notices.map(([sessionId, report]) => [sessionId, report?.key.taskId, report?.outcome] as const)
-          expect([...byKey].sort((x, y) => `${x[0]}/${x[1]}`.localeCompare(`${y[0]}/${y[1]}`))).toEqual([
-            ["a", 2, null],
-            ["a", 4, ["four"]],
-            ["b", 1, { two: 2 }]
-          ])
-          // Oldest first: a/3's first report, then the group's.
-          expect((yield* reports.pending("a", 10)).map((report) => [report.key.taskId, report.outcome])).toEqual([
-            [3, "first"],
-            [2, null],
-            [4, ["four"]]
-          ])
-          yield* Effect.sleep("50 millis")
-          expect(yield* Queue.size(heard)).toBe(0)
-        })
-      )
+            )
+            expect(found).toEqual([
+              { stored: true, writer: "writer-of-a" },
+              { stored: false, writer: "writer-of-a" },
+              { stored: true, writer: "writer-of-a" },
+              { stored: true, writer: "writer-of-b" },
+              { stored: true, writer: "writer-of-a" }
+            ])
+            // The take found what is left: a/5 (a/1 is the other worker's), none of the jobs it reported.
+            expect(taken?.map(jobKeyString)).toEqual(["a/5/1"])
+            const notices = [yield* Queue.take(heard).pipe(within(10)), yield* Queue.take(heard).pipe(within(10))]
+            // In no particular order: one commit sends them all.
+            const byKey = notices.map(
+              ([sessionId, report]) => [sessionId, report?.key.taskId, report?.outcome] as const
+            )
+            expect([...byKey].sort((x, y) => `${x[0]}/${x[1]}`.localeCompare(`${y[0]}/${y[1]}`))).toEqual([
+              ["a", 2, null],
+              ["a", 4, ["four"]]
+            ])
+            expect(yield* Queue.take(heardOfB).pipe(within(10))).toEqual([
+              "b",
+              { key: key("b", 1), workerId: "w", outcome: { two: 2 } }
+            ])
+            // Oldest first: a/3's first report, then the group's.
+            expect((yield* reports.pending("a", 10)).map((report) => [report.key.taskId, report.outcome])).toEqual([
+              [3, "first"],
+              [2, null],
+              [4, ["four"]]
+            ])
+            yield* Effect.sleep("50 millis")
+            expect(yield* Queue.size(heard)).toBe(0)
+            expect(yield* Queue.size(heardOfB)).toBe(0)
+          })
+        )
     )
 
     it.effect("more reports than one statement stores go in several: each found for itself, in order; one take", () =>
@@ -313,12 +327,20 @@ for (const [variant, target] of targets) {
         Effect.gen(function* () {
           const other = yield* second
           const heard = yield* Queue.unbounded<readonly [string, PendingReport | undefined]>()
-          const start = yield* reportsOf(other).listen((sessionId, report) =>
+          // Not ASCII: the channel, a hash of the writer's id, is computed alike here and by PostgreSQL.
+          const writer = "writer-ä/1/✓"
+          const start = yield* reportsOf(other).listen(writer, (sessionId, report) =>
             Queue.unsafeOffer(heard, [sessionId, report])
           )
           yield* start
-          yield* queue.enqueue([job("heard", 1), job("heard", 2)])
-          yield* queue.take({ workerId: "w", limit: 2, leaseMs: lease })
+          yield* queue.enqueue([job("heard", 1), job("heard", 2), job("unwritten", 1), job("elsewhere", 1)])
+          yield* queue.take({ workerId: "w", limit: 4, leaseMs: lease })
+          yield* reportsOf(queue).claimWriter("heard", writer, lease)
+          yield* reportsOf(queue).claimWriter("elsewhere", "another-writer", lease)
+          // Reports of a session nobody writes and of one another worker writes reach other writers no more: the
+          // first notification this writer hears is of its own session's report, stored after them.
+          yield* reportsOf(queue).report(key("unwritten", 1), "w", "nobody's")
+          yield* reportsOf(queue).report(key("elsewhere", 1), "w", "another's")
           yield* reportsOf(queue).report(key("heard", 1), "w", [{ result: "done ✓" }])
           expect(yield* Queue.take(heard).pipe(within(10))).toEqual([
             "heard",

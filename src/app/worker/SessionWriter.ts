@@ -4,9 +4,9 @@
  * on one plan do not each append their own outcomes, racing each other and catching up on what the others wrote.
  *
  * - A worker whose report found the session without a live writer (`vacant`), or whose sweep found reports nobody
- *   records (a writer's lease ran out, or its process on this host is gone), claims the session's writer row. Once it writes the
- *   session, it LISTENs for reports (active before it looks, so none is missed), and its own outcomes go straight to
- *   the log (`writes`).
+ *   records (a writer's lease ran out, or its process on this host is gone), claims the session's writer row. Once
+ *   it writes the session, it LISTENs for reports on its own channel (active before it looks, so none is missed;
+ *   a report notifies only its session's writer), and its own outcomes go straight to the log (`writes`).
  * - One fiber records what is reported, session by session, in batches (`record`: one append, which completes their
  *   jobs in its transaction). A report's notification carries the report when it fits, so the writer records it
  *   without reading it back; what it must read (after it claims a session, after a notification too large to carry
@@ -118,8 +118,11 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
           )
         })
       )
-    /** LISTEN for reports: started with the first session this worker writes, active before anybody relies on it. */
-    const startListening = yield* reports.listen((sessionId, report) => {
+    /**
+     * LISTEN for reports of the sessions this worker writes (on its own channel): started with the first session it
+     * writes, active before anybody relies on it.
+     */
+    const startListening = yield* reports.listen(workerId, (sessionId, report) => {
       if (!written.has(sessionId)) return
       if (report === undefined) return readBack(sessionId)
       let reportsOf = heard.get(sessionId)
