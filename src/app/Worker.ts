@@ -31,8 +31,9 @@ import * as Tokenizer from "../infra/Tokenizer.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { PlannerService } from "./PlannerService.js"
 import * as AttemptRunner from "./worker/AttemptRunner.js"
-import { sweepDeadWorkers } from "./worker/DeadWorkerSweep.js"
+import * as DeadWorkerSweep from "./worker/DeadWorkerSweep.js"
 import { keepLeases } from "./worker/LeaseKeeper.js"
+import { makeActivity, paced } from "./worker/Pacing.js"
 import { keepQueueTidy } from "./worker/QueueUpkeep.js"
 import * as SessionWriter from "./worker/SessionWriter.js"
 import { makeWorkerId } from "./worker/WorkerIdentity.js"
@@ -64,8 +65,10 @@ export interface WorkerOptions {
   readonly leaseMs?: number
   /**
    * How often to look in the queue for jobs held by workers of this host whose process is gone (they are taken back
-   * at once rather than when their leases run out). Default 1 second. Also how often it lets the queue reclaim what
-   * ended jobs left behind (see `worker/QueueUpkeep`).
+   * at once rather than when their leases run out), and, serving every session on PostgreSQL, for reports nobody
+   * records. Default 1 second. While a look finds nothing to watch and the worker is idle, the next is later, the wait
+   * doubling up to 8 times this (see `worker/Pacing`). Also how often a busy worker lets the queue reclaim what ended
+   * jobs left behind (see `worker/QueueUpkeep`).
    */
   readonly livenessCheckInterval?: Duration.DurationInput
   /** Told about each attempt this worker starts and finishes (`planner worker` prints them). */
@@ -92,6 +95,10 @@ export const run = (options: WorkerOptions = {}) => {
     const clock = yield* Effect.clock
     const leaseMs = Math.max(100, options.leaseMs ?? 60_000)
     const livenessCheckInterval = options.livenessCheckInterval ?? Duration.seconds(1)
+    /** The longest wait between two looks that find nothing, in an idle worker (see `worker/Pacing`). */
+    const quietInterval = Duration.times(livenessCheckInterval, 8)
+    /** Each attempt started or ended here: the periodic looks keep their pace while the worker is busy. */
+    const activity = makeActivity()
     const sessionId = options.sessionId
     /** Wakes the take loop: a slot freed up, or the queue may have work. */
     const freed = yield* Queue.sliding<void>(1)
@@ -153,6 +160,8 @@ export const run = (options: WorkerOptions = {}) => {
             workerId,
             leaseMs,
             sweepInterval: livenessCheckInterval,
+            quietInterval,
+            busy: activity.since(),
             record: runJob.recordReports,
             isOver: (id) =>
               service.state(id).pipe(
@@ -183,12 +192,18 @@ export const run = (options: WorkerOptions = {}) => {
         startedHere: (key) => started.has(key)
       })
     )
-    yield* sweepDeadWorkers(sessionId)
+    yield* DeadWorkerSweep.sweep(sessionId)
+    // Paced by what it finds alone: this worker's own work does not make another process of its host die.
     yield* FiberSet.run(
       fibers,
-      Effect.forever(Effect.zipRight(Effect.sleep(livenessCheckInterval), sweepDeadWorkers(sessionId)))
+      paced({
+        interval: livenessCheckInterval,
+        quiet: quietInterval,
+        check: Effect.map(DeadWorkerSweep.sweep(sessionId), (swept) => swept.watching),
+        busy: () => false
+      })
     )
-    yield* FiberSet.run(fibers, keepQueueTidy(queue, livenessCheckInterval))
+    yield* FiberSet.run(fibers, keepQueueTidy(queue, livenessCheckInterval, activity.since()))
 
     const runFork = yield* FiberSet.runtime(fibers)()
     /**
@@ -213,6 +228,7 @@ export const run = (options: WorkerOptions = {}) => {
       // A job of ours handed back to us (our lease ran out while we still ran it): the attempt is still running.
       if (running.has(key)) return
       remember(key)
+      activity.touch()
       // In the map before the fiber exists, so that the fiber's end always finds it there to remove.
       const entry: { readonly job: TakenJob; fiber: Fiber.RuntimeFiber<void> | undefined } = { job, fiber: undefined }
       running.set(key, entry)
@@ -222,6 +238,7 @@ export const run = (options: WorkerOptions = {}) => {
           .pipe(
             Effect.ensuring(
               Effect.sync(() => {
+                activity.touch()
                 running.delete(key)
                 dropped.delete(key)
                 // The take loop wants a freed slot only while the queue may have work: otherwise it waits for the

@@ -1,20 +1,34 @@
 /**
  * Takes back the jobs held by workers of this host whose process is gone (killed, crashed): their attempts fail now,
  * as retryable failures, instead of when their leases in the queue run out. A worker runs it when it starts (`resume`
- * after a crash starts one) and then every `livenessCheckInterval`, reading the queue's holders, never the log.
+ * after a crash starts one) and then every `livenessCheckInterval` while another process of this host holds jobs, less
+ * often while none does (see `Pacing`), reading the queue's holders, never the log.
  */
 import { Effect, Either } from "effect"
 import { PlannerService } from "../PlannerService.js"
 import { abandonAttempt, lostRace } from "./AttemptRunner.js"
-import { isDeadLocalWorker } from "./WorkerIdentity.js"
+import { isDeadLocalWorker, isOtherLocalWorker } from "./WorkerIdentity.js"
+
+/** What a sweep did: how many attempts it took back, and whether another process of this host holds jobs. */
+export interface Swept {
+  readonly taken: number
+  /** Another worker of this host (alive or not) holds jobs: one whose death the next sweep should see soon. */
+  readonly watching: boolean
+}
 
 /** Abandons every attempt whose job a dead local worker holds (of one session, or of all). How many it took back. */
-export const sweepDeadWorkers = (sessionId?: string) =>
+export const sweepDeadWorkers = (sessionId?: string) => Effect.map(sweep(sessionId), (swept) => swept.taken)
+
+/** `sweepDeadWorkers`, telling also whether there is a local worker to watch. */
+export const sweep = (sessionId?: string) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
     // Most of the time no holder is dead: the queue names its holders, and the jobs are read only when one is.
     const holders = service.queue.holders
-    if (holders !== undefined && !(yield* holders(sessionId)).some(isDeadLocalWorker)) return 0
+    if (holders !== undefined) {
+      const names = yield* holders(sessionId)
+      if (!names.some(isDeadLocalWorker)) return { taken: 0, watching: names.some(isOtherLocalWorker) }
+    }
     const jobs = yield* service.queue.list(sessionId)
     let taken = 0
     for (const job of jobs) {
@@ -55,10 +69,13 @@ export const sweepDeadWorkers = (sessionId?: string) =>
         yield* Effect.ignoreLogged(service.queue.release(key, holder))
       }
     }
-    return taken
+    return { taken, watching: true }
   }).pipe(
+    // The queue could not be asked: looked at again soon.
     Effect.catchAll((error) =>
-      Effect.logWarning(`could not look for dead workers' jobs: ${error.message}`).pipe(Effect.as(0))
+      Effect.logWarning(`could not look for dead workers' jobs: ${error.message}`).pipe(
+        Effect.as<Swept>({ taken: 0, watching: true })
+      )
     ),
     Effect.withSpan("Worker.sweepDeadWorkers")
   )

@@ -23,6 +23,7 @@
  */
 import { Clock, Duration, Effect, FiberSet, Queue, type Scope } from "effect"
 import { jobKeyString, type OutcomeReports, type PendingReport } from "../../infra/TaskQueue.js"
+import { paced } from "./Pacing.js"
 import { isDeadLocalWorker } from "./WorkerIdentity.js"
 
 export interface SessionWriter {
@@ -44,6 +45,13 @@ export interface SessionWriterOptions {
   readonly leaseMs: number
   /** How often to look for reports nobody records. */
   readonly sweepInterval: Duration.DurationInput
+  /**
+   * The longest wait between two looks while they find nothing, this worker writes no session and it is idle (see
+   * `Pacing`); default `sweepInterval`, a look every interval whatever it finds.
+   */
+  readonly quietInterval?: Duration.DurationInput
+  /** Whether the worker was busy since the last call (see `Pacing.Activity`); default never. */
+  readonly busy?: () => boolean
   /** Reports recorded per append (each completes its job in the append's own statement up to a bound). */
   readonly batch?: number
   /** Whether the session is over (nothing more to write); false when that cannot be known now. */
@@ -280,6 +288,8 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
     // Reports nobody records: their writer's lease ran out, or it is a process of this host that is gone (replaced at
     // once rather than when its lease runs out). A report older than a sweep interval whose writer is this worker is
     // looked for again, in case its notification was lost.
+    // The look keeps its pace while it finds reports, while this worker writes a session (its safety net for lost
+    // notifications) and while it works (its reports may go to a writer that dies); otherwise it slows down.
     const sweepMs = Duration.toMillis(Duration.decode(options.sweepInterval))
     const sweep = Effect.flatMap(Clock.currentTimeMillis, (now) => reports.unrecorded(now - sweepMs)).pipe(
       Effect.flatMap((sessions) =>
@@ -292,11 +302,21 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
                 ? claim(sessionId, writer)
                 : Effect.void,
           { discard: true }
-        )
+        ).pipe(Effect.as(sessions.length > 0 || written.size > 0))
       ),
-      Effect.catchAll((error) => Effect.logWarning(`could not look for unrecorded reports: ${error.message}`))
+      Effect.catchAll((error) =>
+        Effect.as(Effect.logWarning(`could not look for unrecorded reports: ${error.message}`), true)
+      )
     )
-    yield* FiberSet.run(fibers, Effect.forever(Effect.zipRight(Effect.sleep(options.sweepInterval), sweep)))
+    yield* FiberSet.run(
+      fibers,
+      paced({
+        interval: options.sweepInterval,
+        quiet: options.quietInterval ?? options.sweepInterval,
+        check: sweep,
+        busy: options.busy ?? (() => false)
+      })
+    )
 
     return {
       writes: (sessionId) => written.has(sessionId),
