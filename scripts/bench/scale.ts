@@ -5,7 +5,8 @@
  * `PlanningCompleted`; the speedup is that of 1 worker divided by that of N.
  *
  * The CPU time every process spent per task is reported beside it (the workers, the PostgreSQL server, this process
- * recording the plan and following it): on a machine with few cores, that is what bounds the throughput. Each set of
+ * recording the plan and following it): on a machine with few cores, that is what bounds the throughput; and that of
+ * 2 and 4 workers against that of 1, run i against run i. Each set of
  * workers first runs warm-up plans, unmeasured, until each worker process has run about 2,000 tasks. The plan's events
  * are logged by type after each run. With PROFILE_PLANNER=<folder>, a CPU profile of this process during each measured run is written there.
  */
@@ -154,15 +155,33 @@ export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
           })
         )
       }
+      const cpuPerTask = (r: Measured) => (r.workersCpuMs + r.serverCpuMs + r.selfCpuMs) / tasks
       rows.push(
         row({
           scenario,
           backend: "PostgreSQL",
           metric: `${label}, CPU per task: workers + PostgreSQL + planner process`,
           unit: "ms",
-          samples: runs.map((r) => (r.workersCpuMs + r.serverCpuMs + r.selfCpuMs) / tasks),
+          samples: runs.map(cpuPerTask),
+          target: { kind: "max", value: 3 },
           note: "summed over every process; the machine's cores bound throughput at cores / this"
         }),
+        ...(workers === 1
+          ? []
+          : [
+              row({
+                scenario,
+                backend: "PostgreSQL",
+                metric: `${label}, CPU per task vs 1 worker`,
+                unit: "x",
+                // Run i against run i of 1 worker, as the speedup is.
+                samples: runs.map((r, index) => {
+                  const one = single[index]
+                  return one === undefined ? Number.NaN : cpuPerTask(r) / cpuPerTask(one)
+                }),
+                ...(workers === 4 ? { target: { kind: "max" as const, value: 1.2 } } : {})
+              })
+            ]),
         ...(
           [
             ["in the worker processes", (r: Measured) => r.workersCpuMs],
