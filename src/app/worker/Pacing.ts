@@ -51,11 +51,13 @@ export const paced = <R>(options: {
     return Effect.forever(
       Effect.suspend(() => Effect.sleep(Duration.millis(wait))).pipe(
         Effect.zipRight(options.check),
-        Effect.map((watching) => {
-          // Asked whatever the check found, so that what it says is always about the last interval.
-          const busy = options.busy()
-          wait = watching || busy ? base : Math.min(most, wait * 2)
-        })
+        Effect.flatMap((watching) =>
+          Effect.sync(() => {
+            // Asked whatever the check found, so that what it says is always about the last interval.
+            const busy = options.busy()
+            wait = watching || busy ? base : Math.min(most, wait * 2)
+          })
+        )
       )
     )
   })
