@@ -219,6 +219,12 @@ const takenColumns = "id, session_id, task_id, attempt, kind, run_at, payload, w
  * append (`completeAlongside`) and the one that comes with a report. Its parameters start at `$first`: now, the limit,
  * the worker, its lease's end, then the kinds (an array) and the session when filtered on. `extra` is a further
  * condition on the rows picked (a job the same statement completes or reports is not taken), `from` a FROM item.
+ *
+ * The rows are picked by an `ARRAY(...)` sub-select, which PostgreSQL runs once, before the update. With
+ * `id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` the planner may run the sub-select again for each row it
+ * considers (a nested loop, its inner side rescanned); each run skips the rows the statement has already updated and
+ * picks the next n, so one take could take every due job: a worker of concurrency 4 was seen starting 400 attempts at
+ * once, with a plan PostgreSQL chose from the job table's statistics of the moment.
  */
 const takeUpdate = (
   first: number,
@@ -235,11 +241,11 @@ const takeUpdate = (
     UPDATE planner_jobs SET worker_id = ${at(2)}::text, lease_expires_at = ${at(3)}::bigint,
       takes = planner_jobs.takes + 1
     ${from === "" ? "" : `FROM ${from}`}
-    WHERE planner_jobs.id IN (
+    WHERE planner_jobs.id = ANY(ARRAY(
       SELECT id FROM planner_jobs
       WHERE run_at <= ${at(0)}::bigint AND (lease_expires_at IS NULL OR lease_expires_at <= ${at(0)}::bigint)
         AND report IS NULL ${extra} ${filters.join(" ")}
-      ORDER BY run_at, id LIMIT ${at(1)}::bigint FOR UPDATE SKIP LOCKED)
+      ORDER BY run_at, id LIMIT ${at(1)}::bigint FOR UPDATE SKIP LOCKED))
     RETURNING ${takenColumns.replace("id,", "planner_jobs.id,")}`
 }
 

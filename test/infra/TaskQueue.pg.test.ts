@@ -3,6 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Schedule, Stream } from "effect"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
+import { TaskQueue } from "../../src/infra/TaskQueue.js"
 import { freshPgDatabase } from "./fixtures/databases.js"
 import {
   job,
@@ -192,4 +193,60 @@ describe("SqlTaskQueue on PostgreSQL, reclaiming ended jobs' space", () => {
       })
     )
   )
+})
+
+describe("SqlTaskQueue on PostgreSQL, a take's limit", () => {
+  // With `id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may run the sub-select again for each row it
+  // considers, and each run skips the rows already updated and picks the next n: one take took every due job (a
+  // worker of concurrency 4 started 400 attempts at once). The planner is steered here to that plan (no hash or merge
+  // join, no materialising or sorting), which it may also choose by itself from the table's statistics.
+  for (const [variant, prepared] of [
+    ["statements unnamed", false],
+    ["statements prepared", true]
+  ] as const) {
+    it.live(`${variant}: a take, alone or with a report, takes at most its limit, whatever the plan`, () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const url = yield* freshPgDatabase
+          const name = new URL(url).pathname.slice(1)
+          const admin = yield* Layer.build(PgEventStore.layer({ url: Redacted.make(url) }))
+          const sql = Context.get(admin, SqlClient.SqlClient)
+          for (const setting of [
+            "enable_hashjoin",
+            "enable_mergejoin",
+            "enable_material",
+            "enable_hashagg",
+            "enable_sort"
+          ]) {
+            yield* sql.unsafe(`ALTER DATABASE "${name}" SET ${setting} = off`)
+          }
+          const layer = prepared
+            ? PgEventStore.layer({ url: Redacted.make(url) })
+            : SqlTaskQueue.layer().pipe(Layer.provideMerge(PgEventStore.layer({ url: Redacted.make(url) })))
+          const context = yield* Layer.build(layer)
+          const queue = Context.get(context, TaskQueue)
+          yield* queue.enqueue(Array.from({ length: 60 }, (_, index) => job("many", index + 1)))
+          const taken = yield* queue.take({ workerId: "w", limit: 4, leaseMs: 60_000 })
+          expect(taken.length).toBe(4)
+          // A report's statement takes the reporter's next jobs too: at most the limit it asked for.
+          const reports = queue.reports
+          if (reports === undefined) throw new Error("the PostgreSQL queue takes reports")
+          let alongside: ReadonlyArray<unknown> = []
+          const [first] = taken
+          if (first === undefined) throw new Error("nothing taken")
+          yield* reports.report(first, "w", ["done"], {
+            options: { workerId: "w", limit: 3, leaseMs: 60_000 },
+            now: Date.now(),
+            taken: (jobs) => {
+              alongside = jobs
+            }
+          })
+          expect(alongside.length).toBe(3)
+          const held = yield* sql<{ readonly count: string }>`
+            SELECT count(*) AS count FROM planner_jobs WHERE worker_id = 'w'`
+          expect(Number(held[0]?.count)).toBe(7)
+        })
+      )
+    )
+  }
 })
