@@ -31,7 +31,7 @@ import * as Tokenizer from "../infra/Tokenizer.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { PlannerService } from "./PlannerService.js"
 import * as AttemptRunner from "./worker/AttemptRunner.js"
-import * as DeadWorkerSweep from "./worker/DeadWorkerSweep.js"
+import { sweepDeadWorkers } from "./worker/DeadWorkerSweep.js"
 import { keepLeases } from "./worker/LeaseKeeper.js"
 import { makeActivity, paced } from "./worker/Pacing.js"
 import { keepQueueTidy } from "./worker/QueueUpkeep.js"
@@ -192,14 +192,14 @@ export const run = (options: WorkerOptions = {}) => {
         startedHere: (key) => started.has(key)
       })
     )
-    yield* DeadWorkerSweep.sweep(sessionId)
+    yield* sweepDeadWorkers(sessionId)
     // Paced by what it finds alone: this worker's own work does not make another process of its host die.
     yield* FiberSet.run(
       fibers,
       paced({
         interval: livenessCheckInterval,
         quiet: quietInterval,
-        check: Effect.map(DeadWorkerSweep.sweep(sessionId), (swept) => swept.watching),
+        check: Effect.map(sweepDeadWorkers(sessionId), (swept) => swept.watching),
         busy: () => false
       })
     )

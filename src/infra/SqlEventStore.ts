@@ -262,7 +262,8 @@ const rowToRawChecked = (row: unknown): Either.Either<RawEvent, CorruptEvent> =>
  * connection lives (until the table is analyzed again). For an open range that plan, made while the log was small,
  * was a sequential scan and a sort, and it stayed one as the log grew: in the scale benchmark every probe of a
  * follower read the whole table (3,000 buffers at 100,000 events, 3 to 16 ms), and at 200,000 events 8,000 buffers.
- * A closed range is estimated at a fixed 0.5% of the table at any size, so its plan goes through the index from the start.
+ * A closed range is estimated at a fixed 0.5% of the table at any size, so its plan goes through the index from the
+ * start.
  *
  * @internal exported for its plan's test
  */

@@ -752,8 +752,8 @@ export const make = (
      * commit; a session without a writer row notifies nobody, and its reporter, told so, elects one), says who each
      * session's writer is, and takes the reporter's next jobs (never one reported): one round trip for all the
      * outcomes a worker has ready at once. The row names the writer whatever its lease: one whose lease ran out while
-     * it still writes records what it hears, as it would have before the lease ran out. A notification carries its report when it fits (`reportNotice`), so that the writer need not
-     * read it back.
+     * it still writes records what it hears, as it would have before the lease ran out. A notification carries its
+     * report when it fits (`reportNotice`), so that the writer need not read it back.
      *
      * One statement per count, as the event store's appends have, rather than one taking arrays: the rows of an
      * `unnest` are unknown until the statement runs, and PostgreSQL then plans it again at every execution instead of

@@ -206,7 +206,7 @@ describe("a worker of a session other processes write too", () => {
       const taken = yield* service.queue.take({ workerId: deadId, limit: 1, leaseMs: 600_000 })
       expect(taken.map((job) => job.taskId)).toEqual([1])
 
-      expect(yield* sweepDeadWorkers(sessionId).pipe(Effect.provide(planner))).toBe(1)
+      expect((yield* sweepDeadWorkers(sessionId).pipe(Effect.provide(planner))).taken).toBe(1)
 
       const log = yield* records(planner, sessionId)
       const claimed = log.findIndex((record) => record.event._tag === "TaskClaimed")

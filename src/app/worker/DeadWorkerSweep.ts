@@ -16,11 +16,11 @@ export interface Swept {
   readonly watching: boolean
 }
 
-/** Abandons every attempt whose job a dead local worker holds (of one session, or of all). How many it took back. */
-export const sweepDeadWorkers = (sessionId?: string) => Effect.map(sweep(sessionId), (swept) => swept.taken)
-
-/** `sweepDeadWorkers`, telling also whether there is a local worker to watch. */
-export const sweep = (sessionId?: string) =>
+/**
+ * Abandons every attempt whose job a dead local worker holds (of one session, or of all). How many it took back, and
+ * whether there is a local worker to watch.
+ */
+export const sweepDeadWorkers = (sessionId?: string): Effect.Effect<Swept, never, PlannerService> =>
   Effect.gen(function* () {
     const service = yield* PlannerService
     // Most of the time no holder is dead: the queue names its holders, and the jobs are read only when one is.
