@@ -220,8 +220,9 @@ export const run = (options: WorkerOptions = {}) => {
       }
     }
     /**
-     * Starts an attempt. Synchronous: the writer's hand-off calls it from its own fiber, and the attempt then starts
-     * on the scheduler's next turn rather than inside the writer's step.
+     * Starts an attempt. Synchronous: the writer's hand-off calls it from its own fiber. The fiber starts at once, but
+     * only to set up how it gives its job back if the worker stops (see `AttemptRunner.run`); the attempt itself runs
+     * on the scheduler's next turn, not inside the writer's step.
      */
     const startNow = (job: TakenJob, claimed?: Planner.PlannerState) => {
       const key = jobKeyString(job)
@@ -247,11 +248,9 @@ export const run = (options: WorkerOptions = {}) => {
                 if (maybeWork) Queue.unsafeOffer(freed, undefined)
               })
             )
-          ),
-        { immediate: false }
+          )
       )
     }
-    const start = (job: TakenJob) => Effect.sync(() => startNow(job))
 
     let stopping = false
     yield* Effect.addFinalizer(() =>
@@ -323,16 +322,19 @@ export const run = (options: WorkerOptions = {}) => {
         yield* Queue.take(freed)
         continue
       }
-      const jobs = yield* queue.take({
-        workerId,
-        kinds,
-        limit: free,
-        leaseMs,
-        ...(sessionId === undefined ? {} : { sessionId })
-      })
-      // Before telling the waiter: a wake-up after this look sets it again.
-      if (jobs.length < free) tookShort()
-      for (const job of jobs) yield* start(job)
+      // Taken and started in one step: a take cut off by the worker's stop after it committed would leave its jobs
+      // this worker's, run by nobody, until their leases ran out. Started, they are given back as the worker stops.
+      yield* Effect.uninterruptible(
+        Effect.flatMap(
+          queue.take({ workerId, kinds, limit: free, leaseMs, ...(sessionId === undefined ? {} : { sessionId }) }),
+          (jobs) =>
+            Effect.sync(() => {
+              // Before telling the waiter: a wake-up after this look sets it again.
+              if (jobs.length < free) tookShort()
+              for (const job of jobs) startNow(job)
+            })
+        )
+      )
     }
   }).pipe(Effect.scoped, withEventLoopTurns(), (worker) =>
     // Serving one session, the worker is a part of that run's trace. Serving all of them, it runs for days: a span

@@ -1,8 +1,9 @@
 /**
  * A worker's reports go out in groups (`worker/ReportGroups`): a lone report at once; the reports made while a
  * statement is out, together in the next, with one take for the slots they free; an interrupted report is left out of
- * its group; a failed statement fails every report in it. The statements here are a stand-in that records what it is
- * given: what one statement stores is the PostgreSQL queue's to test (test/infra/OutcomeReports.pg.test.ts).
+ * its group; a failed statement fails every report in it; a statement out when the worker stops is not cut off. The
+ * statements here are a stand-in that records what it is given: what one statement stores is the PostgreSQL queue's
+ * to test (test/infra/OutcomeReports.pg.test.ts).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Exit, Fiber, Queue, Scope } from "effect"
@@ -154,18 +155,25 @@ describe("a worker's reports, in groups", () => {
     })
   )
 
-  it.effect("the worker stops: a report out or waiting is interrupted, and one made after is not kept waiting", () =>
+  it.effect("the worker stops: a report out is answered, one waiting is interrupted, one made after is not kept", () =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()
       const { sent, groups } = yield* Scope.extend(recording, scope)
       const out = yield* Effect.fork(groups.report(key(1), "one"))
-      yield* Queue.take(sent)
+      const statement = yield* Queue.take(sent)
       const queued = yield* Effect.fork(groups.report(key(2), "two"))
       yield* Effect.yieldNow({ priority: 1_000 })
-      yield* Scope.close(scope, Exit.void)
-      expect(Exit.isInterrupted(yield* Fiber.await(out))).toBe(true)
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* Effect.yieldNow({ priority: 1_000 })
+      // The statement out is not cut off (what it took would be lost): the stop waits for its answer.
+      expect(closing.unsafePoll()).toBeNull()
+      yield* Deferred.succeed(statement.answer, undefined)
+      yield* Fiber.join(closing)
+      expect(yield* Fiber.join(out)).toEqual({ stored: true, writer: "writer of 1" })
       expect(Exit.isInterrupted(yield* Fiber.await(queued))).toBe(true)
       expect(Exit.isInterrupted(yield* Effect.exit(groups.report(key(3), "three")))).toBe(true)
+      // Nothing more went out.
+      expect(yield* Queue.size(sent)).toBe(0)
     })
   )
 })

@@ -8,9 +8,10 @@
  * and the outcome into the job's row instead, for the session's writer to record (`SessionWriter`, `recordReports`),
  * in groups with the worker's other reports made at the same time (`ReportGroups`).
  *
- * Stopped because the worker stops (SIGINT/SIGTERM), it gives the task back (`ReleaseTask`, after its start if that
- * is not on record yet; the queue's `release` when the store cannot be reached), so another worker takes it at once;
- * stopped because the planner no longer wants the attempt (noticed by the lease keeper), it gives nothing back.
+ * Stopped because the worker stops (SIGINT/SIGTERM), at any point from the take on, it gives back what it holds, so
+ * another worker takes it at once: the task once the attempt runs or is on record (`ReleaseTask`, after its start if
+ * that is not on record yet; the queue's `release` when the store cannot be reached), the job alone before. Stopped
+ * because the planner no longer wants the attempt (noticed by the lease keeper), it gives nothing back.
  */
 import { Cause, Clock, Duration, Effect, Either, Option, Random, Schedule, Schema } from "effect"
 import * as Budget from "../../domain/Budget.js"
@@ -602,7 +603,8 @@ export const make = (settings: AttemptSettings) =>
     const startOf = (
       job: TakenJob,
       key: JobKey,
-      handed: Planner.PlannerState | undefined
+      handed: Planner.PlannerState | undefined,
+      claimed: () => void
     ): Effect.Effect<Option.Option<{ readonly state: Planner.PlannerState; readonly start?: ClaimTask }>> => {
       if (handed !== undefined) return Effect.succeed(Option.some({ state: handed }))
       const claim = () =>
@@ -617,7 +619,8 @@ export const make = (settings: AttemptSettings) =>
           Effect.catchAll((error) => Effect.as(notStarted(key, error), Option.none()))
         )
       }
-      return service.execute(job.sessionId, claim).pipe(
+      // Noted as on record in the append's own step: a stop right after it must give the task back, not the job.
+      return Effect.uninterruptible(Effect.tap(service.execute(job.sessionId, claim), () => Effect.sync(claimed))).pipe(
         Effect.map((handled) => Option.some({ state: handled.state })),
         // The attempt ended already (its job was completed with it): make sure the queue knows.
         Effect.catchIf(lostRace, () => Effect.as(Effect.ignoreLogged(queue.complete(key)), Option.none())),
@@ -658,30 +661,58 @@ export const make = (settings: AttemptSettings) =>
         })
       }).pipe(Effect.catchAll((error) => notStarted(key, error)))
 
+    /**
+     * Runs the job. Stopped at any point by the worker's stop, it gives back what it holds, as far as the log has it:
+     * nothing of the attempt on record (not started yet, its start to go with its outcome, or a job taken back), the
+     * job goes back to the queue; the attempt on record as started (claimed, or handed over in its dispatch's append),
+     * the task goes back through the writer (`giveBack`). Started on the scheduler's next turn, with this already in
+     * place: a fiber interrupted before it ever ran would give back nothing, and its job would wait for its lease.
+     */
     const run = (job: TakenJob, cancelled: () => boolean, handed?: Planner.PlannerState): Effect.Effect<void> => {
       const key: JobKey = { sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }
+      /** The attempt's start is on record: handed over (claimed in its dispatch's append), or claimed here. */
+      let onRecord = handed !== undefined
+      /** The start to record with the outcome, once the attempt runs. */
+      let start: ClaimTask | undefined
+      /** Nothing to give back: the attempt's outcome is in, or the job ended otherwise. */
+      let over = false
+      const stopped = Effect.suspend(() =>
+        over || cancelled()
+          ? Effect.void
+          : onRecord || start !== undefined
+            ? giveBack(key, start)
+            : Effect.ignoreLogged(queue.release(key, workerId))
+      )
       return Effect.gen(function* () {
+        yield* Effect.yieldNow()
         if (handed === undefined && job.takes > 1) return yield* takeBack(job, key)
-        const started = yield* startOf(job, key, handed)
-        if (Option.isNone(started)) return
-        const { state, start } = started.value
+        const started = yield* startOf(job, key, handed, () => {
+          onRecord = true
+        })
+        if (Option.isNone(started)) {
+          over = true
+          return
+        }
+        const { state } = started.value
         const task = Planner.task(state, job.taskId)
         if (
           task === undefined ||
           task.attempt !== job.attempt ||
           (task.status !== "Dispatched" && task.status !== "Running")
         ) {
+          over = true
           // The attempt ended already (its job was completed with it): make sure the queue knows.
           return yield* Effect.ignoreLogged(queue.complete(key))
         }
-        const recorded = yield* attempt(job.sessionId, state, task, start).pipe(
-          Effect.onInterrupt(() => (cancelled() ? Effect.void : giveBack(key, start)))
-        )
+        start = started.value.start
+        const recorded = yield* attempt(job.sessionId, state, task, start)
+        over = true
         // A recorded outcome completed the job in its transaction, and a reported one is the session writer's to
         // record. One the planner refused (the attempt ended otherwise, and that completed the job) is made sure of
         // here; a job no longer this worker's to report is left alone.
         if (!recorded) yield* Effect.ignoreLogged(queue.complete(key))
       }).pipe(
+        Effect.onInterrupt(() => stopped),
         // Whatever else goes wrong, the worker goes on: the job's lease runs out and it is taken again.
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause)

@@ -52,15 +52,10 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
   Effect.gen(function* () {
     const { reports, workerId } = options
     const waiting = yield* Queue.unbounded<Waiting>()
-    /** The group taken from the queue and not answered yet: interrupted if the worker stops meanwhile. */
-    let out: ReadonlyArray<Waiting> = []
 
     const send = (group: ReadonlyArray<Waiting>): Effect.Effect<void> => {
       const live = group.filter((report) => !report.withdrawn)
-      if (live.length === 0) {
-        out = []
-        return Effect.void
-      }
+      if (live.length === 0) return Effect.void
       const statement = hotSpan(
         Effect.suspend(() =>
           reports.reportAll(
@@ -82,7 +77,6 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
         Effect.exit,
         Effect.flatMap((exit) =>
           Effect.sync(() => {
-            out = []
             live.forEach((report, index) => {
               Deferred.unsafeDone(
                 report.answer,
@@ -99,20 +93,19 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
     yield* Effect.addFinalizer(() =>
       Effect.flatMap(Queue.takeAll(waiting), (left) =>
         Effect.zipRight(
-          Effect.forEach([...out, ...left], (report) => Deferred.interrupt(report.answer), { discard: true }),
+          Effect.forEach(left, (report) => Deferred.interrupt(report.answer), { discard: true }),
           Queue.shutdown(waiting)
         )
       )
     )
-    // Taking a group and noting it as out are one step: a stop between them would leave its reports unanswered.
+    // Taking a group and sending it are one step, never cut off: a stop between them would leave its reports
+    // unanswered, and a statement that committed as the worker stopped would have taken jobs nobody hears of, this
+    // worker's, run by nobody, until their leases ran out. Let through, they reach the worker, which gives them back.
     yield* Effect.forkScoped(
       Effect.forever(
         Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(restore(Queue.take(waiting)), (first) =>
-            Effect.flatMap(Queue.takeUpTo(waiting, reportsPerGroup - 1), (rest) => {
-              out = [first, ...rest]
-              return restore(send(out))
-            })
+            Effect.flatMap(Queue.takeUpTo(waiting, reportsPerGroup - 1), (rest) => send([first, ...rest]))
           )
         )
       )

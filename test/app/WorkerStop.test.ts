@@ -1,0 +1,111 @@
+/**
+ * A worker stopped at the moment its take commits gives every job it took back at once, on every store: the jobs go
+ * back to the queue (nothing of their attempts is on record yet), and another worker runs them straight away rather
+ * than when their leases run out (a minute by default). Before, a take cut off after it committed, or an attempt
+ * whose fiber the stop interrupted before it ever ran, left its job under the stopped worker's name for a lease, with
+ * nobody running it: a plan stalled for a minute (the CI failure of "the writer stops mid-plan" on PostgreSQL).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Redacted, type Scope } from "effect"
+import * as PlannerRuntime from "../../src/app/PlannerRuntime.js"
+import { PlannerService } from "../../src/app/PlannerService.js"
+import * as Runner from "../../src/app/Runner.js"
+import * as Worker from "../../src/app/Worker.js"
+import { Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
+import type { EventStore } from "../../src/infra/EventStore.js"
+import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
+import * as MemoryTaskQueue from "../../src/infra/MemoryTaskQueue.js"
+import * as PgEventStore from "../../src/infra/PgEventStore.js"
+import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
+import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { TaskQueue } from "../../src/infra/TaskQueue.js"
+import { within } from "../infra/EventStoreContract.js"
+import { freshPgDatabase, freshSqliteFile } from "../infra/fixtures/databases.js"
+import { independentTasks } from "./fixtures/plans.js"
+
+/**
+ * The store, its queue's take made to stop the worker once (`stop`): right after the first take that got jobs has
+ * committed, and then lingering a moment inside the take, so that the stop lands while the take is still under way.
+ */
+const stoppingAfterTake = (store: Layer.Layer<EventStore | TaskQueue, unknown>, stop: Effect.Effect<void>) => {
+  let armed = true
+  return Layer.map(store, (context) => {
+    const queue = Context.get(context, TaskQueue)
+    return Context.add(context, TaskQueue, {
+      ...queue,
+      take: (options) =>
+        Effect.tap(queue.take(options), (jobs) => {
+          if (!armed || jobs.length === 0) return Effect.void
+          armed = false
+          return Effect.zipRight(stop, Effect.sleep(Duration.millis(50)))
+        })
+    })
+  })
+}
+
+const suite = (
+  name: string,
+  storeOf: Effect.Effect<Layer.Layer<EventStore | TaskQueue, unknown>, unknown, Scope.Scope>
+) =>
+  describe(`a worker stopped as its take commits, on ${name}`, () => {
+    for (const serving of ["every session", "one session"] as const) {
+      it.live(`serving ${serving}: the jobs it took go back at once, and another worker runs them`, () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const store = yield* storeOf
+            const executor = ScriptExecutor.make({ rules: [], default: { complete: "done" } })
+            const stopping = yield* Deferred.make<Fiber.RuntimeFiber<void, unknown>>()
+            const stop = Effect.flatMap(Deferred.await(stopping), (fiber) => Fiber.interruptFork(fiber))
+            const context = yield* Layer.build(PlannerRuntime.layer(stoppingAfterTake(store, stop), { executor }))
+            const service = Context.get(context, PlannerService)
+            const sessionId = `stopped-${serving.replace(" ", "-")}`
+            yield* service.execute(
+              sessionId,
+              new Initialize({
+                request: "four steps",
+                tasks: independentTasks(4),
+                config: { ...defaultConfig, maxParallel: 4 },
+                at: yield* Clock.currentTimeMillis
+              })
+            )
+            // Every job waits in the queue; the worker's first take gets two of them, and the worker is stopped then.
+            const worker = yield* Effect.fork(
+              Worker.run({
+                workerId: "stopped",
+                concurrency: 2,
+                checkAttachments: false,
+                warmTokenizer: false,
+                ...(serving === "one session" ? { sessionId } : {})
+              }).pipe(Effect.provide(context))
+            )
+            yield* Deferred.succeed(stopping, worker)
+            yield* Fiber.await(worker).pipe(within(10, "the worker to stop"))
+
+            // Nothing is left under its name: the leases (a minute) need not run out.
+            const jobs = yield* service.queue.list(sessionId)
+            expect(jobs).toHaveLength(4)
+            expect(jobs.filter((job) => job.workerId !== undefined)).toEqual([])
+
+            const result = yield* Runner.run(sessionId).pipe(Effect.provide(context), within(20, "the run"))
+            expect(result.state.status).toBe("Succeeded")
+            // Given back before they started: the same attempts run, none counted as lost.
+            expect(result.state.tasks.map((task) => task.attempt)).toEqual([1, 1, 1, 1])
+          })
+        )
+      )
+    }
+  })
+
+suite(
+  "the in-memory store",
+  Effect.succeed(Layer.merge(MemoryEventStore.layer(), Layer.effect(TaskQueue, MemoryTaskQueue.makeFresh)))
+)
+suite(
+  "SQLite",
+  Effect.map(freshSqliteFile, (filename) => SqliteEventStore.layer({ filename }))
+)
+suite(
+  "PostgreSQL",
+  Effect.map(freshPgDatabase, (url) => PgEventStore.layer({ url: Redacted.make(url) }))
+)
