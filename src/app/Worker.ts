@@ -17,9 +17,11 @@
  * - `worker/DeadWorkerSweep`: takes back the jobs of this host's workers whose process is gone;
  * - `worker/QueueUpkeep`: lets the queue reclaim what ended jobs left behind (a vacuum of PostgreSQL's job table);
  * - `worker/SessionWriter` (PostgreSQL, serving every session): records the outcomes other workers report for the
- *   sessions this worker writes; the outcomes of a session another worker writes go to it as reports.
+ *   sessions this worker writes; the outcomes of a session another worker writes go to it as reports;
+ * - `worker/LeftReports` (PostgreSQL, serving one session): records the reports of its session that nobody records.
  *
- * On interruption (SIGINT/SIGTERM in the CLI) it gives back the tasks it holds, so others pick them up at once.
+ * On interruption (SIGINT/SIGTERM in the CLI) it gives back the jobs and tasks it holds, so others pick them up at
+ * once.
  */
 import { Cause, Duration, Effect, Fiber, FiberSet, Queue } from "effect"
 import * as Planner from "../domain/Planner.js"
@@ -33,6 +35,7 @@ import { PlannerService } from "./PlannerService.js"
 import * as AttemptRunner from "./worker/AttemptRunner.js"
 import { sweepDeadWorkers } from "./worker/DeadWorkerSweep.js"
 import { keepLeases } from "./worker/LeaseKeeper.js"
+import * as LeftReports from "./worker/LeftReports.js"
 import { makeActivity, paced } from "./worker/Pacing.js"
 import { keepQueueTidy } from "./worker/QueueUpkeep.js"
 import * as SessionWriter from "./worker/SessionWriter.js"
@@ -204,6 +207,23 @@ export const run = (options: WorkerOptions = {}) => {
       })
     )
     yield* FiberSet.run(fibers, keepQueueTidy(queue, livenessCheckInterval, activity.since()))
+    // A run of one session writes it itself: on PostgreSQL it also records what workers serving every session reported
+    // for it and nobody records (see `worker/LeftReports`), first at once, then paced like the sweeps.
+    if (sessionId !== undefined && queue.reports !== undefined) {
+      const look = LeftReports.recordLeft({
+        reports: queue.reports,
+        sessionId,
+        interval: livenessCheckInterval,
+        record: runJob.recordReports
+      })
+      yield* FiberSet.run(
+        fibers,
+        Effect.zipRight(
+          look,
+          paced({ interval: livenessCheckInterval, quiet: quietInterval, check: look, busy: activity.since() })
+        )
+      )
+    }
 
     const runFork = yield* FiberSet.runtime(fibers)()
     /**

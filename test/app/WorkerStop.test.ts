@@ -4,6 +4,8 @@
  * than when their leases run out (a minute by default). Before, a take cut off after it committed, or an attempt
  * whose fiber the stop interrupted before it ever ran, left its job under the stopped worker's name for a lease, with
  * nobody running it: a plan stalled for a minute (the CI failure of "the writer stops mid-plan" on PostgreSQL).
+ * And a run of the session finishes what a stopped worker serving every session left: on PostgreSQL the outcomes it
+ * reported, which no writer records once it stopped.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Redacted, type Scope } from "effect"
@@ -17,6 +19,7 @@ import type { EventStore } from "../../src/infra/EventStore.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as MemoryTaskQueue from "../../src/infra/MemoryTaskQueue.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
+import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import { TaskQueue } from "../../src/infra/TaskQueue.js"
@@ -48,53 +51,107 @@ const suite = (
   name: string,
   storeOf: Effect.Effect<Layer.Layer<EventStore | TaskQueue, unknown>, unknown, Scope.Scope>
 ) =>
-  describe(`a worker stopped as its take commits, on ${name}`, () => {
+  describe(`a worker stopped, on ${name}`, () => {
     for (const serving of ["every session", "one session"] as const) {
-      it.live(`serving ${serving}: the jobs it took go back at once, and another worker runs them`, () =>
-        Effect.scoped(
-          Effect.gen(function* () {
-            const store = yield* storeOf
-            const executor = ScriptExecutor.make({ rules: [], default: { complete: "done" } })
-            const stopping = yield* Deferred.make<Fiber.RuntimeFiber<void, unknown>>()
-            const stop = Effect.flatMap(Deferred.await(stopping), (fiber) => Fiber.interruptFork(fiber))
-            const context = yield* Layer.build(PlannerRuntime.layer(stoppingAfterTake(store, stop), { executor }))
-            const service = Context.get(context, PlannerService)
-            const sessionId = `stopped-${serving.replace(" ", "-")}`
-            yield* service.execute(
-              sessionId,
-              new Initialize({
-                request: "four steps",
-                tasks: independentTasks(4),
-                config: { ...defaultConfig, maxParallel: 4 },
-                at: yield* Clock.currentTimeMillis
-              })
-            )
-            // Every job waits in the queue; the worker's first take gets two of them, and the worker is stopped then.
-            const worker = yield* Effect.fork(
-              Worker.run({
-                workerId: "stopped",
-                concurrency: 2,
-                checkAttachments: false,
-                warmTokenizer: false,
-                ...(serving === "one session" ? { sessionId } : {})
-              }).pipe(Effect.provide(context))
-            )
-            yield* Deferred.succeed(stopping, worker)
-            yield* Fiber.await(worker).pipe(within(10, "the worker to stop"))
+      it.live(
+        `as its take commits, serving ${serving}: the jobs it took go back at once, and another worker runs them`,
+        () =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              const store = yield* storeOf
+              const executor = ScriptExecutor.make({ rules: [], default: { complete: "done" } })
+              const stopping = yield* Deferred.make<Fiber.RuntimeFiber<void, unknown>>()
+              const stop = Effect.flatMap(Deferred.await(stopping), (fiber) => Fiber.interruptFork(fiber))
+              const context = yield* Layer.build(PlannerRuntime.layer(stoppingAfterTake(store, stop), { executor }))
+              const service = Context.get(context, PlannerService)
+              const sessionId = `stopped-${serving.replace(" ", "-")}`
+              yield* service.execute(
+                sessionId,
+                new Initialize({
+                  request: "four steps",
+                  tasks: independentTasks(4),
+                  config: { ...defaultConfig, maxParallel: 4 },
+                  at: yield* Clock.currentTimeMillis
+                })
+              )
+              // Every job waits in the queue; the worker's first take gets two of them, and the worker is stopped then.
+              const worker = yield* Effect.fork(
+                Worker.run({
+                  workerId: "stopped",
+                  concurrency: 2,
+                  checkAttachments: false,
+                  warmTokenizer: false,
+                  ...(serving === "one session" ? { sessionId } : {})
+                }).pipe(Effect.provide(context))
+              )
+              yield* Deferred.succeed(stopping, worker)
+              yield* Fiber.await(worker).pipe(within(10, "the worker to stop"))
 
-            // Nothing is left under its name: the leases (a minute) need not run out.
-            const jobs = yield* service.queue.list(sessionId)
-            expect(jobs).toHaveLength(4)
-            expect(jobs.filter((job) => job.workerId !== undefined)).toEqual([])
+              // Nothing is left under its name: the leases (a minute) need not run out.
+              const jobs = yield* service.queue.list(sessionId)
+              expect(jobs).toHaveLength(4)
+              expect(jobs.filter((job) => job.workerId !== undefined)).toEqual([])
 
-            const result = yield* Runner.run(sessionId).pipe(Effect.provide(context), within(20, "the run"))
-            expect(result.state.status).toBe("Succeeded")
-            // Given back before they started: the same attempts run, none counted as lost.
-            expect(result.state.tasks.map((task) => task.attempt)).toEqual([1, 1, 1, 1])
-          })
-        )
+              const result = yield* Runner.run(sessionId).pipe(Effect.provide(context), within(20, "the run"))
+              expect(result.state.status).toBe("Succeeded")
+              // Given back before they started: the same attempts run, none counted as lost.
+              expect(result.state.tasks.map((task) => task.attempt)).toEqual([1, 1, 1, 1])
+            })
+          )
       )
     }
+
+    it.live("after its first outcome: nothing is left under its name, and a run of the session finishes the plan", () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const store = yield* storeOf
+          const executor = ScriptExecutor.make({ rules: [], default: { complete: "done" } })
+          const context = yield* Layer.build(PlannerRuntime.layer(store, { executor }))
+          const service = Context.get(context, PlannerService)
+          const sessionId = "stopped-after-outcome"
+          yield* service.execute(
+            sessionId,
+            new Initialize({
+              request: "three steps",
+              tasks: independentTasks(3),
+              config: { ...defaultConfig, maxParallel: 3 },
+              at: yield* Clock.currentTimeMillis
+            })
+          )
+          // One slot: the first outcome's statement takes the next job for it, and the worker stops as it is told. On
+          // PostgreSQL it serves every session, so it reported its outcomes, for a writer nobody is once it stopped: the
+          // run of the session records them (`worker/LeftReports`).
+          const stopping = yield* Deferred.make<Fiber.RuntimeFiber<void, unknown>>()
+          const worker = yield* Effect.fork(
+            Worker.run({
+              workerId: "stopped",
+              concurrency: 1,
+              checkAttachments: false,
+              warmTokenizer: false,
+              onAttempt: (report) =>
+                report._tag === "Finished"
+                  ? Effect.flatMap(Deferred.await(stopping), (fiber) => Fiber.interruptFork(fiber))
+                  : Effect.void
+            }).pipe(Effect.provide(context))
+          )
+          yield* Deferred.succeed(stopping, worker)
+          yield* Fiber.await(worker).pipe(within(10, "the worker to stop"))
+
+          // Reported outcomes wait in their jobs' rows for the session's writer (PostgreSQL); nothing else is held.
+          const held = (yield* service.queue.list(sessionId)).filter(
+            (job) => job.workerId !== undefined && job.reported !== true
+          )
+          expect(held).toEqual([])
+          const result = yield* Runner.run(sessionId).pipe(Effect.provide(context), within(20, "the run"))
+          expect(result.state.status).toBe("Succeeded")
+          // Each task completed once: what was reported was recorded, not run again.
+          const completed = (yield* Context.get(context, PlannerStore).load(sessionId)).flatMap(({ event }) =>
+            event._tag === "TaskStatusUpdated" && event.status === "Completed" ? [event.taskId] : []
+          )
+          expect(completed.toSorted()).toEqual([1, 2, 3])
+        })
+      )
+    )
   })
 
 suite(
