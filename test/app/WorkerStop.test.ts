@@ -47,6 +47,20 @@ const stoppingAfterTake = (store: Layer.Layer<EventStore | TaskQueue, unknown>, 
   })
 }
 
+/** Records a plan of `count` independent steps, all dispatched at once: their jobs wait in the queue. */
+const plan = (service: Context.Tag.Service<PlannerService>, sessionId: string, count: number) =>
+  Effect.flatMap(Clock.currentTimeMillis, (at) =>
+    service.execute(
+      sessionId,
+      new Initialize({
+        request: `${count} steps`,
+        tasks: independentTasks(count),
+        config: { ...defaultConfig, maxParallel: count },
+        at
+      })
+    )
+  )
+
 const suite = (
   name: string,
   storeOf: Effect.Effect<Layer.Layer<EventStore | TaskQueue, unknown>, unknown, Scope.Scope>
@@ -65,15 +79,7 @@ const suite = (
               const context = yield* Layer.build(PlannerRuntime.layer(stoppingAfterTake(store, stop), { executor }))
               const service = Context.get(context, PlannerService)
               const sessionId = `stopped-${serving.replace(" ", "-")}`
-              yield* service.execute(
-                sessionId,
-                new Initialize({
-                  request: "four steps",
-                  tasks: independentTasks(4),
-                  config: { ...defaultConfig, maxParallel: 4 },
-                  at: yield* Clock.currentTimeMillis
-                })
-              )
+              yield* plan(service, sessionId, 4)
               // Every job waits in the queue; the worker's first take gets two of them, and the worker is stopped then.
               const worker = yield* Effect.fork(
                 Worker.run({
@@ -109,15 +115,7 @@ const suite = (
           const context = yield* Layer.build(PlannerRuntime.layer(store, { executor }))
           const service = Context.get(context, PlannerService)
           const sessionId = "stopped-after-outcome"
-          yield* service.execute(
-            sessionId,
-            new Initialize({
-              request: "three steps",
-              tasks: independentTasks(3),
-              config: { ...defaultConfig, maxParallel: 3 },
-              at: yield* Clock.currentTimeMillis
-            })
-          )
+          yield* plan(service, sessionId, 3)
           // One slot: the first outcome's statement takes the next job for it, and the worker stops as it is told. On
           // PostgreSQL it serves every session, so it reported its outcomes, for a writer nobody is once it stopped: the
           // run of the session records them (`worker/LeftReports`).
