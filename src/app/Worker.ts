@@ -176,6 +176,15 @@ export const run = (options: WorkerOptions = {}) => {
     /** The attempts running here, by job key; `dropped` ones stop without giving their task back. */
     const running = new Map<string, { readonly job: TakenJob; fiber: Fiber.RuntimeFiber<void> | undefined }>()
     const dropped = new Set<string>()
+    // Once every fiber below has stopped: an attempt still here never ran (its fiber, due to start on the next turn, was
+    // interrupted first, and then runs nothing, not even its finalizers), so its job goes back to the queue from here.
+    // The same attempt then runs elsewhere: its next taker's claim is accepted even over one this worker has on record
+    // (a job handed over with its claim). Added before the fibers' set, so that it runs after the set has closed.
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach([...running.values()], ({ job }) => Effect.ignoreLogged(queue.release(job, workerId)), {
+        discard: true
+      })
+    )
     const fibers = yield* FiberSet.make<void, never>()
 
     yield* FiberSet.run(
@@ -240,9 +249,8 @@ export const run = (options: WorkerOptions = {}) => {
       }
     }
     /**
-     * Starts an attempt. Synchronous: the writer's hand-off calls it from its own fiber. The fiber starts at once, but
-     * only to set up how it gives its job back if the worker stops (see `AttemptRunner.run`); the attempt itself runs
-     * on the scheduler's next turn, not inside the writer's step.
+     * Starts an attempt. Synchronous: the writer's hand-off calls it from its own fiber, and the attempt then starts
+     * on the scheduler's next turn rather than inside the writer's step.
      */
     const startNow = (job: TakenJob, claimed?: Planner.PlannerState) => {
       const key = jobKeyString(job)
@@ -268,7 +276,8 @@ export const run = (options: WorkerOptions = {}) => {
                 if (maybeWork) Queue.unsafeOffer(freed, undefined)
               })
             )
-          )
+          ),
+        { immediate: false }
       )
     }
 

@@ -4,8 +4,9 @@
  * than when their leases run out (a minute by default). Before, a take cut off after it committed, or an attempt
  * whose fiber the stop interrupted before it ever ran, left its job under the stopped worker's name for a lease, with
  * nobody running it: a plan stalled for a minute (the CI failure of "the writer stops mid-plan" on PostgreSQL).
- * And a run of the session finishes what a stopped worker serving every session left: on PostgreSQL the outcomes it
- * reported, which no writer records once it stopped.
+ * A worker stopped just as the writer hands it a task (claimed for it in the dispatch's append) gives that task
+ * back too. And a run of the session finishes what a stopped worker serving every session left: on PostgreSQL the
+ * outcomes it reported, which no writer records once it stopped.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Redacted, type Scope } from "effect"
@@ -15,7 +16,9 @@ import * as Runner from "../../src/app/Runner.js"
 import * as Worker from "../../src/app/Worker.js"
 import { Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
+import type { TaskPlan } from "../../src/domain/Task.js"
 import type { EventStore } from "../../src/infra/EventStore.js"
+import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as MemoryTaskQueue from "../../src/infra/MemoryTaskQueue.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
@@ -150,6 +153,74 @@ const suite = (
         })
       )
     )
+
+    for (const when of ["as task 1 is told finished", "from task 1's executor"] as const) {
+      it.live(`stopped ${when}, with task 2 handed over: the task goes back through the log, and a run finishes`, () =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const store = yield* storeOf
+            const stopping = yield* Deferred.make<Fiber.RuntimeFiber<void, unknown>>()
+            const stop = Effect.flatMap(Deferred.await(stopping), (fiber) => Fiber.interruptFork(fiber))
+            // Task 2 of the stopped worker never ends: only the stop ends its attempt. Task 1 may stop the worker.
+            let stoppedWorker = true
+            const executor: ExecutorService = {
+              name: "stopping",
+              execute: (task) =>
+                task.taskId === 2 && stoppedWorker
+                  ? Effect.never
+                  : Effect.as(
+                      task.taskId === 1 && when === "from task 1's executor" ? stop : Effect.void,
+                      Outcome.Completed({ result: "done" })
+                    )
+            }
+            const context = yield* Layer.build(PlannerRuntime.layer(store, { executor }))
+            const service = Context.get(context, PlannerService)
+            const sessionId = "stopped-handed"
+            const chain: ReadonlyArray<TaskPlan> = [
+              { id: 1, description: "first", kind: "Processing", dependsOn: [], attachments: [] },
+              { id: 2, description: "then", kind: "Processing", dependsOn: [1], attachments: [] }
+            ]
+            yield* service.execute(
+              sessionId,
+              new Initialize({
+                request: "two steps",
+                tasks: chain,
+                config: defaultConfig,
+                at: yield* Clock.currentTimeMillis
+              })
+            )
+            // A worker of this session: task 1's outcome dispatches task 2 and hands it over, claimed for it in the
+            // same append.
+            const worker = yield* Effect.fork(
+              Worker.run({
+                workerId: "stopped",
+                sessionId,
+                concurrency: 2,
+                checkAttachments: false,
+                warmTokenizer: false,
+                onAttempt: (report) =>
+                  report._tag === "Finished" && report.taskId === 1 && when === "as task 1 is told finished"
+                    ? stop
+                    : Effect.void
+              }).pipe(Effect.provide(context))
+            )
+            yield* Deferred.succeed(stopping, worker)
+            yield* Fiber.await(worker).pipe(within(10, "the worker to stop"))
+            stoppedWorker = false
+
+            // Task 2's attempt was given back (through the log, or to the queue when the hand-off came too late).
+            const held = (yield* service.queue.list(sessionId)).filter((job) => job.workerId !== undefined)
+            expect(held).toEqual([])
+            const result = yield* Runner.run(sessionId).pipe(Effect.provide(context), within(20, "the run"))
+            expect(result.state.status).toBe("Succeeded")
+            const completed = (yield* Context.get(context, PlannerStore).load(sessionId)).flatMap(({ event }) =>
+              event._tag === "TaskStatusUpdated" && event.status === "Completed" ? [event.taskId] : []
+            )
+            expect(completed).toEqual([1, 2])
+          })
+        )
+      )
+    }
   })
 
 suite(

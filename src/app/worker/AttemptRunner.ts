@@ -665,8 +665,8 @@ export const make = (settings: AttemptSettings) =>
      * Runs the job. Stopped at any point by the worker's stop, it gives back what it holds, as far as the log has it:
      * nothing of the attempt on record (not started yet, its start to go with its outcome, or a job taken back), the
      * job goes back to the queue; the attempt on record as started (claimed, or handed over in its dispatch's append),
-     * the task goes back through the writer (`giveBack`). Started on the scheduler's next turn, with this already in
-     * place: a fiber interrupted before it ever ran would give back nothing, and its job would wait for its lease.
+     * the task goes back through the writer (`giveBack`). A fiber interrupted before it ever ran runs none of this:
+     * the worker gives its job back to the queue (see `Worker`).
      */
     const run = (job: TakenJob, cancelled: () => boolean, handed?: Planner.PlannerState): Effect.Effect<void> => {
       const key: JobKey = { sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }
@@ -684,7 +684,6 @@ export const make = (settings: AttemptSettings) =>
             : Effect.ignoreLogged(queue.release(key, workerId))
       )
       return Effect.gen(function* () {
-        yield* Effect.yieldNow()
         if (handed === undefined && job.takes > 1) return yield* takeBack(job, key)
         const started = yield* startOf(job, key, handed, () => {
           onRecord = true
