@@ -9,6 +9,7 @@
  */
 import { Clock, Duration, Effect } from "effect"
 import type { OutcomeReports, PendingReport } from "../../infra/TaskQueue.js"
+import { recordStored } from "./SessionWriter.js"
 import { isDeadLocalWorker } from "./WorkerIdentity.js"
 
 /** Reports read and recorded per append. */
@@ -37,16 +38,10 @@ export const recordLeft = (options: LeftReportsOptions): Effect.Effect<boolean> 
         session.sessionId === sessionId && (session.writer === undefined || isDeadLocalWorker(session.writer))
     )
     if (!left) return false
-    let seen = new Set<string>()
-    for (;;) {
-      const waiting = yield* reports.pending(sessionId, batch)
-      // A report still there after its batch was recorded is not going away by looking again at once.
-      const keys = waiting.map(({ key }) => `${key.taskId}/${key.attempt}`)
-      if (waiting.length === 0 || keys.some((key) => seen.has(key))) return true
-      seen = new Set(keys)
-      const { ended } = yield* options.record(sessionId, waiting)
-      if (ended || waiting.length < batch) return true
-    }
+    yield* recordStored(reports, sessionId, batch, (waiting) =>
+      Effect.map(options.record(sessionId, waiting), ({ ended }) => !ended)
+    )
+    return true
   }).pipe(
     Effect.catchAll((error) =>
       Effect.as(Effect.logWarning(`could not record reports of session ${options.sessionId}: ${error.message}`), true)

@@ -22,7 +22,7 @@
  * writer appends at the session's sequence like every other append, and the planner accepts one outcome per attempt.
  */
 import { Clock, Duration, Effect, FiberSet, Queue, type Scope } from "effect"
-import { jobKeyString, type OutcomeReports, type PendingReport } from "../../infra/TaskQueue.js"
+import { jobKeyString, type OutcomeReports, type PendingReport, type TaskQueueError } from "../../infra/TaskQueue.js"
 import { paced } from "./Pacing.js"
 import { isDeadLocalWorker } from "./WorkerIdentity.js"
 
@@ -62,6 +62,35 @@ export interface SessionWriterOptions {
     reports: ReadonlyArray<PendingReport>
   ) => Effect.Effect<{ readonly ended: boolean }, { readonly message: string }>
 }
+
+/**
+ * Reads a session's stored reports back and records them (`record`: whether to go on, false once the session is
+ * over), batch after batch while batches come back full: fewer than a batch was all of them when it read, and a report
+ * stored since notifies its writer. A report still there after its batch was recorded is not going away by looking
+ * again at once: it is left for the next look (the sweep's), rather than spun on. Whether nothing was stored at all.
+ */
+export const recordStored = <E>(
+  reports: Pick<OutcomeReports, "pending">,
+  sessionId: string,
+  batch: number,
+  record: (waiting: ReadonlyArray<PendingReport>) => Effect.Effect<boolean, E>
+): Effect.Effect<boolean, E | TaskQueueError> =>
+  Effect.gen(function* () {
+    let recorded = new Set<string>()
+    for (let reads = 0; ; reads++) {
+      const waiting = yield* reports.pending(sessionId, batch)
+      if (waiting.length === 0) return reads === 0
+      const keys = waiting.map((report) => jobKeyString(report.key))
+      if (keys.some((key) => recorded.has(key))) {
+        yield* Effect.logWarning(
+          `reports of session ${sessionId} were still there after being recorded; trying again later`
+        )
+        return false
+      }
+      recorded = new Set(keys)
+      if (!(yield* record(waiting)) || waiting.length < batch) return false
+    }
+  })
 
 export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -192,28 +221,13 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
           if (!(yield* recordBatch(sessionId, waiting))) return
         }
         if (!unread.delete(sessionId)) return
-        let recorded = new Set<string>()
-        for (let reads = 0; ; reads++) {
-          const waiting = yield* reports.pending(sessionId, batch)
-          if (waiting.length === 0) {
-            // Nothing to record on the first look (a claim or a sweep that came late): a session that is over is not
-            // kept, renewed for as long as this worker runs.
-            if (reads === 0 && (yield* options.isOver(sessionId))) yield* giveUp(sessionId)
-            return
-          }
-          // A report still there after its batch was recorded is not going away by looking again at once: the sweep
-          // tries it again in a while, rather than this fiber spinning on it.
-          const keys = waiting.map((report) => jobKeyString(report.key))
-          if (keys.some((key) => recorded.has(key))) {
-            return yield* Effect.logWarning(
-              `reports of session ${sessionId} were still there after being recorded; trying again later`
-            )
-          }
-          recorded = new Set(keys)
-          for (const key of keys) heard.get(sessionId)?.delete(key)
-          if (!(yield* recordBatch(sessionId, waiting))) return
-          if (waiting.length < batch) return
-        }
+        const none = yield* recordStored(reports, sessionId, batch, (waiting) => {
+          for (const report of waiting) heard.get(sessionId)?.delete(jobKeyString(report.key))
+          return recordBatch(sessionId, waiting)
+        })
+        // Nothing to record (a claim or a sweep that came late): a session that is over is not kept, renewed for as
+        // long as this worker runs.
+        if (none && (yield* options.isOver(sessionId))) yield* giveUp(sessionId)
       }).pipe(
         Effect.zipRight(Effect.sync(() => failures.delete(sessionId))),
         Effect.catchAll((error) => {
