@@ -16,9 +16,9 @@ import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import { within } from "../infra/EventStoreContract.js"
 import { freshPgDatabase } from "../infra/fixtures/databases.js"
-import { spawnFixture } from "../support/child.js"
 import { independentTasks } from "./fixtures/plans.js"
 import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
+import { spawnWorkerProcess } from "./fixtures/spawnWorkerProcess.js"
 
 const taskCount = 60
 
@@ -40,21 +40,9 @@ describe("PostgreSQL: the whole fleet of workers killed mid-plan", () => {
           const service = Context.get(context, PlannerService.PlannerService)
           const sql = Context.unsafeGet(context as Context.Context<unknown>, SqlClient.SqlClient)
 
-          const workers = yield* Effect.all(
-            [0, 1].map(() =>
-              Effect.gen(function* () {
-                const child = yield* spawnFixture(new URL("./fixtures/workerProcess.ts", import.meta.url), [
-                  url,
-                  "normal",
-                  "0",
-                  "4"
-                ])
-                yield* child.waitFor((line) => line.startsWith("ready ")).pipe(within(60, "a worker's start"))
-                return child
-              })
-            ),
-            { concurrency: "unbounded" }
-          )
+          const workers = yield* Effect.all([spawnWorkerProcess(url), spawnWorkerProcess(url)], {
+            concurrency: "unbounded"
+          })
 
           // The session's writer is a worker on another machine that records nothing, under a lease that runs out
           // soon: the workers report their outcomes to it, and the reports wait.
@@ -83,8 +71,8 @@ describe("PostgreSQL: the whole fleet of workers killed mid-plan", () => {
             Effect.retry({ schedule: Schedule.spaced(Duration.millis(20)), times: 1_000 }),
             within(30, "reports to wait")
           )
-          for (const worker of workers) yield* worker.kill("SIGKILL")
-          for (const worker of workers) yield* worker.exited.pipe(within(10, "a worker's exit"))
+          for (const { child } of workers) yield* child.kill("SIGKILL")
+          for (const { child } of workers) yield* child.exited.pipe(within(10, "a worker's exit"))
 
           const result = yield* Runner.run(sessionId).pipe(Effect.provide(context), within(60, "the resumed run"))
           expect(result.state.status).toBe("Succeeded")

@@ -12,8 +12,8 @@ import { defaultConfig } from "../../src/domain/Config.js"
 import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
-import { spawnFixture } from "../support/child.js"
 import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
+import { spawnWorkerProcess } from "./fixtures/spawnWorkerProcess.js"
 
 const within = (seconds: number, what: string) =>
   Effect.timeoutFail({ duration: Duration.seconds(seconds), onTimeout: () => new Error(`timed out: ${what}`) })
@@ -46,15 +46,10 @@ describe("worker processes on one SQLite file", () => {
           )
 
           // Another process claims the task and hangs on it.
-          const victim = yield* spawnFixture(new URL("./fixtures/workerProcess.ts", import.meta.url), [
-            filename,
-            "victim",
-            "0",
-            "1"
-          ])
-          const victimId = (yield* victim
-            .waitFor((line) => line.startsWith("ready "))
-            .pipe(within(60, "the victim"))).slice("ready ".length)
+          const { child: victim, workerId: victimId } = yield* spawnWorkerProcess(filename, {
+            mode: "victim",
+            concurrency: 1
+          })
           yield* victim.waitFor((line) => line === "stuck 1 1").pipe(within(30, "the victim's claim"))
 
           // A worker here starts following the session while the victim is alive, so it finds nothing to take back.

@@ -15,8 +15,8 @@ import * as Planner from "../../src/domain/Planner.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
 import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import { type PlannerEventRecord, PlannerStore } from "../../src/infra/PlannerStore.js"
-import { spawnFixture } from "../support/child.js"
 import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
+import { spawnWorkerProcess } from "./fixtures/spawnWorkerProcess.js"
 
 const taskCount = 200
 
@@ -59,22 +59,16 @@ export const competingWorkersSuite = (
             const service = Context.get(context, PlannerService.PlannerService)
             const store = Context.get(context, PlannerStore)
 
-            const spawn = (mode: "normal" | "victim") =>
-              Effect.gen(function* () {
-                const child = yield* spawnFixture(new URL("./fixtures/workerProcess.ts", import.meta.url), [
-                  url,
-                  mode,
-                  "5",
-                  "4"
-                ])
-                const ready = yield* child
-                  .waitFor((line) => line.startsWith("ready "))
-                  .pipe(within(60, "a worker start"))
-                return { child, workerId: ready.slice("ready ".length) }
-              })
-            const [first, second, victim] = yield* Effect.all([spawn("normal"), spawn("normal"), spawn("victim")], {
-              concurrency: "unbounded"
-            })
+            const [first, second, victim] = yield* Effect.all(
+              [
+                spawnWorkerProcess(url),
+                spawnWorkerProcess(url),
+                spawnWorkerProcess(url, { mode: "victim", stuckAfter: 5 })
+              ],
+              {
+                concurrency: "unbounded"
+              }
+            )
 
             const sessionId = "competing-workers"
             const sql = Context.unsafeGet(context as Context.Context<unknown>, SqlClient.SqlClient)
