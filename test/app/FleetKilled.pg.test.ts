@@ -44,13 +44,13 @@ describe("PostgreSQL: the whole fleet of workers killed mid-plan", () => {
             concurrency: "unbounded"
           })
 
-          // The session's writer is a worker on another machine that records nothing, under a lease that runs out
-          // soon: the workers report their outcomes to it, and the reports wait.
+          // The session's writer is a worker on another machine that records nothing, under a long lease: the workers
+          // report their outcomes to it, and the reports wait, however long a loaded machine takes to make them.
           const sessionId = "fleet-killed"
           const now = yield* Clock.currentTimeMillis
           yield* sql`
             INSERT INTO planner_session_writers (session_id, worker_id, lease_expires_at)
-            VALUES (${sessionId}, 'elsewhere/1/cafe', ${now + 3_000})`
+            VALUES (${sessionId}, 'elsewhere/1/cafe', ${now + 600_000})`
           yield* service.execute(
             sessionId,
             new Initialize({
@@ -73,6 +73,8 @@ describe("PostgreSQL: the whole fleet of workers killed mid-plan", () => {
           )
           for (const { child } of workers) yield* child.kill("SIGKILL")
           for (const { child } of workers) yield* child.exited.pipe(within(10, "a worker's exit"))
+          // That machine's lease runs out too: nobody is left to record the reports.
+          yield* sql`UPDATE planner_session_writers SET lease_expires_at = 0 WHERE session_id = ${sessionId}`
 
           const result = yield* Runner.run(sessionId).pipe(Effect.provide(context), within(60, "the resumed run"))
           expect(result.state.status).toBe("Succeeded")
