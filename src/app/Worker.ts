@@ -121,6 +121,30 @@ export const run = (options: WorkerOptions = {}) => {
       maybeWork = false
       Queue.unsafeOffer(looked, undefined)
     }
+    /**
+     * Jobs an outcome's statement took for this worker as it stopped (its reports' group, or an append, under way then).
+     * They are given back by the finalizer below, added before everything that may take them, so it runs once all of
+     * that has stopped, and the stop ends with them back in the queue. (Given back on a fiber of their own, they could
+     * still be on the way as the process exits, and stay this worker's until their leases ran out.)
+     */
+    const takenWhileStopping: Array<TakenJob> = []
+    let closed = false
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        closed = true
+        return Effect.forEach(
+          takenWhileStopping.splice(0),
+          (job) => Effect.ignoreLogged(queue.release(job, workerId)),
+          {
+            discard: true
+          }
+        )
+      })
+    )
+    const giveBackTaken = (job: TakenJob) => {
+      if (closed) Effect.runFork(Effect.ignoreLogged(queue.release(job, workerId)))
+      else takenWhileStopping.push(job)
+    }
     const runJob = yield* AttemptRunner.make({
       workerId,
       workingDirectory: options.workingDirectory ?? process.cwd(),
@@ -143,8 +167,7 @@ export const run = (options: WorkerOptions = {}) => {
           taken: (jobs) => {
             if (jobs.length < limit) tookShort()
             for (const job of jobs) {
-              // Stopping meanwhile: given back at once, on a fiber of its own (this worker's may be closing).
-              if (stopping) Effect.runFork(Effect.ignoreLogged(queue.release(job, workerId)))
+              if (stopping) giveBackTaken(job)
               else startNow(job)
             }
           }

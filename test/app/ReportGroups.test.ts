@@ -1,7 +1,8 @@
 /**
  * A worker's reports go out in groups (`worker/ReportGroups`): a lone report at once; the reports made while a
  * statement is out, together in the next, with one take for the slots they free; an interrupted report is left out of
- * its group; a failed statement fails every report in it; a statement out when the worker stops is not cut off. The
+ * its group, and one interrupted while its group is out waits for its answer and knows whether it was stored; a failed
+ * statement fails every report in it; a statement out when the worker stops is not cut off. The
  * statements here are a stand-in that records what it is given: what one statement stores is the PostgreSQL queue's
  * to test (test/infra/OutcomeReports.pg.test.ts).
  */
@@ -106,6 +107,31 @@ describe("a worker's reports, in groups", () => {
       expect(freeing).toEqual([1, 1])
       yield* Deferred.succeed(group.answer, undefined)
       expect((yield* Fiber.join(kept)).stored).toBe(true)
+    })
+  )
+
+  it.scoped("an attempt interrupted while its report is out waits for the answer, and knows its report is stored", () =>
+    Effect.gen(function* () {
+      const { sent, groups } = yield* recording
+      const out = yield* Effect.fork(groups.report(key(1), "one"))
+      const statement = yield* Queue.take(sent)
+      const queued = yield* Effect.fork(groups.report(key(2), "two"))
+      yield* Effect.yieldNow({ priority: 1_000 })
+      // Interrupted as the statement is out: the interruption waits for its answer (the report is stored whatever the
+      // attempt does); the report still waiting is left out.
+      const interrupting = yield* Effect.fork(Fiber.interrupt(out))
+      yield* Fiber.interrupt(queued)
+      yield* Effect.yieldNow({ priority: 1_000 })
+      expect(interrupting.unsafePoll()).toBeNull()
+      yield* Deferred.succeed(statement.answer, undefined)
+      expect(Exit.isInterrupted(yield* Fiber.join(interrupting))).toBe(true)
+      // Asked once, by the interrupted attempt, which then has nothing to give back.
+      expect(groups.storedAsInterrupted(key(1))).toBe(true)
+      expect(groups.storedAsInterrupted(key(1))).toBe(false)
+      expect(groups.storedAsInterrupted(key(2))).toBe(false)
+      // Nothing more went out: the waiting report was withdrawn.
+      yield* Effect.yieldNow({ priority: 1_000 })
+      expect(yield* Queue.size(sent)).toBe(0)
     })
   )
 

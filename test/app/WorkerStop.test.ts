@@ -235,3 +235,84 @@ suite(
   "PostgreSQL",
   Effect.map(freshPgDatabase, (url) => PgEventStore.layer({ url: Redacted.make(url) }))
 )
+
+/**
+ * The store, its queue's report statement made to stop the worker once (`stop`) when it goes out, and linger a moment
+ * before it is sent: the stop lands while the attempts in the group wait for its answer. Giving a job back takes a
+ * while too (a distant database), so a give-back that the stop does not wait for is still under way once it is over.
+ */
+const stoppingAsReportGoesOut = (store: Layer.Layer<EventStore | TaskQueue, unknown>, stop: Effect.Effect<void>) => {
+  let armed = true
+  return Layer.map(store, (context) => {
+    const queue = Context.get(context, TaskQueue)
+    const reports = queue.reports
+    if (reports === undefined) return context
+    return Context.add(context, TaskQueue, {
+      ...queue,
+      release: (key, workerId) => Effect.zipRight(Effect.sleep(Duration.millis(200)), queue.release(key, workerId)),
+      reports: {
+        ...reports,
+        reportAll: (outcomes, workerId, take) =>
+          Effect.suspend(() => {
+            if (!armed) return reports.reportAll(outcomes, workerId, take)
+            armed = false
+            return Effect.zipRight(
+              Effect.zipRight(stop, Effect.sleep(Duration.millis(50))),
+              reports.reportAll(outcomes, workerId, take)
+            )
+          })
+      }
+    })
+  })
+}
+
+describe("a worker stopped while its report's statement is out, on PostgreSQL", () => {
+  it.live(
+    "the outcome stays its attempt's: nothing is given back, and a run records it instead of running the task again",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const url = yield* freshPgDatabase
+          const runs = new Map<number, number>()
+          const executor: ExecutorService = {
+            name: "counting",
+            execute: (task) =>
+              Effect.sync(() => {
+                runs.set(task.taskId, (runs.get(task.taskId) ?? 0) + 1)
+                return Outcome.Completed({ result: "done" })
+              })
+          }
+          const stopping = yield* Deferred.make<Fiber.RuntimeFiber<void, unknown>>()
+          const stop = Effect.flatMap(Deferred.await(stopping), (fiber) => Fiber.interruptFork(fiber))
+          const store = stoppingAsReportGoesOut(PgEventStore.layer({ url: Redacted.make(url) }), stop)
+          const context = yield* Layer.build(PlannerRuntime.layer(store, { executor }))
+          const service = Context.get(context, PlannerService)
+          const sessionId = "stopped-reporting"
+          yield* plan(service, sessionId, 2)
+          // One slot, serving every session: task 1's outcome is reported (the worker writes no session yet), and its
+          // statement takes task 2's job for the slot it frees. The worker stops while that statement is out.
+          const worker = yield* Effect.fork(
+            Worker.run({ workerId: "stopped", concurrency: 1, checkAttachments: false, warmTokenizer: false }).pipe(
+              Effect.provide(context)
+            )
+          )
+          yield* Deferred.succeed(stopping, worker)
+          yield* Fiber.await(worker).pipe(within(10, "the worker to stop"))
+
+          // Task 1's report is stored and nothing else is held: task 2's job, taken with it, went back.
+          const jobs = yield* service.queue.list(sessionId)
+          expect(jobs.filter((job) => job.workerId !== undefined && job.reported !== true)).toEqual([])
+          expect(jobs.filter((job) => job.reported === true).map((job) => job.taskId)).toEqual([1])
+
+          const result = yield* Runner.run(sessionId).pipe(Effect.provide(context), within(20, "the run"))
+          expect(result.state.status).toBe("Succeeded")
+          // Task 1's reported outcome was recorded as its first attempt's, not given back and run again.
+          expect(result.state.tasks.map((task) => task.attempt)).toEqual([1, 1])
+          expect([...runs.entries()].toSorted()).toEqual([
+            [1, 1],
+            [2, 1]
+          ])
+        })
+      )
+  )
+})

@@ -677,7 +677,8 @@ export const make = (settings: AttemptSettings) =>
       /** Nothing to give back: the attempt's outcome is in, or the job ended otherwise. */
       let over = false
       const stopped = Effect.suspend(() =>
-        over || cancelled()
+        // A report that went out as the attempt was interrupted and was stored: the session writer records it.
+        over || cancelled() || reports?.storedAsInterrupted(key) === true
           ? Effect.void
           : onRecord || start !== undefined
             ? giveBack(key, start)

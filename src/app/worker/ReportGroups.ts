@@ -8,14 +8,17 @@
  * their group fills them together again. Each report saved is a statement, a commit and a wake-up of every listening
  * connection less on PostgreSQL, and the session's writer hears the group at once and records it in one append.
  *
- * A report whose attempt was interrupted before its group went out is left out of it. One that went out stays stored:
- * the writer records it, or refuses it as a lost race once the attempt ended otherwise. Each group's statement is a
- * span of its own (when spans go anywhere), linked to the attempts whose reports it carries.
+ * A report whose attempt was interrupted before its group went out is left out of it. One that went out is stored
+ * whatever its attempt does: its interruption waits for the answer, and the attempt, told the report is stored
+ * (`storedAsInterrupted`), gives nothing back (which would make the writer refuse the report as a lost race, and the
+ * task run again). Each group's statement is a span of its own (when spans go anywhere), linked to the attempts whose
+ * reports it carries.
  */
 import { Deferred, Effect, Exit, FiberId, Queue, type Scope, type Tracer } from "effect"
 import {
   type AlongsideTake,
   type JobKey,
+  jobKeyString,
   type OutcomeReports,
   type Reported,
   type ReportedOutcome,
@@ -27,6 +30,11 @@ import { hotSpan, tracedSpan } from "../../infra/Tracing.js"
 export interface ReportGroups {
   /** Stores the outcome in its job's row, in the next group that goes out; what was found, as `report` says. */
   readonly report: (key: JobKey, outcome: unknown) => Effect.Effect<Reported, TaskQueueError>
+  /**
+   * Whether the report of this job went out before its attempt was interrupted, and was stored: the outcome is then
+   * the session writer's to record, and the attempt has nothing to give back. Asked once, by the interrupted attempt.
+   */
+  readonly storedAsInterrupted: (key: JobKey) => boolean
 }
 
 export interface ReportGroupsOptions {
@@ -43,6 +51,8 @@ interface Waiting {
   readonly span: Tracer.AnySpan | undefined
   /** Its attempt was interrupted before its group went out: left out. */
   withdrawn: boolean
+  /** Its group went out: it will be answered, interrupted or not. */
+  out: boolean
 }
 
 /** What a group's statement found for an outcome it did not answer for (it cannot happen; read as "not stored"). */
@@ -55,6 +65,7 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
 
     const send = (group: ReadonlyArray<Waiting>): Effect.Effect<void> => {
       const live = group.filter((report) => !report.withdrawn)
+      for (const report of live) report.out = true
       if (live.length === 0) return Effect.void
       const statement = hotSpan(
         Effect.suspend(() =>
@@ -111,7 +122,11 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
       )
     )
 
+    /** Reports stored after their attempts were interrupted, by job key (see `storedAsInterrupted`). */
+    const storedInterrupted = new Set<string>()
+
     return {
+      storedAsInterrupted: (key) => storedInterrupted.delete(jobKeyString(key)),
       report: (key, outcome) =>
         Effect.flatMap(tracedSpan, (span) =>
           // Offered and watched for interruption as one step: an interruption in between would leave it in its group.
@@ -121,15 +136,25 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
                 outcome: { key, outcome },
                 answer: Deferred.unsafeMake<Reported, TaskQueueError>(FiberId.none),
                 span,
-                withdrawn: false
+                withdrawn: false,
+                out: false
               }
               // The worker stopped: nothing goes out any more.
               if (!Queue.unsafeOffer(waiting, report)) return Effect.interrupt
+              // Interrupted before its group went out, it is left out of it. After, it is stored or not whatever the
+              // attempt does: the answer is waited for (the statement is never cut off), so that the attempt knows
+              // whether the outcome is in and does not give back a task whose report the writer is to record.
               return restore(Deferred.await(report.answer)).pipe(
                 Effect.onInterrupt(() =>
-                  Effect.sync(() => {
-                    report.withdrawn = true
-                  })
+                  report.out
+                    ? Effect.flatMap(Effect.exit(Deferred.await(report.answer)), (exit) =>
+                        Effect.sync(() => {
+                          if (Exit.isSuccess(exit) && exit.value.stored) storedInterrupted.add(jobKeyString(key))
+                        })
+                      )
+                    : Effect.sync(() => {
+                        report.withdrawn = true
+                      })
                 )
               )
             })
