@@ -677,8 +677,9 @@ export const make = (settings: AttemptSettings) =>
       /** Nothing to give back: the attempt's outcome is in, or the job ended otherwise. */
       let over = false
       const stopped = Effect.suspend(() =>
-        // A report that went out as the attempt was interrupted and was stored: the session writer records it.
-        over || cancelled() || reports?.storedAsInterrupted(key) === true
+        // A report that went out as the attempt was interrupted and was stored: the session writer records it. (Asked
+        // first, so that the answer is taken whatever else holds.)
+        reports?.storedAsInterrupted(key) === true || over || cancelled()
           ? Effect.void
           : onRecord || start !== undefined
             ? giveBack(key, start)
