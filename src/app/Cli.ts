@@ -837,11 +837,36 @@ export const planner = Command.make("planner").pipe(
 /** Each command's usage and help, for refusing unknown options and for tests. */
 const described = <Name extends string, R, E, A>(command: Command.Command<Name, R, E, A>) => ({
   usage: Command.getUsage(command),
-  help: () => stripStyles(HelpDoc.toAnsiText(Command.getHelp(command, helpConfig)))
+  help: () => withoutGenericHelp(stripStyles(HelpDoc.toAnsiText(Command.getHelp(command, helpConfig))))
 })
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: removing terminal escape sequences
 const stripStyles = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, "")
+
+/**
+ * @effect/cli's own words for a value's type, which it prints above every option's description ("A user-defined piece
+ * of text.", "A true or false value."): each says nothing the usage line does not (`--db PATH|URL`, `--json`).
+ */
+const genericHelp = new Set([
+  "A user-defined piece of text.",
+  "A true or false value.",
+  "An integer.",
+  "A floating point number."
+])
+
+/** Help text without @effect/cli's generic lines (with or without terminal styles), and the blank line after each. */
+export const withoutGenericHelp = (text: string): string => {
+  const lines = text.split("\n")
+  const kept: Array<string> = []
+  for (let index = 0; index < lines.length; index++) {
+    if (!genericHelp.has(stripStyles(lines[index] ?? "").trim())) {
+      kept.push(lines[index] ?? "")
+      continue
+    }
+    if (stripStyles(lines[index + 1] ?? "").trim() === "") index++
+  }
+  return kept.join("\n")
+}
 
 /** How help is shown: the commands' own options without @effect/cli's built-in ones; usage lines name each option's value (`--at SEQ`). */
 export const helpConfig = CliConfig.make({ showBuiltIns: false, showTypes: true })

@@ -9,7 +9,7 @@ import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import { Cause, Console, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
-import { cli, commandNames, helpConfig, optionNames, rootHelp } from "./Cli.js"
+import { cli, commandNames, helpConfig, optionNames, rootHelp, withoutGenericHelp } from "./Cli.js"
 import { errorLine, registerCommandLineSecrets } from "./cli/ErrorLine.js"
 import { CliExit, CliFailure, ExitCode, exitCodeOnInterrupt, toFailure, usage } from "./cli/Failure.js"
 import { colourDisabled, scrub, stripAnsi } from "./cli/Output.js"
@@ -42,7 +42,7 @@ const cliConsole = Effect.map(Effect.console, (console): Console.Console => {
     ...console,
     log: (...items: ReadonlyArray<unknown>) =>
       Effect.sync(() => {
-        const text = items.map(String).join(" ").replace(/\n+$/, "")
+        const text = withoutGenericHelp(items.map(String).join(" ").replace(/\n+$/, ""))
         process.stdout.write(`${plainOutput ? stripAnsi(text) : text}\n`)
       }),
     error: (...items: ReadonlyArray<unknown>) =>

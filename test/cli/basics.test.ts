@@ -96,6 +96,14 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       'planner run --executor script:examples/demo.json "Add a login page. Then write tests for it."'
     )
     expect(worker.stdout).toContain("--kinds KIND,...")
+    // Each option's own description, without @effect/cli's generic words for its value's type above it.
+    expect(worker.stdout).toMatch(/^--db PATH\|URL\n\n {2}The store: /m)
+    expect(worker.stdout).toMatch(/^--concurrency N\n\n {2}How many tasks it runs at once/m)
+    for (const result of [run, worker]) {
+      expect(result.stdout).not.toContain("A user-defined piece of text.")
+      expect(result.stdout).not.toContain("A true or false value.")
+      expect(result.stdout).not.toContain("An integer.")
+    }
   })
 
   it("plan prints the parser's tasks, or JSON", async () => {
