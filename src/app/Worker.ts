@@ -121,24 +121,24 @@ export const run = (options: WorkerOptions = {}) => {
       maybeWork = false
       Queue.unsafeOffer(looked, undefined)
     }
-    /**
-     * Jobs an outcome's statement took for this worker as it stopped (its reports' group, or an append, under way then).
-     * They are given back by the finalizer below, added before everything that may take them, so it runs once all of
-     * that has stopped, and the stop ends with them back in the queue. (Given back on a fiber of their own, they could
-     * still be on the way as the process exits, and stay this worker's until their leases ran out.)
-     */
+    /** The attempts running here, by job key; `dropped` ones stop without giving their task back. */
+    const running = new Map<string, { readonly job: TakenJob; fiber: Fiber.RuntimeFiber<void> | undefined }>()
+    const dropped = new Set<string>()
+    /** Jobs an outcome's statement took for this worker as it stopped (its reports' group, or an append, under way). */
     const takenWhileStopping: Array<TakenJob> = []
     let closed = false
+    // What the worker still holds once everything else has stopped goes back to the queue, and the stop ends with it
+    // back (given back on a fiber of its own, it could still be on the way as the process exits, and stay this worker's
+    // until its lease ran out). Added before everything that may take jobs, so that it runs after all of it:
+    // - an attempt still running here never ran: its fiber, due to start on the next turn, was interrupted first, and
+    //   then runs nothing, not even its finalizers. The same attempt runs elsewhere: its next taker's claim is accepted
+    //   even over one this worker has on record (a job handed over with its claim);
+    // - the jobs taken with an outcome as the worker stopped.
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         closed = true
-        return Effect.forEach(
-          takenWhileStopping.splice(0),
-          (job) => Effect.ignoreLogged(queue.release(job, workerId)),
-          {
-            discard: true
-          }
-        )
+        const held = [...[...running.values()].map(({ job }) => job), ...takenWhileStopping.splice(0)]
+        return Effect.forEach(held, (job) => Effect.ignoreLogged(queue.release(job, workerId)), { discard: true })
       })
     )
     const giveBackTaken = (job: TakenJob) => {
@@ -196,18 +196,6 @@ export const run = (options: WorkerOptions = {}) => {
               )
           })
 
-    /** The attempts running here, by job key; `dropped` ones stop without giving their task back. */
-    const running = new Map<string, { readonly job: TakenJob; fiber: Fiber.RuntimeFiber<void> | undefined }>()
-    const dropped = new Set<string>()
-    // Once every fiber below has stopped: an attempt still here never ran (its fiber, due to start on the next turn, was
-    // interrupted first, and then runs nothing, not even its finalizers), so its job goes back to the queue from here.
-    // The same attempt then runs elsewhere: its next taker's claim is accepted even over one this worker has on record
-    // (a job handed over with its claim). Added before the fibers' set, so that it runs after the set has closed.
-    yield* Effect.addFinalizer(() =>
-      Effect.forEach([...running.values()], ({ job }) => Effect.ignoreLogged(queue.release(job, workerId)), {
-        discard: true
-      })
-    )
     const fibers = yield* FiberSet.make<void, never>()
 
     yield* FiberSet.run(
