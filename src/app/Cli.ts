@@ -13,6 +13,7 @@ import { Effect } from "effect"
 import { type CompactionProfile, compactionProfiles, defaultConfig, defaultMaxReplans } from "../domain/Config.js"
 import { defaultMaxDepth } from "../domain/SubPlanLink.js"
 import { nodeKinds } from "../domain/Task.js"
+import { stripAnsi } from "./cli/Output.js"
 import { replanOptions } from "./cli/ReplanFlags.js"
 import { version } from "./cli/RootHelp.js"
 
@@ -837,11 +838,8 @@ export const planner = Command.make("planner").pipe(
 /** Each command's usage and help, for refusing unknown options and for tests. */
 const described = <Name extends string, R, E, A>(command: Command.Command<Name, R, E, A>) => ({
   usage: Command.getUsage(command),
-  help: () => withoutGenericHelp(stripStyles(HelpDoc.toAnsiText(Command.getHelp(command, helpConfig))))
+  help: () => withoutGenericHelp(stripAnsi(HelpDoc.toAnsiText(Command.getHelp(command, helpConfig))))
 })
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: removing terminal escape sequences
-const stripStyles = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, "")
 
 /**
  * @effect/cli's own words for a value's type, which it prints above every option's description ("A user-defined piece
@@ -859,11 +857,11 @@ export const withoutGenericHelp = (text: string): string => {
   const lines = text.split("\n")
   const kept: Array<string> = []
   for (let index = 0; index < lines.length; index++) {
-    if (!genericHelp.has(stripStyles(lines[index] ?? "").trim())) {
+    if (!genericHelp.has(stripAnsi(lines[index] ?? "").trim())) {
       kept.push(lines[index] ?? "")
       continue
     }
-    if (stripStyles(lines[index + 1] ?? "").trim() === "") index++
+    if (stripAnsi(lines[index + 1] ?? "").trim() === "") index++
   }
   return kept.join("\n")
 }
