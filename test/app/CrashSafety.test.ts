@@ -19,6 +19,7 @@ import * as Planner from "../../src/domain/Planner.js"
 import * as Jobs from "../../src/infra/Jobs.js"
 import { type PlannerEventRecord, PlannerStore } from "../../src/infra/PlannerStore.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
+import { within } from "../infra/EventStoreContract.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
 import { spawnFixture } from "../support/child.js"
 import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
@@ -89,9 +90,6 @@ const seeded = (seed: number) => {
     return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
   }
 }
-
-const within = (seconds: number, what: string) =>
-  Effect.timeoutFail({ duration: Duration.seconds(seconds), onTimeout: () => new Error(`timed out: ${what}`) })
 
 /** Every invariant the log of a finished plan must hold; `where` says which kill it was after. */
 const checkLog = (records: ReadonlyArray<PlannerEventRecord>, final: Planner.PlannerState, where: string) => {

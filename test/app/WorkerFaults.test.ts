@@ -17,6 +17,7 @@ import { EventStore } from "../../src/infra/EventStore.js"
 import type { ExecutorService } from "../../src/infra/Executor.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { within } from "../infra/EventStoreContract.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
 import * as Outage from "./fixtures/outage.js"
 import { plannerRuntime } from "./fixtures/runtime.js"
@@ -34,9 +35,6 @@ const config = (overrides: Partial<PlannerConfig> = {}): PlannerConfig => ({
 const oneTask = (description: string): ReadonlyArray<TaskPlan> => [
   { id: 1, description, kind: "Processing", dependsOn: [], attachments: [] }
 ]
-
-const within = (seconds: number, what: string) =>
-  Effect.timeoutFail({ duration: Duration.seconds(seconds), onTimeout: () => new Error(`timed out: ${what}`) })
 
 /** A SQLite store with the outage trigger installed, and the planner's services over it. */
 const withFaultyStore = <A, E>(

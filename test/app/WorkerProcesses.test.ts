@@ -4,19 +4,17 @@
  * its lease (which here would last ten minutes).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Duration, Effect, Fiber, Layer, Logger, LogLevel } from "effect"
+import { Clock, Context, Deferred, Effect, Fiber, Layer, Logger, LogLevel } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import { Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
 import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
+import { within } from "../infra/EventStoreContract.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
 import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
 import { spawnWorkerProcess } from "./fixtures/spawnWorkerProcess.js"
-
-const within = (seconds: number, what: string) =>
-  Effect.timeoutFail({ duration: Duration.seconds(seconds), onTimeout: () => new Error(`timed out: ${what}`) })
 
 const completes: ExecutorService = {
   name: "completes",

@@ -7,12 +7,13 @@
  * finishes; the spend is exactly the usage events. Run over SQLite and PostgreSQL by the two files beside this one.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Duration, Effect, Layer, type Scope, Stream } from "effect"
+import { Clock, Context, Effect, Layer, type Scope, Stream } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import * as Planner from "../../src/domain/Planner.js"
 import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
+import { within } from "../infra/EventStoreContract.js"
 import * as FakeOpenAiServer from "../llm/support/FakeOpenAiServer.js"
 import { Reply } from "../llm/support/FakeOpenAiServer.js"
 import { spawnFixture } from "../support/child.js"
@@ -24,9 +25,6 @@ const neverHere: ExecutorService = {
   name: "never",
   execute: () => Effect.succeed(Outcome.Failed({ error: "the test process does not execute tasks", retryable: true }))
 }
-
-const within = (seconds: number, what: string) =>
-  Effect.timeoutFail({ duration: Duration.seconds(seconds), onTimeout: () => new Error(`timed out: ${what}`) })
 
 const step = (result: string) =>
   Reply.json({ outcome: "completed", result, question: "", reason: "" }, { input: 100, output: 50 })

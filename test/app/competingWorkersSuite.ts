@@ -6,7 +6,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Context, Duration, Effect, Layer, type Scope, Stream } from "effect"
+import { Clock, Context, Effect, Layer, type Scope, Stream } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import { Initialize } from "../../src/domain/Commands.js"
@@ -15,6 +15,7 @@ import * as Planner from "../../src/domain/Planner.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
 import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import { type PlannerEventRecord, PlannerStore } from "../../src/infra/PlannerStore.js"
+import { within } from "../infra/EventStoreContract.js"
 import { plannerRuntime, storeLayer } from "./fixtures/runtime.js"
 import { spawnWorkerProcess } from "./fixtures/spawnWorkerProcess.js"
 
@@ -33,9 +34,6 @@ const neverHere: ExecutorService = {
   name: "never",
   execute: () => Effect.succeed(Outcome.Failed({ error: "the test process does not execute tasks", retryable: true }))
 }
-
-const within = (seconds: number, what: string) =>
-  Effect.timeoutFail({ duration: Duration.seconds(seconds), onTimeout: () => new Error(`timed out: ${what}`) })
 
 /**
  * The suite over the database `fresh` gives (a PostgreSQL URL or a SQLite file path). `victimWrites` (PostgreSQL): the
