@@ -9,11 +9,8 @@
  */
 import { Clock, Duration, Effect } from "effect"
 import type { OutcomeReports, PendingReport } from "../../infra/TaskQueue.js"
-import { recordStored } from "./SessionWriter.js"
+import { recordStored, reportsPerAppend } from "./SessionWriter.js"
 import { isDeadLocalWorker } from "./WorkerIdentity.js"
-
-/** Reports read and recorded per append. */
-const batch = 16
 
 export interface LeftReportsOptions {
   readonly reports: OutcomeReports
@@ -38,7 +35,7 @@ export const recordLeft = (options: LeftReportsOptions): Effect.Effect<boolean> 
         session.sessionId === sessionId && (session.writer === undefined || isDeadLocalWorker(session.writer))
     )
     if (!left) return false
-    yield* recordStored(reports, sessionId, batch, (waiting) =>
+    yield* recordStored(reports, sessionId, reportsPerAppend, (waiting) =>
       Effect.map(options.record(sessionId, waiting), ({ ended }) => !ended)
     )
     return true

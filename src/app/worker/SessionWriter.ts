@@ -63,6 +63,9 @@ export interface SessionWriterOptions {
   ) => Effect.Effect<{ readonly ended: boolean }, { readonly message: string }>
 }
 
+/** Reports recorded per append by default, by a session's writer and by the run of one session (`LeftReports`). */
+export const reportsPerAppend = 16
+
 /**
  * Reads a session's stored reports back and records them (`record`: whether to go on, false once the session is
  * over), batch after batch while batches come back full: fewer than a batch was all of them when it read, and a report
@@ -95,7 +98,7 @@ export const recordStored = <E>(
 export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter, never, Scope.Scope> =>
   Effect.gen(function* () {
     const { reports, workerId, leaseMs } = options
-    const batch = Math.max(1, options.batch ?? 16)
+    const batch = Math.max(1, options.batch ?? reportsPerAppend)
     const written = new Set<string>()
     /** Sessions that may have reports waiting. */
     const dirty = new Set<string>()
