@@ -60,16 +60,18 @@ export interface ShellExecutorOptions {
   readonly maxOutputBytes?: number
   /** How long a process group gets between SIGTERM and SIGKILL. Default 2 s. */
   readonly killGraceMs?: number
+  /**
+   * After the command exits, how long its pipes may stay silent before the rest of its output is given up on (a
+   * process it left behind holds them open). Default 200 ms. Output that keeps coming is read for at most 5 s.
+   */
+  readonly outputSilenceMs?: number
 }
 
 const defaultTimeoutMs = 10 * 60 * 1000
 const defaultMaxOutputBytes = 64 * 1024
 const defaultKillGraceMs = 2000
-/**
- * After the command exits, how long its pipes may stay silent before the rest of its output is given up on (a process
- * it left behind holds them open), and how long, at most, output that keeps coming is still read.
- */
-const outputDrainMs = 200
+/** See `ShellExecutorOptions.outputSilenceMs`, and how long, at most, output that keeps coming is still read. */
+const defaultOutputSilenceMs = 200
 const outputDrainMaxMs = 5_000
 /** How long to wait for a process group to disappear after SIGKILL before giving up on it. */
 const afterKillWaitMs = 1000
@@ -670,6 +672,7 @@ const runProcess = (
     readonly env: Record<string, string>
     readonly output: OutputTail
     readonly killGraceMs: number
+    readonly outputSilenceMs: number
     /** Told how the command ended as soon as it exits, before the rest of its output is read. */
     readonly onExit?: (end: ProcessEnd) => void
   }
@@ -739,7 +742,7 @@ const runProcess = (
             child.stderr?.destroy()
             settle(endOf(code, signal))
           })
-        }, outputDrainMs)
+        }, options.outputSilenceMs)
       }
       drain()
     })
@@ -810,6 +813,7 @@ export const make = (options: ShellExecutorOptions): ExecutorService => {
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs
   const maxOutputBytes = options.maxOutputBytes ?? defaultMaxOutputBytes
   const killGraceMs = options.killGraceMs ?? defaultKillGraceMs
+  const outputSilenceMs = options.outputSilenceMs ?? defaultOutputSilenceMs
 
   const run = Effect.fn("ShellExecutor.run")(function* (
     command: string,
@@ -836,6 +840,7 @@ export const make = (options: ShellExecutorOptions): ExecutorService => {
       env: childEnvironment(process.env, context),
       output,
       killGraceMs,
+      outputSilenceMs,
       onExit: (end) => {
         exited = end
       }

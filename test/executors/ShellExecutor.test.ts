@@ -252,11 +252,14 @@ describe("ShellExecutor", () => {
 
   it.live("output a process left behind keeps writing after the command exits is read while it comes", () =>
     Effect.gen(function* () {
-      // The shell exits at once; what it left writes a line every 50 ms for 600 ms, longer than the pipes may stay
-      // silent (200 ms), never silent for more than a quarter of that: every line is read, none given up on.
-      const script = "(for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 0.05; echo line $i; done) & echo started"
+      // The shell exits at once; what it left writes a line every 100 ms for 1.2 s, longer than the pipes may stay
+      // silent (here 1 s, a margin wide enough for a loaded machine), never silent for more than a tenth of that:
+      // every line is read, none given up on.
+      const script = "(for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 0.1; echo line $i; done) & echo started"
       const result = completed(
-        yield* allowed({ killGraceMs: 500 }).execute(taskContext({ description: `\`sh -c '${script}'\`` }))
+        yield* allowed({ killGraceMs: 500, outputSilenceMs: 1_000 }).execute(
+          taskContext({ description: `\`sh -c '${script}'\`` })
+        )
       )
       expect(result.split("\n").slice(1)).toEqual([
         "started",
