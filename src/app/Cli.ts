@@ -866,6 +866,16 @@ export const withoutGenericHelp = (text: string): string => {
   return kept.join("\n")
 }
 
+/**
+ * @effect/cli's usage errors in plain words: "'x' is not a integer" names the type as the library does, and "Expected to
+ * find option: '--at'" reads like a parser's trace.
+ */
+export const plainUsage = (text: string): string =>
+  text
+    .replace(/ is not a integer\b/g, " is not a whole number")
+    .replace(/ is not a float\b/g, " is not a number")
+    .replace(/^Expected to find option: '([^']+)'/, "Missing option $1")
+
 /** How help is shown: the commands' own options without @effect/cli's built-in ones; usage lines name each option's value (`--at SEQ`). */
 export const helpConfig = CliConfig.make({ showBuiltIns: false, showTypes: true })
 

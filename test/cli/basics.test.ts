@@ -165,8 +165,13 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       ],
       [["run", "--bogus", "Do it"], /^planner: Unknown option --bogus for `planner run`\. See `planner run --help`/],
       [["frobnicate"], /^planner: Invalid subcommand .* See `planner --help`/],
-      [["replay", "some-session"], /^planner: Expected to find option: '--at'/],
-      [["answer", "some-session", "one", "text"], /^planner: .*integer.* See `planner answer --help`/]
+      [["replay", "some-session"], /^planner: Missing option --at\. See `planner replay --help`/],
+      [
+        ["answer", "some-session", "one", "text"],
+        /^planner: 'one' is not a whole number\. See `planner answer --help`/
+      ],
+      [["replay", "some-session", "--at", "1.5"], /^planner: '1\.5' is not a whole number\./],
+      [["run", "--budget-usd", "abc", "Do it"], /^planner: 'abc' is not a number\. See `planner run --help`/]
     ]
     const results = await Promise.all(cases.map(([args]) => cli(args, { cwd })))
     for (const [index, result] of results.entries()) {

@@ -21,7 +21,10 @@ describe.concurrent("planner --db and PLANNER_DATABASE_URL", { timeout: 120_000 
     "a SQLite path whose folder cannot be made is exit code 4, at once",
     async () => {
       const cwd = tempFolder()
-      const result = await cli(["sessions", "--db", "/proc/nope/x.db"], { cwd, timeoutMs: 60_000 })
+      const result = await cli(["run", "--executor", "echo", "--db", "/proc/nope/x.db", "Write the code."], {
+        cwd,
+        timeoutMs: 60_000
+      })
       expect(result.code).toBe(4)
       expect(oneLine(result.stderr)).toMatch(/^planner: Cannot create the folder for the database \/proc\/nope\/x\.db/)
     }
@@ -30,9 +33,43 @@ describe.concurrent("planner --db and PLANNER_DATABASE_URL", { timeout: 120_000 
   it("a file where the folder should be is exit code 4", async () => {
     const cwd = tempFolder()
     fs.writeFileSync(path.join(cwd, "a-file"), "")
-    const result = await cli(["sessions", "--db", path.join(cwd, "a-file", "deeper", "planner.db")], { cwd })
+    const result = await cli(
+      ["run", "--executor", "echo", "--db", path.join(cwd, "a-file", "deeper", "planner.db"), "Write the code."],
+      { cwd }
+    )
     expect(result.code).toBe(4)
     expect(oneLine(result.stderr)).toContain("a file is in the way")
+  })
+
+  it("a command that reads sessions, or works on one, creates no database where there is none", async () => {
+    const cwd = tempFolder()
+    const missing = path.join(cwd, "typo", "planner.db")
+    const expectations: ReadonlyArray<readonly [ReadonlyArray<string>, number, RegExp]> = [
+      [["sessions"], 0, /^No sessions in .*typo\/planner\.db yet/],
+      [["show", "s1"], 2, /There is no session s1 in .*typo\/planner\.db/],
+      [["history", "s1"], 2, /There is no session s1/],
+      [["resume", "s1"], 2, /There is no session s1/],
+      [["answer", "s1", "1", "yes"], 2, /There is no session s1/],
+      [["fork", "s1", "--at", "1"], 2, /There is no session s1/],
+      [["cancel", "s1"], 2, /There is no session s1/],
+      [["stats"], 0, /No finished work in memory yet/],
+      [["doctor"], 0, /The task queue matches the event log/]
+    ]
+    for (const [args, code, said] of expectations) {
+      const result = await cli([...args, "--db", missing], { cwd })
+      expect(result.code, args.join(" ")).toBe(code)
+      expect(oneLine(result.stdout + result.stderr), args.join(" ")).toMatch(said)
+    }
+    // The default store, ./.planner/planner.db, alike.
+    const listed = await cli(["sessions"], { cwd })
+    expect(listed.code).toBe(0)
+    expect(leftIn(cwd)).toEqual([])
+    // `run` creates it, folders and all, and then the same commands read it.
+    const ran = await cli(["run", "--executor", "echo", "--db", missing, "Write the code."], { cwd })
+    expect(ran.code).toBe(0)
+    expect(fs.existsSync(missing)).toBe(true)
+    const after = await cli(["sessions", "--db", missing], { cwd })
+    expect(after.stdout).toContain("Write the code.")
   })
 
   for (const [scheme, url, hint] of [

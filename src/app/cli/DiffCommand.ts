@@ -10,7 +10,7 @@ import { toFailure, usage } from "./Failure.js"
 import { clip, out } from "./Output.js"
 import { gist, statusLabel } from "./Render.js"
 import { existingState } from "./Session.js"
-import { plannerLayer, resolveStore } from "./Store.js"
+import { plannerLayer, resolveExistingStore } from "./Store.js"
 
 export interface DiffFlags {
   readonly db: Option.Option<string>
@@ -26,7 +26,7 @@ const side = (sessionId: string, state: Planner.PlannerState) =>
   )
 
 export const diff = (flags: DiffFlags) => {
-  const store = resolveStore(flags.db)
+  const store = resolveExistingStore(flags.db)
   return Effect.gen(function* () {
     if (flags.a === flags.b) return yield* usage(`Both sessions are ${flags.a}: give two different session ids.`)
     const stateA = yield* existingState(flags.a, store)

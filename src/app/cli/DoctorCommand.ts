@@ -18,7 +18,7 @@ import * as PlannerStore from "../../infra/PlannerStore.js"
 import { type ListedJob, TaskQueue } from "../../infra/TaskQueue.js"
 import { CliExit, ExitCode, toFailure, unavailable } from "./Failure.js"
 import { out } from "./Output.js"
-import { resolveStore, storeLayer } from "./Store.js"
+import { resolveExistingStore, storeLayer } from "./Store.js"
 
 export interface DoctorFlags {
   readonly db: Option.Option<string>
@@ -81,6 +81,6 @@ export const doctor = (flags: DoctorFlags) =>
     }
     if (left.length > 0) return yield* new CliExit({ code: ExitCode.planFailed })
   }).pipe(
-    Effect.provide(PlannerStore.layer.pipe(Layer.provideMerge(storeLayer(resolveStore(flags.db))))),
+    Effect.provide(PlannerStore.layer.pipe(Layer.provideMerge(storeLayer(resolveExistingStore(flags.db))))),
     Effect.mapError((error) => (error instanceof CliExit ? error : toFailure(error)))
   )

@@ -19,10 +19,10 @@ import { resultJson, taskLines } from "./Render.js"
 import type { ReplanFlagValues } from "./ReplanFlags.js"
 import { type ExecutionFlags, prepareContinue } from "./RunCommands.js"
 import { existingState, programName } from "./Session.js"
-import { plannerLayer, resolveStore, type StoreTarget } from "./Store.js"
+import { plannerLayer, resolveExistingStore, type StoreTarget } from "./Store.js"
 
 const withStore = <A, E, R>(db: Option.Option<string>, body: (store: StoreTarget) => Effect.Effect<A, E, R>) => {
-  const store = resolveStore(db)
+  const store = resolveExistingStore(db)
   return body(store).pipe(Effect.provide(plannerLayer(store)), Effect.mapError(toFailure))
 }
 

@@ -10,7 +10,7 @@ import { PlannerService } from "../PlannerService.js"
 import { toFailure, usage } from "./Failure.js"
 import { out } from "./Output.js"
 import { existingState } from "./Session.js"
-import { plannerLayer, resolveStore } from "./Store.js"
+import { plannerLayer, resolveExistingStore } from "./Store.js"
 
 export interface ExpandFlags {
   readonly db: import("effect").Option.Option<string>
@@ -21,7 +21,7 @@ export interface ExpandFlags {
 }
 
 export const expand = (flags: ExpandFlags) => {
-  const store = resolveStore(flags.db)
+  const store = resolveExistingStore(flags.db)
   return Effect.gen(function* () {
     if (flags.maxDepth < 1 || flags.maxDepth > 20) {
       return yield* usage(`--max-depth must be between 1 and 20, not ${flags.maxDepth}.`)

@@ -25,7 +25,7 @@ import {
 } from "./Render.js"
 import { storable } from "./Request.js"
 import { existingState, programName, sessionFacts } from "./Session.js"
-import { plannerLayer, resolveStore, type StoreTarget } from "./Store.js"
+import { plannerLayer, resolveExistingStore, type StoreTarget } from "./Store.js"
 import { subPlanLines } from "./TreeRender.js"
 
 export interface ReadFlags {
@@ -34,7 +34,7 @@ export interface ReadFlags {
 }
 
 const withStore = <A, E, R>(flags: ReadFlags, body: (store: StoreTarget) => Effect.Effect<A, E, R>) => {
-  const store = resolveStore(flags.db)
+  const store = resolveExistingStore(flags.db)
   return body(store).pipe(Effect.provide(plannerLayer(store)), Effect.mapError(toFailure))
 }
 

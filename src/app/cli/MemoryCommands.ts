@@ -16,7 +16,7 @@ import { reusablePlan } from "../MemoryPlanning.js"
 import { type CliFailure, toFailure, unavailable, usage } from "./Failure.js"
 import { duration, err, firstLine, isoTime, out } from "./Output.js"
 import * as Prompt from "./Prompt.js"
-import { resolveStore, type StoreTarget, storeLayer } from "./Store.js"
+import { resolveExistingStore, type StoreTarget, storeLayer } from "./Store.js"
 
 export interface MemoryReadFlags {
   readonly db: Option.Option<string>
@@ -42,7 +42,7 @@ const withMemory = <A, E, R extends EventStore | MemoryIndex>(
   flags: MemoryReadFlags,
   body: (store: StoreTarget) => Effect.Effect<A, E, R>
 ) => {
-  const store = resolveStore(flags.db)
+  const store = resolveExistingStore(flags.db)
   return body(store).pipe(
     Effect.provide(memoryLayer(store)),
     Effect.mapError((error) => (error instanceof MemoryIndexError ? indexFailure(error) : toFailure(error)))

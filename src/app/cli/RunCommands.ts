@@ -23,7 +23,7 @@ import * as Prompt from "./Prompt.js"
 import { readPlan, readRequest, storable } from "./Request.js"
 import type { RunSettings } from "./Running.js"
 import { existingState, programName, sessionFacts } from "./Session.js"
-import { plannerLayer, resolveStore, type StoreTarget } from "./Store.js"
+import { plannerLayer, resolveExistingStore, resolveStore, type StoreTarget } from "./Store.js"
 
 /**
  * `--budget-tokens` and `--budget-usd` as config fields. A dollar budget needs a price table (`PLANNER_LLM_PRICES`),
@@ -93,9 +93,16 @@ export interface RunFlags extends ExecutionFlags {
 
 const running = Effect.promise(() => import("./Running.js"))
 
-/** Runs a command body with the store, every error ending as an exit code and one line. */
-const withStore = <A, E, R>(flags: ExecutionFlags, body: (store: StoreTarget) => Effect.Effect<A, E, R>) => {
-  const store = resolveStore(flags.db)
+/**
+ * Runs a command body with the store, every error ending as an exit code and one line. `existing`: the command works
+ * on a session that must already be there, so a SQLite file that does not exist is not created (`resolveExistingStore`).
+ */
+const withStore = <A, E, R>(
+  flags: ExecutionFlags,
+  existing: boolean,
+  body: (store: StoreTarget) => Effect.Effect<A, E, R>
+) => {
+  const store = existing ? resolveExistingStore(flags.db) : resolveStore(flags.db)
   return body(store).pipe(Effect.provide(plannerLayer(store)), Effect.mapError(toFailure))
 }
 
@@ -215,7 +222,7 @@ const offeredPlan = (request: string) =>
   )
 
 export const run = (flags: RunFlags) =>
-  withStore(flags, (store) =>
+  withStore(flags, false, (store) =>
     Effect.gen(function* () {
       yield* checkRange("--max-parallel", flags.maxParallel, 1, 1024)
       yield* checkRange("--max-attempts", flags.maxAttempts, 1, 100)
@@ -313,7 +320,7 @@ export const prepareContinue = (flags: ExecutionFlags, store: StoreTarget, sessi
   })
 
 export const answer = (flags: AnswerFlags) =>
-  withStore(flags, (store) =>
+  withStore(flags, true, (store) =>
     Effect.gen(function* () {
       const { state, run } = yield* prepareContinue(flags, store, flags.sessionId)
       const text = yield* storable("The answer", flags.text.trim())
@@ -341,7 +348,7 @@ export interface ResumeFlags extends ExecutionFlags {
 }
 
 export const resume = (flags: ResumeFlags) =>
-  withStore(flags, (store) =>
+  withStore(flags, true, (store) =>
     Effect.gen(function* () {
       const { run } = yield* prepareContinue(flags, store, flags.sessionId)
       const { continueSession } = yield* running
@@ -355,7 +362,7 @@ export interface ForkFlags extends ExecutionFlags {
 }
 
 export const fork = (flags: ForkFlags) =>
-  withStore(flags, (store) =>
+  withStore(flags, true, (store) =>
     Effect.gen(function* () {
       const { state, run } = yield* prepareContinue(flags, store, flags.sessionId)
       if (!Number.isInteger(flags.at) || flags.at < 1 || flags.at > state.version) {

@@ -1,7 +1,8 @@
 /**
  * Which event store a command uses: `--db postgres://...` or `--db PATH`, else `PLANNER_DATABASE_URL`, else the
- * embedded SQLite file `./.planner/planner.db`, created on first use. The store's layer is loaded on demand, so a
- * SQLite command never loads the PostgreSQL driver and the reverse.
+ * embedded SQLite file `./.planner/planner.db`, created by the first command that records a session (`run`, `worker`,
+ * `serve`; the others read a missing file as an empty store, see `resolveExistingStore`). The store's layer is loaded
+ * on demand, so a SQLite command never loads the PostgreSQL driver and the reverse.
  */
 import * as Fs from "node:fs"
 import * as NodePath from "node:path"
@@ -104,6 +105,30 @@ export const resolveStore = (db: Option.Option<string>, env: NodeJS.ProcessEnv =
   }
   const filename = given ?? defaultDatabase
   return { _tag: "Sqlite", filename, label: filename, flag: explicit ? ` --db ${shellQuote(filename)}` : "" }
+}
+
+/** Whether nothing is at `path` yet (a file or folder could be made there): not so when a file is in the way. */
+const absent = (path: string): boolean => {
+  try {
+    Fs.statSync(path)
+    return false
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOENT"
+  }
+}
+
+/**
+ * The store of a command that reads sessions or works on one that exists (everything but `run`, `worker` and
+ * `serve`). A SQLite file that does not exist holds no session, so it is not created (a mistyped `--db` leaves no
+ * empty database and folders behind): the command sees an empty store in memory, named as the file was, and says
+ * there is no such session, or no session yet. A path that could never be a database (a file where a folder should
+ * be, a permission refused) is still opened, and refused as for any command.
+ */
+export const resolveExistingStore = (db: Option.Option<string>, env: NodeJS.ProcessEnv = process.env): StoreTarget => {
+  const target = resolveStore(db, env)
+  return target._tag === "Sqlite" && target.filename !== ":memory:" && absent(target.filename)
+    ? { ...target, filename: ":memory:" }
+    : target
 }
 
 const folderProblem = (error: unknown): string => {
