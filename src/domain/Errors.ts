@@ -7,7 +7,7 @@ import { TaskId } from "./Task.js"
 
 export class EmptyRequest extends Schema.TaggedError<EmptyRequest>()("EmptyRequest", {}) {
   override get message() {
-    return 'The request is empty: describe what should be done, for example "Add a login page. Then write tests."'
+    return 'The request is empty or says nothing to do: describe what should be done, for example "Add a login page. Then write tests."'
   }
 }
 

@@ -159,6 +159,7 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
   it("bad usage exits with 2 and one line on standard error", async () => {
     const cases: ReadonlyArray<[ReadonlyArray<string>, RegExp]> = [
       [["plan", "   "], /^planner: The request is empty/],
+      [["plan", "... !!! - -"], /^planner: The request is empty or says nothing to do/],
       [
         ["plan", "--file", path.join(cwd, "missing.txt")],
         /^planner: Cannot read the request file .*missing\.txt \(ENOENT\)/
