@@ -576,13 +576,18 @@ const currentSession = Effect.gen(function* () {
 const sessionAt = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
   const service = yield* PlannerService
-  const current = yield* Runner.existing(sessionId)
-  const at = yield* integerParam("at", undefined, { min: 1, max: current.version })
-  const state = at === undefined || at === current.version ? current : yield* service.stateAt(sessionId, at)
+  // The log's length, counted without reading it: time travel reads only the first `at` events, so it still shows the
+  // session before an event that cannot be read.
+  const latest = yield* Effect.flatMap(PlannerStore, (store) => store.lastSequence(sessionId))
+  if (latest === 0) return yield* new Runner.UnknownSession({ sessionId })
+  const at = yield* integerParam("at", undefined, { min: 1, max: latest })
+  const state =
+    at === undefined || at === latest ? yield* Runner.existing(sessionId) : yield* service.stateAt(sessionId, at)
   return HttpServerResponse.unsafeJson({
     ...(yield* viewOf(sessionId, state)),
     at: state.version,
-    latest: current.version
+    // The log may have grown since it was counted.
+    latest: Math.max(latest, state.version)
   })
 })
 

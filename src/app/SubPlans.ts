@@ -253,9 +253,12 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
         return record
       })
       const handled = yield* inner.fork(into, rewritten, origin)
-      const cutoff = yield* momentAfter(store, fromId, origin.atSequence)
       const sourceState = Planner.fold(source.map((record) => record.event))
-      for (const child of SubPlans.childrenOf(sourceState)) {
+      const children = SubPlans.childrenOf(sourceState)
+      // The source's next event is read only when there are children to cut at its moment: a fork is also the way past
+      // an event that cannot be read, and that event is the next one.
+      const cutoff = children.length === 0 ? 0 : yield* momentAfter(store, fromId, origin.atSequence)
+      for (const child of children) {
         const records = (yield* store.load(child.sessionId)).filter((record) => record.event.at < cutoff)
         if (records.length === 0) continue
         const link = SubPlans.childLink(into, handled.state, child.taskId)
@@ -546,14 +549,16 @@ export const treeAt = (sessionId: string, sequence: number) =>
   Effect.gen(function* () {
     const store = yield* PlannerStore
     const records = yield* store.load(sessionId, { toSequence: sequence })
-    const cutoff = yield* momentAfter(store, sessionId, sequence)
+    // Read only when there are children to cut: time travel before an event that cannot be read must not read it.
+    const cutoff = yield* Effect.cached(momentAfter(store, sessionId, sequence))
     const build = (id: string, state: Planner.PlannerState): Effect.Effect<Tree, ReadError, PlannerStore> =>
       Effect.gen(function* () {
         const children = new Map<number, Tree>()
         for (const child of SubPlans.childrenOf(state)) {
+          const before = yield* cutoff
           const events = (yield* store.load(child.sessionId))
             .map((record) => record.event)
-            .filter((event) => event.at < cutoff)
+            .filter((event) => event.at < before)
           if (events.length === 0) continue
           children.set(child.taskId, yield* build(child.sessionId, Planner.fold(events)))
         }

@@ -341,6 +341,55 @@ describe("planner on a session with a hole in its log", { timeout: 300_000 }, ()
   })
 })
 
+/** Overwrites one stored event's data with fields its schema does not accept, as a bad hand edit would. */
+const corruptEvent = (filename: string, sessionId: string, sequence: number) =>
+  Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const context = yield* Layer.build(SqliteEventStore.layer({ filename }))
+        const sql = Context.get(context, SqlClient.SqlClient)
+        yield* sql`UPDATE events SET data = '{"bogus":1}' WHERE aggregate_id = ${sessionId} AND sequence = ${sequence}`
+      })
+    )
+  )
+
+describe("planner on a session with an unreadable event", { timeout: 300_000 }, () => {
+  it("what comes before it still works: the history up to it, time travel and forks before it", async () => {
+    const cwd = tempFolder()
+    const run = await cli(["run", "--executor", "echo", "--json", "Write the code. Then test it."], { cwd })
+    expect(run.code, run.stderr).toBe(0)
+    const { sessionId } = parseJson<ResultJson>(run)
+    await corruptEvent(defaultDb(cwd), sessionId, 3)
+    const unreadable = new RegExp(
+      `^planner: The stored event at position \\d+ \\(\\w+, ${sessionId}#3\\) cannot be read`
+    )
+    const [history, historyJson, before, at, copyFork, editedFork] = await Promise.all([
+      cli(["history", sessionId], { cwd }),
+      cli(["history", sessionId, "--json"], { cwd }),
+      cli(["replay", sessionId, "--at", "2"], { cwd }),
+      cli(["replay", sessionId, "--at", "3"], { cwd }),
+      cli(["fork", sessionId, "--at", "2", "--json"], { cwd }),
+      cli(["fork", sessionId, "--at", "2", "--set", "2=Test it well", "--json"], { cwd })
+    ])
+    // As text, the events before it, then the error; as JSON, the error alone.
+    expect(history.code).toBe(4)
+    expect(history.stdout).toMatch(/^ +1 .*TasksPlanned/m)
+    expect(history.stdout).toMatch(/^ +2 .*TaskDispatched/m)
+    expect(history.stdout).not.toMatch(/^ +3 /m)
+    expect(oneLine(history.stderr)).toMatch(unreadable)
+    expect(historyJson.code).toBe(4)
+    expect(historyJson.stdout).toBe("")
+    expect(before.code, before.stderr).toBe(0)
+    expect(before.stdout).toContain("as it was after event 2 of")
+    expect(at.code).toBe(4)
+    expect(oneLine(at.stderr)).toMatch(unreadable)
+    for (const forked of [copyFork, editedFork]) {
+      expect(forked.code, forked.stderr).toBe(0)
+      expect(parseJson<ResultJson>(forked)).toMatchObject({ status: "Succeeded" })
+    }
+  })
+})
+
 describe("planner shell output", { timeout: 300_000 }, () => {
   it("run and show print a shell step's output under it, long output trimmed to its head and tail", async () => {
     const cwd = tempFolder()

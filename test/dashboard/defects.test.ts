@@ -198,6 +198,16 @@ describe("the dashboard server's defences", () => {
         // The session itself still says what is wrong (500 with the store's message, not a crash).
         const one = yield* fetchJson(`${url}/api/sessions/${broken}`)
         expect(errorOf(one.body).tag).toBe("CorruptEvent")
+        // Before the broken row, time travel and a fork read only the events they need: both work.
+        const last = (yield* events.lastSequence(plannerStreamId, broken)) - 1
+        const before = yield* fetchJson(`${url}/api/sessions/${broken}/state?at=${last}`)
+        expect(before.status).toBe(200)
+        expect(before.body).toMatchObject({ at: last, latest: last + 1 })
+        const forked = yield* postJson(`${url}/api/sessions/${broken}/fork`, { at: last })
+        expect(forked.status).toBe(201)
+        expect(forked.body).toMatchObject({ forkedFrom: { sessionId: broken, sequence: last } })
+        const atBroken = yield* fetchJson(`${url}/api/sessions/${broken}/state?at=${last + 1}`)
+        expect(errorOf(atBroken.body).tag).toBe("CorruptEvent")
       }).pipe(Effect.provide(plannerWithScript(script))),
     30_000
   )

@@ -18,7 +18,7 @@ import { out } from "./Output.js"
 import { resultJson, taskLines } from "./Render.js"
 import type { ReplanFlagValues } from "./ReplanFlags.js"
 import { type ExecutionFlags, prepareContinue } from "./RunCommands.js"
-import { existingState, programName } from "./Session.js"
+import { existingState, existingStateAt, programName } from "./Session.js"
 import { plannerLayer, resolveExistingStore, type StoreTarget } from "./Store.js"
 
 const withStore = <A, E, R>(db: Option.Option<string>, body: (store: StoreTarget) => Effect.Effect<A, E, R>) => {
@@ -140,7 +140,7 @@ const previewThenFork = (
   changes: ForkChanges
 ) =>
   Effect.gen(function* () {
-    const { run } = yield* prepareContinue(flags, store, sourceId)
+    const { run } = yield* prepareContinue(flags, store, sourceId, at)
     // Decided by the planner as the fork will be, writing nothing; a refused edit fails here (exit code 2).
     const preview = yield* Fork.preview(sourceId, at, changes)
     const source = yield* Effect.flatMap(PlannerService, (service) => service.stateAt(sourceId, at))
@@ -170,12 +170,8 @@ export const fork = (flags: ForkCommandFlags) =>
         const { replanForkCommand } = yield* Effect.promise(() => import("./ReplanForkCommand.js"))
         return yield* replanForkCommand(flags, store)
       }
-      const state = yield* existingState(flags.sessionId, store)
-      if (!Number.isInteger(flags.at) || flags.at < 1 || flags.at > state.version) {
-        return yield* usage(
-          `--at must be between 1 and ${state.version}: session ${flags.sessionId} has ${state.version} events (see \`planner history ${flags.sessionId}${store.flag}\`).`
-        )
-      }
+      // Only the first `at` events are read: a fork before an event that cannot be read is the way past it.
+      yield* existingStateAt(flags.sessionId, store, flags.at)
       const edits = yield* parseEdits(flags)
       yield* previewThenFork(flags, store, flags.sessionId, flags.at, { edits, rerun: [] })
     })

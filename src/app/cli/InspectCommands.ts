@@ -2,10 +2,10 @@
  * The commands that read sessions, and `cancel`: `sessions`, `history`, `replay --at`, `show`. They load only the
  * store and the command handler, so they start quickly.
  */
-import { Clock, Effect, type Option } from "effect"
+import { Clock, Effect, Either, type Option, Stream } from "effect"
 import { Cancel } from "../../domain/Commands.js"
 import * as Planner from "../../domain/Planner.js"
-import { PlannerStore } from "../../infra/PlannerStore.js"
+import { type PlannerEventRecord, PlannerStore } from "../../infra/PlannerStore.js"
 import * as HeldAttempts from "../HeldAttempts.js"
 import { PlannerService } from "../PlannerService.js"
 import * as SubPlanApi from "../SubPlanApi.js"
@@ -24,7 +24,7 @@ import {
   taskJson
 } from "./Render.js"
 import { storable } from "./Request.js"
-import { existingState, programName, sessionFacts } from "./Session.js"
+import { existingLog, existingState, existingStateAt, programName, sessionFacts } from "./Session.js"
 import { plannerLayer, resolveExistingStore, type StoreTarget } from "./Store.js"
 import { subPlanLines } from "./TreeRender.js"
 
@@ -128,13 +128,22 @@ export interface SessionFlags extends ReadFlags {
 export const history = (flags: SessionFlags) =>
   withStore(flags, (store) =>
     Effect.gen(function* () {
-      yield* existingState(flags.sessionId, store)
-      const records = yield* Effect.flatMap(PlannerStore, (s) => s.load(flags.sessionId))
+      yield* existingLog(flags.sessionId, store)
+      const records: Array<PlannerEventRecord> = []
+      const read = yield* Effect.either(
+        Stream.runForEach(Stream.unwrap(Effect.map(PlannerStore, (s) => s.read(flags.sessionId))), (record) =>
+          Effect.sync(() => records.push(record))
+        )
+      )
+      // As text, the events before one that cannot be read are shown, then the error: where the log broke, and what
+      // a fork before it would keep. As JSON, all or nothing.
+      if (Either.isLeft(read) && (flags.json || records.length === 0)) return yield* read.left
       yield* print(
         flags.json,
         () => historyJson(flags.sessionId, records),
         () => historyText(flags.sessionId, records)
       )
+      if (Either.isLeft(read)) return yield* read.left
     })
   )
 
@@ -168,15 +177,8 @@ export interface ReplayFlags extends SessionFlags {
 export const replay = (flags: ReplayFlags) =>
   withStore(flags, (store) =>
     Effect.gen(function* () {
-      const current = yield* existingState(flags.sessionId, store)
-      const last = current.version
-      if (!Number.isInteger(flags.at) || flags.at < 1 || flags.at > last) {
-        return yield* usage(
-          `--at ${flags.at} is out of range: session ${flags.sessionId} has events 1 to ${last} (see \`planner history ${flags.sessionId}${store.flag}\`).`
-        )
-      }
-      const service = yield* PlannerService
-      const state = yield* service.stateAt(flags.sessionId, flags.at)
+      // Only the first `at` events are read: an unreadable event after them does not stop time travel before it.
+      const { state, last } = yield* existingStateAt(flags.sessionId, store, flags.at)
       const [record] = yield* Effect.flatMap(PlannerStore, (s) =>
         s.load(flags.sessionId, { fromSequence: flags.at, toSequence: flags.at })
       )

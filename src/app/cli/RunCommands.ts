@@ -22,7 +22,7 @@ import { checkPresets, parsePresets } from "./Presets.js"
 import * as Prompt from "./Prompt.js"
 import { readPlan, readRequest, storable } from "./Request.js"
 import type { RunSettings } from "./Running.js"
-import { existingState, programName, sessionFacts } from "./Session.js"
+import { existingState, existingStateAt, programName, sessionFacts } from "./Session.js"
 import { plannerLayer, resolveExistingStore, resolveStore, type StoreTarget } from "./Store.js"
 
 /**
@@ -308,10 +308,14 @@ export interface AnswerFlags extends ExecutionFlags {
   readonly text: string
 }
 
-/** Checks what a command continuing `sessionId` was given; the session's state and the settings to run it with. */
-export const prepareContinue = (flags: ExecutionFlags, store: StoreTarget, sessionId: string) =>
+/**
+ * Checks what a command continuing `sessionId` was given; the session's state and the settings to run it with. With
+ * `at` (a fork), the state right after that event, read from the log's first `at` events alone.
+ */
+export const prepareContinue = (flags: ExecutionFlags, store: StoreTarget, sessionId: string, at?: number) =>
   Effect.gen(function* () {
-    const state = yield* existingState(sessionId, store)
+    const state =
+      at === undefined ? yield* existingState(sessionId, store) : (yield* existingStateAt(sessionId, store, at)).state
     const presets = yield* parsePresets(flags.answers)
     yield* checkPresets(presets, state.tasks.length, `session ${sessionId}`)
     const facts = yield* sessionFacts(sessionId)
@@ -353,24 +357,5 @@ export const resume = (flags: ResumeFlags) =>
       const { run } = yield* prepareContinue(flags, store, flags.sessionId)
       const { continueSession } = yield* running
       yield* continueSession(flags.sessionId, run)
-    })
-  )
-
-export interface ForkFlags extends ExecutionFlags {
-  readonly sessionId: string
-  readonly at: number
-}
-
-export const fork = (flags: ForkFlags) =>
-  withStore(flags, true, (store) =>
-    Effect.gen(function* () {
-      const { state, run } = yield* prepareContinue(flags, store, flags.sessionId)
-      if (!Number.isInteger(flags.at) || flags.at < 1 || flags.at > state.version) {
-        return yield* usage(
-          `--at must be between 1 and ${state.version}: session ${flags.sessionId} has ${state.version} events (see \`planner history ${flags.sessionId}${store.flag}\`).`
-        )
-      }
-      const { forkAndContinue } = yield* running
-      yield* forkAndContinue(flags.sessionId, flags.at, run)
     })
   )

@@ -12,6 +12,11 @@ import { usage } from "./Failure.js"
 import type { ForkOrigin } from "./Render.js"
 import type { StoreTarget } from "./Store.js"
 
+const noSession = (sessionId: string, store: StoreTarget) =>
+  usage(
+    `There is no session ${sessionId} in ${store.label}: list the sessions with \`planner sessions${store.flag}\`, or check --db.`
+  )
+
 /** The session's current state; exit code 2 when the store has no such session. */
 export const existingState = (sessionId: string, store: StoreTarget) =>
   Effect.flatMap(PlannerService, (service) => service.state(sessionId)).pipe(
@@ -26,12 +31,44 @@ export const existingState = (sessionId: string, store: StoreTarget) =>
     ),
     Effect.filterOrFail(
       (state): state is Planner.PlannerState => state.status !== "NotStarted",
-      () =>
-        usage(
-          `There is no session ${sessionId} in ${store.label}: list the sessions with \`planner sessions${store.flag}\`, or check --db.`
-        )
+      () => noSession(sessionId, store)
     )
   )
+
+/**
+ * How many events the session's log holds, counted without reading them: the commands that read only its first
+ * events (time travel, a fork, the history) go on where a later event cannot be read, as the error for a corrupt event
+ * advises. 0 for a session `planner prune` emptied (its final state is kept); exit code 2 when there is no such
+ * session.
+ */
+export const existingLog = (sessionId: string, store: StoreTarget) =>
+  Effect.gen(function* () {
+    const last = yield* Effect.flatMap(PlannerStore, (events) => events.lastSequence(sessionId))
+    if (last > 0) return last
+    const snapshot = yield* SessionSnapshots.load(sessionId)
+    return Option.isSome(snapshot) ? 0 : yield* noSession(sessionId, store)
+  })
+
+/**
+ * The session's state right after its event `at`, from its first `at` events alone; exit code 2 when there is no such
+ * session, when it was pruned, or when `at` is outside its log.
+ */
+export const existingStateAt = (sessionId: string, store: StoreTarget, at: number) =>
+  Effect.gen(function* () {
+    const last = yield* existingLog(sessionId, store)
+    if (last === 0) {
+      return yield* usage(
+        `Session ${sessionId} was pruned: its events are gone and only its final state is kept (see \`planner show ${sessionId}${store.flag}\`).`
+      )
+    }
+    if (!Number.isInteger(at) || at < 1 || at > last) {
+      return yield* usage(
+        `--at ${at} is out of range: session ${sessionId} has events 1 to ${last} (see \`planner history ${sessionId}${store.flag}\`).`
+      )
+    }
+    const state = yield* Effect.flatMap(PlannerService, (service) => service.stateAt(sessionId, at))
+    return { state, last }
+  })
 
 export interface SessionFacts {
   /** When its first event was stored. */
