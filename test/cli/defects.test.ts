@@ -301,25 +301,33 @@ describe("planner sessions paging", { timeout: 300_000 }, () => {
   })
 })
 
-/** Deletes one stored row of a session, as a damaged or hand-edited database would lose it. */
-const deleteEvent = (filename: string, sessionId: string, sequence: number) =>
+/** Changes the SQLite file behind the store's back, as a damaged or hand-edited database would be changed. */
+const onDatabase = (filename: string, change: (sql: SqlClient.SqlClient) => Effect.Effect<unknown, unknown>) =>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
         const context = yield* Layer.build(SqliteEventStore.layer({ filename }))
-        const sql = Context.get(context, SqlClient.SqlClient)
-        yield* sql`DELETE FROM events WHERE aggregate_id = ${sessionId} AND sequence = ${sequence}`
+        yield* change(Context.get(context, SqlClient.SqlClient))
       })
     )
   )
 
+/** A finished two-task session in the default store of a new folder. */
+const finishedSession = async () => {
+  const cwd = tempFolder()
+  const run = await cli(["run", "--executor", "echo", "--json", "Write the code. Then test it."], { cwd })
+  expect(run.code, run.stderr).toBe(0)
+  return { cwd, sessionId: parseJson<ResultJson>(run).sessionId }
+}
+
 describe("planner on a session with a hole in its log", { timeout: 300_000 }, () => {
   it("history, show and replay report a corrupt log (exit code 4, one line); sessions lists it as unreadable", async () => {
-    const cwd = tempFolder()
-    const run = await cli(["run", "--executor", "echo", "--json", "Write the code. Then test it."], { cwd })
-    expect(run.code, run.stderr).toBe(0)
-    const { sessionId } = parseJson<ResultJson>(run)
-    await deleteEvent(defaultDb(cwd), sessionId, 3)
+    const { cwd, sessionId } = await finishedSession()
+    // One stored row lost.
+    await onDatabase(
+      defaultDb(cwd),
+      (sql) => sql`DELETE FROM events WHERE aggregate_id = ${sessionId} AND sequence = ${3}`
+    )
     const [history, show, replay, sessions] = await Promise.all([
       cli(["history", sessionId], { cwd }),
       cli(["show", sessionId], { cwd }),
@@ -341,25 +349,14 @@ describe("planner on a session with a hole in its log", { timeout: 300_000 }, ()
   })
 })
 
-/** Overwrites one stored event's data with fields its schema does not accept, as a bad hand edit would. */
-const corruptEvent = (filename: string, sessionId: string, sequence: number) =>
-  Effect.runPromise(
-    Effect.scoped(
-      Effect.gen(function* () {
-        const context = yield* Layer.build(SqliteEventStore.layer({ filename }))
-        const sql = Context.get(context, SqlClient.SqlClient)
-        yield* sql`UPDATE events SET data = '{"bogus":1}' WHERE aggregate_id = ${sessionId} AND sequence = ${sequence}`
-      })
-    )
-  )
-
 describe("planner on a session with an unreadable event", { timeout: 300_000 }, () => {
   it("what comes before it still works: the history up to it, time travel and forks before it", async () => {
-    const cwd = tempFolder()
-    const run = await cli(["run", "--executor", "echo", "--json", "Write the code. Then test it."], { cwd })
-    expect(run.code, run.stderr).toBe(0)
-    const { sessionId } = parseJson<ResultJson>(run)
-    await corruptEvent(defaultDb(cwd), sessionId, 3)
+    const { cwd, sessionId } = await finishedSession()
+    // One stored event's data overwritten with fields its schema does not accept.
+    await onDatabase(
+      defaultDb(cwd),
+      (sql) => sql`UPDATE events SET data = '{"bogus":1}' WHERE aggregate_id = ${sessionId} AND sequence = ${3}`
+    )
     const unreadable = new RegExp(
       `^planner: The stored event at position \\d+ \\(\\w+, ${sessionId}#3\\) cannot be read`
     )
