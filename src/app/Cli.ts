@@ -35,7 +35,7 @@ const help = (summary: string, details: ReadonlyArray<string>, examples: Readonl
 const db = Options.text("db").pipe(
   Options.withPseudoName("PATH|URL"),
   Options.withDescription(
-    "The store: a SQLite file, or a postgres://user:password@host/db URL. Default: $PLANNER_DATABASE_URL, else ./.planner/planner.db (created on first use)."
+    "The store: a SQLite file, or a postgres://user:password@host/db URL. Default: $PLANNER_DATABASE_URL, else ./.planner/planner.db (a SQLite file is created by run, worker and serve)."
   ),
   Options.optional
 )
@@ -868,13 +868,14 @@ export const withoutGenericHelp = (text: string): string => {
 
 /**
  * @effect/cli's usage errors in plain words: "'x' is not a integer" names the type as the library does, and "Expected to
- * find option: '--at'" reads like a parser's trace.
+ * find option: '--at'" or "Expected a value following option: '--at'" read like a parser's trace.
  */
 export const plainUsage = (text: string): string =>
   text
     .replace(/ is not a integer\b/g, " is not a whole number")
     .replace(/ is not a float\b/g, " is not a number")
     .replace(/^Expected to find option: '([^']+)'/, "Missing option $1")
+    .replace(/^Expected a value following option: '([^']+)'/, "$1 needs a value")
 
 /** How help is shown: the commands' own options without @effect/cli's built-in ones; usage lines name each option's value (`--at SEQ`). */
 export const helpConfig = CliConfig.make({ showBuiltIns: false, showTypes: true })

@@ -581,8 +581,7 @@ const sessionAt = Effect.gen(function* () {
   const latest = yield* Effect.flatMap(PlannerStore, (store) => store.lastSequence(sessionId))
   if (latest === 0) return yield* new Runner.UnknownSession({ sessionId })
   const at = yield* integerParam("at", undefined, { min: 1, max: latest })
-  const state =
-    at === undefined || at === latest ? yield* Runner.existing(sessionId) : yield* service.stateAt(sessionId, at)
+  const state = at === undefined ? yield* Runner.existing(sessionId) : yield* service.stateAt(sessionId, at)
   return HttpServerResponse.unsafeJson({
     ...(yield* viewOf(sessionId, state)),
     at: state.version,

@@ -16,7 +16,7 @@
  * Tracing: every event of a tree carries the root's id as its correlation id, and a child's first events name the
  * parent's dispatch of the task as their cause (the parent's outcome names the child's `PlanningCompleted`).
  */
-import { Clock, Deferred, Effect, Either, Exit, FiberId, Layer, Option, Schema } from "effect"
+import { Clock, Deferred, Effect, Either, Exit, FiberId, Layer, Option, Schema, Stream } from "effect"
 import * as DomainBudget from "../domain/Budget.js"
 import { Cancel, HandleExecutorEvent, Initialize, TaskFailed } from "../domain/Commands.js"
 import { PlannerError } from "../domain/Errors.js"
@@ -26,7 +26,7 @@ import * as SubPlans from "../domain/SubPlans.js"
 import type { TaskState } from "../domain/Task.js"
 import type { EventStore, ReadError } from "../infra/EventStore.js"
 import { Llm } from "../infra/Llm.js"
-import { PlannerStore } from "../infra/PlannerStore.js"
+import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as AppBudget from "./Budget.js"
 import {
   type Handled,
@@ -62,10 +62,30 @@ const idOf = (handled: Handled, test: (event: PlannerEvent) => boolean): string 
  * events before that are part of it); the end of time when it has none.
  */
 const momentAfter = (store: PlannerStore["Type"], sessionId: string, sequence: number) =>
-  Effect.map(
-    store.load(sessionId, { fromSequence: sequence + 1, toSequence: sequence + 1 }),
-    (next) => next[0]?.event.at ?? Number.POSITIVE_INFINITY
-  )
+  Effect.map(store.momentOf(sessionId, sequence + 1), (next) => next ?? Number.POSITIVE_INFINITY)
+
+/**
+ * A child's events from before `cutoff` (see `momentAfter`), read no further than its first event at or after it. An
+ * event that cannot be read is judged by its stored moment: one past the cutoff does not stop a fork or time travel of
+ * the parent from before it. A log with rows missing is never read past.
+ */
+const eventsBefore = (store: PlannerStore["Type"], sessionId: string, cutoff: number) =>
+  Effect.gen(function* () {
+    const records: Array<PlannerEventRecord> = []
+    const read = yield* Effect.either(
+      Stream.runForEach(
+        Stream.takeWhile(store.read(sessionId), (record) => record.event.at < cutoff),
+        (record) => Effect.sync(() => records.push(record))
+      )
+    )
+    if (Either.isLeft(read)) {
+      const error = read.left
+      if (error._tag !== "CorruptEvent" || error.expectedSequence !== undefined) return yield* Effect.fail(error)
+      const moment = yield* store.momentOf(sessionId, error.sequence)
+      if (moment === undefined || moment < cutoff) return yield* Effect.fail(error)
+    }
+    return records
+  })
 
 /**
  * The id of the event that dispatched `taskId` of `parentId` last: what its child's first events name as their cause,
@@ -252,14 +272,17 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
         }
         return record
       })
-      const handled = yield* inner.fork(into, rewritten, origin)
       const sourceState = Planner.fold(source.map((record) => record.event))
       const children = SubPlans.childrenOf(sourceState)
-      // The source's next event is read only when there are children to cut at its moment: a fork is also the way past
-      // an event that cannot be read, and that event is the next one.
+      // Before anything is written: a fork whose children cannot be cut leaves no half-made session. (The source's
+      // next event may be one that cannot be read: a fork before it is the way past it, and only its moment is read.)
       const cutoff = children.length === 0 ? 0 : yield* momentAfter(store, fromId, origin.atSequence)
-      for (const child of children) {
-        const records = (yield* store.load(child.sessionId)).filter((record) => record.event.at < cutoff)
+      const childLogs: Array<{ readonly taskId: number; readonly sessionId: string; readonly records: typeof source }> =
+        []
+      for (const child of children)
+        childLogs.push({ ...child, records: yield* eventsBefore(store, child.sessionId, cutoff) })
+      const handled = yield* inner.fork(into, rewritten, origin)
+      for (const { records, ...child } of childLogs) {
         if (records.length === 0) continue
         const link = SubPlans.childLink(into, handled.state, child.taskId)
         const relinked = records.map((record) => {
@@ -549,16 +572,13 @@ export const treeAt = (sessionId: string, sequence: number) =>
   Effect.gen(function* () {
     const store = yield* PlannerStore
     const records = yield* store.load(sessionId, { toSequence: sequence })
-    // Read only when there are children to cut: time travel before an event that cannot be read must not read it.
+    // Read only when there are children to cut.
     const cutoff = yield* Effect.cached(momentAfter(store, sessionId, sequence))
     const build = (id: string, state: Planner.PlannerState): Effect.Effect<Tree, ReadError, PlannerStore> =>
       Effect.gen(function* () {
         const children = new Map<number, Tree>()
         for (const child of SubPlans.childrenOf(state)) {
-          const before = yield* cutoff
-          const events = (yield* store.load(child.sessionId))
-            .map((record) => record.event)
-            .filter((event) => event.at < before)
+          const events = (yield* eventsBefore(store, child.sessionId, yield* cutoff)).map((record) => record.event)
           if (events.length === 0) continue
           children.set(child.taskId, yield* build(child.sessionId, Planner.fold(events)))
         }

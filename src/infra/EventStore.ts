@@ -159,7 +159,12 @@ export class CorruptEvent extends Schema.TaggedError<CorruptEvent>()("CorruptEve
   aggregateId: Schema.String,
   sequence: Schema.Number,
   type: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /**
+   * Set when this row reads well but the session's log is broken before it (rows missing, or out of order): the
+   * sequence the read expected instead. Unset when this row itself cannot be read.
+   */
+  expectedSequence: Schema.optional(Schema.Number)
 }) {
   override get message() {
     return `The stored event at position ${this.position} (${this.type}, ${this.aggregateId}#${this.sequence}) cannot be read: ${this.reason}. Restore it from a backup or fork the session before it.`

@@ -67,6 +67,13 @@ export interface PlannerStoreService {
   readonly read: (sessionId: string, range?: SessionRange) => Stream.Stream<PlannerEventRecord, ReadError>
   readonly subscribe: (query?: PlannerSubscribeQuery) => Stream.Stream<PlannerEventRecord, ReadError>
   readonly lastSequence: (sessionId: string) => Effect.Effect<number, EventStoreError>
+  /**
+   * When the session's event `sequence` happened (its `at`); undefined when there is no such event. One that cannot
+   * be decoded still has its moment, read from the stored row (its `at` when that is a number, else when it was
+   * stored): a fork or time travel to just before such an event needs no more of it. A row that is not even JSON
+   * fails as it would when read.
+   */
+  readonly momentOf: (sessionId: string, sequence: number) => Effect.Effect<number | undefined, ReadError>
   /** Sessions, most recently written first. */
   readonly sessions: Effect.Effect<ReadonlyArray<AggregateInfo>, EventStoreError>
   /** One page of `sessions` (paged in the store, not in memory), with how many sessions there are in all. */
@@ -129,6 +136,7 @@ export const sequenceGap = (stored: StoredEvent, expected: number): CorruptEvent
         aggregateId: stored.aggregateId,
         sequence: stored.sequence,
         type: stored.type,
+        expectedSequence: expected,
         reason:
           stored.sequence > expected
             ? `the session's log has a gap: ${
@@ -234,6 +242,17 @@ export const make: Effect.Effect<PlannerStoreService, never, EventStore> = Effec
         })
       ),
     lastSequence: (sessionId) => store.lastSequence(plannerStreamId, sessionId),
+    momentOf: (sessionId, sequence) =>
+      Effect.map(
+        store.load({ streamId: plannerStreamId, aggregateId: sessionId, fromSequence: sequence, toSequence: sequence }),
+        ([stored]) => {
+          if (stored === undefined) return undefined
+          const decoded = decodeRecord(stored)
+          if (Either.isRight(decoded)) return decoded.right.event.at
+          const at = (stored.data as { readonly at?: unknown } | null)?.at
+          return typeof at === "number" ? at : stored.createdAt
+        }
+      ),
     sessions: store.aggregates(plannerStreamId),
     sessionPage: (page) =>
       Effect.map(

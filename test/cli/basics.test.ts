@@ -167,6 +167,7 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       [["run", "--bogus", "Do it"], /^planner: Unknown option --bogus for `planner run`\. See `planner run --help`/],
       [["frobnicate"], /^planner: Invalid subcommand .* See `planner --help`/],
       [["replay", "some-session"], /^planner: Missing option --at\. See `planner replay --help`/],
+      [["replay", "some-session", "--at"], /^planner: --at needs a value\. See `planner replay --help`/],
       [
         ["answer", "some-session", "one", "text"],
         /^planner: 'one' is not a whole number\. See `planner answer --help`/

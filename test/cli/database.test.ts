@@ -45,15 +45,24 @@ describe.concurrent("planner --db and PLANNER_DATABASE_URL", { timeout: 120_000 
     const cwd = tempFolder()
     const missing = path.join(cwd, "typo", "planner.db")
     const expectations: ReadonlyArray<readonly [ReadonlyArray<string>, number, RegExp]> = [
-      [["sessions"], 0, /^No sessions in .*typo\/planner\.db yet/],
+      [["sessions"], 0, /^No sessions in .*typo\/planner\.db yet \(no such file\)/],
       [["show", "s1"], 2, /There is no session s1 in .*typo\/planner\.db/],
       [["history", "s1"], 2, /There is no session s1/],
+      [["replay", "s1", "--at", "1"], 2, /There is no session s1/],
+      [["diff", "s1", "s2"], 2, /There is no session s1/],
       [["resume", "s1"], 2, /There is no session s1/],
       [["answer", "s1", "1", "yes"], 2, /There is no session s1/],
       [["fork", "s1", "--at", "1"], 2, /There is no session s1/],
+      [["rerun", "s1", "--task", "1"], 2, /There is no session s1/],
+      [["edit", "s1", "--add", "More"], 2, /There is no session s1/],
+      [["expand", "s1", "1"], 2, /There is no session s1/],
       [["cancel", "s1"], 2, /There is no session s1/],
       [["stats"], 0, /No finished work in memory yet/],
-      [["doctor"], 0, /The task queue matches the event log/]
+      [["recall", "login"], 0, /Nothing similar to "login" in memory yet/],
+      [["prune", "--finished-before", "2020-01-01"], 0, /No finished session before 2020-01-01/],
+      // A check or a rebuild of a store that is not there is no all-clear.
+      [["doctor"], 2, /There is no database at .*typo\/planner\.db: check the path/],
+      [["memory", "rebuild"], 2, /There is no database at .*typo\/planner\.db/]
     ]
     for (const [args, code, said] of expectations) {
       const result = await cli([...args, "--db", missing], { cwd })
@@ -70,6 +79,14 @@ describe.concurrent("planner --db and PLANNER_DATABASE_URL", { timeout: 120_000 
     expect(fs.existsSync(missing)).toBe(true)
     const after = await cli(["sessions", "--db", missing], { cwd })
     expect(after.stdout).toContain("Write the code.")
+  })
+
+  it("a --db that is a link to nothing is opened and refused (exit code 4), not read as a missing file", async () => {
+    const cwd = tempFolder()
+    fs.symlinkSync(path.join(cwd, "unmounted", "planner.db"), path.join(cwd, "link.db"))
+    const result = await cli(["sessions", "--db", path.join(cwd, "link.db")], { cwd })
+    expect(result.code).toBe(4)
+    expect(oneLine(result.stderr)).toMatch(/^planner: Cannot use the SQLite database .*link\.db/)
   })
 
   for (const [scheme, url, hint] of [

@@ -373,6 +373,7 @@ describe("planner on a session with an unreadable event", { timeout: 300_000 }, 
     expect(history.stdout).toMatch(/^ +1 .*TasksPlanned/m)
     expect(history.stdout).toMatch(/^ +2 .*TaskDispatched/m)
     expect(history.stdout).not.toMatch(/^ +3 /m)
+    expect(history.stdout).toMatch(/: the first 2 of \d+ events can be read/)
     expect(oneLine(history.stderr)).toMatch(unreadable)
     expect(historyJson.code).toBe(4)
     expect(historyJson.stdout).toBe("")
@@ -384,6 +385,69 @@ describe("planner on a session with an unreadable event", { timeout: 300_000 }, 
       expect(forked.code, forked.stderr).toBe(0)
       expect(parseJson<ResultJson>(forked)).toMatchObject({ status: "Succeeded" })
     }
+  })
+})
+
+/** A finished session whose task 1 ran as a sub-plan (`ROOT~1`, two steps), from a plan file, with `--expand`. */
+const finishedTree = async () => {
+  const cwd = tempFolder()
+  const plan = {
+    request: "Release it",
+    tasks: [
+      { id: 1, description: "Build the release. Then publish it.", kind: "Processing", dependsOn: [], attachments: [] },
+      { id: 2, description: "Tell the team", kind: "Processing", dependsOn: [1], attachments: [] }
+    ]
+  }
+  fs.writeFileSync(path.join(cwd, "plan.json"), JSON.stringify(plan))
+  const run = await cli(["run", "--executor", "echo", "--expand", "--plan", "plan.json", "--json"], { cwd })
+  expect(run.code, run.stderr).toBe(0)
+  const root = parseJson<ResultJson>(run).sessionId
+  // The root's log: 1 planned, 2 expanded, 3 task 1 dispatched (its sub-plan runs), 4 task 1 completed, ...
+  const history = await cli(["history", root], { cwd })
+  expect(history.stdout).toMatch(/^ +2 .*TaskExpanded/m)
+  expect(history.stdout).toMatch(/^ +4 .*TaskStatusUpdated +task 1 completed/m)
+  return { cwd, root, child: `${root}~1` }
+}
+
+describe("planner on a session with sub-plans and an unreadable event", { timeout: 300_000 }, () => {
+  const overwrite = (cwd: string, sessionId: string, sequence: number) =>
+    onDatabase(
+      defaultDb(cwd),
+      (sql) => sql`UPDATE events SET data = '{"bogus":1}' WHERE aggregate_id = ${sessionId} AND sequence = ${sequence}`
+    )
+
+  it("the root's next event unreadable: time travel and a fork just before it work, cut by its stored moment", async () => {
+    const { cwd, root } = await finishedTree()
+    await overwrite(cwd, root, 4)
+    const sessionsBefore = await sessionIds(defaultDb(cwd))
+    const [replayed, forked] = await Promise.all([
+      cli(["replay", root, "--at", "3"], { cwd }),
+      cli(["fork", root, "--at", "3", "--json"], { cwd })
+    ])
+    expect(replayed.code, replayed.stderr).toBe(0)
+    expect(replayed.stdout).toContain("as it was after event 3 of")
+    expect(forked.code, forked.stderr).toBe(0)
+    expect(parseJson<ResultJson>(forked)).toMatchObject({ status: "Succeeded" })
+    // The fork and its own sub-plan, nothing else.
+    const added = (await sessionIds(defaultDb(cwd))).filter((id) => !sessionsBefore.includes(id))
+    const forkId = parseJson<ResultJson>(forked).sessionId
+    expect(added.sort()).toEqual([forkId, `${forkId}~1`].sort())
+  })
+
+  it("a sub-plan's event unreadable after the moment a fork cuts at: time travel and the fork do not read it", async () => {
+    const { cwd, root, child } = await finishedTree()
+    await overwrite(cwd, child, 8)
+    const [replayed, forked, childAfter] = await Promise.all([
+      cli(["replay", root, "--at", "2"], { cwd }),
+      cli(["fork", root, "--at", "2", "--json"], { cwd }),
+      cli(["replay", root, "--at", "8"], { cwd })
+    ])
+    expect(replayed.code, replayed.stderr).toBe(0)
+    expect(forked.code, forked.stderr).toBe(0)
+    expect(parseJson<ResultJson>(forked)).toMatchObject({ status: "Succeeded" })
+    // At the root's last event the whole sub-plan is part of the moment: its unreadable last event says so.
+    expect(childAfter.code).toBe(4)
+    expect(oneLine(childAfter.stderr)).toContain(`${child}#8) cannot be read`)
   })
 })
 

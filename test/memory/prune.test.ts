@@ -72,10 +72,16 @@ describe("planner prune", { timeout: 300_000 }, () => {
     expect(pruned.stdout).not.toContain(`  ${forkId}`)
 
     // The events are gone: the log has nothing for it.
-    const history = parseJson<{ events?: ReadonlyArray<unknown> }>(
+    const history = parseJson<{ events?: ReadonlyArray<unknown>; pruned?: boolean }>(
       await cli(["history", "--json", "--db", db, plainId], { cwd })
     )
-    expect(history.events ?? []).toEqual([])
+    expect(history).toMatchObject({ events: [], pruned: true })
+    const historyText = await cli(["history", "--db", db, plainId], { cwd })
+    expect(historyText.stdout).toContain(`Session ${plainId}: no events; it was pruned`)
+    // Time travel and forks need the events: refused with exit code 2, saying why.
+    const replayed = await cli(["replay", plainId, "--at", "1", "--db", db], { cwd })
+    expect(replayed.code).toBe(2)
+    expect(replayed.stderr).toContain(`Session ${plainId} was pruned`)
     // ...but show, stats and recall still know it.
     const shownAfter = parseJson<Shown>(await run(["show", "--json", "--db", db, plainId]))
     expect(shownAfter.status).toBe("Succeeded")

@@ -18,7 +18,7 @@ import * as PlannerStore from "../../infra/PlannerStore.js"
 import { type ListedJob, TaskQueue } from "../../infra/TaskQueue.js"
 import { CliExit, ExitCode, toFailure, unavailable } from "./Failure.js"
 import { out } from "./Output.js"
-import { resolveExistingStore, storeLayer } from "./Store.js"
+import { requireDatabase, resolveExistingStore, storeLayer } from "./Store.js"
 
 export interface DoctorFlags {
   readonly db: Option.Option<string>
@@ -38,8 +38,10 @@ export const driftLines = (found: Jobs.JobDrift): ReadonlyArray<string> => [
   ...found.stray.map((job) => `  in the queue, not in the log: ${strayText(job)}`)
 ]
 
-export const doctor = (flags: DoctorFlags) =>
-  Effect.gen(function* () {
+export const doctor = (flags: DoctorFlags) => {
+  const target = resolveExistingStore(flags.db)
+  return Effect.gen(function* () {
+    yield* requireDatabase(target)
     const queue = yield* Effect.serviceOption(TaskQueue)
     if (Option.isNone(queue)) {
       return yield* unavailable("This store has no task queue to check.")
@@ -81,6 +83,7 @@ export const doctor = (flags: DoctorFlags) =>
     }
     if (left.length > 0) return yield* new CliExit({ code: ExitCode.planFailed })
   }).pipe(
-    Effect.provide(PlannerStore.layer.pipe(Layer.provideMerge(storeLayer(resolveExistingStore(flags.db))))),
+    Effect.provide(PlannerStore.layer.pipe(Layer.provideMerge(storeLayer(target)))),
     Effect.mapError((error) => (error instanceof CliExit ? error : toFailure(error)))
   )
+}

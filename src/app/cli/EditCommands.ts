@@ -18,7 +18,7 @@ import { out } from "./Output.js"
 import { resultJson, taskLines } from "./Render.js"
 import type { ReplanFlagValues } from "./ReplanFlags.js"
 import { type ExecutionFlags, prepareContinue } from "./RunCommands.js"
-import { existingState, existingStateAt, programName } from "./Session.js"
+import { existingState, programName } from "./Session.js"
 import { plannerLayer, resolveExistingStore, type StoreTarget } from "./Store.js"
 
 const withStore = <A, E, R>(db: Option.Option<string>, body: (store: StoreTarget) => Effect.Effect<A, E, R>) => {
@@ -140,10 +140,10 @@ const previewThenFork = (
   changes: ForkChanges
 ) =>
   Effect.gen(function* () {
-    const { run } = yield* prepareContinue(flags, store, sourceId, at)
+    // The source as it was at `at`, from its first `at` events alone (`--at` is checked here).
+    const { state: source, run } = yield* prepareContinue(flags, store, sourceId, at)
     // Decided by the planner as the fork will be, writing nothing; a refused edit fails here (exit code 2).
     const preview = yield* Fork.preview(sourceId, at, changes)
-    const source = yield* Effect.flatMap(PlannerService, (service) => service.stateAt(sourceId, at))
     const lines: ForkPreviewLines = { sourceId, at, preview, descriptions: describeTasks(source, changes.edits) }
     if (flags.dryRun) {
       return yield* out(
@@ -170,8 +170,8 @@ export const fork = (flags: ForkCommandFlags) =>
         const { replanForkCommand } = yield* Effect.promise(() => import("./ReplanForkCommand.js"))
         return yield* replanForkCommand(flags, store)
       }
-      // Only the first `at` events are read: a fork before an event that cannot be read is the way past it.
-      yield* existingStateAt(flags.sessionId, store, flags.at)
+      // Only the first `at` events are read (see `previewThenFork`): a fork before an event that cannot be read is the
+      // way past it.
       const edits = yield* parseEdits(flags)
       yield* previewThenFork(flags, store, flags.sessionId, flags.at, { edits, rerun: [] })
     })

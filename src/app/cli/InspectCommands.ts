@@ -92,7 +92,7 @@ export const sessions = (flags: SessionsFlags) =>
       }
       if (page.total === 0) {
         return yield* out(
-          `No sessions in ${store.label} yet. Start one with: ${programName()} run "Write the code. Then test it."${store.flag}`
+          `No sessions in ${store.label} yet${store._tag === "Sqlite" && store.missing === true ? " (no such file)" : ""}. Start one with: ${programName()} run "Write the code. Then test it."${store.flag}`
         )
       }
       if (rows.length === 0) {
@@ -128,7 +128,16 @@ export interface SessionFlags extends ReadFlags {
 export const history = (flags: SessionFlags) =>
   withStore(flags, (store) =>
     Effect.gen(function* () {
-      yield* existingLog(flags.sessionId, store)
+      const last = yield* existingLog(flags.sessionId, store)
+      if (last === 0) {
+        // Pruned: no events left, only the final state.
+        return yield* print(
+          flags.json,
+          () => ({ ...historyJson(flags.sessionId, []), pruned: true }),
+          () =>
+            `Session ${flags.sessionId}: no events; it was pruned, and only its final state is kept (see \`planner show ${flags.sessionId}${store.flag}\`).`
+        )
+      }
       const records: Array<PlannerEventRecord> = []
       const read = yield* Effect.either(
         Stream.runForEach(Stream.unwrap(Effect.map(PlannerStore, (s) => s.read(flags.sessionId))), (record) =>
@@ -141,7 +150,7 @@ export const history = (flags: SessionFlags) =>
       yield* print(
         flags.json,
         () => historyJson(flags.sessionId, records),
-        () => historyText(flags.sessionId, records)
+        () => historyText(flags.sessionId, records, Either.isLeft(read) ? last : records.length)
       )
       if (Either.isLeft(read)) return yield* read.left
     })

@@ -16,7 +16,7 @@ import { reusablePlan } from "../MemoryPlanning.js"
 import { type CliFailure, toFailure, unavailable, usage } from "./Failure.js"
 import { duration, err, firstLine, isoTime, out } from "./Output.js"
 import * as Prompt from "./Prompt.js"
-import { resolveExistingStore, type StoreTarget, storeLayer } from "./Store.js"
+import { requireDatabase, resolveExistingStore, type StoreTarget, storeLayer } from "./Store.js"
 
 export interface MemoryReadFlags {
   readonly db: Option.Option<string>
@@ -137,8 +137,9 @@ export const stats = (flags: MemoryReadFlags) =>
   )
 
 export const rebuild = (flags: MemoryReadFlags) =>
-  withMemory(flags, () =>
+  withMemory(flags, (store) =>
     Effect.gen(function* () {
+      yield* requireDatabase(store)
       const rebuilt = yield* MemoryProjection.rebuild
       // Events written while it rebuilt are projected by the consumer from its saved position, as usual.
       yield* MemoryProjection.catchUp

@@ -255,10 +255,17 @@ export const gist = (event: PlannerEvent): string => {
   }
 }
 
-export const historyText = (sessionId: string, records: ReadonlyArray<PlannerEventRecord>): string => {
+/** `total`: how many events the log holds, when only the first `records` of them could be read. */
+export const historyText = (
+  sessionId: string,
+  records: ReadonlyArray<PlannerEventRecord>,
+  total: number = records.length
+): string => {
   const width = String(records.length).length
   const typeWidth = Math.max(4, ...records.map((record) => record.event._tag.length))
-  const lines = [`Session ${sessionId}: ${records.length} events`, ""]
+  const count =
+    total > records.length ? `the first ${records.length} of ${total} events can be read` : `${records.length} events`
+  const lines = [`Session ${sessionId}: ${count}`, ""]
   lines.push(`${"SEQ".padStart(Math.max(3, width))}  ${"TIME".padEnd(19)}  ${"TYPE".padEnd(typeWidth)}  WHAT`)
   for (const record of records) {
     lines.push(

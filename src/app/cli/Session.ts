@@ -49,6 +49,12 @@ export const existingLog = (sessionId: string, store: StoreTarget) =>
     return Option.isSome(snapshot) ? 0 : yield* noSession(sessionId, store)
   })
 
+/** Exit code 2 for a command that needs the events of a session `planner prune` removed. */
+export const pruned = (sessionId: string, store: StoreTarget) =>
+  usage(
+    `Session ${sessionId} was pruned: its events are gone and only its final state is kept (see \`planner show ${sessionId}${store.flag}\`).`
+  )
+
 /**
  * The session's state right after its event `at`, from its first `at` events alone; exit code 2 when there is no such
  * session, when it was pruned, or when `at` is outside its log.
@@ -56,11 +62,7 @@ export const existingLog = (sessionId: string, store: StoreTarget) =>
 export const existingStateAt = (sessionId: string, store: StoreTarget, at: number) =>
   Effect.gen(function* () {
     const last = yield* existingLog(sessionId, store)
-    if (last === 0) {
-      return yield* usage(
-        `Session ${sessionId} was pruned: its events are gone and only its final state is kept (see \`planner show ${sessionId}${store.flag}\`).`
-      )
-    }
+    if (last === 0) return yield* pruned(sessionId, store)
     if (!Number.isInteger(at) || at < 1 || at > last) {
       return yield* usage(
         `--at ${at} is out of range: session ${sessionId} has events 1 to ${last} (see \`planner history ${sessionId}${store.flag}\`).`

@@ -31,6 +31,8 @@ export type StoreTarget =
       readonly label: string
       /** The `--db` flag to repeat in printed commands; empty for the default and the environment variable. */
       readonly flag: string
+      /** No file is there: read as an empty store in memory, and nothing created (see `resolveExistingStore`). */
+      readonly missing?: true
     }
   | {
       readonly _tag: "Postgres"
@@ -107,10 +109,13 @@ export const resolveStore = (db: Option.Option<string>, env: NodeJS.ProcessEnv =
   return { _tag: "Sqlite", filename, label: filename, flag: explicit ? ` --db ${shellQuote(filename)}` : "" }
 }
 
-/** Whether nothing is at `path` yet (a file or folder could be made there): not so when a file is in the way. */
+/**
+ * Whether nothing is at `path` yet (a file or folder could be made there): not so when a file is in the way, nor for a
+ * link, even one to nothing (an unmounted volume, say), which is opened and refused as it would have been.
+ */
 const absent = (path: string): boolean => {
   try {
-    Fs.statSync(path)
+    Fs.lstatSync(path)
     return false
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "ENOENT"
@@ -127,9 +132,18 @@ const absent = (path: string): boolean => {
 export const resolveExistingStore = (db: Option.Option<string>, env: NodeJS.ProcessEnv = process.env): StoreTarget => {
   const target = resolveStore(db, env)
   return target._tag === "Sqlite" && target.filename !== ":memory:" && absent(target.filename)
-    ? { ...target, filename: ":memory:" }
+    ? { ...target, filename: ":memory:", missing: true }
     : target
 }
+
+/**
+ * For a command that checks or rebuilds what a store holds (`doctor`, `memory rebuild`): exit code 2 when the SQLite
+ * file is not there, rather than an all-clear about an empty store that a mistyped path would get.
+ */
+export const requireDatabase = (target: StoreTarget): Effect.Effect<void, CliFailure> =>
+  target._tag === "Sqlite" && target.missing === true
+    ? Effect.fail(usage(`There is no database at ${target.label}: check the path (--db or ${databaseVariable}).`))
+    : Effect.void
 
 const folderProblem = (error: unknown): string => {
   const code = (error as NodeJS.ErrnoException).code
