@@ -9,6 +9,8 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Option } from "effect"
+import { resolveStore } from "../../src/app/cli/Store.js"
 import { cli, ensureBuilt, oneLine, startCli, tempFolder } from "./cli.js"
 
 beforeAll(() => ensureBuilt(), 180_000)
@@ -115,6 +117,33 @@ describe.concurrent("planner --db and PLANNER_DATABASE_URL", { timeout: 120_000 
     expect(oneLine(result.stderr)).toMatch(/^planner: PLANNER_DATABASE_URL mysql:\/\/root:\*\*\*@db\.example\/app has/)
     expect(result.stderr).not.toContain("hunter2secret")
     expect(leftIn(cwd)).toEqual([])
+  })
+
+  it("PLANNER_SQLITE_SYNCHRONOUS is full or normal; anything else is exit code 2 and creates nothing", async () => {
+    expect(resolveStore(Option.none(), { PLANNER_SQLITE_SYNCHRONOUS: " FULL " })).toMatchObject({
+      _tag: "Sqlite",
+      synchronous: "full"
+    })
+    expect(resolveStore(Option.none(), { PLANNER_SQLITE_SYNCHRONOUS: "normal" })).toMatchObject({
+      synchronous: "normal"
+    })
+    expect(resolveStore(Option.none(), {})).not.toHaveProperty("synchronous")
+    const cwd = tempFolder()
+    const refused = await cli(["run", "--executor", "echo", "Write the code."], {
+      cwd,
+      env: { PLANNER_SQLITE_SYNCHRONOUS: "sometimes" }
+    })
+    expect(refused.code).toBe(2)
+    expect(oneLine(refused.stderr)).toBe(
+      'planner: PLANNER_SQLITE_SYNCHRONOUS is "sometimes": set it to full (sync every commit to disk) or normal (the default), or unset it.'
+    )
+    expect(leftIn(cwd)).toEqual([])
+    const full = await cli(["run", "--executor", "echo", "Write the code."], {
+      cwd,
+      env: { PLANNER_SQLITE_SYNCHRONOUS: "full" }
+    })
+    expect(full.code, full.stderr).toBe(0)
+    expect(fs.existsSync(path.join(cwd, ".planner", "planner.db"))).toBe(true)
   })
 
   it('--db "" and a blank PLANNER_DATABASE_URL are exit code 2, not a throw-away store', async () => {

@@ -39,6 +39,38 @@ describe("SqliteEventStore", () => {
     )
   )
 
+  it.live("syncs commits to disk as configured: at checkpoints by default, at every commit with full", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const filename = yield* freshSqliteFile
+        const synchronous = (config: Omit<SqliteEventStore.SqliteEventStoreConfig, "filename">) =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              const sql = Context.get(
+                yield* Layer.build(SqliteEventStore.layer({ filename, ...config })),
+                SqlClient.SqlClient
+              )
+              const [row] = yield* sql<{ synchronous: number }>`PRAGMA synchronous`
+              return row?.synchronous
+            })
+          )
+        // NORMAL by default (as better-sqlite3 is built to use in WAL mode), on the open that creates the file too.
+        expect(yield* synchronous({})).toBe(1)
+        expect(yield* synchronous({})).toBe(1)
+        expect(yield* synchronous({ synchronous: "full" })).toBe(2)
+        expect(yield* synchronous({ synchronous: "normal" })).toBe(1)
+        // Without WAL, NORMAL could corrupt the file on a power failure: every commit is synced whatever is asked.
+        const other = yield* freshSqliteFile
+        const rollback = Context.get(
+          yield* Layer.build(SqliteEventStore.layer({ filename: other, disableWAL: true, synchronous: "normal" })),
+          SqlClient.SqlClient
+        )
+        const [row] = yield* rollback<{ synchronous: number }>`PRAGMA synchronous`
+        expect(row?.synchronous).toBe(2)
+      })
+    )
+  )
+
   it.live(
     "opening a new file that another connection is writing in rollback mode waits for it, then switches to WAL",
     () =>

@@ -15,6 +15,8 @@ import { isPostgresUrl, maskUrl, registerSecret, registerUrlSecret, shellQuote }
 
 export const defaultDatabase = "./.planner/planner.db"
 export const databaseVariable = "PLANNER_DATABASE_URL"
+/** `full` syncs every SQLite commit to disk (see `SqliteEventStoreConfig.synchronous`); `normal` is the default. */
+export const synchronousVariable = "PLANNER_SQLITE_SYNCHRONOUS"
 
 export type StoreTarget =
   | {
@@ -33,6 +35,8 @@ export type StoreTarget =
       readonly flag: string
       /** No file is there: read as an empty store in memory, and nothing created (see `resolveExistingStore`). */
       readonly missing?: true
+      /** From `PLANNER_SQLITE_SYNCHRONOUS`; the store's default when unset. */
+      readonly synchronous?: "normal" | "full"
     }
   | {
       readonly _tag: "Postgres"
@@ -106,7 +110,14 @@ export const resolveStore = (db: Option.Option<string>, env: NodeJS.ProcessEnv =
     return { _tag: "Postgres", url: Redacted.make(given), label, flag: explicit ? ` --db ${shellQuote(label)}` : "" }
   }
   const filename = given ?? defaultDatabase
-  return { _tag: "Sqlite", filename, label: filename, flag: explicit ? ` --db ${shellQuote(filename)}` : "" }
+  const flag = explicit ? ` --db ${shellQuote(filename)}` : ""
+  const synchronous = env[synchronousVariable]?.trim().toLowerCase()
+  if (synchronous === undefined || synchronous === "") return { _tag: "Sqlite", filename, label: filename, flag }
+  if (synchronous !== "normal" && synchronous !== "full") {
+    const problem = `${synchronousVariable} is ${JSON.stringify(env[synchronousVariable])}: set it to full (sync every commit to disk) or normal (the default), or unset it.`
+    return { _tag: "Invalid", problem, label: filename, flag }
+  }
+  return { _tag: "Sqlite", filename, label: filename, flag, synchronous }
 }
 
 /**
@@ -206,7 +217,10 @@ export const storeLayer = (target: StoreTarget): Layer.Layer<EventStore, CliFail
         Effect.gen(function* () {
           yield* ensureFolder(target.filename)
           const SqliteEventStore = yield* Effect.promise(() => import("../../infra/SqliteEventStore.js"))
-          return SqliteEventStore.layer({ filename: target.filename }).pipe(
+          return SqliteEventStore.layer({
+            filename: target.filename,
+            ...(target.synchronous === undefined ? {} : { synchronous: target.synchronous })
+          }).pipe(
             Layer.mapError((error) =>
               unavailable(
                 `Cannot use the SQLite database ${target.label}: ${error.reason}. Check the path and its permissions, or choose another with --db.`

@@ -66,15 +66,29 @@ const walMode = (db: Sqlite.Database): Effect.Effect<void> =>
     catch: (cause) => cause
   }).pipe(Effect.retry({ schedule: busyRetry, while: isBusyCause }), Effect.orDie)
 
+/**
+ * When a commit is synced to disk (see `SqliteEventStoreConfig.synchronous`). Without WAL the store keeps SQLite's
+ * FULL whatever is asked: in rollback-journal mode NORMAL can corrupt the file on a power failure.
+ */
+const syncMode = (db: Sqlite.Database, synchronous: "normal" | "full"): void => {
+  db.pragma(`synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"}`)
+}
+
 /** Opens the database (throwing what better-sqlite3 throws) and closes it with the scope. */
 export const make = (options: {
   readonly filename: string
   readonly disableWAL?: boolean | undefined
+  readonly synchronous?: "normal" | "full" | undefined
 }): Effect.Effect<OpenedSqlite, never, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function* () {
     const db = new Sqlite(options.filename)
     yield* Effect.addFinalizer(() => Effect.sync(() => db.close()))
-    if (options.disableWAL !== true) yield* walMode(db)
+    if (options.disableWAL !== true) {
+      yield* walMode(db)
+      syncMode(db, options.synchronous ?? "normal")
+    } else {
+      syncMode(db, "full")
+    }
 
     const prepared = recentlyUsed(preparedCapacity, (text: string) => db.prepare(text))
     const prepare = prepared.get
