@@ -82,6 +82,12 @@ describe("planner prune", { timeout: 300_000 }, () => {
     const replayed = await cli(["replay", plainId, "--at", "1", "--db", db], { cwd })
     expect(replayed.code).toBe(2)
     expect(replayed.stderr).toContain(`Session ${plainId} was pruned`)
+    // A diff compares its kept final state, not its log.
+    const diffed = parseJson<{ a: { status: string }; logsCompared: boolean; tasks: ReadonlyArray<unknown> }>(
+      await run(["diff", "--json", "--db", db, plainId, deployId])
+    )
+    expect(diffed).toMatchObject({ a: { status: "Succeeded" }, logsCompared: false })
+    expect(diffed.tasks.length).toBeGreaterThan(0)
     // ...but show, stats and recall still know it.
     const shownAfter = parseJson<Shown>(await run(["show", "--json", "--db", db, plainId]))
     expect(shownAfter.status).toBe("Succeeded")

@@ -3,14 +3,14 @@
  * event where their logs part (see `SessionDiff`). Reads the store only.
  */
 import { Effect, type Option } from "effect"
-import type * as Planner from "../../domain/Planner.js"
+import * as Planner from "../../domain/Planner.js"
 import { PlannerStore } from "../../infra/PlannerStore.js"
 import { diffSessions, type FieldChange, type SessionDiff, type TaskDiff } from "../SessionDiff.js"
 import { toFailure, usage } from "./Failure.js"
 import { clip, out } from "./Output.js"
 import { gist, statusLabel } from "./Render.js"
 import { existingState } from "./Session.js"
-import { plannerLayer, resolveExistingStore } from "./Store.js"
+import { plannerLayer, resolveExistingStore, type StoreTarget } from "./Store.js"
 
 export interface DiffFlags {
   readonly db: Option.Option<string>
@@ -19,22 +19,26 @@ export interface DiffFlags {
   readonly b: string
 }
 
-const side = (sessionId: string, state: Planner.PlannerState) =>
-  Effect.map(
-    Effect.flatMap(PlannerStore, (store) => store.load(sessionId)),
-    (records) => ({ sessionId, state, events: records.map((record) => record.event) })
-  )
+/**
+ * A session's log and the state it folds to, from one read of it; the kept final state alone for a session
+ * `planner prune` emptied (its logs are then not compared).
+ */
+const side = (sessionId: string, store: StoreTarget) =>
+  Effect.gen(function* () {
+    const records = yield* Effect.flatMap(PlannerStore, (events) => events.load(sessionId))
+    if (records.length === 0) return { sessionId, state: yield* existingState(sessionId, store), events: [] }
+    const events = records.map((record) => record.event)
+    return { sessionId, state: Planner.fold(events), events }
+  })
 
 export const diff = (flags: DiffFlags) => {
   const store = resolveExistingStore(flags.db)
   return Effect.gen(function* () {
     if (flags.a === flags.b) return yield* usage(`Both sessions are ${flags.a}: give two different session ids.`)
-    const stateA = yield* existingState(flags.a, store)
-    const stateB = yield* existingState(flags.b, store)
-    const a = yield* side(flags.a, stateA)
-    const b = yield* side(flags.b, stateB)
+    const a = yield* side(flags.a, store)
+    const b = yield* side(flags.b, store)
     const result = diffSessions(a, b)
-    const lineage = relation(flags.a, stateA, flags.b, stateB)
+    const lineage = relation(flags.a, a.state, flags.b, b.state)
     yield* out(flags.json ? JSON.stringify(diffJson(result, lineage)) : diffText(result, lineage))
   }).pipe(Effect.provide(plannerLayer(store)), Effect.mapError(toFailure))
 }
