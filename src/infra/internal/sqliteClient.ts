@@ -66,14 +66,6 @@ const walMode = (db: Sqlite.Database): Effect.Effect<void> =>
     catch: (cause) => cause
   }).pipe(Effect.retry({ schedule: busyRetry, while: isBusyCause }), Effect.orDie)
 
-/**
- * When a commit is synced to disk (see `SqliteEventStoreConfig.synchronous`). Without WAL the store keeps SQLite's
- * FULL whatever is asked: in rollback-journal mode NORMAL can corrupt the file on a power failure.
- */
-const syncMode = (db: Sqlite.Database, synchronous: "normal" | "full"): void => {
-  db.pragma(`synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"}`)
-}
-
 /** Opens the database (throwing what better-sqlite3 throws) and closes it with the scope. */
 export const make = (options: {
   readonly filename: string
@@ -83,12 +75,11 @@ export const make = (options: {
   Effect.gen(function* () {
     const db = new Sqlite(options.filename)
     yield* Effect.addFinalizer(() => Effect.sync(() => db.close()))
-    if (options.disableWAL !== true) {
-      yield* walMode(db)
-      syncMode(db, options.synchronous ?? "normal")
-    } else {
-      syncMode(db, "full")
-    }
+    const wal = options.disableWAL !== true
+    if (wal) yield* walMode(db)
+    // When a commit is synced to disk (see `SqliteEventStoreConfig.synchronous`). Without WAL every commit is, whatever
+    // is asked: in rollback-journal mode NORMAL can corrupt the file on a power failure.
+    db.pragma(`synchronous = ${wal && options.synchronous !== "full" ? "NORMAL" : "FULL"}`)
 
     const prepared = recentlyUsed(preparedCapacity, (text: string) => db.prepare(text))
     const prepare = prepared.get
