@@ -12,6 +12,7 @@ import * as SubPlans from "../domain/SubPlans.js"
 import type { ReadError } from "../infra/EventStore.js"
 import { PlannerStore } from "../infra/PlannerStore.js"
 import { PlannerService } from "./PlannerService.js"
+import { raceFirstScoped } from "./Racing.js"
 import * as Runner from "./Runner.js"
 import { dispatchCause, planChild, reconcile, type Tree, tree } from "./SubPlans.js"
 
@@ -119,7 +120,7 @@ export const runTree = (sessionId: string, options: Runner.RunOptions = {}) =>
           Effect.zipRight(serve(sessionId, progress.state), checkStuck)
         )
     })
-    return yield* Effect.raceFirst(
+    return yield* raceFirstScoped(
       root,
       Effect.zipRight(
         Deferred.await(stuck),

@@ -78,6 +78,21 @@ describe.concurrent("planner processes", { timeout: 300_000 }, () => {
     expect((await readSession(defaultDb(cwd), sessionId)).types).toContain("TaskReleased")
   })
 
+  it("SIGINT during a shell command gives the task back: the attempt is not lost, even with one attempt allowed", async () => {
+    const { cwd } = setUp()
+    // A shell command takes a moment to stop: the task must still go back through a store that is still open.
+    const running = startCli(["run", "--allow-shell", "--max-attempts", "1", "Run `sleep 60`."], { cwd })
+    await running.waitFor(/^task 1 started/m)
+    running.child.kill("SIGINT")
+    const stopped = await running.result
+    expect(stopped.code).toBe(130)
+    const sessionId = sessionIdIn(stopped.stdout)
+    const { types } = await readSession(defaultDb(cwd), sessionId)
+    expect(types.slice(-3)).toEqual(["TaskClaimed", "TaskReleased", "TaskDispatched"])
+    expect(types).not.toContain("TaskRetryScheduled")
+    expect(types).not.toContain("TaskFailed")
+  })
+
   it("two terminals: sessions, show, another run and a cancel while a run is in progress", async () => {
     const { cwd, executor } = setUp()
     const first = startCli(["run", "--executor", executor, "Run the long job. Then report."], { cwd })

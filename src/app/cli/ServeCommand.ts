@@ -6,6 +6,7 @@
 import { Effect, Either, Option } from "effect"
 import { ExecutorRegistry } from "../../infra/Executor.js"
 import * as MemoryLive from "../MemoryLive.js"
+import { raceFirstScoped } from "../Racing.js"
 import { makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
 import { ExitCode, setInterruptExitCode, toFailure, usage } from "./Failure.js"
 import { out } from "./Output.js"
@@ -56,7 +57,7 @@ export const serve = (flags: ServeFlags) => {
     return yield* Effect.gen(function* () {
       const worker = yield* serverWorker(flags)
       // Either ending ends both: a worker that lost its store takes the server down with its error.
-      return yield* Effect.raceFirst(
+      return yield* raceFirstScoped(
         Server.serve({ host: flags.host, port: flags.port, workerId: worker.workerId }),
         Effect.andThen(worker.run, Effect.never)
       )
