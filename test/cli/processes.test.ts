@@ -3,6 +3,7 @@
  * SIGKILL and resumed, a run stopped with SIGINT, a `cancel` from another terminal, long-lived workers serving a run
  * started with --no-local-worker and stopped with SIGINT/SIGTERM.
  */
+import * as fs from "node:fs"
 import { beforeAll, describe, expect, it } from "@effect/vitest"
 import {
   cli,
@@ -15,7 +16,7 @@ import {
   tempFolder,
   writeScript
 } from "./cli.js"
-import { defaultDb, readSession } from "./store.js"
+import { defaultDb, readSession, sessionIds } from "./store.js"
 
 beforeAll(() => ensureBuilt(), 180_000)
 
@@ -25,6 +26,18 @@ const script = {
     { match: "long job", delayMs: 600_000, outcomes: [{ complete: "long job done" }] }
   ],
   default: { complete: "done: {description}" }
+}
+
+/** The session of the first run in a store, once its first attempt is claimed (a `--json` run prints nothing before). */
+const waitForClaim = async (db: string): Promise<string> => {
+  for (const deadline = Date.now() + 120_000; Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    // Not opened before the run has created and migrated it.
+    if (!fs.existsSync(db)) continue
+    const [sessionId] = await sessionIds(db).catch(() => [])
+    if (sessionId !== undefined && (await readSession(db, sessionId)).types.includes("TaskClaimed")) return sessionId
+  }
+  throw new Error(`no attempt was claimed in ${db}`)
 }
 
 const setUp = () => {
@@ -91,6 +104,24 @@ describe.concurrent("planner processes", { timeout: 300_000 }, () => {
     expect(types.slice(-3)).toEqual(["TaskClaimed", "TaskReleased", "TaskDispatched"])
     expect(types).not.toContain("TaskRetryScheduled")
     expect(types).not.toContain("TaskFailed")
+  })
+
+  it("SIGINT stops a run --json with one JSON error that names the session to resume", async () => {
+    const { cwd, executor } = setUp()
+    const running = startCli(["run", "--json", "--executor", executor, "Run the long job. Then report."], { cwd })
+    // Nothing is printed under --json until the end: wait for the attempt's claim in the store instead.
+    const sessionId = await waitForClaim(defaultDb(cwd))
+    running.child.kill("SIGINT")
+    const stopped = await running.result
+    expect(stopped.code).toBe(130)
+    expect(stopped.stdout).toBe("")
+    expect(JSON.parse(stopped.stderr)).toEqual({
+      error: {
+        code: 130,
+        message: `Stopped. Session ${sessionId} goes on with: planner resume ${sessionId}`,
+        sessionId
+      }
+    })
   })
 
   it("two terminals: sessions, show, another run and a cancel while a run is in progress", async () => {

@@ -7,7 +7,8 @@ import { Effect, Option } from "effect"
 import type { PlannerState } from "../../domain/Planner.js"
 import type { TaskState } from "../../domain/Task.js"
 import * as SubPlanRun from "../SubPlanRun.js"
-import { CliExit, ExitCode } from "./Failure.js"
+import { errorLine } from "./ErrorLine.js"
+import { CliExit, ExitCode, exitCodeOnInterrupt } from "./Failure.js"
 import { clip, err, type OutputMode, out } from "./Output.js"
 import { answerCommand, type Hints, makeReporter, resumeCommand } from "./Progress.js"
 import * as Prompt from "./Prompt.js"
@@ -72,11 +73,11 @@ export const drive = (sessionId: string, initial: PlannerState, options: DriveOp
       localWorker: options.localWorker,
       concurrency: Math.max(1, initial.config.maxParallel)
     }).pipe(
-      Effect.onInterrupt(() =>
-        options.mode === "json"
-          ? Effect.void
-          : err(`Stopped. Session ${sessionId} goes on with: ${resumeCommand(options.hints, sessionId)}`)
-      )
+      Effect.onInterrupt(() => {
+        const stopped = `Stopped. Session ${sessionId} goes on with: ${resumeCommand(options.hints, sessionId)}`
+        // Under --json the caller learns the session from the error object, as from any other failure.
+        return err(options.mode === "json" ? errorLine(stopped, exitCodeOnInterrupt(), true, { sessionId }) : stopped)
+      })
     )
     yield* reporter.finish(result.state)
     // Questions asked inside sub-plans: answered with this session's id and the task id shown (see `planner answer`).

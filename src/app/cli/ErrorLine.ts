@@ -5,9 +5,17 @@
  */
 import { isPostgresUrl, registerEnvironmentSecrets, registerUrlSecret, scrub } from "./Output.js"
 
-/** `text` (starting `planner: `) as printed, without the newline. */
-export const errorLine = (text: string, code: number, json: boolean): string =>
-  scrub(json ? JSON.stringify({ error: { code, message: text.replace(/^planner: /, "") } }) : text)
+/**
+ * `text` (starting `planner: `) as printed, without the newline. Under --json, `fields` go in the error object beside
+ * the code and the message (the session a stopped run goes on with).
+ */
+export const errorLine = (
+  text: string,
+  code: number,
+  json: boolean,
+  fields: Readonly<Record<string, string>> = {}
+): string =>
+  scrub(json ? JSON.stringify({ error: { code, message: text.replace(/^planner: /, ""), ...fields } }) : text)
 
 /** Registers the secrets a command line and the environment hold (a database URL's password, the LLM keys). */
 export const registerCommandLineSecrets = (args: ReadonlyArray<string>): void => {
