@@ -19,8 +19,8 @@
  * - The SQL layers also provide their `SqlClient`; a `consume` handler that writes through it commits with the
  *   checkpoint.
  */
-import type { Effect, Option, Stream } from "effect"
-import { Context, Schema } from "effect"
+import type { Option, Stream } from "effect"
+import { Context, Effect, Either, Schema } from "effect"
 
 // --- Data -----------------------------------------------------------------------------------------------------------
 
@@ -173,6 +173,24 @@ export class CorruptEvent extends Schema.TaggedError<CorruptEvent>()("CorruptEve
 
 export type ReadError = EventStoreError | CorruptEvent
 
+/**
+ * For passes over the whole store (doctor, memory rebuild, prune): a session whose log holds an event that cannot be
+ * read comes back as `Left` with that event, to be reported and left alone, while the pass goes on with the others.
+ * Every other failure (the store cannot be reached) still fails.
+ */
+export const unlessUnreadable = <A, E, R>(
+  effect: Effect.Effect<A, E | CorruptEvent, R>
+): Effect.Effect<Either.Either<A, CorruptEvent>, Exclude<E, CorruptEvent>, R> =>
+  Effect.catchIf(
+    Effect.map(effect, Either.right),
+    (error): error is CorruptEvent => error instanceof CorruptEvent,
+    (corrupt) => Effect.succeed(Either.left(corrupt))
+  ) as Effect.Effect<Either.Either<A, CorruptEvent>, Exclude<E, CorruptEvent>, R>
+
+/** The sequence before the first one of a session that `corrupt` says cannot be read: its log reads well up to there. */
+export const readableUpTo = (corrupt: CorruptEvent): number =>
+  Math.min(corrupt.sequence, corrupt.expectedSequence ?? corrupt.sequence) - 1
+
 // --- The service ----------------------------------------------------------------------------------------------------
 
 /**
@@ -286,8 +304,18 @@ export interface EventStoreService {
   readonly consume: <E, R>(
     consumer: string,
     query: Omit<SubscribeQuery, "afterPosition">,
-    handle: (event: StoredEvent) => Effect.Effect<void, E, R>
+    handle: (event: StoredEvent) => Effect.Effect<void, E, R>,
+    options?: ConsumeOptions<E, R>
   ) => Effect.Effect<never, E | ReadError, R>
+}
+
+export interface ConsumeOptions<E, R> {
+  /**
+   * A stored row that cannot be read (`CorruptEvent`) goes here instead of failing the consumer, and the checkpoint
+   * moves past it (with this effect's writes, on SQL layers): a projection that can do without one event (it leaves
+   * that aggregate out) goes on with the others. Without it, the consumer fails at such a row and stays before it.
+   */
+  readonly onCorrupt?: (corrupt: CorruptEvent) => Effect.Effect<void, E, R>
 }
 
 export class EventStore extends Context.Tag("event-sourced-planner/EventStore")<EventStore, EventStoreService>() {}

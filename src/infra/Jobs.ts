@@ -12,11 +12,11 @@
  * the rolling context, the dependencies' results) from the session's state when it starts the job, so a plan of
  * 2,000 tasks does not store its request 2,000 times.
  */
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
 import type { PlannerEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
 import type { TaskState } from "../domain/Task.js"
-import type { ReadError } from "./EventStore.js"
+import { type CorruptEvent, type ReadError, unlessUnreadable } from "./EventStore.js"
 import { PlannerStore } from "./PlannerStore.js"
 import { type Job, type JobKey, jobKeyString, type ListedJob, TaskQueue, type TaskQueueError } from "./TaskQueue.js"
 
@@ -159,32 +159,39 @@ const allSessions = Effect.gen(function* () {
   return sessions
 })
 
-/** `each` over every session (see `allSessions`); the sessions whose jobs differed from their log. */
+/** A pass over every session: those whose jobs differed from their log, and those whose log cannot be read. */
+export interface StoreDrift {
+  readonly drifted: ReadonlyArray<JobDrift>
+  /**
+   * Sessions left alone because an event of their log does not decode: their jobs cannot be derived from it. The rest
+   * of the store is still checked (or rebuilt); the error names the event, for a restore or a fork before it.
+   */
+  readonly unreadable: ReadonlyArray<CorruptEvent>
+}
+
+/** `each` over every session (see `allSessions`); see `StoreDrift`. */
 const driftedSessions = (
   each: (sessionId: string) => Effect.Effect<JobDrift, ReadError | TaskQueueError, PlannerStore | TaskQueue>
 ) =>
   Effect.gen(function* () {
     const drifted: Array<JobDrift> = []
+    const unreadable: Array<CorruptEvent> = []
     for (const sessionId of yield* allSessions) {
-      const found = yield* each(sessionId)
-      if (hasDrift(found)) drifted.push(found)
+      const found = yield* unlessUnreadable(each(sessionId))
+      if (Either.isLeft(found)) unreadable.push(found.left)
+      else if (hasDrift(found.right)) drifted.push(found.right)
     }
-    return drifted as ReadonlyArray<JobDrift>
+    const result: StoreDrift = { drifted, unreadable }
+    return result
   })
 
-/** How every session's jobs differ from its log, without changing anything (`planner doctor`). The ones that differ. */
-export const checkAll: Effect.Effect<
-  ReadonlyArray<JobDrift>,
-  ReadError | TaskQueueError,
-  PlannerStore | TaskQueue
-> = driftedSessions(check).pipe(Effect.withSpan("Jobs.checkAll"))
+/** Checks every session's jobs against its log (see `check`), changing nothing. */
+export const checkAll: Effect.Effect<StoreDrift, ReadError | TaskQueueError, PlannerStore | TaskQueue> =
+  driftedSessions(check).pipe(Effect.withSpan("Jobs.checkAll"))
 
 /**
  * Rebuilds every session's jobs: those of every session in the log, and those of sessions the queue names but the
- * log does not have (removed). Returns the sessions that differed.
+ * log does not have (removed). A session whose log cannot be read keeps its jobs as they are.
  */
-export const rebuildAll: Effect.Effect<
-  ReadonlyArray<JobDrift>,
-  ReadError | TaskQueueError,
-  PlannerStore | TaskQueue
-> = driftedSessions(rebuild).pipe(Effect.withSpan("Jobs.rebuildAll"))
+export const rebuildAll: Effect.Effect<StoreDrift, ReadError | TaskQueueError, PlannerStore | TaskQueue> =
+  driftedSessions(rebuild).pipe(Effect.withSpan("Jobs.rebuildAll"))

@@ -12,8 +12,8 @@
  */
 import { Effect, Either, Option, Ref } from "effect"
 import type { PlannerEvent } from "../domain/Events.js"
-import { isMemoryEvent, type MemoryRecord, memoryEventTypes, recordsOf } from "../domain/Memory.js"
-import { EventStore, type ReadError, type StoredEvent } from "./EventStore.js"
+import { isMemoryEvent, memoryEventTypes, recordsOf } from "../domain/Memory.js"
+import { type CorruptEvent, EventStore, type ReadError, type StoredEvent, unlessUnreadable } from "./EventStore.js"
 import { MemoryIndex, type MemoryIndexError } from "./MemoryIndex.js"
 import { decodeRecord, plannerStreamId } from "./PlannerStore.js"
 import * as SessionSnapshots from "./SessionSnapshots.js"
@@ -64,17 +64,36 @@ const makeHandler = Effect.gen(function* () {
   const index = yield* MemoryIndex
   const store = yield* EventStore
   const sessions = new Map<string, Cached>()
-  return (stored: StoredEvent): Effect.Effect<void, ReadError | MemoryIndexError> =>
+  /** Sessions with an event that cannot be read: left out (see `leaveOut`). */
+  const unreadable = new Set<string>()
+  /**
+   * A session whose log holds an event that cannot be read is left out of the index, with a warning, rather than
+   * stopping the projection of every other session at it (and with it recall, stats and planning with memory).
+   */
+  const leaveOut = (corrupt: CorruptEvent) =>
+    Effect.suspend(() => {
+      if (unreadable.has(corrupt.aggregateId)) return Effect.void
+      unreadable.add(corrupt.aggregateId)
+      sessions.delete(corrupt.aggregateId)
+      return Effect.logWarning(
+        `memory: session ${corrupt.aggregateId} is left out of the index: ${corrupt.message} Once it is restored, run \`planner memory rebuild\`.`
+      )
+    })
+  const handle = (stored: StoredEvent): Effect.Effect<void, ReadError | MemoryIndexError> =>
     Effect.gen(function* () {
+      const sessionId = stored.aggregateId
+      if (unreadable.has(sessionId)) return
       const decoded = decodeRecord(stored)
-      if (Either.isLeft(decoded)) return yield* Effect.fail(decoded.left)
+      if (Either.isLeft(decoded)) return yield* leaveOut(decoded.left)
       const event = decoded.right.event
       if (!isMemoryEvent(event)) return
-      const sessionId = stored.aggregateId
       let cached = sessions.get(sessionId)
       if (cached === undefined) {
-        const events = yield* Effect.provideService(sessionEvents(sessionId, stored.sequence), EventStore, store)
-        cached = { events: [...events], lastSequence: stored.sequence }
+        const events = yield* unlessUnreadable(
+          Effect.provideService(sessionEvents(sessionId, stored.sequence), EventStore, store)
+        )
+        if (Either.isLeft(events)) return yield* leaveOut(events.left)
+        cached = { events: [...events.right], lastSequence: stored.sequence }
         sessions.set(sessionId, cached)
       } else if (stored.sequence > cached.lastSequence) {
         // A retried handler (a busy SQLite) sees the same event again: keep it once.
@@ -102,16 +121,32 @@ const makeHandler = Effect.gen(function* () {
           return
       }
     })
+  return { handle, leaveOut }
 })
 
 /** The durable consumer, forever. */
 export const run: Effect.Effect<never, ReadError | MemoryIndexError, EventStore | MemoryIndex> = Effect.gen(
   function* () {
     const store = yield* EventStore
-    const handle = yield* makeHandler
-    return yield* store.consume(consumerName, query, handle)
+    const { handle, leaveOut } = yield* makeHandler
+    return yield* store.consume(consumerName, query, handle, { onCorrupt: leaveOut })
   }
 )
+
+/** The position of the last memory event after `after` (one that cannot be read counts), if there is one. */
+const lastPosition = (after: number): Effect.Effect<number | undefined, ReadError, EventStore> =>
+  Effect.gen(function* () {
+    const store = yield* EventStore
+    let from = after
+    let last: number | undefined
+    for (;;) {
+      const pending = yield* unlessUnreadable(store.load({ ...query, afterPosition: from }))
+      if (Either.isRight(pending)) return pending.right.at(-1)?.position ?? last
+      // Read on past a row that cannot be read: the consumer leaves its session out and goes on.
+      last = pending.left.position
+      from = pending.left.position
+    }
+  })
 
 /**
  * Runs the consumer until it has projected every memory event in the log when called, then stops. Returns how many
@@ -121,10 +156,9 @@ export const catchUp: Effect.Effect<number, ReadError | MemoryIndexError, EventS
   function* () {
     const store = yield* EventStore
     const after = Option.getOrElse(yield* store.checkpoint(consumerName), () => 0)
-    const pending = yield* store.load({ ...query, afterPosition: after })
-    const target = pending.at(-1)?.position
+    const target = yield* lastPosition(after)
     if (target === undefined) return 0
-    const handle = yield* makeHandler
+    const { handle, leaveOut } = yield* makeHandler
     const seen = yield* Ref.make(0)
     const done = yield* Effect.makeLatch(false)
     // The handler sees the last event before its checkpoint commits: stop only once the checkpoint is there.
@@ -142,41 +176,54 @@ export const catchUp: Effect.Effect<number, ReadError | MemoryIndexError, EventS
           )
       })
     )
-    yield* store
-      .consume(consumerName, query, (event) =>
-        Effect.zipRight(
-          handle(event),
-          Effect.flatMap(
-            Ref.updateAndGet(seen, (n) => n + 1),
-            () => (event.position >= target ? done.open : Effect.void)
-          )
-        )
+    /** One more event seen, in the consumer's transaction: at the target, the wait above may end. */
+    const counted = (position: number) =>
+      Effect.flatMap(
+        Ref.updateAndGet(seen, (n) => n + 1),
+        () => (position >= target ? done.open : Effect.void)
       )
+    yield* store
+      .consume(consumerName, query, (event) => Effect.zipRight(handle(event), counted(event.position)), {
+        onCorrupt: (corrupt) => Effect.zipRight(leaveOut(corrupt), counted(corrupt.position))
+      })
       .pipe(Effect.raceFirst(committed))
     return yield* Ref.get(seen)
   }
 )
 
-/** Forgets the index and recomputes it from the log. Returns how many sessions and records it holds now. */
-export const rebuild: Effect.Effect<
-  { readonly sessions: number; readonly records: number },
-  ReadError | MemoryIndexError,
-  EventStore | MemoryIndex
-> = Effect.gen(function* () {
-  const store = yield* EventStore
-  const index = yield* MemoryIndex
-  const sessions = yield* store.aggregates(plannerStreamId)
-  yield* index.clear
-  let records = 0
-  for (const session of sessions) {
-    const found: ReadonlyArray<MemoryRecord> = yield* sessionRecords(session.aggregateId)
-    yield* index.put(found)
-    records += found.length
+/** What `rebuild` did: the sessions and records the index holds now, and the sessions it had to leave out. */
+export interface Rebuilt {
+  readonly sessions: number
+  readonly records: number
+  /** Sessions whose log holds an event that cannot be read: left out of the index, the rest rebuilt without them. */
+  readonly unreadable: ReadonlyArray<CorruptEvent>
+}
+
+/** Forgets the index and recomputes it from the log. */
+export const rebuild: Effect.Effect<Rebuilt, ReadError | MemoryIndexError, EventStore | MemoryIndex> = Effect.gen(
+  function* () {
+    const store = yield* EventStore
+    const index = yield* MemoryIndex
+    const sessions = yield* store.aggregates(plannerStreamId)
+    yield* index.clear
+    let records = 0
+    let indexed = 0
+    const unreadable: Array<CorruptEvent> = []
+    for (const session of sessions) {
+      const found = yield* unlessUnreadable(sessionRecords(session.aggregateId))
+      if (Either.isLeft(found)) {
+        unreadable.push(found.left)
+        continue
+      }
+      yield* index.put(found.right)
+      records += found.right.length
+      indexed += 1
+    }
+    // Pruned sessions (`planner prune`) have no events left: their records come from their final snapshots.
+    const inLog = new Set(sessions.map((session) => session.aggregateId))
+    const kept = (yield* SessionSnapshots.allRecords).filter((record) => !inLog.has(record.sessionId))
+    yield* index.put(kept)
+    records += kept.length
+    return { sessions: indexed + new Set(kept.map((record) => record.sessionId)).size, records, unreadable }
   }
-  // Pruned sessions (`planner prune`) have no events left: their records come from their final snapshots.
-  const inLog = new Set(sessions.map((session) => session.aggregateId))
-  const kept = (yield* SessionSnapshots.allRecords).filter((record) => !inLog.has(record.sessionId))
-  yield* index.put(kept)
-  records += kept.length
-  return { sessions: sessions.length + new Set(kept.map((record) => record.sessionId)).size, records }
-})
+)

@@ -12,15 +12,18 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Effect, Option, Schema } from "effect"
+import { Clock, Effect, Either, Option, Schema } from "effect"
 import { type MemoryRecord, recordsOf } from "../domain/Memory.js"
 import * as Planner from "../domain/Planner.js"
 import {
+  type CorruptEvent,
   EventStore,
   EventStoreError,
   type EventStoreService,
   type ReadError,
-  type SequenceConflict
+  readableUpTo,
+  type SequenceConflict,
+  unlessUnreadable
 } from "./EventStore.js"
 import * as PlannerStore from "./PlannerStore.js"
 
@@ -128,6 +131,8 @@ const keptBecause = (running: ReadonlyArray<Dependency & { readonly by: string }
 export interface PruneReport {
   readonly pruned: ReadonlyArray<{ readonly sessionId: string; readonly events: number; readonly finishedAt: number }>
   readonly kept: ReadonlyArray<{ readonly sessionId: string; readonly reason: string }>
+  /** Sessions with an event that cannot be read: not pruned, and what they need is kept (see `prune`). */
+  readonly unreadable: ReadonlyArray<CorruptEvent>
 }
 
 /** Prunes every finished session that finished before `finishedBefore` (epoch milliseconds). */
@@ -147,18 +152,28 @@ export const prune = (finishedBefore: number): Effect.Effect<PruneReport, ReadEr
     const sessions = yield* store.aggregates(PlannerStore.plannerStreamId)
     const states = new Map<string, { state: Planner.PlannerState; records: ReadonlyArray<MemoryRecord> }>()
     const neededBy = new Map<string, Array<Dependency & { readonly by: string }>>()
-    for (const session of sessions) {
-      const events = (yield* plannerStore.load(session.aggregateId)).map((record) => record.event)
-      const state = Planner.fold(events)
-      states.set(session.aggregateId, { state, records: recordsOf(session.aggregateId, events) })
-      if (!Planner.isFinished(state)) {
-        for (const needed of dependsOn(state)) {
-          neededBy.set(needed.sessionId, [
-            ...(neededBy.get(needed.sessionId) ?? []),
-            { ...needed, by: session.aggregateId }
-          ])
-        }
+    const unreadable: Array<PruneReport["unreadable"][number]> = []
+    /** The sessions a session that is not finished needs are kept (see `dependsOn`). */
+    const needs = (sessionId: string, state: Planner.PlannerState) => {
+      for (const needed of dependsOn(state)) {
+        neededBy.set(needed.sessionId, [...(neededBy.get(needed.sessionId) ?? []), { ...needed, by: sessionId }])
       }
+    }
+    for (const session of sessions) {
+      const sessionId = session.aggregateId
+      const loaded = yield* unlessUnreadable(plannerStore.load(sessionId))
+      if (Either.isLeft(loaded)) {
+        // Not pruned: whether it finished is not known. It counts as running, and what it needs (the session it was
+        // forked from, its parent) is in its first event, in the part of its log that reads well.
+        unreadable.push(loaded.left)
+        const readable = yield* plannerStore.load(sessionId, { toSequence: readableUpTo(loaded.left) })
+        needs(sessionId, Planner.fold(readable.map((record) => record.event)))
+        continue
+      }
+      const events = loaded.right.map((record) => record.event)
+      const state = Planner.fold(events)
+      states.set(sessionId, { state, records: recordsOf(sessionId, events) })
+      if (!Planner.isFinished(state)) needs(sessionId, state)
     }
     const now = yield* Clock.currentTimeMillis
     const pruned: Array<PruneReport["pruned"][number]> = []
@@ -192,5 +207,5 @@ export const prune = (finishedBefore: number): Effect.Effect<PruneReport, ReadEr
         .pipe(Effect.catchTag("SqlError", (error) => Effect.fail(failWith("prune a session")(error))))
       pruned.push({ sessionId, events, finishedAt })
     }
-    return { pruned, kept }
+    return { pruned, kept, unreadable }
   })

@@ -51,6 +51,7 @@ import {
   type AppendAlongside,
   type AppendOptions,
   type AppendResult,
+  type ConsumeOptions,
   CorruptEvent,
   EventStore,
   EventStoreError,
@@ -1218,13 +1219,15 @@ export const make = (
     const consume = <E, R>(
       consumer: string,
       query: Omit<SubscribeQuery, "afterPosition">,
-      handle: (event: StoredEvent) => Effect.Effect<void, E, R>
+      handle: (event: StoredEvent) => Effect.Effect<void, E, R>,
+      options: ConsumeOptions<E, R> = {}
     ): Effect.Effect<never, E | ReadError, R> => {
-      const handleOne = (event: StoredEvent) =>
+      /** `effect` and the checkpoint at `position`, in one write transaction. */
+      const withCheckpoint = (effect: Effect.Effect<void, E, R>, position: number) =>
         writeTransaction(
-          handle(event).pipe(
+          effect.pipe(
             Effect.mapError((error) => new HandlerFailed(error)),
-            Effect.zipRight(saveCheckpoint(consumer, event.position))
+            Effect.zipRight(saveCheckpoint(consumer, position))
           )
         ).pipe(
           retryBusy,
@@ -1233,10 +1236,22 @@ export const make = (
             SqlError: (error: SqlError) => Effect.fail(toStoreError("save a checkpoint")(error))
           })
         )
+      const { onCorrupt } = options
+      /** Consumes from `after` until a row cannot be read: then, with `onCorrupt`, the position to go on after. */
+      const from = (after: number): Effect.Effect<number, E | ReadError, R> =>
+        Stream.runForEach(subscribe({ ...query, afterPosition: after }), (event) =>
+          withCheckpoint(handle(event), event.position)
+        ).pipe(
+          Effect.zipRight(Effect.dieMessage("a subscription ended")),
+          Effect.catchIf(
+            (error): error is CorruptEvent => onCorrupt !== undefined && error instanceof CorruptEvent,
+            (corrupt) =>
+              Effect.as(withCheckpoint(onCorrupt?.(corrupt) ?? Effect.void, corrupt.position), corrupt.position)
+          )
+        )
       return Effect.gen(function* () {
-        const after = Option.getOrElse(yield* checkpoint(consumer), () => 0)
-        yield* Stream.runForEach(subscribe({ ...query, afterPosition: after }), handleOne)
-        return yield* Effect.dieMessage("a subscription ended")
+        let after = Option.getOrElse(yield* checkpoint(consumer), () => 0)
+        for (;;) after = yield* from(after)
       }).pipe(Effect.withSpan("EventStore.consume", { attributes: { consumer } }))
     }
 

@@ -885,6 +885,63 @@ export const sqlEventStoreContract = <Db>(name: string, target: SqlTarget<Db>) =
       )
     )
 
+    it.live(
+      "a consumer stops at a row that cannot be read; given onCorrupt, it hands it over and goes on past it",
+      () =>
+        withStore(target, (store, _, context) =>
+          Effect.gen(function* () {
+            const sql = sqlOf(context)
+            yield* store.append("s", "before", [newEvent("Good", { n: 1 })], 0)
+            // A row whose metadata lacks its event id: unreadable on every dialect.
+            yield* sql.onDialectOrElse({
+              pg: () => sql`INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata)
+              VALUES ('s', 'Broken', 'broken', 1, '1', '{}'::jsonb, '{"correlationId": "c"}'::jsonb)`,
+              orElse:
+                () => sql`INSERT INTO events (stream_id, event_type, aggregate_id, sequence, event_version, data, metadata, created_at)
+              VALUES ('s', 'Broken', 'broken', 1, '1', '{}', '{"correlationId": "c"}', 0)`
+            })
+            const broken = yield* store.headPosition
+            yield* store.append("s", "after", [newEvent("Good", { n: 2 })], 0)
+
+            const seen = yield* Ref.make<ReadonlyArray<string>>([])
+            const record = (event: StoredEvent) => Ref.update(seen, (all) => [...all, event.aggregateId])
+            const stopped = yield* Effect.flip(store.consume("strict", { streamId: "s" }, record)).pipe(within(10))
+            expect(stopped).toMatchObject({ _tag: "CorruptEvent", position: broken })
+            expect(yield* Ref.get(seen)).toEqual(["before"])
+            const before = (yield* store.load({ streamId: "s", aggregateId: "before" }))[0]?.position
+            expect(yield* store.checkpoint("strict")).toEqual(Option.some(before))
+
+            const corrupt = yield* Ref.make<ReadonlyArray<number>>([])
+            const reachedEnd = yield* Deferred.make<void>()
+            const consumer = yield* Effect.fork(
+              store.consume(
+                "lenient",
+                { streamId: "s" },
+                (event) =>
+                  Effect.zipRight(
+                    record(event),
+                    event.aggregateId === "after" ? Deferred.succeed(reachedEnd, undefined) : Effect.void
+                  ),
+                { onCorrupt: (error) => Ref.update(corrupt, (all) => [...all, error.position]) }
+              )
+            )
+            yield* Deferred.await(reachedEnd).pipe(within(10))
+            // The checkpoint goes past the unreadable row, to the last event: a restart goes on from there.
+            const last = yield* store.headPosition
+            yield* store.checkpoint("lenient").pipe(
+              Effect.repeat({
+                schedule: Schedule.spaced("10 millis"),
+                until: (saved) => Option.contains(saved, last)
+              }),
+              within(10)
+            )
+            yield* Fiber.interrupt(consumer)
+            expect(yield* Ref.get(seen)).toEqual(["before", "before", "after"])
+            expect(yield* Ref.get(corrupt)).toEqual([broken])
+          })
+        )
+    )
+
     it.live("an append the database rejects midway (after several INSERT statements) leaves nothing", () =>
       withStore(target, (store, _, context) =>
         Effect.gen(function* () {

@@ -9,15 +9,18 @@
  * replaces its jobs; a dispatch committed in between would be dropped as stray (until `resume` puts it back), so it
  * is meant for a store no planner or worker is writing to, which the help says.
  *
- * Exit codes: 0 when the queue matches the log (or was repaired to), 1 when it differs and was left so, 4 when the
- * store cannot be used.
+ * A session whose log holds an event that cannot be read is reported and left alone (its jobs cannot be derived from
+ * it); the rest of the store is still checked.
+ *
+ * Exit codes: 0 when the queue matches the log (or was repaired to), 1 when it differs and was left so or a session's
+ * log cannot be read, 4 when the store cannot be used.
  */
 import { Effect, Layer, Option } from "effect"
 import * as Jobs from "../../infra/Jobs.js"
 import * as PlannerStore from "../../infra/PlannerStore.js"
 import { type ListedJob, TaskQueue } from "../../infra/TaskQueue.js"
 import { CliExit, ExitCode, toFailure, unavailable } from "./Failure.js"
-import { out } from "./Output.js"
+import { out, plural, unreadableJson } from "./Output.js"
 import { requireDatabase, resolveExistingStore, storeLayer } from "./Store.js"
 
 export interface DoctorFlags {
@@ -46,42 +49,53 @@ export const doctor = (flags: DoctorFlags) => {
     if (Option.isNone(queue)) {
       return yield* unavailable("This store has no task queue to check.")
     }
-    const found = yield* Effect.provideService(Jobs.checkAll, TaskQueue, queue.value)
+    const checked = yield* Effect.provideService(Jobs.checkAll, TaskQueue, queue.value)
+    const found = checked.drifted
     const repaired = flags.repair && found.length > 0
     if (repaired) {
       for (const session of found) yield* Effect.provideService(Jobs.rebuild(session.sessionId), TaskQueue, queue.value)
     }
     // After a repair, what is still different (a session written to meanwhile).
-    const left = repaired ? yield* Effect.provideService(Jobs.checkAll, TaskQueue, queue.value) : found
+    const left = repaired ? (yield* Effect.provideService(Jobs.checkAll, TaskQueue, queue.value)).drifted : found
+    const { unreadable } = checked
     if (flags.json) {
       yield* out(
         JSON.stringify({
-          ok: left.length === 0,
+          ok: left.length === 0 && unreadable.length === 0,
           drifted: found.map((session) => ({
             sessionId: session.sessionId,
             missing: session.missing,
             stray: session.stray
           })),
           repaired,
-          remaining: left.map((session) => session.sessionId)
+          remaining: left.map((session) => session.sessionId),
+          unreadable: unreadable.map(unreadableJson)
         })
       )
-    } else if (found.length === 0) {
-      yield* out("The task queue matches the event log: every dispatched attempt has its job, and no job is left over.")
     } else {
-      yield* out(
-        [
-          `The task queue differs from the event log in ${found.length} session${found.length === 1 ? "" : "s"}:`,
-          ...found.flatMap(driftLines),
-          repaired
-            ? left.length === 0
-              ? "Repaired: those sessions' jobs were rebuilt from their logs, and now match."
-              : `Rebuilt from the logs, but ${left.length} session${left.length === 1 ? " still differs" : "s still differ"} (written to meanwhile): run it again with no planner or worker running.`
-            : "Run `planner doctor --repair` to rebuild them from their logs (with no planner or worker running)."
-        ].join("\n")
-      )
+      const lines =
+        found.length === 0
+          ? unreadable.length === 0
+            ? ["The task queue matches the event log: every dispatched attempt has its job, and no job is left over."]
+            : []
+          : [
+              `The task queue differs from the event log in ${plural(found.length, "session")}:`,
+              ...found.flatMap(driftLines),
+              repaired
+                ? left.length === 0
+                  ? "Repaired: those sessions' jobs were rebuilt from their logs, and now match."
+                  : `Rebuilt from the logs, but ${left.length} session${left.length === 1 ? " still differs" : "s still differ"} (written to meanwhile): run it again with no planner or worker running.`
+                : "Run `planner doctor --repair` to rebuild them from their logs (with no planner or worker running)."
+            ]
+      if (unreadable.length > 0) {
+        lines.push(
+          `${plural(unreadable.length, "session")} could not be checked: an event of ${unreadable.length === 1 ? "its" : "their"} log cannot be read (the rest of the store was checked).`,
+          ...unreadable.map((corrupt) => `session ${corrupt.aggregateId}: ${corrupt.message}`)
+        )
+      }
+      yield* out(lines.join("\n"))
     }
-    if (left.length > 0) return yield* new CliExit({ code: ExitCode.planFailed })
+    if (left.length > 0 || unreadable.length > 0) return yield* new CliExit({ code: ExitCode.planFailed })
   }).pipe(
     Effect.provide(PlannerStore.layer.pipe(Layer.provideMerge(storeLayer(target)))),
     Effect.mapError((error) => (error instanceof CliExit ? error : toFailure(error)))

@@ -14,7 +14,7 @@ import * as SessionSnapshots from "../../infra/SessionSnapshots.js"
 import * as MemoryLive from "../MemoryLive.js"
 import { reusablePlan } from "../MemoryPlanning.js"
 import { type CliFailure, toFailure, unavailable, usage } from "./Failure.js"
-import { duration, err, firstLine, isoTime, out } from "./Output.js"
+import { duration, err, firstLine, isoTime, out, plural, unreadableJson } from "./Output.js"
 import * as Prompt from "./Prompt.js"
 import { requireDatabase, resolveExistingStore, type StoreTarget, storeLayer } from "./Store.js"
 
@@ -143,8 +143,15 @@ export const rebuild = (flags: MemoryReadFlags) =>
       const rebuilt = yield* MemoryProjection.rebuild
       // Events written while it rebuilt are projected by the consumer from its saved position, as usual.
       yield* MemoryProjection.catchUp
-      if (flags.json) return yield* out(JSON.stringify(rebuilt))
-      yield* out(`Memory rebuilt from the log: ${rebuilt.records} records from ${rebuilt.sessions} sessions.`)
+      // A session whose log cannot be read is left out; the rest is rebuilt, and the command says which it left out.
+      if (flags.json)
+        return yield* out(JSON.stringify({ ...rebuilt, unreadable: rebuilt.unreadable.map(unreadableJson) }))
+      yield* out(
+        `Memory rebuilt from the log: ${plural(rebuilt.records, "record")} from ${plural(rebuilt.sessions, "session")}.`
+      )
+      for (const corrupt of rebuilt.unreadable) {
+        yield* err(`Left out session ${corrupt.aggregateId}: ${corrupt.message}`)
+      }
     })
   )
 
@@ -172,19 +179,23 @@ export const prune = (flags: PruneFlags) =>
       // The index must hold every pruned session's records before their events go.
       yield* MemoryProjection.catchUp
       const report = yield* SessionSnapshots.prune(before)
-      if (flags.json) return yield* out(JSON.stringify(report))
+      if (flags.json)
+        return yield* out(JSON.stringify({ ...report, unreadable: report.unreadable.map(unreadableJson) }))
       const lines: Array<string> = []
       const events = report.pruned.reduce((total, session) => total + session.events, 0)
       if (report.pruned.length === 0) lines.push(`No finished session before ${flags.finishedBefore} to prune.`)
       else {
         lines.push(
-          `Pruned the events of ${report.pruned.length} finished session${report.pruned.length === 1 ? "" : "s"} (${events} events); their final snapshots and memory stay, so show, recall and stats still know them:`
+          `Pruned the events of ${plural(report.pruned.length, "finished session")} (${plural(events, "event")}); their final snapshots and memory stay, so show, recall and stats still know them:`
         )
         for (const session of report.pruned) {
           lines.push(`  ${session.sessionId}  finished ${isoTime(session.finishedAt)}  ${session.events} events`)
         }
       }
       for (const session of report.kept) lines.push(`Kept ${session.sessionId}: ${session.reason}.`)
+      for (const corrupt of report.unreadable) {
+        lines.push(`Kept ${corrupt.aggregateId}: an event of its log cannot be read. ${corrupt.message}`)
+      }
       yield* out(lines.join("\n"))
     })
   )

@@ -3,6 +3,7 @@
  * JSON object), the small text helpers every command shares, and how to show secrets (never).
  */
 import { Effect } from "effect"
+import type { CorruptEvent } from "../../infra/EventStore.js"
 import * as Secrets from "../../infra/Secrets.js"
 
 /** How a command reports: a redrawn task board, one line per event, or one JSON object at the end. */
@@ -35,6 +36,17 @@ export const err = (text: string) =>
 const ansiPattern = /\u001b\[[0-9;?]*[A-Za-z]/g
 
 export const stripAnsi = (text: string): string => text.replace(ansiPattern, "")
+
+/** A session a store-wide command left alone because an event of its log cannot be read, for `--json`. */
+export const unreadableJson = (corrupt: CorruptEvent) => ({
+  sessionId: corrupt.aggregateId,
+  position: corrupt.position,
+  sequence: corrupt.sequence,
+  message: corrupt.message
+})
+
+/** "1 session", "2 sessions". */
+export const plural = (count: number, noun: string): string => `${count} ${noun}${count === 1 ? "" : "s"}`
 
 /** The first line of `text`, at most `max` characters. */
 export const firstLine = (text: string, max = 160): string => {

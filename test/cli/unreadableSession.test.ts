@@ -1,0 +1,147 @@
+/**
+ * One session whose log holds an event that cannot be read (a row edited by hand, a bad restore) does not stop the
+ * commands that go over the whole store: `doctor` checks (and `--repair` repairs) every other session and names the
+ * broken one (exit 1); the memory index leaves it out with a warning, so `stats` and `recall` answer for the rest;
+ * `memory rebuild` rebuilds from everything else and says what it left out; `prune` prunes the others and keeps it.
+ * Nothing is lost: the broken row is left as it was, for a restore from a backup.
+ */
+import * as path from "node:path"
+import Sqlite from "better-sqlite3"
+import { Context, Effect, Layer } from "effect"
+import { beforeAll, describe, expect, it } from "vitest"
+import * as PlannerService from "../../src/app/PlannerService.js"
+import { Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
+import * as PlannerStore from "../../src/infra/PlannerStore.js"
+import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
+import { TaskQueue } from "../../src/infra/TaskQueue.js"
+import { independentTasks } from "../app/fixtures/plans.js"
+import { cli, ensureBuilt, parseJson, type ResultJson, tempFolder } from "./cli.js"
+
+beforeAll(() => ensureBuilt(), 180_000)
+
+interface Unreadable {
+  readonly sessionId: string
+  readonly position: number
+  readonly sequence: number
+  readonly message: string
+}
+
+/** Breaks the stored data of the session's first `TaskStatusUpdated` (a memory event): returns its sequence. */
+const breakEvent = (db: string, sessionId: string): number => {
+  const sqlite = new Sqlite(db)
+  try {
+    const row = sqlite
+      .prepare(
+        "SELECT sequence FROM events WHERE aggregate_id = ? AND event_type = 'TaskStatusUpdated' ORDER BY sequence LIMIT 1"
+      )
+      .get(sessionId) as { sequence: number }
+    sqlite
+      .prepare("UPDATE events SET data = '{broken' WHERE aggregate_id = ? AND sequence = ?")
+      .run(sessionId, row.sequence)
+    return row.sequence
+  } finally {
+    sqlite.close()
+  }
+}
+
+/** Runs `use` with the writer (and the task queue) over the SQLite file, in this process. */
+const withService = <A>(
+  filename: string,
+  use: (service: PlannerService.PlannerServiceShape) => Effect.Effect<A, unknown, TaskQueue>
+) =>
+  Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const context = yield* Layer.build(
+          PlannerService.layer().pipe(
+            Layer.provideMerge(PlannerStore.layer),
+            Layer.provideMerge(SqliteEventStore.layer({ filename }))
+          )
+        )
+        return yield* Effect.provide(use(Context.get(context, PlannerService.PlannerService)), context)
+      })
+    )
+  )
+
+describe("one unreadable session in a store", { timeout: 300_000 }, () => {
+  it("store-wide commands report it and go on with every other session", async () => {
+    const cwd = tempFolder()
+    const db = path.join(cwd, "store.db")
+    const run = async (request: string) => {
+      const result = await cli(["run", "--db", db, "--executor", "echo", "--json", request], { cwd })
+      expect(result.code, result.stderr).toBe(0)
+      return parseJson<ResultJson>(result).sessionId
+    }
+    const broken = await run("Write the parser. Then test the parser.")
+    const fine = await run("Fetch the data. Then summarise the data.")
+    // A session with its jobs still in the queue, one of them lost: for doctor to find and --repair to put back.
+    await withService(db, (service) =>
+      Effect.zipRight(
+        service.execute(
+          "s-queued",
+          new Initialize({ request: "two tasks", tasks: independentTasks(2), config: defaultConfig, at: 1 })
+        ),
+        Effect.flatMap(TaskQueue, (queue) => queue.remove("s-queued", [2]))
+      )
+    )
+    const sequence = breakEvent(db, broken)
+
+    // The memory index, caught up by stats, leaves the broken session out and says so.
+    const stats = await cli(["stats", "--db", db, "--json"], { cwd })
+    expect(stats.code, stats.stderr).toBe(0)
+    expect(stats.stderr).toContain(`memory: session ${broken} is left out of the index`)
+    expect(stats.stderr).toContain("planner memory rebuild")
+    expect(parseJson<{ sessions: { finished: number } }>(stats).sessions.finished).toBe(1)
+    const recall = await cli(["recall", "--db", db, "--json", "summarise the data"], { cwd })
+    expect(recall.code, recall.stderr).toBe(0)
+    expect(recall.stdout).toContain(fine)
+
+    const doctor = await cli(["doctor", "--db", db, "--json"], { cwd })
+    expect(doctor.code).toBe(1)
+    const report = parseJson<{
+      ok: boolean
+      drifted: ReadonlyArray<{ sessionId: string }>
+      unreadable: ReadonlyArray<Unreadable>
+    }>(doctor)
+    expect(report.ok).toBe(false)
+    expect(report.unreadable).toEqual([
+      expect.objectContaining({ sessionId: broken, sequence, message: expect.stringContaining("cannot be read") })
+    ])
+    expect(report.drifted.map((session) => session.sessionId)).toEqual(["s-queued"])
+    const repaired = await cli(["doctor", "--db", db, "--repair"], { cwd })
+    // Still 1: the broken session is not something a repair can mend.
+    expect(repaired.code).toBe(1)
+    expect(repaired.stdout).toContain("Repaired: those sessions' jobs were rebuilt from their logs, and now match.")
+    expect(repaired.stdout).toContain("1 session could not be checked")
+    expect(repaired.stdout).toContain(`session ${broken}: The stored event at position`)
+    const after = parseJson<{ drifted: ReadonlyArray<unknown> }>(await cli(["doctor", "--db", db, "--json"], { cwd }))
+    expect(after.drifted).toEqual([])
+
+    const rebuilt = await cli(["memory", "rebuild", "--db", db, "--json"], { cwd })
+    expect(rebuilt.code, rebuilt.stderr).toBe(0)
+    const rebuiltReport = parseJson<{ sessions: number; unreadable: ReadonlyArray<Unreadable> }>(rebuilt)
+    expect(rebuiltReport.unreadable.map((one) => one.sessionId)).toEqual([broken])
+    const rebuiltText = await cli(["memory", "rebuild", "--db", db], { cwd })
+    expect(rebuiltText.stderr).toContain(`Left out session ${broken}: The stored event at position`)
+
+    const pruned = await cli(["prune", "--db", db, "--finished-before", "2999-01-01", "--json"], { cwd })
+    expect(pruned.code, pruned.stderr).toBe(0)
+    const pruneReport = parseJson<{
+      pruned: ReadonlyArray<{ sessionId: string }>
+      unreadable: ReadonlyArray<Unreadable>
+    }>(pruned)
+    expect(pruneReport.pruned.map((one) => one.sessionId)).toEqual([fine])
+    expect(pruneReport.unreadable.map((one) => one.sessionId)).toEqual([broken])
+    // Nothing of the broken session was removed: its row waits for a restore.
+    const sqlite = new Sqlite(db, { readonly: true })
+    try {
+      const row = sqlite
+        .prepare("SELECT data FROM events WHERE aggregate_id = ? AND sequence = ?")
+        .get(broken, sequence)
+      expect(row).toEqual({ data: "{broken" })
+    } finally {
+      sqlite.close()
+    }
+  })
+})
