@@ -866,16 +866,59 @@ export const withoutGenericHelp = (text: string): string => {
   return kept.join("\n")
 }
 
+/** The options given `value` on the command line (`--opt value` or `--opt=value`), in order. */
+const optionsGiven = (args: ReadonlyArray<string>, value: string): ReadonlyArray<string> =>
+  args.flatMap((arg, index) => {
+    if (arg.startsWith("--") && arg.includes("=")) {
+      const at = arg.indexOf("=")
+      return arg.slice(at + 1) === value ? [arg.slice(0, at)] : []
+    }
+    const previous = args[index - 1]
+    return index > 0 && arg === value && previous?.startsWith("--") === true && !previous.includes("=")
+      ? [previous]
+      : []
+  })
+
+/** The command-line values of `option` (`--opt value` or `--opt=value`). */
+const valuesOf = (args: ReadonlyArray<string>, option: string): ReadonlyArray<string> =>
+  args.flatMap((arg, index) => {
+    if (arg.startsWith(`${option}=`)) return [arg.slice(option.length + 1)]
+    const next = args[index + 1]
+    return arg === option && next !== undefined ? [next] : []
+  })
+
 /**
- * @effect/cli's usage errors in plain words: "'x' is not a integer" names the type as the library does, and "Expected to
- * find option: '--at'" or "Expected a value following option: '--at'" read like a parser's trace.
+ * @effect/cli's usage errors in plain words, naming the option they are about: the library says "'x' is not a integer"
+ * or "Expected one of the following cases: a, b" without saying of which option, names the type as it does inside,
+ * and "Expected to find option: '--at'" or "Expected a value following option: '--at'" read like a parser's trace.
+ * `args` (the command line after the subcommand) and `usage` (the subcommand's usage line) say which option it was.
  */
-export const plainUsage = (text: string): string =>
-  text
+export const plainUsage = (text: string, args: ReadonlyArray<string> = [], usage = ""): string => {
+  const wrongType = /^'(.*)' is not a (integer|float)$/s.exec(text)
+  const [option] = wrongType === null ? [] : optionsGiven(args, wrongType[1] ?? "")
+  if (wrongType !== null && option !== undefined) {
+    return `${option} needs ${wrongType[2] === "integer" ? "a whole number" : "a number"}; got '${wrongType[1]}'`
+  }
+  const notFile = /^Expected path '(.*)' to be a regular file$/s.exec(text)
+  const [fileOption] = notFile === null ? [] : optionsGiven(args, notFile[1] ?? "")
+  if (notFile !== null && fileOption !== undefined) {
+    return `${fileOption} ${notFile[1]} is not a file (a folder?): give the path of a file`
+  }
+  const cases = /^Expected one of the following cases: (.*)$/s.exec(text)?.[1]?.split(", ")
+  if (cases !== undefined) {
+    // The option whose usage lists these cases, among those given a value that is not one of them.
+    const named = new RegExp(`(--[a-z][a-z-]*) ${cases.map((one) => one.replace(/[^\w-]/g, "\\$&")).join(" \\| ")}\\b`)
+    const choice = named.exec(usage)?.[1]
+    const given = choice === undefined ? undefined : valuesOf(args, choice).find((value) => !cases.includes(value))
+    if (choice !== undefined && given !== undefined)
+      return `${choice} must be one of ${cases.join(", ")}; got '${given}'`
+  }
+  return text
     .replace(/ is not a integer\b/g, " is not a whole number")
     .replace(/ is not a float\b/g, " is not a number")
     .replace(/^Expected to find option: '([^']+)'/, "Missing option $1")
     .replace(/^Expected a value following option: '([^']+)'/, "$1 needs a value")
+}
 
 /** How help is shown: the commands' own options without @effect/cli's built-in ones; usage lines name each option's value (`--at SEQ`). */
 export const helpConfig = CliConfig.make({ showBuiltIns: false, showTypes: true })
@@ -917,9 +960,15 @@ const builtInOptions = ["--help", "-h", "--version", "--wizard", "--completions"
  * The options `command` takes, read from its usage. @effect/cli hands an unknown `--option` to an optional text
  * argument (`run --bogus "text"` would plan "--bogus"), so unknown options are refused before it parses.
  */
+/** A command's usage line, as plain text (`[--on-failure continue | abort | replan] ...`). */
+export const usageLine = (command: string): string | undefined =>
+  Object.hasOwn(commands, command)
+    ? HelpDoc.toAnsiText(Usage.getHelp(commands[command as keyof typeof commands].usage))
+    : undefined
+
 export const optionNames = (command: string): ReadonlySet<string> | undefined => {
-  if (!Object.hasOwn(commands, command)) return undefined
-  const usage = HelpDoc.toAnsiText(Usage.getHelp(commands[command as keyof typeof commands].usage))
+  const usage = usageLine(command)
+  if (usage === undefined) return undefined
   return new Set([...builtInOptions, ...(usage.match(/--[a-z][a-z-]*/g) ?? [])])
 }
 

@@ -9,7 +9,16 @@ import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import { Cause, Console, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
-import { cli, commandNames, helpConfig, optionNames, plainUsage, rootHelp, withoutGenericHelp } from "./Cli.js"
+import {
+  cli,
+  commandNames,
+  helpConfig,
+  optionNames,
+  plainUsage,
+  rootHelp,
+  usageLine,
+  withoutGenericHelp
+} from "./Cli.js"
 import { errorLine, registerCommandLineSecrets } from "./cli/ErrorLine.js"
 import { CliExit, CliFailure, ExitCode, exitCodeOnInterrupt, toFailure, usage } from "./cli/Failure.js"
 import { colourDisabled, scrub, stripAnsi } from "./cli/Output.js"
@@ -47,7 +56,11 @@ const cliConsole = Effect.map(Effect.console, (console): Console.Console => {
       }),
     error: (...items: ReadonlyArray<unknown>) =>
       Effect.sync(() => {
-        usageMessage = plainUsage(oneLine(stripAnsi(items.map(String).join(" "))))
+        usageMessage = plainUsage(
+          oneLine(stripAnsi(items.map(String).join(" "))),
+          subcommand === undefined ? args : args.slice(args.indexOf(subcommand) + 1),
+          subcommand === undefined ? "" : stripAnsi(usageLine(subcommand) ?? "")
+        )
       })
   }
 })

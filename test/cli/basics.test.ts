@@ -143,17 +143,19 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
     expect(fs.existsSync(path.join(cwd, ".planner"))).toBe(false)
   })
 
-  it("plan reads the request from standard input with - and from --file", async () => {
+  it("plan reads the request from standard input with - (or --file -) and from --file", async () => {
     const file = path.join(cwd, "request.txt")
     fs.writeFileSync(file, "- write the code\n- test it\n")
-    const [stdin, fromFile] = await Promise.all([
+    const [stdin, fromFile, fileDash] = await Promise.all([
       cli(["plan", "--json", "-"], { cwd, input: "Write the code. Then test it." }),
-      cli(["plan", "--json", "--file", file], { cwd })
+      cli(["plan", "--json", "--file", file], { cwd }),
+      cli(["plan", "--json", "--file", "-"], { cwd, input: "Write the code. Then test it." })
     ])
     const descriptions = (result: typeof stdin) =>
       parseJson<{ tasks: Array<{ description: string }> }>(result).tasks.map((task) => task.description)
     expect(descriptions(stdin)).toEqual(["Write the code", "test it"])
     expect(descriptions(fromFile)).toEqual(["write the code", "test it"])
+    expect(descriptions(fileDash)).toEqual(["Write the code", "test it"])
   })
 
   it("bad usage exits with 2 and one line on standard error", async () => {
@@ -162,8 +164,10 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       [["plan", "... !!! - -"], /^planner: The request is empty or says nothing to do/],
       [
         ["plan", "--file", path.join(cwd, "missing.txt")],
-        /^planner: Cannot read the request file .*missing\.txt \(ENOENT\)/
+        /^planner: Cannot read the request file .*missing\.txt: there is no such file: check the path\.$/
       ],
+      [["plan", "--file", ""], /^planner: The path of the request file is empty: give the path of a file\.$/],
+      [["plan", "--file", cwd], /^planner: --file .* is not a file \(a folder\?\): give the path of a file\. See/],
       [["run", "--bogus", "Do it"], /^planner: Unknown option --bogus for `planner run`\. See `planner run --help`/],
       [["frobnicate"], /^planner: Invalid subcommand .* See `planner --help`/],
       [["replay", "some-session"], /^planner: Missing option --at\. See `planner replay --help`/],
@@ -172,8 +176,16 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
         ["answer", "some-session", "one", "text"],
         /^planner: 'one' is not a whole number\. See `planner answer --help`/
       ],
-      [["replay", "some-session", "--at", "1.5"], /^planner: '1\.5' is not a whole number\./],
-      [["run", "--budget-usd", "abc", "Do it"], /^planner: 'abc' is not a number\. See `planner run --help`/]
+      [["replay", "some-session", "--at", "1.5"], /^planner: --at needs a whole number; got '1\.5'\./],
+      [["run", "--max-attempts=many", "Do it"], /^planner: --max-attempts needs a whole number; got 'many'\./],
+      [
+        ["run", "--budget-usd", "abc", "Do it"],
+        /^planner: --budget-usd needs a number; got 'abc'\. See `planner run --help`/
+      ],
+      [
+        ["run", "--max-attempts", "2", "--on-failure", "bogus", "Do it"],
+        /^planner: --on-failure must be one of continue, abort, replan; got 'bogus'\. See `planner run --help`/
+      ]
     ]
     const results = await Promise.all(cases.map(([args]) => cli(args, { cwd })))
     for (const [index, result] of results.entries()) {

@@ -87,7 +87,9 @@ describe("plans as files", { timeout: 300_000 }, () => {
       `planner: ${cyclic} is not a plan planner can run: tasks 1 -> 2 -> 1 form a cycle. Fix it, or write one with \`planner plan --json "<request>" > plan.json\`.`
     )
     expect(missing.code).toBe(2)
-    expect(oneLine(missing.stderr)).toMatch(/^planner: Cannot read the plan file .*missing\.json \(ENOENT\)\.$/)
+    expect(oneLine(missing.stderr)).toMatch(
+      /^planner: Cannot read the plan file .*missing\.json: there is no such file: check the path\.$/
+    )
     expect(both.code).toBe(2)
     expect(oneLine(both.stderr)).toBe(
       "planner: Give either a request or --plan FILE, not both: the plan file holds its request."

@@ -37,21 +37,43 @@ const utf8 = (what: string, bytes: Buffer) =>
 
 const readStdin = (what: string) => Effect.flatMap(readStdinBytes, (bytes) => utf8(what, bytes))
 
+/** Why a file could not be read, and what to do, in words. */
+const unreadableFile = (error: unknown): string => {
+  const code = (error as NodeJS.ErrnoException).code
+  switch (code) {
+    case "ENOENT":
+      return "there is no such file: check the path"
+    case "EACCES":
+    case "EPERM":
+      return "permission denied: check its permissions"
+    case "EISDIR":
+      return "it is a folder: give the path of a file"
+    default:
+      return `${code ?? String(error)}: check the path`
+  }
+}
+
 const readTextFile = (path: string, what: string) =>
-  Effect.flatMap(
-    Effect.try({
-      try: () => Fs.readFileSync(path),
-      catch: (error) => usage(`Cannot read ${what} (${(error as NodeJS.ErrnoException).code ?? String(error)}).`)
-    }),
-    (bytes) => utf8(`${what.charAt(0).toUpperCase()}${what.slice(1)}`, bytes)
-  )
+  path.trim() === ""
+    ? Effect.fail(usage(`The path of ${what} is empty: give the path of a file.`))
+    : Effect.flatMap(
+        Effect.try({
+          try: () => Fs.readFileSync(path),
+          catch: (error) => usage(`Cannot read ${what} ${path}: ${unreadableFile(error)}.`)
+        }),
+        (bytes) => utf8(`${what.charAt(0).toUpperCase()}${what.slice(1)} ${path}`, bytes)
+      )
 
 export const readRequest = (text: Option.Option<string>, file: Option.Option<string>) =>
   Effect.gen(function* () {
     if (Option.isSome(file)) {
       if (Option.isSome(text)) return yield* usage("Give the request either as text or with --file, not both.")
       const path = file.value
-      const content = yield* readTextFile(path, `the request file ${path}`)
+      // `--file -` reads standard input, as `run --plan -` does.
+      if (path === "-") {
+        return yield* storable("The request on standard input", yield* readStdin("The request on standard input"))
+      }
+      const content = yield* readTextFile(path, "the request file")
       return yield* storable(`The request file ${path}`, content)
     }
     if (Option.isNone(text)) {
@@ -79,7 +101,7 @@ export const readPlan = (path: string): Effect.Effect<PlanFile, ReturnType<typeo
   Effect.gen(function* () {
     const source = path === "-" ? "standard input" : path
     const text =
-      path === "-" ? yield* readStdin("The plan on standard input") : yield* readTextFile(path, `the plan file ${path}`)
+      path === "-" ? yield* readStdin("The plan on standard input") : yield* readTextFile(path, "the plan file")
     const checked = yield* storable(`The plan on ${source}`, text)
     const plan = parsePlanFile(checked, source)
     if (plan._tag === "Left") return yield* Effect.fail(usage(plan.left.message))
