@@ -1294,7 +1294,7 @@ const cancelUnfinished = (decision: Decision, outcome: "Failed" | "Cancelled", r
       )
     }
   }
-  decision.emit(new PlanningCompleted({ outcome, summary: `${summarize(decision.state)} ${capitalize(reason)}.`, at }))
+  decision.emit(new PlanningCompleted({ outcome, summary: withReason(summarize(decision.state), reason), at }))
 }
 
 // --- Replanning after a failure ----------------------------------------------------------------------------------
@@ -1481,7 +1481,7 @@ const revisedCount = (state: PlannerState): number => {
 /** One deterministic line about how the plan went. */
 const summarize = (state: PlannerState): string => {
   const counts = countByStatus(state)
-  const parts = [`${counts.Completed} of ${state.tasks.length} tasks completed`]
+  const parts = [`${counts.Completed} of ${state.tasks.length} task${state.tasks.length === 1 ? "" : "s"} completed`]
   const revised = new Set((state.replans ?? []).filter((r) => r.outcome === "Revised").map((r) => r.taskId))
   for (const current of state.tasks) {
     if (current.status === "Failed")
@@ -1500,6 +1500,12 @@ const firstLine = (text: string): string => {
 }
 
 const capitalize = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1)
+
+/** A summary and the reason the plan ended, as one sentence more: none for a blank reason, one full stop at its end. */
+const withReason = (summary: string, reason: string): string => {
+  const said = reason.trim().replace(/[.\s]+$/, "")
+  return said === "" ? summary : `${summary} ${capitalize(said)}.`
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fork

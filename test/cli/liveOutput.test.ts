@@ -20,6 +20,6 @@ describe("planner at a terminal, a shell step", { timeout: 300_000 }, () => {
     expect(result.stdout).not.toContain("\u001b[2J")
     const text = plainText(result.stdout)
     expect(text).toMatch(/task 1 output \(Run `printf [^\n]*\):\n {4}first line\n {4}second line\n/)
-    expect(text).toContain("Succeeded: 1 of 1 tasks completed.")
+    expect(text).toContain("Succeeded: 1 of 1 task completed.")
   })
 })

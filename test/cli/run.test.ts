@@ -318,6 +318,11 @@ describe.concurrent("planner run", { timeout: 300_000 }, () => {
     expect(wrongTask.code).toBe(2)
     expect(oneLine(wrongTask.stderr)).toContain(`Session ${sessionId} has no task 5: its tasks are numbered 1 to 2`)
 
+    const emptyReason = await cli(["cancel", sessionId, "--reason", "  "], { cwd })
+    expect(emptyReason.code).toBe(2)
+    expect(oneLine(emptyReason.stderr)).toBe(
+      "planner: --reason is empty: say why the session is cancelled, or leave --reason out."
+    )
     const cancelled = await cli(["cancel", sessionId, "--reason", "changed my mind", "--json"], { cwd })
     expect(cancelled.code, cancelled.stderr).toBe(0)
     expect(parseJson<ResultJson>(cancelled)).toMatchObject({

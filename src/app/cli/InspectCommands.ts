@@ -2,7 +2,7 @@
  * The commands that read sessions, and `cancel`: `sessions`, `history`, `replay --at`, `show`. They load only the
  * store and the command handler, so they start quickly.
  */
-import { Clock, Effect, Either, type Option, Stream } from "effect"
+import { Clock, Effect, Either, Option, Stream } from "effect"
 import { Cancel } from "../../domain/Commands.js"
 import * as Planner from "../../domain/Planner.js"
 import { type PlannerEventRecord, PlannerStore } from "../../infra/PlannerStore.js"
@@ -217,6 +217,9 @@ export interface CancelFlags extends SessionFlags {
 export const cancel = (flags: CancelFlags) =>
   withStore(flags, (store) =>
     Effect.gen(function* () {
+      if (Option.isSome(flags.reason) && flags.reason.value.trim() === "") {
+        return yield* usage("--reason is empty: say why the session is cancelled, or leave --reason out.")
+      }
       const before = yield* existingState(flags.sessionId, store)
       if (Planner.isFinished(before) && before.status !== "Cancelled") {
         return yield* usage(
@@ -227,7 +230,7 @@ export const cancel = (flags: CancelFlags) =>
       const at = yield* Clock.currentTimeMillis
       const reason = yield* storable(
         "--reason",
-        flags.reason._tag === "Some" ? flags.reason.value : "cancelled by the user"
+        Option.isSome(flags.reason) ? flags.reason.value.trim() : "cancelled by the user"
       )
       const { state } = yield* service.execute(flags.sessionId, new Cancel({ reason, at }))
       yield* print(

@@ -63,7 +63,7 @@ const percent = (rate: number) => `${Math.round(rate * 100)}%`
 export const recordText = (record: MemoryRecord): string => {
   if (record._tag === "Session") {
     const lines = [
-      `session ${record.sessionId}  ${record.outcome}  ${record.plan.length} task${record.plan.length === 1 ? "" : "s"}  ${duration(record.durationMs)}`,
+      `session ${record.sessionId}  ${record.outcome}  ${plural(record.plan.length, "task")}  ${duration(record.durationMs)}`,
       `  request: ${firstLine(record.request)}`
     ]
     if (record.summary.length > 0) lines.push(`  outcome: ${firstLine(record.summary)}`)
@@ -224,7 +224,7 @@ export const offerReuse = (request: string) =>
       "Reuse its plan (as --from-memory does)? [y/n] "
     )
     if (Option.isSome(answer) && isYes(answer.value)) {
-      yield* err(`Reusing the plan of session ${fromSession.sessionId} from memory (${tasks.length} tasks).`)
+      yield* err(`Reusing the plan of session ${fromSession.sessionId} from memory (${plural(tasks.length, "task")}).`)
       return found.value
     }
     yield* err("Planning the request instead.")

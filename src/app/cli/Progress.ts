@@ -11,7 +11,7 @@ import { Duration, Effect, Schedule, type Scope } from "effect"
 import * as Planner from "../../domain/Planner.js"
 import type { TaskState, TaskStatus } from "../../domain/Task.js"
 import type { Progress } from "../Runner.js"
-import { clip, clock, duration, firstLine, type OutputMode, out } from "./Output.js"
+import { clip, clock, duration, firstLine, type OutputMode, out, plural } from "./Output.js"
 import { commandOutput, pendingQuestion, resultJson, summaryOf, taskDetail } from "./Render.js"
 
 /**
@@ -135,7 +135,7 @@ const plainReporter = (options: ReporterOptions): Reporter => {
         const fresh = counts.Planned + counts.Dispatched === state.tasks.length
         return out(
           fresh
-            ? [`Session ${options.sessionId}: ${state.tasks.length} tasks`, ...planLines(state)].join("\n")
+            ? [`Session ${options.sessionId}: ${plural(state.tasks.length, "task")}`, ...planLines(state)].join("\n")
             : `Session ${options.sessionId}: ${summaryOf(state)}`
         )
       }),

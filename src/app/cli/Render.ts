@@ -9,7 +9,7 @@ import type { PlannerEvent, PlannerSource } from "../../domain/Events.js"
 import * as Planner from "../../domain/Planner.js"
 import type { TaskState, TaskStatus } from "../../domain/Task.js"
 import type { PlannerEventRecord } from "../../infra/PlannerStore.js"
-import { clip, clock, dateTime, firstLine, firstWords, isoTime } from "./Output.js"
+import { clip, clock, dateTime, firstLine, firstWords, isoTime, plural } from "./Output.js"
 
 /** Short words for statuses in text; JSON keeps the planner's names. */
 export const statusLabel: Readonly<Record<TaskStatus, string>> = {
@@ -41,7 +41,7 @@ export const summaryOf = (state: Planner.PlannerState): string => {
   if (state.status === "NotStarted") return "Not started."
   const waiting = state.tasks.filter((task) => pendingQuestion(task) !== undefined).map((task) => task.id)
   const done = Planner.countByStatus(state).Completed
-  const progress = `${done} of ${state.tasks.length} tasks completed`
+  const progress = `${done} of ${plural(state.tasks.length, "task")} completed`
   if (waiting.length > 0)
     return `${progress}; waiting for answers to task${waiting.length > 1 ? "s" : ""} ${list(waiting)}.`
   return `${progress} so far.`
@@ -213,7 +213,7 @@ const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1
 export const gist = (event: PlannerEvent): string => {
   switch (event._tag) {
     case "TasksPlanned":
-      return `${event.tasks.length} task${event.tasks.length === 1 ? "" : "s"} ${describeSource(event.source)}: ${clip(event.request, 60)}`
+      return `${plural(event.tasks.length, "task")} ${describeSource(event.source)}: ${clip(event.request, 60)}`
     case "TaskDispatched":
       return `task ${event.taskId} attempt ${event.attempt} dispatched (${event.kind})`
     case "TaskClaimed":

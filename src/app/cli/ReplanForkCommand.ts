@@ -8,7 +8,7 @@ import { replanFork } from "../ReplanFork.js"
 import { drive } from "./Drive.js"
 import { usage } from "./Failure.js"
 import { llmConfigured } from "./LlmChoice.js"
-import { out } from "./Output.js"
+import { out, plural } from "./Output.js"
 import type { ReplanFlagValues } from "./ReplanFlags.js"
 import { storable } from "./Request.js"
 import { type ExecutionFlags, prepareContinue } from "./RunCommands.js"
@@ -62,7 +62,7 @@ export const replanForkCommand = (flags: ReplanForkFlags, store: StoreTarget) =>
               ? "the parser (the LLM could not plan)"
               : "the parser"
         yield* out(
-          `Planned the request of session ${flags.sessionId} again with ${by} into ${forked.sessionId} (${forked.state.tasks.length} task${forked.state.tasks.length === 1 ? "" : "s"}). Compare the runs with: ${programName()} diff ${flags.sessionId} ${forked.sessionId}${store.flag}`
+          `Planned the request of session ${flags.sessionId} again with ${by} into ${forked.sessionId} (${plural(forked.state.tasks.length, "task")}). Compare the runs with: ${programName()} diff ${flags.sessionId} ${forked.sessionId}${store.flag}`
         )
       }
       if (Planner.isFinished(forked.state)) return

@@ -17,7 +17,7 @@ import { type Attachment, attachmentFromText } from "../../domain/Task.js"
 import { type ExecutorSpec, parseExecutorSpec, recordedSpec } from "./Executors.js"
 import { toFailure, usage } from "./Failure.js"
 import { llmConfigured } from "./LlmChoice.js"
-import { err, outputMode } from "./Output.js"
+import { err, outputMode, plural } from "./Output.js"
 import { checkPresets, parsePresets } from "./Presets.js"
 import * as Prompt from "./Prompt.js"
 import { readPlan, readRequest, storable } from "./Request.js"
@@ -197,7 +197,7 @@ const reusedPlan = (request: string, json: boolean) =>
     }
     if (!json) {
       yield* err(
-        `Reusing the plan of session ${found.value.fromSession.sessionId} from memory (${found.value.tasks.length} tasks).`
+        `Reusing the plan of session ${found.value.fromSession.sessionId} from memory (${plural(found.value.tasks.length, "task")}).`
       )
     }
     return found.value
