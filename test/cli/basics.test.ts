@@ -143,6 +143,19 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
     expect(fs.existsSync(path.join(cwd, ".planner"))).toBe(false)
   })
 
+  it("run refuses a bad request before it opens the store: no database file is left behind", async () => {
+    const own = tempFolder()
+    const refused = await Promise.all([
+      cli(["run", "   "], { cwd: own }),
+      cli(["run", "... !!! - -"], { cwd: own }),
+      cli(["run", "--file", path.join(own, "missing.txt")], { cwd: own }),
+      cli(["run", "--max-attempts", "0", "Write the code."], { cwd: own }),
+      cli(["run", "--db", path.join(own, "named.db"), "--plan", path.join(own, "missing.json")], { cwd: own })
+    ])
+    for (const result of refused) expect(result.code, result.stderr).toBe(2)
+    expect(fs.readdirSync(own)).toEqual([])
+  })
+
   it("plan reads the request from standard input with - (or --file -) and from --file", async () => {
     const file = path.join(cwd, "request.txt")
     fs.writeFileSync(file, "- write the code\n- test it\n")

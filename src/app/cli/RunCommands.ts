@@ -221,85 +221,96 @@ const offeredPlan = (request: string) =>
     (memory) => memory.offerReuse(request)
   )
 
-export const run = (flags: RunFlags) =>
-  withStore(flags, false, (store) =>
-    Effect.gen(function* () {
-      yield* checkRange("--max-parallel", flags.maxParallel, 1, 1024)
-      yield* checkRange("--max-attempts", flags.maxAttempts, 1, 100)
-      yield* checkRange("--max-replans", flags.maxReplans, 0, 100)
-      if (flags.onFailure === "replan" && !llmConfigured() && !flags.json) {
-        yield* err(
-          "Note: no LLM is configured, so --on-failure replan cannot revise the plan: a task that fails for good is handled as under continue (recorded in the log)."
-        )
-      }
-      yield* checkRange("--token-budget", flags.tokenBudget, 1, 10_000_000)
-      const budget = yield* budgetLimits(flags)
-      yield* checkRange("--error-char-limit", flags.errorCharLimit, 1, 10_000_000)
-      const systemPrompt = Option.isSome(flags.systemPrompt)
-        ? yield* storable("--system-prompt", flags.systemPrompt.value.trim())
-        : defaultConfig.systemPrompt
-      if (systemPrompt.length > 20_000) {
-        return yield* usage(`--system-prompt is ${systemPrompt.length} characters long: keep it under 20000.`)
-      }
-      if (Option.isSome(flags.plan) && (Option.isSome(flags.request) || Option.isSome(flags.file))) {
-        return yield* usage("Give either a request or --plan FILE, not both: the plan file holds its request.")
-      }
-      if (flags.fromMemory && Option.isSome(flags.plan)) {
-        return yield* usage("Give either --plan FILE or --from-memory, not both.")
-      }
-      const planFile = Option.isSome(flags.plan) ? yield* readPlan(flags.plan.value) : undefined
-      const request = planFile?.request ?? (yield* readRequest(flags.request, flags.file))
-      const attachments = yield* requestAttachments(flags.attach)
-      const presets = yield* parsePresets(flags.answers)
-      const spec = yield* chooseSpec(flags.executor, Option.none())
-      const reused = flags.fromMemory
-        ? yield* reusedPlan(request, flags.json)
-        : offersMemory(flags, planFile !== undefined)
-          ? yield* offeredPlan(request)
-          : undefined
-      if (reused !== undefined) yield* checkPresets(presets, reused.tasks.length, "the plan")
-      else if (planFile !== undefined) yield* checkPresets(presets, planFile.tasks.length, "the plan")
-      else if (!llmConfigured()) {
-        // Without an LLM the plan is the parser's: check the request and the answers against it now.
-        const tasks = yield* Either.match(Parser.parse(request), {
-          onLeft: (error) => Effect.fail(usage(error.message)),
-          onRight: Effect.succeed
-        })
-        yield* checkPresets(presets, tasks.length, "the plan")
-      }
-      const config: PlannerConfig = {
-        ...defaultConfig,
-        maxParallel: flags.maxParallel,
-        maxAttempts: flags.maxAttempts,
-        onFailure: flags.onFailure,
-        ...(flags.onFailure === "replan" ? { maxReplans: flags.maxReplans } : {}),
-        tokenBudget: flags.tokenBudget,
-        ...budget,
-        profile: flags.profile,
-        systemPrompt,
-        errorCharLimit: flags.errorCharLimit
-      }
-      const { start } = yield* running
-      const given =
-        reused !== undefined
-          ? { tasks: reused.tasks, source: reused.source }
-          : planFile === undefined || Option.isNone(flags.plan)
-            ? undefined
-            : {
-                tasks: planFile.tasks,
-                source: { _tag: "PlanFile" as const, path: flags.plan.value }
-              }
-      yield* checkRange("--max-depth", flags.maxDepth, 1, 20)
-      // The bound applies to `--expand` and to the steps an LLM plan marks as sub-plans (#16).
-      const runSettings = { ...settings(flags, store, spec, presets), maxDepth: flags.maxDepth }
-      yield* start(
-        request,
-        attachments,
-        config,
-        flags.expand ? { ...runSettings, expandMaxDepth: flags.maxDepth } : runSettings,
-        given
+/**
+ * What `run` was given, checked before the store is opened: a request refused (empty, unreadable, bad options) leaves no
+ * new database file behind.
+ */
+const checkRun = (flags: RunFlags) =>
+  Effect.gen(function* () {
+    yield* checkRange("--max-parallel", flags.maxParallel, 1, 1024)
+    yield* checkRange("--max-attempts", flags.maxAttempts, 1, 100)
+    yield* checkRange("--max-replans", flags.maxReplans, 0, 100)
+    if (flags.onFailure === "replan" && !llmConfigured() && !flags.json) {
+      yield* err(
+        "Note: no LLM is configured, so --on-failure replan cannot revise the plan: a task that fails for good is handled as under continue (recorded in the log)."
       )
-    })
+    }
+    yield* checkRange("--token-budget", flags.tokenBudget, 1, 10_000_000)
+    const budget = yield* budgetLimits(flags)
+    yield* checkRange("--error-char-limit", flags.errorCharLimit, 1, 10_000_000)
+    yield* checkRange("--max-depth", flags.maxDepth, 1, 20)
+    const systemPrompt = Option.isSome(flags.systemPrompt)
+      ? yield* storable("--system-prompt", flags.systemPrompt.value.trim())
+      : defaultConfig.systemPrompt
+    if (systemPrompt.length > 20_000) {
+      return yield* usage(`--system-prompt is ${systemPrompt.length} characters long: keep it under 20000.`)
+    }
+    if (Option.isSome(flags.plan) && (Option.isSome(flags.request) || Option.isSome(flags.file))) {
+      return yield* usage("Give either a request or --plan FILE, not both: the plan file holds its request.")
+    }
+    if (flags.fromMemory && Option.isSome(flags.plan)) {
+      return yield* usage("Give either --plan FILE or --from-memory, not both.")
+    }
+    const planFile = Option.isSome(flags.plan) ? yield* readPlan(flags.plan.value) : undefined
+    const request = planFile?.request ?? (yield* readRequest(flags.request, flags.file))
+    const attachments = yield* requestAttachments(flags.attach)
+    const presets = yield* parsePresets(flags.answers)
+    const spec = yield* chooseSpec(flags.executor, Option.none())
+    // Without an LLM the plan is the parser's (unless one is reused from memory): the request is checked against it now.
+    const parsed =
+      planFile !== undefined || llmConfigured()
+        ? undefined
+        : yield* Either.match(Parser.parse(request), {
+            onLeft: (error) => Effect.fail(usage(error.message)),
+            onRight: Effect.succeed
+          })
+    const config: PlannerConfig = {
+      ...defaultConfig,
+      maxParallel: flags.maxParallel,
+      maxAttempts: flags.maxAttempts,
+      onFailure: flags.onFailure,
+      ...(flags.onFailure === "replan" ? { maxReplans: flags.maxReplans } : {}),
+      tokenBudget: flags.tokenBudget,
+      ...budget,
+      profile: flags.profile,
+      systemPrompt,
+      errorCharLimit: flags.errorCharLimit
+    }
+    return { planFile, request, attachments, presets, spec, parsed, config }
+  })
+
+export const run = (flags: RunFlags) =>
+  Effect.flatMap(checkRun(flags), ({ planFile, request, attachments, presets, spec, parsed, config }) =>
+    withStore(flags, false, (store) =>
+      Effect.gen(function* () {
+        const reused = flags.fromMemory
+          ? yield* reusedPlan(request, flags.json)
+          : offersMemory(flags, planFile !== undefined)
+            ? yield* offeredPlan(request)
+            : undefined
+        const planned = reused?.tasks ?? planFile?.tasks ?? parsed
+        if (planned !== undefined) yield* checkPresets(presets, planned.length, "the plan")
+        const { start } = yield* running
+        const given =
+          reused !== undefined
+            ? { tasks: reused.tasks, source: reused.source }
+            : planFile === undefined || Option.isNone(flags.plan)
+              ? undefined
+              : {
+                  tasks: planFile.tasks,
+                  source: { _tag: "PlanFile" as const, path: flags.plan.value }
+                }
+        // The bound applies to `--expand` and to the steps an LLM plan marks as sub-plans (#16).
+        const runSettings = { ...settings(flags, store, spec, presets), maxDepth: flags.maxDepth }
+        yield* start(
+          request,
+          attachments,
+          config,
+          flags.expand ? { ...runSettings, expandMaxDepth: flags.maxDepth } : runSettings,
+          given
+        )
+      })
+    )
   )
 
 export interface AnswerFlags extends ExecutionFlags {
