@@ -38,6 +38,25 @@ describe("resolveStore: a URL with its // missing", () => {
     }
   })
 
+  it("refuses a postgres:// URL that does not parse, naming what to check, with the password masked", () => {
+    for (const db of [
+      "postgres://planner:hunter2secret@[bad/db",
+      "postgresql://planner:hunter2secret@host:99999/db",
+      "postgres://planner:hunter2secret@host:port/db"
+    ]) {
+      const resolved = target(db)
+      expect(resolved._tag, db).toBe("Invalid")
+      if (resolved._tag === "Invalid") {
+        expect(resolved.problem, db).toMatch(
+          /^--db postgres(ql)?:\/\/planner:\*\*\*@.* is not a valid URL: check the host/
+        )
+        expect(resolved.problem, db).not.toContain("hunter2secret")
+      }
+    }
+    // An @ in the password that is not percent-encoded still parses (the last @ ends it): the server decides.
+    expect(target("postgres://planner:p@ss@localhost/db")._tag).toBe("Postgres")
+  })
+
   it("leaves paths alone, colons, drive letters and the ./ escape included", () => {
     for (const db of ["./postgres:/x", "C:/data/planner.db", "my:db.sqlite", "/tmp/a:b/planner.db", "planner.db"]) {
       expect(target(db)._tag, db).toBe("Sqlite")

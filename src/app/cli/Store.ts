@@ -66,6 +66,10 @@ const storeProblem = (given: string, where: string): string | undefined => {
     return `${where} ${malformed.masked} is not a URL: a URL starts with scheme://${hint}. Give a postgres:// URL, or a SQLite file path (./${malformed.masked} for a file of that name).`
   }
   if (given.includes("\u0000")) return `${where} holds a NUL character: give a plain path or URL.`
+  if (isPostgresUrl(given) && !URL.canParse(given)) {
+    registerUrlSecret(given)
+    return `${where} ${maskUrl(given)} is not a valid URL: check the host and port, and percent-encode special characters in the user name and password (@ as %40, / as %2F).`
+  }
   return undefined
 }
 
