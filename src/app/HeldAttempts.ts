@@ -7,6 +7,7 @@ import { Clock, Effect } from "effect"
 import * as Planner from "../domain/Planner.js"
 import type { ListedJob } from "../infra/TaskQueue.js"
 import { PlannerService } from "./PlannerService.js"
+import { isDeadLocalWorker } from "./worker/WorkerIdentity.js"
 
 /** The attempts workers hold under leases that have not run out, from a listing of the queue's jobs. */
 export const heldAttempts = (jobs: ReadonlyArray<ListedJob>, now: number): ReadonlyArray<Planner.HeldAttempt> =>
@@ -26,4 +27,31 @@ export const asShown = (sessionId: string, state: Planner.PlannerState) =>
     const service = yield* PlannerService
     const jobs = yield* service.queue.list(sessionId)
     return Planner.withHeldAttempts(state, heldAttempts(jobs, yield* Clock.currentTimeMillis))
+  })
+
+/** How long a job may stay takeable and untaken before its session counts as stalled: a live run takes it at once. */
+export const stalledAfterMs = 5_000
+
+/**
+ * Whether nobody serves a running session, from its jobs: no worker holds one under a live lease (a worker of this
+ * host whose process is gone holds nothing), and one of them has been takeable for `stalledAfterMs` or was held by such
+ * a dead worker. So a run stopped by Ctrl-C or killed, or a session started with `--no-local-worker` that no worker
+ * takes. A retry waiting out its backoff, or a task waiting for a sub-plan, is not stalled.
+ */
+export const isStalled = (jobs: ReadonlyArray<ListedJob>, now: number): boolean => {
+  let stuck = false
+  for (const job of jobs) {
+    const held = job.workerId !== undefined && job.leaseExpiresAt !== undefined && job.leaseExpiresAt > now
+    if (held && !isDeadLocalWorker(job.workerId ?? "")) return false
+    if (held || job.runAt <= now - stalledAfterMs) stuck = true
+  }
+  return stuck
+}
+
+/** `isStalled` for a session: false unless its plan is running and not just waiting for answers. */
+export const stalled = (sessionId: string, state: Planner.PlannerState) =>
+  Effect.gen(function* () {
+    if (state.status !== "Running" || Planner.isWaiting(state)) return false
+    const service = yield* PlannerService
+    return isStalled(yield* service.queue.list(sessionId), yield* Clock.currentTimeMillis)
   })

@@ -104,6 +104,13 @@ describe.concurrent("planner processes", { timeout: 300_000 }, () => {
     expect(types.slice(-3)).toEqual(["TaskClaimed", "TaskReleased", "TaskDispatched"])
     expect(types).not.toContain("TaskRetryScheduled")
     expect(types).not.toContain("TaskFailed")
+    // Nothing runs it now: the listing and show say so, and how to go on.
+    const [listed, shown] = await Promise.all([cli(["sessions", "--json"], { cwd }), cli(["show", sessionId], { cwd })])
+    expect(parseJson<{ sessions: Array<{ sessionId: string; stalled?: boolean }> }>(listed).sessions).toContainEqual(
+      expect.objectContaining({ sessionId, status: "Running", stalled: true })
+    )
+    expect(shown.stdout.split("\n")[0]).toBe(`Session ${sessionId}: Stalled`)
+    expect(shown.stdout).toContain(`Go on with: planner resume ${sessionId}`)
   })
 
   it("SIGINT stops a run --json with one JSON error that names the session to resume", async () => {
@@ -135,9 +142,12 @@ describe.concurrent("planner processes", { timeout: 300_000 }, () => {
       cli(["show", sessionId, "--json"], { cwd }),
       cli(["run", "--executor", "echo", "--json", "Write the notes. Then file them."], { cwd })
     ])
-    expect(parseJson<{ sessions: Array<{ sessionId: string; status: string }> }>(listed).sessions).toContainEqual(
-      expect.objectContaining({ sessionId, status: "Running" })
+    const listedRun = parseJson<{ sessions: Array<{ sessionId: string; status: string }> }>(listed).sessions.find(
+      (session) => session.sessionId === sessionId
     )
+    // Its run is alive: running, not stalled.
+    expect(listedRun).toMatchObject({ status: "Running" })
+    expect(listedRun).not.toHaveProperty("stalled")
     expect(parseJson<ResultJson>(shown).tasks[0]?.status).toBe("Running")
     expect(second.code, second.stderr).toBe(0)
     expect(parseJson<ResultJson>(second).status).toBe("Succeeded")

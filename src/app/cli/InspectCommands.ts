@@ -60,15 +60,20 @@ export const sessions = (flags: SessionsFlags) =>
         page.sessions,
         (info) =>
           plannerStore.load(info.aggregateId).pipe(
-            Effect.map(
-              (records): SessionRow => ({
-                sessionId: info.aggregateId,
-                createdAt: info.firstCreatedAt,
-                updatedAt: info.lastCreatedAt,
-                events: info.lastSequence,
-                state: Planner.fold(records.map((record) => record.event))
-              })
-            ),
+            Effect.flatMap((records) => {
+              const state = Planner.fold(records.map((record) => record.event))
+              return Effect.map(
+                HeldAttempts.stalled(info.aggregateId, state),
+                (stalled): SessionRow => ({
+                  sessionId: info.aggregateId,
+                  createdAt: info.firstCreatedAt,
+                  updatedAt: info.lastCreatedAt,
+                  events: info.lastSequence,
+                  state,
+                  ...(stalled ? { stalled } : {})
+                })
+              )
+            }),
             // One unreadable session must not hide the others.
             Effect.catchTag("CorruptEvent", (error) =>
               Effect.succeed<SessionRow>({
@@ -100,8 +105,11 @@ export const sessions = (flags: SessionsFlags) =>
           `No sessions at offset ${flags.offset}: ${store.label} has ${page.total}. Try \`${programName()} sessions --offset ${Math.max(0, page.total - flags.limit)}${store.flag}\`.`
         )
       }
+      const stalledNote = rows.some((row) => row.stalled === true)
+        ? `\nStalled: no worker is running its tasks (its run was stopped, or no worker serves it); go on with \`${programName()} resume SESSION${store.flag}\`.`
+        : ""
       yield* out(
-        `${tree === undefined ? sessionsText(rows) : tree.sessionTreeText(rows)}\n${pageLine(range, rows.length, `${programName()} sessions`, store.flag)}`
+        `${tree === undefined ? sessionsText(rows) : tree.sessionTreeText(rows)}\n${pageLine(range, rows.length, `${programName()} sessions`, store.flag)}${stalledNote}`
       )
     })
   )
@@ -171,10 +179,13 @@ export const show = (flags: SessionFlags) =>
       const tree = yield* SubPlans.tree(flags.sessionId, state)
       const spend = SubPlans.treeSpend(tree)
       const withSpend = spend === undefined ? header : { ...header, tree: spend }
+      const shown = (yield* HeldAttempts.stalled(flags.sessionId, state))
+        ? { ...withSpend, stalled: { resume: `${programName()} resume ${flags.sessionId}${store.flag}` } }
+        : withSpend
       yield* print(
         flags.json,
-        () => SubPlanApi.withTree(stateJson(state, withSpend), tree, taskJson),
-        () => stateText(state, withSpend, subPlanLines(tree))
+        () => SubPlanApi.withTree(stateJson(state, shown), tree, taskJson),
+        () => stateText(state, shown, subPlanLines(tree))
       )
     })
   )

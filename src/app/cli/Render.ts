@@ -127,6 +127,8 @@ export interface SessionHeader {
   readonly at?: { readonly sequence: number; readonly record: PlannerEventRecord | undefined }
   /** A root with sub-plans: what the whole tree spent against the root's budget (see `SubPlans.treeSpend`). */
   readonly tree?: { readonly budget: Budget.BudgetState; readonly subPlans: number }
+  /** Running, but no worker serves it (see `HeldAttempts.isStalled`): the command that goes on with it. */
+  readonly stalled?: { readonly resume: string }
 }
 
 export interface ForkOrigin {
@@ -163,7 +165,7 @@ export const stateText = (
   const at = header.at
   lines.push(
     at === undefined
-      ? `Session ${header.sessionId}: ${sessionStatus(state)}`
+      ? `Session ${header.sessionId}: ${header.stalled === undefined ? sessionStatus(state) : "Stalled"}`
       : `Session ${header.sessionId} as it was after event ${at.sequence}${
           header.events === undefined ? "" : ` of ${header.events}`
         }: ${sessionStatus(state)}`
@@ -197,6 +199,11 @@ export const stateText = (
   for (const task of state.tasks) lines.push(...taskLines(task), ...(under?.(task) ?? []))
   lines.push("")
   lines.push(summaryOf(state))
+  if (header.stalled !== undefined) {
+    lines.push(
+      `No worker is running its tasks (its run was stopped, or no worker serves it). Go on with: ${header.stalled.resume}`
+    )
+  }
   return lines.join("\n")
 }
 
@@ -283,6 +290,8 @@ export interface SessionRow {
   /** Undefined when the session's events cannot be read. */
   readonly state: Planner.PlannerState | undefined
   readonly problem?: string
+  /** Running, but no worker serves it (see `HeldAttempts.isStalled`). */
+  readonly stalled?: boolean
 }
 
 /** "3/4 done, 1 waiting". */
@@ -305,7 +314,7 @@ export const sessionsText = (rows: ReadonlyArray<SessionRow>): string => {
   const cells = rows.map((row) => [
     row.sessionId,
     dateTime(row.createdAt),
-    row.state === undefined ? "Unreadable" : sessionStatus(row.state),
+    row.state === undefined ? "Unreadable" : row.stalled === true ? "Stalled" : sessionStatus(row.state),
     row.state === undefined ? (row.problem ?? "") : taskCounts(row.state),
     row.state === undefined ? "" : firstWords(row.state.request)
   ])
@@ -382,7 +391,8 @@ export const stateJson = (state: Planner.PlannerState, header: SessionHeader) =>
   ...(state.status === "NotStarted" ? {} : { config: state.config }),
   ...(header.tree === undefined
     ? {}
-    : { treeBudget: { ...budgetJson(header.tree.budget), subPlans: header.tree.subPlans } })
+    : { treeBudget: { ...budgetJson(header.tree.budget), subPlans: header.tree.subPlans } }),
+  ...(header.stalled === undefined ? {} : { stalled: true, resume: header.stalled.resume })
 })
 
 export const historyJson = (sessionId: string, records: ReadonlyArray<PlannerEventRecord>) => ({
@@ -413,6 +423,7 @@ export const sessionsJson = (
     events: row.events,
     status: row.state === undefined ? "Unreadable" : row.state.status,
     waiting: row.state === undefined ? false : Planner.isWaiting(row.state),
+    ...(row.stalled === true ? { stalled: true } : {}),
     tasks: row.state === undefined ? {} : { total: row.state.tasks.length, ...Planner.countByStatus(row.state) },
     request: row.state?.request ?? "",
     ...(row.problem === undefined ? {} : { problem: row.problem })
