@@ -471,6 +471,32 @@ const notifiedRows = (payload: string): ReadonlyArray<RawEvent> | undefined => {
  * lock (with the migrations table created first, because the Migrator's own probe for it would abort the
  * transaction), SQLite under its write lock.
  */
+/**
+ * For a database opened read only, which cannot migrate: fails unless every migration has run (a file written by an
+ * older version of the planner is upgraded by the first command that may write to it).
+ */
+export const checkMigrated: Effect.Effect<void, EventStoreError, SqlClient.SqlClient> = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const latest = Math.max(...Object.keys(migrations).map((key) => Number.parseInt(key, 10)))
+  const rows = yield* sql<{ readonly id: number | null }>`SELECT max(migration_id) AS id FROM ${sql(migrationsTable)}`
+  const ran = Number(rows[0]?.id ?? 0)
+  if (ran < latest) {
+    return yield* new EventStoreError({
+      operation: "open",
+      reason: `it was written by an older version of the planner and must be upgraded, which a read-only open cannot do: run any planner command with write access to it once`
+    })
+  }
+}).pipe(
+  Effect.catchTag("SqlError", (error) =>
+    Effect.fail(
+      new EventStoreError({
+        operation: "open",
+        reason: `it does not look like a planner database (${error.message})`
+      })
+    )
+  )
+)
+
 export const migrate: Effect.Effect<void, EventStoreError, SqlClient.SqlClient> = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const dialect = yield* dialectOf(sql)

@@ -31,22 +31,35 @@ export interface SqliteEventStoreConfig extends SqlEventStoreOptions {
    * chain's time per task on the machines of `docs/performance.md`). Without WAL the store always syncs every commit.
    */
   readonly synchronous?: "normal" | "full"
+  /**
+   * Open the file for reading only: nothing is written to it, not even a migration or the switch to WAL, so a database
+   * in a folder this process may not write to (another user's, a mounted backup) can still be read. Appends and other
+   * writes fail. A file that an older version wrote and no writer has upgraded yet is refused.
+   */
+  readonly readonly?: boolean
 }
 
 type SqlEventStoreOptions = SqlEventStore.SqlEventStoreOptions
 
 /** Opens the database, with opening errors (a missing folder, a file that is not a database) as `EventStoreError`. */
-const open = (config: Pick<SqliteEventStoreConfig, "filename" | "disableWAL" | "synchronous">) =>
-  sqliteClient.make({ filename: config.filename, disableWAL: config.disableWAL, synchronous: config.synchronous }).pipe(
-    // better-sqlite3 throws while opening.
-    Effect.catchAllDefect(
-      (defect) =>
-        new EventStoreError({
-          operation: "open",
-          reason: `cannot open SQLite database ${config.filename}: ${defect instanceof Error ? defect.message : String(defect)}`
-        })
+const open = (config: Pick<SqliteEventStoreConfig, "filename" | "disableWAL" | "synchronous" | "readonly">) =>
+  sqliteClient
+    .make({
+      filename: config.filename,
+      disableWAL: config.disableWAL,
+      synchronous: config.synchronous,
+      readonly: config.readonly
+    })
+    .pipe(
+      // better-sqlite3 throws while opening.
+      Effect.catchAllDefect(
+        (defect) =>
+          new EventStoreError({
+            operation: "open",
+            reason: `cannot open SQLite database ${config.filename}: ${defect instanceof Error ? defect.message : String(defect)}`
+          })
+      )
     )
-  )
 
 const clients = (client: SqliteClient.SqliteClient) =>
   Context.make(SqliteClient.SqliteClient, client).pipe(Context.add(SqlClient.SqlClient, client))
@@ -73,7 +86,7 @@ export const layer = (
       const context = clients(client)
       const store = yield* Effect.provide(
         Effect.zipRight(
-          SqlEventStore.migrate,
+          config.readonly === true ? SqlEventStore.checkMigrated : SqlEventStore.migrate,
           SqlEventStore.make({ ...config, direct: direct.run, directTransaction: direct.transaction })
         ),
         context

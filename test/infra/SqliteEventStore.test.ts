@@ -1,3 +1,4 @@
+import * as fs from "node:fs"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import Sqlite from "better-sqlite3"
@@ -67,6 +68,47 @@ describe("SqliteEventStore", () => {
         )
         const [row] = yield* rollback<{ synchronous: number }>`PRAGMA synchronous`
         expect(row?.synchronous).toBe(2)
+      })
+    )
+  )
+
+  it.live("readonly: reads the file as it is, writes nothing, and refuses a file that still needs a migration", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const filename = yield* freshSqliteFile
+        yield* Effect.scoped(
+          Effect.flatMap(Layer.build(SqliteEventStore.layer({ filename })), (context) =>
+            Context.get(context, EventStore).append("s", "a", [newEvent("A", { n: 1 })], 0)
+          )
+        )
+        const bytes = () => new Uint8Array(fs.readFileSync(filename))
+        const before = bytes()
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const store = Context.get(
+              yield* Layer.build(SqliteEventStore.layer({ filename, readonly: true })),
+              EventStore
+            )
+            expect((yield* store.load({ streamId: "s" })).map((event) => event.data)).toEqual([{ n: 1 }])
+            const refused = yield* Effect.flip(store.append("s", "a", [newEvent("B", {})], 1))
+            expect(refused.message).toMatch(/readonly database/)
+          })
+        )
+        expect(bytes()).toEqual(before)
+
+        // A file from before the last migration: a read-only open cannot upgrade it, and says so.
+        const old = new Sqlite(filename)
+        old
+          .prepare(
+            "DELETE FROM event_store_migrations WHERE migration_id = (SELECT max(migration_id) FROM event_store_migrations)"
+          )
+          .run()
+        old.close()
+        const stale = yield* Effect.flip(
+          Effect.scoped(Layer.build(SqliteEventStore.layer({ filename, readonly: true })))
+        )
+        expect(stale).toBeInstanceOf(EventStoreError)
+        expect(stale.message).toContain("must be upgraded, which a read-only open cannot do")
       })
     )
   )

@@ -10,7 +10,7 @@ import { toFailure, usage } from "./Failure.js"
 import { clip, out } from "./Output.js"
 import { gist, statusLabel } from "./Render.js"
 import { existingState } from "./Session.js"
-import { plannerLayer, resolveExistingStore, type StoreTarget } from "./Store.js"
+import { forReading, plannerLayer, resolveExistingStore, type StoreTarget } from "./Store.js"
 
 export interface DiffFlags {
   readonly db: Option.Option<string>
@@ -32,7 +32,7 @@ const side = (sessionId: string, store: StoreTarget) =>
   })
 
 export const diff = (flags: DiffFlags) => {
-  const store = resolveExistingStore(flags.db)
+  const store = forReading(resolveExistingStore(flags.db))
   return Effect.gen(function* () {
     if (flags.a === flags.b) return yield* usage(`Both sessions are ${flags.a}: give two different session ids.`)
     const a = yield* side(flags.a, store)

@@ -21,7 +21,7 @@ import * as PlannerStore from "../../infra/PlannerStore.js"
 import { type ListedJob, TaskQueue } from "../../infra/TaskQueue.js"
 import { CliExit, ExitCode, toFailure, unavailable } from "./Failure.js"
 import { out, plural, unreadableJson } from "./Output.js"
-import { requireDatabase, resolveExistingStore, storeLayer } from "./Store.js"
+import { forReading, requireDatabase, resolveExistingStore, storeLayer } from "./Store.js"
 
 export interface DoctorFlags {
   readonly db: Option.Option<string>
@@ -42,7 +42,9 @@ export const driftLines = (found: Jobs.JobDrift): ReadonlyArray<string> => [
 ]
 
 export const doctor = (flags: DoctorFlags) => {
-  const target = resolveExistingStore(flags.db)
+  const found = resolveExistingStore(flags.db)
+  // Checking only reads: a store this user cannot write can be checked, not repaired.
+  const target = flags.repair ? found : forReading(found)
   return Effect.gen(function* () {
     yield* requireDatabase(target)
     const queue = yield* Effect.serviceOption(TaskQueue)

@@ -97,6 +97,12 @@ export const toFailure = (error: unknown): CliFailure | CliExit => {
   if (tag !== undefined && serviceTags.has(tag)) return unavailable(message)
   // A corrupt log (an undecodable event, a gap in a session's sequence) says what to do itself.
   if (tag === "CorruptEvent") return unavailable(message)
+  // A SQLite file this user may read but not write was opened read only (see `Store.storeLayer`).
+  if (tag !== undefined && storeTags.has(tag) && /readonly database/i.test(message)) {
+    return unavailable(
+      `${message.replace(/[.\s]*$/, "")}: this user may read the database but not write to it or its folder. Run the command as a user who may, or choose another database with --db.`
+    )
+  }
   if (tag !== undefined && storeTags.has(tag)) {
     return unavailable(`${message} Check that the store is reachable (--db or PLANNER_DATABASE_URL).`)
   }

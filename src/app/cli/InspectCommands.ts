@@ -25,7 +25,7 @@ import {
 } from "./Render.js"
 import { storable } from "./Request.js"
 import { existingLog, existingState, existingStateAt, programName, sessionFacts } from "./Session.js"
-import { plannerLayer, resolveExistingStore, type StoreTarget } from "./Store.js"
+import { forReading, plannerLayer, resolveExistingStore, type StoreTarget } from "./Store.js"
 import { subPlanLines } from "./TreeRender.js"
 
 export interface ReadFlags {
@@ -33,8 +33,10 @@ export interface ReadFlags {
   readonly json: boolean
 }
 
-const withStore = <A, E, R>(flags: ReadFlags, body: (store: StoreTarget) => Effect.Effect<A, E, R>) => {
-  const store = resolveExistingStore(flags.db)
+/** Runs `body` with the store; `writes`: the command writes (`cancel`), else it may read a store it cannot write. */
+const withStore = <A, E, R>(flags: ReadFlags, body: (store: StoreTarget) => Effect.Effect<A, E, R>, writes = false) => {
+  const found = resolveExistingStore(flags.db)
+  const store = writes ? found : forReading(found)
   return body(store).pipe(Effect.provide(plannerLayer(store)), Effect.mapError(toFailure))
 }
 
@@ -226,28 +228,31 @@ export interface CancelFlags extends SessionFlags {
 }
 
 export const cancel = (flags: CancelFlags) =>
-  withStore(flags, (store) =>
-    Effect.gen(function* () {
-      if (Option.isSome(flags.reason) && flags.reason.value.trim() === "") {
-        return yield* usage("--reason is empty: say why the session is cancelled, or leave --reason out.")
-      }
-      const before = yield* existingState(flags.sessionId, store)
-      if (Planner.isFinished(before) && before.status !== "Cancelled") {
-        return yield* usage(
-          `Session ${flags.sessionId} has already finished (${before.status}): there is nothing to cancel.`
+  withStore(
+    flags,
+    (store) =>
+      Effect.gen(function* () {
+        if (Option.isSome(flags.reason) && flags.reason.value.trim() === "") {
+          return yield* usage("--reason is empty: say why the session is cancelled, or leave --reason out.")
+        }
+        const before = yield* existingState(flags.sessionId, store)
+        if (Planner.isFinished(before) && before.status !== "Cancelled") {
+          return yield* usage(
+            `Session ${flags.sessionId} has already finished (${before.status}): there is nothing to cancel.`
+          )
+        }
+        const service = yield* PlannerService
+        const at = yield* Clock.currentTimeMillis
+        const reason = yield* storable(
+          "--reason",
+          Option.isSome(flags.reason) ? flags.reason.value.trim() : "cancelled by the user"
         )
-      }
-      const service = yield* PlannerService
-      const at = yield* Clock.currentTimeMillis
-      const reason = yield* storable(
-        "--reason",
-        Option.isSome(flags.reason) ? flags.reason.value.trim() : "cancelled by the user"
-      )
-      const { state } = yield* service.execute(flags.sessionId, new Cancel({ reason, at }))
-      yield* print(
-        flags.json,
-        () => resultJson(flags.sessionId, state),
-        () => `Cancelled session ${flags.sessionId}: ${state.summary ?? ""}`.trim()
-      )
-    })
+        const { state } = yield* service.execute(flags.sessionId, new Cancel({ reason, at }))
+        yield* print(
+          flags.json,
+          () => resultJson(flags.sessionId, state),
+          () => `Cancelled session ${flags.sessionId}: ${state.summary ?? ""}`.trim()
+        )
+      }),
+    true
   )

@@ -16,7 +16,7 @@ import { reusablePlan } from "../MemoryPlanning.js"
 import { type CliFailure, toFailure, unavailable, usage } from "./Failure.js"
 import { duration, err, firstLine, isoTime, out, plural, unreadableJson } from "./Output.js"
 import * as Prompt from "./Prompt.js"
-import { requireDatabase, resolveExistingStore, type StoreTarget, storeLayer } from "./Store.js"
+import { forReading, requireDatabase, resolveExistingStore, type StoreTarget, storeLayer } from "./Store.js"
 
 export interface MemoryReadFlags {
   readonly db: Option.Option<string>
@@ -38,11 +38,14 @@ export const memoryLayer = (target: StoreTarget): Layer.Layer<EventStore | Memor
 
 const indexFailure = (error: MemoryIndexError) => unavailable(`${error.message}.`)
 
+/** Runs `body` with the store and the index; `writes`: the command changes them, else it may read a store it cannot write. */
 const withMemory = <A, E, R extends EventStore | MemoryIndex>(
   flags: MemoryReadFlags,
-  body: (store: StoreTarget) => Effect.Effect<A, E, R>
+  body: (store: StoreTarget) => Effect.Effect<A, E, R>,
+  writes = false
 ) => {
-  const store = resolveExistingStore(flags.db)
+  const found = resolveExistingStore(flags.db)
+  const store = writes ? found : forReading(found)
   return body(store).pipe(
     Effect.provide(memoryLayer(store)),
     Effect.mapError((error) => (error instanceof MemoryIndexError ? indexFailure(error) : toFailure(error)))
@@ -137,22 +140,25 @@ export const stats = (flags: MemoryReadFlags) =>
   )
 
 export const rebuild = (flags: MemoryReadFlags) =>
-  withMemory(flags, (store) =>
-    Effect.gen(function* () {
-      yield* requireDatabase(store)
-      const rebuilt = yield* MemoryProjection.rebuild
-      // Events written while it rebuilt are projected by the consumer from its saved position, as usual.
-      yield* MemoryProjection.catchUp
-      // A session whose log cannot be read is left out; the rest is rebuilt, and the command says which it left out.
-      if (flags.json)
-        return yield* out(JSON.stringify({ ...rebuilt, unreadable: rebuilt.unreadable.map(unreadableJson) }))
-      yield* out(
-        `Memory rebuilt from the log: ${plural(rebuilt.records, "record")} from ${plural(rebuilt.sessions, "session")}.`
-      )
-      for (const corrupt of rebuilt.unreadable) {
-        yield* err(`Left out session ${corrupt.aggregateId}: ${corrupt.message}`)
-      }
-    })
+  withMemory(
+    flags,
+    (store) =>
+      Effect.gen(function* () {
+        yield* requireDatabase(store)
+        const rebuilt = yield* MemoryProjection.rebuild
+        // Events written while it rebuilt are projected by the consumer from its saved position, as usual.
+        yield* MemoryProjection.catchUp
+        // A session whose log cannot be read is left out; the rest is rebuilt, and the command says which it left out.
+        if (flags.json)
+          return yield* out(JSON.stringify({ ...rebuilt, unreadable: rebuilt.unreadable.map(unreadableJson) }))
+        yield* out(
+          `Memory rebuilt from the log: ${plural(rebuilt.records, "record")} from ${plural(rebuilt.sessions, "session")}.`
+        )
+        for (const corrupt of rebuilt.unreadable) {
+          yield* err(`Left out session ${corrupt.aggregateId}: ${corrupt.message}`)
+        }
+      }),
+    true
   )
 
 export interface PruneFlags extends MemoryReadFlags {
@@ -168,36 +174,39 @@ export const parseDate = (text: string): number | undefined => {
 }
 
 export const prune = (flags: PruneFlags) =>
-  withMemory(flags, () =>
-    Effect.gen(function* () {
-      const before = parseDate(flags.finishedBefore)
-      if (before === undefined) {
-        return yield* usage(
-          `--finished-before ${flags.finishedBefore} is not a date: give YYYY-MM-DD or an ISO date and time (2025-01-31T12:00:00Z).`
-        )
-      }
-      // The index must hold every pruned session's records before their events go.
-      yield* MemoryProjection.catchUp
-      const report = yield* SessionSnapshots.prune(before)
-      if (flags.json)
-        return yield* out(JSON.stringify({ ...report, unreadable: report.unreadable.map(unreadableJson) }))
-      const lines: Array<string> = []
-      const events = report.pruned.reduce((total, session) => total + session.events, 0)
-      if (report.pruned.length === 0) lines.push(`No finished session before ${flags.finishedBefore} to prune.`)
-      else {
-        lines.push(
-          `Pruned the events of ${plural(report.pruned.length, "finished session")} (${plural(events, "event")}); their final snapshots and memory stay, so show, recall and stats still know them:`
-        )
-        for (const session of report.pruned) {
-          lines.push(`  ${session.sessionId}  finished ${isoTime(session.finishedAt)}  ${session.events} events`)
+  withMemory(
+    flags,
+    () =>
+      Effect.gen(function* () {
+        const before = parseDate(flags.finishedBefore)
+        if (before === undefined) {
+          return yield* usage(
+            `--finished-before ${flags.finishedBefore} is not a date: give YYYY-MM-DD or an ISO date and time (2025-01-31T12:00:00Z).`
+          )
         }
-      }
-      for (const session of report.kept) lines.push(`Kept ${session.sessionId}: ${session.reason}.`)
-      for (const corrupt of report.unreadable) {
-        lines.push(`Kept ${corrupt.aggregateId}: an event of its log cannot be read. ${corrupt.message}`)
-      }
-      yield* out(lines.join("\n"))
-    })
+        // The index must hold every pruned session's records before their events go.
+        yield* MemoryProjection.catchUp
+        const report = yield* SessionSnapshots.prune(before)
+        if (flags.json)
+          return yield* out(JSON.stringify({ ...report, unreadable: report.unreadable.map(unreadableJson) }))
+        const lines: Array<string> = []
+        const events = report.pruned.reduce((total, session) => total + session.events, 0)
+        if (report.pruned.length === 0) lines.push(`No finished session before ${flags.finishedBefore} to prune.`)
+        else {
+          lines.push(
+            `Pruned the events of ${plural(report.pruned.length, "finished session")} (${plural(events, "event")}); their final snapshots and memory stay, so show, recall and stats still know them:`
+          )
+          for (const session of report.pruned) {
+            lines.push(`  ${session.sessionId}  finished ${isoTime(session.finishedAt)}  ${session.events} events`)
+          }
+        }
+        for (const session of report.kept) lines.push(`Kept ${session.sessionId}: ${session.reason}.`)
+        for (const corrupt of report.unreadable) {
+          lines.push(`Kept ${corrupt.aggregateId}: an event of its log cannot be read. ${corrupt.message}`)
+        }
+        yield* out(lines.join("\n"))
+      }),
+    true
   )
 
 /** The person's word for yes; anything else (no, Ctrl-D) plans the request as usual. */

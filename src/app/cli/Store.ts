@@ -37,6 +37,8 @@ export type StoreTarget =
       readonly missing?: true
       /** From `PLANNER_SQLITE_SYNCHRONOUS`; the store's default when unset. */
       readonly synchronous?: "normal" | "full"
+      /** The command only reads: a file this user may not write is opened read only (see `forReading`). */
+      readonly reading?: true
     }
   | {
       readonly _tag: "Postgres"
@@ -211,6 +213,17 @@ const ensureFolder = (filename: string) =>
       )
   })
 
+/**
+ * The target of a command that only reads (`sessions`, `show`, `history`, `replay`, `diff`, `doctor`, `stats`,
+ * `recall`): a SQLite file this user may read but not write is opened read only rather than refused.
+ */
+export const forReading = (target: StoreTarget): StoreTarget =>
+  target._tag === "Sqlite" ? { ...target, reading: true } : target
+
+/** An opening error that says the file or its folder may not be written to. */
+const cannotWrite = (reason: string): boolean =>
+  /readonly database|read-only|unable to open database file|permission denied/i.test(reason)
+
 /** The event store layer for a target. Opening and connection errors fail with exit code 4 and one clear line. */
 export const storeLayer = (target: StoreTarget): Layer.Layer<EventStore, CliFailure> => {
   switch (target._tag) {
@@ -221,10 +234,18 @@ export const storeLayer = (target: StoreTarget): Layer.Layer<EventStore, CliFail
         Effect.gen(function* () {
           yield* ensureFolder(target.filename)
           const SqliteEventStore = yield* Effect.promise(() => import("../../infra/SqliteEventStore.js"))
-          return SqliteEventStore.layer({
+          const config = {
             filename: target.filename,
             ...(target.synchronous === undefined ? {} : { synchronous: target.synchronous })
-          }).pipe(
+          }
+          // For a command that only reads, a file this user may read but not write (another user's, in a read-only
+          // folder or mount) is opened read only.
+          return SqliteEventStore.layer(config).pipe(
+            Layer.catchAll((error) =>
+              target.reading === true && cannotWrite(error.reason) && Fs.existsSync(target.filename)
+                ? SqliteEventStore.layer({ ...config, readonly: true }).pipe(Layer.mapError(() => error))
+                : Layer.fail(error)
+            ),
             Layer.mapError((error) =>
               unavailable(
                 `Cannot use the SQLite database ${target.label}: ${error.reason}. Check the path and its permissions, or choose another with --db.`

@@ -12,6 +12,7 @@
  *
  * @internal
  */
+import { pathToFileURL } from "node:url"
 import type * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient } from "@effect/sql"
 import type { Connection } from "@effect/sql/SqlConnection"
@@ -66,20 +67,77 @@ const walMode = (db: Sqlite.Database): Effect.Effect<void> =>
     catch: (cause) => cause
   }).pipe(Effect.retry({ schedule: busyRetry, while: isBusyCause }), Effect.orDie)
 
+/**
+ * Runs `open` with URI file names on, if better-sqlite3 is not loaded yet: it reads `SQLITE_USE_URI` once, when its
+ * native module loads at the first connection. The variable is set only for that moment, so that neither the rest of
+ * the process nor its children see it. A plain name that starts with `file:` is opened as `./file:...` (see `plainName`).
+ */
+let uriConfigured = false
+const withUriNames = <A>(open: () => A): A => {
+  if (uriConfigured) return open()
+  uriConfigured = true
+  const before = process.env.SQLITE_USE_URI
+  process.env.SQLITE_USE_URI = "1"
+  try {
+    return open()
+  } finally {
+    if (before === undefined) delete process.env.SQLITE_USE_URI
+    else process.env.SQLITE_USE_URI = before
+  }
+}
+
+/** A file name as SQLite takes it with URI names on: one that would read as a URI gets `./` in front. */
+const plainName = (filename: string): string => (filename.startsWith("file:") ? `./${filename}` : filename)
+
+/**
+ * The read-only connection (`readonly`): the file as it is, if SQLite can share it (its `-wal` and `-shm` files are
+ * there, or can be made beside it); otherwise, in a folder this process cannot write to, as an immutable file, which is
+ * what it is to every process that cannot write there.
+ */
+const openReadOnly = (filename: string): Sqlite.Database => {
+  try {
+    const db = withUriNames(() => new Sqlite(plainName(filename), { readonly: true, fileMustExist: true }))
+    try {
+      // SQLite opens the file lazily: the first read says whether it can share it.
+      db.pragma("schema_version")
+    } catch (error) {
+      db.close()
+      throw error
+    }
+    return db
+  } catch (error) {
+    const code = (error as { readonly code?: unknown }).code
+    if (code !== "SQLITE_READONLY_DIRECTORY" && code !== "SQLITE_CANTOPEN") throw error
+    const uri = `${pathToFileURL(filename).href}?immutable=1`
+    try {
+      return new Sqlite(uri, { readonly: true, fileMustExist: true })
+    } catch {
+      throw error
+    }
+  }
+}
+
 /** Opens the database (throwing what better-sqlite3 throws) and closes it with the scope. */
 export const make = (options: {
   readonly filename: string
   readonly disableWAL?: boolean | undefined
   readonly synchronous?: "normal" | "full" | undefined
+  /** Read only: nothing is written, not even the switch to WAL (see `SqliteEventStoreConfig.readonly`). */
+  readonly readonly?: boolean | undefined
 }): Effect.Effect<OpenedSqlite, never, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function* () {
-    const db = new Sqlite(options.filename)
+    const db =
+      options.readonly === true
+        ? openReadOnly(options.filename)
+        : withUriNames(() => new Sqlite(plainName(options.filename)))
     yield* Effect.addFinalizer(() => Effect.sync(() => db.close()))
     const wal = options.disableWAL !== true
-    if (wal) yield* walMode(db)
-    // When a commit is synced to disk (see `SqliteEventStoreConfig.synchronous`). Without WAL every commit is, whatever
-    // is asked: in rollback-journal mode NORMAL can corrupt the file on a power failure.
-    db.pragma(`synchronous = ${wal && options.synchronous !== "full" ? "NORMAL" : "FULL"}`)
+    if (options.readonly !== true) {
+      if (wal) yield* walMode(db)
+      // When a commit is synced to disk (see `SqliteEventStoreConfig.synchronous`). Without WAL every commit is,
+      // whatever is asked: in rollback-journal mode NORMAL can corrupt the file on a power failure.
+      db.pragma(`synchronous = ${wal && options.synchronous !== "full" ? "NORMAL" : "FULL"}`)
+    }
 
     const prepared = recentlyUsed(preparedCapacity, (text: string) => db.prepare(text))
     const prepare = prepared.get
