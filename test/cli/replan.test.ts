@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as FakeOpenAiServer from "../llm/support/FakeOpenAiServer.js"
 import { Reply } from "../llm/support/FakeOpenAiServer.js"
-import { cli, ensureBuilt, parseJson, type ResultJson, tempFolder, writeScript } from "./cli.js"
+import { cli, ensureBuilt, oneLine, parseJson, type ResultJson, tempFolder, writeScript } from "./cli.js"
 import { history, llmEnv, plan, replanAfterFailure, request, revision, run, script } from "./replanSuite.js"
 
 beforeAll(() => ensureBuilt(), 180_000)
@@ -172,6 +172,14 @@ describe("planner run --on-failure replan", { timeout: 300_000 }, () => {
           )
           expect(wrongAt.code).toBe(2)
           expect(wrongAt.stderr).toContain("--replan plans the request again from the start: give --at 0")
+          // The replan options without --replan would be ignored by a copy fork: refused, naming them.
+          const withoutReplan = yield* Effect.promise(() =>
+            cli(["fork", source.sessionId, "--at", "0", "--planner", "parser", "--model", "other"], { cwd, env })
+          )
+          expect(withoutReplan.code).toBe(2)
+          expect(oneLine(withoutReplan.stderr)).toBe(
+            "planner: --planner and --model go with --replan, which plans the request again: add --replan (with --at 0), or leave them out to fork the plan as it is."
+          )
         })
       )
     ))

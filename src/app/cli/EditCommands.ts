@@ -5,7 +5,7 @@
  * `Fork` and `Edits.planFork`), and say which tasks they reuse and which they run before anything runs; `--dry-run`
  * stops there, having recorded nothing.
  */
-import { Clock, Effect, type Option } from "effect"
+import { Clock, Effect, Option } from "effect"
 import { EditPlan } from "../../domain/Commands.js"
 import { describeEdit } from "../../domain/Edits.js"
 import type { PlanEdit } from "../../domain/PlanEdit.js"
@@ -169,6 +169,21 @@ export const fork = (flags: ForkCommandFlags) =>
         // `--at 0 --replan`: the same request planned again by another planner (helper replan's module).
         const { replanForkCommand } = yield* Effect.promise(() => import("./ReplanForkCommand.js"))
         return yield* replanForkCommand(flags, store)
+      }
+      // Options of a replan fork, given without it: a copy fork would ignore them.
+      const replanOnly = (
+        [
+          ["--planner", flags.planner],
+          ["--model", flags.model],
+          ["--system-prompt", flags.replanSystemPrompt]
+        ] as const
+      )
+        .filter(([, value]) => Option.isSome(value))
+        .map(([name]) => name)
+      if (replanOnly.length > 0) {
+        return yield* usage(
+          `${replanOnly.length === 1 ? replanOnly[0] : `${replanOnly.slice(0, -1).join(", ")} and ${replanOnly.at(-1)}`} ${replanOnly.length === 1 ? "goes" : "go"} with --replan, which plans the request again: add --replan (with --at 0), or leave ${replanOnly.length === 1 ? "it" : "them"} out to fork the plan as it is.`
+        )
       }
       // Only the first `at` events are read (see `previewThenFork`): a fork before an event that cannot be read is the
       // way past it.
