@@ -893,7 +893,27 @@ const valuesOf = (args: ReadonlyArray<string>, option: string): ReadonlyArray<st
  * and "Expected to find option: '--at'" or "Expected a value following option: '--at'" read like a parser's trace.
  * `args` (the command line after the subcommand) and `usage` (the subcommand's usage line) say which option it was.
  */
-export const plainUsage = (text: string, args: ReadonlyArray<string> = [], usage = ""): string => {
+export const plainUsage = (text: string, args: ReadonlyArray<string> = [], usage = "", subcommand?: string): string => {
+  // `planner memory bogus`: the library lists the top-level commands, not the subcommand's own.
+  if (subcommand !== undefined && /^Invalid subcommand for /.test(text)) {
+    const given = args.find((arg) => !arg.startsWith("-"))
+    // Its commands, as its help's examples show them (`planner memory rebuild`).
+    const own = [
+      ...new Set(
+        [...(commandHelp(subcommand) ?? "").matchAll(new RegExp(`planner ${subcommand} ([a-z]+)`, "g"))].map(
+          (match) => match[1]
+        )
+      )
+    ]
+    if (given !== undefined && own.length > 0) {
+      return `planner ${subcommand} has no command ${given}: use ${own.map((name) => `planner ${subcommand} ${name}`).join(" or ")}`
+    }
+  }
+  // `--db a --db b`: the library takes the first and calls the second an unknown argument.
+  const unknown = /^Received unknown argument: '(--[a-z][a-z-]*)'$/.exec(text)?.[1]
+  if (unknown !== undefined && args.filter((arg) => arg === unknown || arg.startsWith(`${unknown}=`)).length > 1) {
+    return `${unknown} is given more than once: give it once`
+  }
   const wrongType = /^'(.*)' is not a (integer|float)$/s.exec(text)
   const [option] = wrongType === null ? [] : optionsGiven(args, wrongType[1] ?? "")
   if (wrongType !== null && option !== undefined) {

@@ -54,7 +54,14 @@ export class ServeError extends Schema.TaggedError<ServeError>()("ServeError", {
   reason: Schema.String
 }) {
   override get message() {
-    return `Cannot serve the dashboard on ${this.host}:${this.port}: ${this.reason}`
+    const hint = /EADDRINUSE/.test(this.reason)
+      ? ": another program listens there. Choose another port with --port (0 takes any free one)."
+      : /EADDRNOTAVAIL|ENOTFOUND|EAI_AGAIN/.test(this.reason)
+        ? ": this machine has no such address. Choose one of its own with --host (127.0.0.1 for this machine only)."
+        : /EACCES/.test(this.reason)
+          ? ": this user may not listen there. Choose a port above 1023 with --port."
+          : ""
+    return `Cannot serve the dashboard on ${this.host}:${this.port}: ${this.reason}${hint}`
   }
 }
 

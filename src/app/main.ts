@@ -8,7 +8,7 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
-import { Cause, Console, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
+import { Cause, Console, Effect, Exit, FiberRef, Layer, Logger, LogLevel, Option } from "effect"
 import {
   cli,
   commandNames,
@@ -59,7 +59,8 @@ const cliConsole = Effect.map(Effect.console, (console): Console.Console => {
         usageMessage = plainUsage(
           oneLine(stripAnsi(items.map(String).join(" "))),
           subcommand === undefined ? args : args.slice(args.indexOf(subcommand) + 1),
-          subcommand === undefined ? "" : stripAnsi(usageLine(subcommand) ?? "")
+          subcommand === undefined ? "" : stripAnsi(usageLine(subcommand) ?? ""),
+          subcommand
         )
       })
   }
@@ -174,8 +175,13 @@ const start = Effect.suspend(() => {
   return cli(process.argv)
 })
 
-const program = Effect.flatMap(cliConsole, (console) =>
-  start.pipe(Effect.tapErrorCause(report), Effect.provide(environment), Effect.withConsole(console))
+const program = Effect.zipRight(
+  // `report` says what went wrong in one line: the runtime's own note of the failed main fiber (with its trace, under
+  // --verbose) would repeat it. Set on the fiber itself, which notes its failure as it ends.
+  FiberRef.set(FiberRef.unhandledErrorLogLevel, Option.none()),
+  Effect.flatMap(cliConsole, (console) =>
+    start.pipe(Effect.tapErrorCause(report), Effect.provide(environment), Effect.withConsole(console))
+  )
 )
 
 /**

@@ -195,6 +195,12 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
         ["run", "--budget-usd", "abc", "Do it"],
         /^planner: --budget-usd needs a number; got 'abc'\. See `planner run --help`/
       ],
+      // One line under --verbose too: no note of the failed fiber with its trace after it.
+      [["run", "--verbose", "--bogus", "Do it"], /^planner: Unknown option --bogus for `planner run`\./],
+      [["memory", "bogus"], /^planner: planner memory has no command bogus: use planner memory rebuild\. See/],
+      [["sessions", "--db", "a.db", "--db", "b.db"], /^planner: --db is given more than once: give it once\. See/],
+      // What the user typed is repeated with its control characters escaped, never sent to the terminal as they are.
+      [["show", "ab\u001b[2Jc"], /^planner: There is no session ab\\u001b\[2Jc in /],
       [
         ["run", "--max-attempts", "2", "--on-failure", "bogus", "Do it"],
         /^planner: --on-failure must be one of continue, abort, replan; got 'bogus'\. See `planner run --help`/

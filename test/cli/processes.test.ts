@@ -215,7 +215,9 @@ describe.concurrent("planner processes", { timeout: 300_000 }, () => {
     const taken = await cli(["serve", "--port", String(port)], { cwd })
     expect(taken.code).toBe(4)
     expect(oneLine(taken.stderr)).toMatch(
-      new RegExp(`^planner: Cannot serve the dashboard on 127\\.0\\.0\\.1:${port}: `)
+      new RegExp(
+        `^planner: Cannot serve the dashboard on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.*: another program listens there\\. Choose another port with --port \\(0 takes any free one\\)\\.$`
+      )
     )
     server.child.kill("SIGTERM")
     expect((await server.result).code).toBe(0)

@@ -15,7 +15,17 @@ export const errorLine = (
   json: boolean,
   fields: Readonly<Record<string, string>> = {}
 ): string =>
-  scrub(json ? JSON.stringify({ error: { code, message: text.replace(/^planner: /, ""), ...fields } }) : text)
+  scrub(json ? JSON.stringify({ error: { code, message: text.replace(/^planner: /, ""), ...fields } }) : visible(text))
+
+/**
+ * Control characters written as escapes: a message may repeat what the user typed (a session id, a path), and a
+ * terminal must not take an escape sequence in it as a command (colours, a cleared screen, a changed title).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const controlCharacters = /[\u0000-\u001f\u007f-\u009f]/g
+
+export const visible = (text: string): string =>
+  text.replace(controlCharacters, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`)
 
 /** Registers the secrets a command line and the environment hold (a database URL's password, the LLM keys). */
 export const registerCommandLineSecrets = (args: ReadonlyArray<string>): void => {
