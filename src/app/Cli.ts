@@ -183,12 +183,14 @@ const run = Command.make(
       Options.withDefault(defaultMaxReplans)
     ),
     budgetTokens: Options.integer("budget-tokens").pipe(
+      Options.withPseudoName("TOKENS"),
       Options.withDescription(
         "The most the session may spend on models, in tokens (input plus output, every call: planning, steps, compaction, replanning). A call that would cross it pauses its task with a question: answer yes (or yes N) to raise it, no to fail the task."
       ),
       Options.optional
     ),
     budgetUsd: Options.float("budget-usd").pipe(
+      Options.withPseudoName("DOLLARS"),
       Options.withDescription(
         "The most the session may spend on models, in dollars, priced from PLANNER_LLM_PRICES (a JSON object, or a file, of model: {input, output} dollars per million tokens)."
       ),
@@ -468,7 +470,11 @@ const cancel = Command.make(
     db,
     json,
     sessionId: session,
-    reason: Options.text("reason").pipe(Options.withDescription("Why, recorded with the session"), Options.optional)
+    reason: Options.text("reason").pipe(
+      Options.withPseudoName("TEXT"),
+      Options.withDescription("Why, recorded with the session"),
+      Options.optional
+    )
   },
   (flags) =>
     Effect.flatMap(
@@ -852,16 +858,33 @@ const genericHelp = new Set([
   "A floating point number."
 ])
 
-/** Help text without @effect/cli's generic lines (with or without terminal styles), and the blank line after each. */
+/** A command's usage line as people type it: `$ planner run ...`, with optional repeatable options in brackets. */
+const usageAsTyped = (line: string): string =>
+  line
+    .replace(/^\$ /, "$ planner ")
+    .replace(
+      /(^|\s)(--[a-z][a-z-]* [^\s[\]]+\.\.\.)(?=\s|$)/g,
+      (_, space: string, option: string) => `${space}[${option}]`
+    )
+
+/**
+ * Help text without @effect/cli's generic lines (with or without terminal styles), and the blank line after each; a
+ * command's help without the bare program name the library puts above its name and version, and its usage line as
+ * people type it (see `usageAsTyped`).
+ */
 export const withoutGenericHelp = (text: string): string => {
   const lines = text.split("\n")
+  const plain = (index: number) => stripAnsi(lines[index] ?? "").trim()
   const kept: Array<string> = []
-  for (let index = 0; index < lines.length; index++) {
-    if (!genericHelp.has(stripAnsi(lines[index] ?? "").trim())) {
-      kept.push(lines[index] ?? "")
+  const start = plain(0) === "planner" && plain(1) === "" && plain(2).startsWith("planner ") ? 2 : 0
+  for (let index = start; index < lines.length; index++) {
+    const line = plain(index)
+    if (!genericHelp.has(line)) {
+      const command = /^\$ ([a-z]+)/.exec(line)?.[1]
+      kept.push(command !== undefined && commandNames.includes(command) ? usageAsTyped(line) : (lines[index] ?? ""))
       continue
     }
-    if (stripAnsi(lines[index + 1] ?? "").trim() === "") index++
+    if (plain(index + 1) === "") index++
   }
   return kept.join("\n")
 }

@@ -96,6 +96,11 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       'planner run --executor script:examples/demo.json "Add a login page. Then write tests for it."'
     )
     expect(worker.stdout).toContain("--kinds KIND,...")
+    // Headed by the name and version once; the usage line as typed, optional repeatable options in brackets.
+    expect(run.stdout).toMatch(/^planner \d+\.\d+\.\d+\n\nUSAGE\n\n\$ planner run \[--db PATH\|URL\]/)
+    expect(run.stdout).toContain(" [--answer TASK_ID=TEXT...] ")
+    expect(run.stdout).toContain(" [--attach PATH|URL...] ")
+    expect(run.stdout).toContain(" [--budget-tokens TOKENS] [--budget-usd DOLLARS] ")
     // Each option's own description, without @effect/cli's generic words for its value's type above it.
     expect(worker.stdout).toMatch(/^--db PATH\|URL\n\n {2}The store: /m)
     expect(worker.stdout).toMatch(/^--concurrency N\n\n {2}How many tasks it runs at once/m)
