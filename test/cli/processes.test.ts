@@ -163,6 +163,20 @@ describe.concurrent("planner processes", { timeout: 300_000 }, () => {
     expect(ended.stdout).toContain("Cancelled: 0 of 2 tasks completed; 2 cancelled. Cancelled by the user.")
   })
 
+  it("run --no-local-worker says its tasks wait for workers, and how to start one", async () => {
+    const { cwd, executor } = setUp()
+    const run = startCli(["run", "--no-local-worker", "--executor", executor, "--allow-shell", "Report."], { cwd })
+    await run.waitFor(/^Session \S+: 1 task$/m)
+    for (const deadline = Date.now() + 60_000; !run.stderr().includes("\n") && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(run.stderr()).toBe(
+      "No worker runs in this process (--no-local-worker): the tasks wait for `planner worker` processes on this store. Start one if none runs: planner worker --allow-shell\n"
+    )
+    run.child.kill("SIGINT")
+    expect((await run.result).code).toBe(130)
+  })
+
   it("workers run a session started with --no-local-worker; SIGINT gives a task back, SIGTERM stops cleanly", async () => {
     const { cwd, executor } = setUp()
     const first = startCli(["worker", "--executor", executor, "--concurrency", "2"], { cwd })

@@ -4,7 +4,7 @@
  * and an exit code from how it ended: 0 completed, 1 failed or cancelled, 3 waiting for answers.
  */
 import { Effect, Option } from "effect"
-import type { PlannerState } from "../../domain/Planner.js"
+import * as Planner from "../../domain/Planner.js"
 import type { TaskState } from "../../domain/Task.js"
 import * as SubPlanRun from "../SubPlanRun.js"
 import { errorLine } from "./ErrorLine.js"
@@ -31,11 +31,11 @@ const questionLines = (task: TaskState, question: string): ReadonlyArray<string>
     : [`? Task ${task.id} (${clip(task.description, 80)}) asks: ${question}`]
 
 /** The exit code a session's state ends a run-like command with. */
-export const exitCodeOf = (state: PlannerState, waiting: boolean): number =>
+export const exitCodeOf = (state: Planner.PlannerState, waiting: boolean): number =>
   waiting ? ExitCode.waiting : state.status === "Succeeded" ? ExitCode.ok : ExitCode.planFailed
 
 /** Runs `sessionId` (whose state is `initial`) until it ends or waits, reporting as it goes; fails with `CliExit` for a non-zero exit code. */
-export const drive = (sessionId: string, initial: PlannerState, options: DriveOptions) =>
+export const drive = (sessionId: string, initial: Planner.PlannerState, options: DriveOptions) =>
   Effect.gen(function* () {
     const reporter = yield* makeReporter({
       mode: options.mode,
@@ -44,6 +44,11 @@ export const drive = (sessionId: string, initial: PlannerState, options: DriveOp
       verbose: options.verbose
     })
     yield* reporter.begin(initial)
+    if (!options.localWorker && options.mode !== "json" && !Planner.isFinished(initial)) {
+      yield* err(
+        `No worker runs in this process (--no-local-worker): the tasks wait for \`${options.hints.program} worker\` processes on this store. Start one if none runs: ${options.hints.program} worker${options.hints.store}${options.hints.execution}`
+      )
+    }
 
     // Runner.run asks about each pending question as it appears, concurrently; a person answers one at a time.
     const oneAtATime = yield* Effect.makeSemaphore(1)
