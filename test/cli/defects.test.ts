@@ -4,6 +4,7 @@
  * lone surrogates) refused at the edge, the compaction settings, paging the session list, a hole in a session's log,
  * and a shell step's output in `run` and `show`.
  */
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { SqlClient } from "@effect/sql"
@@ -12,6 +13,8 @@ import { Context, Effect, Layer } from "effect"
 import { commandHelp, commandNames } from "../../src/app/Cli.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import {
+  bin,
+  cleanEnv,
   cli,
   demoScript,
   ensureBuilt,
@@ -173,6 +176,25 @@ describe.concurrent("planner refuses text no store keeps", { timeout: 300_000 },
     )
     const stored = fs.existsSync(defaultDb(cwd)) ? await sessionIds(defaultDb(cwd)) : []
     expect(stored).toEqual([])
+  })
+
+  it("a request argument that is not UTF-8 (a Latin-1 terminal) is exit code 2, not stored as U+FFFD", () => {
+    const cwd = tempFolder()
+    // The bytes as a Latin-1 terminal sends them: "café" with é as the single byte 0xE9.
+    const result = spawnSync(
+      "bash",
+      ["-c", `"$0" "$1" run --executor echo "$(printf 'Write the caf\\xe9 menu.')"`, process.execPath, bin],
+      {
+        cwd,
+        env: cleanEnv(),
+        encoding: "utf8"
+      }
+    )
+    expect(result.status).toBe(2)
+    expect(oneLine(result.stderr)).toBe(
+      "planner: The request holds bytes that are not UTF-8 text (shown as U+FFFD): set your terminal to UTF-8, or pass it in a UTF-8 file."
+    )
+    expect(fs.readdirSync(cwd)).toEqual([])
   })
 
   it("a NUL or a lone surrogate written as a JSON escape in a plan file is exit code 2, naming where", async () => {

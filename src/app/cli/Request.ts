@@ -16,6 +16,20 @@ export const storable = (what: string, text: string) => {
     : Effect.fail(usage(`${what} holds ${problem}, which cannot be stored: remove it and try again.`))
 }
 
+/**
+ * `storable` for text given on the command line. Node decodes the arguments as UTF-8 and puts U+FFFD where bytes are
+ * not (a terminal set to Latin-1, say): refused rather than stored with the characters lost, as a file or standard
+ * input that is not UTF-8 is.
+ */
+export const storableArgument = (what: string, text: string) =>
+  text.includes("\uFFFD")
+    ? Effect.fail(
+        usage(
+          `${what} holds bytes that are not UTF-8 text (shown as U+FFFD): set your terminal to UTF-8, or pass it in a UTF-8 file.`
+        )
+      )
+    : storable(what, text)
+
 /** Everything on standard input until it ends; empty at once when there is nothing to read. */
 const readStdinBytes = Effect.async<Buffer>((resume) => {
   const chunks: Array<Buffer> = []
@@ -90,7 +104,7 @@ export const readRequest = (text: Option.Option<string>, file: Option.Option<str
       ? yield* Effect.flatMap(readStdin("The request on standard input"), (input) =>
           storable("The request on standard input", input)
         )
-      : yield* storable("The request", given)
+      : yield* storableArgument("The request", given)
   })
 
 /**

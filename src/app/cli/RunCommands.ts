@@ -20,7 +20,7 @@ import { llmConfigured } from "./LlmChoice.js"
 import { err, outputMode, plural } from "./Output.js"
 import { checkPresets, parsePresets } from "./Presets.js"
 import * as Prompt from "./Prompt.js"
-import { readPlan, readRequest, storable } from "./Request.js"
+import { readPlan, readRequest, storable, storableArgument } from "./Request.js"
 import type { RunSettings } from "./Running.js"
 import { existingState, existingStateAt, programName, sessionFacts } from "./Session.js"
 import { plannerLayer, resolveExistingStore, resolveStore, type StoreTarget } from "./Store.js"
@@ -338,7 +338,7 @@ export const answer = (flags: AnswerFlags) =>
   withStore(flags, true, (store) =>
     Effect.gen(function* () {
       const { state, run } = yield* prepareContinue(flags, store, flags.sessionId)
-      const text = yield* storable("The answer", flags.text.trim())
+      const text = yield* storableArgument("The answer", flags.text.trim())
       if (text.length === 0) return yield* usage("The answer is empty: give the text to answer with.")
       if (Planner.isFinished(state)) {
         return yield* usage(
