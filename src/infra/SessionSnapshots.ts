@@ -83,6 +83,59 @@ export const load = (sessionId: string): Effect.Effect<Option.Option<Planner.Pla
     return yield* decodeSnapshot(JSON.parse(row.state))
   })
 
+/** A pruned session as the session list shows it. */
+export interface PrunedSession {
+  readonly sessionId: string
+  /** How many events it had. */
+  readonly events: number
+  readonly finishedAt: number
+  readonly state: Planner.PlannerState
+}
+
+/**
+ * One page of the pruned sessions (their events gone, their final states kept), the latest finished first, and how
+ * many there are: the session list shows them after the sessions that still have their events.
+ */
+export const prunedPage = (page: {
+  readonly limit: number
+  readonly offset: number
+}): Effect.Effect<{ readonly total: number; readonly sessions: ReadonlyArray<PrunedSession> }, EventStoreError> =>
+  Effect.gen(function* () {
+    const sql = yield* sqlClient
+    const decodeRow = (sessionId: string, events: number, finishedAt: number, encoded: unknown) =>
+      Effect.map(
+        decodeSnapshot(encoded),
+        (state): PrunedSession => ({ sessionId, events, finishedAt, state: Option.getOrThrow(state) })
+      )
+    if (Option.isNone(sql)) {
+      const kept = [...((yield* memorySnapshots)?.entries() ?? [])]
+      const sessions = yield* Effect.forEach(kept, ([sessionId, snapshot]) =>
+        Effect.map(decodeSnapshot(snapshot.state), (state): PrunedSession => {
+          const final = Option.getOrThrow(state)
+          return { sessionId, events: final.version, finishedAt: final.finishedAt ?? 0, state: final }
+        })
+      )
+      sessions.sort((a, b) => b.finishedAt - a.finishedAt || (a.sessionId < b.sessionId ? -1 : 1))
+      return { total: sessions.length, sessions: sessions.slice(page.offset, page.offset + page.limit) }
+    }
+    const [count] = yield* sql.value<{ total: number | string }>`SELECT count(*) AS total FROM session_snapshots`.pipe(
+      Effect.mapError(failWith("count the pruned sessions"))
+    )
+    const rows = yield* sql.value<{
+      session_id: string
+      last_sequence: number | string
+      finished_at: number | string
+      state: string
+    }>`SELECT session_id, last_sequence, finished_at, state FROM session_snapshots
+        ORDER BY finished_at DESC, session_id LIMIT ${page.limit} OFFSET ${page.offset}`.pipe(
+      Effect.mapError(failWith("list the pruned sessions"))
+    )
+    const sessions = yield* Effect.forEach(rows, (row) =>
+      decodeRow(row.session_id, Number(row.last_sequence), Number(row.finished_at), JSON.parse(row.state))
+    )
+    return { total: Number(count?.total ?? 0), sessions }
+  })
+
 /** The memory records kept with every snapshot, for `memory rebuild`. */
 export const allRecords: Effect.Effect<ReadonlyArray<MemoryRecord>, EventStoreError> = Effect.gen(function* () {
   const sql = yield* sqlClient

@@ -311,6 +311,18 @@ export const memoryIndexContract = (name: string, target: MemoryTarget) =>
                 Option.some(id === "s-report" ? "Failed" : "Succeeded")
               )
             }
+            // The session list's pruned part: both, the latest finished first, a page at a time, with the total.
+            const listed = yield* SessionSnapshots.prunedPage({ limit: 10, offset: 0 })
+            expect(listed.total).toBe(2)
+            expect(listed.sessions.map((session) => session.sessionId).sort()).toEqual(["s-login", "s-report"])
+            const finished = listed.sessions.map((session) => session.finishedAt)
+            expect(finished).toEqual([...finished].sort((a, b) => b - a))
+            for (const session of listed.sessions) {
+              expect(session.events).toBe(session.state.version)
+              expect(session.finishedAt).toBe(session.state.finishedAt)
+            }
+            const second = yield* SessionSnapshots.prunedPage({ limit: 1, offset: 1 })
+            expect(second).toMatchObject({ total: 2, sessions: [{ sessionId: listed.sessions[1]?.sessionId }] })
             expect(yield* store.lastSequence("planner", "s-deploy")).toBeGreaterThan(0)
             expect(yield* store.lastSequence("planner", "s-refactor")).toBeGreaterThan(0)
             expect(yield* index.all).toEqual(before)

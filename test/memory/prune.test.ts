@@ -93,6 +93,21 @@ describe("planner prune", { timeout: 300_000 }, () => {
     expect(shownAfter.status).toBe("Succeeded")
     expect(shownAfter.request).toBe(shownBefore.request)
     expect(shownAfter.tasks).toEqual(shownBefore.tasks)
+    expect(shownAfter).toMatchObject({ pruned: true })
+    const shownText = await run(["show", "--db", db, plainId])
+    expect(shownText.stdout).toMatch(/; its \d+ events pruned \(only the final state is kept\)/)
+    // The list still has it, after the sessions that keep their events, marked pruned; the pages count it.
+    const listed = parseJson<{ total: number; sessions: ReadonlyArray<{ sessionId: string; pruned?: true }> }>(
+      await run(["sessions", "--json", "--db", db])
+    )
+    expect(listed.total).toBe(3)
+    expect(listed.sessions.at(-1)).toMatchObject({ sessionId: plainId, status: "Succeeded", pruned: true })
+    expect(listed.sessions.filter((session) => session.pruned === true)).toHaveLength(1)
+    const lastPage = parseJson<{ sessions: ReadonlyArray<{ sessionId: string }> }>(
+      await run(["sessions", "--json", "--db", db, "--offset", "2", "--limit", "1"])
+    )
+    expect(lastPage.sessions.map((session) => session.sessionId)).toEqual([plainId])
+    expect((await run(["sessions", "--db", db])).stdout).toMatch(new RegExp(`${plainId} .* Succeeded \\(pruned\\) `))
     expect(parseJson(await run(["stats", "--json", "--db", db]))).toEqual(statsBefore)
     expect(parseJson(await run(["recall", "--json", "--db", db, "compile the report"]))).toEqual(recallBefore)
     // A rebuild from the log reads the pruned session's records from its snapshot.

@@ -6,6 +6,7 @@ import { Clock, Effect, Either, Option, Stream } from "effect"
 import { Cancel } from "../../domain/Commands.js"
 import * as Planner from "../../domain/Planner.js"
 import { type PlannerEventRecord, PlannerStore } from "../../infra/PlannerStore.js"
+import * as SessionSnapshots from "../../infra/SessionSnapshots.js"
 import * as HeldAttempts from "../HeldAttempts.js"
 import { PlannerService } from "../PlannerService.js"
 import * as SubPlanApi from "../SubPlanApi.js"
@@ -58,7 +59,7 @@ export const sessions = (flags: SessionsFlags) =>
         return yield* usage(`--offset must be a whole number, 0 or more; got ${flags.offset}.`)
       const plannerStore = yield* PlannerStore
       const page = yield* plannerStore.sessionPage({ limit: flags.limit, offset: flags.offset })
-      const rows = yield* Effect.forEach(
+      const rows: Array<SessionRow> = yield* Effect.forEach(
         page.sessions,
         (info) =>
           plannerStore.load(info.aggregateId).pipe(
@@ -90,21 +91,36 @@ export const sessions = (flags: SessionsFlags) =>
           ),
         { concurrency: 4 }
       )
-      const range = { total: page.total, limit: flags.limit, offset: flags.offset }
+      // The pruned sessions (their events gone, their final states kept) come after those that have their events.
+      const pruned = yield* SessionSnapshots.prunedPage({
+        limit: Math.max(0, flags.limit - rows.length),
+        offset: Math.max(0, flags.offset - page.total)
+      })
+      for (const session of rows.length < flags.limit ? pruned.sessions : []) {
+        rows.push({
+          sessionId: session.sessionId,
+          createdAt: session.state.startedAt ?? session.finishedAt,
+          updatedAt: session.finishedAt,
+          events: session.events,
+          state: session.state,
+          pruned: true
+        })
+      }
+      const range = { total: page.total + pruned.total, limit: flags.limit, offset: flags.offset }
       const tree = flags.tree === true ? yield* Effect.promise(() => import("./SessionTree.js")) : undefined
       if (flags.json) {
         return yield* out(
           JSON.stringify(tree === undefined ? sessionsJson(rows, range) : tree.sessionTreeJson(rows, range))
         )
       }
-      if (page.total === 0) {
+      if (range.total === 0) {
         return yield* out(
           `No sessions in ${store.label} yet${store._tag === "Sqlite" && store.missing === true ? " (no such file)" : ""}. Start one with: ${programName()} run "Write the code. Then test it."${store.flag}`
         )
       }
       if (rows.length === 0) {
         return yield* out(
-          `No sessions at offset ${flags.offset}: ${store.label} has ${page.total}. Try \`${programName()} sessions --offset ${Math.max(0, page.total - flags.limit)}${store.flag}\`.`
+          `No sessions at offset ${flags.offset}: ${store.label} has ${range.total}. Try \`${programName()} sessions --offset ${Math.max(0, range.total - flags.limit)}${store.flag}\`.`
         )
       }
       const stalledNote = rows.some((row) => row.stalled === true)
@@ -171,9 +187,12 @@ export const show = (flags: SessionFlags) =>
     Effect.gen(function* () {
       const state = yield* HeldAttempts.asShown(flags.sessionId, yield* existingState(flags.sessionId, store))
       const facts = yield* sessionFacts(flags.sessionId)
+      // A pruned session has its final state and no events left.
+      const pruned = (yield* Effect.flatMap(PlannerStore, (s) => s.lastSequence(flags.sessionId))) === 0
       const header = {
         sessionId: flags.sessionId,
         events: state.version,
+        ...(pruned ? { pruned: true as const } : {}),
         ...(facts.createdAt === undefined ? {} : { createdAt: facts.createdAt }),
         ...(facts.forkedFrom === undefined ? {} : { forkedFrom: facts.forkedFrom })
       }

@@ -127,6 +127,8 @@ export interface SessionHeader {
   readonly at?: { readonly sequence: number; readonly record: PlannerEventRecord | undefined }
   /** A root with sub-plans: what the whole tree spent against the root's budget (see `SubPlans.treeSpend`). */
   readonly tree?: { readonly budget: Budget.BudgetState; readonly subPlans: number }
+  /** Its events were pruned (`planner prune`): `events` is how many it had. */
+  readonly pruned?: true
   /** Running, but no worker serves it (see `HeldAttempts.isStalled`): the command that goes on with it. */
   readonly stalled?: { readonly resume: string }
 }
@@ -179,7 +181,13 @@ export const stateText = (
   const facts: Array<string> = []
   if (state.startedAt !== undefined) facts.push(`started ${dateTime(state.startedAt)}`)
   if (state.finishedAt !== undefined) facts.push(`finished ${dateTime(state.finishedAt)}`)
-  if (header.events !== undefined && at === undefined) facts.push(`${header.events} events`)
+  if (header.events !== undefined && at === undefined) {
+    facts.push(
+      header.pruned === true
+        ? `its ${plural(header.events, "event")} pruned (only the final state is kept)`
+        : plural(header.events, "event")
+    )
+  }
   const source = sourceText(state)
   if (source !== undefined) facts.push(source)
   if (facts.length > 0) lines.push(capitalize(facts.join("; ")))
@@ -292,6 +300,8 @@ export interface SessionRow {
   readonly problem?: string
   /** Running, but no worker serves it (see `HeldAttempts.isStalled`). */
   readonly stalled?: boolean
+  /** Its events were pruned: only its final state is kept (`planner prune`). */
+  readonly pruned?: true
 }
 
 /** "3/4 done, 1 waiting". */
@@ -314,7 +324,11 @@ export const sessionsText = (rows: ReadonlyArray<SessionRow>): string => {
   const cells = rows.map((row) => [
     row.sessionId,
     dateTime(row.createdAt),
-    row.state === undefined ? "Unreadable" : row.stalled === true ? "Stalled" : sessionStatus(row.state),
+    row.state === undefined
+      ? "Unreadable"
+      : row.stalled === true
+        ? "Stalled"
+        : `${sessionStatus(row.state)}${row.pruned === true ? " (pruned)" : ""}`,
     row.state === undefined ? (row.problem ?? "") : taskCounts(row.state),
     row.state === undefined ? "" : firstWords(row.state.request)
   ])
@@ -392,7 +406,8 @@ export const stateJson = (state: Planner.PlannerState, header: SessionHeader) =>
   ...(header.tree === undefined
     ? {}
     : { treeBudget: { ...budgetJson(header.tree.budget), subPlans: header.tree.subPlans } }),
-  ...(header.stalled === undefined ? {} : { stalled: true, resume: header.stalled.resume })
+  ...(header.stalled === undefined ? {} : { stalled: true, resume: header.stalled.resume }),
+  ...(header.pruned === true ? { pruned: true } : {})
 })
 
 export const historyJson = (sessionId: string, records: ReadonlyArray<PlannerEventRecord>) => ({
@@ -424,6 +439,7 @@ export const sessionsJson = (
     status: row.state === undefined ? "Unreadable" : row.state.status,
     waiting: row.state === undefined ? false : Planner.isWaiting(row.state),
     ...(row.stalled === true ? { stalled: true } : {}),
+    ...(row.pruned === true ? { pruned: true } : {}),
     tasks: row.state === undefined ? {} : { total: row.state.tasks.length, ...Planner.countByStatus(row.state) },
     request: row.state?.request ?? "",
     ...(row.problem === undefined ? {} : { problem: row.problem })
