@@ -350,7 +350,13 @@ const jsonBody = <A, I>(schema: Schema.Schema<A, I>, expected: string) =>
     return yield* Schema.decodeUnknown(schema, { onExcessProperty: "error" })(json).pipe(
       Effect.mapError((error) => {
         const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-        const where = issue === undefined || issue.path.length === 0 ? "" : ` (at ${issue.path.join(".")})`
+        // Named by its field, with what was wrong with it: `field "at": Expected number, actual "x"`.
+        const where =
+          issue === undefined
+            ? ""
+            : issue.path.length === 0
+              ? ` (${issue.message})`
+              : ` (field ${JSON.stringify(issue.path.join("."))}: ${issue.message})`
         return new BadRequest({
           status: 400,
           reason: `The request body is not what this endpoint takes${where}: send ${expected}.`

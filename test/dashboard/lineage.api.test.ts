@@ -56,6 +56,12 @@ describe("the #15 dashboard API", { timeout: 60_000 }, () => {
       const late = yield* edit([{ _tag: "AddTask", description: "Too late" }])
       expect(late.status).toBe(400)
       expect(JSON.stringify(late.body)).toContain("fork it")
+      // A body of the wrong shape is refused naming the field and what was wrong with it.
+      const badFork = yield* postJson(`${url}/api/sessions/${sessionId}/fork`, { at: "x" })
+      expect(badFork.status).toBe(400)
+      expect(JSON.stringify(badFork.body)).toContain(
+        'The request body is not what this endpoint takes (field \\"at\\": Expected number, actual \\"x\\")'
+      )
     }).pipe(Effect.provide(plannerWithScript(script)))
   )
 
