@@ -767,6 +767,9 @@ const prune = Command.make(
     finishedBefore: Options.text("finished-before").pipe(
       Options.withPseudoName("DATE"),
       Options.withDescription("Sessions that finished before this date (YYYY-MM-DD, UTC, or an ISO date and time)")
+    ),
+    dryRun: Options.boolean("dry-run").pipe(
+      Options.withDescription("Say what would be removed and kept, and remove nothing")
     )
   },
   (flags) =>
@@ -779,7 +782,11 @@ const prune = Command.make(
     help(
       "Remove the events of finished sessions older than a date, keeping each one's final snapshot and its memory, so show, recall and stats still work. A session that a running fork or sub-plan still needs is kept. Says what it removed.",
       [],
-      ["planner prune --finished-before 2025-01-01", "planner prune --finished-before 2025-06-30T12:00:00Z --json"]
+      [
+        "planner prune --finished-before 2025-01-01 --dry-run",
+        "planner prune --finished-before 2025-01-01",
+        "planner prune --finished-before 2025-06-30T12:00:00Z --json"
+      ]
     )
   )
 )

@@ -189,7 +189,11 @@ export interface PruneReport {
 }
 
 /** Prunes every finished session that finished before `finishedBefore` (epoch milliseconds). */
-export const prune = (finishedBefore: number): Effect.Effect<PruneReport, ReadError | SequenceConflict, EventStore> =>
+export const prune = (
+  finishedBefore: number,
+  /** Only say what would be pruned and kept: nothing is written. */
+  options: { readonly dryRun?: boolean } = {}
+): Effect.Effect<PruneReport, ReadError | SequenceConflict, EventStore> =>
   Effect.gen(function* () {
     const store = yield* EventStore
     const sql = yield* sqlClient
@@ -237,6 +241,10 @@ export const prune = (finishedBefore: number): Effect.Effect<PruneReport, ReadEr
       const running = neededBy.get(sessionId)
       if (running !== undefined) {
         kept.push({ sessionId, reason: keptBecause(running) })
+        continue
+      }
+      if (options.dryRun === true) {
+        pruned.push({ sessionId, events: state.version, finishedAt })
         continue
       }
       if (Option.isNone(sql)) {

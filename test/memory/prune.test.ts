@@ -65,6 +65,20 @@ describe("planner prune", { timeout: 300_000 }, () => {
     const nothing = await run(["prune", "--finished-before", "2000-01-01", "--db", db])
     expect(nothing.stdout.trim()).toBe("No finished session before 2000-01-01 to prune.")
 
+    // A dry run says the same and removes nothing.
+    const dry = await run(["prune", "--finished-before", "2999-01-01", "--dry-run", "--db", db])
+    expect(dry.stdout).toContain("Would prune the events of 1 finished session (")
+    expect(dry.stdout).toContain(`  ${plainId}  finished `)
+    expect(dry.stdout).toContain(`Kept ${deployId}: its fork ${forkId} still running.`)
+    expect(dry.stdout.trim().endsWith("Dry run: nothing was removed.")).toBe(true)
+    const dryJson = parseJson<{ dryRun: boolean; pruned: ReadonlyArray<{ sessionId: string }> }>(
+      await run(["prune", "--finished-before", "2999-01-01", "--dry-run", "--json", "--db", db])
+    )
+    expect(dryJson).toMatchObject({ dryRun: true, pruned: [{ sessionId: plainId }] })
+    expect(
+      parseJson<{ events: ReadonlyArray<unknown> }>(await run(["history", "--json", "--db", db, plainId])).events.length
+    ).toBeGreaterThan(0)
+
     const pruned = await run(["prune", "--finished-before", "2999-01-01", "--db", db])
     expect(pruned.stdout).toContain("Pruned the events of 1 finished session (")
     expect(pruned.stdout).toContain(`  ${plainId}  finished `)

@@ -163,6 +163,7 @@ export const rebuild = (flags: MemoryReadFlags) =>
 
 export interface PruneFlags extends MemoryReadFlags {
   readonly finishedBefore: string
+  readonly dryRun: boolean
 }
 
 /** `2025-01-31` (midnight UTC) or a full ISO date and time; undefined when it is neither. */
@@ -185,16 +186,26 @@ export const prune = (flags: PruneFlags) =>
           )
         }
         // The index must hold every pruned session's records before their events go.
-        yield* MemoryProjection.catchUp
-        const report = yield* SessionSnapshots.prune(before)
-        if (flags.json)
-          return yield* out(JSON.stringify({ ...report, unreadable: report.unreadable.map(unreadableJson) }))
+        if (!flags.dryRun) yield* MemoryProjection.catchUp
+        const report = yield* SessionSnapshots.prune(before, { dryRun: flags.dryRun })
+        if (flags.json) {
+          return yield* out(
+            JSON.stringify({
+              ...report,
+              unreadable: report.unreadable.map(unreadableJson),
+              ...(flags.dryRun ? { dryRun: true } : {})
+            })
+          )
+        }
         const lines: Array<string> = []
         const events = report.pruned.reduce((total, session) => total + session.events, 0)
+        const sessions = plural(report.pruned.length, "finished session")
         if (report.pruned.length === 0) lines.push(`No finished session before ${flags.finishedBefore} to prune.`)
         else {
           lines.push(
-            `Pruned the events of ${plural(report.pruned.length, "finished session")} (${plural(events, "event")}); their final snapshots and memory stay, so show, recall and stats still know them:`
+            flags.dryRun
+              ? `Would prune the events of ${sessions} (${plural(events, "event")}), keeping their final snapshots and memory:`
+              : `Pruned the events of ${sessions} (${plural(events, "event")}); their final snapshots and memory stay, so show, recall and stats still know them:`
           )
           for (const session of report.pruned) {
             lines.push(`  ${session.sessionId}  finished ${isoTime(session.finishedAt)}  ${session.events} events`)
@@ -204,9 +215,11 @@ export const prune = (flags: PruneFlags) =>
         for (const corrupt of report.unreadable) {
           lines.push(`Kept ${corrupt.aggregateId}: an event of its log cannot be read. ${corrupt.message}`)
         }
+        if (flags.dryRun) lines.push("Dry run: nothing was removed.")
         yield* out(lines.join("\n"))
       }),
-    true
+    // A dry run only reads.
+    !flags.dryRun
   )
 
 /** The person's word for yes; anything else (no, Ctrl-D) plans the request as usual. */
