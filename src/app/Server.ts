@@ -350,13 +350,15 @@ const jsonBody = <A, I>(schema: Schema.Schema<A, I>, expected: string) =>
     return yield* Schema.decodeUnknown(schema, { onExcessProperty: "error" })(json).pipe(
       Effect.mapError((error) => {
         const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-        // Named by its field, with what was wrong with it: `field "at": Expected number, actual "x"`.
+        // Named by its field, with what it should be (`field "at": Expected number`), never with what was sent: a
+        // refused body may hold a secret, and this message goes back and into logs.
+        const should = issue === undefined ? "" : issue.message.replace(/,\s*actual[\s\S]*$/, "").slice(0, 200)
         const where =
           issue === undefined
             ? ""
             : issue.path.length === 0
-              ? ` (${issue.message})`
-              : ` (field ${JSON.stringify(issue.path.join("."))}: ${issue.message})`
+              ? ` (${should})`
+              : ` (field ${JSON.stringify(issue.path.join("."))}: ${should})`
         return new BadRequest({
           status: 400,
           reason: `The request body is not what this endpoint takes${where}: send ${expected}.`

@@ -116,6 +116,24 @@ const unknownOption = (): string | undefined => {
     .find((name) => !known.has(name))
 }
 
+/**
+ * An option that takes a value, given an empty one (`--attach ""`, `--model=`): @effect/cli drops it without a word,
+ * as if it had not been given.
+ */
+const emptyValue = (): string | undefined => {
+  if (subcommand === undefined) return undefined
+  const usage = stripAnsi(usageLine(subcommand) ?? "")
+  const takesValue = new Set([...usage.matchAll(/(--[a-z][a-z-]*) (?!\||--)[^\s[\]]/g)].map((match) => match[1]))
+  const rest = args.slice(args.indexOf(subcommand) + 1)
+  const end = rest.indexOf("--")
+  const given = end < 0 ? rest : rest.slice(0, end)
+  return given.find(
+    (arg, index) =>
+      (takesValue.has(arg) && given[index + 1]?.trim() === "") ||
+      (arg.endsWith("=") && takesValue.has(arg.slice(0, -1)))
+  )
+}
+
 const report = (cause: Cause.Cause<unknown>) =>
   Effect.sync(() => {
     if (Cause.isInterruptedOnly(cause)) return
@@ -171,6 +189,11 @@ const start = Effect.suspend(() => {
     return Effect.fail(
       usage(`Unknown option ${unknown} for \`planner ${subcommand}\`. See \`planner ${subcommand} --help\`.`)
     )
+  }
+  const empty = emptyValue()
+  if (empty !== undefined) {
+    const option = empty.replace(/=$/, "")
+    return Effect.fail(usage(`${option} is given an empty value: give it one, or leave ${option} out.`))
   }
   return cli(process.argv)
 })

@@ -184,7 +184,7 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
         ["plan", "--file", path.join(cwd, "missing.txt")],
         /^planner: Cannot read the request file .*missing\.txt: there is no such file: check the path\.$/
       ],
-      [["plan", "--file", ""], /^planner: The path of the request file is empty: give the path of a file\.$/],
+      [["plan", "--file", ""], /^planner: --file is given an empty value: give it one, or leave --file out\. See/],
       [["plan", "--file", cwd], /^planner: --file .* is not a file \(a folder\?\): give the path of a file\. See/],
       [["run", "--bogus", "Do it"], /^planner: Unknown option --bogus for `planner run`\. See `planner run --help`/],
       [["frobnicate"], /^planner: Invalid subcommand .* See `planner --help`/],
@@ -202,6 +202,12 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       ],
       // One line under --verbose too: no note of the failed fiber with its trace after it.
       [["run", "--verbose", "--bogus", "Do it"], /^planner: Unknown option --bogus for `planner run`\./],
+      // An empty value is not dropped as if the option had not been given.
+      [
+        ["run", "--attach", "", "Do it"],
+        /^planner: --attach is given an empty value: give it one, or leave --attach out\. See/
+      ],
+      [["run", "--system-prompt=", "Do it"], /^planner: --system-prompt is given an empty value/],
       [["memory", "bogus"], /^planner: planner memory has no command bogus: use planner memory rebuild\. See/],
       [["sessions", "--db", "a.db", "--db", "b.db"], /^planner: --db is given more than once: give it once\. See/],
       // What the user typed is repeated with its control characters escaped, never sent to the terminal as they are.

@@ -5,37 +5,15 @@
  * running on that worker, though the log records its start only with its outcome.
  */
 import * as path from "node:path"
-import { Context, Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { beforeAll, describe, expect, it } from "vitest"
-import * as PlannerService from "../../src/app/PlannerService.js"
 import { Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
-import * as PlannerStore from "../../src/infra/PlannerStore.js"
-import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
-import { TaskQueue } from "../../src/infra/TaskQueue.js"
 import { independentTasks } from "../app/fixtures/plans.js"
 import { cli, ensureBuilt, tempFolder } from "./cli.js"
+import { withService } from "./store.js"
 
 const tasks = independentTasks(3)
-
-/** Runs `use` with the writer and the queue over the SQLite file, in this process. */
-const withStore = <A>(
-  filename: string,
-  use: (service: PlannerService.PlannerServiceShape, queue: Context.Tag.Service<TaskQueue>) => Effect.Effect<A, unknown>
-) =>
-  Effect.runPromise(
-    Effect.scoped(
-      Effect.gen(function* () {
-        const context = yield* Layer.build(
-          PlannerService.layer().pipe(
-            Layer.provideMerge(PlannerStore.layer),
-            Layer.provideMerge(SqliteEventStore.layer({ filename }))
-          )
-        )
-        return yield* use(Context.get(context, PlannerService.PlannerService), Context.get(context, TaskQueue))
-      })
-    )
-  )
 
 beforeAll(() => ensureBuilt(), 180_000)
 
@@ -43,7 +21,7 @@ describe("planner doctor", { timeout: 300_000 }, () => {
   it("names the jobs that differ from the log, exits 1, and --repair rebuilds them from it", async () => {
     const cwd = tempFolder()
     const db = path.join(cwd, "doctor.db")
-    await withStore(db, (service) =>
+    await withService(db, (service) =>
       service.execute(
         "s-doctor",
         new Initialize({ request: "three tasks", tasks, config: { ...defaultConfig, maxParallel: 3 }, at: 1 })
@@ -54,7 +32,7 @@ describe("planner doctor", { timeout: 300_000 }, () => {
     expect(clean.stdout).toContain("The task queue matches the event log")
 
     // A job of the log lost from the queue, and one the log never dispatched.
-    await withStore(db, (_, queue) =>
+    await withService(db, (_, queue) =>
       Effect.zipRight(
         queue.remove("s-doctor", [2]),
         queue.enqueue([
@@ -83,7 +61,7 @@ describe("planner doctor", { timeout: 300_000 }, () => {
     const repaired = await cli(["doctor", "--db", db, "--repair"], { cwd })
     expect(repaired.code).toBe(0)
     expect(repaired.stdout).toContain("Repaired")
-    const jobs = await withStore(db, (_, queue) => queue.list("s-doctor"))
+    const jobs = await withService(db, (_, queue) => queue.list("s-doctor"))
     expect(jobs.map((job) => [job.taskId, job.attempt])).toEqual([
       [1, 1],
       [2, 1],
@@ -97,7 +75,7 @@ describe("planner show", { timeout: 300_000 }, () => {
   it("shows a dispatched task whose job a worker holds as running on that worker", async () => {
     const cwd = tempFolder()
     const db = path.join(cwd, "show.db")
-    await withStore(db, (service, queue) =>
+    await withService(db, (service, queue) =>
       Effect.zipRight(
         service.execute(
           "s-show",

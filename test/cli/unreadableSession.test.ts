@@ -7,16 +7,13 @@
  */
 import * as path from "node:path"
 import Sqlite from "better-sqlite3"
-import { Context, Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { beforeAll, describe, expect, it } from "vitest"
-import * as PlannerService from "../../src/app/PlannerService.js"
 import { Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
-import * as PlannerStore from "../../src/infra/PlannerStore.js"
-import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
-import { TaskQueue } from "../../src/infra/TaskQueue.js"
 import { independentTasks } from "../app/fixtures/plans.js"
 import { cli, ensureBuilt, parseJson, type ResultJson, tempFolder } from "./cli.js"
+import { withService } from "./store.js"
 
 beforeAll(() => ensureBuilt(), 180_000)
 
@@ -45,25 +42,6 @@ const breakEvent = (db: string, sessionId: string): number => {
   }
 }
 
-/** Runs `use` with the writer (and the task queue) over the SQLite file, in this process. */
-const withService = <A>(
-  filename: string,
-  use: (service: PlannerService.PlannerServiceShape) => Effect.Effect<A, unknown, TaskQueue>
-) =>
-  Effect.runPromise(
-    Effect.scoped(
-      Effect.gen(function* () {
-        const context = yield* Layer.build(
-          PlannerService.layer().pipe(
-            Layer.provideMerge(PlannerStore.layer),
-            Layer.provideMerge(SqliteEventStore.layer({ filename }))
-          )
-        )
-        return yield* Effect.provide(use(Context.get(context, PlannerService.PlannerService)), context)
-      })
-    )
-  )
-
 describe("one unreadable session in a store", { timeout: 300_000 }, () => {
   it("store-wide commands report it and go on with every other session", async () => {
     const cwd = tempFolder()
@@ -76,13 +54,13 @@ describe("one unreadable session in a store", { timeout: 300_000 }, () => {
     const broken = await run("Write the parser. Then test the parser.")
     const fine = await run("Fetch the data. Then summarise the data.")
     // A session with its jobs still in the queue, one of them lost: for doctor to find and --repair to put back.
-    await withService(db, (service) =>
+    await withService(db, (service, queue) =>
       Effect.zipRight(
         service.execute(
           "s-queued",
           new Initialize({ request: "two tasks", tasks: independentTasks(2), config: defaultConfig, at: 1 })
         ),
-        Effect.flatMap(TaskQueue, (queue) => queue.remove("s-queued", [2]))
+        queue.remove("s-queued", [2])
       )
     )
     const sequence = breakEvent(db, broken)

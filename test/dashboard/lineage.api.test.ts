@@ -60,7 +60,7 @@ describe("the #15 dashboard API", { timeout: 60_000 }, () => {
       const badFork = yield* postJson(`${url}/api/sessions/${sessionId}/fork`, { at: "x" })
       expect(badFork.status).toBe(400)
       expect(JSON.stringify(badFork.body)).toContain(
-        'The request body is not what this endpoint takes (field \\"at\\": Expected number, actual \\"x\\")'
+        'The request body is not what this endpoint takes (field \\"at\\": Expected number)'
       )
     }).pipe(Effect.provide(plannerWithScript(script)))
   )

@@ -85,6 +85,15 @@ export const within =
       onTimeout: () => new Error(`timed out after ${seconds} s${what === undefined ? "" : ` waiting for ${what}`}`)
     })
 
+/** Waits (at most 10 s) until a consumer's saved checkpoint is `position`: it is written after the handler. */
+const checkpointReaches = (store: EventStoreService, consumer: string, position: number) =>
+  store
+    .checkpoint(consumer)
+    .pipe(
+      Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (saved) => Option.contains(saved, position) }),
+      within(10, `the checkpoint of ${consumer} at ${position}`)
+    )
+
 const summary = (events: ReadonlyArray<StoredEvent>) =>
   events.map((event) => `${event.aggregateId}#${event.sequence}:${event.type}`)
 
@@ -754,13 +763,7 @@ export const eventStoreContract = <Db, Extra>(name: string, target: EventStoreTa
                 const last = (yield* store.load({ streamId: "s" }))[2]?.position ?? -1
                 const consumer = yield* Effect.fork(store.consume("projector", { streamId: "s" }, record))
                 // Wait for the checkpoint itself: it is written after the handler, in its own transaction.
-                yield* store.checkpoint("projector").pipe(
-                  Effect.repeat({
-                    schedule: Schedule.spaced("10 millis"),
-                    until: (saved) => Option.contains(saved, last)
-                  }),
-                  within(10)
-                )
+                yield* checkpointReaches(store, "projector", last)
                 yield* Fiber.interrupt(consumer)
                 // Another consumer has its own checkpoint.
                 expect(yield* store.checkpoint("someone else")).toEqual(Option.none())
@@ -927,14 +930,7 @@ export const sqlEventStoreContract = <Db>(name: string, target: SqlTarget<Db>) =
             )
             yield* Deferred.await(reachedEnd).pipe(within(10))
             // The checkpoint goes past the unreadable row, to the last event: a restart goes on from there.
-            const last = yield* store.headPosition
-            yield* store.checkpoint("lenient").pipe(
-              Effect.repeat({
-                schedule: Schedule.spaced("10 millis"),
-                until: (saved) => Option.contains(saved, last)
-              }),
-              within(10)
-            )
+            yield* checkpointReaches(store, "lenient", yield* store.headPosition)
             yield* Fiber.interrupt(consumer)
             expect(yield* Ref.get(seen)).toEqual(["before", "before", "after"])
             expect(yield* Ref.get(corrupt)).toEqual([broken])
