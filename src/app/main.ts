@@ -193,7 +193,11 @@ const start = Effect.suspend(() => {
   const empty = emptyValue()
   if (empty !== undefined) {
     const option = empty.replace(/=$/, "")
-    return Effect.fail(usage(`${option} is given an empty value: give it one, or leave ${option} out.`))
+    return Effect.fail(
+      usage(
+        `${option} is given an empty value: give it one, or leave ${option} out. See \`planner ${subcommand} --help\`.`
+      )
+    )
   }
   return cli(process.argv)
 })
