@@ -117,13 +117,23 @@ const unknownOption = (): string | undefined => {
 }
 
 /**
- * An option that takes a value, given an empty one (`--attach ""`, `--model=`): @effect/cli drops it without a word,
- * as if it had not been given.
+ * Options for which an empty value means something, or that say themselves what is wrong with one: `--system-prompt ""`
+ * is no system prompt; `--db ""` and `--reason ""` are refused with their own words.
+ */
+const emptyAllowed: ReadonlySet<string> = new Set(["--system-prompt", "--db", "--reason"])
+
+/**
+ * An option that takes a value, given an empty one (`--attach ""`, `--answer=`): @effect/cli drops some of them without
+ * a word, as if they had not been given.
  */
 const emptyValue = (): string | undefined => {
   if (subcommand === undefined) return undefined
   const usage = stripAnsi(usageLine(subcommand) ?? "")
-  const takesValue = new Set([...usage.matchAll(/(--[a-z][a-z-]*) (?!\||--)[^\s[\]]/g)].map((match) => match[1]))
+  const takesValue = new Set(
+    [...usage.matchAll(/(--[a-z][a-z-]*) (?!\||--)[^\s[\]]/g)]
+      .map((match) => match[1])
+      .filter((option) => option !== undefined && !emptyAllowed.has(option))
+  )
   const rest = args.slice(args.indexOf(subcommand) + 1)
   const end = rest.indexOf("--")
   const given = end < 0 ? rest : rest.slice(0, end)

@@ -207,7 +207,7 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
         ["run", "--attach", "", "Do it"],
         /^planner: --attach is given an empty value: give it one, or leave --attach out\. See/
       ],
-      [["run", "--system-prompt=", "Do it"], /^planner: --system-prompt is given an empty value/],
+      [["run", "--answer=", "Do it"], /^planner: --answer is given an empty value/],
       [["memory", "bogus"], /^planner: planner memory has no command bogus: use planner memory rebuild\. See/],
       [["sessions", "--db", "a.db", "--db", "b.db"], /^planner: --db is given more than once: give it once\. See/],
       // What the user typed is repeated with its control characters escaped, never sent to the terminal as they are.
