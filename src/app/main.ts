@@ -19,7 +19,7 @@ import {
   usageLine,
   withoutGenericHelp
 } from "./Cli.js"
-import { errorLine, registerCommandLineSecrets } from "./cli/ErrorLine.js"
+import { errorLine, registerCommandLineSecrets, visible } from "./cli/ErrorLine.js"
 import { CliExit, CliFailure, ExitCode, exitCodeOnInterrupt, toFailure, usage } from "./cli/Failure.js"
 import { colourDisabled, scrub, stripAnsi } from "./cli/Output.js"
 
@@ -70,7 +70,8 @@ const cliConsole = Effect.map(Effect.console, (console): Console.Console => {
 const stderrLogger = Logger.make(({ cause, logLevel, message }) => {
   const text = (Array.isArray(message) ? message : [message]).map(String).join(" ")
   const detail = verbose && !Cause.isEmpty(cause) ? `\n${Cause.pretty(cause)}` : ""
-  line(`${logLevel.label.toLowerCase()}: ${text}${detail}`)
+  // A log line may repeat stored text (a session id, a row that cannot be read): escaped, as error lines are.
+  line(`${logLevel.label.toLowerCase()}: ${visible(text)}${detail}`)
 })
 
 const logging = Layer.merge(

@@ -70,8 +70,11 @@ const makeHandler = Effect.gen(function* () {
    * A session whose log holds an event that cannot be read is left out of the index, with a warning, rather than
    * stopping the projection of every other session at it (and with it recall, stats and planning with memory).
    */
-  const leaveOut = (corrupt: CorruptEvent) =>
+  const leaveOut = (corrupt: CorruptEvent): Effect.Effect<void, CorruptEvent> =>
     Effect.suspend(() => {
+      // An event of a type or version this build does not know was written by a newer planner: not damage. The
+      // consumer stops before it, as before, so that the newer build projects it (the checkpoint is shared).
+      if (/\bunknown (event type|version)\b/.test(corrupt.reason)) return Effect.fail(corrupt)
       if (unreadable.has(corrupt.aggregateId)) return Effect.void
       unreadable.add(corrupt.aggregateId)
       sessions.delete(corrupt.aggregateId)

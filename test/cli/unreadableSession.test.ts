@@ -43,6 +43,27 @@ const breakEvent = (db: string, sessionId: string): number => {
 }
 
 describe("one unreadable session in a store", { timeout: 300_000 }, () => {
+  it("an event of a version this build does not know stops the memory index before it, rather than skip it", async () => {
+    const cwd = tempFolder()
+    const db = path.join(cwd, "store.db")
+    const made = await cli(["run", "--db", db, "--executor", "echo", "--json", "Write the parser."], { cwd })
+    expect(made.code, made.stderr).toBe(0)
+    const sessionId = parseJson<ResultJson>(made).sessionId
+    // As a newer planner would write it: not damage, so not left out for good (the index's checkpoint is shared).
+    const sqlite = new Sqlite(db)
+    sqlite
+      .prepare("UPDATE events SET event_version = '99' WHERE aggregate_id = ? AND event_type = 'TaskStatusUpdated'")
+      .run(sessionId)
+    // The index projects the log again from the start.
+    sqlite.prepare("DELETE FROM event_checkpoints WHERE consumer = 'memory-index'").run()
+    sqlite.close()
+    for (const attempt of [1, 2]) {
+      const stats = await cli(["stats", "--db", db], { cwd })
+      expect(stats.code, `attempt ${attempt}`).toBe(4)
+      expect(stats.stderr).toContain("unknown version")
+    }
+  })
+
   it("store-wide commands report it and go on with every other session", async () => {
     const cwd = tempFolder()
     const db = path.join(cwd, "store.db")

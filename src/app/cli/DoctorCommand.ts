@@ -19,6 +19,7 @@ import { Effect, Layer, Option } from "effect"
 import * as Jobs from "../../infra/Jobs.js"
 import * as PlannerStore from "../../infra/PlannerStore.js"
 import { type ListedJob, TaskQueue } from "../../infra/TaskQueue.js"
+import { visible } from "./ErrorLine.js"
 import { CliExit, ExitCode, toFailure, unavailable } from "./Failure.js"
 import { out, plural, unreadableJson } from "./Output.js"
 import { forReading, requireDatabase, resolveExistingStore, storeLayer } from "./Store.js"
@@ -92,7 +93,8 @@ export const doctor = (flags: DoctorFlags) => {
       if (unreadable.length > 0) {
         lines.push(
           `${plural(unreadable.length, "session")} could not be checked: an event of ${unreadable.length === 1 ? "its" : "their"} log cannot be read (the rest of the store was checked).`,
-          ...unreadable.map((corrupt) => `session ${corrupt.aggregateId}: ${corrupt.message}`)
+          // What a stored row says is another user's text: escaped, never sent to the terminal as it is.
+          ...unreadable.map((corrupt) => visible(`session ${corrupt.aggregateId}: ${corrupt.message}`))
         )
       }
       yield* out(lines.join("\n"))

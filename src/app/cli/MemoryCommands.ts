@@ -13,6 +13,7 @@ import * as MemoryProjection from "../../infra/MemoryProjection.js"
 import * as SessionSnapshots from "../../infra/SessionSnapshots.js"
 import * as MemoryLive from "../MemoryLive.js"
 import { reusablePlan } from "../MemoryPlanning.js"
+import { visible } from "./ErrorLine.js"
 import { type CliFailure, toFailure, unavailable, usage } from "./Failure.js"
 import { duration, err, firstLine, isoTime, out, plural, unreadableJson } from "./Output.js"
 import * as Prompt from "./Prompt.js"
@@ -155,7 +156,7 @@ export const rebuild = (flags: MemoryReadFlags) =>
           `Memory rebuilt from the log: ${plural(rebuilt.records, "record")} from ${plural(rebuilt.sessions, "session")}.`
         )
         for (const corrupt of rebuilt.unreadable) {
-          yield* err(`Left out session ${corrupt.aggregateId}: ${corrupt.message}`)
+          yield* err(visible(`Left out session ${corrupt.aggregateId}: ${corrupt.message}`))
         }
       }),
     true
@@ -213,7 +214,7 @@ export const prune = (flags: PruneFlags) =>
         }
         for (const session of report.kept) lines.push(`Kept ${session.sessionId}: ${session.reason}.`)
         for (const corrupt of report.unreadable) {
-          lines.push(`Kept ${corrupt.aggregateId}: an event of its log cannot be read. ${corrupt.message}`)
+          lines.push(visible(`Kept ${corrupt.aggregateId}: an event of its log cannot be read. ${corrupt.message}`))
         }
         if (flags.dryRun) lines.push("Dry run: nothing was removed.")
         yield* out(lines.join("\n"))

@@ -243,7 +243,10 @@ export const storeLayer = (target: StoreTarget): Layer.Layer<EventStore, CliFail
           return SqliteEventStore.layer(config).pipe(
             Layer.catchAll((error) =>
               target.reading === true && cannotWrite(error.reason) && Fs.existsSync(target.filename)
-                ? SqliteEventStore.layer({ ...config, readonly: true }).pipe(Layer.mapError(() => error))
+                ? SqliteEventStore.layer({ ...config, readonly: true }).pipe(
+                    // Its own reason when it is not about permissions (a file that needs an upgrade, not a database).
+                    Layer.mapError((readOnly) => (cannotWrite(readOnly.reason) ? error : readOnly))
+                  )
                 : Layer.fail(error)
             ),
             Layer.mapError((error) =>

@@ -12,6 +12,7 @@
  *
  * @internal
  */
+import { existsSync } from "node:fs"
 import { pathToFileURL } from "node:url"
 import type * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlClient } from "@effect/sql"
@@ -91,8 +92,8 @@ const plainName = (filename: string): string => (filename.startsWith("file:") ? 
 
 /**
  * The read-only connection (`readonly`): the file as it is, if SQLite can share it (its `-wal` and `-shm` files are
- * there, or can be made beside it); otherwise, in a folder this process cannot write to, as an immutable file, which is
- * what it is to every process that cannot write there.
+ * there, or can be made beside it); otherwise, in a folder this process cannot write to and with no `-wal` file beside
+ * it (no writer has commits outside the file), as an immutable file: read without locks, as it is at that moment.
  */
 const openReadOnly = (filename: string): Sqlite.Database => {
   try {
@@ -108,6 +109,9 @@ const openReadOnly = (filename: string): Sqlite.Database => {
   } catch (error) {
     const code = (error as { readonly code?: unknown }).code
     if (code !== "SQLITE_READONLY_DIRECTORY" && code !== "SQLITE_CANTOPEN") throw error
+    // A -wal file beside it holds commits that an immutable open would not see (a writer crashed, or is writing now):
+    // refused rather than shown out of date.
+    if (existsSync(`${filename}-wal`)) throw error
     const uri = `${pathToFileURL(filename).href}?immutable=1`
     try {
       return new Sqlite(uri, { readonly: true, fileMustExist: true })
