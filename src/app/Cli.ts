@@ -896,26 +896,23 @@ export const withoutGenericHelp = (text: string): string => {
   return kept.join("\n")
 }
 
-/** The options given `value` on the command line (`--opt value` or `--opt=value`), in order. */
-const optionsGiven = (args: ReadonlyArray<string>, value: string): ReadonlyArray<string> =>
-  args.flatMap((arg, index) => {
-    if (arg.startsWith("--") && arg.includes("=")) {
-      const at = arg.indexOf("=")
-      return arg.slice(at + 1) === value ? [arg.slice(0, at)] : []
-    }
-    const previous = args[index - 1]
-    return index > 0 && arg === value && previous?.startsWith("--") === true && !previous.includes("=")
-      ? [previous]
-      : []
+/** Each option given a value on the command line, with that value (`--opt value` or `--opt=value`), in order. */
+export const optionValues = (args: ReadonlyArray<string>): ReadonlyArray<readonly [string, string]> =>
+  args.flatMap((arg, index): ReadonlyArray<readonly [string, string]> => {
+    if (!arg.startsWith("--")) return []
+    const at = arg.indexOf("=")
+    if (at >= 0) return [[arg.slice(0, at), arg.slice(at + 1)]]
+    const next = args[index + 1]
+    return next === undefined ? [] : [[arg, next]]
   })
 
-/** The command-line values of `option` (`--opt value` or `--opt=value`). */
+/** The options given `value` on the command line, in order. */
+const optionsGiven = (args: ReadonlyArray<string>, value: string): ReadonlyArray<string> =>
+  optionValues(args).flatMap(([option, given]) => (given === value ? [option] : []))
+
+/** The command-line values of `option`. */
 const valuesOf = (args: ReadonlyArray<string>, option: string): ReadonlyArray<string> =>
-  args.flatMap((arg, index) => {
-    if (arg.startsWith(`${option}=`)) return [arg.slice(option.length + 1)]
-    const next = args[index + 1]
-    return arg === option && next !== undefined ? [next] : []
-  })
+  optionValues(args).flatMap(([name, value]) => (name === option ? [value] : []))
 
 /**
  * @effect/cli's usage errors in plain words, naming the option they are about: the library says "'x' is not a integer"

@@ -14,6 +14,7 @@ import {
   commandNames,
   helpConfig,
   optionNames,
+  optionValues,
   plainUsage,
   rootHelp,
   usageLine,
@@ -58,7 +59,7 @@ const cliConsole = Effect.map(Effect.console, (console): Console.Console => {
       Effect.sync(() => {
         usageMessage = plainUsage(
           oneLine(stripAnsi(items.map(String).join(" "))),
-          subcommand === undefined ? args : args.slice(args.indexOf(subcommand) + 1),
+          subcommand === undefined ? args : subcommandOptions,
           subcommand === undefined ? "" : stripAnsi(usageLine(subcommand) ?? ""),
           subcommand
         )
@@ -104,14 +105,20 @@ const environment = Layer.mergeAll(
 /** The subcommand named on the command line, for "see planner run --help". */
 const subcommand = args.find((arg) => commandNames.includes(arg))
 
+/** The command line after the subcommand, up to a `--` (what comes after it is not options). */
+const subcommandOptions: ReadonlyArray<string> = (() => {
+  if (subcommand === undefined) return []
+  const rest = args.slice(args.indexOf(subcommand) + 1)
+  const end = rest.indexOf("--")
+  return end < 0 ? rest : rest.slice(0, end)
+})()
+
 /** An option the subcommand does not take, if the command line has one. */
 const unknownOption = (): string | undefined => {
   if (subcommand === undefined) return undefined
   const known = optionNames(subcommand)
   if (known === undefined) return undefined
-  const rest = args.slice(args.indexOf(subcommand) + 1)
-  const end = rest.indexOf("--")
-  return (end < 0 ? rest : rest.slice(0, end))
+  return subcommandOptions
     .filter((arg) => /^--?[A-Za-z]/.test(arg))
     .map((arg) => arg.split("=")[0] ?? arg)
     .find((name) => !known.has(name))
@@ -135,14 +142,7 @@ const emptyValue = (): string | undefined => {
       .map((match) => match[1])
       .filter((option) => option !== undefined && !emptyAllowed.has(option))
   )
-  const rest = args.slice(args.indexOf(subcommand) + 1)
-  const end = rest.indexOf("--")
-  const given = end < 0 ? rest : rest.slice(0, end)
-  return given.find(
-    (arg, index) =>
-      (takesValue.has(arg) && given[index + 1]?.trim() === "") ||
-      (arg.endsWith("=") && takesValue.has(arg.slice(0, -1)))
-  )
+  return optionValues(subcommandOptions).find(([option, value]) => takesValue.has(option) && value.trim() === "")?.[0]
 }
 
 const report = (cause: Cause.Cause<unknown>) =>

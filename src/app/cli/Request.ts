@@ -78,15 +78,17 @@ const readTextFile = (path: string, what: string) =>
         (bytes) => utf8(`${what.charAt(0).toUpperCase()}${what.slice(1)} ${path}`, bytes)
       )
 
+const requestOnStdin = Effect.flatMap(readStdin("The request on standard input"), (input) =>
+  storable("The request on standard input", input)
+)
+
 export const readRequest = (text: Option.Option<string>, file: Option.Option<string>) =>
   Effect.gen(function* () {
     if (Option.isSome(file)) {
       if (Option.isSome(text)) return yield* usage("Give the request either as text or with --file, not both.")
       const path = file.value
       // `--file -` reads standard input, as `run --plan -` does.
-      if (path === "-") {
-        return yield* storable("The request on standard input", yield* readStdin("The request on standard input"))
-      }
+      if (path === "-") return yield* requestOnStdin
       const content = yield* readTextFile(path, "the request file")
       return yield* storable(`The request file ${path}`, content)
     }
@@ -100,11 +102,7 @@ export const readRequest = (text: Option.Option<string>, file: Option.Option<str
     if (/^--?[A-Za-z]/.test(given)) {
       return yield* usage(`Unknown option ${given.split("=")[0]}: see --help for the options.`)
     }
-    return given === "-"
-      ? yield* Effect.flatMap(readStdin("The request on standard input"), (input) =>
-          storable("The request on standard input", input)
-        )
-      : yield* storableArgument("The request", given)
+    return given === "-" ? yield* requestOnStdin : yield* storableArgument("The request", given)
   })
 
 /**
