@@ -17,6 +17,33 @@ import { stripAnsi } from "./cli/Output.js"
 import { replanOptions } from "./cli/ReplanFlags.js"
 import { version } from "./cli/RootHelp.js"
 
+/** The options whose value is a whole number, named as typed (`--at`). */
+const wholeNumberOptions = new Set<string>()
+
+/**
+ * An option whose value is a whole number. @effect/cli reads it with `Number`, so `--at 0x5`, `--limit 1e1` and
+ * `--port " 80"` would pass as 5, 10 and 80; `notWholeNumber` refuses them before the library parses.
+ */
+function wholeNumber(name: string): Options.Options<number> {
+  wholeNumberOptions.add(`--${name}`)
+  return Options.integer(name)
+}
+
+/** Decimal digits, a minus sign allowed, that JavaScript holds exactly. */
+const isWholeNumber = (text: string): boolean => /^-?\d+$/.test(text) && Number.isSafeInteger(Number(text))
+
+/** A positional whole number, held to the same digits as `wholeNumber`'s options. */
+const wholeNumberArg = (name: string): Args.Args<number> =>
+  Args.text({ name }).pipe(
+    Args.mapEffect((text) =>
+      isWholeNumber(text) ? Effect.succeed(Number(text)) : Effect.fail(HelpDoc.p(`'${text}' is not a whole number`))
+    )
+  )
+
+/** The first whole-number option given something other than decimal digits (a minus sign allowed), with its value. */
+export const notWholeNumber = (args: ReadonlyArray<string>): readonly [string, string] | undefined =>
+  optionValues(args).find(([option, value]) => wholeNumberOptions.has(option) && !isWholeNumber(value))
+
 export { CliExit, CliFailure, ExitCode } from "./cli/Failure.js"
 
 export { rootHelp } from "./cli/RootHelp.js"
@@ -145,7 +172,7 @@ const run = Command.make(
         "Run every task whose description is itself a multi-step request (the parser finds several steps in it) as a sub-plan: a child session of its own, run by the same workers, whose outcome is the task's."
       )
     ),
-    maxDepth: Options.integer("max-depth").pipe(
+    maxDepth: wholeNumber("max-depth").pipe(
       Options.withPseudoName("N"),
       Options.withDescription(
         `How deep sub-plans may nest (a child of the session is depth 1). Default: ${defaultMaxDepth}.`
@@ -157,12 +184,12 @@ const run = Command.make(
       Options.withDescription("Attach a file or link to the whole request. Repeatable."),
       Options.repeated
     ),
-    maxParallel: Options.integer("max-parallel").pipe(
+    maxParallel: wholeNumber("max-parallel").pipe(
       Options.withPseudoName("N"),
       Options.withDescription(`How many tasks may run at once. Default: ${defaultConfig.maxParallel}.`),
       Options.withDefault(defaultConfig.maxParallel)
     ),
-    maxAttempts: Options.integer("max-attempts").pipe(
+    maxAttempts: wholeNumber("max-attempts").pipe(
       Options.withPseudoName("N"),
       Options.withDescription(
         `How many times a task is tried before it fails for good. Default: ${defaultConfig.maxAttempts}.`
@@ -175,14 +202,14 @@ const run = Command.make(
       ),
       Options.withDefault(defaultConfig.onFailure)
     ),
-    maxReplans: Options.integer("max-replans").pipe(
+    maxReplans: wholeNumber("max-replans").pipe(
       Options.withPseudoName("N"),
       Options.withDescription(
         `With --on-failure replan: at most N revised plans per session; a failure after that is handled as under continue. Default: ${defaultMaxReplans}.`
       ),
       Options.withDefault(defaultMaxReplans)
     ),
-    budgetTokens: Options.integer("budget-tokens").pipe(
+    budgetTokens: wholeNumber("budget-tokens").pipe(
       Options.withPseudoName("TOKENS"),
       Options.withDescription(
         "The most the session may spend on models, in tokens (input plus output, every call: planning, steps, compaction, replanning). A call that would cross it pauses its task with a question: answer yes (or yes N) to raise it, no to fail the task."
@@ -196,7 +223,7 @@ const run = Command.make(
       ),
       Options.optional
     ),
-    tokenBudget: Options.integer("token-budget").pipe(
+    tokenBudget: wholeNumber("token-budget").pipe(
       Options.withPseudoName("N"),
       Options.withDescription(
         `The rolling context passed between steps is compacted to stay under N tokens. Default: ${defaultConfig.tokenBudget}.`
@@ -214,7 +241,7 @@ const run = Command.make(
       Options.withDescription(`Guides the LLM's planning and compaction. Default: "${defaultConfig.systemPrompt}"`),
       Options.optional
     ),
-    errorCharLimit: Options.integer("error-char-limit").pipe(
+    errorCharLimit: wholeNumber("error-char-limit").pipe(
       Options.withPseudoName("N"),
       Options.withDescription(
         `Error messages are compacted to at most N characters before they are recorded. Default: ${defaultConfig.errorCharLimit}.`
@@ -254,7 +281,7 @@ const answer = Command.make(
   {
     ...execution,
     sessionId: session,
-    taskId: Args.integer({ name: "task" }).pipe(Args.withDescription("The id of the task that asked")),
+    taskId: wholeNumberArg("task").pipe(Args.withDescription("The id of the task that asked")),
     text: Args.text({ name: "text" }).pipe(Args.withDescription("The answer, in quotes"))
   },
   (flags) =>
@@ -376,7 +403,7 @@ const fork = Command.make(
   {
     ...execution,
     sessionId: session,
-    at: Options.integer("at").pipe(
+    at: wholeNumber("at").pipe(
       Options.withPseudoName("SEQ"),
       Options.withDescription("Start from the session as it was after this event (see `planner history`)")
     ),
@@ -412,7 +439,7 @@ const rerun = Command.make(
   {
     ...execution,
     sessionId: session,
-    task: Options.integer("task").pipe(
+    task: wholeNumber("task").pipe(
       Options.withPseudoName("N"),
       Options.withDescription("The task to run again, with every task that depends on it")
     ),
@@ -442,8 +469,8 @@ const expandCommand = Command.make(
     db,
     json,
     sessionId: session,
-    taskId: Args.integer({ name: "task" }).pipe(Args.withDescription("The id of a task that has not started")),
-    maxDepth: Options.integer("max-depth").pipe(
+    taskId: wholeNumberArg("task").pipe(Args.withDescription("The id of a task that has not started")),
+    maxDepth: wholeNumber("max-depth").pipe(
       Options.withPseudoName("N"),
       Options.withDescription(`How deep sub-plans may nest. Default: ${defaultMaxDepth}.`),
       Options.withDefault(defaultMaxDepth)
@@ -496,12 +523,12 @@ const sessions = Command.make(
   {
     db,
     json,
-    limit: Options.integer("limit").pipe(
+    limit: wholeNumber("limit").pipe(
       Options.withPseudoName("N"),
       Options.withDescription("Show at most N sessions, newest first. Default: 50."),
       Options.withDefault(50)
     ),
-    offset: Options.integer("offset").pipe(
+    offset: wholeNumber("offset").pipe(
       Options.withPseudoName("M"),
       Options.withDescription("Skip the M newest sessions first, for the next page. Default: 0."),
       Options.withDefault(0)
@@ -584,7 +611,7 @@ const replay = Command.make(
     db,
     json,
     sessionId: session,
-    at: Options.integer("at").pipe(
+    at: wholeNumber("at").pipe(
       Options.withPseudoName("SEQ"),
       Options.withDescription("Show the state right after this event (see `planner history`)")
     )
@@ -633,7 +660,7 @@ const worker = Command.make(
       Options.withDescription(`The task kinds to serve, comma-separated: ${nodeKinds.join(", ")}. Default: all.`),
       Options.optional
     ),
-    concurrency: Options.integer("concurrency").pipe(
+    concurrency: wholeNumber("concurrency").pipe(
       Options.withPseudoName("N"),
       Options.withDescription("How many tasks it runs at once. Default: 4."),
       Options.withDefault(4)
@@ -669,7 +696,7 @@ const serve = Command.make(
       ),
       Options.withDefault("127.0.0.1")
     ),
-    port: Options.integer("port").pipe(
+    port: wholeNumber("port").pipe(
       Options.withPseudoName("N"),
       Options.withDescription("The port to listen on; 0 picks a free one. Default: 4780."),
       Options.withDefault(4780)
@@ -711,7 +738,7 @@ const recall = Command.make(
     db,
     json,
     text: Args.text({ name: "text" }).pipe(Args.withDescription("What to look for, in quotes")),
-    limit: Options.integer("limit").pipe(
+    limit: wholeNumber("limit").pipe(
       Options.withPseudoName("N"),
       Options.withDescription("Show at most N past tasks and sessions, most similar first. Default: 10."),
       Options.withDefault(10)

@@ -13,6 +13,7 @@ import {
   cli,
   commandNames,
   helpConfig,
+  notWholeNumber,
   optionNames,
   optionValues,
   plainUsage,
@@ -208,6 +209,12 @@ const start = Effect.suspend(() => {
       usage(
         `${option} is given an empty value: give it one, or leave ${option} out. See \`planner ${subcommand} --help\`.`
       )
+    )
+  }
+  const [option, value] = notWholeNumber(subcommandOptions) ?? []
+  if (option !== undefined) {
+    return Effect.fail(
+      usage(`${option} needs a whole number; got '${visible(value ?? "")}'. See \`planner ${subcommand} --help\`.`)
     )
   }
   return cli(process.argv)

@@ -196,6 +196,17 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       ],
       [["replay", "some-session", "--at", "1.5"], /^planner: --at needs a whole number; got '1\.5'\./],
       [["run", "--max-attempts=many", "Do it"], /^planner: --max-attempts needs a whole number; got 'many'\./],
+      // Only decimal digits: `Number` would read these as 5, 10, 2 and 1.
+      [
+        ["replay", "some-session", "--at", "0x5"],
+        /^planner: --at needs a whole number; got '0x5'\. See `planner replay --help`/
+      ],
+      [["sessions", "--limit=1e1"], /^planner: --limit needs a whole number; got '1e1'\./],
+      [["run", "--max-attempts", " 2", "Do it"], /^planner: --max-attempts needs a whole number; got ' 2'\./],
+      [
+        ["answer", "some-session", "0b1", "text"],
+        /^planner: '0b1' is not a whole number\. See `planner answer --help`/
+      ],
       [
         ["run", "--budget-usd", "abc", "Do it"],
         /^planner: --budget-usd needs a number; got 'abc'\. See `planner run --help`/
