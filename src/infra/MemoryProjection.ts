@@ -16,6 +16,7 @@ import { isMemoryEvent, memoryEventTypes, recordsOf } from "../domain/Memory.js"
 import { type CorruptEvent, EventStore, type ReadError, type StoredEvent, unlessUnreadable } from "./EventStore.js"
 import { MemoryIndex, type MemoryIndexError } from "./MemoryIndex.js"
 import { decodeRecord, plannerStreamId } from "./PlannerStore.js"
+import { raceFirstScoped } from "./Racing.js"
 import * as SessionSnapshots from "./SessionSnapshots.js"
 
 /** The durable consumer's name: its saved position is the last event the index has seen. */
@@ -189,7 +190,7 @@ export const catchUp: Effect.Effect<number, ReadError | MemoryIndexError, EventS
       .consume(consumerName, query, (event) => Effect.zipRight(handle(event), counted(event.position)), {
         onCorrupt: (corrupt) => Effect.zipRight(leaveOut(corrupt), counted(corrupt.position))
       })
-      .pipe(Effect.raceFirst(committed))
+      .pipe((consuming) => raceFirstScoped(consuming, committed))
     return yield* Ref.get(seen)
   }
 )

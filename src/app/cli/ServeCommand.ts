@@ -5,8 +5,8 @@
  */
 import { Effect, Either, Option } from "effect"
 import { ExecutorRegistry } from "../../infra/Executor.js"
+import { raceFirstScoped } from "../../infra/Racing.js"
 import * as MemoryLive from "../MemoryLive.js"
-import { raceFirstScoped } from "../Racing.js"
 import { makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
 import { ExitCode, setInterruptExitCode, toFailure, usage } from "./Failure.js"
 import { out } from "./Output.js"

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber } from "effect"
-import { raceFirstScoped } from "../../src/app/Racing.js"
+import { raceFirstScoped } from "../../src/infra/Racing.js"
 
 describe("raceFirstScoped", () => {
   it.effect("an interrupted race stops its racers before the finalizers around it", () =>
