@@ -65,6 +65,15 @@ const decodeSnapshot = (encoded: unknown) => {
   return Effect.succeed(Option.some({ ...decoded.right, index: Planner.indexTasks(decoded.right.tasks) }))
 }
 
+/** JSON text as stored, or a value no state decodes from when the text is not JSON. */
+const parsedOrInvalid = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
 /** A pruned session's final state, if it was pruned (and the store is a SQL one). */
 export const load = (sessionId: string): Effect.Effect<Option.Option<Planner.PlannerState>, EventStoreError> =>
   Effect.gen(function* () {
@@ -80,7 +89,7 @@ export const load = (sessionId: string): Effect.Effect<Option.Option<Planner.Pla
     )
     const row = rows[0]
     if (row === undefined) return Option.none()
-    return yield* decodeSnapshot(JSON.parse(row.state))
+    return yield* decodeSnapshot(parsedOrInvalid(row.state))
   })
 
 /** A pruned session as the session list shows it. */
@@ -89,12 +98,36 @@ export interface PrunedSession {
   /** How many events it had. */
   readonly events: number
   readonly finishedAt: number
-  readonly state: Planner.PlannerState
+  /** Its final state; undefined when its snapshot cannot be read, which `problem` then says. */
+  readonly state: Planner.PlannerState | undefined
+  readonly problem?: string
+}
+
+/** A pruned session for the list, from its encoded snapshot: one that cannot be read is listed with why. */
+const prunedSession = (
+  sessionId: string,
+  events: number | undefined,
+  finishedAt: number | undefined,
+  encoded: unknown
+): PrunedSession => {
+  const decoded = decodeState(encoded)
+  if (Either.isLeft(decoded)) {
+    return {
+      sessionId,
+      events: events ?? 0,
+      finishedAt: finishedAt ?? 0,
+      state: undefined,
+      problem: "its snapshot cannot be read"
+    }
+  }
+  const state = { ...decoded.right, index: Planner.indexTasks(decoded.right.tasks) }
+  return { sessionId, events: events ?? state.version, finishedAt: finishedAt ?? state.finishedAt ?? 0, state }
 }
 
 /**
  * One page of the pruned sessions (their events gone, their final states kept), the latest finished first, and how
- * many there are: the session list shows them after the sessions that still have their events.
+ * many there are: the session list shows them after the sessions that still have their events. A snapshot that cannot
+ * be read is listed with the problem, never hiding the others.
  */
 export const prunedPage = (page: {
   readonly limit: number
@@ -102,18 +135,10 @@ export const prunedPage = (page: {
 }): Effect.Effect<{ readonly total: number; readonly sessions: ReadonlyArray<PrunedSession> }, EventStoreError> =>
   Effect.gen(function* () {
     const sql = yield* sqlClient
-    const decodeRow = (sessionId: string, events: number, finishedAt: number, encoded: unknown) =>
-      Effect.map(
-        decodeSnapshot(encoded),
-        (state): PrunedSession => ({ sessionId, events, finishedAt, state: Option.getOrThrow(state) })
-      )
     if (Option.isNone(sql)) {
       const kept = [...((yield* memorySnapshots)?.entries() ?? [])]
-      const sessions = yield* Effect.forEach(kept, ([sessionId, snapshot]) =>
-        Effect.map(decodeSnapshot(snapshot.state), (state): PrunedSession => {
-          const final = Option.getOrThrow(state)
-          return { sessionId, events: final.version, finishedAt: final.finishedAt ?? 0, state: final }
-        })
+      const sessions = kept.map(([sessionId, snapshot]) =>
+        prunedSession(sessionId, undefined, undefined, snapshot.state)
       )
       sessions.sort((a, b) => b.finishedAt - a.finishedAt || (a.sessionId < b.sessionId ? -1 : 1))
       return { total: sessions.length, sessions: sessions.slice(page.offset, page.offset + page.limit) }
@@ -130,8 +155,8 @@ export const prunedPage = (page: {
         ORDER BY finished_at DESC, session_id LIMIT ${page.limit} OFFSET ${page.offset}`.pipe(
       Effect.mapError(failWith("list the pruned sessions"))
     )
-    const sessions = yield* Effect.forEach(rows, (row) =>
-      decodeRow(row.session_id, Number(row.last_sequence), Number(row.finished_at), JSON.parse(row.state))
+    const sessions = rows.map((row) =>
+      prunedSession(row.session_id, Number(row.last_sequence), Number(row.finished_at), parsedOrInvalid(row.state))
     )
     return { total: Number(count?.total ?? 0), sessions }
   })
@@ -145,10 +170,23 @@ export const allRecords: Effect.Effect<ReadonlyArray<MemoryRecord>, EventStoreEr
       ? []
       : [...snapshots.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).flatMap(([, snapshot]) => snapshot.records)
   }
-  const rows = yield* sql.value<{ records: string }>`SELECT records FROM session_snapshots ORDER BY session_id`.pipe(
+  const rows = yield* sql.value<{
+    session_id: string
+    records: string
+  }>`SELECT session_id, records FROM session_snapshots ORDER BY session_id`.pipe(
     Effect.mapError(failWith("read the snapshots"))
   )
-  return rows.flatMap((row) => JSON.parse(row.records) as Array<MemoryRecord>)
+  // A snapshot whose records are not a list is left out with a warning, never taking the others with it.
+  const records: Array<MemoryRecord> = []
+  for (const row of rows) {
+    const parsed = parsedOrInvalid(row.records)
+    if (Array.isArray(parsed)) records.push(...(parsed as Array<MemoryRecord>))
+    else
+      yield* Effect.logWarning(
+        `Left out of the memory index: the snapshot of pruned session ${row.session_id} cannot be read`
+      )
+  }
+  return records
 })
 
 /** A session a running session needs, and how it is linked to it. */

@@ -142,5 +142,26 @@ describe("one unreadable session in a store", { timeout: 300_000 }, () => {
     } finally {
       sqlite.close()
     }
+
+    // A pruned session's snapshot that cannot be read: listed with the problem, the others still shown.
+    const writable = new Sqlite(db)
+    try {
+      writable.prepare("UPDATE session_snapshots SET state = '{cut', records = 'null' WHERE session_id = ?").run(fine)
+    } finally {
+      writable.close()
+    }
+    const listed = await cli(["sessions", "--db", db], { cwd })
+    expect(listed.code, listed.stderr).toBe(0)
+    const lines = listed.stdout.split("\n")
+    expect(lines.find((line) => line.includes(fine))).toMatch(
+      /its snapshot cannot be read.*\(pruned\)|\(pruned\).*its snapshot cannot be read/
+    )
+    expect(lines.some((line) => line.includes(broken))).toBe(true)
+    const shown = await cli(["show", fine, "--db", db], { cwd })
+    expect(shown.stderr.trim().split("\n")).toHaveLength(1)
+    expect(shown.stderr).toMatch(/^planner: .*snapshot/)
+    const again = await cli(["memory", "rebuild", "--db", db], { cwd })
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stderr).toContain(`the snapshot of pruned session ${fine} cannot be read`)
   })
 })

@@ -318,8 +318,8 @@ export const memoryIndexContract = (name: string, target: MemoryTarget) =>
             const finished = listed.sessions.map((session) => session.finishedAt)
             expect(finished).toEqual([...finished].sort((a, b) => b - a))
             for (const session of listed.sessions) {
-              expect(session.events).toBe(session.state.version)
-              expect(session.finishedAt).toBe(session.state.finishedAt)
+              expect(session.events).toBe(session.state?.version)
+              expect(session.finishedAt).toBe(session.state?.finishedAt)
             }
             const second = yield* SessionSnapshots.prunedPage({ limit: 1, offset: 1 })
             expect(second).toMatchObject({ total: 2, sessions: [{ sessionId: listed.sessions[1]?.sessionId }] })

@@ -99,11 +99,12 @@ export const sessions = (flags: SessionsFlags) =>
       for (const session of rows.length < flags.limit ? pruned.sessions : []) {
         rows.push({
           sessionId: session.sessionId,
-          createdAt: session.state.startedAt ?? session.finishedAt,
+          createdAt: session.state?.startedAt ?? session.finishedAt,
           updatedAt: session.finishedAt,
           events: session.events,
           state: session.state,
-          pruned: true
+          pruned: true,
+          ...(session.problem === undefined ? {} : { problem: session.problem })
         })
       }
       const range = { total: page.total + pruned.total, limit: flags.limit, offset: flags.offset }

@@ -325,7 +325,7 @@ export const sessionsText = (rows: ReadonlyArray<SessionRow>): string => {
     row.sessionId,
     dateTime(row.createdAt),
     row.state === undefined
-      ? "Unreadable"
+      ? `Unreadable${row.pruned === true ? " (pruned)" : ""}`
       : row.stalled === true
         ? "Stalled"
         : `${sessionStatus(row.state)}${row.pruned === true ? " (pruned)" : ""}`,
