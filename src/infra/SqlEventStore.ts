@@ -1266,14 +1266,17 @@ export const make = (
       /** Consumes from `after` until a row cannot be read: then, with `onCorrupt`, the position to go on after. */
       const from = (after: number): Effect.Effect<number, E | ReadError, R> =>
         Stream.runForEach(subscribe({ ...query, afterPosition: after }), (event) =>
-          withCheckpoint(handle(event), event.position)
+          // Wrapped while the subscription's own failures are looked at: a `CorruptEvent` the handler fails with is
+          // its failure, not a row the subscription could not read.
+          Effect.mapError(withCheckpoint(handle(event), event.position), (error) => new HandlerFailed(error))
         ).pipe(
           Effect.zipRight(Effect.dieMessage("a subscription ended")),
           Effect.catchIf(
             (error): error is CorruptEvent => onCorrupt !== undefined && error instanceof CorruptEvent,
             (corrupt) =>
               Effect.as(withCheckpoint(onCorrupt?.(corrupt) ?? Effect.void, corrupt.position), corrupt.position)
-          )
+          ),
+          Effect.mapError((error) => (error instanceof HandlerFailed ? error.error : error))
         )
       return Effect.gen(function* () {
         let after = Option.getOrElse(yield* checkpoint(consumer), () => 0)

@@ -934,6 +934,33 @@ export const sqlEventStoreContract = <Db>(name: string, target: SqlTarget<Db>) =
             yield* Fiber.interrupt(consumer)
             expect(yield* Ref.get(seen)).toEqual(["before", "before", "after"])
             expect(yield* Ref.get(corrupt)).toEqual([broken])
+
+            // The handler's own CorruptEvent (an event it cannot decode) is its failure: it stops the consumer before
+            // that event, even with onCorrupt, which is only for rows the store cannot read.
+            const handed = yield* Ref.make<ReadonlyArray<number>>([])
+            const refused = yield* Effect.flip(
+              store.consume(
+                "handler-refuses",
+                { streamId: "s" },
+                (event) =>
+                  event.aggregateId === "after"
+                    ? Effect.fail(
+                        new CorruptEvent({
+                          position: event.position,
+                          streamId: event.streamId,
+                          aggregateId: event.aggregateId,
+                          sequence: event.sequence,
+                          type: event.type,
+                          reason: "the handler cannot decode it"
+                        })
+                      )
+                    : Effect.void,
+                { onCorrupt: (error) => Ref.update(handed, (all) => [...all, error.position]) }
+              )
+            ).pipe(within(10))
+            expect(refused).toMatchObject({ _tag: "CorruptEvent", reason: "the handler cannot decode it" })
+            expect(yield* Ref.get(handed)).toEqual([broken])
+            expect(yield* store.checkpoint("handler-refuses")).toEqual(Option.some(broken))
           })
         )
     )
