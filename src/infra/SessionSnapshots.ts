@@ -248,6 +248,9 @@ export const prune = (
     const states = new Map<string, { state: Planner.PlannerState; records: ReadonlyArray<MemoryRecord> }>()
     const neededBy = new Map<string, Array<Dependency & { readonly by: string }>>()
     const unreadable: Array<PruneReport["unreadable"][number]> = []
+    /** Unreadable sessions whose links are not known, with when they began. */
+    const blind: Array<{ readonly sessionId: string; readonly since: number }> = []
+    const begun = new Map(sessions.map((session) => [session.aggregateId, session.firstCreatedAt]))
     /** The sessions a session that is not finished needs are kept (see `dependsOn`). */
     const needs = (sessionId: string, state: Planner.PlannerState) => {
       for (const needed of dependsOn(state)) {
@@ -261,7 +264,14 @@ export const prune = (
         // Not pruned: whether it finished is not known. It counts as running, and what it needs (the session it was
         // forked from, its parent) is in its first event, in the part of its log that reads well.
         unreadable.push(loaded.left)
-        const readable = yield* plannerStore.load(sessionId, { toSequence: readableUpTo(loaded.left) })
+        const readableTo = readableUpTo(loaded.left)
+        if (readableTo === 0) {
+          // Not even its first event reads: what it was forked or started from is not known, so every session begun
+          // no later than it (a source or a parent always begins first) is kept for it.
+          blind.push({ sessionId, since: session.firstCreatedAt })
+          continue
+        }
+        const readable = yield* plannerStore.load(sessionId, { toSequence: readableTo })
         needs(sessionId, Planner.fold(readable.map((record) => record.event)))
         continue
       }
@@ -279,6 +289,15 @@ export const prune = (
       const running = neededBy.get(sessionId)
       if (running !== undefined) {
         kept.push({ sessionId, reason: keptBecause(running) })
+        continue
+      }
+      const mayNeed = blind.filter((other) => (begun.get(sessionId) ?? 0) <= other.since)
+      if (mayNeed.length > 0) {
+        const ids = mayNeed.map((other) => other.sessionId).join(", ")
+        kept.push({
+          sessionId,
+          reason: `the first event of ${mayNeed.length === 1 ? "session" : "sessions"} ${ids} cannot be read, so whether ${mayNeed.length === 1 ? "it needs" : "they need"} this one is not known`
+        })
         continue
       }
       if (options.dryRun === true) {

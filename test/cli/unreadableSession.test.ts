@@ -165,3 +165,40 @@ describe("one unreadable session in a store", { timeout: 300_000 }, () => {
     expect(again.stderr).toContain(`the snapshot of pruned session ${fine} cannot be read`)
   })
 })
+
+describe("a session whose first event cannot be read", { timeout: 300_000 }, () => {
+  it("prune keeps every session begun before it: what it was forked or started from is not known", async () => {
+    const cwd = tempFolder()
+    const db = path.join(cwd, "store.db")
+    const run = async (request: string) => {
+      const result = await cli(["run", "--db", db, "--executor", "echo", "--json", request], { cwd })
+      expect(result.code, result.stderr).toBe(0)
+      return parseJson<ResultJson>(result).sessionId
+    }
+    const earlier = await run("Write the parser.")
+    const blind = await run("Fetch the data.")
+    const later = await run("Summarise the data.")
+    const sqlite = new Sqlite(db)
+    try {
+      sqlite.prepare("UPDATE events SET data = '{broken' WHERE aggregate_id = ? AND sequence = 1").run(blind)
+    } finally {
+      sqlite.close()
+    }
+    const pruned = await cli(["prune", "--db", db, "--finished-before", "2999-01-01", "--json"], { cwd })
+    expect(pruned.code, pruned.stderr).toBe(0)
+    const report = parseJson<{
+      pruned: ReadonlyArray<{ sessionId: string }>
+      kept: ReadonlyArray<{ sessionId: string; reason: string }>
+      unreadable: ReadonlyArray<Unreadable>
+    }>(pruned)
+    expect(report.unreadable.map((one) => one.sessionId)).toEqual([blind])
+    expect(report.kept).toEqual([
+      {
+        sessionId: earlier,
+        reason: `the first event of session ${blind} cannot be read, so whether it needs this one is not known`
+      }
+    ])
+    // Begun after it, so neither its source nor its parent.
+    expect(report.pruned.map((one) => one.sessionId)).toEqual([later])
+  })
+})
