@@ -22,6 +22,7 @@ import { RecordUsage } from "../domain/Commands.js"
 import type * as Planner from "../domain/Planner.js"
 import * as SubPlans from "../domain/SubPlans.js"
 import * as BudgetHolds from "../infra/BudgetHolds.js"
+import { fileProblem } from "../infra/FileProblem.js"
 import * as LlmUsage from "../infra/LlmUsage.js"
 import type { PlannerService } from "./PlannerService.js"
 
@@ -84,7 +85,7 @@ export const loadPrices: Effect.Effect<Prices | undefined, PriceTableError> = Ef
         try: () => Fs.readFileSync(value, "utf8"),
         catch: (error) =>
           new PriceTableError({
-            reason: `the file ${value} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`
+            reason: `the file ${value} cannot be read (${fileProblem(error).problem})`
           })
       })
   const parsed = parsePrices(text)

@@ -201,6 +201,11 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
         ["replay", "some-session", "--at", "0x5"],
         /^planner: --at needs a whole number; got '0x5'\. See `planner replay --help`/
       ],
+      // A file that cannot be read says why in words, and what to do.
+      [
+        ["run", "--executor", "script:missing.json", "Do it"],
+        /^planner: The script file \/\S+\/missing\.json cannot be read \(there is no such file\): check the path after script:\.$/
+      ],
       [["sessions", "--limit=1e1"], /^planner: --limit needs a whole number; got '1e1'\./],
       [["run", "--max-attempts", " 2", "Do it"], /^planner: --max-attempts needs a whole number; got ' 2'\./],
       [
@@ -235,5 +240,13 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       expect(oneLine(result.stderr), args.join(" ")).toMatch(pattern)
       expect(result.stdout, args.join(" ")).toBe("")
     }
+    const prices = await cli(["run", "--budget-usd", "1", "Do it"], {
+      cwd,
+      env: { PLANNER_LLM_PRICES: "prices.json" }
+    })
+    expect(prices.code).toBe(2)
+    expect(oneLine(prices.stderr)).toMatch(
+      /^planner: PLANNER_LLM_PRICES cannot be used: the file prices\.json cannot be read \(there is no such file\)\. /
+    )
   })
 })

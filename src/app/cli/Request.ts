@@ -3,6 +3,7 @@ import * as Fs from "node:fs"
 import { Effect, Option } from "effect"
 import { type PlanFile, parsePlanFile } from "../../domain/PlanFile.js"
 import { findUnstorableText, unstorableText } from "../../domain/SchemaGuard.js"
+import { fileProblem } from "../../infra/FileProblem.js"
 import { usage } from "./Failure.js"
 
 /**
@@ -51,29 +52,16 @@ const utf8 = (what: string, bytes: Buffer) =>
 
 const readStdin = (what: string) => Effect.flatMap(readStdinBytes, (bytes) => utf8(what, bytes))
 
-/** Why a file could not be read, and what to do, in words. */
-const unreadableFile = (error: unknown): string => {
-  const code = (error as NodeJS.ErrnoException).code
-  switch (code) {
-    case "ENOENT":
-      return "there is no such file: check the path"
-    case "EACCES":
-    case "EPERM":
-      return "permission denied: check its permissions"
-    case "EISDIR":
-      return "it is a folder: give the path of a file"
-    default:
-      return `${code ?? String(error)}: check the path`
-  }
-}
-
 const readTextFile = (path: string, what: string) =>
   path.trim() === ""
     ? Effect.fail(usage(`The path of ${what} is empty: give the path of a file.`))
     : Effect.flatMap(
         Effect.try({
           try: () => Fs.readFileSync(path),
-          catch: (error) => usage(`Cannot read ${what} ${path}: ${unreadableFile(error)}.`)
+          catch: (error) => {
+            const { problem, remedy } = fileProblem(error)
+            return usage(`Cannot read ${what} ${path}: ${problem}: ${remedy}.`)
+          }
         }),
         (bytes) => utf8(`${what.charAt(0).toUpperCase()}${what.slice(1)} ${path}`, bytes)
       )

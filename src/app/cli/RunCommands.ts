@@ -14,6 +14,7 @@ import * as Parser from "../../domain/Parser.js"
 import * as Planner from "../../domain/Planner.js"
 import { findUnstorableText, unstorableText } from "../../domain/SchemaGuard.js"
 import { type Attachment, attachmentFromText } from "../../domain/Task.js"
+import { fileProblem } from "../../infra/FileProblem.js"
 import { type ExecutorSpec, parseExecutorSpec, recordedSpec } from "./Executors.js"
 import { toFailure, usage } from "./Failure.js"
 import { llmConfigured } from "./LlmChoice.js"
@@ -119,10 +120,10 @@ const chooseSpec = (flag: Option.Option<string>, recorded: Option.Option<string>
       const ScriptExecutor = yield* Effect.promise(() => import("../../infra/ScriptExecutor.js"))
       const text = yield* Effect.try({
         try: () => Fs.readFileSync(spec.path, "utf8"),
-        catch: (error) =>
-          usage(
-            `The script file ${spec.path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}): check the path after script:.`
-          )
+        catch: (error) => {
+          const { problem, remedy } = fileProblem(error)
+          return usage(`The script file ${spec.path} cannot be read (${problem}): ${remedy} after script:.`)
+        }
       })
       yield* ScriptExecutor.parse(text, spec.path).pipe(
         Effect.mapError((error) => usage(`${error.message}. Fix the file or choose another --executor.`))
