@@ -171,7 +171,8 @@ describe.concurrent("planner processes", { timeout: 300_000 }, () => {
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
     expect(run.stderr()).toBe(
-      "No worker runs in this process (--no-local-worker): the tasks wait for `planner worker` processes on this store. Start one if none runs: planner worker --allow-shell\n"
+      // With the run's executor: a worker runs tasks with its own.
+      `No worker runs in this process (--no-local-worker): the tasks wait for \`planner worker\` processes on this store. Start one if none runs: planner worker --executor ${executor} --allow-shell\n`
     )
     run.child.kill("SIGINT")
     expect((await run.result).code).toBe(130)

@@ -46,7 +46,7 @@ export const drive = (sessionId: string, initial: Planner.PlannerState, options:
     yield* reporter.begin(initial)
     if (!options.localWorker && options.mode !== "json" && !Planner.isFinished(initial)) {
       yield* err(
-        `No worker runs in this process (--no-local-worker): the tasks wait for \`${options.hints.program} worker\` processes on this store. Start one if none runs: ${options.hints.program} worker${options.hints.store}${options.hints.execution}`
+        `No worker runs in this process (--no-local-worker): the tasks wait for \`${options.hints.program} worker\` processes on this store. Start one if none runs: ${options.hints.program} worker${options.hints.store}${options.hints.executor ?? ""}${options.hints.execution}`
       )
     }
 

@@ -25,6 +25,11 @@ export interface Hints {
   readonly store: string
   /** Execution flags the run-like commands take, to run the session on the same way (` --allow-shell`); may be empty. */
   readonly execution: string
+  /**
+   * ` --executor SPEC` when the run chose an executor other than auto, for the `planner worker` it asks for: a worker
+   * runs tasks with its own executor, not the session's. May be empty or absent.
+   */
+  readonly executor?: string
 }
 
 export const answerCommand = (hints: Hints, sessionId: string, taskId: number) =>

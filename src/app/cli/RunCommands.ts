@@ -15,10 +15,10 @@ import * as Planner from "../../domain/Planner.js"
 import { findUnstorableText, unstorableText } from "../../domain/SchemaGuard.js"
 import { type Attachment, attachmentFromText } from "../../domain/Task.js"
 import { fileProblem } from "../../infra/FileProblem.js"
-import { type ExecutorSpec, parseExecutorSpec, recordedSpec } from "./Executors.js"
+import { type ExecutorSpec, parseExecutorSpec, recordedSpec, specText } from "./Executors.js"
 import { toFailure, usage } from "./Failure.js"
 import { llmConfigured } from "./LlmChoice.js"
-import { err, outputMode, plural } from "./Output.js"
+import { err, outputMode, plural, shellQuote } from "./Output.js"
 import { checkPresets, parsePresets } from "./Presets.js"
 import * as Prompt from "./Prompt.js"
 import { readPlan, readRequest, storable, storableArgument } from "./Request.js"
@@ -156,7 +156,8 @@ const settings = (
     hints: {
       program: programName(),
       store: store.flag,
-      execution: `${flags.allowShell ? " --allow-shell" : ""}${flags.noCheckLinks ? " --no-check-links" : ""}`
+      execution: `${flags.allowShell ? " --allow-shell" : ""}${flags.noCheckLinks ? " --no-check-links" : ""}`,
+      executor: spec._tag === "Auto" ? "" : ` --executor ${shellQuote(specText(spec))}`
     }
   }
 })
