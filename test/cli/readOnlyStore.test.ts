@@ -84,4 +84,36 @@ describe("a database this user may only read", { timeout: 300_000 }, () => {
     expect(digest(db)).toBe(before)
     expect(fs.readdirSync(store)).toEqual(["planner.db"])
   })
+
+  it("stats and recall answer from the log when the memory index is behind and may not be updated", async () => {
+    const cwd = tempFolder()
+    const store = path.join(cwd, "store")
+    fs.mkdirSync(store)
+    const db = path.join(store, "planner.db")
+    const made = await cli(["run", "--db", db, "--executor", "echo", "--json", "Write the parser. Then test it."], {
+      cwd
+    })
+    expect(made.code, made.stderr).toBe(0)
+    const sessionId = parseJson<ResultJson>(made).sessionId
+    // No stats before the store becomes read only: the index has not seen this session.
+    fs.chmodSync(db, 0o444)
+    fs.chmodSync(store, 0o555)
+    fs.chmodSync(cwd, 0o755)
+    folders.push(store)
+    const before = digest(db)
+
+    const stats = asReader(["stats", "--db", db, "--json"], cwd)
+    expect(stats.code, stats.stderr).toBe(0)
+    const figures = JSON.parse(stats.stdout)
+    expect(figures.sessions.finished).toBe(1)
+    expect(figures.overall.tasks).toBe(2)
+    expect(oneLine(stats.stderr)).toMatch(
+      /^memory: the index is behind the log and this user may not update it: answering from the log, read into memory/
+    )
+    const recall = asReader(["recall", "--db", db, "--json", "write the parser"], cwd)
+    expect(recall.code, recall.stderr).toBe(0)
+    expect(JSON.parse(recall.stdout).hits).toContainEqual(expect.objectContaining({ _tag: "Session", sessionId }))
+    expect(digest(db)).toBe(before)
+    expect(fs.readdirSync(store)).toEqual(["planner.db"])
+  })
 })

@@ -8,7 +8,7 @@ import { Effect, Layer, Option } from "effect"
 import { type KindStats, type MemoryRecord, stats as memoryStats } from "../../domain/Memory.js"
 import { type NodeKind, nodeKinds } from "../../domain/Task.js"
 import type { EventStore } from "../../infra/EventStore.js"
-import { MemoryIndex, MemoryIndexError, type RecallKind } from "../../infra/MemoryIndex.js"
+import { MemoryIndex, MemoryIndexError, makeMemory, type RecallKind } from "../../infra/MemoryIndex.js"
 import * as MemoryProjection from "../../infra/MemoryProjection.js"
 import * as SessionSnapshots from "../../infra/SessionSnapshots.js"
 import * as MemoryLive from "../MemoryLive.js"
@@ -53,6 +53,33 @@ const withMemory = <A, E, R extends EventStore | MemoryIndex>(
   )
 }
 
+/**
+ * The index, caught up with the log. On a SQLite store this user may only read (opened read only, see
+ * `Store.forReading`) the index cannot move: when it is behind the log, the answer comes from an index rebuilt from the
+ * log in this process's memory instead (word search, no embeddings), and a line on stderr says so.
+ */
+const caughtUpIndex = Effect.gen(function* () {
+  const saved = yield* MemoryIndex
+  const behind = yield* MemoryProjection.catchUp.pipe(
+    Effect.as(false),
+    Effect.catchIf(
+      // The write is refused by the database, whether the index's or the checkpoint's statement comes first.
+      (error) => error._tag !== "CorruptEvent" && /readonly database/i.test(error.message),
+      () => Effect.succeed(true)
+    )
+  )
+  if (!behind) return saved
+  const inMemory = makeMemory()
+  const rebuilt = yield* Effect.provideService(MemoryProjection.rebuild, MemoryIndex, inMemory)
+  for (const corrupt of rebuilt.unreadable) {
+    yield* err(`memory: session ${corrupt.aggregateId} is left out: ${visible(corrupt.message)}`)
+  }
+  yield* err(
+    "memory: the index is behind the log and this user may not update it: answering from the log, read into memory (word search only). Run `planner memory rebuild` as a user who may write the database to bring it up to date."
+  )
+  return inMemory
+})
+
 const kinds: ReadonlyArray<RecallKind> = ["task", "session", ...nodeKinds]
 
 export const parseKind = (given: Option.Option<string>): RecallKind | undefined | CliFailure => {
@@ -92,8 +119,7 @@ export const recall = (flags: RecallFlags) =>
       }
       const kind = parseKind(flags.kind)
       if (kind !== undefined && typeof kind !== "string") return yield* kind
-      yield* MemoryProjection.catchUp
-      const index = yield* MemoryIndex
+      const index = yield* caughtUpIndex
       const hits = yield* index.search({
         text: flags.text,
         limit: flags.limit,
@@ -117,8 +143,7 @@ const kindLine = (name: string, figures: KindStats) =>
 export const stats = (flags: MemoryReadFlags) =>
   withMemory(flags, () =>
     Effect.gen(function* () {
-      yield* MemoryProjection.catchUp
-      const index = yield* MemoryIndex
+      const index = yield* caughtUpIndex
       const figures = memoryStats(yield* index.all)
       if (flags.json) return yield* out(JSON.stringify(figures))
       if (figures.overall.tasks === 0 && figures.sessions.finished === 0) {
