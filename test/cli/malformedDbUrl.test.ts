@@ -53,6 +53,19 @@ describe("resolveStore: a URL with its // missing", () => {
         expect(resolved.problem, db).not.toContain("hunter2secret")
       }
     }
+    // A password with a space, or with an @ as well as a bad port, is masked whole: up to the last @.
+    for (const [db, masked] of [
+      ["postgres://planner:hunter2 secret@host:port/db", "postgres://planner:***@host:port/db"],
+      ["postgres://planner:hunter2@secret@host:port/db", "postgres://planner:***@host:port/db"],
+      ["postgres:/planner:hunter2 se@cret@host/db", "postgres:/planner:***@host/db"]
+    ] as const) {
+      const resolved = target(db)
+      expect(resolved._tag, db).toBe("Invalid")
+      if (resolved._tag === "Invalid") {
+        expect(resolved.problem, db).toContain(masked)
+        expect(resolved.problem, db).not.toMatch(/hunter2|secret|cret/)
+      }
+    }
     // An @ in the password that is not percent-encoded still parses (the last @ ends it): the server decides.
     expect(target("postgres://planner:p@ss@localhost/db")._tag).toBe("Postgres")
   })

@@ -113,8 +113,35 @@ export const maskUrl = (value: string): string => {
     }
     return url.toString().replace(/%2A%2A%2A/g, "***")
   } catch {
-    // Not parseable as a URL: hide everything between "//user:" and "@" the crude way.
-    return value.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/, "$1***@")
+    return withoutRawPassword(value)
+  }
+}
+
+/** `value` with its `rawPassword` replaced by `***`; the password is remembered as a secret (see `registerSecret`). */
+export const withoutRawPassword = (value: string): string => {
+  const password = rawPassword(value)
+  if (password === undefined) return value
+  registerPassword(password)
+  return value.replace(`:${password}@`, ":***@")
+}
+
+/**
+ * The password of a URL that `URL` cannot parse (`postgres://user:pa ss@host/db`, `postgres://u:p@ss@host/db`,
+ * `postgres:u:pw@host/db`): everything between the user name's colon and the last `@`, spaces and `@`s included.
+ * Masking more than the password is safe; masking less is not.
+ */
+export const rawPassword = (value: string): string | undefined => {
+  const password = /^[A-Za-z][A-Za-z0-9+.-]*:\/*[^:/@]*:(.*)@/s.exec(value)?.[1]
+  return password === undefined || password === "" ? undefined : password
+}
+
+/** A password as typed and as percent-decoded (a malformed escape leaves it as typed). */
+const registerPassword = (password: string): void => {
+  registerSecret(password)
+  try {
+    registerSecret(decodeURIComponent(password))
+  } catch {
+    // Not percent-encoded as a whole: the typed form is the one that can be printed.
   }
 }
 
@@ -147,7 +174,8 @@ export const registerUrlSecret = (value: string): void => {
     registerSecret(url.password)
     for (const [key, param] of url.searchParams) if (/pass|secret|token|key/i.test(key)) registerSecret(param)
   } catch {
-    // Not a URL: nothing to remember.
+    // Not a URL: its password, if it has the shape of one, is remembered all the same.
+    withoutRawPassword(value)
   }
 }
 

@@ -11,7 +11,7 @@ import type { EventStore } from "../../infra/EventStore.js"
 import * as PlannerStore from "../../infra/PlannerStore.js"
 import * as SubPlans from "../SubPlans.js"
 import { type CliFailure, unavailable, usage } from "./Failure.js"
-import { isPostgresUrl, maskUrl, registerSecret, registerUrlSecret, shellQuote } from "./Output.js"
+import { isPostgresUrl, maskUrl, registerUrlSecret, shellQuote, withoutRawPassword } from "./Output.js"
 
 export const defaultDatabase = "./.planner/planner.db"
 export const databaseVariable = "PLANNER_DATABASE_URL"
@@ -89,15 +89,7 @@ const malformedUrl = (given: string): { readonly scheme: string; readonly masked
   // `scheme://` is a URL (a PostgreSQL one, or refused above for its scheme).
   if (rest.startsWith("//")) return undefined
   if (!(rest.startsWith("/") || /^postg/i.test(scheme))) return undefined
-  const credentials = /^\/*([^:/@\s]*):([^@\s]*)@/.exec(rest)
-  const password = credentials?.[2]
-  if (password !== undefined && password !== "") {
-    registerSecret(password)
-    registerSecret(decodeURIComponent(password.replace(/%(?![0-9A-Fa-f]{2})/g, "%25")))
-  }
-  const masked =
-    password === undefined || password === "" ? given : `${scheme}:${rest.replace(`:${password}@`, ":***@")}`
-  return { scheme, masked }
+  return { scheme, masked: withoutRawPassword(given) }
 }
 
 /** The store a command uses, from `--db` and the environment. */
