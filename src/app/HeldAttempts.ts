@@ -32,6 +32,13 @@ export const asShown = (sessionId: string, state: Planner.PlannerState) =>
 /** How long a job may stay takeable and untaken before its session counts as stalled: a live run takes it at once. */
 export const stalledAfterMs = 5_000
 
+/** Whether a job is held under a live lease by a worker that may be alive (not one of this host's ended processes). */
+const heldByLiveWorker = (job: ListedJob, now: number): boolean =>
+  job.workerId !== undefined &&
+  job.leaseExpiresAt !== undefined &&
+  job.leaseExpiresAt > now &&
+  !isDeadLocalWorker(job.workerId)
+
 /**
  * Whether nobody serves a running session, from its jobs: no worker holds one under a live lease (a worker of this
  * host whose process is gone holds nothing), and one of them has been takeable for `stalledAfterMs` or was held by such
@@ -41,17 +48,30 @@ export const stalledAfterMs = 5_000
 export const isStalled = (jobs: ReadonlyArray<ListedJob>, now: number): boolean => {
   let stuck = false
   for (const job of jobs) {
+    if (heldByLiveWorker(job, now)) return false
     const held = job.workerId !== undefined && job.leaseExpiresAt !== undefined && job.leaseExpiresAt > now
-    if (held && !isDeadLocalWorker(job.workerId ?? "")) return false
     if (held || job.runAt <= now - stalledAfterMs) stuck = true
   }
   return stuck
 }
 
-/** `isStalled` for a session: false unless its plan is running and not just waiting for answers. */
-export const stalled = (sessionId: string, state: Planner.PlannerState) =>
-  Effect.gen(function* () {
-    if (state.status !== "Running" || Planner.isWaiting(state)) return false
-    const service = yield* PlannerService
-    return isStalled(yield* service.queue.list(sessionId), yield* Clock.currentTimeMillis)
-  })
+/**
+ * `isStalled` for sessions, with one look at the whole queue shared by every session asked about: a session whose jobs
+ * wait while a live worker is busy with other sessions' jobs waits its turn (that worker takes them when it has room,
+ * and its dead-worker sweep frees what a dead one held), so it is not called stalled. False unless the session's plan
+ * is running and not just waiting for answers.
+ */
+export const makeStalled = Effect.gen(function* () {
+  const service = yield* PlannerService
+  const workerBusyAnywhere = yield* Effect.cached(
+    Effect.map(Effect.zip(service.queue.list(), Clock.currentTimeMillis), ([jobs, now]) =>
+      jobs.some((job) => heldByLiveWorker(job, now))
+    )
+  )
+  return (sessionId: string, state: Planner.PlannerState) =>
+    Effect.gen(function* () {
+      if (state.status !== "Running" || Planner.isWaiting(state)) return false
+      if (!isStalled(yield* service.queue.list(sessionId), yield* Clock.currentTimeMillis)) return false
+      return !(yield* workerBusyAnywhere)
+    })
+})

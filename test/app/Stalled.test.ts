@@ -3,9 +3,17 @@
  */
 import { spawnSync } from "node:child_process"
 import * as os from "node:os"
-import { describe, expect, it } from "vitest"
-import { isStalled, stalledAfterMs } from "../../src/app/HeldAttempts.js"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { isStalled, makeStalled, stalledAfterMs } from "../../src/app/HeldAttempts.js"
+import { PlannerService } from "../../src/app/PlannerService.js"
+import { Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
+import { echo } from "../../src/infra/EchoExecutor.js"
+import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import type { ListedJob } from "../../src/infra/TaskQueue.js"
+import { independentTasks } from "./fixtures/plans.js"
+import { plannerRuntime } from "./fixtures/runtime.js"
 
 const now = 1_000_000
 const job = (fields: Partial<ListedJob> = {}): ListedJob => ({
@@ -48,4 +56,33 @@ describe("isStalled", () => {
     expect(isStalled([job({ runAt: now + 30_000 })], now)).toBe(false)
     expect(isStalled([], now)).toBe(false)
   })
+})
+
+describe("makeStalled", () => {
+  it.live("a session whose job waits while a live worker is busy with another session's: waiting its turn", () =>
+    Effect.gen(function* () {
+      const service = yield* PlannerService
+      // Dispatched long ago (at 1 ms): takeable for far longer than `stalledAfterMs`, and nobody took them.
+      for (const sessionId of ["busy", "waiting"]) {
+        yield* service.execute(
+          sessionId,
+          new Initialize({ request: "steps", tasks: independentTasks(1), config: defaultConfig, at: 1 })
+        )
+      }
+      const state = yield* service.state("waiting")
+      const nobodyWorks = yield* makeStalled
+      expect(yield* nobodyWorks("waiting", state)).toBe(true)
+      // A worker of another host takes the other session's job: it will come to this one.
+      const [taken] = yield* service.queue.take({
+        workerId: "elsewhere/1/w",
+        limit: 1,
+        leaseMs: 60_000,
+        sessionId: "busy"
+      })
+      expect(taken?.sessionId).toBe("busy")
+      const someoneWorks = yield* makeStalled
+      expect(yield* someoneWorks("waiting", state)).toBe(false)
+      expect(yield* someoneWorks("busy", yield* service.state("busy"))).toBe(false)
+    }).pipe(Effect.provide(Layer.fresh(plannerRuntime(MemoryEventStore.layer(), echo))))
+  )
 })

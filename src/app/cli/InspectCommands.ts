@@ -59,6 +59,7 @@ export const sessions = (flags: SessionsFlags) =>
         return yield* usage(`--offset must be a whole number, 0 or more; got ${flags.offset}.`)
       const plannerStore = yield* PlannerStore
       const page = yield* plannerStore.sessionPage({ limit: flags.limit, offset: flags.offset })
+      const stalled = yield* HeldAttempts.makeStalled
       const rows: Array<SessionRow> = yield* Effect.forEach(
         page.sessions,
         (info) =>
@@ -66,7 +67,7 @@ export const sessions = (flags: SessionsFlags) =>
             Effect.flatMap((records) => {
               const state = Planner.fold(records.map((record) => record.event))
               return Effect.map(
-                HeldAttempts.stalled(info.aggregateId, state),
+                stalled(info.aggregateId, state),
                 (stalled): SessionRow => ({
                   sessionId: info.aggregateId,
                   createdAt: info.firstCreatedAt,
@@ -201,7 +202,7 @@ export const show = (flags: SessionFlags) =>
       const tree = yield* SubPlans.tree(flags.sessionId, state)
       const spend = SubPlans.treeSpend(tree)
       const withSpend = spend === undefined ? header : { ...header, tree: spend }
-      const shown = (yield* HeldAttempts.stalled(flags.sessionId, state))
+      const shown = (yield* Effect.flatMap(HeldAttempts.makeStalled, (stalled) => stalled(flags.sessionId, state)))
         ? { ...withSpend, stalled: { resume: `${programName()} resume ${flags.sessionId}${store.flag}` } }
         : withSpend
       yield* print(
