@@ -36,25 +36,33 @@ describe("a database this user may only read", { timeout: 300_000 }, () => {
     for (const folder of folders) fs.chmodSync(folder, 0o755)
   })
 
-  it("is read by the commands that read, changed by nothing, and refused to a write with one line", async () => {
+  /** A store in a folder of its own, with one session run on it by its owner. */
+  const storeWithOneRun = async (request: string) => {
     const cwd = tempFolder()
     const store = path.join(cwd, "store")
     fs.mkdirSync(store)
     const db = path.join(store, "planner.db")
-    const made = await cli(["run", "--db", db, "--executor", "echo", "--json", "Write the code. Then test it."], {
-      cwd
-    })
+    const made = await cli(["run", "--db", db, "--executor", "echo", "--json", request], { cwd })
     expect(made.code, made.stderr).toBe(0)
-    const sessionId = parseJson<ResultJson>(made).sessionId
-    // The memory index caught up while the owner could still write: stats then only reads.
-    expect((await cli(["stats", "--db", db], { cwd })).code).toBe(0)
-    // Closed cleanly: no -wal or -shm file beside it, and none may be made now.
-    expect(fs.readdirSync(store)).toEqual(["planner.db"])
+    return { cwd, store, db, sessionId: parseJson<ResultJson>(made).sessionId }
+  }
+
+  /** The database and its folder made read only for everyone but root: returns the file's digest. */
+  const makeReadOnly = (cwd: string, store: string, db: string): string => {
     fs.chmodSync(db, 0o444)
     fs.chmodSync(store, 0o555)
     fs.chmodSync(cwd, 0o755)
     folders.push(store)
-    const before = digest(db)
+    return digest(db)
+  }
+
+  it("is read by the commands that read, changed by nothing, and refused to a write with one line", async () => {
+    const { cwd, store, db, sessionId } = await storeWithOneRun("Write the code. Then test it.")
+    // The memory index caught up while the owner could still write: stats then only reads.
+    expect((await cli(["stats", "--db", db], { cwd })).code).toBe(0)
+    // Closed cleanly: no -wal or -shm file beside it, and none may be made now.
+    expect(fs.readdirSync(store)).toEqual(["planner.db"])
+    const before = makeReadOnly(cwd, store, db)
 
     const listed = asReader(["sessions", "--db", db, "--json"], cwd)
     expect(listed.code, listed.stderr).toBe(0)
@@ -86,21 +94,9 @@ describe("a database this user may only read", { timeout: 300_000 }, () => {
   })
 
   it("stats and recall answer from the log when the memory index is behind and may not be updated", async () => {
-    const cwd = tempFolder()
-    const store = path.join(cwd, "store")
-    fs.mkdirSync(store)
-    const db = path.join(store, "planner.db")
-    const made = await cli(["run", "--db", db, "--executor", "echo", "--json", "Write the parser. Then test it."], {
-      cwd
-    })
-    expect(made.code, made.stderr).toBe(0)
-    const sessionId = parseJson<ResultJson>(made).sessionId
+    const { cwd, store, db, sessionId } = await storeWithOneRun("Write the parser. Then test it.")
     // No stats before the store becomes read only: the index has not seen this session.
-    fs.chmodSync(db, 0o444)
-    fs.chmodSync(store, 0o555)
-    fs.chmodSync(cwd, 0o755)
-    folders.push(store)
-    const before = digest(db)
+    const before = makeReadOnly(cwd, store, db)
 
     const stats = asReader(["stats", "--db", db, "--json"], cwd)
     expect(stats.code, stats.stderr).toBe(0)

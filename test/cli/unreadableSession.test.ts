@@ -42,6 +42,18 @@ const breakEvent = (db: string, sessionId: string): number => {
   }
 }
 
+/** A new SQLite store in a folder of its own, and a way to run a request on it with the echo executor. */
+const freshStore = () => {
+  const cwd = tempFolder()
+  const db = path.join(cwd, "store.db")
+  const run = async (request: string) => {
+    const result = await cli(["run", "--db", db, "--executor", "echo", "--json", request], { cwd })
+    expect(result.code, result.stderr).toBe(0)
+    return parseJson<ResultJson>(result).sessionId
+  }
+  return { cwd, db, run }
+}
+
 describe("one unreadable session in a store", { timeout: 300_000 }, () => {
   it("an event of a version this build does not know stops the memory index before it, rather than skip it", async () => {
     const cwd = tempFolder()
@@ -65,13 +77,7 @@ describe("one unreadable session in a store", { timeout: 300_000 }, () => {
   })
 
   it("store-wide commands report it and go on with every other session", async () => {
-    const cwd = tempFolder()
-    const db = path.join(cwd, "store.db")
-    const run = async (request: string) => {
-      const result = await cli(["run", "--db", db, "--executor", "echo", "--json", request], { cwd })
-      expect(result.code, result.stderr).toBe(0)
-      return parseJson<ResultJson>(result).sessionId
-    }
+    const { cwd, db, run } = freshStore()
     const broken = await run("Write the parser. Then test the parser.")
     const fine = await run("Fetch the data. Then summarise the data.")
     // A session with its jobs still in the queue, one of them lost: for doctor to find and --repair to put back.
@@ -168,13 +174,7 @@ describe("one unreadable session in a store", { timeout: 300_000 }, () => {
 
 describe("a session whose first event cannot be read", { timeout: 300_000 }, () => {
   it("prune keeps every session begun before it: what it was forked or started from is not known", async () => {
-    const cwd = tempFolder()
-    const db = path.join(cwd, "store.db")
-    const run = async (request: string) => {
-      const result = await cli(["run", "--db", db, "--executor", "echo", "--json", request], { cwd })
-      expect(result.code, result.stderr).toBe(0)
-      return parseJson<ResultJson>(result).sessionId
-    }
+    const { cwd, db, run } = freshStore()
     const earlier = await run("Write the parser.")
     const blind = await run("Fetch the data.")
     const later = await run("Summarise the data.")
