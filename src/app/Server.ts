@@ -27,6 +27,7 @@ import type { AggregateInfo, EventStore } from "../infra/EventStore.js"
 import { Llm } from "../infra/Llm.js"
 import { MemoryIndex } from "../infra/MemoryIndex.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
+import * as SessionSnapshots from "../infra/SessionSnapshots.js"
 import type { ListedJob } from "../infra/TaskQueue.js"
 import * as Fork from "./Fork.js"
 import * as HeldAttempts from "./HeldAttempts.js"
@@ -253,9 +254,31 @@ const errorResponse = (error: {
   }
 }
 
+/**
+ * A session that is not in the log but was pruned (`planner prune`): its events are gone, its final state is kept. What
+ * needs its events (history, time travel, the stream, actions) answers 410 saying so; the session itself is shown.
+ */
+const prunedOr = (error: Runner.UnknownSession) =>
+  SessionSnapshots.load(error.sessionId).pipe(
+    Effect.map(Option.isSome),
+    Effect.orElseSucceed(() => false),
+    Effect.flatMap((pruned) =>
+      pruned
+        ? Effect.succeed(
+            errorJson(
+              410,
+              "Pruned",
+              `The events of session ${error.sessionId} were pruned (planner prune): only its final state is kept, so its history, time travel and actions are gone. Fork or run it again from a newer session.`
+            )
+          )
+        : errorResponse(error)
+    )
+  )
+
 const withErrors = <E extends { readonly _tag: string; readonly message: string }, R>(
   handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
-) => Effect.catchAll(handler, errorResponse)
+) =>
+  Effect.catchAll(handler, (error) => (error instanceof Runner.UnknownSession ? prunedOr(error) : errorResponse(error)))
 
 // ---------------------------------------------------------------------------------------------------------------
 // Request parsing
@@ -400,6 +423,8 @@ interface SessionSummary {
   readonly taskCount: number
   readonly request: string
   readonly problem?: string
+  /** Its events were pruned (`planner prune`): what is shown comes from its final snapshot. */
+  readonly pruned?: true
 }
 
 /** The list's status filter: a session status, `Waiting` (running, waiting for an answer) or `Unreadable`. */
@@ -522,9 +547,68 @@ const begun = (a: AggregateInfo, b: AggregateInfo): number => {
   return a.aggregateId < b.aggregateId ? -1 : a.aggregateId > b.aggregateId ? 1 : 0
 }
 
+/** A pruned session as the list shows it, from its snapshot; one whose snapshot cannot be read says so. */
+const prunedSummary = (
+  pruned: SessionSnapshots.PrunedSession
+): { readonly summary: SessionSummary; readonly request: string; readonly activity: undefined } => {
+  const { state } = pruned
+  const base = {
+    id: pruned.sessionId,
+    createdAt: state?.startedAt ?? pruned.finishedAt,
+    updatedAt: pruned.finishedAt,
+    lastSequence: pruned.events,
+    pruned: true as const
+  }
+  if (state === undefined) {
+    return {
+      request: "",
+      activity: undefined,
+      summary: {
+        ...base,
+        status: "Unreadable",
+        waiting: false,
+        counts: {},
+        taskCount: 0,
+        request: "",
+        problem: pruned.problem ?? "its snapshot cannot be read"
+      }
+    }
+  }
+  return {
+    request: state.request.toLowerCase(),
+    activity: undefined,
+    summary: {
+      ...base,
+      status: state.status,
+      waiting: false,
+      counts: Planner.countByStatus(state),
+      taskCount: state.tasks.length,
+      request: requestPreview(state.request)
+    }
+  }
+}
+
+/** A session of the list: one with its log, or one pruned (`planner prune`) that kept its final snapshot. */
+type Listed =
+  | { readonly _tag: "Log"; readonly info: AggregateInfo }
+  | { readonly _tag: "Pruned"; readonly session: SessionSnapshots.PrunedSession }
+
+const idOf = (entry: Listed) => (entry._tag === "Log" ? entry.info.aggregateId : entry.session.sessionId)
+const createdOf = (entry: Listed) =>
+  entry._tag === "Log" ? entry.info.firstCreatedAt : (entry.session.state?.startedAt ?? entry.session.finishedAt)
+const updatedOf = (entry: Listed) => (entry._tag === "Log" ? entry.info.lastCreatedAt : entry.session.finishedAt)
+const byId = (a: Listed, b: Listed) => (idOf(a) < idOf(b) ? -1 : idOf(a) > idOf(b) ? 1 : 0)
+
+/** Every pruned session, for the list (a store of its own with no snapshots lists none). */
+const prunedSessions = Effect.map(
+  SessionSnapshots.prunedPage({ limit: 2_147_483_647, offset: 0 }),
+  (page) => page.sessions
+)
+
 /**
  * `GET /api/sessions?limit=&offset=&status=&q=&sort=`: one page of the sessions that match, and how many match
- * (`total`) out of how many there are (`all`).
+ * (`total`) out of how many there are (`all`). Pruned sessions are listed too, marked `pruned`, as `planner sessions`
+ * lists them.
  */
 const listSessions = (summaries: Summaries) =>
   Effect.gen(function* () {
@@ -536,20 +620,37 @@ const listSessions = (summaries: Summaries) =>
     const query = (yield* textParam("q", 500)).toLowerCase()
     const infos = [...(yield* store.sessions)]
     summaries.forget(new Set(infos.map((info) => info.aggregateId)))
+    const inLog = new Set(infos.map((info) => info.aggregateId))
+    const entries: Array<Listed> = [
+      ...infos.map((info): Listed => ({ _tag: "Log", info })),
+      // A session being pruned as we look may be in both for a moment: its log wins.
+      ...(yield* prunedSessions)
+        .filter((session) => !inLog.has(session.sessionId))
+        .map((session): Listed => ({ _tag: "Pruned", session }))
+    ]
     // Sessions begun (or last changed) in the same millisecond keep the log's order: the store lists them by their
     // last event, newest first, and a session begun later has a later first event.
     const byLastEvent = new Map(infos.map((info, index) => [info.aggregateId, index]))
-    const order: (a: AggregateInfo, b: AggregateInfo) => number =
+    const tie = (a: Listed, b: Listed, later: boolean): number =>
+      a._tag === "Log" && b._tag === "Log" ? (later ? begun(b.info, a.info) : begun(a.info, b.info)) : byId(a, b)
+    const order: (a: Listed, b: Listed) => number =
       sort === "updated"
         ? (a, b) =>
-            b.lastCreatedAt - a.lastCreatedAt ||
-            (byLastEvent.get(a.aggregateId) ?? 0) - (byLastEvent.get(b.aggregateId) ?? 0)
+            updatedOf(b) - updatedOf(a) ||
+            (a._tag === "Log" && b._tag === "Log"
+              ? (byLastEvent.get(a.info.aggregateId) ?? 0) - (byLastEvent.get(b.info.aggregateId) ?? 0)
+              : byId(a, b))
         : sort === "oldest"
-          ? (a, b) => a.firstCreatedAt - b.firstCreatedAt || begun(a, b)
-          : (a, b) => b.firstCreatedAt - a.firstCreatedAt || begun(b, a)
-    infos.sort(order)
-    const summarizeAll = (list: ReadonlyArray<AggregateInfo>) =>
-      Effect.forEach(list, summaries.summarize, { concurrency: 4 })
+          ? (a, b) => createdOf(a) - createdOf(b) || tie(a, b, false)
+          : (a, b) => createdOf(b) - createdOf(a) || tie(a, b, true)
+    entries.sort(order)
+    const summarizeAll = (list: ReadonlyArray<Listed>) =>
+      Effect.forEach(
+        list,
+        (entry) =>
+          entry._tag === "Log" ? summaries.summarize(entry.info) : Effect.succeed(prunedSummary(entry.session)),
+        { concurrency: 4 }
+      )
     const worker = yield* serverWorker
     const live = yield* liveWorkers()
     const shown = (entry: { readonly summary: SessionSummary; readonly activity: Activity | undefined }) => ({
@@ -558,16 +659,16 @@ const listSessions = (summaries: Summaries) =>
     })
     if (status === undefined && query === "") {
       // Nothing to match: only the page is read.
-      const page = yield* summarizeAll(infos.slice(offset, offset + limit))
+      const page = yield* summarizeAll(entries.slice(offset, offset + limit))
       return HttpServerResponse.unsafeJson({
         sessions: page.map(shown),
-        total: infos.length,
-        all: infos.length,
+        total: entries.length,
+        all: entries.length,
         offset,
         limit
       })
     }
-    const matching = (yield* summarizeAll(infos)).filter(
+    const matching = (yield* summarizeAll(entries)).filter(
       (entry) =>
         matchesStatus(entry.summary, status) &&
         (query === "" || entry.request.includes(query) || entry.summary.id.toLowerCase().includes(query))
@@ -575,7 +676,7 @@ const listSessions = (summaries: Summaries) =>
     return HttpServerResponse.unsafeJson({
       sessions: matching.slice(offset, offset + limit).map(shown),
       total: matching.length,
-      all: infos.length,
+      all: entries.length,
       offset,
       limit
     })
@@ -583,8 +684,16 @@ const listSessions = (summaries: Summaries) =>
 
 const currentSession = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
-  const state = yield* Runner.existing(sessionId)
-  return HttpServerResponse.unsafeJson(yield* viewOf(sessionId, state))
+  // The log's length first: a session another process pruned may still be in this process's cache of states.
+  const latest = yield* Effect.flatMap(PlannerStore, (store) => store.lastSequence(sessionId))
+  if (latest > 0) return HttpServerResponse.unsafeJson(yield* viewOf(sessionId, yield* Runner.existing(sessionId)))
+  // Pruned: its final state, from its snapshot (the CLI's `show` does the same).
+  const snapshot = yield* SessionSnapshots.load(sessionId)
+  if (Option.isNone(snapshot)) return yield* new Runner.UnknownSession({ sessionId })
+  return HttpServerResponse.unsafeJson({
+    ...sessionView(sessionId, snapshot.value, yield* serverWorker, notLive),
+    pruned: true
+  })
 })
 
 /** The session as it was right after event `at` (time travel); without `at`, as it is now. */

@@ -5,7 +5,8 @@
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Runner from "../../src/app/Runner.js"
-import { Browser, BrowserLive, openPage, run, screenshot, waitFor } from "./browserSupport.js"
+import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
+import { Browser, BrowserLive, openPage, run, screenshot, showView, waitFor } from "./browserSupport.js"
 import { plannerWithScript, startPlan, startServer, task } from "./fixtures.js"
 
 layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the session list in a browser", (it) => {
@@ -74,5 +75,32 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the session 
         expect(errors).toEqual([])
       }).pipe(Effect.provide(plannerWithScript({ rules: [], default: { complete: "done" } }))),
     120_000
+  )
+
+  it.scoped(
+    "lists a pruned session marked as such, and opens it from its final state without its events",
+    () =>
+      Effect.gen(function* () {
+        const pruned = yield* startPlan("Archive the old invoices", [task(1, "Processing", "Archive the invoices")])
+        expect((yield* Runner.run(pruned)).state.status).toBe("Succeeded")
+        const kept = yield* startPlan("Look into the billing export", [task(1, "Processing", "Handle the export")])
+        yield* SessionSnapshots.prune(Number.MAX_SAFE_INTEGER)
+        const { url } = yield* startServer
+        const context = yield* Browser
+        const { page, errors } = yield* openPage(context, `${url}/`)
+        yield* waitFor(page, '#sessions-summary:has-text("Showing 2 of 2 sessions")')
+        const row = `table.sessions tbody tr[data-session-id="${pruned}"]`
+        expect(yield* run(() => page.textContent(`${row} .pruned-mark`))).toBe("pruned")
+        expect(yield* run(() => page.$(`tr[data-session-id="${kept}"] .pruned-mark`))).toBeNull()
+
+        yield* run(() => page.click(`${row} .request-link`))
+        yield* waitFor(page, "#pruned-note")
+        expect(yield* run(() => page.textContent("#pruned-note"))).toContain("Its events were pruned")
+        yield* showView(page, "board")
+        yield* waitFor(page, '#board [data-task-id="1"][data-status="Completed"]')
+        expect(yield* run(() => page.isHidden("#fork-plan"))).toBe(true)
+        expect(errors).toEqual([])
+      }).pipe(Effect.provide(plannerWithScript({ rules: [], default: { complete: "done" } }))),
+    60_000
   )
 })

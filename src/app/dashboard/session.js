@@ -489,6 +489,8 @@ export function mountSession(root, sessionId) {
     )
     cancelButton.hidden = mode !== "live" || state.status !== "Running"
     resumeButton.hidden = mode !== "live" || state.status !== "Running" || view.waiting
+    // A pruned session kept its final state only: there is no event to fork from.
+    forkButton.hidden = view.pruned === true
     planEditor.update(view, mode)
     const position = model.viewing ?? latestSequence()
     forkButton.textContent = `Fork from event ${position}`
@@ -1129,10 +1131,27 @@ export function mountSession(root, sessionId) {
     else refreshLive()
   }, 5000)
 
+  /** What a pruned session's page says in place of its timeline and events. */
+  const prunedNote = () =>
+    h(
+      "p",
+      { class: "notice pruned-note", id: "pruned-note", role: "status" },
+      "Its events were pruned (",
+      h("code", null, "planner prune"),
+      "): this is its final state. Its history, time travel, forks and lineage are gone with them."
+    )
+
   // --- Start ---------------------------------------------------------------------------------------------------------
   ;(async () => {
     try {
       const view = await api.getSession(sessionId)
+      if (view.pruned === true) {
+        // `planner prune` removed its events and kept its final state: that is all there is to show.
+        root.replaceChildren(head, prunedNote(), tabList, graphPanel, board, ganttPanel)
+        acceptLive(view)
+        setConnection("finished")
+        return
+      }
       for (const record of await api.getAllEvents(sessionId)) addEvent(record)
       root.replaceChildren(
         head,

@@ -134,6 +134,13 @@ export function mountSessions(root) {
         pill(status.key, status.label),
         session.served?.kind === "held" || session.served?.kind === "server"
           ? h("div", { class: "served-note", title: (session.served.workers ?? []).join(", ") }, "worker live")
+          : null,
+        session.pruned === true
+          ? h(
+              "div",
+              { class: "pruned-mark", title: "Its events were pruned (planner prune); its final state is kept." },
+              "pruned"
+            )
           : null
       ),
       h(
@@ -143,7 +150,9 @@ export function mountSessions(root) {
           ? h(
               "span",
               { class: "error-text" },
-              `This session's log cannot be read: ${session.problem ?? "a corrupt event"}.`
+              session.pruned === true
+                ? `This pruned session's final state cannot be read: ${session.problem ?? "a corrupt snapshot"}.`
+                : `This session's log cannot be read: ${session.problem ?? "a corrupt event"}.`
             )
           : h("a", { href, class: "request-link" }, firstLine(session.request, 110) || "(empty request)"),
         h("div", { class: "session-id" }, session.id)

@@ -1,0 +1,113 @@
+/**
+ * Pruned sessions (`planner prune`: events removed, final state kept) in the dashboard's API, as `planner sessions` and
+ * `planner show` have them: listed and marked, filtered, sorted and paged with the others, shown from their snapshot;
+ * what needs their events answers 410 saying they were pruned; a snapshot that cannot be read is listed as unreadable
+ * without hiding the others. Against the real server and a real SQLite store.
+ */
+import { SqlClient } from "@effect/sql"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Runner from "../../src/app/Runner.js"
+import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
+import { fetchJson, plannerWithScript, postJson, startPlan, startServer, task } from "./fixtures.js"
+
+const script = {
+  rules: [{ match: "expiry", outcomes: [{ ask: "How long should cookies live?" }] }],
+  default: { complete: "done: {description}" }
+}
+
+interface Listed {
+  readonly id: string
+  readonly status: string
+  readonly pruned?: boolean
+  readonly problem?: string
+  readonly request: string
+  readonly counts: Record<string, number>
+}
+
+interface Page {
+  readonly sessions: ReadonlyArray<Listed>
+  readonly total: number
+  readonly all: number
+}
+
+const errorOf = (body: unknown) => (body as { error: { tag: string; message: string } }).error
+
+/** A session of one task run to its end. */
+const finished = (request: string) =>
+  Effect.gen(function* () {
+    const sessionId = yield* startPlan(request, [task(1, "Processing", request)])
+    expect((yield* Runner.run(sessionId)).state.status).toBe("Succeeded")
+    // Sessions begun in different milliseconds, so that their order is the order made.
+    yield* Effect.sleep("5 millis")
+    return sessionId
+  })
+
+describe("pruned sessions in the dashboard API", () => {
+  it.scopedLive(
+    "are listed, marked and filtered with the others, shown from their snapshot, and 410 where events are needed",
+    () =>
+      Effect.gen(function* () {
+        const login = yield* finished("Write the login page")
+        const report = yield* finished("Summarise the report")
+        // Still running (waiting for an answer): not pruned.
+        const running = yield* startPlan("Set the cookie expiry", [task(1, "Analysis", "Set the cookie expiry")])
+        expect((yield* Runner.run(running)).waiting).toBe(true)
+        const result = yield* SessionSnapshots.prune(Number.MAX_SAFE_INTEGER)
+        expect(result.pruned.map((one) => one.sessionId).sort()).toEqual([login, report].sort())
+        const { url } = yield* startServer
+        const list = (query = "") =>
+          Effect.map(fetchJson(`${url}/api/sessions${query}`), (response) => {
+            expect(response.status, query).toBe(200)
+            return response.body as Page
+          })
+
+        const all = yield* list()
+        expect(all.total).toBe(3)
+        expect(all.sessions.map((session) => session.id)).toEqual([running, report, login])
+        expect(all.sessions.find((session) => session.id === login)).toMatchObject({
+          status: "Succeeded",
+          pruned: true,
+          request: "Write the login page",
+          counts: { Completed: 1 }
+        })
+        expect(all.sessions.find((session) => session.id === running)?.pruned).toBeUndefined()
+        expect((yield* list("?sort=oldest")).sessions.map((session) => session.id)).toEqual([login, report, running])
+        const succeeded = yield* list("?status=Succeeded")
+        expect([succeeded.total, succeeded.all]).toEqual([2, 3])
+        expect((yield* list("?q=login")).sessions.map((session) => session.id)).toEqual([login])
+        const second = yield* list("?limit=1&offset=1")
+        expect(second.sessions.map((session) => session.id)).toEqual([report])
+        expect(second.total).toBe(3)
+
+        const shown = yield* fetchJson(`${url}/api/sessions/${login}`)
+        expect(shown.status).toBe(200)
+        expect(shown.body).toMatchObject({ id: login, pruned: true, state: { status: "Succeeded" } })
+        for (const path of ["/events", "/state?at=1", "/stream"]) {
+          const response = yield* fetchJson(`${url}/api/sessions/${login}${path}`)
+          expect([response.status, errorOf(response.body).tag], path).toEqual([410, "Pruned"])
+          expect(errorOf(response.body).message).toContain(`The events of session ${login} were pruned`)
+        }
+        const fork = yield* postJson(`${url}/api/sessions/${login}/fork`, { at: 1 })
+        expect([fork.status, errorOf(fork.body).tag]).toEqual([410, "Pruned"])
+        // A session that never was is still unknown.
+        const unknown = yield* fetchJson(`${url}/api/sessions/no-such-session/events`)
+        expect([unknown.status, errorOf(unknown.body).tag]).toEqual([404, "UnknownSession"])
+
+        // A snapshot that cannot be read: listed as unreadable, the others still there.
+        // The store's own connection (the SQLite store layer provides it, though its type does not say so).
+        const sql = yield* Effect.flatMap(Effect.serviceOption(SqlClient.SqlClient), (found) => found)
+        yield* sql`UPDATE session_snapshots SET state = '{cut' WHERE session_id = ${report}`
+        const damaged = yield* list()
+        expect(damaged.total).toBe(3)
+        expect(damaged.sessions.find((session) => session.id === report)).toMatchObject({
+          status: "Unreadable",
+          pruned: true,
+          problem: "its snapshot cannot be read"
+        })
+        expect(damaged.sessions.find((session) => session.id === login)?.status).toBe("Succeeded")
+        expect((yield* list("?status=Unreadable")).sessions.map((session) => session.id)).toEqual([report])
+      }).pipe(Effect.provide(plannerWithScript(script))),
+    60_000
+  )
+})
