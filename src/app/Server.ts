@@ -23,7 +23,7 @@ import { encodeEvent } from "../domain/Events.js"
 import { PlanEdit } from "../domain/PlanEdit.js"
 import * as Planner from "../domain/Planner.js"
 import { findUnstorableText, unstorableText } from "../domain/SchemaGuard.js"
-import type { AggregateInfo, EventStore } from "../infra/EventStore.js"
+import type { AggregateInfo, EventStore, EventStoreError } from "../infra/EventStore.js"
 import { Llm } from "../infra/Llm.js"
 import { MemoryIndex } from "../infra/MemoryIndex.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
@@ -599,18 +599,29 @@ const createdOf = (entry: Listed) =>
 const updatedOf = (entry: Listed) => (entry._tag === "Log" ? entry.info.lastCreatedAt : entry.session.finishedAt)
 const byId = (a: Listed, b: Listed) => (idOf(a) < idOf(b) ? -1 : idOf(a) > idOf(b) ? 1 : 0)
 
-/** Every pruned session, for the list (a store of its own with no snapshots lists none). */
-const prunedSessions = Effect.map(
-  SessionSnapshots.prunedPage({ limit: 2_147_483_647, offset: 0 }),
-  (page) => page.sessions
-)
+/**
+ * Every pruned session, for the list, kept between requests: a snapshot is read and decoded once, not on every
+ * refresh of every open page.
+ */
+const makePrunedSessions = () => {
+  let known = new Map<string, SessionSnapshots.PrunedSession>()
+  return Effect.suspend(() =>
+    Effect.map(SessionSnapshots.allPruned(known), (sessions) => {
+      known = new Map(sessions.map((session) => [session.sessionId, session]))
+      return sessions
+    })
+  )
+}
 
 /**
  * `GET /api/sessions?limit=&offset=&status=&q=&sort=`: one page of the sessions that match, and how many match
  * (`total`) out of how many there are (`all`). Pruned sessions are listed too, marked `pruned`, as `planner sessions`
  * lists them.
  */
-const listSessions = (summaries: Summaries) =>
+const listSessions = (
+  summaries: Summaries,
+  prunedSessions: Effect.Effect<ReadonlyArray<SessionSnapshots.PrunedSession>, EventStoreError>
+) =>
   Effect.gen(function* () {
     const store = yield* PlannerStore
     const limit = (yield* integerParam("limit", 100, { min: 1, max: 1_000 })) ?? 100
@@ -1051,7 +1062,7 @@ const checkRequest = (loopbackOnly: boolean) =>
 /** The API's routes; each server has its own (the session list's summaries are kept per server). */
 export const makeRouter = () =>
   HttpRouter.empty.pipe(
-    HttpRouter.get("/api/sessions", withErrors(listSessions(makeSummaries()))),
+    HttpRouter.get("/api/sessions", withErrors(listSessions(makeSummaries(), makePrunedSessions()))),
     HttpRouter.get("/api/sessions/:id", withErrors(currentSession)),
     HttpRouter.get("/api/sessions/:id/state", withErrors(sessionAt)),
     HttpRouter.get("/api/sessions/:id/events", withErrors(sessionEvents)),

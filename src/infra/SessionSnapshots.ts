@@ -161,6 +161,56 @@ export const prunedPage = (page: {
     return { total: Number(count?.total ?? 0), sessions }
   })
 
+/** How many snapshots one statement reads at most (the bound on its `IN` list). */
+const readChunk = 500
+
+/**
+ * Every pruned session, for a list that keeps them between looks (the dashboard's, refreshed every few seconds):
+ * the snapshots of sessions in `known` with the same event count are not read and decoded again, only new ones.
+ * A snapshot that cannot be read is listed with the problem.
+ */
+export const allPruned = (
+  known: ReadonlyMap<string, PrunedSession> = new Map()
+): Effect.Effect<ReadonlyArray<PrunedSession>, EventStoreError> =>
+  Effect.gen(function* () {
+    const sql = yield* sqlClient
+    if (Option.isNone(sql)) {
+      return [...((yield* memorySnapshots)?.entries() ?? [])].map(
+        ([sessionId, snapshot]) =>
+          known.get(sessionId) ?? prunedSession(sessionId, undefined, undefined, snapshot.state)
+      )
+    }
+    const keys = yield* sql.value<{
+      session_id: string
+      last_sequence: number | string
+      finished_at: number | string
+    }>`SELECT session_id, last_sequence, finished_at FROM session_snapshots`.pipe(
+      Effect.mapError(failWith("list the pruned sessions"))
+    )
+    const fresh = keys.filter((key) => known.get(key.session_id)?.events !== Number(key.last_sequence))
+    const read = new Map<string, PrunedSession>()
+    for (let start = 0; start < fresh.length; start += readChunk) {
+      const chunk = fresh.slice(start, start + readChunk)
+      const rows = yield* sql.value<{ session_id: string; state: string }>`SELECT session_id, state
+          FROM session_snapshots WHERE session_id IN ${sql.value.in(chunk.map((key) => key.session_id))}`.pipe(
+        Effect.mapError(failWith("read the pruned sessions' snapshots"))
+      )
+      const byId = new Map(chunk.map((key) => [key.session_id, key]))
+      for (const row of rows) {
+        const key = byId.get(row.session_id)
+        if (key === undefined) continue
+        read.set(
+          row.session_id,
+          prunedSession(row.session_id, Number(key.last_sequence), Number(key.finished_at), parsedOrInvalid(row.state))
+        )
+      }
+    }
+    return keys.flatMap((key) => {
+      const session = read.get(key.session_id) ?? known.get(key.session_id)
+      return session === undefined ? [] : [session]
+    })
+  })
+
 /** The memory records kept with every snapshot, for `memory rebuild`. */
 export const allRecords: Effect.Effect<ReadonlyArray<MemoryRecord>, EventStoreError> = Effect.gen(function* () {
   const sql = yield* sqlClient

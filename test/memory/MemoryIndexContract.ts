@@ -321,6 +321,14 @@ export const memoryIndexContract = (name: string, target: MemoryTarget) =>
               expect(session.events).toBe(session.state?.version)
               expect(session.finishedAt).toBe(session.state?.finishedAt)
             }
+            // All of them, for a list kept between looks: what it knew (same event count) is not read again.
+            const everyOne = yield* SessionSnapshots.allPruned()
+            expect(everyOne.map((session) => session.sessionId).sort()).toEqual(["s-login", "s-report"])
+            const known = listed.sessions[0]
+            if (known === undefined) return yield* Effect.die("no pruned session listed")
+            const kept = yield* SessionSnapshots.allPruned(new Map([[known.sessionId, known]]))
+            expect(kept.find((session) => session.sessionId === known.sessionId)).toBe(known)
+            expect(kept.find((session) => session.sessionId !== known.sessionId)?.state?.status).toBeDefined()
             const second = yield* SessionSnapshots.prunedPage({ limit: 1, offset: 1 })
             expect(second).toMatchObject({ total: 2, sessions: [{ sessionId: listed.sessions[1]?.sessionId }] })
             expect(yield* store.lastSequence("planner", "s-deploy")).toBeGreaterThan(0)
