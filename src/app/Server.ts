@@ -242,6 +242,7 @@ const errorResponse = (error: {
     case "RequestError":
       return Effect.succeed(errorJson(400, "BadRequest", "The request body could not be read."))
     case "EventStoreError":
+    case "SnapshotUnreadable":
     case "TaskQueueError":
     case "MemoryIndexError":
     case "CorruptEvent":
@@ -259,8 +260,7 @@ const errorResponse = (error: {
  * needs its events (history, time travel, the stream, actions) answers 410 saying so; the session itself is shown.
  */
 const prunedOr = (error: Runner.UnknownSession) =>
-  SessionSnapshots.load(error.sessionId).pipe(
-    Effect.map(Option.isSome),
+  SessionSnapshots.isPruned(error.sessionId).pipe(
     Effect.orElseSucceed(() => false),
     Effect.flatMap((pruned) =>
       pruned

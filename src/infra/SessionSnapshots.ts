@@ -57,10 +57,28 @@ const memorySnapshots = Effect.map(Effect.serviceOption(EventStore), (store) => 
   return snapshots
 })
 
-const decodeSnapshot = (encoded: unknown) => {
+/**
+ * A pruned session's final snapshot that cannot be read (damaged by hand or by a bad restore): its events are gone, so
+ * nothing can rebuild it.
+ */
+export class SnapshotUnreadable extends Schema.TaggedError<SnapshotUnreadable>()("SnapshotUnreadable", {
+  sessionId: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `The final snapshot of pruned session ${this.sessionId} cannot be read (${this.reason}): its events were pruned, so it cannot be rebuilt from the log. Restore the database from a backup to see it.`
+  }
+}
+
+const decodeSnapshot = (sessionId: string, encoded: unknown) => {
   const decoded = decodeState(encoded)
   if (decoded._tag === "Left") {
-    return Effect.fail(new EventStoreError({ operation: "read a session's snapshot", reason: decoded.left.message }))
+    return Effect.fail(
+      new SnapshotUnreadable({
+        sessionId,
+        reason: encoded === undefined ? "it is not JSON" : "it is not a state this planner can read"
+      })
+    )
   }
   return Effect.succeed(Option.some({ ...decoded.right, index: Planner.indexTasks(decoded.right.tasks) }))
 }
@@ -74,13 +92,15 @@ const parsedOrInvalid = (text: string): unknown => {
   }
 }
 
-/** A pruned session's final state, if it was pruned (and the store is a SQL one). */
-export const load = (sessionId: string): Effect.Effect<Option.Option<Planner.PlannerState>, EventStoreError> =>
+/** A pruned session's final state, if it was pruned. */
+export const load = (
+  sessionId: string
+): Effect.Effect<Option.Option<Planner.PlannerState>, EventStoreError | SnapshotUnreadable> =>
   Effect.gen(function* () {
     const sql = yield* sqlClient
     if (Option.isNone(sql)) {
       const found = (yield* memorySnapshots)?.get(sessionId)
-      return found === undefined ? Option.none() : yield* decodeSnapshot(found.state)
+      return found === undefined ? Option.none() : yield* decodeSnapshot(sessionId, found.state)
     }
     const rows = yield* sql.value<{
       state: string
@@ -89,7 +109,18 @@ export const load = (sessionId: string): Effect.Effect<Option.Option<Planner.Pla
     )
     const row = rows[0]
     if (row === undefined) return Option.none()
-    return yield* decodeSnapshot(parsedOrInvalid(row.state))
+    return yield* decodeSnapshot(sessionId, parsedOrInvalid(row.state))
+  })
+
+/** Whether the session was pruned (it has a final snapshot), without reading the snapshot. */
+export const isPruned = (sessionId: string): Effect.Effect<boolean, EventStoreError> =>
+  Effect.gen(function* () {
+    const sql = yield* sqlClient
+    if (Option.isNone(sql)) return (yield* memorySnapshots)?.has(sessionId) === true
+    const rows = yield* sql.value`SELECT 1 AS found FROM session_snapshots WHERE session_id = ${sessionId}`.pipe(
+      Effect.mapError(failWith("read a session's snapshot"))
+    )
+    return rows.length > 0
   })
 
 /** A pruned session as the session list shows it. */

@@ -164,8 +164,14 @@ describe("one unreadable session in a store", { timeout: 300_000 }, () => {
     )
     expect(lines.some((line) => line.includes(broken))).toBe(true)
     const shown = await cli(["show", fine, "--db", db], { cwd })
-    expect(shown.stderr.trim().split("\n")).toHaveLength(1)
-    expect(shown.stderr).toMatch(/^planner: .*snapshot/)
+    expect(shown.code).toBe(4)
+    expect(shown.stderr).toBe(
+      `planner: The final snapshot of pruned session ${fine} cannot be read (it is not JSON): its events were pruned, so it cannot be rebuilt from the log. Restore the database from a backup to see it.\n`
+    )
+    // Its history says it was pruned, without reading the snapshot.
+    const history = await cli(["history", fine, "--db", db], { cwd })
+    expect(history.code, history.stderr).toBe(0)
+    expect(history.stdout).toContain(`Session ${fine}: no events; it was pruned`)
     const again = await cli(["memory", "rebuild", "--db", db], { cwd })
     expect(again.code, again.stderr).toBe(0)
     expect(again.stderr).toContain(`the snapshot of pruned session ${fine} cannot be read`)

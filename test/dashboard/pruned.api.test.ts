@@ -110,6 +110,12 @@ describe("pruned sessions in the dashboard API", () => {
         expect(damaged.sessions.find((session) => session.id === login)?.status).toBe("Succeeded")
         const unreadable = (yield* fetchJson(`${again.url}/api/sessions?status=Unreadable`)).body as Page
         expect(unreadable.sessions.map((session) => session.id)).toEqual([report])
+        const opened = yield* fetchJson(`${again.url}/api/sessions/${report}`)
+        expect([opened.status, errorOf(opened.body).tag]).toEqual([500, "SnapshotUnreadable"])
+        expect(errorOf(opened.body).message).toContain(`The final snapshot of pruned session ${report} cannot be read`)
+        // What needs its events still says it was pruned.
+        const events = yield* fetchJson(`${again.url}/api/sessions/${report}/events`)
+        expect([events.status, errorOf(events.body).tag]).toEqual([410, "Pruned"])
       }).pipe(Effect.provide(plannerWithScript(script))),
     60_000
   )

@@ -55,8 +55,11 @@ const usageTags: ReadonlySet<string> = new Set([
 
 const storeTags: ReadonlySet<string> = new Set(["EventStoreError", "CorruptEvent", "SequenceConflict", "SqlError"])
 
-/** Services other than the store that a command cannot do without: the dashboard's address. */
-const serviceTags: ReadonlySet<string> = new Set(["ServeError"])
+/**
+ * Services other than the store that a command cannot do without (the dashboard's address), and a pruned session's
+ * snapshot that cannot be read: exit code 4 with their own words.
+ */
+const serviceTags: ReadonlySet<string> = new Set(["ServeError", "SnapshotUnreadable"])
 
 const oneLine = (text: string) => text.replace(/\s*\n\s*/g, " ").trim()
 

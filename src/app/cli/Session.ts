@@ -45,8 +45,7 @@ export const existingLog = (sessionId: string, store: StoreTarget) =>
   Effect.gen(function* () {
     const last = yield* Effect.flatMap(PlannerStore, (events) => events.lastSequence(sessionId))
     if (last > 0) return last
-    const snapshot = yield* SessionSnapshots.load(sessionId)
-    return Option.isSome(snapshot) ? 0 : yield* noSession(sessionId, store)
+    return (yield* SessionSnapshots.isPruned(sessionId)) ? 0 : yield* noSession(sessionId, store)
   })
 
 /** Exit code 2 for a command that needs the events of a session `planner prune` removed. */
