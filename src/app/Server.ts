@@ -466,6 +466,16 @@ const textParam = (name: string, maxLength: number) =>
         )
   })
 
+/** A session the list shows as unreadable, saying why: it is listed, never skipped. */
+const unreadableEntry = (
+  base: Pick<SessionSummary, "id" | "createdAt" | "updatedAt" | "lastSequence" | "pruned">,
+  problem: string
+): { readonly summary: SessionSummary; readonly request: string; readonly activity: undefined } => ({
+  request: "",
+  activity: undefined,
+  summary: { ...base, status: "Unreadable", waiting: false, counts: {}, taskCount: 0, request: "", problem }
+})
+
 /**
  * Summaries of the sessions, kept while a session's last sequence is unchanged: filtering or searching the list folds
  * only the sessions that moved since the last request, not all of them.
@@ -501,19 +511,10 @@ const makeSummaries = () => {
         })),
         // One unreadable session must not hide the others (the CLI's `sessions` lists it the same way).
         Effect.catchTag("CorruptEvent", (error) =>
-          Effect.as(Effect.logWarning("the session list skipped an unreadable session", error), {
-            request: "",
-            activity: undefined,
-            summary: {
-              ...base,
-              status: "Unreadable",
-              waiting: false,
-              counts: {},
-              taskCount: 0,
-              request: "",
-              problem: `event ${error.sequence} cannot be read: ${error.reason}`
-            } satisfies SessionSummary
-          })
+          Effect.as(
+            Effect.logWarning("the session list skipped an unreadable session", error),
+            unreadableEntry(base, `event ${error.sequence} cannot be read: ${error.reason}`)
+          )
         )
       )
       cache.set(info.aggregateId, entry)
@@ -559,21 +560,7 @@ const prunedSummary = (
     lastSequence: pruned.events,
     pruned: true as const
   }
-  if (state === undefined) {
-    return {
-      request: "",
-      activity: undefined,
-      summary: {
-        ...base,
-        status: "Unreadable",
-        waiting: false,
-        counts: {},
-        taskCount: 0,
-        request: "",
-        problem: pruned.problem ?? "its snapshot cannot be read"
-      }
-    }
-  }
+  if (state === undefined) return unreadableEntry(base, pruned.problem ?? "its snapshot cannot be read")
   return {
     request: state.request.toLowerCase(),
     activity: undefined,
