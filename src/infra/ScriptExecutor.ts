@@ -30,6 +30,7 @@ import * as Fs from "node:fs"
 import { FileSystem } from "@effect/platform"
 import { Effect, ParseResult, Schema } from "effect"
 import { type ExecutorService, Outcome, type TaskContext } from "./Executor.js"
+import { fileProblem } from "./FileProblem.js"
 import { hotFn } from "./Tracing.js"
 
 const Pattern = Schema.String.pipe(
@@ -189,12 +190,19 @@ export const make = (script: Script): ExecutorService => {
 export const fromFile = (path: string): Effect.Effect<ExecutorService, ScriptFileError, FileSystem.FileSystem> =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
-    const text = yield* fs
-      .readFileString(path)
-      .pipe(
-        Effect.mapError(
-          (error) => new ScriptFileError({ path, problem: `it cannot be read (${oneLine(error.message)})` })
-        )
+    const text = yield* fs.readFileString(path).pipe(
+      Effect.mapError(
+        (error) =>
+          new ScriptFileError({
+            path,
+            // In words from Node's error code when there is one ("there is no such file"), like the CLI's other files.
+            problem: `it cannot be read (${
+              error._tag === "SystemError" && error.cause !== undefined
+                ? fileProblem(error.cause).problem
+                : oneLine(error.message)
+            })`
+          })
       )
+    )
     return make(yield* parse(text, path))
   }).pipe(Effect.withSpan("ScriptExecutor.fromFile", { attributes: { path } }))

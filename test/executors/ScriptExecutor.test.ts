@@ -185,7 +185,7 @@ describe("ScriptExecutor", () => {
       const missing = NodePath.join(directory, "does-not-exist.json")
       const unreadable = yield* Effect.flip(load(missing))
       expect(unreadable.message).toMatch(
-        new RegExp(`^The script file ${missing} cannot be used: it cannot be read \\(.+\\)$`)
+        new RegExp(`^The script file ${missing} cannot be used: it cannot be read \\(there is no such file\\)$`)
       )
     })
   )
