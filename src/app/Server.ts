@@ -680,6 +680,19 @@ const listSessions = (
     })
   })
 
+/**
+ * The session's state, from its log: a session with no events there is unknown, or pruned (answered 410, see
+ * `prunedOr`) even while this process still holds its state from before another process, or this one, pruned it.
+ */
+const logged = (sessionId: string) =>
+  Effect.flatMap(PlannerStore, (store) => store.lastSequence(sessionId)).pipe(
+    Effect.filterOrFail(
+      (latest) => latest > 0,
+      () => new Runner.UnknownSession({ sessionId })
+    ),
+    Effect.zipRight(Runner.existing(sessionId))
+  )
+
 const currentSession = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
   // The log's length first: a session another process pruned may still be in this process's cache of states.
@@ -734,7 +747,7 @@ const answerTask = Effect.gen(function* () {
   const body = yield* jsonBody(AnswerBody, '{ "taskId": a task number, "answer": text of at most 50,000 characters }')
   const answer = body.answer.trim()
   if (answer === "") return yield* new BadRequest({ status: 400, reason: "The answer is empty." })
-  yield* Runner.existing(sessionId)
+  yield* logged(sessionId)
   const handled = yield* Runner.answer(sessionId, body.taskId, answer)
   return HttpServerResponse.unsafeJson({
     ...(yield* viewOf(sessionId, handled.state)),
@@ -745,7 +758,7 @@ const answerTask = Effect.gen(function* () {
 const cancelSession = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
   const body = yield* jsonBody(CancelBody, '{} or { "reason": text of at most 2,000 characters }')
-  yield* Runner.existing(sessionId)
+  yield* logged(sessionId)
   const reason = body.reason?.trim()
   const handled = yield* Runner.cancel(sessionId, reason === undefined || reason === "" ? undefined : reason)
   return HttpServerResponse.unsafeJson({
@@ -782,7 +795,7 @@ const moveOn = (sessionId: string) =>
 const resumeSession = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
   yield* jsonBody(ResumeBody, "{}")
-  const state = yield* Runner.existing(sessionId)
+  const state = yield* logged(sessionId)
   if (Planner.isFinished(state)) {
     return yield* new BadRequest({
       status: 400,
@@ -819,7 +832,7 @@ const forkSession = Effect.gen(function* () {
 const retryTask = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
   const body = yield* jsonBody(RetryBody, '{ "taskId": the number of a failed task }')
-  const state = yield* Runner.existing(sessionId)
+  const state = yield* logged(sessionId)
   const task = Planner.task(state, body.taskId)
   if (task === undefined) {
     return yield* new BadRequest({
@@ -848,6 +861,7 @@ const retryTask = Effect.gen(function* () {
 const sessionLineage = (origins: LineageApi.Origins) =>
   Effect.gen(function* () {
     const sessionId = yield* sessionIdParam
+    yield* logged(sessionId)
     return HttpServerResponse.unsafeJson(yield* LineageApi.lineage(origins, sessionId))
   })
 
@@ -855,12 +869,17 @@ const sessionLineage = (origins: LineageApi.Origins) =>
 const sessionDiff = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
   const other = yield* textParam("with", 200)
+  // Both logs are compared: a pruned side has none left.
+  const state = yield* logged(sessionId)
+  const baseId = other === "" ? state.forkedFrom?.sessionId : other
+  if (baseId !== undefined) yield* logged(baseId)
   return HttpServerResponse.unsafeJson(yield* LineageApi.diffWith(sessionId, other === "" ? undefined : other))
 })
 
 /** `GET /subplans`: the session's tree of sub-plans and, for a child, its parent task (#16, see `SubPlanApi`). */
 const sessionSubPlans = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
+  yield* logged(sessionId)
   return HttpServerResponse.unsafeJson(yield* SubPlanApi.sessionTree(sessionId))
 })
 
@@ -875,7 +894,7 @@ const memorySearch = Effect.gen(function* () {
 /** `GET /api/sessions/:id/memory`: the tasks not ended whose similar past tasks usually asked a question (#17). */
 const sessionMemory = Effect.gen(function* () {
   const sessionId = yield* sessionIdParam
-  yield* Runner.existing(sessionId)
+  yield* logged(sessionId)
   return HttpServerResponse.unsafeJson(yield* MemoryApi.sessionFlags(sessionId))
 })
 
@@ -886,7 +905,7 @@ const editSession = Effect.gen(function* () {
     EditBody,
     '{ "edits": [ plan edits, such as { "_tag": "AddTask", "description": text } ] }'
   )
-  const state = yield* Runner.existing(sessionId)
+  const state = yield* logged(sessionId)
   if (Planner.isFinished(state)) {
     return yield* new BadRequest({
       status: 400,

@@ -7,12 +7,16 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Fork from "../../src/app/Fork.js"
 import * as Runner from "../../src/app/Runner.js"
 import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
 import { fetchJson, plannerWithScript, postJson, startPlan, startServer, task } from "./fixtures.js"
 
 const script = {
-  rules: [{ match: "expiry", outcomes: [{ ask: "How long should cookies live?" }] }],
+  rules: [
+    { match: "expiry", outcomes: [{ ask: "How long should cookies live?" }] },
+    { match: "flaky", outcomes: [{ fail: "the disk is full", retryable: false }] }
+  ],
   default: { complete: "done: {description}" }
 }
 
@@ -31,7 +35,12 @@ interface Page {
   readonly all: number
 }
 
-const errorOf = (body: unknown) => (body as { error: { tag: string; message: string } }).error
+/** The error of an answer; one that is not an error says what it was instead, so that a failure reads well. */
+const errorOf = (body: unknown) =>
+  (body as { error?: { tag: string; message: string } }).error ?? {
+    tag: "(not an error)",
+    message: JSON.stringify(body).slice(0, 300)
+  }
 
 /** A session of one task run to its end. */
 const finished = (request: string) =>
@@ -116,6 +125,61 @@ describe("pruned sessions in the dashboard API", () => {
         // What needs its events still says it was pruned.
         const events = yield* fetchJson(`${again.url}/api/sessions/${report}/events`)
         expect([events.status, errorOf(events.body).tag]).toEqual([410, "Pruned"])
+      }).pipe(Effect.provide(plannerWithScript(script))),
+    60_000
+  )
+
+  it.scopedLive(
+    "refuses every action and every read of its events with 410, though this process still holds its state",
+    () =>
+      Effect.gen(function* () {
+        // A failed session (retry would fork it) and a fork of it that finished later and is kept.
+        const failed = yield* startPlan("Clear the flaky cache", [task(1, "Processing", "Clear the flaky cache")])
+        expect((yield* Runner.run(failed)).state.status).toBe("Failed")
+        yield* Effect.sleep("5 millis")
+        const fork = yield* Fork.fork(failed, 1)
+        yield* Effect.sleep("5 millis")
+        const forkEnd = (yield* Runner.run(fork.sessionId)).state
+        expect(forkEnd.status).toBe("Failed")
+        const result = yield* SessionSnapshots.prune(forkEnd.finishedAt ?? 0)
+        expect(result.pruned.map((one) => one.sessionId)).toEqual([failed])
+        const { url } = yield* startServer
+        const session = `${url}/api/sessions/${failed}`
+
+        const shown = yield* fetchJson(session)
+        expect(shown.body).toMatchObject({ id: failed, pruned: true, state: { status: "Failed" } })
+        for (const path of ["/memory", "/lineage", "/diff", "/subplans", "/state"]) {
+          const response = yield* fetchJson(`${session}${path}`)
+          expect([response.status, errorOf(response.body).tag], path).toEqual([410, "Pruned"])
+        }
+        // The kept fork is shown and has its lineage; a diff with its pruned origin says the origin was pruned.
+        const forkUrl = `${url}/api/sessions/${fork.sessionId}`
+        expect((yield* fetchJson(forkUrl)).status).toBe(200)
+        expect((yield* fetchJson(`${forkUrl}/lineage`)).status).toBe(200)
+        for (const path of ["/diff", `/diff?with=${failed}`]) {
+          const diff = yield* fetchJson(`${forkUrl}${path}`)
+          expect([diff.status, errorOf(diff.body).tag], path).toEqual([410, "Pruned"])
+          expect(errorOf(diff.body).message, path).toContain(`The events of session ${failed} were pruned`)
+        }
+        const actions: ReadonlyArray<readonly [string, unknown]> = [
+          ["answer", { taskId: 1, answer: "an hour" }],
+          ["cancel", {}],
+          ["resume", {}],
+          ["retry", { taskId: 1 }],
+          ["edit", { edits: [{ _tag: "AddTask", description: "Clear it again" }] }],
+          ["fork", { at: 1 }]
+        ]
+        for (const [action, body] of actions) {
+          const response = yield* postJson(`${session}/${action}`, body)
+          expect([response.status, errorOf(response.body).tag], action).toEqual([410, "Pruned"])
+          expect(errorOf(response.body).message, action).toContain(`The events of session ${failed} were pruned`)
+        }
+        // Nothing was written: the pruned session is still listed once, from its snapshot.
+        const listed = (yield* fetchJson(`${url}/api/sessions?status=Failed`)).body as Page
+        expect(listed.sessions.map((one) => [one.id, one.pruned])).toEqual([
+          [fork.sessionId, undefined],
+          [failed, true]
+        ])
       }).pipe(Effect.provide(plannerWithScript(script))),
     60_000
   )
