@@ -103,4 +103,41 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the session 
       }).pipe(Effect.provide(plannerWithScript({ rules: [], default: { complete: "done" } }))),
     60_000
   )
+
+  it.scoped(
+    "shows a pruned session read-only: no retry of its failed task, no time travel from the keyboard",
+    () =>
+      Effect.gen(function* () {
+        const failed = yield* startPlan("Clear the flaky cache", [task(1, "Processing", "Clear the flaky cache")])
+        expect((yield* Runner.run(failed)).state.status).toBe("Failed")
+        yield* SessionSnapshots.prune(Number.MAX_SAFE_INTEGER)
+        const { url } = yield* startServer
+        const context = yield* Browser
+        const { page, errors } = yield* openPage(context, `${url}/sessions/${failed}`)
+        const stateRequests: Array<string> = []
+        page.on("request", (request) => {
+          if (new URL(request.url()).pathname.endsWith("/state")) stateRequests.push(request.url())
+        })
+        yield* waitFor(page, "#pruned-note")
+        yield* showView(page, "board")
+        yield* waitFor(page, '#board [data-task-id="1"][data-status="Failed"]')
+        expect(yield* run(() => page.$("#board .retry-task"))).toBeNull()
+        // The arrow keys step through a log's events (away from the view tabs, which take them to switch views): a
+        // pruned session has none left to step through.
+        yield* run(() => page.click("#pruned-note"))
+        yield* run(() => page.keyboard.press("ArrowLeft"))
+        yield* Effect.sleep("300 millis")
+        expect(stateRequests).toEqual([])
+        expect(yield* run(() => page.$("#board.past"))).toBeNull()
+        expect(errors).toEqual([])
+      }).pipe(
+        Effect.provide(
+          plannerWithScript({
+            rules: [{ match: "flaky", outcomes: [{ fail: "the disk is full", retryable: false }] }],
+            default: { complete: "done" }
+          })
+        )
+      ),
+    60_000
+  )
 })

@@ -416,6 +416,12 @@ export function mountSession(root, sessionId) {
   /** The view on screen: the live one, or the past one being looked at once it has arrived. */
   const shownView = () => (model.viewing === null ? model.live : (model.past.get(model.viewing) ?? null))
 
+  /**
+   * How a view is drawn: "live" offers the actions, "past" is a moment being looked at (time travel), and "pruned" is
+   * a pruned session's final state, read-only (its events are gone, and with them every action).
+   */
+  const modeOf = (view) => (model.viewing !== null ? "past" : view.pruned === true ? "pruned" : "live")
+
   function showError(error) {
     notice.textContent = error instanceof Error ? error.message : String(error)
     notice.hidden = false
@@ -902,7 +908,7 @@ export function mountSession(root, sessionId) {
     const view = shownView()
     renderViews()
     if (view !== null) {
-      const mode = model.viewing === null ? "live" : "past"
+      const mode = modeOf(view)
       renderHead(view, mode)
       if (model.view === "board") renderBoard(view, mode)
       else if (model.view === "graph") renderGraphView(view, mode)
@@ -940,6 +946,8 @@ export function mountSession(root, sessionId) {
   }
 
   function showAt(sequence) {
+    // A pruned session's events are gone: there is no moment before its final state to show.
+    if (model.live?.pruned === true) return
     const latest = latestSequence()
     const target = Math.min(Math.max(1, Math.round(sequence)), latest)
     if (target >= latest) {
@@ -1127,7 +1135,7 @@ export function mountSession(root, sessionId) {
   // Ages and "running for" move on even when nothing happens, and so does liveness: a lease runs out without an event.
   setInterval(() => {
     if (model.viewing !== null || model.live === null || document.hidden) return
-    if (finishedStatuses.has(model.live.state.status)) renderHead(model.live, "live")
+    if (finishedStatuses.has(model.live.state.status)) renderHead(model.live, modeOf(model.live))
     else refreshLive()
   }, 5000)
 
