@@ -248,7 +248,7 @@ export const run = (options: WorkerOptions = {}) => {
     const runFork = yield* FiberSet.runtime(fibers)()
     /**
      * The attempts this worker started lately, oldest first, for the lease keeper: a job of one of them still under
-     * this worker's name was lost here (left to its lease), not taken without the worker's knowing.
+     * this worker's name was lost here (its lease is ended), not taken without the worker's knowing.
      */
     const started = new Set<string>()
     const remember = (key: string) => {

@@ -197,6 +197,20 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
       Effect.withSpan("MemoryTaskQueue.release")
     )
 
+  const lapse = (key: JobKey, workerId: string) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.sync(() => {
+        const row = rows.get(jobKeyString(key))
+        if (row === undefined || row.workerId !== workerId || (row.leaseExpiresAt ?? 0) <= now) return false
+        // Its take still counts: the next take finds the attempt lost, as a lease that ran out would have.
+        row.leaseExpiresAt = now
+        return true
+      })
+    ).pipe(
+      Effect.flatMap((lapsed) => (lapsed ? wakeUp.signal : Effect.void)),
+      Effect.withSpan("MemoryTaskQueue.lapse")
+    )
+
   const remove = (sessionId: string, taskIds?: ReadonlyArray<number>) =>
     Effect.sync(() => {
       for (const [key, row] of rows) {
@@ -254,7 +268,7 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
     yield* wakeUp.signal
   })
 
-  return { enqueue, take, extendLeases, heldBy, holders, complete, release, remove, awaitWork, list, replace }
+  return { enqueue, take, extendLeases, heldBy, holders, complete, release, lapse, remove, awaitWork, list, replace }
 }
 
 /** A memory queue over the given storage (share one storage between two queues to model two processes). */

@@ -23,12 +23,18 @@
  * and sleeps until then, until woken, or until the slow safety-net poll: on PostgreSQL that poll only covers lost
  * notifications; on SQLite it is how a process learns of another process's jobs.
  *
- * Leases need not be durable. A take or a lease extension outside a caller's transaction commits on PostgreSQL with
- * `synchronous_commit` off for that transaction alone (`set_config(..., true)` inside the statement): its commit is
- * visible at once but does not wait for the WAL flush, which on a busy disk is most of a take's time. A server crash
- * can lose the last few hundred milliseconds of such commits; a lost take leaves the job takeable again, as an expired
- * lease would, so nothing is lost that the queue's at-least-once delivery (and the writer accepting one outcome per
- * attempt) does not already cover. Enqueue, complete, release and replace stay durable. `durableLeases` turns it off.
+ * Leases need not be durable, nor reports. A take, a lease extension or a report outside a caller's transaction
+ * commits on PostgreSQL with `synchronous_commit` off for that transaction alone (`set_config(..., true)` inside the
+ * statement): its commit is visible at once but does not wait for the WAL flush, which on a busy disk is most of a
+ * take's time. A server crash can lose the last few hundred milliseconds of such commits. A lost take leaves the job
+ * takeable again, as an expired lease would. A lost report leaves the job under its worker's name as if the attempt
+ * still ran; the worker no longer runs it, so its lease keeper ends that lease (`lapse`) and the attempt counts as
+ * lost, as if the worker had died before reporting. It cannot be half lost: the writer records a report with a
+ * durable commit, and a flush of the write-ahead log flushes everything before it, so a report the log holds is one
+ * the queue holds. Nothing is lost that the queue's at-least-once delivery (and the writer accepting one outcome per
+ * attempt) does not already cover. Enqueue, complete, release, lapse and replace stay durable. `durableLeases` turns
+ * it off. Measured on the scale benchmark with four workers: PostgreSQL's CPU per task 1.15-1.20 ms against
+ * 1.32-1.50 ms with durable reports (docs/performance.md, 2026-12-05 afternoon).
  *
  * Reports (PostgreSQL, `reports`): a worker that is not its session's writer stores its outcome in the job's row,
  * notifies the session's writer (the notification carries the report when it fits) and takes its next jobs, in one
@@ -80,8 +86,9 @@ export interface SqlTaskQueueOptions {
   /** The NOTIFY channel; defaults to "planner_jobs". */
   readonly channel?: string
   /**
-   * PostgreSQL: make takes and lease extensions wait for the disk like every other commit. Off by default: a lease
-   * lost to a server crash only lets the job be taken again, which an expired lease does anyway.
+   * PostgreSQL: make takes, lease extensions and reports wait for the disk like every other commit. Off by default: a
+   * lease lost to a server crash only lets the job be taken again, which an expired lease does anyway, and a lost
+   * report only loses its attempt, as a worker dying before it reported would (see the module comment).
    */
   readonly durableLeases?: boolean
   /**
@@ -416,8 +423,9 @@ export const make = (
     const wakeHere = (origin: string) => (origin === instanceId ? wakeUp.signal : Effect.void)
     const empty = sql.literal("")
     /**
-     * Whether a lease's write (a take, an extension) may commit without waiting for the disk: on PostgreSQL, outside a
-     * caller's transaction (whose other writes must stay durable), unless `durableLeases`. See the module comment.
+     * Whether a lease's write (a take, an extension) or a report may commit without waiting for the disk: on
+     * PostgreSQL, outside a caller's transaction (whose other writes must stay durable), unless `durableLeases`. See
+     * the module comment.
      */
     const relaxLease = Effect.map(
       Effect.serviceOption(SqlClient.TransactionConnection),
@@ -671,6 +679,21 @@ export const make = (
       }
     }
 
+    /** Wakes the waiters of every process for jobs that became takeable outside an enqueue (`release`, `lapse`). */
+    const wakeFor = (operation: string, rows: ReadonlyArray<{ readonly kind: string }>) =>
+      Effect.gen(function* () {
+        if (rows.length === 0) return
+        const origin = yield* wakeOrigin
+        yield* run(
+          operation,
+          notify(
+            origin,
+            rows.map((row) => row.kind)
+          )
+        )
+        yield* wakeHere(origin)
+      })
+
     const release = hotFn("SqlTaskQueue.release")(function* (key: JobKey, workerId: string) {
       const rows = yield* run(
         "release a job",
@@ -681,16 +704,21 @@ export const make = (
             AND worker_id = ${workerId} AND report IS NULL
           RETURNING kind`
       )
-      if (rows.length === 0) return
-      const origin = yield* wakeOrigin
-      yield* run(
-        "release a job",
-        notify(
-          origin,
-          rows.map((row) => row.kind)
-        )
+      yield* wakeFor("release a job", rows)
+    })
+
+    const lapse = hotFn("SqlTaskQueue.lapse")(function* (key: JobKey, workerId: string) {
+      const now = yield* Clock.currentTimeMillis
+      // Its take still counts: the next take finds the attempt lost, as a lease that ran out would have.
+      const rows = yield* run(
+        "end a job's lease",
+        sql<{ kind: string }>`
+          UPDATE planner_jobs SET lease_expires_at = ${now}
+          WHERE session_id = ${key.sessionId} AND task_id = ${key.taskId} AND attempt = ${key.attempt}
+            AND worker_id = ${workerId} AND lease_expires_at > ${now} AND report IS NULL
+          RETURNING kind`
       )
-      yield* wakeHere(origin)
+      yield* wakeFor("end a job's lease", rows)
     })
 
     const remove = Effect.fn("SqlTaskQueue.remove")(function* (sessionId: string, taskIds?: ReadonlyArray<number>) {
@@ -753,15 +781,21 @@ export const make = (
      * session's writer is, and takes the reporter's next jobs (never one reported): one round trip for all the
      * outcomes a worker has ready at once. The row names the writer whatever its lease: one whose lease ran out while
      * it still writes records what it hears, as it would have before the lease ran out. A notification carries its
-     * report when it fits (`reportNotice`), so that the writer need not read it back.
+     * report when it fits (`reportNotice`), so that the writer need not read it back. `relaxed`: its commit does not
+     * wait for the disk (see the module comment).
      *
      * One statement per count, as the event store's appends have, rather than one taking arrays: the rows of an
      * `unnest` are unknown until the statement runs, and PostgreSQL then plans it again at every execution instead of
      * keeping the prepared plan (that planning cost more than the statement).
      */
-    const reportStatement = (count: number, take: TakeOptions | undefined): readonly [string, string] => {
+    const reportStatement = (
+      count: number,
+      take: TakeOptions | undefined,
+      relaxed: boolean
+    ): readonly [string, string] => {
       const taking = take !== undefined && !takesNothing(take)
-      return statement(`planner_jobs_report_${count}${taking ? `_take${takeShape(take)}` : ""}`, () => {
+      const name = `planner_jobs_report_${count}${taking ? `_take${takeShape(take)}` : ""}${relaxed ? "_relaxed" : ""}`
+      return statement(name, () => {
         const at = (index: number, field: number) => `$${4 + index * 5 + field}`
         const rows = (fields: (index: number) => string) =>
           `(VALUES ${Array.from({ length: count }, (_, index) => `(${fields(index)})`).join(", ")})`
@@ -799,7 +833,9 @@ export const make = (
               (SELECT worker_id FROM planner_session_writers AS writer WHERE writer.session_id = input.session_id
                 AND writer.lease_expires_at > $2::bigint)) ORDER BY input.ord)
             FROM ${rows((index) => `${key(index)}, ${index}`)} AS input(session_id, task_id, attempt, ord)
-          ) AS found, (SELECT count(*) FROM notified) AS notified${taking ? ", taken.*" : ""}
+          ) AS found, (SELECT count(*) FROM notified) AS notified${relaxed ? `, ${relaxedCommit}` : ""}${
+            taking ? ", taken.*" : ""
+          }
         FROM (SELECT 1) AS one${taking ? " LEFT JOIN taken ON TRUE" : ""}`
       })
     }
@@ -827,7 +863,7 @@ export const make = (
         const now = yield* Clock.currentTimeMillis
         const options = take?.options
         const taking = options !== undefined && !takesNothing(options)
-        const [name, statementText] = reportStatement(outcomes.length, taking ? options : undefined)
+        const [name, statementText] = reportStatement(outcomes.length, taking ? options : undefined, yield* relaxLease)
         const params: Array<unknown> = [workerId, now, reportsPrefix]
         outcomes.forEach(({ key }, index) => {
           const text = texts[index] ?? "null"
@@ -1043,6 +1079,7 @@ export const make = (
       complete,
       ...(pg ? { completeAlongside, reports, reclaim } : { changesDirect }),
       release,
+      lapse,
       remove,
       awaitWork,
       list,

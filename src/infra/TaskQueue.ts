@@ -269,6 +269,15 @@ export interface TaskQueueService {
    * `TakenJob.takes`). Only the worker holding it can.
    */
   readonly release: (key: JobKey, workerId: string) => Effect.Effect<void, TaskQueueError>
+  /**
+   * Ends the worker's lease on the job now, as if it had run out: takeable again at once, and its take counts (the
+   * attempt is lost). Only the worker holding it, never a reported job. For the lease keeper (`app/worker/LeaseKeeper`):
+   * a job the worker started and no longer runs (its attempt died of a defect, or its report was lost with a server
+   * crash: reports commit without waiting for the disk) would otherwise be renewed with the worker's other jobs for as
+   * long as it has any. Optional for queues of one's own: the keeper then leaves such a job to be renewed until the
+   * worker has no other job.
+   */
+  readonly lapse?: (key: JobKey, workerId: string) => Effect.Effect<void, TaskQueueError>
   /** Remove the unfinished jobs of a session (cancel), or of some of its tasks. */
   readonly remove: (sessionId: string, taskIds?: ReadonlyArray<number>) => Effect.Effect<void, TaskQueueError>
   /** Resolves when a job (of these kinds, of this session) may be waiting: at once when one is due, else on a wake-up

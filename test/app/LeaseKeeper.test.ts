@@ -5,15 +5,18 @@
  * lease ran out the job was taken again as a lost attempt, and the task failed an attempt it never ran.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, Fiber, FiberId, Schedule } from "effect"
+import { Clock, Deferred, Effect, Fiber, FiberId, Schedule, TestClock } from "effect"
 import * as PlannerRuntime from "../../src/app/PlannerRuntime.js"
 import { PlannerService } from "../../src/app/PlannerService.js"
 import * as Worker from "../../src/app/Worker.js"
+import { keepLeases } from "../../src/app/worker/LeaseKeeper.js"
 import { Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
 import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
+import * as MemoryTaskQueue from "../../src/infra/MemoryTaskQueue.js"
+import type { TaskQueueService } from "../../src/infra/TaskQueue.js"
 import { independentTasks } from "./fixtures/plans.js"
 import { fast } from "./runnerSuite.js"
 
@@ -24,6 +27,70 @@ const gated: ExecutorService = {
   execute: (context) =>
     Effect.as(context.taskId === 1 ? Deferred.await(firstTaskGate) : Effect.void, Outcome.Completed({ result: "done" }))
 }
+
+describe("a worker's lease keeper, a job it ran and lost", () => {
+  // A job the worker started and no longer runs, still under its name: its attempt died, or a server crash lost its
+  // report (reports commit without waiting for the disk). The keeper renewed it with the worker's other jobs for as
+  // long as it had any; now it ends its lease after a whole lease, and the attempt counts as lost.
+  const lease = 900
+  const beats = (count: number) =>
+    Effect.gen(function* () {
+      for (let beat = 0; beat < count; beat++) {
+        yield* TestClock.adjust(lease / 3)
+        yield* Effect.yieldNow()
+      }
+    })
+  const keeping = (queue: TaskQueueService) =>
+    Effect.gen(function* () {
+      yield* queue.enqueue(
+        [1, 2].map((taskId) => ({
+          sessionId: "s",
+          taskId,
+          attempt: 1,
+          kind: "Processing" as const,
+          runAt: 0,
+          payload: {}
+        }))
+      )
+      yield* queue.take({ workerId: "w", limit: 2, leaseMs: lease })
+      // Task 1 runs here; task 2 ran here and ended, its outcome lost on the way to the queue.
+      return yield* Effect.fork(
+        keepLeases({
+          queue,
+          workerId: "w",
+          leaseMs: lease,
+          held: () => [{ key: { sessionId: "s", taskId: 1, attempt: 1 }, drop: Effect.void }],
+          startedHere: (key) => key === "s/2/1"
+        })
+      )
+    })
+
+  it.effect("ends its lease after a whole lease, its take counted, and keeps renewing the jobs it runs", () =>
+    Effect.gen(function* () {
+      const queue = yield* MemoryTaskQueue.makeFresh
+      const keeper = yield* keeping(queue)
+      yield* beats(3)
+      expect(yield* queue.take({ workerId: "other", limit: 10, leaseMs: lease })).toEqual([])
+      yield* beats(2)
+      const retaken = yield* queue.take({ workerId: "other", limit: 10, leaseMs: lease })
+      expect(retaken.map((job) => [job.taskId, job.takes])).toEqual([[2, 2]])
+      expect(yield* queue.heldBy?.("w") ?? Effect.succeed(undefined)).toEqual([
+        { sessionId: "s", taskId: 1, attempt: 1 }
+      ])
+      yield* Fiber.interrupt(keeper)
+    })
+  )
+
+  it.effect("leaves it renewed on a queue of one's own that cannot end a lease", () =>
+    Effect.gen(function* () {
+      const { lapse: _, ...queue } = yield* MemoryTaskQueue.makeFresh
+      const keeper = yield* keeping(queue)
+      yield* beats(10)
+      expect(yield* queue.take({ workerId: "other", limit: 10, leaseMs: lease })).toEqual([])
+      yield* Fiber.interrupt(keeper)
+    })
+  )
+})
 
 describe("a worker's lease keeper", () => {
   it.live("gives back a job held under the worker's name that the worker does not know of, and it runs", () =>

@@ -74,6 +74,10 @@ for (const [variant, target] of targets) {
           expect(yield* queue.extendLeases("w1", lease)).toBe(0)
           expect(yield* queue.heldBy?.("w1") ?? Effect.succeed(undefined)).toEqual([])
           expect(yield* queue.holders?.("s") ?? Effect.succeed(undefined)).toEqual([])
+          // Nor can its holder end its lease: its attempt was not lost.
+          const leased = (yield* queue.list("s")).find((listedJob) => listedJob.taskId === 1)?.leaseExpiresAt
+          yield* queue.lapse?.(key("s", 1), "w1") ?? Effect.void
+          expect((yield* queue.list("s")).find((listedJob) => listedJob.taskId === 1)?.leaseExpiresAt).toBe(leased)
           // Its lease runs out: still not takeable, and not due either (a waiter does not spin on it).
           yield* TestClock.adjust(lease * 2)
           const retaken = yield* queue.take({ workerId: "w3", limit: 10, leaseMs: lease })

@@ -319,6 +319,31 @@ export const taskQueueContract = <Db, Extra>(name: string, target: TaskQueueTarg
       )
     )
 
+    it.effect("lapse ends its holder's lease at once: the job is takeable again and its take counts", () =>
+      withQueue(target, (queue) =>
+        Effect.gen(function* () {
+          const lapse = queue.lapse
+          if (lapse === undefined) throw new Error("the queue ends leases")
+          const key = { sessionId: "s1", taskId: 1, attempt: 1 }
+          yield* queue.enqueue([job("s1", 1), job("s1", 2)])
+          yield* queue.take({ workerId: "w1", limit: 2, leaseMs: lease })
+          // Only its holder can.
+          yield* lapse(key, "w2")
+          expect(yield* queue.take({ workerId: "w2", limit: 10, leaseMs: lease })).toEqual([])
+          yield* lapse(key, "w1")
+          // Still named for its worker, as a lease that ran out is, and no longer renewed with the worker's others.
+          expect((yield* queue.list("s1")).find((listed) => listed.taskId === 1)?.workerId).toBe("w1")
+          expect(yield* queue.extendLeases("w1", lease)).toBe(1)
+          // Its take counts: the next one finds the attempt lost, as after a lease that ran out.
+          const again = yield* queue.take({ workerId: "w2", limit: 10, leaseMs: lease })
+          expect(again).toEqual([expect.objectContaining({ ...key, workerId: "w2", takes: 2 })])
+          // Its former holder cannot end the new holder's lease.
+          yield* lapse(key, "w1")
+          expect(yield* queue.extendLeases("w2", lease)).toBe(1)
+        })
+      )
+    )
+
     it.effect("remove drops a session's unfinished jobs, or some of its tasks', and nothing else", () =>
       withQueue(target, (queue) =>
         Effect.gen(function* () {
@@ -532,6 +557,20 @@ export const taskQueueContract = <Db, Extra>(name: string, target: TaskQueueTarg
           yield* untilAsleep()
           expect(waiting.unsafePoll()).toBeNull()
           yield* queue.release(taken ?? job("s1", 1), "w1")
+          yield* Fiber.join(waiting).pipe(within(10))
+        })
+      )
+    )
+
+    it.effect("awaitWork is woken by a lapse", () =>
+      withQueue(target, (queue) =>
+        Effect.gen(function* () {
+          yield* queue.enqueue([job("s1", 1)])
+          const [taken] = yield* queue.take({ workerId: "w1", limit: 1, leaseMs: 3_600_000 })
+          const waiting = yield* Effect.fork(queue.awaitWork())
+          yield* untilAsleep()
+          expect(waiting.unsafePoll()).toBeNull()
+          yield* queue.lapse?.(taken ?? job("s1", 1), "w1") ?? Effect.void
           yield* Fiber.join(waiting).pipe(within(10))
         })
       )

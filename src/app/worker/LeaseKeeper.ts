@@ -12,8 +12,12 @@
  *   counted as lost, a failure it never had. A job this worker never started that stays unknown to it for a whole
  *   lease is given back (`release`: takeable at once, its take not counted), so that any worker runs it as the attempt
  *   it is. A whole lease: a take's answer later than that would have found the job's lease run out anyway, had the
- *   keeper not renewed it. A job the worker started and lost (its attempt died of a defect, left to its lease) is left
- *   to run out as before, so that a task that kills whatever runs it counts its attempts and in the end fails.
+ *   keeper not renewed it.
+ * - A job the worker started and no longer runs, still under its name for a whole lease, was lost here: its attempt
+ *   died of a defect, or its report's commit was lost with a server crash (reports do not wait for the disk, see
+ *   `SqlTaskQueue`). Its lease is ended (`lapse`): the job is takeable again and the attempt counts as lost, as if
+ *   the worker had died, so that a task that kills whatever runs it counts its attempts and in the end fails. Before,
+ *   the keeper renewed it with the worker's other jobs for as long as the worker had any.
  *
  * A worker with no job of its own renews nothing and looks for nothing: a lost take's jobs then run out with their
  * lease, and their attempts count as lost.
@@ -52,18 +56,29 @@ export const keepLeases = (options: {
     const since = new Map<string, number>()
     for (const job of listed) {
       const key = jobKeyString(job)
-      if (holding.has(key) || options.startedHere(key)) continue
+      if (holding.has(key)) continue
       const first = unknownSince.get(key) ?? now
       if (now - first < leaseMs) {
         since.set(key, first)
         continue
       }
       // Known meanwhile (its take's answer came while the queue was read): it runs here.
-      if (known().has(key) || options.startedHere(key)) continue
-      yield* Effect.logWarning(
-        `task ${job.taskId} attempt ${job.attempt} of session ${job.sessionId} was this worker's without its knowing for ${Math.round((now - first) / 1000)} s (a take whose answer was lost); given back`
-      )
-      yield* queue.release({ sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }, workerId)
+      if (known().has(key)) continue
+      const what = `task ${job.taskId} attempt ${job.attempt} of session ${job.sessionId}`
+      const jobKey = { sessionId: job.sessionId, taskId: job.taskId, attempt: job.attempt }
+      const seconds = Math.round((now - first) / 1000)
+      if (options.startedHere(key)) {
+        if (queue.lapse === undefined) continue
+        yield* Effect.logWarning(
+          `${what} ran here, has not run here for ${seconds} s and is still this worker's in the queue (its attempt died, or a server crash lost its report); its lease is ended and the attempt counts as lost`
+        )
+        yield* queue.lapse(jobKey, workerId)
+      } else {
+        yield* Effect.logWarning(
+          `${what} was this worker's without its knowing for ${seconds} s (a take whose answer was lost); given back`
+        )
+        yield* queue.release(jobKey, workerId)
+      }
     }
     unknownSince = since
   }).pipe(
