@@ -6,11 +6,16 @@
  * A fork records its origin in its own log (`SessionForked`, folded into `forkedFrom`), not in the origin's; so the
  * forks of a session are found by looking at every session's origin. Each session's origin and status are kept while
  * its last sequence is unchanged, so a page load folds only the sessions that moved.
+ *
+ * A pruned session (`planner prune`: its events gone, its final state kept) takes its place in lineages from its
+ * snapshot, marked `pruned`: an origin that was pruned is still named with its status, and its own origin after it,
+ * and a pruned fork is still listed. There is nothing to compare with it: it has no events.
  */
 import { Effect } from "effect"
 import { encodeEvent } from "../domain/Events.js"
 import * as Planner from "../domain/Planner.js"
 import { PlannerStore } from "../infra/PlannerStore.js"
+import * as SessionSnapshots from "../infra/SessionSnapshots.js"
 import type { Origin } from "./Lineage.js"
 import { PlannerService } from "./PlannerService.js"
 import * as Runner from "./Runner.js"
@@ -22,6 +27,7 @@ interface Known {
   readonly origin: Origin | undefined
   readonly status: string
   readonly request: string
+  readonly pruned?: true
 }
 
 /** A session as the lineage panel lists it. */
@@ -31,6 +37,8 @@ export interface LineageEntry {
   readonly createdAt: number
   /** For a fork: the event of its origin it was forked at. */
   readonly atSequence?: number
+  /** Its events were pruned: it is known from its final snapshot, and cannot be compared with. */
+  readonly pruned?: true
 }
 
 /** A fork in a lineage, with the forks made from it in turn. */
@@ -41,12 +49,27 @@ export interface ForkNode extends LineageEntry {
 /** Each session's origin and status, kept per server while the session does not move. */
 export const makeOrigins = () => {
   const cache = new Map<string, Known>()
+  let prunedRead = new Map<string, SessionSnapshots.PrunedSession>()
   const all = Effect.gen(function* () {
     const store = yield* PlannerStore
     const service = yield* PlannerService
     const infos = yield* store.sessions
+    const pruned = yield* SessionSnapshots.allPruned(prunedRead)
+    prunedRead = new Map(pruned.map((session) => [session.sessionId, session]))
     const live = new Set(infos.map((info) => info.aggregateId))
-    for (const id of cache.keys()) if (!live.has(id)) cache.delete(id)
+    for (const id of cache.keys()) if (!live.has(id) && !prunedRead.has(id)) cache.delete(id)
+    for (const session of pruned) {
+      if (live.has(session.sessionId)) continue
+      const state = session.state
+      cache.set(session.sessionId, {
+        lastSequence: session.events,
+        createdAt: state?.startedAt ?? session.finishedAt,
+        origin: state?.forkedFrom,
+        status: state?.status ?? "Unreadable",
+        request: state?.request ?? "",
+        pruned: true
+      })
+    }
     yield* Effect.forEach(
       infos,
       (info) => {
@@ -81,7 +104,8 @@ const entry = (sessionId: string, known: Known | undefined, atSequence?: number)
   sessionId,
   status: known?.status ?? "Unknown",
   createdAt: known?.createdAt ?? 0,
-  ...(atSequence === undefined ? {} : { atSequence })
+  ...(atSequence === undefined ? {} : { atSequence }),
+  ...(known?.pruned === true ? { pruned: true as const } : {})
 })
 
 /**

@@ -155,7 +155,13 @@ describe("pruned sessions in the dashboard API", () => {
         // The kept fork is shown and has its lineage; a diff with its pruned origin says the origin was pruned.
         const forkUrl = `${url}/api/sessions/${fork.sessionId}`
         expect((yield* fetchJson(forkUrl)).status).toBe(200)
-        expect((yield* fetchJson(`${forkUrl}/lineage`)).status).toBe(200)
+        const lineage = yield* fetchJson(`${forkUrl}/lineage`)
+        expect(lineage.status).toBe(200)
+        // Its pruned origin is named with its final status, from its snapshot, and marked: before, "Unknown".
+        expect(lineage.body).toMatchObject({
+          origin: { sessionId: failed, sequence: 1 },
+          ancestors: [{ sessionId: failed, status: "Failed", atSequence: 1, pruned: true }]
+        })
         for (const path of ["/diff", `/diff?with=${failed}`]) {
           const diff = yield* fetchJson(`${forkUrl}${path}`)
           expect([diff.status, errorOf(diff.body).tag], path).toEqual([410, "Pruned"])
@@ -182,5 +188,28 @@ describe("pruned sessions in the dashboard API", () => {
         ])
       }).pipe(Effect.provide(plannerWithScript(script))),
     60_000
+  )
+
+  it.scopedLive("a pruned fork is still listed in its origin's lineage, with its final status, and marked", () =>
+    Effect.gen(function* () {
+      // An origin that finishes after its fork: the fork can be pruned while the origin is kept.
+      const origin = yield* startPlan("Write the login page", [task(1, "Processing", "Write the login page")])
+      const fork = yield* Fork.fork(origin, 1)
+      const forkEnd = (yield* Runner.run(fork.sessionId)).state
+      yield* Effect.sleep("5 millis")
+      expect((yield* Runner.run(origin)).state.status).toBe("Succeeded")
+      // Pruned: what finished before the fork's end and a millisecond.
+      const result = yield* SessionSnapshots.prune((forkEnd.finishedAt ?? 0) + 1)
+      expect(result.pruned.map((one) => one.sessionId)).toEqual([fork.sessionId])
+      const { url } = yield* startServer
+      const lineage = yield* fetchJson(`${url}/api/sessions/${origin}/lineage`)
+      expect(lineage.status).toBe(200)
+      expect(lineage.body).toMatchObject({
+        sessionId: origin,
+        ancestors: [],
+        forks: [{ sessionId: fork.sessionId, status: "Succeeded", atSequence: 1, pruned: true, forks: [] }]
+      })
+      expect((lineage.body as { forks: ReadonlyArray<{ createdAt: number }> }).forks[0]?.createdAt).toBeGreaterThan(0)
+    }).pipe(Effect.provide(plannerWithScript(script)))
   )
 })

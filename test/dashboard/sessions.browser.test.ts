@@ -1,9 +1,11 @@
 /**
  * The session list in a real browser: more than 100 sessions, paged with a correct count, filtered by status, searched
- * and sorted, against the real server and a real SQLite store.
+ * and sorted, against the real server and a real SQLite store; pruned sessions in the list, on their page and in a
+ * fork's lineage.
  */
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Fork from "../../src/app/Fork.js"
 import * as Runner from "../../src/app/Runner.js"
 import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
 import { Browser, BrowserLive, openPage, run, screenshot, showView, waitFor } from "./browserSupport.js"
@@ -99,6 +101,32 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("the session 
         yield* showView(page, "board")
         yield* waitFor(page, '#board [data-task-id="1"][data-status="Completed"]')
         expect(yield* run(() => page.isHidden("#fork-plan"))).toBe(true)
+        expect(errors).toEqual([])
+      }).pipe(Effect.provide(plannerWithScript({ rules: [], default: { complete: "done" } }))),
+    60_000
+  )
+
+  it.scoped(
+    "names a fork's pruned origin in its lineage, marked, with nothing to compare it with",
+    () =>
+      Effect.gen(function* () {
+        const origin = yield* startPlan("Archive the old invoices", [task(1, "Processing", "Archive the invoices")])
+        expect((yield* Runner.run(origin)).state.status).toBe("Succeeded")
+        yield* Effect.sleep("5 millis")
+        const fork = yield* Fork.fork(origin, 1)
+        yield* Effect.sleep("5 millis")
+        const forkEnd = (yield* Runner.run(fork.sessionId)).state
+        const pruned = yield* SessionSnapshots.prune(forkEnd.finishedAt ?? 0)
+        expect(pruned.pruned.map((one) => one.sessionId)).toEqual([origin])
+        const { url } = yield* startServer
+        const context = yield* Browser
+        const { page, errors } = yield* openPage(context, `${url}/sessions/${fork.sessionId}`)
+        yield* waitFor(page, "#lineage:not([hidden]) #lineage-origin")
+        const text = yield* run(() => page.textContent("#lineage-origin"))
+        expect(text).toContain(`Forked from ${origin}`)
+        expect(yield* run(() => page.textContent("#lineage-origin .pruned-mark"))).toBe("pruned")
+        expect(text).not.toContain("Unknown")
+        expect(yield* run(() => page.$("#lineage-origin [data-compare]"))).toBeNull()
         expect(errors).toEqual([])
       }).pipe(Effect.provide(plannerWithScript({ rules: [], default: { complete: "done" } }))),
     60_000

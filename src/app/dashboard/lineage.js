@@ -149,6 +149,16 @@ export function mountLineage(panel, sessionId) {
     }
   }
 
+  /** A session of the lineage whose events were pruned: named, with its final status, but not comparable. */
+  const prunedMark = (entry) =>
+    entry.pruned === true
+      ? h(
+          "span",
+          { class: "pruned-mark", title: "Its events were pruned (planner prune); its final state is kept." },
+          "pruned"
+        )
+      : null
+
   const compareButton = (forkId, label) => {
     const button = h("button", { type: "button", class: "link-button compare", "data-compare": forkId }, label)
     button.addEventListener("click", () => showDiff(forkId, button))
@@ -166,8 +176,10 @@ export function mountLineage(panel, sessionId) {
           h("a", { href: sessionHref(fork.sessionId) }, fork.sessionId),
           " ",
           pill(fork.status, fork.status),
+          prunedMark(fork),
           ` forked at event ${fork.atSequence} `,
-          compareButton(fork.sessionId, "compare with this one"),
+          // A pruned fork has no events to compare.
+          fork.pruned === true ? null : compareButton(fork.sessionId, "compare with this one"),
           fork.forks.length === 0 ? null : forkList(fork.forks)
         )
       )
@@ -192,10 +204,12 @@ export function mountLineage(panel, sessionId) {
           h("a", { href: sessionHref(origin.sessionId) }, origin.sessionId),
           " ",
           pill(origin.status, origin.status),
+          prunedMark(origin),
           ` at event ${origin.atSequence}`,
           older.length === 0 ? "" : `, itself a fork of ${older.map((entry) => entry.sessionId).join(" ← ")}`,
           ". ",
-          compareButton(sessionId, "Compare with the origin")
+          // An origin that was pruned has no events to compare with.
+          origin.pruned === true ? null : compareButton(sessionId, "Compare with the origin")
         )
       )
     }
