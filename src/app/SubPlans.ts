@@ -27,6 +27,7 @@ import type { TaskState } from "../domain/Task.js"
 import type { EventStore, ReadError } from "../infra/EventStore.js"
 import { Llm } from "../infra/Llm.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
+import * as SessionSnapshots from "../infra/SessionSnapshots.js"
 import * as AppBudget from "./Budget.js"
 import {
   type Handled,
@@ -496,9 +497,22 @@ export interface Tree {
 export const tree = (sessionId: string, state?: Planner.PlannerState) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
+    /**
+     * A session's state; a child whose log is empty may have been pruned once its tree finished (`planner prune`):
+     * its final state is then its snapshot's (one that cannot be read leaves it as not started).
+     */
+    const stateOf = (id: string) =>
+      Effect.flatMap(service.state(id), (current) =>
+        current.version > 0
+          ? Effect.succeed(current)
+          : SessionSnapshots.load(id).pipe(
+              Effect.map(Option.getOrElse(() => current)),
+              Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(current))
+            )
+      )
     const build = (id: string, known?: Planner.PlannerState): Effect.Effect<Tree, HandleError> =>
       Effect.gen(function* () {
-        const current = known ?? (yield* service.state(id))
+        const current = known ?? (yield* stateOf(id))
         const children = new Map<number, Tree>()
         for (const child of SubPlans.childrenOf(current)) {
           const sub = yield* build(child.sessionId)

@@ -361,6 +361,24 @@ export const prune = (
       states.set(sessionId, { state, records: recordsOf(sessionId, events) })
       if (!Planner.isFinished(state)) needs(sessionId, state)
     }
+    const unreadableIds = new Set(unreadable.map((error) => error.aggregateId))
+    /**
+     * Why a finished sub-plan stays while its tree runs (its parent or its root not finished, or unreadable): the
+     * tree's budget counts what each of its sessions spent, and its tree shows their tasks, both from their logs.
+     */
+    const unfinishedAbove = (state: Planner.PlannerState): string | undefined => {
+      const link = state.subPlanOf
+      if (link === undefined) return undefined
+      for (const [id, role] of [
+        [link.sessionId, "parent session"],
+        [link.rootSessionId, "root session"]
+      ] as const) {
+        if (unreadableIds.has(id)) return `its ${role} ${id} cannot be read, so whether it still runs is not known`
+        const found = states.get(id)
+        if (found !== undefined && !Planner.isFinished(found.state)) return `its ${role} ${id} is still running`
+      }
+      return undefined
+    }
     const now = yield* Clock.currentTimeMillis
     const pruned: Array<PruneReport["pruned"][number]> = []
     const kept: Array<PruneReport["kept"][number]> = []
@@ -370,6 +388,11 @@ export const prune = (
       const running = neededBy.get(sessionId)
       if (running !== undefined) {
         kept.push({ sessionId, reason: keptBecause(running) })
+        continue
+      }
+      const above = unfinishedAbove(state)
+      if (above !== undefined) {
+        kept.push({ sessionId, reason: above })
         continue
       }
       const mayNeed = blind.filter((other) => (begun.get(sessionId) ?? 0) <= other.since)

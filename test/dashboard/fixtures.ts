@@ -17,12 +17,14 @@ import { freshSqliteFile } from "../infra/fixtures/databases.js"
 
 /** The planner's services over a fresh SQLite file, with a script executor for `script` (its JSON form). */
 export const plannerWithScript = (script: unknown) =>
-  Layer.unwrapScoped(
-    Effect.gen(function* () {
-      const filename = yield* freshSqliteFile
-      const executor = ScriptExecutor.make(yield* ScriptExecutor.parse(JSON.stringify(script), "dashboard-script.json"))
-      return plannerRuntime(SqliteEventStore.layer({ filename }), executor)
-    })
+  Layer.unwrapScoped(Effect.map(freshSqliteFile, (filename) => plannerOnFile(filename, script)))
+
+/** The planner's services over this SQLite file: each use builds them anew, as another process over the file would. */
+export const plannerOnFile = (filename: string, script: unknown) =>
+  Layer.unwrapEffect(
+    Effect.map(ScriptExecutor.parse(JSON.stringify(script), "dashboard-script.json"), (parsed) =>
+      plannerRuntime(SqliteEventStore.layer({ filename }), ScriptExecutor.make(parsed))
+    )
   )
 
 /** The dashboard in the current scope, on a free port. */

@@ -9,8 +9,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Fork from "../../src/app/Fork.js"
 import * as Runner from "../../src/app/Runner.js"
+import * as SubPlanRun from "../../src/app/SubPlanRun.js"
+import { childSessionId } from "../../src/domain/SubPlans.js"
 import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
-import { fetchJson, plannerWithScript, postJson, startPlan, startServer, task } from "./fixtures.js"
+import { freshSqliteFile } from "../infra/fixtures/databases.js"
+import { fetchJson, plannerOnFile, plannerWithScript, postJson, startPlan, startServer, task } from "./fixtures.js"
+import { startTree } from "./subplanFixtures.js"
 
 const script = {
   rules: [
@@ -188,6 +192,52 @@ describe("pruned sessions in the dashboard API", () => {
         ])
       }).pipe(Effect.provide(plannerWithScript(script))),
     60_000
+  )
+
+  it.scopedLive("a sub-plan is kept while its tree runs, and once pruned its tree shows it from its snapshot", () =>
+    Effect.gen(function* () {
+      const filename = yield* freshSqliteFile
+      const planner = plannerOnFile(filename, {
+        rules: [
+          {
+            match: "Tell the team",
+            outcomes: [{ ask: "Where should the team hear of it?" }, { complete: "Told them: {answer}" }]
+          }
+        ],
+        default: { complete: "done: {description}" }
+      })
+      const { root, child } = yield* Effect.gen(function* () {
+        // Task 2 runs as a child session; task 3, after it, asks a question: the root waits with its child finished.
+        const root = yield* startTree
+        const child = childSessionId(root, 2)
+        expect((yield* SubPlanRun.runTree(root)).waiting).toBe(true)
+        const whileRunning = yield* SessionSnapshots.prune(Number.MAX_SAFE_INTEGER)
+        expect(whileRunning.pruned).toEqual([])
+        expect(whileRunning.kept).toEqual([{ sessionId: child, reason: `its parent session ${root} is still running` }])
+
+        yield* Runner.answer(root, 3, "on the team channel")
+        yield* Effect.sleep("5 millis")
+        const rootEnd = (yield* SubPlanRun.runTree(root)).state
+        expect(rootEnd.status).toBe("Succeeded")
+        // The child finished first: pruned, its root kept.
+        const result = yield* SessionSnapshots.prune(rootEnd.finishedAt ?? 0)
+        expect(result.pruned.map((one) => one.sessionId)).toEqual([child])
+        return { root, child }
+      }).pipe(Effect.provide(planner))
+
+      // A server started later, over the same file: it never held the child's state.
+      const tree = yield* Effect.scoped(
+        Effect.flatMap(startServer, ({ url }) => fetchJson(`${url}/api/sessions/${root}/subplans`))
+      ).pipe(Effect.provide(planner))
+      expect(tree.status).toBe(200)
+      const task2 = (tree.body as { tasks: ReadonlyArray<{ id: number; subPlan?: unknown }> }).tasks[1]
+      // Before, "NotStarted" with no tasks: the child's log is empty.
+      expect(task2?.subPlan).toMatchObject({
+        sessionId: child,
+        status: "Succeeded",
+        tasks: [{ status: "Completed" }, { status: "Completed" }, { status: "Completed" }]
+      })
+    })
   )
 
   it.scopedLive("a pruned fork is still listed in its origin's lineage, with its final status, and marked", () =>
