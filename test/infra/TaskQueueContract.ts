@@ -548,33 +548,28 @@ export const taskQueueContract = <Db, Extra>(name: string, target: TaskQueueTarg
       )
     )
 
-    it.effect("awaitWork is woken by a release", () =>
-      withQueue(target, (queue) =>
-        Effect.gen(function* () {
-          yield* queue.enqueue([job("s1", 1)])
-          const [taken] = yield* queue.take({ workerId: "w1", limit: 1, leaseMs: 3_600_000 })
-          const waiting = yield* Effect.fork(queue.awaitWork())
-          yield* untilAsleep()
-          expect(waiting.unsafePoll()).toBeNull()
-          yield* queue.release(taken ?? job("s1", 1), "w1")
-          yield* Fiber.join(waiting).pipe(within(10))
-        })
+    const givingBack: ReadonlyArray<
+      readonly [string, (queue: TaskQueueService, key: TakenJob) => Effect.Effect<void, TaskQueueError>]
+    > = [
+      ["release", (queue, key) => queue.release(key, "w1")],
+      ["lapse", (queue, key) => queue.lapse?.(key, "w1") ?? Effect.void]
+    ]
+    for (const [name, giveBack] of givingBack) {
+      it.effect(`awaitWork is woken by a ${name}`, () =>
+        withQueue(target, (queue) =>
+          Effect.gen(function* () {
+            yield* queue.enqueue([job("s1", 1)])
+            const [taken] = yield* queue.take({ workerId: "w1", limit: 1, leaseMs: 3_600_000 })
+            if (taken === undefined) throw new Error("nothing taken")
+            const waiting = yield* Effect.fork(queue.awaitWork())
+            yield* untilAsleep()
+            expect(waiting.unsafePoll()).toBeNull()
+            yield* giveBack(queue, taken)
+            yield* Fiber.join(waiting).pipe(within(10))
+          })
+        )
       )
-    )
-
-    it.effect("awaitWork is woken by a lapse", () =>
-      withQueue(target, (queue) =>
-        Effect.gen(function* () {
-          yield* queue.enqueue([job("s1", 1)])
-          const [taken] = yield* queue.take({ workerId: "w1", limit: 1, leaseMs: 3_600_000 })
-          const waiting = yield* Effect.fork(queue.awaitWork())
-          yield* untilAsleep()
-          expect(waiting.unsafePoll()).toBeNull()
-          yield* queue.lapse?.(taken ?? job("s1", 1), "w1") ?? Effect.void
-          yield* Fiber.join(waiting).pipe(within(10))
-        })
-      )
-    )
+    }
 
     if (target.wakesOtherInstances) {
       it.effect("awaitWork in another instance (another process) is woken by an enqueue, not by its poll", () =>
