@@ -101,34 +101,40 @@ describe("SqlTaskQueue on PostgreSQL, starting LISTEN", () => {
 })
 
 describe("SqlTaskQueue on PostgreSQL, lease commits", () => {
-  it.effect("a take relaxes only its own commit; inside a caller's transaction the caller's commit stays durable", () =>
-    withQueue(pgTarget, (queue, { context }) =>
-      Effect.gen(function* () {
-        const sql = Context.get(context, SqlClient.SqlClient)
-        yield* queue.enqueue([job("s1", 1), job("s1", 2)])
-        const setting = Effect.map(
-          sql<{ synchronous_commit: string }>`SHOW synchronous_commit`,
-          (rows) => rows[0]?.synchronous_commit
-        )
-        const serverDefault = yield* setting
-        // (The test server runs with synchronous_commit off; the caller's transaction asks for durable commits.)
-        const inside = yield* sql.withTransaction(
-          Effect.gen(function* () {
-            yield* sql`SET LOCAL synchronous_commit = on`
-            yield* queue.take({ workerId: "w", limit: 1, leaseMs: 1_000 })
-            yield* queue.extendLeases("w", 1_000)
-            return yield* setting
-          })
-        )
-        expect(inside).toBe("on")
-        expect((yield* queue.take({ workerId: "w", limit: 1, leaseMs: 1_000 })).map((taken) => taken.taskId)).toEqual([
-          2
-        ])
-        expect(yield* queue.extendLeases("w", 1_000)).toBe(2)
-        // The relaxed setting was local to those statements' own transactions.
-        expect(yield* setting).toBe(serverDefault)
-      })
-    )
+  it.effect(
+    "a take, an extension or a report relaxes only its own commit; inside a caller's transaction nothing does",
+    () =>
+      withQueue(pgTarget, (queue, { context }) =>
+        Effect.gen(function* () {
+          const sql = Context.get(context, SqlClient.SqlClient)
+          const reports = queue.reports
+          if (reports === undefined) throw new Error("the PostgreSQL queue takes reports")
+          yield* queue.enqueue([job("s1", 1), job("s1", 2), job("s1", 3)])
+          const setting = Effect.map(
+            sql<{ synchronous_commit: string }>`SHOW synchronous_commit`,
+            (rows) => rows[0]?.synchronous_commit
+          )
+          const serverDefault = yield* setting
+          // (The test server runs with synchronous_commit off; the caller's transaction asks for durable commits.)
+          const inside = yield* sql.withTransaction(
+            Effect.gen(function* () {
+              yield* sql`SET LOCAL synchronous_commit = on`
+              yield* queue.take({ workerId: "w", limit: 1, leaseMs: 1_000 })
+              yield* queue.extendLeases("w", 1_000)
+              yield* reports.report({ sessionId: "s1", taskId: 1, attempt: 1 }, "w", "done")
+              return yield* setting
+            })
+          )
+          expect(inside).toBe("on")
+          expect((yield* queue.take({ workerId: "w", limit: 2, leaseMs: 1_000 })).map((taken) => taken.taskId)).toEqual(
+            [2, 3]
+          )
+          expect(yield* queue.extendLeases("w", 1_000)).toBe(2)
+          expect((yield* reports.report({ sessionId: "s1", taskId: 2, attempt: 1 }, "w", "done")).stored).toBe(true)
+          // The relaxed setting was local to those statements' own transactions.
+          expect(yield* setting).toBe(serverDefault)
+        })
+      )
   )
 })
 
