@@ -70,17 +70,22 @@ export class SnapshotUnreadable extends Schema.TaggedError<SnapshotUnreadable>()
   }
 }
 
-const decodeSnapshot = (sessionId: string, encoded: unknown) => {
+/** A snapshot's state, indexed as a fold leaves it; undefined when it cannot be read. */
+const decodedState = (encoded: unknown): Planner.PlannerState | undefined => {
   const decoded = decodeState(encoded)
-  if (decoded._tag === "Left") {
-    return Effect.fail(
-      new SnapshotUnreadable({
-        sessionId,
-        reason: encoded === undefined ? "it is not JSON" : "it is not a state this planner can read"
-      })
-    )
-  }
-  return Effect.succeed(Option.some({ ...decoded.right, index: Planner.indexTasks(decoded.right.tasks) }))
+  return Either.isLeft(decoded) ? undefined : { ...decoded.right, index: Planner.indexTasks(decoded.right.tasks) }
+}
+
+const decodeSnapshot = (sessionId: string, encoded: unknown) => {
+  const state = decodedState(encoded)
+  return state === undefined
+    ? Effect.fail(
+        new SnapshotUnreadable({
+          sessionId,
+          reason: encoded === undefined ? "it is not JSON" : "it is not a state this planner can read"
+        })
+      )
+    : Effect.succeed(Option.some(state))
 }
 
 /** JSON text as stored, or a value no state decodes from when the text is not JSON. */
@@ -141,8 +146,8 @@ const prunedSession = (
   finishedAt: number | undefined,
   encoded: unknown
 ): PrunedSession => {
-  const decoded = decodeState(encoded)
-  if (Either.isLeft(decoded)) {
+  const state = decodedState(encoded)
+  if (state === undefined) {
     return {
       sessionId,
       events: events ?? 0,
@@ -151,9 +156,16 @@ const prunedSession = (
       problem: "its snapshot cannot be read"
     }
   }
-  const state = { ...decoded.right, index: Planner.indexTasks(decoded.right.tasks) }
   return { sessionId, events: events ?? state.version, finishedAt: finishedAt ?? state.finishedAt ?? 0, state }
 }
+
+/** The in-memory store's pruned sessions, those in `known` as they are. */
+const memoryPruned = (known: ReadonlyMap<string, PrunedSession> = new Map()) =>
+  Effect.map(memorySnapshots, (snapshots) =>
+    [...(snapshots?.entries() ?? [])].map(
+      ([sessionId, snapshot]) => known.get(sessionId) ?? prunedSession(sessionId, undefined, undefined, snapshot.state)
+    )
+  )
 
 /**
  * One page of the pruned sessions (their events gone, their final states kept), the latest finished first, and how
@@ -167,10 +179,7 @@ export const prunedPage = (page: {
   Effect.gen(function* () {
     const sql = yield* sqlClient
     if (Option.isNone(sql)) {
-      const kept = [...((yield* memorySnapshots)?.entries() ?? [])]
-      const sessions = kept.map(([sessionId, snapshot]) =>
-        prunedSession(sessionId, undefined, undefined, snapshot.state)
-      )
+      const sessions = [...(yield* memoryPruned())]
       sessions.sort((a, b) => b.finishedAt - a.finishedAt || (a.sessionId < b.sessionId ? -1 : 1))
       return { total: sessions.length, sessions: sessions.slice(page.offset, page.offset + page.limit) }
     }
@@ -205,12 +214,7 @@ export const allPruned = (
 ): Effect.Effect<ReadonlyArray<PrunedSession>, EventStoreError> =>
   Effect.gen(function* () {
     const sql = yield* sqlClient
-    if (Option.isNone(sql)) {
-      return [...((yield* memorySnapshots)?.entries() ?? [])].map(
-        ([sessionId, snapshot]) =>
-          known.get(sessionId) ?? prunedSession(sessionId, undefined, undefined, snapshot.state)
-      )
-    }
+    if (Option.isNone(sql)) return yield* memoryPruned(known)
     const keys = yield* sql.value<{
       session_id: string
       last_sequence: number | string
