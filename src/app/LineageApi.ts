@@ -54,7 +54,11 @@ export const makeOrigins = () => {
     const store = yield* PlannerStore
     const service = yield* PlannerService
     const infos = yield* store.sessions
-    const pruned = yield* SessionSnapshots.allPruned(prunedRead)
+    // Pruned sessions are extra to a lineage: when their snapshots cannot be listed, the last list read serves.
+    const pruned = yield* SessionSnapshots.allPruned(prunedRead).pipe(
+      Effect.tapError((error) => Effect.logWarning(`could not list the pruned sessions: ${error.message}`)),
+      Effect.orElseSucceed(() => [...prunedRead.values()])
+    )
     prunedRead = new Map(pruned.map((session) => [session.sessionId, session]))
     const live = new Set(infos.map((info) => info.aggregateId))
     for (const id of cache.keys()) if (!live.has(id) && !prunedRead.has(id)) cache.delete(id)

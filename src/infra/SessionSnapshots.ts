@@ -3,8 +3,8 @@
  * and each keeps a final snapshot (its final `PlannerState`, encoded, and its memory records) in `session_snapshots`
  * (migration 0005), so `show`, `recall`, `stats` and `memory rebuild` still know it. A session with a fork still
  * running is kept (the fork may need its source), and so is a sub-plan's parent or root whose child still runs (see
- * `dependsOn`, the one place a new kind of link between sessions is added). Snapshot and deletion commit together, one
- * session at a time.
+ * `dependsOn`), and a finished sub-plan whose parent or root still runs (`unfinishedAbove` in `prune`: the tree's
+ * budget counts what it spent). Snapshot and deletion commit together, one session at a time.
  *
  * On the SQL stores the snapshots are rows of `session_snapshots`; on the in-memory store they live beside it, for as
  * long as it does (the store's layer has no table), so prune keeps the same promises there. A store without the port's
