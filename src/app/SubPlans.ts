@@ -503,12 +503,9 @@ export const tree = (sessionId: string, state?: Planner.PlannerState) =>
      */
     const stateOf = (id: string) =>
       Effect.flatMap(service.state(id), (current) =>
-        current.version > 0
-          ? Effect.succeed(current)
-          : SessionSnapshots.load(id).pipe(
-              Effect.map(Option.getOrElse(() => current)),
-              Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(current))
-            )
+        SessionSnapshots.orSnapshot(id, current).pipe(
+          Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(current))
+        )
       )
     const build = (id: string, known?: Planner.PlannerState): Effect.Effect<Tree, HandleError> =>
       Effect.gen(function* () {

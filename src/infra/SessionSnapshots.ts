@@ -117,6 +117,21 @@ export const load = (
     return yield* decodeSnapshot(sessionId, parsedOrInvalid(row.state))
   })
 
+/**
+ * A session's state as its log folds it, or, when the log holds nothing (the state is NotStarted), its final snapshot if
+ * `planner prune` emptied it.
+ */
+export const orSnapshot = (
+  sessionId: string,
+  state: Planner.PlannerState
+): Effect.Effect<Planner.PlannerState, EventStoreError | SnapshotUnreadable> =>
+  state.status !== "NotStarted"
+    ? Effect.succeed(state)
+    : Effect.map(
+        load(sessionId),
+        Option.getOrElse(() => state)
+      )
+
 /** Whether the session was pruned (it has a final snapshot), without reading the snapshot. */
 export const isPruned = (sessionId: string): Effect.Effect<boolean, EventStoreError> =>
   Effect.gen(function* () {
@@ -179,7 +194,7 @@ export const prunedPage = (page: {
   Effect.gen(function* () {
     const sql = yield* sqlClient
     if (Option.isNone(sql)) {
-      const sessions = [...(yield* memoryPruned())]
+      const sessions = yield* memoryPruned()
       sessions.sort((a, b) => b.finishedAt - a.finishedAt || (a.sessionId < b.sessionId ? -1 : 1))
       return { total: sessions.length, sessions: sessions.slice(page.offset, page.offset + page.limit) }
     }

@@ -21,14 +21,7 @@ const noSession = (sessionId: string, store: StoreTarget) =>
 export const existingState = (sessionId: string, store: StoreTarget) =>
   Effect.flatMap(PlannerService, (service) => service.state(sessionId)).pipe(
     // A session pruned by `planner prune` has no events left, only its final snapshot.
-    Effect.flatMap((state) =>
-      state.status !== "NotStarted"
-        ? Effect.succeed(state)
-        : Effect.map(
-            SessionSnapshots.load(sessionId),
-            Option.getOrElse(() => state)
-          )
-    ),
+    Effect.flatMap((state) => SessionSnapshots.orSnapshot(sessionId, state)),
     Effect.filterOrFail(
       (state): state is Planner.PlannerState => state.status !== "NotStarted",
       () => noSession(sessionId, store)
