@@ -101,10 +101,18 @@ describe("SqlTaskQueue on PostgreSQL, starting LISTEN", () => {
 })
 
 describe("SqlTaskQueue on PostgreSQL, lease commits", () => {
+  // One connection, so that every statement below runs on the one whose setting is looked at.
+  const oneConnection: TaskQueueTarget<string, SqlClient.SqlClient> = {
+    ...pgTarget,
+    layer: (url) =>
+      SqlTaskQueue.layer().pipe(
+        Layer.provideMerge(PgEventStore.layer({ url: Redacted.make(url), client: { maxConnections: 1 } }))
+      )
+  }
   it.effect(
     "a take, an extension or a report relaxes only its own commit; inside a caller's transaction nothing does",
     () =>
-      withQueue(pgTarget, (queue, { context }) =>
+      withQueue(oneConnection, (queue, { context }) =>
         Effect.gen(function* () {
           const sql = Context.get(context, SqlClient.SqlClient)
           const reports = queue.reports
@@ -114,11 +122,12 @@ describe("SqlTaskQueue on PostgreSQL, lease commits", () => {
             sql<{ synchronous_commit: string }>`SHOW synchronous_commit`,
             (rows) => rows[0]?.synchronous_commit
           )
-          const serverDefault = yield* setting
-          // (The test server runs with synchronous_commit off; the caller's transaction asks for durable commits.)
+          // The test server runs with synchronous_commit off: the connection asks for durable commits, so that a
+          // relaxed setting that outlived its statement's transaction would show.
+          yield* sql`SET synchronous_commit = on`
+          expect(yield* setting).toBe("on")
           const inside = yield* sql.withTransaction(
             Effect.gen(function* () {
-              yield* sql`SET LOCAL synchronous_commit = on`
               yield* queue.take({ workerId: "w", limit: 1, leaseMs: 1_000 })
               yield* queue.extendLeases("w", 1_000)
               yield* reports.report({ sessionId: "s1", taskId: 1, attempt: 1 }, "w", "done")
@@ -132,7 +141,7 @@ describe("SqlTaskQueue on PostgreSQL, lease commits", () => {
           expect(yield* queue.extendLeases("w", 1_000)).toBe(2)
           expect((yield* reports.report({ sessionId: "s1", taskId: 2, attempt: 1 }, "w", "done")).stored).toBe(true)
           // The relaxed setting was local to those statements' own transactions.
-          expect(yield* setting).toBe(serverDefault)
+          expect(yield* setting).toBe("on")
         })
       )
   )
