@@ -67,7 +67,7 @@ export const makeOrigins = () => {
       const state = session.state
       cache.set(session.sessionId, {
         lastSequence: session.events,
-        createdAt: state?.startedAt ?? session.finishedAt,
+        createdAt: session.createdAt,
         origin: state?.forkedFrom,
         status: state?.status ?? "Unreadable",
         request: state?.request ?? "",

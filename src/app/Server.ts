@@ -555,7 +555,7 @@ const prunedSummary = (
   const { state } = pruned
   const base = {
     id: pruned.sessionId,
-    createdAt: state?.startedAt ?? pruned.finishedAt,
+    createdAt: pruned.createdAt,
     updatedAt: pruned.finishedAt,
     lastSequence: pruned.events,
     pruned: true as const
@@ -581,8 +581,7 @@ type Listed =
   | { readonly _tag: "Pruned"; readonly session: SessionSnapshots.PrunedSession }
 
 const idOf = (entry: Listed) => (entry._tag === "Log" ? entry.info.aggregateId : entry.session.sessionId)
-const createdOf = (entry: Listed) =>
-  entry._tag === "Log" ? entry.info.firstCreatedAt : (entry.session.state?.startedAt ?? entry.session.finishedAt)
+const createdOf = (entry: Listed) => (entry._tag === "Log" ? entry.info.firstCreatedAt : entry.session.createdAt)
 const updatedOf = (entry: Listed) => (entry._tag === "Log" ? entry.info.lastCreatedAt : entry.session.finishedAt)
 const byId = (a: Listed, b: Listed) => (idOf(a) < idOf(b) ? -1 : idOf(a) > idOf(b) ? 1 : 0)
 

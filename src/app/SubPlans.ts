@@ -494,22 +494,24 @@ export interface Tree {
  * The tree under `sessionId`, read through the writer; with `atSequence`, the root as it was after that event and
  * each child as it was at the same moment (its events recorded no later than the root's event `atSequence`).
  */
+/**
+ * A session of a tree, read through the writer; one whose log is empty may have been pruned once its tree finished
+ * (`planner prune`): its final state is then its snapshot's (one that cannot be read leaves it as not started).
+ */
+const stateOrSnapshot = (id: string) =>
+  Effect.flatMap(PlannerService, (service) =>
+    Effect.flatMap(service.state(id), (current) =>
+      SessionSnapshots.orSnapshot(id, current).pipe(
+        Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(current))
+      )
+    )
+  )
+
 export const tree = (sessionId: string, state?: Planner.PlannerState) =>
   Effect.gen(function* () {
-    const service = yield* PlannerService
-    /**
-     * A session's state; a child whose log is empty may have been pruned once its tree finished (`planner prune`):
-     * its final state is then its snapshot's (one that cannot be read leaves it as not started).
-     */
-    const stateOf = (id: string) =>
-      Effect.flatMap(service.state(id), (current) =>
-        SessionSnapshots.orSnapshot(id, current).pipe(
-          Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(current))
-        )
-      )
-    const build = (id: string, known?: Planner.PlannerState): Effect.Effect<Tree, HandleError> =>
+    const build = (id: string, known?: Planner.PlannerState): Effect.Effect<Tree, HandleError, PlannerService> =>
       Effect.gen(function* () {
-        const current = known ?? (yield* stateOf(id))
+        const current = known ?? (yield* stateOrSnapshot(id))
         const children = new Map<number, Tree>()
         for (const child of SubPlans.childrenOf(current)) {
           const sub = yield* build(child.sessionId)
@@ -577,8 +579,20 @@ export const layer = (
  * The tree under `sessionId` as it was right after its event `sequence` (time travel on a tree): the root folded to
  * that event, and each child folded from the events it had recorded before the root's next event (the events of a
  * tree are recorded in time order along each parent-child link: a child's start after its task's dispatch, its end
- * before the task's outcome). A child started later is not there.
+ * before the task's outcome). A child started later is not there. A child pruned since (`planner prune`) is there
+ * with its final snapshot when it had finished by then; its state at an earlier moment is gone with its events.
  */
+/** A pruned session's final state, when it had finished before `cutoff`; its snapshot cannot say more. */
+const finishedBefore = (sessionId: string, cutoff: number) =>
+  SessionSnapshots.load(sessionId).pipe(
+    Effect.map((snapshot) =>
+      Option.getOrUndefined(
+        Option.filter(snapshot, (state) => state.finishedAt !== undefined && state.finishedAt < cutoff)
+      )
+    ),
+    Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(undefined))
+  )
+
 export const treeAt = (sessionId: string, sequence: number) =>
   Effect.gen(function* () {
     const store = yield* PlannerStore
@@ -589,9 +603,10 @@ export const treeAt = (sessionId: string, sequence: number) =>
       Effect.gen(function* () {
         const children = new Map<number, Tree>()
         for (const child of SubPlans.childrenOf(state)) {
-          const events = (yield* eventsBefore(store, child.sessionId, yield* cutoff)).map((record) => record.event)
-          if (events.length === 0) continue
-          children.set(child.taskId, yield* build(child.sessionId, Planner.fold(events)))
+          const moment = yield* cutoff
+          const events = (yield* eventsBefore(store, child.sessionId, moment)).map((record) => record.event)
+          const found = events.length > 0 ? Planner.fold(events) : yield* finishedBefore(child.sessionId, moment)
+          if (found !== undefined) children.set(child.taskId, yield* build(child.sessionId, found))
         }
         return { sessionId: id, state, children }
       })

@@ -41,6 +41,8 @@ interface Snapshot {
   /** The encoded final state. */
   readonly state: unknown
   readonly records: ReadonlyArray<MemoryRecord>
+  /** When its first event was appended. */
+  readonly createdAt: number
 }
 
 /** The in-memory stores' snapshots, by store: they go when the store goes. */
@@ -148,6 +150,11 @@ export interface PrunedSession {
   readonly sessionId: string
   /** How many events it had. */
   readonly events: number
+  /**
+   * When it began: its first event's time, or for a snapshot taken before that was kept, its state's start time (for a
+   * fork, its origin's).
+   */
+  readonly createdAt: number
   readonly finishedAt: number
   /** Its final state; undefined when its snapshot cannot be read, which `problem` then says. */
   readonly state: Planner.PlannerState | undefined
@@ -157,28 +164,44 @@ export interface PrunedSession {
 /** A pruned session for the list, from its encoded snapshot: one that cannot be read is listed with why. */
 const prunedSession = (
   sessionId: string,
-  events: number | undefined,
-  finishedAt: number | undefined,
+  kept: { readonly events?: number; readonly createdAt?: number | null; readonly finishedAt?: number },
   encoded: unknown
 ): PrunedSession => {
   const state = decodedState(encoded)
+  const finishedAt = kept.finishedAt ?? state?.finishedAt ?? 0
+  const createdAt = kept.createdAt ?? state?.startedAt ?? finishedAt
   if (state === undefined) {
     return {
       sessionId,
-      events: events ?? 0,
-      finishedAt: finishedAt ?? 0,
+      events: kept.events ?? 0,
+      createdAt,
+      finishedAt,
       state: undefined,
       problem: "its snapshot cannot be read"
     }
   }
-  return { sessionId, events: events ?? state.version, finishedAt: finishedAt ?? state.finishedAt ?? 0, state }
+  return { sessionId, events: kept.events ?? state.version, createdAt, finishedAt, state }
 }
+
+/** A snapshot row's columns as the driver gives them (BIGINT comes back as text from PostgreSQL). */
+interface KeptColumns {
+  readonly last_sequence: number | string
+  readonly created_at: number | string | null
+  readonly finished_at: number | string
+}
+
+const keptOf = (row: KeptColumns) => ({
+  events: Number(row.last_sequence),
+  createdAt: row.created_at === null ? null : Number(row.created_at),
+  finishedAt: Number(row.finished_at)
+})
 
 /** The in-memory store's pruned sessions, those in `known` as they are. */
 const memoryPruned = (known: ReadonlyMap<string, PrunedSession> = new Map()) =>
   Effect.map(memorySnapshots, (snapshots) =>
     [...(snapshots?.entries() ?? [])].map(
-      ([sessionId, snapshot]) => known.get(sessionId) ?? prunedSession(sessionId, undefined, undefined, snapshot.state)
+      ([sessionId, snapshot]) =>
+        known.get(sessionId) ?? prunedSession(sessionId, { createdAt: snapshot.createdAt }, snapshot.state)
     )
   )
 
@@ -201,18 +224,12 @@ export const prunedPage = (page: {
     const [count] = yield* sql.value<{ total: number | string }>`SELECT count(*) AS total FROM session_snapshots`.pipe(
       Effect.mapError(failWith("count the pruned sessions"))
     )
-    const rows = yield* sql.value<{
-      session_id: string
-      last_sequence: number | string
-      finished_at: number | string
-      state: string
-    }>`SELECT session_id, last_sequence, finished_at, state FROM session_snapshots
+    const rows = yield* sql.value<KeptColumns & { session_id: string; state: string }>`SELECT session_id,
+        last_sequence, created_at, finished_at, state FROM session_snapshots
         ORDER BY finished_at DESC, session_id LIMIT ${page.limit} OFFSET ${page.offset}`.pipe(
       Effect.mapError(failWith("list the pruned sessions"))
     )
-    const sessions = rows.map((row) =>
-      prunedSession(row.session_id, Number(row.last_sequence), Number(row.finished_at), parsedOrInvalid(row.state))
-    )
+    const sessions = rows.map((row) => prunedSession(row.session_id, keptOf(row), parsedOrInvalid(row.state)))
     return { total: Number(count?.total ?? 0), sessions }
   })
 
@@ -230,13 +247,8 @@ export const allPruned = (
   Effect.gen(function* () {
     const sql = yield* sqlClient
     if (Option.isNone(sql)) return yield* memoryPruned(known)
-    const keys = yield* sql.value<{
-      session_id: string
-      last_sequence: number | string
-      finished_at: number | string
-    }>`SELECT session_id, last_sequence, finished_at FROM session_snapshots`.pipe(
-      Effect.mapError(failWith("list the pruned sessions"))
-    )
+    const keys = yield* sql.value<KeptColumns & { session_id: string }>`SELECT session_id, last_sequence, created_at,
+        finished_at FROM session_snapshots`.pipe(Effect.mapError(failWith("list the pruned sessions")))
     const fresh = keys.filter((key) => known.get(key.session_id)?.events !== Number(key.last_sequence))
     const read = new Map<string, PrunedSession>()
     for (let start = 0; start < fresh.length; start += readChunk) {
@@ -249,10 +261,7 @@ export const allPruned = (
       for (const row of rows) {
         const key = byId.get(row.session_id)
         if (key === undefined) continue
-        read.set(
-          row.session_id,
-          prunedSession(row.session_id, Number(key.last_sequence), Number(key.finished_at), parsedOrInvalid(row.state))
-        )
+        read.set(row.session_id, prunedSession(row.session_id, keptOf(key), parsedOrInvalid(row.state)))
       }
     }
     return keys.flatMap((key) => {
@@ -423,6 +432,7 @@ export const prune = (
         })
         continue
       }
+      const createdAt = begun.get(sessionId) ?? state.startedAt ?? finishedAt
       if (options.dryRun === true) {
         pruned.push({ sessionId, events: state.version, finishedAt })
         continue
@@ -430,18 +440,20 @@ export const prune = (
       if (Option.isNone(sql)) {
         // The in-memory store: the deletion checks the version and runs at once; the snapshot follows it.
         const events = yield* deleteAggregate(PlannerStore.plannerStreamId, sessionId, state.version)
-        snapshots?.set(sessionId, { state: encodeState(state), records })
+        snapshots?.set(sessionId, { state: encodeState(state), records, createdAt })
         pruned.push({ sessionId, events, finishedAt })
         continue
       }
       const events = yield* sql.value
         .withTransaction(
           Effect.zipRight(
-            sql.value`INSERT INTO session_snapshots (session_id, last_sequence, finished_at, pruned_at, state, records)
-              VALUES (${sessionId}, ${state.version}, ${finishedAt}, ${now}, ${JSON.stringify(encodeState(state))}, ${JSON.stringify(records)})
+            sql.value`INSERT INTO session_snapshots (session_id, last_sequence, created_at, finished_at, pruned_at,
+                state, records)
+              VALUES (${sessionId}, ${state.version}, ${createdAt}, ${finishedAt}, ${now},
+                ${JSON.stringify(encodeState(state))}, ${JSON.stringify(records)})
               ON CONFLICT (session_id) DO UPDATE SET last_sequence = excluded.last_sequence,
-                finished_at = excluded.finished_at, pruned_at = excluded.pruned_at, state = excluded.state,
-                records = excluded.records`,
+                created_at = excluded.created_at, finished_at = excluded.finished_at, pruned_at = excluded.pruned_at,
+                state = excluded.state, records = excluded.records`,
             deleteAggregate(PlannerStore.plannerStreamId, sessionId, state.version)
           )
         )

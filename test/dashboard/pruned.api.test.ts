@@ -6,10 +6,11 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Clock, Effect } from "effect"
 import * as Fork from "../../src/app/Fork.js"
 import * as Runner from "../../src/app/Runner.js"
 import * as SubPlanRun from "../../src/app/SubPlanRun.js"
+import * as SubPlans from "../../src/app/SubPlans.js"
 import { childSessionId } from "../../src/domain/SubPlans.js"
 import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
@@ -237,6 +238,15 @@ describe("pruned sessions in the dashboard API", () => {
         status: "Succeeded",
         tasks: [{ status: "Completed" }, { status: "Completed" }, { status: "Completed" }]
       })
+
+      // Time travel on the tree (`show ROOT --at N`): the child, finished by the root's last event, is there from its
+      // snapshot; before it began, it is not.
+      const [atEnd, atStart] = yield* Effect.gen(function* () {
+        const last = (yield* Runner.existing(root)).version
+        return [yield* SubPlans.treeAt(root, last), yield* SubPlans.treeAt(root, 1)] as const
+      }).pipe(Effect.provide(planner))
+      expect(atEnd.children.get(2)?.state).toMatchObject({ status: "Succeeded", tasks: { length: 3 } })
+      expect(atStart.children.size).toBe(0)
     })
   )
 
@@ -244,6 +254,8 @@ describe("pruned sessions in the dashboard API", () => {
     Effect.gen(function* () {
       // An origin that finishes after its fork: the fork can be pruned while the origin is kept.
       const origin = yield* startPlan("Write the login page", [task(1, "Processing", "Write the login page")])
+      yield* Effect.sleep("5 millis")
+      const beforeFork = yield* Clock.currentTimeMillis
       const fork = yield* Fork.fork(origin, 1)
       const forkEnd = (yield* Runner.run(fork.sessionId)).state
       yield* Effect.sleep("5 millis")
@@ -259,7 +271,13 @@ describe("pruned sessions in the dashboard API", () => {
         ancestors: [],
         forks: [{ sessionId: fork.sessionId, status: "Succeeded", atSequence: 1, pruned: true, forks: [] }]
       })
-      expect((lineage.body as { forks: ReadonlyArray<{ createdAt: number }> }).forks[0]?.createdAt).toBeGreaterThan(0)
+      // When the fork began, not its origin's start, which its state carries from the origin's plan.
+      const forkCreated = (lineage.body as { forks: ReadonlyArray<{ createdAt: number }> }).forks[0]?.createdAt ?? 0
+      expect(forkCreated).toBeGreaterThanOrEqual(beforeFork)
+      expect(forkCreated).toBeLessThanOrEqual(forkEnd.finishedAt ?? 0)
+      const list = yield* fetchJson(`${url}/api/sessions`)
+      const listed = (list.body as { sessions: ReadonlyArray<{ id: string; createdAt: number }> }).sessions
+      expect(listed.find((session) => session.id === fork.sessionId)?.createdAt).toBe(forkCreated)
     }).pipe(Effect.provide(plannerWithScript(script)))
   )
 })

@@ -13,7 +13,7 @@ import {
   within,
   withStore
 } from "./EventStoreContract.js"
-import { freshPgDatabase, pgStoreRecordingPrepared } from "./fixtures/databases.js"
+import { freshPgDatabase, migrationIds, pgStoreRecordingPrepared } from "./fixtures/databases.js"
 
 const target: SqlTarget<string> = {
   freshDatabase: freshPgDatabase,
@@ -451,7 +451,7 @@ describe("PgEventStore", () => {
         yield* first.store.append("s", "a", [newEvent("A", {})], 0)
         expect(yield* second.store.load({ streamId: "s" })).toHaveLength(1)
         const migrations = yield* first.sql<{ migration_id: number }>`SELECT migration_id FROM event_store_migrations`
-        expect(migrations.map((row) => row.migration_id)).toEqual([1, 2, 3, 4, 5, 6, 7])
+        expect(migrations.map((row) => row.migration_id)).toEqual(migrationIds)
       })
     )
   )

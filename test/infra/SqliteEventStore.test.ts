@@ -6,7 +6,7 @@ import { Chunk, Context, Deferred, Effect, Fiber, Layer, Option, Stream } from "
 import { EventStore, EventStoreError } from "../../src/infra/EventStore.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
 import { eventStoreContract, newEvent, type SqlTarget, sqlEventStoreContract } from "./EventStoreContract.js"
-import { freshSqliteFile } from "./fixtures/databases.js"
+import { freshSqliteFile, migrationIds } from "./fixtures/databases.js"
 
 const target: SqlTarget<string> = {
   freshDatabase: freshSqliteFile,
@@ -30,7 +30,7 @@ describe("SqliteEventStore", () => {
               const [mode] = yield* sql<{ journal_mode: string }>`PRAGMA journal_mode`
               expect(mode?.journal_mode).toBe("wal")
               const migrations = yield* sql<{ migration_id: number }>`SELECT migration_id FROM event_store_migrations`
-              expect(migrations.map((row) => row.migration_id)).toEqual([1, 2, 3, 4, 5, 6, 7])
+              expect(migrations.map((row) => row.migration_id)).toEqual(migrationIds)
               const store = Context.get(context, EventStore)
               yield* store.append("s", "a", [newEvent("Run", { run })], run - 1)
             })

@@ -100,7 +100,7 @@ export const sessions = (flags: SessionsFlags) =>
       for (const session of rows.length < flags.limit ? pruned.sessions : []) {
         rows.push({
           sessionId: session.sessionId,
-          createdAt: session.state?.startedAt ?? session.finishedAt,
+          createdAt: session.createdAt,
           updatedAt: session.finishedAt,
           events: session.events,
           state: session.state,

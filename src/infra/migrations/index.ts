@@ -11,6 +11,7 @@ import createMemory from "./0004_create_memory.js"
 import createSessionSnapshots from "./0005_create_session_snapshots.js"
 import createBudgetHolds from "./0006_create_budget_holds.js"
 import jobReports from "./0007_job_reports.js"
+import snapshotCreatedAt from "./0008_snapshot_created_at.js"
 
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "0001_create_events": createEvents,
@@ -19,7 +20,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0004_create_memory": createMemory,
   "0005_create_session_snapshots": createSessionSnapshots,
   "0006_create_budget_holds": createBudgetHolds,
-  "0007_job_reports": jobReports
+  "0007_job_reports": jobReports,
+  "0008_snapshot_created_at": snapshotCreatedAt
 }
 
 /** The table recording which migrations ran; its own name so the app's other migrations cannot collide with it. */
