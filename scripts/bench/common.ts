@@ -7,9 +7,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { bundle } from "./bundle.js"
 
 export const root = fileURLToPath(new URL("../..", import.meta.url))
-const viteNode = path.join(root, "node_modules", ".bin", "vite-node")
 
 /**
  * Milliseconds on CLOCK_MONOTONIC. On Linux every process reads the same monotonic clock, so a timestamp taken in one
@@ -183,10 +183,14 @@ export interface Child {
   readonly stop: (graceMs?: number) => Promise<void>
 }
 
-/** Runs a TypeScript module of this folder in a child process through vite-node (Node 20 cannot strip types). */
-export const spawnScript = (script: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}): Child => {
-  const file = fileURLToPath(new URL(script, import.meta.url))
-  const child = spawn(viteNode, ["--root", root, file, ...args], {
+/** Runs a TypeScript module of this folder in a child process, from its bundle (see `bundle.ts`). */
+export const spawnScript = async (
+  script: string,
+  args: ReadonlyArray<string>,
+  env: NodeJS.ProcessEnv = {}
+): Promise<Child> => {
+  const file = await bundle(path.relative(root, fileURLToPath(new URL(script, import.meta.url))))
+  const child = spawn(process.execPath, [file, ...args], {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, ...env }
   })

@@ -49,7 +49,7 @@ export const dispatchLatency = async (options: DispatchLatencyOptions): Promise<
     Layer.provideMerge(PlannerStore.layer),
     Layer.provideMerge(PgEventStore.layer({ url: Redacted.make(url) }))
   )
-  const child = spawnScript("./workerChild.ts", [url, "0", "--report-starts"])
+  const child = await spawnScript("./workerChild.ts", [url, "0", "--report-starts"])
   try {
     const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
     const started = new Map<string, number>()

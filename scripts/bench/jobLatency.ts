@@ -44,7 +44,7 @@ export const jobLatency = async (options: JobLatencyOptions): Promise<Array<Row>
   const count = options.quick ? 100 : 400
   const url = await options.freshPgUrl("bench_job_latency")
   const scope = Effect.runSync(Scope.make())
-  const child = spawnScript("./jobLatencyChild.ts", [url])
+  const child = await spawnScript("./jobLatencyChild.ts", [url])
   try {
     const context = await Effect.runPromise(
       Layer.buildWithScope(

@@ -203,7 +203,7 @@ const isReceived = (message: unknown): message is Received =>
 
 const acrossProcesses = async (url: string, runs: number, count: number): Promise<Array<Row>> => {
   const { store, close } = await buildStore(PgEventStore.layer({ url: Redacted.make(url) }))
-  const child = spawnScript("./latencyChild.ts", [url])
+  const child = await spawnScript("./latencyChild.ts", [url])
   try {
     const timings = new Map<number, Timings>()
     const counts = new Map<number, number>()

@@ -67,7 +67,7 @@ const replayOnce = async <A>(
   size: number,
   mode: string
 ): Promise<A> => {
-  const child = spawnScript("./replayChild.ts", [backend, location, `replay-${size}`, String(size), mode])
+  const child = await spawnScript("./replayChild.ts", [backend, location, `replay-${size}`, String(size), mode])
   try {
     const line = await child.waitFor((l) => test(parseJson(l)), 180_000)
     const result = parseJson(line)

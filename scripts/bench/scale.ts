@@ -100,7 +100,7 @@ export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
     for (const workers of [1, 2, 4]) {
       const children: Array<Child> = []
       try {
-        for (let index = 0; index < workers; index++) children.push(spawnScript("./workerChild.ts", [url]))
+        for (let index = 0; index < workers; index++) children.push(await spawnScript("./workerChild.ts", [url]))
         await Promise.all(children.map((child) => child.waitFor(isReady, 90_000)))
         log(`scale: ${workers} worker process(es): ${warmUpPlans(workers)} warm-up plans of ${tasks} tasks`)
         for (let plan = 0; plan < warmUpPlans(workers); plan++) await run(tasks)
