@@ -39,14 +39,15 @@ import * as LeftReports from "./worker/LeftReports.js"
 import { makeActivity, paced } from "./worker/Pacing.js"
 import { keepQueueTidy } from "./worker/QueueUpkeep.js"
 import * as SessionWriter from "./worker/SessionWriter.js"
+import * as StartedAttempts from "./worker/StartedAttempts.js"
 import { makeWorkerId } from "./worker/WorkerIdentity.js"
 
 export type { AttemptReport } from "./worker/AttemptRunner.js"
 export { taskContext } from "./worker/AttemptRunner.js"
 export { isDeadLocalWorker, makeWorkerId } from "./worker/WorkerIdentity.js"
 
-/** How many of its latest attempts a worker remembers starting (see `LeaseKeeper`). */
-const startedRemembered = 10_000
+/** The most ended attempts a worker remembers starting (see `worker/StartedAttempts`): a bound on memory only. */
+const endedRemembered = 250_000
 
 export interface WorkerOptions {
   /** Unique per worker; defaults to `host/pid/random`, which lets a later process on this host see it died. */
@@ -198,6 +199,13 @@ export const run = (options: WorkerOptions = {}) => {
 
     const fibers = yield* FiberSet.make<void, never>()
 
+    /** The attempts this worker started, for the lease keeper (see `worker/StartedAttempts`). */
+    const started = StartedAttempts.make({
+      // Past a lease and the keeper's beat after an attempt ends, with room to spare.
+      keepMs: 3 * leaseMs,
+      cap: endedRemembered,
+      now: () => clock.unsafeCurrentTimeMillis()
+    })
     yield* FiberSet.run(
       fibers,
       keepLeases({
@@ -212,7 +220,7 @@ export const run = (options: WorkerOptions = {}) => {
               return fiber === undefined ? Effect.void : Fiber.interruptFork(fiber)
             })
           })),
-        startedHere: (key) => started.has(key)
+        startedHere: started.has
       })
     )
     yield* sweepDeadWorkers(sessionId)
@@ -247,19 +255,6 @@ export const run = (options: WorkerOptions = {}) => {
 
     const runFork = yield* FiberSet.runtime(fibers)()
     /**
-     * The attempts this worker started lately, oldest first, for the lease keeper: a job of one of them still under
-     * this worker's name was lost here (its lease is ended), not taken without the worker's knowing.
-     */
-    const started = new Set<string>()
-    const remember = (key: string) => {
-      started.delete(key)
-      started.add(key)
-      if (started.size > startedRemembered) {
-        const oldest = started.values().next()
-        if (oldest.done !== true) started.delete(oldest.value)
-      }
-    }
-    /**
      * Starts an attempt. Synchronous: the writer's hand-off calls it from its own fiber, and the attempt then starts
      * on the scheduler's next turn rather than inside the writer's step.
      */
@@ -267,7 +262,7 @@ export const run = (options: WorkerOptions = {}) => {
       const key = jobKeyString(job)
       // A job of ours handed back to us (our lease ran out while we still ran it): the attempt is still running.
       if (running.has(key)) return
-      remember(key)
+      started.started(key)
       activity.touch()
       // In the map before the fiber exists, so that the fiber's end always finds it there to remove.
       const entry: { readonly job: TakenJob; fiber: Fiber.RuntimeFiber<void> | undefined } = { job, fiber: undefined }
@@ -281,6 +276,7 @@ export const run = (options: WorkerOptions = {}) => {
                 activity.touch()
                 running.delete(key)
                 dropped.delete(key)
+                started.ended(key)
                 // The take loop wants a freed slot only while the queue may have work: otherwise it waits for the
                 // queue's wake-up, which wakes it too, and a wake-up per attempt (every task of a one-process run,
                 // whose jobs come by hand-off) would only send it back to waiting.

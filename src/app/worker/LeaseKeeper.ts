@@ -36,7 +36,10 @@ export const keepLeases = (options: {
   readonly workerId: string
   readonly leaseMs: number
   readonly held: () => ReadonlyArray<HeldJob>
-  /** Whether this worker started the job's attempt (recently: the worker keeps a bounded record). */
+  /**
+   * Whether this worker started the job's attempt: it runs here, or ended here lately (at least a lease and a beat
+   * ago must still count: see `StartedAttempts`).
+   */
   readonly startedHere: (key: string) => boolean
 }): Effect.Effect<never> => {
   const { queue, workerId, leaseMs } = options
