@@ -4,7 +4,7 @@
  * unreachable server. The database password never appears in anything printed.
  */
 import { beforeAll, describe, expect, inject, it } from "@effect/vitest"
-import { createDatabase, uniqueDatabaseName } from "../support/postgres.js"
+import { createDatabase, uniqueDatabaseName, withClient } from "../support/postgres.js"
 import {
   cli,
   demoScript,
@@ -27,6 +27,9 @@ const masked = (url: string) => {
   shown.password = "***"
   return shown.toString().replace(/%2A/g, "*")
 }
+
+/** `text` as a regular expression that matches it literally. */
+const escaped = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
 
 const expectNoPassword = (url: string, ...texts: ReadonlyArray<string>) => {
   const password = decodeURIComponent(new URL(url).password)
@@ -112,6 +115,57 @@ describe.concurrent("planner on PostgreSQL", { timeout: 300_000 }, () => {
     ])
     expect(new Set(lines.map((line) => line.workerId))).toEqual(new Set([ready.workerId]))
     expectNoPassword(url, stopped.stdout, stopped.stderr, run.stdout, run.stderr)
+  })
+
+  it("a server that answers but refuses says what to fix: the login, a missing database, a user without rights", async () => {
+    const cwd = tempFolder()
+    const url = await freshDatabase()
+    // The test server's administrator creates the planner's tables.
+    const created = await cli(["sessions", "--db", url], { cwd })
+    expect(created.code, created.stderr).toBe(0)
+    const wrongPassword = new URL(url)
+    wrongPassword.password = "not-the-password-4711"
+    const missing = new URL(url)
+    missing.pathname = "/planner_no_such_database"
+    // A user that may log in and nothing more.
+    const role = uniqueDatabaseName("reader")
+    const limited = new URL(url)
+    limited.username = role
+    limited.password = "reader-secret-0815"
+    await withClient(url, (client) => client.query(`CREATE ROLE ${role} LOGIN PASSWORD '${limited.password}'`))
+    try {
+      const [login, absent, denied] = await Promise.all(
+        [wrongPassword, missing, limited].map((target) => cli(["sessions", "--db", target.toString()], { cwd }))
+      )
+      const shown = (target: URL) => `postgres://${target.username}:***@${target.host}${target.pathname}`
+      expect(login?.code).toBe(4)
+      expect(oneLine(login?.stderr ?? "")).toMatch(
+        new RegExp(
+          `^planner: PostgreSQL at ${escaped(shown(wrongPassword))} refused the login: .*password authentication failed for user .*\\. Check the user name and password in the URL \\(--db or PLANNER_DATABASE_URL\\)\\.$`
+        )
+      )
+      expect(absent?.code).toBe(4)
+      expect(oneLine(absent?.stderr ?? "")).toBe(
+        `planner: The database planner_no_such_database does not exist on the PostgreSQL server at ${shown(missing)}. Create it (createdb planner_no_such_database) or fix the URL (--db or PLANNER_DATABASE_URL).`
+      )
+      expect(denied?.code).toBe(4)
+      expect(oneLine(denied?.stderr ?? "")).toMatch(
+        new RegExp(
+          `^planner: The user in the URL may not use the planner's tables at ${escaped(shown(limited))}: .*permission denied for .*\\. Connect as the user that created them`
+        )
+      )
+      for (const result of [login, absent, denied]) {
+        for (const secret of [
+          "not-the-password-4711",
+          "reader-secret-0815",
+          decodeURIComponent(new URL(url).password)
+        ]) {
+          expect(`${result?.stdout}${result?.stderr}`).not.toContain(secret)
+        }
+      }
+    } finally {
+      await withClient(url, (client) => client.query(`DROP ROLE IF EXISTS ${role}`))
+    }
   })
 
   it("an unreachable server exits with 4 and one line, password masked even with --verbose", async () => {

@@ -401,7 +401,8 @@ const freePort = (): Promise<number> =>
     })
   })
 
-const withClient = async <A>(url: string, use: (client: pg.Client) => Promise<A>): Promise<A> => {
+/** One connection to `url` for `use`, closed after it. */
+export const withClient = async <A>(url: string, use: (client: pg.Client) => Promise<A>): Promise<A> => {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {

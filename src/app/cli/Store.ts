@@ -254,15 +254,32 @@ export const storeLayer = (target: StoreTarget): Layer.Layer<EventStore, CliFail
         Effect.gen(function* () {
           const PgEventStore = yield* Effect.promise(() => import("../../infra/PgEventStore.js"))
           return PgEventStore.layer({ url: target.url }).pipe(
-            Layer.mapError((error) =>
-              unavailable(
-                `Cannot reach PostgreSQL at ${target.label}: ${error.reason}. Check that the server is running and the URL (--db or ${databaseVariable}).`
-              )
-            )
+            Layer.mapError((error) => unavailable(postgresProblem(target.label, error.reason)))
           )
         })
       )
   }
+}
+
+/**
+ * What to tell a user whose PostgreSQL store cannot be used, from the server's or the driver's reason: a server that
+ * answered but refused (the login, a database that is not there, tables this role may not use) needs another fix than
+ * one that cannot be reached. The server's messages are matched in English, its default; in another language the
+ * reason is still given, with the general advice.
+ */
+export const postgresProblem = (label: string, reason: string): string => {
+  const where = `(--db or ${databaseVariable})`
+  const database = /database "([^"]+)" does not exist/.exec(reason)?.[1]
+  if (database !== undefined) {
+    return `The database ${database} does not exist on the PostgreSQL server at ${label}. Create it (createdb ${database}) or fix the URL ${where}.`
+  }
+  if (/password authentication failed|role "[^"]+" does not exist|no pg_hba\.conf entry/.test(reason)) {
+    return `PostgreSQL at ${label} refused the login: ${reason}. Check the user name and password in the URL ${where}.`
+  }
+  if (/permission denied/.test(reason)) {
+    return `The user in the URL may not use the planner's tables at ${label}: ${reason}. Connect as the user that created them, or have their owner grant this one SELECT, INSERT, UPDATE and DELETE on them and the use of their sequences.`
+  }
+  return `Cannot reach PostgreSQL at ${label}: ${reason}. Check that the server is running and the URL ${where}.`
 }
 
 /** The event store, `PlannerStore` and `PlannerService` for a target. */
