@@ -1,12 +1,15 @@
 /**
  * `npm run bench`: bundles `scripts/bench.ts` (see `bundle.ts`) and runs it with Node, passing the arguments on; its
- * exit code is the benchmark's. A signal given to this process is passed to the benchmark, which cleans up after
- * itself (PostgreSQL, temp files, child processes).
+ * exit code is the benchmark's. Ctrl-C reaches the benchmark from the terminal itself (one process group), and it
+ * cleans up after itself (PostgreSQL, temp files, child processes): this process only waits for it. A SIGTERM sent to
+ * this process alone is passed on.
  */
 import { spawn } from "node:child_process"
+import { constants } from "node:os"
 import { bundle } from "./bundle.js"
 
 const file = await bundle("scripts/bench.ts")
 const child = spawn(process.execPath, [file, ...process.argv.slice(2)], { stdio: "inherit" })
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal))
-child.on("exit", (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)))
+process.on("SIGINT", () => undefined)
+process.on("SIGTERM", () => child.kill("SIGTERM"))
+child.on("exit", (code, signal) => process.exit(code ?? (signal === null ? 1 : 128 + (constants.signals[signal] ?? 0))))

@@ -491,10 +491,6 @@ export interface Tree {
 }
 
 /**
- * The tree under `sessionId`, read through the writer; with `atSequence`, the root as it was after that event and
- * each child as it was at the same moment (its events recorded no later than the root's event `atSequence`).
- */
-/**
  * A session of a tree, read through the writer; one whose log is empty may have been pruned once its tree finished
  * (`planner prune`): its final state is then its snapshot's (one that cannot be read leaves it as not started).
  */
@@ -507,6 +503,10 @@ const stateOrSnapshot = (id: string) =>
     )
   )
 
+/**
+ * The tree under `sessionId`, read through the writer; with `atSequence`, the root as it was after that event and
+ * each child as it was at the same moment (its events recorded no later than the root's event `atSequence`).
+ */
 export const tree = (sessionId: string, state?: Planner.PlannerState) =>
   Effect.gen(function* () {
     const build = (id: string, known?: Planner.PlannerState): Effect.Effect<Tree, HandleError, PlannerService> =>
@@ -575,13 +575,6 @@ export const layer = (
     Effect.flatMap(PlannerStore, (store) => Effect.map(makeWriter(options), (inner) => decorate(inner, store)))
   )
 
-/**
- * The tree under `sessionId` as it was right after its event `sequence` (time travel on a tree): the root folded to
- * that event, and each child folded from the events it had recorded before the root's next event (the events of a
- * tree are recorded in time order along each parent-child link: a child's start after its task's dispatch, its end
- * before the task's outcome). A child started later is not there. A child pruned since (`planner prune`) is there
- * with its final snapshot when it had finished by then; its state at an earlier moment is gone with its events.
- */
 /** A pruned session's final state, when it had finished before `cutoff`; its snapshot cannot say more. */
 const finishedBefore = (sessionId: string, cutoff: number) =>
   SessionSnapshots.load(sessionId).pipe(
@@ -593,6 +586,13 @@ const finishedBefore = (sessionId: string, cutoff: number) =>
     Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(undefined))
   )
 
+/**
+ * The tree under `sessionId` as it was right after its event `sequence` (time travel on a tree): the root folded to
+ * that event, and each child folded from the events it had recorded before the root's next event (the events of a
+ * tree are recorded in time order along each parent-child link: a child's start after its task's dispatch, its end
+ * before the task's outcome). A child started later is not there. A child pruned since (`planner prune`) is there
+ * with its final snapshot when it had finished by then; its state at an earlier moment is gone with its events.
+ */
 export const treeAt = (sessionId: string, sequence: number) =>
   Effect.gen(function* () {
     const store = yield* PlannerStore

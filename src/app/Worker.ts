@@ -201,8 +201,9 @@ export const run = (options: WorkerOptions = {}) => {
 
     /** The attempts this worker started, for the lease keeper (see `worker/StartedAttempts`). */
     const started = StartedAttempts.make({
-      // Past a lease and the keeper's beat after an attempt ends, with room to spare.
-      keepMs: 3 * leaseMs,
+      // Past the keeper's decision (two leases and a beat after an attempt ends), with room to spare.
+      keepMs: 4 * leaseMs,
+      floor: 10_000,
       cap: endedRemembered,
       now: () => clock.unsafeCurrentTimeMillis()
     })

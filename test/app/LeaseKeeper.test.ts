@@ -92,6 +92,63 @@ describe("a worker's lease keeper, a job it ran and lost", () => {
   )
 })
 
+/** Task 2's first attempt dies with a defect: its fiber ends and no outcome is reported. Task 1 waits for its gate. */
+const secondGate = Deferred.unsafeMake<void>(FiberId.none)
+const dying: ExecutorService = {
+  name: "dying",
+  execute: (context) =>
+    context.taskId === 2 && context.attempt === 1
+      ? Effect.die("the attempt's fiber died")
+      : Effect.as(context.taskId === 1 ? Deferred.await(secondGate) : Effect.void, Outcome.Completed({ result: "done" }))
+}
+
+describe("a worker's lease keeper, an attempt that died in the worker", () => {
+  it.live("ends its lease as the worker's own lost attempt: it runs again as the next attempt", () =>
+    Effect.gen(function* () {
+      const workerId = "here/1/died"
+      const service = yield* PlannerService
+      const sessionId = "died"
+      yield* service.execute(
+        sessionId,
+        new Initialize({
+          request: "two tasks",
+          tasks: independentTasks(2),
+          config: { ...defaultConfig, ...fast, maxParallel: 2 },
+          at: yield* Clock.currentTimeMillis
+        })
+      )
+      // Task 1 keeps the worker busy, so its keeper beats (a lease of 1 s) while task 2's job stays under its name.
+      const worker = yield* Effect.fork(
+        Worker.run({ workerId, concurrency: 2, leaseMs: 1_000, checkAttachments: false, warmTokenizer: false })
+      )
+      // The worker started the attempt, so its job is its own lost attempt: the lease ends and the take counts, and
+      // task 2 runs again as attempt 2. Given back instead (the worker not knowing it started it), it would run as
+      // attempt 1 again and die again, for ever.
+      const secondDone = service.state(sessionId).pipe(
+        Effect.filterOrFail(
+          (state) => Planner.task(state, 2)?.status === "Completed",
+          () => "task 2 not done yet"
+        ),
+        Effect.retry(Schedule.spaced("20 millis")),
+        Effect.timeout("20 seconds")
+      )
+      const afterLoss = yield* secondDone
+      expect(Planner.task(afterLoss, 2)?.attempt).toBe(2)
+      yield* Deferred.succeed(secondGate, undefined)
+      const state = yield* service.state(sessionId).pipe(
+        Effect.filterOrFail(Planner.isFinished, () => "not yet"),
+        Effect.retry(Schedule.spaced("20 millis")),
+        Effect.timeout("20 seconds")
+      )
+      yield* Fiber.interrupt(worker)
+      expect(state.tasks.map((task) => [task.id, task.status, task.attempt])).toEqual([
+        [1, "Completed", 1],
+        [2, "Completed", 2]
+      ])
+    }).pipe(Effect.provide(PlannerRuntime.layer(MemoryEventStore.layer(), { executor: dying })))
+  )
+})
+
 describe("a worker's lease keeper", () => {
   it.live("gives back a job held under the worker's name that the worker does not know of, and it runs", () =>
     Effect.gen(function* () {

@@ -9,9 +9,9 @@ import * as StartedAttempts from "../../src/app/worker/StartedAttempts.js"
 
 const lease = 60_000
 
-const clocked = (cap = 250_000) => {
+const clocked = (cap = 250_000, floor = 0) => {
   let now = 1_750_000_000_000
-  const attempts = StartedAttempts.make({ keepMs: 3 * lease, cap, now: () => now })
+  const attempts = StartedAttempts.make({ keepMs: 3 * lease, floor, cap, now: () => now })
   return {
     attempts,
     advance: (ms: number) => {
@@ -57,6 +57,19 @@ describe("the attempts a worker started", () => {
     runOthers(clock, 1, 0, "later")
     expect(clock.attempts.has("s:1:1")).toBe(false)
     expect(clock.attempts.has("later:0:1")).toBe(true)
+  })
+
+  it("the latest attempts are known however old: a clock that jumps forward, or a keeper late, loses none of them", () => {
+    const clock = clocked(250_000, 100)
+    clock.attempts.started("s:1:1")
+    clock.attempts.ended("s:1:1")
+    clock.advance(24 * 3_600_000)
+    runOthers(clock, 99, 0)
+    expect(clock.attempts.has("s:1:1")).toBe(true)
+    // The 101st ended attempt pushes the oldest, long past keepMs, out.
+    runOthers(clock, 1, 0, "more")
+    expect(clock.attempts.has("s:1:1")).toBe(false)
+    expect(clock.attempts.size()).toBe(100)
   })
 
   it("a running attempt is known however long it runs and however many others end", () => {

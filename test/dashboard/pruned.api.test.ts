@@ -12,6 +12,7 @@ import * as Runner from "../../src/app/Runner.js"
 import * as SubPlanRun from "../../src/app/SubPlanRun.js"
 import * as SubPlans from "../../src/app/SubPlans.js"
 import { childSessionId } from "../../src/domain/SubPlans.js"
+import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
 import { fetchJson, plannerOnFile, plannerWithScript, postJson, startPlan, startServer, task } from "./fixtures.js"
@@ -240,13 +241,20 @@ describe("pruned sessions in the dashboard API", () => {
       })
 
       // Time travel on the tree (`show ROOT --at N`): the child, finished by the root's last event, is there from its
-      // snapshot; before it began, it is not.
-      const [atEnd, atStart] = yield* Effect.gen(function* () {
-        const last = (yield* Runner.existing(root)).version
-        return [yield* SubPlans.treeAt(root, last), yield* SubPlans.treeAt(root, 1)] as const
+      // snapshot; just before its task was dispatched (the child named by the expansion, not begun) it is not: the
+      // snapshot, which is of its end, is not shown in its place.
+      const [atEnd, beforeDispatch] = yield* Effect.gen(function* () {
+        const records = yield* Effect.flatMap(PlannerStore, (store) => store.load(root))
+        const dispatched = records.find(
+          (record) => record.event._tag === "TaskDispatched" && record.event.taskId === 2
+        )?.sequence
+        expect(dispatched).toBeDefined()
+        const last = records[records.length - 1]?.sequence ?? 0
+        return [yield* SubPlans.treeAt(root, last), yield* SubPlans.treeAt(root, (dispatched ?? 1) - 1)] as const
       }).pipe(Effect.provide(planner))
       expect(atEnd.children.get(2)?.state).toMatchObject({ status: "Succeeded", tasks: { length: 3 } })
-      expect(atStart.children.size).toBe(0)
+      expect(beforeDispatch.state.tasks[1]?.childSessionId).toBe(child)
+      expect(beforeDispatch.children.size).toBe(0)
     })
   )
 

@@ -90,12 +90,21 @@ export const keepLeases = (options: {
     )
   )
 
+  /** When the jobs under this worker's name were last looked at. */
+  let lastLook: number | undefined
   const beat = Effect.gen(function* () {
     const held = options.held()
     if (held.length === 0) return
     const renewed = yield* queue.extendLeases(workerId, leaseMs)
-    if (renewed > held.length) return yield* giveBackUnknown
-    if (renewed === held.length) return
+    const now = yield* Clock.currentTimeMillis
+    lastLook ??= now
+    // More renewed than held: a job under this worker's name it does not know of. The counts can also hide one (a
+    // held job gone from the queue while an unknown one is renewed), so the jobs are looked at once a lease anyway.
+    if (renewed > held.length || now - lastLook >= leaseMs) {
+      lastLook = now
+      yield* giveBackUnknown
+    }
+    if (renewed >= held.length) return
     // Which jobs are gone: look at the sessions of the jobs held.
     const sessions = new Set(held.map((job) => job.key.sessionId))
     const mine = new Set<string>()

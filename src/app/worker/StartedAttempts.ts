@@ -3,11 +3,13 @@
  * under the worker's name once it no longer runs here was lost here (its report lost with a server crash, or its fiber
  * died), and its lease is ended; a job the worker never started was taken without its knowing, and is given back.
  *
- * An attempt is remembered while it runs, however long, and for `keepMs` after it ends: the keeper decides on a job a
- * lease after it stopped knowing of it, at its next beat, so `keepMs` only has to be longer than a lease and a beat.
- * How many attempts the worker runs meanwhile does not matter, as it did when the worker kept its last 10,000 starts:
- * above about 125 starts a second with the default lease, a lost attempt could be forgotten before the keeper looked,
- * and then given back and run again as the same attempt instead of counted as lost. `cap` only bounds the memory.
+ * An attempt is remembered while it runs, however long, and for `keepMs` after it ends: the keeper looks at the jobs
+ * under the worker's name at least once a lease and decides on one a lease after it first saw it unknown, so `keepMs`
+ * has to be longer than two leases and a beat. The latest `floor` ended attempts are remembered however old, so a
+ * keeper running late or a clock that jumps loses nothing a count would have kept. Before, the worker kept only its
+ * last 10,000 starts: above about 125 starts a second with the default lease, a lost attempt could be forgotten before
+ * the keeper looked, and then given back and run again as the same attempt instead of counted as lost. `cap` bounds
+ * the memory: beyond it the oldest go first, whatever their age.
  */
 
 export interface StartedAttempts {
@@ -21,6 +23,8 @@ export interface StartedAttempts {
 
 export const make = (options: {
   readonly keepMs: number
+  /** How many of the latest ended attempts are remembered however old (a clock that jumps forward, a keeper late). */
+  readonly floor: number
   /** The most ended attempts remembered, the oldest forgotten first beyond it. */
   readonly cap: number
   readonly now: () => number
@@ -30,7 +34,8 @@ export const make = (options: {
   const ended = new Map<string, number>()
   const forgetOld = (now: number) => {
     for (const [key, at] of ended) {
-      if (now - at <= options.keepMs && ended.size <= options.cap) return
+      const old = now - at > options.keepMs && ended.size > options.floor
+      if (!old && ended.size <= options.cap) return
       ended.delete(key)
     }
   }
