@@ -81,6 +81,21 @@ describe("a worker's lease keeper, a job it ran and lost", () => {
     })
   )
 
+  it.effect("finds it though the counts hide it: a job it holds has left the queue while the lost one is renewed", () =>
+    Effect.gen(function* () {
+      const queue = yield* MemoryTaskQueue.makeFresh
+      const keeper = yield* keeping(queue)
+      // Task 1's job ends in the queue while the worker still holds its attempt: one held, one renewed (task 2's).
+      yield* queue.complete({ sessionId: "s", taskId: 1, attempt: 1 })
+      expect(yield* queue.extendLeases("w", lease)).toBe(1)
+      // The keeper looks at the jobs under its name once a lease, and ends the lost one's lease a lease after.
+      yield* beats(8)
+      const retaken = yield* queue.take({ workerId: "other", limit: 10, leaseMs: lease })
+      expect(retaken.map((job) => [job.taskId, job.takes])).toEqual([[2, 2]])
+      yield* Fiber.interrupt(keeper)
+    })
+  )
+
   it.effect("leaves it renewed on a queue of one's own that cannot end a lease", () =>
     Effect.gen(function* () {
       const { lapse: _, ...queue } = yield* MemoryTaskQueue.makeFresh
