@@ -286,6 +286,18 @@ describe("pruned sessions in the dashboard API", () => {
       const list = yield* fetchJson(`${url}/api/sessions`)
       const listed = (list.body as { sessions: ReadonlyArray<{ id: string; createdAt: number }> }).sessions
       expect(listed.find((session) => session.id === fork.sessionId)?.createdAt).toBe(forkCreated)
+
+      // A snapshot kept before its start time was (migration 0008) has none: its state's start serves, for a fork
+      // its origin's.
+      const sql = yield* Effect.flatMap(Effect.serviceOption(SqlClient.SqlClient), (found) => found)
+      yield* sql`UPDATE session_snapshots SET created_at = NULL WHERE session_id = ${fork.sessionId}`
+      const again = yield* startServer
+      const relisted = (yield* fetchJson(`${again.url}/api/sessions`)).body as {
+        sessions: ReadonlyArray<{ id: string; createdAt: number }>
+      }
+      const old = relisted.sessions.find((session) => session.id === fork.sessionId)
+      expect(old?.createdAt).toBe(forkEnd.startedAt)
+      expect(old?.createdAt).toBeLessThan(beforeFork)
     }).pipe(Effect.provide(plannerWithScript(script)))
   )
 })
