@@ -4,7 +4,7 @@ import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Schedule, Stre
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
 import { TaskQueue } from "../../src/infra/TaskQueue.js"
-import { freshPgDatabase } from "./fixtures/databases.js"
+import { freshPgDatabase, pgStoreRecordingPrepared } from "./fixtures/databases.js"
 import {
   job,
   sqlTaskQueueContract,
@@ -144,6 +144,34 @@ describe("SqlTaskQueue on PostgreSQL, lease commits", () => {
           expect(yield* setting).toBe("on")
         })
       )
+  )
+})
+
+describe("SqlTaskQueue on PostgreSQL, relaxed takes", () => {
+  // The other half of "lease commits": outside a caller's transaction a take does ask for a relaxed commit.
+  let names: ReadonlyArray<string> = []
+  const recording: TaskQueueTarget<string, never> = {
+    ...pgTarget,
+    layer: (url) =>
+      Layer.unwrapScoped(
+        Effect.map(pgStoreRecordingPrepared(url), (recorded) => {
+          names = recorded.names
+          return recorded.layer
+        })
+      )
+  }
+  it.effect("a take outside a caller's transaction runs as the relaxed statement", () =>
+    withQueue(recording, (queue) =>
+      Effect.gen(function* () {
+        yield* queue.enqueue([job("s1", 1)])
+        expect((yield* queue.take({ workerId: "w", limit: 1, leaseMs: 1_000 })).map((taken) => taken.taskId)).toEqual([
+          1
+        ])
+        const takes = names.filter((name) => name.startsWith("planner_jobs_take"))
+        expect(takes.length).toBeGreaterThan(0)
+        expect(takes.every((name) => name.endsWith("_relaxed"))).toBe(true)
+      })
+    )
   )
 })
 
