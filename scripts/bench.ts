@@ -15,6 +15,7 @@
  * binaries), with fsync and synchronous commit on, or taken from PLANNER_TEST_DATABASE_URL. The server, temp files and
  * child processes are removed however the script ends.
  */
+import { execFileSync } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import * as path from "node:path"
 import { createDatabase, type RunningPostgres, startPostgres, uniqueDatabaseName } from "../test/support/postgres.js"
@@ -47,13 +48,25 @@ const runs = runsOption === undefined ? (quick ? 2 : 5) : Math.max(1, Number(run
 const slowRuns = runsOption === undefined ? (quick ? 1 : 3) : runs
 const withPostgres = !flag("no-postgres")
 
+/** The commit measured, and whether the tree had changes beside it; undefined outside a git checkout. */
+const revision = (): { readonly commit: string; readonly dirty: boolean } | undefined => {
+  try {
+    const git = (...args: Array<string>) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim()
+    return { commit: git("rev-parse", "HEAD"), dirty: git("status", "--porcelain").length > 0 }
+  } catch {
+    return undefined
+  }
+}
+
 const main = async (): Promise<boolean> => {
   const started = Date.now()
+  const code = revision()
   // Taken first: the load average says how busy the machine was when the run began.
   const about = machine()
   log(
     `${about.cpus} x ${about.cpuModel}, ${about.memoryGiB} GiB, Node ${about.node}, load average ${about.loadAverage}`
   )
+  if (code !== undefined) log(`commit ${code.commit}${code.dirty ? " with uncommitted changes" : ""}`)
   const rows: Array<Row> = []
   const failures: Array<string> = []
   let postgres: RunningPostgres | undefined
@@ -103,6 +116,7 @@ const main = async (): Promise<boolean> => {
     durationSeconds: Math.round((Date.now() - started) / 1_000),
     options: { scenarios: [...selected], runs, slowRuns, quick, postgres: withPostgres },
     machine: about,
+    ...(code === undefined ? {} : { code }),
     failures,
     rows
   }
