@@ -107,6 +107,31 @@ describe("a worker's lease keeper, a job it ran and lost", () => {
   )
 })
 
+/** Records a plan of two independent tasks, both dispatched at once. */
+const startTwoTasks = (sessionId: string) =>
+  Effect.gen(function* () {
+    const service = yield* PlannerService
+    yield* service.execute(
+      sessionId,
+      new Initialize({
+        request: "two tasks",
+        tasks: independentTasks(2),
+        config: { ...defaultConfig, ...fast, maxParallel: 2 },
+        at: yield* Clock.currentTimeMillis
+      })
+    )
+  })
+
+/** The session once it has finished, looked at every 20 ms for up to 20 s. */
+const finishedState = (sessionId: string) =>
+  Effect.flatMap(PlannerService, (service) =>
+    service.state(sessionId).pipe(
+      Effect.filterOrFail(Planner.isFinished, () => "not yet"),
+      Effect.retry(Schedule.spaced("20 millis")),
+      Effect.timeout("20 seconds")
+    )
+  )
+
 /** Task 1 waits for its gate, keeping the worker busy; any other task completes at once. */
 const busyGate = Deferred.unsafeMake<void>(FiberId.none)
 const busy: ExecutorService = {
@@ -137,18 +162,9 @@ describe("a worker's lease keeper, an attempt of its own whose end the queue los
   it.live("counts it as lost: the worker knows it started it, so it does not give it back as never run", () =>
     Effect.gen(function* () {
       const workerId = "here/1/lost-end"
-      const service = yield* PlannerService
       const sessionId = "lost-end"
       const warnings: Array<string> = []
-      yield* service.execute(
-        sessionId,
-        new Initialize({
-          request: "two tasks",
-          tasks: independentTasks(2),
-          config: { ...defaultConfig, ...fast, maxParallel: 2 },
-          at: yield* Clock.currentTimeMillis
-        })
-      )
+      yield* startTwoTasks(sessionId)
       // Task 1 keeps the worker busy, so its keeper beats (a lease of 1 s); task 2 runs and ends, its job left under
       // the worker's name.
       const worker = yield* Effect.fork(
@@ -175,11 +191,7 @@ describe("a worker's lease keeper, an attempt of its own whose end the queue los
       yield* said("counts as lost")
       expect(warnings.filter((line) => line.includes("task 2 attempt 1") && line.includes("given back"))).toEqual([])
       yield* Deferred.succeed(busyGate, undefined)
-      const state = yield* service.state(sessionId).pipe(
-        Effect.filterOrFail(Planner.isFinished, () => "not yet"),
-        Effect.retry(Schedule.spaced("20 millis")),
-        Effect.timeout("20 seconds")
-      )
+      const state = yield* finishedState(sessionId)
       yield* Fiber.interrupt(worker)
       expect(state.status).toBe("Succeeded")
     }).pipe(
@@ -197,15 +209,7 @@ describe("a worker's lease keeper", () => {
       const service = yield* PlannerService
       const queue = service.queue
       const sessionId = "lost-answer"
-      yield* service.execute(
-        sessionId,
-        new Initialize({
-          request: "two tasks",
-          tasks: independentTasks(2),
-          config: { ...defaultConfig, ...fast, maxParallel: 2 },
-          at: yield* Clock.currentTimeMillis
-        })
-      )
+      yield* startTwoTasks(sessionId)
       // The worker runs the first task until the test lets it end: several beats of its keeper (a lease of 1 s: one
       // beat every 333 ms; a stall of the machine shorter than the lease lets none run out).
       const worker = yield* Effect.fork(
@@ -231,12 +235,7 @@ describe("a worker's lease keeper", () => {
         Effect.timeout("20 seconds")
       )
       yield* Deferred.succeed(firstTaskGate, undefined)
-      const finished = service.state(sessionId).pipe(
-        Effect.filterOrFail(Planner.isFinished, () => "not yet"),
-        Effect.retry(Schedule.spaced("20 millis")),
-        Effect.timeout("20 seconds")
-      )
-      const state = yield* finished
+      const state = yield* finishedState(sessionId)
       yield* Fiber.interrupt(worker)
       expect(state.status).toBe("Succeeded")
       // Both ran once: the job given back was taken again as a first take, not abandoned as a lost attempt.
