@@ -5,6 +5,7 @@
  */
 import { Clock, Effect } from "effect"
 import * as Planner from "../domain/Planner.js"
+import type { NodeKind } from "../domain/Task.js"
 import type { ListedJob } from "../infra/TaskQueue.js"
 import { PlannerService } from "./PlannerService.js"
 import { isDeadLocalWorker } from "./worker/WorkerIdentity.js"
@@ -45,33 +46,50 @@ const heldByLiveWorker = (job: ListedJob, now: number): boolean =>
  * a dead worker. So a run stopped by Ctrl-C or killed, or a session started with `--no-local-worker` that no worker
  * takes. A retry waiting out its backoff, or a task waiting for a sub-plan, is not stalled.
  */
-export const isStalled = (jobs: ReadonlyArray<ListedJob>, now: number): boolean => {
-  let stuck = false
-  for (const job of jobs) {
-    if (heldByLiveWorker(job, now)) return false
-    const held = job.workerId !== undefined && job.leaseExpiresAt !== undefined && job.leaseExpiresAt > now
-    if (held || job.runAt <= now - stalledAfterMs) stuck = true
-  }
-  return stuck
+export const isStalled = (jobs: ReadonlyArray<ListedJob>, now: number): boolean =>
+  !jobs.some((job) => heldByLiveWorker(job, now)) && jobs.some((job) => isStuck(job, now))
+
+/** A job takeable for `stalledAfterMs` and taken by nobody, or held by a process of this host that is gone. */
+const isStuck = (job: ListedJob, now: number): boolean => {
+  if (heldByLiveWorker(job, now)) return false
+  const held = job.workerId !== undefined && job.leaseExpiresAt !== undefined && job.leaseExpiresAt > now
+  return held || job.runAt <= now - stalledAfterMs
 }
 
 /**
- * `isStalled` for sessions, with one look at the whole queue shared by every session asked about: a session whose jobs
- * wait while a live worker is busy with other sessions' jobs waits its turn (that worker takes them when it has room,
- * and its dead-worker sweep frees what a dead one held), so it is not called stalled. False unless the session's plan
- * is running and not just waiting for answers.
+ * `isStalled` for sessions, with one look at the whole queue shared by every session asked about. A session whose jobs
+ * wait while a live worker that serves their kinds is busy elsewhere waits its turn (that worker takes them when it
+ * has room, and its dead-worker sweep frees what a dead one held), so it is not called stalled; one with a job of a
+ * kind no live worker serves is, however busy the others are. What the workers serve comes from their announcements
+ * (`TaskQueue.workers`); with none to read (workers of an older version, a queue of one's own), a live worker busy
+ * anywhere is taken to serve every kind. False unless the session's plan is running and not just waiting for answers.
  */
 export const makeStalled = Effect.gen(function* () {
   const service = yield* PlannerService
-  const workerBusyAnywhere = yield* Effect.cached(
-    Effect.map(Effect.zip(service.queue.list(), Clock.currentTimeMillis), ([jobs, now]) =>
-      jobs.some((job) => heldByLiveWorker(job, now))
-    )
+  const registry = service.queue.workers
+  const fleet = yield* Effect.cached(
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      const jobs = yield* service.queue.list()
+      const announced = registry === undefined ? [] : yield* registry.live(now)
+      return {
+        busyAnywhere: jobs.some((job) => heldByLiveWorker(job, now)),
+        announced: announced.filter((worker) => !isDeadLocalWorker(worker.workerId))
+      }
+    })
   )
   return (sessionId: string, state: Planner.PlannerState) =>
     Effect.gen(function* () {
       if (state.status !== "Running" || Planner.isWaiting(state)) return false
-      if (!isStalled(yield* service.queue.list(sessionId), yield* Clock.currentTimeMillis)) return false
-      return !(yield* workerBusyAnywhere)
+      const now = yield* Clock.currentTimeMillis
+      const jobs = yield* service.queue.list(sessionId)
+      if (!isStalled(jobs, now)) return false
+      const { busyAnywhere, announced } = yield* fleet
+      if (announced.length === 0) return !busyAnywhere
+      const served = (kind: NodeKind) =>
+        announced.some(
+          (worker) => worker.kinds.includes(kind) && (worker.sessionId === undefined || worker.sessionId === sessionId)
+        )
+      return jobs.some((job) => isStuck(job, now) && !served(job.kind))
     })
 })

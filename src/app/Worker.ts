@@ -308,6 +308,26 @@ export const run = (options: WorkerOptions = {}) => {
       }
     })
 
+    // What it serves, for `planner show` and `sessions` to tell a session nobody will serve from one waiting its turn.
+    const announcements = queue.workers
+    if (announcements !== undefined) {
+      const announce = Effect.suspend(() =>
+        announcements.announce({
+          workerId,
+          kinds,
+          ...(sessionId === undefined ? {} : { sessionId }),
+          expiresAt: clock.unsafeCurrentTimeMillis() + leaseMs
+        })
+      ).pipe(Effect.catchAll((error) => Effect.logDebug(`could not announce worker ${workerId}: ${error.message}`)))
+      yield* announce
+      const renewing = yield* Effect.fork(
+        Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))), announce))
+      )
+      // Stopped renewing first, so that no renewal comes after the withdrawal.
+      yield* Effect.addFinalizer(() =>
+        Effect.zipRight(Fiber.interrupt(renewing), Effect.ignore(announcements.withdraw(workerId)))
+      )
+    }
     yield* Effect.logDebug(`worker ${workerId} serving ${kinds.join(", ")}`)
     if (options.warmTokenizer ?? sessionId === undefined) {
       yield* FiberSet.run(

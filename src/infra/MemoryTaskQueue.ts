@@ -20,7 +20,9 @@ import {
   type TakeOptions,
   TaskQueue,
   TaskQueueError,
-  type TaskQueueService
+  type TaskQueueService,
+  type WorkerAnnouncement,
+  type WorkerRegistry
 } from "./TaskQueue.js"
 import { hotFn } from "./Tracing.js"
 
@@ -42,12 +44,15 @@ interface Row {
 export interface MemoryTaskQueueStorage {
   /** Job key text -> row: the unfinished jobs. */
   readonly rows: Map<string, Row>
+  /** The workers' announcements, by worker id (see `TaskQueueService.workers`). */
+  readonly workers: Map<string, WorkerAnnouncement>
   readonly wakeUp: WakeUp
   nextId: number
 }
 
 export const makeStorage: Effect.Effect<MemoryTaskQueueStorage> = Effect.map(makeWakeUp, (wakeUp) => ({
   rows: new Map(),
+  workers: new Map(),
   wakeUp,
   nextId: 1
 }))
@@ -268,7 +273,33 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
     yield* wakeUp.signal
   })
 
-  return { enqueue, take, extendLeases, heldBy, holders, complete, release, lapse, remove, awaitWork, list, replace }
+  const workers: WorkerRegistry = {
+    announce: (announcement) => Effect.sync(() => void storage.workers.set(announcement.workerId, announcement)),
+    withdraw: (workerId) => Effect.sync(() => void storage.workers.delete(workerId)),
+    live: (now) =>
+      Effect.sync(() => {
+        for (const [workerId, announcement] of storage.workers) {
+          if (announcement.expiresAt <= now) storage.workers.delete(workerId)
+        }
+        return [...storage.workers.values()]
+      })
+  }
+
+  return {
+    enqueue,
+    take,
+    extendLeases,
+    heldBy,
+    holders,
+    complete,
+    release,
+    lapse,
+    remove,
+    awaitWork,
+    list,
+    replace,
+    workers
+  }
 }
 
 /** A memory queue over the given storage (share one storage between two queues to model two processes). */

@@ -51,7 +51,7 @@ import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Duration, Effect, Layer, Option, type Scope, type Stream } from "effect"
-import type { NodeKind } from "../domain/Task.js"
+import { type NodeKind, nodeKinds } from "../domain/Task.js"
 import type { AlongsideDirect, AlongsideStatement } from "./EventStore.js"
 import * as ActiveListen from "./internal/activeListen.js"
 import { makeWakeUp, type WakeUp } from "./internal/eventStore.js"
@@ -74,7 +74,9 @@ import {
   type TakeOptions,
   TaskQueue,
   TaskQueueError,
-  type TaskQueueService
+  type TaskQueueService,
+  type WorkerAnnouncement,
+  type WorkerRegistry
 } from "./TaskQueue.js"
 import { hotFn } from "./Tracing.js"
 
@@ -212,6 +214,17 @@ const parseReport = (text: string): unknown => {
     return JSON.parse(text)
   } catch {
     return text
+  }
+}
+
+/** The kinds a worker announced, as stored (JSON): those this planner knows; none when the text is not readable. */
+const announcedKinds = (text: string): ReadonlyArray<NodeKind> => {
+  try {
+    const parsed: unknown = JSON.parse(text)
+    if (!Array.isArray(parsed)) return []
+    return parsed.filter((kind, index): kind is NodeKind => nodeKinds.includes(kind) && parsed.indexOf(kind) === index)
+  } catch {
+    return []
   }
 }
 
@@ -721,6 +734,42 @@ export const make = (
       yield* wakeFor("end a job's lease", rows)
     })
 
+    const workers: WorkerRegistry = {
+      announce: (announcement) =>
+        run(
+          "announce a worker",
+          sql`
+            INSERT INTO planner_workers (worker_id, kinds, session_id, expires_at)
+            VALUES (${announcement.workerId}, ${JSON.stringify(announcement.kinds)}, ${announcement.sessionId ?? null},
+              ${announcement.expiresAt})
+            ON CONFLICT (worker_id) DO UPDATE SET kinds = excluded.kinds, session_id = excluded.session_id,
+              expires_at = excluded.expires_at`
+        ).pipe(Effect.asVoid),
+      withdraw: (workerId) =>
+        run("withdraw a worker", sql`DELETE FROM planner_workers WHERE worker_id = ${workerId}`).pipe(Effect.asVoid),
+      live: (now) =>
+        Effect.gen(function* () {
+          yield* run("forget workers gone", sql`DELETE FROM planner_workers WHERE expires_at <= ${now}`)
+          const rows = yield* run(
+            "list the workers",
+            sql<{
+              worker_id: string
+              kinds: string
+              session_id: string | null
+              expires_at: number | string
+            }>`SELECT worker_id, kinds, session_id, expires_at FROM planner_workers ORDER BY worker_id`
+          )
+          return rows.map(
+            (row): WorkerAnnouncement => ({
+              workerId: row.worker_id,
+              kinds: announcedKinds(row.kinds),
+              ...(row.session_id === null ? {} : { sessionId: row.session_id }),
+              expiresAt: Number(row.expires_at)
+            })
+          )
+        })
+    }
+
     const remove = Effect.fn("SqlTaskQueue.remove")(function* (sessionId: string, taskIds?: ReadonlyArray<number>) {
       if (taskIds?.length === 0) return
       yield* run(
@@ -1083,7 +1132,8 @@ export const make = (
       remove,
       awaitWork,
       list,
-      replace
+      replace,
+      workers
     }
   })
 

@@ -98,6 +98,26 @@ export interface QueueChanges {
   readonly taken: ReadonlyArray<TakenJob>
 }
 
+/** A worker as it announces itself: what it serves, and until when it says so. */
+export interface WorkerAnnouncement {
+  readonly workerId: string
+  /** The kinds of task it takes. */
+  readonly kinds: ReadonlyArray<NodeKind>
+  /** The one session it serves (`planner run`'s own worker); every session when absent. */
+  readonly sessionId?: string
+  /** Epoch milliseconds: it announces itself again before then, or it is taken to be gone. */
+  readonly expiresAt: number
+}
+
+export interface WorkerRegistry {
+  /** Records or renews the worker's announcement. */
+  readonly announce: (announcement: WorkerAnnouncement) => Effect.Effect<void, TaskQueueError>
+  /** The worker stopped. */
+  readonly withdraw: (workerId: string) => Effect.Effect<void, TaskQueueError>
+  /** The announcements that have not run out at `now`; those that have are removed. */
+  readonly live: (now: number) => Effect.Effect<ReadonlyArray<WorkerAnnouncement>, TaskQueueError>
+}
+
 /** An outcome a worker reported into its job's row, waiting for the session's writer to record it. */
 export interface PendingReport {
   readonly key: JobKey
@@ -289,6 +309,13 @@ export interface TaskQueueService {
   readonly list: (sessionId?: string) => Effect.Effect<ReadonlyArray<ListedJob>, TaskQueueError>
   /** Replace a session's unfinished jobs with these (the rebuild from the log). */
   readonly replace: (sessionId: string, jobs: ReadonlyArray<Job>) => Effect.Effect<void, TaskQueueError>
+  /**
+   * The workers that serve this queue, as each says of itself (see `WorkerAnnouncement`): a worker announces itself when
+   * it starts and again before its announcement runs out, and withdraws when it stops. What `planner show` and
+   * `sessions` read to tell a session nobody will serve (its tasks of a kind no live worker takes) from one waiting for
+   * a busy worker. Optional for queues of one's own: they then judge from the jobs alone.
+   */
+  readonly workers?: WorkerRegistry
   /** Outcomes reported into job rows for one writer per session (see `OutcomeReports`); PostgreSQL only. */
   readonly reports?: OutcomeReports
   /**

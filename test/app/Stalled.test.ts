@@ -4,9 +4,10 @@
 import { spawnSync } from "node:child_process"
 import * as os from "node:os"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Clock, Effect, Fiber, Layer, Schedule } from "effect"
 import { isStalled, makeStalled, stalledAfterMs } from "../../src/app/HeldAttempts.js"
 import { PlannerService } from "../../src/app/PlannerService.js"
+import * as Worker from "../../src/app/Worker.js"
 import { Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
 import { echo } from "../../src/infra/EchoExecutor.js"
@@ -83,6 +84,71 @@ describe("makeStalled", () => {
       const someoneWorks = yield* makeStalled
       expect(yield* someoneWorks("waiting", state)).toBe(false)
       expect(yield* someoneWorks("busy", yield* service.state("busy"))).toBe(false)
+    }).pipe(Effect.provide(Layer.fresh(plannerRuntime(MemoryEventStore.layer(), echo))))
+  )
+
+  it.live("a worker announces what it serves while it runs, renews it, and withdraws when it stops", () =>
+    Effect.gen(function* () {
+      const service = yield* PlannerService
+      const registry = service.queue.workers
+      if (registry === undefined) throw new Error("the queue keeps the workers' announcements")
+      const workerId = "here/1/announcing"
+      const worker = yield* Effect.fork(
+        Worker.run({
+          workerId,
+          kinds: ["ToolCall", "Analysis"],
+          leaseMs: 300,
+          checkAttachments: false,
+          warmTokenizer: false
+        })
+      )
+      const announced = Effect.flatMap(Clock.currentTimeMillis, (now) => registry.live(now)).pipe(
+        Effect.filterOrFail(
+          (workers) => workers.length > 0,
+          () => "not announced yet"
+        ),
+        Effect.retry(Schedule.spaced("10 millis")),
+        Effect.timeout("10 seconds")
+      )
+      expect(yield* announced).toMatchObject([{ workerId, kinds: ["ToolCall", "Analysis"] }])
+      // Renewed before it runs out (a lease of 300 ms): still there a second later.
+      yield* Effect.sleep("1 second")
+      expect((yield* announced).map((worker) => worker.workerId)).toEqual([workerId])
+      yield* Fiber.interrupt(worker)
+      expect(yield* registry.live(yield* Clock.currentTimeMillis)).toEqual([])
+    }).pipe(Effect.provide(Layer.fresh(plannerRuntime(MemoryEventStore.layer(), echo))))
+  )
+
+  it.live("a session whose job is of a kind no live worker serves: stalled, however busy the workers are", () =>
+    Effect.gen(function* () {
+      const service = yield* PlannerService
+      const registry = service.queue.workers
+      if (registry === undefined) throw new Error("the queue keeps the workers' announcements")
+      for (const sessionId of ["busy", "waiting"]) {
+        yield* service.execute(
+          sessionId,
+          new Initialize({ request: "steps", tasks: independentTasks(1), config: defaultConfig, at: 1 })
+        )
+      }
+      const state = yield* service.state("waiting")
+      const kind = state.tasks[0]?.kind ?? "Processing"
+      const other = kind === "ToolCall" ? "Analysis" : "ToolCall"
+      const workerId = "elsewhere/1/w"
+      const expiresAt = Date.now() + 60_000
+      yield* service.queue.take({ workerId, limit: 1, leaseMs: 60_000, sessionId: "busy" })
+      const stalled = () => Effect.flatMap(makeStalled, (look) => look("waiting", state))
+      // It serves the waiting task's kind: the session waits its turn.
+      yield* registry.announce({ workerId, kinds: [kind], expiresAt })
+      expect(yield* stalled()).toBe(false)
+      // It serves other kinds only: nobody will take the task, busy as it is (before, that made it "waiting").
+      yield* registry.announce({ workerId, kinds: [other], expiresAt })
+      expect(yield* stalled()).toBe(true)
+      // It serves the kind, but for another session only (`planner run`'s own worker).
+      yield* registry.announce({ workerId, kinds: [kind], sessionId: "busy", expiresAt })
+      expect(yield* stalled()).toBe(true)
+      // An announcement that ran out says nothing: a worker busy anywhere is taken to serve every kind.
+      yield* registry.announce({ workerId, kinds: [other], expiresAt: Date.now() - 1 })
+      expect(yield* stalled()).toBe(false)
     }).pipe(Effect.provide(Layer.fresh(plannerRuntime(MemoryEventStore.layer(), echo))))
   )
 })

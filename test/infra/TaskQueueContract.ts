@@ -97,6 +97,41 @@ const lease = 10_000
 
 export const taskQueueContract = <Db, Extra>(name: string, target: TaskQueueTarget<Db, Extra>) =>
   describe(`${name}: the TaskQueue contract`, () => {
+    it.effect(
+      "workers announce what they serve; another instance sees the live ones, not those withdrawn or run out",
+      () =>
+        withQueue(target, (queue, { second }) =>
+          Effect.gen(function* () {
+            const registry = queue.workers
+            if (registry === undefined) throw new Error("this queue keeps the workers' announcements")
+            const a = { workerId: "host/1/a", kinds: ["Processing" as const], expiresAt: 2_000 }
+            const b = {
+              workerId: "host/2/b",
+              kinds: ["ToolCall" as const, "Analysis" as const],
+              sessionId: "s1",
+              expiresAt: 5_000
+            }
+            yield* registry.announce(a)
+            yield* registry.announce(b)
+            expect(yield* registry.live(1_000)).toEqual([a, b])
+            // Renewed, with other kinds and for every session.
+            const renewed = {
+              workerId: "host/1/a",
+              kinds: ["Processing" as const, "ToolCall" as const],
+              expiresAt: 6_000
+            }
+            yield* registry.announce(renewed)
+            const other = (yield* second).workers
+            expect(yield* other?.live(3_000) ?? Effect.succeed(undefined)).toEqual([renewed, b])
+            yield* registry.withdraw(b.workerId)
+            expect(yield* registry.live(3_000)).toEqual([renewed])
+            // Run out: gone.
+            expect(yield* registry.live(6_000)).toEqual([])
+            expect(yield* other?.live(0) ?? Effect.succeed(undefined)).toEqual([])
+          })
+        )
+    )
+
     it.effect("an enqueued job is listed and taken back with its payload, kind and run time", () =>
       withQueue(target, (queue) =>
         Effect.gen(function* () {

@@ -12,6 +12,7 @@ import createSessionSnapshots from "./0005_create_session_snapshots.js"
 import createBudgetHolds from "./0006_create_budget_holds.js"
 import jobReports from "./0007_job_reports.js"
 import snapshotCreatedAt from "./0008_snapshot_created_at.js"
+import createWorkers from "./0009_create_workers.js"
 
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "0001_create_events": createEvents,
@@ -21,7 +22,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0005_create_session_snapshots": createSessionSnapshots,
   "0006_create_budget_holds": createBudgetHolds,
   "0007_job_reports": jobReports,
-  "0008_snapshot_created_at": snapshotCreatedAt
+  "0008_snapshot_created_at": snapshotCreatedAt,
+  "0009_create_workers": createWorkers
 }
 
 /** The table recording which migrations ran; its own name so the app's other migrations cannot collide with it. */
