@@ -274,15 +274,20 @@ export const make = (storage: MemoryTaskQueueStorage): TaskQueueService => {
   })
 
   const workers: WorkerRegistry = {
-    announce: (announcement) => Effect.sync(() => void storage.workers.set(announcement.workerId, announcement)),
+    announce: (announcement) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        storage.workers.set(announcement.workerId, announcement)
+        for (const [workerId, announced] of storage.workers) {
+          if (announced.expiresAt <= now) storage.workers.delete(workerId)
+        }
+      }),
     withdraw: (workerId) => Effect.sync(() => void storage.workers.delete(workerId)),
     live: (now) =>
-      Effect.sync(() => {
-        for (const [workerId, announcement] of storage.workers) {
-          if (announcement.expiresAt <= now) storage.workers.delete(workerId)
-        }
-        return [...storage.workers.values()]
-      })
+      Effect.sync(() =>
+        [...storage.workers.values()]
+          .filter((announcement) => announcement.expiresAt > now)
+          .sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0))
+      )
   }
 
   return {

@@ -736,20 +736,25 @@ export const make = (
 
     const workers: WorkerRegistry = {
       announce: (announcement) =>
-        run(
-          "announce a worker",
-          sql`
-            INSERT INTO planner_workers (worker_id, kinds, session_id, expires_at)
-            VALUES (${announcement.workerId}, ${JSON.stringify(announcement.kinds)}, ${announcement.sessionId ?? null},
-              ${announcement.expiresAt})
-            ON CONFLICT (worker_id) DO UPDATE SET kinds = excluded.kinds, session_id = excluded.session_id,
-              expires_at = excluded.expires_at`
-        ).pipe(Effect.asVoid),
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          yield* run(
+            "announce a worker",
+            sql`
+              INSERT INTO planner_workers (worker_id, kinds, session_id, expires_at)
+              VALUES (${announcement.workerId}, ${JSON.stringify(announcement.kinds)}, ${announcement.sessionId ?? null},
+                ${announcement.expiresAt})
+              ON CONFLICT (worker_id) DO UPDATE SET kinds = excluded.kinds, session_id = excluded.session_id,
+                expires_at = excluded.expires_at`
+          )
+          // Those that ran out go as a live worker announces itself: reading them (`show` on a database this user may
+          // only read) writes nothing.
+          yield* run("forget workers gone", sql`DELETE FROM planner_workers WHERE expires_at <= ${now}`)
+        }),
       withdraw: (workerId) =>
         run("withdraw a worker", sql`DELETE FROM planner_workers WHERE worker_id = ${workerId}`).pipe(Effect.asVoid),
       live: (now) =>
         Effect.gen(function* () {
-          yield* run("forget workers gone", sql`DELETE FROM planner_workers WHERE expires_at <= ${now}`)
           const rows = yield* run(
             "list the workers",
             sql<{
@@ -757,7 +762,8 @@ export const make = (
               kinds: string
               session_id: string | null
               expires_at: number | string
-            }>`SELECT worker_id, kinds, session_id, expires_at FROM planner_workers ORDER BY worker_id`
+            }>`SELECT worker_id, kinds, session_id, expires_at FROM planner_workers WHERE expires_at > ${now}
+                ORDER BY worker_id`
           )
           return rows.map(
             (row): WorkerAnnouncement => ({

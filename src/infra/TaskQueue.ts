@@ -110,11 +110,11 @@ export interface WorkerAnnouncement {
 }
 
 export interface WorkerRegistry {
-  /** Records or renews the worker's announcement. */
+  /** Records or renews the worker's announcement; those that ran out are removed meanwhile. */
   readonly announce: (announcement: WorkerAnnouncement) => Effect.Effect<void, TaskQueueError>
   /** The worker stopped. */
   readonly withdraw: (workerId: string) => Effect.Effect<void, TaskQueueError>
-  /** The announcements that have not run out at `now`; those that have are removed. */
+  /** The announcements that have not run out at `now`, by worker id. Reads only (a read-only store can answer). */
   readonly live: (now: number) => Effect.Effect<ReadonlyArray<WorkerAnnouncement>, TaskQueueError>
 }
 

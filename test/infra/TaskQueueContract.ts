@@ -125,9 +125,12 @@ export const taskQueueContract = <Db, Extra>(name: string, target: TaskQueueTarg
             expect(yield* other?.live(3_000) ?? Effect.succeed(undefined)).toEqual([renewed, b])
             yield* registry.withdraw(b.workerId)
             expect(yield* registry.live(3_000)).toEqual([renewed])
-            // Run out: gone.
+            // Run out: not listed, and removed as a live worker announces itself.
             expect(yield* registry.live(6_000)).toEqual([])
-            expect(yield* other?.live(0) ?? Effect.succeed(undefined)).toEqual([])
+            yield* TestClock.adjust(7_000)
+            const later = { workerId: "host/3/c", kinds: ["UnitTest" as const], expiresAt: 20_000 }
+            yield* registry.announce(later)
+            expect(yield* other?.live(0) ?? Effect.succeed(undefined)).toEqual([later])
           })
         )
     )
