@@ -128,6 +128,27 @@ export const run = (options: WorkerOptions = {}) => {
     /** Jobs an outcome's statement took for this worker as it stopped (its reports' group, or an append, under way). */
     const takenWhileStopping: Array<TakenJob> = []
     let closed = false
+    // What it serves, for `planner show` and `sessions` to tell a session nobody will serve from one waiting its turn.
+    const announcements = queue.workers
+    if (announcements !== undefined) {
+      const announce = Effect.suspend(() =>
+        announcements.announce({
+          workerId,
+          kinds,
+          ...(sessionId === undefined ? {} : { sessionId }),
+          expiresAt: clock.unsafeCurrentTimeMillis() + leaseMs
+        })
+      ).pipe(Effect.catchAll((error) => Effect.logDebug(`could not announce worker ${workerId}: ${error.message}`)))
+      yield* announce
+      const renewing = yield* Effect.fork(
+        Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))), announce))
+      )
+      // Stopped renewing first, so that no renewal comes after the withdrawal. Added before the worker's other
+      // finalizers, it runs after them all: the jobs it holds are given back first, its stop not held up by this.
+      yield* Effect.addFinalizer(() =>
+        Effect.zipRight(Fiber.interrupt(renewing), Effect.ignore(announcements.withdraw(workerId)))
+      )
+    }
     // What the worker still holds once everything else has stopped goes back to the queue, and the stop ends with it
     // back (given back on a fiber of its own, it could still be on the way as the process exits, and stay this worker's
     // until its lease ran out). Added before everything that may take jobs, so that it runs after all of it:
@@ -308,26 +329,6 @@ export const run = (options: WorkerOptions = {}) => {
       }
     })
 
-    // What it serves, for `planner show` and `sessions` to tell a session nobody will serve from one waiting its turn.
-    const announcements = queue.workers
-    if (announcements !== undefined) {
-      const announce = Effect.suspend(() =>
-        announcements.announce({
-          workerId,
-          kinds,
-          ...(sessionId === undefined ? {} : { sessionId }),
-          expiresAt: clock.unsafeCurrentTimeMillis() + leaseMs
-        })
-      ).pipe(Effect.catchAll((error) => Effect.logDebug(`could not announce worker ${workerId}: ${error.message}`)))
-      yield* announce
-      const renewing = yield* Effect.fork(
-        Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))), announce))
-      )
-      // Stopped renewing first, so that no renewal comes after the withdrawal.
-      yield* Effect.addFinalizer(() =>
-        Effect.zipRight(Fiber.interrupt(renewing), Effect.ignore(announcements.withdraw(workerId)))
-      )
-    }
     yield* Effect.logDebug(`worker ${workerId} serving ${kinds.join(", ")}`)
     if (options.warmTokenizer ?? sessionId === undefined) {
       yield* FiberSet.run(
