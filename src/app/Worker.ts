@@ -140,7 +140,9 @@ export const run = (options: WorkerOptions = {}) => {
         })
       ).pipe(Effect.catchAll((error) => Effect.logDebug(`could not announce worker ${workerId}: ${error.message}`)))
       yield* announce
-      const renewing = yield* Effect.fork(
+      // A daemon, its end the finalizer's below: forked from the worker's own fiber, it seemed to cost the workers
+      // 0.08-0.17 ms of CPU per task in the scale benchmark (docs/performance.md), for no reason found.
+      const renewing = yield* Effect.forkDaemon(
         Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))), announce))
       )
       // Stopped renewing first, so that no renewal comes after the withdrawal. Added before the worker's other
