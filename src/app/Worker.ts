@@ -34,7 +34,7 @@ import { withEventLoopTurns } from "./EventLoop.js"
 import { PlannerService } from "./PlannerService.js"
 import * as AttemptRunner from "./worker/AttemptRunner.js"
 import { sweepDeadWorkers } from "./worker/DeadWorkerSweep.js"
-import { keepLeases } from "./worker/LeaseKeeper.js"
+import { keepLeases, renewalInterval } from "./worker/LeaseKeeper.js"
 import * as LeftReports from "./worker/LeftReports.js"
 import { makeActivity, paced } from "./worker/Pacing.js"
 import { keepQueueTidy } from "./worker/QueueUpkeep.js"
@@ -143,7 +143,7 @@ export const run = (options: WorkerOptions = {}) => {
       // A daemon, its end the finalizer's below: forked from the worker's own fiber, it seemed to cost the workers
       // 0.08-0.17 ms of CPU per task in the scale benchmark (docs/performance.md), for no reason found.
       const renewing = yield* Effect.forkDaemon(
-        Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))), announce))
+        Effect.forever(Effect.zipRight(Effect.sleep(renewalInterval(leaseMs)), announce))
       )
       // Stopped renewing first, so that no renewal comes after the withdrawal. Added before the worker's other
       // finalizers, it runs after them all: the jobs it holds are given back first, its stop not held up by this.

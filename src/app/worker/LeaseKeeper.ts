@@ -31,6 +31,10 @@ export interface HeldJob {
   readonly drop: Effect.Effect<void>
 }
 
+/** How often a lease of `leaseMs` is renewed: three times a lease, so that one late or failed renewal loses nothing. */
+export const renewalInterval = (leaseMs: number): Duration.Duration =>
+  Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))
+
 export const keepLeases = (options: {
   readonly queue: TaskQueueService
   readonly workerId: string
@@ -43,7 +47,7 @@ export const keepLeases = (options: {
   readonly startedHere: (key: string) => boolean
 }): Effect.Effect<never> => {
   const { queue, workerId, leaseMs } = options
-  const interval = Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))
+  const interval = renewalInterval(leaseMs)
   /** Jobs under this worker's name it has not known of, by key: since when (epoch ms). */
   let unknownSince = new Map<string, number>()
   const known = () => new Set(options.held().map((job) => jobKeyString(job.key)))

@@ -23,6 +23,7 @@
  */
 import { Clock, Duration, Effect, FiberSet, Queue, type Scope } from "effect"
 import { jobKeyString, type OutcomeReports, type PendingReport, type TaskQueueError } from "../../infra/TaskQueue.js"
+import { renewalInterval } from "./LeaseKeeper.js"
 import { paced } from "./Pacing.js"
 import { isDeadLocalWorker } from "./WorkerIdentity.js"
 
@@ -284,7 +285,7 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
       fibers,
       Effect.forever(
         Effect.zipRight(
-          Effect.sleep(Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))),
+          Effect.sleep(renewalInterval(leaseMs)),
           Effect.suspend(() => {
             const mine = [...written]
             if (mine.length === 0) return Effect.void
