@@ -23,12 +23,13 @@ import { encodeEvent } from "../domain/Events.js"
 import { PlanEdit } from "../domain/PlanEdit.js"
 import * as Planner from "../domain/Planner.js"
 import { findUnstorableText, unstorableText } from "../domain/SchemaGuard.js"
+import type { NodeKind } from "../domain/Task.js"
 import type { AggregateInfo, EventStore, EventStoreError } from "../infra/EventStore.js"
 import { Llm } from "../infra/Llm.js"
 import { MemoryIndex } from "../infra/MemoryIndex.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
 import * as SessionSnapshots from "../infra/SessionSnapshots.js"
-import type { ListedJob } from "../infra/TaskQueue.js"
+import type { ListedJob, WorkerAnnouncement } from "../infra/TaskQueue.js"
 import * as Fork from "./Fork.js"
 import * as HeldAttempts from "./HeldAttempts.js"
 import * as LineageApi from "./LineageApi.js"
@@ -37,6 +38,7 @@ import { PlannerService } from "./PlannerService.js"
 import * as Replan from "./Replan.js"
 import * as Runner from "./Runner.js"
 import * as SubPlanApi from "./SubPlanApi.js"
+import { isDeadLocalWorker } from "./worker/WorkerIdentity.js"
 
 export interface ServeOptions {
   readonly host: string
@@ -114,43 +116,58 @@ interface Activity {
   readonly waiting: boolean
   /** Its tasks the log has as running, with the worker that took each (to name a worker that is gone). */
   readonly running: ReadonlyArray<{ readonly taskId: number; readonly workerId: string | undefined }>
+  /** The kinds of its tasks dispatched or running: what a worker must take for the session to go on. */
+  readonly kinds: ReadonlyArray<NodeKind>
 }
 
-const activityOf = (state: Planner.PlannerState): Activity => ({
-  finished: Planner.isFinished(state),
-  waiting: Planner.isWaiting(state),
-  running: state.tasks.flatMap((task) =>
-    task.status === "Running" ? [{ taskId: task.id, workerId: task.lease?.workerId }] : []
-  )
-})
+const activityOf = (state: Planner.PlannerState): Activity => {
+  const kinds = new Set<NodeKind>()
+  const running: Array<{ readonly taskId: number; readonly workerId: string | undefined }> = []
+  for (const task of state.tasks) {
+    if (task.status === "Running") running.push({ taskId: task.id, workerId: task.lease?.workerId })
+    if (task.status === "Running" || task.status === "Dispatched") kinds.add(task.kind)
+  }
+  return { finished: Planner.isFinished(state), waiting: Planner.isWaiting(state), running, kinds: [...kinds] }
+}
 
 /** What the task queue says: the workers that hold a job of the session under a live lease (see `Runner.liveness`). */
 interface Live {
   readonly workers: ReadonlyArray<string>
   /** The attempts they hold: shown running (`Planner.withHeldAttempts`) while the log still has them dispatched. */
   readonly held: ReadonlyArray<Planner.HeldAttempt>
+  /** The live workers that announced they serve this session (`TaskQueue.workers`), whatever they hold now. */
+  readonly serving: ReadonlyArray<WorkerAnnouncement>
 }
 
-const notLive: Live = { workers: [], held: [] }
+const notLive: Live = { workers: [], held: [], serving: [] }
 
 /**
  * Whether a live process serves a session, as the page shows it:
  * - `held`: a worker holds one of its jobs under a lease it keeps renewing;
  * - `waiting`: everything left waits for a person's answer;
  * - `server`: this server's own worker (`serve --worker`) serves it;
+ * - `queued`: no worker holds its tasks now, but for each of their kinds a live worker announced it takes them
+ *   (busy elsewhere, or about to take them): they wait their turn, as `planner show` says too (`HeldAttempts`);
  * - `stalled`: the log has tasks running, but no live worker holds them (the runner was killed);
  * - `unserved`: its tasks wait for a worker, and none is known to serve it;
  * - `finished`.
  */
 export type Serving =
   | { readonly kind: "finished" | "waiting" | "unserved" }
-  | { readonly kind: "held" | "stalled" | "server"; readonly workers: ReadonlyArray<string> }
+  | { readonly kind: "held" | "stalled" | "server" | "queued"; readonly workers: ReadonlyArray<string> }
 
 export const serving = (activity: Activity, live: Live, serverWorker: string | undefined): Serving => {
   if (activity.finished) return { kind: "finished" }
   if (live.workers.length > 0) return { kind: "held", workers: live.workers }
   if (activity.waiting) return { kind: "waiting" }
   if (serverWorker !== undefined) return { kind: "server", workers: [serverWorker] }
+  const servers = live.serving.filter((worker) => activity.kinds.some((kind) => worker.kinds.includes(kind)))
+  if (
+    activity.kinds.length > 0 &&
+    activity.kinds.every((kind) => servers.some((worker) => worker.kinds.includes(kind)))
+  ) {
+    return { kind: "queued", workers: servers.map((worker) => worker.workerId) }
+  }
   if (activity.running.length > 0) {
     const gone = activity.running.flatMap((task) => (task.workerId === undefined ? [] : [task.workerId]))
     return { kind: "stalled", workers: [...new Set(gone)] }
@@ -158,12 +175,19 @@ export const serving = (activity: Activity, live: Live, serverWorker: string | u
   return { kind: "unserved" }
 }
 
-/** The workers holding a live lease on a job, by session, from one look at the queue (all sessions, or one). */
+/**
+ * The workers holding a live lease on a job, by session, from one look at the queue (all sessions, or one), and those
+ * that announced they serve it. An announcement of one of this host's processes that is gone does not count.
+ */
 const liveWorkers = (sessionId?: string) =>
   Effect.gen(function* () {
     const service = yield* PlannerService
     const now = yield* Clock.currentTimeMillis
     const jobs = yield* service.queue.list(sessionId)
+    const registry = service.queue.workers
+    const announced = (registry === undefined ? [] : yield* registry.live(now)).filter(
+      (worker) => !isDeadLocalWorker(worker.workerId)
+    )
     const bySession = new Map<string, Array<ListedJob>>()
     for (const job of jobs) {
       const ofSession = bySession.get(job.sessionId)
@@ -172,7 +196,11 @@ const liveWorkers = (sessionId?: string) =>
     }
     return (id: string): Live => {
       const held = HeldAttempts.heldAttempts(bySession.get(id) ?? [], now)
-      return { workers: [...new Set(held.map((attempt) => attempt.workerId))], held }
+      return {
+        workers: [...new Set(held.map((attempt) => attempt.workerId))],
+        held,
+        serving: announced.filter((worker) => worker.sessionId === undefined || worker.sessionId === id)
+      }
     }
   })
 

@@ -187,6 +187,44 @@ describe("whether a live process serves a session", () => {
   )
 
   it.scopedLive(
+    "queued while a live worker that announced it takes the task's kind is busy elsewhere; unserved when the live workers take other kinds, serve another session only, or stopped",
+    () =>
+      Effect.gen(function* () {
+        const sessionId = yield* startPlan("Build it.", [task(1, "Processing", "Build it")])
+        const { url } = yield* startServer
+        const served = Effect.map(fetchJson(`${url}/api/sessions/${sessionId}`), (response) => {
+          expect(response.status).toBe(200)
+          return (response.body as { served: { kind: string; workers?: Array<string> } }).served
+        })
+        const listed = Effect.map(fetchJson(`${url}/api/sessions`), (response) => {
+          const sessions = (response.body as { sessions: Array<{ id: string; served?: { kind: string } }> }).sessions
+          return sessions.find((session) => session.id === sessionId)?.served?.kind
+        })
+        const registry = (yield* PlannerService.PlannerService).queue.workers
+        if (registry === undefined) return expect.fail("the SQLite queue keeps announcements")
+        const expiresAt = (yield* Clock.currentTimeMillis) + 60_000
+        yield* registry.announce({ workerId: "other-host/1/reader", kinds: ["Retrieval"], expiresAt })
+        yield* registry.announce({
+          workerId: "other-host/2/elsewhere",
+          kinds: ["Processing"],
+          sessionId: "another-session",
+          expiresAt
+        })
+        expect((yield* served).kind).toBe("unserved")
+        expect(yield* listed).toBe("unserved")
+
+        const builder = "other-host/3/builder"
+        yield* registry.announce({ workerId: builder, kinds: ["Retrieval", "Processing"], expiresAt })
+        expect(yield* served).toEqual({ kind: "queued", workers: [builder] })
+        expect(yield* listed).toBe("queued")
+
+        yield* registry.withdraw(builder)
+        expect((yield* served).kind).toBe("unserved")
+      }).pipe(Effect.provide(plannerWithScript(script))),
+    30_000
+  )
+
+  it.scopedLive(
     "a task whose job a worker holds shows running on that worker before its start is on record",
     () =>
       Effect.gen(function* () {

@@ -153,6 +153,8 @@ export function servedText(served, sessionId) {
       return "Waiting for an answer: nothing runs until a question is answered."
     case "stalled":
       return `No live worker: the worker that held its running task (${workers}) is gone. Resume it with \`planner resume ${sessionId}\`, a \`planner worker\`, or \`planner serve --worker\`.`
+    case "queued":
+      return `Queued: no worker holds its tasks yet; a live worker that takes them (${workers}) will as soon as it has room.`
     case "unserved":
       return `No worker is serving this session: its tasks wait. Run \`planner resume ${sessionId}\`, a \`planner worker\`, or \`planner serve --worker\`.`
     default:
