@@ -13,6 +13,12 @@ import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import type { Plugin } from "esbuild"
 
+/**
+ * Node's own flags for every process the benchmark starts, from `BENCH_NODE_FLAGS` (space-separated): a diagnosis
+ * that needs them in the measured processes, such as `--perf-basic-prof` for `perf` (docs/performance.md).
+ */
+export const nodeFlags = (): ReadonlyArray<string> => process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []
+
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const outDir = path.join(root, "node_modules", ".cache", "planner-bench")
 const built = new Map<string, Promise<string>>()

@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { bundle } from "./bundle.js"
+import { bundle, nodeFlags } from "./bundle.js"
 
 export const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -190,7 +190,7 @@ export const spawnScript = async (
   env: NodeJS.ProcessEnv = {}
 ): Promise<Child> => {
   const file = await bundle(path.relative(root, fileURLToPath(new URL(script, import.meta.url))))
-  const child = spawn(process.execPath, [file, ...args], {
+  const child = spawn(process.execPath, [...nodeFlags(), file, ...args], {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, ...env }
   })

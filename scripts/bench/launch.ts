@@ -6,10 +6,10 @@
  */
 import { spawn } from "node:child_process"
 import { constants } from "node:os"
-import { bundle } from "./bundle.js"
+import { bundle, nodeFlags } from "./bundle.js"
 
 const file = await bundle("scripts/bench.ts")
-const child = spawn(process.execPath, [file, ...process.argv.slice(2)], { stdio: "inherit" })
+const child = spawn(process.execPath, [...nodeFlags(), file, ...process.argv.slice(2)], { stdio: "inherit" })
 process.on("SIGINT", () => undefined)
 process.on("SIGTERM", () => child.kill("SIGTERM"))
 child.on("exit", (code, signal) => process.exit(code ?? (signal === null ? 1 : 128 + (constants.signals[signal] ?? 0))))
