@@ -6,7 +6,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, type Layer, Option, Ref } from "effect"
+import { Chunk, Clock, Deferred, Effect, Fiber, type Layer, Option, Ref, Stream } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import { ClaimTask, Initialize } from "../../src/domain/Commands.js"
@@ -86,6 +86,34 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
         // One request, one correlation id, on every event.
         expect(new Set(records.map((record) => record.metadata.correlationId))).toEqual(new Set([sessionId]))
       }).pipe(withScript({ rules: [], default: { complete: "did: {description}" } }))
+    )
+
+    it.live(
+      "observe follows a run from its history into its live events, each with the state after it, and ends with the event that finishes the plan",
+      () =>
+        Effect.gen(function* () {
+          const sessionId = yield* startWith(independent(6))
+          // Followed from before the run: the history so far, then what the run records, as it records it.
+          const followed = yield* Effect.fork(Stream.runCollect(Runner.observe(sessionId)))
+          const after = yield* Effect.fork(Stream.runCollect(Runner.observe(sessionId, { afterSequence: 3 })))
+          const result = yield* Runner.run(sessionId)
+          expect(result.state.status).toBe("Succeeded")
+          const records = yield* Runner.history(sessionId)
+          const steps = Chunk.toReadonlyArray(yield* Fiber.join(followed))
+          expect(steps.map((step) => step.record.sequence)).toEqual(records.map((record) => record.sequence))
+          steps.forEach((step, index) => {
+            expect(step.state).toEqual(Planner.fold(records.slice(0, index + 1).map((record) => record.event)))
+          })
+          expect(steps.at(-1)?.record.event._tag).toBe("PlanningCompleted")
+          const later = Chunk.toReadonlyArray(yield* Fiber.join(after))
+          expect(later.map((step) => step.record.sequence)).toEqual(
+            records.filter((record) => record.sequence > 3).map((record) => record.sequence)
+          )
+          expect(later.at(-1)?.state).toEqual(result.state)
+          // Followed after the end: the whole history, and the stream ends.
+          const replayed = Chunk.toReadonlyArray(yield* Stream.runCollect(Runner.observe(sessionId)))
+          expect(replayed.map((step) => step.state)).toEqual(steps.map((step) => step.state))
+        }).pipe(withScript({ rules: [], default: { complete: "did: {description}" } }))
     )
 
     it.live("a failed attempt is retried after its backoff and then succeeds", () =>
