@@ -278,13 +278,34 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
       // Before anything is written: a fork whose children cannot be cut leaves no half-made session. (The source's
       // next event may be one that cannot be read: a fork before it is the way past it, and only its moment is read.)
       const cutoff = children.length === 0 ? 0 : yield* momentAfter(store, fromId, origin.atSequence)
-      const childLogs: Array<{ readonly taskId: number; readonly sessionId: string; readonly records: typeof source }> =
-        []
-      for (const child of children)
-        childLogs.push({ ...child, records: yield* eventsBefore(store, child.sessionId, cutoff) })
+      const childLogs: Array<{
+        readonly taskId: number
+        readonly sessionId: string
+        readonly records: typeof source
+        /** Pruned since (`planner prune`), its events gone: its final state, when it had finished by the fork point. */
+        readonly prunedEnd: Planner.PlannerState | undefined
+      }> = []
+      for (const child of children) {
+        const records = yield* eventsBefore(store, child.sessionId, cutoff)
+        const prunedEnd = records.length === 0 ? yield* finishedBefore(child.sessionId, cutoff) : undefined
+        childLogs.push({ ...child, records, prunedEnd })
+      }
       const handled = yield* inner.fork(into, rewritten, origin)
-      for (const { records, ...child } of childLogs) {
-        if (records.length === 0) continue
+      let after = handled
+      for (const { records, prunedEnd, ...child } of childLogs) {
+        if (records.length === 0) {
+          // A child pruned since that had finished by the fork point has no events to fork: its outcome, from its
+          // snapshot, is its task's in the fork at once, rather than a new child running it all again. One not
+          // finished by then (its state at that moment went with its events) is started afresh when the fork runs.
+          const outcome = prunedEnd === undefined ? undefined : SubPlans.outcomeForParent(prunedEnd)
+          if (outcome !== undefined) {
+            const at = yield* Clock.currentTimeMillis
+            after = yield* execute(into, new HandleExecutorEvent({ event: outcome, at }), {
+              correlationId: handled.state.subPlanOf?.rootSessionId ?? into
+            }).pipe(Effect.catchIf(alreadyDone, () => Effect.succeed(after)))
+          }
+          continue
+        }
         const link = SubPlans.childLink(into, handled.state, child.taskId)
         const relinked = records.map((record) => {
           if (record.event._tag !== "TasksPlanned" || record.event.subPlanOf === undefined) return record
@@ -303,7 +324,7 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
           reason: `forked with its parent ${into}`
         })
       }
-      return handled
+      return after === handled ? handled : { ...handled, state: after.state }
     })
 
   return { ...inner, execute, executeAll, fork }

@@ -255,6 +255,30 @@ describe("pruned sessions in the dashboard API", () => {
       expect(atEnd.children.get(2)?.state).toMatchObject({ status: "Succeeded", tasks: { length: 3 } })
       expect(beforeDispatch.state.tasks[1]?.childSessionId).toBe(child)
       expect(beforeDispatch.children.size).toBe(0)
+
+      // A fork of the tree from just before task 2 took its child's outcome (the child had ended by then): the child's
+      // events are gone, so its outcome comes from its snapshot, and no new child runs its steps again.
+      yield* Effect.gen(function* () {
+        const store = yield* PlannerStore
+        const records = yield* store.load(root)
+        const completed = records.find(
+          (record) =>
+            record.event._tag === "TaskStatusUpdated" &&
+            record.event.taskId === 2 &&
+            record.event.status === "Completed"
+        )?.sequence
+        expect(completed).toBeDefined()
+        const forked = yield* Fork.fork(root, (completed ?? 1) - 1)
+        expect(forked.state.tasks[1]).toMatchObject({
+          status: "Completed",
+          result: atEnd.children.get(2)?.state.summary
+        })
+        const forkChild = childSessionId(forked.sessionId, 2)
+        expect(forked.state.tasks[1]?.childSessionId).toBe(forkChild)
+        // Nothing starts it later either: resuming the fork's tree looks for children to start.
+        yield* SubPlans.reconcile(forked.sessionId)
+        expect(yield* store.load(forkChild)).toEqual([])
+      }).pipe(Effect.provide(planner))
     })
   )
 
