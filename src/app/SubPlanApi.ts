@@ -20,6 +20,8 @@ export interface SubPlanJson<T> {
   readonly status: string
   readonly waiting: boolean
   readonly tasks: ReadonlyArray<TreeTaskJson<T>>
+  /** Time travel: the child was pruned since, its state at that moment gone with its events (status "Unknown"). */
+  readonly prunedSince?: true
 }
 
 /** What the API shows of a task: enough to draw it in a tree. */
@@ -43,7 +45,8 @@ export const taskSummary = (task: TaskState): TaskSummaryJson => ({
 
 /**
  * `task` as JSON with its child under it: the child's tree when it has started, else (expanded, child not started
- * yet) its id with status NotStarted and no tasks.
+ * yet) its id with status NotStarted and no tasks; in time travel, a child pruned since whose state at that moment is
+ * gone, its id with status Unknown and `prunedSince`.
  */
 const treeTask =
   <T>(tree: SubPlans.Tree, toJson: (task: TaskState) => T) =>
@@ -52,6 +55,16 @@ const treeTask =
     const child = tree.children.get(task.id)
     if (child !== undefined) return { ...json, subPlan: subPlanJson(child, toJson) }
     if (task.childSessionId === undefined) return json as TreeTaskJson<T>
+    if (tree.prunedSince?.includes(task.id) === true) {
+      const subPlan = {
+        sessionId: task.childSessionId,
+        status: "Unknown",
+        waiting: false,
+        tasks: [],
+        prunedSince: true
+      }
+      return { ...json, subPlan } as TreeTaskJson<T>
+    }
     return { ...json, subPlan: { sessionId: task.childSessionId, status: "NotStarted", waiting: false, tasks: [] } }
   }
 

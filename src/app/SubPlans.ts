@@ -509,6 +509,11 @@ export interface Tree {
   readonly state: Planner.PlannerState
   /** By the parent's task id. */
   readonly children: ReadonlyMap<number, Tree>
+  /**
+   * Time travel (`treeAt`): the tasks whose child had started by that moment and was pruned since, before it ended
+   * then: its state at that moment went with its events, so it is not among `children`, and not "not started" either.
+   */
+  readonly prunedSince?: ReadonlyArray<number>
 }
 
 /**
@@ -598,12 +603,14 @@ export const layer = (
 
 /** A pruned session's final state, when it had finished before `cutoff`; its snapshot cannot say more. */
 const finishedBefore = (sessionId: string, cutoff: number) =>
+  Effect.map(prunedState(sessionId), (state) =>
+    state?.finishedAt !== undefined && state.finishedAt < cutoff ? state : undefined
+  )
+
+/** A pruned session's final state, from its snapshot; undefined when it has none, or none that can be read. */
+const prunedState = (sessionId: string) =>
   SessionSnapshots.load(sessionId).pipe(
-    Effect.map((snapshot) =>
-      Option.getOrUndefined(
-        Option.filter(snapshot, (state) => state.finishedAt !== undefined && state.finishedAt < cutoff)
-      )
-    ),
+    Effect.map(Option.getOrUndefined),
     Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(undefined))
   )
 
@@ -612,7 +619,8 @@ const finishedBefore = (sessionId: string, cutoff: number) =>
  * that event, and each child folded from the events it had recorded before the root's next event (the events of a
  * tree are recorded in time order along each parent-child link: a child's start after its task's dispatch, its end
  * before the task's outcome). A child started later is not there. A child pruned since (`planner prune`) is there
- * with its final snapshot when it had finished by then; its state at an earlier moment is gone with its events.
+ * with its final snapshot when it had finished by then; one that had started and not finished by then is named in
+ * `prunedSince`, its state at that moment gone with its events.
  */
 export const treeAt = (sessionId: string, sequence: number) =>
   Effect.gen(function* () {
@@ -623,13 +631,22 @@ export const treeAt = (sessionId: string, sequence: number) =>
     const build = (id: string, state: Planner.PlannerState): Effect.Effect<Tree, ReadError, PlannerStore> =>
       Effect.gen(function* () {
         const children = new Map<number, Tree>()
+        const prunedSince: Array<number> = []
         for (const child of SubPlans.childrenOf(state)) {
           const moment = yield* cutoff
           const events = (yield* eventsBefore(store, child.sessionId, moment)).map((record) => record.event)
-          const found = events.length > 0 ? Planner.fold(events) : yield* finishedBefore(child.sessionId, moment)
-          if (found !== undefined) children.set(child.taskId, yield* build(child.sessionId, found))
+          if (events.length > 0) {
+            children.set(child.taskId, yield* build(child.sessionId, Planner.fold(events)))
+            continue
+          }
+          const pruned = yield* prunedState(child.sessionId)
+          if (pruned?.finishedAt !== undefined && pruned.finishedAt < moment) {
+            children.set(child.taskId, yield* build(child.sessionId, pruned))
+          } else if (pruned?.startedAt !== undefined && pruned.startedAt < moment) {
+            prunedSince.push(child.taskId)
+          }
         }
-        return { sessionId: id, state, children }
+        return { sessionId: id, state, children, ...(prunedSince.length === 0 ? {} : { prunedSince }) }
       })
     return yield* build(sessionId, Planner.fold(records.map((record) => record.event)))
   })

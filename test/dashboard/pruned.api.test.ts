@@ -7,13 +7,19 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
+import { subPlanLines } from "../../src/app/cli/TreeRender.js"
 import * as Fork from "../../src/app/Fork.js"
+import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
+import * as SubPlanApi from "../../src/app/SubPlanApi.js"
 import * as SubPlanRun from "../../src/app/SubPlanRun.js"
 import * as SubPlans from "../../src/app/SubPlans.js"
+import { Initialize } from "../../src/domain/Commands.js"
+import { defaultConfig } from "../../src/domain/Config.js"
 import { childSessionId } from "../../src/domain/SubPlans.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
+import { fast } from "../app/runnerSuite.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
 import { fetchJson, plannerOnFile, plannerWithScript, postJson, startPlan, startServer, task } from "./fixtures.js"
 import { startTree } from "./subplanFixtures.js"
@@ -280,6 +286,76 @@ describe("pruned sessions in the dashboard API", () => {
         expect(yield* store.load(forkChild)).toEqual([])
       }).pipe(Effect.provide(planner))
     })
+  )
+
+  it.scopedLive(
+    "time travel on a tree to a moment a pruned sub-plan was running says it was pruned since, not that it had not started",
+    () =>
+      Effect.gen(function* () {
+        const filename = yield* freshSqliteFile
+        // Task 1 runs as a child of three slow steps; task 2, beside it, records its start and its end meanwhile.
+        const slow = { complete: "done: {description}" }
+        const planner = plannerOnFile(filename, {
+          rules: [
+            { match: "Wait", delayMs: 200, outcomes: [slow] },
+            { match: "release", delayMs: 300, outcomes: [slow] },
+            { match: "test it", delayMs: 300, outcomes: [slow] },
+            { match: "publish", delayMs: 300, outcomes: [slow] }
+          ],
+          default: slow
+        })
+        yield* Effect.gen(function* () {
+          const service = yield* PlannerService.PlannerService
+          const at = yield* Clock.currentTimeMillis
+          const root = Runner.newSessionId(at)
+          const child = childSessionId(root, 1)
+          yield* service.execute(
+            root,
+            new Initialize({
+              request: "Release it, and wait",
+              tasks: [
+                task(1, "Processing", "Build the release. Then test it. Then publish it."),
+                task(2, "Processing", "Wait")
+              ],
+              config: { ...defaultConfig, ...fast },
+              expand: [{ taskId: 1, childSessionId: child }],
+              at
+            }),
+            { correlationId: root }
+          )
+          const end = (yield* SubPlanRun.runTree(root)).state
+          expect(end.status).toBe("Succeeded")
+          expect((yield* SessionSnapshots.prune(end.finishedAt ?? 0)).pruned.map((one) => one.sessionId)).toEqual([
+            child
+          ])
+          // Just before task 2's outcome: the child had started (its steps take 900 ms) and not ended.
+          const records = yield* Effect.flatMap(PlannerStore, (store) => store.load(root))
+          const waited = records.find(
+            (record) =>
+              record.event._tag === "TaskStatusUpdated" &&
+              record.event.taskId === 2 &&
+              record.event.status === "Completed"
+          )?.sequence
+          expect(waited).toBeDefined()
+          const then = yield* SubPlans.treeAt(root, (waited ?? 1) - 1)
+          expect(then.children.size).toBe(0)
+          expect(then.prunedSince).toEqual([1])
+          const text = then.state.tasks.flatMap(subPlanLines(then))
+          expect(text).toEqual([expect.stringContaining(`sub-plan ${child}: pruned since`)])
+          const json = SubPlanApi.withTree({ tasks: then.state.tasks }, then, (one) => ({ id: one.id }))
+          expect(json.tasks[0]?.subPlan).toEqual({
+            sessionId: child,
+            status: "Unknown",
+            waiting: false,
+            tasks: [],
+            prunedSince: true
+          })
+          // At the end the child is there, from its snapshot.
+          const last = records[records.length - 1]?.sequence ?? 0
+          expect((yield* SubPlans.treeAt(root, last)).children.get(1)?.state.status).toBe("Succeeded")
+        }).pipe(Effect.provide(planner))
+      }),
+    30_000
   )
 
   it.scopedLive("a pruned fork is still listed in its origin's lineage, with its final status, and marked", () =>

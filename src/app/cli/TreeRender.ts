@@ -13,8 +13,12 @@ export const subPlanLines =
   (tree: Tree, depth = 1) =>
   (task: TaskState): ReadonlyArray<string> => {
     const child = tree.children.get(task.id)
-    if (child === undefined) return []
     const pad = indent.repeat(depth)
+    if (child === undefined) {
+      return tree.prunedSince?.includes(task.id) === true
+        ? [`${pad}sub-plan ${task.childSessionId ?? ""}: pruned since; its state at this moment went with its events`]
+        : []
+    }
     const lines = [`${pad}sub-plan ${child.sessionId}: ${child.state.status.toLowerCase()}`]
     for (const sub of child.state.tasks) {
       for (const line of taskLines(sub)) lines.push(`${pad}${line}`)
