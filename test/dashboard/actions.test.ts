@@ -144,6 +144,18 @@ describe("acting on a session through the API", () => {
   )
 })
 
+/** Who serves the session, as its own view says it and as the session list says it (the kind). */
+const servedViews = (url: string, sessionId: string) => ({
+  served: Effect.map(fetchJson(`${url}/api/sessions/${sessionId}`), (response) => {
+    expect(response.status).toBe(200)
+    return (response.body as { served: { kind: string; workers?: Array<string> } }).served
+  }),
+  listed: Effect.map(fetchJson(`${url}/api/sessions`), (response) => {
+    const sessions = (response.body as { sessions: Array<{ id: string; served?: { kind: string } }> }).sessions
+    return sessions.find((session) => session.id === sessionId)?.served?.kind
+  })
+})
+
 describe("whether a live process serves a session", () => {
   it.scopedLive(
     "unserved while nobody takes its tasks; held while a worker keeps its lease; stalled once that worker is gone",
@@ -151,14 +163,7 @@ describe("whether a live process serves a session", () => {
       Effect.gen(function* () {
         const sessionId = yield* startPlan("Build it.", [task(1, "Processing", "Build it")])
         const { url } = yield* startServer
-        const served = Effect.map(fetchJson(`${url}/api/sessions/${sessionId}`), (response) => {
-          expect(response.status).toBe(200)
-          return (response.body as { served: { kind: string; workers?: Array<string> } }).served
-        })
-        const listed = Effect.map(fetchJson(`${url}/api/sessions`), (response) => {
-          const sessions = (response.body as { sessions: Array<{ id: string; served?: { kind: string } }> }).sessions
-          return sessions.find((session) => session.id === sessionId)?.served?.kind
-        })
+        const { served, listed } = servedViews(url, sessionId)
         expect((yield* served).kind).toBe("unserved")
         expect(yield* listed).toBe("unserved")
 
@@ -192,14 +197,7 @@ describe("whether a live process serves a session", () => {
       Effect.gen(function* () {
         const sessionId = yield* startPlan("Build it.", [task(1, "Processing", "Build it")])
         const { url } = yield* startServer
-        const served = Effect.map(fetchJson(`${url}/api/sessions/${sessionId}`), (response) => {
-          expect(response.status).toBe(200)
-          return (response.body as { served: { kind: string; workers?: Array<string> } }).served
-        })
-        const listed = Effect.map(fetchJson(`${url}/api/sessions`), (response) => {
-          const sessions = (response.body as { sessions: Array<{ id: string; served?: { kind: string } }> }).sessions
-          return sessions.find((session) => session.id === sessionId)?.served?.kind
-        })
+        const { served, listed } = servedViews(url, sessionId)
         const registry = (yield* PlannerService.PlannerService).queue.workers
         if (registry === undefined) return expect.fail("the SQLite queue keeps announcements")
         const expiresAt = (yield* Clock.currentTimeMillis) + 60_000

@@ -8,6 +8,7 @@ import * as Runner from "../../src/app/Runner.js"
 import * as Server from "../../src/app/Server.js"
 import { Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig, type PlannerConfig } from "../../src/domain/Config.js"
+import { childSessionId } from "../../src/domain/SubPlans.js"
 import type { TaskPlan } from "../../src/domain/Task.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import * as SqliteEventStore from "../../src/infra/SqliteEventStore.js"
@@ -30,8 +31,16 @@ export const plannerOnFile = (filename: string, script: unknown) =>
 /** The dashboard in the current scope, on a free port. */
 export const startServer = Server.start({ host: "127.0.0.1", port: 0 })
 
-/** A session with exactly these tasks (an LLM's plan, bypassing the parser). */
-export const startPlan = (request: string, tasks: ReadonlyArray<TaskPlan>, config: Partial<PlannerConfig> = {}) =>
+/**
+ * A session with exactly these tasks (an LLM's plan, bypassing the parser); with `expanded`, that task runs as a child
+ * session (a sub-plan, started when the task is dispatched).
+ */
+export const startPlan = (
+  request: string,
+  tasks: ReadonlyArray<TaskPlan>,
+  config: Partial<PlannerConfig> = {},
+  expanded?: number
+) =>
   Effect.gen(function* () {
     const service = yield* PlannerService.PlannerService
     const at = yield* Clock.currentTimeMillis
@@ -43,6 +52,9 @@ export const startPlan = (request: string, tasks: ReadonlyArray<TaskPlan>, confi
         tasks,
         source: { _tag: "Llm", model: "script-demo" },
         config: { ...defaultConfig, ...fast, ...config },
+        ...(expanded === undefined
+          ? {}
+          : { expand: [{ taskId: expanded, childSessionId: childSessionId(sessionId, expanded) }] }),
         at
       })
     )

@@ -92,7 +92,8 @@ layer(BrowserLive, { excludeTestServices: true, timeout: 60_000 })("memory of pa
 
         // Sessions only: the two that shipped websites come first, with their outcome.
         yield* run(() => page.selectOption("#memory-kind", "session"))
-        yield* waitFor(page, '#memory-results .memory-hit[data-kind="session"]')
+        // The list before held sessions among the tasks too: wait for the new answer, sessions alone.
+        yield* waitFor(page, '#memory-results:not(:has(.memory-hit:not([data-kind="session"]))) .memory-hit')
         const sessions = yield* run(() =>
           page.$$eval("#memory-results .memory-hit", (items) =>
             items.map((item) => [item.getAttribute("data-kind"), item.getAttribute("data-session-id")])

@@ -9,17 +9,13 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
 import { subPlanLines } from "../../src/app/cli/TreeRender.js"
 import * as Fork from "../../src/app/Fork.js"
-import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import * as SubPlanApi from "../../src/app/SubPlanApi.js"
 import * as SubPlanRun from "../../src/app/SubPlanRun.js"
 import * as SubPlans from "../../src/app/SubPlans.js"
-import { Initialize } from "../../src/domain/Commands.js"
-import { defaultConfig } from "../../src/domain/Config.js"
 import { childSessionId } from "../../src/domain/SubPlans.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
-import { fast } from "../app/runnerSuite.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
 import { fetchJson, plannerOnFile, plannerWithScript, postJson, startPlan, startServer, task } from "./fixtures.js"
 import { startTree } from "./subplanFixtures.js"
@@ -305,24 +301,13 @@ describe("pruned sessions in the dashboard API", () => {
           default: slow
         })
         yield* Effect.gen(function* () {
-          const service = yield* PlannerService.PlannerService
-          const at = yield* Clock.currentTimeMillis
-          const root = Runner.newSessionId(at)
-          const child = childSessionId(root, 1)
-          yield* service.execute(
-            root,
-            new Initialize({
-              request: "Release it, and wait",
-              tasks: [
-                task(1, "Processing", "Build the release. Then test it. Then publish it."),
-                task(2, "Processing", "Wait")
-              ],
-              config: { ...defaultConfig, ...fast },
-              expand: [{ taskId: 1, childSessionId: child }],
-              at
-            }),
-            { correlationId: root }
+          const root = yield* startPlan(
+            "Release it, and wait",
+            [task(1, "Processing", "Build the release. Then test it. Then publish it."), task(2, "Processing", "Wait")],
+            {},
+            1
           )
+          const child = childSessionId(root, 1)
           const end = (yield* SubPlanRun.runTree(root)).state
           expect(end.status).toBe("Succeeded")
           expect((yield* SessionSnapshots.prune(end.finishedAt ?? 0)).pruned.map((one) => one.sessionId)).toEqual([

@@ -1,12 +1,5 @@
 /** A root session whose task 2 is expanded into a child session (#16), for the dashboard's tree tests. */
-import { Clock, Effect } from "effect"
-import * as PlannerService from "../../src/app/PlannerService.js"
-import * as Runner from "../../src/app/Runner.js"
-import { Initialize } from "../../src/domain/Commands.js"
-import { defaultConfig } from "../../src/domain/Config.js"
-import { childSessionId } from "../../src/domain/SubPlans.js"
-import { fast } from "../app/runnerSuite.js"
-import { task } from "./fixtures.js"
+import { startPlan, task } from "./fixtures.js"
 
 export const script = { rules: [], default: { complete: "done: {description}" } }
 
@@ -17,20 +10,4 @@ export const plan = [
 ]
 
 /** A root with task 2 expanded into a child session (not started until task 2 is dispatched). */
-export const startTree = Effect.gen(function* () {
-  const service = yield* PlannerService.PlannerService
-  const at = yield* Clock.currentTimeMillis
-  const sessionId = Runner.newSessionId(at)
-  yield* service.execute(
-    sessionId,
-    new Initialize({
-      request: "Release it",
-      tasks: plan,
-      config: { ...defaultConfig, ...fast },
-      expand: [{ taskId: 2, childSessionId: childSessionId(sessionId, 2) }],
-      at
-    }),
-    { correlationId: sessionId }
-  )
-  return sessionId
-})
+export const startTree = startPlan("Release it", plan, {}, 2)
