@@ -116,30 +116,45 @@ interface Activity {
   readonly waiting: boolean
   /** Its tasks the log has as running, with the worker that took each (to name a worker that is gone). */
   readonly running: ReadonlyArray<{ readonly taskId: number; readonly workerId: string | undefined }>
-  /** The kinds of its tasks dispatched or running: what a worker must take for the session to go on. */
+  /** The kinds of its tasks that have a job (dispatched or running, not as sub-plans): what a worker must take. */
   readonly kinds: ReadonlyArray<NodeKind>
+  /** How many of its tasks in flight run as sub-plans (their child sessions do the work; they have no job). */
+  readonly subPlans: number
 }
 
 const activityOf = (state: Planner.PlannerState): Activity => {
   const kinds = new Set<NodeKind>()
   const running: Array<{ readonly taskId: number; readonly workerId: string | undefined }> = []
+  let subPlans = 0
   for (const task of state.tasks) {
     if (task.status === "Running") running.push({ taskId: task.id, workerId: task.lease?.workerId })
-    if (task.status === "Running" || task.status === "Dispatched") kinds.add(task.kind)
+    if (Planner.hasJob(task)) kinds.add(task.kind)
+    else if ((task.status === "Dispatched" || task.status === "Running") && task.childSessionId !== undefined) {
+      subPlans += 1
+    }
   }
-  return { finished: Planner.isFinished(state), waiting: Planner.isWaiting(state), running, kinds: [...kinds] }
+  return {
+    finished: Planner.isFinished(state),
+    waiting: Planner.isWaiting(state),
+    running,
+    kinds: [...kinds],
+    subPlans
+  }
 }
 
 /** What the task queue says: the workers that hold a job of the session under a live lease (see `Runner.liveness`). */
 interface Live {
+  /** Live workers: a worker of this host whose process is gone holds nothing (as `planner show` has it). */
   readonly workers: ReadonlyArray<string>
+  /** Workers of this host whose process is gone, still holding a job of the session under a lease. */
+  readonly gone: ReadonlyArray<string>
   /** The attempts they hold: shown running (`Planner.withHeldAttempts`) while the log still has them dispatched. */
   readonly held: ReadonlyArray<Planner.HeldAttempt>
   /** The live workers that announced they serve this session (`TaskQueue.workers`), whatever they hold now. */
   readonly serving: ReadonlyArray<WorkerAnnouncement>
 }
 
-const notLive: Live = { workers: [], held: [], serving: [] }
+const notLive: Live = { workers: [], gone: [], held: [], serving: [] }
 
 /**
  * Whether a live process serves a session, as the page shows it:
@@ -147,13 +162,15 @@ const notLive: Live = { workers: [], held: [], serving: [] }
  * - `waiting`: everything left waits for a person's answer;
  * - `server`: this server's own worker (`serve --worker`) serves it;
  * - `queued`: no worker holds its tasks now, but for each of their kinds a live worker announced it takes them
- *   (busy elsewhere, or about to take them): they wait their turn, as `planner show` says too (`HeldAttempts`);
- * - `stalled`: the log has tasks running, but no live worker holds them (the runner was killed);
+ *   (busy elsewhere, or about to take them): they wait their turn (the announcements `planner show` reads too);
+ * - `stalled`: the log has tasks running, or a worker of this host whose process is gone holds some, and no live
+ *   worker holds them (the runner was killed);
+ * - `subplans`: what is left of it runs as sub-plans, in child sessions of their own (see each for who serves it);
  * - `unserved`: its tasks wait for a worker, and none is known to serve it;
  * - `finished`.
  */
 export type Serving =
-  | { readonly kind: "finished" | "waiting" | "unserved" }
+  | { readonly kind: "finished" | "waiting" | "unserved" | "subplans" }
   | { readonly kind: "held" | "stalled" | "server" | "queued"; readonly workers: ReadonlyArray<string> }
 
 export const serving = (activity: Activity, live: Live, serverWorker: string | undefined): Serving => {
@@ -168,10 +185,11 @@ export const serving = (activity: Activity, live: Live, serverWorker: string | u
   ) {
     return { kind: "queued", workers: servers.map((worker) => worker.workerId) }
   }
-  if (activity.running.length > 0) {
+  if (activity.running.length > 0 || live.gone.length > 0) {
     const gone = activity.running.flatMap((task) => (task.workerId === undefined ? [] : [task.workerId]))
-    return { kind: "stalled", workers: [...new Set(gone)] }
+    return { kind: "stalled", workers: [...new Set([...gone, ...live.gone])] }
   }
+  if (activity.kinds.length === 0 && activity.subPlans > 0) return { kind: "subplans" }
   return { kind: "unserved" }
 }
 
@@ -185,9 +203,15 @@ const liveWorkers = (sessionId?: string) =>
     const now = yield* Clock.currentTimeMillis
     const jobs = yield* service.queue.list(sessionId)
     const registry = service.queue.workers
-    const announced = (registry === undefined ? [] : yield* registry.live(now)).filter(
-      (worker) => !isDeadLocalWorker(worker.workerId)
-    )
+    // Advisory: a registry that cannot be read leaves the page as it was before workers announced themselves.
+    const announced = (
+      registry === undefined
+        ? []
+        : yield* registry.live(now).pipe(
+            Effect.tapError((error) => Effect.logDebug(`could not read the workers' announcements: ${error.message}`)),
+            Effect.orElseSucceed(() => [])
+          )
+    ).filter((worker) => !isDeadLocalWorker(worker.workerId))
     const bySession = new Map<string, Array<ListedJob>>()
     for (const job of jobs) {
       const ofSession = bySession.get(job.sessionId)
@@ -196,8 +220,10 @@ const liveWorkers = (sessionId?: string) =>
     }
     return (id: string): Live => {
       const held = HeldAttempts.heldAttempts(bySession.get(id) ?? [], now)
+      const holders = [...new Set(held.map((attempt) => attempt.workerId))]
       return {
-        workers: [...new Set(held.map((attempt) => attempt.workerId))],
+        workers: holders.filter((workerId) => !isDeadLocalWorker(workerId)),
+        gone: holders.filter(isDeadLocalWorker),
         held,
         serving: announced.filter((worker) => worker.sessionId === undefined || worker.sessionId === id)
       }

@@ -2,6 +2,7 @@
  * Acting on a session through the dashboard's API: resume, retry a failed task, fork from an event and cancel, each
  * recorded in the log as the CLI's commands record it, against the real server and a real SQLite store.
  */
+import * as os from "node:os"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Schedule } from "effect"
 import * as Fork from "../../src/app/Fork.js"
@@ -211,6 +212,10 @@ describe("whether a live process serves a session", () => {
         expect((yield* served).kind).toBe("unserved")
         expect(yield* listed).toBe("unserved")
 
+        // A worker of this host whose process is gone: its announcement, not yet run out, serves nothing.
+        yield* registry.announce({ workerId: `${os.hostname()}/99999999/gone`, kinds: ["Processing"], expiresAt })
+        expect((yield* served).kind).toBe("unserved")
+
         const builder = "other-host/3/builder"
         yield* registry.announce({ workerId: builder, kinds: ["Retrieval", "Processing"], expiresAt })
         expect(yield* served).toEqual({ kind: "queued", workers: [builder] })
@@ -218,6 +223,29 @@ describe("whether a live process serves a session", () => {
 
         yield* registry.withdraw(builder)
         expect((yield* served).kind).toBe("unserved")
+
+        // Its job held, under a lease still running, by a worker of this host whose process is gone: stalled.
+        const deadHere = `${os.hostname()}/99999999/held`
+        yield* (yield* PlannerService.PlannerService).queue.take({ workerId: deadHere, limit: 1, leaseMs: 60_000 })
+        expect(yield* served).toEqual({ kind: "stalled", workers: [deadHere] })
+      }).pipe(Effect.provide(plannerWithScript(script))),
+    30_000
+  )
+
+  it.scopedLive(
+    "a parent whose open task runs as a sub-plan is said to wait on its sub-plans, whatever the workers announce",
+    () =>
+      Effect.gen(function* () {
+        const sessionId = yield* startPlan("Release it", [task(1, "Processing", "Build it. Then ship it.")], {}, 1)
+        const { url } = yield* startServer
+        const { served } = servedViews(url, sessionId)
+        const registry = (yield* PlannerService.PlannerService).queue.workers
+        if (registry === undefined) return expect.fail("the SQLite queue keeps announcements")
+        expect((yield* served).kind).toBe("subplans")
+        // A live worker of the task's kind: the parent's task has no job for it, so it is not queued.
+        const expiresAt = (yield* Clock.currentTimeMillis) + 60_000
+        yield* registry.announce({ workerId: "other-host/4/anyone", kinds: ["Processing"], expiresAt })
+        expect((yield* served).kind).toBe("subplans")
       }).pipe(Effect.provide(plannerWithScript(script))),
     30_000
   )

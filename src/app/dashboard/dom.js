@@ -155,6 +155,8 @@ export function servedText(served, sessionId) {
       return `No live worker: the worker that held its running task (${workers}) is gone. Resume it with \`planner resume ${sessionId}\`, a \`planner worker\`, or \`planner serve --worker\`.`
     case "queued":
       return `Queued: no worker holds its tasks yet; a live worker that takes them (${workers}) will as soon as it has room.`
+    case "subplans":
+      return "What is left of it runs as sub-plans: each child session below says who serves it."
     case "unserved":
       return `No worker is serving this session: its tasks wait. Run \`planner resume ${sessionId}\`, a \`planner worker\`, or \`planner serve --worker\`.`
     default:
