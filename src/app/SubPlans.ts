@@ -257,12 +257,36 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
    * (`INTO~TASK`) instead of the source's, and each child the source had by the fork point is forked in turn at that
    * moment (its events up to the time of the last event copied), its plan naming the new parent and root. A child not
    * started by then is started when the fork runs (`reconcile`).
+   *
+   * A child pruned since (`planner prune`) has no events to fork. One that had ended by the fork point is shared: the
+   * fork's task keeps naming it (its tree and budget read it from its snapshot), and its outcome, from that snapshot,
+   * is recorded on the fork's task once every other child exists (what the outcome sets off, such as the cancels of an
+   * `abort`, reaches them), rather than a new child running it all again. One that had not ended by then is started
+   * afresh, its state at that moment gone with its events.
    */
   const fork: PlannerServiceShape["fork"] = (into, source, origin) =>
     Effect.gen(function* () {
       const fromId = origin.fromSessionId
+      const sourceState = Planner.fold(source.map((record) => record.event))
+      const children = SubPlans.childrenOf(sourceState)
+      // Before anything is written: a fork whose children cannot be cut leaves no half-made session. (The source's
+      // next event may be one that cannot be read: a fork before it is the way past it, and only its moment is read.)
+      const cutoff = children.length === 0 ? 0 : yield* momentAfter(store, fromId, origin.atSequence)
+      const childLogs: Array<{ readonly taskId: number; readonly sessionId: string; readonly records: typeof source }> =
+        []
+      /** Children pruned since that had ended by the fork point, by session id: their final states. */
+      const ended = new Map<string, Planner.PlannerState>()
+      for (const child of children) {
+        const records = yield* eventsBefore(store, child.sessionId, cutoff)
+        if (records.length > 0) {
+          childLogs.push({ ...child, records })
+          continue
+        }
+        const end = yield* endedBy(store, child, cutoff, { sessionId: fromId, sequence: origin.atSequence })
+        if (end !== undefined) ended.set(child.sessionId, end)
+      }
       const remap = (childId: string) =>
-        childId.startsWith(`${fromId}~`) ? `${into}${childId.slice(fromId.length)}` : childId
+        ended.has(childId) || !childId.startsWith(`${fromId}~`) ? childId : `${into}${childId.slice(fromId.length)}`
       const rewritten = source.map((record) => {
         const event = record.event
         if (event._tag === "TaskExpanded") {
@@ -273,39 +297,8 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
         }
         return record
       })
-      const sourceState = Planner.fold(source.map((record) => record.event))
-      const children = SubPlans.childrenOf(sourceState)
-      // Before anything is written: a fork whose children cannot be cut leaves no half-made session. (The source's
-      // next event may be one that cannot be read: a fork before it is the way past it, and only its moment is read.)
-      const cutoff = children.length === 0 ? 0 : yield* momentAfter(store, fromId, origin.atSequence)
-      const childLogs: Array<{
-        readonly taskId: number
-        readonly sessionId: string
-        readonly records: typeof source
-        /** Pruned since (`planner prune`), its events gone: its final state, when it had finished by the fork point. */
-        readonly prunedEnd: Planner.PlannerState | undefined
-      }> = []
-      for (const child of children) {
-        const records = yield* eventsBefore(store, child.sessionId, cutoff)
-        const prunedEnd = records.length === 0 ? yield* finishedBefore(child.sessionId, cutoff) : undefined
-        childLogs.push({ ...child, records, prunedEnd })
-      }
       const handled = yield* inner.fork(into, rewritten, origin)
-      let after = handled
-      for (const { records, prunedEnd, ...child } of childLogs) {
-        if (records.length === 0) {
-          // A child pruned since that had finished by the fork point has no events to fork: its outcome, from its
-          // snapshot, is its task's in the fork at once, rather than a new child running it all again. One not
-          // finished by then (its state at that moment went with its events) is started afresh when the fork runs.
-          const outcome = prunedEnd === undefined ? undefined : SubPlans.outcomeForParent(prunedEnd)
-          if (outcome !== undefined) {
-            const at = yield* Clock.currentTimeMillis
-            after = yield* execute(into, new HandleExecutorEvent({ event: outcome, at }), {
-              correlationId: handled.state.subPlanOf?.rootSessionId ?? into
-            }).pipe(Effect.catchIf(alreadyDone, () => Effect.succeed(after)))
-          }
-          continue
-        }
+      for (const { records, ...child } of childLogs) {
         const link = SubPlans.childLink(into, handled.state, child.taskId)
         const relinked = records.map((record) => {
           if (record.event._tag !== "TasksPlanned" || record.event.subPlanOf === undefined) return record
@@ -324,7 +317,21 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
           reason: `forked with its parent ${into}`
         })
       }
-      return after === handled ? handled : { ...handled, state: after.state }
+      if (ended.size === 0) return handled
+      // The shared children's outcomes, once every forked child exists. Recorded as `reconcile` would record them, and
+      // marked as coming from the pruned child's snapshot; a crash before this leaves them to `reconcile`.
+      const waiting = SubPlans.childrenInFlight(yield* inner.state(into))
+      for (const task of waiting) {
+        const end = task.childSessionId === undefined ? undefined : ended.get(task.childSessionId)
+        const outcome = end === undefined ? undefined : SubPlans.outcomeForParent(end)
+        if (outcome === undefined) continue
+        const at = yield* Clock.currentTimeMillis
+        yield* execute(into, new HandleExecutorEvent({ event: outcome, at }), {
+          correlationId: handled.state.subPlanOf?.rootSessionId ?? into,
+          extra: { outcomeFromSnapshotOf: task.childSessionId }
+        }).pipe(Effect.catchIf(alreadyDone, () => Effect.void))
+      }
+      return { ...handled, state: yield* inner.state(into) }
     })
 
   return { ...inner, execute, executeAll, fork }
@@ -352,7 +359,12 @@ export const reconcile = (sessionId: string) =>
         state = yield* service.state(id)
         for (const task of SubPlans.childrenInFlight(state)) {
           const childId = task.childSessionId ?? ""
-          const child = yield* service.state(childId)
+          // A child pruned since its end (a fork's shared child) is read from its snapshot: never started again.
+          const child = yield* Effect.flatMap(service.state(childId), (current) =>
+            SessionSnapshots.orSnapshot(childId, current).pipe(
+              Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(current))
+            )
+          )
           if (child.status === "NotStarted") {
             // Not started: the process died between the dispatch and the child's plan. A `Continue` through the
             // decorated writer would not dispatch it again, so start it here the way the writer would.
@@ -601,11 +613,27 @@ export const layer = (
     Effect.flatMap(PlannerStore, (store) => Effect.map(makeWriter(options), (inner) => decorate(inner, store)))
   )
 
-/** A pruned session's final state, when it had finished before `cutoff`; its snapshot cannot say more. */
-const finishedBefore = (sessionId: string, cutoff: number) =>
-  Effect.map(prunedState(sessionId), (state) =>
-    state?.finishedAt !== undefined && state.finishedAt < cutoff ? state : undefined
-  )
+/**
+ * A child pruned since (its events gone), when it had ended by `cutoff`, a moment of its parent (see `momentAfter`):
+ * its final state, from its snapshot. A child ends before its task's outcome is recorded, possibly within the same
+ * millisecond: when the parent's event right after the moment (`next`) is its task's outcome, it had ended.
+ */
+const endedBy = (
+  store: PlannerStore["Type"],
+  child: { readonly taskId: number; readonly sessionId: string },
+  cutoff: number,
+  next?: { readonly sessionId: string; readonly sequence: number }
+) =>
+  Effect.gen(function* () {
+    const end = yield* prunedState(child.sessionId)
+    if (end?.finishedAt === undefined) return undefined
+    if (end.finishedAt < cutoff) return end
+    if (next === undefined) return undefined
+    const [record] = yield* store
+      .load(next.sessionId, { fromSequence: next.sequence + 1, toSequence: next.sequence + 1 })
+      .pipe(Effect.orElseSucceed(() => []))
+    return record?.event._tag === "TaskStatusUpdated" && record.event.taskId === child.taskId ? end : undefined
+  })
 
 /** A pruned session's final state, from its snapshot; undefined when it has none, or none that can be read. */
 const prunedState = (sessionId: string) =>
@@ -639,12 +667,15 @@ export const treeAt = (sessionId: string, sequence: number) =>
             children.set(child.taskId, yield* build(child.sessionId, Planner.fold(events)))
             continue
           }
-          const pruned = yield* prunedState(child.sessionId)
-          if (pruned?.finishedAt !== undefined && pruned.finishedAt < moment) {
-            children.set(child.taskId, yield* build(child.sessionId, pruned))
-          } else if (pruned?.startedAt !== undefined && pruned.startedAt < moment) {
-            prunedSince.push(child.taskId)
+          // The root's own next event tells a child that ended within the moment's millisecond; deeper, the moment.
+          const next = id === sessionId ? { sessionId, sequence } : undefined
+          const end = yield* endedBy(store, child, moment, next)
+          if (end !== undefined) {
+            children.set(child.taskId, yield* build(child.sessionId, end))
+            continue
           }
+          const pruned = yield* prunedState(child.sessionId)
+          if (pruned?.startedAt !== undefined && pruned.startedAt < moment) prunedSince.push(child.taskId)
         }
         return { sessionId: id, state, children, ...(prunedSince.length === 0 ? {} : { prunedSince }) }
       })

@@ -275,11 +275,22 @@ describe("pruned sessions in the dashboard API", () => {
           status: "Completed",
           result: atEnd.children.get(2)?.state.summary
         })
-        const forkChild = childSessionId(forked.sessionId, 2)
-        expect(forked.state.tasks[1]?.childSessionId).toBe(forkChild)
-        // Nothing starts it later either: resuming the fork's tree looks for children to start.
+        // The fork shares the ended child: its task names it, and the fork's tree shows it from its snapshot.
+        expect(forked.state.tasks[1]?.childSessionId).toBe(child)
+        expect((yield* SubPlans.tree(forked.sessionId)).children.get(2)?.state.status).toBe("Succeeded")
+        // The outcome's event says where it came from.
+        const forkLog = yield* store.load(forked.sessionId)
+        const outcome = forkLog.find(
+          (record) =>
+            record.event._tag === "TaskStatusUpdated" &&
+            record.event.taskId === 2 &&
+            record.event.status === "Completed"
+        )
+        expect(outcome?.metadata.extra).toMatchObject({ outcomeFromSnapshotOf: child })
+        // Nothing starts a child later either, under either id: resuming the fork's tree looks for children to start.
         yield* SubPlans.reconcile(forked.sessionId)
-        expect(yield* store.load(forkChild)).toEqual([])
+        expect(yield* store.load(childSessionId(forked.sessionId, 2))).toEqual([])
+        expect(yield* store.load(child)).toEqual([])
       }).pipe(Effect.provide(planner))
     })
   )
