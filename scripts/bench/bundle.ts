@@ -14,10 +14,12 @@ import { fileURLToPath, pathToFileURL } from "node:url"
 import type { Plugin } from "esbuild"
 
 /**
- * Node's own flags for every process the benchmark starts, from `BENCH_NODE_FLAGS` (space-separated): a diagnosis
- * that needs them in the measured processes, such as `--perf-basic-prof` for `perf` (docs/performance.md).
+ * Node's own flags for the benchmark's process and the processes it measures from bundles (workers, children; not
+ * the CLI start-up runs, which time `bin/planner.js` as a person starts it), from `BENCH_NODE_FLAGS` (separated by
+ * white space): a diagnosis that needs them there, such as `--perf-basic-prof` for `perf` (docs/performance.md).
  */
-export const nodeFlags = (): ReadonlyArray<string> => process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []
+export const nodeFlags = (): ReadonlyArray<string> =>
+  process.env.BENCH_NODE_FLAGS?.split(/\s+/).filter((flag) => flag !== "") ?? []
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const outDir = path.join(root, "node_modules", ".cache", "planner-bench")

@@ -96,8 +96,9 @@ export type Progress = SessionFollower.Progress
 
 /**
  * Folds a session's events from `state` on, chunk by chunk, into the steps after sequence `after`, up to and including
- * the step that finishes the plan: one stage over the store's stream, a pass per chunk (a fold, a filter and a cut
- * as three stages cost the followed session's every chunk three times the fiber work).
+ * the step that finishes the plan, and ends there (also when that step is at or before `after`): one stage over the
+ * store's stream, a pass per chunk (a fold, a filter and a cut as three stages cost the followed session's every chunk
+ * three times the fiber work).
  */
 const progressAfter = (after: number) => {
   const step = (
@@ -109,9 +110,11 @@ const progressAfter = (after: number) => {
         let current = state
         for (const record of records) {
           current = Planner.evolve(current, record.event)
-          if (record.sequence <= after) continue
-          steps.push({ record, state: current })
-          if (Planner.isFinished(current)) return Channel.write(Chunk.unsafeFromArray(steps))
+          if (record.sequence > after) steps.push({ record, state: current })
+          // The plan is over (a finished session takes no more commands): nothing more comes, shown or not.
+          if (Planner.isFinished(current)) {
+            return steps.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(steps))
+          }
         }
         return steps.length === 0
           ? step(current)

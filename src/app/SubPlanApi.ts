@@ -56,14 +56,14 @@ const treeTask =
     if (child !== undefined) return { ...json, subPlan: subPlanJson(child, toJson) }
     if (task.childSessionId === undefined) return json as TreeTaskJson<T>
     if (tree.prunedSince?.includes(task.id) === true) {
-      const subPlan = {
+      const subPlan: SubPlanJson<T> = {
         sessionId: task.childSessionId,
         status: "Unknown",
         waiting: false,
         tasks: [],
         prunedSince: true
       }
-      return { ...json, subPlan } as TreeTaskJson<T>
+      return { ...json, subPlan }
     }
     return { ...json, subPlan: { sessionId: task.childSessionId, status: "NotStarted", waiting: false, tasks: [] } }
   }

@@ -94,8 +94,12 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
         Effect.gen(function* () {
           const sessionId = yield* startWith(independent(6))
           // Followed from before the run: the history so far, then what the run records, as it records it.
-          const followed = yield* Effect.fork(Stream.runCollect(Runner.observe(sessionId)))
+          const following = yield* Deferred.make<void>()
+          const followed = yield* Effect.fork(
+            Stream.runCollect(Runner.observe(sessionId).pipe(Stream.tap(() => Deferred.succeed(following, undefined))))
+          )
           const after = yield* Effect.fork(Stream.runCollect(Runner.observe(sessionId, { afterSequence: 3 })))
+          yield* Deferred.await(following)
           const result = yield* Runner.run(sessionId)
           expect(result.state.status).toBe("Succeeded")
           const records = yield* Runner.history(sessionId)
@@ -110,9 +114,11 @@ export const runnerSuite = (name: string, makeStore: () => Layer.Layer<EventStor
             records.filter((record) => record.sequence > 3).map((record) => record.sequence)
           )
           expect(later.at(-1)?.state).toEqual(result.state)
-          // Followed after the end: the whole history, and the stream ends.
+          // Followed after the end: the whole history, and the stream ends; from past the end, nothing, and it ends.
           const replayed = Chunk.toReadonlyArray(yield* Stream.runCollect(Runner.observe(sessionId)))
           expect(replayed.map((step) => step.state)).toEqual(steps.map((step) => step.state))
+          const last = records.at(-1)?.sequence ?? 0
+          expect(Chunk.size(yield* Stream.runCollect(Runner.observe(sessionId, { afterSequence: last })))).toBe(0)
         }).pipe(withScript({ rules: [], default: { complete: "did: {description}" } }))
     )
 

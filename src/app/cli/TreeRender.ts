@@ -15,8 +15,8 @@ export const subPlanLines =
     const child = tree.children.get(task.id)
     const pad = indent.repeat(depth)
     if (child === undefined) {
-      return tree.prunedSince?.includes(task.id) === true
-        ? [`${pad}sub-plan ${task.childSessionId ?? ""}: pruned since; its state at this moment went with its events`]
+      return task.childSessionId !== undefined && tree.prunedSince?.includes(task.id) === true
+        ? [`${pad}sub-plan ${task.childSessionId}: pruned since; its state at this moment went with its events`]
         : []
     }
     const lines = [`${pad}sub-plan ${child.sessionId}: ${child.state.status.toLowerCase()}`]
