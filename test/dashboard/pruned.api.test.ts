@@ -9,6 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
 import { subPlanLines } from "../../src/app/cli/TreeRender.js"
 import * as Fork from "../../src/app/Fork.js"
+import * as PlannerService from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
 import * as SubPlanApi from "../../src/app/SubPlanApi.js"
 import * as SubPlanRun from "../../src/app/SubPlanRun.js"
@@ -290,6 +291,20 @@ describe("pruned sessions in the dashboard API", () => {
         // Nothing starts a child later either, under either id: resuming the fork's tree looks for children to start.
         yield* SubPlans.reconcile(forked.sessionId)
         expect(yield* store.load(childSessionId(forked.sessionId, 2))).toEqual([])
+        expect(yield* store.load(child)).toEqual([])
+
+        // A process that died between the fork's copy and the outcome (the copy made by the plain writer, which knows
+        // nothing of sub-plans): resuming the tree takes the outcome from the snapshot; the child is not run again.
+        const plain = yield* PlannerService.make()
+        const copied = Runner.newSessionId(yield* Clock.currentTimeMillis)
+        const upTo = (completed ?? 1) - 1
+        yield* plain.fork(copied, records.slice(0, upTo), { fromSessionId: root, atSequence: upTo })
+        expect((yield* SubPlans.tree(copied)).state.tasks[1]).toMatchObject({
+          status: "Dispatched",
+          childSessionId: child
+        })
+        yield* SubPlans.reconcile(copied)
+        expect((yield* Runner.existing(copied)).tasks[1]).toMatchObject({ status: "Completed" })
         expect(yield* store.load(child)).toEqual([])
       }).pipe(Effect.provide(planner))
     })
