@@ -319,10 +319,10 @@ describe("pruned sessions in the dashboard API", () => {
         const slow = { complete: "done: {description}" }
         const planner = plannerOnFile(filename, {
           rules: [
-            { match: "Wait", delayMs: 200, outcomes: [slow] },
-            { match: "release", delayMs: 300, outcomes: [slow] },
-            { match: "test it", delayMs: 300, outcomes: [slow] },
-            { match: "publish", delayMs: 300, outcomes: [slow] }
+            { match: "Wait", delayMs: 500, outcomes: [slow] },
+            { match: "release", delayMs: 500, outcomes: [slow] },
+            { match: "test it", delayMs: 500, outcomes: [slow] },
+            { match: "publish", delayMs: 500, outcomes: [slow] }
           ],
           default: slow
         })
@@ -339,7 +339,7 @@ describe("pruned sessions in the dashboard API", () => {
           expect((yield* SessionSnapshots.prune(end.finishedAt ?? 0)).pruned.map((one) => one.sessionId)).toEqual([
             child
           ])
-          // Just before task 2's outcome: the child had started (its steps take 900 ms) and not ended.
+          // Just before task 2's outcome: the child had started (its steps take 1.5 s, task 2 half a second) and not ended.
           const records = yield* Effect.flatMap(PlannerStore, (store) => store.load(root))
           const waited = records.find(
             (record) =>
