@@ -8,7 +8,7 @@
  * - `answer`, `cancel`, `observe` (progress as a `Stream`), `state` and `stateAt` (time travel).
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Channel, Chunk, Clock, Effect, Option, Queue, Schema, Stream } from "effect"
+import { Cause, Chunk, Clock, Effect, Option, Queue, Schema, Stream } from "effect"
 import * as Budget from "../domain/Budget.js"
 import { Cancel, ClarificationProvided, Continue, HandleExecutorEvent, Initialize } from "../domain/Commands.js"
 import { defaultConfig, type PlannerConfig } from "../domain/Config.js"
@@ -17,7 +17,7 @@ import * as Planner from "../domain/Planner.js"
 import { childSessionId } from "../domain/SubPlans.js"
 import type { Attachment, TaskState } from "../domain/Task.js"
 import type { ReadError } from "../infra/EventStore.js"
-import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
+import { PlannerStore } from "../infra/PlannerStore.js"
 import * as AppBudget from "./Budget.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import * as HeldAttempts from "./HeldAttempts.js"
@@ -95,38 +95,6 @@ export const cancel = (sessionId: string, reason = "cancelled by the user") =>
 export type Progress = SessionFollower.Progress
 
 /**
- * Folds a session's events from `state` on, chunk by chunk, into the steps after sequence `after`, up to and including
- * the step that finishes the plan, and ends there (also when that step is at or before `after`): one stage over the
- * store's stream, a pass per chunk (a fold, a filter and a cut as three stages cost the followed session's every chunk
- * three times the fiber work).
- */
-const progressAfter = (after: number) => {
-  const step = (
-    state: Planner.PlannerState
-  ): Channel.Channel<Chunk.Chunk<Progress>, Chunk.Chunk<PlannerEventRecord>, ReadError, ReadError, unknown, unknown> =>
-    Channel.readWithCause({
-      onInput: (records: Chunk.Chunk<PlannerEventRecord>) => {
-        const steps: Array<Progress> = []
-        let current = state
-        for (const record of records) {
-          current = Planner.evolve(current, record.event)
-          if (record.sequence > after) steps.push({ record, state: current })
-          // The plan is over (a finished session takes no more commands): nothing more comes, shown or not.
-          if (Planner.isFinished(current)) {
-            return steps.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(steps))
-          }
-        }
-        return steps.length === 0
-          ? step(current)
-          : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(steps)), step(current))
-      },
-      onFailure: Channel.failCause,
-      onDone: () => Channel.void
-    })
-  return step
-}
-
-/**
  * A session's progress: its history, then its events as they happen, each with the state after it. Ends after the
  * event that finishes the plan.
  */
@@ -136,7 +104,7 @@ export const observe = (sessionId: string, options: { readonly afterSequence?: n
       const store = yield* PlannerStore
       return Stream.pipeThroughChannel(
         store.subscribe({ sessionId }),
-        progressAfter(options.afterSequence ?? 0)(Planner.initialState)
+        SessionFollower.progressAfter(options.afterSequence ?? 0)(Planner.initialState)
       )
     })
   )

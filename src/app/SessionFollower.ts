@@ -1,9 +1,10 @@
 /**
  * Follows one session for `Runner.run`: its events as they are stored, each with the session's state right after it.
  * It subscribes to that session's stream alone (the store filters by session), never to the whole store, as the
- * dashboard's live view (`Server`) and the library's `Runner.observe` do on their own.
+ * dashboard's live view (`Server`) and the library's `Runner.observe` do on their own (`progressAfter` is the one
+ * stage `Runner.observe` runs over the store's stream).
  */
-import { Chunk, Effect, Stream } from "effect"
+import { Channel, Chunk, Effect, Stream } from "effect"
 import * as Planner from "../domain/Planner.js"
 import { EventStore, type ReadError } from "../infra/EventStore.js"
 import { type PlannerEventRecord, PlannerStore } from "../infra/PlannerStore.js"
@@ -43,6 +44,38 @@ export const follow = (sessionId: string, from: FollowFrom): Stream.Stream<Progr
       )
     })
   )
+
+/**
+ * Folds a session's events from `state` on, chunk by chunk, into the steps after sequence `after`, up to and including
+ * the step that finishes the plan, and ends there (also when that step is at or before `after`): one stage over the
+ * store's stream, a pass per chunk (a fold, a filter and a cut as three stages cost the followed session's every chunk
+ * three times the fiber work). `Runner.observe` is it over the session's whole log.
+ */
+export const progressAfter = (after: number) => {
+  const step = (
+    state: Planner.PlannerState
+  ): Channel.Channel<Chunk.Chunk<Progress>, Chunk.Chunk<PlannerEventRecord>, ReadError, ReadError, unknown, unknown> =>
+    Channel.readWithCause({
+      onInput: (records: Chunk.Chunk<PlannerEventRecord>) => {
+        const steps: Array<Progress> = []
+        let current = state
+        for (const record of records) {
+          current = Planner.evolve(current, record.event)
+          if (record.sequence > after) steps.push({ record, state: current })
+          // The plan is over (a finished session takes no more commands): nothing more comes, shown or not.
+          if (Planner.isFinished(current)) {
+            return steps.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(steps))
+          }
+        }
+        return steps.length === 0
+          ? step(current)
+          : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(steps)), step(current))
+      },
+      onFailure: Channel.failCause,
+      onDone: () => Channel.void
+    })
+  return step
+}
 
 /** A consistent starting point: the store's head position, then the session's state (so nothing falls between). */
 export const startingPoint = <E, R>(state: Effect.Effect<Planner.PlannerState, E, R>) =>
