@@ -236,7 +236,7 @@ describe("whether a live process serves a session", () => {
     "a parent whose open task runs as a sub-plan is said to wait on its sub-plans, whatever the workers announce",
     () =>
       Effect.gen(function* () {
-        const sessionId = yield* startPlan("Release it", [task(1, "Processing", "Build it. Then ship it.")], {}, 1)
+        const sessionId = yield* startPlan("Release it", [task(1, "Processing", "Build it. Then ship it.")], {}, [1])
         const { url } = yield* startServer
         const { served } = servedViews(url, sessionId)
         const registry = (yield* PlannerService.PlannerService).queue.workers

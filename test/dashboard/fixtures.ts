@@ -32,14 +32,14 @@ export const plannerOnFile = (filename: string, script: unknown) =>
 export const startServer = Server.start({ host: "127.0.0.1", port: 0 })
 
 /**
- * A session with exactly these tasks (an LLM's plan, bypassing the parser); with `expanded`, that task runs as a child
- * session (a sub-plan, started when the task is dispatched).
+ * A session with exactly these tasks (an LLM's plan, bypassing the parser); the `expanded` ones run as child sessions
+ * (sub-plans, each started when its task is dispatched).
  */
 export const startPlan = (
   request: string,
   tasks: ReadonlyArray<TaskPlan>,
   config: Partial<PlannerConfig> = {},
-  expanded?: number
+  expanded: ReadonlyArray<number> = []
 ) =>
   Effect.gen(function* () {
     const service = yield* PlannerService.PlannerService
@@ -52,9 +52,9 @@ export const startPlan = (
         tasks,
         source: { _tag: "Llm", model: "script-demo" },
         config: { ...defaultConfig, ...fast, ...config },
-        ...(expanded === undefined
+        ...(expanded.length === 0
           ? {}
-          : { expand: [{ taskId: expanded, childSessionId: childSessionId(sessionId, expanded) }] }),
+          : { expand: expanded.map((taskId) => ({ taskId, childSessionId: childSessionId(sessionId, taskId) })) }),
         at
       })
     )

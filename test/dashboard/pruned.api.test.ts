@@ -14,6 +14,7 @@ import * as Runner from "../../src/app/Runner.js"
 import * as SubPlanApi from "../../src/app/SubPlanApi.js"
 import * as SubPlanRun from "../../src/app/SubPlanRun.js"
 import * as SubPlans from "../../src/app/SubPlans.js"
+import * as Planner from "../../src/domain/Planner.js"
 import { childSessionId } from "../../src/domain/SubPlans.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
@@ -331,7 +332,7 @@ describe("pruned sessions in the dashboard API", () => {
             "Release it, and wait",
             [task(1, "Processing", "Build the release. Then test it. Then publish it."), task(2, "Processing", "Wait")],
             {},
-            1
+            [1]
           )
           const child = childSessionId(root, 1)
           const end = (yield* SubPlanRun.runTree(root)).state
@@ -364,6 +365,51 @@ describe("pruned sessions in the dashboard API", () => {
           // At the end the child is there, from its snapshot.
           const last = records[records.length - 1]?.sequence ?? 0
           expect((yield* SubPlans.treeAt(root, last)).children.get(1)?.state.status).toBe("Succeeded")
+        }).pipe(Effect.provide(planner))
+      }),
+    30_000
+  )
+
+  it.scopedLive(
+    "a fork takes a pruned child's failure after its sibling child is forked, so an abort reaches the sibling: no orphan runs on",
+    () =>
+      Effect.gen(function* () {
+        const filename = yield* freshSqliteFile
+        // Under abort: task 1's child fails after 300 ms; task 2's child, slow, is still running then.
+        const planner = plannerOnFile(filename, {
+          rules: [
+            { match: "Check the input", delayMs: 300, outcomes: [{ fail: "the input is broken", retryable: false }] },
+            { match: "Build", delayMs: 2_000, outcomes: [{ complete: "built" }] }
+          ],
+          default: { complete: "done" }
+        })
+        yield* Effect.gen(function* () {
+          const root = yield* startPlan(
+            "Check, and build",
+            [task(1, "Processing", "Check the input"), task(2, "Processing", "Build it. Then ship it.")],
+            { onFailure: "abort" },
+            [1, 2]
+          )
+          const service = yield* PlannerService.PlannerService
+          const sibling = childSessionId(root, 2)
+          expect((yield* SubPlanRun.runTree(root)).state.status).toBe("Failed")
+          const failed = childSessionId(root, 1)
+          // The sibling and the root stay (each the source of a running fork); the failed child is pruned.
+          yield* Fork.fork(sibling, 1)
+          yield* Fork.fork(root, 1)
+          const pruned = yield* SessionSnapshots.prune(Number.MAX_SAFE_INTEGER)
+          expect(pruned.pruned.map((one) => one.sessionId)).toEqual([failed])
+          // Just before task 1's failure reached the root: its child had ended, its sibling was running.
+          const records = yield* Effect.flatMap(PlannerStore, (store) => store.load(root))
+          const outcome = records.find(
+            (record) => record.event._tag === "TaskStatusUpdated" && record.event.taskId === 1
+          )?.sequence
+          expect(outcome).toBeDefined()
+          const forked = yield* Fork.fork(root, (outcome ?? 1) - 1)
+          expect(forked.state.status).toBe("Failed")
+          const forkedSibling = childSessionId(forked.sessionId, 2)
+          expect(Planner.isFinished(yield* service.state(forkedSibling))).toBe(true)
+          expect(yield* service.queue.list(forkedSibling)).toEqual([])
         }).pipe(Effect.provide(planner))
       }),
     30_000

@@ -10,4 +10,4 @@ export const plan = [
 ]
 
 /** A root with task 2 expanded into a child session (not started until task 2 is dispatched). */
-export const startTree = startPlan("Release it", plan, {}, 2)
+export const startTree = startPlan("Release it", plan, {}, [2])
