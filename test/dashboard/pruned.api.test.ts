@@ -375,10 +375,10 @@ describe("pruned sessions in the dashboard API", () => {
     () =>
       Effect.gen(function* () {
         const filename = yield* freshSqliteFile
-        // Under abort: task 1's child fails after 300 ms; task 2's child, slow, is still running then.
+        // Under abort: task 1's child fails after 800 ms; task 2's child, slow, is still running then.
         const planner = plannerOnFile(filename, {
           rules: [
-            { match: "Check the input", delayMs: 300, outcomes: [{ fail: "the input is broken", retryable: false }] },
+            { match: "Check the input", delayMs: 800, outcomes: [{ fail: "the input is broken", retryable: false }] },
             { match: "Build", delayMs: 2_000, outcomes: [{ complete: "built" }] }
           ],
           default: { complete: "done" }
