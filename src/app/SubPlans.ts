@@ -282,7 +282,8 @@ export const decorate = (inner: PlannerServiceShape, store: PlannerStore["Type"]
           childLogs.push({ ...child, records })
           continue
         }
-        const end = yield* endedBy(store, child, cutoff, { sessionId: fromId, sequence: origin.atSequence })
+        const pruned = yield* prunedState(child.sessionId)
+        const end = yield* endedBy(store, pruned, child, cutoff, { sessionId: fromId, sequence: origin.atSequence })
         if (end !== undefined) ended.set(child.sessionId, end)
       }
       const remap = (childId: string) =>
@@ -360,11 +361,7 @@ export const reconcile = (sessionId: string) =>
         for (const task of SubPlans.childrenInFlight(state)) {
           const childId = task.childSessionId ?? ""
           // A child pruned since its end (a fork's shared child) is read from its snapshot: never started again.
-          const child = yield* Effect.flatMap(service.state(childId), (current) =>
-            SessionSnapshots.orSnapshot(childId, current).pipe(
-              Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(current))
-            )
-          )
+          const child = yield* stateOrSnapshotOf(service, childId)
           if (child.status === "NotStarted") {
             // Not started: the process died between the dispatch and the child's plan. A `Continue` through the
             // decorated writer would not dispatch it again, so start it here the way the writer would.
@@ -532,13 +529,12 @@ export interface Tree {
  * A session of a tree, read through the writer; one whose log is empty may have been pruned once its tree finished
  * (`planner prune`): its final state is then its snapshot's (one that cannot be read leaves it as not started).
  */
-const stateOrSnapshot = (id: string) =>
-  Effect.flatMap(PlannerService, (service) =>
-    Effect.flatMap(service.state(id), (current) =>
-      SessionSnapshots.orSnapshot(id, current).pipe(
-        Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(current))
-      )
-    )
+const stateOrSnapshot = (id: string) => Effect.flatMap(PlannerService, (service) => stateOrSnapshotOf(service, id))
+
+/** `stateOrSnapshot` through a writer at hand. */
+const stateOrSnapshotOf = (service: Pick<PlannerServiceShape, "state">, id: string) =>
+  Effect.flatMap(service.state(id), (current) =>
+    SessionSnapshots.orSnapshot(id, current).pipe(Effect.catchTag("SnapshotUnreadable", () => Effect.succeed(current)))
   )
 
 /**
@@ -614,18 +610,19 @@ export const layer = (
   )
 
 /**
- * A child pruned since (its events gone), when it had ended by `cutoff`, a moment of its parent (see `momentAfter`):
- * its final state, from its snapshot. A child ends before its task's outcome is recorded, possibly within the same
- * millisecond: when the parent's event right after the moment (`next`) is its task's outcome, it had ended.
+ * A child pruned since (its events gone; `end`, its snapshot, see `prunedState`), when it had ended by `cutoff`, a
+ * moment of its parent (see `momentAfter`): its final state. A child ends before its task's outcome is recorded,
+ * possibly within the same millisecond: when the parent's event right after the moment (`next`) is its task's
+ * outcome, it had ended.
  */
 const endedBy = (
   store: PlannerStore["Type"],
-  child: { readonly taskId: number; readonly sessionId: string },
+  end: Planner.PlannerState | undefined,
+  child: { readonly taskId: number },
   cutoff: number,
   next?: { readonly sessionId: string; readonly sequence: number }
 ) =>
   Effect.gen(function* () {
-    const end = yield* prunedState(child.sessionId)
     if (end?.finishedAt === undefined) return undefined
     if (end.finishedAt < cutoff) return end
     if (next === undefined) return undefined
@@ -669,12 +666,12 @@ export const treeAt = (sessionId: string, sequence: number) =>
           }
           // The root's own next event tells a child that ended within the moment's millisecond; deeper, the moment.
           const next = id === sessionId ? { sessionId, sequence } : undefined
-          const end = yield* endedBy(store, child, moment, next)
+          const pruned = yield* prunedState(child.sessionId)
+          const end = yield* endedBy(store, pruned, child, moment, next)
           if (end !== undefined) {
             children.set(child.taskId, yield* build(child.sessionId, end))
             continue
           }
-          const pruned = yield* prunedState(child.sessionId)
           if (pruned?.startedAt !== undefined && pruned.startedAt < moment) prunedSince.push(child.taskId)
         }
         return { sessionId: id, state, children, ...(prunedSince.length === 0 ? {} : { prunedSince }) }
