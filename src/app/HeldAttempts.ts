@@ -6,7 +6,7 @@
 import { Clock, Effect } from "effect"
 import * as Planner from "../domain/Planner.js"
 import type { NodeKind } from "../domain/Task.js"
-import type { ListedJob } from "../infra/TaskQueue.js"
+import type { ListedJob, TaskQueueError, TaskQueueService, WorkerAnnouncement } from "../infra/TaskQueue.js"
 import { PlannerService } from "./PlannerService.js"
 import { isDeadLocalWorker } from "./worker/WorkerIdentity.js"
 
@@ -57,6 +57,24 @@ const isStuck = (job: ListedJob, now: number): boolean => {
 }
 
 /**
+ * The workers' announcements that have not run out at `now` (`TaskQueue.workers`), less those of this host's processes
+ * that are gone; none when the queue keeps no announcements.
+ */
+export const liveAnnouncements = (
+  queue: TaskQueueService,
+  now: number
+): Effect.Effect<ReadonlyArray<WorkerAnnouncement>, TaskQueueError> =>
+  queue.workers === undefined
+    ? Effect.succeed<ReadonlyArray<WorkerAnnouncement>>([])
+    : Effect.map(queue.workers.live(now), (announced) =>
+        announced.filter((worker) => !isDeadLocalWorker(worker.workerId))
+      )
+
+/** Whether an announced worker takes tasks of session `sessionId`: it serves every session, or that one. */
+export const servesSession = (worker: WorkerAnnouncement, sessionId: string): boolean =>
+  worker.sessionId === undefined || worker.sessionId === sessionId
+
+/**
  * `isStalled` for sessions, with one look at the whole queue shared by every session asked about. A session whose jobs
  * wait while a live worker that serves their kinds is busy elsewhere waits its turn (that worker takes them when it
  * has room, and its dead-worker sweep frees what a dead one held), so it is not called stalled; one with a job of a
@@ -66,15 +84,13 @@ const isStuck = (job: ListedJob, now: number): boolean => {
  */
 export const makeStalled = Effect.gen(function* () {
   const service = yield* PlannerService
-  const registry = service.queue.workers
   const fleet = yield* Effect.cached(
     Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const jobs = yield* service.queue.list()
-      const announced = registry === undefined ? [] : yield* registry.live(now)
       return {
         busyAnywhere: jobs.some((job) => heldByLiveWorker(job, now)),
-        announced: announced.filter((worker) => !isDeadLocalWorker(worker.workerId))
+        announced: yield* liveAnnouncements(service.queue, now)
       }
     })
   )
@@ -87,9 +103,7 @@ export const makeStalled = Effect.gen(function* () {
       const { busyAnywhere, announced } = yield* fleet
       if (announced.length === 0) return !busyAnywhere
       const served = (kind: NodeKind) =>
-        announced.some(
-          (worker) => worker.kinds.includes(kind) && (worker.sessionId === undefined || worker.sessionId === sessionId)
-        )
+        announced.some((worker) => worker.kinds.includes(kind) && servesSession(worker, sessionId))
       return jobs.some((job) => isStuck(job, now) && !served(job.kind))
     })
 })

@@ -202,16 +202,11 @@ const liveWorkers = (sessionId?: string) =>
     const service = yield* PlannerService
     const now = yield* Clock.currentTimeMillis
     const jobs = yield* service.queue.list(sessionId)
-    const registry = service.queue.workers
     // Advisory: a registry that cannot be read leaves the page as it was before workers announced themselves.
-    const announced = (
-      registry === undefined
-        ? []
-        : yield* registry.live(now).pipe(
-            Effect.tapError((error) => Effect.logDebug(`could not read the workers' announcements: ${error.message}`)),
-            Effect.orElseSucceed(() => [])
-          )
-    ).filter((worker) => !isDeadLocalWorker(worker.workerId))
+    const announced = yield* HeldAttempts.liveAnnouncements(service.queue, now).pipe(
+      Effect.tapError((error) => Effect.logDebug(`could not read the workers' announcements: ${error.message}`)),
+      Effect.orElseSucceed((): ReadonlyArray<WorkerAnnouncement> => [])
+    )
     const bySession = new Map<string, Array<ListedJob>>()
     for (const job of jobs) {
       const ofSession = bySession.get(job.sessionId)
@@ -220,13 +215,13 @@ const liveWorkers = (sessionId?: string) =>
     }
     return (id: string): Live => {
       const held = HeldAttempts.heldAttempts(bySession.get(id) ?? [], now)
-      const holders = [...new Set(held.map((attempt) => attempt.workerId))]
-      return {
-        workers: holders.filter((workerId) => !isDeadLocalWorker(workerId)),
-        gone: holders.filter(isDeadLocalWorker),
-        held,
-        serving: announced.filter((worker) => worker.sessionId === undefined || worker.sessionId === id)
+      const workers: Array<string> = []
+      const gone: Array<string> = []
+      for (const workerId of new Set(held.map((attempt) => attempt.workerId))) {
+        if (isDeadLocalWorker(workerId)) gone.push(workerId)
+        else workers.push(workerId)
       }
+      return { workers, gone, held, serving: announced.filter((worker) => HeldAttempts.servesSession(worker, id)) }
     }
   })
 
