@@ -6,7 +6,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Fiber, Option, TestClock, TestServices } from "effect"
 import { subPlanLines } from "../../src/app/cli/TreeRender.js"
 import * as Fork from "../../src/app/Fork.js"
 import * as PlannerService from "../../src/app/PlannerService.js"
@@ -60,6 +60,18 @@ const finished = (request: string) =>
     // Sessions begun in different milliseconds, so that their order is the order made.
     yield* Effect.sleep("5 millis")
     return sessionId
+  })
+
+/** Waits for `fiber`, moving the test's clock on 100 ms at a time, each step given a little real time to act on. */
+const byTheClock = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) =>
+  Effect.gen(function* () {
+    for (let step = 0; step < 600; step++) {
+      const done = yield* Fiber.poll(fiber)
+      if (Option.isSome(done)) return yield* done.value
+      yield* TestClock.adjust("100 millis")
+      yield* TestServices.provideLive(Effect.sleep("10 millis"))
+    }
+    return yield* Effect.dieMessage("the run did not end within 60 s of the test's clock")
   })
 
 describe("pruned sessions in the dashboard API", () => {
@@ -311,31 +323,39 @@ describe("pruned sessions in the dashboard API", () => {
     })
   )
 
-  it.scopedLive(
+  it.scoped(
     "time travel on a tree to a moment a pruned sub-plan was running says it was pruned since, not that it had not started",
     () =>
       Effect.gen(function* () {
         const filename = yield* freshSqliteFile
-        // Task 1 runs as a child of three slow steps; task 2, beside it, records its start and its end meanwhile.
+        // Task 1 runs as a child of three slow steps; task 2, beside it, records its start and its end meanwhile. The
+        // test's clock moves only when told, so the child starts at its moment 0 and ends at 1.5 s, task 2 at 0.5 s.
         const slow = { complete: "done: {description}" }
         const planner = plannerOnFile(filename, {
           rules: [
             { match: "Wait", delayMs: 500, outcomes: [slow] },
             { match: "release", delayMs: 500, outcomes: [slow] },
             { match: "test it", delayMs: 500, outcomes: [slow] },
-            { match: "publish", delayMs: 500, outcomes: [slow] }
+            { match: "publish", delayMs: 500, outcomes: [slow] },
+            { match: "Announce", delayMs: 500, outcomes: [slow] }
           ],
           default: slow
         })
         yield* Effect.gen(function* () {
           const root = yield* startPlan(
             "Release it, and wait",
-            [task(1, "Processing", "Build the release. Then test it. Then publish it."), task(2, "Processing", "Wait")],
+            [
+              task(1, "Processing", "Build the release. Then test it. Then publish it."),
+              task(2, "Processing", "Wait"),
+              // After the child, so that the root ends after it and pruning takes the child alone.
+              task(3, "Processing", "Announce it", [1])
+            ],
             {},
             [1]
           )
           const child = childSessionId(root, 1)
-          const end = (yield* SubPlanRun.runTree(root)).state
+          const running = yield* Effect.fork(SubPlanRun.runTree(root))
+          const end = (yield* byTheClock(running)).state
           expect(end.status).toBe("Succeeded")
           expect((yield* SessionSnapshots.prune(end.finishedAt ?? 0)).pruned.map((one) => one.sessionId)).toEqual([
             child
@@ -370,12 +390,13 @@ describe("pruned sessions in the dashboard API", () => {
     30_000
   )
 
-  it.scopedLive(
+  it.scoped(
     "a fork takes a pruned child's failure after its sibling child is forked, so an abort reaches the sibling: no orphan runs on",
     () =>
       Effect.gen(function* () {
         const filename = yield* freshSqliteFile
-        // Under abort: task 1's child fails after 800 ms; task 2's child, slow, is still running then.
+        // Under abort: task 1's child fails after 800 ms; task 2's child, slow, is still running then (by the test's
+        // clock, which moves only when told).
         const planner = plannerOnFile(filename, {
           rules: [
             { match: "Check the input", delayMs: 800, outcomes: [{ fail: "the input is broken", retryable: false }] },
@@ -392,7 +413,7 @@ describe("pruned sessions in the dashboard API", () => {
           )
           const service = yield* PlannerService.PlannerService
           const sibling = childSessionId(root, 2)
-          expect((yield* SubPlanRun.runTree(root)).state.status).toBe("Failed")
+          expect((yield* byTheClock(yield* Effect.fork(SubPlanRun.runTree(root)))).state.status).toBe("Failed")
           const failed = childSessionId(root, 1)
           // The sibling and the root stay (each the source of a running fork); the failed child is pruned.
           yield* Fork.fork(sibling, 1)
