@@ -3,6 +3,7 @@
  * standard error (a stack trace only with --verbose). Known secrets (database passwords, API keys) are scrubbed from
  * everything it prints there.
  */
+import * as fs from "node:fs"
 import { CliConfig, ValidationError } from "@effect/cli"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -22,7 +23,16 @@ import {
   withoutGenericHelp
 } from "./Cli.js"
 import { errorLine, registerCommandLineSecrets, visible } from "./cli/ErrorLine.js"
-import { CliExit, CliFailure, ExitCode, exitCodeOnInterrupt, toFailure, usage } from "./cli/Failure.js"
+import {
+  CliExit,
+  CliFailure,
+  ExitCode,
+  exitCodeOnInterrupt,
+  stopWithinMs,
+  takeUnconfirmedStop,
+  toFailure,
+  usage
+} from "./cli/Failure.js"
 import { colourDisabled, scrub, stripAnsi } from "./cli/Output.js"
 
 const args = process.argv.slice(2)
@@ -235,12 +245,26 @@ const program = Effect.zipRight(
  */
 let signalled = false
 let draining = false
-/** After the first signal the command has this long to stop; stuck where it cannot be interrupted, it is ended. */
-const stopWithinMs = 5_000
+/**
+ * Ends the process at once, with the word the running command left for a stop it could not finish (see
+ * `sayingHowItStops`), written before the exit drops it.
+ */
+const endNow = () => {
+  const unconfirmed = takeUnconfirmedStop()
+  if (unconfirmed !== undefined) {
+    try {
+      fs.writeSync(unconfirmed.fd, `${scrub(unconfirmed.line)}\n`)
+    } catch {
+      // Nobody reads that stream any more: there is nobody to tell.
+    }
+  }
+  process.exit(exitCodeOnInterrupt())
+}
+/** After the first signal the command has `stopWithinMs` to stop; stuck where it cannot be interrupted, it is ended. */
 const onSignal = () => {
-  if (signalled || draining) process.exit(exitCodeOnInterrupt())
+  if (signalled || draining) endNow()
   signalled = true
-  setTimeout(() => process.exit(exitCodeOnInterrupt()), stopWithinMs).unref()
+  setTimeout(endNow, stopWithinMs).unref()
 }
 process.on("SIGINT", onSignal)
 process.on("SIGTERM", onSignal)

@@ -8,7 +8,7 @@ import * as Planner from "../../domain/Planner.js"
 import type { TaskState } from "../../domain/Task.js"
 import * as SubPlanRun from "../SubPlanRun.js"
 import { errorLine } from "./ErrorLine.js"
-import { CliExit, ExitCode, exitCodeOnInterrupt } from "./Failure.js"
+import { CliExit, ExitCode, exitCodeOnInterrupt, sayingHowItStops, stopWithinMs } from "./Failure.js"
 import { clip, err, type OutputMode, out } from "./Output.js"
 import { answerCommand, type Hints, makeReporter, resumeCommand } from "./Progress.js"
 import * as Prompt from "./Prompt.js"
@@ -29,6 +29,12 @@ const questionLines = (task: TaskState, question: string): ReadonlyArray<string>
   question.includes(task.description)
     ? [`? Task ${task.id} asks: ${question}`]
     : [`? Task ${task.id} (${clip(task.description, 80)}) asks: ${question}`]
+
+/**
+ * How a stopped run ends when the process is ended before the run has stopped (a second signal, or a store that did
+ * not answer for `stopWithinMs`): what it held is not given back; `resume` takes it over.
+ */
+const unconfirmed = `Stopped before the store confirmed it (no answer in ${stopWithinMs / 1_000} s, or a second signal): a task it was running is taken over by the next run.`
 
 /** The exit code a session's state ends a run-like command with. */
 export const exitCodeOf = (state: Planner.PlannerState, waiting: boolean): number =>
@@ -72,17 +78,18 @@ export const drive = (sessionId: string, initial: Planner.PlannerState, options:
         })
       )
 
+    const stopLine = (stopped: string) => {
+      const line = `${stopped} Session ${sessionId} goes on with: ${resumeCommand(options.hints, sessionId)}`
+      return options.mode === "json" ? errorLine(line, exitCodeOnInterrupt(), true, { sessionId }) : line
+    }
     const result = yield* SubPlanRun.runTree(sessionId, {
       onProgress: reporter.progress,
       onClarification,
       localWorker: options.localWorker,
       concurrency: Math.max(1, initial.config.maxParallel)
     }).pipe(
-      Effect.onInterrupt(() => {
-        const stopped = `Stopped. Session ${sessionId} goes on with: ${resumeCommand(options.hints, sessionId)}`
-        // Under --json the caller learns the session from the error object, as from any other failure.
-        return err(options.mode === "json" ? errorLine(stopped, exitCodeOnInterrupt(), true, { sessionId }) : stopped)
-      })
+      // Under --json the caller learns the session from the error object, as from any other failure.
+      sayingHowItStops(err(stopLine("Stopped.")), { fd: 2, line: stopLine(unconfirmed) })
     )
     yield* reporter.finish(result.state)
     // Questions asked inside sub-plans: answered with this session's id and the task id shown (see `planner answer`).

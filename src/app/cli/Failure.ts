@@ -4,7 +4,7 @@
  * Errors from the layers below are classified here by their tag, so this module does not load them (the commands
  * that only read the store start faster without the runner and the LLM clients).
  */
-import { ConfigError, Data } from "effect"
+import { ConfigError, Data, Effect } from "effect"
 
 /** Exit codes, documented in the README's "Command line" section. */
 export const ExitCode = {
@@ -123,3 +123,45 @@ export const exitCodeOnInterrupt = (): number => interruptExitCode
 export const setInterruptExitCode = (code: number): void => {
   interruptExitCode = code
 }
+
+/** After the first SIGINT or SIGTERM a command has this long to stop before the process is ended (see `main.ts`). */
+export const stopWithinMs = 5_000
+
+/** A line to print, on standard output (1) or standard error (2). */
+export interface StopLine {
+  readonly fd: 1 | 2
+  readonly line: string
+}
+
+let unconfirmedStop: StopLine | undefined
+
+/**
+ * What to print when the process is ended before the running command has stopped: a second signal, or `stopWithinMs`
+ * after the first while stopping waits on a store that does not answer (giving back a held task is a write). Taken
+ * once: the process ends right after.
+ */
+export const takeUnconfirmedStop = (): StopLine | undefined => {
+  const taken = unconfirmedStop
+  unconfirmedStop = undefined
+  return taken
+}
+
+/**
+ * Runs `self`, saying how it stopped if a signal stops it: `stopped` once it has stopped (its finalizers done), or,
+ * when the process is ended before that, `unconfirmed` (printed by `main.ts` as it exits), so that a stop never ends
+ * the command without a word about where things stand (the session to resume, the tasks left held).
+ */
+export const sayingHowItStops =
+  (stopped: Effect.Effect<void>, unconfirmed: StopLine) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+    const clear = Effect.sync(() => {
+      if (unconfirmedStop === unconfirmed) unconfirmedStop = undefined
+    })
+    return Effect.sync(() => {
+      unconfirmedStop = unconfirmed
+    }).pipe(
+      Effect.zipRight(self),
+      Effect.onInterrupt(() => Effect.zipRight(clear, stopped)),
+      Effect.ensuring(clear)
+    )
+  }

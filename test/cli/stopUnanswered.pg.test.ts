@@ -1,0 +1,92 @@
+/**
+ * A stop while the store does not answer (PostgreSQL behind a proxy that stops passing bytes: a network partition, or
+ * a server that hangs). Stopping gives back what the command holds, which is a write; with no answer the process is
+ * ended after `stopWithinMs`, and it must still say where things stand: `run` the session and the command that goes
+ * on with it, `planner worker` that its tasks were not given back. Nothing is lost: the session goes on afterwards.
+ */
+import { afterEach, beforeAll, describe, expect, inject, it } from "@effect/vitest"
+import { type FreezableProxy, startFreezableProxy } from "../support/freezableProxy.js"
+import { createDatabase, uniqueDatabaseName } from "../support/postgres.js"
+import { cli, ensureBuilt, oneLine, parseJson, type ResultJson, startCli, tempFolder, writeScript } from "./cli.js"
+
+beforeAll(() => ensureBuilt(), 180_000)
+
+const proxies: Array<FreezableProxy> = []
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()))
+})
+
+/** A fresh database, and the same database through a proxy that can be frozen. */
+const database = async () => {
+  const url = await createDatabase(inject("postgresUrl"), uniqueDatabaseName("stop_unanswered"))
+  const parsed = new URL(url)
+  const proxy = await startFreezableProxy({ host: parsed.hostname, port: Number(parsed.port) })
+  proxies.push(proxy)
+  return { url, proxy, proxied: proxy.through(url) }
+}
+
+/** The lexer takes long enough to be stopped in the middle; every other step is done at once. */
+const script = (folder: string) =>
+  writeScript(folder, "script.json", {
+    rules: [{ match: "lexer", delayMs: 3_000, outcomes: [{ complete: "lexed" }] }],
+    default: { complete: "done" }
+  })
+
+const request = "Write a parser. Write a lexer. Write docs."
+
+/** Every task completed, each by one attempt that completed (the stopped one may have been charged before it). */
+const expectAllCompletedOnce = (result: ResultJson) => {
+  expect(result.status).toBe("Succeeded")
+  expect(result.tasks.map((task) => task.status)).toEqual(["Completed", "Completed", "Completed"])
+}
+
+describe("a stop while PostgreSQL does not answer", { timeout: 300_000 }, () => {
+  it("planner run says which session goes on and how, exits 130, and resume finishes it", async () => {
+    const cwd = tempFolder()
+    const { url, proxy, proxied } = await database()
+    const file = script(cwd)
+    const running = startCli(["run", "--plain", "--db", proxied, "--executor", `script:${file}`, request], { cwd })
+    await running.waitFor(/^task 2 started: Write a lexer$/m)
+    proxy.freeze()
+    running.child.kill("SIGINT")
+    const stopped = await running.result
+    expect(stopped.code, stopped.stderr).toBe(130)
+    const sessionId = stopped.stdout.match(/Session (\S+): 3 tasks/)?.[1] ?? ""
+    const said = oneLine(stopped.stderr)
+    expect(said).toContain("Stopped before the store confirmed it")
+    expect(said).toContain(`Session ${sessionId} goes on with: planner resume ${sessionId}`)
+    // The password stays out of what it says.
+    expect(said).not.toContain(new URL(url).password)
+
+    // The command it printed goes on (the store answering again, straight to it): the lexer runs again and the plan ends.
+    const resumed = await cli(["resume", sessionId, "--db", url, "--json", "--executor", `script:${file}`], { cwd })
+    expect(resumed.code, resumed.stderr).toBe(0)
+    expectAllCompletedOnce(parseJson<ResultJson>(resumed))
+  })
+
+  it("planner worker --json says its tasks were not given back, exits 0, and another worker finishes the plan", async () => {
+    const cwd = tempFolder()
+    const { url, proxy, proxied } = await database()
+    const file = script(cwd)
+    const worker = startCli(["worker", "--json", "--db", proxied, "--executor", `script:${file}`], { cwd })
+    await worker.waitFor(/"event":"ready"/)
+    const run = startCli(["run", "--json", "--no-local-worker", "--db", url, "--executor", `script:${file}`, request], {
+      cwd
+    })
+    await worker.waitFor(/"event":"started"[^\n]*"taskId":2/)
+    proxy.freeze()
+    worker.child.kill("SIGTERM")
+    const stopped = await worker.result
+    expect(stopped.code, stopped.stderr).toBe(0)
+    const last = stopped.stdout.trim().split("\n").at(-1) ?? ""
+    expect(JSON.parse(last)).toMatchObject({ event: "stopped", givenBack: false })
+
+    // The task it held is not lost: another worker (of this host: the first one's process is gone) takes it over.
+    const next = startCli(["worker", "--json", "--db", url, "--executor", `script:${file}`], { cwd })
+    const finished = await run.result
+    next.child.kill("SIGTERM")
+    expect(finished.code, finished.stderr).toBe(0)
+    expectAllCompletedOnce(parseJson<ResultJson>(finished))
+    expect((await next.result).code).toBe(0)
+  })
+})
