@@ -8,7 +8,16 @@ import * as Planner from "../../domain/Planner.js"
 import type { TaskState } from "../../domain/Task.js"
 import * as SubPlanRun from "../SubPlanRun.js"
 import { errorLine } from "./ErrorLine.js"
-import { CliExit, ExitCode, exitCodeOnInterrupt, sayingHowItStops, stopWithinMs } from "./Failure.js"
+import {
+  CliExit,
+  CliFailure,
+  ExitCode,
+  exitCodeOnInterrupt,
+  isStoreFailure,
+  sayingHowItStops,
+  stopWithinMs,
+  toFailure
+} from "./Failure.js"
 import { clip, err, type OutputMode, out } from "./Output.js"
 import { answerCommand, type Hints, makeReporter, resumeCommand } from "./Progress.js"
 import * as Prompt from "./Prompt.js"
@@ -89,7 +98,17 @@ export const drive = (sessionId: string, initial: Planner.PlannerState, options:
       concurrency: Math.max(1, initial.config.maxParallel)
     }).pipe(
       // Under --json the caller learns the session from the error object, as from any other failure.
-      sayingHowItStops(err(stopLine("Stopped.")), { fd: 2, line: stopLine(unconfirmed) })
+      sayingHowItStops(err(stopLine("Stopped.")), { fd: 2, line: stopLine(unconfirmed) }),
+      // A store lost mid-run (unreachable, refusing writes) loses nothing recorded: say which session goes on, and how.
+      Effect.mapError((error) => {
+        const failure = toFailure(error)
+        return isStoreFailure(error) && failure instanceof CliFailure
+          ? new CliFailure({
+              code: failure.code,
+              message: `${failure.message} Session ${sessionId} goes on with: ${resumeCommand(options.hints, sessionId)}`
+            })
+          : failure
+      })
     )
     yield* reporter.finish(result.state)
     // Questions asked inside sub-plans: answered with this session's id and the task id shown (see `planner answer`).

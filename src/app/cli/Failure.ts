@@ -53,7 +53,16 @@ const usageTags: ReadonlySet<string> = new Set([
   "ForkOutOfRange"
 ])
 
-const storeTags: ReadonlySet<string> = new Set(["EventStoreError", "CorruptEvent", "SequenceConflict", "SqlError"])
+/** Failures to use the store: the log, and the tables kept beside it (the task queue, memory, budget holds). */
+const storeTags: ReadonlySet<string> = new Set([
+  "EventStoreError",
+  "CorruptEvent",
+  "SequenceConflict",
+  "SqlError",
+  "TaskQueueError",
+  "MemoryIndexError",
+  "BudgetHoldsError"
+])
 
 /**
  * Services other than the store that a command cannot do without (the dashboard's address), and a pruned session's
@@ -107,12 +116,24 @@ export const toFailure = (error: unknown): CliFailure | CliExit => {
     )
   }
   if (tag !== undefined && storeTags.has(tag)) {
-    return unavailable(`${message} Check that the store is reachable (--db or PLANNER_DATABASE_URL).`)
+    return unavailable(
+      `${message.replace(/[.\s]*$/, "")}. Check that the store is reachable (--db or PLANNER_DATABASE_URL).`
+    )
   }
   return new CliFailure({
     code: ExitCode.planFailed,
     message: `${message.length > 0 ? message : "unexpected error"} (run again with --verbose for details)`
   })
+}
+
+/**
+ * Whether the store failed a command mid-way, for reasons a later run may not meet (it could not be reached, it
+ * refused a write): nothing recorded is lost, and a running session goes on with `planner resume`. Not a corrupt log,
+ * which says what to do itself.
+ */
+export const isStoreFailure = (error: unknown): boolean => {
+  const tag = tagOf(error)
+  return tag !== undefined && tag !== "CorruptEvent" && storeTags.has(tag)
 }
 
 let interruptExitCode: number = ExitCode.interrupted
