@@ -40,10 +40,22 @@ const restartSchedule = Schedule.exponential(Duration.millis(500)).pipe(
   Schedule.union(Schedule.spaced(Duration.seconds(30)))
 )
 
+/** A cause in one line: its error's message, and that of the error under it (a driver's "connection refused"). */
+const causeLine = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  if (!(error instanceof Error)) return String(error)
+  const under = error.cause instanceof Error ? `: ${error.cause.message}` : ""
+  return `${error.message}${under}`.replace(/\s+/g, " ")
+}
+
 /** The durable consumer, forever: restarted from its saved position after any failure. */
 export const keepLive: Effect.Effect<never, never, EventStore | MemoryIndex> = MemoryProjection.run.pipe(
+  // One line (what failed, and why); the whole cause, stack traces and all, under --verbose.
   Effect.tapErrorCause((cause) =>
-    Effect.logWarning(`memory: the index consumer stopped and starts again: ${Cause.pretty(cause)}`)
+    Effect.zipRight(
+      Effect.logWarning(`memory: the index consumer stopped and starts again: ${causeLine(cause)}`),
+      Effect.logDebug("memory: the index consumer stopped", cause)
+    )
   ),
   Effect.retry(restartSchedule),
   Effect.orDie,

@@ -6,7 +6,8 @@
  * Its pieces, each with one job:
  * - the take loop (here): up to `concurrency` attempts at a time, woken by the queue (`awaitWork`) when a job may be
  *   waiting; no timers of its own (a retry's backoff is its job's `runAt`). It takes only after such a wake-up (a
- *   freed slot alone does not make it ask a queue that last said it had nothing);
+ *   freed slot alone does not make it ask a queue that last said it had nothing). A take that fails is tried again
+ *   after a backoff (`takeRetryMs`): a store away for a while (restarted, failed over) does not end the worker;
  * - the hand-off (here): while it has a free slot, the writer of this process gives it the jobs it dispatches, already
  *   claimed for it in the dispatch's transaction (`PlannerService.handOffTo`), so a one-process run takes nothing;
  * - `worker/AttemptRunner`: one job, from its start (recorded as `TaskClaimed`, before the executor runs or, in a
@@ -84,6 +85,9 @@ export interface WorkerOptions {
    */
   readonly warmTokenizer?: boolean
 }
+
+/** How long the take loop waits after its `failures`-th failed take in a row: 250 ms, doubling up to 8 s. */
+export const takeRetryMs = (failures: number): number => Math.min(8_000, 250 * 2 ** Math.max(0, failures - 1))
 
 /** Why a worker stopped: the queue or the store could not be used at all. */
 export type WorkerError = ReadError | TaskQueueError
@@ -374,6 +378,8 @@ export const run = (options: WorkerOptions = {}) => {
       )
     )
     serving = true
+    /** Takes that failed in a row: the store is away (restarted, failed over, cut off). */
+    let failedTakes = 0
     // The take loop: as many jobs as there are free slots (less the jobs on their way to it by hand-off) while the
     // queue may have some; otherwise wait for a slot to free up or for the queue to say something may be waiting.
     for (;;) {
@@ -384,7 +390,7 @@ export const run = (options: WorkerOptions = {}) => {
       }
       // Taken and started in one step: a take cut off by the worker's stop after it committed would leave its jobs
       // this worker's, run by nobody, until their leases ran out. Started, they are given back as the worker stops.
-      yield* Effect.uninterruptible(
+      const took = yield* Effect.uninterruptible(
         Effect.flatMap(
           queue.take({ workerId, kinds, limit: free, leaseMs, ...(sessionId === undefined ? {} : { sessionId }) }),
           (jobs) =>
@@ -394,7 +400,20 @@ export const run = (options: WorkerOptions = {}) => {
               for (const job of jobs) startNow(job)
             })
         )
-      )
+      ).pipe(Effect.either)
+      // A store that is away for a while (a restart, a fail-over, a cut cable) does not end the worker: it tries
+      // again, less and less often, while its attempts under way keep trying to record their outcomes.
+      if (took._tag === "Left") {
+        failedTakes += 1
+        const waitMs = takeRetryMs(failedTakes)
+        yield* Effect.logWarning(`could not take jobs (${took.left.message}); trying again in ${waitMs / 1_000} s`)
+        yield* Effect.sleep(Duration.millis(waitMs))
+        continue
+      }
+      if (failedTakes > 0) {
+        yield* Effect.logWarning(`taking jobs again: the task queue answered after ${failedTakes} failed takes`)
+        failedTakes = 0
+      }
     }
   }).pipe(Effect.scoped, withEventLoopTurns(), (worker) =>
     // Serving one session, the worker is a part of that run's trace. Serving all of them, it runs for days: a span

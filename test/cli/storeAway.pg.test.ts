@@ -1,8 +1,12 @@
 /**
- * A stop while the store does not answer (PostgreSQL behind a proxy that stops passing bytes: a network partition, or
- * a server that hangs). Stopping gives back what the command holds, which is a write; with no answer the process is
- * ended after `stopWithinMs`, and it must still say where things stand: `run` the session and the command that goes
- * on with it, `planner worker` that its tasks were not given back. Nothing is lost: the session goes on afterwards.
+ * PostgreSQL away for a while, behind a proxy (`freezableProxy`) so that the server the other tests share is not.
+ *
+ * - A stop while the store does not answer (a network partition, a server that hangs). Stopping gives back what the
+ *   command holds, which is a write; with no answer the process is ended after `stopWithinMs`, and it must still say
+ *   where things stand: `run` the session and the command that goes on with it, `planner worker` that its tasks were
+ *   not given back. Nothing is lost: the session goes on afterwards.
+ * - A store that restarts (every connection dropped, new ones refused for a few seconds): a long-lived worker rides it
+ *   out and the plan finishes; `run`, which follows its session, ends with exit code 4 and the command that goes on.
  */
 import { afterEach, beforeAll, describe, expect, inject, it } from "@effect/vitest"
 import { type FreezableProxy, startFreezableProxy } from "../support/freezableProxy.js"
@@ -40,7 +44,7 @@ const expectAllCompletedOnce = (result: ResultJson) => {
   expect(result.tasks.map((task) => task.status)).toEqual(["Completed", "Completed", "Completed"])
 }
 
-describe("a stop while PostgreSQL does not answer", { timeout: 300_000 }, () => {
+describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
   it("planner run says which session goes on and how, exits 130, and resume finishes it", async () => {
     const cwd = tempFolder()
     const { url, proxy, proxied } = await database()
@@ -59,6 +63,54 @@ describe("a stop while PostgreSQL does not answer", { timeout: 300_000 }, () => 
     expect(said).not.toContain(new URL(url).password)
 
     // The command it printed goes on (the store answering again, straight to it): the lexer runs again and the plan ends.
+    const resumed = await cli(["resume", sessionId, "--db", url, "--json", "--executor", `script:${file}`], { cwd })
+    expect(resumed.code, resumed.stderr).toBe(0)
+    expectAllCompletedOnce(parseJson<ResultJson>(resumed))
+  })
+
+  it("a worker rides out a store that restarts, and the plan it was running finishes", async () => {
+    const cwd = tempFolder()
+    const { url, proxy, proxied } = await database()
+    const file = script(cwd)
+    const worker = startCli(["worker", "--db", proxied, "--executor", `script:${file}`], { cwd })
+    await worker.waitFor(/serving/)
+    const run = startCli(["run", "--json", "--no-local-worker", "--db", url, "--executor", `script:${file}`, request], {
+      cwd
+    })
+    await worker.waitFor(/task 2 started: Write a lexer/)
+    proxy.down()
+    // Away past the lexer's end: its outcome, and the takes after it, fail while the store is away.
+    await new Promise((resolve) => setTimeout(resolve, 4_000))
+    expect(worker.child.exitCode, worker.stderr()).toBeNull()
+    expect(worker.stderr()).toContain("could not take jobs")
+    proxy.up()
+    const finished = await run.result
+    expect(finished.code, finished.stderr).toBe(0)
+    expectAllCompletedOnce(parseJson<ResultJson>(finished))
+    // Its take loop, waiting out its backoff, may come back after the plan has ended.
+    for (let waited = 0; !worker.stderr().includes("taking jobs again") && waited < 20_000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    expect(worker.stderr()).toContain("taking jobs again")
+    // Each warning is one line: no stack traces without --verbose.
+    expect(worker.stderr()).not.toMatch(/^\s+at /m)
+    worker.child.kill("SIGTERM")
+    expect((await worker.result).code).toBe(0)
+  })
+
+  it("planner run on a store that goes away ends with exit code 4 and the command that goes on", async () => {
+    const cwd = tempFolder()
+    const { url, proxy, proxied } = await database()
+    const file = script(cwd)
+    const running = startCli(["run", "--plain", "--db", proxied, "--executor", `script:${file}`, request], { cwd })
+    await running.waitFor(/^task 2 started: Write a lexer$/m)
+    proxy.down()
+    const ended = await running.result
+    expect(ended.code, ended.stderr).toBe(4)
+    const sessionId = ended.stdout.match(/Session (\S+): 3 tasks/)?.[1] ?? ""
+    const said = ended.stderr.trim().split("\n").at(-1) ?? ""
+    expect(said).toContain("Check that the store is reachable")
+    expect(said).toContain(`Session ${sessionId} goes on with: planner resume ${sessionId}`)
     const resumed = await cli(["resume", sessionId, "--db", url, "--json", "--executor", `script:${file}`], { cwd })
     expect(resumed.code, resumed.stderr).toBe(0)
     expectAllCompletedOnce(parseJson<ResultJson>(resumed))

@@ -1,7 +1,7 @@
 /**
- * A TCP proxy in front of a server that can stop passing bytes either way while every connection stays open: a
- * network partition as a client sees it, or a database server that hangs. Freezing the real server instead would
- * hang every other test that shares it.
+ * A TCP proxy in front of a server that can stop passing bytes either way while every connection stays open (a
+ * network partition as a client sees it, or a database server that hangs), or drop every connection and refuse new
+ * ones for a while (a server restarting). Doing either to the real server would hit every other test that shares it.
  */
 import * as net from "node:net"
 
@@ -12,6 +12,10 @@ export interface FreezableProxy {
   readonly through: (url: string) => string
   /** From now on nothing passes, on open connections and new ones alike; nothing is closed either. */
   readonly freeze: () => void
+  /** Closes every connection, and closes new ones at once until `up`. */
+  readonly down: () => void
+  /** Connections pass again (after `down`). */
+  readonly up: () => void
   readonly close: () => Promise<void>
 }
 
@@ -19,6 +23,7 @@ export const startFreezableProxy = (target: { readonly host: string; readonly po
   new Promise<FreezableProxy>((resolve, reject) => {
     const sockets = new Set<net.Socket>()
     let frozen = false
+    let isDown = false
     const track = (socket: net.Socket) => {
       sockets.add(socket)
       socket.on("close", () => sockets.delete(socket))
@@ -27,6 +32,10 @@ export const startFreezableProxy = (target: { readonly host: string; readonly po
       if (frozen) socket.pause()
     }
     const server = net.createServer((client) => {
+      if (isDown) {
+        client.destroy()
+        return
+      }
       track(client)
       if (frozen) return
       const upstream = net.connect(target.port, target.host)
@@ -58,6 +67,13 @@ export const startFreezableProxy = (target: { readonly host: string; readonly po
             socket.unpipe()
             socket.pause()
           }
+        },
+        down: () => {
+          isDown = true
+          for (const socket of sockets) socket.destroy()
+        },
+        up: () => {
+          isDown = false
         },
         close: () =>
           new Promise<void>((done) => {
