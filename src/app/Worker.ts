@@ -7,7 +7,8 @@
  * - the take loop (here): up to `concurrency` attempts at a time, woken by the queue (`awaitWork`) when a job may be
  *   waiting; no timers of its own (a retry's backoff is its job's `runAt`). It takes only after such a wake-up (a
  *   freed slot alone does not make it ask a queue that last said it had nothing). A take that fails is tried again
- *   after a backoff (`takeRetryMs`): a store away for a while (restarted, failed over) does not end the worker;
+ *   after a backoff (`takeRetryMs`): a store away for a while (restarted, failed over) does not end a worker serving
+ *   every session (the worker of one run gives up after `runTakeTries`);
  * - the hand-off (here): while it has a free slot, the writer of this process gives it the jobs it dispatches, already
  *   claimed for it in the dispatch's transaction (`PlannerService.handOffTo`), so a one-process run takes nothing;
  * - `worker/AttemptRunner`: one job, from its start (recorded as `TaskClaimed`, before the executor runs or, in a
@@ -88,6 +89,9 @@ export interface WorkerOptions {
 
 /** How long the take loop waits after its `failures`-th failed take in a row: 250 ms, doubling up to 8 s. */
 export const takeRetryMs = (failures: number): number => Math.min(8_000, 250 * 2 ** Math.max(0, failures - 1))
+
+/** How many failed takes in a row the worker of one run tries again (about 4 s in all) before it fails the run. */
+export const runTakeTries = 5
 
 /** Why a worker stopped: the queue or the store could not be used at all. */
 export type WorkerError = ReadError | TaskQueueError
@@ -401,10 +405,13 @@ export const run = (options: WorkerOptions = {}) => {
             })
         )
       ).pipe(Effect.either)
-      // A store that is away for a while (a restart, a fail-over, a cut cable) does not end the worker: it tries
-      // again, less and less often, while its attempts under way keep trying to record their outcomes.
+      // A store that is away for a while (a restart, a fail-over, a cut cable) does not end a worker serving every
+      // session: it tries again, less and less often, while its attempts under way keep trying to record their
+      // outcomes. The worker of one run tries for a few seconds, as the run's own reads do, and then ends the run,
+      // which says how to go on: it would otherwise wait on a store that is broken for good (a full disk) for ever.
       if (took._tag === "Left") {
         failedTakes += 1
+        if (sessionId !== undefined && failedTakes >= runTakeTries) return yield* took.left
         const waitMs = takeRetryMs(failedTakes)
         yield* Effect.logWarning(`could not take jobs (${took.left.message}); trying again in ${waitMs / 1_000} s`)
         yield* Effect.sleep(Duration.millis(waitMs))
