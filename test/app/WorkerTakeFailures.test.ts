@@ -4,7 +4,7 @@
  * run tries `runTakeTries` times and then fails the run, which tells how to go on. On the test's clock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Option, TestClock, TestServices } from "effect"
+import { Clock, Effect, Layer } from "effect"
 import * as PlannerRuntime from "../../src/app/PlannerRuntime.js"
 import { PlannerService } from "../../src/app/PlannerService.js"
 import * as Runner from "../../src/app/Runner.js"
@@ -16,6 +16,7 @@ import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as MemoryTaskQueue from "../../src/infra/MemoryTaskQueue.js"
 import * as ScriptExecutor from "../../src/infra/ScriptExecutor.js"
 import { TaskQueue, TaskQueueError } from "../../src/infra/TaskQueue.js"
+import { byTheClock } from "../support/clock.js"
 import { independentTasks } from "./fixtures/plans.js"
 import { fast } from "./runnerSuite.js"
 
@@ -55,18 +56,6 @@ const recordPlan = Effect.gen(function* () {
   )
   return sessionId
 })
-
-/** Moves the test's clock 100 ms at a time until `fiber` ends (at most 60 s of it). */
-const byTheClock = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) =>
-  Effect.gen(function* () {
-    for (let step = 0; step < 600; step++) {
-      const done = yield* Fiber.poll(fiber)
-      if (Option.isSome(done)) return yield* done.value
-      yield* TestClock.adjust("100 millis")
-      yield* TestServices.provideLive(Effect.sleep("5 millis"))
-    }
-    return yield* Effect.dieMessage("did not end within 60 s of the test's clock")
-  })
 
 describe("a worker whose takes fail", () => {
   it.scoped("serving every session, it tries again past the run's bound and serves on once the queue answers", () => {

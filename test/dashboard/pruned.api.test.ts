@@ -6,7 +6,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Option, TestClock, TestServices } from "effect"
+import { Clock, Effect } from "effect"
 import { subPlanLines } from "../../src/app/cli/TreeRender.js"
 import * as Fork from "../../src/app/Fork.js"
 import * as PlannerService from "../../src/app/PlannerService.js"
@@ -19,6 +19,7 @@ import { childSessionId } from "../../src/domain/SubPlans.js"
 import { PlannerStore } from "../../src/infra/PlannerStore.js"
 import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
 import { freshSqliteFile } from "../infra/fixtures/databases.js"
+import { byTheClock } from "../support/clock.js"
 import { fetchJson, plannerOnFile, plannerWithScript, postJson, startPlan, startServer, task } from "./fixtures.js"
 import { startTree } from "./subplanFixtures.js"
 
@@ -60,18 +61,6 @@ const finished = (request: string) =>
     // Sessions begun in different milliseconds, so that their order is the order made.
     yield* Effect.sleep("5 millis")
     return sessionId
-  })
-
-/** Waits for `fiber`, moving the test's clock on 100 ms at a time, each step given a little real time to act on. */
-const byTheClock = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) =>
-  Effect.gen(function* () {
-    for (let step = 0; step < 600; step++) {
-      const done = yield* Fiber.poll(fiber)
-      if (Option.isSome(done)) return yield* done.value
-      yield* TestClock.adjust("100 millis")
-      yield* TestServices.provideLive(Effect.sleep("10 millis"))
-    }
-    return yield* Effect.dieMessage("the run did not end within 60 s of the test's clock")
   })
 
 describe("pruned sessions in the dashboard API", () => {

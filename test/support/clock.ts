@@ -3,7 +3,7 @@
  * happens beside it. The test waits in real time for something observable (a request arrived, the code is now
  * sleeping), then moves the test clock; no assertion depends on how long anything took.
  */
-import { Chunk, Duration, Effect, TestClock } from "effect"
+import { Chunk, Duration, Effect, Fiber, Option, TestClock, TestServices } from "effect"
 
 const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
 
@@ -74,4 +74,19 @@ export const advanceToNextSleep = (below?: Duration.DurationInput): Effect.Effec
     const sleep = yield* nextSleep(below)
     yield* TestClock.setTime(sleep.wake)
     return sleep.delay
+  })
+
+/**
+ * Waits for `fiber`, moving the test's clock on 100 ms at a time, each step given a little real time to act on (real
+ * I/O beside it: a store, a queue). Dies once 60 s of the test's clock have gone by.
+ */
+export const byTheClock = <A, E>(fiber: Fiber.RuntimeFiber<A, E>): Effect.Effect<A, E> =>
+  Effect.gen(function* () {
+    for (let step = 0; step < 600; step++) {
+      const done = yield* Fiber.poll(fiber)
+      if (Option.isSome(done)) return yield* done.value
+      yield* TestClock.adjust("100 millis")
+      yield* TestServices.provideLive(Effect.sleep("10 millis"))
+    }
+    return yield* Effect.dieMessage("did not end within 60 s of the test's clock")
   })
