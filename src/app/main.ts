@@ -34,6 +34,7 @@ import {
   usage
 } from "./cli/Failure.js"
 import { colourDisabled, scrub, stripAnsi } from "./cli/Output.js"
+import * as RepeatedLines from "./cli/RepeatedLines.js"
 
 const args = process.argv.slice(2)
 const verbose = args.includes("--verbose")
@@ -78,12 +79,17 @@ const cliConsole = Effect.map(Effect.console, (console): Console.Console => {
   }
 })
 
+/** Without --verbose, a warning repeated word for word is printed once a minute (see `RepeatedLines`). */
+const repeatedWarnings = verbose ? undefined : RepeatedLines.make(60_000, Date.now)
+
 /** Logs go to standard error, one line each: warnings and errors by default, everything with --verbose. */
 const stderrLogger = Logger.make(({ cause, logLevel, message }) => {
   const text = (Array.isArray(message) ? message : [message]).map(String).join(" ")
   const detail = verbose && !Cause.isEmpty(cause) ? `\n${Cause.pretty(cause)}` : ""
   // A log line may repeat stored text (a session id, a row that cannot be read): escaped, as error lines are.
-  line(`${logLevel.label.toLowerCase()}: ${visible(text)}${detail}`)
+  const shown = `${logLevel.label.toLowerCase()}: ${visible(text)}${detail}`
+  const admitted = logLevel._tag === "Warning" && repeatedWarnings !== undefined ? repeatedWarnings.admit(shown) : shown
+  if (admitted !== undefined) line(admitted)
 })
 
 const logging = Layer.merge(

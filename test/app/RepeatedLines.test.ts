@@ -1,0 +1,56 @@
+/**
+ * `RepeatedLines`: a warning repeated word for word is printed once a window, and the next time it is printed it says
+ * how many times it was held back; different lines never hold each other back.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as RepeatedLines from "../../src/app/cli/RepeatedLines.js"
+
+const clock = () => {
+  let now = 0
+  return { now: () => now, advance: (ms: number) => void (now += ms) }
+}
+
+describe("RepeatedLines", () => {
+  it("holds back the same line within the window and counts it when it is printed again", () => {
+    const time = clock()
+    const lines = RepeatedLines.make(60_000, time.now)
+    expect(lines.admit("warn: the store is away")).toBe("warn: the store is away")
+    for (let second = 1; second < 60; second++) {
+      time.advance(1_000)
+      expect(lines.admit("warn: the store is away")).toBeUndefined()
+    }
+    time.advance(1_000)
+    expect(lines.admit("warn: the store is away")).toBe(
+      "warn: the store is away (59 more times since it was last printed)"
+    )
+    time.advance(60_000)
+    // Nothing held back since: the line as it is.
+    expect(lines.admit("warn: the store is away")).toBe("warn: the store is away")
+    time.advance(1_000)
+    expect(lines.admit("warn: the store is away")).toBeUndefined()
+    time.advance(60_000)
+    expect(lines.admit("warn: the store is away")).toBe(
+      "warn: the store is away (1 more time since it was last printed)"
+    )
+  })
+
+  it("never holds back a line that differs, even by a session id or an attempt", () => {
+    const time = clock()
+    const lines = RepeatedLines.make(60_000, time.now)
+    const said = ["a#1 failed", "a#2 failed", "b#1 failed", "a#1 failed", "A#1 failed"].map(lines.admit)
+    expect(said).toEqual(["a#1 failed", "a#2 failed", "b#1 failed", undefined, "A#1 failed"])
+  })
+
+  it("keeps memory bounded: past a thousand lines, those not seen for a window are forgotten", () => {
+    const time = clock()
+    const lines = RepeatedLines.make(1_000, time.now)
+    for (let index = 0; index < 5_000; index++) {
+      expect(lines.admit(`line ${index}`)).toBe(`line ${index}`)
+      time.advance(10)
+    }
+    // A line last printed long ago comes back as new: forgotten or past its window, it is printed.
+    expect(lines.admit("line 0")).toBe("line 0")
+    // One printed less than a window ago is still held back.
+    expect(lines.admit("line 4999")).toBeUndefined()
+  })
+})
