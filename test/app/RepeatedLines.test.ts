@@ -7,7 +7,12 @@ import * as RepeatedLines from "../../src/app/cli/RepeatedLines.js"
 
 const clock = () => {
   let now = 0
-  return { now: () => now, advance: (ms: number) => void (now += ms) }
+  return {
+    now: () => now,
+    advance: (ms: number) => {
+      now += ms
+    }
+  }
 }
 
 describe("RepeatedLines", () => {

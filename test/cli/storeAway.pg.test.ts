@@ -95,7 +95,10 @@ describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
     // Each warning is one line: no stack traces without --verbose. And a look that fails every second while the store
     // is away says so once a minute, not every second.
     expect(worker.stderr()).not.toMatch(/^\s+at /m)
-    const warnings = worker.stderr().split("\n").filter((line) => line.startsWith("warn:"))
+    const warnings = worker
+      .stderr()
+      .split("\n")
+      .filter((line) => line.startsWith("warn:"))
     expect(warnings.length).toBeGreaterThan(0)
     expect(new Set(warnings).size, warnings.join("\n")).toBe(warnings.length)
     worker.child.kill("SIGTERM")
