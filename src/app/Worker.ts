@@ -170,7 +170,27 @@ export const run = (options: WorkerOptions = {}) => {
       Effect.suspend(() => {
         closed = true
         const held = [...[...running.values()].map(({ job }) => job), ...takenWhileStopping.splice(0)]
-        return Effect.forEach(held, (job) => Effect.ignoreLogged(queue.release(job, workerId)), { discard: true })
+        // One the store does not take back is said so (`planner worker` then does not claim to have given it all back).
+        return Effect.forEach(
+          held,
+          (job) =>
+            queue.release(job, workerId).pipe(
+              Effect.catchAll((error) =>
+                Effect.zipRight(
+                  Effect.logDebug(`giving back ${jobKeyString(job)} failed`, error),
+                  options.onAttempt?.({
+                    _tag: "Finished",
+                    sessionId: job.sessionId,
+                    taskId: job.taskId,
+                    attempt: job.attempt,
+                    outcome: "not-given-back",
+                    detail: AttemptRunner.notGivenBackDetail
+                  }) ?? Effect.void
+                )
+              )
+            ),
+          { discard: true }
+        )
       })
     )
     const giveBackTaken = (job: TakenJob) => {

@@ -3,7 +3,6 @@
  * standard error (a stack trace only with --verbose). Known secrets (database passwords, API keys) are scrubbed from
  * everything it prints there.
  */
-import * as fs from "node:fs"
 import { CliConfig, ValidationError } from "@effect/cli"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
@@ -49,7 +48,8 @@ const line = (text: string) => process.stderr.write(`${scrub(text)}\n`)
  * same exit code. (A stack trace from --verbose stays text, after it.)
  */
 const json = args.includes("--json")
-const failureLine = (text: string, code: number) => process.stderr.write(`${errorLine(text, code, json)}\n`)
+const failureLine = (text: string, code: number, fields: Readonly<Record<string, string>> = {}) =>
+  process.stderr.write(`${errorLine(text, code, json, fields)}\n`)
 
 /** What @effect/cli said about bad usage; printed by the teardown as one line. */
 let usageMessage = ""
@@ -180,8 +180,17 @@ const report = (cause: Cause.Cause<unknown>) =>
         return
       }
       const mapped = error instanceof CliFailure ? error : toFailure(error)
-      if (mapped instanceof CliFailure) failureLine(`planner: ${mapped.message}`, mapped.code)
+      if (mapped instanceof CliFailure) {
+        failureLine(
+          `planner: ${mapped.message}`,
+          mapped.code,
+          mapped.sessionId === undefined ? {} : { sessionId: mapped.sessionId }
+        )
+      }
       if (verbose && !(error instanceof CliFailure)) line(Cause.pretty(cause))
+      else if (verbose && mapped instanceof CliFailure && mapped.detail !== undefined) {
+        line(Cause.pretty(Cause.fail(mapped.detail)))
+      }
       return
     }
     const defect = Cause.dieOption(cause)
@@ -252,19 +261,20 @@ const program = Effect.zipRight(
 let signalled = false
 let draining = false
 /**
- * Ends the process at once, with the word the running command left for a stop it could not finish (see
- * `sayingHowItStops`), written before the exit drops it.
+ * Ends the process, with the word the running command left for a stop it could not finish (see `sayingHowItStops`).
+ * The line goes through the stream, after what was written before it (a pipe that is full takes it once the reader
+ * has caught up), and the process ends once it is out, or after a second at the latest.
  */
 const endNow = () => {
+  const exit = () => process.exit(exitCodeOnInterrupt())
   const unconfirmed = takeUnconfirmedStop()
-  if (unconfirmed !== undefined) {
-    try {
-      fs.writeSync(unconfirmed.fd, `${scrub(unconfirmed.line)}\n`)
-    } catch {
-      // Nobody reads that stream any more: there is nobody to tell.
-    }
-  }
-  process.exit(exitCodeOnInterrupt())
+  if (unconfirmed === undefined) return exit()
+  setTimeout(exit, 1_000)
+  const stream = unconfirmed.fd === 1 ? process.stdout : process.stderr
+  // A reader that went away (EPIPE) takes nothing: there is nobody to tell.
+  stream.once("error", exit)
+  if (stream.destroyed || !stream.writable) return exit()
+  stream.write(`${scrub(unconfirmed.line)}\n`, exit)
 }
 /** After the first signal the command has `stopWithinMs` to stop; stuck where it cannot be interrupted, it is ended. */
 const onSignal = () => {

@@ -31,9 +31,10 @@ describe("sayingHowItStops", () => {
     Effect.gen(function* () {
       const said = yield* Ref.make<ReadonlyArray<string>>([])
       const stuck = yield* Deferred.make<void>()
+      const finalizing = yield* Deferred.make<void>()
       const fiber = yield* Effect.never.pipe(
         // Giving back what it holds: a write the store never answers.
-        Effect.ensuring(Deferred.await(stuck)),
+        Effect.ensuring(Effect.zipRight(Deferred.succeed(finalizing, undefined), Deferred.await(stuck))),
         sayingHowItStops(
           Ref.update(said, (lines) => [...lines, "Stopped."]),
           unconfirmed
@@ -42,7 +43,8 @@ describe("sayingHowItStops", () => {
       )
       yield* Effect.yieldNow()
       const stopping = yield* Effect.fork(Fiber.interrupt(fiber))
-      yield* Effect.yieldNow()
+      // Stopping, not running: the stop is under way, held up in its finalizer.
+      yield* Deferred.await(finalizing)
       expect(takeUnconfirmedStop()).toEqual(unconfirmed)
       expect(takeUnconfirmedStop()).toBeUndefined()
       expect(yield* Ref.get(said)).toEqual([])

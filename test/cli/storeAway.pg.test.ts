@@ -10,7 +10,7 @@
  */
 import { afterEach, beforeAll, describe, expect, inject, it } from "@effect/vitest"
 import { type FreezableProxy, startFreezableProxy } from "../support/freezableProxy.js"
-import { createDatabase, uniqueDatabaseName } from "../support/postgres.js"
+import { createDatabase, uniqueDatabaseName, withClient } from "../support/postgres.js"
 import { cli, ensureBuilt, oneLine, parseJson, type ResultJson, startCli, tempFolder, writeScript } from "./cli.js"
 
 beforeAll(() => ensureBuilt(), 180_000)
@@ -37,6 +37,25 @@ const script = (folder: string) =>
   })
 
 const request = "Write a parser. Write a lexer. Write docs."
+
+/** Whether the lexer's (task 2's) attempt has started, as the log says. */
+const lexerStarted = (url: string) =>
+  withClient(url, (client) =>
+    client.query("SELECT 1 FROM events WHERE event_type = 'TaskClaimed' AND (data->>'taskId')::int = 2")
+  ).then(
+    (result) => (result.rowCount ?? 0) > 0,
+    // Before the run has made the tables.
+    () => false
+  )
+
+/** Polls `condition` until it holds; a generous bound on a wait, never a measurement. */
+const waitUntil = async (condition: () => Promise<boolean>, withinMs = 60_000) => {
+  const deadline = Date.now() + withinMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for the condition")
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
 
 /** Every task completed, each by one attempt that completed (the stopped one may have been charged before it). */
 const expectAllCompletedOnce = (result: ResultJson) => {
@@ -121,6 +140,54 @@ describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
     const resumed = await cli(["resume", sessionId, "--db", url, "--json", "--executor", `script:${file}`], { cwd })
     expect(resumed.code, resumed.stderr).toBe(0)
     expectAllCompletedOnce(parseJson<ResultJson>(resumed))
+  })
+
+  it("under --json --verbose, the lost store's error names the session, and the cause follows", async () => {
+    const cwd = tempFolder()
+    const { url, proxy, proxied } = await database()
+    const file = script(cwd)
+    const running = startCli(["run", "--json", "--verbose", "--db", proxied, "--executor", `script:${file}`, request], {
+      cwd
+    })
+    // Under --json nothing is printed while it runs: wait until the lexer's attempt is under way in the store.
+    await waitUntil(() => lexerStarted(url))
+    proxy.down()
+    const ended = await running.result
+    expect(ended.code, ended.stderr).toBe(4)
+    const lines = ended.stderr.split("\n")
+    const at = lines.findIndex((line) => line.startsWith('{"error"'))
+    const errorObject = lines[at] ?? "{}"
+    const { error } = JSON.parse(errorObject) as { error: { code: number; message: string; sessionId: string } }
+    expect(error.code).toBe(4)
+    expect(error.sessionId).toMatch(/^\d{8}-\d{6}-[0-9a-f]{6}$/)
+    expect(error.message).toContain(`goes on with: planner resume ${error.sessionId}`)
+    // --verbose: the store's error itself, right after the line (log lines start with their level).
+    expect(lines[at + 1] ?? "", ended.stderr).toMatch(/^(TaskQueueError|EventStoreError)\b/)
+  })
+
+  it("a worker stopped while the store refuses connections says what it could not give back", async () => {
+    const cwd = tempFolder()
+    const { url, proxy, proxied } = await database()
+    const file = script(cwd)
+    const worker = startCli(["worker", "--db", proxied, "--executor", `script:${file}`], { cwd })
+    await worker.waitFor(/serving/)
+    const run = startCli(["run", "--json", "--no-local-worker", "--db", url, "--executor", `script:${file}`, request], {
+      cwd
+    })
+    await worker.waitFor(/task 2 started: Write a lexer/)
+    proxy.down()
+    worker.child.kill("SIGTERM")
+    const stopped = await worker.result
+    expect(stopped.code, stopped.stderr).toBe(0)
+    expect(stopped.stdout).toMatch(/task 2 could not be given back: the store did not take it back/)
+    expect(stopped.stdout).toMatch(/stopped; 1 of the tasks it held could not be given back/)
+    expect(stopped.stdout).not.toContain("the tasks it held were given back")
+    const next = startCli(["worker", "--json", "--db", url, "--executor", `script:${file}`], { cwd })
+    const finished = await run.result
+    next.child.kill("SIGTERM")
+    expect(finished.code, finished.stderr).toBe(0)
+    expectAllCompletedOnce(parseJson<ResultJson>(finished))
+    expect((await next.result).code).toBe(0)
   })
 
   it("planner worker --json says its tasks were not given back, exits 0, and another worker finishes the plan", async () => {

@@ -100,12 +100,16 @@ export const drive = (sessionId: string, initial: Planner.PlannerState, options:
       // Under --json the caller learns the session from the error object, as from any other failure.
       sayingHowItStops(err(stopLine("Stopped.")), { fd: 2, line: stopLine(unconfirmed) }),
       // A store lost mid-run (unreachable, refusing writes) loses nothing recorded: say which session goes on, and how.
+      // Every other error goes on as it is.
       Effect.mapError((error) => {
+        if (!isStoreFailure(error)) return error
         const failure = toFailure(error)
-        return isStoreFailure(error) && failure instanceof CliFailure
+        return failure instanceof CliFailure
           ? new CliFailure({
               code: failure.code,
-              message: `${failure.message} Session ${sessionId} goes on with: ${resumeCommand(options.hints, sessionId)}`
+              message: `${failure.message} Session ${sessionId} goes on with: ${resumeCommand(options.hints, sessionId)}`,
+              sessionId,
+              detail: error
             })
           : failure
       })

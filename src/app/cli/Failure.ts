@@ -22,8 +22,17 @@ export const ExitCode = {
   interrupted: 130
 } as const
 
-/** A failure that ends the process with `code` after `message`, one line on standard error. */
-export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly code: number; readonly message: string }> {}
+/**
+ * A failure that ends the process with `code` after `message`, one line on standard error. `sessionId`: the session
+ * it leaves to go on with (a field of the JSON error under --json); `detail`: the error it stands for, whose whole
+ * cause --verbose prints.
+ */
+export class CliFailure extends Data.TaggedError("CliFailure")<{
+  readonly code: number
+  readonly message: string
+  readonly sessionId?: string
+  readonly detail?: unknown
+}> {}
 
 /** Ends the process with `code` and nothing more to say (what happened was already printed). */
 export class CliExit extends Data.TaggedError("CliExit")<{ readonly code: number }> {}

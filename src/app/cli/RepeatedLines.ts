@@ -9,10 +9,15 @@
 export interface RepeatedLines {
   /** The line to print now (with the count of those held back since it was last printed), or undefined to hold it. */
   readonly admit: (line: string) => string | undefined
+  /** How many lines it remembers: never more than `remembered`. */
+  readonly size: () => number
 }
 
-/** Forgets lines not seen for a window once this many are remembered: a bound on memory only. */
-const remembered = 1_000
+/**
+ * The most lines remembered: past it the line printed longest ago is forgotten (it may then be printed again within
+ * its window), so that memory and the time per line stay bounded however many different warnings come.
+ */
+export const remembered = 1_000
 
 export const make = (windowMs: number, now: () => number): RepeatedLines => {
   const seen = new Map<string, { printedAt: number; held: number }>()
@@ -24,14 +29,16 @@ export const make = (windowMs: number, now: () => number): RepeatedLines => {
         last.held += 1
         return undefined
       }
-      if (seen.size >= remembered) {
-        for (const [text, entry] of seen) if (at - entry.printedAt >= windowMs) seen.delete(text)
-      }
-      // Re-inserted, so that the map's order stays the order lines were last printed in.
+      // Re-inserted, so that the map's order stays the order lines were last printed in: the first is the oldest.
       seen.delete(line)
+      if (seen.size >= remembered) {
+        const oldest = seen.keys().next()
+        if (oldest.done !== true) seen.delete(oldest.value)
+      }
       seen.set(line, { printedAt: at, held: 0 })
       if (last === undefined || last.held === 0) return line
       return `${line} (${last.held} more time${last.held === 1 ? "" : "s"} since it was last printed)`
-    }
+    },
+    size: () => seen.size
   }
 }

@@ -69,7 +69,10 @@ export const worker = (flags: WorkerFlags) => {
     )
 
     // What happens to the tasks this worker runs, told by the worker itself: it follows no session.
+    /** Attempts and jobs the store did not take back as the worker stopped. */
+    let notGivenBack = 0
     const report = (attempt: Worker.AttemptReport) => {
+      if (attempt._tag === "Finished" && attempt.outcome === "not-given-back") notGivenBack += 1
       if (attempt._tag === "Started") {
         const description = clip(attempt.description, 100)
         return say(
@@ -94,7 +97,9 @@ export const worker = (flags: WorkerFlags) => {
               ? ["waiting", "waits for an answer"]
               : attempt.outcome === "released"
                 ? ["released", "was given back"]
-                : [attempt.outcome, attempt.outcome]
+                : attempt.outcome === "not-given-back"
+                  ? ["not-given-back", "could not be given back"]
+                  : [attempt.outcome, attempt.outcome]
       const text = attempt.detail
       return say(
         { event: name, sessionId: attempt.sessionId, taskId: attempt.taskId, detail: text },
@@ -105,9 +110,15 @@ export const worker = (flags: WorkerFlags) => {
     yield* Worker.run({ workerId, kinds: served, concurrency: flags.concurrency, onAttempt: report }).pipe(
       Effect.provideService(ExecutorRegistry, registry),
       sayingHowItStops(
-        flags.json
-          ? out(JSON.stringify({ workerId, event: "stopped" }))
-          : out(`Worker ${workerId} stopped; the tasks it held were given back.`),
+        Effect.suspend(() =>
+          flags.json
+            ? out(JSON.stringify({ workerId, event: "stopped", givenBack: notGivenBack === 0 }))
+            : out(
+                notGivenBack === 0
+                  ? `Worker ${workerId} stopped; the tasks it held were given back.`
+                  : `Worker ${workerId} stopped; ${notGivenBack} of the tasks it held could not be given back (the store did not answer): they go to other workers when their leases run out.`
+              )
+        ),
         {
           fd: 1,
           line: flags.json

@@ -30,7 +30,13 @@ import { AttachmentChecker } from "../../infra/AttachmentChecker.js"
 import { Compactor } from "../../infra/Compactor.js"
 import { ExecutorRegistry, Outcome, type TaskContext } from "../../infra/Executor.js"
 import { Llm } from "../../infra/Llm.js"
-import type { AlongsideTake, JobKey, PendingReport, TakenJob } from "../../infra/TaskQueue.js"
+import {
+  type AlongsideTake,
+  type JobKey,
+  jobKeyString,
+  type PendingReport,
+  type TakenJob
+} from "../../infra/TaskQueue.js"
 import { hotSpan, hotSpanWith } from "../../infra/Tracing.js"
 import * as AppBudget from "../Budget.js"
 import { type Handled, PlannerService } from "../PlannerService.js"
@@ -62,11 +68,16 @@ export type AttemptReport =
         | "retry-pending"
         | "waiting"
         | "released"
+        /** Not given back on shutdown: the store did not answer. Its lease runs out, and another worker takes it. */
+        | "not-given-back"
         | "discarded"
       readonly detail: string
       /** When the next attempt runs (`retry-scheduled`). */
       readonly retryAt?: number
     }
+
+/** What a worker says of an attempt it could not give back as it stopped. */
+export const notGivenBackDetail = "the store did not take it back; it goes to another worker when its lease runs out"
 
 export interface AttemptSettings {
   readonly workerId: string
@@ -562,8 +573,19 @@ export const make = (settings: AttemptSettings) =>
                 ([, outcome]) => outcome !== undefined && (Either.isRight(outcome) || lostRace(outcome.left))
               )
         ).pipe(Effect.catchAll((error) => Effect.succeed(lostRace(error))))
-        if (!released) yield* Effect.ignoreLogged(queue.release(key, workerId))
-        yield* tell({ _tag: "Finished", ...key, outcome: "released", detail: "" })
+        const givenBack =
+          released ||
+          (yield* queue.release(key, workerId).pipe(
+            Effect.as(true),
+            Effect.catchAll((error) =>
+              Effect.as(Effect.logDebug(`giving back ${jobKeyString(key)} failed`, error), false)
+            )
+          ))
+        yield* tell(
+          givenBack
+            ? { _tag: "Finished", ...key, outcome: "released", detail: "" }
+            : { _tag: "Finished", ...key, outcome: "not-given-back", detail: notGivenBackDetail }
+        )
       })
 
     /** Whether `state` knows enough of the job's attempt to start it: it has dispatched it, or moved past it. */
