@@ -62,14 +62,16 @@ const usageTags: ReadonlySet<string> = new Set([
   "ForkOutOfRange"
 ])
 
-/** Failures to use the store: the log, and the tables kept beside it (the task queue, memory, budget holds). */
+/**
+ * Failures to use the store: the log, and the tables kept beside it (the task queue, budget holds). Not the memory
+ * index's: it also stands for an embeddings endpoint that failed, which is no store of ours.
+ */
 const storeTags: ReadonlySet<string> = new Set([
   "EventStoreError",
   "CorruptEvent",
   "SequenceConflict",
   "SqlError",
   "TaskQueueError",
-  "MemoryIndexError",
   "BudgetHoldsError"
 ])
 
