@@ -293,6 +293,8 @@ process.on("SIGTERM", onSignal)
  */
 const exitWhenWritten = (exit: Exit.Exit<unknown, unknown>) => {
   const code = exitCode(exit)
+  // The counts of warnings held back that never came again (see `RepeatedLines`).
+  for (const held of repeatedWarnings?.heldBack() ?? []) line(held)
   // A command that finished as the signal came ends as stopped: what it wrote may not have been read.
   if (signalled) return process.exit(Exit.isSuccess(exit) ? exitCodeOnInterrupt() : code)
   if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) return process.exit(code)

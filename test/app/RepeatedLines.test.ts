@@ -39,6 +39,17 @@ describe("RepeatedLines", () => {
     )
   })
 
+  it("tells at the end how many times each line was held back since it was last printed, once", () => {
+    const time = clock()
+    const lines = RepeatedLines.make(60_000, time.now)
+    for (const line of ["a", "b", "a", "a", "c", "b"]) lines.admit(line)
+    expect(lines.heldBack()).toEqual([
+      "a (2 more times since it was last printed)",
+      "b (1 more time since it was last printed)"
+    ])
+    expect(lines.heldBack()).toEqual([])
+  })
+
   it("never holds back a line that differs, even by a session id or an attempt", () => {
     const time = clock()
     const lines = RepeatedLines.make(60_000, time.now)

@@ -11,6 +11,11 @@ export interface RepeatedLines {
   readonly admit: (line: string) => string | undefined
   /** How many lines it remembers: never more than `remembered`. */
   readonly size: () => number
+  /**
+   * The lines held back since they were last printed, each once with its count, for the end of the command: a count
+   * is otherwise only told when its line comes again. Forgets them.
+   */
+  readonly heldBack: () => ReadonlyArray<string>
 }
 
 /**
@@ -18,6 +23,9 @@ export interface RepeatedLines {
  * its window), so that memory and the time per line stay bounded however many different warnings come.
  */
 export const remembered = 1_000
+
+const counted = (line: string, held: number) =>
+  `${line} (${held} more time${held === 1 ? "" : "s"} since it was last printed)`
 
 export const make = (windowMs: number, now: () => number): RepeatedLines => {
   const seen = new Map<string, { printedAt: number; held: number }>()
@@ -37,8 +45,13 @@ export const make = (windowMs: number, now: () => number): RepeatedLines => {
       }
       seen.set(line, { printedAt: at, held: 0 })
       if (last === undefined || last.held === 0) return line
-      return `${line} (${last.held} more time${last.held === 1 ? "" : "s"} since it was last printed)`
+      return counted(line, last.held)
     },
-    size: () => seen.size
+    size: () => seen.size,
+    heldBack: () => {
+      const lines = [...seen].flatMap(([line, entry]) => (entry.held === 0 ? [] : [counted(line, entry.held)]))
+      seen.clear()
+      return lines
+    }
   }
 }
