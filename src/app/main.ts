@@ -162,8 +162,14 @@ const emptyValue = (): string | undefined => {
   return optionValues(subcommandOptions).find(([option, value]) => takesValue.has(option) && value.trim() === "")?.[0]
 }
 
+/** The counts of warnings held back that never came again (see `RepeatedLines`), before the command's last word. */
+const tellHeldBack = () => {
+  for (const held of repeatedWarnings?.heldBack() ?? []) line(held)
+}
+
 const report = (cause: Cause.Cause<unknown>) =>
   Effect.sync(() => {
+    tellHeldBack()
     if (Cause.isInterruptedOnly(cause)) return
     const failure = Cause.failureOption(cause)
     if (Option.isSome(failure)) {
@@ -293,8 +299,7 @@ process.on("SIGTERM", onSignal)
  */
 const exitWhenWritten = (exit: Exit.Exit<unknown, unknown>) => {
   const code = exitCode(exit)
-  // The counts of warnings held back that never came again (see `RepeatedLines`).
-  for (const held of repeatedWarnings?.heldBack() ?? []) line(held)
+  tellHeldBack()
   // A command that finished as the signal came ends as stopped: what it wrote may not have been read.
   if (signalled) return process.exit(Exit.isSuccess(exit) ? exitCodeOnInterrupt() : code)
   if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) return process.exit(code)

@@ -63,6 +63,35 @@ const expectAllCompletedOnce = (result: ResultJson) => {
   expect(result.tasks.map((task) => task.status)).toEqual(["Completed", "Completed", "Completed"])
 }
 
+/**
+ * A worker through the proxy, and a run of the plan that leaves its tasks to workers (straight to the store); ready once
+ * the worker runs the lexer.
+ */
+const workerOnTheLexer = async (json: boolean) => {
+  const cwd = tempFolder()
+  const { url, proxy, proxied } = await database()
+  const file = script(cwd)
+  const worker = startCli(["worker", ...(json ? ["--json"] : []), "--db", proxied, "--executor", `script:${file}`], {
+    cwd
+  })
+  await worker.waitFor(json ? /"event":"ready"/ : /serving/)
+  const run = startCli(["run", "--json", "--no-local-worker", "--db", url, "--executor", `script:${file}`, request], {
+    cwd
+  })
+  await worker.waitFor(json ? /"event":"started"[^\n]*"taskId":2/ : /task 2 started: Write a lexer/)
+  return { cwd, url, proxy, file, worker, run }
+}
+
+/** The plan is not lost: another worker (of this host: the first one's process is gone) finishes it. */
+const finishedByAnotherWorker = async (on: Awaited<ReturnType<typeof workerOnTheLexer>>) => {
+  const next = startCli(["worker", "--json", "--db", on.url, "--executor", `script:${on.file}`], { cwd: on.cwd })
+  const finished = await on.run.result
+  next.child.kill("SIGTERM")
+  expect(finished.code, finished.stderr).toBe(0)
+  expectAllCompletedOnce(parseJson<ResultJson>(finished))
+  expect((await next.result).code).toBe(0)
+}
+
 describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
   it("planner run says which session goes on and how, exits 130, and resume finishes it", async () => {
     const cwd = tempFolder()
@@ -91,15 +120,7 @@ describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
   })
 
   it("a worker rides out a store that restarts, and the plan it was running finishes", async () => {
-    const cwd = tempFolder()
-    const { url, proxy, proxied } = await database()
-    const file = script(cwd)
-    const worker = startCli(["worker", "--db", proxied, "--executor", `script:${file}`], { cwd })
-    await worker.waitFor(/serving/)
-    const run = startCli(["run", "--json", "--no-local-worker", "--db", url, "--executor", `script:${file}`, request], {
-      cwd
-    })
-    await worker.waitFor(/task 2 started: Write a lexer/)
+    const { proxy, worker, run } = await workerOnTheLexer(false)
     proxy.down()
     // Away past the lexer's end: its outcome, and the takes after it, fail while the store is away.
     await new Promise((resolve) => setTimeout(resolve, 4_000))
@@ -169,54 +190,26 @@ describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
   })
 
   it("a worker stopped while the store refuses connections says what it could not give back", async () => {
-    const cwd = tempFolder()
-    const { url, proxy, proxied } = await database()
-    const file = script(cwd)
-    const worker = startCli(["worker", "--db", proxied, "--executor", `script:${file}`], { cwd })
-    await worker.waitFor(/serving/)
-    const run = startCli(["run", "--json", "--no-local-worker", "--db", url, "--executor", `script:${file}`, request], {
-      cwd
-    })
-    await worker.waitFor(/task 2 started: Write a lexer/)
-    proxy.down()
-    worker.child.kill("SIGTERM")
-    const stopped = await worker.result
+    const on = await workerOnTheLexer(false)
+    on.proxy.down()
+    on.worker.child.kill("SIGTERM")
+    const stopped = await on.worker.result
     expect(stopped.code, stopped.stderr).toBe(0)
     expect(stopped.stdout).toMatch(/task 2 could not be given back: the store did not take it back/)
     expect(stopped.stdout).toMatch(/stopped; 1 of the tasks it held could not be given back/)
     expect(stopped.stdout).not.toContain("the tasks it held were given back")
-    const next = startCli(["worker", "--json", "--db", url, "--executor", `script:${file}`], { cwd })
-    const finished = await run.result
-    next.child.kill("SIGTERM")
-    expect(finished.code, finished.stderr).toBe(0)
-    expectAllCompletedOnce(parseJson<ResultJson>(finished))
-    expect((await next.result).code).toBe(0)
+    await finishedByAnotherWorker(on)
   })
 
   it("planner worker --json says its tasks were not given back, exits 0, and another worker finishes the plan", async () => {
-    const cwd = tempFolder()
-    const { url, proxy, proxied } = await database()
-    const file = script(cwd)
-    const worker = startCli(["worker", "--json", "--db", proxied, "--executor", `script:${file}`], { cwd })
-    await worker.waitFor(/"event":"ready"/)
-    const run = startCli(["run", "--json", "--no-local-worker", "--db", url, "--executor", `script:${file}`, request], {
-      cwd
-    })
-    await worker.waitFor(/"event":"started"[^\n]*"taskId":2/)
-    proxy.freeze()
-    worker.child.kill("SIGTERM")
-    const stopped = await worker.result
+    const on = await workerOnTheLexer(true)
+    on.proxy.freeze()
+    on.worker.child.kill("SIGTERM")
+    const stopped = await on.worker.result
     expect(stopped.code, stopped.stderr).toBe(0)
     const last = stopped.stdout.trim().split("\n").at(-1) ?? ""
     expect(JSON.parse(last)).toMatchObject({ event: "stopped", givenBack: false })
-    proxy.down()
-
-    // The task it held is not lost: another worker (of this host: the first one's process is gone) takes it over.
-    const next = startCli(["worker", "--json", "--db", url, "--executor", `script:${file}`], { cwd })
-    const finished = await run.result
-    next.child.kill("SIGTERM")
-    expect(finished.code, finished.stderr).toBe(0)
-    expectAllCompletedOnce(parseJson<ResultJson>(finished))
-    expect((await next.result).code).toBe(0)
+    on.proxy.down()
+    await finishedByAnotherWorker(on)
   })
 })
