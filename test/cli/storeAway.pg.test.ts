@@ -29,12 +29,18 @@ const database = async () => {
   return { url, proxy, proxied: proxy.through(url) }
 }
 
-/** The lexer takes long enough to be stopped in the middle; every other step is done at once. */
-const script = (folder: string) =>
-  writeScript(folder, "script.json", {
-    rules: [{ match: "lexer", delayMs: 3_000, outcomes: [{ complete: "lexed" }] }],
+/**
+ * The lexer takes `lexerMs`; every other step is done at once. The one stopped or cut off in the middle takes a
+ * minute, so that the test, however slow the machine, acts while it runs; what goes on afterwards takes 3 s.
+ */
+const script = (folder: string, lexerMs = 3_000) =>
+  writeScript(folder, `script-${lexerMs}.json`, {
+    rules: [{ match: "lexer", delayMs: lexerMs, outcomes: [{ complete: "lexed" }] }],
     default: { complete: "done" }
   })
+
+/** A lexer still running when the test acts, whenever that is. */
+const slowLexer = 60_000
 
 const request = "Write a parser. Write a lexer. Write docs."
 
@@ -67,13 +73,14 @@ const expectAllCompletedOnce = (result: ResultJson) => {
  * A worker through the proxy, and a run of the plan that leaves its tasks to workers (straight to the store); ready once
  * the worker runs the lexer.
  */
-const workerOnTheLexer = async (json: boolean) => {
+const workerOnTheLexer = async (json: boolean, lexerMs: number) => {
   const cwd = tempFolder()
   const { url, proxy, proxied } = await database()
   const file = script(cwd)
-  const worker = startCli(["worker", ...(json ? ["--json"] : []), "--db", proxied, "--executor", `script:${file}`], {
-    cwd
-  })
+  const worker = startCli(
+    ["worker", ...(json ? ["--json"] : []), "--db", proxied, "--executor", `script:${script(cwd, lexerMs)}`],
+    { cwd }
+  )
   await worker.waitFor(json ? /"event":"ready"/ : /serving/)
   const run = startCli(["run", "--json", "--no-local-worker", "--db", url, "--executor", `script:${file}`, request], {
     cwd
@@ -97,7 +104,10 @@ describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
     const cwd = tempFolder()
     const { url, proxy, proxied } = await database()
     const file = script(cwd)
-    const running = startCli(["run", "--plain", "--db", proxied, "--executor", `script:${file}`, request], { cwd })
+    const running = startCli(
+      ["run", "--plain", "--db", proxied, "--executor", `script:${script(cwd, slowLexer)}`, request],
+      { cwd }
+    )
     await running.waitFor(/^task 2 started: Write a lexer$/m)
     proxy.freeze()
     running.child.kill("SIGINT")
@@ -120,7 +130,8 @@ describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
   })
 
   it("a worker rides out a store that restarts, and the plan it was running finishes", async () => {
-    const { proxy, worker, run } = await workerOnTheLexer(false)
+    // The lexer's 3 s end while the store is away, and its outcome waits for it.
+    const { proxy, worker, run } = await workerOnTheLexer(false, 3_000)
     proxy.down()
     // Away past the lexer's end: its outcome, and the takes after it, fail while the store is away.
     await new Promise((resolve) => setTimeout(resolve, 4_000))
@@ -152,7 +163,10 @@ describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
     const cwd = tempFolder()
     const { url, proxy, proxied } = await database()
     const file = script(cwd)
-    const running = startCli(["run", "--plain", "--db", proxied, "--executor", `script:${file}`, request], { cwd })
+    const running = startCli(
+      ["run", "--plain", "--db", proxied, "--executor", `script:${script(cwd, slowLexer)}`, request],
+      { cwd }
+    )
     await running.waitFor(/^task 2 started: Write a lexer$/m)
     proxy.down()
     const ended = await running.result
@@ -169,10 +183,10 @@ describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
   it("under --json --verbose, the lost store's error names the session, and the cause follows", async () => {
     const cwd = tempFolder()
     const { url, proxy, proxied } = await database()
-    const file = script(cwd)
-    const running = startCli(["run", "--json", "--verbose", "--db", proxied, "--executor", `script:${file}`, request], {
-      cwd
-    })
+    const running = startCli(
+      ["run", "--json", "--verbose", "--db", proxied, "--executor", `script:${script(cwd, slowLexer)}`, request],
+      { cwd }
+    )
     // Under --json nothing is printed while it runs: wait until the lexer's attempt is under way in the store.
     await waitUntil(() => lexerStarted(url))
     proxy.down()
@@ -190,7 +204,7 @@ describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
   })
 
   it("a worker stopped while the store refuses connections says what it could not give back", async () => {
-    const on = await workerOnTheLexer(false)
+    const on = await workerOnTheLexer(false, slowLexer)
     on.proxy.down()
     on.worker.child.kill("SIGTERM")
     const stopped = await on.worker.result
@@ -202,7 +216,7 @@ describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
   })
 
   it("planner worker --json says its tasks were not given back, exits 0, and another worker finishes the plan", async () => {
-    const on = await workerOnTheLexer(true)
+    const on = await workerOnTheLexer(true, slowLexer)
     on.proxy.freeze()
     on.worker.child.kill("SIGTERM")
     const stopped = await on.worker.result

@@ -573,20 +573,24 @@ export const make = (settings: AttemptSettings) =>
                 ([, outcome]) => outcome !== undefined && (Either.isRight(outcome) || lostRace(outcome.left))
               )
         ).pipe(Effect.catchAll((error) => Effect.succeed(lostRace(error))))
-        const givenBack =
-          released ||
-          (yield* queue.release(key, workerId).pipe(
-            Effect.as(true),
-            Effect.catchAll((error) =>
-              Effect.as(Effect.logDebug(`giving back ${jobKeyString(key)} failed`, error), false)
-            )
-          ))
-        yield* tell(
-          givenBack
-            ? { _tag: "Finished", ...key, outcome: "released", detail: "" }
-            : { _tag: "Finished", ...key, outcome: "not-given-back", detail: notGivenBackDetail }
-        )
+        if (released || (yield* releaseJob(key)))
+          yield* tell({ _tag: "Finished", ...key, outcome: "released", detail: "" })
       })
+
+    /**
+     * Gives the job back to the queue alone; one the store does not take is told as `not-given-back` (its lease runs
+     * out, and another worker takes it). Whether it went back.
+     */
+    const releaseJob = (key: JobKey) =>
+      queue.release(key, workerId).pipe(
+        Effect.as(true),
+        Effect.catchAll((error) =>
+          Effect.zipRight(
+            Effect.logDebug(`giving back ${jobKeyString(key)} failed`, error),
+            Effect.as(tell({ _tag: "Finished", ...key, outcome: "not-given-back", detail: notGivenBackDetail }), false)
+          )
+        )
+      )
 
     /** Whether `state` knows enough of the job's attempt to start it: it has dispatched it, or moved past it. */
     const knowsAttempt = (job: TakenJob) => (state: Planner.PlannerState) => {
@@ -705,7 +709,7 @@ export const make = (settings: AttemptSettings) =>
           ? Effect.void
           : onRecord || start !== undefined
             ? giveBack(key, start)
-            : Effect.ignoreLogged(queue.release(key, workerId))
+            : Effect.asVoid(releaseJob(key))
       )
       return Effect.gen(function* () {
         if (handed === undefined && job.takes > 1) return yield* takeBack(job, key)
