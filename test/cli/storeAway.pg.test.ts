@@ -209,7 +209,7 @@ describe("PostgreSQL away for a while", { timeout: 300_000 }, () => {
     on.worker.child.kill("SIGTERM")
     const stopped = await on.worker.result
     expect(stopped.code, stopped.stderr).toBe(0)
-    expect(stopped.stdout).toMatch(/task 2 could not be given back: the store did not take it back/)
+    expect(stopped.stdout, stopped.stderr).toMatch(/task 2 could not be given back: the store did not take it back/)
     expect(stopped.stdout).toMatch(/stopped; 1 of the tasks it held could not be given back/)
     expect(stopped.stdout).not.toContain("the tasks it held were given back")
     await finishedByAnotherWorker(on)
