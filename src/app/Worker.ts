@@ -173,22 +173,7 @@ export const run = (options: WorkerOptions = {}) => {
         // One the store does not take back is said so (`planner worker` then does not claim to have given it all back).
         return Effect.forEach(
           held,
-          (job) =>
-            queue.release(job, workerId).pipe(
-              Effect.catchAll((error) =>
-                Effect.zipRight(
-                  Effect.logDebug(`giving back ${jobKeyString(job)} failed`, error),
-                  options.onAttempt?.({
-                    _tag: "Finished",
-                    sessionId: job.sessionId,
-                    taskId: job.taskId,
-                    attempt: job.attempt,
-                    outcome: "not-given-back",
-                    detail: AttemptRunner.notGivenBackDetail
-                  }) ?? Effect.void
-                )
-              )
-            ),
+          AttemptRunner.releaseOrTell(queue, workerId, options.onAttempt ?? (() => Effect.void)),
           { discard: true }
         )
       })

@@ -15,8 +15,8 @@ import {
   exitCodeOnInterrupt,
   isStoreFailure,
   sayingHowItStops,
-  stopWithinMs,
-  toFailure
+  toFailure,
+  unconfirmedStopReason
 } from "./Failure.js"
 import { clip, err, type OutputMode, out } from "./Output.js"
 import { answerCommand, type Hints, makeReporter, resumeCommand } from "./Progress.js"
@@ -41,9 +41,9 @@ const questionLines = (task: TaskState, question: string): ReadonlyArray<string>
 
 /**
  * How a stopped run ends when the process is ended before the run has stopped (a second signal, or a store that did
- * not answer for `stopWithinMs`): what it held is not given back; `resume` takes it over.
+ * not answer for `stopWithinMs`, see `Failure.ts`): what it held is not given back; `resume` takes it over.
  */
-const unconfirmed = `Stopped before the store confirmed it (no answer in ${stopWithinMs / 1_000} s, or a second signal): a task it was running is taken over by the next run.`
+const unconfirmed = `Stopped before the store confirmed it (${unconfirmedStopReason}): a task it was running is taken over by the next run.`
 
 /** The exit code a session's state ends a run-like command with. */
 export const exitCodeOf = (state: Planner.PlannerState, waiting: boolean): number =>

@@ -106,6 +106,9 @@ const messageOf = (error: unknown): string =>
     ? String((error as { message: unknown }).message)
     : String(error)
 
+/** A message without its closing full stop (and spaces), for a sentence to follow it. */
+const withoutFullStop = (message: string) => message.replace(/[.\s]*$/, "")
+
 /** The failure an error from any layer ends the command with. */
 export const toFailure = (error: unknown): CliFailure | CliExit => {
   if (error instanceof CliFailure || error instanceof CliExit) return error
@@ -123,13 +126,11 @@ export const toFailure = (error: unknown): CliFailure | CliExit => {
   // A SQLite file this user may read but not write was opened read only (see `Store.storeLayer`).
   if (tag !== undefined && storeTags.has(tag) && /readonly database/i.test(message)) {
     return unavailable(
-      `${message.replace(/[.\s]*$/, "")}: this user may read the database but not write to it or its folder. Run the command as a user who may, or choose another database with --db.`
+      `${withoutFullStop(message)}: this user may read the database but not write to it or its folder. Run the command as a user who may, or choose another database with --db.`
     )
   }
   if (tag !== undefined && storeTags.has(tag)) {
-    return unavailable(
-      `${message.replace(/[.\s]*$/, "")}. Check that the store is reachable (--db or PLANNER_DATABASE_URL).`
-    )
+    return unavailable(`${withoutFullStop(message)}. Check that the store is reachable (--db or PLANNER_DATABASE_URL).`)
   }
   return new CliFailure({
     code: ExitCode.planFailed,
@@ -158,6 +159,9 @@ export const setInterruptExitCode = (code: number): void => {
 
 /** After the first SIGINT or SIGTERM a command has this long to stop before the process is ended (see `main.ts`). */
 export const stopWithinMs = 5_000
+
+/** How a command's unconfirmed stop line says why it was ended: both ways `main.ts` ends one early. */
+export const unconfirmedStopReason = `no answer in ${stopWithinMs / 1_000} s, or a second signal`
 
 /** A line to print, on standard output (1) or standard error (2). */
 export interface StopLine {

@@ -10,7 +10,7 @@ import * as MemoryLive from "../MemoryLive.js"
 import * as Worker from "../Worker.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
-import { ExitCode, sayingHowItStops, setInterruptExitCode, stopWithinMs, toFailure, usage } from "./Failure.js"
+import { ExitCode, sayingHowItStops, setInterruptExitCode, toFailure, unconfirmedStopReason, usage } from "./Failure.js"
 import { clip, clock, firstLine, out } from "./Output.js"
 import { runServices } from "./Services.js"
 import { plannerLayer, resolveStore } from "./Store.js"
@@ -123,7 +123,7 @@ export const worker = (flags: WorkerFlags) => {
           fd: 1,
           line: flags.json
             ? JSON.stringify({ workerId, event: "stopped", givenBack: false })
-            : `Worker ${workerId} stopped before the store confirmed it (no answer in ${stopWithinMs / 1_000} s, or a second signal); the tasks it held go to other workers when their leases run out.`
+            : `Worker ${workerId} stopped before the store confirmed it (${unconfirmedStopReason}); the tasks it held go to other workers when their leases run out.`
         }
       )
     )

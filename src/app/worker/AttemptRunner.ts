@@ -35,7 +35,8 @@ import {
   type JobKey,
   jobKeyString,
   type PendingReport,
-  type TakenJob
+  type TakenJob,
+  type TaskQueueService
 } from "../../infra/TaskQueue.js"
 import { hotSpan, hotSpanWith } from "../../infra/Tracing.js"
 import * as AppBudget from "../Budget.js"
@@ -78,6 +79,34 @@ export type AttemptReport =
 
 /** What a worker says of an attempt it could not give back as it stopped. */
 export const notGivenBackDetail = "the store did not take it back; it goes to another worker when its lease runs out"
+
+/**
+ * Gives a job back to the queue alone; one the store does not take is told as `not-given-back` (its lease runs out,
+ * and another worker takes it). Whether it went back. For an attempt that stops here, and for the jobs a stopping
+ * worker still holds.
+ */
+export const releaseOrTell =
+  (queue: TaskQueueService, workerId: string, tell: (report: AttemptReport) => Effect.Effect<void>) =>
+  (key: JobKey): Effect.Effect<boolean> =>
+    queue.release(key, workerId).pipe(
+      Effect.as(true),
+      Effect.catchAll((error) =>
+        Effect.zipRight(
+          Effect.logDebug(`giving back ${jobKeyString(key)} failed`, error),
+          Effect.as(
+            tell({
+              _tag: "Finished",
+              sessionId: key.sessionId,
+              taskId: key.taskId,
+              attempt: key.attempt,
+              outcome: "not-given-back",
+              detail: notGivenBackDetail
+            }),
+            false
+          )
+        )
+      )
+    )
 
 export interface AttemptSettings {
   readonly workerId: string
@@ -577,20 +606,7 @@ export const make = (settings: AttemptSettings) =>
           yield* tell({ _tag: "Finished", ...key, outcome: "released", detail: "" })
       })
 
-    /**
-     * Gives the job back to the queue alone; one the store does not take is told as `not-given-back` (its lease runs
-     * out, and another worker takes it). Whether it went back.
-     */
-    const releaseJob = (key: JobKey) =>
-      queue.release(key, workerId).pipe(
-        Effect.as(true),
-        Effect.catchAll((error) =>
-          Effect.zipRight(
-            Effect.logDebug(`giving back ${jobKeyString(key)} failed`, error),
-            Effect.as(tell({ _tag: "Finished", ...key, outcome: "not-given-back", detail: notGivenBackDetail }), false)
-          )
-        )
-      )
+    const releaseJob = releaseOrTell(queue, workerId, tell)
 
     /** Whether `state` knows enough of the job's attempt to start it: it has dispatched it, or moved past it. */
     const knowsAttempt = (job: TakenJob) => (state: Planner.PlannerState) => {
