@@ -65,7 +65,11 @@ const runPlan = (tasks: number) =>
     const types = yield* sql<{ readonly type: string; readonly count: string }>`
       SELECT event_type AS type, count(*) AS count FROM events WHERE aggregate_id = ${sessionId}
       GROUP BY event_type ORDER BY count(*) DESC`
-    return { elapsed, events: types.map((type) => `${type.type} ${type.count}`).join(", ") }
+    // Appends: the transactions that wrote the plan's events (each row's `xmin`).
+    const [appends] = yield* sql<{ readonly count: string }>`
+      SELECT count(DISTINCT xmin::text) AS count FROM events WHERE aggregate_id = ${sessionId}`
+    const events = types.map((type) => `${type.type} ${type.count}`).join(", ")
+    return { elapsed, events: `${events}, in ${appends?.count ?? "?"} appends` }
   }).pipe(Effect.scoped)
 
 interface Measured {

@@ -647,7 +647,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
             : changes.dispatched.length === 0
               ? // Only attempts ended (outcomes): on PostgreSQL the jobs go in the append's own statement when they can,
                 // with the next jobs of the worker that reported, when it asked.
-                endingAlongside(changes.ended, batch.find((pending) => pending.take !== undefined)?.take)
+                endingAlongside(changes.ended, batchTake(batch))
               : () =>
                   Effect.mapError(
                     Effect.zipRight(
@@ -721,6 +721,23 @@ export const make = (options: PlannerServiceOptions = {}) =>
         else contended.delete(sessionId)
         return attempt(0, left === 0)
       })
+    }
+
+    /**
+     * What an append of `batch` takes: the jobs of the worker whose outcome comes first in it, a slot for each of that
+     * worker's outcomes in the batch (each frees its own). Outcomes that came while an append was out go together in
+     * the next; a take for the first alone left the others' slots to takes of their own, a statement each, and the
+     * worker's slots out of step, so that its next outcomes came one by one again.
+     */
+    const batchTake = (batch: ReadonlyArray<Pending>): AlongsideTake | undefined => {
+      let first: AlongsideTake | undefined
+      let outcomes = 0
+      for (const { take } of batch) {
+        if (take === undefined) continue
+        first ??= take
+        if (take.options.workerId === first.options.workerId) outcomes += 1
+      }
+      return outcomes > 1 && first?.forOutcomes !== undefined ? first.forOutcomes(outcomes) : first
     }
 
     /** An append's alongside that completes the jobs of the attempts it ended, as an effect and as a statement. */

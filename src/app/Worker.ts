@@ -30,7 +30,7 @@ import * as Planner from "../domain/Planner.js"
 import { type NodeKind, nodeKinds } from "../domain/Task.js"
 import type { ReadError } from "../infra/EventStore.js"
 import { ExecutorRegistry } from "../infra/Executor.js"
-import { jobKeyString, type TakenJob, type TaskQueueError } from "../infra/TaskQueue.js"
+import { type AlongsideTake, jobKeyString, type TakenJob, type TaskQueueError } from "../infra/TaskQueue.js"
 import * as Tokenizer from "../infra/Tokenizer.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { PlannerService } from "./PlannerService.js"
@@ -182,6 +182,27 @@ export const run = (options: WorkerOptions = {}) => {
       if (closed) Effect.runFork(Effect.ignoreLogged(queue.release(job, workerId)))
       else takenWhileStopping.push(job)
     }
+    /** The jobs to take with outcomes of this worker, for the slots that `freeing` of them free (see `AttemptRunner`). */
+    const takeNext = (freeing = 1): AlongsideTake | undefined => {
+      // Not before the worker is all set up (a job handed over during its registration may report that early).
+      if (!serving || stopping) return undefined
+      // The slots of the attempts reporting free once their outcomes are in.
+      const limit = concurrency - running.size - handOff.reserved() + freeing
+      if (limit <= 0) return undefined
+      return {
+        options: { workerId, kinds, limit, leaseMs, ...(sessionId === undefined ? {} : { sessionId }) },
+        now: clock.unsafeCurrentTimeMillis(),
+        taken: (jobs) => {
+          if (jobs.length < limit) tookShort()
+          for (const job of jobs) {
+            if (stopping) giveBackTaken(job)
+            else startNow(job)
+          }
+        },
+        // Several of its outcomes recorded in one append (they came while another was out): a slot for each.
+        forOutcomes: takeNext
+      }
+    }
     const runJob = yield* AttemptRunner.make({
       workerId,
       workingDirectory: options.workingDirectory ?? process.cwd(),
@@ -192,24 +213,7 @@ export const run = (options: WorkerOptions = {}) => {
       startsWithOutcomes: sessionId === undefined,
       onReport: options.onAttempt,
       writer: (): SessionWriter.SessionWriter | undefined => sessionWriter,
-      takeNext: (freeing = 1) => {
-        // Not before the worker is all set up (a job handed over during its registration may report that early).
-        if (!serving || stopping) return undefined
-        // The slots of the attempts reporting free once their outcomes are in.
-        const limit = concurrency - running.size - handOff.reserved() + freeing
-        if (limit <= 0) return undefined
-        return {
-          options: { workerId, kinds, limit, leaseMs, ...(sessionId === undefined ? {} : { sessionId }) },
-          now: clock.unsafeCurrentTimeMillis(),
-          taken: (jobs) => {
-            if (jobs.length < limit) tookShort()
-            for (const job of jobs) {
-              if (stopping) giveBackTaken(job)
-              else startNow(job)
-            }
-          }
-        }
-      }
+      takeNext: (freeing) => takeNext(freeing)
     })
     yield* Effect.annotateLogsScoped({ workerId })
     // A worker serving every session on PostgreSQL reports the outcomes of sessions another worker writes, and writes

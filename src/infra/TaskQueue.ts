@@ -86,6 +86,11 @@ export interface AlongsideTake {
   readonly now: number
   /** The jobs taken, once the append has committed (none when it went the transaction way). */
   readonly taken: (jobs: ReadonlyArray<TakenJob>) => void
+  /**
+   * The same worker's take for an append that records `count` of its outcomes at once (each frees its slot), asked
+   * as the append is made; undefined when it wants none by then. Absent: this take whatever the count.
+   */
+  readonly forOutcomes?: (count: number) => AlongsideTake | undefined
 }
 
 /** How an append changes the queue (see `changesDirect`). */
