@@ -31,6 +31,7 @@ import {
   Duration,
   Effect,
   Either,
+  Exit,
   FiberId,
   identity,
   Layer,
@@ -103,6 +104,13 @@ export interface Tracing {
    * ends attempts and dispatches none, and only the first of a batch; `take.taken` is not called otherwise.
    */
   readonly take?: AlongsideTake
+  /**
+   * Whether more commands for the same append are on their way: a worker's outcomes of attempts it started together
+   * (one take's jobs), due about together. While the batch's commands say so, the session's turn waits for them, up
+   * to `PlannerServiceOptions.gatherMs`, so that they are recorded in one append, whose take then fills their slots
+   * together again (see `gather`).
+   */
+  readonly awaiting?: () => boolean
 }
 
 export type HandleError = PlannerError | ReadError | SequenceConflict
@@ -203,6 +211,11 @@ export interface PlannerServiceOptions {
   readonly maxConflictRetries?: number
   /** How long a session counts as written by another process after this one last found that (see `writtenElsewhere`). Default 5 seconds. */
   readonly sharedForMs?: number
+  /**
+   * The longest a session's turn waits for commands a batch says are on their way (`Tracing.awaiting`) before it
+   * records what it has. Default 5 ms; 0 waits for nothing.
+   */
+  readonly gatherMs?: number
 }
 
 /** What led to an attempt's commands: the ids of its dispatch and of its latest claim. */
@@ -301,12 +314,15 @@ interface Pending {
   readonly outcome: Deferred.Deferred<Handled, HandleError>
   readonly onRecorded: ((handled: Handled) => void) | undefined
   readonly take: AlongsideTake | undefined
+  readonly awaiting: (() => boolean) | undefined
 }
 
 /** One session's commands in this process: taken in turn, and in batches. */
 interface SessionQueue {
   readonly turn: Effect.Semaphore
   readonly waiting: Array<Pending>
+  /** Completed when a command comes in, for a turn that waits for more (see `gather`). */
+  arrived: Deferred.Deferred<void> | undefined
 }
 
 /** A command's name for traces; one computed from the state is named by what it makes of `state`. */
@@ -496,6 +512,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
      * session written by many processes still lets each of them through.
      */
     const refuseWhenBusyFor = 3
+    const gatherMs = Math.max(0, options.gatherMs ?? 5)
 
     /**
      * Decides a batch and appends its events, deciding again after conflicts. Completes every command's outcome (and
@@ -756,8 +773,9 @@ export const make = (options: PlannerServiceOptions = {}) =>
       sessionId: string,
       queue: SessionQueue,
       own: ReadonlyArray<Pending>
-    ): Effect.Effect<void, HandleError> =>
-      Effect.suspend(() => {
+    ): Effect.Effect<void, HandleError> => {
+      // The batch: every command waiting by now.
+      const record = Effect.suspend(() => {
         const batch = queue.waiting.splice(0)
         if (batch.length === 0) return Effect.void
         let recorded = false
@@ -791,6 +809,46 @@ export const make = (options: PlannerServiceOptions = {}) =>
           )
         )
       })
+      // Waited for with nothing taken: interrupted meanwhile, its caller's commands leave the queue (see `submit`).
+      return Effect.suspend(() => (isAwaiting(queue.waiting) ? Effect.zipRight(gather(queue), record) : record))
+    }
+
+    /** Whether a command of `batch` says more are on their way for its append (`Tracing.awaiting`). */
+    const isAwaiting = (batch: ReadonlyArray<Pending>) =>
+      gatherMs > 0 && batch.some((pending) => pending.awaiting?.() === true)
+
+    /**
+     * Waits, with the session's turn held, until no waiting command says more are on their way, or `gatherMs` have
+     * passed: a database's group commit with a linger (Kafka's `linger.ms`), bounded by what the batch itself expects.
+     * A worker's attempts started together end about together; recorded one by one, each is an append of its own (a
+     * transaction, a notification to every follower, a statement of the worker), and the take that comes with each
+     * fills one slot, so the slots stay out of step and the next outcomes come one by one again. Gathered, they are
+     * one append, and its take fills their slots together. An outcome nothing else is expected with waits for nothing.
+     */
+    const gather = (queue: SessionQueue): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const until = clock.unsafeCurrentTimeMillis() + gatherMs
+        const wait: Effect.Effect<void> = Effect.suspend(() => {
+          const left = until - clock.unsafeCurrentTimeMillis()
+          if (left <= 0 || !isAwaiting(queue.waiting)) return Effect.void
+          const arrived = Deferred.unsafeMake<void>(FiberId.none)
+          queue.arrived = arrived
+          // Each side interruptible, whatever the caller's region: the loser is interrupted, not waited for.
+          return Effect.zipRight(
+            Effect.raceFirst(
+              Effect.interruptible(Deferred.await(arrived)),
+              Effect.interruptible(Effect.sleep(Duration.millis(left)))
+            ),
+            wait
+          )
+        })
+        return Effect.ensuring(
+          wait,
+          Effect.sync(() => {
+            queue.arrived = undefined
+          })
+        )
+      })
 
     /**
      * Puts `commands` in the session's queue together (so one turn takes them all into one batch) and takes the
@@ -808,7 +866,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
       }
       let queue = queues.get(sessionId)
       if (queue === undefined) {
-        queue = { turn: Effect.unsafeMakeSemaphore(1), waiting: [] }
+        queue = { turn: Effect.unsafeMakeSemaphore(1), waiting: [], arrived: undefined }
         queues.set(sessionId, queue)
       }
       const pendings = commands.map(
@@ -818,11 +876,16 @@ export const make = (options: PlannerServiceOptions = {}) =>
           outcome: Deferred.unsafeMake(FiberId.none),
           onRecorded: tracing.onRecorded,
           // Once per call: its last command's append is the one to take in.
-          take: index === commands.length - 1 ? tracing.take : undefined
+          take: index === commands.length - 1 ? tracing.take : undefined,
+          awaiting: tracing.awaiting
         })
       )
       const waiting = queue.waiting
       waiting.push(...pendings)
+      if (queue.arrived !== undefined) {
+        Deferred.unsafeDone(queue.arrived, Exit.void)
+        queue.arrived = undefined
+      }
       const handled = queue.turn
         .withPermits(1)(drain(sessionId, queue, pendings))
         .pipe(

@@ -35,6 +35,7 @@ import * as Tokenizer from "../infra/Tokenizer.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { PlannerService } from "./PlannerService.js"
 import * as AttemptRunner from "./worker/AttemptRunner.js"
+import * as Cohorts from "./worker/Cohorts.js"
 import { sweepDeadWorkers } from "./worker/DeadWorkerSweep.js"
 import { keepLeases, renewalInterval } from "./worker/LeaseKeeper.js"
 import * as LeftReports from "./worker/LeftReports.js"
@@ -92,6 +93,12 @@ export const takeRetryMs = (failures: number): number => Math.min(8_000, 250 * 2
 
 /** How many failed takes in a row the worker of one run tries again (about 4 s in all) before it fails the run. */
 export const runTakeTries = 5
+
+/**
+ * How far apart two attempts of a session may have started for the outcome of the first to wait for the second's (see
+ * `worker/Cohorts`): attempts one take started, and groups a hiccup split by a few milliseconds.
+ */
+const cohortWindowMs = 5
 
 /** Why a worker stopped: the queue or the store could not be used at all. */
 export type WorkerError = ReadError | TaskQueueError
@@ -182,6 +189,8 @@ export const run = (options: WorkerOptions = {}) => {
       if (closed) Effect.runFork(Effect.ignoreLogged(queue.release(job, workerId)))
       else takenWhileStopping.push(job)
     }
+    /** Attempts started together, whose outcomes the writer waits a moment to record together (`worker/Cohorts`). */
+    const cohorts = Cohorts.make(cohortWindowMs)
     /** The jobs to take with outcomes of this worker, for the slots that `freeing` of them free (see `AttemptRunner`). */
     const takeNext = (freeing = 1): AlongsideTake | undefined => {
       // Not before the worker is all set up (a job handed over during its registration may report that early).
@@ -213,7 +222,8 @@ export const run = (options: WorkerOptions = {}) => {
       startsWithOutcomes: sessionId === undefined,
       onReport: options.onAttempt,
       writer: (): SessionWriter.SessionWriter | undefined => sessionWriter,
-      takeNext: (freeing) => takeNext(freeing)
+      takeNext: (freeing) => takeNext(freeing),
+      awaiting: cohorts.reporting
     })
     yield* Effect.annotateLogsScoped({ workerId })
     // A worker serving every session on PostgreSQL reports the outcomes of sessions another worker writes, and writes
@@ -304,6 +314,7 @@ export const run = (options: WorkerOptions = {}) => {
       // A job of ours handed back to us (our lease ran out while we still ran it): the attempt is still running.
       if (running.has(key)) return
       started.started(key)
+      cohorts.started(job, clock.unsafeCurrentTimeMillis())
       activity.touch()
       // In the map before the fiber exists, so that the fiber's end always finds it there to remove.
       const entry: { readonly job: TakenJob; fiber: Fiber.RuntimeFiber<void> | undefined } = { job, fiber: undefined }
@@ -317,6 +328,7 @@ export const run = (options: WorkerOptions = {}) => {
                 activity.touch()
                 running.delete(key)
                 dropped.delete(key)
+                cohorts.ended(job)
                 started.ended(key)
                 // The take loop wants a freed slot only while the queue may have work: otherwise it waits for the
                 // queue's wake-up, which wakes it too, and a wake-up per attempt (every task of a one-process run,

@@ -5,7 +5,7 @@
  * and an append decided on it is refused by the store and decided again.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber } from "effect"
+import { Deferred, Effect, Either, Fiber, Option, TestClock } from "effect"
 import * as PlannerService from "../../src/app/PlannerService.js"
 import { ClaimTask, ExtendLease, HandleExecutorEvent, Initialize, TaskCompleted } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
@@ -185,6 +185,108 @@ describe("PlannerService with another writer", () => {
         .map((event) => (event.data as { workerId: string }).workerId)
       // X's and Y's own commands went with them; W's, taken in Y's batch, was given back and recorded.
       expect(claims).toEqual(["a", "w"])
+    })
+  )
+})
+
+/** One handler over a store that counts its appends (`gatherMs` as given), with three tasks claimed by one worker. */
+const threeClaimed = (gatherMs?: number) =>
+  Effect.gen(function* () {
+    const inner = MemoryEventStore.make(yield* MemoryEventStore.makeStorage)
+    const appends = { count: 0 }
+    const counted: EventStoreService = {
+      ...inner,
+      append: (...args) =>
+        Effect.zipRight(
+          Effect.sync(() => (appends.count += 1)),
+          inner.append(...args)
+        )
+    }
+    const service = yield* PlannerService.make(gatherMs === undefined ? {} : { gatherMs }).pipe(
+      Effect.provideServiceEffect(
+        PlannerStore.PlannerStore,
+        Effect.provideService(PlannerStore.make, EventStore, counted)
+      ),
+      Effect.provideService(EventStore, counted)
+    )
+    yield* service.execute(
+      sessionId,
+      new Initialize({
+        request: "three tasks",
+        tasks: independentTasks(3),
+        config: { ...defaultConfig, maxParallel: 3 },
+        at: 1
+      })
+    )
+    yield* service.executeAll(
+      sessionId,
+      [1, 2, 3].map((taskId) => claim(taskId, "w", 2))
+    )
+    const complete = (taskId: number, awaiting: () => boolean) =>
+      Effect.fork(
+        service.execute(
+          sessionId,
+          new HandleExecutorEvent({ event: new TaskCompleted({ taskId, attempt: 1, result: `${taskId}` }), at: 3 }),
+          { awaiting }
+        )
+      )
+    return { service, appends, complete }
+  })
+
+describe("PlannerService gathers the outcomes a batch says are on their way", () => {
+  it.effect("outcomes of attempts started together are recorded in one append once the last is in", () =>
+    Effect.gen(function* () {
+      const { appends, complete } = yield* threeClaimed()
+      const before = appends.count
+      // As a worker's cohort says: the outcomes of its other attempts are still to come while any of them runs.
+      let toCome = 3
+      const awaiting = () => toCome > 0
+      const reportOne = (taskId: number) =>
+        Effect.gen(function* () {
+          toCome -= 1
+          const fiber = yield* complete(taskId, awaiting)
+          yield* Effect.yieldNow({ priority: 1_000 })
+          return fiber
+        })
+      const first = yield* reportOne(1)
+      const second = yield* reportOne(2)
+      // Two of three in, on the test's clock, which does not move: the turn waits for the third.
+      expect(appends.count).toBe(before)
+      const third = yield* reportOne(3)
+      const handled = yield* Fiber.join(third)
+      yield* Fiber.join(first)
+      yield* Fiber.join(second)
+      expect(appends.count).toBe(before + 1)
+      expect(handled.state.status).toBe("Succeeded")
+    })
+  )
+
+  it.effect("an outcome waits no longer than gatherMs for outcomes that do not come", () =>
+    Effect.gen(function* () {
+      const { service, appends, complete } = yield* threeClaimed(5)
+      const before = appends.count
+      const lone = yield* complete(1, () => true)
+      yield* TestClock.adjust("4 millis")
+      for (let turn = 0; turn < 100; turn++) yield* Effect.yieldNow()
+      expect(appends.count).toBe(before)
+      expect(Option.isNone(yield* Fiber.poll(lone))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      const handled = yield* Fiber.join(lone)
+      expect(appends.count).toBe(before + 1)
+      expect(Planner.task(handled.state, 1)?.status).toBe("Completed")
+      // Without anything said to be on its way, an outcome waits for nothing.
+      yield* Fiber.join(yield* complete(2, () => false))
+      expect(appends.count).toBe(before + 2)
+      expect(Planner.task(yield* service.state(sessionId), 2)?.status).toBe("Completed")
+    })
+  )
+
+  it.effect("with gatherMs 0, nothing waits", () =>
+    Effect.gen(function* () {
+      const { appends, complete } = yield* threeClaimed(0)
+      const before = appends.count
+      yield* Fiber.join(yield* complete(1, () => true))
+      expect(appends.count).toBe(before + 1)
     })
   )
 })

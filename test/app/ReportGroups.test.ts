@@ -7,7 +7,7 @@
  * to test (test/infra/OutcomeReports.pg.test.ts).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Exit, Fiber, Queue, Scope } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, Queue, Scope, TestClock } from "effect"
 import * as ReportGroups from "../../src/app/worker/ReportGroups.js"
 import {
   type AlongsideTake,
@@ -200,6 +200,45 @@ describe("a worker's reports, in groups", () => {
       expect(Exit.isInterrupted(yield* Effect.exit(groups.report(key(3), "three")))).toBe(true)
       // Nothing more went out.
       expect(yield* Queue.size(sent)).toBe(0)
+    })
+  )
+
+  it.scoped("a group whose reports say more are on their way waits for them, and goes out with them all", () =>
+    Effect.gen(function* () {
+      const { sent, groups, freeing } = yield* recording
+      let toCome = 3
+      const awaiting = () => toCome > 0
+      const reportOne = (taskId: number) =>
+        Effect.gen(function* () {
+          toCome -= 1
+          const fiber = yield* Effect.fork(groups.report(key(taskId), taskId, awaiting))
+          yield* Effect.yieldNow({ priority: 1_000 })
+          return fiber
+        })
+      const reported = [yield* reportOne(1), yield* reportOne(2)]
+      // Two of three made, on the test's clock, which does not move: nothing has gone out.
+      expect(yield* Queue.size(sent)).toBe(0)
+      reported.push(yield* reportOne(3))
+      const group = yield* Queue.take(sent)
+      expect(group.tasks).toEqual([1, 2, 3])
+      expect(freeing).toEqual([3])
+      yield* Deferred.succeed(group.answer, undefined)
+      for (const fiber of reported) expect((yield* Fiber.join(fiber)).stored).toBe(true)
+    })
+  )
+
+  it.scoped("a group waits no longer than gatherMs for reports that do not come", () =>
+    Effect.gen(function* () {
+      const { sent, groups } = yield* recording
+      const lone = yield* Effect.fork(groups.report(key(1), "one", () => true))
+      yield* Effect.yieldNow({ priority: 1_000 })
+      yield* TestClock.adjust("4 millis")
+      expect(yield* Queue.size(sent)).toBe(0)
+      yield* TestClock.adjust("1 millis")
+      const group = yield* Queue.take(sent)
+      expect(group.tasks).toEqual([1])
+      yield* Deferred.succeed(group.answer, undefined)
+      expect((yield* Fiber.join(lone)).stored).toBe(true)
     })
   )
 })

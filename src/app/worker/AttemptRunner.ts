@@ -131,6 +131,11 @@ export interface AttemptSettings {
    * serving every session): an outcome of a session it does not write goes to that session's writer.
    */
   readonly writer?: (() => SessionWriter | undefined) | undefined
+  /**
+   * The attempt's outcome is about to be recorded or reported: it leaves its cohort (see `worker/Cohorts`). Whether
+   * more outcomes of the cohort are still to come, for the writer's turn to wait for (`Tracing.awaiting`).
+   */
+  readonly awaiting?: ((key: JobKey) => () => boolean) | undefined
 }
 
 /** What a report carries: the attempt's start when it is to be recorded with the outcome, and the outcome. */
@@ -332,13 +337,14 @@ export const make = (settings: AttemptSettings) =>
     ): Effect.Effect<Recorded> => {
       const what = `the outcome of ${sessionId}#${task.id}`
       const writer = settings.writer?.()
+      const key: JobKey = { sessionId, taskId: task.id, attempt: task.attempt }
+      const awaiting = settings.awaiting?.(key)
       if (writer !== undefined && reports !== undefined && !writer.writes(sessionId)) {
-        const key: JobKey = { sessionId, taskId: task.id, attempt: task.attempt }
         const outcome = encodeReport(start === undefined ? [command] : [start, command])
         return persist(
           what,
           reports
-            .report(key, outcome)
+            .report(key, outcome, awaiting)
             .pipe(
               Effect.flatMap(
                 (found): Effect.Effect<Recorded> =>
@@ -356,7 +362,10 @@ export const make = (settings: AttemptSettings) =>
         what,
         Effect.suspend(() => {
           const take = settings.takeNext?.()
-          const tracing = take === undefined ? {} : { take }
+          const tracing = {
+            ...(take === undefined ? {} : { take }),
+            ...(awaiting === undefined ? {} : { awaiting })
+          }
           return start === undefined
             ? service.execute(sessionId, command, tracing)
             : Effect.flatMap(service.executeAll(sessionId, [start, command], tracing), ([, outcome]) =>

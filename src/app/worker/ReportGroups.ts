@@ -14,7 +14,7 @@
  * task run again). Each group's statement is a span of its own (when spans go anywhere), linked to the attempts whose
  * reports it carries.
  */
-import { Deferred, Effect, Exit, FiberId, Queue, type Scope, type Tracer } from "effect"
+import { Deferred, Duration, Effect, Exit, FiberId, Queue, type Scope, type Tracer } from "effect"
 import {
   type AlongsideTake,
   type JobKey,
@@ -28,8 +28,11 @@ import {
 import { hotSpan, tracedSpan } from "../../infra/Tracing.js"
 
 export interface ReportGroups {
-  /** Stores the outcome in its job's row, in the next group that goes out; what was found, as `report` says. */
-  readonly report: (key: JobKey, outcome: unknown) => Effect.Effect<Reported, TaskQueueError>
+  /**
+   * Stores the outcome in its job's row, in the next group that goes out; what was found, as `report` says. `awaiting`:
+   * whether reports to go with it are still to come (see `worker/Cohorts`), which its group waits a moment for.
+   */
+  readonly report: (key: JobKey, outcome: unknown, awaiting?: () => boolean) => Effect.Effect<Reported, TaskQueueError>
   /**
    * Whether the report of this job went out before its attempt was interrupted, and was stored: the outcome is then
    * the session writer's to record, and the attempt has nothing to give back. Asked once, by the interrupted attempt.
@@ -42,6 +45,8 @@ export interface ReportGroupsOptions {
   readonly workerId: string
   /** The worker's next jobs to take with a group, for the slots its `freeing` reports free (see `AttemptRunner`). */
   readonly takeNext?: ((freeing: number) => AlongsideTake | undefined) | undefined
+  /** The longest a group waits for the reports its own say are still to come. Default 5 ms; 0 waits for nothing. */
+  readonly gatherMs?: number
 }
 
 interface Waiting {
@@ -49,6 +54,8 @@ interface Waiting {
   readonly answer: Deferred.Deferred<Reported, TaskQueueError>
   /** The attempt's span, for the group's to link to. */
   readonly span: Tracer.AnySpan | undefined
+  /** Whether reports to go with it are still to come. */
+  readonly awaiting: (() => boolean) | undefined
   /** Its attempt was interrupted before its group went out: left out. */
   withdrawn: boolean
   /** Its group went out: it will be answered, interrupted or not. */
@@ -62,6 +69,39 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
   Effect.gen(function* () {
     const { reports, workerId } = options
     const waiting = yield* Queue.unbounded<Waiting>()
+    /** Told of each report that comes in, for a group that waits for more (see `gather`). */
+    const arrived = yield* Queue.sliding<void>(1)
+    const gatherMs = Math.max(0, options.gatherMs ?? 5)
+    const clock = yield* Effect.clock
+    const awaited = (group: ReadonlyArray<Waiting>) =>
+      group.length < reportsPerGroup && group.some((report) => !report.withdrawn && report.awaiting?.() === true)
+    /**
+     * A group whose reports say more are on their way waits for them, up to `gatherMs` (see `PlannerService`'s
+     * `gather`, which does the same for the outcomes a worker records itself): alike attempts one take started end
+     * about together, and reported together their slots are filled together again, so they stay in step.
+     */
+    const gather = (group: Array<Waiting>): Effect.Effect<Array<Waiting>> => {
+      if (gatherMs === 0 || !awaited(group)) return Effect.succeed(group)
+      const until = clock.unsafeCurrentTimeMillis() + gatherMs
+      const more: Effect.Effect<Array<Waiting>> = Effect.suspend(() => {
+        const left = until - clock.unsafeCurrentTimeMillis()
+        if (left <= 0 || !awaited(group)) return Effect.succeed(group)
+        // Woken by a report's arrival, then taken without waiting: a take of `waiting` itself, cut off by the time
+        // running out just as a report reached it, could lose that report.
+        return Effect.zipRight(
+          // (Each side interruptible, though the group's step is not: the loser is interrupted, not waited for.)
+          Effect.raceFirst(
+            Effect.interruptible(Queue.take(arrived)),
+            Effect.interruptible(Effect.sleep(Duration.millis(left)))
+          ),
+          Effect.flatMap(Queue.takeUpTo(waiting, reportsPerGroup - group.length), (next) => {
+            group.push(...next)
+            return more
+          })
+        )
+      })
+      return more
+    }
 
     const send = (group: ReadonlyArray<Waiting>): Effect.Effect<void> => {
       const live = group.filter((report) => !report.withdrawn)
@@ -112,11 +152,14 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
     // Taking a group and sending it are one step, never cut off: a stop between them would leave its reports
     // unanswered, and a statement that committed as the worker stopped would have taken jobs nobody hears of, this
     // worker's, run by nobody, until their leases ran out. Let through, they reach the worker, which gives them back.
+    // (The wait for the reports a group expects is a part of that step: a stop waits for it, a few milliseconds.)
     yield* Effect.forkScoped(
       Effect.forever(
         Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(restore(Queue.take(waiting)), (first) =>
-            Effect.flatMap(Queue.takeUpTo(waiting, reportsPerGroup - 1), (rest) => send([first, ...rest]))
+            Effect.flatMap(Queue.takeUpTo(waiting, reportsPerGroup - 1), (rest) =>
+              Effect.flatMap(gather([first, ...rest]), send)
+            )
           )
         )
       )
@@ -127,7 +170,7 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
 
     return {
       storedAsInterrupted: (key) => storedInterrupted.delete(jobKeyString(key)),
-      report: (key, outcome) =>
+      report: (key, outcome, awaiting) =>
         Effect.flatMap(tracedSpan, (span) =>
           // Offered and watched for interruption as one step: an interruption in between would leave it in its group.
           Effect.uninterruptibleMask((restore) =>
@@ -136,11 +179,13 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
                 outcome: { key, outcome },
                 answer: Deferred.unsafeMake<Reported, TaskQueueError>(FiberId.none),
                 span,
+                awaiting,
                 withdrawn: false,
                 out: false
               }
               // The worker stopped: nothing goes out any more.
               if (!Queue.unsafeOffer(waiting, report)) return Effect.interrupt
+              Queue.unsafeOffer(arrived, undefined)
               // Interrupted before its group went out, it is left out of it. After, it is stored or not whatever the
               // attempt does: the answer is waited for (the statement is never cut off), so that the attempt knows
               // whether the outcome is in and does not give back a task whose report the writer is to record.
