@@ -4,7 +4,9 @@
  *
  * Usage: workerChild.ts <database url> [delay ms, default 20] [--report-starts]. Prints {"ready": true} once the
  * worker serves; with --report-starts also {"sessionId", "taskId", "startedAt"} when the executor starts a task
- * (CLOCK_MONOTONIC, `nowMs`, one clock for the whole machine on Linux); runs until killed.
+ * (CLOCK_MONOTONIC, `nowMs`, one clock for the whole machine on Linux); runs until killed. With SCALE_SPREAD=1 the
+ * tasks are unlike instead: 10 to 28 ms by the last digit of their number (19 ms on average), so that attempts a take
+ * started together do not end together (what grouping their outcomes costs and saves then: docs/performance.md).
  */
 import { Effect, Logger, LogLevel, Redacted } from "effect"
 import * as Worker from "../../src/app/Worker.js"
@@ -32,8 +34,15 @@ if (statementsFolder !== undefined) {
 }
 const reportStarts = process.argv.includes("--report-starts")
 
+const spread = process.env.SCALE_SPREAD === "1"
 const script = JSON.stringify({
-  rules: [{ match: ".", delayMs: Number(delay), outcomes: [{ complete: "done: {description}" }] }],
+  rules: spread
+    ? Array.from({ length: 10 }, (_, digit) => ({
+        match: `step \\d*${digit} `,
+        delayMs: 10 + 2 * digit,
+        outcomes: [{ complete: "done: {description}" }]
+      }))
+    : [{ match: ".", delayMs: Number(delay), outcomes: [{ complete: "done: {description}" }] }],
   default: { complete: "done" }
 })
 
