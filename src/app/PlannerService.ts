@@ -105,10 +105,12 @@ export interface Tracing {
    */
   readonly take?: AlongsideTake
   /**
-   * Whether more commands for the same append are on their way: a worker's outcomes of attempts it started together
-   * (one take's jobs), due about together. While the batch's commands say so, the session's turn waits for them, up
-   * to `PlannerServiceOptions.gatherMs`, so that they are recorded in one append, whose take then fills their slots
-   * together again (see `gather`).
+   * Whether more commands for the same append are on their way: a worker's outcomes of attempts it started together,
+   * due about together. While a command of the batch says so, the session's turn waits for them, up to
+   * `PlannerServiceOptions.gatherMs`, so that they are recorded in one append, whose take then fills their slots
+   * together again (see `gather`). Given (even as `() => false`), the command may wait in a gathering batch; a command
+   * without it ends the wait when it comes: it may be what an awaited attempt needs recorded before its outcome (its
+   * start, a model call's usage), or somebody waiting.
    */
   readonly awaiting?: () => boolean
 }
@@ -754,7 +756,8 @@ export const make = (options: PlannerServiceOptions = {}) =>
         first ??= take
         if (take.options.workerId === first.options.workerId) outcomes += 1
       }
-      return outcomes > 1 && first?.forOutcomes !== undefined ? first.forOutcomes(outcomes) : first
+      // Asked afresh as the append is made (the batch may have waited): the worker's free slots are those of now.
+      return first?.forOutcomes === undefined ? first : first.forOutcomes(outcomes)
     }
 
     /** An append's alongside that completes the jobs of the attempts it ended, as an effect and as a statement. */
@@ -813,9 +816,19 @@ export const make = (options: PlannerServiceOptions = {}) =>
       return Effect.suspend(() => (isAwaiting(queue.waiting) ? Effect.zipRight(gather(queue), record) : record))
     }
 
-    /** Whether a command of `batch` says more are on their way for its append (`Tracing.awaiting`). */
-    const isAwaiting = (batch: ReadonlyArray<Pending>) =>
-      gatherMs > 0 && batch.some((pending) => pending.awaiting?.() === true)
+    /**
+     * Whether to wait for more before recording `batch`: a command of it says more are on their way for its append,
+     * and every command of it may wait (`Tracing.awaiting`).
+     */
+    const isAwaiting = (batch: ReadonlyArray<Pending>) => {
+      if (gatherMs === 0) return false
+      let expects = false
+      for (const pending of batch) {
+        if (pending.awaiting === undefined) return false
+        expects ||= pending.awaiting()
+      }
+      return expects
+    }
 
     /**
      * Waits, with the session's turn held, until no waiting command says more are on their way, or `gatherMs` have

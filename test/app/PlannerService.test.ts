@@ -281,6 +281,25 @@ describe("PlannerService gathers the outcomes a batch says are on their way", ()
     })
   )
 
+  it.effect("a command that may not wait ends the wait when it comes, and goes in the same append", () =>
+    Effect.gen(function* () {
+      const { service, appends, complete } = yield* threeClaimed(5)
+      const before = appends.count
+      const waiting = yield* complete(1, () => true)
+      yield* Effect.yieldNow({ priority: 1_000 })
+      expect(appends.count).toBe(before)
+      // What an awaited attempt may need recorded before its outcome (here another task's lease), on a clock that
+      // does not move: it is recorded at once, with the outcome that was waiting.
+      const extended = yield* service.execute(
+        sessionId,
+        new ExtendLease({ taskId: 2, attempt: 1, workerId: "w", at: 3 })
+      )
+      expect(appends.count).toBe(before + 1)
+      expect(Planner.task(extended.state, 1)?.status).toBe("Completed")
+      yield* Fiber.join(waiting)
+    })
+  )
+
   it.effect("with gatherMs 0, nothing waits", () =>
     Effect.gen(function* () {
       const { appends, complete } = yield* threeClaimed(0)

@@ -141,6 +141,9 @@ export interface AttemptSettings {
 /** What a report carries: the attempt's start when it is to be recorded with the outcome, and the outcome. */
 export const ReportedCommands = Schema.Array(Schema.Union(ClaimTask, HandleExecutorEvent))
 
+/** An outcome that may wait in a batch the writer's turn holds, and expects nothing more (`Tracing.awaiting`). */
+const expectsNothingMore = () => false
+
 const encodeReport = Schema.encodeSync(ReportedCommands)
 const decodeReport = Schema.decodeUnknownEither(ReportedCommands)
 
@@ -429,7 +432,8 @@ export const make = (settings: AttemptSettings) =>
           }
           ends.push(commands.length - 1)
         }
-        const outcomes = yield* service.executeAll(sessionId, commands)
+        // Outcomes too: they may join a batch the writer's turn holds for its own outcomes, expecting nothing more.
+        const outcomes = yield* service.executeAll(sessionId, commands, { awaiting: expectsNothingMore })
         let after: Planner.PlannerState | undefined
         const followUps: Array<Effect.Effect<void>> = []
         const refused: Array<JobKey> = []

@@ -4,10 +4,10 @@
  * the outcomes still to come (`PlannerService`'s `Tracing.awaiting`), and the take that comes with that append fills
  * their slots together again, so they stay in step.
  *
- * An outcome waits for the worker's other attempts of its session that started before it or at most `windowMs` after
- * it and have not reported yet: those it can expect about now. Attempts started further apart are not waited for, so
- * an outcome next to a long task waits for nothing; a group that a hiccup split is waited for across the split, and
- * becomes one again. An attempt leaves when its outcome goes to the writer, or when it ends any other way (given back,
+ * An outcome waits for the worker's other attempts of its session that started at most `windowMs` before or after it
+ * and have not reported yet: those it can expect about now. Attempts started further apart are not waited for, so an
+ * outcome next to a long task started earlier waits for nothing; a group that a hiccup split by a few milliseconds is
+ * waited for across the split, and becomes one again. An attempt leaves when its outcome goes to the writer, or when it ends any other way (given back,
  * dropped), so nobody waits for it.
  */
 import { type JobKey, jobKeyString } from "../../infra/TaskQueue.js"
@@ -52,11 +52,10 @@ export const make = (windowMs: number): Cohorts => {
     reporting: (key) => {
       const at = leave(key)
       if (at === undefined || !running.has(key.sessionId)) return alone
-      const until = at + windowMs
       return () => {
         const others = running.get(key.sessionId)
         if (others === undefined) return false
-        for (const started of others.values()) if (started <= until) return true
+        for (const started of others.values()) if (Math.abs(started - at) <= windowMs) return true
         return false
       }
     },
