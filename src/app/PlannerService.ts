@@ -71,6 +71,7 @@ import {
 } from "../infra/TaskQueue.js"
 import { hotSpanWith } from "../infra/Tracing.js"
 import * as AppBudget from "./Budget.js"
+import { linger } from "./Linger.js"
 
 export interface Handled {
   /** The events the command produced; empty when it changed nothing (an idempotent repeat). */
@@ -832,36 +833,28 @@ export const make = (options: PlannerServiceOptions = {}) =>
 
     /**
      * Waits, with the session's turn held, until no waiting command says more are on their way, or `gatherMs` have
-     * passed: a database's group commit with a linger (Kafka's `linger.ms`), bounded by what the batch itself expects.
-     * A worker's attempts started together end about together; recorded one by one, each is an append of its own (a
-     * transaction, a notification to every follower, a statement of the worker), and the take that comes with each
-     * fills one slot, so the slots stay out of step and the next outcomes come one by one again. Gathered, they are
-     * one append, and its take fills their slots together. An outcome nothing else is expected with waits for nothing.
+     * passed (`Linger`). A worker's attempts started together end about together; recorded one by one, each is
+     * an append of its own (a transaction, a notification to every follower, a statement of the worker), and the take
+     * that comes with each fills one slot, so the slots stay out of step and the next outcomes come one by one again.
+     * Gathered, they are one append, and its take fills their slots together. An outcome nothing else is expected with
+     * waits for nothing.
      */
     const gather = (queue: SessionQueue): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const until = clock.unsafeCurrentTimeMillis() + gatherMs
-        const wait: Effect.Effect<void> = Effect.suspend(() => {
-          const left = until - clock.unsafeCurrentTimeMillis()
-          if (left <= 0 || !isAwaiting(queue.waiting)) return Effect.void
-          const arrived = Deferred.unsafeMake<void>(FiberId.none)
-          queue.arrived = arrived
-          // Each side interruptible, whatever the caller's region: the loser is interrupted, not waited for.
-          return Effect.zipRight(
-            Effect.raceFirst(
-              Effect.interruptible(Deferred.await(arrived)),
-              Effect.interruptible(Effect.sleep(Duration.millis(left)))
-            ),
-            wait
-          )
+      Effect.ensuring(
+        linger({
+          ms: gatherMs,
+          clock,
+          expects: () => isAwaiting(queue.waiting),
+          arrival: () => {
+            const arrived = Deferred.unsafeMake<void>(FiberId.none)
+            queue.arrived = arrived
+            return Deferred.await(arrived)
+          }
+        }),
+        Effect.sync(() => {
+          queue.arrived = undefined
         })
-        return Effect.ensuring(
-          wait,
-          Effect.sync(() => {
-            queue.arrived = undefined
-          })
-        )
-      })
+      )
 
     /**
      * Puts `commands` in the session's queue together (so one turn takes them all into one batch) and takes the

@@ -222,7 +222,7 @@ export const run = (options: WorkerOptions = {}) => {
       startsWithOutcomes: sessionId === undefined,
       onReport: options.onAttempt,
       writer: (): SessionWriter.SessionWriter | undefined => sessionWriter,
-      takeNext: (freeing) => takeNext(freeing),
+      takeNext,
       awaiting: cohorts.reporting
     })
     yield* Effect.annotateLogsScoped({ workerId })

@@ -42,6 +42,7 @@ import { hotSpan, hotSpanWith } from "../../infra/Tracing.js"
 import * as AppBudget from "../Budget.js"
 import { type Handled, PlannerService } from "../PlannerService.js"
 import * as Replan from "../Replan.js"
+import * as Cohorts from "./Cohorts.js"
 import * as CompactionTrigger from "./CompactionTrigger.js"
 import * as ReportGroups from "./ReportGroups.js"
 import type { SessionWriter } from "./SessionWriter.js"
@@ -140,9 +141,6 @@ export interface AttemptSettings {
 
 /** What a report carries: the attempt's start when it is to be recorded with the outcome, and the outcome. */
 export const ReportedCommands = Schema.Array(Schema.Union(ClaimTask, HandleExecutorEvent))
-
-/** An outcome that may wait in a batch the writer's turn holds, and expects nothing more (`Tracing.awaiting`). */
-const expectsNothingMore = () => false
 
 const encodeReport = Schema.encodeSync(ReportedCommands)
 const decodeReport = Schema.decodeUnknownEither(ReportedCommands)
@@ -433,7 +431,7 @@ export const make = (settings: AttemptSettings) =>
           ends.push(commands.length - 1)
         }
         // Outcomes too: they may join a batch the writer's turn holds for its own outcomes, expecting nothing more.
-        const outcomes = yield* service.executeAll(sessionId, commands, { awaiting: expectsNothingMore })
+        const outcomes = yield* service.executeAll(sessionId, commands, { awaiting: Cohorts.nothingToCome })
         let after: Planner.PlannerState | undefined
         const followUps: Array<Effect.Effect<void>> = []
         const refused: Array<JobKey> = []

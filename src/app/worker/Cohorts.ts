@@ -7,8 +7,8 @@
  * An outcome waits for the worker's other attempts of its session that started at most `windowMs` before or after it
  * and have not reported yet: those it can expect about now. Attempts started further apart are not waited for, so an
  * outcome next to a long task started earlier waits for nothing; a group that a hiccup split by a few milliseconds is
- * waited for across the split, and becomes one again. An attempt leaves when its outcome goes to the writer, or when it ends any other way (given back,
- * dropped), so nobody waits for it.
+ * waited for across the split, and becomes one again. An attempt leaves when its outcome goes to the writer, or when
+ * it ends any other way (given back, dropped), so nobody waits for it.
  */
 import { type JobKey, jobKeyString } from "../../infra/TaskQueue.js"
 
@@ -24,7 +24,8 @@ export interface Cohorts {
   readonly ended: (key: JobKey) => void
 }
 
-const alone = () => false
+/** An outcome that expects nothing more with it: one started alone, or a report the writer records (it may wait). */
+export const nothingToCome = () => false
 
 export const make = (windowMs: number): Cohorts => {
   /** By session: its attempts here that have not reported yet, by job key, with the time each started. */
@@ -51,7 +52,7 @@ export const make = (windowMs: number): Cohorts => {
     },
     reporting: (key) => {
       const at = leave(key)
-      if (at === undefined || !running.has(key.sessionId)) return alone
+      if (at === undefined || !running.has(key.sessionId)) return nothingToCome
       return () => {
         const others = running.get(key.sessionId)
         if (others === undefined) return false

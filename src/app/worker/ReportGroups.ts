@@ -14,7 +14,7 @@
  * task run again). Each group's statement is a span of its own (when spans go anywhere), linked to the attempts whose
  * reports it carries.
  */
-import { Deferred, Duration, Effect, Exit, FiberId, Queue, type Scope, type Tracer } from "effect"
+import { Deferred, Effect, Exit, FiberId, Queue, type Scope, type Tracer } from "effect"
 import {
   type AlongsideTake,
   type JobKey,
@@ -26,6 +26,7 @@ import {
   type TaskQueueError
 } from "../../infra/TaskQueue.js"
 import { hotSpan, tracedSpan } from "../../infra/Tracing.js"
+import { linger } from "../Linger.js"
 
 export interface ReportGroups {
   /**
@@ -76,32 +77,24 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
     const awaited = (group: ReadonlyArray<Waiting>) =>
       group.length < reportsPerGroup && group.some((report) => !report.withdrawn && report.awaiting?.() === true)
     /**
-     * A group whose reports say more are on their way waits for them, up to `gatherMs` (see `PlannerService`'s
-     * `gather`, which does the same for the outcomes a worker records itself): alike attempts one take started end
-     * about together, and reported together their slots are filled together again, so they stay in step.
+     * A group whose reports say more are on their way waits for them, up to `gatherMs` (`Linger`; the session
+     * writer's turn does the same for the outcomes a worker records itself). Woken by a report's arrival, it then takes
+     * without waiting: a take of `waiting` itself, cut off by the time running out just as a report reached it, could
+     * lose that report.
      */
-    const gather = (group: Array<Waiting>): Effect.Effect<Array<Waiting>> => {
-      if (gatherMs === 0 || !awaited(group)) return Effect.succeed(group)
-      const until = clock.unsafeCurrentTimeMillis() + gatherMs
-      const more: Effect.Effect<Array<Waiting>> = Effect.suspend(() => {
-        const left = until - clock.unsafeCurrentTimeMillis()
-        if (left <= 0 || !awaited(group)) return Effect.succeed(group)
-        // Woken by a report's arrival, then taken without waiting: a take of `waiting` itself, cut off by the time
-        // running out just as a report reached it, could lose that report.
-        return Effect.zipRight(
-          // (Each side interruptible, though the group's step is not: the loser is interrupted, not waited for.)
-          Effect.raceFirst(
-            Effect.interruptible(Queue.take(arrived)),
-            Effect.interruptible(Effect.sleep(Duration.millis(left)))
-          ),
-          Effect.flatMap(Queue.takeUpTo(waiting, reportsPerGroup - group.length), (next) => {
+    const gather = (group: Array<Waiting>): Effect.Effect<Array<Waiting>> =>
+      Effect.as(
+        linger({
+          ms: gatherMs,
+          clock,
+          expects: () => awaited(group),
+          arrival: () => Queue.take(arrived),
+          gathered: Effect.map(Queue.takeUpTo(waiting, reportsPerGroup - group.length), (next) => {
             group.push(...next)
-            return more
           })
-        )
-      })
-      return more
-    }
+        }),
+        group
+      )
 
     const send = (group: ReadonlyArray<Waiting>): Effect.Effect<void> => {
       const live = group.filter((report) => !report.withdrawn)
