@@ -12,7 +12,9 @@ import { defaultConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
 import { EventStore, type EventStoreService } from "../../src/infra/EventStore.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
+import * as MemoryTaskQueue from "../../src/infra/MemoryTaskQueue.js"
 import * as PlannerStore from "../../src/infra/PlannerStore.js"
+import { type AlongsideTake, type JobKey, TaskQueue } from "../../src/infra/TaskQueue.js"
 import { within } from "../infra/EventStoreContract.js"
 import { independentTasks } from "./fixtures/plans.js"
 
@@ -189,9 +191,16 @@ describe("PlannerService with another writer", () => {
   )
 })
 
-/** One handler over a store that counts its appends (`gatherMs` as given), with three tasks claimed by one worker. */
-const threeClaimed = (gatherMs?: number) =>
+/**
+ * One handler over a store that counts its appends (`gatherMs` as given), with three tasks claimed: by `claimants`, one
+ * worker id per task (all "w" when not given). Its task queue is the memory one, with the statement hook a PostgreSQL
+ * queue has: each append that ends attempts shows it the jobs it ends and the take it asks for, in `alongside`, and then
+ * goes the usual way.
+ */
+const threeClaimed = (gatherMs?: number, claimants: ReadonlyArray<string> = ["w", "w", "w"]) =>
   Effect.gen(function* () {
+    const alongside: Array<{ readonly ended: ReadonlyArray<JobKey>; readonly take: AlongsideTake | undefined }> = []
+    const queue = yield* MemoryTaskQueue.makeFresh
     const inner = MemoryEventStore.make(yield* MemoryEventStore.makeStorage)
     const appends = { count: 0 }
     const counted: EventStoreService = {
@@ -207,7 +216,14 @@ const threeClaimed = (gatherMs?: number) =>
         PlannerStore.PlannerStore,
         Effect.provideService(PlannerStore.make, EventStore, counted)
       ),
-      Effect.provideService(EventStore, counted)
+      Effect.provideService(EventStore, counted),
+      Effect.provideService(TaskQueue, {
+        ...queue,
+        completeAlongside: (ended, take) => {
+          alongside.push({ ended, take })
+          return undefined
+        }
+      })
     )
     yield* service.execute(
       sessionId,
@@ -220,17 +236,17 @@ const threeClaimed = (gatherMs?: number) =>
     )
     yield* service.executeAll(
       sessionId,
-      [1, 2, 3].map((taskId) => claim(taskId, "w", 2))
+      [1, 2, 3].map((taskId) => claim(taskId, claimants[taskId - 1] ?? "w", 2))
     )
-    const complete = (taskId: number, awaiting: () => boolean) =>
+    const complete = (taskId: number, awaiting: () => boolean, take?: AlongsideTake) =>
       Effect.fork(
         service.execute(
           sessionId,
           new HandleExecutorEvent({ event: new TaskCompleted({ taskId, attempt: 1, result: `${taskId}` }), at: 3 }),
-          { awaiting }
+          { awaiting, ...(take === undefined ? {} : { take }) }
         )
       )
-    return { service, appends, complete }
+    return { service, appends, complete, alongside }
   })
 
 describe("PlannerService gathers the outcomes a batch says are on their way", () => {
@@ -297,6 +313,64 @@ describe("PlannerService gathers the outcomes a batch says are on their way", ()
       expect(appends.count).toBe(before + 1)
       expect(Planner.task(extended.state, 1)?.status).toBe("Completed")
       yield* Fiber.join(waiting)
+    })
+  )
+
+  it.effect("the append of a gathered batch asks the first outcome's worker for a slot for each of its outcomes", () =>
+    Effect.gen(function* () {
+      // Tasks 1 and 3 are worker w's, task 2 worker v's: one batch holds two outcomes of w's and one of v's.
+      const { appends, complete, alongside } = yield* threeClaimed(undefined, ["w", "v", "w"])
+      const before = appends.count
+      const asked: Array<{ readonly worker: string; readonly count: number }> = []
+      const takeOf = (workerId: string): AlongsideTake => ({
+        options: { workerId, limit: 1, leaseMs: 60_000 },
+        now: 3,
+        taken: () => {},
+        forOutcomes: (count) => {
+          asked.push({ worker: workerId, count })
+          return { options: { workerId, limit: count, leaseMs: 60_000 }, now: 3, taken: () => {} }
+        }
+      })
+      let toCome = 3
+      const awaiting = () => toCome > 0
+      const fibers: Array<Fiber.RuntimeFiber<PlannerService.Handled, PlannerService.HandleError>> = []
+      for (const [taskId, workerId] of [
+        [1, "w"],
+        [2, "v"],
+        [3, "w"]
+      ] as const) {
+        toCome -= 1
+        fibers.push(yield* complete(taskId, awaiting, takeOf(workerId)))
+        yield* Effect.yieldNow({ priority: 1_000 })
+      }
+      for (const fiber of fibers) yield* Fiber.join(fiber)
+      expect(appends.count).toBe(before + 1)
+      // Asked once, as the append was made, of the worker whose outcome came first: one slot for each of its two.
+      expect(asked).toEqual([{ worker: "w", count: 2 }])
+      expect(alongside).toHaveLength(1)
+      expect(alongside[0]?.take?.options).toMatchObject({ workerId: "w", limit: 2 })
+      expect(alongside[0]?.ended.map((job) => job.taskId).sort()).toEqual([1, 2, 3])
+    })
+  )
+
+  it.effect("a caller interrupted while its turn waits leaves without its command; the others' are recorded", () =>
+    Effect.gen(function* () {
+      const { service, appends, complete } = yield* threeClaimed(5)
+      const before = appends.count
+      const first = yield* complete(1, () => true)
+      yield* Effect.yieldNow({ priority: 1_000 })
+      const second = yield* complete(2, () => true)
+      yield* Effect.yieldNow({ priority: 1_000 })
+      // Both wait, on a clock that does not move: the first caller holds the turn, gathering.
+      expect(appends.count).toBe(before)
+      yield* Fiber.interrupt(first)
+      // The second's outcome is recorded once its own wait is over, without the first's.
+      yield* TestClock.adjust("5 millis")
+      const handled = yield* Fiber.join(second)
+      expect(appends.count).toBe(before + 1)
+      expect(Planner.task(handled.state, 2)?.status).toBe("Completed")
+      expect(Planner.task(handled.state, 1)?.status).toBe("Running")
+      expect(Planner.task(yield* service.state(sessionId), 1)?.status).toBe("Running")
     })
   )
 
