@@ -21,7 +21,7 @@ import * as path from "node:path"
 import { createDatabase, type RunningPostgres, startPostgres, uniqueDatabaseName } from "../test/support/postgres.js"
 import { appends } from "./bench/appends.js"
 import { cli } from "./bench/cli.js"
-import { log, postgresCpuMs, type Row, root, runExitCleanups, table } from "./bench/common.js"
+import { log, postgresCpuMs, postgresWakeUps, type Row, root, runExitCleanups, table } from "./bench/common.js"
 import { latency } from "./bench/latency.js"
 import { machine } from "./bench/machine.js"
 import { orchestration } from "./bench/orchestration.js"
@@ -79,6 +79,7 @@ const main = async (): Promise<boolean> => {
   }
   const pg = withPostgres ? freshPgUrl : undefined
   const serverCpuMs = () => (postgres?.dataDir === undefined ? 0 : postgresCpuMs(postgres.dataDir))
+  const serverWakeUps = () => (postgres?.dataDir === undefined ? 0 : postgresWakeUps(postgres.dataDir))
   const plans: ReadonlyArray<readonly [Scenario, () => Promise<ReadonlyArray<Row>>]> = [
     ["appends", () => appends({ runs, freshPgUrl: pg, quick })],
     // PostgreSQL only: appends from many writers at once.
@@ -89,7 +90,14 @@ const main = async (): Promise<boolean> => {
     // The slowest by far (a 400-task plan per run and worker count): two runs unless told otherwise.
     [
       "scale",
-      () => scale({ runs: runsOption === undefined ? Math.min(slowRuns, 2) : runs, freshPgUrl, serverCpuMs, quick })
+      () =>
+        scale({
+          runs: runsOption === undefined ? Math.min(slowRuns, 2) : runs,
+          freshPgUrl,
+          serverCpuMs,
+          serverWakeUps,
+          quick
+        })
     ],
     // Whole processes of well under a second each: enough rounds for a steady median.
     ["cli", () => cli({ runs: runsOption === undefined ? (quick ? 3 : 7) : runs })]

@@ -289,14 +289,62 @@ export const processCpuMs = (pid: number, withChildren = false): number => {
 
 /** CPU milliseconds of a PostgreSQL server so far: the postmaster, its live processes and those that exited. */
 export const postgresCpuMs = (dataDir: string): number => {
-  let postmaster: number
+  const postmaster = postmasterPid(dataDir)
+  if (postmaster === undefined) return 0
+  return childPids(postmaster).reduce((sum, pid) => sum + processCpuMs(pid), processCpuMs(postmaster, true))
+}
+
+/** The pid of the server's postmaster, from its data folder; undefined when it is not running. */
+const postmasterPid = (dataDir: string): number | undefined => {
   try {
-    postmaster = Number.parseInt(readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0] ?? "", 10)
+    const pid = Number.parseInt(readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0] ?? "", 10)
+    return Number.isInteger(pid) ? pid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * How many times a process has gone to sleep and been woken so far (Linux: the voluntary context switches of all its
+ * threads); 0 when it is gone. On a virtual machine each wake-up costs CPU of its own (`timerWakeUpCpuUs`), so this
+ * says how much of a process's CPU is its waking rather than its work.
+ */
+export const wakeUps = (pid: number): number => {
+  let count = 0
+  try {
+    for (const thread of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const status = readFileSync(`/proc/${pid}/task/${thread}/status`, "utf8")
+        count += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0)
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
   } catch {
     return 0
   }
-  if (!Number.isInteger(postmaster)) return 0
-  return childPids(postmaster).reduce((sum, pid) => sum + processCpuMs(pid), processCpuMs(postmaster, true))
+  return count
+}
+
+/** The wake-ups of a PostgreSQL server's live processes so far (those that exited are not counted). */
+export const postgresWakeUps = (dataDir: string): number => {
+  const postmaster = postmasterPid(dataDir)
+  return postmaster === undefined
+    ? 0
+    : childPids(postmaster).reduce((sum, pid) => sum + wakeUps(pid), wakeUps(postmaster))
+}
+
+/**
+ * The CPU microseconds one wake-up of an idle Node process costs on this machine now: a bare timer every `gapMs`,
+ * `count` times, with nothing else to do. Tens of microseconds on bare metal; on a nested virtual machine, where waking
+ * an idle CPU goes through the hypervisors, it can be ten times that, and it moves with the host's load. Every process
+ * of the planner pays it per wake-up, so a benchmark reports it beside the CPU it measured.
+ */
+export const timerWakeUpCpuUs = async (count = 50, gapMs = 20): Promise<number> => {
+  const before = process.cpuUsage()
+  for (let index = 0; index < count; index++) await sleep(gapMs)
+  const used = process.cpuUsage(before)
+  return (used.user + used.system) / count
 }
 
 /** The pids of a process's direct children (Linux /proc). */

@@ -9,6 +9,11 @@
  * 2 and 4 workers against that of 1, run i against run i. Each set of
  * workers first runs warm-up plans, unmeasured, until each worker process has run about 2,000 tasks. The plan's events
  * are logged by type after each run. With PROFILE_PLANNER=<folder>, a CPU profile of this process during each measured run is written there.
+ *
+ * Beside the CPU, how often each kind of process slept and was woken per task, and what one wake-up of an idle Node
+ * process costs on this machine, measured just before each run: on a nested virtual machine waking is dear (a bare
+ * timer wake-up measured 180-580 µs of CPU here; an unvirtualised machine takes some tens of microseconds) and moves with the host's
+ * load, and every process of a plan wakes a few times per task, so these say how much of the CPU is the machine's.
  */
 import { SqlClient } from "@effect/sql"
 import { Deferred, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
@@ -26,7 +31,9 @@ import {
   type Row,
   row,
   spawnScript,
-  startCpuProfile
+  startCpuProfile,
+  timerWakeUpCpuUs,
+  wakeUps
 } from "./common.js"
 import { plan, startSession } from "./runtime.js"
 
@@ -35,6 +42,8 @@ export interface ScaleOptions {
   readonly freshPgUrl: (prefix: string) => Promise<string>
   /** CPU milliseconds the PostgreSQL server has used so far (0 when it cannot be known). */
   readonly serverCpuMs: () => number
+  /** Wake-ups of the PostgreSQL server's processes so far (`common.wakeUps`; 0 when they cannot be known). */
+  readonly serverWakeUps: () => number
   readonly quick: boolean
 }
 
@@ -77,6 +86,10 @@ interface Measured {
   readonly workersCpuMs: number
   readonly serverCpuMs: number
   readonly selfCpuMs: number
+  /** Times each kind of process went to sleep and was woken during the run (voluntary context switches). */
+  readonly wakeUps: { readonly workers: number; readonly server: number; readonly self: number }
+  /** The CPU of one bare timer wake-up of this process, measured just before the run (`timerWakeUpCpuUs`). */
+  readonly wakeUpCpuUs: number
 }
 
 export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
@@ -111,10 +124,19 @@ export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
         for (let attempt = 0; attempt < options.runs; attempt++) {
           log(`scale: ${workers} worker process(es): ${tasks} tasks of 20 ms, run ${attempt + 1} of ${options.runs}`)
           const workersCpu = () => children.reduce((sum, child) => sum + processCpuMs(child.process.pid ?? 0), 0)
+          const woken = () => ({
+            workers: children.reduce((sum, child) => sum + wakeUps(child.process.pid ?? 0), 0),
+            server: options.serverWakeUps(),
+            self: wakeUps(process.pid)
+          })
+          // What waking costs on this machine now, with every process idle: the CPU figures below move with it.
+          const wakeUpCpuUs = await timerWakeUpCpuUs()
+          const wokenBefore = woken()
           const before = { workers: workersCpu(), server: options.serverCpuMs(), self: process.cpuUsage() }
           const plannerProfile = process.env.PROFILE_PLANNER === undefined ? undefined : await startCpuProfile(500)
           const { elapsed: wallMs, events } = await run(tasks)
           const self = process.cpuUsage(before.self)
+          const wokenAfter = woken()
           await plannerProfile?.stop(`${process.env.PROFILE_PLANNER}/planner-${workers}-${attempt}.cpuprofile`)
           log(`scale: ${workers} worker process(es): the plan's events: ${events}`)
           measured.set(workers, [
@@ -123,7 +145,13 @@ export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
               wallMs,
               workersCpuMs: workersCpu() - before.workers,
               serverCpuMs: options.serverCpuMs() - before.server,
-              selfCpuMs: (self.user + self.system) / 1_000
+              selfCpuMs: (self.user + self.system) / 1_000,
+              wakeUps: {
+                workers: wokenAfter.workers - wokenBefore.workers,
+                server: wokenAfter.server - wokenBefore.server,
+                self: wokenAfter.self - wokenBefore.self
+              },
+              wakeUpCpuUs
             }
           ])
         }
@@ -200,9 +228,35 @@ export const scale = async (options: ScaleOptions): Promise<Array<Row>> => {
             unit: "ms",
             samples: runs.map((r) => of(r) / tasks)
           })
+        ),
+        ...(
+          [
+            ["in the worker processes", (r: Measured) => r.wakeUps.workers],
+            ["in PostgreSQL", (r: Measured) => r.wakeUps.server],
+            ["in the planner process", (r: Measured) => r.wakeUps.self]
+          ] as const
+        ).map(([where, of]) =>
+          row({
+            scenario,
+            backend: "PostgreSQL",
+            metric: `${label}, wake-ups per task ${where}`,
+            unit: "/task",
+            samples: runs.map((r) => of(r) / tasks),
+            note: "times a process slept and was woken (voluntary context switches), each costing CPU of its own"
+          })
         )
       )
     }
+    rows.push(
+      row({
+        scenario,
+        backend: "PostgreSQL",
+        metric: "this machine: CPU per wake-up of a bare Node timer every 20 ms, before each run",
+        unit: "µs",
+        samples: [...measured.values()].flat().map((r) => r.wakeUpCpuUs),
+        note: "what waking an idle process costs here; the CPU per task above moves with it"
+      })
+    )
     rows.push(
       row({
         scenario,
