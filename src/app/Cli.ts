@@ -664,6 +664,13 @@ const worker = Command.make(
       Options.withPseudoName("N"),
       Options.withDescription("How many tasks it runs at once. Default: 4."),
       Options.withDefault(4)
+    ),
+    gatherMs: wholeNumber("gather-ms").pipe(
+      Options.withPseudoName("MS"),
+      Options.withDescription(
+        "How long a task's outcome may wait for those of the tasks this worker started with it (within that many milliseconds), so that they are recorded together: fewer writes for many short tasks. 0 records each outcome as it comes. Default: 5."
+      ),
+      Options.withDefault(5)
     )
   },
   (flags) =>

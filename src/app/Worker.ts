@@ -86,6 +86,13 @@ export interface WorkerOptions {
    * session loads it only if it needs it.
    */
   readonly warmTokenizer?: boolean
+  /**
+   * How long an outcome may wait, in milliseconds, for the outcomes of this worker's attempts of the same session that
+   * started at most this long before or after it, so that they are recorded in one append and their slots are filled
+   * together again (see `worker/Cohorts`). Default 5; 0 records each outcome as it comes. The session writer's wait
+   * is also bounded by its own `PlannerServiceOptions.gatherMs` (5 by default): raise both to wait longer.
+   */
+  readonly gatherMs?: number
 }
 
 /** How long the take loop waits after its `failures`-th failed take in a row: 250 ms, doubling up to 8 s. */
@@ -95,10 +102,11 @@ export const takeRetryMs = (failures: number): number => Math.min(8_000, 250 * 2
 export const runTakeTries = 5
 
 /**
- * How far apart two attempts of a session may have started for the outcome of the first to wait for the second's (see
- * `worker/Cohorts`): attempts one take started, and groups a hiccup split by a few milliseconds.
+ * How far apart two attempts of a session may have started for the outcome of the first to wait for the second's, and
+ * how long it may wait (see `worker/Cohorts`): attempts one take started, and groups a hiccup split by a few
+ * milliseconds. `WorkerOptions.gatherMs` when given.
  */
-const cohortWindowMs = 5
+export const defaultGatherMs = 5
 
 /** Why a worker stopped: the queue or the store could not be used at all. */
 export type WorkerError = ReadError | TaskQueueError
@@ -190,7 +198,8 @@ export const run = (options: WorkerOptions = {}) => {
       else takenWhileStopping.push(job)
     }
     /** Attempts started together, whose outcomes the writer waits a moment to record together (`worker/Cohorts`). */
-    const cohorts = Cohorts.make(cohortWindowMs)
+    const gatherMs = Math.max(0, options.gatherMs ?? defaultGatherMs)
+    const cohorts = Cohorts.make(gatherMs)
     /** The jobs to take with outcomes of this worker, for the slots that `freeing` of them free (see `AttemptRunner`). */
     const takeNext = (freeing = 1): AlongsideTake | undefined => {
       // Not before the worker is all set up (a job handed over during its registration may report that early).
@@ -223,7 +232,8 @@ export const run = (options: WorkerOptions = {}) => {
       onReport: options.onAttempt,
       writer: (): SessionWriter.SessionWriter | undefined => sessionWriter,
       takeNext,
-      awaiting: cohorts.reporting
+      awaiting: cohorts.reporting,
+      gatherMs
     })
     yield* Effect.annotateLogsScoped({ workerId })
     // A worker serving every session on PostgreSQL reports the outcomes of sessions another worker writes, and writes

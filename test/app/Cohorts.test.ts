@@ -55,4 +55,11 @@ describe("a worker's cohorts", () => {
     cohorts.ended(job(4))
     expect(third()).toBe(false)
   })
+
+  it("a window of 0 groups nothing, not even attempts started in the same millisecond", () => {
+    const cohorts = Cohorts.make(0)
+    for (const taskId of [1, 2, 3]) cohorts.started(job(taskId), 100)
+    expect(cohorts.reporting(job(1))()).toBe(false)
+    expect(cohorts.reporting(job(2))()).toBe(false)
+  })
 })

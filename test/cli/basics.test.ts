@@ -77,7 +77,9 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
     expect([...(optionNames("run") ?? [])]).toEqual(
       expect.arrayContaining(["--file", "--attach", "--max-parallel", "--max-attempts", "--on-failure"])
     )
-    expect([...(optionNames("worker") ?? [])]).toEqual(expect.arrayContaining(["--kinds", "--concurrency"]))
+    expect([...(optionNames("worker") ?? [])]).toEqual(
+      expect.arrayContaining(["--kinds", "--concurrency", "--gather-ms"])
+    )
     for (const command of ["sessions", "history", "replay", "show", "cancel"]) {
       expect([...(optionNames(command) ?? [])], command).toEqual(expect.arrayContaining(["--db", "--json"]))
     }
@@ -240,6 +242,24 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       expect(oneLine(result.stderr), args.join(" ")).toMatch(pattern)
       expect(result.stdout, args.join(" ")).toBe("")
     }
+    // A worker's bad flag is refused before any store is opened: the folder gets no database.
+    const fresh = tempFolder()
+    const workerCases: Array<readonly [ReadonlyArray<string>, RegExp]> = [
+      [
+        ["worker", "--gather-ms", "1001"],
+        /^planner: --gather-ms must be a whole number of milliseconds from 0 to 1000\./
+      ],
+      [["worker", "--gather-ms=-1"], /^planner: --gather-ms must be a whole number of milliseconds from 0 to 1000\./],
+      [["worker", "--concurrency", "0"], /^planner: --concurrency must be a whole number from 1 to 256\./],
+      [["worker", "--kinds", "Bogus"], /^planner: Unknown task kind "Bogus" in --kinds: use /]
+    ]
+    const refused = await Promise.all(workerCases.map(([args]) => cli(args, { cwd: fresh })))
+    for (const [index, result] of refused.entries()) {
+      const [args, pattern] = workerCases[index] ?? [[], /$/]
+      expect(result.code, args.join(" ")).toBe(2)
+      expect(oneLine(result.stderr), args.join(" ")).toMatch(pattern)
+    }
+    expect(fs.readdirSync(fresh)).toEqual([])
     const prices = await cli(["run", "--budget-usd", "1", "Do it"], {
       cwd,
       env: { PLANNER_LLM_PRICES: "prices.json" }

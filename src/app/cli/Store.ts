@@ -9,6 +9,7 @@ import * as NodePath from "node:path"
 import { Effect, Layer, Option, Redacted } from "effect"
 import type { EventStore } from "../../infra/EventStore.js"
 import * as PlannerStore from "../../infra/PlannerStore.js"
+import type { PlannerServiceOptions } from "../PlannerService.js"
 import * as SubPlans from "../SubPlans.js"
 import { type CliFailure, unavailable, usage } from "./Failure.js"
 import { isPostgresUrl, maskUrl, registerUrlSecret, shellQuote, withoutRawPassword } from "./Output.js"
@@ -282,6 +283,6 @@ export const postgresProblem = (label: string, reason: string): string => {
   return `Cannot reach PostgreSQL at ${label}: ${reason}. Check that the server is running and the URL ${where}.`
 }
 
-/** The event store, `PlannerStore` and `PlannerService` for a target. */
-export const plannerLayer = (target: StoreTarget) =>
-  SubPlans.layer().pipe(Layer.provideMerge(PlannerStore.layer), Layer.provideMerge(storeLayer(target)))
+/** The event store, `PlannerStore` and `PlannerService` (with `options`) for a target. */
+export const plannerLayer = (target: StoreTarget, options: PlannerServiceOptions = {}) =>
+  SubPlans.layer(options).pipe(Layer.provideMerge(PlannerStore.layer), Layer.provideMerge(storeLayer(target)))

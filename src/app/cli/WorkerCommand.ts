@@ -9,7 +9,7 @@ import { ExecutorRegistry } from "../../infra/Executor.js"
 import * as MemoryLive from "../MemoryLive.js"
 import * as Worker from "../Worker.js"
 import { withEventLoopTurns } from "./EventLoop.js"
-import { makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
+import { type ExecutorSpec, makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
 import { ExitCode, sayingHowItStops, setInterruptExitCode, toFailure, unconfirmedStopReason, usage } from "./Failure.js"
 import { clip, clock, firstLine, out } from "./Output.js"
 import { runServices } from "./Services.js"
@@ -21,6 +21,8 @@ export interface WorkerFlags {
   readonly verbose: boolean
   readonly kinds: Option.Option<string>
   readonly concurrency: number
+  /** How long an outcome may wait for those of attempts started with it (`WorkerOptions.gatherMs`). */
+  readonly gatherMs: number
   readonly executor: Option.Option<string>
   readonly allowShell: boolean
   readonly noCheckLinks: boolean
@@ -44,16 +46,31 @@ export const parseKinds = (text: string) =>
     return kinds
   })
 
-export const worker = (flags: WorkerFlags) => {
-  const store = resolveStore(flags.db)
-  return Effect.gen(function* () {
+/** The longest `--gather-ms`: an outcome held a second is already a slower plan for any task. */
+const maxGatherMs = 1_000
+
+/** The flags' values, checked before anything is opened: a bad one creates no store. */
+const checkFlags = (flags: WorkerFlags) =>
+  Effect.gen(function* () {
     if (!Number.isInteger(flags.concurrency) || flags.concurrency < 1 || flags.concurrency > 256) {
       return yield* usage("--concurrency must be a whole number from 1 to 256.")
+    }
+    if (!Number.isInteger(flags.gatherMs) || flags.gatherMs < 0 || flags.gatherMs > maxGatherMs) {
+      return yield* usage(`--gather-ms must be a whole number of milliseconds from 0 to ${maxGatherMs}.`)
     }
     const kinds = Option.isSome(flags.kinds) ? yield* parseKinds(flags.kinds.value) : nodeKinds
     const spec = Option.isSome(flags.executor)
       ? yield* Either.match(parseExecutorSpec(flags.executor.value), { onLeft: Effect.fail, onRight: Effect.succeed })
       : ({ _tag: "Auto" } as const)
+    return { kinds, spec }
+  })
+
+export const worker = (flags: WorkerFlags) =>
+  Effect.flatMap(checkFlags(flags), ({ kinds, spec }) => serve(flags, kinds, spec))
+
+const serve = (flags: WorkerFlags, kinds: ReadonlyArray<NodeKind>, spec: ExecutorSpec) => {
+  const store = resolveStore(flags.db)
+  return Effect.gen(function* () {
     const registry = yield* makeExecutors({ spec, allowShell: flags.allowShell })
     const workerId = Worker.makeWorkerId()
     const served = kinds.filter((kind) => registry.executorFor(kind) !== undefined)
@@ -107,7 +124,13 @@ export const worker = (flags: WorkerFlags) => {
       )
     }
 
-    yield* Worker.run({ workerId, kinds: served, concurrency: flags.concurrency, onAttempt: report }).pipe(
+    yield* Worker.run({
+      workerId,
+      kinds: served,
+      concurrency: flags.concurrency,
+      gatherMs: flags.gatherMs,
+      onAttempt: report
+    }).pipe(
       Effect.provideService(ExecutorRegistry, registry),
       sayingHowItStops(
         Effect.suspend(() =>
@@ -132,7 +155,8 @@ export const worker = (flags: WorkerFlags) => {
     Effect.provide(runServices({ checkLinks: !flags.noCheckLinks })),
     // The memory index is kept live while the worker runs: a task's record is there as soon as it ends (#17).
     Effect.provide(MemoryLive.liveLayer),
-    Effect.provide(plannerLayer(store)),
+    // The session writer's wait for outcomes on their way has the worker's bound (see `WorkerOptions.gatherMs`).
+    Effect.provide(plannerLayer(store, { gatherMs: flags.gatherMs })),
     Effect.mapError(toFailure),
     // Tasks that complete at once must not keep Node from its event loop (and from SIGTERM): see `EventLoop`.
     withEventLoopTurns()

@@ -137,6 +137,8 @@ export interface AttemptSettings {
    * more outcomes of the cohort are still to come, for the writer's turn to wait for (`Tracing.awaiting`).
    */
   readonly awaiting?: ((key: JobKey) => () => boolean) | undefined
+  /** The longest a group of reports waits for those its own say are still to come (`ReportGroups`); default 5 ms. */
+  readonly gatherMs?: number | undefined
 }
 
 /** What a report carries: the attempt's start when it is to be recorded with the outcome, and the outcome. */
@@ -265,7 +267,12 @@ export const make = (settings: AttemptSettings) =>
     const reports =
       settings.writer === undefined || queue.reports === undefined
         ? undefined
-        : yield* ReportGroups.make({ reports: queue.reports, workerId, takeNext: settings.takeNext })
+        : yield* ReportGroups.make({
+            reports: queue.reports,
+            workerId,
+            takeNext: settings.takeNext,
+            ...(settings.gatherMs === undefined ? {} : { gatherMs: settings.gatherMs })
+          })
     const tell = (report: AttemptReport) => (settings.onReport === undefined ? Effect.void : settings.onReport(report))
 
     /** Runs the executor; a defect or an unexpected error becomes a retryable failure. */

@@ -8,7 +8,8 @@
  * and have not reported yet: those it can expect about now. Attempts started further apart are not waited for, so an
  * outcome next to a long task started earlier waits for nothing; a group that a hiccup split by a few milliseconds is
  * waited for across the split, and becomes one again. An attempt leaves when its outcome goes to the writer, or when
- * it ends any other way (given back, dropped), so nobody waits for it.
+ * it ends any other way (given back, dropped), so nobody waits for it. A window of 0 groups nothing: every outcome goes
+ * as it comes.
  */
 import { type JobKey, jobKeyString } from "../../infra/TaskQueue.js"
 
@@ -52,7 +53,7 @@ export const make = (windowMs: number): Cohorts => {
     },
     reporting: (key) => {
       const at = leave(key)
-      if (at === undefined || !running.has(key.sessionId)) return nothingToCome
+      if (at === undefined || windowMs <= 0 || !running.has(key.sessionId)) return nothingToCome
       return () => {
         const others = running.get(key.sessionId)
         if (others === undefined) return false
