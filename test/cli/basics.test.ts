@@ -242,7 +242,7 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       expect(oneLine(result.stderr), args.join(" ")).toMatch(pattern)
       expect(result.stdout, args.join(" ")).toBe("")
     }
-    // A worker's bad flag is refused before any store is opened: the folder gets no database.
+    // A worker's or a server's bad flag is refused before any store is opened: the folder gets no database.
     const fresh = tempFolder()
     const workerCases: Array<readonly [ReadonlyArray<string>, RegExp]> = [
       [
@@ -251,7 +251,17 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       ],
       [["worker", "--gather-ms=-1"], /^planner: --gather-ms must be a whole number of milliseconds from 0 to 1000\./],
       [["worker", "--concurrency", "0"], /^planner: --concurrency must be a whole number from 1 to 256\./],
-      [["worker", "--kinds", "Bogus"], /^planner: Unknown task kind "Bogus" in --kinds: use /]
+      [["worker", "--kinds", "Bogus"], /^planner: Unknown task kind "Bogus" in --kinds: use /],
+      [
+        ["worker", "--executor", "script:missing.json"],
+        /^planner: The script file \/\S+\/missing\.json cannot be read /
+      ],
+      [["serve", "--port", "70000"], /^planner: --port must be a port number from 0 \(any free port\) to 65535/],
+      [["serve", "--executor", "echo"], /^planner: --executor, --allow-shell and --no-check-links go with --worker/],
+      [
+        ["serve", "--worker", "--executor", "script:missing.json"],
+        /^planner: The script file \/\S+\/missing\.json cannot be read /
+      ]
     ]
     const refused = await Promise.all(workerCases.map(([args]) => cli(args, { cwd: fresh })))
     for (const [index, result] of refused.entries()) {

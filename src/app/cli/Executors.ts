@@ -10,10 +10,13 @@
  * The choice is recorded with the session (in the metadata of its first event), so `answer`, `resume` and `fork` use
  * the same executors unless told otherwise.
  */
+import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import type { FileSystem } from "@effect/platform"
 import { Effect, Either, Option } from "effect"
+import { findUnstorableText } from "../../domain/SchemaGuard.js"
 import { type ExecutorRegistryService, type ExecutorService, makeRegistry } from "../../infra/Executor.js"
+import { fileProblem } from "../../infra/FileProblem.js"
 import { Llm } from "../../infra/Llm.js"
 import { type CliFailure, usage } from "./Failure.js"
 
@@ -23,6 +26,33 @@ export type ExecutorSpec =
   | { readonly _tag: "Script"; readonly path: string }
 
 export const executorSyntax = "auto, echo or script:PATH"
+
+/**
+ * A script executor's file read and checked now (readable, a valid script, nothing in it a store refuses), so that a
+ * bad one is a usage error before any store is opened; other executors need no check.
+ */
+export const checkScriptFile = (spec: ExecutorSpec): Effect.Effect<void, CliFailure> =>
+  spec._tag !== "Script"
+    ? Effect.void
+    : Effect.gen(function* () {
+        const ScriptExecutor = yield* Effect.promise(() => import("../../infra/ScriptExecutor.js"))
+        const text = yield* Effect.try({
+          try: () => Fs.readFileSync(spec.path, "utf8"),
+          catch: (error) => {
+            const { problem, remedy } = fileProblem(error)
+            return usage(`The script file ${spec.path} cannot be read (${problem}): ${remedy} after script:.`)
+          }
+        })
+        yield* ScriptExecutor.parse(text, spec.path).pipe(
+          Effect.mapError((error) => usage(`${error.message}. Fix the file or choose another --executor.`))
+        )
+        const unstorable = findUnstorableText(JSON.parse(text))
+        if (unstorable !== undefined) {
+          return yield* usage(
+            `The script file ${spec.path} holds ${unstorable.problem} at ${unstorable.path || "its top level"}, which cannot be stored: remove it, or choose another --executor.`
+          )
+        }
+      })
 
 /** Parses `--executor`. A script path is made absolute, so the recorded choice works from any folder. */
 export const parseExecutorSpec = (text: string, cwd = process.cwd()): Either.Either<ExecutorSpec, CliFailure> => {

@@ -12,10 +12,9 @@ import { Effect, Either, Option } from "effect"
 import { defaultConfig, type FailurePolicy, type PlannerConfig } from "../../domain/Config.js"
 import * as Parser from "../../domain/Parser.js"
 import * as Planner from "../../domain/Planner.js"
-import { findUnstorableText, unstorableText } from "../../domain/SchemaGuard.js"
+import { unstorableText } from "../../domain/SchemaGuard.js"
 import { type Attachment, attachmentFromText } from "../../domain/Task.js"
-import { fileProblem } from "../../infra/FileProblem.js"
-import { type ExecutorSpec, parseExecutorSpec, recordedSpec, specText } from "./Executors.js"
+import { checkScriptFile, type ExecutorSpec, parseExecutorSpec, recordedSpec, specText } from "./Executors.js"
 import { toFailure, usage } from "./Failure.js"
 import { llmConfigured } from "./LlmChoice.js"
 import { err, outputMode, plural, shellQuote } from "./Output.js"
@@ -116,25 +115,7 @@ const chooseSpec = (flag: Option.Option<string>, recorded: Option.Option<string>
           Option.flatMap(recorded, (text) => recordedSpec({ executor: text })),
           (): ExecutorSpec => ({ _tag: "Auto" })
         )
-    if (spec._tag === "Script") {
-      const ScriptExecutor = yield* Effect.promise(() => import("../../infra/ScriptExecutor.js"))
-      const text = yield* Effect.try({
-        try: () => Fs.readFileSync(spec.path, "utf8"),
-        catch: (error) => {
-          const { problem, remedy } = fileProblem(error)
-          return usage(`The script file ${spec.path} cannot be read (${problem}): ${remedy} after script:.`)
-        }
-      })
-      yield* ScriptExecutor.parse(text, spec.path).pipe(
-        Effect.mapError((error) => usage(`${error.message}. Fix the file or choose another --executor.`))
-      )
-      const unstorable = findUnstorableText(JSON.parse(text))
-      if (unstorable !== undefined) {
-        return yield* usage(
-          `The script file ${spec.path} holds ${unstorable.problem} at ${unstorable.path || "its top level"}, which cannot be stored: remove it, or choose another --executor.`
-        )
-      }
-    }
+    yield* checkScriptFile(spec)
     return spec
   })
 

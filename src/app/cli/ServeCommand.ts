@@ -7,7 +7,7 @@ import { Effect, Either, Option } from "effect"
 import { ExecutorRegistry } from "../../infra/Executor.js"
 import { raceFirstScoped } from "../../infra/Racing.js"
 import * as MemoryLive from "../MemoryLive.js"
-import { makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
+import { checkScriptFile, type ExecutorSpec, makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
 import { ExitCode, setInterruptExitCode, toFailure, usage } from "./Failure.js"
 import { out } from "./Output.js"
 import { runServices } from "./Services.js"
@@ -24,11 +24,8 @@ export interface ServeFlags {
 }
 
 /** The worker `serve --worker` runs beside the server: every session, every kind its executors serve. */
-const serverWorker = (flags: ServeFlags) =>
+const serverWorker = (flags: ServeFlags, spec: ExecutorSpec) =>
   Effect.gen(function* () {
-    const spec = Option.isSome(flags.executor)
-      ? yield* Either.match(parseExecutorSpec(flags.executor.value), { onLeft: Effect.fail, onRight: Effect.succeed })
-      : ({ _tag: "Auto" } as const)
     const registry = yield* makeExecutors({ spec, allowShell: flags.allowShell })
     const Worker = yield* Effect.promise(() => import("../Worker.js"))
     const workerId = Worker.makeWorkerId()
@@ -39,9 +36,9 @@ const serverWorker = (flags: ServeFlags) =>
     }
   })
 
-export const serve = (flags: ServeFlags) => {
-  const store = resolveStore(flags.db)
-  return Effect.gen(function* () {
+/** The flags' values, checked before anything is opened: a bad one creates no store. */
+const checkFlags = (flags: ServeFlags) =>
+  Effect.gen(function* () {
     if (!Number.isInteger(flags.port) || flags.port < 0 || flags.port > 65_535) {
       return yield* usage(`--port must be a port number from 0 (any free port) to 65535; got ${flags.port}.`)
     }
@@ -49,13 +46,25 @@ export const serve = (flags: ServeFlags) => {
     if (!flags.worker && (Option.isSome(flags.executor) || flags.allowShell || flags.noCheckLinks)) {
       return yield* usage("--executor, --allow-shell and --no-check-links go with --worker, which runs the tasks.")
     }
+    const spec: ExecutorSpec = Option.isSome(flags.executor)
+      ? yield* Either.match(parseExecutorSpec(flags.executor.value), { onLeft: Effect.fail, onRight: Effect.succeed })
+      : { _tag: "Auto" }
+    yield* checkScriptFile(spec)
+    return spec
+  })
+
+export const serve = (flags: ServeFlags) => Effect.flatMap(checkFlags(flags), (spec) => serveChecked(flags, spec))
+
+const serveChecked = (flags: ServeFlags, spec: ExecutorSpec) => {
+  const store = resolveStore(flags.db)
+  return Effect.gen(function* () {
     const Server = yield* Effect.promise(() => import("../Server.js"))
     // Stopping is how a server is meant to end: a stop by signal exits with 0.
     setInterruptExitCode(ExitCode.ok)
     if (!flags.worker) return yield* Server.serve({ host: flags.host, port: flags.port })
     // The executors and the worker share one set of run services (the LLM, the compactor, the attachment checker).
     return yield* Effect.gen(function* () {
-      const worker = yield* serverWorker(flags)
+      const worker = yield* serverWorker(flags, spec)
       // Either ending ends both: a worker that lost its store takes the server down with its error.
       return yield* raceFirstScoped(
         Server.serve({ host: flags.host, port: flags.port, workerId: worker.workerId }),

@@ -9,7 +9,7 @@ import { ExecutorRegistry } from "../../infra/Executor.js"
 import * as MemoryLive from "../MemoryLive.js"
 import * as Worker from "../Worker.js"
 import { withEventLoopTurns } from "./EventLoop.js"
-import { type ExecutorSpec, makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
+import { checkScriptFile, type ExecutorSpec, makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
 import { ExitCode, sayingHowItStops, setInterruptExitCode, toFailure, unconfirmedStopReason, usage } from "./Failure.js"
 import { clip, clock, firstLine, out } from "./Output.js"
 import { runServices } from "./Services.js"
@@ -62,6 +62,7 @@ const checkFlags = (flags: WorkerFlags) =>
     const spec = Option.isSome(flags.executor)
       ? yield* Either.match(parseExecutorSpec(flags.executor.value), { onLeft: Effect.fail, onRight: Effect.succeed })
       : ({ _tag: "Auto" } as const)
+    yield* checkScriptFile(spec)
     return { kinds, spec }
   })
 
