@@ -336,9 +336,9 @@ export const postgresWakeUps = (dataDir: string): number => {
 
 /**
  * The CPU microseconds one wake-up of an idle Node process costs on this machine now: a bare timer every `gapMs`,
- * `count` times, with nothing else to do. Tens of microseconds on bare metal; on a nested virtual machine, where waking
- * an idle CPU goes through the hypervisors, it can be ten times that, and it moves with the host's load. Every process
- * of the planner pays it per wake-up, so a benchmark reports it beside the CPU it measured.
+ * `count` times, with nothing else to do. On a shared virtual machine it was 180-580 µs, growing with the time slept
+ * (a cold cache), and it moves with the host's load. The planner's Node processes pay it per wake-up, so a benchmark
+ * reports it beside the CPU it measured.
  */
 export const timerWakeUpCpuUs = async (count = 50, gapMs = 20): Promise<number> => {
   const before = process.cpuUsage()

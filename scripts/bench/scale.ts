@@ -11,9 +11,10 @@
  * are logged by type after each run. With PROFILE_PLANNER=<folder>, a CPU profile of this process during each measured run is written there.
  *
  * Beside the CPU, how often each kind of process slept and was woken per task, and what one wake-up of an idle Node
- * process costs on this machine, measured just before each run: on a nested virtual machine waking is dear (a bare
- * timer wake-up measured 180-580 µs of CPU here; an unvirtualised machine takes some tens of microseconds) and moves with the host's
- * load, and every process of a plan wakes a few times per task, so these say how much of the CPU is the machine's.
+ * process costs on this machine, measured just before each run: on this shared virtual machine a Node process's
+ * wake-up is dear (a bare timer's measured 180-580 µs of CPU; a PostgreSQL backend's about 40 µs) and moves with the
+ * host's load, and the workers and the planner process each wake about once per task or less, so these say how much
+ * of their CPU is the machine's price of waking rather than their work.
  */
 import { SqlClient } from "@effect/sql"
 import { Deferred, Effect, Exit, Layer, Redacted, Scope, Stream } from "effect"
