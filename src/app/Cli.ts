@@ -16,6 +16,7 @@ import { nodeKinds } from "../domain/Task.js"
 import { stripAnsi } from "./cli/Output.js"
 import { replanOptions } from "./cli/ReplanFlags.js"
 import { version } from "./cli/RootHelp.js"
+import { defaultGatherMs, maxGatherMs } from "./Linger.js"
 
 /** The options whose value is a whole number, named as typed (`--at`). */
 const wholeNumberOptions = new Set<string>()
@@ -668,9 +669,9 @@ const worker = Command.make(
     gatherMs: wholeNumber("gather-ms").pipe(
       Options.withPseudoName("MS"),
       Options.withDescription(
-        "How long a task's outcome may wait for those of the tasks this worker started with it (within that many milliseconds), so that they are recorded together: fewer writes for many short tasks. 0 records each outcome as it comes. Default: 5."
+        `How long a task's outcome may wait for those of the tasks this worker started with it (within that many milliseconds), so that they are recorded together: fewer writes for many short tasks. 0 records each outcome as it comes; at most ${maxGatherMs}. Default: ${defaultGatherMs}.`
       ),
-      Options.withDefault(5)
+      Options.withDefault(defaultGatherMs)
     )
   },
   (flags) =>

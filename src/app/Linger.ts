@@ -6,6 +6,16 @@
  */
 import { type Clock, Duration, Effect } from "effect"
 
+/** How long an outcome waits for those expected with it by default (milliseconds): a few scheduler turns' worth. */
+export const defaultGatherMs = 5
+
+/** The longest such wait that may be asked for: an outcome held a second is already a slower plan for any task. */
+export const maxGatherMs = 1_000
+
+/** A wait asked for, as used: the default when not given (or not a number), and within 0 to `maxGatherMs`. */
+export const gatherBound = (ms: number | undefined): number =>
+  ms === undefined || Number.isNaN(ms) ? defaultGatherMs : Math.min(maxGatherMs, Math.max(0, ms))
+
 export interface LingerOptions {
   /** The longest wait; 0 waits for nothing. */
   readonly ms: number

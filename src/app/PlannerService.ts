@@ -71,7 +71,7 @@ import {
 } from "../infra/TaskQueue.js"
 import { hotSpanWith } from "../infra/Tracing.js"
 import * as AppBudget from "./Budget.js"
-import { linger } from "./Linger.js"
+import { gatherBound, linger } from "./Linger.js"
 
 export interface Handled {
   /** The events the command produced; empty when it changed nothing (an idempotent repeat). */
@@ -216,7 +216,7 @@ export interface PlannerServiceOptions {
   readonly sharedForMs?: number
   /**
    * The longest a session's turn waits for commands a batch says are on their way (`Tracing.awaiting`) before it
-   * records what it has. Default 5 ms; 0 waits for nothing.
+   * records what it has. Default 5 ms, at most 1000; 0 waits for nothing.
    */
   readonly gatherMs?: number
 }
@@ -515,7 +515,7 @@ export const make = (options: PlannerServiceOptions = {}) =>
      * session written by many processes still lets each of them through.
      */
     const refuseWhenBusyFor = 3
-    const gatherMs = Math.max(0, options.gatherMs ?? 5)
+    const gatherMs = gatherBound(options.gatherMs)
 
     /**
      * Decides a batch and appends its events, deciding again after conflicts. Completes every command's outcome (and

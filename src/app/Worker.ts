@@ -33,6 +33,7 @@ import { ExecutorRegistry } from "../infra/Executor.js"
 import { type AlongsideTake, jobKeyString, type TakenJob, type TaskQueueError } from "../infra/TaskQueue.js"
 import * as Tokenizer from "../infra/Tokenizer.js"
 import { withEventLoopTurns } from "./EventLoop.js"
+import { gatherBound } from "./Linger.js"
 import { PlannerService } from "./PlannerService.js"
 import * as AttemptRunner from "./worker/AttemptRunner.js"
 import * as Cohorts from "./worker/Cohorts.js"
@@ -89,7 +90,8 @@ export interface WorkerOptions {
   /**
    * How long an outcome may wait, in milliseconds, for the outcomes of this worker's attempts of the same session that
    * started at most this long before or after it, so that they are recorded in one append and their slots are filled
-   * together again (see `worker/Cohorts`). Default 5; 0 records each outcome as it comes. The session writer's wait
+   * together again (see `worker/Cohorts`). Default 5, at most 1000; 0 records each outcome as it comes. Attempts
+   * started that far apart of a short one are waited for however long they run, up to this. The session writer's wait
    * is also bounded by its own `PlannerServiceOptions.gatherMs` (5 by default): raise both to wait longer.
    */
   readonly gatherMs?: number
@@ -100,13 +102,6 @@ export const takeRetryMs = (failures: number): number => Math.min(8_000, 250 * 2
 
 /** How many failed takes in a row the worker of one run tries again (about 4 s in all) before it fails the run. */
 export const runTakeTries = 5
-
-/**
- * How far apart two attempts of a session may have started for the outcome of the first to wait for the second's, and
- * how long it may wait (see `worker/Cohorts`): attempts one take started, and groups a hiccup split by a few
- * milliseconds. `WorkerOptions.gatherMs` when given.
- */
-export const defaultGatherMs = 5
 
 /** Why a worker stopped: the queue or the store could not be used at all. */
 export type WorkerError = ReadError | TaskQueueError
@@ -198,7 +193,7 @@ export const run = (options: WorkerOptions = {}) => {
       else takenWhileStopping.push(job)
     }
     /** Attempts started together, whose outcomes the writer waits a moment to record together (`worker/Cohorts`). */
-    const gatherMs = Math.max(0, options.gatherMs ?? defaultGatherMs)
+    const gatherMs = gatherBound(options.gatherMs)
     const cohorts = Cohorts.make(gatherMs)
     /** The jobs to take with outcomes of this worker, for the slots that `freeing` of them free (see `AttemptRunner`). */
     const takeNext = (freeing = 1): AlongsideTake | undefined => {

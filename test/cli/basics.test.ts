@@ -269,6 +269,17 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
       expect(result.code, args.join(" ")).toBe(2)
       expect(oneLine(result.stderr), args.join(" ")).toMatch(pattern)
     }
+    // Invalid LLM settings in the environment are refused before the store is opened too.
+    const badLlm = { PLANNER_LLM_MODEL: "some-model", PLANNER_LLM_TIMEOUT_MS: "abc" }
+    const llmRefused = await Promise.all(
+      [["worker"], ["serve", "--worker", "--port", "0"], ["run", "--executor", "echo", "Do it"]].map((args) =>
+        cli(args, { cwd: fresh, env: badLlm })
+      )
+    )
+    for (const result of llmRefused) {
+      expect(result.code).toBe(2)
+      expect(oneLine(result.stderr)).toMatch(/^planner: The LLM settings in the environment are invalid: /)
+    }
     expect(fs.readdirSync(fresh)).toEqual([])
     const prices = await cli(["run", "--budget-usd", "1", "Do it"], {
       cwd,

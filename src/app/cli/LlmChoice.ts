@@ -13,6 +13,19 @@ import { llmConfigured as llmNamed } from "./PlanArgs.js"
  */
 export const llmConfigured = (env: NodeJS.ProcessEnv = process.env): boolean => llmNamed(env)
 
+/**
+ * The LLM settings in the environment, read and checked now without building a client, so that invalid ones are a
+ * usage error (exit code 2) before a command opens its store; nothing to check when no LLM is named.
+ */
+export const checkLlmSettings = (): Effect.Effect<void, CliFailure | CliExit> =>
+  llmConfigured()
+    ? Effect.promise(() => import("../../infra/LlmConfig.js")).pipe(
+        Effect.flatMap((LlmConfig) => LlmConfig.fromEnv),
+        Effect.asVoid,
+        Effect.mapError(toFailure)
+      )
+    : Effect.void
+
 /** The LLM the environment configures, or the heuristics; invalid settings fail with exit code 2. */
 export const llmLayer = (): Layer.Layer<Llm, CliFailure | CliExit> =>
   llmConfigured()

@@ -16,7 +16,7 @@ import { unstorableText } from "../../domain/SchemaGuard.js"
 import { type Attachment, attachmentFromText } from "../../domain/Task.js"
 import { checkScriptFile, type ExecutorSpec, parseExecutorSpec, recordedSpec, specText } from "./Executors.js"
 import { toFailure, usage } from "./Failure.js"
-import { llmConfigured } from "./LlmChoice.js"
+import { checkLlmSettings, llmConfigured } from "./LlmChoice.js"
 import { err, outputMode, plural, shellQuote } from "./Output.js"
 import { checkPresets, parsePresets } from "./Presets.js"
 import * as Prompt from "./Prompt.js"
@@ -239,6 +239,7 @@ const checkRun = (flags: RunFlags) =>
     const attachments = yield* requestAttachments(flags.attach)
     const presets = yield* parsePresets(flags.answers)
     const spec = yield* chooseSpec(flags.executor, Option.none())
+    yield* checkLlmSettings()
     // Without an LLM the plan is the parser's (unless one is reused from memory): the request is checked against it now.
     const parsed =
       planFile !== undefined || llmConfigured()

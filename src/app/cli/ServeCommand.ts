@@ -9,6 +9,7 @@ import { raceFirstScoped } from "../../infra/Racing.js"
 import * as MemoryLive from "../MemoryLive.js"
 import { checkScriptFile, type ExecutorSpec, makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
 import { ExitCode, setInterruptExitCode, toFailure, usage } from "./Failure.js"
+import { checkLlmSettings } from "./LlmChoice.js"
 import { out } from "./Output.js"
 import { runServices } from "./Services.js"
 import { plannerLayer, resolveStore } from "./Store.js"
@@ -50,6 +51,8 @@ const checkFlags = (flags: ServeFlags) =>
       ? yield* Either.match(parseExecutorSpec(flags.executor.value), { onLeft: Effect.fail, onRight: Effect.succeed })
       : { _tag: "Auto" }
     yield* checkScriptFile(spec)
+    // The worker's executors and compactor use the LLM the environment names.
+    if (flags.worker) yield* checkLlmSettings()
     return spec
   })
 

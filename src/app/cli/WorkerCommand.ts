@@ -6,11 +6,13 @@
 import { Effect, Either, Option } from "effect"
 import { type NodeKind, nodeKinds } from "../../domain/Task.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
+import { maxGatherMs } from "../Linger.js"
 import * as MemoryLive from "../MemoryLive.js"
 import * as Worker from "../Worker.js"
 import { withEventLoopTurns } from "./EventLoop.js"
 import { checkScriptFile, type ExecutorSpec, makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
 import { ExitCode, sayingHowItStops, setInterruptExitCode, toFailure, unconfirmedStopReason, usage } from "./Failure.js"
+import { checkLlmSettings } from "./LlmChoice.js"
 import { clip, clock, firstLine, out } from "./Output.js"
 import { runServices } from "./Services.js"
 import { plannerLayer, resolveStore } from "./Store.js"
@@ -46,9 +48,6 @@ export const parseKinds = (text: string) =>
     return kinds
   })
 
-/** The longest `--gather-ms`: an outcome held a second is already a slower plan for any task. */
-const maxGatherMs = 1_000
-
 /** The flags' values, checked before anything is opened: a bad one creates no store. */
 const checkFlags = (flags: WorkerFlags) =>
   Effect.gen(function* () {
@@ -63,6 +62,7 @@ const checkFlags = (flags: WorkerFlags) =>
       ? yield* Either.match(parseExecutorSpec(flags.executor.value), { onLeft: Effect.fail, onRight: Effect.succeed })
       : ({ _tag: "Auto" } as const)
     yield* checkScriptFile(spec)
+    yield* checkLlmSettings()
     return { kinds, spec }
   })
 

@@ -26,7 +26,7 @@ import {
   type TaskQueueError
 } from "../../infra/TaskQueue.js"
 import { hotSpan, tracedSpan } from "../../infra/Tracing.js"
-import { linger } from "../Linger.js"
+import { gatherBound, linger } from "../Linger.js"
 
 export interface ReportGroups {
   /**
@@ -46,7 +46,7 @@ export interface ReportGroupsOptions {
   readonly workerId: string
   /** The worker's next jobs to take with a group, for the slots its `freeing` reports free (see `AttemptRunner`). */
   readonly takeNext?: ((freeing: number) => AlongsideTake | undefined) | undefined
-  /** The longest a group waits for the reports its own say are still to come. Default 5 ms; 0 waits for nothing. */
+  /** The longest a group waits for the reports its own say are still to come. Default 5 ms, at most 1000; 0 waits for nothing. */
   readonly gatherMs?: number
 }
 
@@ -72,7 +72,7 @@ export const make = (options: ReportGroupsOptions): Effect.Effect<ReportGroups, 
     const waiting = yield* Queue.unbounded<Waiting>()
     /** Told of each report that comes in, for a group that waits for more (see `gather`). */
     const arrived = yield* Queue.sliding<void>(1)
-    const gatherMs = Math.max(0, options.gatherMs ?? 5)
+    const gatherMs = gatherBound(options.gatherMs)
     const clock = yield* Effect.clock
     const awaited = (group: ReadonlyArray<Waiting>) =>
       group.length < reportsPerGroup && group.some((report) => !report.withdrawn && report.awaiting?.() === true)
