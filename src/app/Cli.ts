@@ -647,6 +647,15 @@ const show = Command.make("show", { db, json, sessionId: session }, (flags) =>
   )
 )
 
+/** How long a worker's outcome may wait for those of the tasks it started with it (`planner worker`, `serve --worker`). */
+const gatherMs = wholeNumber("gather-ms").pipe(
+  Options.withPseudoName("MS"),
+  Options.withDescription(
+    `How long a task's outcome may wait for those of the tasks this worker started with it (within that many milliseconds), so that they are recorded together: fewer writes for many short tasks. 0 records each outcome as it comes; at most ${maxGatherMs}. Default: ${defaultGatherMs}.`
+  ),
+  Options.withDefault(defaultGatherMs)
+)
+
 const worker = Command.make(
   "worker",
   {
@@ -666,13 +675,7 @@ const worker = Command.make(
       Options.withDescription("How many tasks it runs at once. Default: 4."),
       Options.withDefault(4)
     ),
-    gatherMs: wholeNumber("gather-ms").pipe(
-      Options.withPseudoName("MS"),
-      Options.withDescription(
-        `How long a task's outcome may wait for those of the tasks this worker started with it (within that many milliseconds), so that they are recorded together: fewer writes for many short tasks. 0 records each outcome as it comes; at most ${maxGatherMs}. Default: ${defaultGatherMs}.`
-      ),
-      Options.withDefault(defaultGatherMs)
-    )
+    gatherMs
   },
   (flags) =>
     Effect.flatMap(
@@ -716,7 +719,8 @@ const serve = Command.make(
     ),
     executor,
     allowShell,
-    noCheckLinks
+    noCheckLinks,
+    gatherMs
   },
   (flags) =>
     Effect.flatMap(

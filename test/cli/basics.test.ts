@@ -80,6 +80,7 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
     expect([...(optionNames("worker") ?? [])]).toEqual(
       expect.arrayContaining(["--kinds", "--concurrency", "--gather-ms"])
     )
+    expect([...(optionNames("serve") ?? [])]).toEqual(expect.arrayContaining(["--worker", "--gather-ms"]))
     for (const command of ["sessions", "history", "replay", "show", "cancel"]) {
       expect([...(optionNames(command) ?? [])], command).toEqual(expect.arrayContaining(["--db", "--json"]))
     }
@@ -257,6 +258,10 @@ describe.concurrent("planner basics", { timeout: 300_000 }, () => {
         /^planner: The script file \/\S+\/missing\.json cannot be read /
       ],
       [["serve", "--port", "70000"], /^planner: --port must be a port number from 0 \(any free port\) to 65535/],
+      [
+        ["serve", "--worker", "--gather-ms", "5000"],
+        /^planner: --gather-ms must be a whole number of milliseconds from 0 to 1000\./
+      ],
       [["serve", "--executor", "echo"], /^planner: --executor, --allow-shell and --no-check-links go with --worker/],
       [
         ["serve", "--worker", "--executor", "script:missing.json"],

@@ -13,6 +13,7 @@ import { checkLlmSettings } from "./LlmChoice.js"
 import { out } from "./Output.js"
 import { runServices } from "./Services.js"
 import { plannerLayer, resolveStore } from "./Store.js"
+import { checkGatherMs } from "./WorkerFlags.js"
 
 export interface ServeFlags {
   readonly db: Option.Option<string>
@@ -22,6 +23,8 @@ export interface ServeFlags {
   readonly executor: Option.Option<string>
   readonly allowShell: boolean
   readonly noCheckLinks: boolean
+  /** With `--worker`: how long an outcome may wait for those of attempts started with it (`WorkerOptions.gatherMs`). */
+  readonly gatherMs: number
 }
 
 /** The worker `serve --worker` runs beside the server: every session, every kind its executors serve. */
@@ -33,7 +36,7 @@ const serverWorker = (flags: ServeFlags, spec: ExecutorSpec) =>
     yield* out(`Worker ${workerId} runs tasks in this process (${specText(spec)}).`)
     return {
       workerId,
-      run: Worker.run({ workerId }).pipe(Effect.provideService(ExecutorRegistry, registry))
+      run: Worker.run({ workerId, gatherMs: flags.gatherMs }).pipe(Effect.provideService(ExecutorRegistry, registry))
     }
   })
 
@@ -44,6 +47,7 @@ const checkFlags = (flags: ServeFlags) =>
       return yield* usage(`--port must be a port number from 0 (any free port) to 65535; got ${flags.port}.`)
     }
     if (flags.host.trim() === "") return yield* usage("--host needs an address, for example 127.0.0.1.")
+    yield* checkGatherMs(flags.gatherMs)
     if (!flags.worker && (Option.isSome(flags.executor) || flags.allowShell || flags.noCheckLinks)) {
       return yield* usage("--executor, --allow-shell and --no-check-links go with --worker, which runs the tasks.")
     }
@@ -77,7 +81,8 @@ const serveChecked = (flags: ServeFlags, spec: ExecutorSpec) => {
   }).pipe(
     // The memory index is kept live while the server runs: the dashboard's memory search reads it (#17).
     Effect.provide(MemoryLive.liveLayer),
-    Effect.provide(plannerLayer(store)),
+    // The session writer's wait for outcomes on their way has the worker's bound (see `WorkerOptions.gatherMs`).
+    Effect.provide(plannerLayer(store, { gatherMs: flags.gatherMs })),
     Effect.mapError(toFailure)
   )
 }

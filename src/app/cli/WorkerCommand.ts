@@ -6,7 +6,6 @@
 import { Effect, Either, Option } from "effect"
 import { type NodeKind, nodeKinds } from "../../domain/Task.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
-import { maxGatherMs } from "../Linger.js"
 import * as MemoryLive from "../MemoryLive.js"
 import * as Worker from "../Worker.js"
 import { withEventLoopTurns } from "./EventLoop.js"
@@ -16,6 +15,7 @@ import { checkLlmSettings } from "./LlmChoice.js"
 import { clip, clock, firstLine, out } from "./Output.js"
 import { runServices } from "./Services.js"
 import { plannerLayer, resolveStore } from "./Store.js"
+import { checkGatherMs } from "./WorkerFlags.js"
 
 export interface WorkerFlags {
   readonly db: Option.Option<string>
@@ -54,9 +54,7 @@ const checkFlags = (flags: WorkerFlags) =>
     if (!Number.isInteger(flags.concurrency) || flags.concurrency < 1 || flags.concurrency > 256) {
       return yield* usage("--concurrency must be a whole number from 1 to 256.")
     }
-    if (!Number.isInteger(flags.gatherMs) || flags.gatherMs < 0 || flags.gatherMs > maxGatherMs) {
-      return yield* usage(`--gather-ms must be a whole number of milliseconds from 0 to ${maxGatherMs}.`)
-    }
+    yield* checkGatherMs(flags.gatherMs)
     const kinds = Option.isSome(flags.kinds) ? yield* parseKinds(flags.kinds.value) : nodeKinds
     const spec = Option.isSome(flags.executor)
       ? yield* Either.match(parseExecutorSpec(flags.executor.value), { onLeft: Effect.fail, onRight: Effect.succeed })
