@@ -54,6 +54,25 @@ export const checkScriptFile = (spec: ExecutorSpec): Effect.Effect<void, CliFail
         }
       })
 
+/**
+ * `--executor` as given, or else the one the session recorded, or else `auto`; a script file is checked now, before
+ * any store is opened (`checkScriptFile`).
+ */
+export const chooseSpec = (
+  flag: Option.Option<string>,
+  recorded: Option.Option<string> = Option.none()
+): Effect.Effect<ExecutorSpec, CliFailure> =>
+  Effect.gen(function* () {
+    const spec = Option.isSome(flag)
+      ? yield* Either.match(parseExecutorSpec(flag.value), { onLeft: Effect.fail, onRight: Effect.succeed })
+      : Option.getOrElse(
+          Option.flatMap(recorded, (text) => recordedSpec({ executor: text })),
+          (): ExecutorSpec => ({ _tag: "Auto" })
+        )
+    yield* checkScriptFile(spec)
+    return spec
+  })
+
 /** Parses `--executor`. A script path is made absolute, so the recorded choice works from any folder. */
 export const parseExecutorSpec = (text: string, cwd = process.cwd()): Either.Either<ExecutorSpec, CliFailure> => {
   const trimmed = text.trim()

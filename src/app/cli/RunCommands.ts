@@ -14,7 +14,7 @@ import * as Parser from "../../domain/Parser.js"
 import * as Planner from "../../domain/Planner.js"
 import { unstorableText } from "../../domain/SchemaGuard.js"
 import { type Attachment, attachmentFromText } from "../../domain/Task.js"
-import { checkScriptFile, type ExecutorSpec, parseExecutorSpec, recordedSpec, specText } from "./Executors.js"
+import { chooseSpec, type ExecutorSpec, specText } from "./Executors.js"
 import { toFailure, usage } from "./Failure.js"
 import { checkLlmSettings, llmConfigured } from "./LlmChoice.js"
 import { err, outputMode, plural, shellQuote } from "./Output.js"
@@ -105,19 +105,6 @@ const withStore = <A, E, R>(
   const store = existing ? resolveExistingStore(flags.db) : resolveStore(flags.db)
   return body(store).pipe(Effect.provide(plannerLayer(store)), Effect.mapError(toFailure))
 }
-
-/** `--executor` as given, or else the one the session recorded, or else `auto`; a script file is checked now. */
-const chooseSpec = (flag: Option.Option<string>, recorded: Option.Option<string>) =>
-  Effect.gen(function* () {
-    const spec = Option.isSome(flag)
-      ? yield* Either.match(parseExecutorSpec(flag.value), { onLeft: Effect.fail, onRight: Effect.succeed })
-      : Option.getOrElse(
-          Option.flatMap(recorded, (text) => recordedSpec({ executor: text })),
-          (): ExecutorSpec => ({ _tag: "Auto" })
-        )
-    yield* checkScriptFile(spec)
-    return spec
-  })
 
 const settings = (
   flags: ExecutionFlags,
@@ -238,7 +225,7 @@ const checkRun = (flags: RunFlags) =>
     const request = planFile?.request ?? (yield* readRequest(flags.request, flags.file))
     const attachments = yield* requestAttachments(flags.attach)
     const presets = yield* parsePresets(flags.answers)
-    const spec = yield* chooseSpec(flags.executor, Option.none())
+    const spec = yield* chooseSpec(flags.executor)
     yield* checkLlmSettings()
     // Without an LLM the plan is the parser's (unless one is reused from memory): the request is checked against it now.
     const parsed =

@@ -3,11 +3,11 @@
  * which end it with exit code 0. With `--worker` it also runs tasks of every session in this process (a worker as
  * `planner worker` runs, with the same executor options as `run`), so plans can be driven from the browser alone.
  */
-import { Effect, Either, Option } from "effect"
+import { Effect, Option } from "effect"
 import { ExecutorRegistry } from "../../infra/Executor.js"
 import { raceFirstScoped } from "../../infra/Racing.js"
 import * as MemoryLive from "../MemoryLive.js"
-import { checkScriptFile, type ExecutorSpec, makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
+import { chooseSpec, type ExecutorSpec, makeExecutors, specText } from "./Executors.js"
 import { ExitCode, setInterruptExitCode, toFailure, usage } from "./Failure.js"
 import { checkLlmSettings } from "./LlmChoice.js"
 import { out } from "./Output.js"
@@ -51,10 +51,7 @@ const checkFlags = (flags: ServeFlags) =>
     if (!flags.worker && (Option.isSome(flags.executor) || flags.allowShell || flags.noCheckLinks)) {
       return yield* usage("--executor, --allow-shell and --no-check-links go with --worker, which runs the tasks.")
     }
-    const spec: ExecutorSpec = Option.isSome(flags.executor)
-      ? yield* Either.match(parseExecutorSpec(flags.executor.value), { onLeft: Effect.fail, onRight: Effect.succeed })
-      : { _tag: "Auto" }
-    yield* checkScriptFile(spec)
+    const spec = yield* chooseSpec(flags.executor)
     // The worker's executors and compactor use the LLM the environment names.
     if (flags.worker) yield* checkLlmSettings()
     return spec

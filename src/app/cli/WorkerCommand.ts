@@ -3,13 +3,13 @@
  * machines (or in another terminal). It prints a line for each task it takes and for how that task ends. SIGINT or
  * SIGTERM stop it cleanly: the attempts it holds are given back, so other workers take them at once.
  */
-import { Effect, Either, Option } from "effect"
+import { Effect, Option } from "effect"
 import { type NodeKind, nodeKinds } from "../../domain/Task.js"
 import { ExecutorRegistry } from "../../infra/Executor.js"
 import * as MemoryLive from "../MemoryLive.js"
 import * as Worker from "../Worker.js"
 import { withEventLoopTurns } from "./EventLoop.js"
-import { checkScriptFile, type ExecutorSpec, makeExecutors, parseExecutorSpec, specText } from "./Executors.js"
+import { chooseSpec, type ExecutorSpec, makeExecutors, specText } from "./Executors.js"
 import { ExitCode, sayingHowItStops, setInterruptExitCode, toFailure, unconfirmedStopReason, usage } from "./Failure.js"
 import { checkLlmSettings } from "./LlmChoice.js"
 import { clip, clock, firstLine, out } from "./Output.js"
@@ -56,10 +56,7 @@ const checkFlags = (flags: WorkerFlags) =>
     }
     yield* checkGatherMs(flags.gatherMs)
     const kinds = Option.isSome(flags.kinds) ? yield* parseKinds(flags.kinds.value) : nodeKinds
-    const spec = Option.isSome(flags.executor)
-      ? yield* Either.match(parseExecutorSpec(flags.executor.value), { onLeft: Effect.fail, onRight: Effect.succeed })
-      : ({ _tag: "Auto" } as const)
-    yield* checkScriptFile(spec)
+    const spec = yield* chooseSpec(flags.executor)
     yield* checkLlmSettings()
     return { kinds, spec }
   })
