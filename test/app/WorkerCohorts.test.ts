@@ -11,7 +11,7 @@ import { Initialize } from "../../src/domain/Commands.js"
 import { defaultConfig } from "../../src/domain/Config.js"
 import * as Planner from "../../src/domain/Planner.js"
 import { EventStore } from "../../src/infra/EventStore.js"
-import { type ExecutorService, Outcome } from "../../src/infra/Executor.js"
+import { type ExecutorService, Outcome, type TaskContext } from "../../src/infra/Executor.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import { within } from "../infra/EventStoreContract.js"
 import { independentTasks } from "./fixtures/plans.js"
@@ -39,6 +39,29 @@ const countingStore = (appends: { count: number }) =>
   )
 
 /**
+ * An executor for the plan's tasks that completes each with its description once `end` has run, and `allStarted`,
+ * which tells once every task has started how many appends `appends` had counted by then.
+ */
+const startingTogether = (
+  name: string,
+  appends: { readonly count: number },
+  end: (context: TaskContext, allStarted: Deferred.Deferred<number>) => Effect.Effect<unknown>
+) =>
+  Effect.map(Deferred.make<number>(), (allStarted) => {
+    let started = 0
+    const executor: ExecutorService = {
+      name,
+      execute: (context) =>
+        Effect.suspend(() => {
+          started += 1
+          if (started === tasks.length) Deferred.unsafeDone(allStarted, Effect.succeed(appends.count))
+          return Effect.as(end(context, allStarted), Outcome.Completed({ result: context.description }))
+        })
+    }
+    return { allStarted, executor }
+  })
+
+/**
  * On the test clock: four attempts one take starts, whose executors end 1, 2, 3 and 4 ms later. How many appends record
  * them (and the plan's end), with the worker's `gatherMs` as given and the writer's default.
  */
@@ -46,20 +69,9 @@ const staggeredAppends = (gatherMs: number | undefined) =>
   Effect.scoped(
     Effect.gen(function* () {
       const appends = { count: 0 }
-      const allStarted = yield* Deferred.make<number>()
-      let started = 0
-      const executor: ExecutorService = {
-        name: "staggered",
-        execute: (context) =>
-          Effect.suspend(() => {
-            started += 1
-            if (started === tasks.length) Deferred.unsafeDone(allStarted, Effect.succeed(appends.count))
-            return Effect.as(
-              Effect.sleep(Duration.millis(context.taskId)),
-              Outcome.Completed({ result: context.description })
-            )
-          })
-      }
+      const { allStarted, executor } = yield* startingTogether("staggered", appends, (context) =>
+        Effect.sleep(Duration.millis(context.taskId))
+      )
       const runtime = yield* Layer.build(plannerRuntime(countingStore(appends), executor))
       const service = Context.get(runtime, PlannerService)
       yield* service.execute(
@@ -104,17 +116,9 @@ describe("a worker's attempts started together", () => {
         const appends = { count: 0 }
         const store = countingStore(appends)
         // The executors end together: each waits until all four have started.
-        const allStarted = yield* Deferred.make<number>()
-        let started = 0
-        const executor: ExecutorService = {
-          name: "together",
-          execute: (context) =>
-            Effect.suspend(() => {
-              started += 1
-              if (started === tasks.length) Deferred.unsafeDone(allStarted, Effect.succeed(appends.count))
-              return Effect.as(Deferred.await(allStarted), Outcome.Completed({ result: context.description }))
-            })
-        }
+        const { allStarted, executor } = yield* startingTogether("together", appends, (_, allStarted) =>
+          Deferred.await(allStarted)
+        )
         // A long bound for the wait, so that a loaded machine cannot split the four; the wait ends when the last is in.
         const runtime = yield* Layer.build(plannerRuntime(store, executor, { gatherMs: 1_000 }))
         const service = Context.get(runtime, PlannerService)
