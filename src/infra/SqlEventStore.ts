@@ -378,7 +378,27 @@ const dialectOf = (sql: SqlClient.SqlClient): Effect.Effect<Dialect, EventStoreE
  * `BEGIN IMMEDIATE`, which takes the write lock (waiting `busy_timeout`) before anything is read. A ROLLBACK after a
  * BEGIN that itself failed has no transaction to roll back; that is not an error.
  */
-const makeWriteTransaction = (sql: SqlClient.SqlClient, dialect: Dialect) => {
+const makeWriteTransaction = (
+  sql: SqlClient.SqlClient,
+  dialect: Dialect
+): (<A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SqlError, R>) => {
+  const transaction = writeTransactionOf(sql, dialect)
+  return (effect) => commitFailuresTyped(transaction(effect))
+}
+
+/**
+ * `@effect/sql` turns a COMMIT or ROLLBACK that fails into a defect (`Effect.orDie`): with the connection lost mid-way,
+ * an append then died instead of failing, and its caller's error handling never saw it (a stopping worker that could
+ * not give its task back said nothing of it, and claimed to have given everything back). A failed COMMIT leaves the
+ * outcome unknown, like any statement whose answer was lost: the append fails with the `SqlError`, as those do, and a
+ * retry decides again on what the store holds.
+ */
+const commitFailuresTyped = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
+  Effect.catchSomeDefect(effect, (defect) =>
+    defect instanceof SqlError ? Option.some(Effect.fail(defect)) : Option.none()
+  )
+
+const writeTransactionOf = (sql: SqlClient.SqlClient, dialect: Dialect) => {
   if (dialect === "pg") return sql.withTransaction
   return SqlClient.makeWithTransaction({
     transactionTag: SqlClient.TransactionConnection,

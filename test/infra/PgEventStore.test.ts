@@ -1,7 +1,20 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Deferred, Effect, Either, Fiber, Layer, Option, Redacted, Stream } from "effect"
+import {
+  Cause,
+  ConfigProvider,
+  Context,
+  Deferred,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Redacted,
+  Stream
+} from "effect"
 import pg from "pg"
 import { EventStore, EventStoreError, SequenceConflict, type StoredEvent } from "../../src/infra/EventStore.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
@@ -200,6 +213,35 @@ describe("PgEventStore", () => {
         }
       })
     )
+  )
+
+  it.live(
+    "an append whose connection is lost mid-transaction fails with a store error, not a defect, and stores nothing",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const url = yield* freshPgDatabase
+          const { store, sql } = yield* storeOn(url)
+          // The alongside ends its own connection inside the append's transaction: its statement fails, and so does the
+          // ROLLBACK after it, which `@effect/sql` would make a defect that no caller's error handling sees.
+          const exit = yield* store
+            .append("s", "a", [newEvent("Lost", {})], 0, () =>
+              sql`SELECT pg_terminate_backend(pg_backend_pid())`.pipe(
+                Effect.asVoid,
+                Effect.mapError((error) => new EventStoreError({ operation: "test", reason: error.message }))
+              )
+            )
+            .pipe(Effect.exit)
+          expect(Exit.isFailure(exit) && !Cause.isDie(exit.cause)).toBe(true)
+          expect(Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()).toMatchObject(
+            Option.some({ _tag: "EventStoreError" })
+          )
+          expect(yield* store.load({ streamId: "s", aggregateId: "a" })).toEqual([])
+          // The store goes on with a fresh connection.
+          const next = yield* store.append("s", "a", [newEvent("Kept", {})], 0)
+          expect(next.lastSequence).toBe(1)
+        })
+      )
   )
 
   it.live("concurrent writers on two instances, some rolled back, some held open: a third delivers all, in order", () =>
