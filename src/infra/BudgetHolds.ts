@@ -23,6 +23,7 @@ import { SqlClient } from "@effect/sql"
 import { Context, Data, Effect } from "effect"
 import { globalValue } from "effect/GlobalValue"
 import { retryWhileBusy } from "./internal/sqliteBusy.js"
+import { withTransaction } from "./internal/transaction.js"
 
 export interface Hold {
   readonly id: string
@@ -162,7 +163,7 @@ export const make: Effect.Effect<BudgetHoldsService, never, SqlClient.SqlClient>
           VALUES (${chosen.id}, ${chosen.root}, ${chosen.sessionId}, ${chosen.tokens}, ${chosen.usd ?? null},
                   ${chosen.recordedVersion ?? null}, ${chosen.expiresAt})`
         return true
-      }).pipe(sql.withTransaction, retryWhileBusy, Effect.mapError(failed("admit"))),
+      }).pipe(withTransaction(sql), retryWhileBusy, Effect.mapError(failed("admit"))),
     answered: (id, used, expiresAt) =>
       sql`UPDATE planner_budget_holds SET tokens = ${used.tokens}, usd = ${used.usd ?? null}, expires_at = ${expiresAt}
           WHERE id = ${id}`.pipe(retryWhileBusy, Effect.asVoid, Effect.mapError(failed("answered"))),

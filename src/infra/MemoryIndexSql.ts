@@ -12,6 +12,7 @@ import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer } from "effect"
 import type { MemoryRecord } from "../domain/Memory.js"
+import { withTransaction } from "./internal/transaction.js"
 import {
   type DocFilter,
   type Embedder,
@@ -37,6 +38,7 @@ const safeTerms = (terms: ReadonlyArray<string>): ReadonlyArray<string> =>
 export const makeBackend: Effect.Effect<MemoryBackend, never, SqlClient.SqlClient> = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const isPg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+  const transaction = withTransaction(sql)
 
   const writeOne = (doc: MemoryDoc) => {
     const embedding = doc.embedding === undefined ? null : JSON.stringify(doc.embedding)
@@ -68,9 +70,7 @@ export const makeBackend: Effect.Effect<MemoryBackend, never, SqlClient.SqlClien
 
   const backend: MemoryBackend = {
     write: (docs) =>
-      sql
-        .withTransaction(Effect.forEach(docs, writeOne, { discard: true }))
-        .pipe(Effect.mapError(failWith("store records"))),
+      transaction(Effect.forEach(docs, writeOne, { discard: true })).pipe(Effect.mapError(failWith("store records"))),
     textSearch: (terms, filter, limit) => {
       const words = safeTerms(terms)
       if (words.length === 0) return Effect.succeed([])
@@ -105,27 +105,23 @@ export const makeBackend: Effect.Effect<MemoryBackend, never, SqlClient.SqlClien
             Effect.mapError(failWith("read records"))
           ),
     removeSession: (sessionId) =>
-      sql
-        .withTransaction(
-          isPg
-            ? sql`DELETE FROM memory_docs WHERE session_id = ${sessionId}`.pipe(Effect.asVoid)
-            : Effect.zipRight(
-                sql`DELETE FROM memory_fts WHERE rowid IN (SELECT id FROM memory_docs WHERE session_id = ${sessionId})`,
-                sql`DELETE FROM memory_docs WHERE session_id = ${sessionId}`
-              ).pipe(Effect.asVoid)
-        )
-        .pipe(Effect.mapError(failWith("remove a session"))),
+      transaction(
+        isPg
+          ? sql`DELETE FROM memory_docs WHERE session_id = ${sessionId}`.pipe(Effect.asVoid)
+          : Effect.zipRight(
+              sql`DELETE FROM memory_fts WHERE rowid IN (SELECT id FROM memory_docs WHERE session_id = ${sessionId})`,
+              sql`DELETE FROM memory_docs WHERE session_id = ${sessionId}`
+            ).pipe(Effect.asVoid)
+      ).pipe(Effect.mapError(failWith("remove a session"))),
     all: sql<{ record: string }>`SELECT record FROM memory_docs ORDER BY doc_key`.pipe(
       Effect.map((rows) => rows.map((row) => parse(row.record))),
       Effect.mapError(failWith("read records"))
     ),
-    clear: sql
-      .withTransaction(
-        isPg
-          ? sql`DELETE FROM memory_docs`.pipe(Effect.asVoid)
-          : Effect.zipRight(sql`DELETE FROM memory_fts`, sql`DELETE FROM memory_docs`).pipe(Effect.asVoid)
-      )
-      .pipe(Effect.mapError(failWith("clear")))
+    clear: transaction(
+      isPg
+        ? sql`DELETE FROM memory_docs`.pipe(Effect.asVoid)
+        : Effect.zipRight(sql`DELETE FROM memory_fts`, sql`DELETE FROM memory_docs`).pipe(Effect.asVoid)
+    ).pipe(Effect.mapError(failWith("clear")))
   }
   return backend
 })

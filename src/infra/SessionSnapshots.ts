@@ -25,6 +25,7 @@ import {
   type SequenceConflict,
   unlessUnreadable
 } from "./EventStore.js"
+import { withTransaction } from "./internal/transaction.js"
 import * as PlannerStore from "./PlannerStore.js"
 
 const encodeState = Schema.encodeSync(Planner.PlannerState)
@@ -444,20 +445,18 @@ export const prune = (
         pruned.push({ sessionId, events, finishedAt })
         continue
       }
-      const events = yield* sql.value
-        .withTransaction(
-          Effect.zipRight(
-            sql.value`INSERT INTO session_snapshots (session_id, last_sequence, created_at, finished_at, pruned_at,
+      const events = yield* withTransaction(sql.value)(
+        Effect.zipRight(
+          sql.value`INSERT INTO session_snapshots (session_id, last_sequence, created_at, finished_at, pruned_at,
                 state, records)
               VALUES (${sessionId}, ${state.version}, ${createdAt}, ${finishedAt}, ${now},
                 ${JSON.stringify(encodeState(state))}, ${JSON.stringify(records)})
               ON CONFLICT (session_id) DO UPDATE SET last_sequence = excluded.last_sequence,
                 created_at = excluded.created_at, finished_at = excluded.finished_at, pruned_at = excluded.pruned_at,
                 state = excluded.state, records = excluded.records`,
-            deleteAggregate(PlannerStore.plannerStreamId, sessionId, state.version)
-          )
+          deleteAggregate(PlannerStore.plannerStreamId, sessionId, state.version)
         )
-        .pipe(Effect.catchTag("SqlError", (error) => Effect.fail(failWith("prune a session")(error))))
+      ).pipe(Effect.catchTag("SqlError", (error) => Effect.fail(failWith("prune a session")(error))))
       pruned.push({ sessionId, events, finishedAt })
     }
     return { pruned, kept, unreadable }

@@ -89,6 +89,7 @@ import {
 } from "./internal/eventStore.js"
 import * as HighWater from "./internal/highWater.js"
 import { busyRetry, isBusy } from "./internal/sqliteBusy.js"
+import { commitFailuresTyped } from "./internal/transaction.js"
 import { migrations, migrationsTable } from "./migrations/index.js"
 import { hotSpanWith } from "./Tracing.js"
 
@@ -376,7 +377,8 @@ const dialectOf = (sql: SqlClient.SqlClient): Effect.Effect<Dialect, EventStoreE
 /**
  * A write transaction: `sql.withTransaction` on PostgreSQL; on SQLite the same machinery but opened with
  * `BEGIN IMMEDIATE`, which takes the write lock (waiting `busy_timeout`) before anything is read. A ROLLBACK after a
- * BEGIN that itself failed has no transaction to roll back; that is not an error.
+ * BEGIN that itself failed has no transaction to roll back; that is not an error. A COMMIT or ROLLBACK that fails
+ * fails the transaction with its `SqlError` (`internal/transaction.ts`).
  */
 const makeWriteTransaction = (
   sql: SqlClient.SqlClient,
@@ -385,18 +387,6 @@ const makeWriteTransaction = (
   const transaction = writeTransactionOf(sql, dialect)
   return (effect) => commitFailuresTyped(transaction(effect))
 }
-
-/**
- * `@effect/sql` turns a COMMIT or ROLLBACK that fails into a defect (`Effect.orDie`): with the connection lost mid-way,
- * an append then died instead of failing, and its caller's error handling never saw it (a stopping worker that could
- * not give its task back said nothing of it, and claimed to have given everything back). A failed COMMIT leaves the
- * outcome unknown, like any statement whose answer was lost: the append fails with the `SqlError`, as those do, and a
- * retry decides again on what the store holds.
- */
-const commitFailuresTyped = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
-  Effect.catchSomeDefect(effect, (defect) =>
-    defect instanceof SqlError ? Option.some(Effect.fail(defect)) : Option.none()
-  )
 
 const writeTransactionOf = (sql: SqlClient.SqlClient, dialect: Dialect) => {
   if (dialect === "pg") return sql.withTransaction

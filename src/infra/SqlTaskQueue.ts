@@ -56,6 +56,7 @@ import type { AlongsideDirect, AlongsideStatement } from "./EventStore.js"
 import * as ActiveListen from "./internal/activeListen.js"
 import { makeWakeUp, type WakeUp } from "./internal/eventStore.js"
 import { retryWhileBusy } from "./internal/sqliteBusy.js"
+import { withTransaction } from "./internal/transaction.js"
 import {
   type AlongsideTake,
   checkSession,
@@ -822,7 +823,7 @@ export const make = (
           origin,
           rows.map((row) => row.kind)
         )
-      }).pipe(sql.withTransaction, (effect) => run("replace jobs", effect))
+      }).pipe(withTransaction(sql), (effect) => run("replace jobs", effect))
       yield* wakeHere(origin)
     })
 
