@@ -25,6 +25,7 @@ import { errorLine, registerCommandLineSecrets, visible } from "./cli/ErrorLine.
 import {
   CliExit,
   CliFailure,
+  defectFailure,
   ExitCode,
   exitCodeOnInterrupt,
   stopWithinMs,
@@ -200,6 +201,12 @@ const report = (cause: Cause.Cause<unknown>) =>
       return
     }
     const defect = Cause.dieOption(cause)
+    const known = Option.isSome(defect) ? defectFailure(defect.value) : undefined
+    if (known !== undefined) {
+      failureLine(`planner: ${known.message}`, known.code)
+      if (verbose) line(Cause.pretty(cause))
+      return
+    }
     const what = Option.match(defect, {
       onNone: () => "unexpected failure",
       onSome: (value) => (value instanceof Error ? value.message : String(value))
@@ -216,7 +223,10 @@ const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
   const cause = exit.cause
   if (Cause.isInterruptedOnly(cause)) return exitCodeOnInterrupt()
   const failure = Cause.failureOption(cause)
-  if (Option.isNone(failure)) return ExitCode.planFailed
+  if (Option.isNone(failure)) {
+    const defect = Cause.dieOption(cause)
+    return (Option.isSome(defect) ? defectFailure(defect.value)?.code : undefined) ?? ExitCode.planFailed
+  }
   const error = failure.value
   if (error instanceof CliExit || error instanceof CliFailure) return error.code
   if (ValidationError.isValidationError(error)) return error._tag === "HelpRequested" ? ExitCode.ok : ExitCode.usage

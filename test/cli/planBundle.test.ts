@@ -81,6 +81,12 @@ describe("PlanArgs.fastPlanArgs: which command lines the plan bundle answers", (
     for (const args of others) expect(fastPlanArgs(args, env, anyFile), args.join(" ")).toBeUndefined()
     // A --file that is no regular file: @effect/cli says so.
     expect(fastPlanArgs(["plan", "--file", "folder"], env, noFiles)).toBeUndefined()
+    // One that cannot even be looked at (a path through a file, a folder it may not enter): the full command line says
+    // why, instead of the throw escaping as a stack trace.
+    const throwing = () => {
+      throw Object.assign(new Error("ENOTDIR: not a directory, stat 'notes.txt/r.txt'"), { code: "ENOTDIR" })
+    }
+    expect(fastPlanArgs(["plan", "--file", "notes.txt/r.txt"], env, throwing)).toBeUndefined()
   })
 
   it("leaves plan with an LLM configured to the full command line", () => {
@@ -122,6 +128,7 @@ describe.concurrent("planner plan: the plan bundle and the full command line agr
       { name: "a request and a file", args: ["plan", "--file", requestFile, request] },
       { name: "a missing file", args: ["plan", "--file", path.join(cwd, "missing.txt")] },
       { name: "a folder as the file", args: ["plan", "--file", cwd] },
+      { name: "a path through a file", args: ["plan", "--file", path.join(requestFile, "request.txt")] },
       { name: "an unknown option", args: ["plan", "--bogus", request] },
       { name: "help", args: ["plan", "--help"] },
       { name: "no request", args: ["plan"] }
@@ -145,5 +152,8 @@ describe.concurrent("planner plan: the plan bundle and the full command line agr
     expect(codes).toEqual(new Set([0, 2]))
     expect(results[0]?.[0].stdout).toContain("[CodeImplementation] Add login with session cookies")
     expect(results[7]?.[0].stderr).toMatch(/^\{"error":\{"code":2,"message":"The request is empty/)
+    const throughFile = results[all.findIndex((one) => one.name === "a path through a file")]?.[0]
+    expect(throughFile?.code).toBe(2)
+    expect(throughFile?.stderr.trim().split("\n")).toHaveLength(1)
   })
 })

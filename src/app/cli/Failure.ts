@@ -109,6 +109,39 @@ const messageOf = (error: unknown): string =>
 /** A message without its closing full stop (and spaces), for a sentence to follow it. */
 const withoutFullStop = (message: string) => message.replace(/[.\s]*$/, "")
 
+/** The fields of `@effect/platform`'s `SystemError` read here (its own message names the module and method). */
+interface SystemErrorLike {
+  readonly reason: string
+  readonly pathOrDescriptor?: string | number
+  readonly description?: string
+}
+
+/** The reasons that say the path given is wrong (a missing file, a path through a file, no permission). */
+const badPathReasons: ReadonlySet<string> = new Set(["NotFound", "BadResource", "PermissionDenied", "AlreadyExists"])
+
+/**
+ * A file or folder the command could not use, such as one named on the command line that @effect/cli looks at before
+ * the command runs (`--file notes.txt/r.txt`: ENOTDIR), said as the path and why: exit 2 when the path is wrong, 4 for
+ * the rest (a full disk, an I/O error).
+ */
+const fileProblem = (error: SystemErrorLike): CliFailure => {
+  const description = error.description ?? ""
+  // Node's text, "ENOTDIR: not a directory, access '/x'": the plain words and the code.
+  const node = /^([A-Z][A-Z0-9]+): ([^,]+)/.exec(description)
+  const why = node === null ? oneLine(description || error.reason) : `${node[2]} (${node[1]})`
+  const what = error.pathOrDescriptor === undefined ? "a file" : String(error.pathOrDescriptor)
+  return badPathReasons.has(error.reason)
+    ? usage(`Cannot use ${what}: ${why}. Check the path.`)
+    : unavailable(`Cannot use ${what}: ${why}.`)
+}
+
+/**
+ * The failure a defect stands for when it is no bug of ours: @effect/cli's check of a path option dies with the
+ * `SystemError` of a path it cannot look at (a path through a file, a folder it may not enter) rather than failing.
+ */
+export const defectFailure = (defect: unknown): CliFailure | undefined =>
+  tagOf(defect) === "SystemError" ? fileProblem(defect as SystemErrorLike) : undefined
+
 /** The failure an error from any layer ends the command with. */
 export const toFailure = (error: unknown): CliFailure | CliExit => {
   if (error instanceof CliFailure || error instanceof CliExit) return error
@@ -121,6 +154,7 @@ export const toFailure = (error: unknown): CliFailure | CliExit => {
   const message = oneLine(messageOf(error))
   if (tag !== undefined && usageTags.has(tag)) return usage(message)
   if (tag !== undefined && serviceTags.has(tag)) return unavailable(message)
+  if (tag === "SystemError") return fileProblem(error as SystemErrorLike)
   // A corrupt log (an undecodable event, a gap in a session's sequence) says what to do itself.
   if (tag === "CorruptEvent") return unavailable(message)
   // A SQLite file this user may read but not write was opened read only (see `Store.storeLayer`).

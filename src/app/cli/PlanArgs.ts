@@ -27,7 +27,7 @@ const booleanWord = /^(true|1|y|yes|on|false|0|n|no|off)$/
 
 /**
  * The flags of `planner plan ...` when the plan bundle can answer it; undefined for the full command line.
- * `isFile` says whether a path names an existing regular file (@effect/cli refuses `--file` of a folder).
+ * `isFile` says whether a path names an existing regular file (@effect/cli refuses `--file` of a folder); it may throw.
  */
 export const fastPlanArgs = (
   args: ReadonlyArray<string>,
@@ -59,6 +59,19 @@ export const fastPlanArgs = (
   }
   if (request === undefined && file === undefined) return undefined
   if (request !== undefined && file !== undefined) return undefined
-  if (file !== undefined && !isFile(file)) return undefined
+  if (file !== undefined && !regularFile(isFile, file)) return undefined
   return { request, file, json }
+}
+
+/**
+ * `isFile`, false when it throws: `fs.statSync`'s `throwIfNoEntry: false` spares only a missing path, and a path
+ * through a file (ENOTDIR), a folder it may not enter (EACCES) or a link loop threw past both entry points as a stack
+ * trace. The full command line then says what is wrong with the file.
+ */
+const regularFile = (isFile: (path: string) => boolean, path: string) => {
+  try {
+    return isFile(path)
+  } catch {
+    return false
+  }
 }
