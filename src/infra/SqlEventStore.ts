@@ -507,6 +507,24 @@ export const checkMigrated: Effect.Effect<void, EventStoreError, SqlClient.SqlCl
   )
 )
 
+/**
+ * `@effect/sql`'s migrator makes a migration whose statement the database refuses a defect (`orDieWith` a
+ * `MigrationError`): a `--db` naming another application's database with a table of one of our names, a role that
+ * may not alter the tables, a full disk. It fails instead, so that the command says why with the store's exit code.
+ */
+const migrationsFailing = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | Migrator.MigrationError, R> =>
+  Effect.catchSomeDefect(effect, (defect) =>
+    defect instanceof Migrator.MigrationError ? Option.some(Effect.fail(defect)) : Option.none()
+  )
+
+/** The `SqlError` a failure is or wraps (a failed migration's cause). */
+const sqlErrorOf = (error: unknown): SqlError | undefined =>
+  error instanceof SqlError
+    ? error
+    : error instanceof Migrator.MigrationError && error.cause instanceof SqlError
+      ? error.cause
+      : undefined
+
 export const migrate: Effect.Effect<void, EventStoreError, SqlClient.SqlClient> = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const dialect = yield* dialectOf(sql)
@@ -527,11 +545,25 @@ export const migrate: Effect.Effect<void, EventStoreError, SqlClient.SqlClient> 
   yield* makeWriteTransaction(
     sql,
     dialect
-  )(locked).pipe(Effect.retry({ schedule: busyRetry, while: (error) => error._tag === "SqlError" && isBusy(error) }))
+  )(migrationsFailing(locked)).pipe(
+    Effect.retry({
+      schedule: busyRetry,
+      while: (error) => {
+        const cause = sqlErrorOf(error)
+        return cause !== undefined && isBusy(cause)
+      }
+    })
+  )
 }).pipe(
   Effect.catchTags({
     SqlError: toStoreError("migrate"),
-    MigrationError: (error) => new EventStoreError({ operation: "migrate", reason: error.message })
+    MigrationError: (error) => {
+      const cause = sqlErrorOf(error)
+      return new EventStoreError({
+        operation: "migrate",
+        reason: cause === undefined ? error.message : `${error.message}: ${toStoreError("migrate")(cause).reason}`
+      })
+    }
   }),
   Effect.withSpan("EventStore.migrate")
 )

@@ -9,6 +9,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import Sqlite from "better-sqlite3"
 import { Option } from "effect"
 import { resolveStore } from "../../src/app/cli/Store.js"
 import { cli, ensureBuilt, oneLine, startCli, tempFolder } from "./cli.js"
@@ -41,6 +42,28 @@ describe.concurrent("planner --db and PLANNER_DATABASE_URL", { timeout: 120_000 
     )
     expect(result.code).toBe(4)
     expect(oneLine(result.stderr)).toContain("a file is in the way")
+  })
+
+  it("another application's database with a table of one of ours is exit code 4 saying which, and is left as it was", async () => {
+    const cwd = tempFolder()
+    const theirs = path.join(cwd, "theirs.db")
+    const db = new Sqlite(theirs)
+    db.exec("CREATE TABLE events (id INTEGER PRIMARY KEY, what TEXT); INSERT INTO events (what) VALUES ('their row')")
+    db.close()
+    const result = await cli(["sessions", "--db", theirs], { cwd })
+    // The migration that creates the table is refused: a failure with the database's reason, not a defect (exit 1,
+    // "Migration failed" and nothing else, which it was).
+    expect(result.code, result.stderr).toBe(4)
+    expect(result.stderr.trim().split("\n")).toHaveLength(1)
+    expect(result.stderr).toMatch(
+      /Cannot use the SQLite database .*theirs\.db: Migration "1_create_events" failed: .*table events already exists/
+    )
+    const after = new Sqlite(theirs, { readonly: true })
+    expect(after.prepare("SELECT what FROM events").all()).toEqual([{ what: "their row" }])
+    expect(after.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all()).toEqual([
+      { name: "events" }
+    ])
+    after.close()
   })
 
   it("a command that reads sessions, or works on one, creates no database where there is none", async () => {
