@@ -29,7 +29,39 @@ const failWith =
   (error: SqlError): MemoryIndexError =>
     new MemoryIndexError({ operation, reason: error.message })
 
-const parse = (text: string): MemoryRecord => JSON.parse(text) as MemoryRecord
+/**
+ * A stored row's JSON. A row that is not (a hand edit, a damaged file) fails the read with how to mend the index,
+ * which is a projection of the log: it used to throw out of the command, past the callers that take memory as advice
+ * only (a `run` offering a past plan) and go on without it.
+ */
+const stored = <A>(
+  key: string,
+  what: string,
+  text: string,
+  isShaped: (value: unknown) => boolean
+): Effect.Effect<A, MemoryIndexError> => {
+  const unreadable = new MemoryIndexError({
+    operation: "read records",
+    reason: `the stored ${what} of ${key} cannot be read; rebuild the index from the log with \`planner memory rebuild\``
+  })
+  try {
+    const value: unknown = JSON.parse(text)
+    return isShaped(value) ? Effect.succeed(value as A) : Effect.fail(unreadable)
+  } catch {
+    return Effect.fail(unreadable)
+  }
+}
+
+const isRecord = (value: unknown) =>
+  typeof value === "object" &&
+  value !== null &&
+  (Reflect.get(value, "_tag") === "Task" || Reflect.get(value, "_tag") === "Session") &&
+  typeof Reflect.get(value, "sessionId") === "string"
+
+const isEmbedding = (value: unknown) => Array.isArray(value) && value.every((item) => typeof item === "number")
+
+const record = (row: { readonly key: string; readonly record: string }) =>
+  stored<MemoryRecord>(row.key, "record", row.record, isRecord)
 
 /** Only letters and digits reach the engines' query languages. */
 const safeTerms = (terms: ReadonlyArray<string>): ReadonlyArray<string> =>
@@ -91,18 +123,26 @@ export const makeBackend: Effect.Effect<MemoryBackend, never, SqlClient.SqlClien
     vectors: (filter) =>
       sql<{ key: string; embedding: string }>`
         SELECT doc_key AS key, embedding FROM memory_docs WHERE embedding IS NOT NULL AND ${where(filter)}`.pipe(
-        Effect.map((rows) =>
-          rows.map((row) => ({ key: row.key, embedding: JSON.parse(row.embedding) as ReadonlyArray<number> }))
-        ),
-        Effect.mapError(failWith("read embeddings"))
+        Effect.mapError(failWith("read embeddings")),
+        Effect.flatMap((rows) =>
+          Effect.forEach(rows, (row) =>
+            Effect.map(
+              stored<ReadonlyArray<number>>(row.key, "embedding", row.embedding, isEmbedding),
+              (embedding) => ({ key: row.key, embedding })
+            )
+          )
+        )
       ),
     records: (keys) =>
       keys.length === 0
         ? Effect.succeed(new Map())
         : sql<{ key: string; record: string }>`
             SELECT doc_key AS key, record FROM memory_docs WHERE ${sql.in("doc_key", keys)}`.pipe(
-            Effect.map((rows) => new Map(rows.map((row) => [row.key, parse(row.record)] as const))),
-            Effect.mapError(failWith("read records"))
+            Effect.mapError(failWith("read records")),
+            Effect.flatMap((rows) =>
+              Effect.forEach(rows, (row) => Effect.map(record(row), (one) => [row.key, one] as const))
+            ),
+            Effect.map((entries) => new Map(entries))
           ),
     removeSession: (sessionId) =>
       transaction(
@@ -113,9 +153,9 @@ export const makeBackend: Effect.Effect<MemoryBackend, never, SqlClient.SqlClien
               sql`DELETE FROM memory_docs WHERE session_id = ${sessionId}`
             ).pipe(Effect.asVoid)
       ).pipe(Effect.mapError(failWith("remove a session"))),
-    all: sql<{ record: string }>`SELECT record FROM memory_docs ORDER BY doc_key`.pipe(
-      Effect.map((rows) => rows.map((row) => parse(row.record))),
-      Effect.mapError(failWith("read records"))
+    all: sql<{ key: string; record: string }>`SELECT doc_key AS key, record FROM memory_docs ORDER BY doc_key`.pipe(
+      Effect.mapError(failWith("read records")),
+      Effect.flatMap((rows) => Effect.forEach(rows, record))
     ),
     clear: transaction(
       isPg

@@ -4,6 +4,7 @@
  */
 import * as path from "node:path"
 import { beforeAll, describe, expect, it } from "@effect/vitest"
+import Sqlite from "better-sqlite3"
 import { cli, ensureBuilt, parseJson, sessionIdIn, tempFolder } from "../cli/cli.js"
 
 let cwd = ""
@@ -99,5 +100,30 @@ describe("memory through the CLI", { timeout: 300_000 }, () => {
     const limit = await cli(["recall", "--db", db, "--limit", "0", "tests"], { cwd })
     expect(limit.code).toBe(2)
     expect(limit.stderr).toContain("--limit must be a whole number from 1 to 1000")
+  })
+
+  it("a damaged stored record: recall says which and how to mend it in one line, a run goes on, rebuild mends it", async () => {
+    const damaged = new Sqlite(db)
+    const changed = damaged
+      .prepare("UPDATE memory_docs SET record = substr(record, 1, 20) WHERE doc_key = ?")
+      .run(`session:${firstId}`)
+    damaged.close()
+    expect(changed.changes).toBe(1)
+
+    const recall = await cli(["recall", "--db", db, "--kind", "session", second], { cwd })
+    expect(recall.code).not.toBe(0)
+    expect(recall.stderr.trim().split("\n")).toHaveLength(1)
+    expect(recall.stderr).toContain(`the stored record of session:${firstId} cannot be read`)
+    expect(recall.stderr).toContain("planner memory rebuild")
+
+    // Memory is advice to a run: it plans the request as usual.
+    const run = await cli(["run", "--executor", "echo", "--plain", "--from-memory", "--db", db, first], { cwd })
+    expect(run.code, run.stderr).toBe(0)
+
+    const rebuilt = await cli(["memory", "rebuild", "--db", db], { cwd })
+    expect(rebuilt.code, rebuilt.stderr).toBe(0)
+    const mended = await cli(["recall", "--db", db, "--kind", "session", "--json", second], { cwd })
+    expect(mended.code, mended.stderr).toBe(0)
+    expect(parseJson<{ hits: ReadonlyArray<Hit> }>(mended).hits.map((hit) => hit.sessionId)).toContain(firstId)
   })
 })
