@@ -49,9 +49,10 @@ export const layerWithClient = (
     Effect.gen(function* () {
       const pg = yield* PgClient.PgClient
       yield* SqlEventStore.migrate
-      const store = yield* SqlEventStore.make({ listen: pg.listen, ...options })
+      const listen = options.listen ?? pg.listen
+      const store = yield* SqlEventStore.make({ ...options, listen })
       const queue = yield* SqlTaskQueue.make({
-        listen: pg.listen,
+        listen,
         ...(options.prepared === undefined ? {} : { prepared: options.prepared })
       }).pipe(Effect.mapError((error) => new EventStoreError({ operation: "open", reason: error.message })))
       const holds = yield* BudgetHolds.make
@@ -76,8 +77,10 @@ export const layer = (
   const client = { ...given, connectTimeout: given.connectTimeout ?? defaultConnectTimeout }
   const connectError = SqlEventStore.toStoreError("connect to PostgreSQL")
   return Layer.unwrapScoped(
-    Effect.map(Effect.mapError(PgPool.open({ ...client, url }, { statementTimeout }), connectError), (pool) =>
-      layerWithClient({ prepared: PgPool.prepared(pool), ...options }).pipe(
+    Effect.gen(function* () {
+      const pool = yield* Effect.mapError(PgPool.open({ ...client, url }, { statementTimeout }), connectError)
+      const listen = yield* PgPool.listener(pool)
+      return layerWithClient({ prepared: PgPool.prepared(pool), listen, ...options }).pipe(
         Layer.provideMerge(
           PgClient.layerFromPool({
             acquire: Effect.succeed(pool),
@@ -90,7 +93,7 @@ export const layer = (
           }).pipe(Layer.mapError(connectError))
         )
       )
-    )
+    })
   )
 }
 

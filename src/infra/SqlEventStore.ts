@@ -30,10 +30,11 @@
  * positions commit in order there and need no mark.
  *
  * Live delivery: an append wakes this process's subscribers at once (which take the appends that keep coming together,
- * for up to a few scheduler turns: see `liveRead`); on PostgreSQL it also sends `pg_notify` inside
- * its transaction (delivered on commit) to wake other processes' subscribers, which `LISTEN` through
- * `PgClient.listen`. A notification is only a wake-up, the events are always read from the table, and every
- * subscriber also polls (`pollInterval`) as the safety net for lost notifications and for other SQLite processes.
+ * for up to a few scheduler turns: see `liveRead`); on PostgreSQL it also sends `pg_notify` inside its transaction
+ * (delivered on commit) to wake other processes' subscribers, which `LISTEN` (`PgPool.listener`, or `PgClient.listen`
+ * when the client is the caller's; once a lost LISTEN is back they look for themselves). A notification is only a
+ * wake-up, the events are always read from the table, and every subscriber also polls (`pollInterval`) as the safety
+ * net for lost notifications and for other SQLite processes.
  *
  * SQLite across processes: a busy timeout, then retries with backoff, so concurrent writers in several processes all
  * succeed. Write transactions (long appends, consumers) start with `BEGIN IMMEDIATE`: a deferred `BEGIN` that reads
@@ -100,7 +101,7 @@ export interface SqlEventStoreOptions {
   readonly pollInterval?: Duration.DurationInput
   /** SQLite: how long a statement waits for another connection's write lock before it is retried; defaults to 200 ms. */
   readonly busyTimeout?: Duration.DurationInput
-  /** PostgreSQL: LISTEN for other processes' appends (`PgEventStore` passes `PgClient.listen`). */
+  /** PostgreSQL: LISTEN for other processes' appends (`PgEventStore` passes `PgPool.listener`'s). */
   readonly listen?: (channel: string) => Stream.Stream<string, SqlError>
   /** PostgreSQL: the NOTIFY channel; defaults to "event_store_appended". */
   readonly channel?: string
@@ -1198,7 +1199,9 @@ export const make = (
               if (recent.has(first)) return Effect.void
               if (rows !== undefined) recent.add(rows)
               return wakeUp.signal
-            }
+            },
+            // Appends notified while LISTEN was down reached nobody: the subscribers read the table.
+            onRestart: wakeUp.signal
           })
 
     /**

@@ -1067,7 +1067,9 @@ export const make = (
             scope,
             what: "task queue",
             // This instance's own writes woke its waiters when they returned.
-            onPayload: (payload) => (payload.startsWith(`${instanceId} `) ? Effect.void : wakeUp.signal)
+            onPayload: (payload) => (payload.startsWith(`${instanceId} `) ? Effect.void : wakeUp.signal),
+            // Jobs enqueued while LISTEN was down woke nobody here: the waiters look.
+            onRestart: wakeUp.signal
           })
 
     const nextDue = (kinds: ReadonlyArray<NodeKind> | undefined, sessionId: string | undefined) =>

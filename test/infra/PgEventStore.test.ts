@@ -13,6 +13,7 @@ import {
   Layer,
   Option,
   Redacted,
+  Schedule,
   Stream
 } from "effect"
 import pg from "pg"
@@ -75,6 +76,47 @@ describe("PgEventStore", () => {
           yield* elsewhere.append("s", "a", [newEvent("Appended", {})], "no-stream")
           const received = yield* Fiber.join(first)
           expect([...received].map((event) => event.type)).toEqual(["Appended"])
+        })
+      )
+  )
+
+  it.live(
+    "a subscriber whose LISTEN connection the server ends hears other processes' appends again in seconds, not at its poll",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const url = yield* freshPgDatabase
+          const { store: elsewhere, sql } = yield* storeOn(url)
+          // Polls once a minute: what it receives within seconds came through LISTEN.
+          const here = Context.get(
+            yield* Layer.build(PgEventStore.layer({ url: Redacted.make(url), pollInterval: "1 minute" })),
+            EventStore
+          )
+          const received: Array<string> = []
+          yield* here.subscribe({ streamId: "s" }).pipe(
+            Stream.runForEach((event) => Effect.sync(() => received.push(event.aggregateId))),
+            Effect.forkScoped
+          )
+          const arrives = (aggregateId: string) =>
+            Effect.gen(function* () {
+              yield* elsewhere.append("s", aggregateId, [newEvent("Appended", {})], "no-stream")
+              yield* Effect.sync(() => received.includes(aggregateId)).pipe(
+                Effect.repeat({ until: (seen) => seen, schedule: Schedule.spaced("20 millis") }),
+                within(10, `the append of ${aggregateId}`)
+              )
+            })
+          yield* arrives("before")
+          // The server ends every LISTEN connection of the database (a restart, an administrator, a network cut).
+          const ended = yield* sql<{ pid: number }>`
+            SELECT pg_terminate_backend(pid) AS ended, pid FROM pg_stat_activity
+            WHERE datname = current_database() AND query LIKE 'LISTEN %'`
+          expect(ended.length).toBeGreaterThan(0)
+          // LISTEN comes back on a new connection a second later. What was appended meanwhile notified nobody here: once
+          // LISTEN is back, the subscribers look for themselves...
+          yield* arrives("after")
+          // ...and later appends arrive through LISTEN again.
+          yield* arrives("later")
+          expect(received).toEqual(["before", "after", "later"])
         })
       )
   )

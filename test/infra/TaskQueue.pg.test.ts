@@ -1,6 +1,9 @@
 import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Schedule, Stream } from "effect"
+import type { NodeKind } from "../../src/domain/Task.js"
+import * as PgPool from "../../src/infra/internal/pgPool.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
 import { TaskQueue } from "../../src/infra/TaskQueue.js"
@@ -62,6 +65,48 @@ describe("SqlTaskQueue on PostgreSQL", () => {
         expect(taken.map((taken) => taken.taskId)).toEqual([1])
       })
     )
+  )
+})
+
+describe("SqlTaskQueue on PostgreSQL, losing LISTEN", () => {
+  it.live(
+    "a waiter whose LISTEN connection the server ends is woken by what is enqueued elsewhere, not at its poll",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const url = yield* freshPgDatabase
+          const elsewhere = Context.get(yield* Layer.build(pgTarget.layer(url)), TaskQueue)
+          // This process's queue, on a pool and LISTEN connection of its own, polls once a minute: what wakes it within
+          // seconds came through LISTEN.
+          const pool = yield* PgPool.open({ url: Redacted.make(url) })
+          const listen = yield* PgPool.listener(pool)
+          const client = yield* Layer.build(PgClient.layerFromPool({ acquire: Effect.succeed(pool) }))
+          const here = yield* SqlTaskQueue.make({ listen, pollInterval: "1 minute" }).pipe(Effect.provide(client))
+          const sql = Context.get(client, SqlClient.SqlClient)
+          const asleep = Effect.sleep("300 millis")
+          /** A waiter for `kind` that went to sleep, then `between`, then a job of that kind enqueued elsewhere. */
+          const wokenBy = (kind: NodeKind, taskId: number, between: Effect.Effect<unknown, unknown> = Effect.void) =>
+            Effect.gen(function* () {
+              const waiting = yield* Effect.fork(here.awaitWork([kind]))
+              yield* asleep
+              yield* between
+              yield* elsewhere.enqueue([job("s", taskId, { kind })])
+              yield* Fiber.join(waiting).pipe(within(10))
+            })
+          yield* wokenBy("Processing", 1)
+          // The server ends every LISTEN connection of the database while a waiter sleeps, and the job comes before
+          // LISTEN is back (a second later): its notification reaches nobody here, so the waiter looks once it is back.
+          const endListening = Effect.flatMap(
+            sql<{ pid: number }>`
+            SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity
+            WHERE datname = current_database() AND query LIKE 'LISTEN %'`,
+            (ended) => Effect.sync(() => expect(ended.length).toBeGreaterThan(0))
+          )
+          yield* wokenBy("Analysis", 2, endListening)
+          // Later jobs wake it through LISTEN again.
+          yield* wokenBy("ToolCall", 3)
+        })
+      )
   )
 })
 

@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto"
 import { SqlError } from "@effect/sql/SqlError"
 import type { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Redacted, type Scope } from "effect"
+import { Duration, Effect, Redacted, type Scope, Stream } from "effect"
 import Pg from "pg"
 
 export interface PoolTimeouts {
@@ -106,3 +106,90 @@ export const prepared =
         }
       )
     })
+
+/**
+ * LISTEN for the pool's process: one connection of its own, shared by every channel listened to (the event store's,
+ * the task queue's), made on the first `listen` and ended when the last one ends.
+ *
+ * Why not `PgClient.listen`: its connection ignores its errors, so when the server ends it (a restart, an
+ * administrator's `pg_terminate_backend`, a network cut) its streams never end, nothing listens again, and the process
+ * hears other processes' appends and jobs only at its slow poll for the rest of its life. Here losing the connection
+ * fails every stream on it with an `SqlError` (`ActiveListen` starts LISTEN again a second later), and the next
+ * `listen` makes a fresh connection.
+ */
+export const listener = (pool: Pg.Pool): Effect.Effect<(channel: string) => Stream.Stream<string, SqlError>> =>
+  Effect.map(Effect.makeSemaphore(1), (lock) => {
+    /** The connection the next `listen` shares, unless it was lost. */
+    let shared: Listening | undefined
+    const connect = Effect.tryPromise({
+      try: async () => {
+        const client = new Pg.Client(pool.options)
+        const listening: Listening = { client, users: 0, lost: undefined, onLost: new Set() }
+        const lose = (cause: unknown) => {
+          if (listening.lost !== undefined) return
+          listening.lost = new SqlError({ cause, message: "The LISTEN connection was lost" })
+          for (const tell of listening.onLost) tell(listening.lost)
+        }
+        client.on("error", lose)
+        client.on("end", () => lose(new Error("the connection ended")))
+        await client.connect()
+        return listening
+      },
+      catch: (cause) => new SqlError({ cause, message: "Failed to acquire connection for listen" })
+    })
+    const acquire = lock.withPermits(1)(
+      Effect.suspend(() => {
+        const reused = shared !== undefined && shared.lost === undefined ? Effect.succeed(shared) : connect
+        return Effect.map(reused, (listening) => {
+          shared = listening
+          listening.users++
+          return listening
+        })
+      })
+    )
+    const release = (listening: Listening) =>
+      Effect.suspend(() => {
+        listening.users--
+        if (listening.users > 0) return Effect.void
+        if (shared === listening) shared = undefined
+        return Effect.tryPromise(() => listening.client.end()).pipe(Effect.ignore, Effect.timeoutOption(1_000))
+      })
+    return (channel: string) =>
+      Stream.asyncPush<string, SqlError>((emit) =>
+        Effect.gen(function* () {
+          const listening = yield* Effect.acquireRelease(acquire, release)
+          const { client } = listening
+          const onNotification = (message: Pg.Notification) => {
+            if (message.channel === channel && message.payload !== undefined) emit.single(message.payload)
+          }
+          const onLost = (error: SqlError) => emit.fail(error)
+          yield* Effect.addFinalizer(() =>
+            Effect.suspend(() => {
+              client.off("notification", onNotification)
+              listening.onLost.delete(onLost)
+              return listening.lost === undefined
+                ? Effect.tryPromise(() => client.query(`UNLISTEN ${Pg.escapeIdentifier(channel)}`)).pipe(
+                    Effect.ignore,
+                    Effect.timeoutOption(1_000)
+                  )
+                : Effect.void
+            })
+          )
+          if (listening.lost !== undefined) return yield* Effect.fail(listening.lost)
+          listening.onLost.add(onLost)
+          client.on("notification", onNotification)
+          yield* Effect.tryPromise({
+            try: () => client.query(`LISTEN ${Pg.escapeIdentifier(channel)}`),
+            catch: (cause) => new SqlError({ cause, message: "Failed to listen" })
+          })
+        })
+      )
+  })
+
+/** The listener's connection: how many streams use it, and whether (and how) it was lost, with whom to tell. */
+interface Listening {
+  readonly client: Pg.Client
+  users: number
+  lost: SqlError | undefined
+  readonly onLost: Set<(error: SqlError) => void>
+}
