@@ -1037,7 +1037,7 @@ export const make = (
         ).pipe(
           Effect.map((rows) => rows.map((row) => ({ sessionId: row.session_id, writer: row.writer ?? undefined })))
         ),
-      listen: (workerId, onReport) =>
+      listen: (workerId, onReport, onRestart) =>
         listen === undefined
           ? Effect.succeed(Effect.void)
           : Effect.flatMap(Effect.scope, (scope) =>
@@ -1051,7 +1051,8 @@ export const make = (
                   Effect.sync(() => {
                     const notice = readNotice(payload)
                     onReport(notice.sessionId, notice.report)
-                  })
+                  }),
+                ...(onRestart === undefined ? {} : { onRestart: Effect.sync(onRestart) })
               })
             )
     }

@@ -223,11 +223,14 @@ export interface OutcomeReports {
    * row names it), and the report itself when the notification could carry it, for as long as the scope lasts, and
    * returns the start: the first run starts listening, and every run completes once listening is active (reports
    * stored before are found with `pending`). Only the session's writer hears of a report: each writer has a channel
-   * of its own. Safe to interrupt: the start goes on in the scope.
+   * of its own. Safe to interrupt: the start goes on in the scope. `onRestart` is called when listening is active
+   * again after it was lost (the server or the network ended its connection): what was reported meanwhile notified
+   * nobody, so the writer reads back what waits.
    */
   readonly listen: (
     workerId: string,
-    onReport: (sessionId: string, report: PendingReport | undefined) => void
+    onReport: (sessionId: string, report: PendingReport | undefined) => void,
+    onRestart?: () => void
   ) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
 }
 

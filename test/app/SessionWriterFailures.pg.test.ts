@@ -1,9 +1,12 @@
 /**
  * PostgreSQL: a session writer whose recording of one session keeps failing (its log cannot be written or read) goes
  * on recording the other sessions it writes, and tries the failing one again after a backoff of its own rather than
- * holding the others up or spinning on it. The reports and the writer rows are the real ones, over the queue's
- * PostgreSQL layer; only what recording does is the test's, so that one session can be made to fail.
+ * holding the others up or spinning on it; and a writer whose LISTEN connection the server ends records what was
+ * reported while it was down once it is back, without waiting for its sweep. The reports and the writer rows are the
+ * real ones, over the queue's PostgreSQL layer; only what recording does is the test's, so that one session can be
+ * made to fail.
  */
+import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Redacted, TestClock, TestServices } from "effect"
 import * as SessionWriter from "../../src/app/worker/SessionWriter.js"
@@ -49,7 +52,8 @@ const writerWithPoison = Effect.gen(function* () {
       )
     }
   })
-  return { queue, reports, writer, tries, recorded }
+  const sql = Context.get(context, SqlClient.SqlClient)
+  return { queue, reports, writer, tries, recorded, sql }
 })
 
 describe("PostgreSQL: a session writer with a session it cannot record", () => {
@@ -110,6 +114,31 @@ describe("PostgreSQL: a session writer with a session it cannot record", () => {
       expect(tries.poison).toBe(2)
       yield* TestClock.adjust("500 millis")
       yield* until("the third try, when the second rest ends", () => tries.poison === 3)
+    })
+  )
+})
+
+describe("PostgreSQL: a session writer whose LISTEN connection is lost", () => {
+  it.scoped("records what was reported while LISTEN was down once it is back, not at its next sweep", () =>
+    Effect.gen(function* () {
+      const { queue, reports, writer, recorded, sql } = yield* writerWithPoison
+      yield* queue.enqueue([job("s", 1), job("s", 2), job("s", 3)])
+      expect(yield* queue.take({ workerId: "runner", limit: 3, leaseMs: 600_000 })).toHaveLength(3)
+      yield* reports.report(key("s", 1), "runner", { done: true })
+      yield* writer.vacant("s")
+      yield* until("the first report", () => recorded.length === 1)
+      // The server ends every LISTEN connection; the next report comes before LISTEN is back (a second later), so its
+      // notification reaches nobody. The clock stands still: the sweep (hourly) never runs.
+      const ended = yield* sql<{ pid: number }>`
+        SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity
+        WHERE datname = current_database() AND query LIKE 'LISTEN %'`
+      expect(ended.length).toBeGreaterThan(0)
+      yield* reports.report(key("s", 2), "runner", { done: true })
+      yield* until("the report made while LISTEN was down", () => recorded.length === 2)
+      // Later reports come through LISTEN again.
+      yield* reports.report(key("s", 3), "runner", { done: true })
+      yield* until("the report made after", () => recorded.length === 3)
+      expect(recorded).toEqual(["s/1/1", "s/2/1", "s/3/1"])
     })
   )
 })

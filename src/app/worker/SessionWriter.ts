@@ -163,17 +163,24 @@ export const make = (options: SessionWriterOptions): Effect.Effect<SessionWriter
      * LISTEN for reports of the sessions this worker writes (on its own channel): started with the first session it
      * writes, active before anybody relies on it.
      */
-    const startListening = yield* reports.listen(workerId, (sessionId, report) => {
-      if (!written.has(sessionId)) return
-      if (report === undefined) return readBack(sessionId)
-      let reportsOf = heard.get(sessionId)
-      if (reportsOf === undefined) {
-        reportsOf = new Map()
-        heard.set(sessionId, reportsOf)
+    const startListening = yield* reports.listen(
+      workerId,
+      (sessionId, report) => {
+        if (!written.has(sessionId)) return
+        if (report === undefined) return readBack(sessionId)
+        let reportsOf = heard.get(sessionId)
+        if (reportsOf === undefined) {
+          reportsOf = new Map()
+          heard.set(sessionId, reportsOf)
+        }
+        reportsOf.set(jobKeyString(report.key), report)
+        look(sessionId)
+      },
+      () => {
+        // Listening again after it was lost: what was reported meanwhile notified nobody, so each session reads back.
+        for (const sessionId of written) readBack(sessionId)
       }
-      reportsOf.set(jobKeyString(report.key), report)
-      look(sessionId)
-    })
+    )
 
     /** Claims the session's writer row; on success, listens, then looks for what waits. */
     const claim = (sessionId: string, replacing?: string) =>
