@@ -275,6 +275,10 @@ const describeBody = (body: string | undefined): string => {
   return JSON.stringify(parsed)
 }
 
+/** A token count a server reported that can be recorded: a whole number from zero up. */
+const isCount = (value: number | undefined): value is number =>
+  value !== undefined && Number.isSafeInteger(value) && value >= 0
+
 const clip = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max - 1)}…`)
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -475,13 +479,17 @@ export const makeRemote = (
         const measured = (meter: LlmUsage.Meter, estimatedTokens: number | undefined) =>
           Effect.flatMap(send, (answer) => {
             const reported = answer.usage
-            const fromApi = reported?.inputTokens !== undefined && reported.outputTokens !== undefined
+            // Only whole counts from zero up: a server's fraction or negative number (it happens with proxies and
+            // local servers) would make the usage's event unconstructible after a paid call. The tokenizer counts then.
+            const inputTokens = reported?.inputTokens
+            const outputTokens = reported?.outputTokens
+            const fromApi = isCount(inputTokens) && isCount(outputTokens)
             return Effect.as(
               meter.record({
                 operation,
                 model: settings.model,
-                inputTokens: fromApi ? (reported?.inputTokens ?? 0) : counter.count(promptText(messages, schema)),
-                outputTokens: fromApi ? (reported?.outputTokens ?? 0) : counter.count(answer.text),
+                inputTokens: fromApi ? inputTokens : counter.count(promptText(messages, schema)),
+                outputTokens: fromApi ? outputTokens : counter.count(answer.text),
                 counted: fromApi ? "api" : "tokenizer",
                 ...(estimatedTokens === undefined ? {} : { estimatedTokens })
               }),

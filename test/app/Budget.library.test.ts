@@ -76,4 +76,35 @@ describe.each(apis)("a budget over the %s protocol, through the library", (api) 
       expect(events.some((event) => event._tag === "BudgetRaised")).toBe(false)
     })
   )
+
+  it.scopedLive(
+    "usage the server reports that is no count (a fraction, below zero) is counted with the tokenizer",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* FakeOpenAiServer.make
+        // The Responses API's client (@effect/ai) refuses a fraction itself, as a malformed answer: the plan then comes
+        // from the parser. A count below zero reaches the meter over both protocols.
+        server.enqueue(Reply.json(plan, api === "chat" ? { input: 12.5, output: -1 } : { input: 12, output: -1 }))
+        const services = Layer.mergeAll(
+          PlannerService.layer().pipe(Layer.provideMerge(PlannerStore.layer)),
+          LlmExecutor.layerRegistry(),
+          AttachmentChecker.layerNode({ checkLinks: false }),
+          HeuristicCompactor.layer
+        ).pipe(Layer.provideMerge(MemoryEventStore.layer()), Layer.provideMerge(llmLayer(api, settingsFor(server))))
+        // It used to make the usage's event throw as it was built: a defect after the paid call, whose outcome was lost.
+        const records = yield* Effect.gen(function* () {
+          const { sessionId } = yield* Runner.start("Summarise the release, then draft the announcement.", {
+            config: { budgetTokens: 1_000_000 }
+          })
+          return yield* Runner.history(sessionId)
+        }).pipe(Effect.provide(services))
+        const usage = records.flatMap((record) =>
+          record.event._tag === "ModelUsageRecorded" ? record.event.usage : []
+        )
+        expect(usage).toHaveLength(1)
+        expect(usage[0]).toMatchObject({ purpose: "planning", counted: "tokenizer" })
+        expect(Number.isInteger(usage[0]?.inputTokens) && (usage[0]?.inputTokens ?? 0) > 0).toBe(true)
+        expect(Number.isInteger(usage[0]?.outputTokens) && (usage[0]?.outputTokens ?? -1) >= 0).toBe(true)
+      })
+  )
 })
