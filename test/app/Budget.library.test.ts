@@ -11,6 +11,7 @@ import * as Runner from "../../src/app/Runner.js"
 import * as Planner from "../../src/domain/Planner.js"
 import * as AttachmentChecker from "../../src/infra/AttachmentChecker.js"
 import * as HeuristicCompactor from "../../src/infra/HeuristicCompactor.js"
+import type { LlmApi } from "../../src/infra/LlmConfig.js"
 import * as LlmExecutor from "../../src/infra/LlmExecutor.js"
 import * as MemoryEventStore from "../../src/infra/MemoryEventStore.js"
 import * as PlannerStore from "../../src/infra/PlannerStore.js"
@@ -25,17 +26,21 @@ const plan = {
   ]
 }
 
+/** The planner's services in memory, with the LLM at `server` over `api`. */
+const servicesFor = (api: LlmApi, server: FakeOpenAiServer.FakeOpenAiServer) =>
+  Layer.mergeAll(
+    PlannerService.layer().pipe(Layer.provideMerge(PlannerStore.layer)),
+    LlmExecutor.layerRegistry(),
+    AttachmentChecker.layerNode({ checkLinks: false }),
+    HeuristicCompactor.layer
+  ).pipe(Layer.provideMerge(MemoryEventStore.layer()), Layer.provideMerge(llmLayer(api, settingsFor(server))))
+
 describe.each(apis)("a budget over the %s protocol, through the library", (api) => {
   it.scopedLive("records the plan call's usage, holds back the crossing step, and no fails it for good", () =>
     Effect.gen(function* () {
       const server = yield* FakeOpenAiServer.make
       server.enqueue(Reply.json(plan, { input: 2_900, output: 100 }))
-      const services = Layer.mergeAll(
-        PlannerService.layer().pipe(Layer.provideMerge(PlannerStore.layer)),
-        LlmExecutor.layerRegistry(),
-        AttachmentChecker.layerNode({ checkLinks: false }),
-        HeuristicCompactor.layer
-      ).pipe(Layer.provideMerge(MemoryEventStore.layer()), Layer.provideMerge(llmLayer(api, settingsFor(server))))
+      const services = servicesFor(api, server)
 
       const { first, last, records } = yield* Effect.gen(function* () {
         const { sessionId } = yield* Runner.start("Summarise the release, then draft the announcement.", {
@@ -85,12 +90,7 @@ describe.each(apis)("a budget over the %s protocol, through the library", (api) 
         // The Responses API's client (@effect/ai) refuses a fraction itself, as a malformed answer: the plan then comes
         // from the parser. A count below zero reaches the meter over both protocols.
         server.enqueue(Reply.json(plan, api === "chat" ? { input: 12.5, output: -1 } : { input: 12, output: -1 }))
-        const services = Layer.mergeAll(
-          PlannerService.layer().pipe(Layer.provideMerge(PlannerStore.layer)),
-          LlmExecutor.layerRegistry(),
-          AttachmentChecker.layerNode({ checkLinks: false }),
-          HeuristicCompactor.layer
-        ).pipe(Layer.provideMerge(MemoryEventStore.layer()), Layer.provideMerge(llmLayer(api, settingsFor(server))))
+        const services = servicesFor(api, server)
         // It used to make the usage's event throw as it was built: a defect after the paid call, whose outcome was lost.
         const records = yield* Effect.gen(function* () {
           const { sessionId } = yield* Runner.start("Summarise the release, then draft the announcement.", {

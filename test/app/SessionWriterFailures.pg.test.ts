@@ -13,7 +13,7 @@ import * as SessionWriter from "../../src/app/worker/SessionWriter.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import { type JobKey, jobKeyString, type PendingReport, TaskQueue } from "../../src/infra/TaskQueue.js"
 import { within } from "../infra/EventStoreContract.js"
-import { freshPgDatabase } from "../infra/fixtures/databases.js"
+import { endListening, freshPgDatabase } from "../infra/fixtures/databases.js"
 import { job } from "../infra/TaskQueueContract.js"
 
 const key = (sessionId: string, taskId: number): JobKey => ({ sessionId, taskId, attempt: 1 })
@@ -129,10 +129,7 @@ describe("PostgreSQL: a session writer whose LISTEN connection is lost", () => {
       yield* until("the first report", () => recorded.length === 1)
       // The server ends every LISTEN connection; the next report comes before LISTEN is back (a second later), so its
       // notification reaches nobody. The clock stands still: the sweep (hourly) never runs.
-      const ended = yield* sql<{ pid: number }>`
-        SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity
-        WHERE datname = current_database() AND query LIKE 'LISTEN %'`
-      expect(ended.length).toBeGreaterThan(0)
+      expect(yield* endListening(sql)).toBeGreaterThan(0)
       yield* reports.report(key("s", 2), "runner", { done: true })
       yield* until("the report made while LISTEN was down", () => recorded.length === 2)
       // Later reports come through LISTEN again.

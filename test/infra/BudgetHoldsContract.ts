@@ -8,7 +8,8 @@ import type { BudgetHoldsService, Hold } from "../../src/infra/BudgetHolds.js"
 
 const T0 = 1_750_000_000_000
 
-const hold = (id: string, fields: Partial<Hold> = {}): Hold => ({
+/** A hold of 100 tokens on the budget of "root", live for a minute from `T0`. */
+export const hold = (id: string, fields: Partial<Hold> = {}): Hold => ({
   id,
   root: "root",
   sessionId: "root",

@@ -22,6 +22,7 @@ import * as PlannerStore from "../../src/infra/PlannerStore.js"
 import * as SessionSnapshots from "../../src/infra/SessionSnapshots.js"
 import { TaskQueue } from "../../src/infra/TaskQueue.js"
 import { plannerRuntime } from "../app/fixtures/runtime.js"
+import { hold } from "./BudgetHoldsContract.js"
 import { freshPgDatabase } from "./fixtures/databases.js"
 import { job } from "./TaskQueueContract.js"
 
@@ -96,15 +97,6 @@ describe("a connection lost mid-transaction on PostgreSQL", () => {
     Effect.gen(function* () {
       const { url, context } = yield* services
       const holds = Context.get(context, BudgetHolds.BudgetHolds)
-      const hold = (id: string): BudgetHolds.Hold => ({
-        id,
-        root: "root",
-        sessionId: "root",
-        tokens: 100,
-        usd: undefined,
-        recordedVersion: undefined,
-        expiresAt: 60_000
-      })
       const seen: Array<number> = []
       const admit = (id: string) =>
         holds.admit("root", 1_000, (live) => {

@@ -27,7 +27,7 @@ import {
   within,
   withStore
 } from "./EventStoreContract.js"
-import { freshPgDatabase, migrationIds, pgStoreRecordingPrepared } from "./fixtures/databases.js"
+import { endListening, freshPgDatabase, migrationIds, pgStoreRecordingPrepared } from "./fixtures/databases.js"
 
 const target: SqlTarget<string> = {
   freshDatabase: freshPgDatabase,
@@ -107,10 +107,7 @@ describe("PgEventStore", () => {
             })
           yield* arrives("before")
           // The server ends every LISTEN connection of the database (a restart, an administrator, a network cut).
-          const ended = yield* sql<{ pid: number }>`
-            SELECT pg_terminate_backend(pid) AS ended, pid FROM pg_stat_activity
-            WHERE datname = current_database() AND query LIKE 'LISTEN %'`
-          expect(ended.length).toBeGreaterThan(0)
+          expect(yield* endListening(sql)).toBeGreaterThan(0)
           // LISTEN comes back on a new connection a second later. What was appended meanwhile notified nobody here: once
           // LISTEN is back, the subscribers look for themselves...
           yield* arrives("after")

@@ -7,7 +7,7 @@ import * as PgPool from "../../src/infra/internal/pgPool.js"
 import * as PgEventStore from "../../src/infra/PgEventStore.js"
 import * as SqlTaskQueue from "../../src/infra/SqlTaskQueue.js"
 import { TaskQueue } from "../../src/infra/TaskQueue.js"
-import { freshPgDatabase, pgStoreRecordingPrepared } from "./fixtures/databases.js"
+import { endListening, freshPgDatabase, pgStoreRecordingPrepared } from "./fixtures/databases.js"
 import {
   job,
   sqlTaskQueueContract,
@@ -96,13 +96,10 @@ describe("SqlTaskQueue on PostgreSQL, losing LISTEN", () => {
           yield* wokenBy("Processing", 1)
           // The server ends every LISTEN connection of the database while a waiter sleeps, and the job comes before
           // LISTEN is back (a second later): its notification reaches nobody here, so the waiter looks once it is back.
-          const endListening = Effect.flatMap(
-            sql<{ pid: number }>`
-            SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity
-            WHERE datname = current_database() AND query LIKE 'LISTEN %'`,
-            (ended) => Effect.sync(() => expect(ended.length).toBeGreaterThan(0))
+          const ended = Effect.flatMap(endListening(sql), (count) =>
+            Effect.sync(() => expect(count).toBeGreaterThan(0))
           )
-          yield* wokenBy("Analysis", 2, endListening)
+          yield* wokenBy("Analysis", 2, ended)
           // Later jobs wake it through LISTEN again.
           yield* wokenBy("ToolCall", 3)
         })
