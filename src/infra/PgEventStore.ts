@@ -36,7 +36,9 @@ export const defaultStatementTimeout = Duration.seconds(60)
 
 /**
  * The store over the `PgClient` in context, migrated first, and the task queue on the same client (the planner's
- * writer enqueues a dispatched task's job in the dispatch's transaction).
+ * writer enqueues a dispatched task's job in the dispatch's transaction). Both LISTEN through `options.listen`, or
+ * else on one connection of their own made with the client's settings (`PgPool.listener`), which is started again
+ * when the server or the network loses it (the client's own `listen` never says so).
  */
 export const layerWithClient = (
   options: SqlEventStore.SqlEventStoreOptions = {}
@@ -49,7 +51,8 @@ export const layerWithClient = (
     Effect.gen(function* () {
       const pg = yield* PgClient.PgClient
       yield* SqlEventStore.migrate
-      const listen = options.listen ?? pg.listen
+      // LISTEN on a connection of its own that says when it is lost (`PgPool.listener`), with the client's settings.
+      const listen = options.listen ?? (yield* PgPool.listener(PgPool.connectionOptions(pg.config)))
       const store = yield* SqlEventStore.make({ ...options, listen })
       const queue = yield* SqlTaskQueue.make({
         listen,
@@ -79,7 +82,7 @@ export const layer = (
   return Layer.unwrapScoped(
     Effect.gen(function* () {
       const pool = yield* Effect.mapError(PgPool.open({ ...client, url }, { statementTimeout }), connectError)
-      const listen = yield* PgPool.listener(pool)
+      const listen = yield* PgPool.listener(pool.options)
       return layerWithClient({ prepared: PgPool.prepared(pool), listen, ...options }).pipe(
         Layer.provideMerge(
           PgClient.layerFromPool({

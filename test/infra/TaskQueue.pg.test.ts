@@ -79,7 +79,7 @@ describe("SqlTaskQueue on PostgreSQL, losing LISTEN", () => {
           // This process's queue, on a pool and LISTEN connection of its own, polls once a minute: what wakes it within
           // seconds came through LISTEN.
           const pool = yield* PgPool.open({ url: Redacted.make(url) })
-          const listen = yield* PgPool.listener(pool)
+          const listen = yield* PgPool.listener(pool.options)
           const client = yield* Layer.build(PgClient.layerFromPool({ acquire: Effect.succeed(pool) }))
           const here = yield* SqlTaskQueue.make({ listen, pollInterval: "1 minute" }).pipe(Effect.provide(client))
           const sql = Context.get(client, SqlClient.SqlClient)

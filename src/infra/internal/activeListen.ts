@@ -8,7 +8,10 @@
  * uses wait for the same start. Real time, whatever clock the caller runs with: this is the network.
  *
  * When LISTEN ends (the server or the network ended its connection: `PgPool.listener` says so) it starts again a
- * second later, and once its probe is back, `onRestart`: what was notified in between reached nobody here.
+ * second later, and once its probe is back, `onRestart`: what was notified in between reached nobody here. While the
+ * server cannot be reached the tries go on each second, and `onRestart` waits for one that listens. Once active, a
+ * probe every `heartbeat` (30 s) finds a connection that went silent without an error (a cut network, a half-open
+ * socket) and starts LISTEN again.
  *
  * The start runs in `scope`, not in the first caller's fiber: that caller may be interrupted while LISTEN comes up (its
  * run ended), and a start cut short with it (as `Effect.cached` would memoize it: an interruption, handed to every
@@ -19,12 +22,15 @@
  */
 import type { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Deferred, Duration, Effect, Fiber, type Scope, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Fiber, Option, type Scope, Stream } from "effect"
 
 const liveClock = Clock.make()
 
 /** A probe's payload: never an append's rows or a queue's wake-up, whichever process sent it. */
 export const isProbe = (payload: string): boolean => payload.startsWith("ready:")
+
+/** How often an active LISTEN is checked with a probe (see `make`). */
+export const defaultHeartbeat = Duration.seconds(30)
 
 export const make = (options: {
   readonly sql: SqlClient.SqlClient
@@ -40,20 +46,24 @@ export const make = (options: {
    * meanwhile reached nobody here, so whoever waits for a notification should look for themselves.
    */
   readonly onRestart?: Effect.Effect<void>
+  /** How often LISTEN is checked with a probe once it is active; default `defaultHeartbeat`. */
+  readonly heartbeat?: Duration.DurationInput
 }): Effect.Effect<Effect.Effect<void>> =>
   Effect.gen(function* () {
     const { sql, listen, channel, scope, what, onPayload } = options
     const listening = yield* Deferred.make<void>()
     let started = false
     /**
-     * LISTEN until it ends, once it is known to be active: its probe came back (or 5 s went by). The first time that
-     * releases whoever waits for the start; after a loss, `onRestart`.
+     * LISTEN until it ends, once it is known to be active: its probe came back, or 5 s went by with it still running.
+     * The first time that releases whoever waits for the start; after a loss, `onRestart`. Then a probe every
+     * `heartbeat`: one that the database took but that never came back means the connection went silent without an
+     * error (a network cut), and LISTEN starts again.
      */
     const listenOnce = (first: boolean) =>
       Effect.gen(function* () {
         // A probe of its own each time: one sent before a loss may still come back after it.
-        const probe = `ready:${crypto.randomUUID()}`
-        const ready = yield* Deferred.make<void>()
+        let probe = ""
+        let ready = yield* Deferred.make<void>()
         const running = yield* listen(channel).pipe(
           Stream.runForEach((payload) =>
             isProbe(payload)
@@ -64,15 +74,38 @@ export const make = (options: {
           ),
           Effect.forkScoped
         )
-        yield* sql`SELECT pg_notify(${channel}, ${probe})`.pipe(
-          Effect.zipRight(
-            Deferred.await(ready).pipe(Effect.timeoutFail({ duration: "100 millis", onTimeout: () => "not yet" }))
-          ),
-          Effect.retry({ times: 50 }),
-          Effect.catchAll(() => Effect.logDebug(`${what} LISTEN is not active yet; polling until it is`))
-        )
-        yield* first ? Deferred.succeed(listening, undefined) : (options.onRestart ?? Effect.void)
-        return yield* Fiber.join(running)
+        const isRunning = () => running.unsafePoll() === null
+        /** Whether a probe came back within `attempts` tries of 100 ms, and whether the database took one. */
+        const probed = (attempts: number) =>
+          Effect.gen(function* () {
+            probe = `ready:${crypto.randomUUID()}`
+            ready = yield* Deferred.make<void>()
+            let sent = false
+            const came = yield* sql`SELECT pg_notify(${channel}, ${probe})`.pipe(
+              Effect.tap(() => {
+                sent = true
+              }),
+              Effect.zipRight(
+                Deferred.await(ready).pipe(Effect.timeoutFail({ duration: "100 millis", onTimeout: () => "not yet" }))
+              ),
+              // No use asking once the stream has ended: it is started again.
+              Effect.retry({ times: attempts, while: isRunning }),
+              Effect.as(true),
+              Effect.orElseSucceed(() => false)
+            )
+            return { came, sent }
+          })
+        const { came } = yield* probed(50)
+        if (!came && isRunning()) yield* Effect.logDebug(`${what} LISTEN is not active yet; polling until it is`)
+        if (isRunning()) yield* first ? Deferred.succeed(listening, undefined) : (options.onRestart ?? Effect.void)
+        while (true) {
+          const ended = yield* Fiber.await(running).pipe(Effect.timeoutOption(options.heartbeat ?? defaultHeartbeat))
+          if (Option.isSome(ended)) return yield* Fiber.join(running)
+          const beat = yield* probed(50)
+          if (beat.sent && !beat.came && isRunning()) {
+            return yield* Effect.fail(new Error("LISTEN went silent: a probe the database took never came back"))
+          }
+        }
       }).pipe(Effect.scoped)
     const start = Effect.gen(function* () {
       for (let first = true; ; first = false) {

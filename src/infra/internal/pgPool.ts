@@ -24,6 +24,28 @@ export interface PoolTimeouts {
   readonly statementTimeout?: Duration.DurationInput
 }
 
+/** The `pg` settings of a connection (and of the pool's) from `PgClient` settings, as `PgClient.layer` makes them. */
+export const connectionOptions = (config: PgClient.PgClientConfig, timeouts: PoolTimeouts = {}): Pg.PoolConfig => ({
+  connectionString: config.url ? Redacted.value(config.url) : undefined,
+  user: config.username,
+  host: config.host,
+  database: config.database,
+  password: config.password ? Redacted.value(config.password) : undefined,
+  ssl: config.ssl,
+  port: config.port,
+  ...(config.stream ? { stream: config.stream } : {}),
+  connectionTimeoutMillis: config.connectTimeout ? Duration.toMillis(config.connectTimeout) : undefined,
+  idleTimeoutMillis: config.idleTimeout ? Duration.toMillis(config.idleTimeout) : undefined,
+  max: config.maxConnections,
+  min: config.minConnections,
+  maxLifetimeSeconds: config.connectionTTL ? Duration.toSeconds(config.connectionTTL) : undefined,
+  application_name: config.applicationName ?? "event-sourced-planner",
+  types: config.types,
+  ...(timeouts.statementTimeout === undefined
+    ? {}
+    : { query_timeout: Duration.toMillis(Duration.decode(timeouts.statementTimeout)) })
+})
+
 /**
  * A pool made from `PgClient` settings, the way `PgClient.layer` makes its own, checked with one query (within the
  * connect timeout) and ended with the scope.
@@ -33,26 +55,7 @@ export const open = (
   timeouts: PoolTimeouts = {}
 ): Effect.Effect<Pg.Pool, SqlError, Scope.Scope> =>
   Effect.gen(function* () {
-    const pool = new Pg.Pool({
-      connectionString: config.url ? Redacted.value(config.url) : undefined,
-      user: config.username,
-      host: config.host,
-      database: config.database,
-      password: config.password ? Redacted.value(config.password) : undefined,
-      ssl: config.ssl,
-      port: config.port,
-      ...(config.stream ? { stream: config.stream } : {}),
-      connectionTimeoutMillis: config.connectTimeout ? Duration.toMillis(config.connectTimeout) : undefined,
-      idleTimeoutMillis: config.idleTimeout ? Duration.toMillis(config.idleTimeout) : undefined,
-      max: config.maxConnections,
-      min: config.minConnections,
-      maxLifetimeSeconds: config.connectionTTL ? Duration.toSeconds(config.connectionTTL) : undefined,
-      application_name: config.applicationName ?? "event-sourced-planner",
-      types: config.types,
-      ...(timeouts.statementTimeout === undefined
-        ? {}
-        : { query_timeout: Duration.toMillis(Duration.decode(timeouts.statementTimeout)) })
-    })
+    const pool = new Pg.Pool(connectionOptions(config, timeouts))
     // An idle connection that the server dropped is only reported here; the pool replaces it on the next checkout.
     pool.on("error", () => {})
     yield* Effect.addFinalizer(() =>
@@ -108,23 +111,26 @@ export const prepared =
     })
 
 /**
- * LISTEN for the pool's process: one connection of its own, shared by every channel listened to (the event store's,
- * the task queue's), made on the first `listen` and ended when the last one ends.
+ * LISTEN for a process: one connection of its own (made with `options`), shared by every channel listened to (the
+ * event store's, the task queue's, a session writer's), made on the first `listen` and ended when the last one ends.
  *
  * Why not `PgClient.listen`: its connection ignores its errors, so when the server ends it (a restart, an
- * administrator's `pg_terminate_backend`, a network cut) its streams never end, nothing listens again, and the process
+ * administrator's `pg_terminate_backend`, a failover) its streams never end, nothing listens again, and the process
  * hears other processes' appends and jobs only at its slow poll for the rest of its life. Here losing the connection
  * fails every stream on it with an `SqlError` (`ActiveListen` starts LISTEN again a second later), and the next
- * `listen` makes a fresh connection.
+ * `listen` makes a fresh connection. A connection that went silent without an error (a network cut) is found by
+ * `ActiveListen`'s heartbeat. Two streams of one channel share its LISTEN: it is ended when the last of them ends.
  */
-export const listener = (pool: Pg.Pool): Effect.Effect<(channel: string) => Stream.Stream<string, SqlError>> =>
+export const listener = (
+  options: Pg.ClientConfig
+): Effect.Effect<(channel: string) => Stream.Stream<string, SqlError>> =>
   Effect.map(Effect.makeSemaphore(1), (lock) => {
     /** The connection the next `listen` shares, unless it was lost. */
     let shared: Listening | undefined
     const connect = Effect.tryPromise({
       try: async () => {
-        const client = new Pg.Client(pool.options)
-        const listening: Listening = { client, users: 0, lost: undefined, onLost: new Set() }
+        const client = new Pg.Client({ ...options, keepAlive: true })
+        const listening: Listening = { client, users: 0, channels: new Map(), lost: undefined, onLost: new Set() }
         const lose = (cause: unknown) => {
           if (listening.lost !== undefined) return
           listening.lost = new SqlError({ cause, message: "The LISTEN connection was lost" })
@@ -137,23 +143,32 @@ export const listener = (pool: Pg.Pool): Effect.Effect<(channel: string) => Stre
       },
       catch: (cause) => new SqlError({ cause, message: "Failed to acquire connection for listen" })
     })
+    /** Bounded in time even in a finalizer (which is not interruptible by itself): a cut network does not hang it. */
+    const boundedEnd = <A>(promise: () => Promise<A>) =>
+      Effect.tryPromise(promise).pipe(Effect.ignore, Effect.interruptible, Effect.timeoutOption(1_000), Effect.asVoid)
     const acquire = lock.withPermits(1)(
       Effect.suspend(() => {
-        const reused = shared !== undefined && shared.lost === undefined ? Effect.succeed(shared) : connect
-        return Effect.map(reused, (listening) => {
-          shared = listening
-          listening.users++
-          return listening
+        const current = shared
+        if (current !== undefined && current.lost === undefined) {
+          current.users++
+          return Effect.succeed(current)
+        }
+        return Effect.map(connect, (made) => {
+          made.users++
+          shared = made
+          return made
         })
       })
     )
     const release = (listening: Listening) =>
-      Effect.suspend(() => {
-        listening.users--
-        if (listening.users > 0) return Effect.void
-        if (shared === listening) shared = undefined
-        return Effect.tryPromise(() => listening.client.end()).pipe(Effect.ignore, Effect.timeoutOption(1_000))
-      })
+      lock.withPermits(1)(
+        Effect.suspend(() => {
+          listening.users--
+          if (listening.users > 0) return Effect.void
+          if (shared === listening) shared = undefined
+          return boundedEnd(() => listening.client.end())
+        })
+      )
     return (channel: string) =>
       Stream.asyncPush<string, SqlError>((emit) =>
         Effect.gen(function* () {
@@ -163,33 +178,44 @@ export const listener = (pool: Pg.Pool): Effect.Effect<(channel: string) => Stre
             if (message.channel === channel && message.payload !== undefined) emit.single(message.payload)
           }
           const onLost = (error: SqlError) => emit.fail(error)
+          if (listening.lost !== undefined) return yield* Effect.fail(listening.lost)
+          const others = listening.channels.get(channel) ?? 0
+          listening.channels.set(channel, others + 1)
+          listening.onLost.add(onLost)
+          client.on("notification", onNotification)
           yield* Effect.addFinalizer(() =>
             Effect.suspend(() => {
               client.off("notification", onNotification)
               listening.onLost.delete(onLost)
+              const left = (listening.channels.get(channel) ?? 1) - 1
+              if (left > 0) {
+                listening.channels.set(channel, left)
+                return Effect.void
+              }
+              listening.channels.delete(channel)
               return listening.lost === undefined
-                ? Effect.tryPromise(() => client.query(`UNLISTEN ${Pg.escapeIdentifier(channel)}`)).pipe(
-                    Effect.ignore,
-                    Effect.timeoutOption(1_000)
-                  )
+                ? boundedEnd(() => client.query(`UNLISTEN ${Pg.escapeIdentifier(channel)}`))
                 : Effect.void
             })
           )
-          if (listening.lost !== undefined) return yield* Effect.fail(listening.lost)
-          listening.onLost.add(onLost)
-          client.on("notification", onNotification)
-          yield* Effect.tryPromise({
-            try: () => client.query(`LISTEN ${Pg.escapeIdentifier(channel)}`),
-            catch: (cause) => new SqlError({ cause, message: "Failed to listen" })
-          })
+          if (others === 0) {
+            yield* Effect.tryPromise({
+              try: () => client.query(`LISTEN ${Pg.escapeIdentifier(channel)}`),
+              catch: (cause) => new SqlError({ cause, message: "Failed to listen" })
+            })
+          }
         })
       )
   })
 
-/** The listener's connection: how many streams use it, and whether (and how) it was lost, with whom to tell. */
+/**
+ * The listener's connection: how many streams use it and how many of them each channel has, and whether (and how) it
+ * was lost, with whom to tell.
+ */
 interface Listening {
   readonly client: Pg.Client
   users: number
+  readonly channels: Map<string, number>
   lost: SqlError | undefined
   readonly onLost: Set<(error: SqlError) => void>
 }
