@@ -10,7 +10,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import type { MemoryRecord } from "../domain/Memory.js"
 import { withTransaction } from "./internal/transaction.js"
 import {
@@ -52,11 +52,39 @@ const stored = <A>(
   }
 }
 
-const isRecord = (value: unknown) =>
-  typeof value === "object" &&
-  value !== null &&
-  (Reflect.get(value, "_tag") === "Task" || Reflect.get(value, "_tag") === "Session") &&
-  typeof Reflect.get(value, "sessionId") === "string"
+/** The fields of a record that its readers read (`domain/Memory`), each of its type; other fields are let be. */
+const PlanStepShape = Schema.Struct({
+  id: Schema.Number,
+  description: Schema.String,
+  kind: Schema.String,
+  dependsOn: Schema.Array(Schema.Number)
+})
+const RecordShape = Schema.Union(
+  Schema.Struct({
+    _tag: Schema.Literal("Task"),
+    sessionId: Schema.String,
+    taskId: Schema.Number,
+    description: Schema.String,
+    kind: Schema.String,
+    status: Schema.String,
+    result: Schema.String,
+    attempts: Schema.Number,
+    durationMs: Schema.Number,
+    questions: Schema.Array(Schema.String),
+    finishedAt: Schema.Number
+  }),
+  Schema.Struct({
+    _tag: Schema.Literal("Session"),
+    sessionId: Schema.String,
+    request: Schema.String,
+    outcome: Schema.String,
+    summary: Schema.String,
+    plan: Schema.Array(PlanStepShape),
+    durationMs: Schema.Number,
+    finishedAt: Schema.Number
+  })
+)
+const isRecord = Schema.is(RecordShape)
 
 const isEmbedding = (value: unknown) => Array.isArray(value) && value.every((item) => typeof item === "number")
 

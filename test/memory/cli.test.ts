@@ -103,18 +103,26 @@ describe("memory through the CLI", { timeout: 300_000 }, () => {
   })
 
   it("a damaged stored record: recall says which and how to mend it in one line, a run goes on, rebuild mends it", async () => {
-    const damaged = new Sqlite(db)
-    const changed = damaged
-      .prepare("UPDATE memory_docs SET record = substr(record, 1, 20) WHERE doc_key = ?")
-      .run(`session:${firstId}`)
-    damaged.close()
-    expect(changed.changes).toBe(1)
-
-    const recall = await cli(["recall", "--db", db, "--kind", "session", second], { cwd })
-    expect(recall.code).not.toBe(0)
-    expect(recall.stderr.trim().split("\n")).toHaveLength(1)
-    expect(recall.stderr).toContain(`the stored record of session:${firstId} cannot be read`)
-    expect(recall.stderr).toContain("planner memory rebuild")
+    const damage = (record: string) => {
+      const damaged = new Sqlite(db)
+      const changed = damaged
+        .prepare("UPDATE memory_docs SET record = ? WHERE doc_key = ?")
+        .run(record, `session:${firstId}`)
+      damaged.close()
+      expect(changed.changes).toBe(1)
+    }
+    const refused = async () => {
+      const recall = await cli(["recall", "--db", db, "--kind", "session", second], { cwd })
+      expect(recall.code).toBe(4)
+      expect(recall.stderr.trim().split("\n")).toHaveLength(1)
+      expect(recall.stderr).toContain(`the stored record of session:${firstId} cannot be read`)
+      expect(recall.stderr).toContain("planner memory rebuild")
+    }
+    // Cut short, and whole JSON without the fields its readers read.
+    damage('{"_tag":"Session","sessionId":"')
+    await refused()
+    damage(`{"_tag":"Session","sessionId":"${firstId}"}`)
+    await refused()
 
     // Memory is advice to a run: it plans the request as usual.
     const run = await cli(["run", "--executor", "echo", "--plain", "--from-memory", "--db", db, first], { cwd })

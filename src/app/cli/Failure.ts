@@ -118,6 +118,8 @@ interface SystemErrorLike {
 
 /** The reasons that say the path given is wrong (a missing file, a path through a file, no permission). */
 const badPathReasons: ReadonlySet<string> = new Set(["NotFound", "BadResource", "PermissionDenied", "AlreadyExists"])
+/** Node's codes that say so too, where @effect/platform's reason is "Unknown" (a name too long, a link loop). */
+const badPathCodes: ReadonlySet<string> = new Set(["ENAMETOOLONG", "ELOOP", "ENOTDIR", "EISDIR", "ENOENT", "EACCES"])
 
 /**
  * A file or folder the command could not use, such as one named on the command line that @effect/cli looks at before
@@ -130,7 +132,7 @@ const fileProblem = (error: SystemErrorLike): CliFailure => {
   const node = /^([A-Z][A-Z0-9]+): ([^,]+)/.exec(description)
   const why = node === null ? oneLine(description || error.reason) : `${node[2]} (${node[1]})`
   const what = error.pathOrDescriptor === undefined ? "a file" : String(error.pathOrDescriptor)
-  return badPathReasons.has(error.reason)
+  return badPathReasons.has(error.reason) || (node !== null && badPathCodes.has(node[1] ?? ""))
     ? usage(`Cannot use ${what}: ${why}. Check the path.`)
     : unavailable(`Cannot use ${what}: ${why}.`)
 }
