@@ -111,7 +111,16 @@ export const make = (options: {
       for (let first = true; ; first = false) {
         yield* listenOnce(first).pipe(
           first ? Effect.ensuring(Deferred.succeed(listening, undefined)) : (self) => self,
-          Effect.catchAllCause((cause) => Effect.logDebug(`${what} LISTEN ended; polling until it is back`, cause))
+          // One line, the same each time, so that a command's repeated-warning filter holds it back while the server
+          // stays away; the cause is for --verbose.
+          Effect.catchAllCause((cause) =>
+            Effect.zipRight(
+              Effect.logDebug(`${what} LISTEN ended`, cause),
+              Effect.logWarning(
+                `the ${what}'s LISTEN connection was lost: it listens again in a second, and until then sees other processes' changes at its poll`
+              )
+            )
+          )
         )
         yield* Effect.sleep(Duration.seconds(1))
       }
