@@ -50,6 +50,7 @@
 import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
+import type { PgClientConfig } from "@effect/sql-pg/PgClient"
 import { Clock, Duration, Effect, Layer, Option, type Scope, type Stream } from "effect"
 import { type NodeKind, nodeKinds } from "../domain/Task.js"
 import type { AlongsideDirect, AlongsideStatement } from "./EventStore.js"
@@ -379,10 +380,11 @@ const chunks = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<Readonl
   return result
 }
 
-const hasListen = (
-  client: SqlClient.SqlClient
-): client is SqlClient.SqlClient & { listen: (channel: string) => Stream.Stream<string, SqlError> } =>
-  typeof Reflect.get(client, "listen") === "function"
+/** The settings of a `PgClient` (read without loading `@effect/sql-pg`, which a SQLite process never needs). */
+const pgConfigOf = (client: SqlClient.SqlClient): PgClientConfig | undefined => {
+  const config: unknown = Reflect.get(client, "config")
+  return typeof config === "object" && config !== null ? (config as PgClientConfig) : undefined
+}
 
 /**
  * The queue over the `SqlClient` in context, which must already be migrated (the event store's layers do it). Lives in
@@ -404,7 +406,17 @@ export const make = (
     const channel = options.channel ?? defaultChannel
     const prepared = pg ? options.prepared : undefined
     const pollInterval = Duration.decode(options.pollInterval ?? (pg ? "3 seconds" : "1 second"))
-    const listen = options.listen ?? (pg && hasListen(client) ? client.listen : undefined)
+    // Without one given, LISTEN on a connection of its own made with the client's settings, which says when it is
+    // lost (`PgPool.listener`; the client's own `listen` never does).
+    const pgConfig = pg ? pgConfigOf(client) : undefined
+    const listen =
+      options.listen ??
+      (pgConfig === undefined
+        ? undefined
+        : yield* Effect.flatMap(
+            Effect.promise(() => import("./internal/pgPool.js")),
+            (PgPool) => PgPool.listener(PgPool.connectionOptions(pgConfig))
+          ))
     const scope = yield* Effect.scope
     // Queues built over one client in one process share their wake-ups: a second `make` on the event store's client
     // must not leave its waiters to the poll.

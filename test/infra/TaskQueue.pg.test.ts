@@ -76,12 +76,11 @@ describe("SqlTaskQueue on PostgreSQL, losing LISTEN", () => {
         Effect.gen(function* () {
           const url = yield* freshPgDatabase
           const elsewhere = Context.get(yield* Layer.build(pgTarget.layer(url)), TaskQueue)
-          // This process's queue, on a pool and LISTEN connection of its own, polls once a minute: what wakes it within
-          // seconds came through LISTEN.
+          // This process's queue, on a pool of its own and the LISTEN it makes itself from the client's settings,
+          // polls once a minute: what wakes it within seconds came through LISTEN.
           const pool = yield* PgPool.open({ url: Redacted.make(url) })
-          const listen = yield* PgPool.listener(pool.options)
           const client = yield* Layer.build(PgClient.layerFromPool({ acquire: Effect.succeed(pool) }))
-          const here = yield* SqlTaskQueue.make({ listen, pollInterval: "1 minute" }).pipe(Effect.provide(client))
+          const here = yield* SqlTaskQueue.make({ pollInterval: "1 minute" }).pipe(Effect.provide(client))
           const sql = Context.get(client, SqlClient.SqlClient)
           const asleep = Effect.sleep("300 millis")
           /** A waiter for `kind` that went to sleep, then `between`, then a job of that kind enqueued elsewhere. */
