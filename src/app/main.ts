@@ -168,6 +168,10 @@ const tellHeldBack = () => {
   for (const held of repeatedWarnings?.heldBack() ?? []) line(held)
 }
 
+/** The failure a defect of the cause stands for when it is no bug of ours (see `defectFailure`). */
+const knownDefect = (cause: Cause.Cause<unknown>) =>
+  Option.getOrUndefined(Cause.dieOption(cause).pipe(Option.flatMapNullable(defectFailure)))
+
 const report = (cause: Cause.Cause<unknown>) =>
   Effect.sync(() => {
     tellHeldBack()
@@ -200,14 +204,13 @@ const report = (cause: Cause.Cause<unknown>) =>
       }
       return
     }
-    const defect = Cause.dieOption(cause)
-    const known = Option.isSome(defect) ? defectFailure(defect.value) : undefined
+    const known = knownDefect(cause)
     if (known !== undefined) {
       failureLine(`planner: ${known.message}`, known.code)
       if (verbose) line(Cause.pretty(cause))
       return
     }
-    const what = Option.match(defect, {
+    const what = Option.match(Cause.dieOption(cause), {
       onNone: () => "unexpected failure",
       onSome: (value) => (value instanceof Error ? value.message : String(value))
     })
@@ -223,10 +226,7 @@ const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
   const cause = exit.cause
   if (Cause.isInterruptedOnly(cause)) return exitCodeOnInterrupt()
   const failure = Cause.failureOption(cause)
-  if (Option.isNone(failure)) {
-    const defect = Cause.dieOption(cause)
-    return (Option.isSome(defect) ? defectFailure(defect.value)?.code : undefined) ?? ExitCode.planFailed
-  }
+  if (Option.isNone(failure)) return knownDefect(cause)?.code ?? ExitCode.planFailed
   const error = failure.value
   if (error instanceof CliExit || error instanceof CliFailure) return error.code
   if (ValidationError.isValidationError(error)) return error._tag === "HelpRequested" ? ExitCode.ok : ExitCode.usage

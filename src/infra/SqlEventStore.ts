@@ -31,8 +31,8 @@
  *
  * Live delivery: an append wakes this process's subscribers at once (which take the appends that keep coming together,
  * for up to a few scheduler turns: see `liveRead`); on PostgreSQL it also sends `pg_notify` inside its transaction
- * (delivered on commit) to wake other processes' subscribers, which `LISTEN` (`PgPool.listener`, or `PgClient.listen`
- * when the client is the caller's; once a lost LISTEN is back they look for themselves). A notification is only a
+ * (delivered on commit) to wake other processes' subscribers, which `LISTEN` (`PgPool.listener`, unless the caller
+ * gives a `listen` of its own; once a lost LISTEN is back they look for themselves). A notification is only a
  * wake-up, the events are always read from the table, and every subscriber also polls (`pollInterval`) as the safety
  * net for lost notifications and for other SQLite processes.
  *
@@ -309,11 +309,12 @@ const decodeProbe = (rows: ReadonlyArray<unknown>): Effect.Effect<HighWater.Prob
 const causeText = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause)
 
+/** What an `SqlError` says, with its driver's words. */
+const sqlReason = (error: SqlError): string =>
+  error.cause === undefined ? error.message : `${error.message}: ${causeText(error.cause)}`
+
 export const toStoreError = (operation: string) => (error: SqlError) =>
-  new EventStoreError({
-    operation,
-    reason: error.cause === undefined ? error.message : `${error.message}: ${causeText(error.cause)}`
-  })
+  new EventStoreError({ operation, reason: sqlReason(error) })
 
 const driverCode = (error: SqlError): string | undefined => {
   const cause: unknown = error.cause
@@ -562,7 +563,7 @@ export const migrate: Effect.Effect<void, EventStoreError, SqlClient.SqlClient> 
       const cause = sqlErrorOf(error)
       return new EventStoreError({
         operation: "migrate",
-        reason: cause === undefined ? error.message : `${error.message}: ${toStoreError("migrate")(cause).reason}`
+        reason: cause === undefined ? error.message : `${error.message}: ${sqlReason(cause)}`
       })
     }
   }),
